@@ -1,0 +1,162 @@
+"""Typed configuration: YAML files plus dotted overrides, validated once at load.
+
+Every section of a job is a pydantic model that forbids unknown keys, is frozen after load and
+documents each field with the docstring written under it (``use_attribute_docstrings``), so
+``lrl <command> --help`` can print a reference generated from the same source the code reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be loaded; the message names the key path."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys and wrong types are errors, no mutation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        validate_default=True,
+        protected_namespaces=(),
+    )
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a YAML-parsed value (``[x,y]`` is a list)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=3e-5")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {key}: value {raw!r} is not valid YAML: {exc}") from exc
+    return path, value
+
+
+def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``value`` at ``path`` in a nested dict/list tree, creating dicts on the way."""
+    node: Any = tree
+    for i, part in enumerate(path[:-1]):
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            node = node[_index(part, node, where)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {where} is not a section")
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+    last = path[-1]
+    if isinstance(node, list):
+        node[_index(last, node, ".".join(path))] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"override {'.'.join(path)}: parent is not a section")
+
+
+def _index(part: str, node: list, where: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+        raise ConfigError(f"override {where}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def load_tree(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a YAML file (or start empty) and apply dotted overrides, without validating."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
+        tree = loaded or {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(tree, keys, value)
+    return tree
+
+
+def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "config") -> StrictModel:
+    """Validate ``tree`` against ``model``; errors list every bad key path with its reason."""
+    try:
+        return model.model_validate(tree)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err["loc"]) or "<root>"
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"  {where}: {reason}{shown}")
+        raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines)) from None
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable short hash of JSON-able parts (configs, input fingerprints) for output folder names."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def dump(cfg: BaseModel) -> str:
+    """The resolved config as YAML (what ``--dry-run`` prints)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def describe(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """Rows (key, type, default, doc) for every field, recursing into nested sections."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        nested = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if nested is not None:
+            rows.append((key, "section", "", (field.description or nested.__doc__ or "").strip()))
+            rows.extend(describe(nested, key + "."))
+            continue
+        tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        default = "required" if field.is_required() else _show_default(field)
+        rows.append((key, tname, default, (field.description or "").strip()))
+    return rows
+
+
+def _show_default(field: Any) -> str:
+    if field.default_factory is not None:
+        try:
+            value = field.default_factory()
+        except TypeError:
+            return "(computed)"
+    else:
+        value = field.default
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def help_text(model: type[BaseModel]) -> str:
+    """A plain-text reference of every field, for ``--help``."""
+    out = []
+    for key, tname, default, doc in describe(model):
+        if tname == "section":
+            out.append(f"\n[{key}]  {doc}")
+        else:
+            out.append(f"  {key} ({tname}, default {default})\n      {doc}")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Data layer: the shared Arrow schemas, readers, BIO validation, stage outputs."""

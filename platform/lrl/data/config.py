@@ -1,0 +1,74 @@
+"""Config sections for inputs and outputs: where data comes from and where stages write."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lrl.config import StrictModel
+
+LANG_RE = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?$")
+
+
+def check_lang(code: str) -> str:
+    """One language-identifier scheme everywhere: ISO 639 (``ug``), optionally ``_Script``."""
+    if not LANG_RE.match(code):
+        raise ValueError(f"language {code!r} is not an ISO 639 code like 'ug' or 'uig_Arab'")
+    return code
+
+
+class NerSource(StrictModel):
+    """One labelled input: a file, a folder of Parquet files or a Hugging Face dataset."""
+
+    path: str
+    """File or URI (s3://, gs://), resolved against data.root when relative; for format=hf a hub
+    id (``wikiann``) or a folder written by ``datasets.save_to_disk``."""
+    lang: str
+    """Language of the sentences (ISO 639, e.g. ``ug``)."""
+    format: Literal["auto", "conll", "jsonl", "parquet", "hf"] = "auto"
+    """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, otherwise CoNLL)."""
+    split: str = "train"
+    """Split name recorded in the ``source`` column; for format=hf also the split to load."""
+    hf_config: str | None = None
+    """Hugging Face dataset config name (e.g. ``ug`` for ``wikiann``)."""
+
+    _v_lang = field_validator("lang")(classmethod(lambda cls, v: check_lang(v)))
+
+
+class TextSource(StrictModel):
+    """One unlabelled text input: one sentence or paragraph per line, ``# doc`` lines start documents."""
+
+    path: str
+    """File or URI, resolved against data.root when relative."""
+    lang: str
+    """Language of the text (ISO 639)."""
+    max_lines: int | None = Field(default=None, gt=0)
+    """Read at most this many lines (for quick runs); None reads all."""
+
+    _v_lang = field_validator("lang")(classmethod(lambda cls, v: check_lang(v)))
+
+
+class DataConfig(StrictModel):
+    """Inputs of a job and how strictly they are checked."""
+
+    root: str | None = None
+    """Folder that relative input paths resolve against (e.g. ``../shared/data``); None means the
+    folder of the config file."""
+    ner: list[NerSource] = []
+    """Labelled token-level inputs (NER or other tagging)."""
+    text: list[TextSource] = []
+    """Unlabelled text inputs (for synonyms, tokenizers and pretraining)."""
+    labels: list[str] | None = None
+    """Allowed entity types (``PER``, ``ORG``, ``LOC``); None infers them from the inputs."""
+    bio_policy: Literal["error", "repair", "quarantine"] = "quarantine"
+    """What to do with a sentence whose tags are not valid IOB2: stop with an error naming file and
+    line, repair I- without B- (others quarantined), or quarantine it with its reason."""
+
+
+class OutputConfig(StrictModel):
+    """Where stage outputs go: ``<root>/<stage>-<hash of config and inputs>/``."""
+
+    root: str = "runs"
+    """Folder or URI under which every stage writes its output folder."""

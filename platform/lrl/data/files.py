@@ -1,0 +1,82 @@
+"""Paths and files on any filesystem pyarrow knows (local, s3://, gs://, ...)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+class InputError(ValueError):
+    """An input that cannot be read; the message names the file, the line and the reason."""
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def resolve(path: str, root: str | None) -> str:
+    """Resolve a relative input path against ``root``; absolute paths and URIs pass through."""
+    if is_uri(path) or os.path.isabs(path) or root is None:
+        return path
+    if is_uri(root):
+        return root.rstrip("/") + "/" + path
+    return str(Path(root) / path)
+
+
+def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and in-filesystem path for a local path or URI."""
+    if is_uri(path):
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), str(Path(path).absolute())
+
+
+def read_bytes(path: str) -> bytes:
+    fs, inner = filesystem(path)
+    try:
+        with fs.open_input_stream(inner) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from exc
+
+
+def read_text(path: str) -> str:
+    """Read a UTF-8 file; undecodable bytes raise an error naming the line and byte."""
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def fingerprint(path: str) -> str:
+    """Content hash of a local file (size + mtime for remote objects, where reading is costly)."""
+    fs, inner = filesystem(path)
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.NotFound:
+        raise InputError(f"{path}: file not found")
+    if isinstance(fs, pafs.LocalFileSystem):
+        h = hashlib.sha256()
+        if info.type == pafs.FileType.Directory:
+            for sub in sorted(Path(inner).rglob("*")):
+                if sub.is_file():
+                    h.update(str(sub.relative_to(inner)).encode())
+                    h.update(_file_digest(sub).encode())
+            return h.hexdigest()[:16]
+        return _file_digest(Path(inner))[:16]
+    return f"{info.size}-{info.mtime_ns}"
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

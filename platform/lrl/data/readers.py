@@ -1,0 +1,239 @@
+"""Readers: every input format becomes rows of the shared schemas (see ``schema.py``).
+
+Row-level problems go to a rejects table with file, line and reason (or raise, under the
+``error`` policy); file-level problems (missing, not UTF-8, empty) always raise ``InputError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lrl.data.bio import BioPolicy, check_tags
+from lrl.data.config import NerSource, TextSource
+from lrl.data.files import InputError, filesystem, read_text, resolve
+from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA, ner_table, reject_table
+
+
+@dataclass
+class ReadResult:
+    """Rows read from one input, the rows quarantined with reasons, and the input's name."""
+
+    table: pa.Table
+    rejects: pa.Table
+    source: str
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class _Collector:
+    """Accumulates accepted sentences and rejects while a reader walks one file."""
+
+    def __init__(self, path: str, lang: str, split: str, policy: BioPolicy, labels: Iterable[str] | None):
+        self.path, self.lang, self.split, self.policy = path, lang, split, policy
+        self.labels = list(labels) if labels is not None else None
+        self.rows: list[dict] = []
+        self.rejects: list[dict] = []
+
+    def reject(self, line: int, reason: str, raw: str, rid: str | None = None) -> None:
+        if self.policy == "error":
+            raise InputError(f"{self.path}:{line}: {reason}")
+        self.rejects.append({"source": self.path, "line": line, "id": rid, "reason": reason, "raw": raw})
+
+    def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None) -> None:
+        rid = rid or f"{self.lang}:{self.split}:{len(self.rows) + len(self.rejects)}"
+        if not tokens:
+            return self.reject(line, "empty sentence", raw, rid)
+        if len(tokens) != len(tags):
+            return self.reject(line, f"{len(tokens)} tokens but {len(tags)} tags", raw, rid)
+        checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
+        if checked.reject is not None:
+            return self.reject(line, checked.reject, raw, rid)
+        self.rows.append(
+            {"id": rid, "lang": self.lang, "tokens": tokens, "tags": checked.tags,
+             "source": f"{self.path}#{self.split}", "op": "orig", "parent_id": None, "seed": None}
+        )
+
+    def result(self) -> ReadResult:
+        reasons: dict[str, int] = {}
+        for r in self.rejects:
+            key = r["reason"].split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        return ReadResult(ner_table(self.rows), reject_table(self.rejects), self.path, reasons)
+
+
+def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
+               labels: Iterable[str] | None = None) -> ReadResult:
+    """CoNLL/TSV: one token per line, tab- or space-separated columns, the last column the tag;
+    blank lines end sentences; ``-DOCSTART-`` and ``#`` comment lines are skipped."""
+    text = read_text(path)
+    if not text.strip():
+        raise InputError(f"{path}: empty file (no sentences)")
+    col = _Collector(path, lang, split, policy, labels)
+    tokens: list[str] = []
+    tags: list[str] = []
+    raw: list[str] = []
+    start = 0
+    bad: str | None = None
+    lines = text.splitlines()
+    for lineno, line in enumerate(lines + [""], start=1):
+        stripped = line.strip()
+        if not stripped:
+            if raw:
+                if bad:
+                    col.reject(start, bad, "\n".join(raw))
+                else:
+                    col.sentence(start, tokens, tags, "\n".join(raw))
+            tokens, tags, raw, bad = [], [], [], None
+            continue
+        if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw):
+            continue
+        if not raw:
+            start = lineno
+        raw.append(line)
+        parts = stripped.split("\t") if "\t" in stripped else stripped.split()
+        if len(parts) < 2:
+            bad = bad or f"line {lineno}: tag missing (expected token<TAB>tag, got {stripped!r})"
+            continue
+        tokens.append(parts[0])
+        tags.append(parts[-1])
+    if not col.rows and not col.rejects:
+        raise InputError(f"{path}: empty file (no sentences)")
+    return col.result()
+
+
+def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
+               labels: Iterable[str] | None = None) -> ReadResult:
+    """JSON lines with ``tokens`` and ``tags`` (or ``ner_tags``) lists; optional ``id`` and ``lang``."""
+    text = read_text(path)
+    if not text.strip():
+        raise InputError(f"{path}: empty file (no sentences)")
+    col = _Collector(path, lang, split, policy, labels)
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            col.reject(lineno, f"not valid JSON ({exc.msg})", line)
+            continue
+        toks, tags = obj.get("tokens"), obj.get("tags", obj.get("ner_tags"))
+        if not isinstance(toks, list) or not isinstance(tags, list):
+            col.reject(lineno, "tokens or tags missing or not a list", line)
+            continue
+        if obj.get("lang", lang) != lang:
+            col.reject(lineno, f"lang {obj.get('lang')!r} differs from the source's {lang!r}", line)
+            continue
+        col.sentence(lineno, [str(t) for t in toks], [str(t) for t in tags], line, obj.get("id"))
+    return col.result()
+
+
+def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
+                     labels: Iterable[str] | None = None) -> ReadResult:
+    """Parquet file or folder with ``tokens`` and ``tags`` columns (other schema columns optional)."""
+    fs, inner = filesystem(path)
+    try:
+        table = pq.read_table(inner, filesystem=fs)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: cannot read Parquet: {exc}") from exc
+    missing = {"tokens", "tags"} - set(table.column_names)
+    if missing:
+        raise InputError(f"{path}: Parquet lacks column(s) {sorted(missing)}")
+    col = _Collector(path, lang, split, policy, labels)
+    for i, row in enumerate(table.to_pylist()):
+        col.sentence(i + 1, list(row["tokens"] or []), list(row["tags"] or []),
+                     json.dumps(row, ensure_ascii=False, default=str)[:500], row.get("id"))
+    return col.result()
+
+
+def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
+            labels: Iterable[str] | None = None, hf_config: str | None = None) -> ReadResult:
+    """A Hugging Face dataset: a folder from ``save_to_disk`` or a hub id with a config.
+
+    Integer ``ner_tags`` are mapped to names through the dataset's ClassLabel feature."""
+    import datasets
+
+    if os.path.isdir(path):
+        ds = datasets.load_from_disk(path)
+    else:
+        ds = datasets.load_dataset(path, hf_config)
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise InputError(f"{path}: no split {split!r} (has {sorted(ds)})")
+        ds = ds[split]
+    tag_col = "ner_tags" if "ner_tags" in ds.column_names else "tags"
+    if "tokens" not in ds.column_names or tag_col not in ds.column_names:
+        raise InputError(f"{path}: dataset lacks tokens/ner_tags columns (has {ds.column_names})")
+    feature = ds.features[tag_col].feature
+    names = getattr(feature, "names", None)
+    col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels)
+    for i, row in enumerate(ds):
+        tags = [names[t] if names is not None else str(t) for t in row[tag_col]]
+        col.sentence(i + 1, list(row["tokens"]), tags, json.dumps(row, ensure_ascii=False)[:500])
+    return col.result()
+
+
+def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
+             labels: Iterable[str] | None = None) -> ReadResult:
+    """Read one configured labelled source with the reader its format names."""
+    path = resolve(src.path, root)
+    fmt = src.format
+    if fmt == "hf" and not os.path.isdir(path):
+        path = src.path  # not a saved folder: a hub id such as ``wikiann``
+    if fmt == "auto":
+        fmt = "jsonl" if path.endswith((".jsonl", ".json")) else "parquet" if path.endswith(".parquet") else "conll"
+    if fmt == "hf":
+        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config)
+    reader = {"conll": read_conll, "jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
+    return reader(path, src.lang, src.split, policy, labels)
+
+
+def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
+    """Plain text, one sentence or paragraph per line; ``# doc <title>`` lines start a document
+    and are not themselves rows. Blank lines are skipped (they carry no text)."""
+    path = resolve(src.path, root)
+    text = read_text(path)
+    rows = []
+    doc = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("# doc"):
+            doc = line[5:].strip() or f"doc@{lineno}"
+            continue
+        rows.append({"id": f"{src.lang}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
+                     "source": path, "op": "orig", "parent_id": None, "seed": None})
+        if src.max_lines is not None and len(rows) >= src.max_lines:
+            break
+    if not rows:
+        raise InputError(f"{path}: empty file (no text lines)")
+    return pa.Table.from_pylist(rows, schema=TEXT_SCHEMA)
+
+
+def read_parallel(src_path: str, tgt_path: str, src_lang: str, tgt_lang: str) -> pa.Table:
+    """Two line-aligned files; a differing line count is an error naming both files."""
+    src = read_text(src_path).splitlines()
+    tgt = read_text(tgt_path).splitlines()
+    if len(src) != len(tgt):
+        raise InputError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: not line-aligned")
+    rows = [{"id": f"{src_lang}-{tgt_lang}:{i + 1}", "src_lang": src_lang, "tgt_lang": tgt_lang,
+             "src": s, "tgt": t, "source": f"{src_path}|{tgt_path}"} for i, (s, t) in enumerate(zip(src, tgt))]
+    return pa.Table.from_pylist(rows, schema=PARALLEL_SCHEMA)
+
+
+def infer_labels(tables: Iterable[pa.Table]) -> list[str]:
+    """Entity types seen in the tags of ``tables`` (sorted), for when data.labels is not given."""
+    found: set[str] = set()
+    for t in tables:
+        for tags in t.column("tags").to_pylist():
+            found.update(tag[2:] for tag in tags if tag != "O")
+    return sorted(found)
+
+
+__all__ = ["ReadResult", "read_conll", "read_jsonl", "read_parquet_ner", "read_hf", "read_ner",
+           "read_text_lines", "read_parallel", "infer_labels", "NER_SCHEMA"]

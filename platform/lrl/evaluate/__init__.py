@@ -1,0 +1,1 @@
+"""seqeval span metrics, predictions, reports and model cards."""

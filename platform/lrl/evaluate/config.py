@@ -1,0 +1,19 @@
+"""Config sections for evaluation and the report."""
+
+from __future__ import annotations
+
+from lrl.config import StrictModel
+
+
+class EvaluateConfig(StrictModel):
+    """Evaluation of tagging models."""
+
+    seeds: list[int] = [0]
+    """Seeds to run and aggregate (mean and sd)."""
+
+
+class ReportConfig(StrictModel):
+    """The HTML report."""
+
+    title: str = "lrl report"
+    """Title of the report."""

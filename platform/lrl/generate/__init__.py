@@ -1,0 +1,1 @@
+"""Data generation: Ray Data stages (augmentation, translation, filters, oversampling)."""

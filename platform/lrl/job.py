@@ -1,0 +1,78 @@
+"""The one typed config of every lrl job: a section per stage, each owned by its stage's package.
+
+``lrl generate jobs/x.yaml augment.ops=[swap]`` and ``lrl run jobs/x.yaml`` read the same file;
+each command uses the sections it needs and ignores (but still validates) the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from lrl.config import StrictModel, load_tree, validate
+from lrl.data.config import DataConfig, OutputConfig
+from lrl.evaluate.config import EvaluateConfig, ReportConfig
+from lrl.generate.config import AugmentConfig, OversampleConfig
+from lrl.generate.mt_config import FilterConfig, TranslateConfig
+from lrl.model.config import ModelConfig, TokenizerConfig
+from lrl.pipeline.config import PipelineConfig
+from lrl.runtime import RayConfig
+from lrl.train.config import FinetuneConfig, PretrainConfig
+from lrl.tune.config import TuneConfig
+
+
+class JobConfig(StrictModel):
+    """A whole lrl job. Every section has defaults; a file only states what differs."""
+
+    name: str = "job"
+    """Name of the job (used in reports and model cards)."""
+    seed: int = 0
+    """Base random seed; every stage derives its seeds from it."""
+    ray: RayConfig = Field(default_factory=RayConfig)
+    """How to reach Ray."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Inputs."""
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    """Where stage outputs are written."""
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    """Augmentation operations (generate stage)."""
+    translate: TranslateConfig = Field(default_factory=TranslateConfig)
+    """Machine translation (generate stage)."""
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    """Quality filters (generate stage)."""
+    oversample: OversampleConfig = Field(default_factory=OversampleConfig)
+    """Oversampling (generate stage)."""
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    """Tokenizer training or extension."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """Model preset or checkpoint."""
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    """Multilingual masked-LM pretraining."""
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    """Token-classification fine-tuning."""
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    """Hyperparameter search."""
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    """Evaluation."""
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    """HTML report."""
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    """Stages chained by ``lrl run``."""
+
+
+def load_job(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:
+    """Load and validate a job file plus overrides. ``data.root`` defaults to the file's folder."""
+    tree = load_tree(path, overrides)
+    if path is not None:
+        data = tree.setdefault("data", {}) if isinstance(tree.get("data", {}), dict) else tree.get("data")
+        if isinstance(data, dict) and data.get("root") is None:
+            data["root"] = str(Path(path).resolve().parent)
+    cfg = validate(JobConfig, tree, origin=str(path or "config"))
+    assert isinstance(cfg, JobConfig)
+    return cfg
+
+
+def packaged_job(name: str) -> Path:
+    """Path of a job file that ships inside the package (``lrl/resources/<name>.yaml``)."""
+    return Path(__file__).parent / "resources" / f"{name}.yaml"

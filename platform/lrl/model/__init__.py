@@ -1,0 +1,1 @@
+"""Tokenizers (train or extend), model building from presets or checkpoints, freezing."""

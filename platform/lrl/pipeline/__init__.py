@@ -1,0 +1,1 @@
+"""Chaining stages into a pipeline: hashing, skipping finished stages, resuming, submitting."""

@@ -1,0 +1,1 @@
+"""Training loops on Ray Train: multilingual MLM pretraining and token-classification fine-tuning."""

@@ -1,0 +1,1 @@
+"""Ray Tune searches of fine-tuning hyperparameters, per language."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: one session-scoped Ray, the shared data root, offline defaults.
+
+Ray and torch are imported lazily so that tests which need neither stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+# Ray Train blocks ~2 s per report at the default health-check interval (DESIGN.md).
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The shared real data (../shared/data beside the repo, or $LRL_DATA_ROOT)."""
+    root = Path(os.environ.get("LRL_DATA_ROOT", REPO.parent / "shared" / "data"))
+    if not (root / "wikiann").is_dir():
+        pytest.skip(f"shared data not found at {root} (set LRL_DATA_ROOT)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole session (a per-test init costs 3-5 s)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
