@@ -24,7 +24,9 @@ def test_wrong_type_is_rejected_with_its_path(tmp_path):
 
 def test_config_is_frozen():
     cfg = load_job(None)
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         cfg.seed = 3
 
 
