@@ -12,13 +12,15 @@ from pydantic import Field
 
 from lrl.config import StrictModel, load_tree, validate
 from lrl.data.config import DataConfig, OutputConfig
-from lrl.evaluate.config import EvaluateConfig, ReportConfig
+from lrl.evaluate.config import EvaluateConfig
+from lrl.evaluate.report_config import ReportConfig
 from lrl.generate.config import AugmentConfig, OversampleConfig
 from lrl.generate.mt_config import FilterConfig, TranslateConfig
 from lrl.model.config import ModelConfig, TokenizerConfig
 from lrl.pipeline.config import PipelineConfig
 from lrl.runtime import RayConfig
-from lrl.train.config import FinetuneConfig, PretrainConfig
+from lrl.train.finetune_config import FinetuneConfig
+from lrl.train.pretrain_config import PretrainConfig
 from lrl.tune.config import TuneConfig
 
 

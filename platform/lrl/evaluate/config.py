@@ -1,4 +1,4 @@
-"""Config sections for evaluation and the report."""
+"""Config section for evaluation."""
 
 from __future__ import annotations
 
@@ -10,10 +10,3 @@ class EvaluateConfig(StrictModel):
 
     seeds: list[int] = [0]
     """Seeds to run and aggregate (mean and sd)."""
-
-
-class ReportConfig(StrictModel):
-    """The HTML report."""
-
-    title: str = "lrl report"
-    """Title of the report."""

@@ -1,4 +1,4 @@
-"""Config sections for pretraining and fine-tuning."""
+"""Config section for multilingual masked-LM pretraining."""
 
 from __future__ import annotations
 
@@ -10,10 +10,3 @@ class PretrainConfig(StrictModel):
 
     steps: int = 100
     """Optimizer steps."""
-
-
-class FinetuneConfig(StrictModel):
-    """Token-classification fine-tuning."""
-
-    epochs: int = 3
-    """Training epochs."""

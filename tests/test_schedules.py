@@ -1,0 +1,34 @@
+import pytest
+
+from lrl.train.schedules import ScheduleConfig, schedule_factor
+
+
+def curve(cfg, total=100):
+    return [schedule_factor(cfg, s, total) for s in range(total)]
+
+
+def test_one_cycle_shape():
+    c = curve(ScheduleConfig(type="one_cycle", pct_start=0.3, div_factor=25, final_div=1e4))
+    peak = max(range(100), key=c.__getitem__)
+    assert 28 <= peak <= 31
+    assert c[0] == pytest.approx(1 / 25, rel=1e-3)
+    assert all(a <= b + 1e-12 for a, b in zip(c[:peak], c[1 : peak + 1]))  # rises
+    assert all(a >= b - 1e-12 for a, b in zip(c[peak:], c[peak + 1 :]))  # then falls
+    assert c[-1] < 0.01
+
+
+def test_triangular_cycles():
+    c = curve(ScheduleConfig(type="triangular", cycle_steps=20, cycle_div=10))
+    assert c[0] == pytest.approx(0.1) and c[10] == pytest.approx(1.0) and c[20] == pytest.approx(0.1)
+    assert c[30] == pytest.approx(1.0)
+
+
+def test_linear_warmup_then_decay():
+    c = curve(ScheduleConfig(type="linear", warmup_ratio=0.1))
+    assert c[0] == pytest.approx(0.1) and c[9] == pytest.approx(1.0)
+    assert c[-1] < 0.02 and c[50] < c[20]
+
+
+def test_cosine_floor():
+    c = curve(ScheduleConfig(type="cosine", warmup_ratio=0.0, min_ratio=0.2))
+    assert min(c) == pytest.approx(0.2, abs=1e-3) and c[0] == pytest.approx(1.0)
