@@ -1,0 +1,216 @@
+"""``lrl run``: chain stages, pass each one the output folders of the earlier ones, time them.
+
+Skipping and resuming rest on the stages themselves: every stage names its ``StageOutput`` folder
+by a hash of its config and of the upstream folders it reads, and returns at once when that folder
+is finished. The runner therefore always calls each selected stage (so a changed input file is
+never mistaken for a finished stage) and records what each returned in a state file, which is
+what ``--from`` and ``--only`` read to find the outputs of stages they do not run. A crash in a
+stage leaves every earlier folder finished and recorded; the next run passes through them quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from lrl.config import config_hash
+from lrl.data.files import filesystem, is_uri
+from lrl.data.output import MANIFEST
+from lrl.job import JobConfig
+from lrl.pipeline.stage import StageContext
+
+#: stage name -> "module:function"; imported only when the stage runs, so a pipeline without
+#: pretraining never imports DeepSpeed and a broken optional stage cannot break the others.
+REGISTRY: dict[str, str] = {
+    "generate": "lrl.generate.stage:run_generate",
+    "tokenizer": "lrl.model.command:run_tokenizer",
+    "pretrain": "lrl.train.pretrain:run_pretrain",
+    "finetune": "lrl.train.finetune:run_finetune",
+    "tune": "lrl.tune.search:run_tune",
+    "evaluate": "lrl.evaluate.command:run_evaluate",
+    "report": "lrl.evaluate.report:run_report",
+}
+
+StageFn = Callable[[StageContext], str]
+
+
+class PipelineError(RuntimeError):
+    """A pipeline that cannot run as asked (unknown stage, missing upstream output)."""
+
+
+def resolve_stage(target: str | StageFn) -> StageFn:
+    """A stage function from a ``module:function`` string (or the function itself)."""
+    if callable(target):
+        return target
+    module, _, name = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise PipelineError(f"stage function {target} cannot be imported: {exc}") from exc
+
+
+def state_path(cfg: JobConfig) -> str:
+    """Where the pipeline state of this job lives (``pipeline.state`` or one per name + stages)."""
+    if cfg.pipeline.state:
+        return cfg.pipeline.state
+    return f"{cfg.output.root.rstrip('/')}/pipeline-{config_hash(cfg.name, list(cfg.pipeline.stages))}.json"
+
+
+def load_state(path: str) -> dict[str, Any]:
+    """The recorded state, or an empty one when the file does not exist yet."""
+    fs, inner = filesystem(path)
+    if fs.get_file_info(inner).type != pafs.FileType.File:
+        return {"stages": {}}
+    with fs.open_input_stream(inner) as f:
+        raw = f.read().decode()
+    try:
+        state = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: pipeline state is not valid JSON ({exc}); delete it to start over") from None
+    state.setdefault("stages", {})
+    return state
+
+
+def save_state(path: str, state: dict[str, Any]) -> None:
+    """Write the state atomically: a reader sees the old file or the new one, never half of one."""
+    blob = json.dumps(state, indent=2, ensure_ascii=False, default=str).encode()
+    if is_uri(path):  # one PUT is atomic on object stores
+        fs, inner = filesystem(path)
+        with fs.open_output_stream(inner) as f:
+            f.write(blob)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(blob)
+    os.replace(tmp, target)
+
+
+def is_finished(path: str) -> bool:
+    """True when ``path`` is a finished stage output (its manifest exists)."""
+    fs, inner = filesystem(path)
+    return fs.get_file_info(f"{inner}/{MANIFEST}").type == pafs.FileType.File
+
+
+def select(stages: list[str], start: str | None = None, only: str | None = None) -> list[str]:
+    """The stages to execute for ``--from``/``--only`` (each must be in the pipeline)."""
+    if start and only:
+        raise PipelineError("use --from or --only, not both")
+    name = start or only
+    if name is None:
+        return list(stages)
+    if name not in stages:
+        raise PipelineError(f"stage {name!r} is not in pipeline.stages {stages}")
+    i = stages.index(name)
+    return [name] if only else stages[i:]
+
+
+@dataclass
+class StageTiming:
+    """One executed stage: its output folder and wall time."""
+
+    stage: str
+    path: str
+    seconds: float
+
+
+@dataclass
+class RunResult:
+    """What a pipeline run did: outputs by stage, per-stage timings and the total wall time."""
+
+    outputs: dict[str, str]
+    timings: list[StageTiming] = field(default_factory=list)
+    total_s: float = 0.0
+    state_file: str = ""
+
+    @property
+    def stage_s(self) -> float:
+        return sum(t.seconds for t in self.timings)
+
+    @property
+    def overhead_s(self) -> float:
+        """Wall time spent outside stage functions (config, state file, imports of the runner)."""
+        return max(self.total_s - self.stage_s, 0.0)
+
+    def table(self) -> str:
+        lines = [f"{'stage':<10} {'seconds':>9}  output"]
+        lines += [f"{t.stage:<10} {t.seconds:>9.2f}  {t.path}" for t in self.timings]
+        share = self.overhead_s / self.total_s * 100 if self.total_s else 0.0
+        lines.append(f"{'stages':<10} {self.stage_s:>9.2f}")
+        lines.append(f"{'overhead':<10} {self.overhead_s:>9.2f}  ({share:.1f}% of {self.total_s:.2f} s total)")
+        return "\n".join(lines)
+
+
+def recorded_upstream(state: dict[str, Any], stages: list[str], before: str) -> dict[str, str]:
+    """Finished outputs recorded for the stages before ``before`` (what --from/--only reuse)."""
+    upstream: dict[str, str] = {}
+    for name in stages[: stages.index(before)]:
+        rec = state["stages"].get(name)
+        if not rec or not is_finished(rec["path"]):
+            raise PipelineError(
+                f"--from/--only {before}: no finished output of '{name}' is recorded in the pipeline state; "
+                f"run the pipeline up to {name} first")
+        upstream[name] = rec["path"]
+    return upstream
+
+
+def run_pipeline(
+    cfg: JobConfig,
+    start: str | None = None,
+    only: str | None = None,
+    registry: Mapping[str, str | StageFn] | None = None,
+    log: Callable[[str], None] = print,
+    started: float | None = None,
+) -> RunResult:
+    """Run the configured stages in order and return their outputs and timings.
+
+    Each stage gets ``StageContext(cfg, upstream)`` with the output folders of every earlier stage.
+    The state file is rewritten after each stage, so a crash keeps the record of what finished.
+    ``started`` (a ``time.perf_counter()`` value) lets the caller count config loading as overhead.
+    """
+    t0 = time.perf_counter() if started is None else started
+    registry = {**REGISTRY, **(registry or {})}
+    stages = list(cfg.pipeline.stages)
+    todo = select(stages, start, only)
+    spath = state_path(cfg)
+    state = load_state(spath)
+    state.update(name=cfg.name, pipeline=stages)
+    upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
+    for name, path in upstream.items():
+        log(f"[lrl run] {name}: reusing recorded output {path}")
+    result = RunResult(outputs=dict(upstream), state_file=spath)
+    for name in todo:
+        fn = resolve_stage(registry[name])
+        log(f"[lrl run] {name}: starting")
+        s0 = time.perf_counter()
+        try:
+            path = str(fn(StageContext(cfg=cfg, upstream=dict(upstream))))
+        except BaseException:
+            seconds = time.perf_counter() - s0
+            log(f"[lrl run] {name}: FAILED after {seconds:.1f} s; finished stages are kept, "
+                f"re-run the same command to resume here")
+            raise
+        seconds = time.perf_counter() - s0
+        if not is_finished(path):
+            raise PipelineError(f"stage {name} returned {path}, which has no {MANIFEST}: not a finished output")
+        upstream[name] = path
+        result.outputs[name] = path
+        result.timings.append(StageTiming(name, path, seconds))
+        state["stages"][name] = {"path": path, "seconds": round(seconds, 3),
+                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        save_state(spath, state)
+        log(f"[lrl run] {name}: done in {seconds:.2f} s -> {path}")
+    result.total_s = time.perf_counter() - t0
+    log(result.table())
+    sys.stdout.flush()
+    return result

@@ -1,0 +1,168 @@
+"""``lrl run`` with fake stages: skipping, resuming after a crash, --from/--only, state file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lrl.config import ConfigError
+from lrl.data.output import StageOutput
+from lrl.job import load_job
+from lrl.pipeline.runner import PipelineError, load_state, run_pipeline, state_path
+
+STAGES = ["generate", "tokenizer", "pretrain", "finetune", "evaluate", "report"]
+
+
+class FakeStages:
+    """Stages that write a StageOutput addressed by their config section and upstream paths, and
+    count the times they actually did work (not the times they were called)."""
+
+    def __init__(self, fail_once: str | None = None):
+        self.work: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self.fail_once = fail_once
+
+    def make(self, name: str):
+        def run(ctx) -> str:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            section = ctx.cfg.model_dump(mode="json").get(name, {})
+            out = StageOutput(ctx.cfg.output.root, name, section, inputs=sorted(ctx.upstream.items()))
+            if out.done:
+                return out.path
+            self.work[name] = self.work.get(name, 0) + 1
+            if self.fail_once == name:
+                self.fail_once = None
+                out.tmp  # noqa: B018 - a half-written folder, as a real crash would leave
+                raise RuntimeError(f"{name} crashed")
+            (Path(out.tmp) / "upstream.json").write_text(json.dumps(ctx.upstream))
+            return out.commit({"rows": 1})
+
+        return run
+
+    def registry(self) -> dict:
+        return {name: self.make(name) for name in ["generate", "tokenizer", "pretrain", "finetune",
+                                                   "tune", "evaluate", "report"]}
+
+
+def _cfg(tmp_path, *extra):
+    return load_job(None, [f"output.root={tmp_path / 'runs'}", f"pipeline.stages={STAGES}".replace("'", ""),
+                           *extra])
+
+
+def test_rerun_skips_every_finished_stage(tmp_path):
+    fake = FakeStages()
+    first = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    assert fake.work == {s: 1 for s in STAGES}
+    second = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    assert fake.work == {s: 1 for s in STAGES}, "a stage did work on the second run"
+    assert fake.calls == {s: 2 for s in STAGES}
+    assert second.outputs == first.outputs
+    # each stage saw the outputs of all earlier stages
+    report_up = json.loads((Path(first.outputs["report"]) / "upstream.json").read_text())
+    assert set(report_up) == set(STAGES[:-1])
+
+
+def test_upstream_change_rehashes_downstream_only(tmp_path):
+    fake = FakeStages()
+    a = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    b = run_pipeline(_cfg(tmp_path, "pretrain.steps=7"), registry=fake.registry(), log=lambda s: None)
+    for s in ("generate", "tokenizer"):
+        assert a.outputs[s] == b.outputs[s]
+    for s in ("pretrain", "finetune", "evaluate", "report"):
+        assert a.outputs[s] != b.outputs[s], f"{s} kept its hash although pretrain changed"
+    assert fake.work["generate"] == 1 and fake.work["finetune"] == 2
+
+
+def test_crash_keeps_earlier_outputs_and_rerun_resumes(tmp_path):
+    fake = FakeStages(fail_once="pretrain")
+    with pytest.raises(RuntimeError, match="pretrain crashed"):
+        run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    state = load_state(state_path(_cfg(tmp_path)))
+    assert set(state["stages"]) == {"generate", "tokenizer"}
+    leftovers = [p.name for p in (tmp_path / "runs").iterdir() if p.name.startswith(".pretrain")]
+    assert leftovers, "the crashed stage should have left only a temporary folder"
+    assert not list((tmp_path / "runs").glob("pretrain-*"))
+    run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    assert fake.work == {"generate": 1, "tokenizer": 1, "pretrain": 2, "finetune": 1,
+                         "evaluate": 1, "report": 1}
+
+
+def test_from_and_only_reuse_recorded_upstream(tmp_path):
+    fake = FakeStages()
+    first = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    only = run_pipeline(_cfg(tmp_path, "finetune.epochs=9"), only="finetune",
+                        registry=fake.registry(), log=lambda s: None)
+    assert [t.stage for t in only.timings] == ["finetune"]
+    assert only.outputs["pretrain"] == first.outputs["pretrain"]
+    assert only.outputs["finetune"] != first.outputs["finetune"]
+    assert fake.calls["generate"] == 1 and fake.calls["evaluate"] == 1
+    frm = run_pipeline(_cfg(tmp_path), start="evaluate", registry=fake.registry(), log=lambda s: None)
+    assert [t.stage for t in frm.timings] == ["evaluate", "report"]
+    # the state recorded the --only finetune output, so evaluate now reads that one
+    up = json.loads((Path(frm.outputs["evaluate"]) / "upstream.json").read_text())
+    assert up["finetune"] == only.outputs["finetune"]
+
+
+def test_from_without_recorded_upstream_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="no finished output of 'generate'"):
+        run_pipeline(_cfg(tmp_path), start="pretrain", registry=FakeStages().registry(), log=lambda s: None)
+    with pytest.raises(PipelineError, match="not in pipeline.stages"):
+        run_pipeline(_cfg(tmp_path), only="tune", registry=FakeStages().registry(), log=lambda s: None)
+
+
+def test_state_file_is_valid_json_after_each_stage(tmp_path):
+    fake = FakeStages()
+    res = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    state = json.loads(Path(res.state_file).read_text())
+    assert state["stages"]["report"]["path"] == res.outputs["report"]
+    assert not list(Path(res.state_file).parent.glob(".pipeline-*.tmp"))
+
+
+def test_timings_and_overhead_are_reported(tmp_path):
+    lines: list[str] = []
+    res = run_pipeline(_cfg(tmp_path), registry=FakeStages().registry(), log=lines.append)
+    assert [t.stage for t in res.timings] == STAGES
+    assert res.total_s >= res.stage_s
+    assert "overhead" in lines[-1] and "% of" in lines[-1]
+
+
+def test_stage_without_manifest_is_rejected(tmp_path):
+    reg = FakeStages().registry()
+    reg["generate"] = lambda ctx: str(tmp_path)
+    with pytest.raises(PipelineError, match="no manifest.json"):
+        run_pipeline(_cfg(tmp_path), registry=reg, log=lambda s: None)
+
+
+@pytest.mark.parametrize("stages,reason", [
+    ("[pretrain,generate]", "out of order"),
+    ("[finetune,tune]", "choose finetune or tune"),
+    ("[generate,generate]", "listed twice"),
+    ("[]", "empty"),
+    ("[generat]", "stages.0"),
+])
+def test_bad_stage_lists_are_rejected_at_load(stages, reason):
+    with pytest.raises(ConfigError, match=reason):
+        load_job(None, [f"pipeline.stages={stages}"])
+
+
+def test_submit_pip_and_image_are_exclusive():
+    with pytest.raises(ConfigError, match="pip or pipeline.submit.image_uri"):
+        load_job(None, ["pipeline.submit.pip=[seqeval]", "pipeline.submit.image_uri=rayproject/ray:2.60.0"])
+
+
+def test_lrl_run_cli_with_fake_registry(tmp_path, monkeypatch, capsys):
+    from lrl import cli
+    from lrl.pipeline import runner
+
+    fake = FakeStages()
+    monkeypatch.setattr(runner, "REGISTRY", {**runner.REGISTRY, **fake.registry()})
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\npipeline:\n  stages: [generate, tokenizer]\n")
+    assert cli.main(["run", str(job)]) == 0
+    assert cli.main(["run", str(job), "--only", "tokenizer"]) == 0
+    out = capsys.readouterr().out
+    assert "reusing recorded output" in out and "overhead" in out
+    assert fake.work == {"generate": 1, "tokenizer": 1}
+    assert cli.main(["run", str(job), "--only", "report"]) == 2
