@@ -6,10 +6,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from lrl.data.files import InputError
+
 BioPolicy = Literal["error", "repair", "quarantine"]
 
 
-class BioError(ValueError):
+class BioError(InputError):
     """An invalid tag sequence under the ``error`` policy; the message names file and line."""
 
 
@@ -87,11 +89,22 @@ def check_tags(tags: Sequence[str], policy: BioPolicy, labels: Iterable[str] | N
     if not problems:
         return BioCheck(list(tags), None)
     if policy == "error":
-        raise BioError(f"{where}: invalid BIO: {problems[0]}")
+        raise BioError(f"{where}: {_reason(problems[0])}")
     if policy == "repair":
         fixed = repair_bio(tags)
         rest = bio_problems(fixed, labels)
         if not rest:
             return BioCheck(fixed, None)
-        return BioCheck(None, f"invalid BIO: {rest[0]}")
-    return BioCheck(None, f"invalid BIO: {problems[0]}")
+        return BioCheck(None, _reason(rest[0]))
+    return BioCheck(None, _reason(problems[0]))
+
+
+def _reason(problem: str) -> str:
+    """``<kind>: <detail>``; the kind (before the first colon) is what manifests count by."""
+    kind = "unknown label" if "unknown label" in problem else "invalid BIO"
+    return f"{kind}: {problem}"
+
+
+def reason_kind(reason: str) -> str:
+    """The countable kind of a reject reason: the text before its first colon."""
+    return reason.split(":", 1)[0].strip()

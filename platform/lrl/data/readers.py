@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lrl.data.bio import BioPolicy, check_tags
+from lrl.data.bio import BioPolicy, check_tags, reason_kind
 from lrl.data.config import NerSource, TextSource
 from lrl.data.files import InputError, filesystem, read_text, resolve
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA, ner_table, reject_table
@@ -45,11 +45,11 @@ class _Collector:
         self.rejects.append({"source": self.path, "line": line, "id": rid, "reason": reason, "raw": raw})
 
     def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None) -> None:
-        rid = rid or f"{self.lang}:{self.split}:{len(self.rows) + len(self.rejects)}"
+        rid = str(rid) if rid is not None else f"{self.lang}:{self.split}:{len(self.rows) + len(self.rejects)}"
         if not tokens:
-            return self.reject(line, "empty sentence", raw, rid)
+            return self.reject(line, "empty sentence: no tokens", raw, rid)
         if len(tokens) != len(tags):
-            return self.reject(line, f"{len(tokens)} tokens but {len(tags)} tags", raw, rid)
+            return self.reject(line, f"length mismatch: {len(tokens)} tokens but {len(tags)} tags", raw, rid)
         checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
         if checked.reject is not None:
             return self.reject(line, checked.reject, raw, rid)
@@ -61,7 +61,7 @@ class _Collector:
     def result(self) -> ReadResult:
         reasons: dict[str, int] = {}
         for r in self.rejects:
-            key = r["reason"].split(":")[0]
+            key = reason_kind(r["reason"])
             reasons[key] = reasons.get(key, 0) + 1
         return ReadResult(ner_table(self.rows), reject_table(self.rejects), self.path, reasons)
 
@@ -97,7 +97,10 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
         raw.append(line)
         parts = stripped.split("\t") if "\t" in stripped else stripped.split()
         if len(parts) < 2:
-            bad = bad or f"line {lineno}: tag missing (expected token<TAB>tag, got {stripped!r})"
+            reason = f"tag missing: line {lineno} has no tag column (expected token<TAB>tag, got {stripped!r})"
+            if policy == "error":
+                raise InputError(f"{path}:{lineno}: {reason}")
+            bad = bad or reason
             continue
         tokens.append(parts[0])
         tags.append(parts[-1])
@@ -119,14 +122,17 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            col.reject(lineno, f"not valid JSON ({exc.msg})", line)
+            col.reject(lineno, f"not valid JSON: {exc.msg} at column {exc.colno}", line)
+            continue
+        if not isinstance(obj, dict):
+            col.reject(lineno, f"not a JSON object: got {type(obj).__name__}", line)
             continue
         toks, tags = obj.get("tokens"), obj.get("tags", obj.get("ner_tags"))
         if not isinstance(toks, list) or not isinstance(tags, list):
-            col.reject(lineno, "tokens or tags missing or not a list", line)
+            col.reject(lineno, "tokens or tags missing: need lists 'tokens' and 'tags' (or 'ner_tags')", line)
             continue
         if obj.get("lang", lang) != lang:
-            col.reject(lineno, f"lang {obj.get('lang')!r} differs from the source's {lang!r}", line)
+            col.reject(lineno, f"lang mismatch: {obj.get('lang')!r} differs from the source's {lang!r}", line)
             continue
         col.sentence(lineno, [str(t) for t in toks], [str(t) for t in tags], line, obj.get("id"))
     return col.result()
@@ -199,6 +205,7 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
     text = read_text(path)
     rows = []
     doc = None
+    name = path.rstrip("/").rsplit("/", 1)[-1]  # ids stay unique across several files of a language
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
@@ -206,7 +213,7 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
         if line.startswith("# doc"):
             doc = line[5:].strip() or f"doc@{lineno}"
             continue
-        rows.append({"id": f"{src.lang}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
+        rows.append({"id": f"{src.lang}:{name}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
                      "source": path, "op": "orig", "parent_id": None, "seed": None})
         if src.max_lines is not None and len(rows) >= src.max_lines:
             break

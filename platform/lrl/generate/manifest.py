@@ -1,0 +1,56 @@
+"""The generate stage's manifest: input counts, rows per operation and language, rejects per
+reason, the resolved config. Counts come from the written Parquet (only the ``op``/``reason``
+columns are read), so they describe exactly what is on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from lrl.generate.write import DATA, REJECTS, TEXT, count_values
+from lrl.job import JobConfig
+
+
+@dataclass
+class Inputs:
+    """Everything read on the driver: one result per labelled source, text tables, labels."""
+
+    ner: list  # list[lrl.data.readers.ReadResult], in data.ner order
+    texts: list[pa.Table]
+    labels: list[str]
+    langs: list[str]
+
+
+def build_manifest(cfg: JobConfig, inputs: Inputs, steps: list[str], folder: str, files: int,
+                   text_rows: int) -> dict[str, Any]:
+    """The manifest body (``StageOutput.commit`` adds versions and wall time)."""
+    ner_inputs = []
+    for src, res in zip(cfg.data.ner, inputs.ner):
+        ner_inputs.append({"path": res.source, "lang": src.lang, "split": src.split, "format": src.format,
+                           "rows": res.table.num_rows, "rejects": res.rejects.num_rows,
+                           "reject_reasons": res.reject_reasons})
+    text_inputs = [{"path": t.column("source")[0].as_py() if t.num_rows else src.path, "lang": src.lang,
+                    "rows": t.num_rows} for src, t in zip(cfg.data.text, inputs.texts)]
+    per_op = count_values(f"{folder}/{DATA}", ["op"])
+    per_lang = count_values(f"{folder}/{DATA}", ["lang"])
+    per_reason = count_values(f"{folder}/{REJECTS}", ["reason"], kind_of_reason=True)
+    return {
+        "layout": {DATA: "data/lang=<lang>/*.parquet (NER_SCHEMA without lang)",
+                   REJECTS: "rejects/lang=<lang>/*.parquet (rejected rows with their reason)",
+                   TEXT: "text/lang=<lang>/*.parquet (TEXT_SCHEMA without lang)"},
+        "inputs": {"ner": ner_inputs, "text": text_inputs},
+        "input_rows": sum(i["rows"] for i in ner_inputs),
+        "labels": inputs.labels,
+        "steps": steps,
+        "output_rows": sum(per_op.values()),
+        "rows_per_op": per_op,
+        "rows_per_lang": per_lang,
+        "rows_per_lang_op": count_values(f"{folder}/{DATA}", ["lang", "op"]),
+        "rejects_total": sum(per_reason.values()),
+        "rejects_per_reason": per_reason,
+        "text_rows": text_rows,
+        "files": files,
+        "config": cfg.model_dump(mode="json"),
+    }

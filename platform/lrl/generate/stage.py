@@ -1,0 +1,156 @@
+"""The generate stage: read inputs, chain the generation steps on Ray Data, write Parquet.
+
+translate (if enabled) -> augment -> oversample (if enabled) -> filters -> split rejects -> write.
+Inputs (a few thousand labelled sentences, text corpora) are read on the driver; every generated
+row is produced and written by Ray tasks (``PartWriter``), so the output is never materialised
+as a whole. Counts for the manifest are read back from the written files, column by column.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from lrl.data.bio import reason_kind
+from lrl.data.files import InputError, fingerprint, resolve
+from lrl.data.output import StageOutput
+from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines
+from lrl.data.schema import NER_SCHEMA, TEXT_SCHEMA
+from lrl.generate.base import Step
+from lrl.generate.manifest import Inputs, build_manifest
+from lrl.generate.write import REJECTED_SCHEMA, REJECTS, PartWriter, write_partitioned, write_text
+from lrl.job import JobConfig
+from lrl.pipeline.stage import StageContext
+
+STAGE = "generate"
+#: Config sections that shape the output (and so its folder name); ``ray``/``output`` do not.
+SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
+#: Rows per input block: small enough that every CPU gets several blocks of a small input, so
+#: generation (which multiplies rows) is spread over tasks and each task's output stays small.
+BLOCK_ROWS = 500
+
+
+def stage_output(cfg: JobConfig) -> StageOutput:
+    """The output folder this config and these inputs map to (fingerprints read the inputs)."""
+    shaping = cfg.model_dump(mode="json", include=SHAPING)
+    return StageOutput(cfg.output.root, STAGE, shaping, input_fingerprints(cfg))
+
+
+def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
+    """Content fingerprint of every input; a hub dataset id is addressed by id/config/split."""
+    out: dict[str, str] = {}
+    for src in cfg.data.ner:
+        path = resolve(src.path, cfg.data.root)
+        if src.format == "hf" and not os.path.exists(path) and "://" not in path:
+            out[f"ner:{src.path}"] = f"hf:{src.path}:{src.hf_config}:{src.split}"
+        else:
+            out[f"ner:{path}#{src.split}"] = fingerprint(path)
+    for tsrc in cfg.data.text:
+        path = resolve(tsrc.path, cfg.data.root)
+        out[f"text:{path}"] = fingerprint(path)
+    return out
+
+
+def read_inputs(cfg: JobConfig) -> Inputs:
+    """Read every configured source; bad rows become rejects, file errors raise ``InputError``."""
+    if not cfg.data.ner:
+        raise InputError("data.ner is empty: the generate stage needs at least one labelled source")
+    results: list[ReadResult] = []
+    for src in cfg.data.ner:
+        results.append(read_ner(src, cfg.data.root, cfg.data.bio_policy, cfg.data.labels))
+    seen: dict[str, str] = {}
+    for res in results:
+        for rid in res.table.column("id").to_pylist():
+            if rid in seen:
+                raise InputError(f"{res.source}: row id {rid!r} also occurs in {seen[rid]}; give sources "
+                                 "of the same language distinct 'split' names or distinct ids")
+            seen[rid] = res.source
+    texts = [read_text_lines(t, cfg.data.root) for t in cfg.data.text]
+    labels = list(cfg.data.labels) if cfg.data.labels is not None else infer_labels(r.table for r in results)
+    langs = [s.lang for s in cfg.data.ner]
+    return Inputs(results, texts, labels, langs)
+
+
+def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
+    """The configured chain: translate -> augment -> oversample -> filters."""
+    from lrl.generate import augment, filters, oversample, translate
+
+    steps: list[Step] = []
+    if cfg.translate.enabled:
+        steps += translate.steps(cfg)
+    steps += augment.augment_steps(cfg, train, texts)
+    if cfg.oversample.enabled:
+        steps += oversample.oversample_steps(cfg, train)
+    steps += filters.steps(cfg)
+    return steps
+
+
+def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: bool = False) -> str:
+    """Run the generate stage (or return at once when its output already exists).
+
+    ``extra_steps`` run after the configured chain (tests use it to observe the running tasks)."""
+    cfg = ctx.cfg
+    out = stage_output(cfg)
+    if out.done:
+        return out.path
+    inputs = read_inputs(cfg)
+    try:
+        train = pa.concat_tables([r.table for r in inputs.ner])
+        texts = pa.concat_tables(inputs.texts) if inputs.texts else TEXT_SCHEMA.empty_table()
+        steps = build_steps(cfg, train, texts) + list(extra_steps)
+        _write_reader_rejects(inputs, out.tmp)
+        text_rows = write_text(inputs.texts, out.tmp)
+        written = _generate(cfg, train, steps, out.tmp)
+        manifest = build_manifest(cfg, inputs, [s.name for s in steps], out.tmp, written, text_rows)
+        path = out.commit(manifest)
+    except BaseException:
+        out.abort()
+        raise
+    if not quiet:
+        print(summary(path, out.manifest()))
+    return path
+
+
+def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str) -> int:
+    """Build the Ray Dataset, chain the steps, write every batch from its task; returns files."""
+    from lrl.runtime import init_ray
+
+    ray = init_ray(cfg.ray)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    n_blocks = max(1, min(train.num_rows, max(2 * cpus, math.ceil(train.num_rows / BLOCK_ROWS))))
+    step = math.ceil(train.num_rows / n_blocks)
+    blocks = [train.slice(i, step) for i in range(0, train.num_rows, step)]
+    ds = ray.data.from_arrow(blocks)
+    for s in steps:
+        ds = s.apply(ds)
+    ds = ds.map_batches(PartWriter(tmp), batch_format="pyarrow", batch_size=None)
+    files = 0
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        files += batch.num_rows
+    return files
+
+
+def _write_reader_rejects(inputs: Inputs, tmp: str) -> None:
+    for i, (res, lang) in enumerate(zip(inputs.ner, inputs.langs)):
+        if res.rejects.num_rows:
+            rej = res.rejects.append_column("lang", pa.array([lang] * res.rejects.num_rows, pa.string()))
+            write_partitioned(rej, f"{tmp}/{REJECTS}", REJECTED_SCHEMA, f"read{i}")
+
+
+def summary(path: str, manifest: dict[str, Any]) -> str:
+    """A few human lines: where the output is and what it holds."""
+    lines = [f"generate: {path}",
+             f"  input rows {manifest['input_rows']}, output rows {manifest['output_rows']}, "
+             f"rejects {manifest['rejects_total']}, text rows {manifest['text_rows']}, "
+             f"{manifest.get('wall_time_s', '?')} s"]
+    for key in ("rows_per_op", "rows_per_lang", "rejects_per_reason"):
+        if manifest.get(key):
+            lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in manifest[key].items()))
+    return "\n".join(lines)
+
+
+__all__ = ["run_generate", "stage_output", "read_inputs", "build_steps", "summary", "NER_SCHEMA", "reason_kind"]
