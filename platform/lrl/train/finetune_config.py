@@ -1,12 +1,112 @@
-"""Config section for token-classification fine-tuning."""
+"""Config section for token-classification fine-tuning (NER and other IOB2 tagging).
+
+Everything the seed's recipes varied is a typed field here: freezing, layer-wise LR decay,
+precision, LR schedule, few-shot, early stopping, CRF head, balanced multilingual sampling and
+the original : augmented mix. Checks that need no data (fp16 on CPU, freeze depth) run at load.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
 from lrl.config import StrictModel
+from lrl.data.config import check_lang
+from lrl.train.schedules import ScheduleConfig
 
 
 class FinetuneConfig(StrictModel):
     """Token-classification fine-tuning."""
 
-    epochs: int = 3
-    """Training epochs."""
+    model: str | None = None
+    """Encoder to fine-tune: a Hugging Face folder (safetensors), ``preset:<name>`` for a
+    from-scratch model, or None to use the pretrain stage's output."""
+    data: str | None = None
+    """Generated dataset folder (the generate stage's output) to train on; None uses the generate
+    stage's output when the pipeline has one, else the ``data.ner`` sources with split=train."""
+    mode: Literal["per_language", "joint"] = "per_language"
+    """``per_language``: one model per language; ``joint``: one multilingual model for all."""
+    languages: list[str] | None = None
+    """Languages to fine-tune (ISO 639); None takes every language found in the training data."""
+    epochs: float = Field(default=3.0, gt=0)
+    """Passes over the training data (fractions allowed); ignored when ``max_steps`` is set."""
+    max_steps: int | None = Field(default=None, gt=0)
+    """Stop after this many optimizer steps (overrides ``epochs``)."""
+    batch_size: int = Field(default=16, gt=0)
+    """Sentences (chunks) per optimizer step."""
+    lr: float = Field(default=5e-5, gt=0)
+    """Peak learning rate of the encoder's top layer (and the head)."""
+    head_lr: float | None = Field(default=None, gt=0)
+    """Learning rate of the classification (and CRF) head; None uses ``lr``."""
+    weight_decay: float = Field(default=0.01, ge=0)
+    """AdamW weight decay (not applied to biases and LayerNorm weights)."""
+    layer_lr_decay: float = Field(default=1.0, gt=0, le=1.0)
+    """Layer-wise LR decay: layer i from the top trains at ``lr * decay**i``, embeddings at the
+    lowest rate; 1.0 turns it off."""
+    freeze_embeddings: bool = False
+    """Keep the embedding layer's weights fixed."""
+    freeze_layers: int = Field(default=0, ge=0)
+    """Keep the bottom k encoder layers fixed (layer-wise tuning); 0 trains all."""
+    dropout: float | None = Field(default=None, ge=0, lt=1)
+    """Hidden and attention dropout of the encoder and head; None keeps the checkpoint's."""
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    """Clip the gradient norm to this value; None does not clip."""
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    """Learning-rate schedule (linear, cosine, one_cycle, triangular, constant)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """``bf16``: autocast on CPU and GPU; ``fp16``: autocast with a GradScaler, GPU only."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train: ``auto`` picks CUDA when present. Set ``cuda`` explicitly for fp16 when the
+    config is loaded on a CPU-only driver of a GPU cluster."""
+    max_length: int = Field(default=128, ge=8)
+    """Sub-word pieces per model input. Longer sentences are cut at word boundaries into several
+    chunks, so every original token still gets exactly one prediction."""
+    head: Literal["linear", "crf"] = "linear"
+    """Tagging head: a linear layer (per-token argmax) or linear + CRF (Viterbi decoding)."""
+    lang_tag: bool = True
+    """Prepend the language tag token (``[ug]``) when the tokenizer has it, as in pretraining."""
+    few_shot: int | None = Field(default=None, gt=0)
+    """Train on only k original sentences per language (chosen with the run's seed); None uses all."""
+    aug_ratio: float | None = Field(default=None, ge=0)
+    """Augmented rows (op != "orig") per original row in the training mix; None keeps every
+    augmented row, 0 uses originals only."""
+    sampling_alpha: float = Field(default=1.0, gt=0, le=1.0)
+    """Joint mode: sample languages with probability proportional to size**alpha (1.0 is plain
+    proportional, smaller values favour small languages, as in pretraining)."""
+    eval_every: int | None = Field(default=None, gt=0)
+    """Evaluate on dev every N optimizer steps; None evaluates at the end of every epoch."""
+    patience: int | None = Field(default=None, gt=0)
+    """Early stopping: stop after this many evaluations without a better dev F1; None never stops early."""
+    eval_batch_size: int = Field(default=64, gt=0)
+    """Chunks per forward pass when predicting."""
+    threads: int | None = Field(default=None, gt=0)
+    """torch CPU threads per training run; None keeps torch's default (Ray sets it per task)."""
+    num_cpus: float = Field(default=1.0, gt=0)
+    """CPUs reserved by each Ray fine-tuning task (seeds and languages run in parallel when the
+    cluster has room)."""
+    num_gpus: float = Field(default=0.0, ge=0)
+    """GPUs reserved by each Ray fine-tuning task."""
+    save_model: bool = True
+    """Save the best model per language as a Hugging Face folder (with tokenizer and id2label)."""
+
+    @field_validator("languages")
+    @classmethod
+    def _langs(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [check_lang(x) for x in v]
+
+    @model_validator(mode="after")
+    def _check(self) -> FinetuneConfig:
+        if self.precision == "fp16":
+            if self.device == "cpu":
+                raise ValueError("precision fp16 needs a GPU (GradScaler); on CPU use bf16")
+            if self.device == "auto" and not _cuda_available():
+                raise ValueError("precision fp16 needs a GPU and none is visible; use bf16 "
+                                 "(or set device: cuda when only the workers have GPUs)")
+        return self
+
+
+def _cuda_available() -> bool:
+    import torch  # only for fp16 configs: keeps plain config loading light
+
+    return torch.cuda.is_available()

@@ -1,0 +1,91 @@
+"""seqeval span scores (strict IOB2) per entity type and per language, and mean ± sd over seeds.
+
+Strict mode counts a predicted span only when its type and both boundaries match a gold span;
+an ``I-X`` that does not continue an ``X`` span starts no entity (unlike seqeval's default
+conlleval-style mode, which would repair it), so a model is not rewarded for invalid IOB2.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+_FIELDS = ("precision", "recall", "f1")
+
+
+def span_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
+    """Micro precision/recall/F1 over entity spans plus the same per entity type.
+
+    Returns ``{"precision", "recall", "f1", "support", "per_type": {type: {...}}}``; support is
+    the number of gold spans. Sentences must pair up with equal lengths.
+    """
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
+    gold_l, pred_l = [list(g) for g in gold], [list(p) for p in pred]
+    if not any(t != "O" for s in gold_l + pred_l for t in s):
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "per_type": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # seqeval warns on types with no gold spans
+        rep = classification_report(gold_l, pred_l, mode="strict", scheme=IOB2, output_dict=True,
+                                    zero_division=0)
+    micro = rep.pop("micro avg")
+    for key in ("macro avg", "weighted avg"):
+        rep.pop(key, None)
+    per_type = {t: _clean(v) for t, v in sorted(rep.items())}
+    return {**_clean(micro), "per_type": per_type}
+
+
+def _clean(d: dict) -> dict:
+    return {"precision": float(d["precision"]), "recall": float(d["recall"]),
+            "f1": float(d["f1-score"]), "support": int(d["support"])}
+
+
+def scores_by_lang(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
+                   langs: Sequence[str]) -> dict:
+    """``span_scores`` over all sentences, plus ``per_lang`` with the same figures per language."""
+    out = span_scores(gold, pred)
+    by: dict[str, tuple[list, list]] = {}
+    for g, p, lang in zip(gold, pred, langs):
+        by.setdefault(lang, ([], []))
+        by[lang][0].append(g)
+        by[lang][1].append(p)
+    out["per_lang"] = {lang: span_scores(g, p) for lang, (g, p) in sorted(by.items())}
+    return out
+
+
+def mean_sd(values: Sequence[float]) -> dict:
+    """Mean and sample standard deviation (0 for a single value) and n."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return {"mean": float("nan"), "sd": float("nan"), "n": 0}
+    m = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return {"mean": m, "sd": sd, "n": len(vals)}
+
+
+def aggregate(results: Sequence[dict]) -> dict:
+    """Mean ± sd over seeds of results shaped like ``scores_by_lang``/``span_scores``.
+
+    Returns ``{"precision": {"mean","sd","n"}, "recall", "f1", "per_type": {t: {"f1": ...}},
+    "per_lang": {lang: {"f1": ...}}}``; a type or language missing in a run counts as absent,
+    not as zero (n says how many runs had it).
+    """
+    out: dict = {k: mean_sd([r[k] for r in results]) for k in _FIELDS}
+    for section in ("per_type", "per_lang"):
+        keys = sorted({k for r in results for k in r.get(section, {})})
+        if keys:
+            out[section] = {k: {f: mean_sd([r[section][k][f] for r in results if k in r.get(section, {})])
+                                for f in _FIELDS} for k in keys}
+    return out
+
+
+def format_mean_sd(stat: dict, scale: float = 100.0) -> str:
+    """``81.2 ± 1.3`` (scaled to percent by default)."""
+    return f"{stat['mean'] * scale:.1f} ± {stat['sd'] * scale:.1f}"

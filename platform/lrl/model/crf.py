@@ -1,0 +1,69 @@
+"""A linear-chain CRF over word-level emissions: negative log-likelihood and Viterbi decoding.
+
+Used as an optional head on top of a token classifier: the encoder's logits at each word's first
+piece are the emissions, so the CRF sees one position per original token. Kept small on purpose:
+transition scores plus start/end scores, batched forward algorithm, batched Viterbi.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CRF(nn.Module):
+    """Transition scores between labels; ``mask`` marks real positions (left-aligned)."""
+
+    def __init__(self, num_labels: int):
+        super().__init__()
+        self.num_labels = num_labels
+        self.start = nn.Parameter(torch.zeros(num_labels))
+        self.end = nn.Parameter(torch.zeros(num_labels))
+        self.trans = nn.Parameter(torch.zeros(num_labels, num_labels))  # [from, to]
+
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of ``tags`` [B, T] given ``emissions`` [B, T, L]."""
+        emissions = emissions.float()
+        mask = mask.bool()
+        return (self._log_partition(emissions, mask) - self._score(emissions, tags, mask)).mean()
+
+    def _score(self, em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b = torch.arange(em.shape[0], device=em.device)
+        score = self.start[tags[:, 0]] + em[b, 0, tags[:, 0]]
+        for t in range(1, em.shape[1]):
+            step = self.trans[tags[:, t - 1], tags[:, t]] + em[b, t, tags[:, t]]
+            score = score + step * mask[:, t]
+        last = tags[b, mask.sum(1) - 1]
+        return score + self.end[last]
+
+    def _log_partition(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        alpha = self.start + em[:, 0]  # [B, L]
+        for t in range(1, em.shape[1]):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + self.trans + em[:, t].unsqueeze(1), dim=1)
+            alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
+        return torch.logsumexp(alpha + self.end, dim=1)
+
+    @torch.no_grad()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        """Best label sequence per row (Viterbi), each as long as its mask."""
+        em = emissions.float()
+        mask = mask.bool()
+        score = self.start + em[:, 0]
+        back = []
+        for t in range(1, em.shape[1]):
+            total = score.unsqueeze(2) + self.trans  # [B, from, to]
+            best, idx = total.max(dim=1)
+            nxt = best + em[:, t]
+            score = torch.where(mask[:, t].unsqueeze(1), nxt, score)
+            back.append(idx)
+        score = score + self.end
+        lengths = mask.sum(1).tolist()
+        out = []
+        for i, n in enumerate(lengths):
+            tag = int(score[i].argmax())
+            path = [tag]
+            for t in range(n - 1, 0, -1):
+                tag = int(back[t - 1][i, tag])
+                path.append(tag)
+            out.append(path[::-1])
+        return out

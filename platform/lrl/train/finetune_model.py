@@ -1,0 +1,163 @@
+"""A token classifier built on any Hugging Face encoder folder, with an optional CRF head.
+
+Loading uses safetensors and never runs remote code. The saved folder is a plain HF
+token-classification folder (config with id2label, weights, tokenizer) plus ``lrl_tagger.json``
+(head, max_length, language-tag use) and, for the CRF head, ``crf.safetensors``; any HF tool can
+load it, and ``Tagger.load`` restores the CRF too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lrl.model.crf import CRF
+from lrl.train.align import IGNORE, Chunk
+
+META = "lrl_tagger.json"
+CRF_FILE = "crf.safetensors"
+
+
+def quiet_transformers() -> None:
+    """Load reports and progress bars of transformers are noise in training logs."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def resolve_model_path(path: str, work_dir: str | None = None) -> str:
+    """An HF folder as is; ``preset:<name>`` is built (random init) by the model package."""
+    if not path.startswith("preset:"):
+        if not Path(path).is_dir():
+            raise ValueError(f"{path}: model folder not found (hub downloads are off; pass a local folder)")
+        return path
+    raise ValueError(f"{path}: presets need a tokenizer; build one with lrl.train.finetune_scratch "
+                     "or the tokenizer/pretrain stages and pass the folder")
+
+
+@dataclass
+class Tagger:
+    """Encoder + token-classification head (+ CRF), the tokenizer and the label list."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    labels: list[str]
+    crf: CRF | None = None
+    max_length: int = 128
+    lang_tag: bool = True
+
+    @classmethod
+    def from_encoder(cls, path: str, labels: list[str], head: str = "linear", dropout: float | None = None,
+                     max_length: int = 128, lang_tag: bool = True) -> Tagger:
+        """A new tagger on top of an encoder folder (MLM or other heads are dropped)."""
+        from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+        quiet_transformers()
+        path = resolve_model_path(path)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        conf = AutoConfig.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)}, trust_remote_code=False)
+        if dropout is not None:
+            for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
+                        "dropout", "attention_dropout"):
+                if hasattr(conf, key):
+                    setattr(conf, key, dropout)
+        model = AutoModelForTokenClassification.from_pretrained(
+            path, config=conf, use_safetensors=True, trust_remote_code=False)
+        crf = CRF(len(labels)) if head == "crf" else None
+        return cls(model, tok, list(labels), crf, max_length, lang_tag)
+
+    @classmethod
+    def load(cls, path: str) -> Tagger:
+        """A saved tagger folder (from ``save``), or any HF token-classification folder."""
+        from safetensors.torch import load_file
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        quiet_transformers()
+        p = Path(path)
+        if not p.is_dir():
+            raise ValueError(f"{path}: model folder not found")
+        model = AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        meta = json.loads((p / META).read_text()) if (p / META).is_file() else {}
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        crf = None
+        if (p / CRF_FILE).is_file():
+            crf = CRF(len(labels))
+            crf.load_state_dict(load_file(str(p / CRF_FILE)))
+        return cls(model, tok, labels, crf, int(meta.get("max_length", 512)), bool(meta.get("lang_tag", True)))
+
+    def save(self, path: str, extra: dict | None = None) -> None:
+        """Write the HF folder, the tokenizer, the CRF (if any) and ``lrl_tagger.json``."""
+        from safetensors.torch import save_file
+
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(p))
+        self.tokenizer.save_pretrained(str(p))
+        if self.crf is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.crf.state_dict().items()},
+                      str(p / CRF_FILE))
+        meta = {"head": "crf" if self.crf is not None else "linear", "max_length": self.max_length,
+                "lang_tag": self.lang_tag, "labels": self.labels, **(extra or {})}
+        (p / META).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+
+    def to(self, device: torch.device) -> Tagger:
+        self.model.to(device)
+        if self.crf is not None:
+            self.crf.to(device)
+        return self
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.model] + ([self.crf] if self.crf is not None else [])
+
+    def word_emissions(self, batch: dict) -> torch.Tensor:
+        """Logits at each word's first piece, left-aligned: [B, W, L]."""
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        idx = batch["first_pos"].unsqueeze(-1).expand(-1, -1, logits.shape[-1])
+        return logits.gather(1, idx)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        em = self.word_emissions(batch)
+        mask = batch["word_mask"]
+        if self.crf is not None:
+            return self.crf.nll(em, batch["word_labels"].clamp(min=0), mask)
+        target = batch["word_labels"].masked_fill(~mask, IGNORE)
+        return torch.nn.functional.cross_entropy(em.float().reshape(-1, em.shape[-1]), target.reshape(-1),
+                                                 ignore_index=IGNORE)
+
+    @torch.no_grad()
+    def predict_batch(self, batch: dict) -> list[list[int]]:
+        """Label ids per word of each chunk in the batch (argmax, or Viterbi with a CRF)."""
+        em = self.word_emissions(batch)
+        mask = batch["word_mask"]
+        if self.crf is not None:
+            return self.crf.decode(em, mask)
+        best = em.argmax(-1).tolist()
+        return [row[: int(n)] for row, n in zip(best, mask.sum(1).tolist())]
+
+
+def collate(chunks: list[Chunk], pad_id: int, device: torch.device | str = "cpu") -> dict:
+    """Pad a list of chunks into tensors, with word-level label and first-piece positions."""
+    n = len(chunks)
+    t = max(len(c.input_ids) for c in chunks)
+    w = max(max(len(c.first) for c in chunks), 1)
+    ids = torch.full((n, t), pad_id, dtype=torch.long)
+    att = torch.zeros((n, t), dtype=torch.long)
+    first = torch.zeros((n, w), dtype=torch.long)
+    wmask = torch.zeros((n, w), dtype=torch.bool)
+    wlab = torch.full((n, w), IGNORE, dtype=torch.long)
+    for i, c in enumerate(chunks):
+        ids[i, : len(c.input_ids)] = torch.tensor(c.input_ids)
+        att[i, : len(c.input_ids)] = 1
+        pos = [p for p, _ in c.first]
+        first[i, : len(pos)] = torch.tensor(pos, dtype=torch.long)
+        wmask[i, : len(pos)] = True
+        wlab[i, : len(pos)] = torch.tensor([c.labels[p] for p in pos], dtype=torch.long)
+    out = {"input_ids": ids, "attention_mask": att, "first_pos": first, "word_mask": wmask, "word_labels": wlab}
+    return {k: v.to(device) for k, v in out.items()}

@@ -1,0 +1,191 @@
+"""The fine-tuning loop for token classification: plain torch, in-process, one call per run.
+
+No Ray Train here on purpose: Ray Tune function trainables call ``train_tagger`` directly
+(DESIGN.md: a TorchTrainer inside a Tune function hung under ASHA), and the finetune stage runs
+it inside ordinary Ray tasks. ``report`` receives each evaluation's history entry, so a Tune
+trainable can pass ``tune.report`` and ASHA can stop it between evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import torch
+
+from lrl.evaluate.metrics import scores_by_lang
+from lrl.evaluate.predict import predict_tags
+from lrl.model.freeze import freeze, param_groups
+from lrl.train.align import encode
+from lrl.train.finetune_config import FinetuneConfig
+from lrl.train.finetune_data import label_list, language_weights, prepare_train
+from lrl.train.finetune_model import Tagger, collate
+from lrl.train.schedules import build_scheduler
+
+
+@dataclass
+class TaggerResult:
+    """What one fine-tuning run returns (kept small: it travels through Ray)."""
+
+    dev_f1: float
+    """seqeval micro span F1 on dev (strict IOB2) of the best evaluation."""
+    per_type: dict[str, dict]
+    """entity type -> {"precision", "recall", "f1", "support"} at the best evaluation."""
+    per_lang: dict[str, float]
+    """language -> span F1 at the best evaluation."""
+    history: list[dict]
+    """One entry per evaluation: {"step", "epoch", "train_loss", "dev_f1", "lr", "time_s"}."""
+    model_dir: str | None
+    """HF folder of the best model, if saved."""
+    scores: dict = field(default_factory=dict)
+    """Full ``scores_by_lang`` of the best evaluation (precision, recall, per_lang details)."""
+    info: dict = field(default_factory=dict)
+    """Run facts: steps, stopped_early, best_step, train rows, alignment statistics, frozen params."""
+
+
+def pick_device(cfg: FinetuneConfig) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _autocast_dtype(cfg: FinetuneConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.precision == "bf16":
+        return torch.bfloat16
+    if cfg.precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("precision fp16 needs a GPU; use bf16 on CPU")
+        return torch.float16
+    return None
+
+
+class _Batches:
+    """Endless stream of training batches: shuffled epochs, or temperature-weighted draws."""
+
+    def __init__(self, n: int, batch_size: int, gen: torch.Generator, weights: list[float] | None):
+        self.n, self.bs, self.gen, self.weights = n, batch_size, gen, weights
+        self.order: list[int] = []
+
+    def next(self) -> list[int]:
+        if len(self.order) < self.bs:
+            if self.weights is None:
+                self.order += torch.randperm(self.n, generator=self.gen).tolist()
+            else:
+                w = torch.tensor(self.weights, dtype=torch.double)
+                self.order += torch.multinomial(w, self.n, replacement=True, generator=self.gen).tolist()
+        out, self.order = self.order[: self.bs], self.order[self.bs:]
+        return out
+
+
+def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.Table, *,
+                 seed: int, out_dir: str | None = None,
+                 report: Callable[[dict], None] | None = None,
+                 labels: list[str] | None = None) -> TaggerResult:
+    """Fine-tune ``model_path`` on ``train`` (NER_SCHEMA rows), select on ``dev`` F1.
+
+    Applies few-shot selection and the augmentation mix with ``seed``; evaluates every
+    ``eval_every`` steps (default: each epoch); stops early after ``patience`` evaluations
+    without improvement; restores the best weights and, with ``out_dir``, saves them there.
+    """
+    t0 = time.time()
+    torch.manual_seed(seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg)
+    amp = _autocast_dtype(cfg, device)
+    train = prepare_train(train, cfg.few_shot, cfg.aug_ratio, seed)
+    if train.num_rows == 0 or dev.num_rows == 0:
+        raise ValueError(f"nothing to train on: {train.num_rows} train rows, {dev.num_rows} dev rows")
+    labels = labels or label_list([train, dev])
+    tagger = Tagger.from_encoder(model_path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
+    frozen = freeze(tagger.model, cfg.freeze_embeddings, cfg.freeze_layers)
+    tagger.to(device)
+    groups = param_groups(tagger.model, cfg.lr, cfg.layer_lr_decay, cfg.weight_decay, cfg.head_lr)
+    if tagger.crf is not None:
+        groups.append({"params": list(tagger.crf.parameters()), "lr": cfg.head_lr or cfg.lr,
+                       "weight_decay": 0.0, "name": "crf"})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    sents, langs = train.column("tokens").to_pylist(), train.column("lang").to_pylist()
+    try:
+        tag_ids = [[label2id[t] for t in tags] for tags in train.column("tags").to_pylist()]
+    except KeyError as exc:
+        raise ValueError(f"training tag {exc.args[0]!r} is not among the labels {labels}") from None
+    chunks, stats = encode(tagger.tokenizer, sents, tag_ids, cfg.max_length, langs, cfg.lang_tag)
+    steps_per_epoch = max(1, math.ceil(len(chunks) / cfg.batch_size))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    eval_every = cfg.eval_every or steps_per_epoch
+    sched = build_scheduler(opt, cfg.schedule, total)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+    gen = torch.Generator().manual_seed(seed)
+    weights = None
+    if cfg.sampling_alpha != 1.0 and len(set(langs)) > 1:
+        weights = language_weights([c.lang or "" for c in chunks], cfg.sampling_alpha)
+    batches = _Batches(len(chunks), cfg.batch_size, gen, weights)
+    dev_sents, dev_langs = dev.column("tokens").to_pylist(), dev.column("lang").to_pylist()
+    dev_gold = dev.column("tags").to_pylist()
+    pad = tagger.tokenizer.pad_token_id or 0
+    trainable = [p for g in groups for p in g["params"]]
+
+    history: list[dict] = []
+    best_f1, best_scores, best_state, best_step, bad_evals = -1.0, {}, None, 0, 0
+    loss_sum, loss_n, stopped_early, step = 0.0, 0, False, 0
+    for step in range(1, total + 1):
+        for m in tagger.modules():
+            m.train()
+        batch = collate([chunks[i] for i in batches.next()], pad, device)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            loss = tagger.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        sched.step()
+        loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
+        if step % eval_every and step != total:
+            continue
+        pred, _ = predict_tags(tagger, dev_sents, dev_langs, cfg.eval_batch_size, device, amp)
+        scores = scores_by_lang(dev_gold, pred, dev_langs)
+        entry = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+                 "train_loss": loss_sum / max(loss_n, 1), "dev_f1": scores["f1"],
+                 "lr": max(g["lr"] for g in opt.param_groups), "time_s": round(time.time() - t0, 3)}
+        history.append(entry)
+        loss_sum, loss_n = 0.0, 0
+        if scores["f1"] > best_f1:
+            best_f1, best_scores, best_step, bad_evals = scores["f1"], scores, step, 0
+            best_state = [{k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
+                          for m in tagger.modules()]
+        else:
+            bad_evals += 1
+        if report is not None:
+            report(dict(entry))
+        if cfg.patience is not None and bad_evals >= cfg.patience and step != total:
+            stopped_early = True
+            break
+    if best_state is not None:
+        for m, state in zip(tagger.modules(), best_state):
+            m.load_state_dict(state)
+    info = {"steps": step, "total_steps": total, "stopped_early": stopped_early, "best_step": best_step,
+            "train_rows": train.num_rows, "train_chunks": len(chunks), "frozen_params": frozen,
+            "device": device.type, "precision": cfg.precision, "align": stats.as_dict(), "seed": seed}
+    model_dir = None
+    if out_dir is not None:
+        tagger.to(torch.device("cpu"))
+        tagger.save(out_dir, {"dev_f1": best_f1, "seed": seed, "best_step": best_step})
+        model_dir = out_dir
+    return TaggerResult(
+        dev_f1=float(best_f1), per_type=best_scores.get("per_type", {}),
+        per_lang={k: v["f1"] for k, v in best_scores.get("per_lang", {}).items()},
+        history=history, model_dir=model_dir, scores=best_scores, info=info)
