@@ -5,18 +5,184 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, field_validator
+
 from lrl.config import StrictModel
+from lrl.data.config import check_lang
+
+#: Names of the augmentation operations (``augment.ops=[swap,mention]``).
+OpName = Literal["insert", "swap", "delete", "synonym", "mention", "labelwise", "shuffle"]
+
+
+class _OpParams(StrictModel):
+    copies: int | None = Field(default=None, ge=0)
+    """Generated rows per sentence for this operation; None uses ``augment.copies``."""
+
+
+class InsertParams(_OpParams):
+    """EDA random insertion: put a synonym of a random O word (or, with no synonyms, an O word
+    seen in training) at a random position outside entity spans."""
+
+    alpha: float = Field(default=0.1, gt=0, le=1)
+    """Insertions as a fraction of the sentence length (at least one)."""
+
+
+class SwapParams(_OpParams):
+    """EDA random swap of two O tokens; entity tokens never move."""
+
+    alpha: float = Field(default=0.1, gt=0, le=1)
+    """Swaps as a fraction of the sentence length (at least one)."""
+
+
+class DeleteParams(_OpParams):
+    """EDA random deletion of O tokens; entity tokens are never deleted."""
+
+    p: float = Field(default=0.1, gt=0, lt=1)
+    """Probability of deleting each O token (at least one token always remains)."""
+
+
+class SynonymParams(_OpParams):
+    """EDA synonym replacement of O words, from a lexicon or from corpus neighbours."""
+
+    alpha: float = Field(default=0.1, gt=0, le=1)
+    """Replacements as a fraction of the sentence length (at least one)."""
+
+
+class MentionParams(_OpParams):
+    """Mention replacement: an entity is replaced by another mention of the same type and
+    language from the training inventory; its B-/I- tags are regenerated for the new length."""
+
+    p: float = Field(default=0.5, gt=0, le=1)
+    """Probability of replacing each mention (at least one mention is replaced)."""
+
+
+class LabelwiseParams(_OpParams):
+    """Label-wise token replacement: a token is replaced by a token seen with the same tag."""
+
+    p: float = Field(default=0.3, gt=0, le=1)
+    """Probability of replacing each token (at least one token is replaced)."""
+
+
+class ShuffleParams(_OpParams):
+    """Shuffle tokens within each same-label segment (a mention, or a run of O tokens)."""
+
+    p: float = Field(default=0.5, gt=0, le=1)
+    """Probability of shuffling each segment of two or more tokens."""
+
+
+class NeighbourConfig(StrictModel):
+    """Synonyms learned from unlabelled text (``data.text``): PPMI co-occurrence vectors reduced by
+    truncated SVD, top-k cosine neighbours of frequent words. Most LRLs have no WordNet."""
+
+    enabled: bool = True
+    """Learn neighbours for languages that have text in ``data.text`` (lexicon entries win)."""
+    min_count: int = Field(default=5, ge=1)
+    """Words seen fewer times are ignored."""
+    max_vocab: int = Field(default=20000, ge=10)
+    """Most frequent words that get vectors."""
+    contexts: int = Field(default=3000, ge=10)
+    """Most frequent words used as context dimensions of the co-occurrence matrix."""
+    window: int = Field(default=2, ge=1)
+    """Context window on each side of a word."""
+    dims: int = Field(default=100, ge=2)
+    """Dimensions kept by the truncated SVD."""
+    k: int = Field(default=5, ge=1)
+    """Neighbours kept per word."""
+    max_words: int = Field(default=5000, ge=1)
+    """Most frequent words that get neighbours (synonym candidates)."""
+    min_similarity: float = Field(default=0.3, ge=-1, le=1)
+    """Neighbours below this cosine similarity are dropped."""
+    max_lines: int | None = Field(default=200000, gt=0)
+    """Read at most this many text lines per language; None reads all."""
+    cache_dir: str | None = None
+    """Folder for neighbour tables keyed by a hash of the corpus and these settings; None: no cache."""
 
 
 class AugmentConfig(StrictModel):
-    """Augmentation operations applied to labelled rows."""
+    """Augmentation operations applied to labelled rows (originals pass through unchanged)."""
 
-    ops: list[str] = []
-    """Operations to apply, by name (e.g. ``[swap, mention]``)."""
+    ops: list[OpName] = []
+    """Operations to apply, by name: insert, swap, delete, synonym (EDA; O tokens only), mention,
+    labelwise, shuffle (NER-aware). Empty: no augmentation."""
+    copies: int = Field(default=1, ge=0)
+    """Generated rows per operation per sentence (an op may produce fewer when it cannot apply)."""
+    seed: int | None = None
+    """Seed of the augmentation; None uses the job seed. Each row's seed derives from it."""
+    insert: InsertParams = Field(default_factory=InsertParams)
+    """Random insertion."""
+    swap: SwapParams = Field(default_factory=SwapParams)
+    """Random swap."""
+    delete: DeleteParams = Field(default_factory=DeleteParams)
+    """Random deletion."""
+    synonym: SynonymParams = Field(default_factory=SynonymParams)
+    """Synonym replacement."""
+    mention: MentionParams = Field(default_factory=MentionParams)
+    """Mention replacement."""
+    labelwise: LabelwiseParams = Field(default_factory=LabelwiseParams)
+    """Label-wise token replacement."""
+    shuffle: ShuffleParams = Field(default_factory=ShuffleParams)
+    """Shuffle within segments."""
+    lexicons: dict[str, str] = {}
+    """Synonym lexicon per language (``ug: lexicon/ug.tsv``; TSV ``word<TAB>syn1,syn2``), resolved
+    against data.root when relative."""
+    neighbours: NeighbourConfig = Field(default_factory=NeighbourConfig)
+    """Synonyms from corpus neighbours."""
+    max_inventory: int = Field(default=50000, ge=1)
+    """Most frequent mentions per (language, type) and tokens per (language, tag) kept for the
+    NER-aware ops (keeps the resources shipped to workers small)."""
+    batch_size: int = Field(default=512, ge=1)
+    """Rows per Ray Data batch."""
+    compute: Literal["tasks", "actors"] = "tasks"
+    """Run the ops as Ray tasks (best for cheap ops) or in an actor pool of ``num_actors``."""
+    num_actors: int = Field(default=2, ge=1)
+    """Actor pool size when ``compute=actors``."""
+
+    @field_validator("lexicons")
+    @classmethod
+    def _langs(cls, v: dict[str, str]) -> dict[str, str]:
+        for lang in v:
+            check_lang(lang)
+        return v
+
+    def copies_of(self, op: str) -> int:
+        """Copies per sentence for ``op`` (its own setting, else the section's)."""
+        own = getattr(self, op).copies
+        return self.copies if own is None else own
 
 
 class OversampleConfig(StrictModel):
-    """Oversampling to target counts by language and by rare entity type."""
+    """Oversampling to target counts by language and by rare entity type.
+
+    Multiplicities are planned on the driver from counts; copies are emitted streaming. Rows are
+    only ever repeated, never dropped: a language above its target keeps all its rows."""
 
     enabled: bool = False
-    """Oversample after augmentation."""
+    """Oversample (before augmentation, so copies get augmented differently)."""
+    target_per_lang: int | dict[str, int] | None = None
+    """Sentences each language is brought up to: one number for all, per language
+    (``{wo: 5000}``), or None for no language target."""
+    min_sentences_per_type: int | None = Field(default=None, ge=1)
+    """Entity types (per language) found in fewer sentences are repeated up to this many."""
+    rare_types: list[str] | None = None
+    """Entity types considered by ``min_sentences_per_type``; None considers all."""
+    max_factor: float | None = Field(default=None, ge=1)
+    """Cap on the copies of one sentence (e.g. 50); None: no cap (targets may then be missed)."""
+    seed: int | None = None
+    """Seed for choosing which rows get the fractional extra copy; None uses the job seed."""
+    batch_size: int = Field(default=256, ge=1)
+    """Input rows per Ray Data batch."""
+    chunk_rows: int = Field(default=65536, ge=1)
+    """Output rows per yielded chunk, bounding memory when a sentence gets many copies."""
+
+    @field_validator("target_per_lang")
+    @classmethod
+    def _targets(cls, v: int | dict[str, int] | None) -> int | dict[str, int] | None:
+        values = v.values() if isinstance(v, dict) else [v] if v is not None else []
+        if any(x < 1 for x in values):
+            raise ValueError("targets must be positive")
+        if isinstance(v, dict):
+            for lang in v:
+                check_lang(lang)
+        return v

@@ -1,0 +1,87 @@
+"""NER-aware augmentation (Dai & Adel 2020): mention replacement, label-wise token replacement,
+shuffle within segments. Mention replacement regenerates B-/I- tags for the new mention length
+and keeps the sequence of entity types; the other two never change a tag.
+"""
+
+from __future__ import annotations
+
+import random
+
+from lrl.data.bio import spans
+from lrl.generate.augment.op import AugmentOp, Edit
+
+
+def _has_other(pool: tuple, current: object) -> bool:
+    return len(pool) > 1 or (len(pool) == 1 and pool[0] != current)
+
+
+def _pick_other(pool: tuple, current: object, rng: random.Random) -> object | None:
+    """A random pool item different from ``current`` (None when there is none)."""
+    if not pool or (len(pool) == 1 and pool[0] == current):
+        return None
+    i = rng.randrange(len(pool))
+    if pool[i] == current:
+        i = (i + 1 + rng.randrange(len(pool) - 1)) % len(pool)
+    return pool[i]
+
+
+def _segments(tags: list[str]) -> list[tuple[int, int]]:
+    """Maximal same-label segments: each entity span, and each run of O tokens."""
+    bounds = {0, len(tags)}
+    for start, end, _ in spans(tags):
+        bounds.update((start, end))
+    cuts = sorted(bounds)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+class MentionOp(AugmentOp):
+    """Replace each mention with probability p (one at least) by another mention of the same
+    type and language from the training inventory."""
+
+    name = "mention"
+
+    def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
+        found = spans(tags)
+        options = [(s, e, t) for s, e, t in found if _has_other(self.res.mentions(lang, t), tuple(tokens[s:e]))]
+        if not options:
+            return None
+        chosen = [sp for sp in options if rng.random() < self.params.p] or [rng.choice(options)]
+        for start, end, etype in reversed(chosen):  # right to left keeps earlier indices valid
+            new = _pick_other(self.res.mentions(lang, etype), tuple(tokens[start:end]), rng)
+            assert new is not None  # guaranteed by _has_other
+            tokens[start:end] = list(new)  # type: ignore[arg-type]
+            tags[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (len(new) - 1)  # type: ignore[arg-type]
+        return tokens, tags
+
+
+class LabelwiseOp(AugmentOp):
+    """Replace each token with probability p (one at least) by a token seen with the same tag."""
+
+    name = "labelwise"
+
+    def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
+        usable = [i for i, t in enumerate(tags) if _has_other(self.res.tagged(lang, t), tokens[i])]
+        if not usable:
+            return None
+        chosen = [i for i in usable if rng.random() < self.params.p] or [rng.choice(usable)]
+        for i in chosen:
+            tokens[i] = _pick_other(self.res.tagged(lang, tags[i]), tokens[i], rng)  # type: ignore[assignment]
+        return tokens, tags
+
+
+class ShuffleOp(AugmentOp):
+    """Shuffle the tokens of each segment of two or more tokens with probability p (one at
+    least); tags stay where they are, so every segment keeps its label."""
+
+    name = "shuffle"
+
+    def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
+        segs = [(s, e) for s, e in _segments(tags) if len(set(tokens[s:e])) > 1]
+        if not segs:
+            return None
+        chosen = [seg for seg in segs if rng.random() < self.params.p] or [rng.choice(segs)]
+        for start, end in chosen:
+            part = tokens[start:end]
+            rng.shuffle(part)
+            tokens[start:end] = part
+        return tokens, tags

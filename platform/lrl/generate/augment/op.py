@@ -1,0 +1,103 @@
+"""The base of every augmentation operation: per-row seeding, ids and the batch loop.
+
+An operation subclass only implements ``edit(tokens, tags, lang, rng)``; this base turns it into a
+callable over Ray Data batches (``batch_format="pyarrow"``: a ``pyarrow.Table`` with the
+``NER_SCHEMA`` columns, extra columns allowed) that returns the GENERATED rows only. Each
+generated row is a pure function of (parent row, op params, row seed, resources), so ``make``
+reproduces it exactly: that is what ``replay`` calls.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from lrl.data.schema import REJECT
+from lrl.generate.augment.resources import AugmentResources
+from lrl.generate.augment.seeds import child_id, row_seed
+
+Edit = tuple[list[str], list[str]] | None
+
+# Resources shipped as an ObjectRef are fetched once per worker process, not once per batch.
+_RESOLVED: dict[str, AugmentResources] = {}
+
+
+def resolve_resources(res: Any) -> AugmentResources:
+    """An ``AugmentResources`` from itself or from a Ray ObjectRef to one (cached per process)."""
+    if isinstance(res, AugmentResources):
+        return res
+    key = res.hex()
+    if key not in _RESOLVED:
+        import ray
+
+        _RESOLVED[key] = ray.get(res)
+    return _RESOLVED[key]
+
+
+class AugmentOp:
+    """One augmentation operation over batches. Cheap to construct; resources resolved lazily."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, params: Any, resources: Any, job_seed: int = 0, copies: int = 1):
+        self.params = params
+        self.job_seed = job_seed
+        self.copies = copies
+        self._resources = resources
+
+    @property
+    def res(self) -> AugmentResources:
+        if not isinstance(self._resources, AugmentResources):
+            self._resources = resolve_resources(self._resources)
+        return self._resources
+
+    def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
+        """New (tokens, tags), or None when the op cannot apply to this sentence.
+
+        ``tokens`` and ``tags`` are fresh copies the op may change in place."""
+        raise NotImplementedError
+
+    def make(self, row: dict[str, Any], seed: int, copy: int) -> dict[str, Any] | None:
+        """The generated row for ``row`` under ``seed`` (None: not applicable or unchanged)."""
+        tokens, tags = list(row["tokens"]), list(row["tags"])
+        out = self.edit(list(tokens), list(tags), row["lang"], random.Random(seed))
+        if out is None or (out[0] == tokens and out[1] == tags):
+            return None
+        new = dict(row)
+        new.update(id=child_id(row["id"], self.name, copy), tokens=out[0], tags=out[1], op=self.name,
+                   parent_id=row["id"], seed=seed)
+        if REJECT in new:
+            new[REJECT] = None
+        return new
+
+    def rows(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """Generated rows for one parent row (``copies`` attempts, deterministic seeds)."""
+        out = []
+        for copy in range(self.copies):
+            made = self.make(row, row_seed(self.job_seed, self.name, row["id"], copy), copy)
+            if made is not None:
+                out.append(made)
+        return out
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """Generated rows for every kept (not rejected) row of ``batch``, in ``batch``'s schema."""
+        return generated_table(batch, [self])
+
+
+def generated_table(batch: pa.Table, ops: list[AugmentOp]) -> pa.Table:
+    """Rows that ``ops`` generate from ``batch`` (one pass over the rows, ops in order)."""
+    cols = batch.to_pydict()
+    names = batch.column_names
+    rejected = cols.get(REJECT)
+    out: dict[str, list] = {n: [] for n in names}
+    for i in range(batch.num_rows):
+        if rejected is not None and rejected[i] is not None:
+            continue  # a rejected row stays rejected; its variants would be too
+        row = {n: cols[n][i] for n in names}
+        for op in ops:
+            for made in op.rows(row):
+                for n in names:
+                    out[n].append(made[n])
+    return pa.Table.from_pydict(out, schema=batch.schema)

@@ -1,0 +1,103 @@
+"""What the operations look things up in, built once on the driver and shipped to workers.
+
+Entity mentions by (language, type), tokens by (language, tag), synonyms by language. Plain
+dicts of tuples of strings: picklable, deterministic (sorted by frequency, then text) and capped
+in size, so the same training table always gives the same resources and the same augmented rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from lrl.data.bio import spans
+from lrl.data.files import resolve
+from lrl.generate.augment.synonyms import Synonyms, cached_neighbours, read_lexicon
+from lrl.generate.config import AugmentConfig
+
+_SYNONYM_OPS = {"synonym", "insert"}
+
+
+@dataclass(frozen=True)
+class AugmentResources:
+    """Inventories the ops draw replacements from (per language)."""
+
+    entities: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
+    """lang -> entity type -> distinct mentions (token tuples)."""
+    tokens: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    """lang -> tag (``O``, ``B-PER``...) -> distinct tokens seen with that tag."""
+    synonyms: dict[str, Synonyms] = field(default_factory=dict)
+    """lang -> word -> synonyms (lexicon entries first, then corpus neighbours)."""
+
+    def mentions(self, lang: str, etype: str) -> tuple[tuple[str, ...], ...]:
+        return self.entities.get(lang, {}).get(etype, ())
+
+    def tagged(self, lang: str, tag: str) -> tuple[str, ...]:
+        return self.tokens.get(lang, {}).get(tag, ())
+
+    def synonyms_of(self, lang: str, word: str) -> tuple[str, ...]:
+        table = self.synonyms.get(lang)
+        if not table:
+            return ()
+        return table.get(word) or table.get(word.lower()) or ()
+
+    def fingerprint(self) -> str:
+        """Content hash (for manifests: replay needs the same resources)."""
+        blob = json.dumps([self.entities, self.tokens, self.synonyms], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def _top(counter: Counter, limit: int) -> tuple:
+    return tuple(k for k, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+
+def inventories(train: pa.Table, limit: int) -> tuple[dict, dict]:
+    """Entity mentions by (lang, type) and tokens by (lang, tag) from labelled rows."""
+    ents: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    toks: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    cols = train.select(["lang", "tokens", "tags"]).to_pydict()
+    for lang, tokens, tags in zip(cols["lang"], cols["tokens"], cols["tags"]):
+        for tok, tag in zip(tokens, tags):
+            toks[lang][tag][tok] += 1
+        for start, end, etype in spans(tags):
+            ents[lang][etype][tuple(tokens[start:end])] += 1
+    entities = {lang: {t: _top(c, limit) for t, c in sorted(by.items())} for lang, by in sorted(ents.items())}
+    tokens = {lang: {t: _top(c, limit) for t, c in sorted(by.items())} for lang, by in sorted(toks.items())}
+    return entities, tokens
+
+
+def synonym_tables(cfg: AugmentConfig, langs: list[str], texts: pa.Table | None, root: str | None,
+                   seed: int = 0) -> dict[str, Synonyms]:
+    """Lexicon entries per language, completed by corpus neighbours where text is given."""
+    out: dict[str, Synonyms] = {}
+    by_lang: dict[str, list[str]] = defaultdict(list)
+    if texts is not None and cfg.neighbours.enabled:
+        cols = texts.select(["lang", "text"]).to_pydict()
+        cap = cfg.neighbours.max_lines
+        for lang, text in zip(cols["lang"], cols["text"]):
+            if lang in langs and (cap is None or len(by_lang[lang]) < cap):
+                by_lang[lang].append(text)
+    for lang in langs:
+        table: dict[str, tuple[str, ...]] = {}
+        if by_lang.get(lang):
+            table.update(cached_neighbours(lang, by_lang[lang], cfg.neighbours, seed))
+        if lang in cfg.lexicons:
+            table.update(read_lexicon(resolve(cfg.lexicons[lang], root)))  # the user's word wins
+        if table:
+            out[lang] = table
+    return out
+
+
+def build_resources(cfg: AugmentConfig, train: pa.Table, texts: pa.Table | None = None,
+                    root: str | None = None) -> AugmentResources:
+    """Everything ``cfg.ops`` needs, from the training table (and text for neighbours)."""
+    entities, tokens = inventories(train, cfg.max_inventory)
+    synonyms: dict[str, Synonyms] = {}
+    if _SYNONYM_OPS & set(cfg.ops):
+        langs = sorted(set(train.column("lang").to_pylist()))
+        synonyms = synonym_tables(cfg, langs, texts, root)
+    return AugmentResources(entities=entities, tokens=tokens, synonyms=synonyms)

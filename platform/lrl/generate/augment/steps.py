@@ -1,0 +1,59 @@
+"""The augment step the generate runner chains (``lrl.generate.base.Step``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from lrl.generate.augment.batch import AugmentBatch, augment_batch, job_seed
+from lrl.generate.augment.resources import AugmentResources, build_resources
+from lrl.generate.config import AugmentConfig
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from lrl.job import JobConfig
+
+
+@dataclass
+class AugmentStep:
+    """Adds the rows of every configured op; input rows pass through unchanged."""
+
+    cfg: AugmentConfig
+    resources: AugmentResources
+    seed: int
+    name: str = "augment"
+
+    def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
+        import ray
+
+        # One copy in the object store; workers fetch it once per process (op.resolve_resources).
+        ref = ray.put(self.resources)
+        if self.cfg.compute == "actors":
+            return ds.map_batches(
+                AugmentBatch, fn_constructor_kwargs={"cfg": self.cfg, "resources": ref, "seed": self.seed},
+                batch_format="pyarrow", batch_size=self.cfg.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=self.cfg.num_actors),
+            )
+        return ds.map_batches(
+            augment_batch, fn_kwargs={"cfg": self.cfg, "resources": ref, "seed": self.seed},
+            batch_format="pyarrow", batch_size=self.cfg.batch_size,
+        )
+
+
+def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None) -> list[AugmentStep]:
+    """Steps for ``cfg.augment`` (none when no ops are configured).
+
+    ``train`` (NER_SCHEMA rows) gives the entity and token inventories; ``texts`` (TEXT_SCHEMA
+    rows, e.g. from ``data.text``) gives corpus-neighbour synonyms for the synonym/insert ops.
+    Resources are built here, on the driver, once."""
+    aug = cfg.augment
+    if not aug.ops:
+        return []
+    resources = build_resources(aug, train, texts, cfg.data.root)
+    if "synonym" in aug.ops and not resources.synonyms:
+        raise ValueError("augment.ops has 'synonym' but no language has synonyms: give augment.lexicons "
+                         "or data.text (with augment.neighbours.enabled)")
+    return [AugmentStep(aug, resources, job_seed(aug, cfg.seed))]

@@ -1,0 +1,146 @@
+"""Synonym tables for EDA: a user lexicon, or neighbours learned from the language's own text.
+
+Most low-resource languages have no WordNet. Words that occur in similar contexts are the best
+cheap stand-in: positive PMI co-occurrence vectors, reduced by a randomized truncated SVD (numpy
+only), and the top-k cosine neighbours of the frequent words. On a Wikipedia-sized corpus these
+are often near-synonyms, inflections or words of the same class (months, numbers, place words):
+noisy, which is what EDA tolerates. The table is computed once on the driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from lrl.data.files import InputError, read_text
+from lrl.generate.config import NeighbourConfig
+
+#: Word pattern for corpus text: letters/digits (any script) joined by inner hyphens/apostrophes.
+WORD = re.compile(r"\w+(?:[-'’]\w+)*")
+
+Synonyms = dict[str, tuple[str, ...]]
+
+
+def read_lexicon(path: str) -> Synonyms:
+    """TSV ``word<TAB>syn1,syn2,...``; ``#`` lines and blank lines are skipped.
+
+    A malformed line raises ``InputError`` naming the file and line.
+    """
+    table: dict[str, list[str]] = {}
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.rstrip("\r\n").split("\t")
+        if len(parts) != 2 or not parts[0].strip():
+            raise InputError(f"{path}:{lineno}: expected word<TAB>syn1,syn2 (got {line!r})")
+        word = parts[0].strip()
+        syns = [s.strip() for s in parts[1].split(",") if s.strip() and s.strip() != word]
+        if not syns:
+            raise InputError(f"{path}:{lineno}: no synonyms for {word!r}")
+        table.setdefault(word, [])
+        table[word].extend(s for s in syns if s not in table[word])
+    if not table:
+        raise InputError(f"{path}: empty lexicon")
+    return {w: tuple(s) for w, s in table.items()}
+
+
+def corpus_neighbours(lines: Iterable[str], cfg: NeighbourConfig, seed: int = 0) -> Synonyms:
+    """Top-k distributional neighbours of the ``cfg.max_words`` most frequent words."""
+    sentences = [WORD.findall(line.lower()) for line in lines]
+    counts = Counter(w for s in sentences for w in s)
+    ranked = sorted((w for w, c in counts.items() if c >= cfg.min_count), key=lambda w: (-counts[w], w))
+    vocab = ranked[: cfg.max_vocab]
+    if len(vocab) < cfg.k + 2:
+        return {}
+    index = {w: i for i, w in enumerate(vocab)}
+    ppmi = _ppmi(_cooccurrence(sentences, index, min(cfg.contexts, len(vocab)), cfg.window))
+    vectors = _svd_vectors(ppmi, min(cfg.dims, min(ppmi.shape) - 1), seed)
+    return _neighbours(vectors, vocab, cfg)
+
+
+def _cooccurrence(sentences: list[list[str]], index: dict[str, int], n_ctx: int, window: int) -> np.ndarray:
+    # One id stream with `window` gaps (-1) between sentences, so no pair crosses a line.
+    gap = [-1] * window
+    stream: list[int] = []
+    for s in sentences:
+        stream.extend(index.get(w, -1) for w in s)
+        stream.extend(gap)
+    ids = np.asarray(stream, dtype=np.int64)
+    keys = []
+    for d in range(1, window + 1):
+        a, b = ids[:-d], ids[d:]
+        ok = (a >= 0) & (b >= 0)
+        a, b = a[ok], b[ok]
+        keys.append(a[b < n_ctx] * n_ctx + b[b < n_ctx])  # b as context of a
+        keys.append(b[a < n_ctx] * n_ctx + a[a < n_ctx])  # a as context of b
+    uniq, cnt = np.unique(np.concatenate(keys), return_counts=True)
+    matrix = np.zeros(len(index) * n_ctx, dtype=np.float32)
+    matrix[uniq] = cnt
+    return matrix.reshape(len(index), n_ctx)
+
+
+def _ppmi(m: np.ndarray, alpha: float = 0.75) -> np.ndarray:
+    """Positive PMI with context-distribution smoothing (Levy et al. 2015), in place."""
+    total = m.sum()
+    rows = m.sum(axis=1, keepdims=True)
+    ctx = m.sum(axis=0, keepdims=True) ** alpha
+    ctx /= ctx.sum()
+    nz = m > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pmi = np.log(m / total) - np.log(np.maximum(rows, 1) / total) - np.log(np.maximum(ctx, 1e-30))
+    m[:] = np.where(nz & (pmi > 0), pmi, 0).astype(np.float32)
+    return m
+
+
+def _svd_vectors(m: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    """Randomized truncated SVD (Halko et al.): U * sqrt(S), rows L2-normalised."""
+    rng = np.random.default_rng(seed)
+    q = m @ rng.standard_normal((m.shape[1], dims + 10)).astype(np.float32)
+    for _ in range(2):  # power iterations sharpen the spectrum of a flat PPMI matrix
+        q, _ = np.linalg.qr(q)
+        q = m @ (m.T @ q)
+    q, _ = np.linalg.qr(q)
+    ub, s, _ = np.linalg.svd(q.T @ m, full_matrices=False)
+    vec = (q @ ub[:, :dims]) * np.sqrt(s[:dims])
+    norm = np.linalg.norm(vec, axis=1, keepdims=True)
+    return vec / np.maximum(norm, 1e-12)
+
+
+def _neighbours(vec: np.ndarray, vocab: list[str], cfg: NeighbourConfig) -> Synonyms:
+    out: Synonyms = {}
+    heads = [i for i in range(min(cfg.max_words, len(vocab))) if not vocab[i].isdigit()]
+    for start in range(0, len(heads), 1024):
+        rows = heads[start : start + 1024]
+        sims = vec[rows] @ vec.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        top = np.argpartition(-sims, cfg.k, axis=1)[:, : cfg.k]
+        for r, i in enumerate(rows):
+            order = top[r][np.argsort(-sims[r, top[r]], kind="stable")]
+            syns = tuple(vocab[j] for j in order if sims[r, j] >= cfg.min_similarity and not vocab[j].isdigit())
+            if syns:
+                out[vocab[i]] = syns
+    return out
+
+
+def cached_neighbours(lang: str, lines: list[str], cfg: NeighbourConfig, seed: int = 0) -> Synonyms:
+    """``corpus_neighbours`` with an optional disk cache keyed by corpus and settings hash."""
+    if cfg.cache_dir is None:
+        return corpus_neighbours(lines, cfg, seed)
+    h = hashlib.sha256("\n".join(lines).encode("utf-8"))
+    h.update(json.dumps([cfg.model_dump(exclude={"cache_dir"}), seed], sort_keys=True).encode())
+    path = Path(cfg.cache_dir) / f"neighbours-{lang}-{h.hexdigest()[:16]}.json"
+    if path.is_file():
+        return {w: tuple(s) for w, s in json.loads(path.read_text(encoding="utf-8")).items()}
+    table = corpus_neighbours(lines, cfg, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    return table
