@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# A local multi-node Ray cluster on loopback: a head and N worker nodes on this machine, each a
+# separate raylet with its own ports, sharing one temp dir. For trying `lrl submit` and multi-node
+# behaviour without a real cluster.
+#
+#   cluster/local_cluster.sh start 2      # head + 2 workers; prints the address and token exports
+#   cluster/local_cluster.sh status
+#   cluster/local_cluster.sh stop         # stops only the processes this script started
+#
+# Security: the dashboard/job server binds 127.0.0.1 and token authentication stays ON
+# (RAY_AUTH_MODE=token). The token comes from RAY_AUTH_TOKEN_PATH when set, otherwise a fresh one
+# is written to $LRL_CLUSTER_DIR/auth_token (mode 600); clients export RAY_AUTH_TOKEN_PATH to it.
+#
+# `ray stop` would kill every Ray process of this user (other people's too on a shared machine),
+# so `stop` kills the recorded process ids and the processes of this cluster's own temp dir.
+#
+# Settings (environment): LRL_CLUSTER_DIR (state + Ray temp dir, default /tmp/lrl-cluster-$USER;
+# keep it short: Ray's socket paths must stay under 107 bytes), LRL_CLUSTER_PORT (GCS port, default
+# 6380; every other port is derived from it), LRL_CLUSTER_DASHBOARD_PORT (default 8265),
+# LRL_CLUSTER_CPUS (CPUs per node, default 1), LRL_CLUSTER_OBJECT_STORE_MB (per node, default 500).
+set -euo pipefail
+
+DIR=${LRL_CLUSTER_DIR:-/tmp/lrl-cluster-${USER:-$(id -un)}}
+PORT=${LRL_CLUSTER_PORT:-6380}
+DASH=${LRL_CLUSTER_DASHBOARD_PORT:-8265}
+CPUS=${LRL_CLUSTER_CPUS:-1}
+STORE=$(( ${LRL_CLUSTER_OBJECT_STORE_MB:-500} * 1024 * 1024 ))
+PY=${PYTHON:-python3}
+export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=token
+
+node_ports() {  # node index -> the flags that keep its ports apart from the other nodes'
+  local i=$1 b=$(( PORT + 100 + $1 * 10 )) w=$(( PORT + 1000 + $1 * 200 ))
+  echo "--node-manager-port $b --object-manager-port $((b+1)) --dashboard-agent-listen-port $((b+2))" \
+       "--dashboard-agent-grpc-port $((b+3)) --metrics-export-port $((b+4)) --runtime-env-agent-port $((b+5))" \
+       "--min-worker-port $w --max-worker-port $((w+199))"
+}
+
+# Every process of this cluster: the ones naming its temp dir or its GCS port, and their children.
+our_pids() {
+  "$PY" - "$DIR/ray" "$PORT" <<'PYEOF'
+import os, sys, psutil
+tmp, port = sys.argv[1], sys.argv[2]
+roots = set()
+for p in psutil.process_iter(["pid", "cmdline"]):
+    if p.pid in (os.getpid(), os.getppid()):
+        continue
+    cmd = " ".join(p.info["cmdline"] or [])
+    if tmp in cmd or ("ray.util.client.server" in cmd and f":{port} " in cmd + " "):
+        roots.add(p)
+pids = set()
+for p in roots:
+    pids.add(p.pid)
+    try:
+        pids.update(c.pid for c in p.children(recursive=True))
+    except psutil.Error:
+        pass
+print(" ".join(str(x) for x in sorted(pids)))
+PYEOF
+}
+
+start() {
+  local n=${1:-1}
+  mkdir -p "$DIR"
+  if [ -s "$DIR/pids" ]; then echo "a cluster from $DIR seems to run; '$0 stop' first" >&2; exit 1; fi
+  if [ -z "${RAY_AUTH_TOKEN_PATH:-}" ] && [ -z "${RAY_AUTH_TOKEN:-}" ]; then
+    export RAY_AUTH_TOKEN_PATH="$DIR/auth_token"
+    [ -s "$RAY_AUTH_TOKEN_PATH" ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$RAY_AUTH_TOKEN_PATH")
+  fi
+  local common="--node-ip-address 127.0.0.1 --temp-dir $DIR/ray --num-cpus $CPUS --object-store-memory $STORE --disable-usage-stats"
+  # shellcheck disable=SC2046,SC2086
+  ray start --head --port "$PORT" --dashboard-host 127.0.0.1 --dashboard-port "$DASH" \
+    --ray-client-server-port $((PORT + 1)) $(node_ports 0) $common > "$DIR/head.log" 2>&1 \
+    || { cat "$DIR/head.log" >&2; exit 1; }
+  for i in $(seq 1 "$n"); do
+    # shellcheck disable=SC2046,SC2086
+    ray start --address "127.0.0.1:$PORT" $(node_ports "$i") $common > "$DIR/worker-$i.log" 2>&1 \
+      || { cat "$DIR/worker-$i.log" >&2; stop; exit 1; }
+  done
+  our_pids > "$DIR/pids"
+  echo "Ray cluster up: head + $n worker(s), $(wc -w < "$DIR/pids") processes (ids in $DIR/pids)"
+  echo "  export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=${RAY_AUTH_TOKEN_PATH:-<your token file>}"
+  echo "  lrl submit jobs/wikiann_ug.yaml --address http://127.0.0.1:$DASH"
+  echo "  $0 stop"
+}
+
+stop() {
+  local pids
+  pids="$(cat "$DIR/pids" 2>/dev/null || true) $(our_pids)"
+  pids=$(echo "$pids" | tr ' ' '\n' | sort -u | grep -v '^$' || true)
+  if [ -z "$pids" ]; then echo "no cluster processes of $DIR found"; rm -f "$DIR/pids"; return 0; fi
+  # shellcheck disable=SC2086
+  kill -TERM $pids 2>/dev/null || true
+  for _ in $(seq 1 20); do
+    alive=""
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    [ -z "$alive" ] && break
+    sleep 0.5
+  done
+  # shellcheck disable=SC2086
+  [ -n "${alive:-}" ] && kill -KILL $alive 2>/dev/null || true
+  rm -f "$DIR/pids"
+  echo "stopped $(echo "$pids" | wc -w) processes of the cluster in $DIR"
+}
+
+status() {
+  local pids; pids=$(our_pids)
+  if [ -z "$pids" ]; then echo "not running ($DIR)"; return 1; fi
+  echo "running: $(echo "$pids" | wc -w) processes; dashboard http://127.0.0.1:$DASH"
+}
+
+case "${1:-}" in
+  start) start "${2:-1}" ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start N | stop | status" >&2; exit 2 ;;
+esac

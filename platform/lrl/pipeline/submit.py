@@ -1,0 +1,154 @@
+"""``lrl submit PIPELINE.yaml [overrides] [--address URL] [--no-wait]``: run ``lrl run`` on a cluster.
+
+The job goes through the Ray Jobs API: the working directory (job files) and the ``lrl`` package
+folder are uploaded as the job's runtime_env (``working_dir`` + ``py_modules``), with pip packages
+or a container image from ``pipeline.submit``. The entrypoint is the same ``lrl run`` a laptop runs;
+on the cluster ``ray.init()`` joins through ``RAY_ADDRESS``, so nothing branches on "cluster".
+
+Token authentication (on by default since Ray 2.60's ``ray start``) is handled on the client by
+sending ``Authorization: Bearer <token>``, read from ``RAY_AUTH_TOKEN``, the file named by
+``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token`` (where ``ray get-auth-token --generate`` puts it),
+the same sources Ray's own clients read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lrl
+from lrl.config import ConfigError
+from lrl.job import JobConfig
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="pipeline YAML file (inside the working directory)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides passed on to `lrl run`")
+    parser.add_argument("--address", help="job server URL (default: pipeline.submit.address, "
+                        "or RAY_API_SERVER_ADDRESS / RAY_ADDRESS when set)")
+    parser.add_argument("--no-wait", action="store_true", help="submit, print the job id and return")
+    parser.add_argument("--from", dest="start", metavar="STAGE", help="passed on to `lrl run --from`")
+    parser.add_argument("--only", metavar="STAGE", help="passed on to `lrl run --only`")
+    parser.add_argument("--dry-run", action="store_true", help="print the entrypoint and runtime_env, submit nothing")
+
+
+def auth_token() -> str | None:
+    """The cluster token from the environment or the token file; None when there is none."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    candidates = [os.environ.get("RAY_AUTH_TOKEN_PATH"), str(Path.home() / ".ray" / "auth_token")]
+    for path in filter(None, candidates):
+        p = Path(path).expanduser()
+        if p.is_file():
+            return p.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def auth_headers() -> dict[str, str]:
+    token = auth_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def job_address(cli_address: str | None, cfg: JobConfig) -> str:
+    """--address, then the environment Ray's CLI reads, then the config."""
+    env = os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS", "")
+    if cli_address:
+        return cli_address
+    if env.startswith("http"):
+        return env
+    return cfg.pipeline.submit.address
+
+
+def entrypoint(config: str, working_dir: str, overrides: list[str], start: str | None, only: str | None) -> str:
+    """``python -m lrl.cli run <config relative to working_dir> ...`` (the console script may not
+    exist on the cluster: py_modules puts the package on the path, not its scripts)."""
+    cfg_path, wd = Path(config).resolve(), Path(working_dir).resolve()
+    try:
+        rel = cfg_path.relative_to(wd)
+    except ValueError:
+        raise ConfigError(f"{config}: the pipeline file must lie inside the uploaded working directory "
+                          f"{wd} (pipeline.submit.working_dir)") from None
+    args = ["python", "-m", "lrl.cli", "run", rel.as_posix(), *overrides]
+    if start:
+        args += ["--from", start]
+    if only:
+        args += ["--only", only]
+    return shlex.join(args)
+
+
+def runtime_env(cfg: JobConfig) -> dict[str, Any]:
+    """working_dir + py_modules (the lrl package folder) + pip or image_uri + forwarded secrets."""
+    sub = cfg.pipeline.submit
+    env_vars = {"RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false",
+                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0")}
+    env_vars.update({k: os.environ[k] for k in sub.forward_env if os.environ.get(k)})
+    env: dict[str, Any] = {
+        "working_dir": str(Path(sub.working_dir).resolve()),
+        "py_modules": [str(Path(lrl.__file__).resolve().parent)],
+        "excludes": list(sub.excludes),
+        "env_vars": env_vars,
+    }
+    if sub.pip:
+        env["pip"] = list(sub.pip)
+    if sub.image_uri:
+        env["image_uri"] = sub.image_uri
+    return env
+
+
+def follow_up(address: str, job_id: str) -> str:
+    a = shlex.quote(address)
+    return (f"  ray job status {job_id} --address {a}\n"
+            f"  ray job logs {job_id} --address {a} --follow\n"
+            f"  ray job stop {job_id} --address {a}")
+
+
+async def _tail(client: Any, job_id: str) -> None:
+    async for chunk in client.tail_job_logs(job_id):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
+    from ray.job_submission import JobSubmissionClient
+
+    address = job_address(args.address, cfg)
+    ep = entrypoint(args.config, cfg.pipeline.submit.working_dir, list(args.overrides), args.start, args.only)
+    renv = runtime_env(cfg)
+    if args.dry_run:
+        print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {renv}")
+        return 0
+    try:
+        client = JobSubmissionClient(address, headers=auth_headers())
+    except Exception as exc:  # connection refused, 401: say what to check
+        raise ConfigError(f"cannot reach the Ray job server at {address}: {exc}\n"
+                          "  is the cluster up, the dashboard port forwarded, and the token set "
+                          "(RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, see README troubleshooting)?") from None
+    job_id = client.submit_job(entrypoint=ep, runtime_env=renv,
+                               entrypoint_num_cpus=cfg.pipeline.submit.entrypoint_num_cpus,
+                               metadata={"lrl_job": cfg.name})
+    print(f"submitted {job_id} to {address}\nfollow it with:\n{follow_up(address, job_id)}", flush=True)
+    if args.no_wait:
+        return 0
+    asyncio.run(_tail(client, job_id))
+    status = str(client.get_job_status(job_id).value)
+    while status not in TERMINAL:  # the log stream can end a moment before the status settles
+        time.sleep(0.5)
+        status = str(client.get_job_status(job_id).value)
+    print(f"\njob {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from lrl.job import load_job
+
+    # The file is validated here, before anything is uploaded, with the same overrides.
+    cfg = load_job(args.config, args.overrides)
+    return submit(cfg, args)
