@@ -1,0 +1,149 @@
+"""Every reader on every NER file of the shared WikiANN data (converted in tmp_path for the
+formats the data does not come in), plus the text and parallel readers on real corpora."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lrl.data.bio import bio_problems
+from lrl.data.config import NerSource, TextSource
+from lrl.data.files import InputError
+from lrl.data.readers import (
+    read_conll,
+    read_hf,
+    read_jsonl,
+    read_ner,
+    read_parallel,
+    read_parquet_ner,
+    read_text_lines,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+_ROOT = Path(os.environ.get("LRL_DATA_ROOT", REPO.parent / "shared" / "data"))
+# Collected from the data when present; the fallback list keeps ids stable (tests then skip).
+NER_FILES = sorted(str(p.relative_to(_ROOT / "wikiann")) for p in (_ROOT / "wikiann").glob("*/*")) or [
+    f"{lang}/{split}" for lang in ("am", "ig", "rw", "sw", "yo") for split in ("train", "dev", "test")
+] + ["ug/train", "ug/dev", "wo/train", "wo/dev"]
+READERS = ["conll", "jsonl", "parquet", "hf"]
+
+
+def sentences_in(path: Path) -> list[tuple[list[str], list[str]]]:
+    """An independent parse of the token<TAB>tag format (what every reader must agree with)."""
+    out, toks, tags = [], [], []
+    for line in path.read_text(encoding="utf-8").splitlines() + [""]:
+        if not line.strip():
+            if toks:
+                out.append((toks, tags))
+            toks, tags = [], []
+            continue
+        tok, tag = line.rsplit("\t", 1) if "\t" in line else line.rsplit(" ", 1)
+        toks.append(tok.strip())
+        tags.append(tag.strip())
+    return out
+
+
+def convert(fmt: str, sents: list, tmp_path: Path) -> Path:
+    """Write ``sents`` in format ``fmt`` under tmp_path (for the non-CoNLL readers)."""
+    if fmt == "jsonl":
+        p = tmp_path / "x.jsonl"
+        p.write_text("".join(json.dumps({"tokens": t, "tags": g}, ensure_ascii=False) + "\n" for t, g in sents),
+                     encoding="utf-8")
+    elif fmt == "parquet":
+        p = tmp_path / "x.parquet"
+        pq.write_table(pa.table({"tokens": [t for t, _ in sents], "tags": [g for _, g in sents]}), p)
+    else:
+        import datasets
+
+        names = sorted({tag for _, g in sents for tag in g} | {"O"})
+        features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                      "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+        ds = datasets.Dataset.from_dict({"tokens": [t for t, _ in sents],
+                                         "ner_tags": [[names.index(x) for x in g] for _, g in sents]},
+                                        features=features)
+        p = tmp_path / "hf"
+        datasets.DatasetDict({"train": ds}).save_to_disk(str(p))
+    return p
+
+
+@pytest.mark.parametrize("fmt", READERS)
+@pytest.mark.parametrize("rel", NER_FILES)
+def test_reader_on_every_wikiann_file(data_root, tmp_path, rel, fmt):
+    src = data_root / "wikiann" / rel
+    lang = rel.split("/")[0]
+    expected = sentences_in(src)
+    assert expected, f"{src} has no sentences"
+    path = src if fmt == "conll" else convert(fmt, expected, tmp_path)
+    reader = {"conll": read_conll, "jsonl": read_jsonl, "parquet": read_parquet_ner, "hf": read_hf}[fmt]
+    res = reader(str(path), lang, "train", "error")
+    assert res.rejects.num_rows == 0
+    assert res.table.num_rows == len(expected)
+    assert res.table.column("tokens").to_pylist() == [t for t, _ in expected]
+    assert res.table.column("tags").to_pylist() == [g for _, g in expected]
+    assert set(res.table.column("lang").to_pylist()) == {lang}
+    assert len(set(res.table.column("id").to_pylist())) == res.table.num_rows
+    assert not any(bio_problems(g) for g in res.table.column("tags").to_pylist())
+
+
+def test_read_ner_dispatches_by_extension_and_format(data_root, tmp_path):
+    sents = sentences_in(data_root / "wikiann" / "wo" / "dev")
+    for fmt in ("jsonl", "parquet", "hf"):
+        (tmp_path / fmt).mkdir()
+        p = convert(fmt, sents, tmp_path / fmt)
+        src = NerSource(path=p.name, lang="wo", split="train", format="hf" if fmt == "hf" else "auto")
+        res = read_ner(src, str(p.parent), labels=["PER", "ORG", "LOC"])
+        assert res.table.num_rows == len(sents), fmt
+
+
+def test_hf_reader_picks_split_and_rejects_missing_split(data_root, tmp_path):
+    import datasets
+
+    p = convert("hf", sentences_in(data_root / "wikiann" / "yo" / "dev"), tmp_path)
+    dd = datasets.load_from_disk(str(p))
+    datasets.DatasetDict({"validation": dd["train"].select(range(7))}).save_to_disk(str(tmp_path / "v"))
+    assert read_hf(str(tmp_path / "v"), "yo", "validation").table.num_rows == 7
+    with pytest.raises(InputError, match="no split 'train'"):
+        read_hf(str(tmp_path / "v"), "yo", "train")
+
+
+def test_reader_takes_pyarrow_uris(data_root):
+    uri = "file://" + str(data_root / "wikiann" / "wo" / "dev")
+    assert read_conll(uri, "wo").table.num_rows == len(sentences_in(data_root / "wikiann" / "wo" / "dev"))
+
+
+@pytest.mark.parametrize("name", ["ug.txt", "wo.txt", "yo.txt"])
+def test_text_reader_on_real_corpora(data_root, name):
+    path = data_root / "mono" / name
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    expected = [ln for ln in lines if ln and not ln.startswith("# doc")]
+    table = read_text_lines(TextSource(path=name, lang=name[:2]), str(data_root / "mono"))
+    assert table.num_rows == len(expected)
+    assert table.column("text").to_pylist() == expected
+    # Each row belongs to the document opened by the last "# doc" line above it (None before any).
+    docs, doc = [], None
+    for ln in lines:
+        if ln.startswith("# doc"):
+            doc = ln[5:].strip()
+        elif ln:
+            docs.append(doc)
+    assert table.column("doc").to_pylist() == docs
+    limited = read_text_lines(TextSource(path=name, lang=name[:2], max_lines=10), str(data_root / "mono"))
+    assert limited.column("text").to_pylist() == expected[:10]
+
+
+def test_parallel_reader_on_flores(data_root, tmp_path):
+    d = data_root / "parallel" / "flores200_devtest"
+    eng, uig = next(d.glob("*eng_Latn*")), next(d.glob("*uig_Arab*"))
+    table = read_parallel(str(eng), str(uig), "en", "ug")
+    assert table.num_rows == 1012
+    assert table.column("src")[5].as_py() == eng.read_text(encoding="utf-8").splitlines()[5]
+    assert table.column("tgt")[5].as_py() == uig.read_text(encoding="utf-8").splitlines()[5]
+    short = tmp_path / "short.txt"
+    short.write_text("one line\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not line-aligned"):
+        read_parallel(str(eng), str(short), "en", "ug")
