@@ -1,0 +1,199 @@
+"""Oversampling to target counts by language and by rare entity type, planned small, applied streaming.
+
+The driver turns counts into a plan: rows are grouped by (language, rare types they contain);
+each group gets an integer total (rare-type groups first, up to ``min_sentences_per_type``, then
+every group of a language scaled up to ``target_per_lang`` by largest remainders), and each row of
+a group gets ``q`` copies or ``q + 1``. Which rows get the extra one is decided by a stable hash of
+the row id against a per-group threshold, so totals are exact when the streamed rows are the
+counted ones, and the plan stays a few numbers per group however many rows are emitted. A worker
+then emits copies batch by batch, in chunks of at most ``chunk_rows``: nothing is materialised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lrl.data.schema import REJECT
+from lrl.generate.augment.seeds import child_id, row_seed, unit
+from lrl.generate.config import OversampleConfig
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from lrl.job import JobConfig
+
+OP = "oversample"
+GroupKey = tuple[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class OversamplePlan:
+    """Per group (lang, rare types present): base copies and the hash threshold for one more."""
+
+    seed: int
+    rare: dict[str, tuple[str, ...]]
+    groups: dict[GroupKey, tuple[int, float]]
+    before: dict[str, int] = field(default_factory=dict)
+    """Rows per language in the counted table."""
+    after: dict[str, int] = field(default_factory=dict)
+    """Rows per language the plan emits (originals included)."""
+
+    def key(self, lang: str, tags: list[str]) -> GroupKey:
+        rare = self.rare.get(lang, ())
+        present = {t[2:] for t in tags if t.startswith("B-")} if rare else set()
+        return lang, tuple(t for t in rare if t in present)
+
+    def copies(self, row_id: str, lang: str, tags: list[str]) -> int:
+        """Total multiplicity of a row (1 = only the original); rows not planned for get 1."""
+        q, threshold = self.groups.get(self.key(lang, tags), (1, 0.0))
+        return q + (unit(self.seed, OP, row_id) < threshold)
+
+    @property
+    def trivial(self) -> bool:
+        return all(q == 1 and t <= 0.0 for q, t in self.groups.values())
+
+
+def _target(cfg: OversampleConfig, lang: str) -> int | None:
+    if isinstance(cfg.target_per_lang, dict):
+        return cfg.target_per_lang.get(lang)
+    return cfg.target_per_lang
+
+
+def _rare_types(cfg: OversampleConfig, rows: list[tuple[str, set[str]]]) -> dict[str, dict[str, float]]:
+    """lang -> rare type -> factor bringing its sentence count up to the minimum."""
+    per: dict[str, Counter] = defaultdict(Counter)
+    for lang, types in rows:
+        per[lang].update(types)
+    out: dict[str, dict[str, float]] = {}
+    if cfg.min_sentences_per_type is None:
+        return out
+    allowed = set(cfg.rare_types) if cfg.rare_types is not None else None
+    for lang, counts in per.items():
+        factors = {t: cfg.min_sentences_per_type / c for t, c in counts.items()
+                   if c < cfg.min_sentences_per_type and (allowed is None or t in allowed)}
+        if factors:
+            out[lang] = factors
+    return out
+
+
+def _largest_remainder(base: dict[GroupKey, int], total: int, cap: dict[GroupKey, int]) -> dict[GroupKey, int]:
+    """Scale integer group sizes up to sum to ``total`` (never below base, never above cap)."""
+    scale = total / sum(base.values())
+    ideal = {g: min(n * scale, cap[g]) for g, n in base.items()}
+    out = {g: max(base[g], math.floor(v)) for g, v in ideal.items()}
+    short = total - sum(out.values())
+    order = sorted(ideal, key=lambda g: (-(ideal[g] - math.floor(ideal[g])), g))
+    for g in order:
+        if short <= 0:
+            break
+        if out[g] < cap[g]:
+            out[g] += 1
+            short -= 1
+    return out
+
+
+def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> OversamplePlan:
+    """Plan copies from the rows to be oversampled (columns ``lang``, ``tags``; ``id`` for exact
+    totals; rows with a ``reject`` reason are not counted)."""
+    cols = counts.select([c for c in ("id", "lang", "tags", REJECT) if c in counts.column_names]).to_pydict()
+    keep = [i for i in range(counts.num_rows) if cols.get(REJECT, [None] * counts.num_rows)[i] is None]
+    typed = [(cols["lang"][i], {t[2:] for t in cols["tags"][i] if t.startswith("B-")}) for i in keep]
+    if isinstance(cfg.target_per_lang, dict):
+        missing = sorted(set(cfg.target_per_lang) - {lang for lang, _ in typed})
+        if missing:
+            raise ValueError(f"oversample.target_per_lang names {missing} but the data has no rows of them")
+    factors = _rare_types(cfg, typed)
+    rare = {lang: tuple(sorted(f)) for lang, f in factors.items()}
+    members: dict[GroupKey, list[int]] = defaultdict(list)
+    for i, (lang, types) in zip(keep, typed):
+        members[(lang, tuple(t for t in rare.get(lang, ()) if t in types))].append(i)
+    cap = {g: (math.floor(len(m) * cfg.max_factor) if cfg.max_factor else 1 << 62) for g, m in members.items()}
+    totals: dict[GroupKey, int] = {}
+    for g, m in members.items():  # rare-type groups first: every row with type t gets >= min/c_t
+        w = max([factors[g[0]][t] for t in g[1]], default=1.0)
+        totals[g] = max(len(m), min(math.ceil(len(m) * w - 1e-9), cap[g]))
+    for lang in sorted({g[0] for g in members}):
+        target, mine = _target(cfg, lang), {g: n for g, n in totals.items() if g[0] == lang}
+        if target is not None and target > sum(mine.values()):
+            totals.update(_largest_remainder(mine, target, cap))
+    groups: dict[GroupKey, tuple[int, float]] = {}
+    for g, m in members.items():
+        q, r = divmod(totals[g], len(m))
+        if r == 0:
+            threshold = 0.0
+        elif "id" in cols:  # exact: the r rows with the smallest hash get one more copy
+            us = sorted(unit(seed, OP, cols["id"][i]) for i in m)
+            threshold = us[r] if r < len(m) else 2.0
+        else:
+            threshold = r / len(m)
+        groups[g] = (q, threshold)
+    before = Counter(lang for lang, _ in typed)
+    after: Counter = Counter()
+    for g, n in totals.items():
+        after[g[0]] += n
+    return OversamplePlan(seed, rare, groups, dict(before), dict(after))
+
+
+def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65536) -> Iterator[pa.Table]:
+    """Each row followed by its copies (``op=oversample``, new id, parent_id, seed), in chunks.
+
+    Works on pyarrow batches; a generator, so Ray Data receives bounded blocks."""
+    cols = batch.select([c for c in ("id", "lang", "tags", REJECT) if c in batch.column_names]).to_pydict()
+    rejected = cols.get(REJECT, [None] * batch.num_rows)
+    k = np.fromiter((1 if rejected[i] is not None else plan.copies(cols["id"][i], cols["lang"][i], cols["tags"][i])
+                     for i in range(batch.num_rows)), dtype=np.int64, count=batch.num_rows)
+    index = np.repeat(np.arange(batch.num_rows), k)
+    copy = np.arange(len(index)) - np.repeat(np.cumsum(k) - k, k)  # 0 = original, 1.. = copies
+    for start in range(0, len(index), chunk_rows):
+        idx, cp = index[start : start + chunk_rows], copy[start : start + chunk_rows]
+        part = batch.take(pa.array(idx))
+        if not cp.any():
+            yield part
+            continue
+        parent = part.column("id").to_pylist()
+        is_copy = pa.array(cp > 0)
+        new_id = [child_id(p, OP, int(c)) if c else p for p, c in zip(parent, cp)]
+        seeds = [row_seed(plan.seed, OP, p, int(c)) if c else None for p, c in zip(parent, cp)]
+        changes = {
+            "id": pa.array(new_id, pa.string()),
+            "op": pc.if_else(is_copy, pa.scalar(OP), part.column("op").combine_chunks()),
+            "parent_id": pc.if_else(is_copy, part.column("id").combine_chunks(),
+                                    part.column("parent_id").combine_chunks()),
+            "seed": pc.if_else(is_copy, pa.array(seeds, pa.int64()), part.column("seed").combine_chunks()),
+        }
+        for name, values in changes.items():
+            i = part.schema.get_field_index(name)
+            part = part.set_column(i, part.schema.field(i), values.cast(part.schema.field(i).type))
+        yield part
+
+
+@dataclass
+class OversampleStep:
+    """Streams each row and its planned copies (originals pass through unchanged)."""
+
+    plan: OversamplePlan
+    batch_size: int = 256
+    chunk_rows: int = 65536
+    name: str = "oversample"
+
+    def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
+        return ds.map_batches(oversample_batch, fn_kwargs={"plan": self.plan, "chunk_rows": self.chunk_rows},
+                              batch_format="pyarrow", batch_size=self.batch_size)
+
+
+def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleStep]:
+    """Steps for ``cfg.oversample`` given the rows that will stream through them (or at least
+    their ``id``, ``lang`` and ``tags`` columns). None when disabled or nothing needs copies."""
+    ov = cfg.oversample
+    if not ov.enabled:
+        return []
+    plan = plan_oversample(ov, counts_table, cfg.seed if ov.seed is None else ov.seed)
+    return [] if plan.trivial else [OversampleStep(plan, ov.batch_size, ov.chunk_rows)]
