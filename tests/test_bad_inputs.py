@@ -1,0 +1,124 @@
+"""A table of bad inputs, each under each BIO policy: a clear error naming file and line, or a
+quarantine row carrying its reason (and nothing dropped silently)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from lrl.config import ConfigError
+from lrl.data.config import NerSource
+from lrl.data.files import InputError
+from lrl.data.readers import read_ner
+from lrl.job import load_job
+
+POLICIES = ["error", "repair", "quarantine"]
+GOOD = "Ali\tB-PER\nwent\tO\n\n"  # one valid sentence in front of every bad one
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    filename: str
+    content: bytes
+    #: per policy: ("raise", regex on the message) or ("reject", reason kind, line) or ("ok", tags)
+    expect: dict
+    labels: tuple[str, ...] | None = None
+
+
+def _all(outcome) -> dict:
+    return {p: outcome for p in POLICIES}
+
+
+CASES = [
+    Case("truncated conll line", "a.conll", (GOOD + "Kano\tB-LOC\ncity").encode(),
+         {"error": ("raise", r"a\.conll:5: tag missing"),
+          "repair": ("reject", "tag missing", 4), "quarantine": ("reject", "tag missing", 4)}),
+    Case("truncated jsonl line", "a.jsonl",
+         b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n{"tokens": ["Kano", "ci',
+         {"error": ("raise", r"a\.jsonl:2: not valid JSON"),
+          "repair": ("reject", "not valid JSON", 2), "quarantine": ("reject", "not valid JSON", 2)}),
+    Case("tag missing", "b.conll", (GOOD + "Kano\tB-LOC\nis\nbig\tO\n").encode(),
+         {"error": ("raise", r"b\.conll:5: tag missing"),
+          "repair": ("reject", "tag missing", 4), "quarantine": ("reject", "tag missing", 4)}),
+    Case("tags shorter than tokens", "c.jsonl",
+         b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n{"tokens": ["a", "b"], "tags": ["O"]}\n',
+         {"error": ("raise", r"c\.jsonl:2: length mismatch"),
+          "repair": ("reject", "length mismatch", 2), "quarantine": ("reject", "length mismatch", 2)}),
+    Case("I- without B-", "d.conll", (GOOD + "in\tO\nLagos\tI-LOC\n").encode(),
+         {"error": ("raise", r"d\.conll:4: invalid BIO: tag 1 'I-LOC' follows 'O'"),
+          "repair": ("ok", ["O", "B-LOC"]), "quarantine": ("reject", "invalid BIO", 4)}),
+    Case("malformed tag", "e.conll", (GOOD + "Lagos\tLOC\n").encode(),
+         {"error": ("raise", r"e\.conll:4: invalid BIO: tag 0 'LOC' is not O, B-X or I-X"),
+          "repair": ("reject", "invalid BIO", 4), "quarantine": ("reject", "invalid BIO", 4)}),
+    Case("unknown label", "f.conll", (GOOD + "Dakar\tB-CITY\n").encode(),
+         {"error": ("raise", r"f\.conll:4: unknown label: .*'CITY'"),
+          "repair": ("reject", "unknown label", 4), "quarantine": ("reject", "unknown label", 4)},
+         labels=("PER", "LOC", "ORG")),
+    Case("empty file", "g.conll", b"\n  \n", _all(("raise", r"g\.conll: empty file"))),
+    Case("only comments", "h.conll", b"-DOCSTART- O\n# comment\n", _all(("raise", r"h\.conll: empty file"))),
+    Case("empty jsonl", "i.jsonl", b"", _all(("raise", r"i\.jsonl: empty file"))),
+    Case("non-UTF-8 bytes", "j.conll", GOOD.encode() + b"Dak\xe0r\tB-LOC\n",
+         _all(("raise", r"j\.conll:4: not UTF-8 \(byte 0xe0"))),
+    Case("jsonl without tags", "k.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n{"tokens": ["a"]}\n',
+         {"error": ("raise", r"k\.jsonl:2: tokens or tags missing"),
+          "repair": ("reject", "tokens or tags missing", 2), "quarantine": ("reject", "tokens or tags missing", 2)}),
+    Case("missing file", "absent.conll", None, _all(("raise", r"absent\.conll: file not found"))),
+]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bad_input(tmp_path, case, policy):
+    path = tmp_path / case.filename
+    if case.content is not None:
+        path.write_bytes(case.content)
+    src = NerSource(path=case.filename, lang="yo")
+    outcome = case.expect[policy]
+    if outcome[0] == "raise":
+        with pytest.raises(InputError, match=outcome[1]) as info:
+            read_ner(src, str(tmp_path), policy, case.labels)
+        assert str(tmp_path / case.filename) in str(info.value)  # names the file in full
+        return
+    res = read_ner(src, str(tmp_path), policy, case.labels)
+    # The good sentence in front of the bad one is always kept.
+    assert res.table.column("tokens")[0].as_py() in (["Ali", "went"], ["Ali"])
+    if outcome[0] == "ok":
+        assert res.rejects.num_rows == 0
+        assert res.table.column("tags").to_pylist()[-1] == outcome[1]
+        return
+    _, kind, line = outcome
+    assert res.table.num_rows == 1 and res.rejects.num_rows == 1
+    row = res.rejects.to_pylist()[0]
+    assert row["reason"].startswith(kind + ":"), row["reason"]
+    assert row["line"] == line and row["source"] == str(tmp_path / case.filename)
+    assert row["raw"]  # the offending text is kept for inspection
+    assert res.reject_reasons == {kind: 1}
+
+
+CONFIG_CASES = [
+    (["data.bio_policy=maybe"], r"data\.bio_policy: Input should be 'error', 'repair' or 'quarantine'"),
+    (["data.ner=[{path: a.conll, lang: yo, formt: conll}]"], r"data\.ner\.0\.formt: unknown key"),
+    (["data.ner=[{path: a.conll, lang: Yoruba}]"], r"data\.ner\.0\.lang: .*ISO 639"),
+    (["data.ner=[{lang: yo}]"], r"data\.ner\.0\.path: Field required"),
+    (["data.text=[{path: a.txt, lang: yo, max_lines: -3}]"], r"data\.text\.0\.max_lines"),
+    (["data.labels=PER"], r"data\.labels: Input should be a valid list"),
+    (["dta.ner=[]"], r"dta: unknown key"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", CONFIG_CASES, ids=[c[0][0] for c in CONFIG_CASES])
+def test_bad_config_names_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_job(None, overrides)
+
+
+def test_bad_config_file_names_the_file(tmp_path):
+    f = tmp_path / "job.yaml"
+    f.write_text("data:\n  bio_policy: 3\n  ner: {path: x}\n")
+    with pytest.raises(ConfigError) as info:
+        load_job(f)
+    msg = str(info.value)
+    assert str(f) in msg and re.search(r"data\.bio_policy", msg) and re.search(r"data\.ner", msg)
