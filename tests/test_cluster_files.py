@@ -1,0 +1,124 @@
+"""Every file in cluster/ is parsed and checked: the launcher YAML against Ray's own validation,
+the KubeRay manifests for their required fields, security defaults and consistency with the
+package (image tag, Ray version, job files, GPU requests)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER = REPO / "cluster"
+MANIFESTS = sorted((CLUSTER / "kuberay").glob("*.yaml"))
+
+
+def _ray_version() -> str:
+    import ray
+
+    return ray.__version__
+
+
+def _lrl_version() -> str:
+    # (tomllib is 3.11+, and the project supports 3.10)
+    return re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), flags=re.M).group(1)
+
+
+def test_launcher_yaml_passes_rays_own_validation():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cfg = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    validate_config(prepare_config(cfg))  # raises jsonschema.ValidationError / ValueError when wrong
+    types = cfg["available_node_types"]
+    assert types["gpu_worker"]["resources"].get("GPU", 0) >= 1, "GPU workers must offer GPUs for training"
+    assert types["cpu_worker"]["max_workers"] > types["cpu_worker"].get("min_workers", 0), "CPU workers autoscale"
+    assert types["gpu_worker"]["max_workers"] > types["gpu_worker"].get("min_workers", 0), "GPU workers autoscale"
+
+
+def test_launcher_keeps_dashboard_local_and_auth_on():
+    cfg = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    head = " ".join(cfg["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head and "0.0.0.0" not in head
+    for cmd in cfg["head_start_ray_commands"][1:] + cfg["worker_start_ray_commands"][1:]:
+        assert "RAY_AUTH_MODE=token" in cmd
+    images = [cfg["docker"]["image"]] + [t.get("docker", {}).get("worker_image") for t in
+                                         cfg["available_node_types"].values() if t.get("docker")]
+    for image in images:
+        assert image.split(":")[1].startswith(_ray_version()), f"{image} does not match ray {_ray_version()}"
+
+
+def _containers(spec: dict) -> list[tuple[str, dict, dict]]:
+    """(group, rayStartParams, container) for the head and each worker group of a RayCluster spec."""
+    out = [("head", spec["headGroupSpec"]["rayStartParams"], c)
+           for c in spec["headGroupSpec"]["template"]["spec"]["containers"]]
+    for g in spec.get("workerGroupSpecs", []):
+        out += [(g["groupName"], g["rayStartParams"], c) for c in g["template"]["spec"]["containers"]]
+    return out
+
+
+def _cluster_spec(doc: dict) -> dict:
+    return doc["spec"] if doc["kind"] == "RayCluster" else doc["spec"]["rayClusterSpec"]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_kuberay_manifest_required_fields_and_security(path):
+    doc = yaml.safe_load(path.read_text())
+    assert doc["apiVersion"] == "ray.io/v1" and doc["kind"] in ("RayCluster", "RayJob")
+    assert doc["metadata"]["name"]
+    spec = _cluster_spec(doc)
+    assert spec["rayVersion"] == _ray_version()
+    assert spec["authOptions"]["mode"] == "token", "token authentication must stay on"
+    assert spec["headGroupSpec"].get("serviceType", "ClusterIP") == "ClusterIP", "dashboard must not be exposed"
+    text = yaml.safe_dump(doc)  # the parsed manifest, not its comments
+    assert "LoadBalancer" not in text and "NodePort" not in text
+    for g in spec.get("workerGroupSpecs", []):
+        assert g["minReplicas"] <= g["replicas"] <= g["maxReplicas"], g["groupName"]
+    expected_image = f"lrl:{_lrl_version()}-ray{_ray_version()}"
+    for group, params, c in _containers(spec):
+        assert c["image"] == expected_image, f"{path.name} {group}: image {c['image']} != {expected_image}"
+        res = c["resources"]
+        assert res["requests"] == res["limits"], f"{group}: requests and limits differ"
+        if "num-cpus" in params and params["num-cpus"] != "0":
+            assert params["num-cpus"] == str(res["limits"]["cpu"]), f"{group}: num-cpus != cpu limit"
+        gpus = res["limits"].get("nvidia.com/gpu")
+        assert str(params.get("num-gpus", "0")) == str(gpus or "0"), f"{group}: num-gpus != GPU limit"
+        for env in c.get("env", []):
+            # secrets only by reference: no literal value for anything that looks like a credential
+            if re.search(r"TOKEN|KEY|SECRET|PASSWORD", env["name"]):
+                assert "valueFrom" in env and "value" not in env, f"{group}: {env['name']} must use secretKeyRef"
+    assert any("gpu" in g["groupName"] for g in spec["workerGroupSpecs"])
+
+
+def test_rayjob_entrypoint_runs_lrl_run_on_an_existing_job_file():
+    doc = yaml.safe_load((CLUSTER / "kuberay" / "rayjob.yaml").read_text())
+    argv = shlex.split(doc["spec"]["entrypoint"])
+    assert argv[:2] == ["lrl", "run"], argv
+    assert (REPO / argv[2]).is_file(), f"entrypoint job file {argv[2]} does not exist"
+    assert doc["spec"]["shutdownAfterJobFinishes"] is True
+    from lrl.job import load_job
+
+    load_job(REPO / argv[2], argv[3:])  # the overrides it passes validate too
+
+
+def test_dockerfile_builds_the_tag_the_manifests_use():
+    text = (CLUSTER / "Dockerfile").read_text()
+    assert f"FROM rayproject/ray:{_ray_version()}-" in text
+    assert f"lrl:{_lrl_version()}-ray{_ray_version()}" in text
+    for copied in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", text, flags=re.M):
+        for src in copied.split():
+            assert (REPO / src).exists(), f"Dockerfile copies {src}, which does not exist"
+
+
+def test_local_cluster_script_is_valid_bash_and_scoped():
+    script = CLUSTER / "local_cluster.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "--dashboard-host 127.0.0.1" in text and "RAY_AUTH_MODE=token" in text
+    # never the global `ray stop` (it would kill other users' Ray on a shared machine)
+    assert not re.search(r"^\s*ray stop", text, flags=re.M)
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert usage.returncode == 2 and "start N" in usage.stderr
