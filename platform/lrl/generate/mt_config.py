@@ -1,8 +1,143 @@
-"""Config sections for machine translation (translate-train, back-translation) and quality filters."""
+"""Config sections for machine translation (translate-train, back-translation) and quality filters.
+
+A translation model is named once (``MTModelConfig``) and used by each direction that needs it:
+translate-train (source languages -> target), back-translation (target -> pivot -> target).
+Variants are typed names: ``backend: hf | fake``, ``family: auto | marian | nllb | m2m100``,
+``markers: square | numbered``.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
 from lrl.config import StrictModel
+from lrl.data.config import check_lang
+
+
+class FakeMTConfig(StrictModel):
+    """A deterministic stand-in translator for exact label-projection checks (no model)."""
+
+    mode: Literal["identity", "reverse", "upper"] = "reverse"
+    """Word transform: keep, reverse the letters of each word (its own inverse, so a
+    back-translation returns the input), or upper-case each word."""
+    reorder: bool = False
+    """Reverse the word order of each sentence (markers travel with their words)."""
+    drop_marker_rate: float = Field(default=0.0, ge=0, le=1)
+    """Chance per marker of being dropped (tests the fuzzy repair)."""
+    move_marker_rate: float = Field(default=0.0, ge=0, le=1)
+    """Chance per marker of moving one word to the right."""
+    glue_marker_rate: float = Field(default=0.0, ge=0, le=1)
+    """Chance per marker of being glued to its neighbouring word (``[Paris`` instead of ``[ Paris``)."""
+    garble_marker_rate: float = Field(default=0.0, ge=0, le=1)
+    """Chance per marker of being replaced by a look-alike that no pattern recognises."""
+
+
+class MTModelConfig(StrictModel):
+    """One translation direction: a model, its language codes and how it runs on Ray."""
+
+    backend: Literal["hf", "fake"] = "hf"
+    """``hf``: a Hugging Face seq2seq model (Marian, NLLB, M2M100) on a Ray actor pool; ``fake``:
+    the deterministic test translator."""
+    model: str | None = None
+    """Hub id or local folder of the model (required for ``hf``); weights load from safetensors."""
+    family: Literal["auto", "marian", "nllb", "m2m100", "plain"] = "auto"
+    """How language codes are passed: Marian (none or a ``>>xx<<`` prefix), NLLB (``src_lang`` +
+    forced BOS ``uig_Arab``), M2M100 (``src_lang`` + ``get_lang_id``); ``auto`` reads the model type."""
+    src_code: str | None = None
+    """Source language code as the model expects it; None derives it (ISO for M2M100, ``xxx_Scrp``
+    for NLLB, nothing for Marian)."""
+    tgt_code: str | None = None
+    """Target language code as the model expects it; None derives it like ``src_code``."""
+    prefix: str | None = None
+    """Text put before every input (multi-target Marian models want e.g. ``>>uig<<``)."""
+    batch_size: int = Field(default=32, gt=0)
+    """Sentences per generate call (and per Ray Data batch)."""
+    num_beams: int = Field(default=1, gt=0)
+    """Beam size of generation (1 = greedy)."""
+    max_length: int = Field(default=256, gt=0)
+    """Maximum tokens of an input (longer ones are truncated) and of an output."""
+    num_actors: int = Field(default=1, gt=0)
+    """Actors in the pool; each loads the model once."""
+    num_gpus: float = Field(default=0.0, ge=0)
+    """GPUs per actor; 0 runs on CPU (set it to 1 on GPU nodes)."""
+    cpus_per_actor: float = Field(default=1.0, gt=0)
+    """CPUs reserved per actor (also its torch thread count on CPU)."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype on the device (float16 only on GPU)."""
+    trust_remote_code: bool = False
+    """Allow model code from the model folder; off by default (security)."""
+    fake: FakeMTConfig = Field(default_factory=FakeMTConfig)
+    """Options of the fake backend."""
+
+    @model_validator(mode="after")
+    def _needs_model(self) -> MTModelConfig:
+        if self.backend == "hf" and not self.model:
+            raise ValueError("backend 'hf' needs `model` (a hub id or a local folder)")
+        return self
+
+
+class ProjectionConfig(StrictModel):
+    """How entity labels are carried through translation by markers (the EasyProject approach)."""
+
+    markers: Literal["square", "numbered"] = "square"
+    """``square`` wraps each entity in ``[ ... ]`` (types follow order and fuzzy matching);
+    ``numbered`` uses ``<e0> ... </e0>`` so each span names its entity even when reordered."""
+    token_pattern: str = r"\w+(?:[-'’]\w+)*|[^\w\s]"
+    """Regex that splits the translated text into tokens (default: words and punctuation)."""
+    split_at_markers: bool = True
+    """Also split a word where a marker cuts it (``[Paris]te`` -> ``Paris te``)."""
+    fuzzy: bool = True
+    """When a marker pair is lost, look for the separately translated entity in the sentence."""
+    fuzzy_threshold: float = Field(default=0.8, gt=0, le=1)
+    """Minimum similarity (0-1, character based) for a fuzzy match to count."""
+
+    @field_validator("token_pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        import re
+
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"token_pattern is not a valid regex: {exc}") from exc
+        return v
+
+
+class TranslateTrainConfig(StrictModel):
+    """Translate labelled sentences of high-resource languages into the target language."""
+
+    sources: list[str] = ["en"]
+    """Languages of the rows to translate (ISO 639)."""
+    target: str = "ug"
+    """Language to translate into."""
+    model: MTModelConfig
+    """The source -> target model."""
+    keep_source: bool = True
+    """Keep the source-language rows in the output beside their translations."""
+
+    _v_target = field_validator("target")(classmethod(lambda cls, v: check_lang(v)))
+    _v_sources = field_validator("sources")(classmethod(lambda cls, v: [check_lang(x) for x in v]))
+
+
+class BackTranslateConfig(StrictModel):
+    """Paraphrase target-language rows by translating them to a pivot language and back."""
+
+    lang: str = "ug"
+    """Language of the rows to paraphrase."""
+    pivot: str = "en"
+    """Pivot language."""
+    to_pivot: MTModelConfig
+    """The lang -> pivot model."""
+    from_pivot: MTModelConfig
+    """The pivot -> lang model."""
+    labelled: bool = True
+    """Back-translate labelled rows (through markers)."""
+    text: bool = True
+    """Back-translate unlabelled text rows (``text_steps``)."""
+
+    _v_lang = field_validator("lang", "pivot")(classmethod(lambda cls, v: check_lang(v)))
 
 
 class TranslateConfig(StrictModel):
@@ -10,10 +145,52 @@ class TranslateConfig(StrictModel):
 
     enabled: bool = False
     """Run translate-train / back-translation in the generate stage."""
+    train: TranslateTrainConfig | None = None
+    """Translate-train with label projection; None skips it."""
+    backtranslate: BackTranslateConfig | None = None
+    """Back-translation; None skips it."""
+    projection: ProjectionConfig = Field(default_factory=ProjectionConfig)
+    """Markers, re-tokenisation and repair."""
+
+
+FilterName = Literal["lid", "length_ratio", "dedup", "near_dedup", "projection"]
 
 
 class FilterConfig(StrictModel):
-    """Quality filters applied after generation."""
+    """Quality filters applied after generation; rejected rows keep a reason and are counted."""
 
-    ops: list[str] = []
-    """Filters to apply, by name."""
+    ops: list[FilterName] = []
+    """Filters to apply in this order: ``lid`` (language ID), ``length_ratio`` (translation vs
+    source), ``dedup`` (exact), ``near_dedup`` (MinHash), ``projection`` (entity count and types)."""
+    scope: Literal["generated", "all"] = "generated"
+    """Rows that ``lid`` and ``length_ratio`` check: only generated rows (op != orig) or all."""
+    lid_langs: list[str] = []
+    """Languages the language-ID filter checks (rows of other languages pass); empty checks all."""
+    lid_candidates: list[str] = []
+    """Restrict langid to these languages (ISO 639-1 as langid names them); empty uses all 97."""
+    lid_min_prob: float = Field(default=0.0, ge=0, le=1)
+    """Reject when the probability of the expected language is below this (0 only checks the top)."""
+    min_ratio: float = Field(default=0.5, gt=0)
+    """Smallest allowed length(translation) / length(source), in characters."""
+    max_ratio: float = Field(default=2.0, gt=0)
+    """Largest allowed length(translation) / length(source), in characters."""
+    dedup_case: bool = False
+    """Exact dedup is case-sensitive (default: case-folded, whitespace collapsed)."""
+    near_threshold: float = Field(default=0.8, gt=0, le=1)
+    """Jaccard similarity (of word shingles) above which two rows are near-duplicates."""
+    shingle: int = Field(default=3, gt=0)
+    """Words per shingle for near-duplicate detection."""
+    num_perm: int = Field(default=64, gt=0)
+    """MinHash permutations (a multiple of ``bands``)."""
+    bands: int = Field(default=16, gt=0)
+    """LSH bands: rows that agree on all hashes of one band become candidates."""
+
+    @model_validator(mode="after")
+    def _check(self) -> FilterConfig:
+        if self.min_ratio >= self.max_ratio:
+            raise ValueError(f"min_ratio {self.min_ratio} must be below max_ratio {self.max_ratio}")
+        if self.num_perm % self.bands:
+            raise ValueError(f"num_perm {self.num_perm} is not a multiple of bands {self.bands}")
+        for code in self.lid_langs:
+            check_lang(code)
+        return self

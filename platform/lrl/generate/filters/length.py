@@ -1,0 +1,42 @@
+"""Length-ratio filter: a translation far shorter or longer than its source is likely broken
+(truncated, hallucinated, repeated). Needs the source text, which translation steps keep in the
+``src_text`` column; rows without one (not translated) pass."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from lrl.generate.filters.common import in_scope, set_rejects, texts
+from lrl.generate.translate.columns import SRC_TEXT
+
+
+class LengthRatioFilter:
+    """Reject rows whose length in characters / their source's is outside [min_ratio, max_ratio]."""
+
+    name = "length_ratio"
+
+    def __init__(self, min_ratio: float, max_ratio: float, scope: str = "generated") -> None:
+        self.min_ratio, self.max_ratio, self.scope = min_ratio, max_ratio, scope
+
+    def reasons(self, table: pa.Table) -> list[str | None]:
+        if SRC_TEXT not in table.column_names:
+            return [None] * table.num_rows
+        out: list[str | None] = []
+        for text, src, check in zip(texts(table), table.column(SRC_TEXT).to_pylist(), in_scope(table, self.scope)):
+            if not check or src is None:
+                out.append(None)
+                continue
+            ratio = len(text.strip()) / max(1, len(src.strip()))
+            if ratio < self.min_ratio:
+                out.append(f"length_ratio: {ratio:.2f} < {self.min_ratio}")
+            elif ratio > self.max_ratio:
+                out.append(f"length_ratio: {ratio:.2f} > {self.max_ratio}")
+            else:
+                out.append(None)
+        return out
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return set_rejects(table, self.reasons(table))
+
+    def apply(self, ds):
+        return ds.map_batches(self, batch_format="pyarrow")

@@ -1,0 +1,104 @@
+"""Hugging Face seq2seq translation (Marian, NLLB, M2M100) with each family's language codes.
+
+The model is loaded once per process, from safetensors, with ``trust_remote_code`` off unless the
+config turns it on. Inputs are sorted by length before batching (less padding, same results) and
+put back in their order afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lrl.generate.mt_config import MTModelConfig
+
+# ISO 639 -> NLLB/FLORES codes for the languages of ../shared/data (others: pass tgt_code).
+NLLB_CODES = {
+    "en": "eng_Latn", "ug": "uig_Arab", "wo": "wol_Latn", "am": "amh_Ethi", "ha": "hau_Latn",
+    "ig": "ibo_Latn", "rw": "kin_Latn", "sw": "swh_Latn", "yo": "yor_Latn", "ky": "kir_Cyrl",
+    "tk": "tuk_Latn", "tr": "tur_Latn", "kk": "kaz_Cyrl", "uz": "uzn_Latn", "fr": "fra_Latn",
+}
+
+
+def detect_family(model: Any, tokenizer: Any) -> str:
+    """marian / nllb / m2m100 / plain, from the model type and tokenizer class."""
+    mtype = getattr(model.config, "model_type", "")
+    if mtype == "marian":
+        return "marian"
+    if "nllb" in type(tokenizer).__name__.lower():
+        return "nllb"
+    if mtype == "m2m_100":
+        return "m2m100"
+    return "plain"
+
+
+def lang_code(family: str, lang: str, given: str | None) -> str | None:
+    """The code a family expects for ``lang`` (ISO 639, optionally ``_Script``)."""
+    if given:
+        return given
+    if family == "nllb":
+        return lang if "_" in lang else NLLB_CODES.get(lang, lang)
+    if family == "m2m100":
+        return lang.split("_")[0]
+    return None
+
+
+class HFTranslator:
+    """Translate lists of strings with one seq2seq model; heavy state loads in ``__init__``,
+    which Ray runs once per actor."""
+
+    def __init__(self, cfg: MTModelConfig, src_lang: str, tgt_lang: str) -> None:
+        import torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.cfg = cfg
+        self.device = "cuda" if cfg.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            torch.set_num_threads(max(1, int(cfg.cpus_per_actor)))
+        dtype = getattr(torch, cfg.dtype)
+        if self.device == "cpu" and dtype == torch.float16:
+            raise ValueError("dtype float16 needs a GPU; use bfloat16 or float32 on CPU")
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(
+            cfg.model, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, dtype=dtype
+        ).to(self.device).eval()
+        self.family = detect_family(self.model, self.tokenizer) if cfg.family == "auto" else cfg.family
+        self.src = lang_code(self.family, src_lang, cfg.src_code)
+        self.tgt = lang_code(self.family, tgt_lang, cfg.tgt_code)
+        self.gen_kwargs: dict[str, Any] = {"num_beams": cfg.num_beams, "max_length": cfg.max_length}
+        if self.family in ("nllb", "m2m100"):
+            self.tokenizer.src_lang = self.src
+            if self.family == "m2m100":
+                bos = self.tokenizer.get_lang_id(self.tgt)
+            else:
+                bos = self.tokenizer.convert_tokens_to_ids(self.tgt)
+            if bos is None or bos == self.tokenizer.unk_token_id:
+                raise ValueError(f"{cfg.model}: target language code {self.tgt!r} is not in its vocabulary")
+            self.gen_kwargs["forced_bos_token_id"] = bos
+
+    def translate(self, texts: list[str]) -> list[str]:
+        import torch
+
+        if not texts:
+            return []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[str] = [""] * len(texts)
+        prefix = f"{self.cfg.prefix} " if self.cfg.prefix else ""
+        bs = self.cfg.batch_size
+        for k in range(0, len(order), bs):
+            idx = order[k : k + bs]
+            enc = self.tokenizer([prefix + texts[i] for i in idx], return_tensors="pt", padding=True,
+                                 truncation=True, max_length=self.cfg.max_length).to(self.device)
+            with torch.inference_mode():
+                gen = self.model.generate(**enc, **self.gen_kwargs)
+            for i, s in zip(idx, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
+                out[i] = s.strip()
+        return out
+
+
+def make_translator(cfg: MTModelConfig, src_lang: str, tgt_lang: str, seed: int = 0):
+    """The translator a model config names (``hf`` or ``fake``)."""
+    if cfg.backend == "fake":
+        from lrl.generate.translate.fake import FakeTranslator
+
+        return FakeTranslator(cfg.fake, seed)
+    return HFTranslator(cfg, src_lang, tgt_lang)

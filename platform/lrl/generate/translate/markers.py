@@ -1,0 +1,112 @@
+"""Markers around entities that survive machine translation (the EasyProject approach).
+
+Before translation each entity of a labelled sentence is wrapped in markers; after translation
+the markers are found again (tolerating spaces inside them, full-width brackets and markers glued
+to words) and removed, which yields the translated text and a character position per marker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity of the source sentence: its order, type and surface text (tokens joined by spaces)."""
+
+    index: int
+    type: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A marker found in translated text: open or close, the entity number it names (numbered
+    style only) and its position in the text with all markers removed."""
+
+    kind: str
+    index: int | None
+    pos: int
+
+
+def spans_from_tags(tags: list[str]) -> list[tuple[int, int, str]]:
+    """Token spans ``(start, end, type)`` of IOB2 tags (end exclusive); a stray I- starts a span."""
+    spans: list[tuple[int, int, str]] = []
+    start, etype = -1, ""
+    for i, tag in enumerate(list(tags) + ["O"]):
+        prefix, _, kind = tag.partition("-")
+        continues = prefix == "I" and start >= 0 and kind == etype
+        if start >= 0 and not continues:
+            spans.append((start, i, etype))
+            start = -1
+        if prefix in ("B", "I") and not continues:
+            start, etype = i, kind
+    return spans
+
+
+class MarkerStyle:
+    """How entities are wrapped: ``square`` (``[ x ]``) or ``numbered`` (``<e0> x </e0>``)."""
+
+    # Brackets a model may emit for ours (full-width and lenticular ones appear in MT output).
+    _SQUARE = re.compile(r"[\[［【]|[\]］】]")
+    _NUMBERED = re.compile(r"<\s*(/?)\s*[eE]\s*(\d{1,3})\s*>")
+
+    def __init__(self, name: str) -> None:
+        if name not in ("square", "numbered"):
+            raise ValueError(f"unknown marker style {name!r} (square, numbered)")
+        self.name = name
+
+    @property
+    def numbered(self) -> bool:
+        return self.name == "numbered"
+
+    def open(self, i: int) -> str:
+        return f"<e{i}>" if self.numbered else "["
+
+    def close(self, i: int) -> str:
+        return f"</e{i}>" if self.numbered else "]"
+
+    def escape(self, token: str) -> str:
+        """Keep source text from looking like a marker (square brackets become parentheses)."""
+        if self.numbered:
+            return self._NUMBERED.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), token)
+        return token.translate(str.maketrans("[]［］【】", "()()()"))
+
+    def mark(self, tokens: list[str], tags: list[str]) -> tuple[str, list[Entity]]:
+        """The sentence with every entity wrapped in markers, and the entities in order."""
+        spans = spans_from_tags(tags)
+        starts = {s: (n, e, t) for n, (s, e, t) in enumerate(spans)}
+        ends = {e: n for n, (s, e, t) in enumerate(spans)}
+        words: list[str] = []
+        entities = []
+        for i, tok in enumerate(tokens + [""]):
+            if i in ends:
+                words.append(self.close(ends[i]))
+            if i == len(tokens):
+                break
+            if i in starts:
+                n, end, etype = starts[i]
+                words.append(self.open(n))
+                entities.append(Entity(n, etype, " ".join(self.escape(t) for t in tokens[i:end])))
+            words.append(self.escape(tok))
+        return " ".join(words), entities
+
+    def find(self, text: str) -> tuple[str, list[Marker]]:
+        """Remove the markers from ``text``; return the clean text and the markers found."""
+        pattern = self._NUMBERED if self.numbered else self._SQUARE
+        pieces: list[str] = []
+        markers: list[Marker] = []
+        last = 0
+        length = 0
+        for m in pattern.finditer(text):
+            pieces.append(text[last : m.start()])
+            length += m.start() - last
+            last = m.end()
+            if self.numbered:
+                kind, index = ("close" if m.group(1) else "open"), int(m.group(2))
+            else:
+                kind, index = ("open" if m.group(0) in "[［【" else "close"), None
+            markers.append(Marker(kind, index, length))
+        pieces.append(text[last:])
+        return "".join(pieces), markers

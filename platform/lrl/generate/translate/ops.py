@@ -1,0 +1,145 @@
+"""Batch operations of translation on Ray Data: mark, translate (one hop), project.
+
+A translation step is ``mark -> hop [-> hop] -> project`` over pyarrow batches. All rows go
+through every operation in one pass (rows not to translate ride along untouched) so the input is
+computed once, never re-executed by a union of two branches. Work columns start with ``_mt_``
+and are gone after ``project``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from lrl.data.schema import REJECT
+from lrl.generate.mt_config import MTModelConfig, ProjectionConfig
+from lrl.generate.translate.columns import SRC_ENTS, SRC_TEXT, out_schema, widen
+from lrl.generate.translate.markers import Entity, MarkerStyle, spans_from_tags
+from lrl.generate.translate.project import Projector
+
+DO, TEXT, ENTS, SRC = "_mt_do", "_mt_text", "_mt_ents", "_mt_src_ents"
+_STR_LIST = pa.list_(pa.string())
+
+
+def mark_batch(table: pa.Table, langs: list[str], markers: str) -> pa.Table:
+    """Add the work columns: which rows to translate, their marked text and entity strings."""
+    style = MarkerStyle(markers)
+    rows = table.to_pylist()
+    do, text, ents = [], [], []
+    for r in rows:
+        ok = r["lang"] in langs and not r.get(REJECT)
+        do.append(ok)
+        if not ok:
+            text.append(None)
+            ents.append(None)
+        elif "tokens" in r:
+            marked, entities = style.mark(list(r["tokens"]), list(r["tags"]))
+            text.append(marked)
+            ents.append([e.text for e in entities])
+        else:
+            text.append(r["text"])
+            ents.append([])
+    table = table.append_column(DO, pa.array(do, pa.bool_()))
+    table = table.append_column(TEXT, pa.array(text, pa.string()))
+    table = table.append_column(ENTS, pa.array(ents, _STR_LIST))
+    return table.append_column(SRC, pa.array(ents, _STR_LIST))
+
+
+def translate_table(table: pa.Table, translator: Any) -> pa.Table:
+    """Translate ``_mt_text`` and ``_mt_ents`` of the rows to translate (one call per batch;
+    repeated entity names are translated once)."""
+    do = table.column(DO).to_pylist()
+    text = table.column(TEXT).to_pylist()
+    ents = table.column(ENTS).to_pylist()
+    todo: dict[str, None] = {}
+    for i, flag in enumerate(do):
+        if flag:
+            todo[text[i]] = None
+            for e in ents[i] or []:
+                todo[e] = None
+    keys = list(todo)
+    done = dict(zip(keys, translator.translate(keys)))
+    new_text = [done[t] if f else t for f, t in zip(do, text)]
+    new_ents = [[done[e] for e in es] if f else es for f, es in zip(do, ents)]
+    table = table.set_column(table.column_names.index(TEXT), TEXT, pa.array(new_text, pa.string()))
+    return table.set_column(table.column_names.index(ENTS), ENTS, pa.array(new_ents, _STR_LIST))
+
+
+def translate_batch(table: pa.Table, cfg: MTModelConfig, src: str, tgt: str, seed: int) -> pa.Table:
+    """Task version of a hop, for translators that load nothing (the fake backend)."""
+    from lrl.generate.translate.hf import make_translator
+
+    return translate_table(table, make_translator(cfg, src, tgt, seed))
+
+
+class TranslateActor:
+    """Actor version of a hop: the model loads once, in ``__init__``, on the actor."""
+
+    def __init__(self, cfg: MTModelConfig, src: str, tgt: str, seed: int) -> None:
+        from lrl.generate.translate.hf import make_translator
+
+        self.translator = make_translator(cfg, src, tgt, seed)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return translate_table(table, self.translator)
+
+
+def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int):
+    """One translation direction over a Ray Dataset with work columns (lazy)."""
+    import ray
+
+    rows = cfg.batch_size * 4  # several generate calls per batch: sorting by length pads less
+    kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed}
+    if cfg.backend == "fake":
+        return ds.map_batches(translate_batch, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=rows)
+    return ds.map_batches(
+        TranslateActor, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=rows,
+        compute=ray.data.ActorPoolStrategy(size=cfg.num_actors), num_cpus=cfg.cpus_per_actor,
+        num_gpus=cfg.num_gpus or None,
+    )
+
+
+def project_batch(table: pa.Table, proj: ProjectionConfig, lang: str, op: str, seed: int,
+                  keep_source: bool) -> pa.Table:
+    """Turn translated rows into new rows of ``lang`` (IOB2 tags from the markers, or a reject
+    reason); rows not translated pass through, translated ones stay when ``keep_source``."""
+    projector = Projector(MarkerStyle(proj.markers), proj.token_pattern, proj.split_at_markers,
+                          proj.fuzzy, proj.fuzzy_threshold)
+    schema = out_schema(table)
+    base = widen(table)
+    base_rows = base.to_pylist()
+    out: list[dict] = []
+    cols = zip(table.column(DO).to_pylist(), table.column(TEXT).to_pylist(),
+               table.column(ENTS).to_pylist(), table.column(SRC).to_pylist())
+    for row, (do, text, ents, src_ents) in zip(base_rows, cols):
+        if not do or keep_source:
+            out.append(row)
+        if do:
+            out.append(_new_row(row, text or "", ents, src_ents, projector, lang, op, seed))
+    extra = [f for f in base.schema if f.name not in schema.names]
+    return pa.Table.from_pylist(out, schema=pa.schema(list(schema) + extra))
+
+
+def _new_row(row: dict, text: str, ents: list[str], src_ents: list[str], projector: Projector,
+             lang: str, op: str, seed: int) -> dict:
+    new = dict(row, id=f"{row['id']}>{op}:{lang}", lang=lang, op=op, parent_id=row["id"], seed=seed)
+    new[REJECT] = None
+    if "tokens" not in row:
+        new["text"] = text
+        new[SRC_TEXT] = row["text"]
+        if not text.strip():
+            new[REJECT] = "translation: empty output"
+        return new
+    types = [t for _, _, t in spans_from_tags(row["tags"])]
+    entities = [Entity(i, t, s) for i, (t, s) in enumerate(zip(types, src_ents))]
+    res = projector(text, entities, ents)
+    new[SRC_TEXT] = " ".join(row["tokens"])
+    new[SRC_ENTS] = types
+    if res.reject:
+        # Keep the raw output in the rejects dataset: it shows what the model did to the markers.
+        raw = text.split() or [""]
+        new.update(tokens=raw, tags=["O"] * len(raw), **{REJECT: res.reject})
+    else:
+        new.update(tokens=res.tokens, tags=res.tags)
+    return new

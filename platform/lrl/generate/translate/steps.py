@@ -1,0 +1,54 @@
+"""Generate steps for translation: translate-train and back-translation (labelled and text).
+
+Each step maps a Ray Dataset of schema rows to one with the new rows added (``op`` =
+``translate`` / ``backtranslate``, ``parent_id`` and ``seed`` set) and the output columns of
+``columns.py``; rows the projection could not recover carry a ``reject`` reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lrl.generate.mt_config import BackTranslateConfig, ProjectionConfig, TranslateTrainConfig
+from lrl.generate.translate.ops import hop, mark_batch, project_batch
+
+if TYPE_CHECKING:
+    import ray.data
+
+
+class TranslateTrain:
+    """Translate labelled rows of the source languages into the target, labels by markers."""
+
+    name = "translate"
+
+    def __init__(self, cfg: TranslateTrainConfig, proj: ProjectionConfig, seed: int = 0) -> None:
+        self.cfg, self.proj, self.seed = cfg, proj, seed
+
+    def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
+        c = self.cfg
+        ds = ds.map_batches(mark_batch, fn_kwargs={"langs": list(c.sources), "markers": self.proj.markers},
+                            batch_format="pyarrow")
+        ds = hop(ds, c.model, c.sources[0], c.target, self.seed)
+        return ds.map_batches(project_batch, batch_format="pyarrow", fn_kwargs={
+            "proj": self.proj, "lang": c.target, "op": "translate", "seed": self.seed,
+            "keep_source": c.keep_source})
+
+
+class BackTranslate:
+    """Paraphrase rows of one language through a pivot and back; labelled rows keep their labels
+    through the same markers, text rows (``text`` column) are translated as they are."""
+
+    name = "backtranslate"
+
+    def __init__(self, cfg: BackTranslateConfig, proj: ProjectionConfig, seed: int = 0) -> None:
+        self.cfg, self.proj, self.seed = cfg, proj, seed
+
+    def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
+        c = self.cfg
+        ds = ds.map_batches(mark_batch, fn_kwargs={"langs": [c.lang], "markers": self.proj.markers},
+                            batch_format="pyarrow")
+        ds = hop(ds, c.to_pivot, c.lang, c.pivot, self.seed)
+        ds = hop(ds, c.from_pivot, c.pivot, c.lang, self.seed)
+        return ds.map_batches(project_batch, batch_format="pyarrow", fn_kwargs={
+            "proj": self.proj, "lang": c.lang, "op": "backtranslate", "seed": self.seed,
+            "keep_source": True})

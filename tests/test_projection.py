@@ -1,0 +1,150 @@
+"""Label projection by markers: exact round trips with the fake translator, repairs, rejections.
+
+Pure Python (no Ray, no model), so these run in well under a second each.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrl.generate.mt_config import FakeMTConfig, MTModelConfig, ProjectionConfig, TranslateConfig
+from lrl.generate.translate.fake import FakeTranslator
+from lrl.generate.translate.markers import Entity, MarkerStyle, spans_from_tags
+from lrl.generate.translate.project import Projector
+
+PATTERN = ProjectionConfig().token_pattern
+# Multi-token (John Smith, New York City) and adjacent (Paris | France) entities.
+TOKENS = "John Smith visited New York City and Paris France yesterday .".split()
+TAGS = ["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "I-LOC", "O", "B-ORG", "B-LOC", "O", "O"]
+
+
+def run(style: str, fake: FakeMTConfig, tokens=TOKENS, tags=TAGS, seed: int = 0, **proj):
+    ms = MarkerStyle(style)
+    text, ents = ms.mark(tokens, tags)
+    tr = FakeTranslator(fake, seed)
+    return Projector(ms, PATTERN, **proj)(tr.one(text), ents, tr.translate([e.text for e in ents]))
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+def test_round_trip_keeps_spans_and_types(style):
+    res = run(style, FakeMTConfig(mode="reverse"))
+    assert res.reject is None and res.repairs == []
+    assert res.tokens == [t[::-1] for t in TOKENS]
+    assert res.tags == TAGS
+
+
+def test_mark_wraps_each_entity():
+    text, ents = MarkerStyle("numbered").mark(TOKENS, TAGS)
+    assert text.startswith("<e0> John Smith </e0> visited <e1> New York City </e1>")
+    assert "<e2> Paris </e2> <e3> France </e3>" in text
+    assert [(e.type, e.text) for e in ents] == [("PER", "John Smith"), ("LOC", "New York City"),
+                                                ("ORG", "Paris"), ("LOC", "France")]
+    # Source brackets must not be taken for markers.
+    text, _ = MarkerStyle("square").mark(["a", "[", "b", "]"], ["O", "O", "B-PER", "O"])
+    assert text == "a ( [ b ] )"
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+def test_reordered_sentence_gets_types_right(style):
+    res = run(style, FakeMTConfig(mode="reverse", reorder=True))
+    assert res.reject is None
+    toks = [t[::-1] for t in reversed(TOKENS)]
+    assert res.tokens == toks
+    # Reversed word order: spans reversed too, each keeping its own type.
+    assert res.tags == ["O", "O", "B-LOC", "B-ORG", "O", "B-LOC", "I-LOC", "I-LOC", "O", "B-PER", "I-PER"]
+    if style == "square":
+        assert "reordered" in res.repairs
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+@pytest.mark.parametrize("fault", ["drop_marker_rate", "glue_marker_rate", "garble_marker_rate", "move_marker_rate"])
+def test_broken_markers_are_repaired(style, fault):
+    res = run(style, FakeMTConfig(mode="reverse", **{fault: 1.0}))
+    assert res.reject is None, res.reject
+    ents = [(s, e, t) for s, e, t in spans_from_tags(res.tags)]
+    assert [t for *_, t in ents] == ["PER", "LOC", "ORG", "LOC"]
+    words = [" ".join(res.tokens[s:e]) for s, e, _ in ents]
+    assert words == ["nhoJ htimS", "weN kroY ytiC", "siraP", "ecnarF"]
+    if fault != "glue_marker_rate":  # glued markers are found as they are, no repair needed
+        assert res.repairs
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+def test_lost_markers_without_fuzzy_are_rejected(style):
+    res = run(style, FakeMTConfig(drop_marker_rate=1.0), fuzzy=False)
+    assert res.reject is not None and res.reject.startswith("projection:")
+    assert "lost" in res.reject
+
+
+def test_entity_missing_from_translation_is_rejected():
+    ms = MarkerStyle("numbered")
+    ents = [Entity(0, "PER", "John"), Entity(1, "LOC", "Paris")]
+    res = Projector(ms, PATTERN)("<e0> nhoJ </e0> went home .", ents, ["nhoJ", "siraP"])
+    assert res.reject == "projection: entity lost (LOC 'Paris')"
+
+
+def test_dangling_marker_is_closed_over_the_entity_length():
+    ms = MarkerStyle("numbered")
+    ents = [Entity(0, "LOC", "New York")]
+    # The close marker is lost and the separate translation differs (no fuzzy match).
+    res = Projector(ms, PATTERN)("we saw <e0> Nueva Yorke today", ents, ["Zzz Qqq"])
+    assert res.reject is None and res.repairs == ["dangling"]
+    assert res.tags == ["O", "O", "B-LOC", "I-LOC", "O"]
+
+
+def test_extra_square_spans_are_rejected():
+    ms = MarkerStyle("square")
+    res = Projector(ms, PATTERN)("[ a ] and [ b ]", [Entity(0, "PER", "a")], ["a"])
+    assert res.reject == "projection: 2 marked spans for 1 entities"
+
+
+def test_empty_translation_is_rejected():
+    res = Projector(MarkerStyle("square"), PATTERN)("  [ ] ", [Entity(0, "PER", "a")], ["a"])
+    assert res.reject == "projection: empty translation"
+
+
+def test_marker_inside_a_word_splits_it():
+    ms = MarkerStyle("square")
+    res = Projector(ms, PATTERN)("men [Paris]ta turdim .", [Entity(0, "LOC", "Paris")], None)
+    assert res.tokens == ["men", "Paris", "ta", "turdim", "."]
+    assert res.tags == ["O", "B-LOC", "O", "O", "O"]
+    res = Projector(ms, PATTERN, split_at_markers=False)("men [Paris]ta turdim .", [Entity(0, "LOC", "Paris")])
+    assert res.tokens == ["men", "Parista", "turdim", "."] and res.tags[1] == "B-LOC"
+
+
+def test_full_width_brackets_and_spaced_numbered_markers_are_found():
+    res = Projector(MarkerStyle("square"), PATTERN)("【 Paris 】 city", [Entity(0, "LOC", "Paris")])
+    assert res.tags == ["B-LOC", "O"]
+    res = Projector(MarkerStyle("numbered"), PATTERN)("< E0 > Paris < / e0 > city", [Entity(0, "LOC", "Paris")])
+    assert res.tags == ["B-LOC", "O"]
+
+
+TAG = st.sampled_from(["O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG"])
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(WORD, TAG), min_size=1, max_size=12), st.sampled_from(["square", "numbered"]))
+def test_identity_translation_round_trips_any_sentence(pairs, style):
+    tokens = [w for w, _ in pairs]
+    tags = [t for _, t in pairs]
+    expected = ["O"] * len(tags)  # canonical IOB2 of the input (a stray I- starts a span)
+    for s, e, t in spans_from_tags(tags):
+        expected[s:e] = ["B-" + t] + ["I-" + t] * (e - s - 1)
+    res = run(style, FakeMTConfig(mode="identity"), tokens, tags)
+    assert res.reject is None and res.tokens == tokens and res.tags == expected
+
+
+def test_config_validation():
+    cfg = TranslateConfig.model_validate(
+        {"enabled": True, "train": {"sources": ["en"], "target": "ug", "model": {"backend": "fake"}},
+         "projection": {"markers": "numbered"}})
+    assert cfg.train is not None and cfg.train.model.backend == "fake"
+    with pytest.raises(ValueError, match="needs `model`"):
+        MTModelConfig(backend="hf")
+    with pytest.raises(ValueError, match="not a valid regex"):
+        ProjectionConfig(token_pattern="(")
+    with pytest.raises(ValueError, match="ISO 639"):
+        TranslateConfig.model_validate({"train": {"target": "Uyghur", "model": {"backend": "fake"}}})
