@@ -1,6 +1,8 @@
 """The generate stage: read inputs, chain the generation steps on Ray Data, write Parquet.
 
-translate (if enabled) -> augment -> oversample (if enabled) -> filters -> split rejects -> write.
+translate (if enabled) -> oversample (if enabled) -> augment -> filters -> split rejects -> write.
+Oversampling runs before augmentation so that every copy is augmented differently, and so that
+its plan can be made exactly from the rows read on the driver (``oversample_steps`` counts them).
 Inputs (a few thousand labelled sentences, text corpora) are read on the driver; every generated
 row is produced and written by Ray tasks (``PartWriter``), so the output is never materialised
 as a whole. Counts for the manifest are read back from the written files, column by column.
@@ -22,7 +24,16 @@ from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines
 from lrl.data.schema import NER_SCHEMA, TEXT_SCHEMA
 from lrl.generate.base import Step
 from lrl.generate.manifest import Inputs, build_manifest
-from lrl.generate.write import REJECTED_SCHEMA, REJECTS, PartWriter, write_partitioned, write_text
+from lrl.generate.write import (
+    DATA,
+    REJECTED_SCHEMA,
+    REJECTS,
+    TEXT,
+    PartWriter,
+    count_values,
+    write_partitioned,
+    write_text,
+)
 from lrl.job import JobConfig
 from lrl.pipeline.stage import StageContext
 
@@ -76,17 +87,35 @@ def read_inputs(cfg: JobConfig) -> Inputs:
 
 
 def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
-    """The configured chain: translate -> augment -> oversample -> filters."""
-    from lrl.generate import augment, filters, oversample, translate
+    """The configured chain: translate -> oversample -> augment -> filters."""
+    from lrl.generate import augment, oversample, translate
 
     steps: list[Step] = []
     if cfg.translate.enabled:
         steps += translate.steps(cfg)
-    steps += augment.augment_steps(cfg, train, texts)
     if cfg.oversample.enabled:
         steps += oversample.oversample_steps(cfg, train)
-    steps += filters.steps(cfg)
+    steps += augment.augment_steps(cfg, train, texts)
+    steps += _filter_steps(cfg)
     return steps
+
+
+def _filter_steps(cfg: JobConfig) -> list[Step]:
+    # TODO(A2): plain import once lrl.generate.filters exposes steps(cfg).
+    try:
+        from lrl.generate.filters import steps as filter_steps
+    except ImportError:
+        return []
+    return list(filter_steps(cfg))
+
+
+def build_text_steps(cfg: JobConfig) -> list[Step]:
+    """Steps over text rows (back-translation of unlabelled text, when configured)."""
+    if not cfg.translate.enabled:
+        return []
+    from lrl.generate import translate
+
+    return list(translate.text_steps(cfg))
 
 
 def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: bool = False) -> str:
@@ -102,8 +131,13 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
         train = pa.concat_tables([r.table for r in inputs.ner])
         texts = pa.concat_tables(inputs.texts) if inputs.texts else TEXT_SCHEMA.empty_table()
         steps = build_steps(cfg, train, texts) + list(extra_steps)
+        text_steps = build_text_steps(cfg)
         _write_reader_rejects(inputs, out.tmp)
-        text_rows = write_text(inputs.texts, out.tmp)
+        if text_steps and texts.num_rows:
+            _generate(cfg, texts, text_steps, out.tmp, TEXT)
+            text_rows = sum(count_values(f"{out.tmp}/{TEXT}", ["lang"]).values())
+        else:  # nothing to generate: the driver writes the text it read
+            text_rows = write_text(inputs.texts, out.tmp)
         written = _generate(cfg, train, steps, out.tmp)
         manifest = build_manifest(cfg, inputs, [s.name for s in steps], out.tmp, written, text_rows)
         path = out.commit(manifest)
@@ -115,7 +149,7 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
     return path
 
 
-def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str) -> int:
+def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, kind: str = DATA) -> int:
     """Build the Ray Dataset, chain the steps, write every batch from its task; returns files."""
     from lrl.runtime import init_ray
 
@@ -127,7 +161,7 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str) 
     ds = ray.data.from_arrow(blocks)
     for s in steps:
         ds = s.apply(ds)
-    ds = ds.map_batches(PartWriter(tmp), batch_format="pyarrow", batch_size=None)
+    ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)
     files = 0
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         files += batch.num_rows

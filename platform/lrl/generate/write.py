@@ -97,15 +97,22 @@ def rejected_rows(batch: pa.Table) -> pa.Table:
     """Rows of ``batch`` whose ``reject`` column is set, as ``REJECTED_SCHEMA`` rows."""
     mask = pc.is_valid(batch.column(REJECT))
     bad = batch.filter(mask)
-    return conform(bad.append_column("reason", bad.column(REJECT)), REJECTED_SCHEMA)
+    bad = bad.append_column("reason", bad.column(REJECT))
+    if "text" in bad.column_names and "raw" not in bad.column_names:
+        bad = bad.append_column("raw", bad.column("text"))  # a rejected text row keeps its text
+    return conform(bad, REJECTED_SCHEMA)
 
 
 class PartWriter:
-    """``map_batches`` callable: writes a batch's kept rows to ``data/`` and its rejected rows to
-    ``rejects/``, and returns one small row per written file (kind, path, rows)."""
+    """``map_batches`` callable: writes a batch's kept rows to ``data/`` (or ``text/`` for text
+    rows) and its rejected rows to ``rejects/``, and returns one small row per written file
+    (kind, path, rows)."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, kind: str = DATA):
         self.root = root.rstrip("/")
+        self.kind = kind
+        self.schema = TEXT_SCHEMA if kind == TEXT else NER_SCHEMA
+        self.prefix = "text" if kind == TEXT else "part"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         written: list[tuple[str, str, int]] = []
@@ -113,11 +120,11 @@ class PartWriter:
             mask = pc.is_valid(batch.column(REJECT))
             if pc.any(mask).as_py():
                 for path, n in write_partitioned(rejected_rows(batch), f"{self.root}/{REJECTS}",
-                                                 REJECTED_SCHEMA, "part"):
+                                                 REJECTED_SCHEMA, self.prefix):
                     written.append((REJECTS, path, n))
                 batch = batch.filter(pc.invert(mask))
-        for path, n in write_partitioned(batch, f"{self.root}/{DATA}", NER_SCHEMA, "part"):
-            written.append((DATA, path, n))
+        for path, n in write_partitioned(batch, f"{self.root}/{self.kind}", self.schema, self.prefix):
+            written.append((self.kind, path, n))
         kinds, paths, rows = zip(*written) if written else ((), (), ())
         return pa.table({"kind": pa.array(kinds, pa.string()), "path": pa.array(paths, pa.string()),
                          "rows": pa.array(rows, pa.int64())})

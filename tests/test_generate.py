@@ -1,0 +1,156 @@
+"""End to end: the generate stage on the session Ray over a slice of real data, its output
+layout and manifest, idempotent re-runs, no finished-looking leftovers, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lrl.data.bio import bio_problems
+from lrl.job import load_job
+
+SLICE = 60  # sentences per language: small enough for a few seconds on 2 cores
+
+
+def _slice(data_root: Path, tmp_path: Path, lang: str, n: int = SLICE) -> str:
+    """The first ``n`` sentences of wikiann/<lang>/train as a CoNLL file in tmp_path."""
+    blocks = (data_root / "wikiann" / lang / "train").read_text(encoding="utf-8").split("\n\n")[:n]
+    out = tmp_path / "in" / f"{lang}.conll"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return str(out)
+
+
+def _job(data_root, tmp_path, *extra: str):
+    ug, wo = _slice(data_root, tmp_path, "ug"), _slice(data_root, tmp_path, "wo")
+    bad = tmp_path / "in" / "bad.conll"
+    bad.write_text("Ali\tB-PER\n\nDakar\tI-LOC\n\nx\n", encoding="utf-8")  # 1 ok, 1 bad BIO, 1 no tag
+    return load_job(None, [
+        f"data.ner=[{{path: {ug}, lang: ug}}, {{path: {wo}, lang: wo}}, {{path: {bad}, lang: wo, split: extra}}]",
+        f"data.text=[{{path: {data_root / 'mono' / 'wo.txt'}, lang: wo, max_lines: 300}}]",
+        "augment.ops=[swap, mention]", "augment.neighbours.enabled=false",
+        f"output.root={tmp_path / 'runs'}", *extra,
+    ])
+
+
+def _files(folder: str) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def test_generate_end_to_end_and_rerun_does_nothing(ray_session, data_root, tmp_path, capsys):
+    from lrl.generate.stage import run_generate, stage_output
+    from lrl.generate.write import read_rows
+    from lrl.pipeline.stage import StageContext
+
+    cfg = _job(data_root, tmp_path)
+    path = run_generate(StageContext(cfg))
+    assert Path(path).name == f"generate-{stage_output(cfg).hash}"
+    assert "generate: " + path in capsys.readouterr().out
+    m = json.loads((Path(path) / "manifest.json").read_text())
+
+    data = read_rows(path)
+    assert set(data.column("lang").to_pylist()) == {"ug", "wo"}
+    assert sorted(p.name for p in (Path(path) / "data").iterdir()) == ["lang=ug", "lang=wo"]
+    ids = data.column("id").to_pylist()
+    assert len(ids) == len(set(ids)), "duplicate row ids"
+    ops = data.column("op").to_pylist()
+    assert {"orig", "swap", "mention"} <= set(ops)
+    assert ops.count("orig") == 2 * SLICE + 1
+    # Every generated row names its parent and seed, and keeps valid BIO.
+    rows = data.to_pylist()
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        assert not bio_problems(r["tags"]) and len(r["tokens"]) == len(r["tags"])
+        if r["op"] != "orig":
+            assert r["parent_id"] in by_id and r["seed"] is not None
+            assert by_id[r["parent_id"]]["lang"] == r["lang"]
+
+    # Manifest counts agree with the files.
+    assert m["stage"] == "generate" and m["input_rows"] == 2 * SLICE + 1
+    assert m["output_rows"] == len(rows)
+    assert m["rows_per_op"] == {op: ops.count(op) for op in sorted(set(ops))}
+    assert m["rows_per_lang"]["ug"] == sum(r["lang"] == "ug" for r in rows)
+    assert m["rejects_per_reason"] == {"invalid BIO": 1, "tag missing": 1}
+    assert m["inputs"]["ner"][2]["reject_reasons"] == {"invalid BIO": 1, "tag missing": 1}
+    assert m["text_rows"] == 300 and m["labels"] == ["LOC", "ORG", "PER"]
+    assert m["config"]["augment"]["ops"] == ["swap", "mention"]
+    assert m["versions"]["ray"] and m["wall_time_s"] > 0
+    rejects = read_rows(path, "rejects")
+    assert sorted(r.split(":")[0] for r in rejects.column("reason").to_pylist()) == ["invalid BIO", "tag missing"]
+    assert all(line >= 1 for line in rejects.column("line").to_pylist())
+    text = read_rows(path, "text")
+    assert text.num_rows == 300 and set(text.column("lang").to_pylist()) == {"wo"}
+
+    # Re-run with the same config and inputs: same folder, nothing rewritten, no Ray work.
+    before = _files(path)
+    assert run_generate(StageContext(cfg)) == path
+    assert _files(path) == before
+    # Nothing that looks finished besides the one folder, no temporary leftovers.
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [Path(path).name]
+
+
+def test_changed_config_or_input_gives_a_new_folder(data_root, tmp_path):
+    from lrl.generate.stage import stage_output
+
+    cfg = _job(data_root, tmp_path)
+    base = stage_output(cfg).path
+    assert stage_output(_job(data_root, tmp_path, "augment.ops=[swap]")).path != base
+    assert stage_output(_job(data_root, tmp_path, "ray.num_cpus=1")).path == base  # ray does not shape data
+    with open(tmp_path / "in" / "ug.conll", "a", encoding="utf-8") as f:
+        f.write("\nyeni\tO\n")
+    assert stage_output(cfg).path != base
+
+
+def test_failed_run_leaves_nothing_that_looks_finished(ray_session, data_root, tmp_path):
+    from lrl.generate.stage import run_generate
+    from lrl.pipeline.stage import StageContext
+
+    class Boom:
+        name = "boom"
+
+        def apply(self, ds):
+            def fail(batch):
+                raise RuntimeError("killed mid-job")
+
+            return ds.map_batches(fail, batch_format="pyarrow")
+
+    cfg = _job(data_root, tmp_path)
+    with pytest.raises(Exception, match="killed mid-job"):
+        run_generate(StageContext(cfg), extra_steps=[Boom()])
+    runs = tmp_path / "runs"
+    leftovers = list(runs.iterdir()) if runs.exists() else []
+    assert not [p for p in leftovers if not p.name.startswith(".")]  # only hidden temporaries, if any
+    assert not list(runs.rglob("manifest.json"))
+
+
+def test_duplicate_ids_across_sources_are_an_error(data_root, tmp_path):
+    from lrl.data.files import InputError
+    from lrl.generate.stage import read_inputs
+
+    ug = _slice(data_root, tmp_path, "ug", 5)
+    cfg = load_job(None, [f"data.ner=[{{path: {ug}, lang: ug}}, {{path: {ug}, lang: ug}}]"])
+    with pytest.raises(InputError, match="also occurs in .*split"):
+        read_inputs(cfg)
+
+
+def test_cli_generate_prints_path_and_summary(ray_session, data_root, tmp_path, capsys):
+    from lrl.cli import main
+
+    ug = _slice(data_root, tmp_path, "ug", 20)
+    job = tmp_path / "job.yaml"
+    job.write_text(f"data:\n  ner:\n    - {{path: in/ug.conll, lang: ug}}\noutput:\n  root: {tmp_path / 'out'}\n"
+                   "augment:\n  ops: [shuffle]\n", encoding="utf-8")
+    assert os.path.exists(ug)
+    assert main(["generate", str(job), "augment.copies=2"]) == 0
+    out = capsys.readouterr().out
+    assert "generate: " + str(tmp_path / "out" / "generate-") in out and "rows_per_op: orig=20" in out
+    folder = next((tmp_path / "out").iterdir())
+    assert pq.read_table(folder / "data").num_rows == json.loads((folder / "manifest.json").read_text())["output_rows"]
+    assert main(["generate", str(job), "augment.copies=2"]) == 0
+    assert "already done" in capsys.readouterr().out
+    assert main(["generate", str(job), "data.ner.0.path=in/missing.conll"]) == 2
+    assert "missing.conll: file not found" in capsys.readouterr().err
