@@ -36,7 +36,7 @@ REGISTRY: dict[str, str] = {
     "tokenizer": "lrl.model.command:run_tokenizer",
     "pretrain": "lrl.train.pretrain:run_pretrain",
     "finetune": "lrl.train.finetune:run_finetune",
-    "tune": "lrl.tune.search:run_tune",
+    "tune": "lrl.tune.stage:run_tune",
     "evaluate": "lrl.evaluate.command:run_evaluate",
     "report": "lrl.evaluate.report:run_report",
 }

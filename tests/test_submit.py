@@ -1,0 +1,200 @@
+"""``lrl submit``: entrypoint, runtime_env and token handling (fast, with a fake Jobs client), and
+one slow test that submits a real pipeline to a real two-node Ray cluster started with ``ray start``
+on loopback, with token authentication on."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import lrl
+from lrl.config import ConfigError
+from lrl.job import load_job
+from lrl.pipeline import submit
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _args(config, *overrides, **kw) -> argparse.Namespace:
+    base = dict(config=str(config), overrides=list(overrides), address=None, no_wait=False,
+                start=None, only=None, dry_run=False)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_entrypoint_is_lrl_run_relative_to_working_dir(tmp_path):
+    job = tmp_path / "jobs" / "x.yaml"
+    job.parent.mkdir()
+    job.write_text("name: x\n")
+    ep = submit.entrypoint(str(job), str(tmp_path), ["data.root=/d", "name=a b"], "finetune", None)
+    assert shlex.split(ep) == ["python", "-m", "lrl.cli", "run", "jobs/x.yaml", "data.root=/d", "name=a b",
+                               "--from", "finetune"]
+    with pytest.raises(ConfigError, match="inside the uploaded working directory"):
+        submit.entrypoint(str(job), str(tmp_path / "jobs" / "elsewhere"), [], None, None)
+
+
+def test_runtime_env_ships_the_package_and_pip_or_image(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    cfg = load_job(None, [f"pipeline.submit.working_dir={tmp_path}", "pipeline.submit.pip=[seqeval]"])
+    env = submit.runtime_env(cfg)
+    assert env["py_modules"] == [str(Path(lrl.__file__).resolve().parent)]
+    assert env["working_dir"] == str(tmp_path) and env["pip"] == ["seqeval"] and "image_uri" not in env
+    assert env["env_vars"]["HF_TOKEN"] == "hf_secret" and "WANDB_API_KEY" not in env["env_vars"]
+    img = submit.runtime_env(load_job(None, ["pipeline.submit.image_uri=lrl:0.1.0"]))
+    assert img["image_uri"] == "lrl:0.1.0" and "pip" not in img
+
+
+def test_auth_token_sources_in_rays_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    assert submit.auth_headers() == {}
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("home-token\n")
+    assert submit.auth_headers() == {"Authorization": "Bearer home-token"}
+    (tmp_path / "t").write_text("path-token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "t"))
+    assert submit.auth_token() == "path-token"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "env-token")
+    assert submit.auth_token() == "env-token"
+
+
+def test_address_precedence(monkeypatch):
+    cfg = load_job(None, ["pipeline.submit.address=http://127.0.0.1:9999"])
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # a GCS address is not a job server URL
+    assert submit.job_address(None, cfg) == "http://127.0.0.1:9999"
+    monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "http://127.0.0.1:8000")
+    assert submit.job_address(None, cfg) == "http://127.0.0.1:8000"
+    assert submit.job_address("http://h:1", cfg) == "http://h:1"
+
+
+class FakeClient:
+    """Stands in for JobSubmissionClient: records the submission, streams two log lines."""
+
+    last: FakeClient | None = None
+
+    def __init__(self, address, headers=None):
+        self.address, self.headers, self.submitted = address, headers, {}
+        FakeClient.last = self
+
+    def submit_job(self, **kw):
+        self.submitted = kw
+        return "raysubmit_fake"
+
+    async def tail_job_logs(self, job_id):
+        for line in ("stage generate done\n", "all done\n"):
+            yield line
+
+    def get_job_status(self, job_id):
+        from ray.job_submission import JobStatus
+
+        return JobStatus.SUCCEEDED
+
+
+def test_submit_flow_with_fake_client(tmp_path, monkeypatch, capsys):
+    import ray.job_submission
+
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "tok")
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    assert submit.run(_args(job, "seed=3", address="http://127.0.0.1:1")) == 0
+    out = capsys.readouterr().out
+    c = FakeClient.last
+    assert c.headers == {"Authorization": "Bearer tok"}
+    assert shlex.split(c.submitted["entrypoint"])[-2:] == ["job.yaml", "seed=3"]
+    assert "all done" in out and "SUCCEEDED" in out
+    for verb in ("status", "logs", "stop"):
+        assert f"ray job {verb} raysubmit_fake --address http://127.0.0.1:1" in out
+    assert submit.run(_args(job, address="http://127.0.0.1:1", dry_run=True)) == 0
+    assert "entrypoint: python -m lrl.cli run job.yaml" in capsys.readouterr().out
+
+
+# --- the real thing ----------------------------------------------------------------------------
+
+
+def _free_base_port() -> int:
+    """A GCS port whose derived ranges (port..port+1399, see local_cluster.sh) look free."""
+    for _ in range(50):
+        base = 20000 + (os.getpid() * 7 + int(time.time() * 1000)) % 30000
+        probe = [base, base + 1, base + 100, base + 110, base + 1000, base + 1399]
+        try:
+            for p in probe:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError("no free port range found")
+
+
+def _write_sample(data_root: Path, dest: Path, n: int = 60) -> None:
+    """The first ``n`` sentences of wikiann/ug train (a CoNLL slice in the uploaded folder)."""
+    text = (data_root / "wikiann" / "ug" / "train").read_text(encoding="utf-8")
+    dest.write_text("\n\n".join(text.strip().split("\n\n")[:n]) + "\n", encoding="utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cdir = tempfile.mkdtemp(prefix="lrlc", dir="/tmp")  # short: Ray socket paths must stay < 108 bytes
+    token = Path(cdir) / "token"
+    token.write_text(os.urandom(24).hex())
+    port = _free_base_port()
+    dash = port + 2
+    env = {**os.environ, "LRL_CLUSTER_DIR": cdir, "LRL_CLUSTER_PORT": str(port),
+           "LRL_CLUSTER_DASHBOARD_PORT": str(dash), "LRL_CLUSTER_CPUS": "1",
+           "LRL_CLUSTER_OBJECT_STORE_MB": "200", "RAY_AUTH_TOKEN_PATH": str(token), "PYTHON": sys.executable}
+    env.pop("RAY_ADDRESS", None)
+    script = str(REPO / "cluster" / "local_cluster.sh")
+    work, runs = tmp_path / "work", tmp_path / "runs"
+    work.mkdir()
+    _write_sample(data_root, work / "ug.conll")
+    (work / "job.yaml").write_text(
+        "name: submit-test\ndata:\n  ner:\n    - {path: ug.conll, lang: ug}\n"
+        "augment:\n  ops: [swap]\npipeline:\n  stages: [generate]\n")
+    try:
+        up = subprocess.run([script, "start", "1"], env=env, capture_output=True, text=True, timeout=180)
+        assert up.returncode == 0, up.stdout + up.stderr
+        url = f"http://127.0.0.1:{dash}"
+        with pytest.raises(urllib.error.HTTPError) as denied:  # token auth is really on
+            urllib.request.urlopen(f"{url}/api/jobs/", timeout=10)
+        assert denied.value.code == 401
+        t0 = time.time()
+        res = subprocess.run(
+            [sys.executable, "-m", "lrl.cli", "submit", str(work / "job.yaml"),
+             f"output.root={runs}", f"pipeline.submit.working_dir={work}", "ray.num_cpus=1", "--address", url],
+            env=env, capture_output=True, text=True, timeout=300, cwd=work)
+        log = res.stdout + res.stderr
+        assert res.returncode == 0, log[-4000:]
+        assert "SUCCEEDED" in log and "ray job logs raysubmit_" in log
+        states = list(runs.glob("pipeline-*.json"))
+        assert len(states) == 1, log[-2000:]
+        import json
+
+        state = json.loads(states[0].read_text())
+        gen = Path(state["stages"]["generate"]["path"])
+        manifest = json.loads((gen / "manifest.json").read_text())
+        assert manifest["stage"] == "generate" and list(gen.rglob("*.parquet"))
+        print(f"submitted pipeline finished in {time.time() - t0:.1f} s")
+    finally:
+        down = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stderr
+        left = subprocess.run(["pgrep", "-f", cdir], capture_output=True, text=True).stdout.split()
+        assert not left, f"cluster processes left running: {left}"
