@@ -30,7 +30,7 @@ def predict_tags(tagger: Tagger, sentences: Sequence[Sequence[str]], langs: Sequ
     dev = torch.device(device)
     for start in range(0, len(order), batch_size):
         idx = order[start: start + batch_size]
-        batch = collate([chunks[i] for i in idx], pad, dev)
+        batch = collate([chunks[i] for i in idx], pad, dev, tagger.lang_types)
         with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             out = tagger.predict_batch(batch)
         for i, p in zip(idx, out):

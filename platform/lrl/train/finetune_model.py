@@ -50,6 +50,15 @@ class Tagger:
     max_length: int = 128
     lang_tag: bool = True
 
+    @property
+    def lang_types(self) -> dict[str, int] | None:
+        """Language -> token type id when the encoder was pretrained with language embeddings
+        (``lrl_lang_embedding`` in its config, see ``lrl.model.build``), else None."""
+        conf = self.model.config
+        if not getattr(conf, "lrl_lang_embedding", False):
+            return None
+        return {lang: i for i, lang in enumerate(sorted(getattr(conf, "lrl_langs", None) or []))}
+
     @classmethod
     def from_encoder(cls, path: str, labels: list[str], head: str = "linear", dropout: float | None = None,
                      max_length: int = 128, lang_tag: bool = True) -> Tagger:
@@ -118,7 +127,8 @@ class Tagger:
 
     def word_emissions(self, batch: dict) -> torch.Tensor:
         """Logits at each word's first piece, left-aligned: [B, W, L]."""
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        extra = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
         idx = batch["first_pos"].unsqueeze(-1).expand(-1, -1, logits.shape[-1])
         return logits.gather(1, idx)
 
@@ -142,8 +152,12 @@ class Tagger:
         return [row[: int(n)] for row, n in zip(best, mask.sum(1).tolist())]
 
 
-def collate(chunks: list[Chunk], pad_id: int, device: torch.device | str = "cpu") -> dict:
-    """Pad a list of chunks into tensors, with word-level label and first-piece positions."""
+def collate(chunks: list[Chunk], pad_id: int, device: torch.device | str = "cpu",
+            lang_types: dict[str, int] | None = None) -> dict:
+    """Pad a list of chunks into tensors, with word-level label and first-piece positions.
+
+    With ``lang_types`` every position of a chunk carries its language's token type id, as in
+    pretraining; an unknown language gets type 0 (the encoder never saw it)."""
     n = len(chunks)
     t = max(len(c.input_ids) for c in chunks)
     w = max(max(len(c.first) for c in chunks), 1)
@@ -160,4 +174,7 @@ def collate(chunks: list[Chunk], pad_id: int, device: torch.device | str = "cpu"
         wmask[i, : len(pos)] = True
         wlab[i, : len(pos)] = torch.tensor([c.labels[p] for p in pos], dtype=torch.long)
     out = {"input_ids": ids, "attention_mask": att, "first_pos": first, "word_mask": wmask, "word_labels": wlab}
+    if lang_types is not None:
+        types = [lang_types.get(c.lang or "", 0) for c in chunks]
+        out["token_type_ids"] = torch.tensor(types, dtype=torch.long).view(-1, 1).expand(n, t).contiguous()
     return {k: v.to(device) for k, v in out.items()}

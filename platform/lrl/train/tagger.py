@@ -136,7 +136,7 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     for step in range(1, total + 1):
         for m in tagger.modules():
             m.train()
-        batch = collate([chunks[i] for i in batches.next()], pad, device)
+        batch = collate([chunks[i] for i in batches.next()], pad, device, tagger.lang_types)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             loss = tagger.loss(batch)
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,133 @@
+"""Fine-tuning a tiny from-scratch encoder on a slice of WikiANN Uyghur: the loop, its options, the
+stage and the config checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def ug(data_root):
+    from lrl.data.readers import read_conll
+
+    train = read_conll(str(data_root / "wikiann/ug/train"), "ug", "train").table.slice(0, 120)
+    dev = read_conll(str(data_root / "wikiann/ug/dev"), "ug", "dev").table.slice(0, 40)
+    return train, dev
+
+
+@pytest.fixture(scope="module")
+def encoder(ug, tmp_path_factory):
+    from lrl.train.finetune_scratch import build_scratch_encoder
+
+    return build_scratch_encoder(tmp_path_factory.mktemp("enc"), ug[0].column("tokens").to_pylist(), ["ug"],
+                                 vocab_size=400, hidden=32, layers=2)
+
+
+def _cfg(**kw):
+    from lrl.train.finetune_config import FinetuneConfig
+
+    base = {"max_steps": 6, "batch_size": 16, "eval_every": 3, "lr": 1e-3, "max_length": 64}
+    return FinetuneConfig(**{**base, **kw})
+
+
+def test_fine_tune_and_evaluate_on_wikiann_ug_slice(ug, encoder, tmp_path):
+    from lrl.evaluate.predict import predict_tags
+    from lrl.train.finetune_model import Tagger
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    seen = []
+    res = train_tagger(_cfg(precision="bf16"), encoder, train, dev, seed=0, out_dir=str(tmp_path / "m"),
+                       report=seen.append)
+    assert 0.0 <= res.dev_f1 <= 1.0
+    assert [h["step"] for h in res.history] == [3, 6] and seen == res.history
+    assert set(res.history[0]) == {"step", "epoch", "train_loss", "dev_f1", "lr", "time_s"}
+    assert set(res.per_lang) == {"ug"} and set(res.per_type) <= {"LOC", "ORG", "PER"}
+    tagger = Tagger.load(res.model_dir)
+    assert tagger.labels[0] == "O" and json.loads((tmp_path / "m/config.json").read_text())["id2label"]
+    sents = dev.column("tokens").to_pylist()
+    pred, stats = predict_tags(tagger, sents, dev.column("lang").to_pylist())
+    assert [len(p) for p in pred] == [len(s) for s in sents]  # one prediction per original token
+    assert all(t in tagger.labels for p in pred for t in p)
+    assert stats.words == sum(len(s) for s in sents)
+
+
+def test_crf_head_trains_saves_and_reloads(ug, encoder, tmp_path):
+    from lrl.evaluate.predict import predict_tags
+    from lrl.train.finetune_model import Tagger
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    res = train_tagger(_cfg(head="crf", max_steps=3, schedule={"type": "one_cycle", "warmup_ratio": 0.0}),
+                       encoder, train, dev, seed=1, out_dir=str(tmp_path / "crf"))
+    tagger = Tagger.load(res.model_dir)
+    assert tagger.crf is not None and float(tagger.crf.trans.detach().abs().sum()) > 0  # transitions trained
+    pred, _ = predict_tags(tagger, dev.column("tokens").to_pylist()[:5], ["ug"] * 5)
+    assert [len(p) for p in pred] == [len(s) for s in dev.column("tokens").to_pylist()[:5]]
+
+
+def test_frozen_encoder_parts_unchanged_after_training(ug, encoder, tmp_path):
+    from safetensors.torch import load_file
+
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    res = train_tagger(_cfg(freeze_embeddings=True, freeze_layers=1, max_steps=3, layer_lr_decay=0.8),
+                       encoder, train, dev, seed=0, out_dir=str(tmp_path / "f"))
+    before = load_file(f"{encoder}/model.safetensors")
+    after = load_file(f"{res.model_dir}/model.safetensors")
+    frozen = [k for k in after if k.startswith("bert.embeddings.") or "encoder.layer.0." in k]
+    trained = [k for k in after if "encoder.layer.1." in k and k.endswith("dense.weight")]
+    assert frozen and trained
+    assert all((before[k] == after[k]).all() for k in frozen)
+    assert not any((before[k] == after[k]).all() for k in trained)
+    assert res.info["frozen_params"] > 0
+
+
+def test_early_stopping_stops_after_patience(ug, encoder):
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    # A vanishing learning rate: dev F1 cannot improve after the first evaluation.
+    res = train_tagger(_cfg(lr=1e-12, head_lr=1e-12, max_steps=40, eval_every=1, patience=2,
+                            schedule={"type": "constant", "warmup_ratio": 0.0}), encoder, train, dev, seed=0)
+    assert res.info["stopped_early"] and res.info["steps"] == 3 and len(res.history) == 3
+
+
+def test_few_shot_picks_k_per_language_deterministically():
+    from lrl.data.schema import ner_table
+    from lrl.train.finetune_data import few_shot, mix
+
+    rows = [{"id": f"{lang}:{i}", "lang": lang, "tokens": ["a"], "tags": ["O"], "op": "orig"}
+            for lang in ("ug", "wo") for i in range(30)]
+    rows += [{"id": f"aug{i}", "lang": "ug", "tokens": ["b"], "tags": ["O"], "op": "eda", "parent_id": f"ug:{i}"}
+             for i in range(30)]
+    table = ner_table(rows)
+    a, b, c = few_shot(table, 5, seed=3), few_shot(table.take(list(range(89, -1, -1))), 5, seed=3), few_shot(table, 5, 4)
+    ids = sorted(a.column("id").to_pylist())
+    assert ids == sorted(b.column("id").to_pylist())  # same seed, any row order: same choice
+    assert ids != sorted(c.column("id").to_pylist())
+    orig = [r for r in a.to_pylist() if r["op"] == "orig"]
+    assert sum(r["lang"] == "ug" for r in orig) == 5 and sum(r["lang"] == "wo" for r in orig) == 5
+    chosen = {r["id"] for r in orig}
+    assert all(r["parent_id"] in chosen for r in a.to_pylist() if r["op"] != "orig")  # their augmentations only
+    mixed = mix(table, 0.5, seed=0)
+    assert mixed.num_rows == 60 + 30 and mix(table, 0.0, 0).num_rows == 60
+
+
+def test_fp16_on_cpu_is_rejected_at_config_load():
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+
+    with pytest.raises(ConfigError, match="fp16"):
+        load_job(None, ["finetune.precision=fp16", "finetune.device=cpu"])
+    assert load_job(None, ["finetune.precision=bf16"]).finetune.precision == "bf16"
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+            load_job(None, ["finetune.precision=fp16"])
