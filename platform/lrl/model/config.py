@@ -2,18 +2,66 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, model_validator
+
 from lrl.config import StrictModel
 
 
 class TokenizerConfig(StrictModel):
-    """Train a tokenizer or extend an existing one."""
+    """Train a tokenizer with one tag token per language, or extend an existing one."""
 
-    vocab_size: int = 8000
-    """Vocabulary size of a newly trained tokenizer."""
+    mode: Literal["train", "extend"] = "train"
+    """``train`` a new tokenizer on the text of every language, or ``extend`` ``base`` with pieces
+    learned from the text (existing ids unchanged)."""
+    type: Literal["wordpiece", "unigram"] = "wordpiece"
+    """Kind of tokenizer trained (``train``) or learned on the new text (``extend``; it must match
+    the base's model, which is checked)."""
+    base: str | None = None
+    """Hugging Face tokenizer folder or hub id. Required for ``extend``; in ``train`` mode, when set,
+    it is the "before" baseline of ``stats.json`` (else a character-level baseline)."""
+    vocab_size: int = Field(default=8000, gt=10)
+    """``train``: size of the whole vocabulary. ``extend``: size of the tokenizer learned on the new
+    text; its pieces that the base lacks are added."""
+    min_frequency: int = Field(default=2, ge=1)
+    """Minimum count of a word (WordPiece) or pair for a piece to be learned."""
+    max_lines_per_lang: int | None = Field(default=50000, gt=0)
+    """Read at most this many lines per language for training (speed); None uses all."""
+    eval_lines: int = Field(default=500, ge=0)
+    """Lines per language held out from training (the last ones read) and used for the statistics."""
+    max_new_tokens: int | None = Field(default=None, gt=0)
+    """``extend``: add at most this many pieces (the most frequent first); None adds all missing."""
+    lowercase: bool = False
+    """Lowercase text in the normalizer of a trained tokenizer (off: it merges distinct letters of
+    some scripts and hurts case-sensitive tasks such as NER)."""
+    strip_accents: bool = False
+    """Strip combining marks after NFD in a trained tokenizer (off: it breaks Uyghur letters such as
+    U+0626 and Latin-script tonal marks of Yoruba)."""
+
+    @model_validator(mode="after")
+    def _need_base(self) -> TokenizerConfig:
+        if self.mode == "extend" and not self.base:
+            raise ValueError("tokenizer.mode=extend needs tokenizer.base (a Hugging Face tokenizer folder)")
+        return self
 
 
 class ModelConfig(StrictModel):
-    """Which encoder to build or load."""
+    """Which masked-LM encoder to build (a preset) or load (a checkpoint)."""
 
-    preset: str = "micro"
-    """Named size preset, or ignored when ``checkpoint`` is set."""
+    preset: Literal["micro", "small", "base"] = "micro"
+    """Size preset of a freshly initialised BERT: ``micro`` (MicroBERT scale: hidden 128, 3 layers,
+    2 heads, FFN 512), ``small`` (BERT-Mini: 256, 4, 4, 1024), ``base`` (BERT-base: 768, 12, 12,
+    3072). Ignored when ``checkpoint`` is set."""
+    checkpoint: str | None = None
+    """Local folder or hub id of a Hugging Face masked-LM (or encoder) checkpoint to start from;
+    loaded from safetensors only. None builds ``preset`` from scratch."""
+    trust_remote_code: bool = False
+    """Allow a checkpoint's own Python code to run (off unless you trust its source)."""
+    max_length: int = Field(default=128, ge=8, le=8192)
+    """Longest sequence in tokens, special and tag tokens included (position embeddings of presets)."""
+    lang_embedding: bool = False
+    """Learn one embedding per language, added to every token: BERT's token-type embeddings with one
+    type per language, the language id passed as ``token_type_ids`` (see ``lrl.model.build``)."""
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Hidden and attention dropout probability."""

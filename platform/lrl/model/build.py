@@ -1,0 +1,146 @@
+"""Masked-LM models: named BERT presets built from config, or checkpoints loaded from safetensors
+and grown to an extended tokenizer; language ids; FLOPs per token for MFU.
+
+Language embedding design: BERT already adds a learned "token type" embedding to every token.
+With ``model.lang_embedding`` the model gets one token type per language (``type_vocab_size`` =
+number of languages) and the trainer passes the language id of each sequence as
+``token_type_ids`` (all positions of a sequence carry its language's id). No new module is needed,
+so the saved folder loads with plain ``AutoModelForMaskedLM``. The language list is stored in the
+model config (``lrl_langs``) so that later stages recover the same ids.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from lrl.data.config import check_lang
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+    from lrl.model.config import ModelConfig
+
+#: preset -> (hidden, layers, heads, intermediate)
+PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "micro": (128, 3, 2, 512),  # MicroBERT scale (Gessler & Zeldes 2022 used hidden 100, 3 layers)
+    "small": (256, 4, 4, 1024),  # BERT-Mini (Turc et al. 2019)
+    "base": (768, 12, 12, 3072),  # BERT-base
+}
+
+
+def lang_ids(langs: Iterable[str]) -> dict[str, int]:
+    """Language -> id (token type id when ``lang_embedding`` is on): sorted ISO codes, so every
+    stage that sees the same set of languages gets the same mapping."""
+    return {lang: i for i, lang in enumerate(sorted({check_lang(x) for x in langs}))}
+
+
+def model_langs(config) -> list[str]:
+    """The languages a model built here was made for (``config.lrl_langs``), in id order."""
+    return list(getattr(config, "lrl_langs", None) or [])
+
+
+def preset_config(cfg: ModelConfig, vocab_size: int, pad_token_id: int, langs: Iterable[str]):
+    """The ``BertConfig`` of ``cfg.preset`` for a tokenizer of ``vocab_size`` tokens."""
+    from transformers import BertConfig
+
+    hidden, layers, heads, ffn = PRESETS[cfg.preset]
+    ids = lang_ids(langs)
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=ffn, max_position_embeddings=cfg.max_length,
+        type_vocab_size=max(len(ids), 1) if cfg.lang_embedding else 2,
+        hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
+        pad_token_id=pad_token_id, lrl_langs=list(ids), lrl_lang_embedding=cfg.lang_embedding,
+    )
+
+
+def build_mlm_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, langs: Iterable[str]) -> PreTrainedModel:
+    """A masked-LM for ``tokenizer`` and ``langs``: a fresh ``BertForMaskedLM`` of ``cfg.preset``,
+    or ``cfg.checkpoint`` loaded from safetensors. When the tokenizer extends the checkpoint's,
+    embeddings grow with mean-of-old-pieces rows (``resize_and_init_embeddings``)."""
+    from transformers import BertForMaskedLM
+
+    langs = list(langs)
+    if cfg.checkpoint is None:
+        conf = preset_config(cfg, len(tokenizer), tokenizer.pad_token_id or 0, langs)
+        return BertForMaskedLM(conf)
+    return _from_checkpoint(cfg, tokenizer, langs)
+
+
+def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
+    from transformers import AutoModelForMaskedLM
+
+    ckpt = cfg.checkpoint
+    assert ckpt is not None
+    if os.path.isdir(ckpt) and not any(os.path.exists(os.path.join(ckpt, f)) for f in
+                                       ("model.safetensors", "model.safetensors.index.json")):
+        raise ValueError(f"{ckpt}: no model.safetensors in the checkpoint folder (only safetensors are loaded)")
+    model = AutoModelForMaskedLM.from_pretrained(
+        ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code,
+        hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and cfg.max_length > limit:
+        raise ValueError(f"model.max_length={cfg.max_length} exceeds the checkpoint's {limit} positions")
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows or _differs(tokenizer, ckpt):
+        from lrl.model.extend import load_tokenizer, resize_and_init_embeddings
+
+        # Raises when the tokenizer is not an extension of the checkpoint's (moved ids).
+        resize_and_init_embeddings(model, load_tokenizer(ckpt), tokenizer)
+    ids = lang_ids(langs)
+    if cfg.lang_embedding:
+        _lang_types(model, len(ids))
+    model.config.lrl_langs = list(ids)
+    model.config.lrl_lang_embedding = cfg.lang_embedding
+    return model
+
+
+def _differs(tokenizer, ckpt: str) -> bool:
+    """True when ``tokenizer`` has tokens the checkpoint's own tokenizer lacks."""
+    from lrl.model.extend import load_tokenizer
+
+    try:
+        old = load_tokenizer(ckpt)
+    except (OSError, ValueError):
+        return False  # no tokenizer beside the weights: nothing to compare with
+    return len(tokenizer) != len(old)
+
+
+def _lang_types(model, n: int) -> None:
+    """One token type per language; every row starts as the checkpoint's type-0 row so that the
+    model initially computes exactly what it did before."""
+    import torch
+
+    emb = getattr(getattr(model.base_model, "embeddings", None), "token_type_embeddings", None)
+    if emb is None:
+        raise ValueError(f"model.lang_embedding needs token-type embeddings; {type(model).__name__} has none")
+    new = torch.nn.Embedding(max(n, 1), emb.weight.shape[1])
+    with torch.no_grad():
+        new.weight.copy_(emb.weight[0].expand_as(new.weight))
+    model.base_model.embeddings.token_type_embeddings = new
+    model.config.type_vocab_size = max(n, 1)
+
+
+def non_embedding_params(config) -> int:
+    """Matmul weights of the encoder layers: attention 4 d^2 plus FFN 2 d f per layer."""
+    d, f, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    return n * (4 * d * d + 2 * d * f)
+
+
+def model_flops_per_token(config, seq_len: int | None = None, lm_head_tokens: float = 1.0) -> float:
+    """Training FLOPs (forward + backward) per token of a BERT-like masked LM:
+
+        6 * (N + h * (d^2 + d * V)) + 12 * L * s * d
+
+    N = non-embedding matmul parameters (L * (4 d^2 + 2 d f)); d^2 is the MLM head transform, d * V
+    its decoder (h = ``lm_head_tokens``, the share of positions sent through it: 1.0 when
+    logits are computed everywhere, the masking rate when only masked positions are); the last term
+    is attention scores and weighted sum (2 matmuls of s * d per token and layer, x3 for backward),
+    after PaLM (Chowdhery et al. 2022, appendix B). ``s`` defaults to max_position_embeddings.
+    Embedding lookups, layer norms, softmax and biases are ignored (a few %)."""
+    d, n_layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    s = seq_len or config.max_position_embeddings
+    dense = non_embedding_params(config) + lm_head_tokens * (d * d + d * vocab)
+    return float(6 * dense + 12 * n_layers * s * d)

@@ -1,0 +1,161 @@
+"""``lrl tokenizer CONFIG [overrides]``: the tokenizer stage.
+
+Reads unlabelled text per language (the generate stage's ``text/`` Parquet when that output is
+upstream and has text, else ``data.text``), trains a tokenizer or extends ``tokenizer.base``, and
+writes one stage folder: the Hugging Face tokenizer files (``AutoTokenizer.from_pretrained`` on the
+folder), ``stats.json`` (per language, before and after: unknown-token rate and pieces per word on
+held-out lines) and, when extending, ``added_tokens.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import defaultdict
+
+from lrl.cli import add_job_arguments, load_job_args
+from lrl.data.files import InputError, filesystem, fingerprint, resolve
+from lrl.data.output import StageOutput, local_path
+from lrl.job import JobConfig
+from lrl.pipeline.stage import StageContext
+
+STAGE = "tokenizer"
+
+
+def _generate_text(path: str, limit: int | None) -> dict[str, list[str]]:
+    """Text rows of a finished generate output (``text/lang=<lang>/*.parquet``), per language."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    fs, inner = filesystem(f"{path.rstrip('/')}/text")
+    if fs.get_file_info(inner).type.name == "NotFound":
+        return {}
+    part = pads.partitioning(pa.schema([("lang", pa.string())]), flavor="hive")
+    ds = pads.dataset(inner, filesystem=fs, format="parquet", partitioning=part)
+    out: dict[str, list[str]] = defaultdict(list)
+    for batch in ds.to_batches(columns=["lang", "text"]):
+        for lang, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            if text and (limit is None or len(out[lang]) < limit):
+                out[lang].append(text)
+    return {k: out[k] for k in sorted(out)}
+
+
+def _config_text(cfg: JobConfig, limit: int | None) -> dict[str, list[str]]:
+    from lrl.data.readers import read_text_lines
+
+    out: dict[str, list[str]] = defaultdict(list)
+    for src in cfg.data.text:
+        room = None if limit is None else limit - len(out[src.lang])
+        if room is not None and room <= 0:
+            continue
+        lines = read_text_lines(src, cfg.data.root).column("text").to_pylist()
+        out[src.lang].extend(lines[:room] if room is not None else lines)
+    return dict(out)
+
+
+def _limit(cfg: JobConfig) -> int | None:
+    t = cfg.tokenizer
+    return None if t.max_lines_per_lang is None else t.max_lines_per_lang + t.eval_lines
+
+
+def _source(ctx: StageContext) -> tuple[str, object]:
+    """Where the text comes from, and its fingerprint (for the output folder's hash)."""
+    gen = ctx.upstream.get("generate")
+    if gen:
+        fs, inner = filesystem(f"{gen.rstrip('/')}/text")
+        if fs.get_file_info(inner).type.name != "NotFound":
+            return "generate", gen  # the folder name already carries the generate config's hash
+    if not ctx.cfg.data.text:
+        raise InputError("the tokenizer stage needs text: set data.text (or run generate with text output)")
+    return "data.text", [fingerprint(resolve(s.path, ctx.cfg.data.root)) for s in ctx.cfg.data.text]
+
+
+def _split(texts: dict[str, list[str]], eval_lines: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Hold out the last lines of each language (at most a fifth of them) for the statistics."""
+    train, held = {}, {}
+    for lang, lines in texts.items():
+        n = min(eval_lines, len(lines) // 5)
+        train[lang], held[lang] = (lines[:-n], lines[-n:]) if n else (lines, lines)
+    return train, held
+
+
+def stage_output(ctx: StageContext) -> StageOutput:
+    kind, inputs = _source(ctx)
+    t = ctx.cfg.tokenizer
+    return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"),
+                       {"source": kind, "inputs": inputs, "base": _base_fingerprint(t.base),
+                        "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None})
+
+
+def _base_fingerprint(base: str | None) -> object:
+    """Hashes of a local base tokenizer's files (not its weights); a hub id stands for itself."""
+    if not base or not os.path.isdir(base):
+        return base
+    names = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+             "sentencepiece.bpe.model", "spiece.model")
+    return {n: fingerprint(os.path.join(base, n)) for n in names if os.path.isfile(os.path.join(base, n))}
+
+
+def run_tokenizer(ctx: StageContext) -> str:
+    """Train or extend a tokenizer; returns the finished stage folder (reused when already done)."""
+    from lrl.model.extend import extend_tokenizer, load_tokenizer
+    from lrl.model.tokenizer import char_stats, tokenizer_stats, train_tokenizer
+
+    out = stage_output(ctx)
+    if out.done:
+        return out.path
+    t = ctx.cfg.tokenizer
+    kind, _ = _source(ctx)
+    texts = _generate_text(ctx.upstream["generate"], _limit(ctx.cfg)) if kind == "generate" \
+        else _config_text(ctx.cfg, _limit(ctx.cfg))
+    if not texts:
+        raise InputError(f"the tokenizer stage found no text lines in {kind}")
+    train, held = _split(texts, t.eval_lines)
+    base = load_tokenizer(t.base) if t.base else None
+    added: list[str] = []
+    if t.mode == "extend":
+        assert base is not None
+        tok, added = extend_tokenizer(base, train, t)
+    else:
+        tok = train_tokenizer(train, t)
+    stats = {"before": t.base if base is not None else "character-level (each non-space character one piece)",
+             "after": f"{t.mode}: {t.type}", "words": "whitespace-separated", "langs": {}}
+    for lang, lines in held.items():
+        before = tokenizer_stats(base, lines) if base is not None else char_stats(lines)
+        stats["langs"][lang] = {"eval_lines": len(lines), "train_lines": len(train[lang]),
+                                "before": before, "after": tokenizer_stats(tok, lines)}
+    try:
+        folder = local_path(out.tmp)
+        tok.save_pretrained(str(folder))
+        (folder / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False))
+        if added:
+            (folder / "added_tokens.txt").write_text("\n".join(added) + "\n", encoding="utf-8")
+        return out.commit({"mode": t.mode, "type": t.type, "base": t.base, "source": kind,
+                           "langs": sorted(texts), "vocab_size": len(tok), "added": len(added),
+                           "stats": {k: {"before": v["before"]["unk_rate"], "after": v["after"]["unk_rate"]}
+                                     for k, v in stats["langs"].items()}})
+    except BaseException:
+        out.abort()
+        raise
+
+
+def summary(path: str, stats: dict) -> str:
+    lines = [f"tokenizer: {path}", f"  before = {stats['before']}"]
+    for lang, s in stats["langs"].items():
+        b, a = s["before"], s["after"]
+        lines.append(f"  {lang}: unk {b['unk_rate']:.2%} -> {a['unk_rate']:.2%}, pieces/word "
+                     f"{b['pieces_per_word']:.2f} -> {a['pieces_per_word']:.2f}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_job_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_job_args(args)
+    path = run_tokenizer(StageContext(cfg))
+    stats = json.loads((local_path(path) / "stats.json").read_text(encoding="utf-8"))
+    print(summary(path, stats))
+    return 0

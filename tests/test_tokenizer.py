@@ -1,0 +1,143 @@
+"""Tokenizer training: tag tokens atomic, BERT specials, NFKC without lowercasing, HF round trip,
+statistics, and the ``lrl tokenizer`` stage end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lrl.model.config import TokenizerConfig
+from lrl.model.tokenizer import (
+    SPECIAL_TOKENS,
+    char_stats,
+    lang_tag,
+    tag_langs,
+    tokenizer_stats,
+    train_tokenizer,
+)
+
+UG = ["ئوتلاق ياۋا مۈشۈكى گۆشخور ھايۋان", "يىلپىز مۈشۈك ئائىلىسىگە تەۋە", "ئۇيغۇرچە ۋىكىپىدىيە"] * 40
+WO = ["Dafa am ay kilifa ci réew mi", "Ñoom ñépp dañu dem Ndakaaru", "Wolof làkk la"] * 40
+
+
+def _lines(path, n):
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("# doc"):
+            out.append(line.strip())
+        if len(out) >= n:
+            break
+    return out
+
+
+def test_lang_tag_uses_iso_codes():
+    assert lang_tag("ug") == "[ug]"
+    assert lang_tag("uig_Arab") == "[uig_Arab]"
+    with pytest.raises(ValueError, match="ISO 639"):
+        lang_tag("Uyghur")
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "unigram"])
+def test_trained_tokenizer_has_specials_and_atomic_tags(kind, tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = train_tokenizer({"ug": UG, "wo": WO}, TokenizerConfig(type=kind, vocab_size=150, min_frequency=1))
+    assert tok.convert_ids_to_tokens(list(range(7))) == SPECIAL_TOKENS + ["[ug]", "[wo]"]
+    assert tag_langs(tok) == ["ug", "wo"]
+    ids = tok("[ug] " + UG[0] + " [wo]")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert ids[1] == tok.convert_tokens_to_ids("[ug]") and ids[-2] == tok.convert_tokens_to_ids("[wo]")
+    # glued to text a tag is still one token (special tokens are matched before pre-tokenization)
+    assert tok.convert_tokens_to_ids("[wo]") in tok("x[wo]y")["input_ids"]
+
+    tok.save_pretrained(tmp_path)
+    back = AutoTokenizer.from_pretrained(tmp_path)
+    for text in (UG[1], WO[1], "[wo] " + WO[2]):
+        assert back(text)["input_ids"] == tok(text)["input_ids"]
+    assert back.mask_token == "[MASK]" and back.pad_token_id == 0
+    assert tag_langs(back) == ["ug", "wo"]
+
+
+def test_default_normalization_keeps_case_and_uyghur_letters():
+    tok = train_tokenizer({"ug": UG, "wo": WO}, TokenizerConfig(vocab_size=200, min_frequency=1))
+    norm = tok.backend_tokenizer.normalizer
+    assert norm.normalize_str("Dafa") == "Dafa"  # no lowercasing
+    assert norm.normalize_str("ئۇ") == "ئۇ"  # U+0626 keeps its hamza (accent stripping would drop it)
+    assert norm.normalize_str("ﻻ") == "لا"  # NFKC folds presentation forms
+    lower = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=100, min_frequency=1, lowercase=True))
+    assert lower.backend_tokenizer.normalizer.normalize_str("Dafa") == "dafa"
+
+
+def test_stats_count_unknown_pieces_and_words():
+    tok = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=120, min_frequency=1))
+    known = tokenizer_stats(tok, WO[:3])
+    assert known["unk_rate"] == 0.0 and known["words"] == 15
+    assert known["pieces_per_word"] >= 1.0
+    unknown = tokenizer_stats(tok, ["Dafa 漢字 ci"])  # Han characters never seen: one unknown word of 3
+    assert unknown["unk_word_rate"] == pytest.approx(1 / 3)
+    assert 0 < unknown["unk_rate"] < 1
+    assert char_stats(["ab cde"]) == {"unk_rate": 0.0, "unk_word_rate": 0.0, "pieces_per_word": 2.5,
+                                      "pieces": 5, "words": 2}
+
+
+def test_tokenizer_stage_trains_and_is_idempotent(tmp_path, data_root):
+    from transformers import AutoTokenizer
+
+    from lrl.job import load_job
+    from lrl.model.command import run_tokenizer
+    from lrl.pipeline.stage import StageContext
+
+    cfg = load_job(None, [f"data.root={data_root}", f"output.root={tmp_path}",
+                          "data.text=[{path: mono/ug.txt, lang: ug, max_lines: 1500},"
+                          " {path: mono/wo.txt, lang: wo, max_lines: 1500}]",
+                          "tokenizer.vocab_size=1500", "tokenizer.eval_lines=200"])
+    path = run_tokenizer(StageContext(cfg))
+    stats = json.loads((tmp_path / path.rsplit("/", 1)[1] / "stats.json").read_text())
+    assert set(stats["langs"]) == {"ug", "wo"}
+    for s in stats["langs"].values():
+        assert s["eval_lines"] == 200 and s["train_lines"] == 1300
+        # trained subwords are far shorter than characters per word
+        assert s["after"]["pieces_per_word"] < s["before"]["pieces_per_word"] / 1.5
+    tok = AutoTokenizer.from_pretrained(path)
+    assert len(tok) == 1500 and tag_langs(tok) == ["ug", "wo"]
+    mtime = (tmp_path / path.rsplit("/", 1)[1] / "manifest.json").stat().st_mtime
+    assert run_tokenizer(StageContext(cfg)) == path
+    assert (tmp_path / path.rsplit("/", 1)[1] / "manifest.json").stat().st_mtime == mtime
+
+
+def test_tokenizer_stage_reads_generate_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lrl.job import load_job
+    from lrl.model.command import run_tokenizer
+    from lrl.pipeline.stage import StageContext
+
+    gen = tmp_path / "generate-x"
+    for lang, lines in (("ug", UG), ("wo", WO)):
+        (gen / "text" / f"lang={lang}").mkdir(parents=True)
+        pq.write_table(pa.table({"id": [str(i) for i in range(len(lines))], "text": lines}),
+                       gen / "text" / f"lang={lang}" / "part-0.parquet")
+    cfg = load_job(None, [f"output.root={tmp_path}/runs", "tokenizer.vocab_size=150", "tokenizer.min_frequency=1"])
+    path = run_tokenizer(StageContext(cfg, {"generate": str(gen)}))
+    manifest = json.loads((tmp_path / "runs" / path.rsplit("/", 1)[1] / "manifest.json").read_text())
+    assert manifest["source"] == "generate" and manifest["langs"] == ["ug", "wo"]
+
+
+def test_tokenizer_stage_without_text_is_a_clear_error(tmp_path):
+    from lrl.data.files import InputError
+    from lrl.job import load_job
+    from lrl.model.command import run_tokenizer
+    from lrl.pipeline.stage import StageContext
+
+    with pytest.raises(InputError, match="data.text"):
+        run_tokenizer(StageContext(load_job(None, [f"output.root={tmp_path}"])))
+
+
+def test_extend_mode_needs_a_base():
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+
+    with pytest.raises(ConfigError, match="tokenizer.base"):
+        load_job(None, ["tokenizer.mode=extend"])
