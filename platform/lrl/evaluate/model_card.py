@@ -1,0 +1,133 @@
+"""Model cards: the README.md of every saved model folder, as the Hugging Face Hub reads it.
+
+YAML front matter (language, license, tags, metrics, model-index) lets the Hub index the model;
+the body says what data it saw, how it was trained, how good it is (mean ± sd over seeds, on which
+split) and what it should not be used for, so a score never travels without its context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LIMITS = (
+    "Trained on a small amount of data in a low-resource language; expect errors on text unlike the "
+    "training data (other domains, spellings or scripts). WikiANN annotation is silver-standard "
+    "(derived from Wikipedia links) and about half of the Uyghur 'sentences' are bare entity names, "
+    "so scores on running text may be lower than the dev figures here. Scores are on the dev split "
+    "used for model selection, hence optimistic. Not for decisions about people without human review."
+)
+
+
+@dataclass
+class Score:
+    """One score line: a language (or ``all``), an entity type (or ``overall``), mean, sd, n."""
+
+    lang: str
+    type: str
+    mean: float
+    sd: float | None = None
+    n: int = 1
+    split: str = "dev"
+
+
+@dataclass
+class CardInfo:
+    """Everything a card states. ``data`` rows: {"source", "lang", "split", "sentences"}."""
+
+    name: str
+    languages: list[str]
+    scores: list[Score]
+    config: dict[str, Any] = field(default_factory=dict)
+    data: list[dict[str, Any]] = field(default_factory=list)
+    base_model: str | None = None
+    license: str = "other"
+    labels: list[str] = field(default_factory=list)
+    intended_use: str = ("Named-entity recognition (token classification, IOB2 tags) for research on "
+                         "and prototypes for the languages listed.")
+    limits: str = LIMITS
+    extra_tags: list[str] = field(default_factory=list)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def front_matter(info: CardInfo) -> dict[str, Any]:
+    """The YAML header: language, license, tags, metrics and a model-index with the overall scores."""
+    results = []
+    for s in info.scores:
+        if s.type != "overall":
+            continue
+        results.append({
+            "task": {"type": "token-classification", "name": "Named-entity recognition"},
+            "dataset": {"name": f"{s.lang} {s.split}", "type": "ner", "split": s.split},
+            "metrics": [{"type": "f1", "name": f"span F1 (seqeval strict IOB2, mean of {s.n})",
+                         "value": round(100 * s.mean, 2)}],
+        })
+    fm: dict[str, Any] = {
+        "language": list(info.languages),
+        "license": info.license,
+        "library_name": "transformers",
+        "pipeline_tag": "token-classification",
+        "tags": ["token-classification", "ner", "low-resource", "lrl", *info.extra_tags],
+        "metrics": ["seqeval"],
+    }
+    if info.base_model and not info.base_model.startswith(("/", ".", "preset:")):
+        fm["base_model"] = info.base_model  # only hub ids belong here, not local paths
+    if results:
+        fm["model-index"] = [{"name": info.name, "results": results}]
+    return fm
+
+
+def render(info: CardInfo) -> str:
+    """The whole README.md text."""
+    out = ["---", yaml.safe_dump(front_matter(info), sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
+    out += [f"# {info.name}", "", f"Token-classification model for {', '.join(info.languages)}, "
+            "trained with lrl (low-resource language platform on Ray).", ""]
+    if info.base_model:
+        out += [f"Started from: `{info.base_model}`.", ""]
+    out += ["## Data", ""]
+    if info.data:
+        out += ["| source | language | split | sentences |", "|---|---|---|---|"]
+        out += [f"| {d.get('source', '?')} | {d.get('lang', '?')} | {d.get('split', '?')} | {d.get('sentences', '?')} |"
+                for d in info.data]
+    else:
+        out.append("Not recorded.")
+    if info.labels:
+        out += ["", f"Labels: {', '.join(info.labels)}"]
+    out += ["", "## Scores", "", "Span F1 in percent (seqeval, strict IOB2), mean ± sd over n runs (seeds).", "",
+            "| language | entity type | split | F1 | ± sd | n |", "|---|---|---|---|---|---|"]
+    out += [f"| {s.lang} | {s.type} | {s.split} | {_pct(s.mean)} | {_pct(s.sd)} | {s.n} |" for s in info.scores]
+    if not info.scores:
+        out.append("| — | — | — | not measured | — | 0 |")
+    out += ["", "## Training configuration", "", "```yaml",
+            yaml.safe_dump(info.config, sort_keys=False, allow_unicode=True).rstrip() or "{}", "```", "",
+            "## Intended use", "", info.intended_use, "", "## Limitations", "", info.limits, "",
+            "## How to use", "", "```python", "from transformers import AutoModelForTokenClassification, AutoTokenizer",
+            "tok = AutoTokenizer.from_pretrained(PATH)",
+            "model = AutoModelForTokenClassification.from_pretrained(PATH)  # safetensors", "```", ""]
+    return "\n".join(out)
+
+
+def write_model_card(folder: str | Path, info: CardInfo) -> Path:
+    """Write ``README.md`` into ``folder`` (which must exist) and return its path."""
+    path = Path(folder) / "README.md"
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: model folder does not exist")
+    path.write_text(render(info), encoding="utf-8")
+    return path
+
+
+def read_front_matter(text: str) -> dict[str, Any]:
+    """Parse the YAML header of a card (for tests and tools); an error if it is missing."""
+    if not text.startswith("---\n"):
+        raise ValueError("model card has no YAML front matter")
+    end = text.index("\n---", 4)
+    return yaml.safe_load(text[4:end]) or {}
+
+
+__all__ = ["CardInfo", "Score", "render", "write_model_card", "front_matter", "read_front_matter"]

@@ -1,0 +1,102 @@
+"""Matplotlib figures for the HTML report, returned as inline ``data:image/png;base64`` URIs.
+
+The Agg backend draws without a display, and inlining keeps the report one self-contained file
+that can be mailed or archived without its assets going missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_data_uri(fig) -> str:
+    """Render ``fig`` as PNG and return it as a data URI (the figure is closed)."""
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def bar_with_sd(labels: Sequence[str], means: Sequence[float], sds: Sequence[float | None],
+                title: str, ylabel: str = "span F1") -> str:
+    """Bars of mean scores with ± sd error bars."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(labels) + 2), 3.2))
+    x = list(range(len(labels)))
+    ax.bar(x, means, yerr=[s or 0.0 for s in sds], capsize=4, color="#4c72b0")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=30 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
+    ax.set_ylim(0, max(1.0, max(means, default=0) * 1.1))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return to_data_uri(fig)
+
+
+def curves(series: dict[str, list[dict[str, Any]]], x: str, ys: Sequence[str], title: str) -> str:
+    """Line plots of ``ys`` against ``x``, one line per named series and metric (one axis per metric)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(ys), figsize=(4.2 * len(ys), 3.2), squeeze=False)
+    for ax, y in zip(axes[0], ys):
+        for name, rows in series.items():
+            pts = [(r[x], r[y]) for r in rows if r.get(x) is not None and r.get(y) is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(f"{title}: {y}")
+        if len(series) > 1:
+            ax.legend(fontsize=7)
+    return to_data_uri(fig)
+
+
+def scatter_by_group(rows: list[dict[str, Any]], x: str, y: str, group: str, title: str,
+                     logx: bool = False) -> str:
+    """Scatter of ``y`` against ``x``, one colour per value of ``group`` (e.g. language)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for g in sorted({str(r.get(group)) for r in rows}):
+        pts = [(r[x], r[y]) for r in rows if str(r.get(group)) == g and r.get(x) is not None and r.get(y) is not None]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=g, alpha=0.8)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return to_data_uri(fig)
+
+
+def confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str) -> str:
+    """Heat map of a confusion matrix (rows gold, columns predicted), counts written in cells."""
+    plt = _plt()
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n))
+    # Row-normalised colours so that rare types are visible next to the dominant O.
+    norm = [[c / max(1, sum(row)) for c in row] for row in matrix]
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(labels)
+    ax.set_yticklabels(labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=7,
+                    color="white" if norm[i][j] > 0.5 else "black")
+    ax.set_title(title)
+    return to_data_uri(fig)

@@ -1,0 +1,209 @@
+"""One Ray Tune search per language over fine-tuning hyperparameters.
+
+Pattern (DESIGN.md, machine facts): each trial is a FUNCTION trainable that calls
+``train_tagger`` in-process and forwards every dev evaluation with ``tune.report``. A
+``Tuner(TorchTrainer)`` fails under Ray Train V2, and a TorchTrainer launched inside a Tune
+function hung under ASHA (a stopped trial never released its CPU), so trials never start Ray Train.
+The train/dev tables travel to trials through ``tune.with_parameters`` (the object store, once),
+not through closures that would be pickled with every trial.
+
+Each language gets its own Tuner (and its own ASHA rungs): scores of different languages are not
+comparable, so one shared scheduler would stop a hard language's trials in favour of an easy one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from lrl.train.finetune_config import FinetuneConfig
+from lrl.tune.config import TuneConfig
+
+METRIC = "dev_f1"
+#: Search-space name -> dotted path in the ``finetune`` config section it sets.
+PARAM_PATHS: dict[str, str] = {
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "warmup_ratio": "schedule.warmup_ratio",
+    "freeze_layers": "freeze_layers",
+    "dropout": "dropout",
+    "schedule": "schedule.type",
+}
+
+TrainFn = Callable[..., Any]
+
+
+@dataclass
+class LanguageSearch:
+    """Outcome of the search for one language: every trial and the best one."""
+
+    lang: str
+    trials: list[dict[str, Any]]
+    best: dict[str, Any]
+    wall_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def lr_grid(lo: float, hi: float, points: int) -> list[float]:
+    """``points`` learning rates spaced evenly in log space between ``lo`` and ``hi``."""
+    if points == 1 or lo == hi:
+        return [math.sqrt(lo * hi)] if points == 1 else [lo]
+    step = (math.log(hi) - math.log(lo)) / (points - 1)
+    return [float(f"{math.exp(math.log(lo) + i * step):.3g}") for i in range(points)]
+
+
+def param_space(cfg: TuneConfig) -> dict[str, Any]:
+    """The Ray Tune ``param_space`` for ``cfg`` (random draws or a full grid)."""
+    from ray import tune
+
+    s = cfg.space
+    lists = {"batch_size": s.batch_size, "epochs": s.epochs, "warmup_ratio": s.warmup_ratio,
+             "freeze_layers": s.freeze_layers, "dropout": s.dropout, "schedule": list(s.schedule)}
+    if cfg.search == "grid":
+        space = {"lr": tune.grid_search(lr_grid(s.lr_min, s.lr_max, s.lr_grid_points))}
+        space.update({k: tune.grid_search(v) if len(v) > 1 else v[0] for k, v in lists.items()})
+        return space
+    space = {"lr": tune.loguniform(s.lr_min, s.lr_max) if s.lr_min < s.lr_max else s.lr_min}
+    space.update({k: tune.choice(v) if len(v) > 1 else v[0] for k, v in lists.items()})
+    return space
+
+
+def grid_size(cfg: TuneConfig) -> int:
+    """Number of trials per language that ``cfg`` will run."""
+    if cfg.search == "random":
+        return cfg.num_samples
+    s = cfg.space
+    n = s.lr_grid_points
+    for v in (s.batch_size, s.epochs, s.warmup_ratio, s.freeze_layers, s.dropout, s.schedule):
+        n *= len(v)
+    return n
+
+
+def make_scheduler(cfg: TuneConfig):
+    """ASHA over dev evaluations (``training_iteration`` = one report per evaluation), or FIFO."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if cfg.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", max_t=cfg.max_t, grace_period=cfg.grace_period,
+                         reduction_factor=cfg.reduction_factor)
+
+
+def finetune_with(base: FinetuneConfig, params: dict[str, Any]) -> FinetuneConfig:
+    """``base`` with the trial's hyperparameters set (validated like a loaded config)."""
+    tree = base.model_dump()
+    for name, value in params.items():
+        path = PARAM_PATHS.get(name)
+        if path is None:
+            continue
+        node = tree
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    if tree.get("schedule", {}).get("type") in ("one_cycle", "triangular"):
+        tree["schedule"]["warmup_ratio"] = 0.0  # these schedules have their own rise
+    return FinetuneConfig.model_validate(tree)
+
+
+def concurrency(cfg: TuneConfig, cluster_cpus: float) -> int:
+    """Trials at once: bounded by the cluster's CPUs / cpus_per_trial and by ``max_concurrent``."""
+    fit = max(1, int(cluster_cpus // cfg.cpus_per_trial))
+    return min(fit, cfg.max_concurrent) if cfg.max_concurrent else fit
+
+
+def _default_train_fn() -> TrainFn:
+    from lrl.train.tagger import train_tagger
+
+    return train_tagger
+
+
+def trial_fn(config: dict[str, Any], *, train: pa.Table, dev: pa.Table, base: FinetuneConfig,
+             model_path: str, seed: int, threads: int, train_fn: TrainFn | None = None) -> None:
+    """The function trainable: one fine-tuning run, each dev evaluation reported to Tune."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(threads)
+    fn = train_fn or _default_train_fn()
+    last: list[float] = []
+
+    def report(metrics: dict) -> None:
+        last[:] = [float(metrics[METRIC])]
+        tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+
+    result = fn(finetune_with(base, config), model_path, train, dev, seed=seed, out_dir=None, report=report)
+    # A closing marker (Tune insists every result carries the metric, so it repeats the last
+    # score): trials without it were stopped early. It is not counted as an evaluation.
+    tune.report({METRIC: last[0] if last else float(result.dev_f1), "finished": 1})
+
+
+def _trial_rows(lang: str, results, names: list[str], max_t: int) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        df = r.metrics_dataframe
+        if df is not None and "finished" in df:
+            df = df[df["finished"] != 1]
+        scores = [] if df is None or METRIC not in df else [float(x) for x in df[METRIC].dropna()]
+        last = r.metrics or {}
+        row = {"lang": lang, "trial_id": last.get("trial_id") or os.path.basename(r.path or ""),
+               **{n: r.config.get(n) for n in names},
+               METRIC: max(scores) if scores else None, "last_dev_f1": scores[-1] if scores else None,
+               "evaluations": len(scores), "time_s": round(float(last.get("time_total_s") or 0.0), 3),
+               "finished": bool(last.get("finished")), "error": repr(r.error)[:300] if r.error else None}
+        row["stopped_early"] = not row["finished"] and row["error"] is None and len(scores) < max_t
+        rows.append(row)
+    return rows
+
+
+def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, base: FinetuneConfig,
+                    model_path: str, seed: int, train_fn: TrainFn | None = None) -> LanguageSearch:
+    """Run one Tuner for ``lang``; every trial's scores and the best trial (max dev F1 over all
+    evaluations of all trials; errored trials never win)."""
+    import ray
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    t0 = time.time()
+    names = list(PARAM_PATHS)
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    trainable = tune.with_parameters(trial_fn, train=train, dev=dev, base=base, model_path=model_path,
+                                     seed=seed, threads=max(1, int(cfg.cpus_per_trial)), train_fn=train_fn)
+    trainable = tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial})
+    tmp = None if cfg.storage_path else tempfile.TemporaryDirectory(prefix="lrl-tune-")
+    storage = cfg.storage_path or tmp.name  # type: ignore[union-attr]
+    try:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(cfg),
+            tune_config=tune.TuneConfig(
+                metric=METRIC, mode="max", scheduler=make_scheduler(cfg), reuse_actors=True,
+                num_samples=cfg.num_samples if cfg.search == "random" else 1,
+                search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=concurrency(cfg, cpus)),
+            ),
+            run_config=tune.RunConfig(name=f"tune-{lang}", storage_path=os.path.abspath(storage)
+                                      if "://" not in storage else storage, verbose=0),
+        )
+        results = tuner.fit()
+        rows = _trial_rows(lang, results, names, cfg.max_t)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    scored = [r for r in rows if r[METRIC] is not None and r["error"] is None]
+    if not scored:
+        errors = "; ".join(str(r["error"]) for r in rows if r["error"])[:1000]
+        raise RuntimeError(f"tune {lang}: no trial reported {METRIC} ({errors or 'no trials'})")
+    best = max(scored, key=lambda r: r[METRIC])
+    return LanguageSearch(lang, rows, dict(best), round(time.time() - t0, 3))
+
+
+__all__ = ["LanguageSearch", "search_language", "param_space", "make_scheduler", "finetune_with",
+           "lr_grid", "grid_size", "concurrency", "trial_fn", "PARAM_PATHS", "METRIC"]

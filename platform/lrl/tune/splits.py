@@ -1,0 +1,102 @@
+"""Train/dev tables per language and the encoder folder, as the tune stage resolves them.
+
+Training rows come from the generate stage's output (``finetune.data`` or the pipeline's upstream
+``generate``) when there is one, else from the ``data.ner`` sources with split=train; dev rows
+always come from the ``data.ner`` sources with split=dev (generated rows never score a model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lrl.data.readers import read_ner
+from lrl.data.schema import NER_SCHEMA
+from lrl.pipeline.stage import StageContext
+
+
+def _read_generated(path: str) -> pa.Table:
+    """The ``data/`` Parquet folder of a generate output (hive-partitioned by lang)."""
+    import pyarrow.dataset as pads
+
+    from lrl.data.files import filesystem
+
+    fs, inner = filesystem(path.rstrip("/") + "/data")
+    ds = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
+    table = ds.to_table()
+    cols = {}
+    for f in NER_SCHEMA:
+        col = table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        cols[f.name] = col.cast(f.type) if not pa.types.is_dictionary(col.type) else col.dictionary_decode().cast(f.type)
+    return pa.table(cols, schema=NER_SCHEMA)
+
+
+def language_splits(ctx: StageContext, languages: list[str] | None = None) -> dict[str, tuple[pa.Table, pa.Table]]:
+    """``{lang: (train, dev)}`` for every language with both (or those asked, which must have both)."""
+    cfg = ctx.cfg
+    root = cfg.data.root
+    parts: dict[str, list[pa.Table]] = {"train": [], "dev": []}
+    for src in cfg.data.ner:
+        if src.split in parts:
+            parts[src.split].append(read_ner(src, root, cfg.data.bio_policy, cfg.data.labels).table)
+    gen = cfg.finetune.data or ctx.upstream.get("generate")
+    if gen:
+        parts["train"] = [_read_generated(gen)]
+    if not parts["train"] or not parts["dev"]:
+        raise ValueError("tune needs training data (data.ner with split: train, or a generate output) "
+                         "and dev data (data.ner with split: dev)")
+    train, dev = pa.concat_tables(parts["train"]), pa.concat_tables(parts["dev"])
+    have = sorted(set(train.column("lang").to_pylist()) & set(dev.column("lang").to_pylist()))
+    wanted = languages or cfg.finetune.languages or have
+    missing = [lang for lang in wanted if lang not in have]
+    if missing:
+        raise ValueError(f"tune.languages {missing}: no train and dev rows for them (have {have})")
+    return {lang: (train.filter(pc.equal(train.column("lang"), lang)), dev.filter(pc.equal(dev.column("lang"), lang)))
+            for lang in wanted}
+
+
+def fingerprint(splits: dict[str, tuple[pa.Table, pa.Table]]) -> dict[str, str]:
+    """A content hash per language (ids, tokens, tags of train and dev), so that changed data
+    means a new output folder."""
+    out = {}
+    for lang, tables in splits.items():
+        h = hashlib.sha256()
+        for t in tables:
+            for col in ("id", "tokens", "tags"):
+                h.update(repr(t.column(col).to_pylist()).encode())
+        out[lang] = h.hexdigest()[:16]
+    return out
+
+
+def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]]) -> str:
+    """The encoder folder: ``tune.model_path``, else ``finetune.model``, else the pretrain stage's
+    output; ``preset:<name>`` builds a from-scratch encoder on the training tokens (cached by content)."""
+    cfg = ctx.cfg
+    model = cfg.tune.model_path or cfg.finetune.model or ctx.upstream.get("pretrain")
+    if model is None:
+        raise ValueError("tune needs an encoder: set tune.model_path or finetune.model, or run pretrain first")
+    if model.startswith("preset:"):
+        return _scratch(cfg.output.root, model, splits, cfg.seed)
+    path = Path(model)
+    for sub in (path, path / "model", path / "hf"):  # a pretrain output keeps its HF folder inside
+        if (sub / "config.json").is_file():
+            return str(sub)
+    raise ValueError(f"{model}: not a Hugging Face model folder (no config.json)")
+
+
+def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]], seed: int) -> str:
+    from lrl.train.finetune_scratch import build_scratch_encoder
+
+    sizes = {"preset:micro": (128, 3, 2), "preset:tiny": (32, 2, 2), "preset:small": (256, 4, 4)}
+    if preset not in sizes:
+        raise ValueError(f"{preset}: unknown preset (choose from {sorted(sizes)})")
+    hidden, layers, heads = sizes[preset]
+    key = hashlib.sha256(repr((preset, seed, fingerprint(splits))).encode()).hexdigest()[:12]
+    out = Path(root) / "encoders" / f"{preset[7:]}-{key}"
+    if not (out / "config.json").is_file():
+        sents = [s for train, _ in splits.values() for s in train.column("tokens").to_pylist()]
+        build_scratch_encoder(out, sents, list(splits), hidden=hidden, layers=layers, heads=heads, seed=seed)
+    return str(out)

@@ -1,0 +1,140 @@
+"""The tune stage: one Ray Tune search per language, a table of the best configs, the best model.
+
+Output folder (``<output.root>/tune-<hash>/``): ``best.csv``/``best.json`` (best config and dev F1
+per language), ``trials.csv``/``trials.json`` (every trial: params, dev F1, evaluations, time,
+early stop), ``models/<lang>/`` (Hugging Face folder + model card) and ``manifest.json``.
+
+Why the best model is RETRAINED rather than copied from its trial: under ASHA a trial may be
+killed at any report, trial folders live on whichever node ran them (and are not synced without
+checkpoints), and checkpointing every evaluation of every trial costs disk and time for models that
+are mostly thrown away. Retraining the winning config once, with the same seed, in a Ray task that
+ships the saved folder back as bytes, works the same on a laptop and on a cluster; its dev F1 is
+recorded beside the trial's (equal up to CPU non-determinism) so any gap is visible.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lrl.data.files import filesystem
+from lrl.data.output import StageOutput
+from lrl.evaluate.model_card import CardInfo, Score, write_model_card
+from lrl.pipeline.stage import StageContext
+from lrl.runtime import init_ray
+from lrl.tune.search import METRIC, PARAM_PATHS, TrainFn, finetune_with, grid_size, search_language
+from lrl.tune.splits import fingerprint, language_splits, resolve_model
+
+
+def _write_text(path: str, text: str) -> None:
+    fs, inner = filesystem(path)
+    with fs.open_output_stream(inner) as f:
+        f.write(text.encode("utf-8"))
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _retrain(cfg_ft, model_path: str, train: pa.Table, dev: pa.Table, seed: int, threads: int,
+             train_fn: TrainFn | None) -> tuple[Any, dict[str, bytes]]:
+    """Train once with ``out_dir`` and return (result, {relative path: bytes}) of the saved folder."""
+    import torch
+
+    from lrl.tune.search import _default_train_fn
+
+    torch.set_num_threads(threads)
+    fn = train_fn or _default_train_fn()
+    with tempfile.TemporaryDirectory(prefix="lrl-best-") as tmp:
+        result = fn(cfg_ft, model_path, train, dev, seed=seed, out_dir=tmp, report=None)
+        files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+    result.model_dir = None  # the temporary folder is gone; the caller writes the files
+    return result, files
+
+
+def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model_path: str,
+               train: pa.Table, dev: pa.Table, train_fn: TrainFn | None) -> dict[str, Any]:
+    cfg = ctx.cfg
+    ray = init_ray(cfg.ray)
+    params = {k: best[k] for k in PARAM_PATHS}
+    ft = finetune_with(cfg.finetune, params)
+    task = ray.remote(num_cpus=cfg.tune.cpus_per_trial)(_retrain)
+    result, files = ray.get(task.remote(ft, model_path, train, dev, cfg.seed,
+                                        max(1, int(cfg.tune.cpus_per_trial)), train_fn))
+    folder = f"{out.tmp}/models/{lang}"
+    fs, inner = filesystem(folder)
+    for rel, blob in files.items():
+        fs.create_dir(os.path.dirname(f"{inner}/{rel}"), recursive=True)
+        with fs.open_output_stream(f"{inner}/{rel}") as f:
+            f.write(blob)
+    scores = [Score(lang, "overall", float(result.dev_f1))]
+    scores += [Score(lang, t, float(v["f1"])) for t, v in sorted(result.per_type.items())]
+    counts = [{"source": s.path, "lang": lang, "split": s.split, "sentences": n}
+              for s, n in (
+                  *[(s, train.num_rows) for s in cfg.data.ner if s.lang == lang and s.split == "train"][:1],
+                  *[(s, dev.num_rows) for s in cfg.data.ner if s.lang == lang and s.split == "dev"][:1])]
+    info = CardInfo(name=f"{cfg.name}-{lang}-ner", languages=[lang], scores=scores, base_model=model_path,
+                    config={"finetune": ft.model_dump(mode="json"), "searched": params, "seed": cfg.seed},
+                    data=counts or [{"source": "train/dev tables", "lang": lang, "split": "train",
+                                     "sentences": train.num_rows}],
+                    license=cfg.report.license)
+    if "://" not in folder:
+        write_model_card(folder, info)
+    return {"retrain_dev_f1": float(result.dev_f1), "model_dir": f"models/{lang}"}
+
+
+def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
+    """Search every language, write the tables and the best model per language; returns the folder.
+
+    ``train_fn`` replaces ``train_tagger`` (tests and benchmarks use stand-ins); a finished
+    folder for the same config and inputs is returned without work.
+    """
+    cfg = ctx.cfg
+    splits = language_splits(ctx, cfg.tune.languages)
+    model_path = resolve_model(ctx, splits)
+    inputs = {"data": fingerprint(splits), "model": model_path}
+    out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json"),
+                                                "finetune": cfg.finetune.model_dump(mode="json"),
+                                                "seed": cfg.seed}, inputs)
+    if out.done:
+        return out.path
+    init_ray(cfg.ray)
+    best_rows: list[dict[str, Any]] = []
+    trial_rows: list[dict[str, Any]] = []
+    try:
+        for lang, (train, dev) in splits.items():
+            res = search_language(lang, train, dev, cfg.tune, cfg.finetune, model_path, cfg.seed, train_fn)
+            trial_rows += res.trials
+            row = {"lang": lang, **{k: res.best[k] for k in PARAM_PATHS}, METRIC: res.best[METRIC],
+                   "trial_id": res.best["trial_id"], "trials": len(res.trials),
+                   "stopped_early": sum(bool(t["stopped_early"]) for t in res.trials), "search_wall_s": res.wall_s}
+            if cfg.tune.save_best:
+                row.update(_save_best(ctx, out, lang, res.best, model_path, train, dev, train_fn))
+            best_rows.append(row)
+        _write_text(f"{out.tmp}/best.json", json.dumps(best_rows, indent=2, default=str))
+        _write_text(f"{out.tmp}/best.csv", _csv(best_rows))
+        _write_text(f"{out.tmp}/trials.json", json.dumps(trial_rows, indent=2, default=str))
+        _write_text(f"{out.tmp}/trials.csv", _csv(trial_rows))
+        return out.commit({"languages": list(splits), "model": model_path, "trials": len(trial_rows),
+                           "trials_per_language": grid_size(cfg.tune), "scheduler": cfg.tune.scheduler,
+                           "search": cfg.tune.search, "best": {r["lang"]: r[METRIC] for r in best_rows}})
+    except BaseException:
+        out.abort()
+        raise
+
+
+__all__ = ["run_tune"]

@@ -1,0 +1,135 @@
+"""Per-language Ray Tune search: config, search space, ASHA early stops, a real 3-trial search."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lrl.config import ConfigError
+from lrl.job import load_job
+
+
+def _job(tmp_path: Path, data_root: Path | None, *extra: str):
+    over = [f"output.root={tmp_path / 'runs'}", "tune.languages=[ug]"]
+    if data_root is not None:
+        over += [f"data.root={data_root}",
+                 "data.ner=[{path: wikiann/ug/train, lang: ug, split: train},"
+                 " {path: wikiann/ug/dev, lang: ug, split: dev}]"]
+    return load_job(None, over + list(extra))
+
+
+def test_search_space_is_validated_at_load():
+    with pytest.raises(ConfigError, match=r"tune\.space"):
+        load_job(None, ["tune.space.lr_min=1e-2", "tune.space.lr_max=1e-4"])
+    with pytest.raises(ConfigError, match=r"tune\.space\.batch_size"):
+        load_job(None, ["tune.space.batch_size=[]"])
+    with pytest.raises(ConfigError, match=r"tune\.scheduler"):
+        load_job(None, ["tune.scheduler=hyperband"])
+
+
+def test_grid_space_and_concurrency():
+    from lrl.tune.search import concurrency, grid_size, lr_grid, param_space
+
+    cfg = load_job(None, ["tune.search=grid", "tune.space.lr_grid_points=3", "tune.space.batch_size=[8,16]",
+                          "tune.space.lr_min=1e-4", "tune.space.lr_max=1e-2"]).tune
+    assert grid_size(cfg) == 3 * 2 * 2  # lr x batch x warmup defaults [0.0, 0.1]
+    lrs = lr_grid(1e-4, 1e-2, 3)
+    assert lrs[0] == pytest.approx(1e-4) and lrs[1] == pytest.approx(1e-3) and lrs[2] == pytest.approx(1e-2)
+    space = param_space(cfg)
+    assert space["lr"] == {"grid_search": lrs} and space["dropout"] == 0.1
+    # 2 CPUs, 1 CPU per trial -> 2 trials at once; max_concurrent lowers it; fractions raise it.
+    assert concurrency(cfg, 2.0) == 2
+    assert concurrency(cfg.model_copy(update={"max_concurrent": 1}), 2.0) == 1
+    assert concurrency(cfg.model_copy(update={"cpus_per_trial": 0.5}), 2.0) == 4
+
+
+def test_finetune_with_sets_searched_fields():
+    from lrl.tune.search import finetune_with
+
+    base = load_job(None).finetune
+    ft = finetune_with(base, {"lr": 3e-4, "batch_size": 8, "epochs": 2.0, "warmup_ratio": 0.1,
+                              "freeze_layers": 1, "dropout": 0.2, "schedule": "cosine"})
+    assert (ft.lr, ft.batch_size, ft.epochs, ft.freeze_layers, ft.dropout) == (3e-4, 8, 2.0, 1, 0.2)
+    assert ft.schedule.type == "cosine" and ft.schedule.warmup_ratio == 0.1
+    # one_cycle has its own rise: warmup is dropped instead of failing validation in the trial.
+    assert finetune_with(base, {"schedule": "one_cycle", "warmup_ratio": 0.1}).schedule.warmup_ratio == 0.0
+
+
+def test_asha_stops_weak_trials_early(ray_session, tmp_path):
+    """Sequential trials (max_concurrent=1) with scores fixed by the learning rate make ASHA's
+    decisions deterministic: the first trial sets each rung, weaker later ones stop at the first."""
+    from types import SimpleNamespace
+
+    from lrl.tune.search import make_scheduler, search_language
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        quality = {1e-4: 0.9, 1e-3: 0.5, 1e-2: 0.2, 1e-1: 0.1}[round(cfg.lr, 6)]
+        hist = []
+        for i in range(1, 5):
+            hist.append({"step": i, "epoch": i / 4, "train_loss": 1.0 / i, "dev_f1": quality * i / 4,
+                         "lr": cfg.lr, "time_s": 0.0})
+            if report:
+                report(dict(hist[-1]))
+        return SimpleNamespace(dev_f1=quality, per_type={}, per_lang={}, history=hist, model_dir=None)
+
+    job = _job(tmp_path, None, "tune.search=grid", "tune.space.lr_min=1e-4", "tune.space.lr_max=1e-1",
+               "tune.space.lr_grid_points=4", "tune.space.warmup_ratio=[0.0]", "tune.space.batch_size=[8]",
+               "tune.max_concurrent=1", "tune.grace_period=1", "tune.reduction_factor=2")
+    sched = make_scheduler(job.tune)
+    assert type(sched).__name__ == "AsyncHyperBandScheduler"
+    assert min(m for m, _ in sched._brackets[0]._rungs) == 1  # first rung = grace period
+    import pyarrow as pa
+
+    empty = pa.table({"x": [1]})
+    res = search_language("ug", empty, empty, job.tune, job.finetune, "unused", 0, train_fn=stand_in)
+    by_lr = {round(t["lr"], 6): t for t in res.trials}
+    assert len(by_lr) == 4
+    assert by_lr[1e-4]["evaluations"] == 4 and by_lr[1e-4]["finished"] and not by_lr[1e-4]["stopped_early"]
+    stopped = [t for t in res.trials if t["stopped_early"]]
+    assert len(stopped) >= 1 and all(t["evaluations"] < 4 for t in stopped)
+    assert res.best["lr"] == pytest.approx(1e-4) and res.best["dev_f1"] == pytest.approx(0.9)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory, data_root):
+    from lrl.data.readers import read_conll
+    from lrl.train.finetune_scratch import build_scratch_encoder
+
+    sents = read_conll(str(data_root / "wikiann/ug/train"), "ug").table.column("tokens").to_pylist()[:400]
+    out = tmp_path_factory.mktemp("enc")
+    return build_scratch_encoder(out, sents, ["ug"], vocab_size=600, hidden=32, layers=1, heads=2, max_positions=64)
+
+
+def test_three_trial_tune_picks_best_by_dev_f1(ray_session, tmp_path, data_root, tiny_encoder):
+    """A real search: 3 trials of train_tagger on 2 CPUs, the best retrained and saved with a card."""
+    from lrl.evaluate.model_card import read_front_matter
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune.stage import run_tune
+
+    job = _job(tmp_path, data_root, f"tune.model_path={tiny_encoder}", "tune.num_samples=3",
+               "tune.space.lr_min=1e-4", "tune.space.lr_max=3e-2", "tune.space.batch_size=[16]",
+               "tune.grace_period=2", "finetune.few_shot=80", "finetune.max_steps=6", "finetune.eval_every=2",
+               "finetune.max_length=48", "tune.cpus_per_trial=1")
+    out = Path(run_tune(StageContext(job)))
+    trials = json.loads((out / "trials.json").read_text())
+    best = json.loads((out / "best.json").read_text())
+    assert len(trials) == 3 and all(t["error"] is None for t in trials)
+    assert all(1 <= t["evaluations"] <= 3 for t in trials)
+    assert len({t["lr"] for t in trials}) == 3
+    assert best[0]["lang"] == "ug"
+    assert best[0]["dev_f1"] == max(t["dev_f1"] for t in trials)
+    top = max(trials, key=lambda t: t["dev_f1"])
+    assert best[0]["trial_id"] == top["trial_id"] and best[0]["lr"] == top["lr"]
+    assert (out / "best.csv").read_text().startswith("lang,")
+    model = out / "models" / "ug"
+    assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
+    assert not math.isnan(best[0]["retrain_dev_f1"])
+    fm = read_front_matter((model / "README.md").read_text())
+    assert fm["language"] == ["ug"] and "token-classification" in fm["tags"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["trials"] == 3 and manifest["scheduler"] == "asha"
+    # Same config and inputs: the finished folder is returned without a new search.
+    assert run_tune(StageContext(job)) == str(out)
