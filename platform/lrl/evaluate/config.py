@@ -1,6 +1,8 @@
-"""Config section for evaluation."""
+"""Config section for evaluation: seeds to aggregate over, which splits to score, what to write."""
 
 from __future__ import annotations
+
+from pydantic import Field, field_validator
 
 from lrl.config import StrictModel
 
@@ -9,4 +11,22 @@ class EvaluateConfig(StrictModel):
     """Evaluation of tagging models."""
 
     seeds: list[int] = [0]
-    """Seeds to run and aggregate (mean and sd)."""
+    """Seeds to run and aggregate (mean and sd); the finetune stage trains one model per seed."""
+    model: str | None = None
+    """Model(s) to evaluate: a tagger folder (HF token-classification), or a finetune/tune output
+    folder (every ``models/<name>/`` in it); None uses the pipeline's finetune (or tune) output."""
+    splits: list[str] = ["dev", "test"]
+    """``data.ner`` splits to evaluate on (those absent from the config are skipped)."""
+    batch_size: int = Field(default=64, gt=0)
+    """Chunks per forward pass when predicting."""
+    device: str = "cpu"
+    """Device to predict on (``cpu``, ``cuda``)."""
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("at least one seed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds repeat: {v}")
+        return v

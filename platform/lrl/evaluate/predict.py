@@ -61,3 +61,61 @@ def write_predictions(table: pa.Table, pred: list[list[str]], out_dir: str, name
         lines.append("")
     (out / f"{name}.conll").write_text("\n".join(lines), encoding="utf-8")
     return {"parquet": str(out / f"{name}.parquet"), "conll": str(out / f"{name}.conll")}
+
+
+def read_labelled(path: str, lang: str | None) -> tuple[pa.Table, int]:
+    """Any labelled input as NER rows, and the number of rows quarantined (invalid IOB2 ...).
+
+    A folder is a generate output (its ``data/``) or a Parquet folder; a file is read by its
+    extension (.parquet, .jsonl/.json, else CoNLL/TSV). The language comes from ``lang`` or, for
+    Parquet and JSONL, from the rows' ``lang`` field; CoNLL needs ``lang``.
+    """
+    import json
+
+    from lrl.data.files import InputError, read_text
+    from lrl.data.readers import read_conll, read_jsonl
+
+    p = Path(path)
+    if p.is_dir() or path.endswith(".parquet"):
+        return _read_parquet_rows(p / "data" if (p / "data").is_dir() else p, lang)
+    if path.endswith((".jsonl", ".json")):
+        langs = [lang] if lang is not None else sorted(
+            {json.loads(x).get("lang") or "" for x in read_text(path).splitlines() if x.strip()})
+        if "" in langs:
+            raise InputError(f"{path}: rows without a lang; pass --lang")
+        results = [read_jsonl(path, x, "eval") for x in langs]
+        # Rows of the other languages show up as rejects of each per-language read: not errors.
+        bad = sum(1 for r in results for reason in r.rejects.column("reason").to_pylist()
+                  if not reason.startswith("lang "))
+        return pa.concat_tables([r.table for r in results]), bad
+    if lang is None:
+        raise InputError(f"{path}: a CoNLL file has no language column; pass --lang")
+    res = read_conll(path, lang, "eval")
+    return res.table, res.rejects.num_rows
+
+
+def _read_parquet_rows(path: Path, lang: str | None) -> tuple[pa.Table, int]:
+    """Parquet file or (hive-partitioned) folder -> NER rows; invalid IOB2 rows are counted, dropped."""
+    import pyarrow.dataset as pads
+
+    from lrl.data.bio import bio_problems
+    from lrl.data.files import InputError
+    from lrl.data.schema import ner_table
+
+    try:
+        table = pads.dataset(str(path), format="parquet", partitioning="hive").to_table()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: cannot read Parquet: {exc}") from exc
+    missing = {"tokens", "tags"} - set(table.column_names)
+    if missing:
+        raise InputError(f"{path}: Parquet lacks column(s) {sorted(missing)}")
+    rows, bad = [], 0
+    for i, row in enumerate(table.to_pylist()):
+        row_lang = lang or row.get("lang")
+        if not row_lang:
+            raise InputError(f"{path}: row {i + 1} has no lang; pass --lang")
+        if len(row["tokens"] or []) != len(row["tags"] or []) or not row["tokens"] or bio_problems(row["tags"]):
+            bad += 1
+            continue
+        rows.append({**row, "lang": str(row_lang), "id": str(row.get("id") or f"{row_lang}:eval:{i}")})
+    return ner_table(rows), bad

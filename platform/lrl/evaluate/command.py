@@ -1,0 +1,184 @@
+"""``lrl evaluate``: span F1 of tagging models on labelled data, with predictions written out.
+
+Two ways to call it:
+
+- ``lrl evaluate --model M --data D [--lang ug] [--out DIR]``: any tagger folder on any labelled
+  file (CoNLL/TSV, JSONL, Parquet) or dataset folder (a generate output or a Parquet folder);
+  the language comes from ``--lang`` or the data's ``lang`` column.
+- ``lrl evaluate CONFIG [overrides]``: the evaluate stage, ``run_evaluate``: every model of the
+  finetune (or tune) output on the ``data.ner`` splits named in ``evaluate.splits``.
+
+Both write ``predictions/<model>/<split>.{conll,parquet}`` (token, gold, predicted) and
+``metrics.json`` (micro P/R/F1, per entity type, per language) through a ``StageOutput``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+from lrl.cli import add_job_arguments, load_job_args
+from lrl.data.files import InputError, fingerprint
+from lrl.data.output import StageOutput
+from lrl.pipeline.stage import StageContext
+
+STAGE = "evaluate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_job_arguments(parser, config_required=False)
+    parser.add_argument("--model", help="tagger folder, or a finetune/tune output folder (models/<name>/)")
+    parser.add_argument("--data", help="labelled file (conll/tsv, jsonl, parquet) or dataset folder")
+    parser.add_argument("--lang", help="language of --data when it has no lang column (ISO 639)")
+    parser.add_argument("--out", default="runs", help="folder under which evaluate-<hash>/ is written")
+    parser.add_argument("--batch-size", type=int, default=64, help="chunks per forward pass")
+
+
+def model_folders(path: str) -> dict[str, str]:
+    """``{name: folder}``: the folder itself when it is a model, else each ``models/<name>/`` in it."""
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return {p.name: str(p)}
+    found = {d.name: str(d) for d in sorted((p / "models").glob("*")) if (d / "config.json").is_file()}
+    if not found:
+        raise InputError(f"{path}: neither a model folder (config.json) nor a stage output with models/<name>/")
+    return found
+
+
+def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, batch_size: int = 64,
+                   device: str = "cpu") -> dict:
+    """Predict ``table`` with the tagger in ``model_dir``, write predictions, return its scores."""
+    from lrl.evaluate.metrics import scores_by_lang
+    from lrl.evaluate.predict import predict_tags, write_predictions
+    from lrl.train.finetune_model import Tagger
+
+    tagger = Tagger.load(model_dir).to(device)
+    sents, langs = table.column("tokens").to_pylist(), table.column("lang").to_pylist()
+    pred, stats = predict_tags(tagger, sents, langs, batch_size, device)
+    files = write_predictions(table, pred, out_dir, name)
+    scores = scores_by_lang(table.column("tags").to_pylist(), pred, langs)
+    return {**scores, "sentences": table.num_rows, "align": stats.as_dict(), "files": files}
+
+
+def run_evaluate(ctx: StageContext) -> str:
+    """Evaluate every model of the finetune/tune output on the configured splits; returns the folder."""
+    from lrl.data.readers import read_ner
+
+    cfg = ctx.cfg
+    source = cfg.evaluate.model or ctx.upstream.get("finetune") or ctx.upstream.get("tune")
+    if not source:
+        raise ValueError("evaluate needs models: set evaluate.model or run finetune (or tune) first")
+    models = model_folders(source)
+    tables: dict[str, list[pa.Table]] = {}
+    rejects = 0
+    for src in cfg.data.ner:
+        if src.split in cfg.evaluate.splits:
+            res = read_ner(src, cfg.data.root, cfg.data.bio_policy, cfg.data.labels)
+            tables.setdefault(src.split, []).append(res.table)
+            rejects += res.rejects.num_rows
+    if not tables:
+        raise ValueError(f"no data.ner source has a split in evaluate.splits={cfg.evaluate.splits}")
+    splits = {k: pa.concat_tables(v) for k, v in tables.items()}
+    inputs = {"models": {n: _model_print(m) for n, m in models.items()},
+              "data": {k: [fingerprint(_resolved(s, cfg.data.root)) for s in cfg.data.ner if s.split == k] for k in splits}}
+    out = StageOutput(cfg.output.root, STAGE, cfg.evaluate.model_dump(mode="json"), inputs)
+    if out.done:
+        return out.path
+    try:
+        metrics: dict = {"models": {}, "rejected_rows": rejects}
+        for name, folder in models.items():
+            metrics["models"][name] = {}
+            for split, table in splits.items():
+                part = _rows_for(table, name)
+                if part.num_rows == 0:
+                    continue
+                metrics["models"][name][split] = evaluate_model(
+                    folder, part, f"{out.tmp}/predictions/{name}", split, cfg.evaluate.batch_size, cfg.evaluate.device)
+        seeds = Path(source) / "results.json"
+        if seeds.is_file():  # the finetune stage's per-seed dev scores (mean ± sd)
+            res = json.loads(seeds.read_text())
+            metrics["seeds_dev"] = {g: e["summary"] for g, e in res.get("groups", {}).items()}
+        _write_metrics(out.tmp, metrics)
+        return out.commit({"models": sorted(models), "splits": sorted(splits), "source": source,
+                           "f1": {n: {s: v["f1"] for s, v in d.items()} for n, d in metrics["models"].items()}})
+    except BaseException:
+        out.abort()
+        raise
+
+
+def _resolved(src, root: str | None) -> str:
+    from lrl.data.files import resolve
+
+    return resolve(src.path, root)
+
+
+def _model_print(folder: str) -> str:
+    p = Path(folder) / "model.safetensors"
+    return fingerprint(str(p)) if p.is_file() else folder
+
+
+def _rows_for(table: pa.Table, model_name: str) -> pa.Table:
+    """A per-language model (named by its language) sees only its language's rows; others all."""
+    import pyarrow.compute as pc
+
+    langs = set(table.column("lang").to_pylist())
+    return table.filter(pc.equal(table.column("lang"), model_name)) if model_name in langs else table
+
+
+def _write_metrics(folder: str, metrics: dict) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False, default=str))
+
+
+def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch_size: int = 64) -> str:
+    """The ``--model/--data`` mode: every model in ``model`` on the labelled data ``data``."""
+    from lrl.evaluate.predict import read_labelled
+
+    models = model_folders(model)
+    table, rejects = read_labelled(data, lang)
+    out = StageOutput(out_root, STAGE, {"model": model, "data": data, "lang": lang},
+                      {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
+    if out.done:
+        return out.path
+    try:
+        metrics: dict = {"models": {}, "data": data, "rejected_rows": rejects}
+        for name, folder in models.items():
+            metrics["models"][name] = {"data": evaluate_model(folder, _rows_for(table, name),
+                                                              f"{out.tmp}/predictions/{name}", "data", batch_size)}
+        _write_metrics(out.tmp, metrics)
+        return out.commit({"models": sorted(models), "data": data,
+                           "f1": {n: d["data"]["f1"] for n, d in metrics["models"].items()}})
+    except BaseException:
+        out.abort()
+        raise
+
+
+def _data_print(data: str) -> str:
+    p = Path(data)
+    if p.is_file():
+        return fingerprint(data)
+    return ";".join(f"{f.relative_to(p)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                    for f in sorted(p.rglob("*")) if f.is_file())
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.config is None:
+        if not args.model or not args.data:
+            raise InputError("give CONFIG, or both --model and --data")
+        path = evaluate_files(args.model, args.data, args.lang, args.out, args.batch_size)
+    else:
+        cfg = load_job_args(args)
+        path = run_evaluate(StageContext(cfg, {}))
+    metrics = json.loads((Path(path) / "metrics.json").read_text())
+    print(f"evaluate: {path}")
+    for name, by_split in metrics["models"].items():
+        for split, s in by_split.items():
+            print(f"  {name} [{split}]: F1 {100 * s['f1']:.1f}  P {100 * s['precision']:.1f}  "
+                  f"R {100 * s['recall']:.1f}  ({s['sentences']} sentences)")
+    return 0
+
+
+__all__ = ["add_arguments", "run", "run_evaluate", "evaluate_model", "evaluate_files", "model_folders"]

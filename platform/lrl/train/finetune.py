@@ -1,0 +1,159 @@
+"""The finetune stage: one ``train_tagger`` run per (language or joint group, seed), as Ray tasks.
+
+Each run is an ordinary ``@ray.remote`` task (plain torch inside, see ``tagger.py``), so seeds and
+languages run in parallel when the cluster has CPUs for them. A task saves its model in a local
+temporary folder and returns the files' bytes, so the driver can write them to the stage output
+even when workers sit on other nodes. The best seed's model per language is kept as an HF folder
+with its tokenizer, id2label and a model card; ``results.json`` holds every seed's scores and
+their mean ± sd.
+
+Output: ``<output.root>/finetune-<hash>/{models/<lang>/, results.json, manifest.json}``
+(``models/joint/`` in joint mode).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lrl.data.files import filesystem
+from lrl.data.output import StageOutput
+from lrl.evaluate.metrics import aggregate
+from lrl.pipeline.stage import StageContext
+from lrl.runtime import init_ray
+from lrl.train.finetune_config import FinetuneConfig
+
+STAGE = "finetune"
+
+
+def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.Table, seed: int,
+                labels: list[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """One seeded run inside a Ray task: (result as a dict, {relative path: bytes} of the model)."""
+    import dataclasses
+
+    import torch
+
+    from lrl.train.tagger import train_tagger
+
+    torch.set_num_threads(cfg.threads or max(1, int(cfg.num_cpus)))
+    with tempfile.TemporaryDirectory(prefix="lrl-ft-") as tmp:
+        out = tmp if cfg.save_model else None
+        res = train_tagger(cfg, model_path, train, dev, seed=seed, out_dir=out, labels=labels)
+        files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+    row = dataclasses.asdict(res)
+    row.pop("model_dir")
+    return {"seed": seed, **row}, files
+
+
+def groups(splits: dict[str, tuple[pa.Table, pa.Table]], mode: str) -> dict[str, tuple[pa.Table, pa.Table]]:
+    """Per-language groups as given, or one ``joint`` group with every language's rows."""
+    if mode == "per_language":
+        return splits
+    trains = [t for t, _ in splits.values()]
+    devs = [d for _, d in splits.values()]
+    return {"joint": (pa.concat_tables(trains), pa.concat_tables(devs))}
+
+
+def _write_files(folder: str, files: dict[str, bytes]) -> None:
+    fs, inner = filesystem(folder)
+    for rel, blob in files.items():
+        fs.create_dir(os.path.dirname(f"{inner}/{rel}"), recursive=True)
+        with fs.open_output_stream(f"{inner}/{rel}") as f:
+            f.write(blob)
+
+
+def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: list[dict], summary: dict,
+          model_path: str, train: pa.Table, dev: pa.Table, labels: list[str]) -> None:
+    """README.md for a saved model (best effort: a card problem must not lose the trained model)."""
+    if "://" in folder:
+        return
+    from lrl.evaluate.model_card import CardInfo, Score, write_model_card
+
+    n = summary["f1"]["n"]
+    scores = [Score("all" if group == "joint" else group, "overall", summary["f1"]["mean"], summary["f1"]["sd"], n)]
+    for lang, st in summary.get("per_lang", {}).items():
+        if group == "joint":
+            scores.append(Score(lang, "overall", st["f1"]["mean"], st["f1"]["sd"], st["f1"]["n"]))
+    for t, st in sorted(_type_summary(runs).items()):
+        scores.append(Score(group if group != "joint" else "all", t, st["mean"], st["sd"], st["n"]))
+    data = [{"source": "train (after few-shot / augmentation mix)", "lang": lang, "split": "train",
+             "sentences": sum(1 for x in train.column("lang").to_pylist() if x == lang)} for lang in langs]
+    data += [{"source": "dev", "lang": lang, "split": "dev",
+              "sentences": sum(1 for x in dev.column("lang").to_pylist() if x == lang)} for lang in langs]
+    info = CardInfo(name=f"{ctx.cfg.name}-{group}-ner", languages=langs, scores=scores, base_model=model_path,
+                    config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
+                    data=data, labels=labels, license=ctx.cfg.report.license)
+    write_model_card(folder, info)
+
+
+def _type_summary(runs: list[dict]) -> dict[str, dict]:
+    from lrl.evaluate.metrics import mean_sd
+
+    types = sorted({t for r in runs for t in r["per_type"]})
+    return {t: mean_sd([r["per_type"][t]["f1"] for r in runs if t in r["per_type"]]) for t in types}
+
+
+def run_finetune(ctx: StageContext) -> str:
+    """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the folder."""
+    from lrl.train.finetune_data import label_list
+    from lrl.tune.splits import fingerprint, language_splits, resolve_model
+
+    cfg = ctx.cfg
+    ft = cfg.finetune
+    splits = language_splits(ctx, ft.languages)
+    model_path = resolve_model(ctx, splits)
+    inputs = {"data": fingerprint(splits), "model": model_path}
+    shaping = {"finetune": ft.model_dump(mode="json"), "seeds": cfg.evaluate.seeds,
+               "labels": cfg.data.labels}
+    out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
+    if out.done:
+        return out.path
+    ray = init_ray(cfg.ray)
+    # One label list for every run, so that joint and per-language models share label ids.
+    labels = label_list([t for pair in splits.values() for t in pair], cfg.data.labels)
+    task = ray.remote(num_cpus=ft.num_cpus, num_gpus=ft.num_gpus)(_train_task)
+    try:
+        model_ref = model_path
+        pending = {}
+        for group, (train, dev) in groups(splits, ft.mode).items():
+            tr, dv = ray.put(train), ray.put(dev)
+            for seed in cfg.evaluate.seeds:
+                pending[(group, seed)] = task.remote(ft, model_ref, tr, dv, seed, labels)
+        done = dict(zip(pending, ray.get(list(pending.values()))))
+        results: dict[str, Any] = {"mode": ft.mode, "model": model_path, "labels": labels,
+                                   "seeds": cfg.evaluate.seeds, "groups": {}}
+        for group, (train, dev) in groups(splits, ft.mode).items():
+            runs = [done[(group, s)][0] for s in cfg.evaluate.seeds]
+            summary = aggregate([r["scores"] for r in runs if r["scores"]])
+            best = max(cfg.evaluate.seeds, key=lambda s: done[(group, s)][0]["dev_f1"])
+            entry = {"summary": summary, "per_type": _type_summary(runs), "best_seed": best, "runs": runs}
+            if ft.save_model:
+                folder = f"{out.tmp}/models/{group}"
+                _write_files(folder, done[(group, best)][1])
+                entry["model_dir"] = f"models/{group}"
+                langs = sorted(set(dev.column("lang").to_pylist()))
+                _card(ctx, folder, group, langs, runs, summary, model_path, train, dev, labels)
+            results["groups"][group] = entry
+        fs, inner = filesystem(f"{out.tmp}/results.json")
+        with fs.open_output_stream(inner) as f:
+            f.write(json.dumps(results, indent=2, ensure_ascii=False, default=str).encode())
+        dev_f1 = {g: {"mean": e["summary"]["f1"]["mean"], "sd": e["summary"]["f1"]["sd"]}
+                  for g, e in results["groups"].items()}
+        path = out.commit({"languages": sorted(splits), "mode": ft.mode, "model": model_path,
+                           "seeds": cfg.evaluate.seeds, "dev_f1": dev_f1,
+                           "models": {g: e.get("model_dir") for g, e in results["groups"].items()}})
+    except BaseException:
+        out.abort()
+        raise
+    print(f"finetune: {path}")
+    for g, s in dev_f1.items():
+        print(f"  {g}: dev F1 {100 * s['mean']:.1f} ± {100 * s['sd']:.1f} over {len(cfg.evaluate.seeds)} seed(s)")
+    return path
+
+
+__all__ = ["run_finetune", "groups", "STAGE"]

@@ -1,0 +1,23 @@
+"""``lrl finetune CONFIG [overrides]``: run the finetune stage and print where its output is.
+
+Embedded local Ray by default; joins a cluster when ``RAY_ADDRESS`` (or ``ray.address``) is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lrl.cli import add_job_arguments, load_job_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_job_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_job_args(args)
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune import run_finetune
+
+    run_finetune(StageContext(cfg))
+    return 0
