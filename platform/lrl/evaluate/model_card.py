@@ -7,6 +7,7 @@ split) and what it should not be used for, so a score never travels without its 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,12 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
+def _is_hub_id(name: str) -> bool:
+    """``org/name`` or ``name`` that is not a local path (local folders are not hub ids)."""
+    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)) and not name.startswith((".", "preset")) \
+        and not Path(name).exists()
+
+
 def front_matter(info: CardInfo) -> dict[str, Any]:
     """The YAML header: language, license, tags, metrics and a model-index with the overall scores."""
     results = []
@@ -76,7 +83,7 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
         "tags": ["token-classification", "ner", "low-resource", "lrl", *info.extra_tags],
         "metrics": ["seqeval"],
     }
-    if info.base_model and not info.base_model.startswith(("/", ".", "preset:")):
+    if info.base_model and _is_hub_id(info.base_model):
         fm["base_model"] = info.base_model  # only hub ids belong here, not local paths
     if results:
         fm["model-index"] = [{"name": info.name, "results": results}]

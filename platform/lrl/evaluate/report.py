@@ -1,0 +1,209 @@
+"""The report stage: ONE self-contained HTML file describing a run.
+
+Plots are PNGs drawn with matplotlib (Agg) and inlined as base64 ``data:`` URIs; styles are inline;
+nothing is fetched from the network, so the file can be archived or mailed as is. Every section
+reads one earlier stage's files through ``report_data``; a stage that did not run (or wrote nothing
+usable) shows "not run", and a section that fails to draw shows its error, never crashing the rest.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lrl.evaluate import plots
+from lrl.evaluate import report_data as rd
+from lrl.evaluate.report_config import ReportConfig
+
+STAGES = ("generate", "pretrain", "finetune", "tune", "evaluate")
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.na{color:#888;font-style:italic}
+img{max-width:100%;display:block;margin:.5em 0}h2{border-bottom:2px solid #4c72b0;padding-bottom:2px}"""
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def pct(x: Any) -> str:
+    return "—" if x is None else f"{100 * float(x):.1f}"
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{esc(alt)}">'
+
+
+def not_run(what: str) -> str:
+    return f'<p class="na">{esc(what)}: not run (no output found).</p>'
+
+
+def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
+    if ft is None and ev is None:
+        return not_run("finetune and evaluate")
+    out = []
+    if ft is not None and ft["lang"]:
+        rows = [[r["key"], pct(r["mean"]), pct(r["sd"]), r["n"]] for r in ft["lang"]]
+        out += ["<h3>Dev span F1 per language (mean ± sd over seeds, finetune)</h3>",
+                table(["language", "F1", "± sd", "seeds"], rows),
+                img(plots.bar_with_sd([r["key"] for r in ft["lang"]], [r["mean"] or 0 for r in ft["lang"]],
+                                      [r["sd"] for r in ft["lang"]], "dev F1 per language"), "F1 per language")]
+    if ft is not None and ft["type"]:
+        rows = [[r["group"], r["key"], pct(r["mean"]), pct(r["sd"]), r["n"]] for r in ft["type"]]
+        out += ["<h3>Dev span F1 per entity type (mean ± sd over seeds)</h3>",
+                table(["model", "entity type", "F1", "± sd", "seeds"], rows),
+                img(plots.bar_with_sd([f"{r['group']}:{r['key']}" for r in ft["type"]],
+                                      [r["mean"] or 0 for r in ft["type"]], [r["sd"] for r in ft["type"]],
+                                      "dev F1 per entity type"), "F1 per entity type")]
+    if ev is not None:
+        types = sorted({t for r in ev for t in r["per_type"]})
+        rows = [[r["model"], r["split"], pct(r["f1"]), pct(r["precision"]), pct(r["recall"]), r["sentences"],
+                 *[pct(r["per_type"].get(t)) for t in types]] for r in ev]
+        out += ["<h3>Evaluate stage (one model per row, span F1 / P / R)</h3>",
+                table(["model", "split", "F1", "P", "R", "sentences", *[f"F1 {t}" for t in types]], rows)]
+    elif ft is not None:
+        out.append(not_run("evaluate"))
+    return "\n".join(out)
+
+
+def _curves_section(ft: dict | None) -> str:
+    if ft is None or not ft["curves"]:
+        return not_run("finetune learning curves")
+    return img(plots.curves(ft["curves"], "step", ["dev_f1", "train_loss"], "fine-tuning"), "learning curves")
+
+
+def _tune_section(tr: dict | None) -> str:
+    if tr is None:
+        return not_run("tune")
+    keys = [k for k in ("lang", "dev_f1", "lr", "batch_size", "epochs", "warmup_ratio", "freeze_layers", "dropout",
+                        "schedule", "trials", "stopped_early", "retrain_dev_f1") if any(k in b for b in tr["best"])]
+    rows = [[pct(b.get(k)) if "f1" in k else b.get(k) for k in keys] for b in tr["best"]]
+    trials = [t for t in tr["trials"] if t.get("dev_f1") is not None]
+    out = ["<h3>Best configuration per language</h3>", table(keys, rows) if rows else not_run("best table"),
+           f"<p>{len(tr['trials'])} trials, {sum(bool(t.get('stopped_early')) for t in tr['trials'])} "
+           "stopped early by the scheduler.</p>"]
+    if trials:
+        out += [img(plots.scatter_by_group(trials, "lr", "dev_f1", "lang", "trials: dev F1 vs learning rate",
+                                           logx=True), "dev F1 vs learning rate"),
+                img(plots.scatter_by_group(trials, "time_s", "dev_f1", "lang", "trials: dev F1 vs time (s)"),
+                    "dev F1 vs time")]
+    return "\n".join(out)
+
+
+def _confusion_section(conf: dict | None) -> str:
+    if conf is None:
+        return not_run("evaluate predictions")
+    out = ["<p>Token level: gold entity type (rows) against predicted type (columns), B-/I- merged, "
+           "O included; colours are row-normalised.</p>"]
+    for name, (labels, matrix) in list(conf.items())[:8]:
+        out.append(img(plots.confusion(labels, matrix, name), f"confusion {name}"))
+        out.append(table(["gold \\ pred", *labels], [[g, *row] for g, row in zip(labels, matrix)]))
+    return "\n".join(out)
+
+
+def _pretrain_section(pt: dict | None) -> str:
+    if pt is None:
+        return not_run("pretrain")
+    out = []
+    if pt["history"]:
+        ys = [y for y in ("loss", "perplexity") if any(h.get(y) is not None for h in pt["history"])]
+        out.append(img(plots.curves({"pretrain": pt["history"]}, "step", ys, "pretraining"), "pretraining curves"))
+    else:
+        out.append('<p class="na">No per-step curve recorded; final figures only.</p>')
+    out.append(table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in sorted(pt["final"].items())]))
+    return "\n".join(out)
+
+
+def _generate_section(gen: dict | None) -> str:
+    if gen is None:
+        return not_run("generate")
+    out = [f"<p>Input rows: {esc(gen.get('input_rows'))}; output rows: {esc(gen.get('output_rows'))}; "
+           f"rejected: {esc(gen.get('rejects_total'))}; steps: {esc(', '.join(gen.get('steps') or []))}.</p>"]
+    for key, title in (("rows_per_op", "rows per operation"), ("rows_per_lang", "rows per language"),
+                       ("rejects_per_reason", "rejects per reason")):
+        d = gen.get(key) or {}
+        out += [f"<h3>{esc(title)}</h3>", table([key.split("_per_")[-1], "rows"], sorted(d.items()))
+                if d else '<p class="na">none</p>']
+    return "\n".join(out)
+
+
+def _safe(name: str, fn: Callable[[], str]) -> str:
+    """One section; a drawing error is shown in its place instead of losing the whole report."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the report must survive any single bad input
+        return f'<p class="na">{esc(name)}: could not be drawn ({esc(type(exc).__name__)}: {esc(exc)})</p>' \
+               f"<!-- {esc(traceback.format_exc())} -->"
+
+
+def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str = "job") -> str:
+    """The whole report as one HTML string."""
+    ft = rd.finetune_scores(folders.get("finetune"))
+    ev = rd.evaluate_scores(folders.get("evaluate"))
+    sections = [
+        ("F1 per language and entity type", lambda: _scores_section(ft, ev)),
+        ("Learning curves", lambda: _curves_section(ft)),
+        ("Hyperparameter search (Ray Tune)", lambda: _tune_section(rd.tune_results(folders.get("tune")))),
+        ("Entity-type confusions", lambda: _confusion_section(
+            rd.confusions(folders.get("evaluate"), cfg.max_prediction_rows))),
+        ("Pretraining", lambda: _pretrain_section(rd.pretrain_metrics(folders.get("pretrain")))),
+        ("Generated data", lambda: _generate_section(rd.generate_summary(folders.get("generate")))),
+    ]
+    src = table(["stage", "output folder"], [[s, folders.get(s) or "not run"] for s in STAGES])
+    body = "\n".join(f"<h2>{esc(t)}</h2>\n{_safe(t, f)}" for t, f in sections)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(cfg.title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{esc(cfg.title)}</h1>"
+            f"<p>Job <b>{esc(job_name)}</b>, built {esc(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}. Scores are "
+            "seqeval span F1 (strict IOB2) in percent on the dev split, which was also used for model "
+            "selection.</p><h2>Inputs</h2>" + src + body + "</body></html>")
+
+
+def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
+    """What identifies each input: its manifest (hash + finish time) or, lacking one, file sizes."""
+    out: dict[str, str | None] = {}
+    for stage, folder in folders.items():
+        if not folder:
+            out[stage] = None
+            continue
+        man = rd._json(folder, "manifest.json")
+        if isinstance(man, dict) and man.get("hash"):
+            out[stage] = f"{folder}|{man['hash']}|{man.get('finished_at')}"
+        else:
+            p = Path(folder)
+            files = sorted(p.rglob("*.json")) if p.is_dir() else []
+            out[stage] = f"{folder}|" + ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return out
+
+
+def run_report(ctx) -> str:
+    """Write ``report.html`` for the configured (or upstream) stage folders; returns the folder."""
+    from lrl.data.output import StageOutput, local_path
+
+    cfg = ctx.cfg
+    folders = {s: getattr(cfg.report, s) or ctx.upstream.get(s) for s in STAGES}
+    out = StageOutput(cfg.output.root, "report", cfg.report.model_dump(mode="json"), _inputs(folders))
+    if out.done:
+        return out.path
+    try:
+        text = build_html(cfg.report, folders, cfg.name)
+        tmp = local_path(out.tmp)
+        (tmp / "report.html").write_text(text, encoding="utf-8")
+        return out.commit({"file": "report.html", "bytes": len(text.encode()),
+                           "sections_not_run": text.count('class="na"'),
+                           "inputs": {k: v for k, v in folders.items()}})
+    except BaseException:
+        out.abort()
+        raise
+
+
+__all__ = ["run_report", "build_html"]

@@ -1,0 +1,147 @@
+"""Reading what earlier stages wrote, into plain rows the report draws from.
+
+Each loader takes a stage output folder (or None) and returns None when the stage did not run or
+wrote nothing usable, so a missing part becomes "not run" in the report instead of a crash.
+Files read: finetune ``results.json``, evaluate ``metrics.json`` + ``predictions/*/*.parquet``,
+tune ``best.json``/``trials.json``, pretrain ``metrics.json``, generate ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def _json(folder: str | None, name: str) -> Any:
+    if not folder:
+        return None
+    p = Path(folder) / name
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _stat(d: Any) -> tuple[float | None, float | None, int]:
+    """(mean, sd, n) from ``{"mean","sd","n"}`` or a plain number."""
+    if isinstance(d, dict):
+        return d.get("mean"), d.get("sd"), int(d.get("n") or 1)
+    if isinstance(d, (int, float)):
+        return float(d), None, 1
+    return None, None, 0
+
+
+def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
+    """``{"lang": rows, "type": rows, "curves": {name: history}}`` from finetune ``results.json``.
+
+    Rows: {"group", "key", "mean", "sd", "n"} (F1 over seeds); curves are per group and seed."""
+    res = _json(folder, "results.json")
+    if not isinstance(res, dict) or not res.get("groups"):
+        return None
+    langs, types, curves = [], [], {}
+    for group, entry in res["groups"].items():
+        summary = entry.get("summary") or {}
+        m, sd, n = _stat(summary.get("f1"))
+        if m is not None:
+            langs.append({"group": group, "key": group if group != "joint" else "all", "mean": m, "sd": sd, "n": n})
+        if group == "joint":
+            for lang, st in (summary.get("per_lang") or {}).items():
+                m, sd, n = _stat(st.get("f1"))
+                langs.append({"group": group, "key": lang, "mean": m, "sd": sd, "n": n})
+        for t, st in (summary.get("per_type") or {}).items():
+            m, sd, n = _stat(st.get("f1") if isinstance(st, dict) and "f1" in st else st)
+            types.append({"group": group, "key": t, "mean": m, "sd": sd, "n": n})
+        for run in entry.get("runs") or []:
+            if run.get("history"):
+                curves[f"{group} seed {run.get('seed')}"] = run["history"]
+    return {"lang": langs, "type": types, "curves": curves}
+
+
+def evaluate_scores(folder: str | None) -> list[dict] | None:
+    """One row per (model, split): F1, precision, recall, sentences, and per-type F1."""
+    met = _json(folder, "metrics.json")
+    if not isinstance(met, dict) or not met.get("models"):
+        return None
+    rows = []
+    for model, splits in met["models"].items():
+        for split, s in (splits or {}).items():
+            rows.append({"model": model, "split": split, "f1": s.get("f1"), "precision": s.get("precision"),
+                         "recall": s.get("recall"), "sentences": s.get("sentences"),
+                         "per_type": {t: v.get("f1") for t, v in (s.get("per_type") or {}).items()}})
+    return rows or None
+
+
+def entity_type(tag: str) -> str:
+    """``B-PER``/``I-PER`` -> ``PER``; ``O`` (and anything unprefixed) stays as is."""
+    return tag[2:] if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIES" else tag
+
+
+def confusion_from_pairs(gold: list[list[str]], pred: list[list[str]]) -> tuple[list[str], list[list[int]]]:
+    """Token-level confusion of entity types (O included): labels and matrix[gold][pred]."""
+    counts: Counter = Counter()
+    for g_row, p_row in zip(gold, pred):
+        for g, p in zip(g_row, p_row):
+            counts[(entity_type(g), entity_type(p))] += 1
+    types = sorted({t for pair in counts for t in pair} - {"O"})
+    labels = ["O", *types] if any("O" in pair for pair in counts) or not types else types
+    idx = {t: i for i, t in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for (g, p), c in counts.items():
+        matrix[idx[g]][idx[p]] += c
+    return labels, matrix
+
+
+def confusions(folder: str | None, max_rows: int) -> dict[str, tuple[list[str], list[list[int]]]] | None:
+    """``{"<model> [<split>]": (labels, matrix)}`` from the evaluate stage's prediction files."""
+    if not folder or not (Path(folder) / "predictions").is_dir():
+        return None
+    import pyarrow.parquet as pq
+
+    out = {}
+    for f in sorted((Path(folder) / "predictions").glob("*/*.parquet")):
+        try:
+            t = pq.read_table(f, columns=["tags", "pred"])
+        except Exception:  # a malformed file is reported as missing, not fatal
+            continue
+        t = t.slice(0, max_rows)
+        out[f"{f.parent.name} [{f.stem}]"] = confusion_from_pairs(t.column("tags").to_pylist(),
+                                                                   t.column("pred").to_pylist())
+    return out or None
+
+
+def tune_results(folder: str | None) -> dict[str, list[dict]] | None:
+    """``{"best": rows, "trials": rows}`` from the tune stage."""
+    best, trials = _json(folder, "best.json"), _json(folder, "trials.json")
+    if not isinstance(trials, list) or not trials:
+        return None
+    return {"best": best if isinstance(best, list) else [], "trials": trials}
+
+
+def pretrain_metrics(folder: str | None) -> dict[str, Any] | None:
+    """``{"history": rows with step/loss/perplexity, "final": {key: value}}`` from pretrain metrics.
+
+    Looks in the folder and in ``model/`` (where the HF folder may sit)."""
+    met = _json(folder, "metrics.json") or _json(f"{folder}/model" if folder else None, "metrics.json")
+    if not isinstance(met, dict):
+        return None
+    history = met.get("history") or met.get("curve") or []
+    rows = []
+    for h in history if isinstance(history, list) else []:
+        if isinstance(h, dict) and h.get("step") is not None:
+            ppl = h.get("perplexity", h.get("ppl", h.get("heldout_perplexity")))
+            rows.append({"step": h["step"], "loss": h.get("loss"), "perplexity": ppl})
+    final = {k: v for k, v in met.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {"history": rows, "final": final}
+
+
+def generate_summary(folder: str | None) -> dict[str, Any] | None:
+    """Rows per operation and language, rejects per reason, input/output totals (manifest)."""
+    man = _json(folder, "manifest.json")
+    if not isinstance(man, dict) or "rows_per_op" not in man:
+        return None
+    return {k: man.get(k) for k in ("input_rows", "output_rows", "rows_per_op", "rows_per_lang",
+                                    "rejects_total", "rejects_per_reason", "steps")}

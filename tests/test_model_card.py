@@ -1,0 +1,42 @@
+"""Model cards: Hugging Face front matter, data, config and scores with ± sd."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrl.evaluate.model_card import CardInfo, Score, read_front_matter, render, write_model_card
+
+
+def _info() -> CardInfo:
+    return CardInfo(name="demo-ug-ner", languages=["ug"], license="cc-by-sa-4.0",
+                    scores=[Score("ug", "overall", 0.8123, 0.0155, 3), Score("ug", "PER", 0.9, 0.01, 3)],
+                    config={"finetune": {"lr": 5e-4, "epochs": 3}}, base_model="runs/pretrain-abc/model",
+                    data=[{"source": "wikiann/ug/train", "lang": "ug", "split": "train", "sentences": 1603}],
+                    labels=["O", "B-PER", "I-PER"])
+
+
+def test_card_front_matter_as_the_hub_expects(tmp_path):
+    path = write_model_card(tmp_path, _info())
+    text = path.read_text()
+    fm = read_front_matter(text)
+    assert fm["language"] == ["ug"] and fm["license"] == "cc-by-sa-4.0"
+    assert fm["pipeline_tag"] == "token-classification" and "ner" in fm["tags"]
+    assert fm["metrics"] == ["seqeval"]
+    assert "base_model" not in fm  # a local path is no hub id
+    result = fm["model-index"][0]["results"][0]
+    assert result["metrics"][0]["value"] == pytest.approx(81.23)
+
+
+def test_card_body_has_scores_with_sd_data_and_config():
+    text = render(_info())
+    assert "| ug | overall | dev | 81.2 | 1.6 | 3 |" in text
+    assert "| ug | PER | dev | 90.0 | 1.0 | 3 |" in text
+    assert "| wikiann/ug/train | ug | train | 1603 |" in text
+    assert "lr: 0.0005" in text and "## Intended use" in text and "## Limitations" in text
+
+
+def test_card_needs_an_existing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_model_card(tmp_path / "missing", _info())
+    with pytest.raises(ValueError, match="front matter"):
+        read_front_matter("# no header")

@@ -1,0 +1,118 @@
+"""The HTML report: self-contained, built from fixture stage outputs, missing parts 'not run'."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lrl.job import load_job
+
+
+def _runs(f1s: list[float], types: dict[str, list[float]]) -> list[dict]:
+    runs = []
+    for i, f in enumerate(f1s):
+        per_type = {t: {"precision": v[i], "recall": v[i], "f1": v[i], "support": 10} for t, v in types.items()}
+        hist = [{"step": s, "epoch": s / 10, "train_loss": 2.0 / s, "dev_f1": f * s / 30, "lr": 1e-3, "time_s": s}
+                for s in (10, 20, 30)]
+        runs.append({"seed": i, "dev_f1": f, "per_type": per_type, "history": hist,
+                     "scores": {"precision": f, "recall": f, "f1": f, "per_type": per_type}})
+    return runs
+
+
+@pytest.fixture()
+def stage_folders(tmp_path: Path) -> dict[str, str]:
+    """Folders shaped like the finetune, evaluate, tune and generate outputs (no pretrain)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lrl.evaluate.metrics import aggregate
+
+    ft = tmp_path / "finetune"
+    ft.mkdir()
+    groups = {}
+    for lang, f1s in {"ug": [0.80, 0.82, 0.84], "wo": [0.70, 0.72, 0.71]}.items():
+        runs = _runs(f1s, {"PER": [0.9, 0.91, 0.92], "LOC": [0.6, 0.62, 0.64]})
+        groups[lang] = {"summary": aggregate([r["scores"] for r in runs]), "runs": runs, "best_seed": 2}
+    (ft / "results.json").write_text(json.dumps({"mode": "per_language", "groups": groups}))
+    ev = tmp_path / "evaluate"
+    (ev / "predictions" / "ug").mkdir(parents=True)
+    (ev / "metrics.json").write_text(json.dumps({"models": {"ug": {"dev": {
+        "f1": 0.83, "precision": 0.8, "recall": 0.86, "sentences": 2,
+        "per_type": {"PER": {"f1": 0.9}, "LOC": {"f1": 0.5}}}}}}))
+    pq.write_table(pa.table({"tags": [["B-PER", "I-PER", "O"], ["B-LOC", "O"]],
+                             "pred": [["B-PER", "O", "O"], ["B-PER", "O"]]}), ev / "predictions" / "ug" / "dev.parquet")
+    tu = tmp_path / "tune"
+    tu.mkdir()
+    trials = [{"lang": "ug", "trial_id": f"t{i}", "lr": lr, "dev_f1": f, "time_s": 3.0 + i, "stopped_early": i == 2}
+              for i, (lr, f) in enumerate([(1e-4, 0.5), (1e-3, 0.77), (1e-2, 0.3)])]
+    (tu / "trials.json").write_text(json.dumps(trials))
+    (tu / "best.json").write_text(json.dumps([{"lang": "ug", "lr": 1e-3, "batch_size": 16, "dev_f1": 0.77,
+                                               "trials": 3, "stopped_early": 1}]))
+    gen = tmp_path / "generate"
+    gen.mkdir()
+    (gen / "manifest.json").write_text(json.dumps({
+        "input_rows": 100, "output_rows": 180, "rows_per_op": {"orig": 100, "swap": 80},
+        "rows_per_lang": {"ug": 180}, "rejects_total": 3, "rejects_per_reason": {"lid": 3}, "steps": ["swap"]}))
+    return {"finetune": str(ft), "evaluate": str(ev), "tune": str(tu), "generate": str(gen)}
+
+
+def test_confusion_counts_tokens_by_entity_type():
+    from lrl.evaluate.report_data import confusion_from_pairs
+
+    labels, m = confusion_from_pairs([["B-PER", "I-PER", "O"], ["B-LOC", "O"]],
+                                     [["B-PER", "O", "O"], ["B-PER", "O"]])
+    assert labels == ["O", "LOC", "PER"]
+    # gold O: 2 tokens predicted O; gold PER: 1 PER, 1 O; gold LOC: 1 predicted PER.
+    assert m == [[2, 0, 0], [0, 0, 1], [1, 0, 1]]
+
+
+def test_report_is_self_contained_and_shows_scores(tmp_path, stage_folders):
+    from lrl.evaluate.report import run_report
+    from lrl.pipeline.stage import StageContext
+
+    over = [f"output.root={tmp_path / 'runs'}", "report.title=ug report"]
+    cfg = load_job(None, over + [f"report.{k}={v}" for k, v in stage_folders.items()])
+    out = Path(run_report(StageContext(cfg)))
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", text, re.I), "external asset"
+    assert "<link" not in text and "<script" not in text
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    # language bars, type bars, learning curves, 2 tune scatters, 1 confusion matrix
+    assert len(images) >= 6 and all(len(b) > 1000 for b in images)
+    # F1 table: ug 82.0 ± 2.0 over 3 seeds, wo 71.0 ± 1.0.
+    assert re.search(r"<td>ug</td><td>82\.0</td><td>2\.0</td><td>3</td>", text)
+    assert re.search(r"<td>wo</td><td>71\.0</td><td>1\.0</td><td>3</td>", text)
+    assert "PER" in text and "LOC" in text and "swap" in text
+    assert "pretrain: not run" in text
+    assert json.loads((out / "manifest.json").read_text())["file"] == "report.html"
+
+
+def test_report_with_nothing_run_still_renders(tmp_path):
+    from lrl.evaluate.report import build_html
+
+    cfg = load_job(None)
+    text = build_html(cfg.report, {})
+    assert text.count("not run") >= 5 and "<img" not in text
+
+
+def test_report_survives_a_malformed_input(tmp_path, stage_folders):
+    from lrl.evaluate.report import build_html
+
+    (Path(stage_folders["tune"]) / "trials.json").write_text(json.dumps([{"lang": "ug", "dev_f1": "bad"}]))
+    text = build_html(load_job(None).report, stage_folders)
+    assert "could not be drawn" in text or "not run" in text
+    assert re.search(r"<td>ug</td><td>82\.0</td>", text)  # other sections unaffected
+
+
+def test_report_cli(tmp_path, stage_folders, capsys):
+    from lrl.cli import main
+
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"output:\n  root: {tmp_path / 'runs'}\n")
+    assert main(["report", str(cfg), "--tune", stage_folders["tune"]]) == 0
+    printed = capsys.readouterr().out
+    html_path = Path(printed.split("report: ")[1].strip())
+    assert html_path.is_file() and "dev F1 vs learning rate" in html_path.read_text()
