@@ -1,0 +1,132 @@
+"""Oversampling on WikiANN ug+wo: exact language targets, rare-type minimums, streaming chunks,
+reproducible copies, and the Ray Data step path."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+import pytest
+
+from lrl.config import ConfigError
+from lrl.data.readers import read_conll
+from lrl.data.schema import REJECT
+from lrl.generate.augment.seeds import row_seed
+from lrl.generate.config import OversampleConfig
+from lrl.generate.oversample import oversample_batch, oversample_steps, plan_oversample
+from lrl.job import load_job
+
+
+@pytest.fixture(scope="module")
+def train(data_root) -> pa.Table:
+    parts = [read_conll(str(data_root / "wikiann" / lang / "train"), lang).table for lang in ("ug", "wo")]
+    return pa.concat_tables(parts)
+
+
+def _stream(table: pa.Table, plan, batch_rows: int = 200, chunk_rows: int = 65536) -> pa.Table:
+    parts = []
+    for start in range(0, table.num_rows, batch_rows):
+        parts.extend(oversample_batch(table.slice(start, batch_rows), plan, chunk_rows))
+    return pa.concat_tables(parts)
+
+
+def _type_counts(table: pa.Table) -> Counter:
+    c: Counter = Counter()
+    for lang, tags in zip(table.column("lang").to_pylist(), table.column("tags").to_pylist()):
+        c.update((lang, t) for t in {x[2:] for x in tags if x.startswith("B-")})
+    return c
+
+
+def test_language_targets_are_hit_exactly(train):
+    cfg = OversampleConfig(enabled=True, target_per_lang={"wo": 4321})
+    plan = plan_oversample(cfg, train, seed=3)
+    out = _stream(train, plan)
+    counts = Counter(out.column("lang").to_pylist())
+    assert counts == {"wo": 4321, "ug": 1603} == plan.after
+    assert Counter(out.column("op").to_pylist())["orig"] == train.num_rows
+
+
+def test_one_target_for_all_languages_and_rare_types(train):
+    before = _type_counts(train)
+    cfg = OversampleConfig(enabled=True, target_per_lang=3000, min_sentences_per_type=700, rare_types=["PER", "ORG"])
+    out = _stream(train, plan_oversample(cfg, train, seed=0))
+    assert Counter(out.column("lang").to_pylist()) == {"ug": 3000, "wo": 3000}
+    after = _type_counts(out)
+    for lang in ("ug", "wo"):
+        for etype in ("PER", "ORG"):
+            assert before[(lang, etype)] < 700 <= after[(lang, etype)], (lang, etype)
+
+
+def test_rare_types_alone_lift_only_rows_with_them(train):
+    before = _type_counts(train)
+    cfg = OversampleConfig(enabled=True, min_sentences_per_type=500, rare_types=["PER"])
+    out = _stream(train, plan_oversample(cfg, train))
+    after = _type_counts(out)
+    assert before[("wo", "PER")] < 500 <= after[("wo", "PER")] < 500 + 10
+    copies = out.filter(pa.compute.equal(out.column("op"), "oversample"))
+    assert all("B-PER" in tags for tags in copies.column("tags").to_pylist())
+
+
+def test_copies_are_traceable_and_reproducible(train):
+    cfg = OversampleConfig(enabled=True, target_per_lang={"wo": 2000})
+    plan = plan_oversample(cfg, train, seed=9)
+    out = _stream(train, plan)
+    assert out.equals(_stream(train, plan_oversample(cfg, train, seed=9), batch_rows=77))  # batching-independent
+    ids = out.column("id").to_pylist()
+    assert len(ids) == len(set(ids))
+    parents = {r["id"]: r for r in train.to_pylist()}
+    copies = [r for r in out.to_pylist() if r["op"] == "oversample"]
+    assert len(copies) == 2000 - 958
+    for r in copies[:300]:
+        p = parents[r["parent_id"]]
+        copy = int(r["id"].rsplit("|", 1)[1])
+        assert r["id"] == f"{p['id']}|oversample|{copy}" and copy >= 1
+        assert r["seed"] == row_seed(9, "oversample", p["id"], copy)
+        assert (r["tokens"], r["tags"], r["lang"], r["source"]) == (p["tokens"], p["tags"], p["lang"], p["source"])
+
+
+def test_streaming_chunks_are_bounded(train):
+    small = train.slice(0, 10)
+    cfg = OversampleConfig(enabled=True, target_per_lang=1000)
+    plan = plan_oversample(cfg, small)
+    chunks = list(oversample_batch(small, plan, chunk_rows=64))
+    assert sum(c.num_rows for c in chunks) == 1000
+    assert max(c.num_rows for c in chunks) <= 64 and len(chunks) >= 1000 // 64
+
+
+def test_without_ids_totals_are_close(train):
+    cfg = OversampleConfig(enabled=True, target_per_lang={"wo": 4000})
+    plan = plan_oversample(cfg, train.select(["lang", "tags"]))
+    n = Counter(_stream(train, plan).column("lang").to_pylist())["wo"]
+    assert abs(n - 4000) < 150  # Bernoulli rounding: ~sqrt(958 * 0.25) sd
+
+
+def test_max_factor_caps_copies_and_rejects_are_not_copied(train):
+    small = train.slice(0, 20).append_column(REJECT, pa.array([None] * 10 + ["dup"] * 10, pa.string()))
+    cfg = OversampleConfig(enabled=True, target_per_lang=1000, max_factor=5)
+    out = _stream(small, plan_oversample(cfg, small))
+    per_parent = Counter(r["parent_id"] or r["id"] for r in out.to_pylist())
+    assert max(per_parent.values()) == 5 and out.num_rows == 10 * 5 + 10
+    assert all(per_parent[i] == 1 for i in small.column("id").to_pylist()[10:])
+
+
+def test_config_and_steps(train):
+    with pytest.raises(ConfigError, match=r"oversample\.target_per_lang"):
+        load_job(None, ["oversample.target_per_lang=0"])
+    cfg = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang={xx: 10}"])
+    with pytest.raises(ValueError, match="'xx'"):
+        oversample_steps(cfg, train)
+    assert oversample_steps(load_job(None, ["oversample.target_per_lang=10"]), train) == []  # disabled
+    assert oversample_steps(load_job(None, ["oversample.enabled=true"]), train) == []  # nothing to do
+
+
+def test_ray_step_streams_the_planned_rows(ray_session, train):
+    import ray
+
+    small = pa.concat_tables([train.slice(0, 60), train.slice(1603, 40)])  # 60 ug + 40 wo
+    cfg = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang={wo: 500, ug: 100}",
+                          "oversample.batch_size=16", "oversample.chunk_rows=50"])
+    (step,) = oversample_steps(cfg, small)
+    rows = step.apply(ray.data.from_arrow(small)).take_all()
+    assert Counter(r["lang"] for r in rows) == {"wo": 500, "ug": 100}
+    assert sorted(r["id"] for r in rows) == sorted(_stream(small, step.plan).column("id").to_pylist())
