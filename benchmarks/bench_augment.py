@@ -1,0 +1,197 @@
+"""Augmentation throughput: read -> augment -> write Parquet on >= 200k NER rows, four ways.
+
+1. plain: one process, a loop over input files and batches (the baseline every ratio uses);
+2. pool: ``multiprocessing.Pool(2)``, one input file per task;
+3. ray: Ray Data on 2 CPUs, ``read_parquet -> map_batches(augment) -> PartWriter`` (the generate
+   stage's own write path), tasks not actors, pyarrow batches; timed after a warm-up run so that
+   worker start-up (a one-off per cluster) is reported separately;
+4. nlpaug: ``RandomWordAug`` swap and delete on joined sentences (the closest equivalents it has;
+   it cannot keep tags aligned), on a subset because it is much slower.
+
+Input rows are the real WikiANN ug + wo training sentences, repeated with fresh ids to ``--rows``
+(oversampled), split into ``--files`` Parquet files. All lrl methods run the same ops with the same
+per-row seeds, so they must write the same number of rows (checked). Example:
+
+    python benchmarks/bench_augment.py --data ../shared/data --rows 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lrl.data.config import NerSource
+from lrl.data.readers import read_ner
+from lrl.data.schema import NER_SCHEMA
+from lrl.generate.augment import AugmentBatch, augment_batch, build_resources
+from lrl.generate.config import AugmentConfig
+from lrl.generate.write import PartWriter, count_values, write_partitioned
+
+
+def make_input(data: Path, rows: int, files: int, out: Path) -> pa.Table:
+    """WikiANN ug + wo train repeated (ids made unique) to ``rows`` rows in ``files`` files."""
+    base = pa.concat_tables([read_ner(NerSource(path=str(data / "wikiann" / lang / "train"), lang=lang), None).table
+                             for lang in ("ug", "wo")])
+    reps = -(-rows // base.num_rows)
+    parts = []
+    for r in range(reps):
+        ids = pc.binary_join_element_wise(base.column("id"), pa.scalar(f"r{r}"), "#")
+        parts.append(base.set_column(0, NER_SCHEMA.field("id"), ids))
+    table = pa.concat_tables(parts).slice(0, rows).combine_chunks()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    step = -(-rows // files)
+    for i in range(files):
+        pq.write_table(table.slice(i * step, step), out / f"in-{i:03d}.parquet")
+    return base
+
+
+# --- plain loop and Pool: the same batch callable and the same writer as the stage ----------
+_AUG: AugmentBatch | None = None
+
+
+def _init(cfg: AugmentConfig, resources, seed: int) -> None:
+    global _AUG
+    _AUG = AugmentBatch(cfg, resources, seed)
+
+
+def process_file(args: tuple[str, str, int]) -> int:
+    """Read one input file, augment it batch by batch, write it partitioned by language."""
+    src, out, batch_size = args
+    table = pq.read_table(src)
+    n = 0
+    for start in range(0, table.num_rows, batch_size):
+        batch = _AUG(table.slice(start, batch_size))
+        name = f"{Path(src).stem}-{start}"
+        n += sum(rows for _, rows in write_partitioned(batch, f"{out}/data", NER_SCHEMA, name))
+    return n
+
+
+def run_plain(files: list[str], out: str, batch_size: int) -> int:
+    return sum(process_file((f, out, batch_size)) for f in files)
+
+
+def run_pool(files: list[str], out: str, batch_size: int, cfg, resources, seed: int, procs: int) -> int:
+    ctx = mp.get_context("fork")
+    with ctx.Pool(procs, initializer=_init, initargs=(cfg, resources, seed)) as pool:
+        return sum(pool.imap_unordered(process_file, [(f, out, batch_size) for f in files]))
+
+
+def run_ray(in_dir: str, out: str, batch_size: int, cfg, resources_ref, seed: int) -> int:
+    import ray
+
+    ds = ray.data.read_parquet(in_dir)
+    ds = ds.map_batches(augment_batch, fn_kwargs={"cfg": cfg, "resources": resources_ref, "seed": seed},
+                        batch_format="pyarrow", batch_size=batch_size)
+    ds = ds.map_batches(PartWriter(out), batch_format="pyarrow", batch_size=None)
+    written = 0
+    for b in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        written += pc.sum(b.column("rows")).as_py() or 0
+    return written
+
+
+def run_nlpaug(table: pa.Table, out: str) -> int:
+    import nlpaug.augmenter.word as naw
+
+    swap, delete = naw.RandomWordAug(action="swap"), naw.RandomWordAug(action="delete")
+    texts = [" ".join(t) for t in table.column("tokens").to_pylist()]
+    made = []
+    for text in texts:
+        made.append(text)
+        made.extend(swap.augment(text))
+        made.extend(delete.augment(text))
+    os.makedirs(out, exist_ok=True)
+    pq.write_table(pa.table({"text": made}), f"{out}/nlpaug.parquet")
+    return len(made)
+
+
+def timed(fn, *args) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = fn(*args)
+    return time.perf_counter() - t0, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("LRL_DATA_ROOT", "../shared/data")))
+    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--files", type=int, default=16, help="input Parquet files (one task each)")
+    p.add_argument("--ops", default="swap,delete", help="augmentation ops, comma-separated")
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--nlpaug-rows", type=int, default=20_000, help="0 skips nlpaug")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/out/augment"))
+    p.add_argument("--json", type=Path, help="also write the results here")
+    a = p.parse_args(argv)
+
+    cfg = AugmentConfig(ops=a.ops.split(","), neighbours={"enabled": False})
+    in_dir = a.out / "input"
+    base = make_input(a.data, a.rows, a.files, in_dir)
+    files = sorted(str(f) for f in in_dir.glob("*.parquet"))
+    resources = build_resources(cfg, base)
+    _init(cfg, resources, 0)
+    print(f"{a.rows} input rows in {len(files)} files, ops {cfg.ops}, batch {a.batch_size}, cpus {a.cpus}")
+
+    results: dict[str, dict] = {}
+
+    def record(name: str, seconds: float, rows_out: int, rows_in: int) -> None:
+        results[name] = {"seconds": round(seconds, 2), "rows_in": rows_in, "rows_out": rows_out,
+                         "rows_per_s": round(rows_in / seconds)}
+        print(f"  {name:<14} {seconds:7.2f} s  {rows_in / seconds:9.0f} input rows/s  ({rows_out} rows written)",
+              flush=True)
+
+    def fresh(name: str) -> str:
+        d = a.out / name
+        shutil.rmtree(d, ignore_errors=True)
+        return str(d)
+
+    record("plain", *timed(run_plain, files, fresh("plain"), a.batch_size), a.rows)
+    record("pool", *timed(run_pool, files, fresh("pool"), a.batch_size, cfg, resources, 0, a.cpus), a.rows)
+
+    import ray
+
+    from lrl.runtime import quiet_env
+
+    quiet_env()
+    t0 = time.perf_counter()
+    ray.init(num_cpus=a.cpus, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ref = ray.put(resources)
+    warm = time.perf_counter()
+    run_ray(files[0], fresh("ray-warmup"), a.batch_size, cfg, ref, 0)
+    print(f"  (ray start {warm - t0:.1f} s, warm-up run on one file {time.perf_counter() - warm:.1f} s; not timed)")
+    record("ray", *timed(run_ray, str(in_dir), fresh("ray"), a.batch_size, cfg, ref, 0), a.rows)
+    ray.shutdown()
+
+    if a.nlpaug_rows:
+        sub = pq.read_table(files[0]).slice(0, a.nlpaug_rows)
+        record("nlpaug(subset)", *timed(run_nlpaug, sub, fresh("nlpaug")), sub.num_rows)
+
+    same = {results[k]["rows_out"] for k in ("plain", "pool", "ray")}
+    plain = results["plain"]["rows_per_s"]
+    print("\nratios (input rows/s vs the plain loop measured in this run):")
+    for name, r in results.items():
+        print(f"  {name:<14} {r['rows_per_s'] / plain:5.2f}x")
+    print(f"ray vs pool: {results['ray']['rows_per_s'] / results['pool']['rows_per_s']:.2f}x   "
+          f"targets: ray >= 1.6x plain, ray >= pool")
+    print("rows written per op (ray):", count_values(str(a.out / "ray" / "data"), ["op"]))
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=2))
+    if len(same) != 1:
+        print(f"ERROR: methods wrote different row counts: {same}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
