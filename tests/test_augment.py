@@ -234,3 +234,25 @@ def test_ray_step_matches_plain_batches(ray_session, train, compute):
     assert [{k: (list(v) if k in ("tokens", "tags") else v) for k, v in r.items()} for r in out] == sorted(
         plain.to_pylist(), key=lambda r: r["id"])
     assert Counter(r["op"] for r in out)["orig"] == 100 and len(out) > 200
+
+
+def test_packaged_sample_is_valid_and_augmentable():
+    from lrl.data.config import TextSource
+    from lrl.data.readers import read_text_lines
+
+    root = REPO / "platform" / "lrl" / "resources" / "sample"
+    assert "mean nothing" in (root / "README.md").read_text(encoding="utf-8")
+    for lang in ("ug", "sw"):
+        train = read_conll(str(root / f"ner/{lang}/train.conll"), lang, policy="error").table
+        dev = read_conll(str(root / f"ner/{lang}/dev.conll"), lang, "dev", policy="error").table
+        assert train.num_rows >= 40 and dev.num_rows >= 15
+        types = {t[2:] for tags in train.column("tags").to_pylist() for t in tags if t != "O"}
+        assert types == {"PER", "ORG", "LOC"}
+        text = read_text_lines(TextSource(path=str(root / f"text/{lang}.txt"), lang=lang), None)
+        assert text.num_rows >= 300 and len(set(text.column("doc").to_pylist())) >= 20
+        cfg = AugmentConfig(ops=["synonym", "mention"], lexicons={lang: f"lexicon/{lang}.tsv"},
+                            neighbours=NeighbourConfig(enabled=False))
+        res = build_resources(cfg, train, None, root=str(root))
+        out = AugmentBatch(cfg, res, seed=0)(train)
+        ops = Counter(out.column("op").to_pylist())
+        assert ops["synonym"] > 5 and ops["mention"] > 30, ops
