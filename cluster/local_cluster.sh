@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local multi-node Ray cluster on loopback: a head and N worker nodes on this machine, each a
-# separate raylet with its own ports, sharing one temp dir. For trying `lrl submit` and multi-node
+# separate raylet with its own ports and temp dir. For trying `lrl submit` and multi-node
 # behaviour without a real cluster.
 #
 #   cluster/local_cluster.sh start 2      # head + 2 workers; prints the address and token exports
@@ -66,14 +66,17 @@ start() {
     export RAY_AUTH_TOKEN_PATH="$DIR/auth_token"
     [ -s "$RAY_AUTH_TOKEN_PATH" ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$RAY_AUTH_TOKEN_PATH")
   fi
-  local common="--node-ip-address 127.0.0.1 --temp-dir $DIR/ray --num-cpus $CPUS --object-store-memory $STORE --disable-usage-stats"
+  local common="--node-ip-address 127.0.0.1 --num-cpus $CPUS --object-store-memory $STORE --disable-usage-stats"
   # shellcheck disable=SC2046,SC2086
   ray start --head --port "$PORT" --dashboard-host 127.0.0.1 --dashboard-port "$DASH" \
-    --ray-client-server-port $((PORT + 1)) $(node_ports 0) $common > "$DIR/head.log" 2>&1 \
+    --ray-client-server-port $((PORT + 1)) $(node_ports 0) --temp-dir "$DIR/ray" $common > "$DIR/head.log" 2>&1 \
     || { cat "$DIR/head.log" >&2; exit 1; }
   for i in $(seq 1 "$n"); do
     # shellcheck disable=SC2046,SC2086
-    ray start --address "127.0.0.1:$PORT" $(node_ports "$i") $common > "$DIR/worker-$i.log" 2>&1 \
+    # Its own temp dir: nodes sharing one would share runtime_resources/, and one node's
+    # runtime-env garbage collection would delete a working_dir another node's job still runs in.
+    ray start --address "127.0.0.1:$PORT" $(node_ports "$i") --temp-dir "$DIR/ray-w$i" $common \
+      > "$DIR/worker-$i.log" 2>&1 \
       || { cat "$DIR/worker-$i.log" >&2; stop; exit 1; }
   done
   our_pids > "$DIR/pids"

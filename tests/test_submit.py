@@ -140,9 +140,9 @@ def _free_base_port() -> int:
     raise RuntimeError("no free port range found")
 
 
-def _write_sample(data_root: Path, dest: Path, n: int = 60) -> None:
-    """The first ``n`` sentences of wikiann/ug train (a CoNLL slice in the uploaded folder)."""
-    text = (data_root / "wikiann" / "ug" / "train").read_text(encoding="utf-8")
+def _write_sample(data_root: Path, dest: Path, n: int = 60, split: str = "train") -> None:
+    """The first ``n`` sentences of a wikiann/ug split (a CoNLL slice in the uploaded folder)."""
+    text = (data_root / "wikiann" / "ug" / split).read_text(encoding="utf-8")
     dest.write_text("\n\n".join(text.strip().split("\n\n")[:n]) + "\n", encoding="utf-8")
 
 
@@ -166,9 +166,13 @@ def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
     work, runs = tmp_path / "work", tmp_path / "runs"
     work.mkdir()
     _write_sample(data_root, work / "ug.conll")
+    _write_sample(data_root, work / "ug_dev.conll", 30, "dev")
+    # generate + a tiny fine-tune (a 2-layer encoder built from scratch, a few steps)
     (work / "job.yaml").write_text(
         "name: submit-test\ndata:\n  ner:\n    - {path: ug.conll, lang: ug}\n"
-        "augment:\n  ops: [swap]\npipeline:\n  stages: [generate]\n")
+        "    - {path: ug_dev.conll, lang: ug, split: dev}\n"
+        "augment:\n  ops: [swap]\nfinetune:\n  model: 'preset:tiny'\n  max_steps: 4\n  batch_size: 8\n"
+        "pipeline:\n  stages: [generate, finetune]\n")
     try:
         up = subprocess.run([script, "start", "1"], env=env, capture_output=True, text=True, timeout=180)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -192,6 +196,9 @@ def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
         gen = Path(state["stages"]["generate"]["path"])
         manifest = json.loads((gen / "manifest.json").read_text())
         assert manifest["stage"] == "generate" and list(gen.rglob("*.parquet"))
+        ft = Path(state["stages"]["finetune"]["path"])
+        assert json.loads((ft / "manifest.json").read_text())["languages"] == ["ug"]
+        assert list(ft.glob("models/ug/*.safetensors")), "the fine-tuned model must be saved as safetensors"
         print(f"submitted pipeline finished in {time.time() - t0:.1f} s")
     finally:
         down = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=120)
