@@ -30,7 +30,8 @@ def _job(data_root, tmp_path, *extra: str):
     bad = tmp_path / "in" / "bad.conll"
     bad.write_text("Ali\tB-PER\n\nDakar\tI-LOC\n\nx\n", encoding="utf-8")  # 1 ok, 1 bad BIO, 1 no tag
     return load_job(None, [
-        f"data.ner=[{{path: {ug}, lang: ug}}, {{path: {wo}, lang: wo}}, {{path: {bad}, lang: wo, split: extra}}]",
+        f"data.ner=[{{path: {ug}, lang: ug}}, {{path: {wo}, lang: wo}}, {{path: {bad}, lang: wo, split: extra}},"
+        f" {{path: {data_root / 'wikiann' / 'wo' / 'dev'}, lang: wo, split: dev}}]",
         f"data.text=[{{path: {data_root / 'mono' / 'wo.txt'}, lang: wo, max_lines: 300}}]",
         "augment.ops=[swap, mention]", "augment.neighbours.enabled=false",
         f"output.root={tmp_path / 'runs'}", *extra,
@@ -78,6 +79,9 @@ def test_generate_end_to_end_and_rerun_does_nothing(ray_session, data_root, tmp_
     assert m["inputs"]["ner"][2]["reject_reasons"] == {"invalid BIO": 1, "tag missing": 1}
     assert m["text_rows"] == 300 and m["labels"] == ["LOC", "ORG", "PER"]
     assert m["config"]["augment"]["ops"] == ["swap", "mention"]
+    # The dev source is held out: not augmented, not in data/ (it scores models later).
+    assert m["inputs"]["held_out"] == [str(data_root / "wikiann" / "wo" / "dev") + "#dev"]
+    assert not any(":dev:" in i for i in ids) and len(m["inputs"]["ner"]) == 3
     assert m["versions"]["ray"] and m["wall_time_s"] > 0
     rejects = read_rows(path, "rejects")
     assert sorted(r.split(":")[0] for r in rejects.column("reason").to_pylist()) == ["invalid BIO", "tag missing"]

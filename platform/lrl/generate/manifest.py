@@ -15,19 +15,19 @@ from lrl.job import JobConfig
 
 @dataclass
 class Inputs:
-    """Everything read on the driver: one result per labelled source, text tables, labels."""
+    """Everything read on the driver: one result per labelled training source, text tables, labels."""
 
-    ner: list  # list[lrl.data.readers.ReadResult], in data.ner order
+    sources: list  # list[lrl.data.config.NerSource]: the training sources, in data.ner order
+    ner: list  # list[lrl.data.readers.ReadResult], one per source
     texts: list[pa.Table]
     labels: list[str]
-    langs: list[str]
 
 
 def build_manifest(cfg: JobConfig, inputs: Inputs, steps: list[str], folder: str, files: int,
                    text_rows: int) -> dict[str, Any]:
     """The manifest body (``StageOutput.commit`` adds versions and wall time)."""
     ner_inputs = []
-    for src, res in zip(cfg.data.ner, inputs.ner):
+    for src, res in zip(inputs.sources, inputs.ner):
         ner_inputs.append({"path": res.source, "lang": src.lang, "split": src.split, "format": src.format,
                            "rows": res.table.num_rows, "rejects": res.rejects.num_rows,
                            "reject_reasons": res.reject_reasons})
@@ -40,7 +40,8 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: list[str], folder: str
         "layout": {DATA: "data/lang=<lang>/*.parquet (NER_SCHEMA without lang)",
                    REJECTS: "rejects/lang=<lang>/*.parquet (rejected rows with their reason)",
                    TEXT: "text/lang=<lang>/*.parquet (TEXT_SCHEMA without lang)"},
-        "inputs": {"ner": ner_inputs, "text": text_inputs},
+        "inputs": {"ner": ner_inputs, "text": text_inputs,
+                   "held_out": [f"{s.path}#{s.split}" for s in cfg.data.ner if s not in inputs.sources]},
         "input_rows": sum(i["rows"] for i in ner_inputs),
         "labels": inputs.labels,
         "steps": steps,

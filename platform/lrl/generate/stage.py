@@ -43,6 +43,14 @@ SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
 #: Rows per input block: small enough that every CPU gets several blocks of a small input, so
 #: generation (which multiplies rows) is spread over tasks and each task's output stays small.
 BLOCK_ROWS = 500
+#: Splits that score models: never augmented, never written to ``data/`` (later stages read them
+#: from ``data.ner`` themselves), so generated data cannot leak into evaluation.
+HELDOUT = frozenset({"dev", "test", "validation"})
+
+
+def training_sources(cfg: JobConfig) -> list:
+    """The ``data.ner`` sources the stage generates from (every split but the held-out ones)."""
+    return [s for s in cfg.data.ner if s.split not in HELDOUT]
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:
@@ -54,7 +62,7 @@ def stage_output(cfg: JobConfig) -> StageOutput:
 def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
     """Content fingerprint of every input; a hub dataset id is addressed by id/config/split."""
     out: dict[str, str] = {}
-    for src in cfg.data.ner:
+    for src in training_sources(cfg):
         path = resolve(src.path, cfg.data.root)
         if src.format == "hf" and not os.path.exists(path) and "://" not in path:
             out[f"ner:{src.path}"] = f"hf:{src.path}:{src.hf_config}:{src.split}"
@@ -68,10 +76,12 @@ def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
 
 def read_inputs(cfg: JobConfig) -> Inputs:
     """Read every configured source; bad rows become rejects, file errors raise ``InputError``."""
-    if not cfg.data.ner:
-        raise InputError("data.ner is empty: the generate stage needs at least one labelled source")
+    sources = training_sources(cfg)
+    if not sources:
+        raise InputError("data.ner has no training source (splits dev/test/validation are held out): "
+                         "the generate stage needs at least one")
     results: list[ReadResult] = []
-    for src in cfg.data.ner:
+    for src in sources:
         results.append(read_ner(src, cfg.data.root, cfg.data.bio_policy, cfg.data.labels))
     seen: dict[str, str] = {}
     for res in results:
@@ -82,8 +92,7 @@ def read_inputs(cfg: JobConfig) -> Inputs:
             seen[rid] = res.source
     texts = [read_text_lines(t, cfg.data.root) for t in cfg.data.text]
     labels = list(cfg.data.labels) if cfg.data.labels is not None else infer_labels(r.table for r in results)
-    langs = [s.lang for s in cfg.data.ner]
-    return Inputs(results, texts, labels, langs)
+    return Inputs(sources, results, texts, labels)
 
 
 def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
@@ -169,7 +178,8 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
 
 
 def _write_reader_rejects(inputs: Inputs, tmp: str) -> None:
-    for i, (res, lang) in enumerate(zip(inputs.ner, inputs.langs)):
+    for i, (res, src) in enumerate(zip(inputs.ner, inputs.sources)):
+        lang = src.lang
         if res.rejects.num_rows:
             rej = res.rejects.append_column("lang", pa.array([lang] * res.rejects.num_rows, pa.string()))
             write_partitioned(rej, f"{tmp}/{REJECTS}", REJECTED_SCHEMA, f"read{i}")
