@@ -1,12 +1,129 @@
-"""Config section for multilingual masked-LM pretraining."""
+"""Config section for multilingual masked-LM pretraining (Ray Train + DeepSpeed or plain DDP)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, model_validator
+
 from lrl.config import StrictModel
+from lrl.train.schedules import ScheduleConfig
+
+
+class MaskingConfig(StrictModel):
+    """Masked-LM corruption: which tokens are predicted and how their inputs are replaced."""
+
+    rate: float = Field(default=0.15, gt=0.0, lt=1.0)
+    """Fraction of maskable tokens (or words, with whole_word) selected for prediction."""
+    mask_fraction: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Of the selected tokens, the fraction replaced by the mask token (BERT: 0.8)."""
+    random_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Of the selected tokens, the fraction replaced by a random ordinary token (BERT: 0.1);
+    the rest keep their input."""
+    whole_word: bool = False
+    """Select whole words (all sub-word pieces of a word together) instead of single pieces."""
+
+    @model_validator(mode="after")
+    def _check(self) -> MaskingConfig:
+        if self.mask_fraction + self.random_fraction > 1.0:
+            raise ValueError("mask_fraction + random_fraction must be <= 1")
+        return self
+
+
+class AuxTaskConfig(StrictModel):
+    """Optional auxiliary token tagging (UPOS/XPOS from CoNLL-U) on the same encoder."""
+
+    conllu: list[str] = []
+    """CoNLL-U files (resolved against data.root); empty turns the auxiliary task off."""
+    lang: str = "ug"
+    """Language of the CoNLL-U sentences (its tag token is prepended like in MLM)."""
+    column: Literal["upos", "xpos"] = "xpos"
+    """Which tag column to predict (MicroBERT's best Uyghur NER variant used XPOS)."""
+    every: int = Field(default=4, ge=2)
+    """Every k-th optimizer step is an auxiliary tagging step instead of an MLM step."""
+    weight: float = Field(default=1.0, gt=0.0)
+    """Multiplier of the tagging loss on auxiliary steps."""
+
+
+class DeepSpeedSection(StrictModel):
+    """DeepSpeed settings used when ``engine: deepspeed``."""
+
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    """ZeRO stage (0 off, 1 optimizer state, 2 + gradients, 3 + parameters partitioned)."""
+    config_file: str | None = None
+    """A full user ds_config JSON; merged over the generated one (its keys win), then checked
+    against the batch settings here."""
+    client_optimizer: bool = True
+    """Pass ``torch.optim.AdamW`` to ``deepspeed.initialize`` instead of DeepSpeed's own Adam,
+    whose fused/CPU kernel compiles for 30-40 s on first use on CPU."""
 
 
 class PretrainConfig(StrictModel):
     """Multilingual masked-LM pretraining on Ray Train with DeepSpeed."""
 
-    steps: int = 100
+    engine: Literal["deepspeed", "torch"] = "deepspeed"
+    """Training engine: DeepSpeed (ZeRO, its mixed precision) or plain PyTorch (DDP, autocast)."""
+    tokenizer_path: str | None = None
+    """Tokenizer folder; None uses the tokenizer stage's output (running it when needed)."""
+    model_path: str | None = None
+    """Start from this HF MLM folder instead of building ``model`` fresh."""
+    steps: int = Field(default=100, gt=0)
     """Optimizer steps."""
+    batch_size: int = Field(default=16, gt=0)
+    """Sequences per micro batch per worker."""
+    seq_len: int = Field(default=128, ge=8)
+    """Length of the packed sequences (tokens, including [CLS], language tag and [SEP])."""
+    grad_accum: int = Field(default=1, gt=0)
+    """Micro batches per optimizer step (gradient accumulation)."""
+    lr: float = Field(default=5e-4, gt=0.0)
+    """Peak learning rate."""
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    """AdamW weight decay."""
+    clip_norm: float | None = Field(default=1.0, gt=0.0)
+    """Clip the gradient norm to this value; None disables clipping."""
+    precision: Literal["bf16", "fp32", "fp16"] = "bf16"
+    """Numeric precision: DeepSpeed's bf16 mode or torch bf16 autocast; fp16 needs a GPU."""
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    """Learning-rate schedule (warmup + decay, one_cycle, ...)."""
+    deepspeed: DeepSpeedSection = Field(default_factory=DeepSpeedSection)
+    """DeepSpeed settings."""
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    """Masked-LM corruption."""
+    aux: AuxTaskConfig = Field(default_factory=AuxTaskConfig)
+    """Optional auxiliary tagging task."""
+    alpha: float = Field(default=0.3, gt=0.0, le=1.0)
+    """Sampling temperature exponent: p(lang) is proportional to n_lang**alpha (0.3 XLM-R, 0.7
+    mBERT, 1.0 keeps the natural mixture)."""
+    sample_rows: int | None = Field(default=None, gt=0)
+    """Rows in the resampled training stream; None keeps the number of training rows."""
+    heldout_fraction: float = Field(default=0.05, ge=0.0, lt=0.5)
+    """Fraction of each language's rows held out (whole documents where ``# doc`` marks them)."""
+    heldout_max_seqs: int = Field(default=64, gt=0)
+    """At most this many packed held-out sequences per language are evaluated."""
+    num_workers: int = Field(default=1, gt=0)
+    """Ray Train workers."""
+    cpus_per_worker: float = Field(default=1.0, gt=0.0)
+    """CPUs reserved per worker; use 0.5 with 2 workers on 2 CPUs (whole CPUs leave none for
+    Ray Data and the run hangs)."""
+    threads_per_worker: int | None = Field(default=None, gt=0)
+    """torch threads per worker; None uses max(1, round(cpus_per_worker))."""
+    use_gpu: bool | None = None
+    """Train on GPUs (nccl); None uses one when CUDA is available."""
+    report_every: int = Field(default=20, gt=0)
+    """Steps between ``ray.train.report`` calls (each costs a synchronisation)."""
+    eval_every: int = Field(default=0, ge=0)
+    """Steps between held-out evaluations; 0 evaluates only at the end."""
+    checkpoint_every: int = Field(default=100, gt=0)
+    """Steps between checkpoints (model, optimizer, scheduler, step, data position)."""
+    max_failures: int = Field(default=1, ge=-1)
+    """Worker-group restarts from the last checkpoint before the run fails (-1: unlimited)."""
+    time_limit_s: float | None = Field(default=None, gt=0)
+    """Stop (and save) after this many seconds of training even if ``steps`` is not reached."""
+    fail_at_step: int | None = Field(default=None, gt=0)
+    """Testing aid: raise once in rank 0 before this step (a marker file makes the retry pass)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PretrainConfig:
+        if self.engine == "torch" and self.deepspeed.config_file:
+            raise ValueError("deepspeed.config_file is set but engine is 'torch'")
+        return self

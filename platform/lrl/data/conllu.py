@@ -1,0 +1,74 @@
+"""CoNLL-U reader for auxiliary tagging (UPOS / XPOS), e.g. the UD Uyghur treebank.
+
+Only syntactic words are kept: multi-word token ranges (``3-4``) and empty nodes (``5.1``) are
+skipped, as the word lines carry the tags. A malformed line is an ``InputError`` naming the file,
+the line and the reason: a treebank is curated input, so silently dropping rows would hide a
+wrong file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lrl.data.files import InputError, read_text
+
+
+@dataclass(frozen=True)
+class ConlluSentence:
+    """One sentence: its id (``# sent_id``), words and their UPOS and XPOS tags."""
+
+    sent_id: str
+    words: list[str]
+    upos: list[str]
+    xpos: list[str]
+
+    def tags(self, column: str) -> list[str]:
+        """The tag column named ``upos`` or ``xpos``."""
+        if column not in ("upos", "xpos"):
+            raise ValueError(f"unknown tag column {column!r} (upos or xpos)")
+        return self.upos if column == "upos" else self.xpos
+
+
+def read_conllu(path: str) -> list[ConlluSentence]:
+    """All sentences of a CoNLL-U file, in order."""
+    text = read_text(path)
+    out: list[ConlluSentence] = []
+    words: list[str] = []
+    upos: list[str] = []
+    xpos: list[str] = []
+    sent_id: str | None = None
+    lines = text.splitlines()
+    for lineno, line in enumerate(lines + [""], start=1):
+        if not line.strip():
+            if words:
+                out.append(ConlluSentence(sent_id or f"{path}#{len(out) + 1}", words, upos, xpos))
+            words, upos, xpos, sent_id = [], [], [], None
+            continue
+        if line.startswith("#"):
+            if line.startswith("# sent_id"):
+                sent_id = line.split("=", 1)[-1].strip()
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise InputError(f"{path}:{lineno}: expected 10 tab-separated columns, got {len(cols)}")
+        wid = cols[0]
+        if "-" in wid or "." in wid:
+            continue  # multi-word token range or empty node: the word lines carry the tags
+        if not wid.isdigit():
+            raise InputError(f"{path}:{lineno}: word id {wid!r} is not a number")
+        if int(wid) != len(words) + 1:
+            raise InputError(f"{path}:{lineno}: word id {wid} out of sequence (expected {len(words) + 1})")
+        words.append(cols[1])
+        upos.append(cols[3])
+        xpos.append(cols[4])
+    if not out:
+        raise InputError(f"{path}: no sentences")
+    return out
+
+
+def tag_set(sentences: list[ConlluSentence], column: str) -> list[str]:
+    """Sorted tags of ``column`` seen in ``sentences`` (the label list of a tagging head)."""
+    return sorted({t for s in sentences for t in s.tags(column)})
+
+
+__all__ = ["ConlluSentence", "read_conllu", "tag_set"]

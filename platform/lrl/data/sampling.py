@@ -1,0 +1,116 @@
+"""Temperature-balanced multilingual sampling and per-language held-out slices.
+
+p(lang) is proportional to n_lang**alpha (alpha 0.3 as in XLM-R, 0.7 as in mBERT): alpha < 1
+raises the share of small languages. The training stream is a deterministic (by seed)
+resampling of each language's rows to its target share: whole copies plus a seeded subset for
+the remainder, so a language is repeated only as much as its share needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def temperature_probs(counts: dict[str, int], alpha: float) -> dict[str, float]:
+    """Target share of each language: n**alpha normalised (languages with no rows get 0)."""
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    weights = {k: (float(n) ** alpha if n > 0 else 0.0) for k, n in counts.items()}
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError("no rows in any language")
+    return {k: w / total for k, w in weights.items()}
+
+
+def target_counts(counts: dict[str, int], alpha: float, total: int) -> dict[str, int]:
+    """Rows per language in a stream of ``total`` rows (largest-remainder rounding, sums to total)."""
+    probs = temperature_probs(counts, alpha)
+    raw = {k: p * total for k, p in probs.items()}
+    out = {k: int(v) for k, v in raw.items()}
+    short = total - sum(out.values())
+    for k in sorted(raw, key=lambda k: (out[k] - raw[k], k))[:short]:
+        out[k] += 1
+    return out
+
+
+def _seed_for(seed: int, key: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """What the resampling did, per language: input rows, target share and realised rows."""
+
+    rows: dict[str, int]
+    target_p: dict[str, float]
+    sampled: dict[str, int]
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        total = max(1, sum(self.sampled.values()))
+        return {k: {"rows": self.rows[k], "target_p": round(self.target_p[k], 6),
+                    "sampled_rows": self.sampled[k], "realised_p": round(self.sampled[k] / total, 6)}
+                for k in sorted(self.rows)}
+
+
+def resample(table: pa.Table, alpha: float, seed: int, total: int | None = None,
+             lang_col: str = "lang") -> tuple[pa.Table, Mixture]:
+    """Resample ``table``'s rows so each language gets its temperature share, then shuffle.
+
+    Deterministic for a given (table, alpha, seed, total)."""
+    langs = table.column(lang_col).to_numpy(zero_copy_only=False)
+    by_lang = {str(k): np.flatnonzero(langs == k) for k in sorted(set(langs.tolist()))}
+    counts = {k: len(v) for k, v in by_lang.items()}
+    total = total or sum(counts.values())
+    targets = target_counts(counts, alpha, total)
+    picks = []
+    for lang, idx in by_lang.items():
+        t = targets[lang]
+        rng = _seed_for(seed, lang)
+        whole, rest = divmod(t, len(idx))
+        picks.extend([idx] * whole)
+        if rest:
+            picks.append(np.sort(rng.choice(idx, size=rest, replace=False)))
+    order = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+    order = order[_seed_for(seed, "__shuffle__").permutation(len(order))]
+    mixture = Mixture(counts, temperature_probs(counts, alpha), targets)
+    return table.take(pa.array(order, type=pa.int64())), mixture
+
+
+def split_heldout(table: pa.Table, fraction: float, seed: int,
+                  lang_col: str = "lang", doc_col: str = "doc") -> tuple[pa.Table, pa.Table]:
+    """Hold out about ``fraction`` of each language's rows as whole documents.
+
+    Documents (``doc`` column; a row without one is its own document) are ordered by a seeded
+    hash and taken until the slice reaches the fraction, so held-out text never appears in
+    training. Each language keeps at least one training document."""
+    if fraction <= 0 or table.num_rows == 0:
+        return table, table.slice(0, 0)
+    langs = table.column(lang_col).to_pylist()
+    docs = table.column(doc_col).to_pylist() if doc_col in table.column_names else [None] * len(langs)
+    groups: dict[str, dict[str, list[int]]] = {}
+    for i, (lang, doc) in enumerate(zip(langs, docs)):
+        key = doc if doc is not None else f"__row{i}"
+        groups.setdefault(lang, {}).setdefault(key, []).append(i)
+    held: list[int] = []
+    for lang, by_doc in groups.items():
+        n = sum(len(v) for v in by_doc.values())
+        ordered = sorted(by_doc, key=lambda d: hashlib.sha256(f"{seed}:{lang}:{d}".encode()).hexdigest())
+        taken = 0
+        for d in ordered[:-1]:  # the last document always stays in training
+            if taken >= fraction * n:
+                break
+            held.extend(by_doc[d])
+            taken += len(by_doc[d])
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[held] = True
+    arr = pa.array(mask)
+    return table.filter(pc.invert(arr)), table.filter(arr)
+
+
+__all__ = ["temperature_probs", "target_counts", "resample", "split_heldout", "Mixture"]

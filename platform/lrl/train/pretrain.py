@@ -1,0 +1,219 @@
+"""The pretraining stage: text -> balanced, packed stream -> Ray Train (DeepSpeed) -> HF MLM folder.
+
+``fit`` is the library call (tables and folders in, a finished model folder out); ``run_pretrain``
+is the stage: it finds the text, tokenizer and model, calls ``fit`` and commits a ``StageOutput``
+holding the HF model (loadable with ``AutoModelForMaskedLM``/``AutoTokenizer``), ``metrics.json``
+(loss, per-language held-out perplexity, tokens/s, MFU, realised mixture next to the target),
+and ``aux_head/`` when the auxiliary tagging task was on. Checkpoints go to
+``<output.root>/.pretrain-<hash>.ray/`` so a crashed run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from lrl.data.files import fingerprint
+from lrl.data.output import StageOutput, local_path
+from lrl.data.sampling import resample, split_heldout
+from lrl.job import JobConfig
+from lrl.pipeline.stage import StageContext
+from lrl.train.pretrain_config import PretrainConfig
+from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, tag_id
+
+log = logging.getLogger(__name__)
+STAGE = "pretrain"
+
+
+@dataclass
+class FitResult:
+    """Where the trained model landed and what the run measured."""
+
+    model_dir: str
+    metrics: dict[str, Any]
+    mixture: dict[str, Any] = field(default_factory=dict)
+
+
+def use_gpu(cfg: PretrainConfig) -> bool:
+    """``pretrain.use_gpu``, or whether CUDA is available when it is None."""
+    if cfg.use_gpu is not None:
+        return cfg.use_gpu
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def aux_arrays(cfg: PretrainConfig, paths: list[str], tokenizer) -> dict[str, Any] | None:
+    """Tagging inputs of the auxiliary task from CoNLL-U files (None when the task is off)."""
+    if not paths:
+        return None
+    from lrl.data.conllu import read_conllu, tag_set
+    from lrl.train.pretrain_aux import tagging_arrays
+
+    sents = [s for p in paths for s in read_conllu(p)]
+    labels = tag_set(sents, cfg.aux.column)
+    arrays = tagging_arrays(sents, cfg.aux.column, labels, tokenizer, tag_id(tokenizer, cfg.aux.lang), cfg.seq_len)
+    return {**arrays, "labels_list": labels, "column": cfg.aux.column, "sentences": len(sents)}
+
+
+def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, model_dir: str, out_dir: str,
+        run_dir: str, aux_paths: list[str] = (), run_name: str = "pretrain") -> FitResult:
+    """Pretrain the HF MLM in ``model_dir`` on the text rows of ``table`` and write the result
+    (model + tokenizer + metrics.json [+ aux_head/]) into ``out_dir``.
+
+    Needs Ray to be initialised. ``run_dir`` holds Ray Train's checkpoints; calling again with
+    the same ``run_dir``/``run_name`` after a crash continues from the last checkpoint."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from transformers import AutoConfig, AutoTokenizer
+
+    from lrl.model.build import model_flops_per_token, model_langs
+    from lrl.train.pretrain_loop import train_loop
+    from lrl.train.pretrain_metrics import measure_matmul_peak
+
+    t0 = time.time()
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    mconf = AutoConfig.from_pretrained(model_dir)
+    limit = getattr(mconf, "max_position_embeddings", None)
+    if limit is not None and cfg.seq_len > limit:
+        raise ValueError(f"pretrain.seq_len={cfg.seq_len} exceeds the model's {limit} positions (model.max_length)")
+    present = sorted(set(table.column("lang").to_pylist()))
+    langs = model_langs(mconf) or present
+    missing = [x for x in present if x not in langs]
+    if missing:
+        raise ValueError(f"text in {missing} but the model was built for {langs}")
+    train, heldout = split_heldout(table, cfg.heldout_fraction, seed)
+    stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
+    log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
+    ds = packed_dataset(stream, tokenizer_dir, cfg.seq_len, langs)
+    held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
+    gpu = use_gpu(cfg)
+    threads = cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker))
+    dtype = "fp32" if cfg.precision == "fp32" else cfg.precision
+    peak_one = measure_matmul_peak(dtype, threads=None if gpu else threads * cfg.num_workers,
+                                   device="cuda" if gpu else "cpu")
+    peak = peak_one * (cfg.num_workers if gpu else 1)
+    flops = model_flops_per_token(mconf, seq_len=cfg.seq_len)
+    marker = os.path.join(run_dir, f"{run_name}.fail_once") if cfg.fail_at_step else None
+    loop_config = {
+        "cfg": cfg.model_dump(mode="json"), "seed": seed, "langs": langs, "use_gpu": gpu,
+        "tokenizer_dir": os.path.abspath(tokenizer_dir), "model_dir": os.path.abspath(model_dir),
+        "heldout": held, "aux": aux_arrays(cfg, list(aux_paths), tok),
+        "flops_per_token": flops, "peak_flops": peak, "fail_marker": marker,
+        "lang_embedding": bool(getattr(mconf, "lrl_lang_embedding", False)),
+    }
+    resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if gpu else {})}
+    trainer = TorchTrainer(
+        train_loop, train_loop_config=loop_config, datasets={"train": ds},
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=gpu,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=run_name, storage_path=os.path.abspath(run_dir),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+    )
+    t_fit = time.time()
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"pretraining finished without a final checkpoint (error: {result.error})")
+    os.makedirs(out_dir, exist_ok=True)
+    with result.checkpoint.as_directory() as d:
+        if not os.path.isdir(os.path.join(d, "model")):
+            raise RuntimeError(f"last checkpoint {d} holds no final model (the run did not finish)")
+        shutil.copytree(os.path.join(d, "model"), out_dir, dirs_exist_ok=True)
+        if os.path.isdir(os.path.join(d, "aux_head")):
+            shutil.copytree(os.path.join(d, "aux_head"), os.path.join(out_dir, "aux_head"), dirs_exist_ok=True)
+        with open(os.path.join(d, "metrics.json"), encoding="utf-8") as f:
+            metrics = json.load(f)
+    metrics.update({
+        "target_mixture": mixture.as_dict(), "alpha": cfg.alpha, "languages": langs,
+        "heldout_rows": {k: int(v) for k, v in _counts(heldout).items()},
+        "train_rows": {k: int(v) for k, v in _counts(train).items()},
+        "packed_sequences": ds.count(), "peak_flops": peak, "flops_per_token": flops,
+        "trainer_fit_s": time.time() - t_fit, "end_to_end_s": time.time() - t0,
+        "engine": cfg.engine, "precision": cfg.precision, "num_workers": cfg.num_workers,
+    })
+    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=1, default=str, ensure_ascii=False)
+    return FitResult(out_dir, metrics, mixture.as_dict())
+
+
+def _counts(table: pa.Table) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for lang in table.column("lang").to_pylist():
+        out[lang] = out.get(lang, 0) + 1
+    return out
+
+
+def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
+    """The stage's output folder (named by config and input fingerprints), tokenizer and text."""
+    cfg = ctx.cfg
+    p = cfg.pretrain
+    tok_dir = p.tokenizer_path or ctx.upstream.get("tokenizer")
+    if tok_dir is None:
+        from lrl.model.command import run_tokenizer
+
+        tok_dir = run_tokenizer(ctx)  # a finished tokenizer folder is reused, not retrained
+    table, text_print = load_text(cfg, ctx.upstream.get("generate"))
+    aux = resolve_paths(p.aux.conllu, cfg.data.root)
+    inputs = {"tokenizer": fingerprint(tok_dir), "text": text_print,
+              "aux": [fingerprint(a) for a in aux],
+              "model_path": fingerprint(p.model_path) if p.model_path else None}
+    config = {"pretrain": p.model_dump(mode="json"), "model": cfg.model.model_dump(mode="json"), "seed": cfg.seed}
+    return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
+
+
+def run_pretrain(ctx: StageContext) -> str:
+    """Pretrain and commit the stage folder; returns it (a finished folder is reused as is)."""
+    from lrl.runtime import init_ray
+
+    out, tok_dir, table = stage_output(ctx)
+    if out.done:
+        return out.path
+    cfg, p = ctx.cfg, ctx.cfg.pretrain
+    run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
+    os.makedirs(run_dir, exist_ok=True)
+    try:
+        model_dir = p.model_path or _init_model(cfg, tok_dir, sorted(set(table.column("lang").to_pylist())),
+                                                os.path.join(run_dir, "init"))
+        init_ray(cfg.ray)
+        res = fit(p, cfg.seed, table, tok_dir, model_dir, str(local_path(out.tmp)), run_dir,
+                  resolve_paths(p.aux.conllu, cfg.data.root), run_name=STAGE)
+        m = res.metrics
+        return out.commit({
+            "tokenizer": tok_dir, "model_init": model_dir, "languages": m["languages"],
+            "steps": m["step"], "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
+            "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "target_mixture": res.mixture,
+            "stream_mixture": m.get("stream_mixture"), "attempt_start_steps": m["attempt_start_steps"],
+            "aux_head": "aux_head/" if p.aux.conllu else None, "checkpoints": run_dir,
+        })
+    except BaseException:
+        out.abort()
+        raise
+
+
+def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> str:
+    """Build ``cfg.model`` for the tokenizer (seeded) and save it once as the run's start point."""
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path  # a resumed run must start from the same initial weights
+    import torch
+    from transformers import AutoTokenizer
+
+    from lrl.model.build import build_mlm_model
+
+    torch.manual_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    build_mlm_model(cfg.model, tok, langs).save_pretrained(path + ".tmp", safe_serialization=True)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+__all__ = ["fit", "FitResult", "use_gpu", "aux_arrays", "run_pretrain", "stage_output"]

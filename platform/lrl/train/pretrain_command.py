@@ -1,0 +1,30 @@
+"""``lrl pretrain CONFIG [overrides]``: multilingual masked-LM pretraining; prints the model folder.
+
+Embedded local Ray by default; joins a cluster when ``RAY_ADDRESS`` (or ``ray.address``) is set.
+The tokenizer comes from ``pretrain.tokenizer_path``, else the tokenizer stage (run when needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lrl.cli import add_job_arguments, load_job_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_job_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_job_args(args)
+    from lrl.data.output import MANIFEST
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import run_pretrain
+
+    path = run_pretrain(StageContext(cfg))
+    with open(f"{path}/{MANIFEST}", encoding="utf-8") as f:
+        m = json.load(f)
+    print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {m.get('loss')}  held-out perplexity "
+          f"{m.get('ppl')}\n  tokens/s {m.get('tokens_per_s')}  MFU {m.get('mfu')}")
+    return 0

@@ -1,0 +1,148 @@
+"""Pretraining data: text rows -> tokenized, packed fixed-length sequences (through Ray Data).
+
+Each packed sequence holds text of one language only: ``[CLS] [lang] pieces... [SEP]`` padded
+to ``seq_len``. Rows of a Ray Data batch are grouped by language and their pieces concatenated
+before cutting, so short sentences do not waste a whole sequence each. A ``word_start`` column
+(1 where a piece begins a word) lets the masker do whole-word masking.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from lrl.data.files import InputError, filesystem, fingerprint, resolve
+from lrl.data.readers import read_text_lines
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from lrl.job import JobConfig
+
+
+def load_text(cfg: JobConfig, generate_dir: str | None = None) -> tuple[pa.Table, object]:
+    """Unlabelled text rows (``text``, ``lang`` and ``doc`` when known) and a fingerprint of
+    where they came from: the generate stage's ``text/`` Parquet when that stage ran and wrote
+    text (as the tokenizer stage does), else ``data.text``."""
+    if generate_dir is not None:
+        path = f"{generate_dir.rstrip('/')}/text"
+        fs, inner = filesystem(path)
+        if fs.get_file_info(inner).type != pafs.FileType.NotFound:
+            try:
+                table = pq.read_table(inner, filesystem=fs)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise InputError(f"{path}: cannot read the generate stage's text Parquet: {exc}") from exc
+            missing = {"text", "lang"} - set(table.column_names)
+            if missing:
+                raise InputError(f"{path}: lacks column(s) {sorted(missing)}")
+            if "doc" not in table.column_names:
+                table = table.append_column("doc", pa.nulls(table.num_rows, pa.string()))
+            table = table.select(["text", "lang", "doc"])
+            # Partitioned writes may hand ``lang`` back as a dictionary column.
+            return table.cast(pa.schema([("text", pa.string()), ("lang", pa.string()), ("doc", pa.string())])), \
+                {"generate": generate_dir}
+    if not cfg.data.text:
+        raise InputError("pretraining needs text: set data.text or run the generate stage with text output")
+    tables = [read_text_lines(src, cfg.data.root).select(["text", "lang", "doc"]) for src in cfg.data.text]
+    prints = [[fingerprint(resolve(s.path, cfg.data.root)), s.lang, s.max_lines] for s in cfg.data.text]
+    return pa.concat_tables(tables), {"data.text": prints}
+
+
+def resolve_paths(paths: list[str], root: str | None) -> list[str]:
+    return [resolve(p, root) for p in paths]
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(path: str):
+    """One tokenizer per process and folder (Ray reuses worker processes across tasks)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def tag_id(tokenizer, lang: str) -> int:
+    """Id of the language tag token of ``lang``; a clear error when the tokenizer lacks it."""
+    from lrl.model.tokenizer import lang_tag
+
+    tid = tokenizer.convert_tokens_to_ids(lang_tag(lang))
+    if tid is None or tid == tokenizer.unk_token_id:
+        raise InputError(f"tokenizer has no tag token {lang_tag(lang)} for language {lang!r}: "
+                         "train the tokenizer on every language of the pretraining text")
+    return int(tid)
+
+
+def pack_batch(batch: dict[str, Any], tokenizer_dir: str, seq_len: int, langs: list[str]) -> dict[str, np.ndarray]:
+    """Tokenize and pack one batch (``text`` and ``lang`` columns) into fixed-length sequences.
+
+    Output columns: ``input_ids`` and ``word_start`` (N x seq_len), ``lang_id`` (index into
+    ``langs``), ``n_tokens`` (non-pad tokens)."""
+    tok = _tokenizer(tokenizer_dir)
+    texts = [str(t) for t in batch["text"]]
+    lang_col = [str(x) for x in batch["lang"]]
+    content = seq_len - 3
+    ids_out: list[np.ndarray] = []
+    starts_out: list[np.ndarray] = []
+    lang_out: list[int] = []
+    for lang in sorted(set(lang_col)):
+        if lang not in langs:
+            raise InputError(f"text of language {lang!r} but the model knows only {langs}")
+        rows = [t for t, x in zip(texts, lang_col) if x == lang]
+        enc = tok(rows, add_special_tokens=False)
+        pieces: list[int] = []
+        starts: list[int] = []
+        for i, ids in enumerate(enc["input_ids"]):
+            words = enc.word_ids(i)
+            prev = None
+            for tid, w in zip(ids, words):
+                pieces.append(tid)
+                starts.append(1 if w is None or w != prev else 0)
+                prev = w
+        head = [tok.cls_token_id, tag_id(tok, lang)]
+        for at in range(0, len(pieces), content):
+            chunk = head + pieces[at: at + content] + [tok.sep_token_id]
+            start = [1, 1] + starts[at: at + content] + [1]
+            pad = seq_len - len(chunk)
+            ids_out.append(np.array(chunk + [tok.pad_token_id] * pad, dtype=np.int32))
+            starts_out.append(np.array(start + [1] * pad, dtype=np.int8))
+            lang_out.append(langs.index(lang))
+    if not ids_out:
+        return {"input_ids": np.zeros((0, seq_len), np.int32), "word_start": np.zeros((0, seq_len), np.int8),
+                "lang_id": np.zeros(0, np.int32), "n_tokens": np.zeros(0, np.int32)}
+    ids = np.stack(ids_out)
+    return {"input_ids": ids, "word_start": np.stack(starts_out),
+            "lang_id": np.array(lang_out, dtype=np.int32),
+            "n_tokens": (ids != tok.pad_token_id).sum(axis=1).astype(np.int32)}
+
+
+def packed_dataset(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: list[str],
+                   rows_per_batch: int = 512) -> ray.data.Dataset:
+    """The training stream as a materialized Ray Dataset of packed sequences (tokenized once,
+    reused every epoch; the row order of ``table`` is kept)."""
+    import ray.data
+
+    ds = ray.data.from_arrow(table.select(["text", "lang"]))
+    ds = ds.map_batches(pack_batch, batch_size=rows_per_batch, batch_format="numpy",
+                        fn_kwargs={"tokenizer_dir": tokenizer_dir, "seq_len": seq_len, "langs": langs})
+    return ds.materialize()
+
+
+def pack_local(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: list[str],
+               max_per_lang: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Packed sequences per language without Ray (held-out slices: small, read by every worker)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    cols = table.select(["text", "lang"]).to_pydict()
+    for lang in sorted(set(cols["lang"])):
+        texts = [t for t, x in zip(cols["text"], cols["lang"]) if x == lang]
+        packed = pack_batch({"text": texts, "lang": [lang] * len(texts)}, tokenizer_dir, seq_len, langs)
+        if max_per_lang is not None:
+            packed = {k: v[:max_per_lang] for k, v in packed.items()}
+        out[lang] = packed
+    return out
+
+
+__all__ = ["load_text", "pack_batch", "packed_dataset", "pack_local", "tag_id", "resolve_paths"]

@@ -1,0 +1,191 @@
+"""Two interchangeable training engines behind one small interface: DeepSpeed and plain PyTorch.
+
+Both take micro batches, accumulate ``grad_accum`` of them per optimizer step, clip, step the
+optimizer and the ``lrl.train.schedules`` LR schedule, and save/restore everything a resume
+needs. The plain engine (DDP + autocast) is the baseline the benchmarks compare against.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any
+
+from lrl.config import ConfigError
+from lrl.train.pretrain_config import PretrainConfig
+from lrl.train.schedules import build_scheduler
+
+
+def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict[str, Any]:
+    """The ds_config for ``cfg``: generated from the config, with a user JSON merged over it and
+    checked against the batch settings (a mismatch is an error naming the file and key)."""
+    if cfg.precision == "fp16" and not on_gpu:
+        raise ConfigError("pretrain.precision=fp16: DeepSpeed refuses fp16 on CPU; use bf16 or fp32")
+    ds: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "train_batch_size": cfg.batch_size * cfg.grad_accum * world_size,
+        "gradient_clipping": cfg.clip_norm or 0.0,
+        "zero_optimization": {"stage": cfg.deepspeed.zero_stage},
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        "fp16": {"enabled": cfg.precision == "fp16"},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if not cfg.deepspeed.client_optimizer:
+        ds["optimizer"] = {"type": "AdamW", "params": {"lr": cfg.lr, "weight_decay": cfg.weight_decay}}
+    path = cfg.deepspeed.config_file
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                user = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read DeepSpeed config: {exc}") from exc
+        if not isinstance(user, dict):
+            raise ConfigError(f"{path}: a DeepSpeed config must be a JSON object")
+        if "scheduler" in user:
+            raise ConfigError(f"{path}: 'scheduler' is set; the LR schedule comes from pretrain.schedule")
+        ds = _merge(ds, user)
+        for key, want in (("train_micro_batch_size_per_gpu", cfg.batch_size),
+                          ("gradient_accumulation_steps", cfg.grad_accum)):
+            if ds[key] != want:
+                raise ConfigError(f"{path}: {key}={ds[key]} differs from pretrain's {want}; set it in one place")
+        if ds["train_batch_size"] != cfg.batch_size * cfg.grad_accum * world_size:
+            raise ConfigError(f"{path}: train_batch_size={ds['train_batch_size']} != micro batch x accumulation "
+                              f"x workers = {cfg.batch_size * cfg.grad_accum * world_size}")
+        if ds.get("fp16", {}).get("enabled") and not on_gpu:
+            raise ConfigError(f"{path}: fp16 is enabled but DeepSpeed refuses fp16 on CPU")
+    return ds
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _adamw(params, cfg: PretrainConfig):
+    import torch
+
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class DeepSpeedEngine:
+    """``deepspeed.initialize`` around the module; DeepSpeed handles accumulation and clipping."""
+
+    def __init__(self, module, cfg: PretrainConfig, world_size: int, device, total_steps: int):
+        import deepspeed
+
+        on_gpu = getattr(device, "type", str(device)) == "cuda"
+        self.ds_config = deepspeed_config(cfg, world_size, on_gpu)
+        optimizer = _adamw(module.parameters(), cfg) if "optimizer" not in self.ds_config else None
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=module, optimizer=optimizer, config=self.ds_config,
+            lr_scheduler=lambda opt: build_scheduler(opt, cfg.schedule, total_steps))
+        self.module = self.engine.module
+        self.device = self.engine.device
+        self.autocast = False  # DeepSpeed's bf16 mode casts the module itself
+
+    def micro_step(self, batch: dict[str, Any]) -> float:
+        loss = self.engine(**batch)
+        self.engine.backward(loss)
+        self.engine.step()  # applies the optimizer only at accumulation boundaries
+        return float(loss.detach().float())
+
+    def lr(self) -> float:
+        return float(self.scheduler.get_last_lr()[0])
+
+    def save(self, path: str, state: dict[str, Any]) -> None:
+        """Collective: every rank writes its shard of the ZeRO state."""
+        self.engine.save_checkpoint(path, tag="ckpt", client_state={"lrl": state})
+
+    def load(self, path: str) -> dict[str, Any]:
+        _, client = self.engine.load_checkpoint(path, tag="ckpt")
+        return (client or {}).get("lrl", {})
+
+    def train(self, mode: bool = True) -> None:
+        self.engine.train(mode)
+
+
+class TorchEngine:
+    """Plain PyTorch: DDP when there are several workers, bf16 autocast, manual accumulation."""
+
+    def __init__(self, module, cfg: PretrainConfig, world_size: int, device, total_steps: int):
+        import torch
+
+        if cfg.precision == "fp16":
+            raise ConfigError("pretrain.precision=fp16 is only supported with engine=deepspeed on GPU")
+        self.cfg = cfg
+        self.device = device
+        self.module = module.to(device)
+        self.model = module
+        if world_size > 1:
+            import ray.train.torch
+
+            self.model = ray.train.torch.prepare_model(module, move_to_device=False)
+        self.optimizer = _adamw(self.module.parameters(), cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, total_steps)
+        self.autocast = cfg.precision == "bf16"
+        self._micro = 0
+        self._dtype = torch.bfloat16
+
+    def micro_step(self, batch: dict[str, Any]) -> float:
+        import contextlib
+
+        import torch
+
+        self._micro += 1
+        boundary = self._micro % self.cfg.grad_accum == 0
+        sync = contextlib.nullcontext() if boundary or not hasattr(self.model, "no_sync") else self.model.no_sync()
+        dev = getattr(self.device, "type", str(self.device))
+        with sync:
+            with torch.autocast(dev, dtype=self._dtype, enabled=self.autocast):
+                loss = self.model(**batch)
+            (loss / self.cfg.grad_accum).backward()
+        if boundary:
+            if self.cfg.clip_norm:
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach().float())
+
+    def lr(self) -> float:
+        return float(self.scheduler.get_last_lr()[0])
+
+    def save(self, path: str, state: dict[str, Any]) -> None:
+        """Rank 0 only (the caller decides): model, optimizer and scheduler in one file."""
+        import torch
+
+        os.makedirs(path, exist_ok=True)
+        torch.save({"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(), "micro": self._micro},
+                   os.path.join(path, "state.pt"))
+        with open(os.path.join(path, "client_state.json"), "w") as f:
+            json.dump(state, f)
+
+    def load(self, path: str) -> dict[str, Any]:
+        import torch
+
+        blob = torch.load(os.path.join(path, "state.pt"), map_location="cpu", weights_only=True)
+        self.module.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.scheduler.load_state_dict(blob["scheduler"])
+        self._micro = int(blob["micro"])
+        with open(os.path.join(path, "client_state.json")) as f:
+            return json.load(f)
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+
+
+def build_engine(module, cfg: PretrainConfig, world_size: int, device, total_steps: int):
+    """The engine named by ``cfg.engine``."""
+    kind = DeepSpeedEngine if cfg.engine == "deepspeed" else TorchEngine
+    return kind(module, cfg, world_size, device, total_steps)
+
+
+__all__ = ["deepspeed_config", "DeepSpeedEngine", "TorchEngine", "build_engine"]

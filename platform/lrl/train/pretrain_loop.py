@@ -1,0 +1,217 @@
+"""The per-worker pretraining loop run by Ray Train's ``TorchTrainer``.
+
+Resumable: a checkpoint holds the engine state (model, optimizer, scheduler) and a small client
+state (step, epoch, batch position in the epoch, the steps each attempt started from, tokens
+seen per language). After a crash Ray Train restarts the workers, ``ray.train.get_checkpoint()``
+returns the last checkpoint and the loop continues at its step, skipping the batches that were
+already consumed in the current epoch. Masks are seeded by (seed, step, rank), so the resumed
+run sees the same batches and masks it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head
+from lrl.train.pretrain_config import PretrainConfig
+from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
+from lrl.train.pretrain_metrics import Throughput, mfu
+from lrl.train.pretrain_mlm import MaskVocab, step_generator
+
+
+class InjectedFailure(RuntimeError):
+    """Raised once by ``pretrain.fail_at_step`` (tests of resume-from-checkpoint)."""
+
+
+def _dist_sum(values: list[float], device) -> list[float]:
+    """Sum ``values`` over all workers (identity when there is no process group)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _batches(shard, cfg: PretrainConfig, state: dict[str, Any], seed: int, rank: int):
+    """Micro batches forever, epoch after epoch; skips the batches a resumed state consumed."""
+    while True:
+        skip = state["batch_in_epoch"]
+        seen = 0
+        for i, b in enumerate(shard.iter_torch_batches(
+                batch_size=cfg.batch_size, drop_last=True, local_shuffle_buffer_size=cfg.batch_size * 8,
+                local_shuffle_seed=seed + 7919 * state["epoch"] + rank)):
+            seen += 1
+            if i < skip:
+                continue
+            state["batch_in_epoch"] = i + 1
+            yield b
+        if seen == 0:
+            raise RuntimeError(f"worker {rank} got no full batch of {cfg.batch_size} sequences: "
+                               "use more text, a smaller batch_size or fewer workers")
+        state["epoch"] += 1
+        state["batch_in_epoch"] = 0
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """Ray Train entry point; ``config`` is built by ``lrl.train.pretrain.fit``."""
+    import ray.train
+    import ray.train.torch
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from lrl.train.pretrain_engine import build_engine
+
+    cfg = PretrainConfig.model_validate(config["cfg"])
+    seed, langs = int(config["seed"]), list(config["langs"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker)))
+    device = ray.train.torch.get_device() if config["use_gpu"] else torch.device("cpu")
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(config["tokenizer_dir"])
+    model = AutoModelForMaskedLM.from_pretrained(config["model_dir"])
+    aux = config.get("aux")
+    module = build_module(model, len(aux["labels_list"]) if aux else 0)
+    engine = build_engine(module, cfg, world, device, cfg.steps)
+    vocab = MaskVocab.from_tokenizer(tok)
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "starts": [],
+                             "seen_seqs": [0] * len(langs), "seen_tokens": [0] * len(langs),
+                             "train_s": 0.0, "tokens": 0}
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state.update(engine.load(d))
+    state["starts"].append(state["step"])
+    stream = _batches(ray.train.get_dataset_shard("train"), cfg, state, seed, rank)
+    thr = Throughput()
+    pad = int(tok.pad_token_id)
+    lang_emb = bool(config.get("lang_embedding"))
+    losses: list[float] = []
+    aux_losses: list[float] = []
+    t_start = time.time()
+    evals: dict[str, Any] = {}
+
+    def evaluate() -> dict[str, float]:
+        return heldout_perplexity(engine.module, config["heldout"], langs, pad, cfg.masking, vocab, seed,
+                                  cfg.batch_size, engine.device, engine.autocast, lang_emb)
+
+    def metrics(final: bool = False) -> dict[str, Any]:
+        tokens, secs = _dist_sum([float(thr.tokens), thr.seconds], engine.device)
+        tps = tokens / (secs / world) if secs > 0 else 0.0  # workers run in parallel
+        out = {"step": state["step"], "epoch": state["epoch"], "lr": engine.lr(),
+               "loss": float(np.mean(losses)) if losses else float("nan"),
+               "aux_loss": float(np.mean(aux_losses)) if aux_losses else None,
+               "tokens_per_s": tps, "mfu": mfu(tps, config["flops_per_token"], config["peak_flops"]),
+               "attempt_start_steps": list(state["starts"]), **evals}
+        if final:
+            seqs = _dist_sum([float(x) for x in state["seen_seqs"]], engine.device)
+            toks = _dist_sum([float(x) for x in state["seen_tokens"]], engine.device)
+            total = max(1.0, sum(toks))
+            out["stream_mixture"] = {lang: {"sequences": int(seqs[i]), "tokens": int(toks[i]),
+                                            "token_share": toks[i] / total} for i, lang in enumerate(langs)}
+        return out
+
+    def stop_now() -> bool:
+        if cfg.time_limit_s is None:
+            return False
+        # Every rank must take the same decision (collectives), so rank 0's clock decides.
+        late = 1.0 if rank == 0 and time.time() - t_start >= cfg.time_limit_s else 0.0
+        return _dist_sum([late], engine.device)[0] > 0
+
+    while state["step"] < cfg.steps and not stop_now():
+        step = state["step"] + 1
+        if cfg.fail_at_step == step and rank == 0 and config.get("fail_marker"):
+            if not os.path.exists(config["fail_marker"]):
+                open(config["fail_marker"], "w").close()
+                raise InjectedFailure(f"injected failure before step {step}")
+        aux_step = aux is not None and step % cfg.aux.every == 0
+        thr.start()
+        tokens = 0
+        for micro in range(cfg.grad_accum):
+            gen = step_generator(seed, step, rank, micro)
+            if aux_step:
+                idx = torch.randint(len(aux["input_ids"]), (cfg.batch_size,), generator=gen).numpy()
+                batch = as_tensor_batch(aux, idx, pad, engine.device)
+                batch.update(kind=1, aux_weight=cfg.aux.weight)
+                if lang_emb:
+                    batch["token_type_ids"] = torch.full_like(batch["input_ids"], langs.index(cfg.aux.lang))
+                aux_losses.append(engine.micro_step(batch))
+                continue
+            b = next(stream)
+            batch, _ = model_inputs(b["input_ids"], b["word_start"], b["lang_id"], pad, cfg.masking, vocab,
+                                    gen, engine.device, lang_emb)
+            losses.append(engine.micro_step(batch))
+            n_tok = b["n_tokens"].tolist()
+            tokens += int(sum(n_tok))
+            for lid, n in zip(b["lang_id"].tolist(), n_tok):
+                state["seen_seqs"][lid] += 1
+                state["seen_tokens"][lid] += n
+        thr.stop(tokens)
+        state["step"] = step
+        if cfg.eval_every and step % cfg.eval_every == 0:
+            evals = {f"ppl_{k}": v for k, v in evaluate().items()}
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            _checkpoint(engine, state, metrics(), rank, cfg)
+            losses, aux_losses = [], []
+        elif step % cfg.report_every == 0 and step < cfg.steps:  # the final report follows
+            ray.train.report(metrics())
+            losses, aux_losses = [], []
+    evals = {f"ppl_{k}": v for k, v in evaluate().items()}
+    final = metrics(final=True)
+    final["train_wall_s"] = time.time() - t_start
+    _final_save(engine, module, tok, aux, final, rank, cfg)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()  # otherwise torch reports the worker as crashed
+
+
+def _checkpoint(engine, state: dict[str, Any], metrics: dict[str, Any], rank: int, cfg: PretrainConfig) -> None:
+    """Save engine + client state and report it (every rank: ZeRO shards are per rank)."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory(prefix="lrl-ckpt-") as d:
+        if cfg.engine == "deepspeed":
+            engine.save(d, dict(state))
+        elif rank == 0:
+            engine.save(d, dict(state))
+        has = cfg.engine == "deepspeed" or rank == 0
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if has else None)
+
+
+def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg: PretrainConfig) -> None:
+    """Rank 0 writes the HF masked-LM folder (fp32 safetensors) + tokenizer + metrics.json, and the
+    aux head beside it; it travels to the driver as the last checkpoint."""
+    import contextlib
+
+    import ray.train
+    import torch
+
+    gather = contextlib.nullcontext()
+    if cfg.engine == "deepspeed" and cfg.deepspeed.zero_stage == 3:
+        import deepspeed
+
+        gather = deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None)
+    with tempfile.TemporaryDirectory(prefix="lrl-final-") as d, gather:
+        if rank == 0:
+            mlm = engine.module.mlm
+            state = {k: v.detach().to("cpu", torch.float32) for k, v in mlm.state_dict().items()}
+            mlm.save_pretrained(os.path.join(d, "model"), state_dict=state, safe_serialization=True)
+            tok.save_pretrained(os.path.join(d, "model"))
+            if aux is not None:
+                save_aux_head(engine.module, aux["labels_list"], aux["column"], os.path.join(d, "aux_head"))
+            with open(os.path.join(d, "metrics.json"), "w", encoding="utf-8") as f:
+                json.dump(final, f, indent=1, default=str)
+        ray.train.report(final, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+__all__ = ["train_loop", "InjectedFailure"]

@@ -1,0 +1,96 @@
+"""Throughput and model FLOPs utilisation (MFU) against a matmul peak measured on this machine.
+
+The peak is a timed square matmul in the training dtype with the training's thread count (or on
+the GPU), cached per (device, dtype, threads, torch version) in ``$LRL_CACHE_DIR`` (default
+``~/.cache/lrl``) so that runs do not pay for it twice. MFU = achieved model FLOP/s / peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _cache_file() -> Path:
+    root = Path(os.environ.get("LRL_CACHE_DIR", Path.home() / ".cache" / "lrl"))
+    return root / "matmul_peak.json"
+
+
+def measure_matmul_peak(dtype: str = "bf16", threads: int | None = None, device: str = "cpu",
+                        n: int = 2048, seconds: float = 1.5, use_cache: bool = True) -> float:
+    """Best FLOP/s of an ``n`` x ``n`` matmul in ``dtype`` (bf16/fp32/fp16) over ~``seconds``."""
+    import torch
+
+    threads = threads or torch.get_num_threads()
+    name = torch.cuda.get_device_name() if device == "cuda" else f"cpu{os.cpu_count()}"
+    key = f"{name}|{dtype}|{threads}|{torch.__version__}|{n}"
+    cache = _cache_file()
+    if use_cache and cache.is_file():
+        try:
+            known = json.loads(cache.read_text())
+            if key in known:
+                return float(known[key])
+        except (OSError, json.JSONDecodeError):
+            pass
+    tdtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[dtype]
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(n, n, device=device).to(tdtype)
+        b = torch.randn(n, n, device=device).to(tdtype)
+        best = 0.0
+        end = time.perf_counter() + seconds
+        torch.matmul(a, b)  # warm-up
+        while time.perf_counter() < end:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(4 if device == "cpu" else 50):
+                torch.matmul(a, b)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            best = max(best, (4 if device == "cpu" else 50) * 2 * n**3 / dt)
+    finally:
+        torch.set_num_threads(old)
+    if use_cache:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            known = json.loads(cache.read_text()) if cache.is_file() else {}
+            known[key] = best
+            cache.write_text(json.dumps(known, indent=1))
+        except (OSError, json.JSONDecodeError):
+            pass  # a cache we cannot write only costs a re-measurement next time
+    return best
+
+
+class Throughput:
+    """Tokens and wall time of the training loop (excluding evaluation and checkpoints)."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.seconds = 0.0
+        self._t0: float | None = None
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self, tokens: int) -> None:
+        if self._t0 is not None:
+            self.seconds += time.perf_counter() - self._t0
+            self._t0 = None
+        self.tokens += tokens
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float:
+    """Model FLOPs utilisation: achieved training FLOP/s over the measured peak."""
+    return tokens_per_s * flops_per_token / peak_flops if peak_flops > 0 else 0.0
+
+
+__all__ = ["measure_matmul_peak", "Throughput", "mfu"]

@@ -1,0 +1,97 @@
+"""Masked-LM corruption (rates, 80/10/10, whole words, protected special and tag tokens) and the
+packing of text into fixed-length sequences that start with [CLS] and the language tag."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lrl.train.pretrain_config import MaskingConfig  # noqa: E402
+from lrl.train.pretrain_mlm import IGNORE, MaskVocab, mask_batch, step_generator  # noqa: E402
+
+TEXTS = {
+    "ug": ["مالاي ئېيىقى بىر خىل ھايۋان", "ئۇيغۇرچە ۋىكىپىدىيە ماقالىسى"] * 30,
+    "wo": ["Wolof làkk la ci Senegaal", "Dakar mooy péeyu Senegaal"] * 30,
+}
+
+
+@pytest.fixture(scope="module")
+def tok_dir(tmp_path_factory):
+    from lrl.model.config import TokenizerConfig
+    from lrl.model.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(TEXTS, TokenizerConfig(vocab_size=120, min_frequency=1))
+    path = tmp_path_factory.mktemp("tok")
+    tok.save_pretrained(str(path))
+    return str(path)
+
+
+def _vocab(tok_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    return tok, MaskVocab.from_tokenizer(tok)
+
+
+def test_tag_tokens_are_protected(tok_dir):
+    tok, vocab = _vocab(tok_dir)
+    for t in ("[ug]", "[wo]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"):
+        assert tok.convert_tokens_to_ids(t) in vocab.protected
+
+
+def test_rates_and_protection():
+    vocab = MaskVocab(mask_id=4, vocab_size=200, protected=(0, 1, 2, 3, 4, 5, 6))
+    ids = torch.randint(7, 200, (256, 64))
+    ids[:, 0], ids[:, 1], ids[:, -1] = 2, 5, 3  # [CLS] [tag] ... [SEP]
+    cfg = MaskingConfig(rate=0.15)
+    out, labels = mask_batch(ids, cfg, vocab, step_generator(0, 1, 0))
+    selected = labels != IGNORE
+    assert not selected[:, [0, 1, -1]].any()
+    assert torch.equal(out[:, [0, 1, -1]], ids[:, [0, 1, -1]])
+    assert selected.float().mean().item() == pytest.approx(0.15 * 61 / 64, abs=0.01)
+    assert torch.equal(labels[selected], ids[selected])
+    n = selected.sum().item()
+    masked = (out[selected] == 4).sum().item() / n
+    kept = (out[selected] == ids[selected]).sum().item() / n
+    assert masked == pytest.approx(0.8, abs=0.03)
+    assert kept == pytest.approx(0.1 + 0.9 / 200, abs=0.03)  # kept, or random drew the same id
+    assert not torch.isin(out[selected & (out != 4)], torch.tensor(vocab.protected)).any()
+
+
+def test_masks_are_reproducible_by_step():
+    vocab = MaskVocab(mask_id=4, vocab_size=50, protected=(0, 1, 2, 3, 4))
+    ids = torch.randint(5, 50, (8, 32))
+    a = mask_batch(ids, MaskingConfig(), vocab, step_generator(3, 10, 1))
+    b = mask_batch(ids, MaskingConfig(), vocab, step_generator(3, 10, 1))
+    c = mask_batch(ids, MaskingConfig(), vocab, step_generator(3, 11, 1))
+    assert torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
+
+
+def test_whole_word_masking_takes_all_pieces():
+    vocab = MaskVocab(mask_id=4, vocab_size=100, protected=(0, 1, 2, 3, 4))
+    ids = torch.randint(5, 100, (64, 60))
+    starts = torch.zeros_like(ids)
+    starts[:, ::3] = 1  # words of three pieces
+    _, labels = mask_batch(ids, MaskingConfig(rate=0.3, whole_word=True), vocab, step_generator(0, 0, 0), starts)
+    sel = (labels != IGNORE).view(64, 20, 3)
+    assert sel.any()
+    assert torch.equal(sel.all(dim=2), sel.any(dim=2))  # a word is selected whole or not at all
+    assert sel[:, :, 0].float().mean().item() == pytest.approx(0.3, abs=0.04)
+
+
+def test_pack_batch_prepends_cls_and_language_tag(tok_dir):
+    from lrl.train.pretrain_data import pack_batch
+
+    tok, _ = _vocab(tok_dir)
+    texts = TEXTS["ug"][:6] + TEXTS["wo"][:6]
+    langs = ["ug"] * 6 + ["wo"] * 6
+    out = pack_batch({"text": texts, "lang": langs}, tok_dir, 16, ["ug", "wo"])
+    ids = out["input_ids"]
+    assert ids.shape[1] == 16 and set(out["lang_id"].tolist()) == {0, 1}
+    for row, lid in zip(ids, out["lang_id"]):
+        assert row[0] == tok.cls_token_id
+        assert row[1] == tok.convert_tokens_to_ids(["[ug]", "[wo]"][lid])
+        n = int((row != tok.pad_token_id).sum())
+        assert row[n - 1] == tok.sep_token_id
+    # every piece of the input is in the packed stream exactly once
+    pieces = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    assert int(out["n_tokens"].sum()) - 3 * len(ids) == pieces

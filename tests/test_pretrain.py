@@ -1,0 +1,116 @@
+"""Pretraining stage: a fast end-to-end pulse (plain engine, MLM + auxiliary XPOS), the DeepSpeed
+config builder, and (slow) a 2-worker DeepSpeed ZeRO-2 bf16 run that survives an injected worker
+failure by resuming from its last checkpoint."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+UG = ["مالاي ئېيىقى بىر خىل ھايۋان بولۇپ ئاسىيادا ياشايدۇ", "ئۇيغۇرچە ۋىكىپىدىيە ماقالىسى يېزىلدى",
+      "بۇ شەھەر دۆلەتنىڭ پايتەختى ۋە ئەڭ چوڭ شەھىرى"]
+WO = ["Wolof làkk la ci Senegaal ak Gàmbi", "Dakar mooy péeyu Senegaal", "Xale yi dem nañu lekool ci suba"]
+
+
+def _corpus(tmp_path: Path) -> Path:
+    for lang, lines in (("ug", UG), ("wo", WO)):
+        body = []
+        for d in range(12):
+            body.append(f"# doc {lang}-{d}")
+            body += [f"{line} {d}" for line in lines] * 2
+        (tmp_path / f"{lang}.txt").write_text("\n".join(body) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def _job(tmp_path: Path, pretrain: dict, conllu: str | None = None) -> Path:
+    root = _corpus(tmp_path)
+    p = {"steps": 6, "batch_size": 4, "seq_len": 32, "report_every": 2, "checkpoint_every": 3,
+         "heldout_fraction": 0.1, "alpha": 0.3, "max_failures": 1, **pretrain}
+    if conllu:
+        p["aux"] = {"conllu": [conllu], "lang": "ug", "column": "xpos", "every": 3}
+    job = {"name": "pulse", "seed": 1, "data": {"root": str(root), "text": [
+        {"path": "ug.txt", "lang": "ug"}, {"path": "wo.txt", "lang": "wo"}]},
+           "output": {"root": str(tmp_path / "runs")},
+           "tokenizer": {"vocab_size": 150, "min_frequency": 1, "eval_lines": 5},
+           "model": {"preset": "micro", "max_length": 32}, "pretrain": p}
+    f = tmp_path / "job.yaml"
+    f.write_text(yaml.safe_dump(job, allow_unicode=True), encoding="utf-8")
+    return f
+
+
+def _check_output(path: str) -> dict:
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    model = AutoModelForMaskedLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert tok.convert_tokens_to_ids("[ug]") != tok.unk_token_id
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    assert (Path(path) / "model.safetensors").is_file()
+    m = json.loads((Path(path) / "metrics.json").read_text())
+    assert all(math.isfinite(m[f"ppl_{lang}"]) and m[f"ppl_{lang}"] > 1 for lang in ("ug", "wo"))
+    assert m["tokens_per_s"] > 0 and 0 < m["mfu"] < 1
+    assert set(m["stream_mixture"]) == {"ug", "wo"} and set(m["target_mixture"]) == {"ug", "wo"}
+    return m
+
+
+def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, capsys):
+    """2 MLM steps per aux step; the saved folder is a plain HF MLM plus aux_head/."""
+    import torch
+
+    from lrl.cli import main
+
+    src = (data_root / "ud" / "ug" / "dev.conllu").read_text(encoding="utf-8").split("\n\n")[:40]
+    conllu = tmp_path / "aux.conllu"
+    conllu.write_text("\n\n".join(src) + "\n\n", encoding="utf-8")
+    job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1}, str(conllu))
+    assert main(["pretrain", str(job)]) == 0
+    path = capsys.readouterr().out.split("pretrain: ")[1].split("\n")[0].strip()
+    m = _check_output(path)
+    assert m["step"] == 6 and m["aux_loss"] is not None and m["attempt_start_steps"] == [0]
+    head = json.loads((Path(path) / "aux_head" / "labels.json").read_text())
+    assert head["column"] == "xpos" and "N" in head["labels"]
+    from safetensors.torch import load_file
+
+    w = load_file(str(Path(path) / "aux_head" / "head.safetensors"))["weight"]
+    assert w.shape == (len(head["labels"]), 128) and torch.isfinite(w).all()
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    # second run: same config and inputs -> the finished folder, nothing recomputed
+    assert main(["pretrain", str(job)]) == 0
+    assert json.loads((Path(path) / "manifest.json").read_text()) == manifest
+
+
+def test_deepspeed_config_merges_user_json(tmp_path):
+    from lrl.config import ConfigError
+    from lrl.train.pretrain_config import PretrainConfig
+    from lrl.train.pretrain_engine import deepspeed_config
+
+    cfg = PretrainConfig(batch_size=4, grad_accum=2, clip_norm=0.5, precision="bf16")
+    ds = deepspeed_config(cfg, world_size=2, on_gpu=False)
+    assert ds["train_batch_size"] == 16 and ds["gradient_clipping"] == 0.5
+    assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"]["enabled"] and "optimizer" not in ds
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"zero_optimization": {"stage": 1, "reduce_bucket_size": 1000}}))
+    merged = deepspeed_config(PretrainConfig(deepspeed={"config_file": str(user)}), 1, False)
+    assert merged["zero_optimization"] == {"stage": 1, "reduce_bucket_size": 1000}
+    user.write_text(json.dumps({"train_micro_batch_size_per_gpu": 99}))
+    with pytest.raises(ConfigError, match="ds.json: train_micro_batch_size_per_gpu=99"):
+        deepspeed_config(PretrainConfig(deepspeed={"config_file": str(user)}), 1, False)
+    with pytest.raises(ConfigError, match="fp16"):
+        deepspeed_config(PretrainConfig(precision="fp16"), 1, on_gpu=False)
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_bf16_two_workers_resumes_after_failure(tmp_path, ray_session):
+    """2 workers x 0.5 CPU, ZeRO-2 bf16; rank 0 fails once before step 5: the retry must start
+    at the step-3 checkpoint, not at step 0, and still finish all 8 steps."""
+    from lrl.cli import main
+
+    job = _job(tmp_path, {"engine": "deepspeed", "num_workers": 2, "cpus_per_worker": 0.5, "steps": 8,
+                          "precision": "bf16", "deepspeed": {"zero_stage": 2}, "fail_at_step": 5})
+    assert main(["pretrain", str(job)]) == 0
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith("pretrain-")]
+    m = _check_output(str(runs[0]))
+    assert m["attempt_start_steps"] == [0, 3]
+    assert m["step"] == 8 and m["engine"] == "deepspeed" and m["num_workers"] == 2

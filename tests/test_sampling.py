@@ -1,0 +1,68 @@
+"""Temperature-balanced sampling (p ∝ n^alpha) and document-level held-out slices."""
+
+import pyarrow as pa
+import pytest
+
+from lrl.data.sampling import resample, split_heldout, target_counts, temperature_probs
+
+
+def _table(counts: dict[str, int], docs_per_lang: int = 10) -> pa.Table:
+    rows = [{"text": f"{lang} {i}", "lang": lang, "doc": f"{lang}-d{i % docs_per_lang}"}
+            for lang, n in counts.items() for i in range(n)]
+    return pa.Table.from_pylist(rows)
+
+
+def test_probs_follow_n_to_the_alpha():
+    p = temperature_probs({"ug": 9000, "wo": 1000}, 0.5)
+    assert p["ug"] == pytest.approx(3 / 4) and p["wo"] == pytest.approx(1 / 4)
+    assert temperature_probs({"a": 5, "b": 5}, 0.3) == {"a": 0.5, "b": 0.5}
+    with pytest.raises(ValueError):
+        temperature_probs({"a": 1}, 0.0)
+
+
+def test_target_counts_sum_to_total():
+    t = target_counts({"ug": 7438, "wo": 1181, "yo": 100}, 0.3, 1001)
+    assert sum(t.values()) == 1001 and t["ug"] > t["wo"] > t["yo"]
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.7, 1.0])
+def test_resampled_mixture_matches_target(alpha):
+    counts = {"ug": 4000, "wo": 600, "yo": 50}
+    table = _table(counts)
+    out, mix = resample(table, alpha, seed=1)
+    assert out.num_rows == sum(counts.values())
+    counted = {d["values"]: d["counts"] for d in pa.compute.value_counts(out["lang"]).to_pylist()}
+    realised = {k: v / out.num_rows for k, v in counted.items()}
+    expected = {k: v ** alpha for k, v in counts.items()}
+    norm = sum(expected.values())
+    for lang in counts:
+        assert realised[lang] == pytest.approx(expected[lang] / norm, abs=0.005)
+        assert mix.as_dict()[lang]["target_p"] == pytest.approx(expected[lang] / norm, abs=1e-6)
+    # every sampled row is a real row of that language, and the small language is repeated
+    assert set(out["text"].to_pylist()) <= set(table["text"].to_pylist())
+
+
+def test_resample_is_deterministic_and_shuffled():
+    table = _table({"ug": 300, "wo": 30})
+    a, _ = resample(table, 0.3, seed=5, total=200)
+    b, _ = resample(table, 0.3, seed=5, total=200)
+    c, _ = resample(table, 0.3, seed=6, total=200)
+    assert a["text"].to_pylist() == b["text"].to_pylist() != c["text"].to_pylist()
+    langs = a["lang"].to_pylist()
+    assert langs != sorted(langs)  # languages interleaved, not in blocks
+
+
+def test_heldout_is_whole_documents_per_language():
+    table = _table({"ug": 400, "wo": 100}, docs_per_lang=20)
+    train, held = split_heldout(table, 0.1, seed=0)
+    assert train.num_rows + held.num_rows == table.num_rows
+    assert not set(train["doc"].to_pylist()) & set(held["doc"].to_pylist())
+    for lang, n in (("ug", 400), ("wo", 100)):
+        k = sum(1 for x in held["lang"].to_pylist() if x == lang)
+        assert 0.1 * n <= k <= 0.1 * n + n / 20  # at least the fraction, at most one doc more
+
+
+def test_heldout_keeps_one_training_document():
+    table = _table({"ug": 10}, docs_per_lang=1)
+    train, held = split_heldout(table, 0.4, seed=0)
+    assert train.num_rows == 10 and held.num_rows == 0
