@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lrl.data.schema import REJECT
-from lrl.generate.augment.seeds import child_id, row_seed, unit
+from lrl.generate.augment.seeds import mix_array, stable_hash, unit
 from lrl.generate.config import OversampleConfig
 
 if TYPE_CHECKING:
@@ -152,22 +152,23 @@ def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65
                      for i in range(batch.num_rows)), dtype=np.int64, count=batch.num_rows)
     index = np.repeat(np.arange(batch.num_rows), k)
     copy = np.arange(len(index)) - np.repeat(np.cumsum(k) - k, k)  # 0 = original, 1.. = copies
+    ids = cols["id"]
+    base = np.fromiter((stable_hash(plan.seed, OP, ids[i]) if k[i] > 1 else 0 for i in range(batch.num_rows)),
+                       dtype=np.uint64, count=batch.num_rows)
     for start in range(0, len(index), chunk_rows):
         idx, cp = index[start : start + chunk_rows], copy[start : start + chunk_rows]
         part = batch.take(pa.array(idx))
         if not cp.any():
             yield part
             continue
-        parent = part.column("id").to_pylist()
         is_copy = pa.array(cp > 0)
-        new_id = [child_id(p, OP, int(c)) if c else p for p, c in zip(parent, cp)]
-        seeds = [row_seed(plan.seed, OP, p, int(c)) if c else None for p, c in zip(parent, cp)]
-        changes = {
-            "id": pa.array(new_id, pa.string()),
+        parent = part.column("id").combine_chunks()
+        suffix = pc.binary_join_element_wise(pa.scalar(OP), pa.array(cp).cast(pa.string()), "|")
+        changes = {  # child_id(parent, OP, copy) and row_seed(seed, OP, parent, copy), vectorised
+            "id": pc.if_else(is_copy, pc.binary_join_element_wise(parent, suffix, "|"), parent),
             "op": pc.if_else(is_copy, pa.scalar(OP), part.column("op").combine_chunks()),
-            "parent_id": pc.if_else(is_copy, part.column("id").combine_chunks(),
-                                    part.column("parent_id").combine_chunks()),
-            "seed": pc.if_else(is_copy, pa.array(seeds, pa.int64()), part.column("seed").combine_chunks()),
+            "parent_id": pc.if_else(is_copy, parent, part.column("parent_id").combine_chunks()),
+            "seed": pc.if_else(is_copy, pa.array(mix_array(base[idx], cp)), part.column("seed").combine_chunks()),
         }
         for name, values in changes.items():
             i = part.schema.get_field_index(name)

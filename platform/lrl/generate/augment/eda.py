@@ -22,18 +22,19 @@ def _o_positions(tags: list[str]) -> list[int]:
     return [i for i, t in enumerate(tags) if t == "O"]
 
 
-def _parts(token: str) -> tuple[str, str, str]:
+def split_punct(token: str) -> tuple[str, str, str]:
+    """(leading punctuation, word, trailing punctuation) of a token."""
     return _SPLIT.match(token).groups()  # type: ignore[union-attr,return-value]
 
 
 def has_synonym(op: AugmentOp, token: str, lang: str) -> bool:
-    core = _parts(token)[1]
+    core = split_punct(token)[1]
     return bool(core) and bool(op.res.synonyms_of(lang, core))
 
 
 def synonym_for(op: AugmentOp, token: str, lang: str, rng: random.Random) -> list[str] | None:
     """A synonym of ``token`` (punctuation around it kept), split into tokens; None if none."""
-    lead, core, trail = _parts(token)
+    lead, core, trail = split_punct(token)
     syns = op.res.synonyms_of(lang, core) if core else ()
     if not syns:
         return None
