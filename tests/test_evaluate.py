@@ -60,6 +60,9 @@ def test_finetune_stage_trains_every_seed_and_saves_the_best(finetuned):
 
     # Same config and inputs: the finished folder is returned without training again.
     assert run_finetune(StageContext(load_job(cfg.data.root + "/job.yaml"))) == path
+    from lrl.cli import main
+
+    assert main(["finetune", cfg.data.root + "/job.yaml"]) == 0  # the CLI calls the same stage
 
 
 def test_evaluate_stage_writes_predictions_and_metrics(finetuned):
@@ -103,3 +106,25 @@ def _check_conll(path: Path, sentences: int) -> None:
         for line in b.splitlines()[1:]:
             tok, gold, pred = line.split("\t")
             assert gold and pred
+
+
+def test_read_labelled_takes_lang_from_flag_or_column(tmp_path):
+    import pyarrow.parquet as pq
+
+    from lrl.data.files import InputError
+    from lrl.data.schema import ner_table
+    from lrl.evaluate.predict import read_labelled
+
+    rows = [{"id": "a", "lang": "ug", "tokens": ["x", "y"], "tags": ["B-PER", "I-PER"]},
+            {"id": "b", "lang": "wo", "tokens": ["z"], "tags": ["O"]},
+            {"id": "c", "lang": "wo", "tokens": ["z"], "tags": ["I-XX", "O"]}]  # bad: lengths differ
+    pq.write_table(ner_table(rows), tmp_path / "d.parquet")
+    table, bad = read_labelled(str(tmp_path / "d.parquet"), None)
+    assert table.column("lang").to_pylist() == ["ug", "wo"] and bad == 1
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    table, bad = read_labelled(str(tmp_path / "d.jsonl"), None)
+    assert sorted(table.column("id").to_pylist()) == ["a", "b"] and bad == 1
+    (tmp_path / "d.conll").write_text("x\tB-PER\n", encoding="utf-8")
+    with pytest.raises(InputError, match="--lang"):
+        read_labelled(str(tmp_path / "d.conll"), None)
+    assert read_labelled(str(tmp_path / "d.conll"), "ug")[0].num_rows == 1

@@ -131,3 +131,21 @@ def test_fp16_on_cpu_is_rejected_at_config_load():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="fp16 needs a GPU"):
             load_job(None, ["finetune.precision=fp16"])
+
+
+def test_joint_training_with_temperature_sampling(ug, encoder):
+    import pyarrow as pa
+
+    from lrl.train.finetune_data import language_weights
+    from lrl.train.tagger import train_tagger
+
+    w = language_weights(["ug"] * 90 + ["wo"] * 10, alpha=0.5)
+    p_wo = sum(w[90:]) / sum(w)
+    assert p_wo == pytest.approx(10**0.5 / (90**0.5 + 10**0.5))  # small language drawn more than 10%
+    train, dev = ug
+    # Two "languages" (the second a relabelled copy) trained jointly: per-language F1 comes back.
+    lang = pa.array(["ug"] * 90 + ["wo"] * (train.num_rows - 90))
+    train2 = train.set_column(train.schema.get_field_index("lang"), "lang", lang)
+    dev2 = dev.set_column(dev.schema.get_field_index("lang"), "lang", pa.array(["ug", "wo"] * (dev.num_rows // 2)))
+    res = train_tagger(_cfg(max_steps=2, eval_every=2, sampling_alpha=0.5), encoder, train2, dev2, seed=0)
+    assert set(res.per_lang) == {"ug", "wo"} and all(0 <= v <= 1 for v in res.per_lang.values())
