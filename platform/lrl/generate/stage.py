@@ -56,7 +56,11 @@ def training_sources(cfg: JobConfig) -> list:
 def stage_output(cfg: JobConfig) -> StageOutput:
     """The output folder this config and these inputs map to (fingerprints read the inputs)."""
     shaping = cfg.model_dump(mode="json", include=SHAPING)
-    return StageOutput(cfg.output.root, STAGE, shaping, input_fingerprints(cfg))
+    root = cfg.output.root
+    # Ray workers run in their own working directories: hand them absolute paths only. (On a
+    # multi-node cluster a local root must be a shared filesystem; or use s3:// / gs://.)
+    root = root if "://" in root else os.path.abspath(root)
+    return StageOutput(root, STAGE, shaping, input_fingerprints(cfg))
 
 
 def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
@@ -97,7 +101,7 @@ def read_inputs(cfg: JobConfig) -> Inputs:
 
 def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
     """The configured chain: translate -> oversample -> augment -> filters."""
-    from lrl.generate import augment, oversample, translate
+    from lrl.generate import augment, filters, oversample, translate
 
     steps: list[Step] = []
     if cfg.translate.enabled:
@@ -105,26 +109,16 @@ def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
     if cfg.oversample.enabled:
         steps += oversample.oversample_steps(cfg, train)
     steps += augment.augment_steps(cfg, train, texts)
-    steps += _filter_steps(cfg)
+    steps += filters.steps(cfg)
     return steps
 
 
-def _filter_steps(cfg: JobConfig) -> list[Step]:
-    # TODO(A2): plain import once lrl.generate.filters exposes steps(cfg).
-    try:
-        from lrl.generate.filters import steps as filter_steps
-    except ImportError:
-        return []
-    return list(filter_steps(cfg))
-
-
 def build_text_steps(cfg: JobConfig) -> list[Step]:
-    """Steps over text rows (back-translation of unlabelled text, when configured)."""
-    if not cfg.translate.enabled:
-        return []
-    from lrl.generate import translate
+    """Steps over text rows: back-translation (when enabled), then the filters that apply to text."""
+    from lrl.generate import filters, translate
 
-    return list(translate.text_steps(cfg))
+    steps: list[Step] = list(translate.text_steps(cfg)) if cfg.translate.enabled else []
+    return steps + list(filters.text_steps(cfg))
 
 
 def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: bool = False) -> str:
