@@ -6,6 +6,8 @@ the model loads once per worker process, on first use, not when the step is buil
 
 from __future__ import annotations
 
+import copy
+
 import pyarrow as pa
 
 from lrl.generate.filters.common import in_scope, set_rejects, texts
@@ -25,12 +27,18 @@ def langid_code(lang: str) -> str:
 def identifier(candidates: tuple[str, ...]):
     """A langid identifier (probabilities normalised), cached per process and candidate set."""
     if candidates not in _IDENT:
-        from langid.langid import LanguageIdentifier, model
+        if () not in _IDENT:  # unpacking the bundled model takes seconds: once per process
+            from langid.langid import LanguageIdentifier, model
 
-        ident = LanguageIdentifier.from_modelstring(model, norm_probs=True)
+            _IDENT[()] = LanguageIdentifier.from_modelstring(model, norm_probs=True)
         if candidates:
-            ident.set_languages(list(candidates))
-        _IDENT[candidates] = ident
+            # set_languages rebinds (never mutates) the trimmed arrays: a shallow copy is enough.
+            ident = copy.copy(_IDENT[()])
+            unknown = sorted(set(candidates) - set(ident.nb_classes))  # type: ignore[attr-defined]
+            if unknown:
+                raise ValueError(f"lid: langid does not know {unknown} (filter.lid_candidates)")
+            ident.set_languages(list(candidates))  # type: ignore[attr-defined]
+            _IDENT[candidates] = ident
     return _IDENT[candidates]
 
 

@@ -1,0 +1,148 @@
+"""Quality filters on real text: FLORES (parallel) and Uyghur Wikipedia (mono)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from lrl.data.schema import REJECT, ner_table, text_table
+from lrl.generate.filters import ExactDedup, LangIdFilter, LengthRatioFilter, NearDedup, ProjectionFilter
+from lrl.generate.translate.columns import widen
+
+
+@pytest.fixture(scope="module")
+def flores(data_root):
+    d = data_root / "parallel" / "flores200_devtest"
+    read = lambda name: (d / f"{name}.devtest").read_text(encoding="utf-8").splitlines()  # noqa: E731
+    return {"en": read("eng_Latn"), "ug": read("uig_Arab"), "sw": read("swh_Latn")}
+
+
+@pytest.fixture(scope="module")
+def mono_ug(data_root):
+    lines = []
+    for line in (data_root / "mono" / "ug.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("# doc") and len(line.split()) >= 8:
+            lines.append(line.strip())
+        if len(lines) >= 200:
+            break
+    return lines
+
+
+def gen_rows(texts: list[str], lang: str, src: list[str] | None = None) -> pa.Table:
+    """Text rows as a translation step would make them (op=translate, src_text kept)."""
+    rows = [{"id": f"{lang}:{i}", "lang": lang, "text": t, "op": "translate", "parent_id": f"en:{i}"}
+            for i, t in enumerate(texts)]
+    table = widen(text_table(rows))
+    if src is not None:
+        table = table.set_column(table.column_names.index("src_text"), "src_text", pa.array(src, pa.string()))
+    return table
+
+
+def test_lid_passes_uyghur_flores_and_rejects_english(flores):
+    f = LangIdFilter(["ug"], candidates=[])
+    ug = f.reasons(gen_rows(flores["ug"][:100], "ug"))
+    assert ug.count(None) == 100
+    en = f.reasons(gen_rows(flores["en"][:100], "ug"))  # English text claiming to be Uyghur
+    assert en.count(None) == 0
+    assert all(r.startswith("lid: detected en") for r in en)
+
+
+def test_lid_candidates_min_prob_and_scope(flores):
+    f = LangIdFilter(["uig_Arab"], candidates=["ug", "en", "sw"], min_prob=0.9)
+    reasons = f.reasons(gen_rows(flores["sw"][:50], "ug"))
+    assert all(r and r.startswith("lid: detected sw") for r in reasons)
+    # Original rows are out of the default scope; rows of unchecked languages pass.
+    orig = widen(text_table([{"id": "x", "lang": "ug", "text": flores["en"][0], "op": "orig"}]))
+    assert f.reasons(orig) == [None]
+    assert LangIdFilter(["ug"], [], scope="all").reasons(orig)[0].startswith("lid:")
+    assert f.reasons(gen_rows(flores["en"][:3], "en")) == [None] * 3
+    with pytest.raises(ValueError, match="not among the candidates"):
+        LangIdFilter(["ug"], candidates=["en"])
+    with pytest.raises(ValueError, match="does not know"):
+        LangIdFilter(["wo"], candidates=["wo", "en"]).reasons(gen_rows(["x"], "wo"))
+
+
+def test_length_ratio_on_real_pairs(flores):
+    f = LengthRatioFilter(0.5, 2.0)
+    good = f.reasons(gen_rows(flores["ug"][:300], "ug", flores["en"][:300]))
+    assert good.count(None) >= 295  # real translations are within [0.5, 2] of their source
+    cut = [t[: len(t) // 4] for t in flores["ug"][:50]]  # truncated translations
+    bad = f.reasons(gen_rows(cut, "ug", flores["en"][:50]))
+    assert all(r and r.startswith("length_ratio:") and "< 0.5" in r for r in bad)
+    doubled = [" ".join([t] * 4) for t in flores["ug"][:20]]  # repetition (hallucination)
+    assert all(r and "> 2.0" in r for r in f.reasons(gen_rows(doubled, "ug", flores["en"][:20])))
+    # Rows without a source text (not translated) pass.
+    assert f.reasons(gen_rows(cut[:3], "ug")) == [None] * 3
+
+
+def test_projection_filter_compares_entity_types():
+    rows = widen(ner_table([
+        {"id": "a", "lang": "ug", "tokens": ["x", "y"], "tags": ["B-PER", "B-LOC"], "op": "translate"},
+        {"id": "b", "lang": "ug", "tokens": ["x", "y"], "tags": ["B-PER", "I-PER"], "op": "translate"},
+        {"id": "c", "lang": "ug", "tokens": ["x"], "tags": ["O"], "op": "orig"},
+    ]))
+    rows = rows.set_column(rows.column_names.index("src_ents"), "src_ents",
+                           pa.array([["LOC", "PER"], ["PER", "LOC"], None], pa.list_(pa.string())))
+    reasons = ProjectionFilter().reasons(rows)
+    assert reasons[0] is None and reasons[2] is None
+    assert reasons[1].startswith("projection_mismatch: 1 entities ['PER'] vs source 2")
+
+
+def test_exact_dedup_across_blocks(ray_session, mono_ug):
+    import ray
+
+    base = mono_ug[:60]
+    rows = [{"id": f"o{i:03d}", "lang": "ug", "text": t, "op": "orig"} for i, t in enumerate(base)]
+    # Copies in other blocks: upper/extra spaces (normalised away), and generated copies.
+    rows += [{"id": f"g{i:03d}", "lang": "ug", "text": "  " + t.replace(" ", "  "), "op": "translate"}
+             for i, t in enumerate(base[:20])]
+    rows += [{"id": f"z{i:03d}", "lang": "ug", "text": t, "op": "orig"} for i, t in enumerate(base[40:50])]
+    ds = ray.data.from_arrow(text_table(rows)).repartition(7)
+    out = {r["id"]: r[REJECT] for r in ExactDedup().apply(ds).take_all()}
+    assert len(out) == len(rows)
+    rejected = {k: v for k, v in out.items() if v}
+    assert set(rejected) == {f"g{i:03d}" for i in range(20)} | {f"z{i:03d}" for i in range(10)}
+    assert rejected["g005"] == "duplicate: of o005" and rejected["z000"] == "duplicate: of o040"
+
+
+def test_near_dedup_flags_edited_copies_only(ray_session, mono_ug):
+    import ray
+
+    base = mono_ug[60:160]
+    rows = [{"id": f"o{i:03d}", "lang": "ug", "text": t, "op": "orig"} for i, t in enumerate(base)]
+    long_ones = [(i, t) for i, t in enumerate(base) if len(t.split()) >= 30][:15]
+    # One word changed near the end of a long paragraph: a near, not exact, duplicate.
+    for i, t in long_ones:
+        w = t.split()
+        w[-2] = "ئۆزگەرتىلدى"
+        rows.append({"id": f"n{i:03d}", "lang": "ug", "text": " ".join(w), "op": "translate"})
+    assert len(long_ones) >= 10
+    ds = ray.data.from_arrow(text_table(rows)).repartition(5)
+    out = {r["id"]: r[REJECT] for r in NearDedup(threshold=0.6).apply(ds).take_all()}
+    assert len(out) == len(rows)
+    flagged = {k for k, v in out.items() if v}
+    assert flagged == {f"n{i:03d}" for i, _ in long_ones}
+    i0 = long_ones[0][0]
+    assert out[f"n{i0:03d}"] == f"near_duplicate: of o{i0:03d}"
+
+
+def test_filter_steps_from_config(ray_session, flores):
+    import ray
+
+    from lrl.generate import filters
+    from lrl.job import JobConfig
+
+    cfg = JobConfig.model_validate({"filter": {"ops": ["lid", "length_ratio", "dedup", "projection"],
+                                               "lid_langs": ["ug"]}})
+    assert [s.name for s in filters.steps(cfg)] == ["lid", "length_ratio", "dedup", "projection"]
+    assert [s.name for s in filters.text_steps(cfg)] == ["lid", "length_ratio", "dedup"]
+    # On Ray (lid is left out here: unpacking langid's model in a fresh worker costs seconds).
+    cfg = JobConfig.model_validate({"filter": {"ops": ["length_ratio", "dedup", "projection"]}})
+    texts = flores["ug"][:20] + [t[:10] for t in flores["ug"][20:25]] + flores["ug"][:3]
+    ds = ray.data.from_arrow(gen_rows(texts, "ug", flores["en"][:20] + flores["en"][:5] + flores["en"][:3]))
+    for s in filters.text_steps(cfg):
+        ds = s.apply(ds)
+    got = {r["id"]: r[REJECT] for r in ds.take_all()}
+    kinds = sorted((v or "kept").split(":")[0] for v in got.values())
+    assert kinds.count("kept") == 20 and kinds.count("length_ratio") == 5 and kinds.count("duplicate") == 3
+    assert got["ug:25"] == "duplicate: of ug:0"
