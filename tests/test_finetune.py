@@ -149,3 +149,11 @@ def test_joint_training_with_temperature_sampling(ug, encoder):
     dev2 = dev.set_column(dev.schema.get_field_index("lang"), "lang", pa.array(["ug", "wo"] * (dev.num_rows // 2)))
     res = train_tagger(_cfg(max_steps=2, eval_every=2, sampling_alpha=0.5), encoder, train2, dev2, seed=0)
     assert set(res.per_lang) == {"ug", "wo"} and all(0 <= v <= 1 for v in res.per_lang.values())
+
+
+def test_preset_model_path_builds_a_fresh_encoder(ug):
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    res = train_tagger(_cfg(max_steps=1, eval_every=1), "preset:micro", train.slice(0, 20), dev.slice(0, 5), seed=0)
+    assert len(res.history) == 1 and 0 <= res.dev_f1 <= 1

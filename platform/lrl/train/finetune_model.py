@@ -35,8 +35,8 @@ def resolve_model_path(path: str, work_dir: str | None = None) -> str:
         if not Path(path).is_dir():
             raise ValueError(f"{path}: model folder not found (hub downloads are off; pass a local folder)")
         return path
-    raise ValueError(f"{path}: presets need a tokenizer; build one with lrl.train.finetune_scratch "
-                     "or the tokenizer/pretrain stages and pass the folder")
+    raise ValueError(f"{path}: a preset has no weights or tokenizer to load; train_tagger builds it "
+                     "(lrl.train.finetune_scratch.build_preset_encoder)")
 
 
 @dataclass

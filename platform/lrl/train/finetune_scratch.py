@@ -1,8 +1,9 @@
-"""A small randomly initialised BERT with a WordPiece tokenizer trained on the given sentences.
+"""Small randomly initialised BERTs with a WordPiece tokenizer trained on the given sentences.
 
-This is the "no pretraining" baseline of the fine-tuning benchmarks and the tiny model of the
-tests: everything is built locally from configs, nothing is downloaded. Language tag tokens
-(``[ug]``) are added as special tokens, so tagged inputs look like the pretraining stage's.
+This is the "no pretraining" baseline of the fine-tuning benchmarks, the ``preset:<name>`` model
+of ``train_tagger`` and the tiny model of the tests: everything is built locally from configs,
+nothing is downloaded. Language tag tokens (``[ug]``) are added as special tokens, so tagged
+inputs look like the pretraining stage's.
 """
 
 from __future__ import annotations
@@ -11,22 +12,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
-def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]], langs: Sequence[str] = (),
-                          vocab_size: int = 2000, hidden: int = 64, layers: int = 2, heads: int = 2,
-                          max_positions: int = 256, seed: int = 0) -> str:
-    """Train a WordPiece tokenizer on ``sentences`` (token lists), build a BERT, save both."""
-    import torch
+def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[str] = (), vocab_size: int = 2000):
+    """A BERT-style fast WordPiece tokenizer (``[CLS] x [SEP]``) trained on token lists."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    from lrl.train.finetune_model import quiet_transformers
-
-    quiet_transformers()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tags = [f"[{lang}]" for lang in langs]
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *tags]
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    # No lowercasing or accent stripping: both damage Uyghur letters and NER cues (case).
     tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, min_frequency=1)
@@ -34,11 +28,51 @@ def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", additional_special_tokens=tags)
+
+
+def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]], langs: Sequence[str] = (),
+                          vocab_size: int = 2000, hidden: int = 64, layers: int = 2, heads: int = 2,
+                          max_positions: int = 256, seed: int = 0) -> str:
+    """Train a tokenizer on ``sentences`` (token lists), build a BERT of the given size, save both."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from lrl.train.finetune_model import quiet_transformers
+
+    quiet_transformers()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fast = build_scratch_tokenizer(sentences, langs, vocab_size)
     fast.save_pretrained(str(out))
     torch.manual_seed(seed)
     conf = BertConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                       intermediate_size=hidden * 4, max_position_embeddings=max_positions)
     BertForMaskedLM(conf).save_pretrained(str(out))
+    return str(out)
+
+
+def build_preset_encoder(out_dir: str | Path, preset: str, sentences: Iterable[Sequence[str]],
+                         langs: Sequence[str], vocab_size: int = 4000, seed: int = 0) -> str:
+    """``preset:<name>`` (micro, small, base of ``lrl.model.build``) with a tokenizer trained on
+    ``sentences``, randomly initialised and saved to ``out_dir``."""
+    import torch
+
+    from lrl.model.build import build_mlm_model
+    from lrl.model.config import ModelConfig
+    from lrl.train.finetune_model import quiet_transformers
+
+    quiet_transformers()
+    name = preset.removeprefix("preset:")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fast = build_scratch_tokenizer(sentences, sorted(set(langs)), vocab_size)
+    fast.save_pretrained(str(out))
+    torch.manual_seed(seed)
+    try:
+        cfg = ModelConfig(preset=name)
+    except ValueError as exc:
+        raise ValueError(f"{preset}: unknown preset ({exc})") from None
+    build_mlm_model(cfg, fast, sorted(set(langs))).save_pretrained(str(out))
     return str(out)

@@ -80,6 +80,21 @@ class _Batches:
         return out
 
 
+def _load_encoder(cfg: FinetuneConfig, model_path: str, labels: list[str], train: pa.Table, seed: int) -> Tagger:
+    """The tagger on ``model_path``; ``preset:<name>`` is a fresh encoder of that size (see
+    ``lrl.model.build``) with a tokenizer trained on the training tokens, built in a temporary folder."""
+    if not model_path.startswith("preset:"):
+        return Tagger.from_encoder(model_path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
+    import tempfile
+
+    from lrl.train.finetune_scratch import build_preset_encoder
+
+    with tempfile.TemporaryDirectory(prefix="lrl-preset-") as tmp:
+        path = build_preset_encoder(tmp, model_path, train.column("tokens").to_pylist(),
+                                    train.column("lang").to_pylist(), seed=seed)
+        return Tagger.from_encoder(path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
+
+
 def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.Table, *,
                  seed: int, out_dir: str | None = None,
                  report: Callable[[dict], None] | None = None,
@@ -100,7 +115,7 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     if train.num_rows == 0 or dev.num_rows == 0:
         raise ValueError(f"nothing to train on: {train.num_rows} train rows, {dev.num_rows} dev rows")
     labels = labels or label_list([train, dev])
-    tagger = Tagger.from_encoder(model_path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
+    tagger = _load_encoder(cfg, model_path, labels, train, seed)
     frozen = freeze(tagger.model, cfg.freeze_embeddings, cfg.freeze_layers)
     tagger.to(device)
     groups = param_groups(tagger.model, cfg.lr, cfg.layer_lr_decay, cfg.weight_decay, cfg.head_lr)
