@@ -120,6 +120,9 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     from ray.job_submission import JobSubmissionClient
 
     address = job_address(args.address, cfg)
+    if "://" not in cfg.output.root and not os.path.isabs(cfg.output.root):
+        print(f"warning: output.root={cfg.output.root!r} is relative: on the cluster it lands in the job's "
+              "temporary working directory; pass a shared path or URI (output.root=s3://...)", file=sys.stderr)
     ep = entrypoint(args.config, cfg.pipeline.submit.working_dir, list(args.overrides), args.start, args.only)
     renv = runtime_env(cfg)
     if args.dry_run:
