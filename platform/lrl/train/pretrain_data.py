@@ -92,7 +92,7 @@ def pack_batch(batch: dict[str, Any], tokenizer_dir: str, seq_len: int, langs: l
         if lang not in langs:
             raise InputError(f"text of language {lang!r} but the model knows only {langs}")
         rows = [t for t, x in zip(texts, lang_col) if x == lang]
-        enc = tok(rows, add_special_tokens=False)
+        enc = tok(rows, add_special_tokens=False, verbose=False)  # long rows are cut below
         pieces: list[int] = []
         starts: list[int] = []
         for i, ids in enumerate(enc["input_ids"]):
@@ -125,7 +125,10 @@ def packed_dataset(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: lis
     reused every epoch; the row order of ``table`` is kept)."""
     import ray.data
 
-    ds = ray.data.from_arrow(table.select(["text", "lang"]))
+    table = table.select(["text", "lang"])
+    # Several blocks so that packing runs in parallel on the available CPUs (one block = one task).
+    size = max(rows_per_batch, -(-table.num_rows // 16))
+    ds = ray.data.from_arrow([table.slice(at, size) for at in range(0, max(table.num_rows, 1), size)])
     ds = ds.map_batches(pack_batch, batch_size=rows_per_batch, batch_format="numpy",
                         fn_kwargs={"tokenizer_dir": tokenizer_dir, "seq_len": seq_len, "langs": langs})
     return ds.materialize()
