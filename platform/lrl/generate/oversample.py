@@ -104,7 +104,8 @@ def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> O
     """Plan copies from the rows to be oversampled (columns ``lang``, ``tags``; ``id`` for exact
     totals; rows with a ``reject`` reason are not counted)."""
     cols = counts.select([c for c in ("id", "lang", "tags", REJECT) if c in counts.column_names]).to_pydict()
-    keep = [i for i in range(counts.num_rows) if cols.get(REJECT, [None] * counts.num_rows)[i] is None]
+    rejected = cols.get(REJECT) or [None] * counts.num_rows
+    keep = [i for i in range(counts.num_rows) if rejected[i] is None]
     typed = [(cols["lang"][i], {t[2:] for t in cols["tags"][i] if t.startswith("B-")}) for i in keep]
     if isinstance(cfg.target_per_lang, dict):
         missing = sorted(set(cfg.target_per_lang) - {lang for lang, _ in typed})
