@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from lrl.job import JobConfig
 
 OP = "oversample"
+_SCALE = float(1 << 63)
 GroupKey = tuple[str, tuple[str, ...]]
 
 
@@ -51,10 +52,16 @@ class OversamplePlan:
         present = {t[2:] for t in tags if t.startswith("B-")} if rare else set()
         return lang, tuple(t for t in rare if t in present)
 
-    def copies(self, row_id: str, lang: str, tags: list[str]) -> int:
-        """Total multiplicity of a row (1 = only the original); rows not planned for get 1."""
+    def copies(self, row_id: str, lang: str, tags: list[str], digest: int | None = None) -> int:
+        """Total multiplicity of a row (1 = only the original); rows not planned for get 1.
+
+        ``digest`` is ``stable_hash(seed, OP, row_id)`` when the caller already has it."""
         q, threshold = self.groups.get(self.key(lang, tags), (1, 0.0))
-        return q + (unit(self.seed, OP, row_id) < threshold)
+        if threshold <= 0.0:
+            return q
+        if digest is None:
+            digest = stable_hash(self.seed, OP, row_id)
+        return q + (digest / _SCALE < threshold)
 
     @property
     def trivial(self) -> bool:
@@ -148,14 +155,14 @@ def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65
 
     Works on pyarrow batches; a generator, so Ray Data receives bounded blocks."""
     cols = batch.select([c for c in ("id", "lang", "tags", REJECT) if c in batch.column_names]).to_pydict()
-    rejected = cols.get(REJECT, [None] * batch.num_rows)
-    k = np.fromiter((1 if rejected[i] is not None else plan.copies(cols["id"][i], cols["lang"][i], cols["tags"][i])
-                     for i in range(batch.num_rows)), dtype=np.int64, count=batch.num_rows)
-    index = np.repeat(np.arange(batch.num_rows), k)
+    ids, n = cols["id"], batch.num_rows
+    rejected = cols.get(REJECT) or [None] * n
+    # One digest per input row: it picks the rows that get the extra copy and seeds the copies.
+    base = np.fromiter((stable_hash(plan.seed, OP, i) for i in ids), dtype=np.uint64, count=n)
+    k = np.fromiter((1 if rejected[i] is not None else plan.copies(ids[i], cols["lang"][i], cols["tags"][i], int(base[i]))
+                     for i in range(n)), dtype=np.int64, count=n)
+    index = np.repeat(np.arange(n), k)
     copy = np.arange(len(index)) - np.repeat(np.cumsum(k) - k, k)  # 0 = original, 1.. = copies
-    ids = cols["id"]
-    base = np.fromiter((stable_hash(plan.seed, OP, ids[i]) if k[i] > 1 else 0 for i in range(batch.num_rows)),
-                       dtype=np.uint64, count=batch.num_rows)
     for start in range(0, len(index), chunk_rows):
         idx, cp = index[start : start + chunk_rows], copy[start : start + chunk_rows]
         part = batch.take(pa.array(idx))
