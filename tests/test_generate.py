@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -158,3 +159,34 @@ def test_cli_generate_prints_path_and_summary(ray_session, data_root, tmp_path, 
     assert "already done" in capsys.readouterr().out
     assert main(["generate", str(job), "data.ner.0.path=in/missing.conll"]) == 2
     assert "missing.conll: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_generate_with_back_translation_and_filters(ray_session, data_root, tmp_path):
+    """The whole chain with the MT steps (fake translator) and filters: back-translated rows in
+    data/ and text/, duplicates moved to rejects/ with their reason and counted."""
+    from lrl.generate.stage import run_generate
+    from lrl.generate.write import read_rows
+    from lrl.pipeline.stage import StageContext
+
+    cfg = _job(data_root, tmp_path, "translate.enabled=true",
+               "translate.backtranslate={lang: wo, pivot: en, to_pivot: {backend: fake}, from_pivot: {backend: fake}}",
+               "filter.ops=[dedup]")
+    path = run_generate(StageContext(cfg), quiet=True)
+    m = json.loads((Path(path) / "manifest.json").read_text())
+    assert m["steps"][0] == "backtranslate" and m["steps"][-1] == "dedup"
+    data, text, rejects = read_rows(path), read_rows(path, "text"), read_rows(path, "rejects")
+    rej_ops = rejects.column("op").to_pylist()
+    # Every back-translated labelled row is either kept or rejected (the fake translator round-trips
+    # to the original text, so dedup rejects most of them as duplicates).
+    assert data.column("op").to_pylist().count("backtranslate") + rej_ops.count("backtranslate") > 0
+    # Text: 300 originals + 300 back-translations, each kept in text/ or rejected with a reason.
+    text_rejects = rejects.filter(pc.and_(pc.is_null(rejects["tokens"]), pc.is_null(rejects["line"])))
+    assert text.num_rows == m["text_rows"] and text.num_rows + text_rejects.num_rows == 600
+    assert len({" ".join(t.split()).casefold() for t in text.column("text").to_pylist()}) == text.num_rows
+    kept = [(lang, " ".join(t).casefold()) for lang, t in zip(data.column("lang").to_pylist(),
+                                                              data.column("tokens").to_pylist())]
+    assert len(set(kept)) == len(kept)  # no duplicates left in data/
+    reasons = [r.split(":")[0] for r in rejects.column("reason").to_pylist()]
+    assert m["rejects_per_reason"] == {k: reasons.count(k) for k in sorted(set(reasons))}
+    assert m["rejects_per_reason"]["duplicate"] > 0 and m["rejects_total"] == rejects.num_rows
