@@ -48,7 +48,7 @@ def train_rate(preset: str, batch: int, seq_len: int, seconds: float, threads: i
         steps += 1
     dt = time.perf_counter() - t0
     tps = steps * batch * seq_len / dt
-    flops = model_flops_per_token(conf, seq_len=seq_len)
+    flops = model_flops_per_token(conf, seq_len=seq_len, lm_head_tokens=0.15)  # head on masked only
     return {"preset": preset, "precision": precision, "steps": steps, "tokens_per_s": tps,
             "flops_per_token": flops, "achieved_flops": tps * flops}
 

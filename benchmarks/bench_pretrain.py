@@ -127,12 +127,14 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--lines", type=int, default=4000, help="lines of text per language")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
+                    help="both sides: DeepSpeed bf16 mode / torch bf16 autocast, or fp32")
     args = ap.parse_args()
     from lrl.train.pretrain_config import PretrainConfig
 
     threads = max(1, args.cores // args.workers)
     cfg = PretrainConfig(
-        engine=args.engine, steps=10**6, batch_size=args.batch // args.workers, seq_len=args.seq_len,
+        engine=args.engine, precision=args.precision, steps=10**6, batch_size=args.batch // args.workers, seq_len=args.seq_len,
         num_workers=args.workers, cpus_per_worker=0.5 if args.workers > 1 else 1, threads_per_worker=threads,
         time_limit_s=args.seconds, report_every=10**6, checkpoint_every=10**6, heldout_max_seqs=8,
         deepspeed={"zero_stage": args.zero}, schedule={"type": "constant", "warmup_ratio": 0.0})

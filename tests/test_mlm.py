@@ -95,3 +95,22 @@ def test_pack_batch_prepends_cls_and_language_tag(tok_dir):
     # every piece of the input is in the packed stream exactly once
     pieces = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
     assert int(out["n_tokens"].sum()) - 3 * len(ids) == pieces
+
+
+def test_mlm_head_only_at_masked_positions_gives_the_dense_loss():
+    from transformers import BertConfig, BertForMaskedLM
+
+    from lrl.train.pretrain_aux import build_module
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=64)).eval()
+    module = build_module(model, 3)
+    ids = torch.randint(5, 100, (4, 16))
+    labels = torch.where(torch.rand(4, 16) < 0.3, ids, torch.full_like(ids, IGNORE))
+    with torch.no_grad():
+        sparse = module(ids, torch.ones_like(ids), labels)
+        dense = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
+        none = module(ids, torch.ones_like(ids), torch.full_like(ids, IGNORE))
+    assert sparse.item() == pytest.approx(dense.item(), abs=1e-5)
+    assert none.item() == 0.0  # nothing masked: a zero loss, not NaN

@@ -100,7 +100,8 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     peak_one = measure_matmul_peak(dtype, threads=None if gpu else threads * cfg.num_workers,
                                    device="cuda" if gpu else "cpu")
     peak = peak_one * (cfg.num_workers if gpu else 1)
-    flops = model_flops_per_token(mconf, seq_len=cfg.seq_len)
+    # The MLM head runs only at predicted positions (pretrain_aux.mlm_head), a masking-rate share.
+    flops = model_flops_per_token(mconf, seq_len=cfg.seq_len, lm_head_tokens=cfg.masking.rate)
     marker = os.path.join(run_dir, f"{run_name}.fail_once") if cfg.fail_at_step else None
     loop_config = {
         "cfg": cfg.model_dump(mode="json"), "seed": seed, "langs": langs, "use_gpu": gpu,
