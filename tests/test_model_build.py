@@ -137,3 +137,20 @@ def test_minilm_checkpoint_with_uyghur_extension(data_root, tmp_path):
     model.eval()
     back.eval()
     assert torch.allclose(back(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-4)
+
+
+def test_language_rows_survive_a_reload_with_more_languages(tok, tmp_path):
+    import torch
+
+    first = build_mlm_model(ModelConfig(lang_embedding=True, max_length=32), tok, ["ug", "wo"])
+    with torch.no_grad():
+        first.bert.embeddings.token_type_embeddings.weight.normal_()
+    first.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again = build_mlm_model(ModelConfig(checkpoint=str(tmp_path), lang_embedding=True, max_length=32),
+                            tok, ["am", "ug", "wo"])
+    old = first.bert.embeddings.token_type_embeddings.weight
+    new = again.bert.embeddings.token_type_embeddings.weight
+    assert model_langs(again.config) == ["am", "ug", "wo"]
+    assert torch.equal(new[1], old[0]) and torch.equal(new[2], old[1])  # ug, wo keep their rows
+    assert torch.allclose(new[0], old.mean(0))  # a new language starts at their mean

@@ -141,3 +141,12 @@ def test_extend_mode_needs_a_base():
 
     with pytest.raises(ConfigError, match="tokenizer.base"):
         load_job(None, ["tokenizer.mode=extend"])
+
+
+def test_tag_id_names_a_missing_language():
+    from lrl.model.tokenizer import tag_id
+
+    tok = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=100, min_frequency=1))
+    assert tag_id(tok, "wo") == 5
+    with pytest.raises(ValueError, match=r"no tag token \[ug\]"):
+        tag_id(tok, "ug")

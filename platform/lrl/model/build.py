@@ -91,7 +91,7 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
         resize_and_init_embeddings(model, load_tokenizer(ckpt), tokenizer)
     ids = lang_ids(langs)
     if cfg.lang_embedding:
-        _lang_types(model, len(ids))
+        _lang_types(model, list(ids))
     model.config.lrl_langs = list(ids)
     model.config.lrl_lang_embedding = cfg.lang_embedding
     return model
@@ -108,19 +108,25 @@ def _differs(tokenizer, ckpt: str) -> bool:
     return len(tokenizer) != len(old)
 
 
-def _lang_types(model, n: int) -> None:
-    """One token type per language; every row starts as the checkpoint's type-0 row so that the
-    model initially computes exactly what it did before."""
+def _lang_types(model, langs: list[str]) -> None:
+    """One token type per language. A language the checkpoint already embeds (a model built here
+    with ``lang_embedding``) keeps its row; any other starts as the checkpoint's type-0 row (so the
+    model initially computes what it did before) or, for a language-embedding checkpoint, as the
+    mean of its language rows."""
     import torch
 
     emb = getattr(getattr(model.base_model, "embeddings", None), "token_type_embeddings", None)
     if emb is None:
         raise ValueError(f"model.lang_embedding needs token-type embeddings; {type(model).__name__} has none")
-    new = torch.nn.Embedding(max(n, 1), emb.weight.shape[1])
+    old = emb.weight.detach()
+    known = model_langs(model.config) if getattr(model.config, "lrl_lang_embedding", False) else []
+    default = old[: len(known)].mean(0) if known else old[0]
+    new = torch.nn.Embedding(max(len(langs), 1), old.shape[1])
     with torch.no_grad():
-        new.weight.copy_(emb.weight[0].expand_as(new.weight))
+        for i, lang in enumerate(langs):
+            new.weight[i] = old[known.index(lang)] if lang in known else default
     model.base_model.embeddings.token_type_embeddings = new
-    model.config.type_vocab_size = max(n, 1)
+    model.config.type_vocab_size = max(len(langs), 1)
 
 
 def non_embedding_params(config) -> int:

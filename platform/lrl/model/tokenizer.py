@@ -43,6 +43,15 @@ def tag_langs(tokenizer: PreTrainedTokenizerFast) -> list[str]:
     return out
 
 
+def tag_id(tokenizer, lang: str) -> int:
+    """Id of a language's tag token; a clear error when the tokenizer has none for it."""
+    tag = lang_tag(lang)
+    tid = tokenizer.convert_tokens_to_ids(tag)
+    if tid is None or tid == tokenizer.unk_token_id or tag not in tokenizer.get_vocab():
+        raise ValueError(f"the tokenizer has no tag token {tag}: train or extend it with text of {lang!r}")
+    return tid
+
+
 def _normalizer(lowercase: bool, strip_accents: bool):
     from tokenizers import normalizers
 
