@@ -79,3 +79,20 @@ def test_merge_refuses_missing_predictions(tokenizer):
     chunks, _ = encode(tokenizer, [["salam", "dunya"]], None, 32)
     with pytest.raises(AssertionError):
         merge_predictions(chunks, [[0]], [2])
+
+
+def test_round_trip_property_on_random_sentences(tokenizer):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    # Letters the tokenizer knows, letters it does not (-> [UNK]) and characters it drops entirely.
+    alphabet = st.sampled_from(list("salmdunyabirkhüÜe") + ["☃", "Ω", "\u200b", "\x07", "-", "."])
+    words = st.text(alphabet, min_size=0, max_size=30)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.lists(words, min_size=1, max_size=25), min_size=1, max_size=4), st.integers(4, 40))
+    def check(sentences, max_length):
+        got, labels, _, stats = _round_trip(tokenizer, sentences, max_length)
+        assert got == labels and stats.words == sum(map(len, sentences))
+
+    check()
