@@ -150,3 +150,30 @@ def test_tag_id_names_a_missing_language():
     assert tag_id(tok, "wo") == 5
     with pytest.raises(ValueError, match=r"no tag token \[ug\]"):
         tag_id(tok, "ug")
+
+
+def test_lrl_tokenizer_command_extends_a_base(tmp_path, capsys):
+    """Pulse test of the entry point: ``lrl tokenizer CONFIG overrides`` in extend mode."""
+    from transformers import AutoTokenizer
+
+    from lrl.cli import main
+
+    base = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=100, min_frequency=1))
+    base.save_pretrained(tmp_path / "base")
+    (tmp_path / "ug.txt").write_text("# doc x\n" + "\n".join(UG) + "\n", encoding="utf-8")
+    (tmp_path / "job.yaml").write_text(
+        "data:\n  text:\n    - {path: ug.txt, lang: ug}\n"
+        f"output:\n  root: {tmp_path / 'runs'}\n", encoding="utf-8")
+    rc = main(["tokenizer", str(tmp_path / "job.yaml"), "tokenizer.mode=extend",
+               f"tokenizer.base={tmp_path / 'base'}", "tokenizer.vocab_size=150", "tokenizer.min_frequency=1",
+               "tokenizer.eval_lines=20"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert f"before = {tmp_path / 'base'}" in printed and "ug: unk" in printed
+    (out,) = (tmp_path / "runs").glob("tokenizer-*")
+    stats = json.loads((out / "stats.json").read_text())["langs"]["ug"]
+    assert stats["before"]["unk_rate"] > 0.3 and stats["after"]["unk_rate"] == 0.0
+    tok = AutoTokenizer.from_pretrained(out)
+    assert all(tok.convert_tokens_to_ids(t) == i for t, i in base.get_vocab().items())
+    added = (out / "added_tokens.txt").read_text(encoding="utf-8").split()
+    assert added[-1] == "[ug]" and len(tok) == len(base) + len(added)

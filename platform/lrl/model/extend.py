@@ -83,6 +83,9 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
         if len(model["vocab"]) != next_id:
             raise ValueError("Unigram base has added tokens beyond its piece list; cannot append pieces safely")
         model["vocab"].extend([p, s] for p, s in fresh)
+    # A saved padding/truncation setting (sentence-transformers ships one) would leak into every
+    # call that does not override it; transformers sets both per call anyway.
+    tree["padding"], tree["truncation"] = None, None
     new_backend_tok = Tokenizer.from_str(json.dumps(tree))
     specials = {k: str(getattr(base_tok, k)) for k in ("unk_token", "pad_token", "cls_token", "sep_token",
                                                        "mask_token", "bos_token", "eos_token")
