@@ -4,6 +4,8 @@ replay, determinism, config, and the Ray Data step path."""
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import subprocess
 import sys
 from collections import Counter
@@ -73,6 +75,14 @@ def augmented(cfg, resources, train) -> pa.Table:
 
 def _entities(tokens, tags):
     return [(tuple(tokens[s:e]), t) for s, e, t in spans(tags)]
+
+
+def test_resources_are_small_and_picklable(resources):
+    blob = pickle.dumps(resources)
+    assert len(blob) < 5 * 2**20
+    back = pickle.loads(blob)
+    assert back == resources and back.fingerprint() == resources.fingerprint()
+    assert {"PER", "ORG", "LOC"} <= set(resources.entities["ug"]) and resources.tagged("wo", "O")
 
 
 def test_corpus_neighbours_are_learned_from_real_text(resources):
@@ -158,7 +168,7 @@ def test_deterministic_across_processes_with_different_hash_salts(data_root):
     code = _CHILD.format(platform=str(REPO / "platform"), path=str(data_root / "wikiann/wo/train"),
                          ops=["insert", "swap", "delete", "mention", "labelwise", "shuffle"])
     digests = {
-        subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": salt, "PATH": ""},
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": salt},
                        capture_output=True, text=True, check=True).stdout.strip()
         for salt in ("1", "2")
     }
