@@ -25,6 +25,11 @@ def run(args: argparse.Namespace) -> int:
     path = run_pretrain(StageContext(cfg))
     with open(f"{path}/{MANIFEST}", encoding="utf-8") as f:
         m = json.load(f)
-    print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {m.get('loss')}  held-out perplexity "
-          f"{m.get('ppl')}\n  tokens/s {m.get('tokens_per_s')}  MFU {m.get('mfu')}")
+    print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {m.get('loss'):.4f}  "
+          f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}")
+    stream = m.get("stream_mixture") or {}
+    for lang, t in sorted((m.get("target_mixture") or {}).items()):
+        share = stream.get(lang, {}).get("token_share", float("nan"))
+        print(f"  {lang}: held-out perplexity {m.get('ppl', {}).get(lang, float('nan')):.2f}  rows {t['rows']}  "
+              f"target p {t['target_p']:.3f}  sampled rows p {t['realised_p']:.3f}  stream token share {share:.3f}")
     return 0
