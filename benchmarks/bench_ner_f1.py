@@ -142,7 +142,8 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
         ref = base.get((lang, size))
         diff = f"{100 * (m - ref):+.1f}" if ref is not None and cond != "scratch" else "—"
         secs = sum(r["time_s"] for r in rs) / len(rs)
-        print(f"{lang:<5}{size:<6}{cond:<12}{enc:<11}{100 * m:>7.1f}{100 * sd:>7.1f}{len(rs):>3}{diff:>12}{secs:>9.0f}")
+        sd_s = "—" if math.isnan(sd) else f"{100 * sd:.1f}"
+        print(f"{lang:<5}{size:<6}{cond:<12}{enc:<11}{100 * m:>7.1f}{sd_s:>7}{len(rs):>3}{diff:>12}{secs:>9.0f}")
     print("\nPublished (MicroBERT paper, Table 3) -- TEST split, full training data, not directly comparable:")
     for lang, figs in PUBLISHED.items():
         print(f"  {lang}: " + ", ".join(f"{k} {v:.2f}" for k, v in figs.items()))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lrl.config import ConfigError
 from lrl.data.readers import read_ner
 from lrl.data.schema import NER_SCHEMA
 from lrl.pipeline.stage import StageContext
@@ -46,14 +47,14 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None) -> di
     if gen:
         parts["train"] = [_read_generated(gen)]
     if not parts["train"] or not parts["dev"]:
-        raise ValueError("tune needs training data (data.ner with split: train, or a generate output) "
+        raise ConfigError("tune needs training data (data.ner with split: train, or a generate output) "
                          "and dev data (data.ner with split: dev)")
     train, dev = pa.concat_tables(parts["train"]), pa.concat_tables(parts["dev"])
     have = sorted(set(train.column("lang").to_pylist()) & set(dev.column("lang").to_pylist()))
     wanted = languages or cfg.finetune.languages or have
     missing = [lang for lang in wanted if lang not in have]
     if missing:
-        raise ValueError(f"tune.languages {missing}: no train and dev rows for them (have {have})")
+        raise ConfigError(f"tune.languages {missing}: no train and dev rows for them (have {have})")
     return {lang: (train.filter(pc.equal(train.column("lang"), lang)), dev.filter(pc.equal(dev.column("lang"), lang)))
             for lang in wanted}
 
@@ -77,14 +78,14 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
     cfg = ctx.cfg
     model = cfg.tune.model_path or cfg.finetune.model or ctx.upstream.get("pretrain")
     if model is None:
-        raise ValueError("tune needs an encoder: set tune.model_path or finetune.model, or run pretrain first")
+        raise ConfigError("tune needs an encoder: set tune.model_path or finetune.model, or run pretrain first")
     if model.startswith("preset:"):
         return _scratch(cfg.output.root, model, splits, cfg.seed)
     path = Path(model)
     for sub in (path, path / "model", path / "hf"):  # a pretrain output keeps its HF folder inside
         if (sub / "config.json").is_file():
             return str(sub)
-    raise ValueError(f"{model}: not a Hugging Face model folder (no config.json)")
+    raise ConfigError(f"{model}: not a Hugging Face model folder (no config.json)")
 
 
 def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]], seed: int) -> str:
@@ -92,7 +93,7 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
 
     sizes = {"preset:micro": (128, 3, 2), "preset:tiny": (32, 2, 2), "preset:small": (256, 4, 4)}
     if preset not in sizes:
-        raise ValueError(f"{preset}: unknown preset (choose from {sorted(sizes)})")
+        raise ConfigError(f"{preset}: unknown preset (choose from {sorted(sizes)})")
     hidden, layers, heads = sizes[preset]
     key = hashlib.sha256(repr((preset, seed, fingerprint(splits))).encode()).hexdigest()[:12]
     out = Path(root) / "encoders" / f"{preset[7:]}-{key}"
