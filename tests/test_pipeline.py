@@ -166,3 +166,25 @@ def test_lrl_run_cli_with_fake_registry(tmp_path, monkeypatch, capsys):
     assert "reusing recorded output" in out and "overhead" in out
     assert fake.work == {"generate": 1, "tokenizer": 1}
     assert cli.main(["run", str(job), "--only", "report"]) == 2
+
+
+def test_real_stages_skip_and_resume_after_a_crash(tmp_path, ray_session):
+    """generate and tokenizer for real (packaged sample), then a stage that crashes once: the
+    re-run reuses the real outputs without work and resumes at the crashed stage."""
+    from lrl.pipeline import quickstart
+
+    cfg = quickstart.load(["augment.ops=[swap]", "oversample.enabled=false", "tokenizer.vocab_size=500",
+                           "pipeline.stages=[generate,tokenizer,pretrain]"], str(tmp_path / "runs"))
+    fake = FakeStages(fail_once="pretrain")
+    reg = {"pretrain": fake.make("pretrain")}
+    with pytest.raises(RuntimeError, match="pretrain crashed"):
+        run_pipeline(cfg, registry=reg, log=lambda s: None)
+    state = load_state(state_path(cfg))
+    first = {k: v["path"] for k, v in state["stages"].items()}
+    assert set(first) == {"generate", "tokenizer"}
+    mtimes = {k: (Path(p) / "manifest.json").stat().st_mtime_ns for k, p in first.items()}
+    res = run_pipeline(cfg, registry=reg, log=lambda s: None)
+    assert {k: res.outputs[k] for k in first} == first
+    assert {k: (Path(p) / "manifest.json").stat().st_mtime_ns for k, p in first.items()} == mtimes
+    assert fake.work == {"pretrain": 2}
+    assert max(t.seconds for t in res.timings if t.stage != "pretrain") < 5, res.table()
