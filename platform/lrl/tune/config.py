@@ -99,6 +99,8 @@ class TuneConfig(StrictModel):
     """ASHA: most dev evaluations any trial runs (the last rung)."""
     cpus_per_trial: float = Field(default=1.0, gt=0.0)
     """CPUs reserved per trial (also the torch thread count of the trial, at least 1)."""
+    gpus_per_trial: float = Field(default=0.0, ge=0.0)
+    """GPUs reserved per trial (set with ``finetune.device`` auto or cuda to train on them)."""
     max_concurrent: int | None = Field(default=None, ge=1)
     """Most trials running at once; None lets the cluster's CPUs / cpus_per_trial decide."""
     model_path: str | None = None

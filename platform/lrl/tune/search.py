@@ -177,7 +177,7 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
     cpus = ray.cluster_resources().get("CPU", 1.0)
     trainable = tune.with_parameters(trial_fn, train=train, dev=dev, base=base, model_path=model_path,
                                      seed=seed, threads=max(1, int(cfg.cpus_per_trial)), train_fn=train_fn)
-    trainable = tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial})
+    trainable = tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
     tmp = None if cfg.storage_path else tempfile.TemporaryDirectory(prefix="lrl-tune-")
     storage = cfg.storage_path or tmp.name  # type: ignore[union-attr]
     try:

@@ -72,7 +72,7 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     ray = init_ray(cfg.ray)
     params = {k: best[k] for k in PARAM_PATHS}
     ft = finetune_with(cfg.finetune, params)
-    task = ray.remote(num_cpus=cfg.tune.cpus_per_trial)(_retrain)
+    task = ray.remote(num_cpus=cfg.tune.cpus_per_trial, num_gpus=cfg.tune.gpus_per_trial)(_retrain)
     result, files = ray.get(task.remote(ft, model_path, train, dev, cfg.seed,
                                         max(1, int(cfg.tune.cpus_per_trial)), train_fn))
     folder = f"{out.tmp}/models/{lang}"
