@@ -2,9 +2,12 @@
 
 1. plain: one process, a loop over input files and batches (the baseline every ratio uses);
 2. pool: ``multiprocessing.Pool(2)``, one input file per task;
-3. ray: Ray Data on 2 CPUs, ``read_parquet -> map_batches(augment) -> PartWriter`` (the generate
-   stage's own write path), tasks not actors, pyarrow batches; timed after a warm-up run so that
-   worker start-up (a one-off per cluster) is reported separately;
+3. ray: Ray Data on 2 CPUs the way the generate stage runs it: the driver reads the input
+   (Arrow, C++), ``from_arrow`` (one block per file) -> the stage's ``AugmentStep`` (tasks, not
+   actors; pyarrow batches) -> ``PartWriter`` (each task writes its own Parquet); timed after a
+   warm-up run so that worker start-up (a one-off per cluster) is reported separately;
+   ``ray-read_parquet`` is the same with ``ray.data.read_parquet`` as the reader (Ray 2.60 reads
+   many small files in ONE task and block, so it runs serially: shown for reference);
 4. nlpaug: ``RandomWordAug`` swap and delete on joined sentences (the closest equivalents it has;
    it cannot keep tags aligned), on a subset because it is much slower.
 
@@ -33,7 +36,7 @@ import pyarrow.parquet as pq
 from lrl.data.config import NerSource
 from lrl.data.readers import read_ner
 from lrl.data.schema import NER_SCHEMA
-from lrl.generate.augment import AugmentBatch, augment_batch, build_resources
+from lrl.generate.augment import AugmentBatch, AugmentStep, build_resources
 from lrl.generate.config import AugmentConfig
 from lrl.generate.write import PartWriter, count_values, write_partitioned
 
@@ -66,15 +69,12 @@ def _init(cfg: AugmentConfig, resources, seed: int) -> None:
 
 
 def process_file(args: tuple[str, str, int]) -> int:
-    """Read one input file, augment it batch by batch, write it partitioned by language."""
+    """Read one input file, augment it batch by batch, write it partitioned by language (one file
+    per language, like a Ray task writing its block)."""
     src, out, batch_size = args
     table = pq.read_table(src)
-    n = 0
-    for start in range(0, table.num_rows, batch_size):
-        batch = _AUG(table.slice(start, batch_size))
-        name = f"{Path(src).stem}-{start}"
-        n += sum(rows for _, rows in write_partitioned(batch, f"{out}/data", NER_SCHEMA, name))
-    return n
+    done = pa.concat_tables([_AUG(table.slice(start, batch_size)) for start in range(0, table.num_rows, batch_size)])
+    return sum(rows for _, rows in write_partitioned(done, f"{out}/data", NER_SCHEMA, Path(src).stem))
 
 
 def run_plain(files: list[str], out: str, batch_size: int) -> int:
@@ -87,12 +87,14 @@ def run_pool(files: list[str], out: str, batch_size: int, cfg, resources, seed: 
         return sum(pool.imap_unordered(process_file, [(f, out, batch_size) for f in files]))
 
 
-def run_ray(in_dir: str, out: str, batch_size: int, cfg, resources_ref, seed: int) -> int:
+def run_ray(files: list[str], out: str, step: AugmentStep, reader: str = "driver") -> int:
     import ray
 
-    ds = ray.data.read_parquet(in_dir)
-    ds = ds.map_batches(augment_batch, fn_kwargs={"cfg": cfg, "resources": resources_ref, "seed": seed},
-                        batch_format="pyarrow", batch_size=batch_size)
+    if reader == "driver":
+        ds = ray.data.from_arrow([pq.read_table(f) for f in files])
+    else:
+        ds = ray.data.read_parquet(files)
+    ds = step.apply(ds)
     ds = ds.map_batches(PartWriter(out), batch_format="pyarrow", batch_size=None)
     written = 0
     for b in ds.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -129,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ops", default="swap,delete", help="augmentation ops, comma-separated")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--read-parquet", action="store_true", help="also time Ray with ray.data.read_parquet")
     p.add_argument("--nlpaug-rows", type=int, default=20_000, help="0 skips nlpaug")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/augment"))
     p.add_argument("--json", type=Path, help="also write the results here")
     a = p.parse_args(argv)
 
-    cfg = AugmentConfig(ops=a.ops.split(","), neighbours={"enabled": False})
+    cfg = AugmentConfig(ops=a.ops.split(","), neighbours={"enabled": False}, batch_size=a.batch_size)
     in_dir = a.out / "input"
     base = make_input(a.data, a.rows, a.files, in_dir)
     files = sorted(str(f) for f in in_dir.glob("*.parquet"))
@@ -166,11 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     ray.init(num_cpus=a.cpus, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ref = ray.put(resources)
+    step = AugmentStep(cfg, resources, 0)
     warm = time.perf_counter()
-    run_ray(files[0], fresh("ray-warmup"), a.batch_size, cfg, ref, 0)
-    print(f"  (ray start {warm - t0:.1f} s, warm-up run on one file {time.perf_counter() - warm:.1f} s; not timed)")
-    record("ray", *timed(run_ray, str(in_dir), fresh("ray"), a.batch_size, cfg, ref, 0), a.rows)
+    run_ray(files[: a.cpus], fresh("ray-warmup"), step)
+    print(f"  (ray start {warm - t0:.1f} s, warm-up run on {a.cpus} files {time.perf_counter() - warm:.1f} s; "
+          "not timed)")
+    record("ray", *timed(run_ray, files, fresh("ray"), step), a.rows)
+    if a.read_parquet:
+        record("ray-read_parquet", *timed(run_ray, files, fresh("ray-rp"), step, "read_parquet"), a.rows)
     ray.shutdown()
 
     if a.nlpaug_rows:
