@@ -40,9 +40,12 @@ from lrl.pipeline.stage import StageContext
 STAGE = "generate"
 #: Config sections that shape the output (and so its folder name); ``ray``/``output`` do not.
 SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
-#: Rows per input block: small enough that every CPU gets several blocks of a small input, so
-#: generation (which multiplies rows) is spread over tasks and each task's output stays small.
-BLOCK_ROWS = 500
+#: Input blocks: at least BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand
+#: sentences that oversampling multiplies) spreads over every CPU and each task's output stays
+#: small; at most MAX_BLOCK_ROWS rows each, and no smaller than needed, so that per-task overhead
+#: stays small next to the work on large inputs.
+BLOCKS_PER_CPU = 4
+MAX_BLOCK_ROWS = 10_000
 #: Splits that score models: never augmented, never written to ``data/`` (later stages read them
 #: from ``data.ner`` themselves), so generated data cannot leak into evaluation.
 HELDOUT = frozenset({"dev", "test", "validation"})
@@ -158,7 +161,7 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
 
     ray = init_ray(cfg.ray)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    n_blocks = max(1, min(train.num_rows, max(2 * cpus, math.ceil(train.num_rows / BLOCK_ROWS))))
+    n_blocks = max(1, min(train.num_rows, max(BLOCKS_PER_CPU * cpus, math.ceil(train.num_rows / MAX_BLOCK_ROWS))))
     step = math.ceil(train.num_rows / n_blocks)
     blocks = [train.slice(i, step) for i in range(0, train.num_rows, step)]
     ds = ray.data.from_arrow(blocks)
