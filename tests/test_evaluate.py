@@ -121,6 +121,9 @@ def test_read_labelled_takes_lang_from_flag_or_column(tmp_path):
     pq.write_table(ner_table(rows), tmp_path / "d.parquet")
     table, bad = read_labelled(str(tmp_path / "d.parquet"), None)
     assert table.column("lang").to_pylist() == ["ug", "wo"] and bad == 1
+    pq.write_to_dataset(ner_table(rows[:2]), str(tmp_path / "gen/data"), partition_cols=["lang"])
+    table, _ = read_labelled(str(tmp_path / "gen"), None)  # a generate output: lang from the partition
+    assert sorted(table.column("lang").to_pylist()) == ["ug", "wo"]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     table, bad = read_labelled(str(tmp_path / "d.jsonl"), None)
     assert sorted(table.column("id").to_pylist()) == ["a", "b"] and bad == 1
