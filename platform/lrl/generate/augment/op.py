@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from lrl.data.schema import REJECT
 from lrl.generate.augment.resources import AugmentResources
-from lrl.generate.augment.seeds import child_id, row_seed
+from lrl.generate.augment.seeds import child_id, mix, stable_hash
 
 Edit = tuple[list[str], list[str]] | None
 
@@ -46,6 +46,7 @@ class AugmentOp:
         self.job_seed = job_seed
         self.copies = copies
         self._resources = resources
+        self._rng = random.Random()
 
     @property
     def res(self) -> AugmentResources:
@@ -61,9 +62,10 @@ class AugmentOp:
 
     def make(self, row: dict[str, Any], seed: int, copy: int) -> dict[str, Any] | None:
         """The generated row for ``row`` under ``seed`` (None: not applicable or unchanged)."""
-        tokens, tags = list(row["tokens"]), list(row["tags"])
-        out = self.edit(list(tokens), list(tags), row["lang"], random.Random(seed))
-        if out is None or (out[0] == tokens and out[1] == tags):
+        tokens, tags = row["tokens"], row["tags"]
+        self._rng.seed(seed)  # reseeding one generator costs less than making one per row
+        out = self.edit(list(tokens), list(tags), row["lang"], self._rng)
+        if out is None or (out[0] == list(tokens) and out[1] == list(tags)):
             return None
         new = dict(row)
         new.update(id=child_id(row["id"], self.name, copy), tokens=out[0], tags=out[1], op=self.name,
@@ -75,8 +77,9 @@ class AugmentOp:
     def rows(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         """Generated rows for one parent row (``copies`` attempts, deterministic seeds)."""
         out = []
+        digest = stable_hash(self.job_seed, self.name, row["id"])  # row_seed = mix(digest, copy)
         for copy in range(self.copies):
-            made = self.make(row, row_seed(self.job_seed, self.name, row["id"], copy), copy)
+            made = self.make(row, mix(digest, copy), copy)
             if made is not None:
                 out.append(made)
         return out
