@@ -37,6 +37,8 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": always our own Ray, even when a `ray start` cluster of another user
+        # runs on this machine (ray.init() would join it and then refuse num_cpus).
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
