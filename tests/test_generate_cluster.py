@@ -44,9 +44,12 @@ def node_recorder(folder: Path, pause_s: float):
 
         import ray
 
-        time.sleep(pause_s)
         node = ray.get_runtime_context().get_node_id()
-        (folder / f"{uuid.uuid4().hex}.json").write_text(json.dumps({"node": node, "ids": batch["id"].to_pylist()}))
+        key = uuid.uuid4().hex
+        # In flight from here until the .json exists.
+        (folder / f"{key}.start").write_text(json.dumps({"node": node, "ids": batch["id"].to_pylist()}))
+        time.sleep(pause_s)
+        (folder / f"{key}.json").write_text(json.dumps({"node": node, "ids": batch["id"].to_pylist()}))
         return batch
 
     class Recorder:
@@ -56,6 +59,19 @@ def node_recorder(folder: Path, pause_s: float):
             return ds.map_batches(record, batch_format="pyarrow", batch_size=100)
 
     return Recorder()
+
+
+def orphans(folder: Path, node: str) -> list[str]:
+    """Row ids of batches that started on ``node`` and never finished there."""
+    out = []
+    for p in folder.glob("*.start"):
+        try:
+            rec = json.loads(p.read_text())
+        except ValueError:  # being written right now
+            continue
+        if rec["node"] == node and not p.with_suffix(".json").exists():
+            out += rec["ids"]
+    return out
 
 
 def job(data_root: Path, out: Path):
@@ -84,7 +100,7 @@ def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, 
     # 1. A clean run: both worker nodes produce rows.
     clean = run_generate(StageContext(job(data_root, tmp_path / "clean")),
                          extra_steps=[node_recorder(tmp_path / "nodes", 0.2)], quiet=True)
-    seen = [json.loads(p.read_text()) for p in (tmp_path / "nodes").iterdir()]
+    seen = [json.loads(p.read_text()) for p in (tmp_path / "nodes").glob("*.json")]
     nodes = {s["node"] for s in seen}
     assert nodes == worker_ids, f"rows produced on {nodes}, workers are {worker_ids}"
     expected = output_ids(clean)
@@ -103,9 +119,14 @@ def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, 
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob(".generate-*/data/*/*.parquet")):
-        time.sleep(0.1)
+    def in_flight_on_victim() -> bool:
+        folder = tmp_path / "nodes2"
+        return bool(orphans(folder, workers[0].node_id)) if folder.exists() else False
+
+    # Remove the node once the job has written files and while that node is inside a batch.
+    deadline = time.time() + 180
+    while time.time() < deadline and not (list(out.glob(".generate-*/data/*/*.parquet")) and in_flight_on_victim()):
+        time.sleep(0.02)
     assert list(out.glob(".generate-*/data/*/*.parquet")), "the job wrote nothing in time"
     c.remove_node(workers[0])
     c.add_node(num_cpus=1)  # the cluster heals, as an autoscaler would; retries may land anywhere
@@ -118,8 +139,13 @@ def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, 
     manifest = json.loads((Path(result["path"]) / "manifest.json").read_text())
     assert manifest["output_rows"] == len(expected)
     # The removed node had taken part before it went away.
-    records = [json.loads(p.read_text()) for p in (tmp_path / "nodes2").iterdir()]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "nodes2").glob("*.json")]
     assert workers[0].node_id in {r["node"] for r in records}
     recorded = [i for r in records for i in r["ids"]]
+    # The batch in flight on the removed node never finished there; its rows were redone elsewhere.
+    lost = orphans(tmp_path / "nodes2", workers[0].node_id)
+    assert lost, "the node removal hit nothing in flight"
+    redone = {i for r in records if r["node"] != workers[0].node_id for i in r["ids"]}
+    assert set(lost) <= redone and set(lost) <= set(got)
     print(f"lost-node run: {len(recorded) - len(set(recorded))} row ids processed more than once (retries), "
           f"nodes {sorted({r['node'][:8] for r in records})}")
