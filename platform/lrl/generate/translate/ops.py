@@ -8,6 +8,7 @@ and are gone after ``project``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -66,31 +67,44 @@ def translate_table(table: pa.Table, translator: Any) -> pa.Table:
     return table.set_column(table.column_names.index(ENTS), ENTS, pa.array(new_ents, _STR_LIST))
 
 
-def translate_batch(table: pa.Table, cfg: MTModelConfig, src: str, tgt: str, seed: int) -> pa.Table:
+Post = tuple[Callable[..., pa.Table], dict[str, Any]] | None
+
+
+def translate_batch(table: pa.Table, cfg: MTModelConfig, src: str, tgt: str, seed: int,
+                    post: Post = None) -> pa.Table:
     """Task version of a hop, for translators that load nothing (the fake backend)."""
     from lrl.generate.translate.hf import make_translator
 
-    return translate_table(table, make_translator(cfg, src, tgt, seed))
+    out = translate_table(table, make_translator(cfg, src, tgt, seed))
+    return post[0](out, **post[1]) if post else out
 
 
 class TranslateActor:
-    """Actor version of a hop: the model loads once, in ``__init__``, on the actor."""
+    """Actor version of a hop: the model loads once, in ``__init__``, on the actor.
 
-    def __init__(self, cfg: MTModelConfig, src: str, tgt: str, seed: int) -> None:
+    ``post`` (a function and its keyword arguments) runs on the translated batch inside the
+    actor: projecting there keeps the whole step in one operator, so no task of a second
+    operator waits for CPUs that the actors hold (measured: on 2 CPUs with 2 actors a separate
+    projection operator only ran after the pool had finished)."""
+
+    def __init__(self, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None) -> None:
         from lrl.generate.translate.hf import make_translator
 
         self.translator = make_translator(cfg, src, tgt, seed)
+        self.post = post
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return translate_table(table, self.translator)
+        out = translate_table(table, self.translator)
+        return self.post[0](out, **self.post[1]) if self.post else out
 
 
-def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int):
-    """One translation direction over a Ray Dataset with work columns (lazy)."""
+def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None):
+    """One translation direction over a Ray Dataset with work columns (lazy); ``post`` runs on
+    each translated batch in the same worker."""
     import ray
 
     rows = cfg.batch_size * 4  # several generate calls per batch: sorting by length pads less
-    kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed}
+    kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed, "post": post}
     if cfg.backend == "fake":
         return ds.map_batches(translate_batch, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=rows)
     return ds.map_batches(

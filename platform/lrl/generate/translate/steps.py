@@ -28,10 +28,9 @@ class TranslateTrain:
         c = self.cfg
         ds = ds.map_batches(mark_batch, fn_kwargs={"langs": list(c.sources), "markers": self.proj.markers},
                             batch_format="pyarrow")
-        ds = hop(ds, c.model, c.sources[0], c.target, self.seed)
-        return ds.map_batches(project_batch, batch_format="pyarrow", fn_kwargs={
-            "proj": self.proj, "lang": c.target, "op": "translate", "seed": self.seed,
-            "keep_source": c.keep_source})
+        post = (project_batch, {"proj": self.proj, "lang": c.target, "op": "translate", "seed": self.seed,
+                                "keep_source": c.keep_source})
+        return hop(ds, c.model, c.sources[0], c.target, self.seed, post)
 
 
 class BackTranslate:
@@ -48,7 +47,6 @@ class BackTranslate:
         ds = ds.map_batches(mark_batch, fn_kwargs={"langs": [c.lang], "markers": self.proj.markers},
                             batch_format="pyarrow")
         ds = hop(ds, c.to_pivot, c.lang, c.pivot, self.seed)
-        ds = hop(ds, c.from_pivot, c.pivot, c.lang, self.seed)
-        return ds.map_batches(project_batch, batch_format="pyarrow", fn_kwargs={
-            "proj": self.proj, "lang": c.lang, "op": "backtranslate", "seed": self.seed,
-            "keep_source": True})
+        post = (project_batch, {"proj": self.proj, "lang": c.lang, "op": "backtranslate", "seed": self.seed,
+                                "keep_source": True})
+        return hop(ds, c.from_pivot, c.pivot, c.lang, self.seed, post)
