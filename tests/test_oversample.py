@@ -7,10 +7,12 @@ from collections import Counter
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lrl.config import ConfigError
 from lrl.data.readers import read_conll
-from lrl.data.schema import REJECT
+from lrl.data.schema import REJECT, ner_table
 from lrl.generate.augment.seeds import row_seed
 from lrl.generate.config import OversampleConfig
 from lrl.generate.oversample import oversample_batch, oversample_steps, plan_oversample
@@ -130,3 +132,28 @@ def test_ray_step_streams_the_planned_rows(ray_session, train):
     rows = step.apply(ray.data.from_arrow(small)).take_all()
     assert Counter(r["lang"] for r in rows) == {"wo": 500, "ug": 100}
     assert sorted(r["id"] for r in rows) == sorted(_stream(small, step.plan).column("id").to_pylist())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.sampled_from(["ug", "wo"]), st.sets(st.sampled_from(["PER", "ORG", "LOC"]))),
+                  min_size=1, max_size=60),
+    target=st.one_of(st.none(), st.integers(1, 300)),
+    minimum=st.one_of(st.none(), st.integers(1, 40)),
+    seed=st.integers(0, 1000),
+)
+def test_random_plans_hit_targets_and_minimums(rows, target, minimum, seed):
+    table = ner_table([{"id": f"r{i}", "lang": lang, "tokens": ["w"] * max(1, len(types)),
+                        "tags": [f"B-{t}" for t in sorted(types)] or ["O"]} for i, (lang, types) in enumerate(rows)])
+    cfg = OversampleConfig(enabled=True, target_per_lang=target, min_sentences_per_type=minimum)
+    plan = plan_oversample(cfg, table, seed)
+    out = _stream(table, plan, batch_rows=7)
+    langs, before = Counter(out.column("lang").to_pylist()), Counter(lang for lang, _ in rows)
+    assert dict(langs) == plan.after
+    for lang, n in before.items():
+        assert langs[lang] >= max(n, target or 0)
+        if target is not None and minimum is None:
+            assert langs[lang] == max(n, target)
+    if minimum is not None:
+        after = _type_counts(out)
+        assert all(after[key] >= minimum for key in _type_counts(table)), (after, minimum)
