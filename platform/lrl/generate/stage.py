@@ -17,11 +17,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from lrl.data.bio import reason_kind
 from lrl.data.files import InputError, fingerprint, resolve
 from lrl.data.output import StageOutput
 from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines
-from lrl.data.schema import NER_SCHEMA, TEXT_SCHEMA
+from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
 from lrl.generate.manifest import Inputs, build_manifest
 from lrl.generate.write import (
@@ -194,4 +193,5 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_generate", "stage_output", "read_inputs", "build_steps", "summary", "NER_SCHEMA", "reason_kind"]
+__all__ = ["run_generate", "stage_output", "read_inputs", "build_steps", "build_text_steps", "summary",
+           "training_sources", "HELDOUT"]
