@@ -145,6 +145,7 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
             text_rows = write_text(inputs.texts, out.tmp)
         written = _generate(cfg, train, steps, out.tmp)
         manifest = build_manifest(cfg, inputs, [s.name for s in steps], out.tmp, written, text_rows)
+        manifest["text_steps"] = [s.name for s in text_steps]
         path = out.commit(manifest)
     except BaseException:
         out.abort()
