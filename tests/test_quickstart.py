@@ -42,9 +42,12 @@ def test_report_file_is_found(tmp_path):
 
 @pytest.mark.slow
 def test_quickstart_pulse_end_to_end(tmp_path):
-    """The README's main command, in a fresh process as a user runs it, on 2 CPUs."""
+    """The README's main command, in a fresh process as a user runs it, on 2 CPUs (lighter
+    settings: benchmarks/bench_quickstart.py times the exact command)."""
     out = tmp_path / "qs"
-    cmd = [sys.executable, "-m", "lrl.cli", "quickstart", "ray.num_cpus=2", "--output", str(out)]
+    cmd = [sys.executable, "-m", "lrl.cli", "quickstart", "ray.num_cpus=2", "augment.ops=[swap,mention]",
+           "pretrain.steps=10", "pretrain.report_every=10", "pretrain.checkpoint_every=10", "finetune.epochs=1",
+           "--output", str(out)]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     first = time.perf_counter() - t0
