@@ -111,6 +111,12 @@ def test_hf_reader_picks_split_and_rejects_missing_split(data_root, tmp_path):
         read_hf(str(tmp_path / "v"), "yo", "train")
 
 
+def test_hf_hub_id_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "wikiann" must not be a local folder
+    with pytest.raises(InputError, match=r"wikiann: cannot load Hugging Face dataset \(config 'ug'\)"):
+        read_ner(NerSource(path="wikiann", lang="ug", format="hf", hf_config="ug"), str(tmp_path))
+
+
 def test_reader_takes_pyarrow_uris(data_root):
     uri = "file://" + str(data_root / "wikiann" / "wo" / "dev")
     assert read_conll(uri, "wo").table.num_rows == len(sentences_in(data_root / "wikiann" / "wo" / "dev"))

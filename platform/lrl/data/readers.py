@@ -163,10 +163,11 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
     Integer ``ner_tags`` are mapped to names through the dataset's ClassLabel feature."""
     import datasets
 
-    if os.path.isdir(path):
-        ds = datasets.load_from_disk(path)
-    else:
-        ds = datasets.load_dataset(path, hf_config)
+    try:
+        ds = datasets.load_from_disk(path) if os.path.isdir(path) else datasets.load_dataset(path, hf_config)
+    except Exception as exc:  # hub unreachable, unknown id/config, not a saved dataset: one clear error
+        raise InputError(f"{path}: cannot load Hugging Face dataset (config {hf_config!r}): "
+                         f"{type(exc).__name__}: {exc}") from exc
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
             raise InputError(f"{path}: no split {split!r} (has {sorted(ds)})")
