@@ -114,3 +114,18 @@ def test_deepspeed_zero2_bf16_two_workers_resumes_after_failure(tmp_path, ray_se
     m = _check_output(str(runs[0]))
     assert m["attempt_start_steps"] == [0, 3]
     assert m["step"] == 8 and m["engine"] == "deepspeed" and m["num_workers"] == 2
+
+
+def test_matmul_peak_is_cached_and_keeps_the_best(tmp_path, monkeypatch):
+    from lrl.train.pretrain_metrics import measure_matmul_peak, mfu
+
+    monkeypatch.setenv("LRL_CACHE_DIR", str(tmp_path))
+    first = measure_matmul_peak("fp32", threads=1, n=256, seconds=0.2)
+    assert first > 1e8  # any CPU does more than 0.1 GFLOP/s
+    cache = tmp_path / "matmul_peak.json"
+    known = json.loads(cache.read_text())
+    (key,) = known
+    known[key] = first * 1000  # a better value seen earlier wins over a busy re-measurement
+    cache.write_text(json.dumps(known))
+    assert measure_matmul_peak("fp32", threads=1, n=256, seconds=0.2) == first * 1000
+    assert mfu(100.0, 1e6, 1e9) == pytest.approx(0.1)
