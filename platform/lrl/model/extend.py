@@ -82,6 +82,8 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
     else:
         if len(model["vocab"]) != next_id:
             raise ValueError("Unigram base has added tokens beyond its piece list; cannot append pieces safely")
+        # Scores are the learner's log-probabilities: comparable in scale to the base's, and what
+        # ranks the new pieces against each other when the base segments new-language words.
         model["vocab"].extend([p, s] for p, s in fresh)
     # A saved padding/truncation setting (sentence-transformers ships one) would leak into every
     # call that does not override it; transformers sets both per call anyway.
