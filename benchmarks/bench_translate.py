@@ -7,14 +7,19 @@ layers, 2k-piece Unigram tokenizer trained on FLORES en+ug), so generation runs 
 ``--max-length`` tokens for most rows: a fixed, known amount of decoding per row.
 Input: FLORES-200 devtest English lines, repeated to ``--rows`` (ids differ).
 
-* baseline: one process, ``torch.set_num_threads(cpus)``, ``HFTranslator.translate`` on chunks
-  of ``4 * batch_size`` rows (the same chunks the Ray step hands each actor), model load included.
+* baseline: one process, ``HFTranslator.translate`` on chunks of ``4 * batch_size`` rows (the
+  same chunks the Ray step hands each actor), model load included, with ``cpus`` torch threads
+  and with 1 (on this shared machine 2 threads ran 20x slower than 1: OpenMP threads wait on
+  each other when the cores are oversubscribed); the ratio is against the faster of the two.
 * pool: ``TranslateTrain.apply`` (mark -> actor pool hop -> project) on a local Ray with ``cpus``
-  CPUs, ``actors`` actors of ``cpus/actors`` CPUs (= torch threads) each, ``count()`` forcing
-  execution; actor start-up and model loads included, ``ray.init`` not (a job starts Ray once).
+  CPUs, ``actors`` actors reserving ``cpus/actors/2`` CPUs each (half, so the tasks around the
+  pool can run; with all CPUs reserved the pipeline stalled), each with ``cpus/actors`` torch
+  threads rounded, i.e. as many threads in total as the baseline; ``count()`` forces execution;
+  actor start-up and model loads included, ``ray.init`` not (a job starts Ray once).
 
 Both runs happen in this process, one after the other, and the ratio is printed: the machine is
-shared, so only ratios measured in the same run mean anything.
+shared, so only ratios measured in the same run mean anything. Ray workers run at the baseline's
+priority (``--ray-niceness 0``; Ray's default is nice 15, see --help).
 """
 
 from __future__ import annotations
@@ -40,7 +45,14 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--data-root", default=os.environ.get("LRL_DATA_ROOT", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--repeats", type=int, default=1, help="alternate baseline/pool this many times")
+    ap.add_argument("--baseline-threads", default=None,
+                    help="comma list of torch thread counts for the single process (default: 1 and --cpus); "
+                         "the ratio is taken against the fastest")
+    ap.add_argument("--ray-niceness", default="0",
+                    help="RAY_worker_niceness: Ray starts workers at nice 15, which on a shared machine "
+                         "alone halves their CPU share against a nice-0 baseline; 0 makes them equal")
     args = ap.parse_args()
+    os.environ["RAY_worker_niceness"] = args.ray_niceness
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -62,14 +74,19 @@ def main() -> int:
     # address="local": a new Ray of our own, even when another user has a `ray start` cluster up.
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
+    threads = [int(x) for x in (args.baseline_threads or f"1,{args.cpus}").split(",")]
     results = []
     for rep in range(args.repeats):
-        base = baseline(path, texts, args)
+        times = {}
+        for th in dict.fromkeys(threads):
+            times[th] = baseline(path, texts, args, th)
+            print(f"[{rep}] single process, {th} torch thread(s): {len(texts) / times[th]:8.1f} rows/s "
+                  f"({times[th]:.1f} s)", flush=True)
+        base = min(times.values())
         pool = actor_pool(path, texts, args)
         results.append((base, pool))
-        print(f"[{rep}] single process: {len(texts) / base:8.1f} rows/s ({base:.1f} s)   "
-              f"actor pool: {len(texts) / pool:8.1f} rows/s ({pool:.1f} s)   pool/single = {base / pool:.2f}x",
-              flush=True)
+        print(f"[{rep}] actor pool ({args.actors} actors): {len(texts) / pool:8.1f} rows/s ({pool:.1f} s)   "
+              f"pool / fastest single = {base / pool:.2f}x", flush=True)
     ratios = sorted(b / p for b, p in results)
     print(f"median pool/single = {ratios[len(ratios) // 2]:.2f}x (target >= 0.9x)")
     ray.shutdown()
@@ -83,11 +100,11 @@ def model_cfg(path: str, args, cpus_per_actor: float):
                          num_actors=args.actors, cpus_per_actor=cpus_per_actor)
 
 
-def baseline(path: str, texts: list[str], args) -> float:
+def baseline(path: str, texts: list[str], args, threads: int) -> float:
     from lrl.generate.translate.hf import HFTranslator
 
     t0 = time.perf_counter()
-    tr = HFTranslator(model_cfg(path, args, args.cpus), "en", "ug")  # sets torch threads = cpus
+    tr = HFTranslator(model_cfg(path, args, threads), "en", "ug")  # sets torch threads
     chunk = 4 * args.batch_size
     n = 0
     for i in range(0, len(texts), chunk):
@@ -106,7 +123,7 @@ def actor_pool(path: str, texts: list[str], args) -> float:
     rows = [{"id": f"en:{i}", "lang": "en", "text": t, "op": "orig"} for i, t in enumerate(texts)]
     ds = ray.data.from_arrow(text_table(rows)).repartition(4 * args.actors)
     cfg = TranslateTrainConfig(sources=["en"], target="ug", keep_source=False,
-                               model=model_cfg(path, args, args.cpus / args.actors))
+                               model=model_cfg(path, args, args.cpus / args.actors / 2))
     t0 = time.perf_counter()
     n = TranslateTrain(cfg, ProjectionConfig()).apply(ds).count()
     assert n == len(texts), n

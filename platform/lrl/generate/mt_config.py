@@ -63,7 +63,9 @@ class MTModelConfig(StrictModel):
     num_gpus: float = Field(default=0.0, ge=0)
     """GPUs per actor; 0 runs on CPU (set it to 1 on GPU nodes)."""
     cpus_per_actor: float = Field(default=1.0, gt=0)
-    """CPUs reserved per actor (also its torch thread count on CPU)."""
+    """CPUs Ray reserves per actor; its torch threads on CPU are this rounded (at least 1). Keep
+    ``num_actors * cpus_per_actor`` below the cluster's CPUs: the tasks around the pool (reading,
+    writing) need a CPU too (2 actors x 1 CPU on 2 CPUs stalled; 2 x 0.5 ran at full speed)."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype on the device (float16 only on GPU)."""
     trust_remote_code: bool = False

@@ -53,7 +53,7 @@ class HFTranslator:
         self.cfg = cfg
         self.device = "cuda" if cfg.num_gpus > 0 and torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
-            torch.set_num_threads(max(1, int(cfg.cpus_per_actor)))
+            torch.set_num_threads(max(1, round(cfg.cpus_per_actor)))
         dtype = getattr(torch, cfg.dtype)
         if self.device == "cpu" and dtype == torch.float16:
             raise ValueError("dtype float16 needs a GPU; use bfloat16 or float32 on CPU")

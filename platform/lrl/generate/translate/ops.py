@@ -107,6 +107,7 @@ def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None
     kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed, "post": post}
     if cfg.backend == "fake":
         return ds.map_batches(translate_batch, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=rows)
+    _check_room(cfg)
     return ds.map_batches(
         TranslateActor, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=rows,
         compute=ray.data.ActorPoolStrategy(size=cfg.num_actors), num_cpus=cfg.cpus_per_actor,
@@ -157,3 +158,18 @@ def _new_row(row: dict, text: str, ents: list[str], src_ents: list[str], project
     else:
         new.update(tokens=res.tokens, tags=res.tags)
     return new
+
+
+def _check_room(cfg: MTModelConfig) -> None:
+    """Warn when the pool would hold every CPU: the operators around it then cannot run and the
+    pipeline stalls (seen here: 2 actors x 1 CPU on 2 CPUs)."""
+    import logging
+
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
+    if cfg.num_gpus == 0 and total and cfg.num_actors * cfg.cpus_per_actor >= total:
+        logging.getLogger(__name__).warning(
+            "translate: %d actors x %.2f CPUs take all %d CPUs of the cluster; reading and writing "
+            "tasks will wait for them. Lower cpus_per_actor (e.g. %.2f).",
+            cfg.num_actors, cfg.cpus_per_actor, total, total / cfg.num_actors / 2)
