@@ -118,8 +118,11 @@ def test_submit_flow_with_fake_client(tmp_path, monkeypatch, capsys):
     assert "all done" in out and "SUCCEEDED" in out
     for verb in ("status", "logs", "stop"):
         assert f"ray job {verb} raysubmit_fake --address http://127.0.0.1:1" in out
-    assert submit.run(_args(job, address="http://127.0.0.1:1", dry_run=True)) == 0
-    assert "entrypoint: python -m lrl.cli run job.yaml" in capsys.readouterr().out
+    assert submit.run(_args(job, address="http://127.0.0.1:1", dry_run=True, pip=["seqeval>=1.2"])) == 0
+    out = capsys.readouterr().out
+    assert "entrypoint: python -m lrl.cli run job.yaml\n" in out and "'pip': ['seqeval>=1.2']" in out
+    with pytest.raises(ConfigError, match="not both"):
+        submit.run(_args(job, dry_run=True, pip=["x"], image_uri="rayproject/ray:2.60.0"))
 
 
 # --- the real thing ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shlex
 import sys
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true", help="submit, print the job id and return")
     parser.add_argument("--from", dest="start", metavar="STAGE", help="passed on to `lrl run --from`")
     parser.add_argument("--only", metavar="STAGE", help="passed on to `lrl run --only`")
+    parser.add_argument("--pip", action="append", metavar="REQ",
+                        help="pip requirement to install for the job (repeatable; sets pipeline.submit.pip)")
+    parser.add_argument("--image-uri", help="container image to run the job in (sets pipeline.submit.image_uri)")
     parser.add_argument("--dry-run", action="store_true", help="print the entrypoint and runtime_env, submit nothing")
 
 
@@ -152,6 +156,12 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from lrl.job import load_job
 
-    # The file is validated here, before anything is uploaded, with the same overrides.
-    cfg = load_job(args.config, args.overrides)
+    # The file is validated here, before anything is uploaded, with the same overrides; the
+    # submission flags only shape the runtime_env, so they are not passed on to the entrypoint.
+    flags = []
+    if getattr(args, "pip", None):
+        flags.append(f"pipeline.submit.pip={json.dumps(args.pip)}")
+    if getattr(args, "image_uri", None):
+        flags.append(f"pipeline.submit.image_uri={json.dumps(args.image_uri)}")
+    cfg = load_job(args.config, [*args.overrides, *flags])
     return submit(cfg, args)
