@@ -24,8 +24,10 @@ class SubmitConfig(StrictModel):
     working_dir: str = "."
     """Folder uploaded as the job's working directory (job files, configs); the ``lrl`` package
     itself travels separately as a py_module."""
-    excludes: list[str] = [".git", "runs", "**/__pycache__", "*.egg-info", ".venv", "docs"]
-    """Patterns left out of the uploaded working directory (uploads are capped at 500 MiB)."""
+    excludes: list[str] = [".git", "runs", "**/__pycache__", "*.egg-info", ".venv", "docs", ".hypothesis",
+                           ".pytest_cache", "benchmarks/out"]
+    """Patterns left out of the uploaded working directory, besides what .gitignore excludes (Ray
+    caps a package at 512 MiB)."""
     pip: list[str] = []
     """Extra pip requirements installed for the job (e.g. ``[seqeval, langid]``); empty installs
     nothing and relies on the cluster image."""
