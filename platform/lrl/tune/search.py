@@ -174,6 +174,8 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
 
     t0 = time.time()
     names = list(PARAM_PATHS)
+    # Trials run in their own working directory: a relative local path would not resolve there.
+    model_path = os.path.abspath(model_path) if os.path.exists(model_path) else model_path
     cpus = ray.cluster_resources().get("CPU", 1.0)
     trainable = tune.with_parameters(trial_fn, train=train, dev=dev, base=base, model_path=model_path,
                                      seed=seed, threads=max(1, int(cfg.cpus_per_trial)), train_fn=train_fn)

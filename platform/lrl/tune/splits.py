@@ -84,7 +84,7 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
     path = Path(model)
     for sub in (path, path / "model", path / "hf"):  # a pretrain output keeps its HF folder inside
         if (sub / "config.json").is_file():
-            return str(sub)
+            return str(sub.resolve())  # absolute: Ray workers and Tune trials run in other folders
     raise ConfigError(f"{model}: not a Hugging Face model folder (no config.json)")
 
 
@@ -96,7 +96,7 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
         raise ConfigError(f"{preset}: unknown preset (choose from {sorted(sizes)})")
     hidden, layers, heads = sizes[preset]
     key = hashlib.sha256(repr((preset, seed, fingerprint(splits))).encode()).hexdigest()[:12]
-    out = Path(root) / "encoders" / f"{preset[7:]}-{key}"
+    out = (Path(root) / "encoders" / f"{preset[7:]}-{key}").resolve()
     if not (out / "config.json").is_file():
         sents = [s for train, _ in splits.values() for s in train.column("tokens").to_pylist()]
         build_scratch_encoder(out, sents, list(splits), hidden=hidden, layers=layers, heads=heads, seed=seed)
