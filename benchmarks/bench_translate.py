@@ -88,7 +88,10 @@ def main() -> int:
         print(f"[{rep}] actor pool ({args.actors} actors): {len(texts) / pool:8.1f} rows/s ({pool:.1f} s)   "
               f"pool / fastest single = {base / pool:.2f}x", flush=True)
     ratios = sorted(b / p for b, p in results)
-    print(f"median pool/single = {ratios[len(ratios) // 2]:.2f}x (target >= 0.9x)")
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    print(f"pool / fastest single: median {median:.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x "
+          f"over {len(ratios)} run(s) (target >= 0.9x)")
     ray.shutdown()
     return 0
 
