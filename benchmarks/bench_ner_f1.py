@@ -12,8 +12,8 @@ Conditions (each with the full training split and with 100 sentences, chosen wit
 Each cell (condition, lang, size, seed) is one ``train_tagger`` run; its result is appended to a
 JSONL file as soon as it ends, and cells already in the file are skipped, so the script can be
 stopped and resumed (``--budget-min`` stops starting new cells after that many minutes). Cells run
-in priority order: scratch first, then augmented, then pretrained; seeds innermost-last so that
-every cell gets one seed before any gets three.
+seed by seed (every cell gets seed 0 before any gets seed 1), and within a seed in the order of
+``--conditions`` (scratch first: it is the baseline).
 
     python benchmarks/bench_ner_f1.py --data ../shared/data --budget-min 30
     python benchmarks/bench_ner_f1.py --table-only          # print the table of what ran
@@ -37,7 +37,7 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--langs", default="ug,wo")
-    p.add_argument("--conditions", default="scratch,augmented,pretrained")
+    p.add_argument("--conditions", default="scratch,pretrained,augmented")
     p.add_argument("--sizes", default="full,100")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--pretrained", default=None, help="encoder folder from lrl pretrain (HF, with tokenizer)")
@@ -164,11 +164,11 @@ def main() -> int:
     t_start = time.time()
     data = {lang: (read_conll(f"{args.data}/wikiann/{lang}/train", lang).table,
                    read_conll(f"{args.data}/wikiann/{lang}/dev", lang).table) for lang in args.langs.split(",")}
-    conds = [c for c in ("scratch", "augmented", "pretrained") if c in args.conditions.split(",")]
+    conds = [c for c in ("scratch", "pretrained", "augmented") if c in args.conditions.split(",")]
     if "pretrained" in conds and not args.pretrained:
         print("pretrained: skipped (no --pretrained folder given)")
         conds.remove("pretrained")
-    plan = [(c, lang, s, seed) for c in conds for seed in map(int, args.seeds.split(","))
+    plan = [(c, lang, s, seed) for seed in map(int, args.seeds.split(",")) for c in conds
             for s in args.sizes.split(",") for lang in data]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for cond, lang, size, seed in plan:
