@@ -57,7 +57,10 @@ def init_ray(cfg: RayConfig | None = None):
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
+        # address="local": always an embedded instance here, never a cluster someone happened to
+        # `ray start` on this machine (plain ray.init() would silently join it).
         ray.init(
+            address="local",
             num_cpus=cfg.num_cpus,
             object_store_memory=cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None,
             include_dashboard=cfg.include_dashboard,
