@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -208,3 +209,4 @@ def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
         assert down.returncode == 0, down.stderr
         left = subprocess.run(["pgrep", "-f", cdir], capture_output=True, text=True).stdout.split()
         assert not left, f"cluster processes left running: {left}"
+        shutil.rmtree(cdir, ignore_errors=True)
