@@ -105,6 +105,18 @@ def test_exact_dedup_across_blocks(ray_session, mono_ug):
     assert rejected["g005"] == "duplicate: of o005" and rejected["z000"] == "duplicate: of o040"
 
 
+def test_dedup_keeps_oversampling_copies(mono_ug):
+    # Oversample copies repeat their parent on purpose; exact and near dedup must not undo them.
+    rows = [{"id": "o1", "lang": "ug", "text": mono_ug[0], "op": "orig"},
+            {"id": "o1|oversample|1", "lang": "ug", "text": mono_ug[0], "op": "oversample"},
+            {"id": "o2", "lang": "ug", "text": mono_ug[0], "op": "orig"}]
+    table = text_table(rows)
+    exact = ExactDedup()
+    assert exact.duplicates(exact.keys(table)) == {"o2": "o1"}
+    near = NearDedup(threshold=0.6)
+    assert near.clusters(near.keys(table)) == {"o2": "o1"}
+
+
 def test_near_dedup_flags_edited_copies_only(ray_session, mono_ug):
     import ray
 

@@ -13,7 +13,9 @@ millions of sentences. A hash-partitioned ``groupby(key).map_groups`` was tried 
 aggregator actors), against ~2 s for this pass; for billions of rows it is the way to go.
 
 In both, the copy kept is an original row before a generated one, then the smallest id, so the
-result does not depend on block order. Already rejected rows are neither kept nor re-marked.
+result does not depend on block order. Already rejected rows are neither kept nor re-marked, and
+oversampling copies (op ``oversample``) are exempt: they are duplicates on purpose, and removing
+them would undo the oversampling step.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pyarrow as pa
 from lrl.generate.filters.common import in_scope, priority, set_rejects, texts
 from lrl.generate.translate.columns import widen
 
+_COPY = "oversample"  # deliberate copies, never duplicates
 _PRIME = (1 << 31) - 1  # Mersenne prime; a*x stays below 2^62, inside uint64
 
 
@@ -51,7 +54,7 @@ class ExactDedup:
         rows = [{"id": rid, "prio": priority(op, rid)[0],
                  "key": hashlib.blake2b(f"{lang}\x00{normalise(t, self.case)}".encode(), digest_size=12).digest()}
                 for rid, lang, t, op, ok in zip(table.column("id").to_pylist(), table.column("lang").to_pylist(),
-                                                texts(table), ops, live) if ok]
+                                                texts(table), ops, live) if ok and op != _COPY]
         return pa.Table.from_pylist(rows, schema=pa.schema([("id", pa.string()), ("prio", pa.int8()),
                                                             ("key", pa.binary(12))]))
 
@@ -99,7 +102,7 @@ class NearDedup:
         ops = table.column("op").to_pylist()
         for i, (rid, lang, text) in enumerate(zip(table.column("id").to_pylist(),
                                                   table.column("lang").to_pylist(), texts(table))):
-            if live[i]:
+            if live[i] and ops[i] != _COPY:
                 sig = minhash(text, self.shingle, self.num_perm)
                 rows.append({"id": rid, "lang": lang, "prio": priority(ops[i], rid)[0],
                              "sig": sig.astype(np.int64).tolist()})
