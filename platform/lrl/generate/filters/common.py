@@ -35,6 +35,22 @@ def set_rejects(table: pa.Table, reasons: list[str | None]) -> pa.Table:
     return table.set_column(table.column_names.index(REJECT), REJECT, pa.array(new, pa.string()))
 
 
+class RowFilter:
+    """A filter that judges each row on its own: subclasses give ``reasons(table)`` (one reason or
+    None per row) and inherit the batch call and the Ray Data step."""
+
+    name = "filter"
+
+    def reasons(self, table: pa.Table) -> list[str | None]:
+        raise NotImplementedError
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return set_rejects(table, self.reasons(table))
+
+    def apply(self, ds):
+        return ds.map_batches(self, batch_format="pyarrow")
+
+
 def priority(op: str | None, rid: str) -> tuple[int, str]:
     """Which of several duplicates is kept: original rows before generated ones, then by id."""
     return (0 if op in (None, "orig") else 1, rid)

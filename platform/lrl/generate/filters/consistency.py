@@ -7,12 +7,12 @@ from collections import Counter
 
 import pyarrow as pa
 
-from lrl.generate.filters.common import set_rejects
+from lrl.generate.filters.common import RowFilter
 from lrl.generate.translate.columns import SRC_ENTS
 from lrl.generate.translate.markers import spans_from_tags
 
 
-class ProjectionFilter:
+class ProjectionFilter(RowFilter):
     """Reject labelled rows whose entity types (as a multiset; order may change across languages)
     differ from their source's."""
 
@@ -32,9 +32,3 @@ class ProjectionFilter:
             else:
                 out.append(None)
         return out
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        return set_rejects(table, self.reasons(table))
-
-    def apply(self, ds):
-        return ds.map_batches(self, batch_format="pyarrow")

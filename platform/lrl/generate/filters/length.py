@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from lrl.generate.filters.common import in_scope, set_rejects, texts
+from lrl.generate.filters.common import RowFilter, in_scope, texts
 from lrl.generate.translate.columns import SRC_TEXT
 
 
-class LengthRatioFilter:
+class LengthRatioFilter(RowFilter):
     """Reject rows whose length in characters / their source's is outside [min_ratio, max_ratio]."""
 
     name = "length_ratio"
@@ -34,9 +34,3 @@ class LengthRatioFilter:
             else:
                 out.append(None)
         return out
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        return set_rejects(table, self.reasons(table))
-
-    def apply(self, ds):
-        return ds.map_batches(self, batch_format="pyarrow")

@@ -10,7 +10,7 @@ import copy
 
 import pyarrow as pa
 
-from lrl.generate.filters.common import in_scope, set_rejects, texts
+from lrl.generate.filters.common import RowFilter, in_scope, texts
 
 # Three-letter / NLLB-style codes -> the ISO 639-1 codes langid uses.
 _TO_LANGID = {"uig": "ug", "eng": "en", "wol": "wo", "amh": "am", "hau": "ha", "ibo": "ig", "kin": "rw",
@@ -42,7 +42,7 @@ def identifier(candidates: tuple[str, ...]):
     return _IDENT[candidates]
 
 
-class LangIdFilter:
+class LangIdFilter(RowFilter):
     """Reject rows whose detected language is not their ``lang`` (or is, with too low a probability)."""
 
     name = "lid"
@@ -74,9 +74,3 @@ class LangIdFilter:
             else:
                 out.append(None)
         return out
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        return set_rejects(table, self.reasons(table))
-
-    def apply(self, ds):
-        return ds.map_batches(self, batch_format="pyarrow")
