@@ -22,3 +22,12 @@ def test_stdlib_platform_still_works_from_repo_root():
 def test_ruff_keeps_a005_on():
     text = (REPO / "pyproject.toml").read_text()
     assert '"A"' in text, "ruff rule family A (A005: stdlib shadowing) must stay selected"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    test_cmd = next(b.strip() for b in blocks if "pytest" in b)
+    assert test_cmd in (REPO / ".ci" / "run").read_text().splitlines()
