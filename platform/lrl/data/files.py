@@ -80,3 +80,20 @@ def _file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_parquet_checked(path: str, required: set[str], what: str = "Parquet"):
+    """Read a Parquet file or folder; unreadable data or missing ``required`` columns raise an
+    ``InputError`` naming the path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, inner = filesystem(path)
+    try:
+        table = pq.read_table(inner, filesystem=fs)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc}") from exc
+    missing = required - set(table.column_names)
+    if missing:
+        raise InputError(f"{path}: {what} lacks column(s) {sorted(missing)}")
+    return table

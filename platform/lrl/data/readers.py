@@ -12,11 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lrl.data.bio import BioPolicy, check_tags, reason_kind
 from lrl.data.config import NerSource, TextSource
-from lrl.data.files import InputError, filesystem, read_text, resolve
+from lrl.data.files import InputError, read_parquet_checked, read_text, resolve
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA, ner_table, reject_table
 
 
@@ -141,14 +140,7 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
 def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                      labels: Iterable[str] | None = None) -> ReadResult:
     """Parquet file or folder with ``tokens`` and ``tags`` columns (other schema columns optional)."""
-    fs, inner = filesystem(path)
-    try:
-        table = pq.read_table(inner, filesystem=fs)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{path}: cannot read Parquet: {exc}") from exc
-    missing = {"tokens", "tags"} - set(table.column_names)
-    if missing:
-        raise InputError(f"{path}: Parquet lacks column(s) {sorted(missing)}")
+    table = read_parquet_checked(path, {"tokens", "tags"})
     col = _Collector(path, lang, split, policy, labels)
     for i, row in enumerate(table.to_pylist()):
         col.sentence(i + 1, list(row["tokens"] or []), list(row["tags"] or []),

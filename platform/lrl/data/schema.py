@@ -76,3 +76,10 @@ def reject_table(rows: list[dict]) -> pa.Table:
 
 def _fill(row: dict, schema: pa.Schema) -> dict:
     return {name: row.get(name) for name in schema.names}
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast ``table`` to ``schema``; absent optional columns become typed nulls."""
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)

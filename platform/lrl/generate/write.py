@@ -23,7 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from lrl.data.files import filesystem, is_uri
-from lrl.data.schema import NER_SCHEMA, REJECT, TEXT_SCHEMA
+from lrl.data.schema import NER_SCHEMA, REJECT, TEXT_SCHEMA, conform
 
 DATA, REJECTS, TEXT = "data", "rejects", "text"
 
@@ -48,17 +48,6 @@ REJECTED_SCHEMA = pa.schema(
 
 def _without_lang(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f for f in schema if f.name != "lang"])
-
-
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Select and cast ``table`` to ``schema``; absent optional columns become typed nulls."""
-    cols = []
-    for f in schema:
-        if f.name in table.column_names:
-            cols.append(table.column(f.name).cast(f.type))
-        else:
-            cols.append(pa.nulls(table.num_rows, f.type))
-    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def write_file(table: pa.Table, folder: str, prefix: str) -> str:

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from lrl.data.files import InputError, filesystem, fingerprint, resolve
+from lrl.data.files import InputError, filesystem, fingerprint, read_parquet_checked, resolve
 from lrl.data.readers import read_text_lines
 
 if TYPE_CHECKING:
@@ -33,13 +32,7 @@ def load_text(cfg: JobConfig, generate_dir: str | None = None) -> tuple[pa.Table
         path = f"{generate_dir.rstrip('/')}/text"
         fs, inner = filesystem(path)
         if fs.get_file_info(inner).type != pafs.FileType.NotFound:
-            try:
-                table = pq.read_table(inner, filesystem=fs)
-            except (OSError, pa.ArrowInvalid) as exc:
-                raise InputError(f"{path}: cannot read the generate stage's text Parquet: {exc}") from exc
-            missing = {"text", "lang"} - set(table.column_names)
-            if missing:
-                raise InputError(f"{path}: lacks column(s) {sorted(missing)}")
+            table = read_parquet_checked(path, {"text", "lang"}, "the generate stage's text Parquet")
             if "doc" not in table.column_names:
                 table = table.append_column("doc", pa.nulls(table.num_rows, pa.string()))
             table = table.select(["text", "lang", "doc"])

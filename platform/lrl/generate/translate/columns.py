@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from lrl.data.schema import NER_SCHEMA, REJECT, TEXT_SCHEMA
+from lrl.data.schema import NER_SCHEMA, REJECT, TEXT_SCHEMA, conform
 
 SRC_TEXT = "src_text"
 SRC_ENTS = "src_ents"
@@ -32,15 +32,10 @@ def widen(table: pa.Table) -> pa.Table:
     """The table with every output column (missing ones null), in schema order; other columns
     that an earlier step added are kept after them."""
     schema = out_schema(table)
-    cols = []
-    for f in schema:
-        if f.name in table.column_names:
-            cols.append(table.column(f.name).cast(f.type))
-        else:
-            cols.append(pa.nulls(table.num_rows, f.type))
+    base = conform(table, schema)
     extra = [n for n in table.column_names if n not in schema.names and not n.startswith("_mt_")]
     fields = list(schema) + [table.schema.field(n) for n in extra]
-    return pa.Table.from_arrays(cols + [table.column(n) for n in extra], schema=pa.schema(fields))
+    return pa.Table.from_arrays(base.columns + [table.column(n) for n in extra], schema=pa.schema(fields))
 
 
 def row_text(row: dict) -> str:
