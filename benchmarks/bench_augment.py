@@ -2,14 +2,18 @@
 
 1. plain: one process, a loop over input files and batches (the baseline every ratio uses);
 2. pool: ``multiprocessing.Pool(2)``, one input file per task;
-3. ray: Ray Data on 2 CPUs the way the generate stage runs it: the driver reads the input
-   (Arrow, C++), ``from_arrow`` (one block per file) -> the stage's ``AugmentStep`` (tasks, not
-   actors; pyarrow batches) -> ``PartWriter`` (each task writes its own Parquet); timed after a
-   warm-up run so that worker start-up (a one-off per cluster) is reported separately;
+3. ray: Ray Data on 2 CPUs the way the generate stage runs it: ``init_ray`` (so the stage's Ray
+   Data settings), the driver reads the input (Arrow, C++), ``from_arrow`` on the stage's
+   ``plan_blocks`` -> the stage's ``AugmentStep`` (tasks, not actors; pyarrow batches) ->
+   ``PartWriter`` (each task writes its own Parquet); timed after a warm-up run so that worker
+   start-up (a one-off per cluster) is reported separately;
    ``ray-read_parquet`` is the same with ``ray.data.read_parquet`` as the reader (Ray 2.60 reads
    many small files in ONE task and block, so it runs serially: shown for reference);
 4. nlpaug: ``RandomWordAug`` swap and delete on joined sentences (the closest equivalents it has;
    it cannot keep tags aligned), on a subset because it is much slower.
+
+Each method runs ``--repeats`` times, interleaved (plain, pool, ray, plain, ...), and the median
+is reported, because this shared machine's speed drifts by 10-20% within minutes.
 
 Input rows are the real WikiANN ug + wo training sentences, repeated with fresh ids to ``--rows``
 (oversampled), split into ``--files`` Parquet files. All lrl methods run the same ops with the same
@@ -25,6 +29,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,6 +43,7 @@ from lrl.data.readers import read_ner
 from lrl.data.schema import NER_SCHEMA
 from lrl.generate.augment import AugmentBatch, AugmentStep, build_resources
 from lrl.generate.config import AugmentConfig
+from lrl.generate.stage import plan_blocks
 from lrl.generate.write import PartWriter, count_values, write_partitioned
 
 
@@ -81,17 +87,16 @@ def run_plain(files: list[str], out: str, batch_size: int) -> int:
     return sum(process_file((f, out, batch_size)) for f in files)
 
 
-def run_pool(files: list[str], out: str, batch_size: int, cfg, resources, seed: int, procs: int) -> int:
-    ctx = mp.get_context("fork")
-    with ctx.Pool(procs, initializer=_init, initargs=(cfg, resources, seed)) as pool:
-        return sum(pool.imap_unordered(process_file, [(f, out, batch_size) for f in files]))
+def run_pool(files: list[str], out: str, batch_size: int, pool) -> int:
+    return sum(pool.imap_unordered(process_file, [(f, out, batch_size) for f in files]))
 
 
 def run_ray(files: list[str], out: str, step: AugmentStep, reader: str = "driver") -> int:
     import ray
 
     if reader == "driver":
-        ds = ray.data.from_arrow([pq.read_table(f) for f in files])
+        table = pa.concat_tables([pq.read_table(f) for f in files])
+        ds = ray.data.from_arrow(plan_blocks(table, int(ray.cluster_resources()["CPU"])))
     else:
         ds = ray.data.read_parquet(files)
     ds = step.apply(ds)
@@ -131,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ops", default="swap,delete", help="augmentation ops, comma-separated")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="runs per method (interleaved); the median is reported")
     p.add_argument("--read-parquet", action="store_true", help="also time Ray with ray.data.read_parquet")
     p.add_argument("--nlpaug-rows", type=int, default=20_000, help="0 skips nlpaug")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/augment"))
@@ -147,10 +153,14 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict] = {}
 
-    def record(name: str, seconds: float, rows_out: int, rows_in: int) -> None:
-        results[name] = {"seconds": round(seconds, 2), "rows_in": rows_in, "rows_out": rows_out,
+    def record(name: str, runs: list[tuple[float, int]], rows_in: int) -> None:
+        seconds = statistics.median(t for t, _ in runs)
+        rows_out = {n for _, n in runs}
+        results[name] = {"seconds": round(seconds, 2), "runs_s": [round(t, 2) for t, _ in runs],
+                         "rows_in": rows_in, "rows_out": rows_out.pop() if len(rows_out) == 1 else sorted(rows_out),
                          "rows_per_s": round(rows_in / seconds)}
-        print(f"  {name:<14} {seconds:7.2f} s  {rows_in / seconds:9.0f} input rows/s  ({rows_out} rows written)",
+        print(f"  {name:<16} median {seconds:6.2f} s  {rows_in / seconds:9.0f} input rows/s  "
+              f"(runs {', '.join(f'{t:.2f}' for t, _ in runs)} s; {results[name]['rows_out']} rows written)",
               flush=True)
 
     def fresh(name: str) -> str:
@@ -158,32 +168,37 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(d, ignore_errors=True)
         return str(d)
 
-    record("plain", *timed(run_plain, files, fresh("plain"), a.batch_size), a.rows)
-    record("pool", *timed(run_pool, files, fresh("pool"), a.batch_size, cfg, resources, 0, a.cpus), a.rows)
+    from lrl.runtime import RayConfig, init_ray
 
-    import ray
-
-    from lrl.runtime import quiet_env
-
-    quiet_env()
+    # Both parallel methods get warm workers: the pool is forked (before Ray starts, so no Ray
+    # threads are forked) and warmed like Ray's workers; neither start-up is timed.
+    pool = mp.get_context("fork").Pool(a.cpus, initializer=_init, initargs=(cfg, resources, 0))
+    run_pool(files[: a.cpus], fresh("pool-warmup"), a.batch_size, pool)
     t0 = time.perf_counter()
-    ray.init(num_cpus=a.cpus, include_dashboard=False, log_to_driver=False)
+    ray = init_ray(RayConfig(num_cpus=a.cpus))
     ray.data.DataContext.get_current().enable_progress_bars = False
     step = AugmentStep(cfg, resources, 0)
     warm = time.perf_counter()
     run_ray(files[: a.cpus], fresh("ray-warmup"), step)
     print(f"  (ray start {warm - t0:.1f} s, warm-up run on {a.cpus} files {time.perf_counter() - warm:.1f} s; "
           "not timed)")
-    record("ray", *timed(run_ray, files, fresh("ray"), step), a.rows)
+    runs: dict[str, list[tuple[float, int]]] = {"plain": [], "pool": [], "ray": []}
+    for _ in range(a.repeats):
+        runs["plain"].append(timed(run_plain, files, fresh("plain"), a.batch_size))
+        runs["pool"].append(timed(run_pool, files, fresh("pool"), a.batch_size, pool))
+        runs["ray"].append(timed(run_ray, files, fresh("ray"), step))
+    for name, r in runs.items():
+        record(name, r, a.rows)
     if a.read_parquet:
-        record("ray-read_parquet", *timed(run_ray, files, fresh("ray-rp"), step, "read_parquet"), a.rows)
+        record("ray-read_parquet", [timed(run_ray, files, fresh("ray-rp"), step, "read_parquet")], a.rows)
     ray.shutdown()
+    pool.close()
 
     if a.nlpaug_rows:
         sub = pq.read_table(files[0]).slice(0, a.nlpaug_rows)
-        record("nlpaug(subset)", *timed(run_nlpaug, sub, fresh("nlpaug")), sub.num_rows)
+        record("nlpaug(subset)", [timed(run_nlpaug, sub, fresh("nlpaug"))], sub.num_rows)
 
-    same = {results[k]["rows_out"] for k in ("plain", "pool", "ray")}
+    same = {str(results[k]["rows_out"]) for k in ("plain", "pool", "ray")}
     plain = results["plain"]["rows_per_s"]
     print("\nratios (input rows/s vs the plain loop measured in this run):")
     for name, r in results.items():

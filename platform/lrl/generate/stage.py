@@ -39,12 +39,13 @@ from lrl.pipeline.stage import StageContext
 STAGE = "generate"
 #: Config sections that shape the output (and so its folder name); ``ray``/``output`` do not.
 SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
-#: Input blocks: at least BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand
-#: sentences that oversampling multiplies) spreads over every CPU and each task's output stays
-#: small; at most MAX_BLOCK_ROWS rows each, and no smaller than needed, so that per-task overhead
-#: stays small next to the work on large inputs.
+#: Input blocks: BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand sentences that
+#: oversampling multiplies) spreads over every CPU and the last tasks end close together; more
+#: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: Ray Data leaves
+#: a worker idle ~0.15 s between two tasks, so on 200k rows and 2 CPUs 16-20 blocks ran 10-20%
+#: slower than 6-8 (docs/benchmarks.md). Generated rows stream out of a task in batches.
 BLOCKS_PER_CPU = 4
-MAX_BLOCK_ROWS = 10_000
+MAX_BLOCK_ROWS = 100_000
 #: Splits that score models: never augmented, never written to ``data/`` (later stages read them
 #: from ``data.ner`` themselves), so generated data cannot leak into evaluation.
 HELDOUT = frozenset({"dev", "test", "validation"})
@@ -160,11 +161,7 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
     from lrl.runtime import init_ray
 
     ray = init_ray(cfg.ray)
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    n_blocks = max(1, min(train.num_rows, max(BLOCKS_PER_CPU * cpus, math.ceil(train.num_rows / MAX_BLOCK_ROWS))))
-    step = math.ceil(train.num_rows / n_blocks)
-    blocks = [train.slice(i, step) for i in range(0, train.num_rows, step)]
-    ds = ray.data.from_arrow(blocks)
+    ds = ray.data.from_arrow(plan_blocks(train, int(ray.cluster_resources().get("CPU", 1))))
     for s in steps:
         ds = s.apply(ds)
     ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)
@@ -172,6 +169,14 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         files += batch.num_rows
     return files
+
+
+def plan_blocks(table: pa.Table, cpus: int) -> list[pa.Table]:
+    """Zero-copy slices of ``table``: the input blocks, one task each (see ``BLOCKS_PER_CPU``)."""
+    n_blocks = max(1, min(table.num_rows,
+                          max(BLOCKS_PER_CPU * max(1, cpus), math.ceil(table.num_rows / MAX_BLOCK_ROWS))))
+    step = max(1, math.ceil(table.num_rows / n_blocks))
+    return [table.slice(i, step) for i in range(0, table.num_rows, step)] or [table]
 
 
 def _write_reader_rejects(inputs: Inputs, tmp: str) -> None:
@@ -195,4 +200,4 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
 
 
 __all__ = ["run_generate", "stage_output", "read_inputs", "build_steps", "build_text_steps", "summary",
-           "training_sources", "HELDOUT"]
+           "training_sources", "plan_blocks", "HELDOUT"]
