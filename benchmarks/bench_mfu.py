@@ -28,7 +28,7 @@ def train_rate(preset: str, batch: int, seq_len: int, seconds: float, threads: i
 
     from lrl.model.build import model_flops_per_token, preset_config
     from lrl.model.config import ModelConfig
-    from lrl.train.pretrain_aux import build_module
+    from lrl.train.pretrain_aux import build_module, set_attention
     from lrl.train.pretrain_config import PretrainConfig
     from lrl.train.pretrain_engine import TorchEngine
 
@@ -36,7 +36,9 @@ def train_rate(preset: str, batch: int, seq_len: int, seconds: float, threads: i
     torch.manual_seed(0)
     conf = preset_config(ModelConfig(preset=preset, max_length=seq_len, dropout=0.0), 8000, 0, ["ug", "wo"])
     cfg = PretrainConfig(engine="torch", precision=precision, batch_size=batch, seq_len=seq_len)
-    engine = TorchEngine(build_module(BertForMaskedLM(conf), 0), cfg, 1, "cpu", 10**6)
+    model = BertForMaskedLM(conf)
+    kernel = set_attention(model, cfg.attention, precision, "cpu")  # as the training loop does
+    engine = TorchEngine(build_module(model, 0), cfg, 1, "cpu", 10**6)
     ids = torch.randint(10, 8000, (batch, seq_len))
     labels = torch.where(torch.rand(batch, seq_len) < 0.15, ids, torch.full_like(ids, -100))
     batch_in = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels, "kind": 0}
@@ -49,7 +51,7 @@ def train_rate(preset: str, batch: int, seq_len: int, seconds: float, threads: i
     dt = time.perf_counter() - t0
     tps = steps * batch * seq_len / dt
     flops = model_flops_per_token(conf, seq_len=seq_len, lm_head_tokens=0.15)  # head on masked only
-    return {"preset": preset, "precision": precision, "steps": steps, "tokens_per_s": tps,
+    return {"preset": preset, "precision": precision, "attention": kernel, "steps": steps, "tokens_per_s": tps,
             "flops_per_token": flops, "achieved_flops": tps * flops}
 
 

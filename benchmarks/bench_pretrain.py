@@ -58,7 +58,7 @@ def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from lrl.data.sampling import resample, split_heldout
-    from lrl.train.pretrain_aux import build_module
+    from lrl.train.pretrain_aux import build_module, set_attention
     from lrl.train.pretrain_data import pack_local
     from lrl.train.pretrain_engine import TorchEngine
     from lrl.train.pretrain_eval import model_inputs
@@ -74,7 +74,9 @@ def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads
     lid = torch.cat([torch.as_tensor(v["lang_id"]) for v in packed.values()])
     order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(0))
     tok = AutoTokenizer.from_pretrained(tok_dir)
-    engine = TorchEngine(build_module(AutoModelForMaskedLM.from_pretrained(model_dir), 0), cfg, 1, "cpu", cfg.steps)
+    model = AutoModelForMaskedLM.from_pretrained(model_dir)
+    set_attention(model, cfg.attention, cfg.precision, "cpu")  # the kernel the Ray loop picks too
+    engine = TorchEngine(build_module(model, 0), cfg, 1, "cpu", cfg.steps)
     vocab, pad = MaskVocab.from_tokenizer(tok), tok.pad_token_id
     bs = cfg.batch_size * cfg.num_workers  # the same global batch as the Ray run
     tokens, loop_s, step, at = 0, 0.0, 0, 0

@@ -129,3 +129,27 @@ def test_matmul_peak_is_cached_and_keeps_the_best(tmp_path, monkeypatch):
     cache.write_text(json.dumps(known))
     assert measure_matmul_peak("fp32", threads=1, n=256, seconds=0.2) == first * 1000
     assert mfu(100.0, 1e6, 1e9) == pytest.approx(0.1)
+
+
+def test_attention_choice_follows_device_and_precision_and_keeps_the_outputs():
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from lrl.train.pretrain_aux import set_attention
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64, max_position_embeddings=16)).eval()
+    ids = torch.randint(5, 50, (2, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0  # padding must be masked the same way by both kernels
+    assert set_attention(model, "auto", "fp32", "cpu") == "sdpa" and model.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask).logits
+    assert set_attention(model, "auto", "bf16", torch.device("cpu")) == "eager"
+    assert model.config._attn_implementation == "eager"
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(ref[0], out[0], atol=1e-5) and torch.allclose(ref[1, :8], out[1, :8], atol=1e-5)
+    assert set_attention(model, "auto", "bf16", "cuda") == "sdpa"  # GPUs keep the fused kernel
+    assert set_attention(model, "eager", "fp32", "cpu") == "eager"

@@ -85,6 +85,21 @@ def build_module(mlm_model, n_tags: int):
     return PretrainModule()
 
 
+def set_attention(model, choice: str, precision: str, device) -> str:
+    """Switch ``model`` to the attention kernel ``choice`` (``PretrainConfig.attention``); returns
+    the kernel used. ``auto``: eager for bf16 on CPU, where torch's fused bf16 attention backward is
+    slow, else sdpa. Models without the switch keep their own kernel."""
+    if choice == "auto":
+        on_cpu = getattr(device, "type", str(device)) == "cpu"
+        choice = "eager" if on_cpu and precision == "bf16" else "sdpa"
+    if hasattr(model, "set_attn_implementation"):
+        try:
+            model.set_attn_implementation(choice)
+        except (ValueError, ImportError):  # an architecture without that kernel keeps its own
+            return str(model.config._attn_implementation)
+    return choice
+
+
 def mlm_head(model):
     """The MLM prediction head (hidden -> vocabulary logits) of BERT-like (``cls``) and
     RoBERTa-like (``lm_head``) models; None for other architectures."""
@@ -127,4 +142,4 @@ def as_tensor_batch(arrays: dict[str, np.ndarray], idx: np.ndarray, pad_id: int,
             "labels": torch.as_tensor(arrays["labels"][idx]).to(device)}
 
 
-__all__ = ["tagging_arrays", "build_module", "save_aux_head", "as_tensor_batch"]
+__all__ = ["tagging_arrays", "build_module", "set_attention", "mlm_head", "save_aux_head", "as_tensor_batch"]

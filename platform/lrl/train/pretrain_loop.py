@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head
+from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head, set_attention
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
 from lrl.train.pretrain_metrics import Throughput, mfu
@@ -79,6 +79,7 @@ def train_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(config["tokenizer_dir"])
     model = AutoModelForMaskedLM.from_pretrained(config["model_dir"])
+    set_attention(model, cfg.attention, cfg.precision, device)
     aux = config.get("aux")
     module = build_module(model, len(aux["labels_list"]) if aux else 0)
     engine = build_engine(module, cfg, world, device, cfg.steps)
