@@ -153,3 +153,19 @@ def test_attention_choice_follows_device_and_precision_and_keeps_the_outputs():
     assert torch.allclose(ref[0], out[0], atol=1e-5) and torch.allclose(ref[1, :8], out[1, :8], atol=1e-5)
     assert set_attention(model, "auto", "bf16", "cuda") == "sdpa"  # GPUs keep the fused kernel
     assert set_attention(model, "eager", "fp32", "cpu") == "eager"
+
+
+def test_torch_engine_trains_a_loaded_model_in_training_mode(tmp_path):
+    """from_pretrained returns eval mode; the engine must switch dropout on from step 1."""
+    from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
+
+    from lrl.train.pretrain_aux import build_module
+    from lrl.train.pretrain_config import PretrainConfig
+    from lrl.train.pretrain_engine import TorchEngine
+
+    BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=16)).save_pretrained(tmp_path)
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    assert not loaded.training
+    engine = TorchEngine(build_module(loaded, 0), PretrainConfig(engine="torch", precision="fp32"), 1, "cpu", 10)
+    assert all(m.training for m in engine.module.modules())

@@ -88,6 +88,9 @@ class DeepSpeedEngine:
         self.module = self.engine.module
         self.device = self.engine.device
         self.autocast = False  # DeepSpeed's bf16 mode casts the module itself
+        # from_pretrained returns a model in eval mode: without this, dropout stayed off until the
+        # first held-out evaluation switched the whole module to training mode.
+        self.engine.train()
 
     def micro_step(self, batch: dict[str, Any]) -> float:
         loss = self.engine(**batch)
@@ -120,7 +123,7 @@ class TorchEngine:
             raise ConfigError("pretrain.precision=fp16 is only supported with engine=deepspeed on GPU")
         self.cfg = cfg
         self.device = device
-        self.module = module.to(device)
+        self.module = module.to(device).train()  # from_pretrained models come in eval mode
         self.model = module
         if world_size > 1:
             import ray.train.torch
