@@ -29,7 +29,7 @@ class RayConfig(StrictModel):
     data_autoscaler: Literal["V2", "RATE_BASED"] = "V2"
     """Ray Data's cluster autoscaler (sets ``RAY_DATA_CLUSTER_AUTOSCALER`` in the driver). Ray 2.60's
     default, RATE_BASED, grants a dataset the cluster's CPUs one coordinator poll (~1 s) at a time,
-    which left half of a 2-CPU machine idle for the first second and between tasks
+    which left half of a 2-CPU machine idle for a dataset's first second
     (docs/benchmarks.md, generate stage); V2 uses the CPUs there are at once and still asks an
     autoscaling cluster for more."""
     data_limits_refresh_s: float = Field(default=0.1, gt=0)

@@ -92,12 +92,13 @@ def set_attention(model, choice: str, precision: str, device) -> str:
     if choice == "auto":
         on_cpu = getattr(device, "type", str(device)) == "cpu"
         choice = "eager" if on_cpu and precision == "bf16" else "sdpa"
-    if hasattr(model, "set_attn_implementation"):
-        try:
-            model.set_attn_implementation(choice)
-        except (ValueError, ImportError):  # an architecture without that kernel keeps its own
-            return str(model.config._attn_implementation)
-    return choice
+    if not hasattr(model, "set_attn_implementation"):
+        return str(getattr(model.config, "_attn_implementation", None))
+    try:
+        model.set_attn_implementation(choice)
+    except (ValueError, ImportError):  # an architecture without that kernel keeps its own
+        pass
+    return str(model.config._attn_implementation)
 
 
 def mlm_head(model):
