@@ -185,10 +185,7 @@ def run_pretrain(ctx: StageContext) -> str:
     try:
         model_dir = p.model_path or _init_model(cfg, tok_dir, sorted(set(table.column("lang").to_pylist())),
                                                 os.path.join(run_dir, "init"))
-        # Ray Train V2 blocks ~2 s per report at its default health-check interval (DESIGN.md);
-        # the variable must be set before Ray starts for the controller to inherit it.
-        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-        init_ray(cfg.ray)
+        init_ray(cfg.ray)  # also sets Ray Train's health-check interval (lrl.runtime.quiet_env)
         res = fit(p, cfg.seed, table, tok_dir, model_dir, str(local_path(out.tmp)), run_dir,
                   resolve_paths(p.aux.conllu, cfg.data.root), run_name=STAGE)
         m = res.metrics
