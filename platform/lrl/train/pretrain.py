@@ -92,7 +92,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     train, heldout = split_heldout(table, cfg.heldout_fraction, seed)
     stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
     log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
-    ds = packed_dataset(stream, tokenizer_dir, cfg.seq_len, langs)
+    ds = packed_dataset(stream, tokenizer_dir, cfg.seq_len, langs, driver_rows=cfg.driver_pack_rows)
     held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
     gpu = use_gpu(cfg)
     threads = cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker))
