@@ -5,7 +5,8 @@ resampled, packed ug+wo text for the same wall-clock budget, with bf16, AdamW an
 Reported side by side:
   in-loop   tokens/s measured inside the training loop (no start-up, evaluation or saving);
   end-to-end tokens trained / wall time from "start" to "model saved" (Ray start, data
-            packing through Ray Data, worker start, DeepSpeed init and compiles included).
+            packing (in the driver for small text, pretrain.driver_pack_rows), worker start,
+            DeepSpeed init and compiles included).
 Targets (issue 4): Ray >= 0.9x in the loop, <= 10% slower end to end, for runs of >= 5 minutes.
 Ray starts through ``lrl.runtime.init_ray``, as in ``lrl pretrain``. With ``--rounds N`` the two
 sides alternate N times (plain, Ray, plain, Ray, ...) and the median of the per-round ratios is

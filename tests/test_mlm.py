@@ -97,7 +97,8 @@ def test_pack_batch_prepends_cls_and_language_tag(tok_dir):
     assert int(out["n_tokens"].sum()) - 3 * len(ids) == pieces
 
 
-def test_driver_packing_gives_the_ray_data_sequences_in_the_same_order(tok_dir, ray_session):
+@pytest.mark.parametrize("rows_per_batch", [24, 5])  # 5: blocks of several batches each
+def test_driver_packing_gives_the_ray_data_sequences_in_the_same_order(tok_dir, ray_session, rows_per_batch):
     """Small inputs are packed in the driver (pretrain.driver_pack_rows): the dataset must hold
     the sequences the Ray Data tasks make, in the same order and with the same column types."""
     import numpy as np
@@ -107,14 +108,15 @@ def test_driver_packing_gives_the_ray_data_sequences_in_the_same_order(tok_dir, 
 
     texts = [t for pair in zip(TEXTS["ug"], TEXTS["wo"]) for t in pair]  # languages interleaved
     table = pa.table({"text": texts, "lang": ["ug", "wo"] * (len(texts) // 2)})
-    via_ray = packed_dataset(table, tok_dir, 16, ["ug", "wo"], rows_per_batch=24, driver_rows=0)
-    local = packed_dataset(table, tok_dir, 16, ["ug", "wo"], rows_per_batch=24, driver_rows=len(texts))
+    via_ray = packed_dataset(table, tok_dir, 16, ["ug", "wo"], rows_per_batch=rows_per_batch, driver_rows=0)
+    local = packed_dataset(table, tok_dir, 16, ["ug", "wo"], rows_per_batch=rows_per_batch,
+                           driver_rows=len(texts))
     a = via_ray.take_batch(batch_size=10**6, batch_format="numpy")
     b = local.take_batch(batch_size=10**6, batch_format="numpy")
     assert local.count() == via_ray.count() > 5
     for key in ("input_ids", "word_start", "lang_id", "n_tokens"):
         assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
-    # grouped by language within each 24-row batch only, not across the table (epoch order)
+    # grouped by language within each batch only, not across the table (epoch order)
     assert int((np.diff(b["lang_id"]) != 0).sum()) >= 3
     t1 = next(iter(via_ray.iter_torch_batches(batch_size=4)))
     t2 = next(iter(local.iter_torch_batches(batch_size=4)))

@@ -126,8 +126,9 @@ def packed_dataset(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: lis
     table = table.select(["text", "lang"])
     if table.num_rows <= driver_rows:
         return _from_packed(pack_in_batches(table, tokenizer_dir, seq_len, langs, rows_per_batch))
-    # Several blocks so that packing runs in parallel on the available CPUs (one block = one task).
-    size = max(rows_per_batch, -(-table.num_rows // 16))
+    # Several blocks so that packing runs in parallel on the available CPUs (one block = one task),
+    # each a whole number of batches so that batches start where the driver path starts them.
+    size = rows_per_batch * max(1, -(-table.num_rows // (16 * rows_per_batch)))
     ds = ray.data.from_arrow([table.slice(at, size) for at in range(0, max(table.num_rows, 1), size)])
     ds = ds.map_batches(pack_batch, batch_size=rows_per_batch, batch_format="numpy",
                         fn_kwargs={"tokenizer_dir": tokenizer_dir, "seq_len": seq_len, "langs": langs})
