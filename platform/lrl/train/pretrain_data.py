@@ -141,9 +141,8 @@ def pack_in_batches(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: li
     ``map_batches(pack_batch, batch_size=rows_per_batch)`` produces, in one process."""
     parts = [pack_batch(table.slice(at, rows_per_batch).to_pydict(), tokenizer_dir, seq_len, langs)
              for at in range(0, table.num_rows, rows_per_batch)]
-    parts = [p for p in parts if len(p["lang_id"])]
-    if not parts:
-        parts = [pack_batch({"text": [], "lang": []}, tokenizer_dir, seq_len, langs)]
+    # pack_batch gives typed (0, seq_len) arrays for an empty batch, so an empty table still works.
+    parts = parts or [pack_batch({"text": [], "lang": []}, tokenizer_dir, seq_len, langs)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
