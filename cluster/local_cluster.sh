@@ -35,9 +35,10 @@ node_ports() {  # node index -> the flags that keep its ports apart from the oth
        "--min-worker-port $w --max-worker-port $((w+199))"
 }
 
-# Every process of this cluster: the ones naming its temp dir or its GCS port, and their children.
+# Every process of this cluster: the ones naming its dir (state and temp dirs) or its GCS port, and
+# their children.
 our_pids() {
-  "$PY" - "$DIR/ray" "$PORT" <<'PYEOF'
+  "$PY" - "$DIR/" "$PORT" <<'PYEOF'
 import os, sys, psutil
 tmp, port = sys.argv[1], sys.argv[2]
 roots = set()
@@ -87,22 +88,30 @@ start() {
 }
 
 stop() {
-  local pids
-  pids="$(cat "$DIR/pids" 2>/dev/null || true) $(our_pids)"
-  pids=$(echo "$pids" | tr ' ' '\n' | sort -u | grep -v '^$' || true)
-  if [ -z "$pids" ]; then echo "no cluster processes of $DIR found"; rm -f "$DIR/pids"; return 0; fi
-  # shellcheck disable=SC2086
-  kill -TERM $pids 2>/dev/null || true
-  for _ in $(seq 1 20); do
-    alive=""
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-    [ -z "$alive" ] && break
+  # Several rounds: a raylet that is being stopped can still start a worker (or a job driver can
+  # fork) after the first scan, and such a late child would outlive a single kill pass.
+  local pids total=0 round
+  for round in 1 2 3 4; do
+    pids="$( [ "$round" = 1 ] && cat "$DIR/pids" 2>/dev/null || true) $(our_pids)"
+    pids=$(echo "$pids" | tr ' ' '\n' | sort -u | grep -v '^$' || true)
+    [ -z "$pids" ] && break
+    total=$(( total + $(echo "$pids" | wc -w) ))
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    for _ in $(seq 1 20); do
+      alive=""
+      for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+      [ -z "$alive" ] && break
+      sleep 0.5
+    done
+    # shellcheck disable=SC2086
+    [ -n "${alive:-}" ] && kill -KILL $alive 2>/dev/null || true
     sleep 0.5
   done
-  # shellcheck disable=SC2086
-  [ -n "${alive:-}" ] && kill -KILL $alive 2>/dev/null || true
   rm -f "$DIR/pids"
-  echo "stopped $(echo "$pids" | wc -w) processes of the cluster in $DIR"
+  left=$(our_pids)
+  if [ -n "$left" ]; then echo "cluster processes of $DIR still running after 4 rounds: $left" >&2; return 1; fi
+  if [ "$total" = 0 ]; then echo "no cluster processes of $DIR found"; else echo "stopped $total processes of the cluster in $DIR"; fi
 }
 
 status() {
