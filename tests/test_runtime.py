@@ -25,3 +25,16 @@ def test_tune_ray_data_sets_the_autoscaler_and_the_limits_refresh(monkeypatch):
     tune_ray_data(RayConfig(data_autoscaler="RATE_BASED", data_limits_refresh_s=0.25))
     assert os.environ["RAY_DATA_CLUSTER_AUTOSCALER"] == "RATE_BASED"
     assert ResourceManager.GLOBAL_LIMITS_UPDATE_INTERVAL_S == 0.25
+
+
+def test_tune_ray_data_chooses_where_block_metadata_is_fetched(monkeypatch):
+    from ray.data._internal.execution import metadata_fetcher
+
+    monkeypatch.setattr(metadata_fetcher, "_PREFETCH_ON_THREAD", metadata_fetcher._PREFETCH_ON_THREAD)
+    monkeypatch.delenv("RAY_DATA_METADATA_PREFETCH_ON_THREAD", raising=False)
+    tune_ray_data(RayConfig())  # default: inline, at the task's completion
+    assert metadata_fetcher._PREFETCH_ON_THREAD is False
+    assert os.environ["RAY_DATA_METADATA_PREFETCH_ON_THREAD"] == "0"
+    tune_ray_data(RayConfig(data_metadata_on_thread=True))
+    assert metadata_fetcher._PREFETCH_ON_THREAD is True
+    assert os.environ["RAY_DATA_METADATA_PREFETCH_ON_THREAD"] == "1"

@@ -42,8 +42,10 @@ SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
 #: Input blocks: BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand sentences that
 #: oversampling multiplies) spreads over every CPU and the last tasks end close together; more
 #: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: Ray Data leaves
-#: a worker idle ~0.15 s between two tasks, so on 200k rows and 2 CPUs 16-20 blocks ran 10-20%
-#: slower than 6-8 (docs/benchmarks.md). Generated rows stream out of a task in batches.
+#: a worker idle between two tasks (~0.15 s; ~0.06 s since ``ray.data_metadata_on_thread`` is off),
+#: so on 200k rows and 2 CPUs 16-20 blocks ran 10-20% slower than 6-8 (docs/benchmarks.md).
+#: Blocks of decreasing size (a shorter tail) measured no better. Generated rows stream out of a
+#: task in batches.
 BLOCKS_PER_CPU = 4
 MAX_BLOCK_ROWS = 100_000
 #: Splits that score models: never augmented, never written to ``data/`` (later stages read them
