@@ -1,7 +1,9 @@
-"""Dev span F1 on WikiANN ug and wo, mean ± sd over seeds, for three model conditions and two
-training sizes, next to the published (test-set) figures.
+"""Dev span F1 on WikiANN ug and wo, mean ± sd over seeds, for four conditions and two training
+sizes, next to the published (test-set) figures.
 
 Conditions (each with the full training split and with 100 sentences, chosen with the seed):
+  lexicon     no model: every token gets its most frequent training tag (unknown tokens ``O``),
+              repaired to IOB2; a floor any trained tagger must clear (seconds per cell)
   scratch     a micro BERT (hidden 128, 3 layers) initialised at random, no pretraining: the baseline
   pretrained  the encoder folder given by --pretrained (an ``lrl pretrain`` output)
   augmented   the pretrained encoder (or scratch when --pretrained is absent; recorded in ``base``)
@@ -37,7 +39,7 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--langs", default="ug,wo")
-    p.add_argument("--conditions", default="scratch,pretrained,augmented")
+    p.add_argument("--conditions", default="lexicon,scratch,pretrained,augmented")
     p.add_argument("--sizes", default="full,100")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--pretrained", default=None, help="encoder folder from lrl pretrain (HF, with tokenizer)")
@@ -54,8 +56,13 @@ def parse() -> argparse.Namespace:
     return p.parse_args()
 
 
+CONDITIONS = ("lexicon", "scratch", "pretrained", "augmented")
+
+
 def hp(args: argparse.Namespace, cond: str, size: str) -> dict:
     """The fine-tuning hyperparameters of a cell (part of its key: changing them re-runs it)."""
+    if cond == "lexicon":
+        return {}
     pre = cond != "scratch" and args.pretrained is not None
     out = {"lr": args.lr_pre if pre else args.lr, "batch_size": args.batch_size,
            "schedule": {"type": "linear", "warmup_ratio": 0.1}, "max_length": 128, "threads": args.threads}
@@ -92,11 +99,34 @@ def augment(table, seed: int):
     return AugmentBatch(cfg, build_resources(cfg, table), seed)(table)
 
 
+def lexicon_f1(train, dev) -> float:
+    """Dev span F1 of the lexicon tagger learned from ``train`` (see the module docstring)."""
+    from collections import Counter, defaultdict
+
+    from lrl.data.bio import repair_bio
+    from lrl.evaluate.metrics import span_scores
+
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for toks, tags in zip(train.column("tokens").to_pylist(), train.column("tags").to_pylist()):
+        for t, g in zip(toks, tags):
+            counts[t][g] += 1
+    pred = [repair_bio([counts[t].most_common(1)[0][0] if t in counts else "O" for t in toks])
+            for toks in dev.column("tokens").to_pylist()]
+    return span_scores(dev.column("tags").to_pylist(), pred)["f1"]
+
+
 def run_cell(args, cond: str, lang: str, size: str, seed: int, train, dev) -> dict:
     from lrl.job import load_job
     from lrl.train.finetune_data import few_shot
     from lrl.train.tagger import train_tagger
 
+    if cond == "lexicon":
+        t0 = time.time()
+        cells_train = few_shot(train, 100, seed) if size == "100" else train
+        return {"condition": cond, "lang": lang, "size": size, "seed": seed, "hp": {}, "base": "none",
+                "model": None, "train_rows": cells_train.num_rows, "dev_f1": lexicon_f1(cells_train, dev),
+                "time_s": round(time.time() - t0, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "cmd": " ".join(sys.argv)}
     base = args.pretrained if (cond != "scratch" and args.pretrained) else scratch_encoder(args, lang, train)
     h = hp(args, cond, size)
     cells_train = few_shot(train, 100, seed) if size == "100" else train
@@ -164,7 +194,10 @@ def main() -> int:
     t_start = time.time()
     data = {lang: (read_conll(f"{args.data}/wikiann/{lang}/train", lang).table,
                    read_conll(f"{args.data}/wikiann/{lang}/dev", lang).table) for lang in args.langs.split(",")}
-    conds = [c for c in ("scratch", "pretrained", "augmented") if c in args.conditions.split(",")]
+    unknown = set(args.conditions.split(",")) - set(CONDITIONS)
+    if unknown:
+        raise SystemExit(f"--conditions: unknown {sorted(unknown)} (known: {', '.join(CONDITIONS)})")
+    conds = [c for c in CONDITIONS if c in args.conditions.split(",")]
     if "pretrained" in conds and not args.pretrained:
         print("pretrained: skipped (no --pretrained folder given)")
         conds.remove("pretrained")
@@ -172,7 +205,7 @@ def main() -> int:
             for s in args.sizes.split(",") for lang in data]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for cond, lang, size, seed in plan:
-        base = "pretrained" if (cond != "scratch" and args.pretrained) else "scratch"
+        base = "none" if cond == "lexicon" else "pretrained" if (cond != "scratch" and args.pretrained) else "scratch"
         probe = {"condition": cond, "lang": lang, "size": size, "seed": seed, "hp": hp(args, cond, size), "base": base}
         if key(probe) in done:
             continue
