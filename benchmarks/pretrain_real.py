@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "platform"))
 
 DATA = Path(os.environ.get("LRL_DATA_ROOT", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from lrl.runtime import RayConfig, quiet_env, tune_ray_data
@@ -38,3 +39,35 @@ def test_tune_ray_data_chooses_where_block_metadata_is_fetched(monkeypatch):
     tune_ray_data(RayConfig(data_metadata_on_thread=True))
     assert metadata_fetcher._PREFETCH_ON_THREAD is True
     assert os.environ["RAY_DATA_METADATA_PREFETCH_ON_THREAD"] == "1"
+
+
+def test_embedded_ray_without_dashboard_quiets_the_state_api_warnings_in_its_workers(tmp_path):
+    """Without a dashboard, Ray Train V2's placement-group cleaner logged a failed State API query
+    every second; the embedded Ray's worker setup hook raises that logger to ERROR in workers."""
+    import json
+    import subprocess
+    import sys
+
+    from lrl.runtime import NO_DASHBOARD_QUIET
+
+    code = f"""
+import json, logging
+from lrl.runtime import RayConfig, init_ray
+ray = init_ray(RayConfig(num_cpus=1))
+names = {list(NO_DASHBOARD_QUIET)!r}
+
+@ray.remote(num_cpus=0)
+def levels():
+    return [logging.getLogger(n).level for n in names]
+
+print("LEVELS", json.dumps({{"worker": ray.get(levels.remote()),
+                            "driver": [logging.getLogger(n).level for n in names]}}))
+ray.shutdown()
+"""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                         cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(next(x for x in res.stdout.splitlines() if x.startswith("LEVELS "))[len("LEVELS "):])
+    assert got["worker"] == [logging.ERROR] * len(NO_DASHBOARD_QUIET)
+    assert got["driver"] == [logging.NOTSET] * len(NO_DASHBOARD_QUIET)  # only Ray's workers are touched

@@ -109,5 +109,23 @@ def init_ray(cfg: RayConfig | None = None):
             include_dashboard=cfg.include_dashboard,
             dashboard_host="127.0.0.1",
             log_to_driver=True,
+            runtime_env=None if cfg.include_dashboard else {"worker_process_setup_hook": "lrl.runtime.no_dashboard_logs"},
         )
     return ray
+
+
+#: Loggers silenced below WARNING in the workers of an embedded Ray without a dashboard.
+#: Ray Train V2's placement-group cleaner asks the State API once a second whether the training
+#: controller is alive; the State API is served by the dashboard, so without one every ask fails
+#: and logs a warning: a line per second for the whole of ``lrl pretrain`` / ``lrl finetune``.
+#: The cleaner only matters if the controller dies without cleaning up; the embedded instance's
+#: placement groups go with ``ray.shutdown()`` anyway.
+NO_DASHBOARD_QUIET = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+
+
+def no_dashboard_logs() -> None:
+    """``worker_process_setup_hook`` of the embedded Ray (run in each worker process as it starts)."""
+    import logging
+
+    for name in NO_DASHBOARD_QUIET:
+        logging.getLogger(name).setLevel(logging.ERROR)
