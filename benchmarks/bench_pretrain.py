@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -147,8 +148,6 @@ def main() -> None:
         deepspeed={"zero_stage": args.zero}, schedule={"type": "constant", "warmup_ratio": 0.0})
     work = Path(tempfile.mkdtemp(prefix="bench-pretrain-"))
     table, tok_dir, model_dir = prepare(work, args.lines, args.preset, args.seq_len)
-    import statistics
-
     rounds = []
     for r in range(args.rounds):
         plain = plain_loop(cfg, table, tok_dir, model_dir, args.seconds, args.cores)

@@ -73,18 +73,24 @@ def tune_ray_data(cfg: RayConfig) -> None:
     # The environment reaches processes started later (Ray's workers, e.g. the split coordinator
     # that runs a training dataset); the module flag covers this process if Ray Data is imported.
     os.environ["RAY_DATA_METADATA_PREFETCH_ON_THREAD"] = "1" if cfg.data_metadata_on_thread else "0"
+    _set_internal("ray.data._internal.execution.metadata_fetcher", None, "_PREFETCH_ON_THREAD",
+                  cfg.data_metadata_on_thread)
+    _set_internal("ray.data._internal.execution.resource_manager", "ResourceManager",
+                  "GLOBAL_LIMITS_UPDATE_INTERVAL_S", cfg.data_limits_refresh_s)
+
+
+def _set_internal(module: str, owner: str | None, attr: str, value) -> None:
+    """Set a Ray Data internal (a module or class constant: there is no public setting); left alone
+    if Ray renames or removes it."""
+    import importlib
+
     try:
-        from ray.data._internal.execution import metadata_fetcher
-    except ImportError:
-        metadata_fetcher = None
-    if metadata_fetcher is not None and hasattr(metadata_fetcher, "_PREFETCH_ON_THREAD"):
-        metadata_fetcher._PREFETCH_ON_THREAD = cfg.data_metadata_on_thread
-    try:  # a class constant of Ray Data's (no public setting): left alone if Ray renames it
-        from ray.data._internal.execution.resource_manager import ResourceManager
+        target = importlib.import_module(module)
     except ImportError:
         return
-    if hasattr(ResourceManager, "GLOBAL_LIMITS_UPDATE_INTERVAL_S"):
-        ResourceManager.GLOBAL_LIMITS_UPDATE_INTERVAL_S = cfg.data_limits_refresh_s
+    target = getattr(target, owner, None) if owner else target
+    if target is not None and hasattr(target, attr):
+        setattr(target, attr, value)
 
 
 def init_ray(cfg: RayConfig | None = None):
