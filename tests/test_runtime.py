@@ -43,12 +43,13 @@ def test_tune_ray_data_chooses_where_block_metadata_is_fetched(monkeypatch):
 
 def test_embedded_ray_without_dashboard_quiets_the_state_api_warnings_in_its_workers(tmp_path):
     """Without a dashboard, Ray Train V2's placement-group cleaner logged a failed State API query
-    every second; the embedded Ray's worker setup hook raises that logger to ERROR in workers."""
+    every second; the embedded Ray's worker setup hook raises that logger to ERROR in workers.
+    The embedded Ray's workers also see ``EMBEDDED_ENV`` (no preemption watcher on one machine)."""
     import json
     import subprocess
     import sys
 
-    from lrl.runtime import NO_DASHBOARD_QUIET
+    from lrl.runtime import EMBEDDED_ENV, NO_DASHBOARD_QUIET
 
     code = f"""
 import json, logging
@@ -60,14 +61,20 @@ names = {list(NO_DASHBOARD_QUIET)!r}
 def levels():
     return [logging.getLogger(n).level for n in names]
 
-print("LEVELS", json.dumps({{"worker": ray.get(levels.remote()),
+@ray.remote(num_cpus=0)
+def env():
+    import os
+    return {{k: os.environ.get(k) for k in {list(EMBEDDED_ENV)!r}}}
+
+print("LEVELS", json.dumps({{"worker": ray.get(levels.remote()), "env": ray.get(env.remote()),
                             "driver": [logging.getLogger(n).level for n in names]}}))
 ray.shutdown()
 """
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and k not in EMBEDDED_ENV}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
                          cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads(next(x for x in res.stdout.splitlines() if x.startswith("LEVELS "))[len("LEVELS "):])
     assert got["worker"] == [logging.ERROR] * len(NO_DASHBOARD_QUIET)
     assert got["driver"] == [logging.NOTSET] * len(NO_DASHBOARD_QUIET)  # only Ray's workers are touched
+    assert got["env"] == EMBEDDED_ENV

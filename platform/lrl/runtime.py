@@ -108,6 +108,8 @@ def init_ray(cfg: RayConfig | None = None):
     else:
         # address="local": always an embedded instance here, never a cluster someone happened to
         # `ray start` on this machine (plain ray.init() would silently join it).
+        for key, value in EMBEDDED_ENV.items():  # before Ray starts: its processes inherit them
+            os.environ.setdefault(key, value)
         ray.init(
             address="local",
             num_cpus=cfg.num_cpus,
@@ -119,6 +121,13 @@ def init_ray(cfg: RayConfig | None = None):
         )
     return ray
 
+
+#: Environment of the embedded Ray only (a cluster keeps Ray's defaults; a value the user set wins).
+#: Ray Train V2's preemption watcher is an extra actor that polls whether a cloud provider is
+#: draining a node; one local machine is never drained. Every Ray worker process, idle or not,
+#: wakes every 10 ms (Ray's hard-coded signal check), and on 2 cores those wake-ups preempt the
+#: training threads (docs/benchmarks.md, pretraining, session 5): one process fewer is a tenth less.
+EMBEDDED_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 #: Loggers silenced below WARNING in the workers of an embedded Ray without a dashboard.
 #: Ray Train V2's placement-group cleaner asks the State API once a second whether the training
