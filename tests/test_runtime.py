@@ -41,7 +41,7 @@ def test_tune_ray_data_chooses_where_block_metadata_is_fetched(monkeypatch):
     assert os.environ["RAY_DATA_METADATA_PREFETCH_ON_THREAD"] == "1"
 
 
-def test_embedded_ray_without_dashboard_quiets_the_state_api_warnings_in_its_workers(tmp_path):
+def test_embedded_ray_quiets_state_api_warnings_and_drops_the_preemption_watcher(tmp_path):
     """Without a dashboard, Ray Train V2's placement-group cleaner logged a failed State API query
     every second; the embedded Ray's worker setup hook raises that logger to ERROR in workers.
     The embedded Ray's workers also see ``EMBEDDED_ENV`` (no preemption watcher on one machine)."""
