@@ -133,7 +133,8 @@ class AugmentConfig(StrictModel):
     """Most frequent mentions per (language, type) and tokens per (language, tag) kept for the
     NER-aware ops (keeps the resources shipped to workers small)."""
     batch_size: int = Field(default=512, ge=1)
-    """Rows per Ray Data batch."""
+    """Rows per call of the ops: each task works through its block in slices of this many rows
+    (bounds memory; the block plan, not this, decides how many tasks there are)."""
     compute: Literal["tasks", "actors"] = "tasks"
     """Run the ops as Ray tasks (best for cheap ops) or in an actor pool of ``num_actors``."""
     num_actors: int = Field(default=2, ge=1)
@@ -172,7 +173,7 @@ class OversampleConfig(StrictModel):
     seed: int | None = None
     """Seed for choosing which rows get the fractional extra copy; None uses the job seed."""
     batch_size: int = Field(default=256, ge=1)
-    """Input rows per Ray Data batch."""
+    """Input rows per call: each task works through its block in slices of this many rows."""
     chunk_rows: int = Field(default=65536, ge=1)
     """Output rows per yielded chunk, bounding memory when a sentence gets many copies."""
 

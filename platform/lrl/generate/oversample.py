@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from lrl.data.schema import REJECT
 from lrl.generate.augment.seeds import mix_array, stable_hash, unit
+from lrl.generate.base import map_slices
 from lrl.generate.config import OversampleConfig
 
 if TYPE_CHECKING:
@@ -62,6 +63,17 @@ class OversamplePlan:
         if digest is None:
             digest = stable_hash(self.seed, OP, row_id)
         return q + (digest / _SCALE < threshold)
+
+    def expected_rows(self, table: pa.Table) -> np.ndarray:
+        """Rows each row of ``table`` (``lang``, ``tags``) becomes on average, itself included:
+        what the block plan balances, since a few hundred sentences can become 100k rows."""
+        langs = table.column("lang").to_pylist()
+        tags = table.column("tags").to_pylist() if self.rare else [[]] * table.num_rows
+        out = np.empty(table.num_rows, dtype=np.float64)
+        for i, (lang, row_tags) in enumerate(zip(langs, tags)):
+            q, threshold = self.groups.get(self.key(lang, row_tags), (1, 0.0))
+            out[i] = q + min(max(threshold, 0.0), 1.0)
+        return out
 
     @property
     def trivial(self) -> bool:
@@ -194,8 +206,11 @@ class OversampleStep:
     name: str = "oversample"
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
-        return ds.map_batches(oversample_batch, fn_kwargs={"plan": self.plan, "chunk_rows": self.chunk_rows},
-                              batch_format="pyarrow", batch_size=self.batch_size)
+        return map_slices(ds, oversample_batch, self.batch_size, plan=self.plan, chunk_rows=self.chunk_rows)
+
+    def row_weights(self, table: pa.Table) -> np.ndarray:
+        """Output rows per input row, for ``plan_blocks`` (see ``OversamplePlan.expected_rows``)."""
+        return self.plan.expected_rows(table)
 
 
 def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleStep]:

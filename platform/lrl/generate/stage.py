@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from lrl.data.files import InputError, fingerprint, resolve
@@ -45,7 +46,9 @@ SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
 #: a worker idle between two tasks (~0.15 s; ~0.06 s since ``ray.data_metadata_on_thread`` is off),
 #: so on 200k rows and 2 CPUs 16-20 blocks ran 10-20% slower than 6-8 (docs/benchmarks.md).
 #: Blocks of decreasing size (a shorter tail) measured no better. Generated rows stream out of a
-#: task in batches.
+#: task in batches. When the first step multiplies rows (oversampling), blocks are cut to equal
+#: *output* and MAX_BLOCK_ROWS counts output rows; the steps map whole blocks
+#: (``lrl.generate.base.map_slices``), so these blocks are exactly the tasks.
 BLOCKS_PER_CPU = 4
 MAX_BLOCK_ROWS = 100_000
 #: Splits that score models: never augmented, never written to ``data/`` (later stages read them
@@ -163,7 +166,11 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
     from lrl.runtime import init_ray
 
     ray = init_ray(cfg.ray)
-    ds = ray.data.from_arrow(plan_blocks(train, int(ray.cluster_resources().get("CPU", 1))))
+    # The first step may say how many rows each input row becomes (oversampling): blocks are then
+    # cut to equal output, not equal input, so no task is left with most of the work.
+    weigh = getattr(steps[0], "row_weights", None) if steps else None
+    blocks = plan_blocks(train, int(ray.cluster_resources().get("CPU", 1)), weigh(train) if weigh else None)
+    ds = ray.data.from_arrow(blocks)
     for s in steps:
         ds = s.apply(ds)
     ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)
@@ -173,12 +180,21 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
     return files
 
 
-def plan_blocks(table: pa.Table, cpus: int) -> list[pa.Table]:
-    """Zero-copy slices of ``table``: the input blocks, one task each (see ``BLOCKS_PER_CPU``)."""
-    n_blocks = max(1, min(table.num_rows,
-                          max(BLOCKS_PER_CPU * max(1, cpus), math.ceil(table.num_rows / MAX_BLOCK_ROWS))))
-    step = max(1, math.ceil(table.num_rows / n_blocks))
-    return [table.slice(i, step) for i in range(0, table.num_rows, step)] or [table]
+def plan_blocks(table: pa.Table, cpus: int, weights: np.ndarray | None = None) -> list[pa.Table]:
+    """Zero-copy slices of ``table``: the input blocks, one task each (see ``BLOCKS_PER_CPU``).
+
+    ``weights`` (one per row: the rows it will become) makes the blocks equal in output rows
+    instead of input rows, and counts output rows against ``MAX_BLOCK_ROWS``."""
+    rows = table.num_rows
+    total = float(weights.sum()) if weights is not None else float(rows)
+    n_blocks = max(1, min(rows, max(BLOCKS_PER_CPU * max(1, cpus), math.ceil(total / MAX_BLOCK_ROWS))))
+    if weights is None or total <= 0:
+        step = max(1, math.ceil(rows / n_blocks))
+        return [table.slice(i, step) for i in range(0, rows, step)] or [table]
+    # Cut after the row where the running total first reaches each k/n of the whole.
+    cuts = np.searchsorted(np.cumsum(weights), total * np.arange(1, n_blocks) / n_blocks, side="left") + 1
+    bounds = sorted({0, rows, *(int(c) for c in cuts if 0 < c < rows)})
+    return [table.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
 
 
 def _write_reader_rejects(inputs: Inputs, tmp: str) -> None:

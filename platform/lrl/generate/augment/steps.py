@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from lrl.generate.augment.batch import AugmentBatch, augment_batch, job_seed
 from lrl.generate.augment.resources import AugmentResources, build_resources
+from lrl.generate.base import map_slices
 from lrl.generate.config import AugmentConfig
 
 if TYPE_CHECKING:
@@ -32,15 +33,10 @@ class AugmentStep:
         # One copy in the object store; workers fetch it once per process (op.resolve_resources).
         ref = ray.put(self.resources)
         if self.cfg.compute == "actors":
-            return ds.map_batches(
-                AugmentBatch, fn_constructor_kwargs={"cfg": self.cfg, "resources": ref, "seed": self.seed},
-                batch_format="pyarrow", batch_size=self.cfg.batch_size,
-                compute=ray.data.ActorPoolStrategy(size=self.cfg.num_actors),
-            )
-        return ds.map_batches(
-            augment_batch, fn_kwargs={"cfg": self.cfg, "resources": ref, "seed": self.seed},
-            batch_format="pyarrow", batch_size=self.cfg.batch_size,
-        )
+            return map_slices(ds, AugmentBatch, self.cfg.batch_size,
+                              compute=ray.data.ActorPoolStrategy(size=self.cfg.num_actors),
+                              constructor_kwargs={"cfg": self.cfg, "resources": ref, "seed": self.seed})
+        return map_slices(ds, augment_batch, self.cfg.batch_size, cfg=self.cfg, resources=ref, seed=self.seed)
 
 
 def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None) -> list[AugmentStep]:
