@@ -20,6 +20,12 @@ Input rows are the real WikiANN ug + wo training sentences, repeated with fresh 
 per-row seeds, so they must write the same number of rows (checked). Example:
 
     python benchmarks/bench_augment.py --data ../shared/data --rows 200000
+
+``--source oversample`` instead starts from the 2,561 sentences themselves, as the generate stage
+does with few labelled rows: the oversampling step (the stage's plan, ``target_per_lang = rows/2``)
+makes ``--rows`` rows inside the tasks, then the same ops and writer. Plain and Pool run the same
+``oversample_batch`` on ``--files`` slices of the sentences; Ray runs the stage's ``plan_blocks``
+(cut by the plan's row weights) -> ``OversampleStep`` -> ``AugmentStep`` -> ``PartWriter``.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ from lrl.data.config import NerSource
 from lrl.data.readers import read_ner
 from lrl.data.schema import NER_SCHEMA
 from lrl.generate.augment import AugmentBatch, AugmentStep, build_resources
-from lrl.generate.config import AugmentConfig
+from lrl.generate.config import AugmentConfig, OversampleConfig
+from lrl.generate.oversample import OversamplePlan, OversampleStep, oversample_batch, plan_oversample
 from lrl.generate.stage import plan_blocks
 from lrl.generate.write import PartWriter, count_values, write_partitioned
 
@@ -83,18 +90,54 @@ def process_file(args: tuple[str, str, int]) -> int:
     return sum(rows for _, rows in write_partitioned(done, f"{out}/data", NER_SCHEMA, Path(src).stem))
 
 
-def run_plain(files: list[str], out: str, batch_size: int) -> int:
+# --- --source oversample: a few thousand sentences become --rows rows inside the workers --------
+_PLAN: OversamplePlan | None = None
+_SENTENCES: pa.Table | None = None
+
+
+def _init_oversample(cfg: AugmentConfig, resources, seed: int, plan: OversamplePlan, sentences: pa.Table) -> None:
+    global _PLAN, _SENTENCES
+    _init(cfg, resources, seed)
+    _PLAN, _SENTENCES = plan, sentences
+
+
+def process_slice(args: tuple[int, int, str, int]) -> int:
+    """Oversample one slice of the sentences (256-row calls, as the stage's step), augment the
+    copies batch by batch and write them partitioned by language."""
+    start, length, out, batch_size = args
+    part = _SENTENCES.slice(start, length)
+    copies = pa.concat_tables([c for s in range(0, part.num_rows, 256)
+                               for c in oversample_batch(part.slice(s, 256), _PLAN)])
+    done = pa.concat_tables([_AUG(copies.slice(s, batch_size)) for s in range(0, copies.num_rows, batch_size)])
+    return sum(rows for _, rows in write_partitioned(done, f"{out}/data", NER_SCHEMA, f"slice-{start:06d}"))
+
+
+def slices(n_rows: int, parts: int) -> list[tuple[int, int]]:
+    step = -(-n_rows // parts)
+    return [(i, min(step, n_rows - i)) for i in range(0, n_rows, step)]
+
+
+def run_plain(files: list, out: str, batch_size: int) -> int:
+    if files and isinstance(files[0], tuple):  # --source oversample: slices of the sentences
+        return sum(process_slice((a, n, out, batch_size)) for a, n in files)
     return sum(process_file((f, out, batch_size)) for f in files)
 
 
-def run_pool(files: list[str], out: str, batch_size: int, pool) -> int:
+def run_pool(files: list, out: str, batch_size: int, pool) -> int:
+    if files and isinstance(files[0], tuple):
+        return sum(pool.imap_unordered(process_slice, [(a, n, out, batch_size) for a, n in files]))
     return sum(pool.imap_unordered(process_file, [(f, out, batch_size) for f in files]))
 
 
-def run_ray(files: list[str], out: str, step: AugmentStep, reader: str = "driver") -> int:
+def run_ray(files: list, out: str, step: AugmentStep, reader: str = "driver",
+            oversample: OversampleStep | None = None) -> int:
     import ray
 
-    if reader == "driver":
+    if oversample is not None:  # the stage's path: blocks cut by the plan's weights, then the step
+        sentences = pa.concat_tables([_SENTENCES.slice(a, n) for a, n in files])
+        cpus = int(ray.cluster_resources()["CPU"])
+        ds = oversample.apply(ray.data.from_arrow(plan_blocks(sentences, cpus, oversample.row_weights(sentences))))
+    elif reader == "driver":
         table = pa.concat_tables([pq.read_table(f) for f in files])
         ds = ray.data.from_arrow(plan_blocks(table, int(ray.cluster_resources()["CPU"])))
     else:
@@ -141,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nlpaug-rows", type=int, default=20_000, help="0 skips nlpaug")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/augment"))
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--source", choices=["files", "oversample"], default="files",
+                   help="files: --rows rows read from --files Parquet files; oversample: the sentences "
+                        "oversampled to --rows inside the workers (see above)")
     a = p.parse_args(argv)
 
     cfg = AugmentConfig(ops=a.ops.split(","), neighbours={"enabled": False}, batch_size=a.batch_size)
@@ -148,8 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     base = make_input(a.data, a.rows, a.files, in_dir)
     files = sorted(str(f) for f in in_dir.glob("*.parquet"))
     resources = build_resources(cfg, base)
-    _init(cfg, resources, 0)
-    print(f"{a.rows} input rows in {len(files)} files, ops {cfg.ops}, batch {a.batch_size}, cpus {a.cpus}")
+    init_args: tuple = (cfg, resources, 0)
+    over: OversampleStep | None = None
+    if a.source == "oversample":
+        plan = plan_oversample(OversampleConfig(enabled=True, target_per_lang=a.rows // 2), base, 0)
+        init_args += (plan, base)
+        _init_oversample(*init_args)
+        over = OversampleStep(plan)
+        files = slices(base.num_rows, a.files)
+        print(f"{base.num_rows} sentences oversampled to {sum(plan.after.values())} rows in the workers "
+              f"({len(files)} slices), ops {cfg.ops}, batch {a.batch_size}, cpus {a.cpus}")
+    else:
+        _init(*init_args)
+        print(f"{a.rows} input rows in {len(files)} files, ops {cfg.ops}, batch {a.batch_size}, cpus {a.cpus}")
 
     results: dict[str, dict] = {}
 
@@ -172,30 +229,30 @@ def main(argv: list[str] | None = None) -> int:
 
     # Both parallel methods get warm workers: the pool is forked (before Ray starts, so no Ray
     # threads are forked) and warmed like Ray's workers; neither start-up is timed.
-    pool = mp.get_context("fork").Pool(a.cpus, initializer=_init, initargs=(cfg, resources, 0))
+    pool = mp.get_context("fork").Pool(a.cpus, initializer=_init_oversample if over else _init, initargs=init_args)
     run_pool(files[: a.cpus], fresh("pool-warmup"), a.batch_size, pool)
     t0 = time.perf_counter()
     ray = init_ray(RayConfig(num_cpus=a.cpus))
     ray.data.DataContext.get_current().enable_progress_bars = False
     step = AugmentStep(cfg, resources, 0)
     warm = time.perf_counter()
-    run_ray(files[: a.cpus], fresh("ray-warmup"), step)
+    run_ray(files[: a.cpus], fresh("ray-warmup"), step, oversample=over)
     print(f"  (ray start {warm - t0:.1f} s, warm-up run on {a.cpus} files {time.perf_counter() - warm:.1f} s; "
           "not timed)")
     runs: dict[str, list[tuple[float, int]]] = {"plain": [], "pool": [], "ray": []}
     for _ in range(a.repeats):
         runs["plain"].append(timed(run_plain, files, fresh("plain"), a.batch_size))
         runs["pool"].append(timed(run_pool, files, fresh("pool"), a.batch_size, pool))
-        runs["ray"].append(timed(run_ray, files, fresh("ray"), step))
+        runs["ray"].append(timed(run_ray, files, fresh("ray"), step, "driver", over))
     for name, r in runs.items():
         record(name, r, a.rows)
-    if a.read_parquet:
+    if a.read_parquet and not over:
         record("ray-read_parquet", [timed(run_ray, files, fresh("ray-rp"), step, "read_parquet")], a.rows)
     ray.shutdown()
     pool.close()
 
     if a.nlpaug_rows:
-        sub = pq.read_table(files[0]).slice(0, a.nlpaug_rows)
+        sub = pq.read_table(sorted(in_dir.glob("*.parquet"))[0]).slice(0, a.nlpaug_rows)
         record("nlpaug(subset)", [timed(run_nlpaug, sub, fresh("nlpaug"))], sub.num_rows)
 
     same = {str(results[k]["rows_out"]) for k in ("plain", "pool", "ray")}
