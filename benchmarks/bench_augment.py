@@ -102,12 +102,13 @@ def _init_oversample(cfg: AugmentConfig, resources, seed: int, plan: OversampleP
 
 
 def process_slice(args: tuple[int, int, str, int]) -> int:
-    """Oversample one slice of the sentences (256-row calls, as the stage's step), augment the
+    """Oversample one slice of the sentences (in the step's slices, as the stage does), augment the
     copies batch by batch and write them partitioned by language."""
     start, length, out, batch_size = args
     part = _SENTENCES.slice(start, length)
-    copies = pa.concat_tables([c for s in range(0, part.num_rows, 256)
-                               for c in oversample_batch(part.slice(s, 256), _PLAN)])
+    rows = OversampleStep.batch_size  # the step's default slice, as the stage runs it
+    copies = pa.concat_tables([c for s in range(0, part.num_rows, rows)
+                               for c in oversample_batch(part.slice(s, rows), _PLAN)])
     done = pa.concat_tables([_AUG(copies.slice(s, batch_size)) for s in range(0, copies.num_rows, batch_size)])
     return sum(rows for _, rows in write_partitioned(done, f"{out}/data", NER_SCHEMA, f"slice-{start:06d}"))
 
@@ -117,16 +118,17 @@ def slices(n_rows: int, parts: int) -> list[tuple[int, int]]:
     return [(i, min(step, n_rows - i)) for i in range(0, n_rows, step)]
 
 
-def run_plain(files: list, out: str, batch_size: int) -> int:
-    if files and isinstance(files[0], tuple):  # --source oversample: slices of the sentences
-        return sum(process_slice((a, n, out, batch_size)) for a, n in files)
-    return sum(process_file((f, out, batch_size)) for f in files)
+def run_plain(items: list, out: str, batch_size: int, work=process_file) -> int:
+    """``work`` is ``process_file`` (items: paths) or ``process_slice`` (items: (start, length))."""
+    return sum(work((*_as_tuple(i), out, batch_size)) for i in items)
 
 
-def run_pool(files: list, out: str, batch_size: int, pool) -> int:
-    if files and isinstance(files[0], tuple):
-        return sum(pool.imap_unordered(process_slice, [(a, n, out, batch_size) for a, n in files]))
-    return sum(pool.imap_unordered(process_file, [(f, out, batch_size) for f in files]))
+def run_pool(items: list, out: str, batch_size: int, pool, work=process_file) -> int:
+    return sum(pool.imap_unordered(work, [(*_as_tuple(i), out, batch_size) for i in items]))
+
+
+def _as_tuple(item) -> tuple:
+    return item if isinstance(item, tuple) else (item,)
 
 
 def run_ray(files: list, out: str, step: AugmentStep, reader: str = "driver",
@@ -230,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     # Both parallel methods get warm workers: the pool is forked (before Ray starts, so no Ray
     # threads are forked) and warmed like Ray's workers; neither start-up is timed.
     pool = mp.get_context("fork").Pool(a.cpus, initializer=_init_oversample if over else _init, initargs=init_args)
-    run_pool(files[: a.cpus], fresh("pool-warmup"), a.batch_size, pool)
+    work = process_slice if over else process_file
+    run_pool(files[: a.cpus], fresh("pool-warmup"), a.batch_size, pool, work)
     t0 = time.perf_counter()
     ray = init_ray(RayConfig(num_cpus=a.cpus))
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -241,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
           "not timed)")
     runs: dict[str, list[tuple[float, int]]] = {"plain": [], "pool": [], "ray": []}
     for _ in range(a.repeats):
-        runs["plain"].append(timed(run_plain, files, fresh("plain"), a.batch_size))
-        runs["pool"].append(timed(run_pool, files, fresh("pool"), a.batch_size, pool))
+        runs["plain"].append(timed(run_plain, files, fresh("plain"), a.batch_size, work))
+        runs["pool"].append(timed(run_pool, files, fresh("pool"), a.batch_size, pool, work))
         runs["ray"].append(timed(run_ray, files, fresh("ray"), step, "driver", over))
     for name, r in runs.items():
         record(name, r, a.rows)

@@ -124,9 +124,9 @@ def init_ray(cfg: RayConfig | None = None):
 
 #: Environment of the embedded Ray only (a cluster keeps Ray's defaults; a value the user set wins).
 #: Ray Train V2's preemption watcher is an extra actor that polls whether a cloud provider is
-#: draining a node; one local machine is never drained. Every Ray worker process, idle or not,
-#: wakes every 10 ms (Ray's hard-coded signal check), and on 2 cores those wake-ups preempt the
-#: training threads (docs/benchmarks.md, pretraining, session 5): one process fewer is a tenth less.
+#: draining a node; one local machine is never drained, so it is one idle process (and its 10 ms
+#: signal-check wake-ups) for nothing. It was not shown to change training speed
+#: (docs/benchmarks.md, pretraining, sessions 5 and 6).
 EMBEDDED_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
 #: Loggers silenced below WARNING in the workers of an embedded Ray without a dashboard.
