@@ -150,6 +150,27 @@ def _write_sample(data_root: Path, dest: Path, n: int = 60, split: str = "train"
     dest.write_text("\n\n".join(text.strip().split("\n\n")[:n]) + "\n", encoding="utf-8")
 
 
+def _tail(path: Path, chars: int = 3000) -> str:
+    text = path.read_text(errors="replace")
+    return f"--- {path} ({len(text)} chars), tail:\n{text[-chars:]}"
+
+
+def _cluster_diagnostics(cdir: str, env: dict[str, str], exc: subprocess.TimeoutExpired) -> str:
+    """What a hung submission left behind: the client's output, ``ray status``, the job drivers' logs
+    and the tail of each node's raylet and runtime-env agent logs."""
+    out = [f"client stdout: {exc.stdout!r}"[-3000:], f"client stderr: {exc.stderr!r}"[-3000:]]
+    st = subprocess.run(["ray", "status", "--address", f"127.0.0.1:{env['LRL_CLUSTER_PORT']}", "-v"],
+                        env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=60)
+    out.append(f"ray status:\n{st.stdout[-4000:]}{st.stderr[-1000:]}")
+    ps = subprocess.run(["ps", "-eo", "pid,pcpu,etime,args", "--sort=-pcpu"], capture_output=True, text=True)
+    out.append("busiest processes:\n" + "\n".join(ps.stdout.splitlines()[:15]))
+    for pattern in ("*/session_latest/logs/job-driver-*.log", "*/session_latest/logs/raylet.out",
+                    "*/session_latest/logs/runtime_env_agent.log", "*/session_latest/logs/runtime_env_setup-*.log",
+                    "*/session_latest/logs/dashboard_agent.log"):
+        out.extend(_tail(p) for p in sorted(Path(cdir).glob(pattern)))
+    return "\n".join(out)
+
+
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
@@ -185,10 +206,13 @@ def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
             urllib.request.urlopen(f"{url}/api/jobs/", timeout=10)
         assert denied.value.code == 401
         t0 = time.time()
-        res = subprocess.run(
-            [sys.executable, "-m", "lrl.cli", "submit", str(work / "job.yaml"),
-             f"output.root={runs}", f"pipeline.submit.working_dir={work}", "ray.num_cpus=1", "--address", url],
-            env=env, capture_output=True, text=True, timeout=300, cwd=work)
+        try:
+            res = subprocess.run(
+                [sys.executable, "-m", "lrl.cli", "submit", str(work / "job.yaml"),
+                 f"output.root={runs}", f"pipeline.submit.working_dir={work}", "ray.num_cpus=1", "--address", url],
+                env=env, capture_output=True, text=True, timeout=300, cwd=work)
+        except subprocess.TimeoutExpired as exc:  # say where it hung: CI keeps only this output
+            pytest.fail(f"the submitted job did not finish in 300 s\n{_cluster_diagnostics(cdir, env, exc)}")
         log = res.stdout + res.stderr
         assert res.returncode == 0, log[-4000:]
         assert "SUCCEEDED" in log and "ray job logs raysubmit_" in log
