@@ -126,6 +126,41 @@ def test_submit_flow_with_fake_client(tmp_path, monkeypatch, capsys):
         submit.run(_args(job, dry_run=True, pip=["x"], image_uri="rayproject/ray:2.60.0"))
 
 
+class StalledClient(FakeClient):
+    """A log stream that stalls after one line (or breaks) while the job runs on and succeeds."""
+
+    def __init__(self, address, headers=None, broken=False):
+        super().__init__(address, headers)
+        self.broken, self.polls = broken, 0
+
+    async def tail_job_logs(self, job_id):
+        import asyncio
+
+        yield "stage generate done\n"
+        if self.broken:
+            raise ConnectionResetError("websocket closed")
+        await asyncio.sleep(3600)
+
+    def get_job_status(self, job_id):
+        from ray.job_submission import JobStatus
+
+        self.polls += 1
+        return JobStatus.SUCCEEDED if self.polls >= 3 else JobStatus.RUNNING
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_follow_sees_the_end_when_the_log_stream_stalls_or_breaks(broken, capsys):
+    import asyncio
+
+    client = StalledClient("http://x", broken=broken)
+    t0 = time.time()
+    assert asyncio.run(submit.follow(client, "raysubmit_x", poll_s=0.05, drain_s=0.2)) == "SUCCEEDED"
+    assert time.time() - t0 < 5 and client.polls == 3
+    out = capsys.readouterr()
+    assert "stage generate done" in out.out
+    assert ("broke" if broken else "did not finish within") in out.err and "ray job logs raysubmit_x" in out.err
+
+
 # --- the real thing ----------------------------------------------------------------------------
 
 

@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +119,37 @@ async def _tail(client: Any, job_id: str) -> None:
         sys.stdout.flush()
 
 
+async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float = 15.0) -> str:
+    """Stream the job's logs until the job ends and return its final status.
+
+    The status is polled beside the log stream, not after it: the stream is a websocket through the
+    dashboard and can stall or break while the job runs on; the client must still see the end. Once
+    the job is over the stream gets ``drain_s`` to deliver what is left (the logs stay on the
+    cluster: ``ray job logs``)."""
+    tail = asyncio.create_task(_tail(client, job_id))
+    warned = False
+    while True:
+        await asyncio.wait({tail}, timeout=poll_s)
+        if tail.done() and tail.exception() is not None and not warned:
+            print(f"\n[lrl submit] the log stream broke ({tail.exception()!r}); waiting for the job's status "
+                  f"(full logs: ray job logs {job_id})", file=sys.stderr, flush=True)
+            warned = True
+        status = str((await asyncio.to_thread(client.get_job_status, job_id)).value)
+        if status in TERMINAL:
+            break
+    try:  # a stalled or broken stream: the status is what counts
+        await asyncio.wait_for(asyncio.shield(tail), drain_s)
+    except asyncio.TimeoutError:
+        tail.cancel()
+        print(f"\n[lrl submit] the log stream did not finish within {drain_s:.0f} s of the job's end; "
+              f"full logs: ray job logs {job_id}", file=sys.stderr, flush=True)
+    except Exception as exc:
+        if not warned:
+            print(f"\n[lrl submit] the log stream broke ({exc!r}); full logs: ray job logs {job_id}",
+                  file=sys.stderr, flush=True)
+    return status
+
+
 def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     from ray.job_submission import JobSubmissionClient
 
@@ -144,11 +174,7 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     print(f"submitted {job_id} to {address}\nfollow it with:\n{follow_up(address, job_id)}", flush=True)
     if args.no_wait:
         return 0
-    asyncio.run(_tail(client, job_id))
-    status = str(client.get_job_status(job_id).value)
-    while status not in TERMINAL:  # the log stream can end a moment before the status settles
-        time.sleep(0.5)
-        status = str(client.get_job_status(job_id).value)
+    status = asyncio.run(follow(client, job_id))
     print(f"\njob {job_id}: {status}")
     return 0 if status == "SUCCEEDED" else 1
 
