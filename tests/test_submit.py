@@ -161,6 +161,23 @@ def test_follow_sees_the_end_when_the_log_stream_stalls_or_breaks(broken, capsys
     assert ("broke" if broken else "did not finish within") in out.err and "ray job logs raysubmit_x" in out.err
 
 
+class EarlyEndClient(StalledClient):
+    """The stream ends at once; the status reads RUNNING a few more times."""
+
+    async def tail_job_logs(self, job_id):
+        yield "all done\n"
+
+
+def test_follow_waits_between_polls_when_the_stream_ended_first(capsys):
+    import asyncio
+
+    client = EarlyEndClient("http://x")
+    t0 = time.time()
+    assert asyncio.run(submit.follow(client, "raysubmit_x", poll_s=0.1, drain_s=0.2)) == "SUCCEEDED"
+    assert client.polls == 3 and time.time() - t0 >= 0.15  # slept between polls, did not spin
+    assert capsys.readouterr().err == ""  # a stream that ended on its own is no warning
+
+
 # --- the real thing ----------------------------------------------------------------------------
 
 
@@ -194,9 +211,12 @@ def _cluster_diagnostics(cdir: str, env: dict[str, str], exc: subprocess.Timeout
     """What a hung submission left behind: the client's output, ``ray status``, the job drivers' logs
     and the tail of each node's raylet and runtime-env agent logs."""
     out = [f"client stdout: {exc.stdout!r}"[-3000:], f"client stderr: {exc.stderr!r}"[-3000:]]
-    st = subprocess.run(["ray", "status", "--address", f"127.0.0.1:{env['LRL_CLUSTER_PORT']}", "-v"],
-                        env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=60)
-    out.append(f"ray status:\n{st.stdout[-4000:]}{st.stderr[-1000:]}")
+    try:
+        st = subprocess.run(["ray", "status", "--address", f"127.0.0.1:{env['LRL_CLUSTER_PORT']}", "-v"],
+                            env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=60)
+        out.append(f"ray status:\n{st.stdout[-4000:]}{st.stderr[-1000:]}")
+    except (OSError, subprocess.TimeoutExpired) as err:
+        out.append(f"ray status failed: {err!r}")
     ps = subprocess.run(["ps", "-eo", "pid,pcpu,etime,args", "--sort=-pcpu"], capture_output=True, text=True)
     out.append("busiest processes:\n" + "\n".join(ps.stdout.splitlines()[:15]))
     for pattern in ("*/session_latest/logs/job-driver-*.log", "*/session_latest/logs/raylet.out",

@@ -129,7 +129,10 @@ async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float =
     tail = asyncio.create_task(_tail(client, job_id))
     warned = False
     while True:
-        await asyncio.wait({tail}, timeout=poll_s)
+        if tail.done():  # the stream can end a moment before the status settles
+            await asyncio.sleep(min(poll_s, 0.5))
+        else:
+            await asyncio.wait({tail}, timeout=poll_s)
         if tail.done() and tail.exception() is not None and not warned:
             print(f"\n[lrl submit] the log stream broke ({tail.exception()!r}); waiting for the job's status "
                   f"(full logs: ray job logs {job_id})", file=sys.stderr, flush=True)
