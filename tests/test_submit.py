@@ -178,6 +178,21 @@ def test_follow_waits_between_polls_when_the_stream_ended_first(capsys):
     assert capsys.readouterr().err == ""  # a stream that ended on its own is no warning
 
 
+def test_ctrl_c_stops_following_not_the_job(tmp_path, monkeypatch, capsys):
+    import ray.job_submission
+
+    async def interrupted(client, job_id):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
+    monkeypatch.setattr(submit, "follow", interrupted)
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    assert submit.run(_args(job, address="http://127.0.0.1:1")) == 130
+    err = capsys.readouterr().err
+    assert "the job runs on" in err and "ray job stop raysubmit_fake --address http://127.0.0.1:1" in err
+
+
 # --- the real thing ----------------------------------------------------------------------------
 
 

@@ -177,7 +177,12 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     print(f"submitted {job_id} to {address}\nfollow it with:\n{follow_up(address, job_id)}", flush=True)
     if args.no_wait:
         return 0
-    status = asyncio.run(follow(client, job_id))
+    try:
+        status = asyncio.run(follow(client, job_id))
+    except KeyboardInterrupt:  # Ctrl-C stops the following, not the job: say so, and how to stop it
+        print(f"\nstopped following {job_id}; the job runs on. To stop it:\n"
+              f"  ray job stop {job_id} --address {shlex.quote(address)}", file=sys.stderr, flush=True)
+        return 130
     print(f"\njob {job_id}: {status}")
     return 0 if status == "SUCCEEDED" else 1
 
