@@ -78,3 +78,48 @@ ray.shutdown()
     assert got["worker"] == [logging.ERROR] * len(NO_DASHBOARD_QUIET)
     assert got["driver"] == [logging.NOTSET] * len(NO_DASHBOARD_QUIET)  # only Ray's workers are touched
     assert got["env"] == EMBEDDED_ENV
+
+
+def test_scheduling_loop_wakes_on_the_first_finished_task(ray_session, monkeypatch):
+    """Ray Data's loop waits on ``streaming_executor_state.ray.wait`` for every running task or its
+    timeout; with ``data_wake_on_first_completion`` it gets back the finished ones at once."""
+    import time
+
+    from ray.data._internal.execution import streaming_executor_state as ses
+
+    from lrl.runtime import FirstCompletionRay
+
+    ray = ray_session
+    monkeypatch.setattr(ses, "ray", ray)  # restored after the test
+    tune_ray_data(RayConfig(data_wake_on_first_completion=False))
+    assert ses.ray is ray
+    tune_ray_data(RayConfig())
+    assert isinstance(ses.ray, FirstCompletionRay) and ses.ray.get is ray.get  # the rest is ray itself
+
+    @ray.remote(num_cpus=0)
+    def sleep(s: float) -> float:
+        time.sleep(s)
+        return s
+
+    fast, fast2, slow = sleep.remote(0.0), sleep.remote(0.0), sleep.remote(60.0)
+    ray.get([fast, fast2])
+    t0 = time.perf_counter()
+    ready, rest = ses.ray.wait([slow, fast, fast2], num_returns=3, timeout=30.0, fetch_local=False)
+    assert set(ready) == {fast, fast2} and rest == [slow]  # every finished ref, not just the first
+    assert time.perf_counter() - t0 < 15.0  # did not wait for the slow task or the 30 s timeout
+    ready, rest = ses.ray.wait([slow], num_returns=1, timeout=0.2, fetch_local=False)
+    assert ready == [] and rest == [slow]  # nothing finished: the timeout still bounds the wait
+    ray.cancel(slow, force=True)
+    tune_ray_data(RayConfig(data_wake_on_first_completion=False))
+    assert ses.ray is ray
+
+
+def test_a_dataset_runs_to_the_same_rows_with_the_loop_waking_early(ray_session, monkeypatch):
+    """The executor still finishes, in order, with every row, when ``wait`` returns early."""
+    from ray.data._internal.execution import streaming_executor_state as ses
+
+    ray = ray_session
+    monkeypatch.setattr(ses, "ray", ses.ray)
+    tune_ray_data(RayConfig())
+    ds = ray.data.range(400, override_num_blocks=8).map_batches(lambda b: {"id": b["id"] * 2}, batch_size=None)
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(0, 800, 2))
