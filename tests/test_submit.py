@@ -178,6 +178,31 @@ def test_follow_waits_between_polls_when_the_stream_ended_first(capsys):
     assert capsys.readouterr().err == ""  # a stream that ended on its own is no warning
 
 
+class FlakyStatusClient(EarlyEndClient):
+    """The status endpoint fails ``fail`` times in a row before it answers."""
+
+    def __init__(self, address, headers=None, fail=2):
+        super().__init__(address, headers)
+        self.fail = fail
+
+    def get_job_status(self, job_id):
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("dashboard restarting")
+        return super().get_job_status(job_id)
+
+
+def test_follow_retries_failed_status_polls_then_gives_up(capsys):
+    import asyncio
+
+    client = FlakyStatusClient("http://x", fail=2)
+    assert asyncio.run(submit.follow(client, "raysubmit_x", poll_s=0.01, drain_s=0.2)) == "SUCCEEDED"
+    assert capsys.readouterr().err.count("could not read the job's status") == 2
+    with pytest.raises(ConnectionError, match="dashboard restarting"):
+        asyncio.run(submit.follow(FlakyStatusClient("http://x", fail=99), "raysubmit_x", poll_s=0.01,
+                                  max_poll_failures=3))
+
+
 def test_ctrl_c_stops_following_not_the_job(tmp_path, monkeypatch, capsys):
     import ray.job_submission
 

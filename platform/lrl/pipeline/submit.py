@@ -119,15 +119,17 @@ async def _tail(client: Any, job_id: str) -> None:
         sys.stdout.flush()
 
 
-async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float = 15.0) -> str:
+async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float = 15.0,
+                 max_poll_failures: int = 10) -> str:
     """Stream the job's logs until the job ends and return its final status.
 
     The status is polled beside the log stream, not after it: the stream is a websocket through the
     dashboard and can stall or break while the job runs on; the client must still see the end. Once
     the job is over the stream gets ``drain_s`` to deliver what is left (the logs stay on the
-    cluster: ``ray job logs``)."""
+    cluster: ``ray job logs``). A status poll that fails (the dashboard restarting, a network blip)
+    is retried; ``max_poll_failures`` failures in a row end the wait with the last error."""
     tail = asyncio.create_task(_tail(client, job_id))
-    warned = False
+    warned, failures = False, 0
     while True:
         if tail.done():  # the stream can end a moment before the status settles
             await asyncio.sleep(min(poll_s, 0.5))
@@ -137,7 +139,16 @@ async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float =
             print(f"\n[lrl submit] the log stream broke ({tail.exception()!r}); waiting for the job's status "
                   f"(full logs: ray job logs {job_id})", file=sys.stderr, flush=True)
             warned = True
-        status = str((await asyncio.to_thread(client.get_job_status, job_id)).value)
+        try:
+            status = str((await asyncio.to_thread(client.get_job_status, job_id)).value)
+        except Exception as exc:  # the job runs on without us: keep asking, for a while
+            failures += 1
+            if failures >= max_poll_failures:
+                tail.cancel()
+                raise
+            print(f"\n[lrl submit] could not read the job's status ({exc!r}); retrying", file=sys.stderr, flush=True)
+            continue
+        failures = 0
         if status in TERMINAL:
             break
     try:  # a stalled or broken stream: the status is what counts
