@@ -53,11 +53,15 @@ class OversamplePlan:
         present = {t[2:] for t in tags if t.startswith("B-")} if rare else set()
         return lang, tuple(t for t in rare if t in present)
 
+    def group(self, lang: str, tags: list[str]) -> tuple[int, float]:
+        """(base copies, hash threshold for one more) of a row's group; (1, 0.0) if not planned."""
+        return self.groups.get(self.key(lang, tags), (1, 0.0))
+
     def copies(self, row_id: str, lang: str, tags: list[str], digest: int | None = None) -> int:
         """Total multiplicity of a row (1 = only the original); rows not planned for get 1.
 
         ``digest`` is ``stable_hash(seed, OP, row_id)`` when the caller already has it."""
-        q, threshold = self.groups.get(self.key(lang, tags), (1, 0.0))
+        q, threshold = self.group(lang, tags)
         if threshold <= 0.0:
             return q
         if digest is None:
@@ -71,8 +75,8 @@ class OversamplePlan:
         tags = table.column("tags").to_pylist() if self.rare else [[]] * table.num_rows
         out = np.empty(table.num_rows, dtype=np.float64)
         for i, (lang, row_tags) in enumerate(zip(langs, tags)):
-            q, threshold = self.groups.get(self.key(lang, row_tags), (1, 0.0))
-            out[i] = q + min(max(threshold, 0.0), 1.0)
+            q, threshold = self.group(lang, row_tags)
+            out[i] = q + min(max(threshold, 0.0), 1.0)  # the extra copy's probability
         return out
 
     @property

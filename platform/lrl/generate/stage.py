@@ -42,10 +42,11 @@ STAGE = "generate"
 SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
 #: Input blocks: BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand sentences that
 #: oversampling multiplies) spreads over every CPU and the last tasks end close together; more
-#: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: Ray Data leaves
-#: a worker idle between two tasks (~0.15 s; ~0.06 s since ``ray.data_metadata_on_thread`` is off),
-#: so on 200k rows and 2 CPUs 16-20 blocks ran 10-20% slower than 6-8 (docs/benchmarks.md).
-#: Blocks of decreasing size (a shorter tail) measured no better. Generated rows stream out of a
+#: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: Ray Data left
+#: a worker idle between two tasks (~0.15 s; ~0.05 s with ``ray.data_metadata_on_thread`` off;
+#: ~7 ms since ``ray.data_wake_on_first_completion``), so on 200k rows and 2 CPUs 16-20 blocks
+#: ran 10-20% slower than 6-8 (docs/benchmarks.md; measured before the last change, so fewer
+#: blocks may no longer be needed). Blocks of decreasing size (a shorter tail) measured no better. Generated rows stream out of a
 #: task in batches. When the first step multiplies rows (oversampling), blocks are cut to equal
 #: *output* and MAX_BLOCK_ROWS counts output rows; the steps map whole blocks
 #: (``lrl.generate.base.map_slices``), so these blocks are exactly the tasks.
