@@ -132,6 +132,9 @@ def packed_dataset(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: lis
     ds = ray.data.from_arrow([table.slice(at, size) for at in range(0, max(table.num_rows, 1), size)])
     ds = ds.map_batches(pack_batch, batch_size=rows_per_batch, batch_format="numpy",
                         fn_kwargs={"tokenizer_dir": tokenizer_dir, "seq_len": seq_len, "langs": langs})
+    # Ray Data emits blocks as tasks finish unless told otherwise; the packed stream must follow
+    # the table (and match the driver path), so order is asked for on this dataset only.
+    ds.context.execution_options.preserve_order = True
     return ds.materialize()
 
 
