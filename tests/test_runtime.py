@@ -126,3 +126,54 @@ def test_a_dataset_runs_to_the_same_rows_with_the_loop_waking_early(ray_session,
     assert isinstance(ses.ray, FirstCompletionRay)
     ds = ray.data.range(400, override_num_blocks=8).map_batches(lambda b: {"id": b["id"] * 2}, batch_size=None)
     assert sorted(r["id"] for r in ds.take_all()) == list(range(0, 800, 2))
+
+
+def test_a_dataset_budgets_the_cluster_resources_until_the_coordinator_grants_some(ray_session, monkeypatch):
+    """Until the first grant, the V2 autoscaler's total is the cluster's (2 CPUs here), not zero;
+    from the first grant on, the coordinator's answer stands, even when it later grants nothing."""
+    from ray.data._internal.cluster_autoscaler.default_cluster_autoscaler_v2 import DefaultClusterAutoscalerV2
+
+    monkeypatch.setattr(DefaultClusterAutoscalerV2, "get_total_resources",
+                        DefaultClusterAutoscalerV2.__dict__["get_total_resources"])  # restored after the test
+    tune_ray_data(RayConfig())
+
+    class Coordinator:  # the client's cached answers, one per refresh
+        answers = [{}, {}, {"node-a": {"CPU": 1.0}}, {}]
+
+        def get_reserved_resources(self):
+            return self.answers.pop(0)
+
+    autoscaler = object.__new__(DefaultClusterAutoscalerV2)
+    autoscaler.__dict__["_autoscaling_coordinator"] = Coordinator()
+    assert [autoscaler.get_total_resources().cpu for _ in range(4)] == [2, 2, 1, 0]
+
+    tune_ray_data(RayConfig(data_start_on_cluster_resources=False))
+    autoscaler = object.__new__(DefaultClusterAutoscalerV2)
+    autoscaler.__dict__["_autoscaling_coordinator"] = Coordinator()
+    Coordinator.answers = [{}]
+    assert autoscaler.get_total_resources().cpu == 0  # Ray's own behaviour: nothing granted yet
+
+
+def test_a_dataset_starts_with_a_budget_of_every_cpu(ray_session, monkeypatch):
+    """The executor's first limits already hold the cluster's CPUs (with Ray 2.60 alone they were
+    zero until the coordinator answered, so only one task could start)."""
+    from ray.data._internal.cluster_autoscaler.default_cluster_autoscaler_v2 import DefaultClusterAutoscalerV2
+    from ray.data._internal.execution import resource_manager as rm
+
+    ray = ray_session
+    monkeypatch.setattr(DefaultClusterAutoscalerV2, "get_total_resources",
+                        DefaultClusterAutoscalerV2.__dict__["get_total_resources"])
+    monkeypatch.setenv("RAY_DATA_CLUSTER_AUTOSCALER", "V2")
+    tune_ray_data(RayConfig())
+    seen: list[float] = []
+    original = rm.ResourceManager.get_global_limits
+
+    def get_global_limits(self):
+        limits = original(self)
+        seen.append(limits.cpu)
+        return limits
+
+    monkeypatch.setattr(rm.ResourceManager, "get_global_limits", get_global_limits)
+    ds = ray.data.range(40, override_num_blocks=4).map_batches(lambda b: {"id": b["id"] + 1}, batch_size=None)
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(1, 41))
+    assert seen and seen[0] == ray.cluster_resources()["CPU"]

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Literal
 
@@ -48,6 +49,13 @@ class RayConfig(StrictModel):
     until the next tick before its next task was dispatched: 48 ms per task boundary on 2 CPUs
     against 7 ms with this on (docs/benchmarks.md, generate stage, session 7). The loop still
     runs at least every 0.1 s."""
+    data_start_on_cluster_resources: bool = True
+    """Size a dataset's budget from the cluster's current resources until Ray Data's autoscaling
+    coordinator (the V2 autoscaler's) has granted it something. Ray 2.60 asks the coordinator
+    without waiting and counts nothing granted until the answer arrives, one or two limit refreshes
+    later, so every dataset started with a budget of zero CPUs: one task ran and the second CPU
+    idled ~0.11 s (docs/benchmarks.md, generate stage, session 8). From the first grant on, the
+    coordinator's answer is used as before."""
 
 
 def quiet_env() -> None:
@@ -84,6 +92,7 @@ def tune_ray_data(cfg: RayConfig) -> None:
     _set_internal("ray.data._internal.execution.resource_manager", "ResourceManager",
                   "GLOBAL_LIMITS_UPDATE_INTERVAL_S", cfg.data_limits_refresh_s)
     _wake_on_first_completion(cfg.data_wake_on_first_completion)
+    _start_on_cluster_resources(cfg.data_start_on_cluster_resources)
 
 
 class FirstCompletionRay:
@@ -123,6 +132,43 @@ def _wake_on_first_completion(on: bool) -> None:
         ses.ray = FirstCompletionRay()
     elif not on and isinstance(current, FirstCompletionRay):
         ses.ray = ray
+
+
+def _until_granted(original):
+    """``DefaultClusterAutoscalerV2.get_total_resources`` that answers with the cluster's resources
+    while the coordinator has granted this dataset nothing yet (see
+    ``data_start_on_cluster_resources``)."""
+
+    @functools.wraps(original)
+    def get_total_resources(self):
+        granted = original(self)
+        if getattr(self, "_lrl_granted", False) or not granted.is_zero():
+            self._lrl_granted = True  # from now on the coordinator's answer stands, even if zero
+            return granted
+        import ray
+        from ray.data._internal.execution.interfaces import ExecutionResources
+
+        return ExecutionResources.from_resource_dict(ray.cluster_resources())
+
+    return get_total_resources
+
+
+def _start_on_cluster_resources(on: bool) -> None:
+    """Wrap or unwrap the V2 autoscaler's ``get_total_resources`` (no public setting); left alone if
+    Ray moves or renames it."""
+    try:
+        from ray.data._internal.cluster_autoscaler.default_cluster_autoscaler_v2 import DefaultClusterAutoscalerV2
+    except ImportError:
+        return
+    current = DefaultClusterAutoscalerV2.__dict__.get("get_total_resources")
+    if current is None:
+        return
+    original = getattr(current, "__wrapped__", current)
+    wrapped = current is not original
+    if on and not wrapped:
+        DefaultClusterAutoscalerV2.get_total_resources = _until_granted(original)
+    elif not on and wrapped:
+        DefaultClusterAutoscalerV2.get_total_resources = original
 
 
 def _set_internal(module: str, owner: str | None, attr: str, value) -> None:
