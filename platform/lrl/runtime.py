@@ -157,7 +157,9 @@ def _start_on_cluster_resources(on: bool) -> None:
     """Wrap or unwrap the V2 autoscaler's ``get_total_resources`` (no public setting); left alone if
     Ray moves or renames it."""
     try:
-        from ray.data._internal.cluster_autoscaler.default_cluster_autoscaler_v2 import DefaultClusterAutoscalerV2
+        from ray.data._internal.cluster_autoscaler.default_cluster_autoscaler_v2 import (
+            DefaultClusterAutoscalerV2,
+        )
     except ImportError:
         return
     current = DefaultClusterAutoscalerV2.__dict__.get("get_total_resources")
