@@ -150,6 +150,7 @@ def _until_granted(original):
 
         return ExecutionResources.from_resource_dict(ray.cluster_resources())
 
+    get_total_resources.lrl_until_granted = True  # how _start_on_cluster_resources knows its own wrapper
     return get_total_resources
 
 
@@ -165,12 +166,11 @@ def _start_on_cluster_resources(on: bool) -> None:
     current = DefaultClusterAutoscalerV2.__dict__.get("get_total_resources")
     if current is None:
         return
-    original = getattr(current, "__wrapped__", current)
-    wrapped = current is not original
+    wrapped = getattr(current, "lrl_until_granted", False)
     if on and not wrapped:
-        DefaultClusterAutoscalerV2.get_total_resources = _until_granted(original)
+        DefaultClusterAutoscalerV2.get_total_resources = _until_granted(current)
     elif not on and wrapped:
-        DefaultClusterAutoscalerV2.get_total_resources = original
+        DefaultClusterAutoscalerV2.get_total_resources = current.__wrapped__
 
 
 def _set_internal(module: str, owner: str | None, attr: str, value) -> None:
