@@ -6,8 +6,10 @@
 #   bash benchmarks/gpu_pretrain.sh            # 5 minutes of training, ug + wo
 #   MINUTES=3 ENGINE=torch PRESET=small bash benchmarks/gpu_pretrain.sh
 #
-# Needs: a CUDA build of torch, ../shared/data/mono (or LRL_DATA_ROOT). Output: $OUT (default
-# /tmp/lrl-gpu-pretrain) with the model folder, metrics.json and gpu_pretrain.log.
+# Needs: a CUDA build of torch, ../shared/data/mono (or LRL_DATA_ROOT). Output: $RUN (default
+# /tmp/lrl-gpu-pretrain) with the model folder, metrics.json and gpu_pretrain.log; when $OUT is set
+# (the device tool's folder that comes back: at most 8 files), the log, metrics.json and the
+# stage's manifest.json are copied there.
 #
 # On the lent GPU machine (no Ray, DeepSpeed or pydantic there, no network, and the data beside the
 # checkout does not travel): first, here, `python benchmarks/gpu_carry.py` (writes .gpu/, ~40 MiB),
@@ -20,8 +22,8 @@ MAX_LINES="${MAX_LINES:-}"   # lines per language; empty: all
 ENGINE="${ENGINE:-deepspeed}"
 PRESET="${PRESET:-micro}"
 BATCH="${BATCH:-256}"
-OUT="${OUT:-/tmp/lrl-gpu-pretrain}"
-mkdir -p "$OUT"
+RUN="${RUN:-/tmp/lrl-gpu-pretrain}"
+mkdir -p "$RUN"
 if [ -d .gpu ] && ! python3 -c "import ray" 2>/dev/null; then
     python3 benchmarks/gpu_carry.py --out .gpu --unpack /tmp/lrl-site --data-out /tmp/lrl-data
     # Ray's workers inherit PYTHONPATH: they import Ray, DeepSpeed and lrl from here too.
@@ -34,6 +36,12 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # held-out evaluation come on top, so the whole script stays under 10 minutes with the default 5
 # (and inside one device call of 600 s).
 timeout $(( (${MINUTES%.*} + 3) * 60 )) python3 benchmarks/pretrain_real.py --gpu --engine "$ENGINE" \
-    --preset "$PRESET" --batch "$BATCH" --minutes "$MINUTES" --out "$OUT" ${MAX_LINES:+--max-lines "$MAX_LINES"} \
-    2>&1 | tee "$OUT/gpu_pretrain.log"
-grep -E "tokens/s|MFU" "$OUT/gpu_pretrain.log" | head -3
+    --preset "$PRESET" --batch "$BATCH" --minutes "$MINUTES" --out "$RUN" ${MAX_LINES:+--max-lines "$MAX_LINES"} \
+    2>&1 | tee "$RUN/gpu_pretrain.log"
+grep -E "tokens/s|MFU" "$RUN/gpu_pretrain.log" | head -3
+if [ -n "${OUT:-}" ]; then
+    cp "$RUN/gpu_pretrain.log" "$OUT/"
+    for f in metrics.json manifest.json; do
+        found=$(ls "$RUN"/pretrain-*/"$f" 2>/dev/null | head -1) && [ -n "$found" ] && cp "$found" "$OUT/$f"
+    done
+fi
