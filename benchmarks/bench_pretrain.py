@@ -120,7 +120,8 @@ def ray_run(cfg, table, tok_dir: str, model_dir: str, work: Path, cores: int) ->
     tokens = sum(v["tokens"] for v in m["stream_mixture"].values())
     return {"steps": m["step"], "loss": m["loss"], "in_loop_tokens_per_s": m["tokens_per_s"],
             "end_to_end_s": wall, "tokens": tokens, "end_to_end_tokens_per_s": tokens / wall,
-            "trainer_fit_s": m["trainer_fit_s"], "train_wall_s": m["train_wall_s"], "mfu": m["mfu"]}
+            "trainer_fit_s": m["trainer_fit_s"], "train_wall_s": m["train_wall_s"], "mfu": m["mfu"],
+            "input_share": m.get("input_share")}
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ def _check_output(path: str) -> dict:
     m = json.loads((Path(path) / "metrics.json").read_text())
     assert all(math.isfinite(m[f"ppl_{lang}"]) and m[f"ppl_{lang}"] > 1 for lang in ("ug", "wo"))
     assert m["tokens_per_s"] > 0 and 0 < m["mfu"] < 1
+    assert 0 < m["input_share"] < 1  # getting and masking batches took some, not all, of the loop
     assert set(m["stream_mixture"]) == {"ug", "wo"} and set(m["target_mixture"]) == {"ug", "wo"}
     return m
 

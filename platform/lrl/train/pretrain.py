@@ -192,7 +192,8 @@ def run_pretrain(ctx: StageContext) -> str:
         return out.commit({
             "tokenizer": tok_dir, "model_init": model_dir, "languages": m["languages"],
             "steps": m["step"], "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
-            "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "target_mixture": res.mixture,
+            "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "input_share": m.get("input_share"),
+            "target_mixture": res.mixture,
             "stream_mixture": m.get("stream_mixture"), "attempt_start_steps": m["attempt_start_steps"],
             "aux_head": "aux_head/" if p.aux.conllu else None, "checkpoints": run_dir,
         })

@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     with open(f"{path}/{MANIFEST}", encoding="utf-8") as f:
         m = json.load(f)
     print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {m.get('loss'):.4f}  "
-          f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}")
+          f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}  "
+          f"time on input {m.get('input_share') or 0:.0%}")
     stream = m.get("stream_mixture") or {}
     for lang, t in sorted((m.get("target_mixture") or {}).items()):
         share = stream.get(lang, {}).get("token_share", float("nan"))

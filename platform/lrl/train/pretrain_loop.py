@@ -106,12 +106,13 @@ def train_loop(config: dict[str, Any]) -> None:
                                   cfg.batch_size, engine.device, engine.autocast, lang_emb)
 
     def metrics(final: bool = False) -> dict[str, Any]:
-        tokens, secs = _dist_sum([float(thr.tokens), thr.seconds], engine.device)
+        tokens, secs, input_secs = _dist_sum([float(thr.tokens), thr.seconds, thr.input_seconds], engine.device)
         tps = tokens / (secs / world) if secs > 0 else 0.0  # workers run in parallel
         out = {"step": state["step"], "epoch": state["epoch"], "lr": engine.lr(),
                "loss": float(np.mean(losses)) if losses else float("nan"),
                "aux_loss": float(np.mean(aux_losses)) if aux_losses else None,
                "tokens_per_s": tps, "mfu": mfu(tps, config["flops_per_token"], config["peak_flops"]),
+               "input_share": input_secs / secs if secs > 0 else 0.0,
                "attempt_start_steps": list(state["starts"]), **evals}
         if final:
             seqs = _dist_sum([float(x) for x in state["seen_seqs"]], engine.device)
@@ -147,9 +148,11 @@ def train_loop(config: dict[str, Any]) -> None:
                     batch["token_type_ids"] = torch.full_like(batch["input_ids"], langs.index(cfg.aux.lang))
                 aux_losses.append(engine.micro_step(batch))
                 continue
+            t_in = time.perf_counter()
             b = next(stream)
             batch, _ = model_inputs(b["input_ids"], b["word_start"], b["lang_id"], pad, cfg.masking, vocab,
                                     gen, engine.device, lang_emb)
+            thr.add_input(time.perf_counter() - t_in)
             losses.append(engine.micro_step(batch))
             n_tok = b["n_tokens"].tolist()
             tokens += int(sum(n_tok))

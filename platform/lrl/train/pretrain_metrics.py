@@ -70,11 +70,14 @@ def measure_matmul_peak(dtype: str = "bf16", threads: int | None = None, device:
 
 
 class Throughput:
-    """Tokens and wall time of the training loop (excluding evaluation and checkpoints)."""
+    """Tokens and wall time of the training loop (excluding evaluation and checkpoints), and how
+    much of that time went to getting and masking the next batch (``input_seconds``): when a
+    run is slow, this says whether the input or the model step is the part to look at."""
 
     def __init__(self) -> None:
         self.tokens = 0
         self.seconds = 0.0
+        self.input_seconds = 0.0
         self._t0: float | None = None
 
     def start(self) -> None:
@@ -85,6 +88,13 @@ class Throughput:
             self.seconds += time.perf_counter() - self._t0
             self._t0 = None
         self.tokens += tokens
+
+    def add_input(self, seconds: float) -> None:
+        self.input_seconds += seconds
+
+    @property
+    def input_share(self) -> float:
+        return self.input_seconds / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def tokens_per_s(self) -> float:
