@@ -42,14 +42,13 @@ STAGE = "generate"
 SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
 #: Input blocks: BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand sentences that
 #: oversampling multiplies) spreads over every CPU and the last tasks end close together; more
-#: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: Ray Data left
-#: a worker idle between two tasks (~0.15 s; ~0.05 s with ``ray.data_metadata_on_thread`` off;
-#: ~7 ms since ``ray.data_wake_on_first_completion``), so on 200k rows and 2 CPUs 16-20 blocks
-#: ran 10-20% slower than 6-8 (docs/benchmarks.md; measured before the last change, so fewer
-#: blocks may no longer be needed). Blocks of decreasing size (a shorter tail) measured no better. Generated rows stream out of a
-#: task in batches. When the first step multiplies rows (oversampling), blocks are cut to equal
-#: *output* and MAX_BLOCK_ROWS counts output rows; the steps map whole blocks
-#: (``lrl.generate.base.map_slices``), so these blocks are exactly the tasks.
+#: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: each task
+#: boundary leaves a worker idle (~0.15 s in Ray 2.60 as shipped; ~7 ms with lrl's Ray Data
+#: settings), and even now 8 blocks per CPU left workers idler than 4 (7% against 4-5% of the
+#: run, docs/benchmarks.md, session 8); blocks of decreasing size measured no better. Generated
+#: rows stream out of a task in batches. When the first step multiplies rows (oversampling),
+#: blocks are cut to equal *output* and MAX_BLOCK_ROWS counts output rows; the steps map whole
+#: blocks (``lrl.generate.base.map_slices``), so these blocks are exactly the tasks.
 BLOCKS_PER_CPU = 4
 MAX_BLOCK_ROWS = 100_000
 #: Splits that score models: never augmented, never written to ``data/`` (later stages read them

@@ -93,10 +93,6 @@ class Throughput:
         self.input_seconds += seconds
 
     @property
-    def input_share(self) -> float:
-        return self.input_seconds / self.seconds if self.seconds > 0 else 0.0
-
-    @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
