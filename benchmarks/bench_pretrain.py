@@ -111,6 +111,7 @@ def ray_run(cfg, table, tok_dir: str, model_dir: str, work: Path, cores: int) ->
 
     t0 = time.perf_counter()
     init_ray(RayConfig(num_cpus=cores))
+    ray_start = time.perf_counter() - t0
     try:
         res = fit(cfg, 0, table, tok_dir, model_dir, str(work / "out"), str(work / "ray"), run_name="bench")
     finally:
@@ -121,7 +122,7 @@ def ray_run(cfg, table, tok_dir: str, model_dir: str, work: Path, cores: int) ->
     return {"steps": m["step"], "loss": m["loss"], "in_loop_tokens_per_s": m["tokens_per_s"],
             "end_to_end_s": wall, "tokens": tokens, "end_to_end_tokens_per_s": tokens / wall,
             "trainer_fit_s": m["trainer_fit_s"], "train_wall_s": m["train_wall_s"], "mfu": m["mfu"],
-            "input_share": m.get("input_share")}
+            "input_share": m.get("input_share"), "phases_s": {"ray_start_s": ray_start, **m.get("phases_s", {})}}
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ failure by resuming from its last checkpoint."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,9 @@ def _check_output(path: str) -> dict:
     assert m["tokens_per_s"] > 0 and 0 < m["mfu"] < 1
     assert 0 < m["input_share"] < 1  # getting and masking batches took some, not all, of the loop
     assert set(m["stream_mixture"]) == {"ug", "wo"} and set(m["target_mixture"]) == {"ug", "wo"}
+    # the time outside the loop, from the driver's and rank 0's clocks (pretrain.phases)
+    assert set(m["phases_s"]) == {"prepare_s", "workers_s", "setup_s", "first_step_s", "finish_s"}
+    assert all(v >= 0 for v in m["phases_s"].values()), m["phases_s"]
     return m
 
 
@@ -80,6 +84,14 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     # second run: same config and inputs -> the finished folder, nothing recomputed
     assert main(["pretrain", str(job)]) == 0
     assert json.loads((Path(path) / "manifest.json").read_text()) == manifest
+    # killed after training, before the stage folder was committed: the run folder's last
+    # checkpoint is the final model, which the next run reports again instead of training
+    weights = (Path(path) / "model.safetensors").read_bytes()
+    shutil.rmtree(path)
+    assert main(["pretrain", str(job)]) == 0
+    again = json.loads((Path(path) / "metrics.json").read_text())
+    assert again["reused_final_checkpoint"] and again["step"] == 6 and again["attempt_start_steps"] == [0]
+    assert (Path(path) / "model.safetensors").read_bytes() == weights
 
 
 def test_deepspeed_config_merges_user_json(tmp_path):

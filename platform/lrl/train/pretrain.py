@@ -134,17 +134,35 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
             shutil.copytree(os.path.join(d, "aux_head"), os.path.join(out_dir, "aux_head"), dirs_exist_ok=True)
         with open(os.path.join(d, "metrics.json"), encoding="utf-8") as f:
             metrics = json.load(f)
+    t_end = time.time()
     metrics.update({
+        "phases_s": phases(t0, t_fit, metrics.pop("marks", {}), t_end),
         "target_mixture": mixture.as_dict(), "alpha": cfg.alpha, "languages": langs,
         "heldout_rows": {k: int(v) for k, v in _counts(heldout).items()},
         "train_rows": {k: int(v) for k, v in _counts(train).items()},
         "packed_sequences": ds.count(), "peak_flops": peak, "flops_per_token": flops,
-        "trainer_fit_s": time.time() - t_fit, "end_to_end_s": time.time() - t0,
+        "trainer_fit_s": t_end - t_fit, "end_to_end_s": t_end - t0,
         "engine": cfg.engine, "precision": cfg.precision, "num_workers": cfg.num_workers,
     })
     with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=1, default=str, ensure_ascii=False)
     return FitResult(out_dir, metrics, mixture.as_dict())
+
+
+def phases(t0: float, t_fit: float, marks: dict[str, float], t_end: float) -> dict[str, float]:
+    """Seconds of each part of a run outside the training loop, from the driver's clock (``t0``:
+    ``fit`` called, ``t_fit``: ``trainer.fit`` called, ``t_end``: model copied out) and rank 0's
+    marks (``pretrain_loop.train_loop``) of the last attempt. On one machine the clocks are the
+    same; across nodes they differ by the nodes' clock skew."""
+    if not {"loop_entered", "engine_ready", "first_step_done", "loop_done"} <= set(marks):
+        return {"prepare_s": t_fit - t0, "fit_s": t_end - t_fit}
+    return {
+        "prepare_s": t_fit - t0,  # split, resample, pack (driver or Ray Data plan), peak matmul
+        "workers_s": marks["loop_entered"] - t_fit,  # Train controller, placement group, worker processes
+        "setup_s": marks["engine_ready"] - marks["loop_entered"],  # imports, model load, engine (DeepSpeed) init
+        "first_step_s": marks["first_step_done"] - marks["engine_ready"],  # shard start, first batch and step
+        "finish_s": t_end - marks["loop_done"],  # held-out eval, final save, report, teardown, copy-out
+    }
 
 
 def _counts(table: pa.Table) -> dict[str, int]:
@@ -218,4 +236,4 @@ def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> st
     return path
 
 
-__all__ = ["fit", "FitResult", "use_gpu", "aux_arrays", "run_pretrain", "stage_output"]
+__all__ = ["fit", "FitResult", "phases", "use_gpu", "aux_arrays", "run_pretrain", "stage_output"]

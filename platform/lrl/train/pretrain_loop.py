@@ -10,9 +10,11 @@ run sees the same batches and masks it would have seen.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -41,14 +43,56 @@ def _dist_sum(values: list[float], device) -> list[float]:
     return t.tolist()
 
 
-def _batches(shard, cfg: PretrainConfig, state: dict[str, Any], seed: int, rank: int):
-    """Micro batches forever, epoch after epoch; skips the batches a resumed state consumed."""
+def _epoch(shard, cfg: PretrainConfig, seed: int, epoch: int, rank: int):
+    """One pass over this worker's shard in micro batches (locally shuffled, seeded per epoch)."""
+    return shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True,
+                                    local_shuffle_buffer_size=cfg.batch_size * 8,
+                                    local_shuffle_seed=seed + 7919 * epoch + rank)
+
+
+class FirstBatch(threading.Thread):
+    """Starts epoch 0 of a fresh attempt's shard and fetches its first batch while the model loads.
+
+    The first batch starts the shard's Ray Data execution in other processes (the split
+    coordinator's executor, Ray Data's stats actor). Fetched after model load, that took ~3 s of
+    one core before the first step while the other core idled (docs/benchmarks.md, pretraining,
+    session 9); in this thread it overlaps the worker's imports, model load and engine init."""
+
+    def __init__(self, get_shard, cfg: PretrainConfig, seed: int, rank: int):
+        super().__init__(name="lrl-first-batch", daemon=True)
+        self.get_shard, self.cfg, self.seed, self.rank = get_shard, cfg, seed, rank
+        self.batches = None
+        self.first: list = []
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.batches = iter(_epoch(self.get_shard("train"), self.cfg, self.seed, 0, self.rank))
+            self.first = [next(self.batches)]
+        except StopIteration:
+            pass  # an empty epoch: _batches raises its own error
+        except BaseException as exc:  # re-raised in the training thread
+            self.error = exc
+
+    def epoch(self):
+        """Epoch 0 as an iterator, starting with the fetched batch."""
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return itertools.chain(self.first, self.batches or ())
+
+
+def _batches(shard, cfg: PretrainConfig, state: dict[str, Any], seed: int, rank: int,
+             started: FirstBatch | None = None):
+    """Micro batches forever, epoch after epoch; skips the batches a resumed state consumed.
+    ``started`` is epoch 0 already begun (a fresh attempt)."""
     while True:
         skip = state["batch_in_epoch"]
         seen = 0
-        for i, b in enumerate(shard.iter_torch_batches(
-                batch_size=cfg.batch_size, drop_last=True, local_shuffle_buffer_size=cfg.batch_size * 8,
-                local_shuffle_seed=seed + 7919 * state["epoch"] + rank)):
+        batches = started.epoch() if started is not None else _epoch(shard, cfg, seed, state["epoch"], rank)
+        started = None
+        for i, b in enumerate(batches):
             seen += 1
             if i < skip:
                 continue
@@ -63,17 +107,24 @@ def _batches(shard, cfg: PretrainConfig, state: dict[str, Any], seed: int, rank:
 
 def train_loop(config: dict[str, Any]) -> None:
     """Ray Train entry point; ``config`` is built by ``lrl.train.pretrain.fit``."""
+    marks = {"loop_entered": time.time()}  # wall-clock marks of this attempt (start-up breakdown)
     import ray.train
+
+    cfg = PretrainConfig.model_validate(config["cfg"])
+    seed, langs = int(config["seed"]), list(config["langs"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None and _report_if_finished(ckpt, rank):
+        return
+    # A resumed attempt's epoch and position are only known once the engine has loaded them.
+    started = FirstBatch(ray.train.get_dataset_shard, cfg, seed, rank) if ckpt is None else None
     import ray.train.torch
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from lrl.train.pretrain_engine import build_engine
 
-    cfg = PretrainConfig.model_validate(config["cfg"])
-    seed, langs = int(config["seed"]), list(config["langs"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker)))
     device = ray.train.torch.get_device() if config["use_gpu"] else torch.device("cpu")
     torch.manual_seed(seed)
@@ -87,12 +138,12 @@ def train_loop(config: dict[str, Any]) -> None:
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "starts": [],
                              "seen_seqs": [0] * len(langs), "seen_tokens": [0] * len(langs),
                              "train_s": 0.0, "tokens": 0}
-    ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d:
             state.update(engine.load(d))
     state["starts"].append(state["step"])
-    stream = _batches(ray.train.get_dataset_shard("train"), cfg, state, seed, rank)
+    marks["engine_ready"] = time.time()
+    stream = _batches(ray.train.get_dataset_shard("train"), cfg, state, seed, rank, started)
     thr = Throughput()
     pad = int(tok.pad_token_id)
     lang_emb = bool(config.get("lang_embedding"))
@@ -161,6 +212,7 @@ def train_loop(config: dict[str, Any]) -> None:
                 state["seen_tokens"][lid] += n
         thr.stop(tokens)
         state["step"] = step
+        marks.setdefault("first_step_done", time.time())
         if cfg.eval_every and step % cfg.eval_every == 0:
             evals = {f"ppl_{k}": v for k, v in evaluate().items()}
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
@@ -169,14 +221,42 @@ def train_loop(config: dict[str, Any]) -> None:
         elif step % cfg.report_every == 0 and step < cfg.steps:  # the final report follows
             ray.train.report(metrics())
             losses, aux_losses = [], []
+    marks["loop_done"] = time.time()
     evals = {f"ppl_{k}": v for k, v in evaluate().items()}
     final = metrics(final=True)
-    final["train_wall_s"] = time.time() - t_start
+    final["train_wall_s"] = marks["loop_done"] - t_start
+    final["marks"] = marks
     _final_save(engine, module, tok, aux, final, rank, cfg)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()  # otherwise torch reports the worker as crashed
+
+
+def _report_if_finished(ckpt, rank: int) -> bool:
+    """If ``ckpt`` is a finished run's final model (``_final_save``), report it again and say so.
+
+    That is the latest checkpoint when a run that had finished is started again in the same run
+    folder, e.g. after a crash between training and committing the stage's folder. It holds no
+    engine state to resume from, and the run has nothing left to do."""
+    import shutil
+
+    import ray.train
+
+    with ckpt.as_directory() as d, tempfile.TemporaryDirectory(prefix="lrl-final-") as again:
+        path = os.path.join(d, "metrics.json")
+        if not (os.path.isdir(os.path.join(d, "model")) and os.path.isfile(path)):
+            return False
+        with open(path, encoding="utf-8") as f:
+            final = json.load(f)
+        final.pop("marks", None)  # the finished attempt's clock, not this one's
+        final["reused_final_checkpoint"] = True
+        if rank == 0:
+            shutil.copytree(d, again, dirs_exist_ok=True)
+            with open(os.path.join(again, "metrics.json"), "w", encoding="utf-8") as f:
+                json.dump(final, f, indent=1, default=str)
+        ray.train.report(final, checkpoint=ray.train.Checkpoint.from_directory(again) if rank == 0 else None)
+    return True
 
 
 def _checkpoint(engine, state: dict[str, Any], metrics: dict[str, Any], rank: int, cfg: PretrainConfig) -> None:
