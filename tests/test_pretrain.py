@@ -71,7 +71,9 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     conllu.write_text("\n\n".join(src) + "\n\n", encoding="utf-8")
     job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1}, str(conllu))
     assert main(["pretrain", str(job)]) == 0
-    path = capsys.readouterr().out.split("pretrain: ")[1].split("\n")[0].strip()
+    out = capsys.readouterr().out
+    path = out.split("pretrain: ")[1].split("\n")[0].strip()
+    assert "outside the loop: prepare " in out and " finish " in out
     m = _check_output(path)
     assert m["step"] == 6 and m["aux_loss"] is not None and m["attempt_start_steps"] == [0]
     head = json.loads((Path(path) / "aux_head" / "labels.json").read_text())

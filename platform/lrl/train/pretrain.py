@@ -3,7 +3,8 @@
 ``fit`` is the library call (tables and folders in, a finished model folder out); ``run_pretrain``
 is the stage: it finds the text, tokenizer and model, calls ``fit`` and commits a ``StageOutput``
 holding the HF model (loadable with ``AutoModelForMaskedLM``/``AutoTokenizer``), ``metrics.json``
-(loss, per-language held-out perplexity, tokens/s, MFU, realised mixture next to the target),
+(loss, per-language held-out perplexity, tokens/s, MFU, realised mixture next to the target,
+and ``phases_s``: the seconds spent outside the training loop, per phase),
 and ``aux_head/`` when the auxiliary tagging task was on. Checkpoints go to
 ``<output.root>/.pretrain-<hash>.ray/`` so a crashed run resumes from the last one.
 """
@@ -93,6 +94,10 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
     log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
     ds = packed_dataset(stream, tokenizer_dir, cfg.seq_len, langs, driver_rows=cfg.driver_pack_rows)
+    # Ray Train re-executes the dataset every epoch in its split coordinator, which drew Ray Data's
+    # progress bars into the driver's log each time (dozens of lines a minute on a small corpus);
+    # the loop reports its own progress. This dataset's context only: other stages keep theirs.
+    ds.context.enable_progress_bars = False
     held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
     gpu = use_gpu(cfg)
     threads = cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker))
@@ -211,6 +216,7 @@ def run_pretrain(ctx: StageContext) -> str:
             "tokenizer": tok_dir, "model_init": model_dir, "languages": m["languages"],
             "steps": m["step"], "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
             "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "input_share": m.get("input_share"),
+            "phases_s": m.get("phases_s"),
             "target_mixture": res.mixture,
             "stream_mixture": m.get("stream_mixture"), "attempt_start_steps": m["attempt_start_steps"],
             "aux_head": "aux_head/" if p.aux.conllu else None, "checkpoints": run_dir,

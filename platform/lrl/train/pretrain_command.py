@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {m.get('loss'):.4f}  "
           f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}  "
           f"time on input {m.get('input_share') or 0:.0%}")
+    phases = m.get("phases_s") or {}
+    if phases:
+        print("  outside the loop: " + "  ".join(f"{k[:-2]} {v:.1f} s" for k, v in phases.items()))
     stream = m.get("stream_mixture") or {}
     for lang, t in sorted((m.get("target_mixture") or {}).items()):
         share = stream.get(lang, {}).get("token_share", float("nan"))
