@@ -41,7 +41,7 @@ def test_first_batch_thread_gives_the_same_stream_across_epochs():
     plain = _take(_batches(FakeShard(5), cfg, _state(), 3, 1), 12)
     shard, state = FakeShard(5, delay=0.2), _state()
     started = FirstBatch(lambda name: shard, cfg, 3, 1)
-    time.sleep(0.3)  # the first batch is fetched while the caller does other work
+    started.join(timeout=30)  # the first batch arrives without the caller asking for it
     assert started.first == [plain[0]] and not started.is_alive()
     assert _take(_batches(shard, cfg, state, 3, 1, started), 12) == plain
     assert [t for _, t in shard.calls] == ["lrl-first-batch", "MainThread", "MainThread"]

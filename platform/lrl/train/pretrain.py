@@ -157,8 +157,9 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
 def phases(t0: float, t_fit: float, marks: dict[str, float], t_end: float) -> dict[str, float]:
     """Seconds of each part of a run outside the training loop, from the driver's clock (``t0``:
     ``fit`` called, ``t_fit``: ``trainer.fit`` called, ``t_end``: model copied out) and rank 0's
-    marks (``pretrain_loop.train_loop``) of the last attempt. On one machine the clocks are the
-    same; across nodes they differ by the nodes' clock skew."""
+    marks (``pretrain_loop.train_loop``) of the last attempt, so after a retry ``workers_s`` also
+    holds the failed attempts. On one machine the clocks are the same; across nodes they differ
+    by the nodes' clock skew."""
     if not {"loop_entered", "engine_ready", "first_step_done", "loop_done"} <= set(marks):
         return {"prepare_s": t_fit - t0, "fit_s": t_end - t_fit}
     return {
