@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from lrl.data.blocks import from_tables
 from lrl.data.files import InputError, fingerprint, resolve
 from lrl.data.output import StageOutput
 from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines
@@ -170,7 +171,7 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
     # cut to equal output, not equal input, so no task is left with most of the work.
     weigh = getattr(steps[0], "row_weights", None) if steps else None
     blocks = plan_blocks(train, int(ray.cluster_resources().get("CPU", 1)), weigh(train) if weigh else None)
-    ds = ray.data.from_arrow(blocks)
+    ds = from_tables(blocks)  # metadata computed here, not in remote tasks (lrl.data.blocks)
     for s in steps:
         ds = s.apply(ds)
     ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)

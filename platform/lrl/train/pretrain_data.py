@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from lrl.data.blocks import from_tables
 from lrl.data.files import InputError, filesystem, fingerprint, read_parquet_checked, resolve
 from lrl.data.readers import read_text_lines
 
@@ -121,15 +122,13 @@ def packed_dataset(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: lis
     as the Ray Data tasks would pack them (same sequences, same order): for a few thousand lines
     that takes about a second, while Ray Data first starts workers that import transformers
     (~10 s for 7.5k lines on 2 CPUs, docs/benchmarks.md)."""
-    import ray.data
-
     table = table.select(["text", "lang"])
     if table.num_rows <= driver_rows:
         return _from_packed(pack_in_batches(table, tokenizer_dir, seq_len, langs, rows_per_batch))
     # Several blocks so that packing runs in parallel on the available CPUs (one block = one task),
     # each a whole number of batches so that batches start where the driver path starts them.
     size = rows_per_batch * max(1, -(-table.num_rows // (16 * rows_per_batch)))
-    ds = ray.data.from_arrow([table.slice(at, size) for at in range(0, max(table.num_rows, 1), size)])
+    ds = from_tables([table.slice(at, size) for at in range(0, max(table.num_rows, 1), size)])
     ds = ds.map_batches(pack_batch, batch_size=rows_per_batch, batch_format="numpy",
                         fn_kwargs={"tokenizer_dir": tokenizer_dir, "seq_len": seq_len, "langs": langs})
     # Ray Data emits blocks as tasks finish unless told otherwise; the packed stream must follow
@@ -152,12 +151,11 @@ def pack_in_batches(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: li
 def _from_packed(packed: dict[str, np.ndarray], blocks: int = 8) -> ray.data.Dataset:
     """A Ray Dataset over packed arrays, with the schema ``map_batches(pack_batch)`` gives
     (N x seq_len columns as Ray tensor columns), in a few blocks for the workers' shards."""
-    import ray.data
     from ray.data.extensions import ArrowTensorArray
 
     table = pa.table({k: ArrowTensorArray.from_numpy(v) if v.ndim > 1 else v for k, v in packed.items()})
     step = max(1, -(-table.num_rows // blocks))
-    return ray.data.from_arrow([table.slice(at, step) for at in range(0, max(table.num_rows, 1), step)])
+    return from_tables([table.slice(at, step) for at in range(0, max(table.num_rows, 1), step)])
 
 
 def pack_local(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: list[str],
