@@ -3,7 +3,7 @@
 1. plain: one process, a loop over input files and batches (the baseline every ratio uses);
 2. pool: ``multiprocessing.Pool(2)``, one input file per task;
 3. ray: Ray Data on 2 CPUs the way the generate stage runs it: ``init_ray`` (so the stage's Ray
-   Data settings), the driver reads the input (Arrow, C++), ``from_arrow`` on the stage's
+   Data settings), the driver reads the input (Arrow, C++), ``from_tables`` on the stage's
    ``plan_blocks`` -> the stage's ``AugmentStep`` (tasks, not actors; pyarrow batches) ->
    ``PartWriter`` (each task writes its own Parquet); timed after a warm-up run so that worker
    start-up (a one-off per cluster) is reported separately;
@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lrl.data.blocks import from_tables
 from lrl.data.config import NerSource
 from lrl.data.readers import read_ner
 from lrl.data.schema import NER_SCHEMA
@@ -138,10 +139,10 @@ def run_ray(files: list, out: str, step: AugmentStep, reader: str = "driver",
     if oversample is not None:  # the stage's path: blocks cut by the plan's weights, then the step
         sentences = pa.concat_tables([_SENTENCES.slice(a, n) for a, n in files])
         cpus = int(ray.cluster_resources()["CPU"])
-        ds = oversample.apply(ray.data.from_arrow(plan_blocks(sentences, cpus, oversample.row_weights(sentences))))
+        ds = oversample.apply(from_tables(plan_blocks(sentences, cpus, oversample.row_weights(sentences))))
     elif reader == "driver":
         table = pa.concat_tables([pq.read_table(f) for f in files])
-        ds = ray.data.from_arrow(plan_blocks(table, int(ray.cluster_resources()["CPU"])))
+        ds = from_tables(plan_blocks(table, int(ray.cluster_resources()["CPU"])))
     else:
         ds = ray.data.read_parquet(files)
     ds = step.apply(ds)
