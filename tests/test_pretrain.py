@@ -184,3 +184,30 @@ def test_torch_engine_trains_a_loaded_model_in_training_mode(tmp_path):
     assert not loaded.training
     engine = TorchEngine(build_module(loaded, 0), PretrainConfig(engine="torch", precision="fp32"), 1, "cpu", 10)
     assert all(m.training for m in engine.module.modules())
+
+
+def test_zero_optimizer_check_skips_deepspeeds_muon_import_for_adamw():
+    """DeepSpeed's ZeRO check imported (and torch.compiled) its Muon optimizer on every
+    ``initialize``; for AdamW the answer is known without it, other optimizers still get
+    DeepSpeed's own check. A fresh interpreter, so that no other test has imported Muon."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch, deepspeed
+from lrl.train.pretrain_engine import _known_optimizers_first
+import deepspeed.runtime.zero.utils as zero_utils
+zero_utils.dist.get_rank = lambda: 0  # DeepSpeed's own check logs on rank 0 (no process group here)
+_known_optimizers_first(); _known_optimizers_first()
+from deepspeed.runtime import engine
+muon = "deepspeed.runtime.zero.muon.muon_optimizer"
+p = [torch.nn.Parameter(torch.zeros(2))]
+assert engine.is_zero_supported_optimizer(torch.optim.AdamW(p)) and muon not in sys.modules
+assert not engine.is_zero_supported_optimizer(torch.optim.SGD(p, lr=0.1)) and muon in sys.modules
+assert not getattr(engine.is_zero_supported_optimizer.__wrapped__, "lrl_known_first", False)  # wrapped once
+print("checked")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "DS_ACCELERATOR": "cpu"}, timeout=300)
+    assert out.returncode == 0 and "checked" in out.stdout, out.stderr[-2000:]

@@ -8,6 +8,7 @@ needs. The plain engine (DDP + autocast) is the baseline the benchmarks compare 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from typing import Any
@@ -73,12 +74,39 @@ def _adamw(params, cfg: PretrainConfig):
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def _known_optimizers_first() -> None:
+    """Answer DeepSpeed's ZeRO optimizer check from its list of supported optimizers before it
+    imports its Muon optimizer (no public setting; left alone if DeepSpeed moves the check).
+
+    DeepSpeed 0.19's ``is_zero_supported_optimizer`` imports ``zero.muon`` on every call to add
+    Muon to that list; the import compiles Muon's kernels with ``torch.compile``, which loads
+    TorchInductor: ~1.5-3 s of ``deepspeed.initialize`` on 2 CPUs, in every worker and attempt
+    (docs/benchmarks.md, pretraining, session 9). For an optimizer already on the list (AdamW)
+    the answer is True either way; any other type still goes through DeepSpeed's own check."""
+    try:
+        from deepspeed.runtime import engine as ds_engine
+        from deepspeed.runtime.zero.utils import ZERO_SUPPORTED_OPTIMIZERS
+    except ImportError:
+        return
+    original = getattr(ds_engine, "is_zero_supported_optimizer", None)
+    if original is None or getattr(original, "lrl_known_first", False):
+        return
+
+    @functools.wraps(original)
+    def is_zero_supported_optimizer(optimizer):
+        return type(optimizer) in ZERO_SUPPORTED_OPTIMIZERS or original(optimizer)
+
+    is_zero_supported_optimizer.lrl_known_first = True
+    ds_engine.is_zero_supported_optimizer = is_zero_supported_optimizer
+
+
 class DeepSpeedEngine:
     """``deepspeed.initialize`` around the module; DeepSpeed handles accumulation and clipping."""
 
     def __init__(self, module, cfg: PretrainConfig, world_size: int, device, total_steps: int):
         import deepspeed
 
+        _known_optimizers_first()
         on_gpu = getattr(device, "type", str(device)) == "cuda"
         self.ds_config = deepspeed_config(cfg, world_size, on_gpu)
         optimizer = _adamw(module.parameters(), cfg) if "optimizer" not in self.ds_config else None
