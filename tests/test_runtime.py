@@ -55,6 +55,7 @@ def test_embedded_ray_quiets_state_api_warnings_and_drops_the_preemption_watcher
 import json, logging
 from lrl.runtime import RayConfig, init_ray
 ray = init_ray(RayConfig(num_cpus=1))
+actors = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))  # before any dataset
 names = {list(NO_DASHBOARD_QUIET)!r}
 
 @ray.remote(num_cpus=0)
@@ -67,7 +68,7 @@ def env():
     return {{k: os.environ.get(k) for k in {list(EMBEDDED_ENV)!r}}}
 
 print("LEVELS", json.dumps({{"worker": ray.get(levels.remote()), "env": ray.get(env.remote()),
-                            "driver": [logging.getLogger(n).level for n in names]}}))
+                            "driver": [logging.getLogger(n).level for n in names], "actors": actors}}))
 ray.shutdown()
 """
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and k not in EMBEDDED_ENV}
@@ -78,6 +79,17 @@ ray.shutdown()
     assert got["worker"] == [logging.ERROR] * len(NO_DASHBOARD_QUIET)
     assert got["driver"] == [logging.NOTSET] * len(NO_DASHBOARD_QUIET)  # only Ray's workers are touched
     assert got["env"] == EMBEDDED_ENV
+    # Ray Data's stats actor and autoscaling coordinator are asked for as Ray starts (start_data_actors)
+    assert got["actors"] == ["AutoscalingCoordinator", "datasets_stats_actor"]
+
+
+def test_start_data_actors_creates_each_actor_once(ray_session):
+    from lrl.runtime import start_data_actors
+
+    start_data_actors()
+    start_data_actors()
+    named = [a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)]
+    assert named.count("AutoscalingCoordinator") == 1 and named.count("datasets_stats_actor") == 1
 
 
 def test_scheduling_loop_wakes_on_the_first_finished_task(ray_session, monkeypatch):

@@ -56,6 +56,12 @@ class RayConfig(StrictModel):
     later, so every dataset started with a budget of zero CPUs: one task ran and the second CPU
     idled ~0.11 s (docs/benchmarks.md, generate stage, session 8). From the first grant on, the
     coordinator's answer is used as before."""
+    start_data_actors: bool = True
+    """Create Ray Data's two cluster-wide actors (its stats actor and the autoscaling coordinator
+    that Ray Data and Ray Train both ask for resources) as the embedded Ray starts, without
+    waiting for them. Otherwise Ray Train's controller and the training shard's first execution
+    each start one on their critical path, a new worker process apiece (~1-3 s on 2 CPUs)
+    (docs/benchmarks.md, pretraining, session 9)."""
 
 
 def quiet_env() -> None:
@@ -213,7 +219,22 @@ def init_ray(cfg: RayConfig | None = None):
             log_to_driver=True,
             runtime_env=None if cfg.include_dashboard else {"worker_process_setup_hook": "lrl.runtime.no_dashboard_logs"},
         )
+        if cfg.start_data_actors:
+            start_data_actors()
     return ray
+
+
+def start_data_actors() -> None:
+    """Ask Ray for Ray Data's stats actor and autoscaling coordinator now (named, get-if-exists:
+    the calls Ray Data and Ray Train make later, which then find them); returns at once. Left
+    alone if Ray moves these internals."""
+    try:
+        from ray.data._internal.cluster_autoscaler import get_or_create_autoscaling_coordinator
+        from ray.data._internal.stats import get_or_create_stats_actor
+    except ImportError:
+        return
+    get_or_create_stats_actor()
+    get_or_create_autoscaling_coordinator()
 
 
 #: Environment of the embedded Ray only (a cluster keeps Ray's defaults; a value the user set wins).
