@@ -59,9 +59,9 @@ class RayConfig(StrictModel):
     start_data_actors: bool = True
     """Create Ray Data's two cluster-wide actors (its stats actor and the autoscaling coordinator
     that Ray Data and Ray Train both ask for resources) as the embedded Ray starts, without
-    waiting for them. Otherwise Ray Train's controller and the training shard's first execution
-    each start one on their critical path, a new worker process apiece (~1-3 s on 2 CPUs)
-    (docs/benchmarks.md, pretraining, session 9)."""
+    waiting for them. Otherwise Ray Train's controller starts the coordinator (a new worker
+    process) and waits for it before it starts the training workers: 2-4 s less before the
+    first step with this on, on 2 CPUs (docs/benchmarks.md, pretraining, session 9)."""
 
 
 def quiet_env() -> None:
