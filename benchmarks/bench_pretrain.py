@@ -10,9 +10,12 @@ Reported side by side:
 Targets (issue 4): Ray >= 0.9x in the loop, <= 10% slower end to end, for runs of >= 5 minutes.
 Ray starts through ``lrl.runtime.init_ray``, as in ``lrl pretrain``. With ``--rounds N`` the two
 sides alternate N times (plain, Ray, plain, Ray, ...) and the median of the per-round ratios is
-reported, because this shared machine's speed drifts by 10-20% within minutes.
+reported, because this shared machine's speed drifts by 10-20% within minutes; odd rounds run the
+Ray side first (``--order abba``, the default), so that a drift within a round favours each side
+equally often.
 
-    python benchmarks/bench_pretrain.py --seconds 300 [--rounds 2] [--workers 2] [--engine deepspeed]
+    python benchmarks/bench_pretrain.py --seconds 300 [--rounds 2] [--order abba|fixed] [--workers 2]
+        [--engine deepspeed]
 """
 
 from __future__ import annotations
@@ -129,6 +132,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60, help="training time budget of each side")
     ap.add_argument("--rounds", type=int, default=1, help="alternations of the two sides; medians reported")
+    ap.add_argument("--order", choices=["abba", "fixed"], default="abba",
+                    help="abba: odd rounds run the Ray side first; fixed: plain first in every round")
     ap.add_argument("--engine", choices=["deepspeed", "torch"], default="deepspeed")
     ap.add_argument("--workers", type=int, default=1, help="Ray Train workers (threads split between them)")
     ap.add_argument("--zero", type=int, default=2)
@@ -152,9 +157,14 @@ def main() -> None:
     table, tok_dir, model_dir = prepare(work, args.lines, args.preset, args.seq_len)
     rounds = []
     for r in range(args.rounds):
-        plain = plain_loop(cfg, table, tok_dir, model_dir, args.seconds, args.cores)
-        ray_side = ray_run(cfg, table, tok_dir, model_dir, work / f"round{r}", args.cores)
-        rounds.append({"plain": plain, "ray": ray_side})
+        # Odd rounds run the Ray side first (plain, Ray, Ray, plain, ...): a drift of the machine's
+        # speed within a round then favours each side equally often.
+        order = ["plain", "ray"] if r % 2 == 0 or args.order == "fixed" else ["ray", "plain"]
+        sides = {}
+        for side in order:
+            sides[side] = (plain_loop(cfg, table, tok_dir, model_dir, args.seconds, args.cores) if side == "plain"
+                           else ray_run(cfg, table, tok_dir, model_dir, work / f"round{r}", args.cores))
+        rounds.append({"first": order[0], "plain": sides["plain"], "ray": sides["ray"]})
         print(json.dumps({"round": r, **rounds[-1]}, indent=1), flush=True)
     print(f"\nargs: {vars(args)}")
     print(f"{'round':6}{'':12}{'plain torch':>14}{'Ray+' + args.engine:>18}{'ratio':>8}")
@@ -163,7 +173,8 @@ def main() -> None:
         for key in ("in_loop_tokens_per_s", "end_to_end_tokens_per_s"):
             ratio = x["ray"][key] / x["plain"][key]
             ratios.setdefault(key, []).append(ratio)
-            print(f"{r:<6}{key[:-13]:12}{x['plain'][key]:14.0f}{x['ray'][key]:18.0f}{ratio:8.2f}")
+            print(f"{r:<6}{key[:-13]:12}{x['plain'][key]:14.0f}{x['ray'][key]:18.0f}{ratio:8.2f}"
+                  f"  ({x['first']} first)")
         print(f"{r:<6}{'wall s':12}{x['plain']['end_to_end_s']:14.1f}{x['ray']['end_to_end_s']:18.1f}")
     for key, v in ratios.items():
         print(f"median {key[:-13]} ratio over {len(v)} round(s): {statistics.median(v):.2f}"
