@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from lrl.data.readers import read_conll
+from lrl.generate import base
 from lrl.generate.base import call_sliced, map_slices
 from lrl.generate.config import OversampleConfig
 from lrl.generate.oversample import OversampleStep, plan_oversample
@@ -71,6 +72,77 @@ def test_map_slices_gives_each_small_block_its_own_task(ray_session, form):
     bundled = ray.data.from_arrow([_rows(10, 10 * b) for b in range(8)]).map_batches(
         _seen, batch_format="pyarrow", batch_size=1000)
     assert max(r["seen"] for r in bundled.take_all()) > 10  # what map_slices avoids
+
+
+class _GcCalls:
+    """Stands in for ``gc`` in ``freeze_after_first``: counts the calls instead of freezing the
+    test process's heap."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def collect(self) -> int:
+        self.calls.append("collect")
+        return 0
+
+    def freeze(self) -> None:
+        self.calls.append("freeze")
+
+
+@pytest.fixture()
+def gc_calls(monkeypatch):
+    calls = _GcCalls()
+    monkeypatch.setitem(sys.modules, "gc", calls)
+    monkeypatch.setattr(base, "_FROZEN_AFTER", set())
+    return calls
+
+
+def test_freeze_after_first_slice_once_per_process_and_callable(gc_calls):
+    out = list(call_sliced(_rows(25), _seen, 10, {}, freeze=True))
+    assert [t.num_rows for t in out] == [10, 10, 5]  # same output as without freezing
+    assert gc_calls.calls == ["collect", "freeze"]  # collected first, frozen once, after the first slice
+    list(call_sliced(_rows(25), _seen, 10, {}, freeze=True))  # another block in the same process
+    assert gc_calls.calls == ["collect", "freeze"]
+    list(call_sliced(_rows(4), _expand, 3, {"times": 2}, freeze=True))  # a chained step brings its own
+    assert gc_calls.calls == ["collect", "freeze"] * 2
+    list(call_sliced(_rows(25), _Seen("x"), 10, {}, freeze=False))
+    assert gc_calls.calls == ["collect", "freeze"] * 2
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_map_slices_takes_freeze_worker_heap_from_init_ray(gc_calls, monkeypatch, on):
+    """The setting is read in the driver when the step is built and travels inside the task."""
+    from lrl.runtime import RayConfig, tune_ray_data
+
+    class FakeDataset:
+        def map_batches(self, fn, **kwargs):
+            self.fn, self.kwargs = fn, kwargs
+            return self
+
+    tune_ray_data(RayConfig(freeze_worker_heap=on))
+    try:
+        ds = map_slices(FakeDataset(), _seen, 10)
+        monkeypatch.setattr(base, "_FROZEN_AFTER", set())
+        assert sum(t.num_rows for t in ds.fn(_rows(25))) == 25
+        assert gc_calls.calls == (["collect", "freeze"] if on else [])
+        actors = map_slices(FakeDataset(), _Seen, 10, compute="pool", constructor_kwargs={"tag": "x"})
+        assert actors.kwargs["fn_constructor_kwargs"]["freeze"] is on
+    finally:
+        tune_ray_data(RayConfig())
+
+
+def _freeze_count(table: pa.Table) -> pa.Table:
+    import gc
+
+    return table.append_column("frozen", pa.array([gc.get_freeze_count()] * table.num_rows, pa.int64()))
+
+
+def test_ray_worker_heap_is_frozen_after_the_first_slice(ray_session):
+    ray = ray_session
+    rows = map_slices(ray.data.from_arrow([_rows(30)]), _freeze_count, 10).take_all()
+    assert sorted(r["i"] for r in rows) == list(range(30))
+    # Slices 2 and 3 ran after the worker froze its imported modules (tens of thousands of objects).
+    assert sorted(r["frozen"] for r in rows)[-10] > 1000
 
 
 def test_plan_blocks_equal_rows_without_weights():

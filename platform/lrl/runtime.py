@@ -56,6 +56,14 @@ class RayConfig(StrictModel):
     later, so every dataset started with a budget of zero CPUs: one task ran and the second CPU
     idled ~0.11 s (docs/benchmarks.md, generate stage, session 8). From the first grant on, the
     coordinator's answer is used as before."""
+    freeze_worker_heap: bool = True
+    """In each worker process that runs a Ray Data step of lrl's (augment, oversample, translate,
+    filters), move every Python object alive after the step's first slice into the permanent GC
+    generation (``gc.freeze``). The imported modules and the step's resources (~115k objects) are
+    then skipped by every later full collection: in the augment benchmark the workers spent
+    ~0.65 s of ~11 CPU-s in the collector, 0.16 s with this on (docs/benchmarks.md, generate
+    stage, session 10). Objects frozen that later become unreachable *in a cycle* are only
+    reclaimed when the worker exits; anything freed by reference counting is freed as usual."""
     start_data_actors: bool = True
     """Create Ray Data's two cluster-wide actors (its stats actor and the autoscaling coordinator
     that Ray Data and Ray Train both ask for resources) as the embedded Ray starts, without
@@ -99,6 +107,18 @@ def tune_ray_data(cfg: RayConfig) -> None:
                   "GLOBAL_LIMITS_UPDATE_INTERVAL_S", cfg.data_limits_refresh_s)
     _wake_on_first_completion(cfg.data_wake_on_first_completion)
     _start_on_cluster_resources(cfg.data_start_on_cluster_resources)
+    global _FREEZE_WORKER_HEAP
+    _FREEZE_WORKER_HEAP = cfg.freeze_worker_heap
+
+
+#: ``RayConfig.freeze_worker_heap`` of the last ``init_ray`` in this (driver) process; read when a
+#: step builds its Ray Data operator, so the value travels to the workers with the task.
+_FREEZE_WORKER_HEAP = True
+
+
+def freeze_worker_heap() -> bool:
+    """Whether lrl's Ray Data steps freeze their workers' heaps (``RayConfig.freeze_worker_heap``)."""
+    return _FREEZE_WORKER_HEAP
 
 
 class FirstCompletionRay:
