@@ -112,8 +112,10 @@ def test_freeze_after_first_slice_once_per_process_and_callable(gc_calls):
 @pytest.mark.parametrize("on", [True, False])
 def test_map_slices_takes_freeze_worker_heap_from_init_ray(gc_calls, monkeypatch, on):
     """The setting is read in the driver when the step is built and travels inside the task."""
+    from lrl import runtime
     from lrl.runtime import RayConfig, tune_ray_data
 
+    monkeypatch.setattr(runtime, "_FREEZE_WORKER_HEAP", runtime._FREEZE_WORKER_HEAP)  # restored after
     class FakeDataset:
         def map_batches(self, fn, **kwargs):
             self.fn, self.kwargs = fn, kwargs

@@ -57,12 +57,12 @@ class RayConfig(StrictModel):
     idled ~0.11 s (docs/benchmarks.md, generate stage, session 8). From the first grant on, the
     coordinator's answer is used as before."""
     freeze_worker_heap: bool = True
-    """In each worker process that runs a Ray Data step of lrl's (augment, oversample, translate,
-    filters), move every Python object alive after the step's first slice into the permanent GC
-    generation (``gc.freeze``). The imported modules and the step's resources (~115k objects) are
-    then skipped by every later full collection: in the augment benchmark the workers spent
-    ~0.65 s of ~11 CPU-s in the collector, 0.16 s with this on (docs/benchmarks.md, generate
-    stage, session 10). Objects frozen that later become unreachable *in a cycle* are only
+    """In each worker process that runs one of the generate stage's sliced Ray Data steps
+    (oversample and augment, ``lrl.generate.base.map_slices``), move every Python object alive
+    after the step's first slice into the permanent GC generation (``gc.freeze``). The imported
+    modules and the step's resources (~115k objects) are then skipped by every later full
+    collection: in the augment benchmark the workers spent ~0.65 s of ~11 CPU-s in the
+    collector, 0.16 s with this on (docs/benchmarks.md, generate stage, session 10). Objects frozen that later become unreachable *in a cycle* are only
     reclaimed when the worker exits; anything freed by reference counting is freed as usual."""
     start_data_actors: bool = True
     """Create Ray Data's two cluster-wide actors (its stats actor and the autoscaling coordinator
