@@ -62,8 +62,9 @@ class RayConfig(StrictModel):
     after the step's first slice into the permanent GC generation (``gc.freeze``). The imported
     modules and the step's resources (~115k objects) are then skipped by every later full
     collection: in the augment benchmark the workers spent ~0.65 s of ~11 CPU-s in the
-    collector, 0.16 s with this on (docs/benchmarks.md, generate stage, session 10). Objects frozen that later become unreachable *in a cycle* are only
-    reclaimed when the worker exits; anything freed by reference counting is freed as usual."""
+    collector, 0.16 s with this on (docs/benchmarks.md, generate stage, session 10). Objects
+    frozen that later become unreachable *in a cycle* are only reclaimed when the worker exits;
+    anything freed by reference counting is freed as usual."""
     start_data_actors: bool = True
     """Create Ray Data's two cluster-wide actors (its stats actor and the autoscaling coordinator
     that Ray Data and Ray Train both ask for resources) as the embedded Ray starts, without

@@ -70,7 +70,7 @@ def call_sliced(block: pa.Table, fn: Callable[..., Any], rows: int, kwargs: dict
             yield out
         else:
             yield from out
-        if freeze:
+        if freeze and start == 0:  # later slices of a block cannot be a process's first
             freeze_after_first(fn)
 
 
