@@ -59,8 +59,9 @@ def prepare(work: Path, lines: int, preset: str, seq_len: int):
     return table, str(work / "tok"), str(work / "init")
 
 
-def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads: int) -> dict:
-    """Single process, no Ray: the same data preparation, module, engine code and masks."""
+def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads: int, mark=None) -> dict:
+    """Single process, no Ray: the same data preparation, module, engine code and masks. ``mark``,
+    if given, is called with "start" and "end" around the training loop (bench_train_worker.py)."""
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -87,6 +88,8 @@ def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads
     vocab, pad = MaskVocab.from_tokenizer(tok), tok.pad_token_id
     bs = cfg.batch_size * cfg.num_workers  # the same global batch as the Ray run
     tokens, loop_s, step, at = 0, 0.0, 0, 0
+    if mark:
+        mark("start")
     while loop_s < seconds and step < cfg.steps:
         step += 1
         t = time.perf_counter()
@@ -99,6 +102,8 @@ def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads
         loss = engine.micro_step(batch)
         tokens += int((ids[sel] != pad).sum())
         loop_s += time.perf_counter() - t
+    if mark:
+        mark("end")
     with tempfile.TemporaryDirectory() as d:
         engine.module.mlm.save_pretrained(d)
     return {"steps": step, "loss": loss, "in_loop_tokens_per_s": tokens / loop_s,
