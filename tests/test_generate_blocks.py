@@ -116,6 +116,7 @@ def test_map_slices_takes_freeze_worker_heap_from_init_ray(gc_calls, monkeypatch
     from lrl.runtime import RayConfig, tune_ray_data
 
     monkeypatch.setattr(runtime, "_FREEZE_WORKER_HEAP", runtime._FREEZE_WORKER_HEAP)  # restored after
+
     class FakeDataset:
         def map_batches(self, fn, **kwargs):
             self.fn, self.kwargs = fn, kwargs
