@@ -1,4 +1,4 @@
-"""Where the pretraining gap lives: the SAME plain loop run in four places on the same cores.
+"""Where the pretraining gap lives: the SAME plain loop run in different places on the same cores.
 
 ``bench_pretrain.py`` compares lrl's Ray Train + DeepSpeed run with a plain PyTorch loop; its Ray
 side is ~0.8x in the loop. This script takes lrl's Ray-side code out of the question: every side
@@ -9,7 +9,11 @@ the same masks; no Ray Data, no DeepSpeed), and only the place it runs in change
   ray-idle      the driver, with an embedded Ray started through ``init_ray`` and idle;
   train-active  the driver, while a one-worker ``TorchTrainer`` runs a worker that only sleeps
                 (Ray Train's controller and actors alive, as in a real run);
-  train-worker  inside a one-worker ``TorchTrainer`` (the loop on Ray Train's training thread).
+  train-worker  inside a one-worker ``TorchTrainer`` (the loop on Ray Train's training thread);
+  train-worker-batch
+                the same, with the embedded Ray started from a SCHED_BATCH thread (every Ray
+                process inherits the policy, so its wake-ups no longer preempt a running thread)
+                and the training thread set back to SCHED_OTHER (not in the default sides).
 
 For each side: tokens/s in the loop, the loop process's CPUs (user + system over wall, all its
 threads), the rest of the machine's busy CPUs (``/proc/stat``), tokens per CPU-second of the loop
@@ -42,7 +46,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent / "platfo
 
 import bench_pretrain  # noqa: E402
 
-SIDES = ("plain", "ray-idle", "train-active", "train-worker")
+SIDES = ("plain", "ray-idle", "train-active", "train-worker", "train-worker-batch")
+DEFAULT_SIDES = SIDES[:4]
 
 
 def _busy_cpu_s() -> float:
@@ -69,6 +74,8 @@ def measured_loop(args: dict) -> dict:
 
 
 def _worker_loop(config: dict) -> None:
+    if config.get("normal_thread"):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # this thread only
     # Ray Train V2 keeps metrics only with checkpoints: the result goes through a file.
     Path(config["out"]).write_text(json.dumps(measured_loop(config)))
 
@@ -95,14 +102,21 @@ def run_side(side: str, args: dict, work: Path, tag: str, cores: int) -> dict:
 
     from lrl.runtime import RayConfig, init_ray
 
-    init_ray(RayConfig(num_cpus=cores))
+    batch = side.endswith("-batch")
+    if batch:  # every Ray process inherits SCHED_BATCH from this thread; the loop's thread undoes it
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    try:
+        init_ray(RayConfig(num_cpus=cores))
+    finally:
+        if batch:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     try:
         time.sleep(2)  # Ray's own start-up work settles
         if side == "ray-idle":
             return measured_loop(args)
-        if side == "train-worker":
+        if side.startswith("train-worker"):
             out = work / f"{tag}.json"
-            _trainer(_worker_loop, {**args, "out": str(out)}, tag, work / "ray").fit()
+            _trainer(_worker_loop, {**args, "out": str(out), "normal_thread": batch}, tag, work / "ray").fit()
             return json.loads(out.read_text())
         stop = work / f"{tag}.stop"
         fit = threading.Thread(target=_trainer(_sleeping_worker, {"stop": str(stop)}, tag, work / "ray").fit)
@@ -122,7 +136,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=45, help="loop time of each side")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cores", type=int, default=2, help="Ray's CPUs and the loop's threads")
-    ap.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated subset of {SIDES}")
+    ap.add_argument("--sides", default=",".join(DEFAULT_SIDES), help=f"comma-separated subset of {SIDES}")
     ap.add_argument("--lines", type=int, default=4000, help="lines of text per language")
     a = ap.parse_args()
     sides = a.sides.split(",")
