@@ -13,7 +13,10 @@ the same masks; no Ray Data, no DeepSpeed), and only the place it runs in change
   train-worker-batch
                 the same, with the embedded Ray started from a SCHED_BATCH thread (every Ray
                 process inherits the policy, so its wake-ups no longer preempt a running thread)
-                and the training thread set back to SCHED_OTHER (not in the default sides).
+                and the training thread set back to SCHED_OTHER (not in the default sides);
+  train-worker-noprestart
+                the same as train-worker, with Ray's worker prestart off, so no idle pooled worker
+                process is left next to the training (not in the default sides).
 
 For each side: tokens/s in the loop, the loop process's CPUs (user + system over wall, all its
 threads), the rest of the machine's busy CPUs (``/proc/stat``), tokens per CPU-second of the loop
@@ -46,7 +49,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent / "platfo
 
 import bench_pretrain  # noqa: E402
 
-SIDES = ("plain", "ray-idle", "train-active", "train-worker", "train-worker-batch")
+SIDES = ("plain", "ray-idle", "train-active", "train-worker", "train-worker-batch", "train-worker-noprestart")
 DEFAULT_SIDES = SIDES[:4]
 
 
@@ -103,6 +106,10 @@ def run_side(side: str, args: dict, work: Path, tag: str, cores: int) -> dict:
     from lrl.runtime import RayConfig, init_ray
 
     batch = side.endswith("-batch")
+    # Read by Ray's processes as they start: only this side's Ray gets them.
+    prestart_env = {"RAY_prestart_worker_first_driver": "0", "RAY_enable_worker_prestart": "0"}
+    if side.endswith("-noprestart"):
+        os.environ.update(prestart_env)
     if batch:  # every Ray process inherits SCHED_BATCH from this thread; the loop's thread undoes it
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     try:
@@ -110,6 +117,9 @@ def run_side(side: str, args: dict, work: Path, tag: str, cores: int) -> dict:
     finally:
         if batch:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        for key in prestart_env:
+            if side.endswith("-noprestart"):
+                os.environ.pop(key, None)
     try:
         time.sleep(2)  # Ray's own start-up work settles
         if side == "ray-idle":
