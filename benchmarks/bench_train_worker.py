@@ -106,10 +106,11 @@ def run_side(side: str, args: dict, work: Path, tag: str, cores: int) -> dict:
     from lrl.runtime import RayConfig, init_ray
 
     batch = side.endswith("-batch")
-    # Read by Ray's processes as they start: only this side's Ray gets them.
-    prestart_env = {"RAY_prestart_worker_first_driver": "0", "RAY_enable_worker_prestart": "0"}
-    if side.endswith("-noprestart"):
-        os.environ.update(prestart_env)
+    # Read by Ray's processes as they start, so only this side's Ray runs without prestart.
+    env = {"RAY_prestart_worker_first_driver": "0", "RAY_enable_worker_prestart": "0"}
+    env = env if side.endswith("-noprestart") else {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     if batch:  # every Ray process inherits SCHED_BATCH from this thread; the loop's thread undoes it
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     try:
@@ -117,9 +118,11 @@ def run_side(side: str, args: dict, work: Path, tag: str, cores: int) -> dict:
     finally:
         if batch:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        for key in prestart_env:
-            if side.endswith("-noprestart"):
-                os.environ.pop(key, None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     try:
         time.sleep(2)  # Ray's own start-up work settles
         if side == "ray-idle":
