@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -108,21 +109,14 @@ def run_side(side: str, args: dict, work: Path, tag: str, cores: int) -> dict:
     batch = side.endswith("-batch")
     # Read by Ray's processes as they start, so only this side's Ray runs without prestart.
     env = {"RAY_prestart_worker_first_driver": "0", "RAY_enable_worker_prestart": "0"}
-    env = env if side.endswith("-noprestart") else {}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     if batch:  # every Ray process inherits SCHED_BATCH from this thread; the loop's thread undoes it
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     try:
-        init_ray(RayConfig(num_cpus=cores))
+        with mock.patch.dict(os.environ, env if side.endswith("-noprestart") else {}):
+            init_ray(RayConfig(num_cpus=cores))
     finally:
         if batch:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     try:
         time.sleep(2)  # Ray's own start-up work settles
         if side == "ray-idle":
