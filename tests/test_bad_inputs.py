@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lrl.config import ConfigError
@@ -30,6 +32,13 @@ class Case:
 
 def _all(outcome) -> dict:
     return {p: outcome for p in POLICIES}
+
+
+def _parquet(**columns) -> bytes:
+    """A Parquet file's bytes (for cases whose bad values only Parquet can carry, e.g. nulls)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue().to_pybytes()
 
 
 CASES = [
@@ -66,6 +75,40 @@ CASES = [
          {"error": ("raise", r"k\.jsonl:2: tokens or tags missing"),
           "repair": ("reject", "tokens or tags missing", 2), "quarantine": ("reject", "tokens or tags missing", 2)}),
     Case("missing file", "absent.conll", None, _all(("raise", r"absent\.conll: file not found"))),
+    # A byte-order mark (files saved by Windows editors) must not end up in the first token, turn
+    # a -DOCSTART- line into a sentence, or make the first JSON line invalid.
+    Case("BOM before -DOCSTART-", "l.conll", b"\xef\xbb\xbf-DOCSTART- -X- -X- O\n\n" + GOOD.encode()
+         + b"Kano\tB-LOC\n", _all(("ok", ["B-LOC"]))),
+    Case("BOM before JSON", "m.jsonl",
+         b'\xef\xbb\xbf{"tokens": ["Ali"], "tags": ["B-PER"]}\n{"tokens": ["Kano"], "tags": ["B-LOC"]}\n',
+         _all(("ok", ["B-LOC"]))),
+    # Only \n ends a line: a U+2028 inside a token must neither split it nor shift line numbers.
+    Case("line separator in a token", "n.conll", (GOOD + "Da\u2028kar\tB-LOC\nis\n").encode(),
+         {"error": ("raise", r"n\.conll:5: tag missing"),
+          "repair": ("reject", "tag missing", 4), "quarantine": ("reject", "tag missing", 4)}),
+    # A token that starts with '#' (a hashtag) opening a sentence is a token, not a comment.
+    Case("hashtag first token", "o.conll", (GOOD + "#Kano\tB-LOC\nis\tO\n").encode(),
+         _all(("ok", ["B-LOC", "O"]))),
+    Case("null token", "p.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n{"tokens": ["Kano", null], '
+         b'"tags": ["B-LOC", "O"]}\n',
+         {"error": ("raise", r"p\.jsonl:2: null value"),
+          "repair": ("reject", "null value", 2), "quarantine": ("reject", "null value", 2)}),
+    Case("null tag", "q.parquet", _parquet(tokens=[["Ali"], ["Kano", "is"]], tags=[["B-PER"], ["B-LOC", None]]),
+         {"error": ("raise", r"q\.parquet:2: null value"),
+          "repair": ("reject", "null value", 2), "quarantine": ("reject", "null value", 2)}),
+    Case("lang column differs", "r.parquet", _parquet(tokens=[["Ali"], ["Kano"]], tags=[["B-PER"], ["B-LOC"]],
+                                                      lang=["yo", "wo"]),
+         {"error": ("raise", r"r\.parquet:2: lang mismatch"),
+          "repair": ("reject", "lang mismatch", 2), "quarantine": ("reject", "lang mismatch", 2)}),
+    Case("duplicate id", "s.jsonl", b'{"id": "a", "tokens": ["Ali"], "tags": ["B-PER"]}\n'
+         b'{"id": "a", "tokens": ["Kano"], "tags": ["B-LOC"]}\n',
+         {"error": ("raise", r"s\.jsonl:2: duplicate id: 'a' also on line 1"),
+          "repair": ("reject", "duplicate id", 2), "quarantine": ("reject", "duplicate id", 2)}),
+    # Nothing usable (wrong format, BIOES tags): an error, not a finished output with no rows.
+    Case("every sentence rejected", "t.conll", b"Ali\tS-PER\n\nKano\tS-LOC\n",
+         {"error": ("raise", r"t\.conll:1: invalid BIO"),
+          "repair": ("raise", r"t\.conll: no usable sentence: all 2 were rejected \(first: line 1: invalid BIO"),
+          "quarantine": ("raise", r"t\.conll: no usable sentence: all 2 were rejected")}),
 ]
 
 
@@ -106,6 +149,8 @@ CONFIG_CASES = [
     (["data.text=[{path: a.txt, lang: yo, max_lines: -3}]"], r"data\.text\.0\.max_lines"),
     (["data.labels=PER"], r"data\.labels: Input should be a valid list"),
     (["dta.ner=[]"], r"dta: unknown key"),
+    # An op listed twice gave each of its rows a twin with the same id (and the same content).
+    (["augment.ops=[swap,mention,swap]"], r"augment\.ops: .*'swap' is listed twice.*augment\.swap\.copies"),
 ]
 
 

@@ -153,3 +153,45 @@ def test_parallel_reader_on_flores(data_root, tmp_path):
     short.write_text("one line\n", encoding="utf-8")
     with pytest.raises(InputError, match="not line-aligned"):
         read_parallel(str(eng), str(short), "en", "ug")
+
+
+def test_hf_reader_rejects_class_label_minus_one(tmp_path):
+    """-1 is the datasets library's "no label" ClassLabel value: it must not index the last name."""
+    import datasets
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    datasets.Dataset.from_dict({"tokens": [["Ali"], ["in", "Kano"]], "ner_tags": [[1], [0, -1]]},
+                               features=features).save_to_disk(str(tmp_path / "hf"))
+    res = read_hf(str(tmp_path / "hf"), "yo", policy="repair")
+    assert res.table.column("tags").to_pylist() == [["B-PER"]]
+    assert res.rejects.column("line").to_pylist() == [2]
+    assert "-1" in res.rejects.column("reason")[0].as_py()
+
+
+def test_auto_format_reads_folders(data_root, tmp_path):
+    """A folder of Parquet files and a save_to_disk folder are read with format: auto."""
+    sents = sentences_in(data_root / "wikiann" / "wo" / "dev")
+    (tmp_path / "pq").mkdir()
+    pq.write_table(pa.table({"tokens": [t for t, _ in sents[:5]], "tags": [g for _, g in sents[:5]]}),
+                   tmp_path / "pq" / "a.parquet")
+    pq.write_table(pa.table({"tokens": [t for t, _ in sents[5:]], "tags": [g for _, g in sents[5:]]}),
+                   tmp_path / "pq" / "b.parquet")
+    assert read_ner(NerSource(path="pq", lang="wo"), str(tmp_path)).table.num_rows == len(sents)
+    convert("hf", sents, tmp_path)
+    assert read_ner(NerSource(path="hf", lang="wo"), str(tmp_path)).table.num_rows == len(sents)
+    with pytest.raises(InputError, match="wikiann/wo: a folder without Parquet files"):
+        read_ner(NerSource(path="wikiann/wo", lang="wo"), str(data_root))
+
+
+def test_line_separators_inside_lines_do_not_break_alignment(tmp_path):
+    """Only \\n, \\r\\n or \\r end a line, as in editors: U+2028 or U+0085 inside a sentence
+    neither splits it nor misaligns parallel files or text line numbers."""
+    (tmp_path / "en.txt").write_bytes("one\r\ntwo\u2028halves\rthree\n".encode())
+    (tmp_path / "ug.txt").write_text("bir\nikki\nuch\x85x\n", encoding="utf-8")
+    table = read_parallel(str(tmp_path / "en.txt"), str(tmp_path / "ug.txt"), "en", "ug")
+    assert table.column("src").to_pylist() == ["one", "two\u2028halves", "three"]
+    assert table.column("tgt").to_pylist() == ["bir", "ikki", "uch\x85x"]
+    text = read_text_lines(TextSource(path="en.txt", lang="en"), str(tmp_path))
+    assert text.column("id").to_pylist() == ["en:en.txt:1", "en:en.txt:2", "en:en.txt:3"]

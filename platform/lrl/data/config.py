@@ -28,7 +28,8 @@ class NerSource(StrictModel):
     lang: str
     """Language of the sentences (ISO 639, e.g. ``ug``)."""
     format: Literal["auto", "conll", "jsonl", "parquet", "hf"] = "auto"
-    """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, otherwise CoNLL)."""
+    """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, otherwise CoNLL); a folder is
+    read as ``hf`` when ``save_to_disk`` wrote it, else as Parquet files."""
     split: str = "train"
     """Split name recorded in the ``source`` column; for format=hf also the split to load."""
     hf_config: str | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lrl.data.files import InputError, read_text
+from lrl.data.files import InputError, read_text, split_lines
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def read_conllu(path: str) -> list[ConlluSentence]:
     upos: list[str] = []
     xpos: list[str] = []
     sent_id: str | None = None
-    lines = text.splitlines()
+    lines = split_lines(text)
     for lineno, line in enumerate(lines + [""], start=1):
         if not line.strip():
             if words:

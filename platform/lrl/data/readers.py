@@ -1,7 +1,8 @@
 """Readers: every input format becomes rows of the shared schemas (see ``schema.py``).
 
 Row-level problems go to a rejects table with file, line and reason (or raise, under the
-``error`` policy); file-level problems (missing, not UTF-8, empty) always raise ``InputError``.
+``error`` policy); file-level problems (missing, not UTF-8, empty, every sentence rejected) always
+raise ``InputError``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
-from lrl.data.bio import BioPolicy, check_tags, reason_kind
+from lrl.data.bio import BioPolicy, check_tags, is_valid_tag, reason_kind
 from lrl.data.config import NerSource, TextSource
-from lrl.data.files import InputError, read_parquet_checked, read_text, resolve
+from lrl.data.files import InputError, read_parquet_checked, read_text, resolve, split_lines
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA, ner_table, reject_table
 
 
@@ -37,6 +39,7 @@ class _Collector:
         self.labels = list(labels) if labels is not None else None
         self.rows: list[dict] = []
         self.rejects: list[dict] = []
+        self.id_lines: dict[str, int] = {}  # line of each accepted id: a repeated id is a reject
 
     def reject(self, line: int, reason: str, raw: str, rid: str | None = None) -> None:
         if self.policy == "error":
@@ -49,15 +52,29 @@ class _Collector:
             return self.reject(line, "empty sentence: no tokens", raw, rid)
         if len(tokens) != len(tags):
             return self.reject(line, f"length mismatch: {len(tokens)} tokens but {len(tags)} tags", raw, rid)
+        # JSON null / Parquet and Arrow nulls: a None token would be written as a null list item and
+        # a None tag crashed the BIO check; neither can be repaired without inventing a value.
+        for what, values in (("token", tokens), ("tag", tags)):
+            if None in values:
+                return self.reject(line, f"null value: {what} {values.index(None)} is null", raw, rid)
+        if rid in self.id_lines:
+            return self.reject(line, f"duplicate id: {rid!r} also on line {self.id_lines[rid]}", raw, rid)
         checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
         if checked.reject is not None:
             return self.reject(line, checked.reject, raw, rid)
+        self.id_lines[rid] = line
         self.rows.append(
             {"id": rid, "lang": self.lang, "tokens": tokens, "tags": checked.tags,
              "source": f"{self.path}#{self.split}", "op": "orig", "parent_id": None, "seed": None}
         )
 
     def result(self) -> ReadResult:
+        if self.rejects and not self.rows:
+            # Every sentence rejected is a file-level problem (wrong format, BIOES/BILOU tags, wrong
+            # lang): stop here rather than write a finished output with no rows of this input.
+            first = self.rejects[0]
+            raise InputError(f"{self.path}: no usable sentence: all {len(self.rejects)} were rejected "
+                             f"(first: line {first['line']}: {first['reason']})")
         reasons: dict[str, int] = {}
         for r in self.rejects:
             key = reason_kind(r["reason"])
@@ -68,7 +85,8 @@ class _Collector:
 def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                labels: Iterable[str] | None = None) -> ReadResult:
     """CoNLL/TSV: one token per line, tab- or space-separated columns, the last column the tag;
-    blank lines end sentences; ``-DOCSTART-`` and ``#`` comment lines are skipped."""
+    blank lines end sentences; ``-DOCSTART-`` and ``#`` comment lines are skipped (a ``#`` line
+    that opens a sentence and ends in a valid tag is a token)."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
@@ -78,7 +96,7 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     raw: list[str] = []
     start = 0
     bad: str | None = None
-    lines = text.splitlines()
+    lines = split_lines(text)
     for lineno, line in enumerate(lines + [""], start=1):
         stripped = line.strip()
         if not stripped:
@@ -89,12 +107,12 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
                     col.sentence(start, tokens, tags, "\n".join(raw))
             tokens, tags, raw, bad = [], [], [], None
             continue
-        if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw):
+        parts = stripped.split("\t") if "\t" in stripped else stripped.split()
+        if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw and not _token_line(parts)):
             continue
         if not raw:
             start = lineno
         raw.append(line)
-        parts = stripped.split("\t") if "\t" in stripped else stripped.split()
         if len(parts) < 2:
             reason = f"tag missing: line {lineno} has no tag column (expected token<TAB>tag, got {stripped!r})"
             if policy == "error":
@@ -108,6 +126,12 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     return col.result()
 
 
+def _token_line(parts: list[str]) -> bool:
+    """A ``#`` line that is ``token<TAB>tag`` with a valid tag (``#Kano<TAB>B-LOC``, a hashtag that
+    opens a tweet) is a token, not a comment; skipping it lost the sentence's first token."""
+    return len(parts) >= 2 and is_valid_tag(parts[-1])
+
+
 def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                labels: Iterable[str] | None = None) -> ReadResult:
     """JSON lines with ``tokens`` and ``tags`` (or ``ner_tags``) lists; optional ``id`` and ``lang``."""
@@ -115,7 +139,7 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
     col = _Collector(path, lang, split, policy, labels)
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -133,8 +157,13 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
         if obj.get("lang", lang) != lang:
             col.reject(lineno, f"lang mismatch: {obj.get('lang')!r} differs from the source's {lang!r}", line)
             continue
-        col.sentence(lineno, [str(t) for t in toks], [str(t) for t in tags], line, obj.get("id"))
+        col.sentence(lineno, [_str(t) for t in toks], [_str(t) for t in tags], line, obj.get("id"))
     return col.result()
+
+
+def _str(value: object) -> str | None:
+    """A JSON scalar as text; null stays None so that the row is rejected rather than read as "None"."""
+    return None if value is None else str(value)
 
 
 def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
@@ -143,8 +172,11 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
     table = read_parquet_checked(path, {"tokens", "tags"})
     col = _Collector(path, lang, split, policy, labels)
     for i, row in enumerate(table.to_pylist()):
-        col.sentence(i + 1, list(row["tokens"] or []), list(row["tags"] or []),
-                     json.dumps(row, ensure_ascii=False, default=str)[:500], row.get("id"))
+        raw = json.dumps(row, ensure_ascii=False, default=str)[:500]
+        if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL: never relabel a row
+            col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
+            continue
+        col.sentence(i + 1, list(row["tokens"] or []), list(row["tags"] or []), raw, row.get("id"))
     return col.result()
 
 
@@ -171,7 +203,8 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
     names = getattr(feature, "names", None)
     col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels)
     for i, row in enumerate(ds):
-        tags = [names[t] if names is not None else str(t) for t in row[tag_col]]
+        # ClassLabel -1 means "no label" in datasets; as an index it named the last class.
+        tags = [names[t] if names is not None and 0 <= t < len(names) else _str(t) for t in row[tag_col]]
         col.sentence(i + 1, list(row["tokens"]), tags, json.dumps(row, ensure_ascii=False)[:500])
     return col.result()
 
@@ -183,6 +216,14 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
     fmt = src.format
     if fmt == "hf" and not os.path.isdir(path):
         path = src.path  # not a saved folder: a hub id such as ``wikiann``
+    if fmt == "auto" and os.path.isdir(path):
+        # A folder is a save_to_disk dataset (it holds state.json or dataset_dict.json) or Parquet
+        # files; read as CoNLL it failed with "is a directory".
+        saved = any(os.path.exists(os.path.join(path, f)) for f in ("state.json", "dataset_dict.json"))
+        if not saved and not any(Path(path).rglob("*.parquet")):
+            raise InputError(f"{path}: a folder without Parquet files or a save_to_disk dataset; "
+                             "name the CoNLL or JSONL file itself")
+        fmt = "hf" if saved else "parquet"
     if fmt == "auto":
         fmt = "jsonl" if path.endswith((".jsonl", ".json")) else "parquet" if path.endswith(".parquet") else "conll"
     if fmt == "hf":
@@ -199,7 +240,7 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
     rows = []
     doc = None
     name = path.rstrip("/").rsplit("/", 1)[-1]  # ids stay unique across several files of a language
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(split_lines(text), start=1):
         line = line.strip()
         if not line:
             continue
@@ -217,8 +258,8 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
 
 def read_parallel(src_path: str, tgt_path: str, src_lang: str, tgt_lang: str) -> pa.Table:
     """Two line-aligned files; a differing line count is an error naming both files."""
-    src = read_text(src_path).splitlines()
-    tgt = read_text(tgt_path).splitlines()
+    src = split_lines(read_text(src_path))
+    tgt = split_lines(read_text(tgt_path))
     if len(src) != len(tgt):
         raise InputError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: not line-aligned")
     rows = [{"id": f"{src_lang}-{tgt_lang}:{i + 1}", "src_lang": src_lang, "tgt_lang": tgt_lang,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lrl.data.files import InputError, read_text
+from lrl.data.files import InputError, read_text, split_lines
 from lrl.generate.config import NeighbourConfig
 
 #: Word pattern for corpus text: letters/digits (any script) joined by inner hyphens/apostrophes.
@@ -35,7 +35,7 @@ def read_lexicon(path: str) -> Synonyms:
     A malformed line raises ``InputError`` naming the file and line.
     """
     table: dict[str, list[str]] = {}
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(split_lines(read_text(path)), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.rstrip("\r\n").split("\t")
