@@ -47,6 +47,17 @@ def test_lid_passes_uyghur_flores_and_rejects_english(flores):
     assert all(r.startswith("lid: detected en") for r in en)
 
 
+def test_lid_on_a_language_langid_cannot_detect_is_an_error(flores):
+    """langid knows no Wolof, Hausa, Igbo or Yoruba: every generated wo row was rejected as
+    "detected fr/lb/..." (a wo augmentation run lost all its rows). Say so instead."""
+    wo = gen_rows(["Dakar mooy péeyu Senegaal."], "wo")
+    with pytest.raises(ValueError, match=r"lid: langid cannot detect 'wo'.*filter\.lid_langs"):
+        LangIdFilter([], candidates=[]).reasons(wo)
+    with pytest.raises(ValueError, match=r"lid: langid cannot detect 'sw'"):  # not a candidate
+        LangIdFilter([], candidates=["ug", "en"]).reasons(gen_rows(flores["sw"][:1], "sw"))
+    assert LangIdFilter(["ug"], candidates=[]).reasons(wo) == [None]  # wo is not checked
+
+
 def test_lid_candidates_min_prob_and_scope(flores):
     f = LangIdFilter(["uig_Arab"], candidates=["ug", "en", "sw"], min_prob=0.9)
     reasons = f.reasons(gen_rows(flores["sw"][:50], "ug"))

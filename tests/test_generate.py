@@ -110,6 +110,18 @@ def test_changed_config_or_input_gives_a_new_folder(data_root, tmp_path):
     assert stage_output(cfg).path != base
 
 
+def test_edited_lexicon_gives_a_new_folder(data_root, tmp_path):
+    """A synonym lexicon shapes the rows like any input: editing it must not return the old output."""
+    from lrl.generate.stage import stage_output
+
+    lex = tmp_path / "ug.tsv"
+    lex.write_text("ۋە\tبىلەن\n", encoding="utf-8")
+    cfg = _job(data_root, tmp_path, "augment.ops=[synonym]", f"augment.lexicons={{ug: {lex}}}")
+    base = stage_output(cfg).path
+    lex.write_text("ۋە\tھەم\n", encoding="utf-8")
+    assert stage_output(cfg).path != base
+
+
 def test_failed_run_leaves_nothing_that_looks_finished(ray_session, data_root, tmp_path):
     from lrl.generate.stage import run_generate
     from lrl.pipeline.stage import StageContext
@@ -139,6 +151,23 @@ def test_duplicate_ids_across_sources_are_an_error(data_root, tmp_path):
     ug = _slice(data_root, tmp_path, "ug", 5)
     cfg = load_job(None, [f"data.ner=[{{path: {ug}, lang: ug}}, {{path: {ug}, lang: ug}}]"])
     with pytest.raises(InputError, match="also occurs in .*split"):
+        read_inputs(cfg)
+
+
+def test_text_files_with_clashing_ids_are_an_error(data_root, tmp_path):
+    """Text row ids are lang:file name:line; two text files of a language with the same name (in
+    different folders) gave rows the same ids, and dedup then rejected unique rows by id."""
+    from lrl.data.files import InputError
+    from lrl.generate.stage import read_inputs
+
+    ug = _slice(data_root, tmp_path, "ug", 5)
+    for folder in ("wiki", "news"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "ug.txt").write_text(f"{folder} bir\n{folder} ikki\n", encoding="utf-8")
+    cfg = load_job(None, [f"data.ner=[{{path: {ug}, lang: ug}}]",
+                          f"data.text=[{{path: {tmp_path / 'wiki' / 'ug.txt'}, lang: ug}},"
+                          f" {{path: {tmp_path / 'news' / 'ug.txt'}, lang: ug}}]"])
+    with pytest.raises(InputError, match=r"news/ug\.txt: text row id 'ug:ug\.txt:1' also comes from .*wiki/ug\.txt"):
         read_inputs(cfg)
 
 
@@ -230,3 +259,67 @@ def test_killed_job_leaves_nothing_that_looks_finished(ray_session, data_root, t
     path = run_generate(StageContext(small), quiet=True)
     assert (Path(path) / "manifest.json").is_file()
     assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [Path(path).name]
+
+
+class _ObjectStore:
+    """An fsspec in-memory filesystem that, like Arrow's S3 and GCS filesystems, cannot move a
+    directory (a prefix of objects): only single objects."""
+
+    @staticmethod
+    def filesystem(path: str):
+        import fsspec
+        import pyarrow.fs as pafs
+
+        class Handler(pafs.FSSpecHandler):
+            def move(self, src, dest):
+                if self.get_file_info([src])[0].type == pafs.FileType.Directory:
+                    raise OSError(f"When copying key '{src}': The specified key does not exist")
+                super().move(src, dest)
+
+        return pafs.PyFileSystem(Handler(fsspec.filesystem("memory"))), "/" + path.split("://", 1)[1]
+
+
+def test_stage_output_commits_on_an_object_store(monkeypatch):
+    """README: ``output.root=s3://BUCKET/runs``. The tmp-folder rename cannot work there (Arrow's S3
+    refuses to move a prefix), so every stage failed at its very end; there the manifest, written
+    last, marks completion, and a folder without one is never taken as finished."""
+    import pyarrow.fs as pafs
+
+    from lrl.data import output
+
+    monkeypatch.setattr(output, "filesystem", _ObjectStore.filesystem)
+    store, _ = _ObjectStore.filesystem("s3://bucket")
+    store.delete_dir_contents("/bucket", missing_dir_ok=True)  # the memory filesystem is per process
+    out = output.StageOutput("s3://bucket/runs", "generate", {"x": 1})
+    fs, tmp = _ObjectStore.filesystem(out.tmp)
+    with fs.open_output_stream(f"{tmp}/data/part-1.parquet") as f:
+        f.write(b"rows")
+    assert not out.done  # written but not committed: not finished
+    path = out.commit({"rows": 1})
+    assert path == out.path and out.done and out.manifest()["rows"] == 1
+    fs, final = _ObjectStore.filesystem(path)
+    assert fs.get_file_info(f"{final}/data/part-1.parquet").type == pafs.FileType.File
+    # A killed run's leftovers (no manifest) are cleared before the next run writes.
+    again = output.StageOutput("s3://bucket/runs", "generate", {"x": 2})
+    fs, tmp = _ObjectStore.filesystem(again.tmp)
+    with fs.open_output_stream(f"{tmp}/data/stale.parquet") as f:
+        f.write(b"old")
+    retry = output.StageOutput("s3://bucket/runs", "generate", {"x": 2})
+    _, tmp = _ObjectStore.filesystem(retry.tmp)
+    assert fs.get_file_info(f"{tmp}/data/stale.parquet").type == pafs.FileType.NotFound
+    retry.abort()
+    assert not retry.done
+
+
+def test_a_second_run_of_the_same_config_keeps_the_first_finished_output(tmp_path):
+    """Two runs of one config (a retried job while the first still runs): the later commit deleted
+    the finished folder that the first run's next stages were already reading."""
+    from lrl.data.output import StageOutput
+
+    first, second = (StageOutput(str(tmp_path), "generate", {"x": 1}) for _ in range(2))
+    for out, name in ((first, "a"), (second, "b")):
+        (Path(out.tmp) / f"{name}.parquet").write_bytes(b"rows")
+    path = first.commit({"run": "first"})
+    assert second.commit({"run": "second"}) == path
+    assert (Path(path) / "a.parquet").exists() and first.manifest()["run"] == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [Path(path).name]  # second's tmp removed

@@ -112,11 +112,24 @@ def test_max_factor_caps_copies_and_rejects_are_not_copied(train):
     assert all(per_parent[i] == 1 for i in small.column("id").to_pylist()[10:])
 
 
+def test_rows_the_plan_did_not_count_are_not_copied(train):
+    """Translate-train runs before oversampling: its rows (op=translate, in the target language)
+    were not counted by the plan and must pass once, not take the language's copy factor (a
+    target of 300 for yo turned 100 originals + 1000 translations into 3300 rows)."""
+    wo = train.filter(pa.compute.equal(train.column("lang"), "wo"))
+    plan = plan_oversample(OversampleConfig(enabled=True, target_per_lang={"wo": 3 * wo.num_rows}), wo)
+    translated = ner_table([{**r, "id": f"en:{i}|translate", "op": "translate"}
+                            for i, r in enumerate(wo.slice(0, 50).to_pylist())])
+    out = _stream(pa.concat_tables([wo, translated]), plan)
+    assert Counter(out.column("op").to_pylist()) == {"orig": wo.num_rows, "oversample": 2 * wo.num_rows,
+                                                     "translate": 50}
+
+
 def test_config_and_steps(train):
     with pytest.raises(ConfigError, match=r"oversample\.target_per_lang"):
         load_job(None, ["oversample.target_per_lang=0"])
     cfg = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang={xx: 10}"])
-    with pytest.raises(ValueError, match="'xx'"):
+    with pytest.raises(ConfigError, match="'xx'"):  # the CLI prints it without a traceback
         oversample_steps(cfg, train)
     assert oversample_steps(load_job(None, ["oversample.target_per_lang=10"]), train) == []  # disabled
     assert oversample_steps(load_job(None, ["oversample.enabled=true"]), train) == []  # nothing to do

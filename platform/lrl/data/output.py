@@ -63,10 +63,24 @@ class StageOutput:
             return json.loads(f.read().decode())
 
     @property
+    def in_place(self) -> bool:
+        """Object stores (s3://, gs://) cannot rename a folder: Arrow's S3 and GCS filesystems move
+        single objects only, so the final rename failed every stage at its very end. There the
+        stage writes into its final folder and the manifest, written last, marks completion."""
+        return not isinstance(filesystem(self.path)[0], pafs.LocalFileSystem)
+
+    @property
     def tmp(self) -> str:
-        """A fresh temporary folder beside the final one; partial results live only here."""
+        """A fresh temporary folder beside the final one (on object stores the final folder,
+        cleared of an unfinished run's leftovers); partial results live only here."""
         if self._tmp is None:
-            self._tmp = f"{self.root}/.{self.stage}-{self.hash}.tmp-{uuid.uuid4().hex[:8]}"
+            if self.in_place:
+                fs, inner = filesystem(self.path)
+                if fs.get_file_info(inner).type != pafs.FileType.NotFound:
+                    fs.delete_dir(inner)  # no manifest (else done): a killed run's partial files
+                self._tmp = self.path
+            else:
+                self._tmp = f"{self.root}/.{self.stage}-{self.hash}.tmp-{uuid.uuid4().hex[:8]}"
             fs, inner = filesystem(self._tmp)
             fs.create_dir(inner, recursive=True)
         return self._tmp
@@ -77,8 +91,16 @@ class StageOutput:
                 "versions": package_versions(), "wall_time_s": round(time.time() - self._t0, 3),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         fs, tmp_inner = filesystem(self.tmp)
+        if self._tmp != self.path and self.done:
+            # Another run of the same config and inputs finished first (a retried job while the
+            # first still ran): its output is equivalent, and its next stages may be reading it.
+            self.abort()
+            return self.path
         with fs.open_output_stream(f"{tmp_inner}/{MANIFEST}") as f:
             f.write(json.dumps(full, indent=2, ensure_ascii=False, default=str).encode())
+        if self._tmp == self.path:  # written in place (object store): the manifest was the commit
+            self._tmp = None
+            return self.path
         _, final_inner = filesystem(self.path)
         if fs.get_file_info(final_inner).type != pafs.FileType.NotFound:
             # An unfinished leftover (no manifest) from a crashed run of an older layout.

@@ -140,6 +140,16 @@ class AugmentConfig(StrictModel):
     num_actors: int = Field(default=2, ge=1)
     """Actor pool size when ``compute=actors``."""
 
+    @field_validator("ops")
+    @classmethod
+    def _unique_ops(cls, v: list[OpName]) -> list[OpName]:
+        # A row's id and seed derive from (parent, op, copy): an op listed twice emitted every one
+        # of its rows twice, same id and same content.
+        for op in v:
+            if v.count(op) > 1:
+                raise ValueError(f"{op!r} is listed twice; set augment.{op}.copies for more rows per sentence")
+        return v
+
     @field_validator("lexicons")
     @classmethod
     def _langs(cls, v: dict[str, str]) -> dict[str, str]:
@@ -163,7 +173,8 @@ class OversampleConfig(StrictModel):
     """Oversample (before augmentation, so copies get augmented differently)."""
     target_per_lang: int | dict[str, int] | None = None
     """Sentences each language is brought up to: one number for all, per language
-    (``{wo: 5000}``), or None for no language target."""
+    (``{wo: 5000}``), or None for no language target. Counts and copies the sentences read from
+    ``data.ner``; rows that translate-train makes in a language come on top of its target."""
     min_sentences_per_type: int | None = Field(default=None, ge=1)
     """Entity types (per language) found in fewer sentences are repeated up to this many."""
     rare_types: list[str] | None = None

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lrl.config import ConfigError
 from lrl.data.schema import REJECT
 from lrl.generate.augment.seeds import mix_array, stable_hash, unit
 from lrl.generate.base import map_slices
@@ -133,7 +134,8 @@ def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> O
     if isinstance(cfg.target_per_lang, dict):
         missing = sorted(set(cfg.target_per_lang) - {lang for lang, _ in typed})
         if missing:
-            raise ValueError(f"oversample.target_per_lang names {missing} but the data has no rows of them")
+            # A ConfigError (config against data): the CLI prints it as one line, not a traceback.
+            raise ConfigError(f"oversample.target_per_lang names {missing} but the data has no rows of them")
     factors = _rare_types(cfg, typed)
     rare = {lang: tuple(sorted(f)) for lang, f in factors.items()}
     members: dict[GroupKey, list[int]] = defaultdict(list)
@@ -170,12 +172,17 @@ def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65
     """Each row followed by its copies (``op=oversample``, new id, parent_id, seed), in chunks.
 
     Works on pyarrow batches; a generator, so Ray Data receives bounded blocks."""
-    cols = batch.select([c for c in ("id", "lang", "tags", REJECT) if c in batch.column_names]).to_pydict()
+    cols = batch.select([c for c in ("id", "lang", "tags", "op", REJECT) if c in batch.column_names]).to_pydict()
     ids, n = cols["id"], batch.num_rows
     rejected = cols.get(REJECT) or [None] * n
+    # The plan counted the rows read from data.ner (op=orig). Rows made upstream (translate-train,
+    # back-translation) were not counted: copying them by their language's factor multiplied them
+    # far past the target, so they pass once.
+    ops = cols.get("op") or ["orig"] * n
     # One digest per input row: it picks the rows that get the extra copy and seeds the copies.
     base = np.fromiter((stable_hash(plan.seed, OP, i) for i in ids), dtype=np.uint64, count=n)
-    k = np.fromiter((1 if rejected[i] is not None else plan.copies(ids[i], cols["lang"][i], cols["tags"][i], int(base[i]))
+    k = np.fromiter((1 if rejected[i] is not None or ops[i] not in ("orig", None)
+                     else plan.copies(ids[i], cols["lang"][i], cols["tags"][i], int(base[i]))
                      for i in range(n)), dtype=np.int64, count=n)
     index = np.repeat(np.arange(n), k)
     copy = np.arange(len(index)) - np.repeat(np.cumsum(k) - k, k)  # 0 = original, 1.. = copies

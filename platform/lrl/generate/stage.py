@@ -84,6 +84,11 @@ def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
     for tsrc in cfg.data.text:
         path = resolve(tsrc.path, cfg.data.root)
         out[f"text:{path}"] = fingerprint(path)
+    # Lexicons shape the synonym/insert rows like any input: an edited lexicon must not be
+    # answered with the output of the old one.
+    for lang, lex in sorted(cfg.augment.lexicons.items()):
+        path = resolve(lex, cfg.data.root)
+        out[f"lexicon:{lang}:{path}"] = fingerprint(path)
     return out
 
 
@@ -104,6 +109,15 @@ def read_inputs(cfg: JobConfig) -> Inputs:
                                  "of the same language distinct 'split' names or distinct ids")
             seen[rid] = res.source
     texts = [read_text_lines(t, cfg.data.root) for t in cfg.data.text]
+    # Text ids name the file, not its folder: two files of one language with the same name gave
+    # rows the same ids, and steps that mark rows by id (dedup) then rejected unique rows.
+    text_seen: dict[str, str] = {}
+    for table in texts:
+        path = table.column("source")[0].as_py()
+        for rid in table.column("id").to_pylist():
+            if text_seen.setdefault(rid, path) != path:
+                raise InputError(f"{path}: text row id {rid!r} also comes from {text_seen[rid]}; text files of "
+                                 "one language need distinct file names")
     labels = list(cfg.data.labels) if cfg.data.labels is not None else infer_labels(r.table for r in results)
     return Inputs(sources, results, texts, labels)
 

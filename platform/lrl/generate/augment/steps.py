@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from lrl.config import ConfigError
 from lrl.generate.augment.batch import AugmentBatch, augment_batch, job_seed
 from lrl.generate.augment.resources import AugmentResources, build_resources
 from lrl.generate.base import map_slices
@@ -50,6 +51,7 @@ def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None
         return []
     resources = build_resources(aug, train, texts, cfg.data.root)
     if "synonym" in aug.ops and not resources.synonyms:
-        raise ValueError("augment.ops has 'synonym' but no language has synonyms: give augment.lexicons "
-                         "or data.text (with augment.neighbours.enabled)")
+        # A ConfigError (config against data): the CLI prints it as one line, not a traceback.
+        raise ConfigError("augment.ops has 'synonym' but no language has synonyms: give augment.lexicons "
+                          "or data.text (with augment.neighbours.enabled)")
     return [AugmentStep(aug, resources, job_seed(aug, cfg.seed))]

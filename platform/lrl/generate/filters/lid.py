@@ -64,6 +64,11 @@ class LangIdFilter(RowFilter):
             if not check or (self.langs and want not in self.langs):
                 out.append(None)
                 continue
+            if want not in ident.nb_classes:  # type: ignore[attr-defined]
+                # langid would name some other language for every row (it knows no wo, ha, ig,
+                # yo): all generated rows of the language were rejected. Stop and say so.
+                raise ValueError(f"lid: langid cannot detect {lang!r} (not among its languages or "
+                                 "filter.lid_candidates); set filter.lid_langs to the languages to check")
             ranked = ident.rank(text)  # type: ignore[attr-defined]
             top, prob = ranked[0]
             p_want = next((p for code, p in ranked if code == want), 0.0)
