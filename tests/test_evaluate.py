@@ -131,3 +131,80 @@ def test_read_labelled_takes_lang_from_flag_or_column(tmp_path):
     with pytest.raises(InputError, match="--lang"):
         read_labelled(str(tmp_path / "d.conll"), None)
     assert read_labelled(str(tmp_path / "d.conll"), "ug")[0].num_rows == 1
+
+
+def test_evaluate_stage_scores_a_language_model_only_on_its_language(finetuned, job, data_root, tmp_path):
+    """ug has no test split here, sw has one: the ug model must not be scored on Swahili rows."""
+    from lrl.data.readers import read_conll
+    from lrl.evaluate.command import run_evaluate
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    _, ft_path = finetuned
+    rows = read_conll(str(data_root / "wikiann/sw/test"), "sw", "test").table.slice(0, 5).to_pylist()
+    text = "\n\n".join("\n".join(f"{t}\t{g}" for t, g in zip(r["tokens"], r["tags"])) for r in rows)
+    (tmp_path / "sw_test.conll").write_text(text + "\n", encoding="utf-8")
+    cfg = load_job(job / "job.yaml", [f"output.root={tmp_path / 'runs'}", "data.ner=["
+                                      f"{{path: {job / 'ug_dev.conll'}, lang: ug, split: dev}}, "
+                                      f"{{path: {tmp_path / 'sw_test.conll'}, lang: sw, split: test}}]"])
+    path = Path(run_evaluate(StageContext(cfg, {"finetune": ft_path})))
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert set(metrics["models"]["ug"]) == {"dev"}  # no "test" scored on another language's rows
+    assert not (path / "predictions/ug/test.conll").exists()
+
+
+def test_metrics_point_at_prediction_files_that_exist(finetuned):
+    """The paths in metrics.json lead to the committed folder, not to the removed temporary one."""
+    from lrl.evaluate.command import run_evaluate
+    from lrl.pipeline.stage import StageContext
+
+    cfg, ft_path = finetuned
+    path = Path(run_evaluate(StageContext(cfg, {"finetune": ft_path})))
+    files = json.loads((path / "metrics.json").read_text())["models"]["ug"]["dev"]["files"]
+    assert files and all((path / f).is_file() for f in files.values()), files
+
+
+def test_few_shot_card_counts_and_rerun_prints_the_folder(job, ray_session, capsys):
+    """The card counts the sentences a few-shot model saw, and a re-run still says where the output is."""
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune import run_finetune
+
+    cfg = load_job(job / "job.yaml", ["finetune.few_shot=5", "finetune.max_steps=1", "finetune.eval_every=1",
+                                      "evaluate.seeds=[0]"])
+    path = run_finetune(StageContext(cfg))
+    card = (Path(path) / "models/ug/README.md").read_text(encoding="utf-8")
+    assert "| train (after few-shot / augmentation mix) | ug | train | 5 |" in card
+    capsys.readouterr()
+    assert run_finetune(StageContext(cfg)) == path
+    out = capsys.readouterr().out
+    assert f"finetune: {path}" in out and "ug: dev F1" in out
+
+
+def test_evaluate_stage_reruns_when_the_rows_read_change(finetuned, job, tmp_path):
+    """data.labels (and bio_policy) decide which rows are scored: changing them is not a re-run."""
+    from lrl.evaluate.command import run_evaluate
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    _, ft_path = finetuned
+    over = [f"output.root={tmp_path}", "evaluate.splits=[dev]"]
+    first = run_evaluate(StageContext(load_job(job / "job.yaml", over), {"finetune": ft_path}))
+    # Only PER allowed: sentences with other types are quarantined, so fewer rows are scored.
+    second = run_evaluate(StageContext(load_job(job / "job.yaml", over + ["data.labels=[PER]"]),
+                                       {"finetune": ft_path}))
+    assert second != first
+    scored = [json.loads((Path(p) / "metrics.json").read_text())["models"]["ug"]["dev"]["sentences"]
+              for p in (first, second)]
+    assert scored[1] < scored[0]
+
+
+def test_evaluate_stage_config_mistakes_are_one_line_errors(finetuned, job, capsys):
+    """``lrl evaluate JOB.yaml`` without models, or with splits the data lacks: an error, no traceback."""
+    from lrl.cli import main
+
+    _, ft_path = finetuned
+    assert main(["evaluate", str(job / "job.yaml")]) == 2
+    assert "evaluate needs models" in capsys.readouterr().err
+    assert main(["evaluate", str(job / "job.yaml"), f"evaluate.model={ft_path}", "evaluate.splits=[test]"]) == 2
+    assert "evaluate.splits" in capsys.readouterr().err

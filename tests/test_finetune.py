@@ -157,3 +157,60 @@ def test_preset_model_path_builds_a_fresh_encoder(ug):
     train, dev = ug
     res = train_tagger(_cfg(max_steps=1, eval_every=1), "preset:micro", train.slice(0, 20), dev.slice(0, 5), seed=0)
     assert len(res.history) == 1 and 0 <= res.dev_f1 <= 1
+
+
+def test_model_card_tells_plain_transformers_users_the_language_tag(ug, encoder, tmp_path):
+    """The model is trained with ``[ug]`` after [CLS]; plain transformers code that follows the card
+    (the tag as a first word) predicts what lrl predicts, and the card says so."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from lrl.evaluate.model_card import CardInfo, write_model_card
+    from lrl.evaluate.predict import predict_tags
+    from lrl.train.finetune_model import Tagger
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    res = train_tagger(_cfg(max_steps=2, eval_every=2), encoder, train, dev, seed=0, out_dir=str(tmp_path / "m"))
+    meta = json.loads((tmp_path / "m/lrl_tagger.json").read_text())
+    assert meta["lang_tags"] == {"ug": "[ug]"}
+    card = write_model_card(res.model_dir, CardInfo(name="x", languages=["ug"], scores=[])).read_text()
+    assert '"[ug]"' in card.split("## How to use")[1]
+    tok = AutoTokenizer.from_pretrained(res.model_dir)
+    # Sentences that fit one chunk (max_length 64), so lrl does not split them either.
+    sents = [s for s in dev.column("tokens").to_pylist() if len(tok(["[ug]", *s], is_split_into_words=True)
+                                                                  ["input_ids"]) <= 64][:8]
+    assert len(sents) == 8
+    lrl_pred, _ = predict_tags(Tagger.load(res.model_dir), sents, ["ug"] * len(sents))
+    model = AutoModelForTokenClassification.from_pretrained(res.model_dir).eval()
+    for words, expected in zip(sents, lrl_pred):
+        enc = tok(["[ug]", *words], is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            ids = model(**enc).logits.argmax(-1)[0].tolist()
+        first = {}
+        for pos, w in enumerate(enc.word_ids()):
+            if w is not None and w not in first:
+                first[w] = pos
+        assert [model.config.id2label[ids[first[w + 1]]] for w in range(len(words))] == expected
+
+
+def test_finetune_errors_name_finetune_settings(data_root, tmp_path):
+    """A language without data is reported against the setting the user wrote, not tune's."""
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune import run_finetune
+
+    ner = ("data.ner=[{path: wikiann/ug/train, lang: ug, split: train}, "
+           "{path: wikiann/ug/dev, lang: ug, split: dev}]")
+    cfg = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", "finetune.languages=[sw]"])
+    with pytest.raises(ConfigError, match=r"^finetune\.languages \['sw'\]: no train and dev rows"):
+        run_finetune(StageContext(cfg))
+    cfg = load_job(None, [f"output.root={tmp_path}"])
+    with pytest.raises(ConfigError, match="^finetune needs training data"):
+        run_finetune(StageContext(cfg))
+    # Freezing more layers than the encoder has: one clear line before any Ray task starts.
+    cfg = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", "finetune.model=preset:tiny",
+                          "finetune.freeze_layers=5"])
+    with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5 but the encoder .* has 2 layers"):
+        run_finetune(StageContext(cfg))

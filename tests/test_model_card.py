@@ -40,3 +40,14 @@ def test_card_needs_an_existing_folder(tmp_path):
         write_model_card(tmp_path / "missing", _info())
     with pytest.raises(ValueError, match="front matter"):
         read_front_matter("# no header")
+
+
+def test_card_how_to_use_names_language_tags_and_crf(tmp_path):
+    """What lrl does around the model (tag tokens, CRF decoding) must reach plain transformers users."""
+    import json
+
+    (tmp_path / "lrl_tagger.json").write_text(json.dumps({"head": "crf", "lang_tags": {"ug": "[ug]", "wo": "[wo]"}}))
+    text = write_model_card(tmp_path, _info()).read_text()
+    use = text.split("## How to use")[1]
+    assert '"[ug]"' in use and '"[wo]"' in use and "CRF" in use
+    assert "[ug]" not in render(_info()).split("## How to use")[1]  # no tags recorded: none mentioned

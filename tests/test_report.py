@@ -116,3 +116,14 @@ def test_report_cli(tmp_path, stage_folders, capsys):
     printed = capsys.readouterr().out
     html_path = Path(printed.split("report: ")[1].strip())
     assert html_path.is_file() and "dev F1 vs learning rate" in html_path.read_text()
+
+
+def test_report_refuses_a_stage_folder_that_does_not_exist(tmp_path, stage_folders, capsys):
+    """A mistyped --finetune is an error naming the path, not a report that says "not run"."""
+    from lrl.cli import main
+
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"output:\n  root: {tmp_path / 'runs'}\n")
+    assert main(["report", str(cfg), "--tune", stage_folders["tune"], "--finetune", str(tmp_path / "typo")]) == 2
+    assert "typo" in capsys.readouterr().err
+    assert not list((tmp_path / "runs").glob("report-*"))

@@ -137,7 +137,32 @@ def test_three_trial_tune_picks_best_by_dev_f1(ray_session, tmp_path, data_root,
     assert not math.isnan(best[0]["retrain_dev_f1"])
     fm = read_front_matter((model / "README.md").read_text())
     assert fm["language"] == ["ug"] and "token-classification" in fm["tags"]
+    # The card counts the sentences the saved model trained on (few_shot=150 of 300), not the file's.
+    assert "| train.conll | ug | train | 150 |" in (model / "README.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["trials"] == 3 and manifest["scheduler"] == "asha"
     # Same config and inputs: the finished folder is returned without a new search.
     assert run_tune(StageContext(job)) == str(out)
+
+
+def test_scratch_encoder_left_half_written_by_a_killed_run_is_rebuilt(tmp_path, monkeypatch):
+    """A run killed while building the preset encoder must not leave a folder that looks finished."""
+    from lrl.data.schema import ner_table
+    from lrl.train import finetune_scratch
+    from lrl.tune.splits import _scratch
+
+    table = ner_table([{"id": f"ug:{i}", "lang": "ug", "tokens": ["a", "b"], "tags": ["O", "B-PER"]}
+                       for i in range(4)])
+    real = finetune_scratch.build_scratch_encoder
+
+    def killed(out, *args, **kwargs):  # config.json is written, the weights never are
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune_scratch, "build_scratch_encoder", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _scratch(str(tmp_path), "preset:tiny", {"ug": (table, table)}, 0)
+    monkeypatch.setattr(finetune_scratch, "build_scratch_encoder", real)
+    path = _scratch(str(tmp_path), "preset:tiny", {"ug": (table, table)}, 0)
+    assert (Path(path) / "model.safetensors").is_file()

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
 
 from lrl.cli import add_job_arguments, load_job_args
+from lrl.config import ConfigError
 from lrl.data.files import InputError, fingerprint
 from lrl.data.output import StageOutput
 from lrl.pipeline.stage import StageContext
@@ -49,8 +51,11 @@ def model_folders(path: str) -> dict[str, str]:
 
 
 def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, batch_size: int = 64,
-                   device: str = "cpu") -> dict:
-    """Predict ``table`` with the tagger in ``model_dir``, write predictions, return its scores."""
+                   device: str = "cpu", files_root: str | None = None) -> dict:
+    """Predict ``table`` with the tagger in ``model_dir``, write predictions, return its scores.
+
+    With ``files_root`` the prediction files are named relative to it: a stage writes into its
+    temporary folder and renames it, so absolute paths would point at a folder that is gone."""
     from lrl.evaluate.metrics import scores_by_lang
     from lrl.evaluate.predict import predict_tags, write_predictions
     from lrl.train.finetune_model import Tagger
@@ -59,6 +64,8 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
     sents, langs = table.column("tokens").to_pylist(), table.column("lang").to_pylist()
     pred, stats = predict_tags(tagger, sents, langs, batch_size, device)
     files = write_predictions(table, pred, out_dir, name)
+    if files_root is not None:
+        files = {k: os.path.relpath(v, files_root) for k, v in files.items()}
     scores = scores_by_lang(table.column("tags").to_pylist(), pred, langs)
     return {**scores, "sentences": table.num_rows, "align": stats.as_dict(), "files": files}
 
@@ -70,8 +77,11 @@ def run_evaluate(ctx: StageContext) -> str:
     cfg = ctx.cfg
     source = cfg.evaluate.model or ctx.upstream.get("finetune") or ctx.upstream.get("tune")
     if not source:
-        raise ValueError("evaluate needs models: set evaluate.model or run finetune (or tune) first")
+        raise ConfigError("evaluate needs models: set evaluate.model or run finetune (or tune) first")
     models = model_folders(source)
+    # Every language of the job, not only those of one split: a per-language model must skip a
+    # split without its language rather than be scored on the other languages' rows.
+    job_langs = {src.lang for src in cfg.data.ner}
     tables: dict[str, list[pa.Table]] = {}
     rejects = 0
     for src in cfg.data.ner:
@@ -80,11 +90,14 @@ def run_evaluate(ctx: StageContext) -> str:
             tables.setdefault(src.split, []).append(res.table)
             rejects += res.rejects.num_rows
     if not tables:
-        raise ValueError(f"no data.ner source has a split in evaluate.splits={cfg.evaluate.splits}")
+        raise ConfigError(f"no data.ner source has a split in evaluate.splits={cfg.evaluate.splits}")
     splits = {k: pa.concat_tables(v) for k, v in tables.items()}
     inputs = {"models": {n: _model_print(m) for n, m in models.items()},
               "data": {k: [fingerprint(_resolved(s, cfg.data.root)) for s in cfg.data.ner if s.split == k] for k in splits}}
-    out = StageOutput(cfg.output.root, STAGE, cfg.evaluate.model_dump(mode="json"), inputs)
+    # The reading policy decides which rows are scored (quarantined ones are not), so it shapes
+    # the output as much as the files do.
+    shaping = {**cfg.evaluate.model_dump(mode="json"), "bio_policy": cfg.data.bio_policy, "labels": cfg.data.labels}
+    out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
     if out.done:
         return out.path
     try:
@@ -92,11 +105,12 @@ def run_evaluate(ctx: StageContext) -> str:
         for name, folder in models.items():
             metrics["models"][name] = {}
             for split, table in splits.items():
-                part = _rows_for(table, name)
+                part = _rows_for(table, name, job_langs)
                 if part.num_rows == 0:
                     continue
                 metrics["models"][name][split] = evaluate_model(
-                    folder, part, f"{out.tmp}/predictions/{name}", split, cfg.evaluate.batch_size, cfg.evaluate.device)
+                    folder, part, f"{out.tmp}/predictions/{name}", split, cfg.evaluate.batch_size, cfg.evaluate.device,
+                    files_root=out.tmp)
         seeds = Path(source) / "results.json"
         if seeds.is_file():  # the finetune stage's per-seed dev scores (mean ± sd)
             res = json.loads(seeds.read_text())
@@ -120,11 +134,14 @@ def _model_print(folder: str) -> str:
     return fingerprint(str(p)) if p.is_file() else folder
 
 
-def _rows_for(table: pa.Table, model_name: str) -> pa.Table:
-    """A per-language model (named by its language) sees only its language's rows; others all."""
+def _rows_for(table: pa.Table, model_name: str, langs: set[str] | None = None) -> pa.Table:
+    """A per-language model (named by its language) sees only its language's rows; others all.
+
+    ``langs`` adds languages known beyond this table (the job's), so that a model named after one
+    of them gets no rows, not all, from a table that lacks its language."""
     import pyarrow.compute as pc
 
-    langs = set(table.column("lang").to_pylist())
+    langs = set(table.column("lang").to_pylist()) | set(langs or ())
     return table.filter(pc.equal(table.column("lang"), model_name)) if model_name in langs else table
 
 
@@ -147,7 +164,8 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
         metrics: dict = {"models": {}, "data": data, "rejected_rows": rejects}
         for name, folder in models.items():
             metrics["models"][name] = {"data": evaluate_model(folder, _rows_for(table, name),
-                                                              f"{out.tmp}/predictions/{name}", "data", batch_size)}
+                                                              f"{out.tmp}/predictions/{name}", "data", batch_size,
+                                                              files_root=out.tmp)}
         _write_metrics(out.tmp, metrics)
         return out.commit({"models": sorted(models), "data": data,
                            "f1": {n: d["data"]["f1"] for n, d in metrics["models"].items()}})

@@ -187,9 +187,16 @@ def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
 
 def run_report(ctx) -> str:
     """Write ``report.html`` for the configured (or upstream) stage folders; returns the folder."""
+    from lrl.config import ConfigError
     from lrl.data.output import StageOutput, local_path
 
     cfg = ctx.cfg
+    # A folder the user named must exist: a typo would otherwise become a quiet "not run".
+    missing = [f"report.{s}={getattr(cfg.report, s)}" for s in STAGES
+               if getattr(cfg.report, s) and "://" not in getattr(cfg.report, s)
+               and not Path(getattr(cfg.report, s)).is_dir()]
+    if missing:
+        raise ConfigError(f"stage output folder(s) not found: {', '.join(missing)}")
     folders = {s: getattr(cfg.report, s) or ctx.upstream.get(s) for s in STAGES}
     out = StageOutput(cfg.output.root, "report", cfg.report.model_dump(mode="json"), _inputs(folders))
     if out.done:

@@ -68,7 +68,7 @@ def _write_files(folder: str, files: dict[str, bytes]) -> None:
 
 
 def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: list[dict], summary: dict,
-          model_path: str, train: pa.Table, dev: pa.Table, labels: list[str]) -> None:
+          model_path: str, best: dict, dev: pa.Table, labels: list[str]) -> None:
     """README.md for a saved model (best effort: a card problem must not lose the trained model)."""
     if "://" in folder:
         return
@@ -81,8 +81,10 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
             scores.append(Score(lang, "overall", st["f1"]["mean"], st["f1"]["sd"], st["f1"]["n"]))
     for t, st in sorted(_type_summary(runs).items()):
         scores.append(Score(group if group != "joint" else "all", t, st["mean"], st["sd"], st["n"]))
+    # The saved (best) run's own count: few-shot and the augmentation mix choose rows per seed.
+    seen = best["info"].get("train_rows_per_lang", {})
     data = [{"source": "train (after few-shot / augmentation mix)", "lang": lang, "split": "train",
-             "sentences": sum(1 for x in train.column("lang").to_pylist() if x == lang)} for lang in langs]
+             "sentences": seen.get(lang, 0)} for lang in langs]
     data += [{"source": "dev", "lang": lang, "split": "dev",
               "sentences": sum(1 for x in dev.column("lang").to_pylist() if x == lang)} for lang in langs]
     info = CardInfo(name=f"{ctx.cfg.name}-{group}-ner", languages=langs, scores=scores, base_model=model_path,
@@ -98,6 +100,17 @@ def _type_summary(runs: list[dict]) -> dict[str, dict]:
     return {t: mean_sd([r["per_type"][t]["f1"] for r in runs if t in r["per_type"]]) for t in types}
 
 
+def _check_depth(ft: FinetuneConfig, model_path: str) -> None:
+    """``freeze_layers`` deeper than the encoder would fail inside every Ray task, behind a long
+    remote traceback; the encoder's config says it here, before Ray starts."""
+    from lrl.config import ConfigError
+
+    conf = Path(model_path) / "config.json"
+    layers = json.loads(conf.read_text()).get("num_hidden_layers") if conf.is_file() else None
+    if isinstance(layers, int) and ft.freeze_layers > layers:
+        raise ConfigError(f"finetune.freeze_layers={ft.freeze_layers} but the encoder {model_path} has {layers} layers")
+
+
 def run_finetune(ctx: StageContext) -> str:
     """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the folder."""
     from lrl.train.finetune_data import label_list
@@ -105,13 +118,16 @@ def run_finetune(ctx: StageContext) -> str:
 
     cfg = ctx.cfg
     ft = cfg.finetune
-    splits = language_splits(ctx, ft.languages)
+    splits = language_splits(ctx, ft.languages, STAGE)
     model_path = resolve_model(ctx, splits)
+    _check_depth(ft, model_path)
     inputs = {"data": fingerprint(splits), "model": model_path}
     shaping = {"finetune": ft.model_dump(mode="json"), "seeds": cfg.evaluate.seeds,
                "labels": cfg.data.labels}
     out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
-    if out.done:
+    if out.done:  # a re-run does no work, but still says where the output is
+        man = out.manifest()
+        _print_summary(out.path, man.get("dev_f1", {}), len(man.get("seeds", [])))
         return out.path
     ray = init_ray(cfg.ray)
     # One label list for every run, so that joint and per-language models share label ids.
@@ -127,7 +143,7 @@ def run_finetune(ctx: StageContext) -> str:
         done = dict(zip(pending, ray.get(list(pending.values()))))
         results: dict[str, Any] = {"mode": ft.mode, "model": model_path, "labels": labels,
                                    "seeds": cfg.evaluate.seeds, "groups": {}}
-        for group, (train, dev) in groups(splits, ft.mode).items():
+        for group, (_train, dev) in groups(splits, ft.mode).items():
             runs = [done[(group, s)][0] for s in cfg.evaluate.seeds]
             summary = aggregate([r["scores"] for r in runs if r["scores"]])
             best = max(cfg.evaluate.seeds, key=lambda s: done[(group, s)][0]["dev_f1"])
@@ -137,7 +153,7 @@ def run_finetune(ctx: StageContext) -> str:
                 _write_files(folder, done[(group, best)][1])
                 entry["model_dir"] = f"models/{group}"
                 langs = sorted(set(dev.column("lang").to_pylist()))
-                _card(ctx, folder, group, langs, runs, summary, model_path, train, dev, labels)
+                _card(ctx, folder, group, langs, runs, summary, model_path, done[(group, best)][0], dev, labels)
             results["groups"][group] = entry
         fs, inner = filesystem(f"{out.tmp}/results.json")
         with fs.open_output_stream(inner) as f:
@@ -150,10 +166,14 @@ def run_finetune(ctx: StageContext) -> str:
     except BaseException:
         out.abort()
         raise
+    _print_summary(path, dev_f1, len(cfg.evaluate.seeds))
+    return path
+
+
+def _print_summary(path: str, dev_f1: dict[str, dict], seeds: int) -> None:
     print(f"finetune: {path}")
     for g, s in dev_f1.items():
-        print(f"  {g}: dev F1 {100 * s['mean']:.1f} ± {100 * s['sd']:.1f} over {len(cfg.evaluate.seeds)} seed(s)")
-    return path
+        print(f"  {g}: dev F1 {100 * s['mean']:.1f} ± {100 * s['sd']:.1f} over {seeds} seed(s)")
 
 
 __all__ = ["run_finetune", "groups", "STAGE"]

@@ -19,7 +19,7 @@ import torch
 from lrl.evaluate.metrics import scores_by_lang
 from lrl.evaluate.predict import predict_tags
 from lrl.model.freeze import freeze, param_groups
-from lrl.train.align import encode
+from lrl.train.align import encode, lang_tag_ids
 from lrl.train.finetune_config import FinetuneConfig
 from lrl.train.finetune_data import label_list, language_weights, prepare_train
 from lrl.train.finetune_model import Tagger, collate
@@ -93,6 +93,27 @@ def _load_encoder(cfg: FinetuneConfig, model_path: str, labels: list[str], train
         path = build_preset_encoder(tmp, model_path, train.column("tokens").to_pylist(),
                                     train.column("lang").to_pylist(), seed=seed)
         return Tagger.from_encoder(path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
+
+
+def _counts(langs: list[str]) -> dict[str, int]:
+    """Training rows per language after few-shot selection and the augmentation mix."""
+    out: dict[str, int] = {}
+    for lang in langs:
+        out[lang] = out.get(lang, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _input_conventions(tagger: Tagger, langs: set[str]) -> dict:
+    """What lrl adds to every input besides the words: the language tag token per language and the
+    language's token type id. Saved with the model so that its card can tell plain transformers
+    users (who otherwise feed untagged inputs the model never saw)."""
+    out: dict = {}
+    if tagger.lang_tag:
+        tags = {lang: lang_tag_ids(tagger.tokenizer, lang) for lang in sorted(langs)}
+        out["lang_tags"] = {lang: tagger.tokenizer.convert_ids_to_tokens(ids[0]) for lang, ids in tags.items() if ids}
+    if tagger.lang_types is not None:
+        out["lang_type_ids"] = {lang: tagger.lang_types.get(lang, 0) for lang in sorted(langs)}
+    return out
 
 
 def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.Table, *,
@@ -193,12 +214,13 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
         for m, state in zip(tagger.modules(), best_state):
             m.load_state_dict(state)
     info = {"steps": step, "total_steps": total, "stopped_early": stopped_early, "best_step": best_step,
-            "train_rows": train.num_rows, "train_chunks": len(chunks), "frozen_params": frozen,
-            "device": device.type, "precision": cfg.precision, "align": stats.as_dict(), "seed": seed}
+            "train_rows": train.num_rows, "train_rows_per_lang": _counts(langs), "train_chunks": len(chunks),
+            "frozen_params": frozen, "device": device.type, "precision": cfg.precision, "align": stats.as_dict(), "seed": seed}
     model_dir = None
     if out_dir is not None:
         tagger.to(torch.device("cpu"))
-        tagger.save(out_dir, {"dev_f1": best_f1, "seed": seed, "best_step": best_step})
+        tagger.save(out_dir, {"dev_f1": best_f1, "seed": seed, "best_step": best_step,
+                              **_input_conventions(tagger, set(langs) | set(dev_langs))})
         model_dir = out_dir
     return TaggerResult(
         dev_f1=float(best_f1), per_type=best_scores.get("per_type", {}),

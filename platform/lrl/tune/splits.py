@@ -8,6 +8,8 @@ always come from the ``data.ner`` sources with split=dev (generated rows never s
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,8 +37,11 @@ def _read_generated(path: str) -> pa.Table:
     return pa.table(cols, schema=NER_SCHEMA)
 
 
-def language_splits(ctx: StageContext, languages: list[str] | None = None) -> dict[str, tuple[pa.Table, pa.Table]]:
-    """``{lang: (train, dev)}`` for every language with both (or those asked, which must have both)."""
+def language_splits(ctx: StageContext, languages: list[str] | None = None,
+                    stage: str = "tune") -> dict[str, tuple[pa.Table, pa.Table]]:
+    """``{lang: (train, dev)}`` for every language with both (or those asked, which must have both).
+
+    ``stage`` (``tune`` or ``finetune``) is the caller: errors name the setting the user wrote."""
     cfg = ctx.cfg
     root = cfg.data.root
     parts: dict[str, list[pa.Table]] = {"train": [], "dev": []}
@@ -47,14 +52,15 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None) -> di
     if gen:
         parts["train"] = [_read_generated(gen)]
     if not parts["train"] or not parts["dev"]:
-        raise ConfigError("tune needs training data (data.ner with split: train, or a generate output) "
-                         "and dev data (data.ner with split: dev)")
+        raise ConfigError(f"{stage} needs training data (data.ner with split: train, or a generate output) "
+                          "and dev data (data.ner with split: dev)")
     train, dev = pa.concat_tables(parts["train"]), pa.concat_tables(parts["dev"])
     have = sorted(set(train.column("lang").to_pylist()) & set(dev.column("lang").to_pylist()))
     wanted = languages or cfg.finetune.languages or have
     missing = [lang for lang in wanted if lang not in have]
     if missing:
-        raise ConfigError(f"tune.languages {missing}: no train and dev rows for them (have {have})")
+        field = f"{stage}.languages" if languages else "finetune.languages"
+        raise ConfigError(f"{field} {missing}: no train and dev rows for them (have {have})")
     return {lang: (train.filter(pc.equal(train.column("lang"), lang)), dev.filter(pc.equal(dev.column("lang"), lang)))
             for lang in wanted}
 
@@ -98,6 +104,17 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
     key = hashlib.sha256(repr((preset, seed, fingerprint(splits))).encode()).hexdigest()[:12]
     out = (Path(root) / "encoders" / f"{preset[7:]}-{key}").resolve()
     if not (out / "config.json").is_file():
-        sents = [s for train, _ in splits.values() for s in train.column("tokens").to_pylist()]
-        build_scratch_encoder(out, sents, list(splits), hidden=hidden, layers=layers, heads=heads, seed=seed)
+        # Built beside its final name and renamed when complete: a run killed halfway must not leave
+        # a folder with config.json but no weights, which every later run would take as finished.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            sents = [s for train, _ in splits.values() for s in train.column("tokens").to_pylist()]
+            build_scratch_encoder(tmp, sents, list(splits), hidden=hidden, layers=layers, heads=heads, seed=seed)
+            if out.exists() and not (out / "config.json").is_file():
+                shutil.rmtree(out)  # an unfinished leftover of an older, non-atomic build
+            if not out.exists():  # else a concurrent run finished the same encoder first
+                tmp.rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return str(out)

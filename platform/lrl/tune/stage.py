@@ -83,14 +83,16 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
             f.write(blob)
     scores = [Score(lang, "overall", float(result.dev_f1))]
     scores += [Score(lang, t, float(v["f1"])) for t, v in sorted(result.per_type.items())]
+    # The saved run's own count: few-shot and the augmentation mix leave fewer rows than ``train``.
+    trained = (getattr(result, "info", None) or {}).get("train_rows_per_lang", {}).get(lang, train.num_rows)
     counts = [{"source": s.path, "lang": lang, "split": s.split, "sentences": n}
               for s, n in (
-                  *[(s, train.num_rows) for s in cfg.data.ner if s.lang == lang and s.split == "train"][:1],
+                  *[(s, trained) for s in cfg.data.ner if s.lang == lang and s.split == "train"][:1],
                   *[(s, dev.num_rows) for s in cfg.data.ner if s.lang == lang and s.split == "dev"][:1])]
     info = CardInfo(name=f"{cfg.name}-{lang}-ner", languages=[lang], scores=scores, base_model=model_path,
                     config={"finetune": ft.model_dump(mode="json"), "searched": params, "seed": cfg.seed},
                     data=counts or [{"source": "train/dev tables", "lang": lang, "split": "train",
-                                     "sentences": train.num_rows}],
+                                     "sentences": trained}],
                     license=cfg.report.license)
     if "://" not in folder:
         write_model_card(folder, info)
