@@ -211,3 +211,102 @@ print("checked")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "DS_ACCELERATOR": "cpu"}, timeout=300)
     assert out.returncode == 0 and "checked" in out.stdout, out.stderr[-2000:]
+
+
+def test_final_model_folder_loads_in_fp32_after_bf16_training(tmp_path, monkeypatch):
+    """DeepSpeed's bf16 mode turns the module's parameters into bf16; ``save_pretrained`` records
+    that dtype in config.json and transformers 5 loads a folder in its recorded dtype, so the fp32
+    weights came back as bf16 (and fine-tuning started from bf16 weights)."""
+    import types
+
+    import ray.train
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from lrl.model.config import TokenizerConfig
+    from lrl.model.tokenizer import train_tokenizer
+    from lrl.train.pretrain_config import PretrainConfig
+    from lrl.train.pretrain_loop import _final_save
+
+    tok = train_tokenizer({"wo": WO * 20}, TokenizerConfig(vocab_size=60, min_frequency=1))
+    mlm = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=16))
+    mlm.to(torch.bfloat16)  # what deepspeed.initialize does with bf16 enabled
+    engine = types.SimpleNamespace(module=types.SimpleNamespace(mlm=mlm))
+    out = tmp_path / "final"
+    monkeypatch.setattr(ray.train, "report", lambda metrics, checkpoint=None: shutil.copytree(checkpoint.path, out))
+    _final_save(engine, None, tok, None, {"step": 1}, 0, PretrainConfig(precision="bf16"))
+    model = AutoModelForMaskedLM.from_pretrained(out / "model")
+    assert model.dtype == torch.float32
+    assert AutoTokenizer.from_pretrained(out / "model").mask_token == "[MASK]"
+
+
+def test_user_ds_config_is_resolved_fingerprinted_and_checked_before_training(tmp_path, capsys):
+    """A relative ``deepspeed.config_file`` resolves against data.root like every other input
+    (Ray Train workers do not run in the driver's folder: ``ds.json`` was not found there), its
+    content is part of the stage's hash (an edited file is not a finished run), and a bad file
+    stops the stage before any model is built or Ray is started."""
+    from lrl.cli import main
+    from lrl.data.files import InputError
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import stage_output
+
+    job = _job(tmp_path, {"deepspeed": {"config_file": "ds.json"}})
+    ds = tmp_path / "ds.json"  # data.root is tmp_path (see _corpus)
+    with pytest.raises(InputError, match="ds.json: file not found"):
+        stage_output(StageContext(load_job(str(job))))
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 1}}))
+    first = stage_output(StageContext(load_job(str(job))))[0].hash
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 0}}))
+    assert stage_output(StageContext(load_job(str(job))))[0].hash != first
+    ds.write_text(json.dumps({"train_micro_batch_size_per_gpu": 99}))
+    assert main(["pretrain", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "ds.json: train_micro_batch_size_per_gpu=99 differs" in err and "Traceback" not in err
+    assert not (tmp_path / "runs" / f".pretrain-{stage_output(StageContext(load_job(str(job))))[0].hash}.ray"
+                / "init").exists()
+
+
+def test_user_ds_config_precision_must_agree_with_pretrain_precision(tmp_path):
+    """bf16 switched on (or off) in the ds_config while pretrain.precision says otherwise trained
+    in one dtype and recorded the other (metrics, MFU peak, attention kernel choice)."""
+    from lrl.config import ConfigError
+    from lrl.train.pretrain_config import PretrainConfig
+    from lrl.train.pretrain_engine import deepspeed_config
+
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"bf16": {"enabled": True}}))
+    with pytest.raises(ConfigError, match="ds.json: bf16.enabled=True but pretrain.precision=fp32"):
+        deepspeed_config(PretrainConfig(precision="fp32", deepspeed={"config_file": str(user)}), 1, False)
+    assert deepspeed_config(PretrainConfig(precision="bf16", deepspeed={"config_file": str(user)}), 1, False)
+    user.write_text(json.dumps({"bf16": {"enabled": False}}))
+    with pytest.raises(ConfigError, match="bf16.enabled=False but pretrain.precision=bf16"):
+        deepspeed_config(PretrainConfig(precision="bf16", deepspeed={"config_file": str(user)}), 1, False)
+
+
+def test_seq_len_beyond_the_models_positions_is_a_cli_error(tmp_path, ray_session, capsys):
+    """It was a ValueError, so ``lrl pretrain`` ended in a traceback instead of its one-line error."""
+    from lrl.cli import main
+
+    job = _job(tmp_path, {"engine": "torch", "seq_len": 64})  # the model has 32 positions
+    assert main(["pretrain", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "pretrain.seq_len=64 exceeds the model's 32 positions" in err and "Traceback" not in err
+
+
+def test_model_path_with_a_bigger_tokenizer_is_a_clear_error(tmp_path, ray_session, capsys):
+    """``pretrain.model_path`` is used as is (no embedding growth): a tokenizer with more tokens
+    than the model's embedding rows ended in "IndexError: index out of range in self" inside
+    every worker, after the workers had started."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from lrl.cli import main
+
+    small = tmp_path / "small"
+    BertForMaskedLM(BertConfig(vocab_size=20, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=32)).save_pretrained(small)
+    job = _job(tmp_path, {"engine": "torch", "model_path": str(small)})
+    assert main(["pretrain", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "tokens but the model at" in err and "model.checkpoint" in err and "Traceback" not in err

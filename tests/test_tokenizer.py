@@ -59,6 +59,19 @@ def test_trained_tokenizer_has_specials_and_atomic_tags(kind, tmp_path):
     assert tag_langs(back) == ["ug", "wo"]
 
 
+def test_unigram_keeps_punctuation_glued_and_decodes_back():
+    """Metaspace before Punctuation: ``la,`` is ``▁la`` + ``,``. In the other order every
+    punctuation mark got a ``▁`` of its own (often an extra piece) and decoding put a space
+    before it, so text did not round-trip."""
+    lines = [f"Wolof làkk la, ci Senegaal (ak Gàmbi). Dafa am ay kilifa {i}." for i in range(60)] + WO
+    tok = train_tokenizer({"wo": lines}, TokenizerConfig(type="unigram", vocab_size=150, min_frequency=1))
+    text = "Wolof làkk la, ci Senegaal (ak Gàmbi)."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert pieces[pieces.index(",") - 1] != "▁"  # no word marker of its own before the comma
+
+
 def test_default_normalization_keeps_case_and_uyghur_letters():
     tok = train_tokenizer({"ug": UG, "wo": WO}, TokenizerConfig(vocab_size=200, min_frequency=1))
     norm = tok.backend_tokenizer.normalizer
@@ -177,3 +190,36 @@ def test_lrl_tokenizer_command_extends_a_base(tmp_path, capsys):
     assert all(tok.convert_tokens_to_ids(t) == i for t, i in base.get_vocab().items())
     added = (out / "added_tokens.txt").read_text(encoding="utf-8").split()
     assert added[-1] == "[ug]" and len(tok) == len(base) + len(added)
+
+
+def test_lrl_tokenizer_command_names_a_bad_base_without_a_traceback(tmp_path, capsys):
+    """A missing base folder surfaced as transformers' "Repo id must use alphanumeric chars"
+    and a base of the wrong kind as a ValueError traceback; both are now one-line CLI errors."""
+    from lrl.cli import main
+
+    base = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=100, min_frequency=1))
+    base.save_pretrained(tmp_path / "base")
+    (tmp_path / "ug.txt").write_text("\n".join(UG) + "\n", encoding="utf-8")
+    (tmp_path / "job.yaml").write_text(
+        "data:\n  text:\n    - {path: ug.txt, lang: ug}\n"
+        f"output:\n  root: {tmp_path / 'runs'}\n", encoding="utf-8")
+    job = [str(tmp_path / "job.yaml"), "tokenizer.mode=extend", "tokenizer.min_frequency=1"]
+    assert main(["tokenizer", *job, f"tokenizer.base={tmp_path / 'nope'}"]) == 2
+    assert f"tokenizer.base={tmp_path / 'nope'}: cannot load a tokenizer" in capsys.readouterr().err
+    assert main(["tokenizer", *job, f"tokenizer.base={tmp_path / 'base'}", "tokenizer.type=unigram"]) == 2
+    assert "tokenizer.type=unigram but the base tokenizer is wordpiece" in capsys.readouterr().err
+
+
+def test_unigram_mask_token_takes_the_space_before_it(tmp_path):
+    """With Metaspace the space before ``[MASK]`` became a bare ``▁`` piece, so fill-mask asked
+    for a piece after a word marker (training masks ``▁word`` pieces whole). Like XLM-R's
+    ``<mask>``, the mask token now absorbs the space on its left, also after a save and load."""
+    from transformers import AutoTokenizer
+
+    tok = train_tokenizer({"wo": WO}, TokenizerConfig(type="unigram", vocab_size=100, min_frequency=1))
+    tok.save_pretrained(tmp_path)
+    for t in (tok, AutoTokenizer.from_pretrained(tmp_path)):
+        ids = t("Wolof [MASK] la", add_special_tokens=False)["input_ids"]
+        at = ids.index(t.mask_token_id)
+        assert t.convert_ids_to_tokens(ids[at - 1]) != "▁", t.convert_ids_to_tokens(ids)
+        assert t.mask_token_id == 4

@@ -112,7 +112,11 @@ def run_tokenizer(ctx: StageContext) -> str:
     if not texts:
         raise InputError(f"the tokenizer stage found no text lines in {kind}")
     train, held = _split(texts, t.eval_lines)
-    base = load_tokenizer(t.base) if t.base else None
+    try:
+        base = load_tokenizer(t.base) if t.base else None
+    except OSError as exc:  # a missing folder reads as an invalid hub id in transformers' words
+        raise InputError(f"tokenizer.base={t.base}: cannot load a tokenizer (not a tokenizer folder "
+                         f"or a hub id reachable offline): {exc}") from exc
     added: list[str] = []
     if t.mode == "extend":
         assert base is not None

@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lrl.config import ConfigError
 from lrl.model.tokenizer import _iter_all, lang_tag, new_backend, plain_backend
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
     if kind is None:
         raise ValueError(f"extension supports WordPiece and Unigram bases, not {tree['model']['type']}")
     if kind != cfg.type:
-        raise ValueError(f"tokenizer.type={cfg.type} but the base tokenizer is {kind}; set tokenizer.type={kind}")
+        raise ConfigError(f"tokenizer.type={cfg.type} but the base tokenizer is {kind}; set tokenizer.type={kind}")
     backend = base_tok.backend_tokenizer
     unk = str(base_tok.unk_token or "[UNK]")
     # The learner sees text exactly as the base does: same normalizer and pre-tokenizer.

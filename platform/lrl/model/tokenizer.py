@@ -88,8 +88,11 @@ def new_backend(kind: str, vocab_size: int, min_frequency: int, special: list[st
                                             show_progress=False)
     elif kind == "unigram":
         tok = Tokenizer(models.Unigram())
+        # Metaspace first: it marks word starts with "▁", then punctuation is split off. In the
+        # other order each punctuation mark became a word of its own ("la," -> "▁la" "▁" ","):
+        # an extra piece per mark, and decoding put a space before every one of them.
         tok.pre_tokenizer = pre_tokenizer or pre_tokenizers.Sequence(
-            [pre_tokenizers.Punctuation(), pre_tokenizers.Metaspace()])
+            [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
         tok.decoder = decoders.Metaspace()
         trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=special, unk_token=unk,
                                           show_progress=False)
@@ -104,17 +107,22 @@ def wrap(backend, langs: list[str], max_length: int = 512) -> PreTrainedTokenize
 
     ``[CLS] x [SEP]`` (and ``[CLS] a [SEP] b [SEP]``) is added by the backend's post-processor so
     that the saved ``tokenizer.json`` alone behaves like a BERT tokenizer."""
-    from tokenizers import processors
+    from tokenizers import AddedToken, processors
     from transformers import PreTrainedTokenizerFast
 
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    # Metaspace (Unigram) makes the space before "[MASK]" a bare "▁" piece, while training masks
+    # whole "▁word" pieces: like XLM-R's <mask>, the mask takes the space on its left instead.
+    # (Set after construction: the constructor keeps the trainer's own [MASK] as it is.)
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
         sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_length,
         extra_special_tokens=[lang_tag(lang) for lang in langs])
+    if type(backend.model).__name__ == "Unigram":
+        tok.add_special_tokens({"mask_token": AddedToken("[MASK]", lstrip=True, special=True, normalized=False)})
     return tok
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from lrl.data.files import fingerprint
+from lrl.config import ConfigError
+from lrl.data.files import fingerprint, resolve
 from lrl.data.output import StageOutput, local_path
 from lrl.data.sampling import resample, split_heldout
 from lrl.job import JobConfig
@@ -84,12 +85,19 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     mconf = AutoConfig.from_pretrained(model_dir)
     limit = getattr(mconf, "max_position_embeddings", None)
     if limit is not None and cfg.seq_len > limit:
-        raise ValueError(f"pretrain.seq_len={cfg.seq_len} exceeds the model's {limit} positions (model.max_length)")
+        raise ConfigError(f"pretrain.seq_len={cfg.seq_len} exceeds the model's {limit} positions (model.max_length)")
+    rows = getattr(mconf, "vocab_size", None)
+    if rows is not None and len(tok) > rows:
+        # model_path is trained as is; only model.checkpoint grows embeddings for an extended
+        # tokenizer. Unchecked, the new ids failed as an IndexError inside every worker.
+        raise ConfigError(f"the tokenizer has {len(tok)} tokens but the model at {model_dir} has {rows} "
+                          "embedding rows: for an extended tokenizer set model.checkpoint (which grows "
+                          "the embeddings) instead of pretrain.model_path")
     present = sorted(set(table.column("lang").to_pylist()))
     langs = model_langs(mconf) or present
     missing = [x for x in present if x not in langs]
     if missing:
-        raise ValueError(f"text in {missing} but the model was built for {langs}")
+        raise ConfigError(f"text in {missing} but the model was built for {langs}")
     train, heldout = split_heldout(table, cfg.heldout_fraction, seed)
     stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
     log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
@@ -192,6 +200,9 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     inputs = {"tokenizer": fingerprint(tok_dir), "text": text_print,
               "aux": [fingerprint(a) for a in aux],
               "model_path": fingerprint(p.model_path) if p.model_path else None}
+    ds_file = _with_ds_config(p, cfg.data.root).deepspeed.config_file
+    if ds_file:  # only when set, so that the hashes of runs without one stay as they were
+        inputs["ds_config"] = fingerprint(ds_file)  # an edited file must not reuse a finished run
     config = {"pretrain": p.model_dump(mode="json"), "model": cfg.model.model_dump(mode="json"), "seed": cfg.seed}
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
 
@@ -203,7 +214,13 @@ def run_pretrain(ctx: StageContext) -> str:
     out, tok_dir, table = stage_output(ctx)
     if out.done:
         return out.path
-    cfg, p = ctx.cfg, ctx.cfg.pretrain
+    cfg, p = ctx.cfg, _with_ds_config(ctx.cfg.pretrain, ctx.cfg.data.root)
+    if p.engine == "deepspeed":
+        from lrl.train.pretrain_engine import deepspeed_config
+
+        # A bad ds_config (unreadable, contradicting pretrain's settings) stops the stage here,
+        # not a minute later inside every Ray Train worker and again in each retry.
+        deepspeed_config(p, p.num_workers, use_gpu(p))
     run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
     os.makedirs(run_dir, exist_ok=True)
     try:
@@ -225,6 +242,17 @@ def run_pretrain(ctx: StageContext) -> str:
     except BaseException:
         out.abort()
         raise
+
+
+def _with_ds_config(p: PretrainConfig, root: str | None) -> PretrainConfig:
+    """``p`` with ``deepspeed.config_file`` resolved against ``data.root`` like the other inputs:
+    the file is read by the Ray Train workers, which do not run in the driver's folder, so a
+    path relative to it was not found there."""
+    path = p.deepspeed.config_file
+    if not path:
+        return p
+    path = os.path.abspath(resolve(path, root))  # data.root itself may be relative to the driver
+    return p.model_copy(update={"deepspeed": p.deepspeed.model_copy(update={"config_file": path})})
 
 
 def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> str:

@@ -51,8 +51,8 @@ class DeepSpeedSection(StrictModel):
     zero_stage: Literal[0, 1, 2, 3] = 2
     """ZeRO stage (0 off, 1 optimizer state, 2 + gradients, 3 + parameters partitioned)."""
     config_file: str | None = None
-    """A full user ds_config JSON; merged over the generated one (its keys win), then checked
-    against the batch settings here."""
+    """A full user ds_config JSON (resolved against data.root when relative); merged over the
+    generated one (its keys win), then checked against the batch and precision settings here."""
     client_optimizer: bool = True
     """Pass ``torch.optim.AdamW`` to ``deepspeed.initialize`` instead of DeepSpeed's own Adam,
     whose fused/CPU kernel compiles for 30-40 s on first use on CPU."""

@@ -107,9 +107,19 @@ def pack_batch(batch: dict[str, Any], tokenizer_dir: str, seq_len: int, langs: l
     if not ids_out:
         return {"input_ids": np.zeros((0, seq_len), np.int32), "word_start": np.zeros((0, seq_len), np.int8),
                 "lang_id": np.zeros(0, np.int32), "n_tokens": np.zeros(0, np.int32)}
-    ids = np.stack(ids_out)
-    return {"input_ids": ids, "word_start": np.stack(starts_out),
-            "lang_id": np.array(lang_out, dtype=np.int32),
+    # The loop above yields the batch's sequences grouped by language (all of one, then the next),
+    # and the training loop's local shuffle buffer (8 micro batches) is too small to break such
+    # runs up: a short run saw one language only. Spread them evenly instead (the i-th of n
+    # sequences of a language at (i + 0.5) / n): deterministic, so the driver and Ray Data paths
+    # still give the same order, and each language keeps its own order.
+    lang_arr = np.array(lang_out, dtype=np.int32)
+    pos = np.empty(len(lang_arr))
+    for lid in np.unique(lang_arr):
+        at = np.flatnonzero(lang_arr == lid)
+        pos[at] = (np.arange(len(at)) + 0.5) / len(at)
+    order = np.argsort(pos, kind="stable")
+    ids = np.stack(ids_out)[order]
+    return {"input_ids": ids, "word_start": np.stack(starts_out)[order], "lang_id": lang_arr[order],
             "n_tokens": (ids != tok.pad_token_id).sum(axis=1).astype(np.int32)}
 
 

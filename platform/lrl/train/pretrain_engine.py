@@ -58,6 +58,13 @@ def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict
                               f"x workers = {cfg.batch_size * cfg.grad_accum * world_size}")
         if ds.get("fp16", {}).get("enabled") and not on_gpu:
             raise ConfigError(f"{path}: fp16 is enabled but DeepSpeed refuses fp16 on CPU")
+        # The precision decides more than DeepSpeed's mode (the MFU peak, the attention kernel,
+        # what metrics.json records), so the file may not switch it behind pretrain.precision.
+        for mode in ("bf16", "fp16"):
+            enabled = bool(ds.get(mode, {}).get("enabled"))
+            if enabled != (cfg.precision == mode):
+                raise ConfigError(f"{path}: {mode}.enabled={enabled} but pretrain.precision={cfg.precision}; "
+                                  "set the precision in one place")
     return ds
 
 

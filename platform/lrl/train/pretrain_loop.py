@@ -290,6 +290,11 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
             mlm = engine.module.mlm
             state = {k: v.detach().to("cpu", torch.float32) for k, v in mlm.state_dict().items()}
             mlm.save_pretrained(os.path.join(d, "model"), state_dict=state, safe_serialization=True)
+            # save_pretrained records the parameters' dtype (bf16 under DeepSpeed's bf16 mode) in
+            # config.json, and transformers loads a folder in that dtype by default: say fp32,
+            # which is what the weights are.
+            mlm.config.dtype = "float32"
+            mlm.config.save_pretrained(os.path.join(d, "model"))
             tok.save_pretrained(os.path.join(d, "model"))
             if aux is not None:
                 save_aux_head(engine.module, aux["labels_list"], aux["column"], os.path.join(d, "aux_head"))
