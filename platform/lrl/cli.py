@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from lrl.config import ConfigError, dump, help_text
 from lrl.data.files import InputError
+from lrl.signals import SIGTERM_EXIT, handle_sigterm, reset_sigterm, sigterm_received
 
 #: name -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,6 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Restored on the way out: a caller that runs ``main`` in its own process (tests) keeps its own.
+    previous = signal.getsignal(signal.SIGTERM)
+    reset_sigterm()
+    handle_sigterm()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        if not sigterm_received():
+            raise  # Ctrl-C: Python's own exit
+        # The stage's cleanup ran on the way here: its temporary folder is gone.
+        print(f"lrl {argv[0] if argv else ''}: stopped by SIGTERM; unfinished output removed, "
+              "finished stages kept (run the same command again to go on)", file=sys.stderr)
+        return SIGTERM_EXIT
+    finally:
+        if threading.current_thread() is threading.main_thread() and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()

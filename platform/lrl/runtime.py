@@ -224,8 +224,15 @@ def init_ray(cfg: RayConfig | None = None):
     if ray.is_initialized():
         return ray
     address = cfg.address or os.environ.get("RAY_ADDRESS")
+    from lrl.signals import handle_sigterm, sigterm_is_handled
+
+    # ray.init replaces the SIGTERM handler with its own sys.exit(15); the lrl command's turns
+    # SIGTERM into Ctrl-C's unwinding (stages remove their temporary folders) and exit status 143.
+    keep_sigterm = sigterm_is_handled()
     if address:
         ray.init(address=address, log_to_driver=True)
+        if keep_sigterm:
+            handle_sigterm()
     else:
         # address="local": always an embedded instance here, never a cluster someone happened to
         # `ray start` on this machine (plain ray.init() would silently join it).
@@ -240,6 +247,8 @@ def init_ray(cfg: RayConfig | None = None):
             log_to_driver=True,
             runtime_env=None if cfg.include_dashboard else {"worker_process_setup_hook": "lrl.runtime.no_dashboard_logs"},
         )
+        if keep_sigterm:
+            handle_sigterm()
         if cfg.start_data_actors:
             start_data_actors()
     return ray

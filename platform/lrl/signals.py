@@ -1,0 +1,63 @@
+"""SIGTERM for the ``lrl`` command: stop like Ctrl-C, so that stages remove their temporary folders.
+
+By default SIGTERM (``kill``, ``ray job stop``, Kubernetes) ends Python at once, and after
+``ray.init`` Ray's own handler calls ``sys.exit(15)``; either way a stop could leave a hidden
+``.<stage>-<hash>.tmp-*`` folder behind. The CLI installs ``handle_sigterm``; ``lrl.runtime.init_ray``
+puts it back after ``ray.init``. A separate module so that the library does not import the CLI.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+#: Exit status after SIGTERM: 128 + 15, what a shell reports for a process the signal killed.
+SIGTERM_EXIT = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process gets SIGTERM (``kill``, ``ray job stop``,
+    Kubernetes). By default SIGTERM ends Python at once, so the ``except BaseException:
+    out.abort()`` paths never ran and every stop left a hidden ``.<stage>-<hash>.tmp-*`` folder
+    behind; as a ``KeyboardInterrupt`` it unwinds exactly like Ctrl-C, whose cleanup is known."""
+
+
+#: Set by the handler: Ray's ``ray.get`` re-raises the interrupt as a plain ``KeyboardInterrupt``.
+_sigterm_received = False
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    global _sigterm_received
+    # One exception only: a second SIGTERM while the first unwinds must not cut the cleanup
+    # short (whoever sent it escalates to SIGKILL if it takes too long, as Kubernetes does).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _sigterm_received = True
+    raise Terminated(f"received signal {signum}")
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM raise ``Terminated`` in the main thread (a no-op in any other thread, where
+    Python cannot install handlers). ``lrl.runtime.init_ray`` puts it back after ``ray.init``,
+    which replaces it with its own ``sys.exit(15)``."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def sigterm_is_handled() -> bool:
+    """True when ``handle_sigterm`` is in force (the ``lrl`` command, not a library caller)."""
+    return signal.getsignal(signal.SIGTERM) is _raise_terminated
+
+
+def reset_sigterm() -> None:
+    """Forget an earlier SIGTERM (a caller that runs ``lrl.cli.main`` more than once in a process)."""
+    global _sigterm_received
+    _sigterm_received = False
+
+
+def sigterm_received() -> bool:
+    """True once SIGTERM arrived (``ray.get`` re-raises it as a plain ``KeyboardInterrupt``)."""
+    return _sigterm_received
+
+
+__all__ = ["SIGTERM_EXIT", "Terminated", "handle_sigterm", "sigterm_is_handled", "sigterm_received",
+           "reset_sigterm"]
