@@ -3,9 +3,12 @@ loading the saved folder with the Auto classes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import get_args
+
 import pytest
 
-from lrl.model.build import PRESETS, build_mlm_model, lang_ids, model_flops_per_token, model_langs
+from lrl.model.build import PRESETS, PresetName, build_mlm_model, lang_ids, model_flops_per_token, model_langs
 from lrl.model.config import ModelConfig, TokenizerConfig
 from lrl.model.tokenizer import train_tokenizer
 
@@ -154,3 +157,54 @@ def test_language_rows_survive_a_reload_with_more_languages(tok, tmp_path):
     assert model_langs(again.config) == ["am", "ug", "wo"]
     assert torch.equal(new[1], old[0]) and torch.equal(new[2], old[1])  # ug, wo keep their rows
     assert torch.allclose(new[0], old.mean(0))  # a new language starts at their mean
+
+
+def _one_row_splits():
+    from lrl.data.schema import ner_table
+
+    table = ner_table([{"id": f"ug:{i}", "lang": "ug", "tokens": ["a", "b"], "tags": ["O", "B-PER"]}
+                       for i in range(4)])
+    return {"ug": (table, table)}
+
+
+def test_micro_means_the_same_encoder_in_finetune_as_in_pretraining(tmp_path, tok):
+    """``preset: micro`` of the finetune/tune stages (``preset:micro``) and of ``lrl.model.build``."""
+    import json
+
+    from lrl.tune.splits import _scratch
+
+    path = _scratch(str(tmp_path), "preset:micro", _one_row_splits(), 0)
+    c = json.loads((tmp_path / path / "config.json").read_text())
+    built = build_mlm_model(ModelConfig(preset="micro"), tok, ["ug"]).config
+    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    assert tuple(c[k] for k in keys) == tuple(getattr(built, k) for k in keys) == PRESETS["micro"]
+
+
+def test_every_preset_name_is_accepted_by_every_path_and_others_by_none(tmp_path, monkeypatch):
+    from lrl.config import ConfigError
+    from lrl.train import finetune_scratch
+    from lrl.train.finetune_scratch import build_preset_encoder
+    from lrl.tune.splits import _scratch
+
+    sizes = {}
+
+    def record(out_dir, sentences, langs=(), **kw):  # the sizes asked for, without building a BERT
+        sizes[str(out_dir)] = kw
+        (Path(out_dir) / "config.json").write_text("{}")
+        return str(out_dir)
+
+    monkeypatch.setattr(finetune_scratch, "build_scratch_encoder", record)
+    assert set(get_args(PresetName)) == set(PRESETS)  # model.preset's type lists the same names
+    for name, (hidden, layers, heads, ffn) in PRESETS.items():
+        assert ModelConfig(preset=name).preset == name  # pretraining's model section
+        sizes.clear()
+        _scratch(str(tmp_path), f"preset:{name}", _one_row_splits(), 0)  # finetune and tune stages
+        (kw,) = sizes.values()
+        assert (kw["hidden"], kw["layers"], kw["heads"], kw["intermediate"]) == (hidden, layers, heads, ffn)
+    valid = ", ".join(PRESETS)
+    with pytest.raises(ConfigError, match=f"unknown model preset 'huge' \\(choose from {valid}\\)"):
+        _scratch(str(tmp_path), "preset:huge", _one_row_splits(), 0)
+    with pytest.raises(ConfigError, match=f"unknown model preset 'huge' \\(choose from {valid}\\)"):
+        build_preset_encoder(tmp_path / "p", "preset:huge", [["a"]], ["ug"])
+    with pytest.raises(ValueError, match=f"unknown model preset 'huge' \\(choose from {valid}\\)"):
+        ModelConfig(preset="huge")

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from lrl.config import ConfigError
 from lrl.data.config import check_lang
 
 if TYPE_CHECKING:
@@ -22,12 +23,25 @@ if TYPE_CHECKING:
 
     from lrl.model.config import ModelConfig
 
-#: preset -> (hidden, layers, heads, intermediate)
+#: The preset names: ``model.preset`` (pretraining) and ``preset:<name>`` (finetune, tune) take
+#: the same ones, so a name means one architecture wherever it is written.
+PresetName = Literal["tiny", "micro", "small", "base"]
+
+#: preset -> (hidden, layers, heads, intermediate); the one table every path builds from.
 PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (32, 2, 2, 128),  # tests and smoke runs: trains in seconds, its scores mean nothing
     "micro": (128, 3, 2, 512),  # MicroBERT scale (Gessler & Zeldes 2022 used hidden 100, 3 layers)
     "small": (256, 4, 4, 1024),  # BERT-Mini (Turc et al. 2019)
     "base": (768, 12, 12, 3072),  # BERT-base
 }
+
+
+def preset_sizes(name: str) -> tuple[int, int, int, int]:
+    """(hidden, layers, heads, intermediate) of preset ``name``; an unknown name is a
+    ``ConfigError`` listing the valid ones (the same message from every path)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown model preset {name!r} (choose from {', '.join(PRESETS)})")
+    return PRESETS[name]
 
 
 def lang_ids(langs: Iterable[str]) -> dict[str, int]:
@@ -45,7 +59,7 @@ def preset_config(cfg: ModelConfig, vocab_size: int, pad_token_id: int, langs: I
     """The ``BertConfig`` of ``cfg.preset`` for a tokenizer of ``vocab_size`` tokens."""
     from transformers import BertConfig
 
-    hidden, layers, heads, ffn = PRESETS[cfg.preset]
+    hidden, layers, heads, ffn = preset_sizes(cfg.preset)
     ids = lang_ids(langs)
     return BertConfig(
         vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lrl.config import StrictModel
+from lrl.model.build import PresetName, preset_sizes
 
 
 class TokenizerConfig(StrictModel):
@@ -49,10 +50,11 @@ class TokenizerConfig(StrictModel):
 class ModelConfig(StrictModel):
     """Which masked-LM encoder to build (a preset) or load (a checkpoint)."""
 
-    preset: Literal["micro", "small", "base"] = "micro"
-    """Size preset of a freshly initialised BERT: ``micro`` (MicroBERT scale: hidden 128, 3 layers,
-    2 heads, FFN 512), ``small`` (BERT-Mini: 256, 4, 4, 1024), ``base`` (BERT-base: 768, 12, 12,
-    3072). Ignored when ``checkpoint`` is set."""
+    preset: PresetName = "micro"
+    """Size preset of a freshly initialised BERT: ``tiny`` (tests and smoke runs: hidden 32,
+    2 layers, 2 heads, FFN 128), ``micro`` (MicroBERT scale: 128, 3, 2, 512), ``small``
+    (BERT-Mini: 256, 4, 4, 1024), ``base`` (BERT-base: 768, 12, 12, 3072). Ignored when
+    ``checkpoint`` is set. ``finetune.model=preset:<name>`` takes the same names and sizes."""
     checkpoint: str | None = None
     """Local folder or hub id of a Hugging Face masked-LM (or encoder) checkpoint to start from;
     loaded from safetensors only. None builds ``preset`` from scratch."""
@@ -65,3 +67,10 @@ class ModelConfig(StrictModel):
     type per language, the language id passed as ``token_type_ids`` (see ``lrl.model.build``)."""
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     """Hidden and attention dropout probability."""
+
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _preset(cls, v: object) -> object:
+        if isinstance(v, str):
+            preset_sizes(v)  # the error ``preset:<name>`` gives too, listing the valid names
+        return v

@@ -21,7 +21,8 @@ class FinetuneConfig(StrictModel):
 
     model: str | None = None
     """Encoder to fine-tune: a Hugging Face folder (safetensors), ``preset:<name>`` for a
-    from-scratch model, or None to use the pretrain stage's output."""
+    from-scratch model of a ``model.preset`` size (``tiny``, ``micro``, ``small``, ``base``), or
+    None to use the pretrain stage's output."""
     data: str | None = None
     """Generated dataset folder (the generate stage's output) to train on; None uses the generate
     stage's output when the pipeline has one, else the ``data.ner`` sources with split=train."""

@@ -34,8 +34,10 @@ def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[
 
 def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]], langs: Sequence[str] = (),
                           vocab_size: int = 2000, hidden: int = 64, layers: int = 2, heads: int = 2,
-                          max_positions: int = 256, seed: int = 0) -> str:
-    """Train a tokenizer on ``sentences`` (token lists), build a BERT of the given size, save both."""
+                          max_positions: int = 256, seed: int = 0, intermediate: int | None = None) -> str:
+    """Train a tokenizer on ``sentences`` (token lists), build a BERT of the given size, save both.
+
+    ``intermediate`` is the FFN width (default ``4 * hidden``, as in every preset)."""
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
@@ -48,31 +50,28 @@ def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]
     fast.save_pretrained(str(out))
     torch.manual_seed(seed)
     conf = BertConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                      intermediate_size=hidden * 4, max_position_embeddings=max_positions)
+                      intermediate_size=intermediate or hidden * 4, max_position_embeddings=max_positions)
     BertForMaskedLM(conf).save_pretrained(str(out))
     return str(out)
 
 
 def build_preset_encoder(out_dir: str | Path, preset: str, sentences: Iterable[Sequence[str]],
                          langs: Sequence[str], vocab_size: int = 4000, seed: int = 0) -> str:
-    """``preset:<name>`` (micro, small, base of ``lrl.model.build``) with a tokenizer trained on
+    """``preset:<name>`` (a preset of ``lrl.model.build``) with a tokenizer trained on
     ``sentences``, randomly initialised and saved to ``out_dir``."""
     import torch
 
-    from lrl.model.build import build_mlm_model
+    from lrl.model.build import build_mlm_model, preset_sizes
     from lrl.model.config import ModelConfig
     from lrl.train.finetune_model import quiet_transformers
 
     quiet_transformers()
     name = preset.removeprefix("preset:")
+    preset_sizes(name)  # an unknown name fails here, before a tokenizer is trained for nothing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fast = build_scratch_tokenizer(sentences, sorted(set(langs)), vocab_size)
     fast.save_pretrained(str(out))
     torch.manual_seed(seed)
-    try:
-        cfg = ModelConfig(preset=name)
-    except ValueError as exc:
-        raise ValueError(f"{preset}: unknown preset ({exc})") from None
-    build_mlm_model(cfg, fast, sorted(set(langs))).save_pretrained(str(out))
+    build_mlm_model(ModelConfig(preset=name), fast, sorted(set(langs))).save_pretrained(str(out))
     return str(out)

@@ -95,12 +95,12 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
 
 
 def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]], seed: int) -> str:
-    from lrl.train.finetune_scratch import build_scratch_encoder
+    from lrl.model.build import preset_sizes
+    from lrl.train import finetune_scratch
 
-    sizes = {"preset:micro": (128, 3, 2), "preset:tiny": (32, 2, 2), "preset:small": (256, 4, 4)}
-    if preset not in sizes:
-        raise ConfigError(f"{preset}: unknown preset (choose from {sorted(sizes)})")
-    hidden, layers, heads = sizes[preset]
+    # The sizes of lrl.model.build's table, which pretraining's model.preset uses: this stage once
+    # kept its own table, and a preset name could mean two models (and accepted other names).
+    hidden, layers, heads, ffn = preset_sizes(preset.removeprefix("preset:"))
     key = hashlib.sha256(repr((preset, seed, fingerprint(splits))).encode()).hexdigest()[:12]
     out = (Path(root) / "encoders" / f"{preset[7:]}-{key}").resolve()
     if not (out / "config.json").is_file():
@@ -110,7 +110,8 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
             sents = [s for train, _ in splits.values() for s in train.column("tokens").to_pylist()]
-            build_scratch_encoder(tmp, sents, list(splits), hidden=hidden, layers=layers, heads=heads, seed=seed)
+            finetune_scratch.build_scratch_encoder(tmp, sents, list(splits), hidden=hidden, layers=layers,
+                                                   heads=heads, intermediate=ffn, seed=seed)
             if out.exists() and not (out / "config.json").is_file():
                 shutil.rmtree(out)  # an unfinished leftover of an older, non-atomic build
             if not out.exists():  # else a concurrent run finished the same encoder first
