@@ -98,6 +98,18 @@ def test_early_stopping_stops_after_patience(ug, encoder):
     assert res.info["stopped_early"] and res.info["steps"] == 3 and len(res.history) == 3
 
 
+def test_history_records_the_learning_rate_each_step_used(ug, encoder):
+    """The LR read after ``scheduler.step()`` is the next step's: with warmup over 2 of 4 steps the
+    history showed 1.0, 1.0, 0.5, 0.0 x lr instead of the 0.5, 1.0, 1.0, 0.5 x lr the steps used."""
+    from lrl.train.schedules import ScheduleConfig, schedule_factor
+    from lrl.train.tagger import train_tagger
+
+    sched = ScheduleConfig(type="linear", warmup_ratio=0.5)
+    res = train_tagger(_cfg(max_steps=4, eval_every=1, schedule=sched.model_dump()), encoder, *ug, seed=0)
+    assert [h["lr"] for h in res.history] == pytest.approx([1e-3 * schedule_factor(sched, s, 4) for s in range(4)])
+    assert res.history[0]["lr"] == pytest.approx(0.5e-3)
+
+
 def test_few_shot_picks_k_per_language_deterministically():
     from lrl.data.schema import ner_table
     from lrl.train.finetune_data import few_shot, mix

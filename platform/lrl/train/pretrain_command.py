@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     path = run_pretrain(StageContext(cfg))
     with open(f"{path}/{MANIFEST}", encoding="utf-8") as f:
         m = json.load(f)
-    print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {m.get('loss'):.4f}  "
+    loss = m.get("loss")  # None when the last report's window held only auxiliary-task steps
+    print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {'-' if loss is None else f'{loss:.4f}'}  "
           f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}  "
           f"time on input {m.get('input_share') or 0:.0%}")
     phases = m.get("phases_s") or {}

@@ -43,6 +43,15 @@ def _dist_sum(values: list[float], device) -> list[float]:
     return t.tolist()
 
 
+def window_mean(values: list[float]) -> float | None:
+    """Mean of the losses since the last report; None (null in JSON) when there are none.
+
+    A window can hold no step of an objective: with the auxiliary task every 3rd step and
+    ``steps=3``, the final window is one aux step and no MLM step. Its mean was 0/0 = NaN, which
+    json writes as ``NaN``, not valid JSON, into metrics.json and the stage's manifest."""
+    return float(np.mean(values)) if values else None
+
+
 def _epoch(shard, cfg: PretrainConfig, seed: int, epoch: int, rank: int):
     """One pass over this worker's shard in micro batches (locally shuffled, seeded per epoch)."""
     return shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True,
@@ -160,8 +169,7 @@ def train_loop(config: dict[str, Any]) -> None:
         tokens, secs, input_secs = _dist_sum([float(thr.tokens), thr.seconds, thr.input_seconds], engine.device)
         tps = tokens / (secs / world) if secs > 0 else 0.0  # workers run in parallel
         out = {"step": state["step"], "epoch": state["epoch"], "lr": engine.lr(),
-               "loss": float(np.mean(losses)) if losses else float("nan"),
-               "aux_loss": float(np.mean(aux_losses)) if aux_losses else None,
+               "loss": window_mean(losses), "aux_loss": window_mean(aux_losses),
                "tokens_per_s": tps, "mfu": mfu(tps, config["flops_per_token"], config["peak_flops"]),
                "input_share": input_secs / secs if secs > 0 else 0.0,
                "attempt_start_steps": list(state["starts"]), **evals}
@@ -303,4 +311,4 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
         ray.train.report(final, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
 
 
-__all__ = ["train_loop", "InjectedFailure"]
+__all__ = ["train_loop", "window_mean", "InjectedFailure"]

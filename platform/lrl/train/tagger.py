@@ -37,7 +37,8 @@ class TaggerResult:
     per_lang: dict[str, float]
     """language -> span F1 at the best evaluation."""
     history: list[dict]
-    """One entry per evaluation: {"step", "epoch", "train_loss", "dev_f1", "lr", "time_s"}."""
+    """One entry per evaluation: {"step", "epoch", "train_loss", "dev_f1", "lr", "time_s"}; ``lr`` is
+    the (largest group's) learning rate the evaluated step trained with."""
     model_dir: str | None
     """HF folder of the best model, if saved."""
     scores: dict = field(default_factory=dict)
@@ -188,6 +189,8 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
             scaler.update()
         else:
             opt.step()
+        # The rate this step used: after ``sched.step()`` the groups already hold the next step's.
+        step_lr = max(g["lr"] for g in opt.param_groups)
         sched.step()
         loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
         if step % eval_every and step != total:
@@ -196,7 +199,7 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
         scores = scores_by_lang(dev_gold, pred, dev_langs)
         entry = {"step": step, "epoch": round(step / steps_per_epoch, 4),
                  "train_loss": loss_sum / max(loss_n, 1), "dev_f1": scores["f1"],
-                 "lr": max(g["lr"] for g in opt.param_groups), "time_s": round(time.time() - t0, 3)}
+                 "lr": step_lr, "time_s": round(time.time() - t0, 3)}
         history.append(entry)
         loss_sum, loss_n = 0.0, 0
         if scores["f1"] > best_f1:
