@@ -323,3 +323,35 @@ def test_a_second_run_of_the_same_config_keeps_the_first_finished_output(tmp_pat
     assert second.commit({"run": "second"}) == path
     assert (Path(path) / "a.parquet").exists() and first.manifest()["run"] == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == [Path(path).name]  # second's tmp removed
+
+
+def test_run_control_settings_change_neither_rows_nor_folder(ray_session, data_root, tmp_path):
+    """``augment.batch_size``/``compute``/``num_actors`` (``RUN_CONTROL``) schedule the work: run
+    both ways, the rows are the same, so the folder name leaves them out and a changed value
+    reuses the finished output."""
+    from lrl.generate.stage import RUN_CONTROL, run_generate, stage_output
+    from lrl.generate.write import read_rows
+    from lrl.pipeline.stage import StageContext
+
+    assert RUN_CONTROL == {"augment": {"batch_size", "compute", "num_actors"}}
+    ops = "augment.ops=[insert, swap, delete, mention, labelwise, shuffle]"
+    a = _job(data_root, tmp_path, ops, "augment.copies=2")
+    # Another root: the same hash there is a folder of its own, so b really runs.
+    b = _job(data_root, tmp_path, ops, "augment.copies=2", "augment.batch_size=7", "augment.compute=actors",
+             "augment.num_actors=1", f"output.root={tmp_path / 'runs_b'}")
+    assert stage_output(a).hash == stage_output(b).hash
+    assert stage_output(_job(data_root, tmp_path, ops, "augment.copies=3")).hash != stage_output(a).hash
+    pa_, pb = run_generate(StageContext(a), quiet=True), run_generate(StageContext(b), quiet=True)
+    assert pa_ != pb
+    def rows(path: str, kind: str) -> list[dict]:
+        # By id, then whole content: reject rows may have no id.
+        return sorted(read_rows(path, kind).to_pylist(), key=lambda r: (r.get("id") or "", json.dumps(r, sort_keys=True)))
+
+    for kind in ("data", "rejects", "text"):
+        ra = rows(pa_, kind)
+        assert ra == rows(pb, kind), kind
+    assert {r["op"] for r in rows(pa_, "data")} >= {"orig", "insert", "swap", "delete", "mention", "labelwise", "shuffle"}
+    # A changed setting finds the finished folder: nothing regenerated.
+    before = _files(pa_)
+    c = _job(data_root, tmp_path, ops, "augment.copies=2", "augment.batch_size=3")
+    assert run_generate(StageContext(c), quiet=True) == pa_ and _files(pa_) == before

@@ -170,3 +170,65 @@ def test_random_plans_hit_targets_and_minimums(rows, target, minimum, seed):
     if minimum is not None:
         after = _type_counts(out)
         assert all(after[key] >= minimum for key in _type_counts(table)), (after, minimum)
+
+
+def test_targets_missed_because_of_max_factor_are_recorded(train, capsys):
+    small = train.slice(0, 10)  # 10 ug rows: at most 5 copies each, so a target of 1000 reaches 50
+    cfg = OversampleConfig(enabled=True, target_per_lang=1000, max_factor=5)
+    plan = plan_oversample(cfg, small)
+    assert plan.targets == {"ug": 1000} and plan.after == {"ug": 50}
+    assert plan.missed == {"ug": {"target": 1000, "reached": 50}}
+    assert plan_oversample(OversampleConfig(enabled=True, target_per_lang=1000), small).missed == {}
+    job = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang=1000", "oversample.max_factor=5"])
+    (step,) = oversample_steps(job, small)
+    out = capsys.readouterr().err
+    assert "warning: oversample" in out and "ug 50 of 1000" in out and "max_factor=5" in out
+    assert step.manifest() == {"oversample": {"rows_before": {"ug": 10}, "rows_after": {"ug": 50},
+                                              "targets": {"ug": 1000},
+                                              "missed_targets": {"ug": {"target": 1000, "reached": 50}}}}
+    # A cap that allows no copy at all makes a plan with nothing to do: the miss is still recorded.
+    job = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang=1000", "oversample.max_factor=1"])
+    (step,) = oversample_steps(job, small)
+    assert step.plan.trivial and step.manifest()["oversample"]["missed_targets"] == {
+        "ug": {"target": 1000, "reached": 10}}
+
+
+def test_generate_manifest_names_missed_targets(ray_session, data_root, tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from lrl.generate.stage import run_generate
+    from lrl.pipeline.stage import StageContext
+
+    blocks = (data_root / "wikiann" / "wo" / "train").read_text(encoding="utf-8").split("\n\n")[:20]
+    src = tmp_path / "wo.conll"
+    src.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    cfg = load_job(None, [f"data.ner=[{{path: {src}, lang: wo}}]", f"output.root={tmp_path / 'runs'}",
+                          "oversample.enabled=true", "oversample.target_per_lang=100", "oversample.max_factor=3"])
+    path = run_generate(StageContext(cfg))
+    m = json.loads((Path(path) / "manifest.json").read_text())
+    assert m["oversample"]["missed_targets"] == {"wo": {"target": 100, "reached": 60}}
+    assert m["rows_per_lang"] == {"wo": 60}
+    assert "wo 60 of 100" in capsys.readouterr().err
+
+
+def test_settings_of_a_disabled_section_warn(capsys):
+    load_job(None, ["oversample.enabled=false"])  # deliberately off: nothing to say
+    load_job(None, ["translate.enabled=false"])
+    assert capsys.readouterr().err == ""
+    load_job(None, ["oversample.target_per_lang=10", "oversample.max_factor=3"])
+    assert capsys.readouterr().err == ("warning: oversample.enabled is false: oversample.max_factor, "
+                                       "oversample.target_per_lang have no effect (set oversample.enabled=true "
+                                       "to use them)\n")
+    load_job(None, ["translate.train={model: {backend: fake}}"])
+    assert "warning: translate.enabled is false: translate.train has no effect" in capsys.readouterr().err
+    # Still loads when the file keeps its settings and the override turns the section off.
+    cfg = load_job(None, ["oversample.target_per_lang=10", "oversample.enabled=false"])
+    assert not cfg.oversample.enabled and "no effect" in capsys.readouterr().err
+    load_job(None, ["oversample.enabled=true", "oversample.target_per_lang=10"])  # on: no warning
+    assert capsys.readouterr().err == ""
+    cfg = load_job(None, ["oversample.target_per_lang=10"])
+    capsys.readouterr()
+    type(cfg).model_validate(cfg.model_dump())  # every field set now: defaults are still not named
+    assert capsys.readouterr().err == ("warning: oversample.enabled is false: oversample.target_per_lang has no "
+                                       "effect (set oversample.enabled=true to use it)\n")

@@ -5,12 +5,33 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lrl.config import StrictModel
 from lrl.data.config import check_lang
+
+
+def warn_if_disabled(section: str, cfg: StrictModel) -> None:
+    """Warn (one line on stderr) about settings of a section that is off (``enabled: false``):
+    they have no effect, and a user who set them most likely expected one.
+
+    A warning, not an error: ``oversample.enabled=false`` is how a job's oversampling is turned
+    off for one run, and that must keep working with the rest of the section left in the file.
+    Only values that differ from the defaults count, so a config rebuilt from its own dump
+    (every field set) does not warn about defaults."""
+    if getattr(cfg, "enabled", True):
+        return
+    fields = type(cfg).model_fields
+    unused = sorted(f"{section}.{name}" for name in cfg.model_fields_set
+                    if name != "enabled" and getattr(cfg, name) != fields[name].get_default(call_default_factory=True))
+    if unused:
+        verb, them = ("has", "it") if len(unused) == 1 else ("have", "them")
+        print(f"warning: {section}.enabled is false: {', '.join(unused)} {verb} no effect "
+              f"(set {section}.enabled=true to use {them})", file=sys.stderr)
+
 
 #: Names of the augmentation operations (``augment.ops=[swap,mention]``).
 OpName = Literal["insert", "swap", "delete", "synonym", "mention", "labelwise", "shuffle"]
@@ -134,11 +155,13 @@ class AugmentConfig(StrictModel):
     NER-aware ops (keeps the resources shipped to workers small)."""
     batch_size: int = Field(default=512, ge=1)
     """Rows per call of the ops: each task works through its block in slices of this many rows
-    (bounds memory; the block plan, not this, decides how many tasks there are)."""
+    (bounds memory; the block plan, not this, decides how many tasks there are). Not part of the
+    output's hash: the rows are the same."""
     compute: Literal["tasks", "actors"] = "tasks"
-    """Run the ops as Ray tasks (best for cheap ops) or in an actor pool of ``num_actors``."""
+    """Run the ops as Ray tasks (best for cheap ops) or in an actor pool of ``num_actors``. Not
+    part of the output's hash: the rows are the same."""
     num_actors: int = Field(default=2, ge=1)
-    """Actor pool size when ``compute=actors``."""
+    """Actor pool size when ``compute=actors``. Not part of the output's hash."""
 
     @field_validator("ops")
     @classmethod
@@ -180,7 +203,9 @@ class OversampleConfig(StrictModel):
     rare_types: list[str] | None = None
     """Entity types considered by ``min_sentences_per_type``; None considers all."""
     max_factor: float | None = Field(default=None, ge=1)
-    """Cap on the copies of one sentence (e.g. 50); None: no cap (targets may then be missed)."""
+    """Cap on the copies of one sentence (e.g. 50; the original counts as one); None: no cap. A
+    cap can leave a language below its target: the generate stage then warns and lists it under
+    ``oversample.missed_targets`` in its manifest."""
     seed: int | None = None
     """Seed for choosing which rows get the fractional extra copy; None uses the job seed."""
     batch_size: int = Field(default=256, ge=1)
@@ -198,3 +223,8 @@ class OversampleConfig(StrictModel):
             for lang in v:
                 check_lang(lang)
         return v
+
+    @model_validator(mode="after")
+    def _unused(self) -> OversampleConfig:
+        warn_if_disabled("oversample", self)
+        return self

@@ -4,6 +4,7 @@ columns are read), so they describe exactly what is on disk."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,12 @@ class Inputs:
     labels: list[str]
 
 
-def build_manifest(cfg: JobConfig, inputs: Inputs, steps: list[str], folder: str, files: int,
+def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder: str, files: int,
                    text_rows: int) -> dict[str, Any]:
-    """The manifest body (``StageOutput.commit`` adds versions and wall time)."""
+    """The manifest body (``StageOutput.commit`` adds versions and wall time).
+
+    ``steps`` are the steps that ran; one with a ``manifest()`` method adds its entries (the
+    oversampling plan: targets, and those missed because of ``max_factor``)."""
     ner_inputs = []
     for src, res in zip(inputs.sources, inputs.ner):
         ner_inputs.append({"path": res.source, "lang": src.lang, "split": src.split, "format": src.format,
@@ -36,6 +40,10 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: list[str], folder: str
     per_op = count_values(f"{folder}/{DATA}", ["op"])
     per_lang = count_values(f"{folder}/{DATA}", ["lang"])
     per_reason = count_values(f"{folder}/{REJECTS}", ["reason"], kind_of_reason=True)
+    notes: dict[str, Any] = {}
+    for s in steps:
+        if callable(getattr(s, "manifest", None)):
+            notes.update(s.manifest())
     return {
         "layout": {DATA: "data/lang=<lang>/*.parquet (NER_SCHEMA without lang)",
                    REJECTS: "rejects/lang=<lang>/*.parquet (rejected rows with their reason)",
@@ -44,7 +52,7 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: list[str], folder: str
                    "held_out": [f"{s.path}#{s.split}" for s in cfg.data.ner if s not in inputs.sources]},
         "input_rows": sum(i["rows"] for i in ner_inputs),
         "labels": inputs.labels,
-        "steps": steps,
+        "steps": [s.name for s in steps],
         "output_rows": sum(per_op.values()),
         "rows_per_op": per_op,
         "rows_per_lang": per_lang,
@@ -53,5 +61,6 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: list[str], folder: str
         "rejects_per_reason": per_reason,
         "text_rows": text_rows,
         "files": files,
+        **notes,
         "config": cfg.model_dump(mode="json"),
     }

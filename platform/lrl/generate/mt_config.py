@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from lrl.config import StrictModel
 from lrl.data.config import check_lang
+from lrl.generate.config import warn_if_disabled
 
 
 class FakeMTConfig(StrictModel):
@@ -153,6 +154,11 @@ class TranslateConfig(StrictModel):
     """Back-translation; None skips it."""
     projection: ProjectionConfig = Field(default_factory=ProjectionConfig)
     """Markers, re-tokenisation and repair."""
+
+    @model_validator(mode="after")
+    def _unused(self) -> TranslateConfig:
+        warn_if_disabled("translate", self)
+        return self
 
 
 FilterName = Literal["lid", "length_ratio", "dedup", "near_dedup", "projection"]

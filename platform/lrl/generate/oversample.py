@@ -12,6 +12,7 @@ then emits copies batch by batch, in chunks of at most ``chunk_rows``: nothing i
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class OversamplePlan:
     """Rows per language in the counted table."""
     after: dict[str, int] = field(default_factory=dict)
     """Rows per language the plan emits (originals included)."""
+    targets: dict[str, int] = field(default_factory=dict)
+    """The requested ``target_per_lang`` of each language that has one."""
 
     def key(self, lang: str, tags: list[str]) -> GroupKey:
         rare = self.rare.get(lang, ())
@@ -83,6 +86,13 @@ class OversamplePlan:
     @property
     def trivial(self) -> bool:
         return all(q == 1 and t <= 0.0 for q, t in self.groups.values())
+
+    @property
+    def missed(self) -> dict[str, dict[str, int]]:
+        """Languages the plan leaves below their target (only ``max_factor`` can cause it):
+        ``{lang: {"target": requested, "reached": rows emitted}}``."""
+        return {lang: {"target": t, "reached": self.after.get(lang, 0)}
+                for lang, t in sorted(self.targets.items()) if self.after.get(lang, 0) < t}
 
 
 def _target(cfg: OversampleConfig, lang: str) -> int | None:
@@ -165,7 +175,8 @@ def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> O
     after: Counter = Counter()
     for g, n in totals.items():
         after[g[0]] += n
-    return OversamplePlan(seed, rare, groups, dict(before), dict(after))
+    targets = {lang: t for lang in sorted(before) if (t := _target(cfg, lang)) is not None}
+    return OversamplePlan(seed, rare, groups, dict(before), dict(after), targets)
 
 
 def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65536) -> Iterator[pa.Table]:
@@ -217,7 +228,17 @@ class OversampleStep:
     name: str = "oversample"
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
+        if self.plan.trivial:  # kept only to report missed targets (see oversample_steps)
+            return ds
         return map_slices(ds, oversample_batch, self.batch_size, plan=self.plan, chunk_rows=self.chunk_rows)
+
+    def manifest(self) -> dict[str, dict]:
+        """What the generate stage's manifest records about the plan: rows per language before and
+        after, the requested targets and those ``max_factor`` kept out of reach."""
+        p = self.plan
+        return {"oversample": {"rows_before": dict(sorted(p.before.items())),
+                               "rows_after": dict(sorted(p.after.items())),
+                               "targets": dict(p.targets), "missed_targets": p.missed}}
 
     def row_weights(self, table: pa.Table) -> np.ndarray:
         """Output rows per input row, for ``plan_blocks`` (see ``OversamplePlan.expected_rows``)."""
@@ -226,9 +247,18 @@ class OversampleStep:
 
 def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleStep]:
     """Steps for ``cfg.oversample`` given the rows that will stream through them (or at least
-    their ``id``, ``lang`` and ``tags`` columns). None when disabled or nothing needs copies."""
+    their ``id``, ``lang`` and ``tags`` columns). None when disabled or nothing needs copies and
+    no target is missed; a target missed because of ``max_factor`` is printed as a warning."""
     ov = cfg.oversample
     if not ov.enabled:
         return []
     plan = plan_oversample(ov, counts_table, cfg.seed if ov.seed is None else ov.seed)
-    return [] if plan.trivial else [OversampleStep(plan, ov.batch_size, ov.chunk_rows)]
+    if plan.missed:
+        # A missed target changes what the data is (am stays at 800 sentences, not 1000): say so
+        # now, and keep the step (even with nothing to copy) so the manifest records it.
+        short = ", ".join(f"{lang} {m['reached']} of {m['target']}" for lang, m in plan.missed.items())
+        print(f"warning: oversample targets missed (max_factor={ov.max_factor}): {short} sentences",
+              file=sys.stderr)
+    elif plan.trivial:
+        return []
+    return [OversampleStep(plan, ov.batch_size, ov.chunk_rows)]

@@ -41,6 +41,12 @@ from lrl.pipeline.stage import StageContext
 STAGE = "generate"
 #: Config sections that shape the output (and so its folder name); ``ray``/``output`` do not.
 SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
+#: Fields of the shaping sections that decide how the work is scheduled, not what it makes, left
+#: out of the hash so that changing them reuses a finished output instead of regenerating the
+#: same rows. Every augmented row's id and seed derive from (parent, op, copy), never from the
+#: slice, task or actor that made it; tests/test_generate.py
+#: (test_run_control_settings_change_neither_rows_nor_folder) runs both ways and compares the rows.
+RUN_CONTROL: dict[str, set[str]] = {"augment": {"batch_size", "compute", "num_actors"}}
 #: Input blocks: BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand sentences that
 #: oversampling multiplies) spreads over every CPU and the last tasks end close together; more
 #: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: each task
@@ -64,7 +70,7 @@ def training_sources(cfg: JobConfig) -> list:
 
 def stage_output(cfg: JobConfig) -> StageOutput:
     """The output folder this config and these inputs map to (fingerprints read the inputs)."""
-    shaping = cfg.model_dump(mode="json", include=SHAPING)
+    shaping = cfg.model_dump(mode="json", include=SHAPING, exclude=RUN_CONTROL)
     root = cfg.output.root
     # Ray workers run in their own working directories: hand them absolute paths only. (On a
     # multi-node cluster a local root must be a shared filesystem; or use s3:// / gs://.)
@@ -165,7 +171,7 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
         else:  # nothing to generate: the driver writes the text it read
             text_rows = write_text(inputs.texts, out.tmp)
         written = _generate(cfg, train, steps, out.tmp)
-        manifest = build_manifest(cfg, inputs, [s.name for s in steps], out.tmp, written, text_rows)
+        manifest = build_manifest(cfg, inputs, steps, out.tmp, written, text_rows)
         manifest["text_steps"] = [s.name for s in text_steps]
         path = out.commit(manifest)
     except BaseException:
@@ -232,5 +238,5 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_generate", "stage_output", "read_inputs", "build_steps", "build_text_steps", "summary",
+__all__ = ["run_generate", "stage_output", "RUN_CONTROL", "read_inputs", "build_steps", "build_text_steps", "summary",
            "training_sources", "plan_blocks", "HELDOUT"]

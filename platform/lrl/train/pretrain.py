@@ -32,6 +32,18 @@ from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resol
 
 log = logging.getLogger(__name__)
 STAGE = "pretrain"
+#: Pretrain fields that steer the run, not the model it trains: left out of the hash so that
+#: changing them after a crash resumes from the checkpoints in ``.pretrain-<hash>.ray`` instead of
+#: restarting at step 0. Reports, checkpoints and held-out evaluations draw no training randomness
+#: (masks come from per-step generators, evaluation from its own; it runs without dropout), and
+#: max_failures only matters after a failure: tests/test_pretrain.py
+#: (test_run_control_settings_keep_the_weights_and_folder) trains with two values of each and
+#: compares the weights. They change only how often the curves in metrics are sampled.
+#: Kept in the hash because they can change the weights: ``time_limit_s`` (stops early),
+#: ``threads_per_worker`` (float sums), ``fail_at_step`` (a resumed attempt), and
+#: ``driver_pack_rows``: packing in Ray Data instead of the driver (0) gave other final weights
+#: in that test's setting.
+RUN_CONTROL = {"report_every", "eval_every", "checkpoint_every", "max_failures"}
 
 
 @dataclass
@@ -203,7 +215,8 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     ds_file = _with_ds_config(p, cfg.data.root).deepspeed.config_file
     if ds_file:  # only when set, so that the hashes of runs without one stay as they were
         inputs["ds_config"] = fingerprint(ds_file)  # an edited file must not reuse a finished run
-    config = {"pretrain": p.model_dump(mode="json"), "model": cfg.model.model_dump(mode="json"), "seed": cfg.seed}
+    config = {"pretrain": p.model_dump(mode="json", exclude=RUN_CONTROL), "model": cfg.model.model_dump(mode="json"),
+              "seed": cfg.seed}
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
 
 
@@ -271,4 +284,4 @@ def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> st
     return path
 
 
-__all__ = ["fit", "FitResult", "phases", "use_gpu", "aux_arrays", "run_pretrain", "stage_output"]
+__all__ = ["fit", "FitResult", "phases", "use_gpu", "aux_arrays", "run_pretrain", "stage_output", "RUN_CONTROL"]

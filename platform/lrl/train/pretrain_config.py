@@ -119,13 +119,17 @@ class PretrainConfig(StrictModel):
     use_gpu: bool | None = None
     """Train on GPUs (nccl); None uses one when CUDA is available."""
     report_every: int = Field(default=20, gt=0)
-    """Steps between ``ray.train.report`` calls (each costs a synchronisation)."""
+    """Steps between ``ray.train.report`` calls (each costs a synchronisation). Not part of the
+    output's hash: it samples the loss curve, the weights are the same."""
     eval_every: int = Field(default=0, ge=0)
-    """Steps between held-out evaluations; 0 evaluates only at the end."""
+    """Steps between held-out evaluations; 0 evaluates only at the end. Not part of the output's
+    hash: evaluation draws no training randomness, the weights are the same."""
     checkpoint_every: int = Field(default=100, gt=0)
-    """Steps between checkpoints (model, optimizer, scheduler, step, data position)."""
+    """Steps between checkpoints (model, optimizer, scheduler, step, data position). Not part of
+    the output's hash: a crashed run resumes from its checkpoints after a change."""
     max_failures: int = Field(default=1, ge=-1)
-    """Worker-group restarts from the last checkpoint before the run fails (-1: unlimited)."""
+    """Worker-group restarts from the last checkpoint before the run fails (-1: unlimited). Not
+    part of the output's hash."""
     time_limit_s: float | None = Field(default=None, gt=0)
     """Stop (and save) after this many seconds of training even if ``steps`` is not reached."""
     fail_at_step: int | None = Field(default=None, gt=0)
