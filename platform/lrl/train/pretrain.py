@@ -41,8 +41,8 @@ STAGE = "pretrain"
 #: compares the weights. They change only how often the curves in metrics are sampled.
 #: Kept in the hash because they can change the weights: ``time_limit_s`` (stops early),
 #: ``threads_per_worker`` (float sums), ``fail_at_step`` (a resumed attempt), and
-#: ``driver_pack_rows``: packing in Ray Data instead of the driver (0) gave other final weights
-#: in that test's setting.
+#: ``driver_pack_rows``: the driver and Ray Data paths pack the same sequences but cut them into
+#: other blocks, and the loop's local shuffle buffer fills block by block (other final weights).
 RUN_CONTROL = {"report_every", "eval_every", "checkpoint_every", "max_failures"}
 
 

@@ -104,7 +104,9 @@ class PretrainConfig(StrictModel):
     driver_pack_rows: int = Field(default=20_000, ge=0)
     """Text rows up to which the training stream is tokenized and packed in the driver instead of
     in Ray Data tasks (same sequences, same order). Ray Data's workers first import transformers:
-    7.5k lines took ~10 s through Ray Data on 2 CPUs and ~1 s in the driver. 0 always uses Ray Data."""
+    7.5k lines took ~10 s through Ray Data on 2 CPUs and ~1 s in the driver. 0 always uses Ray Data.
+    The two paths cut the stream into different blocks, and the loop's local shuffle buffer fills
+    block by block, so the trained weights differ between them (hence part of the output's hash)."""
     heldout_fraction: float = Field(default=0.05, ge=0.0, lt=0.5)
     """Fraction of each language's rows held out (whole documents where ``# doc`` marks them)."""
     heldout_max_seqs: int = Field(default=64, gt=0)
