@@ -32,7 +32,7 @@ def _job(data_root, tmp_path, *extra: str):
     bad.write_text("Ali\tB-PER\n\nDakar\tI-LOC\n\nx\n", encoding="utf-8")  # 1 ok, 1 bad BIO, 1 no tag
     return load_job(None, [
         f"data.ner=[{{path: {ug}, lang: ug}}, {{path: {wo}, lang: wo}}, {{path: {bad}, lang: wo, split: extra}},"
-        f" {{path: {data_root / 'wikiann' / 'wo' / 'dev'}, lang: wo, split: dev}}]",
+        " {path: wikiann/wo/dev, lang: wo, split: dev}]", f"data.root={data_root}",  # relative: resolved
         f"data.text=[{{path: {data_root / 'mono' / 'wo.txt'}, lang: wo, max_lines: 300}}]",
         "augment.ops=[swap, mention]", "augment.neighbours.enabled=false",
         f"output.root={tmp_path / 'runs'}", *extra,

@@ -195,3 +195,15 @@ def test_line_separators_inside_lines_do_not_break_alignment(tmp_path):
     assert table.column("tgt").to_pylist() == ["bir", "ikki", "uch\x85x"]
     text = read_text_lines(TextSource(path="en.txt", lang="en"), str(tmp_path))
     assert text.column("id").to_pylist() == ["en:en.txt:1", "en:en.txt:2", "en:en.txt:3"]
+
+
+def test_rejects_found_before_a_sentence_is_built_get_ids(tmp_path):
+    """A tag-missing sentence is rejected before it has an id; its reject row had id None, so a
+    quarantined row could not be named (the manifest and rejects files key rows by id)."""
+    from lrl.data.readers import read_conll
+
+    f = tmp_path / "a.conll"
+    f.write_text("Ali\tB-PER\n\nx\n\nKano\tB-LOC\n", encoding="utf-8")
+    res = read_conll(str(f), "wo")
+    assert res.rejects.column("id").to_pylist() == ["wo:train:1"]
+    assert res.table.column("id").to_pylist() == ["wo:train:0", "wo:train:2"]

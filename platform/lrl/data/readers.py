@@ -41,13 +41,20 @@ class _Collector:
         self.rejects: list[dict] = []
         self.id_lines: dict[str, int] = {}  # line of each accepted id: a repeated id is a reject
 
+    def next_id(self) -> str:
+        """The id of the next sentence or reject that brings none: unique within the source."""
+        return f"{self.lang}:{self.split}:{len(self.rows) + len(self.rejects)}"
+
     def reject(self, line: int, reason: str, raw: str, rid: str | None = None) -> None:
         if self.policy == "error":
             raise InputError(f"{self.path}:{line}: {reason}")
-        self.rejects.append({"source": self.path, "line": line, "id": rid, "reason": reason, "raw": raw})
+        # Rejects found before a sentence is built (tag missing, invalid JSON) get the id the
+        # sentence would have had, so that every quarantined row can be named like a kept one.
+        self.rejects.append({"source": self.path, "line": line, "id": self.next_id() if rid is None else rid,
+                             "reason": reason, "raw": raw})
 
     def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None) -> None:
-        rid = str(rid) if rid is not None else f"{self.lang}:{self.split}:{len(self.rows) + len(self.rejects)}"
+        rid = str(rid) if rid is not None else self.next_id()
         if not tokens:
             return self.reject(line, "empty sentence: no tokens", raw, rid)
         if len(tokens) != len(tags):

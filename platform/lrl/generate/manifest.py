@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from lrl.data.files import resolve
 from lrl.generate.write import DATA, REJECTS, TEXT, count_values
 from lrl.job import JobConfig
 
@@ -49,7 +50,8 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
                    REJECTS: "rejects/lang=<lang>/*.parquet (rejected rows with their reason)",
                    TEXT: "text/lang=<lang>/*.parquet (TEXT_SCHEMA without lang)"},
         "inputs": {"ner": ner_inputs, "text": text_inputs,
-                   "held_out": [f"{s.path}#{s.split}" for s in cfg.data.ner if s not in inputs.sources]},
+                   "held_out": [f"{resolve(s.path, cfg.data.root)}#{s.split}" for s in cfg.data.ner
+                                if s not in inputs.sources]},
         "input_rows": sum(i["rows"] for i in ner_inputs),
         "labels": inputs.labels,
         "steps": [s.name for s in steps],
