@@ -78,6 +78,7 @@ def test_generate_end_to_end_and_rerun_does_nothing(ray_session, data_root, tmp_
     assert m["rows_per_lang"]["ug"] == sum(r["lang"] == "ug" for r in rows)
     assert m["rejects_per_reason"] == {"invalid BIO": 1, "tag missing": 1}
     assert m["inputs"]["ner"][2]["reject_reasons"] == {"invalid BIO": 1, "tag missing": 1}
+    assert m["inputs"]["ner"][2]["repaired"] == 0  # quarantine policy: nothing changed
     assert m["text_rows"] == 300 and m["labels"] == ["LOC", "ORG", "PER"]
     assert m["config"]["augment"]["ops"] == ["swap", "mention"]
     # The dev source is held out: not augmented, not in data/ (it scores models later).

@@ -207,3 +207,15 @@ def test_rejects_found_before_a_sentence_is_built_get_ids(tmp_path):
     res = read_conll(str(f), "wo")
     assert res.rejects.column("id").to_pylist() == ["wo:train:1"]
     assert res.table.column("id").to_pylist() == ["wo:train:0", "wo:train:2"]
+
+
+def test_repair_policy_counts_the_sentences_it_changed(tmp_path):
+    """Under ``repair`` the kept sentences whose tags changed are counted (the generate manifest
+    lists them per input): a repaired label is a change to the user's data and must be visible."""
+    from lrl.data.readers import read_conll
+
+    f = tmp_path / "a.conll"
+    f.write_text("Ali\tB-PER\n\nDakar\tI-LOC\n\nin\tO\nKano\tI-LOC\n", encoding="utf-8")
+    res = read_conll(str(f), "wo", policy="repair")
+    assert res.table.num_rows == 3 and res.repaired == 2
+    assert read_conll(str(f), "wo", policy="quarantine").repaired == 0

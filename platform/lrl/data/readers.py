@@ -29,6 +29,8 @@ class ReadResult:
     rejects: pa.Table
     source: str
     reject_reasons: dict[str, int] = field(default_factory=dict)
+    repaired: int = 0
+    """Sentences kept with tags changed by the ``repair`` policy (I- without B- made B-)."""
 
 
 class _Collector:
@@ -40,6 +42,7 @@ class _Collector:
         self.rows: list[dict] = []
         self.rejects: list[dict] = []
         self.id_lines: dict[str, int] = {}  # line of each accepted id: a repeated id is a reject
+        self.repaired = 0  # kept sentences whose tags the repair policy changed
 
     def next_id(self) -> str:
         """The id of the next sentence or reject that brings none: unique within the source."""
@@ -70,6 +73,7 @@ class _Collector:
         if checked.reject is not None:
             return self.reject(line, checked.reject, raw, rid)
         self.id_lines[rid] = line
+        self.repaired += checked.tags != list(tags)
         self.rows.append(
             {"id": rid, "lang": self.lang, "tokens": tokens, "tags": checked.tags,
              "source": f"{self.path}#{self.split}", "op": "orig", "parent_id": None, "seed": None}
@@ -86,7 +90,7 @@ class _Collector:
         for r in self.rejects:
             key = reason_kind(r["reason"])
             reasons[key] = reasons.get(key, 0) + 1
-        return ReadResult(ner_table(self.rows), reject_table(self.rejects), self.path, reasons)
+        return ReadResult(ner_table(self.rows), reject_table(self.rejects), self.path, reasons, self.repaired)
 
 
 def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",

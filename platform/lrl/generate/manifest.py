@@ -35,7 +35,7 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
     for src, res in zip(inputs.sources, inputs.ner):
         ner_inputs.append({"path": res.source, "lang": src.lang, "split": src.split, "format": src.format,
                            "rows": res.table.num_rows, "rejects": res.rejects.num_rows,
-                           "reject_reasons": res.reject_reasons})
+                           "reject_reasons": res.reject_reasons, "repaired": res.repaired})
     text_inputs = [{"path": t.column("source")[0].as_py() if t.num_rows else src.path, "lang": src.lang,
                     "rows": t.num_rows} for src, t in zip(cfg.data.text, inputs.texts)]
     per_op = count_values(f"{folder}/{DATA}", ["op"])
