@@ -10,7 +10,7 @@ import pytest
 from lrl.config import ConfigError
 from lrl.data.output import StageOutput
 from lrl.job import load_job
-from lrl.pipeline.runner import PipelineError, load_state, run_pipeline, state_path
+from lrl.pipeline.runner import PipelineError, load_state, plan, run_pipeline, state_path
 
 STAGES = ["generate", "tokenizer", "pretrain", "finetune", "evaluate", "report"]
 
@@ -105,6 +105,36 @@ def test_from_and_only_reuse_recorded_upstream(tmp_path):
     assert up["finetune"] == only.outputs["finetune"]
 
 
+
+def test_from_warns_about_changed_settings_the_reused_outputs_lack(tmp_path):
+    """``--from finetune pretrain.steps=7`` reused the recorded pretrain output (built with the old
+    steps) and said nothing: the run looked as if the new setting had been applied."""
+    fake = FakeStages()
+    run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    lines: list[str] = []
+    run_pipeline(_cfg(tmp_path, "pretrain.steps=7", "finetune.epochs=9"), start="finetune",
+                 registry=fake.registry(), log=lines.append)
+    warned = [line for line in lines if "warning" in line]
+    assert len(warned) == 1 and "pretrain.steps" in warned[0], lines
+    # settings kept out of the output hashes (run control) change no output: not worth a warning
+    assert "pretrain.report_every" not in plan(_cfg(tmp_path, "pretrain.steps=7", "pretrain.report_every=3"),
+                                               start="evaluate")
+    assert "finetune.epochs" not in warned[0], "a setting of a stage that runs is applied: no warning"
+    # the settings of the stages that run may change freely
+    lines.clear()
+    run_pipeline(_cfg(tmp_path, "finetune.epochs=3"), only="finetune", registry=fake.registry(), log=lines.append)
+    assert not [line for line in lines if "warning" in line], lines
+    # the dry run says the same before anything runs
+    assert "pretrain.steps" in plan(_cfg(tmp_path, "pretrain.steps=7"), start="evaluate")
+    # a stage run on reused outputs is recorded with the settings they carry: going on with the
+    # old pretrain.steps (what the reused pretrain output has) warns of nothing
+    lines.clear()
+    run_pipeline(_cfg(tmp_path, "pretrain.steps=7"), only="finetune", registry=fake.registry(), log=lines.append)
+    lines.clear()
+    run_pipeline(_cfg(tmp_path), start="evaluate", registry=fake.registry(), log=lines.append)
+    assert not [line for line in lines if "warning" in line], lines
+
+
 def test_from_without_recorded_upstream_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="no finished output of 'generate'"):
         run_pipeline(_cfg(tmp_path), start="pretrain", registry=FakeStages().registry(), log=lambda s: None)
@@ -166,6 +196,65 @@ def test_lrl_run_cli_with_fake_registry(tmp_path, monkeypatch, capsys):
     assert "reusing recorded output" in out and "overhead" in out
     assert fake.work == {"generate": 1, "tokenizer": 1}
     assert cli.main(["run", str(job), "--only", "report"]) == 2
+
+
+
+def test_overrides_may_follow_options(tmp_path, monkeypatch, capsys):
+    """``lrl run JOB --only tokenizer tokenizer.vocab_size=500`` is how people type it: argparse's
+    plain parser took the overrides before the option and rejected the ones after it."""
+    from lrl import cli
+    from lrl.pipeline import runner
+
+    fake = FakeStages()
+    monkeypatch.setattr(runner, "REGISTRY", {**runner.REGISTRY, **fake.registry()})
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\npipeline:\n  stages: [generate, tokenizer]\n")
+    assert cli.main(["run", str(job), "seed=2", "--dry-run", "seed=3"]) == 0
+    assert "seed: 3\n" in capsys.readouterr().out
+    assert cli.main(["run", str(job)]) == 0
+    assert cli.main(["run", str(job), "--only", "tokenizer", "tokenizer.vocab_size=500"]) == 0
+    assert fake.work == {"generate": 1, "tokenizer": 2}
+    assert cli.main(["quickstart", "seed=1", "--output", str(tmp_path / "qs"), "seed=4", "--dry-run"]) == 0
+    assert "seed: 4\n" in capsys.readouterr().out
+
+
+def test_dry_run_checks_from_and_only_and_shows_the_plan(tmp_path, monkeypatch, capsys):
+    """``--dry-run`` with ``--from``/``--only`` said all was well (exit 0) where the run itself stops
+    at once for want of a recorded upstream output, and never said where outputs and state go."""
+    import yaml
+
+    from lrl import cli
+    from lrl.pipeline import runner
+
+    fake = FakeStages()
+    monkeypatch.setattr(runner, "REGISTRY", {**runner.REGISTRY, **fake.registry()})
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\npipeline:\n  stages: [generate, tokenizer]\n")
+    assert cli.main(["run", str(job), "--from", "tokenizer", "--dry-run"]) == 2
+    assert "no finished output of 'generate'" in capsys.readouterr().err
+    assert cli.main(["run", str(job), "--only", "report", "--dry-run"]) == 2
+    assert "not in pipeline.stages" in capsys.readouterr().err
+    assert cli.main(["run", str(job)]) == 0
+    spath = state_path(load_job(job))
+    before = json.loads(Path(spath).read_text())
+    capsys.readouterr()
+    assert cli.main(["run", str(job), "--from", "tokenizer", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert fake.calls == {"generate": 1, "tokenizer": 1}, "a dry run ran a stage"
+    assert json.loads(Path(spath).read_text()) == before
+    assert yaml.safe_load(out)["name"] == "t", "the plan must keep the printed config valid YAML"
+    assert spath in out
+    assert before["stages"]["generate"]["path"] in out and "reuse" in out
+    assert "tokenizer" in out and "run" in out
+    # a state file out of reach (an object store, offline) does not break a plain dry run
+    def unreachable(path):
+        raise OSError("Could not resolve host")
+
+    monkeypatch.setattr(runner, "load_state", unreachable)
+    assert cli.main(["run", str(job), "--dry-run"]) == 0
+    assert "cannot be read from here" in capsys.readouterr().out
+    assert cli.main(["run", str(job), "--only", "tokenizer", "--dry-run"]) == 2
+    assert "cannot read the pipeline state" in capsys.readouterr().err
 
 
 def test_real_stages_skip_and_resume_after_a_crash(tmp_path, ray_session):

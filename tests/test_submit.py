@@ -126,6 +126,49 @@ def test_submit_flow_with_fake_client(tmp_path, monkeypatch, capsys):
         submit.run(_args(job, dry_run=True, pip=["x"], image_uri="rayproject/ray:2.60.0"))
 
 
+
+def test_submit_checks_from_and_only_before_uploading(tmp_path, monkeypatch, capsys):
+    """A stage name that ``lrl run`` refuses (unknown, not in pipeline.stages, --from with --only)
+    was uploaded and submitted anyway, and the job failed on the cluster with an argparse error."""
+    import ray.job_submission
+
+    from lrl import cli
+
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
+    FakeClient.last = None
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: fake\npipeline:\n  stages: [generate, tokenizer]\n  submit:\n    working_dir: {tmp_path}\n")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["submit", str(job), "--from", "bogus", "--address", "http://127.0.0.1:1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.main(["submit", str(job), "--from", "generate", "--only", "tokenizer", "--address", "http://127.0.0.1:1"])
+    assert cli.main(["submit", str(job), "--only", "tune", "--address", "http://127.0.0.1:1"]) == 2
+    assert "not in pipeline.stages" in capsys.readouterr().err
+    assert FakeClient.last is None, "an invalid stage selection reached the cluster"
+    # the dry run says where the cluster run writes its outputs and its state file
+    assert cli.main(["submit", str(job), "output.root=/shared/runs", "--from", "tokenizer", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "/shared/runs/pipeline-" in out and "--from tokenizer" in out
+
+
+
+def test_submit_warns_about_a_relative_data_root_outside_the_working_dir(tmp_path, monkeypatch, capsys):
+    """``data.root=../shared/data`` (the recipes' ``lrl run`` line) passed the local check, and on the
+    cluster resolved against the job's copy of the working directory, where the data is not."""
+    wd = tmp_path / "wd"
+    (wd / "data").mkdir(parents=True)
+    job = wd / "job.yaml"
+    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {wd}\n")
+    monkeypatch.chdir(wd)
+    assert submit.run(_args(job, "data.root=../shared/data", "output.root=/shared/runs", dry_run=True)) == 0
+    err = capsys.readouterr().err
+    assert "data.root='../shared/data' is relative" in err
+    # inside the uploaded folder it travels with the job: no warning
+    assert submit.run(_args(job, "data.root=data", "output.root=/shared/runs", dry_run=True)) == 0
+    assert "data.root" not in capsys.readouterr().err
+
+
 class StalledClient(FakeClient):
     """A log stream that stalls after one line (or breaks) while the job runs on and succeeds."""
 

@@ -104,7 +104,9 @@ def _main(argv: list[str]) -> int:
         epilog="config fields (set in the YAML or as dotted overrides):\n" + help_text(JobConfig),
     )
     module.add_arguments(sp)
-    args = sp.parse_args(rest)
+    # Intermixed: overrides may come after options (`lrl run JOB --only finetune finetune.lr=1e-4`);
+    # the plain parser ends the overrides at the first option and rejects the ones after it.
+    args = sp.parse_intermixed_args(rest)
     try:
         return int(module.run(args) or 0)
     except (ConfigError, InputError) as exc:

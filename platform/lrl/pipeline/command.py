@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from lrl.cli import add_job_arguments, load_job_args
+from lrl.cli import add_job_arguments
 from lrl.pipeline.config import ORDER
 
 
@@ -20,11 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lrl.pipeline.runner import PipelineError, run_pipeline
+    from lrl.config import dump
+    from lrl.job import load_job
+    from lrl.pipeline.runner import PipelineError, plan, run_pipeline
 
     t0 = time.perf_counter()
-    cfg = load_job_args(args)
+    cfg = load_job(args.config, args.overrides)
     try:
+        if args.dry_run:
+            # Not the shared load_job_args dry run: that one exited before --from/--only were
+            # checked, so it said "fine" to a run that stops at once, and showed no output paths.
+            print(dump(cfg), end="")
+            print(plan(cfg, start=args.start, only=args.only), end="")
+            return 0
         run_pipeline(cfg, start=args.start, only=args.only, started=t0)
     except PipelineError as exc:
         print(f"lrl run: error: {exc}", file=sys.stderr)

@@ -50,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     cfg = load(args.overrides, args.output)
     if args.dry_run:
+        from lrl.pipeline.runner import plan
+
         print(dump(cfg), end="")
+        print(plan(cfg), end="")  # where the outputs and the state file go
         return 0
     print(f"[lrl quickstart] {NOTE}", flush=True)
     result = run_pipeline(cfg, started=t0)

@@ -4,8 +4,10 @@ Skipping and resuming rest on the stages themselves: every stage names its ``Sta
 by a hash of its config and of the upstream folders it reads, and returns at once when that folder
 is finished. The runner therefore always calls each selected stage (so a changed input file is
 never mistaken for a finished stage) and records what each returned in a state file, which is
-what ``--from`` and ``--only`` read to find the outputs of stages they do not run. A crash in a
-stage leaves every earlier folder finished and recorded; the next run passes through them quickly.
+what ``--from`` and ``--only`` read to find the outputs of stages they do not run. The state also
+keeps the settings each output was built under, so that ``--from``/``--only`` say which changed
+settings the reused outputs do not have. A crash in a stage leaves every earlier folder finished
+and recorded; the next run passes through them quickly.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lrl.config import config_hash
 from lrl.data.files import filesystem, is_uri
 from lrl.data.output import MANIFEST
 from lrl.job import JobConfig
+from lrl.pipeline.settings_drift import changed_settings, flat_config, stale_warning
 from lrl.pipeline.stage import StageContext
 
 #: stage name -> "module:function"; imported only when the stage runs, so a pipeline without
@@ -115,6 +118,26 @@ def select(stages: list[str], start: str | None = None, only: str | None = None)
     return [name] if only else stages[i:]
 
 
+def record(state: dict[str, Any], name: str, path: str, seconds: float, cfg: JobConfig,
+           not_applied: dict[str, tuple[Any, Any]]) -> None:
+    """Record a finished stage with the settings its output was built under: this config, except
+    the changed settings that reused upstream outputs carry in their recorded form."""
+    flat = flat_config(cfg)
+    for key, (old, _) in not_applied.items():
+        if old is None:
+            flat.pop(key, None)
+        else:
+            flat[key] = old
+    key = config_hash(flat)
+    configs = state.setdefault("configs", {})
+    configs[key] = flat
+    state["stages"][name] = {"path": path, "seconds": round(seconds, 3),
+                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": key}
+    used = {rec.get("config") for rec in state["stages"].values()}
+    for old_key in [k for k in configs if k not in used]:  # keep only configs a stage still refers to
+        del configs[old_key]
+
+
 @dataclass
 class StageTiming:
     """One executed stage: its output folder and wall time."""
@@ -164,6 +187,48 @@ def recorded_upstream(state: dict[str, Any], stages: list[str], before: str) -> 
     return upstream
 
 
+def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> str:
+    """What ``lrl run --dry-run`` adds to the resolved config: where the state file and the stage
+    outputs go, which recorded outputs ``--from``/``--only`` would reuse and which stages would run.
+
+    It checks the selection as the run does (a ``PipelineError`` when the run would stop at once)
+    and runs nothing. Lines are YAML comments, so the printed config stays loadable."""
+    stages = list(cfg.pipeline.stages)
+    todo = select(stages, start, only)
+    spath = state_path(cfg)
+    try:
+        state = load_state(spath)
+        exists = "exists" if _is_file(spath) else "not written yet"
+    except OSError as exc:  # an object store out of reach (offline, no credentials)
+        if todo[0] != stages[0]:
+            raise PipelineError(f"--from/--only {todo[0]}: cannot read the pipeline state {spath}: "
+                                f"{exc}") from None
+        state, exists = {"stages": {}}, f"cannot be read from here: {exc}"
+    upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
+    root = cfg.output.root if is_uri(cfg.output.root) else os.path.abspath(cfg.output.root)
+    lines = ["# lrl run --dry-run: nothing was run",
+             f"# state file: {spath if is_uri(spath) else os.path.abspath(spath)} ({exists})",
+             f"# stage outputs: {root}/<stage>-<hash of its config and inputs> "
+             "(a finished folder of the same hash is reused at once)"]
+    for name in stages:
+        if name in upstream:
+            lines.append(f"#   {name:<10} reuse  {upstream[name]}")
+        elif name in todo:
+            rec = state["stages"].get(name)
+            last = f"  (last recorded: {rec['path']})" if rec else ""
+            lines.append(f"#   {name:<10} run{last}")
+    warning = stale_warning(list(upstream), changed_settings(state, cfg, list(upstream), todo))
+    if warning:
+        lines.append(f"# {warning}")
+    return "\n".join(lines) + "\n"
+
+
+def _is_file(path: str) -> bool:
+    """True when ``path`` is an existing file (local or on an object store)."""
+    fs, inner = filesystem(path)
+    return fs.get_file_info(inner).type == pafs.FileType.File
+
+
 def run_pipeline(
     cfg: JobConfig,
     start: str | None = None,
@@ -188,6 +253,10 @@ def run_pipeline(
     upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
     for name, path in upstream.items():
         log(f"[lrl run] {name}: reusing recorded output {path}")
+    not_applied = changed_settings(state, cfg, list(upstream), todo)
+    warning = stale_warning(list(upstream), not_applied)
+    if warning:
+        log(f"[lrl run] {warning}")
     result = RunResult(outputs=dict(upstream), state_file=spath)
     for name in todo:
         fn = resolve_stage(registry[name])
@@ -206,8 +275,7 @@ def run_pipeline(
         upstream[name] = path
         result.outputs[name] = path
         result.timings.append(StageTiming(name, path, seconds))
-        state["stages"][name] = {"path": path, "seconds": round(seconds, 3),
-                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record(state, name, path, seconds, cfg, not_applied)
         save_state(spath, state)
         log(f"[lrl run] {name}: done in {seconds:.2f} s -> {path}")
     result.total_s = time.perf_counter() - t0

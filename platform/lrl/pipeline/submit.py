@@ -25,6 +25,7 @@ from typing import Any
 import lrl
 from lrl.config import ConfigError
 from lrl.job import JobConfig
+from lrl.pipeline.config import ORDER
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -35,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="job server URL (default: pipeline.submit.address, "
                         "or RAY_API_SERVER_ADDRESS / RAY_ADDRESS when set)")
     parser.add_argument("--no-wait", action="store_true", help="submit, print the job id and return")
-    parser.add_argument("--from", dest="start", metavar="STAGE", help="passed on to `lrl run --from`")
-    parser.add_argument("--only", metavar="STAGE", help="passed on to `lrl run --only`")
+    # Checked here as `lrl run` checks them, so that a typo fails before the upload, not on the cluster.
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--from", dest="start", choices=ORDER, metavar="STAGE",
+                       help="passed on to `lrl run --from`")
+    group.add_argument("--only", choices=ORDER, metavar="STAGE", help="passed on to `lrl run --only`")
     parser.add_argument("--pip", action="append", metavar="REQ",
                         help="pip requirement to install for the job (repeatable; sets pipeline.submit.pip)")
     parser.add_argument("--image-uri", help="container image to run the job in (sets pipeline.submit.image_uri)")
@@ -171,10 +175,21 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     if "://" not in cfg.output.root and not os.path.isabs(cfg.output.root):
         print(f"warning: output.root={cfg.output.root!r} is relative: on the cluster it lands in the job's "
               "temporary working directory; pass a shared path or URI (output.root=s3://...)", file=sys.stderr)
+    # A relative data.root resolves against the current directory here and against the job's copy of
+    # the working directory there: the same only for a folder that travels with the upload.
+    root, wd = cfg.data.root, Path(cfg.pipeline.submit.working_dir).resolve()
+    if root and "://" not in root and not os.path.isabs(root) and not Path(root).resolve().is_relative_to(wd):
+        print(f"warning: data.root={root!r} is relative and outside the uploaded working directory {wd}: "
+              "on the cluster it resolves inside the job's copy of that folder, where the data is not; "
+              "pass a path every node sees (data.root=/data or s3://...)", file=sys.stderr)
     ep = entrypoint(args.config, cfg.pipeline.submit.working_dir, list(args.overrides), args.start, args.only)
     renv = runtime_env(cfg)
     if args.dry_run:
-        print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {renv}")
+        from lrl.pipeline.runner import state_path
+
+        print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {renv}\n"
+              f"outputs (as the cluster sees them): {cfg.output.root}/<stage>-<hash>, "
+              f"state file {state_path(cfg)}")
         return 0
     try:
         client = JobSubmissionClient(address, headers=auth_headers())
@@ -209,4 +224,11 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "image_uri", None):
         flags.append(f"pipeline.submit.image_uri={json.dumps(args.image_uri)}")
     cfg = load_job(args.config, [*args.overrides, *flags])
+    from lrl.pipeline.runner import PipelineError, select
+
+    try:  # a stage the pipeline does not have fails here, not after the upload
+        select(list(cfg.pipeline.stages), args.start, args.only)
+    except PipelineError as exc:
+        print(f"lrl submit: error: {exc}", file=sys.stderr)
+        return 2
     return submit(cfg, args)

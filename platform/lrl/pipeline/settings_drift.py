@@ -1,0 +1,93 @@
+"""Settings drift for ``lrl run --from/--only``: which settings of this run the reused outputs of
+earlier stages were not built with.
+
+``--from`` and ``--only`` reuse recorded outputs without running their stages, so a setting changed
+since (``pretrain.steps=6``) silently did not apply to them. The state file keeps the settings each
+output was built under; this module compares them with the current config and words the warning.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lrl.job import JobConfig
+
+#: Config sections only a stage itself reads: a change there cannot concern the recorded outputs
+#: of earlier stages that ``--from``/``--only`` reuse. Every other section (data, model, seed, ...)
+#: may have shaped them. ``ray``, ``output``, ``pipeline`` and ``name`` shape no stage's content.
+OWN_SECTIONS: dict[str, set[str]] = {
+    "generate": {"augment", "translate", "filter", "oversample"}, "tokenizer": {"tokenizer"},
+    "pretrain": {"pretrain"}, "finetune": {"finetune"}, "tune": {"tune"}, "evaluate": {"evaluate"},
+    "report": {"report"},
+}
+UNSHAPING = {"ray", "output", "pipeline", "name"}
+
+
+def flat_config(cfg: JobConfig) -> dict[str, Any]:
+    """The job config as ``{"section.key": value}`` (lists are values), for the state file."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            out[prefix.rstrip(".")] = node
+
+    walk(cfg.model_dump(mode="json", exclude=UNSHAPING), "")
+    return out
+
+
+def changed_settings(state: dict[str, Any], cfg: JobConfig, reused: list[str],
+                     todo: list[str]) -> dict[str, tuple[Any, Any]]:
+    """Settings (key -> (recorded, now)) that differ between this config and the one the reused
+    outputs were recorded with, leaving out the sections only the stages that run read (those are
+    applied)."""
+    applied = set().union(*(OWN_SECTIONS.get(s, set()) for s in todo)) - set().union(
+        *(OWN_SECTIONS.get(s, set()) for s in reused))
+    now: dict[str, Any] = flat_config(cfg)
+    found: dict[str, tuple[Any, Any]] = {}
+    for name in reused:
+        recorded = state.get("configs", {}).get(state["stages"].get(name, {}).get("config", ""))
+        if recorded is None:  # a state file written before configs were recorded
+            continue
+        for key in sorted(set(now) | set(recorded)):
+            if key.split(".")[0] in applied or key in found or now.get(key) == recorded.get(key):
+                continue
+            found[key] = (recorded.get(key), now.get(key))
+    if found:  # only then: the stage modules that define run control import torch and Ray
+        found = {k: v for k, v in found.items() if k not in _run_control_keys()}
+    return found
+
+
+def _run_control_keys() -> set[str]:
+    """Settings the stages keep out of their output hashes (how often to report or checkpoint,
+    batching): they change no output, so reusing an output built with other values is no news."""
+    keys: set[str] = set()
+    try:
+        from lrl.generate.stage import RUN_CONTROL as GENERATE
+        from lrl.train.pretrain import RUN_CONTROL as PRETRAIN
+    except ImportError:  # a broken optional stage: warn about more rather than fail
+        return keys
+    keys.update(f"pretrain.{k}" for k in PRETRAIN)
+    keys.update(f"{section}.{k}" for section, names in GENERATE.items() for k in names)
+    return keys
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def stale_warning(reused: list[str], changed: dict[str, tuple[Any, Any]]) -> str | None:
+    """The warning ``--from``/``--only`` give when reused outputs were built with other settings."""
+    if not changed:
+        return None
+    shown = "; ".join(f"{k} (recorded {_short(old)}, now {_short(new)})" for k, (old, new) in changed.items())
+    return (f"warning: the reused outputs of {', '.join(reused)} were recorded with other settings, "
+            f"which this run does not apply to them: {shown}. "
+            "Run without --from/--only to rebuild what they shape.")
+
+
+__all__ = ["OWN_SECTIONS", "UNSHAPING", "flat_config", "changed_settings", "stale_warning"]
