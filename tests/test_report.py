@@ -127,3 +127,16 @@ def test_report_refuses_a_stage_folder_that_does_not_exist(tmp_path, stage_folde
     assert main(["report", str(cfg), "--tune", stage_folders["tune"], "--finetune", str(tmp_path / "typo")]) == 2
     assert "typo" in capsys.readouterr().err
     assert not list((tmp_path / "runs").glob("report-*"))
+
+
+def test_a_renamed_job_gets_a_report_with_its_name(tmp_path, stage_folders):
+    """The page prints the job's name: a renamed job reused the report that named the old one."""
+    from lrl.evaluate.report import run_report
+    from lrl.pipeline.stage import StageContext
+
+    over = [f"output.root={tmp_path / 'runs'}"] + [f"report.{k}={v}" for k, v in stage_folders.items()]
+    first = Path(run_report(StageContext(load_job(None, over + ["name=first-job"]))))
+    second = Path(run_report(StageContext(load_job(None, over + ["name=second-job"]))))
+    assert first != second
+    assert "second-job" in (second / "report.html").read_text(encoding="utf-8")
+    assert "second-job" not in (first / "report.html").read_text(encoding="utf-8")

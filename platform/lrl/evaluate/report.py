@@ -198,7 +198,9 @@ def run_report(ctx) -> str:
     if missing:
         raise ConfigError(f"stage output folder(s) not found: {', '.join(missing)}")
     folders = {s: getattr(cfg.report, s) or ctx.upstream.get(s) for s in STAGES}
-    out = StageOutput(cfg.output.root, "report", cfg.report.model_dump(mode="json"), _inputs(folders))
+    # The job's name is printed on the page: a renamed job must not reuse a report with the old one.
+    shaping = {**cfg.report.model_dump(mode="json"), "job_name": cfg.name}
+    out = StageOutput(cfg.output.root, "report", shaping, _inputs(folders))
     if out.done:
         return out.path
     try:
