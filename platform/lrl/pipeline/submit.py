@@ -26,6 +26,7 @@ import lrl
 from lrl.config import ConfigError
 from lrl.job import JobConfig
 from lrl.pipeline.config import ORDER
+from lrl.signals import SIGTERM_EXIT, sigterm_received
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -208,7 +209,7 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C stops the following, not the job: say so, and how to stop it
         print(f"\nstopped following {job_id}; the job runs on. To stop it:\n"
               f"  ray job stop {job_id} --address {shlex.quote(address)}", file=sys.stderr, flush=True)
-        return 130
+        return SIGTERM_EXIT if sigterm_received() else 130  # the status a shell shows for each signal
     print(f"\njob {job_id}: {status}")
     return 0 if status == "SUCCEEDED" else 1
 
