@@ -40,7 +40,8 @@ def main() -> int:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--actors", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-length", type=int, default=24)
+    ap.add_argument("--max-length", type=int, default=64,
+                    help="tokens; inputs longer than this are refused (not truncated), so FLORES lines need ~64")
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--data-root", default=os.environ.get("LRL_DATA_ROOT", str(REPO.parent / "shared" / "data")))

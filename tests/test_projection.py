@@ -148,3 +148,31 @@ def test_config_validation():
         ProjectionConfig(token_pattern="(")
     with pytest.raises(ValueError, match="ISO 639"):
         TranslateConfig.model_validate({"train": {"target": "Uyghur", "model": {"backend": "fake"}}})
+
+
+def test_combining_marks_stay_inside_their_word():
+    """Yoruba writes tones with combining marks (ẹ́ = ẹ + U+0301, no precomposed form): 16% of
+    FLORES yo words have one. ``\\w`` does not match marks, so the default pattern cut
+    ``mẹ́rin`` into ``mẹ``, ``́``, ``rin`` and a projected entity into several tokens."""
+    word = "mẹ\u0301rin"
+    place = "O\u0323\u0300yo\u0323\u0301"  # Ọ̀yọ́, decomposed
+    res = Projector(MarkerStyle("square"), PATTERN)(f"{word} [ {place} ] , ẹ̀ .", [Entity(0, "LOC", place)])
+    assert res.reject is None
+    assert res.tokens == [word, place, ",", "ẹ̀", "."]
+    assert res.tags == ["O", "B-LOC", "O", "O", "O"]
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+def test_punctuation_pulled_into_a_span_is_left_out(style):
+    """MT moves markers over neighbouring punctuation ("[ Papa Yohane XIII . ]"): the full stop
+    became I-PER (4% of WikiANN sw sentences with a moved marker). Edge punctuation the source
+    entity does not have is left outside the span; the entity's own punctuation stays."""
+    ms = MarkerStyle(style)
+    out = f"na {ms.open(0)} Papa Yohane XIII . {ms.close(0)} ( {ms.open(1)} - Voi {ms.close(1)} )"
+    res = Projector(ms, PATTERN)(out, [Entity(0, "PER", "Papa Yohane XIII"), Entity(1, "LOC", "Voi")])
+    assert res.tokens == ["na", "Papa", "Yohane", "XIII", ".", "(", "-", "Voi", ")"]
+    assert res.tags == ["O", "B-PER", "I-PER", "I-PER", "O", "O", "O", "B-LOC", "O"]
+    res = Projector(ms, PATTERN)(f"{ms.open(0)} ( SMC ) {ms.close(0)} .", [Entity(0, "ORG", "( SMC )")])
+    assert res.tags == ["B-ORG", "I-ORG", "I-ORG", "O"]
+    res = Projector(ms, PATTERN)(f"{ms.open(0)} . {ms.close(0)} x", [Entity(0, "ORG", "AT&T")])
+    assert res.tags == ["B-ORG", "O"]  # nothing but punctuation: kept rather than lost

@@ -117,7 +117,7 @@ def test_tiny_marian_actor_pool_translates_rows(ray_session, tiny_marian, data_r
 
     from lrl.generate import translate
 
-    model = {"backend": "hf", "model": tiny_marian, "batch_size": 16, "max_length": 24, "num_actors": 1}
+    model = {"backend": "hf", "model": tiny_marian, "batch_size": 16, "max_length": 48, "num_actors": 1}
     cfg = job(train={"model": model, "keep_source": False})
     en = (data_root / "parallel" / "flores200_devtest" / "eng_Latn.devtest").read_text(encoding="utf-8")
     rows = []
@@ -128,10 +128,12 @@ def test_tiny_marian_actor_pool_translates_rows(ray_session, tiny_marian, data_r
     assert len(out) == 300
     assert {r["parent_id"] for r in out} == {r["id"] for r in rows}
     assert all(r["op"] == "translate" and r["lang"] == "ug" for r in out)
-    # Garbage model: rows are either projected (tags as long as tokens) or rejected with a reason.
+    # Garbage model: rows are either projected (tags as long as tokens) or rejected with a reason
+    # (inputs over max_length tokens are refused, not truncated: at 24, 298 of these 300 were).
     for r in out:
         assert len(r["tokens"]) == len(r["tags"])
-        assert r[REJECT] is None or r[REJECT].startswith("projection:")
+        assert r[REJECT] is None or r[REJECT].startswith(("projection:", "translation: input longer"))
+    assert Counter((r[REJECT] or "kept").split(":")[0] for r in out)["translation"] < 100
 
 
 def test_hf_translator_loads_by_path_with_safetensors(tiny_marian):
@@ -146,3 +148,141 @@ def test_hf_translator_loads_by_path_with_safetensors(tiny_marian):
     out = t.translate(["a b c", "", "Paris is big ."])
     assert len(out) == 3 and all(isinstance(s, str) for s in out)
     assert t.translate([]) == []
+
+
+def test_missing_or_wrong_model_folder_names_the_setting(ray_session, tmp_path):
+    """A bad ``model`` used to surface only as an ActorDiedError from inside the pool, with a
+    transformers message ("Repo id must be in the form ...") that named no setting."""
+    import ray
+    from transformers import BertConfig, BertModel
+
+    from lrl.generate import translate
+
+    ds = ray.data.from_arrow(ner_table(en_rows(2)))
+    cfg = job(train={"model": {"model": str(tmp_path / "nope")}})
+    with pytest.raises(ValueError, match=r"translate\.train\.model\.model: .*nope.* does not exist"):
+        translate.steps(cfg)[0].apply(ds)
+    bert = tmp_path / "bert"
+    BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                         vocab_size=20)).save_pretrained(bert)
+    bt = {"to_pivot": {"backend": "fake"}, "from_pivot": {"model": str(bert)}}
+    with pytest.raises(ValueError, match=r"translate\.backtranslate\.from_pivot\.model: .*'bert'.*not a seq2seq"):
+        translate.steps(job(backtranslate=bt))[0].apply(ds)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"translate\.train\.model\.model: .*no config\.json"):
+        translate.steps(job(train={"model": {"model": str(tmp_path / "empty")}}))[0].apply(ds)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "config.json").write_text('{"model_type": "marian"}')
+    (tmp_path / "bin" / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"translate\.train\.model\.model: .*no \.safetensors weights"):
+        translate.steps(job(train={"model": {"model": str(tmp_path / "bin")}}))[0].apply(ds)
+
+
+class _Local:
+    """A stand-in for a Ray Dataset that runs ``map_batches`` functions at once, in process."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def map_batches(self, fn, fn_kwargs=None, **_):
+        return _Local(fn(self.table, **(fn_kwargs or {})))
+
+
+def test_each_source_language_is_translated_with_its_own_code(monkeypatch):
+    """NLLB and M2M100 take the source language from ``tokenizer.src_lang``: every row was
+    translated as ``sources[0]`` (a Swahili sentence sent to NLLB as eng_Latn)."""
+    from lrl.generate import translate
+    from lrl.generate.translate import hf
+
+    seen: list[tuple[str, str]] = []
+
+    class Recorder:
+        def translate(self, texts, src=None):
+            seen.extend((src, t) for t in texts)
+            return texts
+
+    monkeypatch.setattr(hf, "make_translator", lambda *a, **k: Recorder())
+    cfg = job(train={"sources": ["en", "sw"], "model": {"backend": "fake"}})
+    rows = en_rows(1) + [{"id": "sw:0", "lang": "sw", "tokens": ["Juma", "alikwenda"], "tags": ["B-PER", "O"]}]
+    out = translate.steps(cfg)[0].apply(_Local(ner_table(rows))).table.to_pylist()
+    assert len([r for r in out if r["op"] == "translate"]) == 2
+    by_text = dict((t, s) for s, t in seen)
+    assert by_text["[ Juma ] alikwenda"] == "sw" and by_text["Juma"] == "sw"
+    assert by_text["[ John Smith ] visited [ New York City ] and [ Paris ] [ France ] . w0"] == "en"
+
+
+def test_nllb_translator_switches_the_source_code_per_call(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizerFast
+
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate.hf import HFTranslator
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["hello world", "Juma alikwenda"] * 5,
+                            trainers.BpeTrainer(vocab_size=60, special_tokens=["<s>", "<pad>", "</s>", "<unk>"]))
+    fast = NllbTokenizerFast(tokenizer_object=tok, src_lang="eng_Latn", tgt_lang="uig_Arab",
+                             additional_special_tokens=["eng_Latn", "swh_Latn", "uig_Arab"])
+    fast.save_pretrained(tmp_path)
+    M2M100ForConditionalGeneration(M2M100Config(
+        vocab_size=len(fast), d_model=8, encoder_layers=1, decoder_layers=1, encoder_attention_heads=1,
+        decoder_attention_heads=1, encoder_ffn_dim=8, decoder_ffn_dim=8, pad_token_id=fast.pad_token_id,
+        bos_token_id=0, eos_token_id=fast.eos_token_id, decoder_start_token_id=fast.eos_token_id,
+    )).save_pretrained(tmp_path)
+    t = HFTranslator(MTModelConfig(model=str(tmp_path), max_length=8), "en", "ug")
+    assert t.family == "nllb" and t.gen_kwargs["forced_bos_token_id"] == fast.convert_tokens_to_ids("uig_Arab")
+    assert len(t.translate(["Juma alikwenda"], src="sw")) == 1 and t.tokenizer.src_lang == "swh_Latn"
+    t.translate(["hello"])
+    assert t.tokenizer.src_lang == "eng_Latn"
+
+
+def test_inputs_over_max_length_are_rejected_not_truncated(tiny_marian, monkeypatch):
+    """A Uyghur Wikipedia paragraph (4% of mono/ug.txt lines have over 150 words) was cut at
+    ``max_length`` tokens and only its first part translated: the back-translated "paraphrase"
+    was a fragment, kept without a word in the manifest."""
+    from lrl.generate import translate
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate import hf
+
+    t = hf.HFTranslator(MTModelConfig(model=tiny_marian, max_length=16), "en", "ug")
+    short, long = "Paris is big .", " ".join(["Paris is big ."] * 20)
+    out = t.translate([long, short])
+    assert out[0] is None and isinstance(out[1], str)
+
+    class Cut:  # what HFTranslator does with a long input, without loading a model
+        def translate(self, texts, src=None):
+            return [None if len(s) > 40 else s for s in texts]
+
+    monkeypatch.setattr(hf, "make_translator", lambda *a, **k: Cut())
+    bt = {"lang": "ug", "to_pivot": {"backend": "fake"}, "from_pivot": {"backend": "fake"}}
+    rows = [{"id": "t0", "lang": "ug", "text": long}, {"id": "t1", "lang": "ug", "text": short}]
+    got = {r["id"]: r for r in translate.text_steps(job(backtranslate=bt))[0].apply(_Local(text_table(rows))).table.to_pylist()}
+    assert got["t0>backtranslate:ug"][REJECT] == "translation: input longer than max_length tokens"
+    assert got["t1>backtranslate:ug"][REJECT] is None and got["t1>backtranslate:ug"]["text"] == short
+    ner = [{"id": "en:0", "lang": "en", "tokens": long.split(), "tags": ["B-LOC"] + ["O"] * 79}]
+    cfg = job(train={"model": {"backend": "fake"}, "keep_source": False})
+    (r,) = translate.steps(cfg)[0].apply(_Local(ner_table(ner))).table.to_pylist()
+    assert r[REJECT] == "translation: input longer than max_length tokens" and r["tokens"] == long.split()
+
+
+def test_each_hop_is_one_operator_so_the_pool_cannot_starve_it(ray_session, tiny_marian):
+    """Marking ran as a task operator of its own before the actor pool: it needs a whole CPU, and
+    with less than one left beside the pool (``ray.num_cpus=1``, one actor of 0.5 CPU, within the
+    documented rule) ``lrl generate`` waited forever. Marking now runs inside the hop."""
+    import ray
+
+    from lrl.generate import translate
+
+    def operators(ds) -> list[str]:
+        out, op = [], ds._logical_plan.dag
+        while op.input_dependencies:
+            out.append(op.name)
+            op = op.input_dependencies[0]
+        return out
+
+    model = {"model": tiny_marian, "cpus_per_actor": 0.5}
+    ds = ray.data.from_arrow(ner_table(en_rows(2)))
+    assert len(operators(translate.steps(job(train={"model": model}))[0].apply(ds))) == 1
+    bt = {"to_pivot": model, "from_pivot": model}
+    assert len(operators(translate.steps(job(backtranslate=bt))[0].apply(ds))) == 2

@@ -58,7 +58,9 @@ class MTModelConfig(StrictModel):
     num_beams: int = Field(default=1, gt=0)
     """Beam size of generation (1 = greedy)."""
     max_length: int = Field(default=256, gt=0)
-    """Maximum tokens of an input (longer ones are truncated) and of an output."""
+    """Maximum tokens of an input and of an output. Longer inputs are not translated (a truncated
+    input gives a fragment): their rows are rejected, reason ``translation: input longer than
+    max_length tokens``."""
     num_actors: int = Field(default=1, gt=0)
     """Actors in the pool; each loads the model once."""
     num_gpus: float = Field(default=0.0, ge=0)
@@ -171,7 +173,8 @@ class FilterConfig(StrictModel):
     """Filters to apply in this order: ``lid`` (language ID), ``length_ratio`` (translation vs
     source), ``dedup`` (exact), ``near_dedup`` (MinHash), ``projection`` (entity count and types)."""
     scope: Literal["generated", "all"] = "generated"
-    """Rows that ``lid`` and ``length_ratio`` check: only generated rows (op != orig) or all."""
+    """Rows that ``lid`` and ``length_ratio`` check: only generated rows (op other than orig and
+    oversample, whose rows are verbatim copies of orig rows) or all."""
     lid_langs: list[str] = []
     """Languages the language-ID filter checks (rows of other languages pass); empty checks all."""
     lid_candidates: list[str] = []

@@ -19,12 +19,16 @@ def texts(table: pa.Table) -> list[str]:
     return [t or "" for t in table.column("text").to_pylist()]
 
 
+#: Ops whose rows are input rows as read: ``oversample`` only copies ``orig`` rows word for word.
+_NOT_GENERATED = (None, "orig", "oversample")
+
+
 def in_scope(table: pa.Table, scope: str) -> list[bool]:
-    """Which rows a filter checks: all rows, or only generated ones (op other than orig/null),
-    never rows that are already rejected."""
+    """Which rows a filter checks: all rows, or only generated ones (op other than orig/null and
+    oversampling's verbatim copies of them), never rows that are already rejected."""
     ops = table.column("op").to_pylist() if "op" in table.column_names else [None] * table.num_rows
     old = table.column(REJECT).to_pylist() if REJECT in table.column_names else [None] * table.num_rows
-    return [r is None and (scope == "all" or op not in (None, "orig")) for op, r in zip(ops, old)]
+    return [r is None and (scope == "all" or op not in _NOT_GENERATED) for op, r in zip(ops, old)]
 
 
 def set_rejects(table: pa.Table, reasons: list[str | None]) -> pa.Table:

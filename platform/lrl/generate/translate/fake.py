@@ -33,7 +33,7 @@ class FakeTranslator:
             return w.upper()
         return w
 
-    def translate(self, texts: list[str]) -> list[str]:
+    def translate(self, texts: list[str], src: str | None = None) -> list[str]:
         return [self.one(t) for t in texts]
 
     def one(self, text: str) -> str:

@@ -75,14 +75,20 @@ class HFTranslator:
                 raise ValueError(f"{cfg.model}: target language code {self.tgt!r} is not in its vocabulary")
             self.gen_kwargs["forced_bos_token_id"] = bos
 
-    def translate(self, texts: list[str]) -> list[str]:
+    def translate(self, texts: list[str], src: str | None = None) -> list[str | None]:
+        """The translations; None for an input over ``max_length`` tokens (truncating it would
+        translate a fragment). ``src`` (ISO 639) overrides the source language for this call."""
         import torch
 
         if not texts:
             return []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: list[str] = [""] * len(texts)
+        if self.family in ("nllb", "m2m100"):
+            self.tokenizer.src_lang = lang_code(self.family, src, self.cfg.src_code) if src else self.src
         prefix = f"{self.cfg.prefix} " if self.cfg.prefix else ""
+        sizes = [len(ids) for ids in self.tokenizer([prefix + t for t in texts])["input_ids"]]
+        fits = [i for i in range(len(texts)) if sizes[i] <= self.cfg.max_length]
+        order = sorted(fits, key=lambda i: len(texts[i]))
+        out: list[str | None] = [None] * len(texts)
         bs = self.cfg.batch_size
         for k in range(0, len(order), bs):
             idx = order[k : k + bs]
@@ -93,6 +99,38 @@ class HFTranslator:
             for i, s in zip(idx, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
                 out[i] = s.strip()
         return out
+
+
+def check_model(cfg: MTModelConfig, setting: str) -> None:
+    """Fail on the driver, naming the setting, when ``cfg.model`` is a local path that is missing,
+    has no ``config.json`` or is not a seq2seq model (inside the actor pool such an error showed
+    only as an ActorDiedError). Hub ids are left to transformers."""
+    import json
+    import os
+
+    from lrl.config import ConfigError
+
+    if cfg.backend != "hf" or not cfg.model:
+        return
+    path = os.path.expanduser(cfg.model)
+    looks_local = os.path.isabs(path) or path.startswith(".") or path.count("/") > 1
+    if not os.path.exists(path):
+        if looks_local:
+            raise ConfigError(f"{setting}.model: {cfg.model!r} does not exist")
+        return
+    conf = os.path.join(path, "config.json")
+    if not os.path.isfile(conf):
+        raise ConfigError(f"{setting}.model: {cfg.model!r} has no config.json (not a Hugging Face model folder)")
+    with open(conf, encoding="utf-8") as fh:
+        mtype = json.load(fh).get("model_type")
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+    if not cfg.trust_remote_code and mtype not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        raise ConfigError(f"{setting}.model: {cfg.model!r} is a {mtype!r} model, not a seq2seq translation "
+                         "model (Marian, NLLB, M2M100, ...)")
+    if not any(name.endswith(".safetensors") for name in os.listdir(path)):
+        raise ConfigError(f"{setting}.model: {cfg.model!r} has no .safetensors weights (lrl loads no pickled "
+                         "weights; convert them with save_pretrained(..., safe_serialization=True))")
 
 
 def make_translator(cfg: MTModelConfig, src_lang: str, tgt_lang: str, seed: int = 0):

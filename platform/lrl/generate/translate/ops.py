@@ -47,22 +47,29 @@ def mark_batch(table: pa.Table, langs: list[str], markers: str) -> pa.Table:
     return table.append_column(SRC, pa.array(ents, _STR_LIST))
 
 
-def translate_table(table: pa.Table, translator: Any) -> pa.Table:
-    """Translate ``_mt_text`` and ``_mt_ents`` of the rows to translate (one call per batch;
+def translate_table(table: pa.Table, translator: Any, by_lang: bool = False) -> pa.Table:
+    """Translate ``_mt_text`` and ``_mt_ents`` of the rows to translate (one call per batch, or per
+    source language with ``by_lang``: rows of several sources, each with its own language code;
     repeated entity names are translated once)."""
     do = table.column(DO).to_pylist()
     text = table.column(TEXT).to_pylist()
     ents = table.column(ENTS).to_pylist()
-    todo: dict[str, None] = {}
+    langs = table.column("lang").to_pylist() if by_lang else [None] * len(do)
+    todo: dict[str | None, dict[str, None]] = {}
     for i, flag in enumerate(do):
-        if flag:
-            todo[text[i]] = None
+        if flag and text[i] is not None:  # None: an earlier hop could not translate it
+            group = todo.setdefault(langs[i], {})
+            group[text[i]] = None
             for e in ents[i] or []:
-                todo[e] = None
-    keys = list(todo)
-    done = dict(zip(keys, translator.translate(keys)))
-    new_text = [done[t] if f else t for f, t in zip(do, text)]
-    new_ents = [[done[e] for e in es] if f else es for f, es in zip(do, ents)]
+                group[e] = None
+    done: dict[tuple[str | None, str], str | None] = {}  # None: over max_length (HFTranslator)
+    for lang, group in todo.items():
+        keys = list(group)
+        out = translator.translate(keys, src=lang) if by_lang else translator.translate(keys)
+        done.update(((lang, k), v) for k, v in zip(keys, out))
+    new_text = [done[(g, t)] if f and t is not None else t for f, g, t in zip(do, langs, text)]
+    new_ents = [[done[(g, e)] or "" for e in es] if f and t is not None else es
+                for f, g, t, es in zip(do, langs, text, ents)]
     table = table.set_column(table.column_names.index(TEXT), TEXT, pa.array(new_text, pa.string()))
     return table.set_column(table.column_names.index(ENTS), ENTS, pa.array(new_ents, _STR_LIST))
 
@@ -71,11 +78,12 @@ Post = tuple[Callable[..., pa.Table], dict[str, Any]] | None
 
 
 def translate_batch(table: pa.Table, cfg: MTModelConfig, src: str, tgt: str, seed: int,
-                    post: Post = None) -> pa.Table:
+                    post: Post = None, by_lang: bool = False, pre: Post = None) -> pa.Table:
     """Task version of a hop, for translators that load nothing (the fake backend)."""
     from lrl.generate.translate.hf import make_translator
 
-    out = translate_table(table, make_translator(cfg, src, tgt, seed))
+    table = pre[0](table, **pre[1]) if pre else table
+    out = translate_table(table, make_translator(cfg, src, tgt, seed), by_lang)
     return post[0](out, **post[1]) if post else out
 
 
@@ -85,26 +93,37 @@ class TranslateActor:
     ``post`` (a function and its keyword arguments) runs on the translated batch inside the
     actor: projecting there keeps the whole step in one operator, so no task of a second
     operator waits for CPUs that the actors hold (measured: on 2 CPUs with 2 actors a separate
-    projection operator only ran after the pool had finished)."""
+    projection operator only ran after the pool had finished). ``pre`` (marking) runs before
+    translating, for the same reason: a separate marking task needs a whole CPU, and with less
+    than one left beside the pool (``ray.num_cpus=1``, one actor of 0.5) the step hung forever."""
 
-    def __init__(self, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None) -> None:
+    def __init__(self, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None,
+                 by_lang: bool = False, pre: Post = None) -> None:
         from lrl.generate.translate.hf import make_translator
 
         self.translator = make_translator(cfg, src, tgt, seed)
-        self.post = post
+        self.pre, self.post = pre, post
+        self.by_lang = by_lang
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        out = translate_table(table, self.translator)
+        table = self.pre[0](table, **self.pre[1]) if self.pre else table
+        out = translate_table(table, self.translator, self.by_lang)
         return self.post[0](out, **self.post[1]) if self.post else out
 
 
-def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None):
-    """One translation direction over a Ray Dataset with work columns (lazy); ``post`` runs on
-    each translated batch in the same worker."""
+def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None, setting: str = "model",
+        by_lang: bool = False, pre: Post = None):
+    """One translation direction over a Ray Dataset with work columns (lazy); ``pre`` runs on
+    each batch before and ``post`` on each translated batch, in the same worker (one operator).
+    ``setting`` names ``cfg`` in error messages; ``by_lang`` translates each row from its own
+    ``lang`` (``src`` is then only the default)."""
     import ray
 
+    from lrl.generate.translate.hf import check_model
+
+    check_model(cfg, setting)
     rows = cfg.batch_size * 4  # several generate calls per batch: sorting by length pads less
-    kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed, "post": post}
+    kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed, "post": post, "by_lang": by_lang, "pre": pre}
     if cfg.backend == "fake":
         return ds.map_batches(translate_batch, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=rows)
     _check_room(cfg)
@@ -131,26 +150,33 @@ def project_batch(table: pa.Table, proj: ProjectionConfig, lang: str, op: str, s
         if not do or keep_source:
             out.append(row)
         if do:
-            out.append(_new_row(row, text or "", ents, src_ents, projector, lang, op, seed))
+            out.append(_new_row(row, text, ents, src_ents, projector, lang, op, seed))
     extra = [f for f in base.schema if f.name not in schema.names]
     return pa.Table.from_pylist(out, schema=pa.schema(list(schema) + extra))
 
 
-def _new_row(row: dict, text: str, ents: list[str], src_ents: list[str], projector: Projector,
+def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], projector: Projector,
              lang: str, op: str, seed: int) -> dict:
+    """The translated row; ``text`` None means the translator refused an input over max_length."""
     new = dict(row, id=f"{row['id']}>{op}:{lang}", lang=lang, op=op, parent_id=row["id"], seed=seed)
     new[REJECT] = None
+    too_long = "translation: input longer than max_length tokens"
     if "tokens" not in row:
-        new["text"] = text
+        new["text"] = text or ""
         new[SRC_TEXT] = row["text"]
-        if not text.strip():
+        if text is None:
+            new[REJECT] = too_long
+        elif not text.strip():
             new[REJECT] = "translation: empty output"
         return new
     types = [t for _, _, t in spans_from_tags(row["tags"])]
-    entities = [Entity(i, t, s) for i, (t, s) in enumerate(zip(types, src_ents))]
-    res = projector(text, entities, ents)
     new[SRC_TEXT] = " ".join(row["tokens"])
     new[SRC_ENTS] = types
+    if text is None:  # the rejects dataset shows the sentence that was too long
+        new.update(tokens=list(row["tokens"]), tags=list(row["tags"]), **{REJECT: too_long})
+        return new
+    entities = [Entity(i, t, s) for i, (t, s) in enumerate(zip(types, src_ents))]
+    res = projector(text, entities, ents)
     if res.reject:
         # Keep the raw output in the rejects dataset: it shows what the model did to the markers.
         raw = text.split() or [""]

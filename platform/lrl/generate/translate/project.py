@@ -10,6 +10,7 @@ words as that translation has. What still cannot be placed rejects the sentence 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
@@ -210,7 +211,8 @@ class Projector:
         cuts = sorted({0, len(text)} | ({p for span, _ in order for p in span} if self.split_at_markers else set()))
         tokens: list[tuple[int, int, str]] = []
         for a, b in zip(cuts, cuts[1:]):
-            tokens.extend((a + m.start(), a + m.end(), m.group(0)) for m in self.token_re.finditer(text[a:b]))
+            tokens.extend(_join_marks([(a + m.start(), a + m.end(), m.group(0))
+                                       for m in self.token_re.finditer(text[a:b])]))
         tags = ["O"] * len(tokens)
         for (s, e), ent in order:
             inside = [i for i, (ts, te, _) in enumerate(tokens) if ts < e and s < te]
@@ -220,6 +222,7 @@ class Projector:
             if any(tags[i] != "O" for i in inside):
                 res.reject = "projection: overlapping entity spans"
                 return res
+            inside = _trim_punct(inside, tokens, ent.text)
             for k, i in enumerate(inside):
                 tags[i] = ("B-" if k == 0 else "I-") + ent.type
         res.tokens = [t for _, _, t in tokens]
@@ -227,6 +230,42 @@ class Projector:
         if not res.tokens:
             res.reject = "projection: empty translation"
         return res
+
+
+def _has_word(text: str) -> bool:
+    return any(c.isalnum() for c in text)
+
+
+def _trim_punct(inside: list[int], tokens: list[tuple[int, int, str]], source: str) -> list[int]:
+    """``inside`` without edge tokens of punctuation only (a marker moved over a neighbouring
+    full stop or bracket) on the edges where the source entity has none; never empty."""
+    src = source.strip()
+    lo, hi = 0, len(inside)
+    if src[:1].isalnum():
+        while hi - lo > 1 and not _has_word(tokens[inside[lo]][2]):
+            lo += 1
+    if src[-1:].isalnum():
+        while hi - lo > 1 and not _has_word(tokens[inside[hi - 1]][2]):
+            hi -= 1
+    return inside[lo:hi]
+
+
+def _is_mark(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("M")
+
+
+def _join_marks(tokens: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Glue combining marks back into their word: ``\\w`` matches no mark (Mn/Mc), so a pattern
+    built on it cuts Yoruba ``mẹ́rin`` (ẹ + U+0301) into ``mẹ``, ``́``, ``rin``. A mark-only token
+    joins the token it touches on the left, and a word token joins a touching one ending in a mark."""
+    out: list[tuple[int, int, str]] = []
+    for s, e, t in tokens:
+        if out and out[-1][1] == s and (_is_mark(t[0]) or (_is_mark(out[-1][2][-1]) and t[0].isalnum())):
+            ps, _, pt = out[-1]
+            out[-1] = (ps, e, pt + t)
+        else:
+            out.append((s, e, t))
+    return out
 
 
 def _greedy(sims: list[list[float]]) -> dict[int, int]:

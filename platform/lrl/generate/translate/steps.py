@@ -26,11 +26,11 @@ class TranslateTrain:
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         c = self.cfg
-        ds = ds.map_batches(mark_batch, fn_kwargs={"langs": list(c.sources), "markers": self.proj.markers},
-                            batch_format="pyarrow")
+        pre = (mark_batch, {"langs": list(c.sources), "markers": self.proj.markers})
         post = (project_batch, {"proj": self.proj, "lang": c.target, "op": "translate", "seed": self.seed,
                                 "keep_source": c.keep_source})
-        return hop(ds, c.model, c.sources[0], c.target, self.seed, post)
+        return hop(ds, c.model, c.sources[0], c.target, self.seed, post, "translate.train.model",
+                   by_lang=len(c.sources) > 1, pre=pre)
 
 
 class BackTranslate:
@@ -44,9 +44,8 @@ class BackTranslate:
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         c = self.cfg
-        ds = ds.map_batches(mark_batch, fn_kwargs={"langs": [c.lang], "markers": self.proj.markers},
-                            batch_format="pyarrow")
-        ds = hop(ds, c.to_pivot, c.lang, c.pivot, self.seed)
+        pre = (mark_batch, {"langs": [c.lang], "markers": self.proj.markers})
+        ds = hop(ds, c.to_pivot, c.lang, c.pivot, self.seed, setting="translate.backtranslate.to_pivot", pre=pre)
         post = (project_batch, {"proj": self.proj, "lang": c.lang, "op": "backtranslate", "seed": self.seed,
                                 "keep_source": True})
-        return hop(ds, c.from_pivot, c.pivot, c.lang, self.seed, post)
+        return hop(ds, c.from_pivot, c.pivot, c.lang, self.seed, post, "translate.backtranslate.from_pivot")
