@@ -151,6 +151,9 @@ CONFIG_CASES = [
     (["dta.ner=[]"], r"dta: unknown key"),
     # An op listed twice gave each of its rows a twin with the same id (and the same content).
     (["augment.ops=[swap,mention,swap]"], r"augment\.ops: .*'swap' is listed twice.*augment\.swap\.copies"),
+    # Target-language rows would be "translated" into themselves and added as new rows.
+    (["translate.train={sources: [en, ug], target: ug, model: {backend: fake}}"],
+     r"translate\.train: .*target 'ug' is also listed in sources"),
 ]
 
 

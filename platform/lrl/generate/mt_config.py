@@ -125,6 +125,14 @@ class TranslateTrainConfig(StrictModel):
     _v_target = field_validator("target")(classmethod(lambda cls, v: check_lang(v)))
     _v_sources = field_validator("sources")(classmethod(lambda cls, v: [check_lang(x) for x in v]))
 
+    @model_validator(mode="after")
+    def _target_not_a_source(self) -> TranslateTrainConfig:
+        # Rows already in the target language would be "translated" into themselves and added
+        # as new training rows: copies that look like translations.
+        if self.target in self.sources:
+            raise ValueError(f"target {self.target!r} is also listed in sources {self.sources}")
+        return self
+
 
 class BackTranslateConfig(StrictModel):
     """Paraphrase target-language rows by translating them to a pivot language and back."""
