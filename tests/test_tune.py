@@ -166,3 +166,44 @@ def test_scratch_encoder_left_half_written_by_a_killed_run_is_rebuilt(tmp_path, 
     monkeypatch.setattr(finetune_scratch, "build_scratch_encoder", real)
     path = _scratch(str(tmp_path), "preset:tiny", {"ug": (table, table)}, 0)
     assert (Path(path) / "model.safetensors").is_file()
+
+
+def test_grid_size_counts_the_learning_rates_the_grid_really_has():
+    """Equal bounds (or points closer than the 3 significant digits kept) give fewer distinct
+    learning rates than ``lr_grid_points``: the grid must not run duplicates nor the manifest
+    promise trials that never run."""
+    from lrl.tune.search import grid_size, lr_grid, param_space
+
+    cfg = load_job(None, ["tune.search=grid", "tune.space.lr_min=1e-3", "tune.space.lr_max=1e-3",
+                          "tune.space.lr_grid_points=3", "tune.space.warmup_ratio=[0.0]",
+                          "tune.space.batch_size=[16]"]).tune
+    assert grid_size(cfg) == len(param_space(cfg)["lr"]["grid_search"]) == 1
+    lrs = lr_grid(1e-3, 1.0004e-3, 3)
+    assert len(lrs) == len(set(lrs))
+
+
+def test_storage_path_does_not_change_the_output(ray_session, tmp_path, data_root, monkeypatch):
+    """Where Tune keeps its trial folders changes no result: a finished search is found again when
+    only ``tune.storage_path`` differs, instead of searching again."""
+    from types import SimpleNamespace
+
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        if report:
+            report({"step": 1, "dev_f1": cfg.lr})
+        return SimpleNamespace(dev_f1=cfg.lr, per_type={}, per_lang={}, history=[], model_dir=None)
+
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    (enc / "config.json").write_text("{}")
+    opts = [f"tune.model_path={enc}", "tune.num_samples=1", "tune.save_best=false"]
+    first = stage.run_tune(StageContext(_job(tmp_path, data_root, *opts)), train_fn=stand_in)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(stage, "search_language", no_search)
+    job = _job(tmp_path, data_root, *opts, f"tune.storage_path={tmp_path / 'store'}")
+    assert stage.run_tune(StageContext(job), train_fn=stand_in) == first

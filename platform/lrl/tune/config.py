@@ -111,7 +111,8 @@ class TuneConfig(StrictModel):
     with a model card (see ``lrl.tune.search`` for why it retrains rather than copies)."""
     storage_path: str | None = None
     """Where Ray Tune keeps its trial folders (local path or URI reachable by every node); None
-    uses a temporary local folder that is removed after the search."""
+    uses a temporary local folder that is removed after the search. Not part of the output's hash:
+    the results are the same wherever the trial folders live."""
 
     @field_validator("languages")
     @classmethod

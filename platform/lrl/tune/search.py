@@ -53,11 +53,12 @@ class LanguageSearch:
 
 
 def lr_grid(lo: float, hi: float, points: int) -> list[float]:
-    """``points`` learning rates spaced evenly in log space between ``lo`` and ``hi``."""
+    """``points`` learning rates spaced evenly in log space between ``lo`` and ``hi`` (fewer when
+    bounds this close round to the same 3 significant digits: the grid never repeats a rate)."""
     if points == 1 or lo == hi:
         return [math.sqrt(lo * hi)] if points == 1 else [lo]
     step = (math.log(hi) - math.log(lo)) / (points - 1)
-    return [float(f"{math.exp(math.log(lo) + i * step):.3g}") for i in range(points)]
+    return list(dict.fromkeys(float(f"{math.exp(math.log(lo) + i * step):.3g}") for i in range(points)))
 
 
 def param_space(cfg: TuneConfig) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def grid_size(cfg: TuneConfig) -> int:
     if cfg.search == "random":
         return cfg.num_samples
     s = cfg.space
-    n = s.lr_grid_points
+    n = len(lr_grid(s.lr_min, s.lr_max, s.lr_grid_points))
     for v in (s.batch_size, s.epochs, s.warmup_ratio, s.freeze_layers, s.dropout, s.schedule):
         n *= len(v)
     return n

@@ -109,7 +109,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     splits = language_splits(ctx, cfg.tune.languages)
     model_path = resolve_model(ctx, splits)
     inputs = {"data": fingerprint(splits), "model": model_path}
-    out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json"),
+    # Where Tune keeps its trial folders changes no result, so it is left out of the hash.
+    out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude={"storage_path"}),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
                                                 "seed": cfg.seed}, inputs)
     if out.done:
