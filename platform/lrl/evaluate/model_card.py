@@ -18,8 +18,8 @@ import yaml
 LIMITS = (
     "Trained on a small amount of data in a low-resource language; expect errors on text unlike the "
     "training data (other domains, spellings or scripts). WikiANN annotation is silver-standard "
-    "(derived from Wikipedia links) and about half of the Uyghur 'sentences' are bare entity names, "
-    "so scores on running text may be lower than the dev figures here. Scores are on the dev split "
+    "(derived from Wikipedia links) and many of its 'sentences' are bare entity names (about half "
+    "in Uyghur), so scores on running text may be lower than the dev figures here. Scores are on the dev split "
     "used for model selection, hence optimistic. Not for decisions about people without human review."
 )
 
