@@ -222,46 +222,6 @@ def test_generate_with_back_translation_and_filters(ray_session, data_root, tmp_
     assert m["rejects_per_reason"]["duplicate"] > 0 and m["rejects_total"] == rejects.num_rows
 
 
-@pytest.mark.slow
-def test_killed_job_leaves_nothing_that_looks_finished(ray_session, data_root, tmp_path):
-    """SIGKILL ``lrl generate`` while it writes: only a hidden temporary folder remains, no
-    manifest; the next run finishes normally beside it."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from lrl.generate.stage import run_generate
-    from lrl.pipeline.stage import StageContext
-
-    ug = _slice(data_root, tmp_path, "ug", 200)
-    runs = tmp_path / "runs"
-    args = [f"data.ner=[{{path: {ug}, lang: ug}}]", "oversample.enabled=true", "oversample.target_per_lang=400000",
-            "augment.ops=[swap]", "augment.neighbours.enabled=false", f"output.root={runs}", "ray.num_cpus=1"]
-    env = {**os.environ, "RAY_ADDRESS": ""}  # its own embedded Ray, not the session's
-    job = tmp_path / "job.yaml"
-    job.write_text("name: killed\n", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "lrl.cli", "generate", str(job), *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 150
-        while time.time() < deadline and not list(runs.glob(".generate-*/data/*/*.parquet")):
-            assert proc.poll() is None, "lrl generate ended before it could be killed"
-            time.sleep(0.2)
-        assert list(runs.glob(".generate-*/data/*/*.parquet")), "nothing written in time"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the job and the Ray processes it started
-        proc.wait()
-    assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == []
-    assert not list(runs.rglob("manifest.json"))
-    from lrl.job import load_job
-
-    small = load_job(None, [a.replace("400000", "300") for a in args])
-    path = run_generate(StageContext(small), quiet=True)
-    assert (Path(path) / "manifest.json").is_file()
-    assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [Path(path).name]
-
-
 class _ObjectStore:
     """An fsspec in-memory filesystem that, like Arrow's S3 and GCS filesystems, cannot move a
     directory (a prefix of objects): only single objects."""

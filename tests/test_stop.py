@@ -1,0 +1,119 @@
+"""Stopping a running ``lrl generate``: nothing that looks finished is ever left behind.
+
+SIGTERM (``kill``, ``ray job stop``, Kubernetes) stops ``lrl`` like Ctrl-C: the stage's cleanup
+runs, no temporary folder is left, and the command exits with status 143. Without the CLI's
+handler Python died at once before ``ray.init`` (leaving the hidden ``.generate-*.tmp-*``
+folder), and after it Ray's own handler exited with status 15. SIGKILL cannot be handled: only a
+hidden temporary folder without a manifest may remain, and the next run finishes beside it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lrl.signals import SIGTERM_EXIT
+
+
+def _slice(data_root: Path, tmp_path: Path, lang: str, n: int) -> str:
+    blocks = (data_root / "wikiann" / lang / "train").read_text(encoding="utf-8").split("\n\n")[:n]
+    out = tmp_path / "in" / f"{lang}.conll"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return str(out)
+
+
+def _start_generate(data_root: Path, tmp_path: Path, stderr) -> tuple[subprocess.Popen, list[str], Path]:
+    """``lrl generate`` in its own process (and process group) on a job that takes long: 200 ug
+    sentences oversampled to 400k rows, on its own embedded Ray. Returns the process, the
+    overrides and the output root."""
+    ug = _slice(data_root, tmp_path, "ug", 200)
+    runs = tmp_path / "runs"
+    args = [f"data.ner=[{{path: {ug}, lang: ug}}]", "oversample.enabled=true", "oversample.target_per_lang=400000",
+            "augment.ops=[swap]", "augment.neighbours.enabled=false", f"output.root={runs}", "ray.num_cpus=1"]
+    env = {**os.environ, "RAY_ADDRESS": ""}  # its own embedded Ray, not the test session's
+    job = tmp_path / "job.yaml"
+    job.write_text("name: stopped\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "lrl.cli", "generate", str(job), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    return proc, args, runs
+
+
+def _wait_for(proc: subprocess.Popen, runs: Path, ready: str, err: Path | None = None) -> None:
+    """Wait until ``ready`` (a glob under the output root) matches, while the process runs."""
+    deadline = time.time() + 150
+    while time.time() < deadline and not list(runs.glob(ready)):
+        detail = err.read_text() if err is not None else ""
+        assert proc.poll() is None, "lrl generate ended before it could be stopped:\n" + detail
+        time.sleep(0.02)
+    assert list(runs.glob(ready)), f"{ready} did not appear in time"
+
+
+def _terminate_generate(data_root: Path, tmp_path: Path, ready: str) -> tuple[int, str, Path]:
+    """SIGTERM ``lrl generate`` once ``ready`` matches; returns its exit status, its stderr and
+    the output root."""
+    err = tmp_path / "stderr.txt"
+    with open(err, "wb") as ferr:
+        proc, _, runs = _start_generate(data_root, tmp_path, ferr)
+        try:
+            _wait_for(proc, runs, ready, err)
+            proc.send_signal(signal.SIGTERM)  # the lrl process only, as `kill PID` does
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            try:  # any Ray process it started and did not stop (it should have)
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return code, err.read_text(encoding="utf-8", errors="replace"), runs
+
+
+def _assert_clean(runs: Path) -> None:
+    assert sorted(p.name for p in runs.iterdir()) == [], "SIGTERM left output behind"
+
+
+def test_sigterm_before_ray_starts_removes_the_temporary_folder(data_root, tmp_path):
+    """SIGTERM as soon as the stage made its temporary folder (it writes the reader's rejects
+    there before Ray starts)."""
+    code, err, runs = _terminate_generate(data_root, tmp_path, ".generate-*.tmp-*")
+    assert code == SIGTERM_EXIT, err
+    assert "stopped by SIGTERM" in err
+    _assert_clean(runs)
+
+
+def test_sigterm_while_ray_writes_removes_the_temporary_folder(data_root, tmp_path):
+    """SIGTERM while Ray tasks write the output: Ray's own driver handler (``sys.exit(15)``) must
+    not replace the CLI's."""
+    code, err, runs = _terminate_generate(data_root, tmp_path, ".generate-*.tmp-*/data/*/*.parquet")
+    assert code == SIGTERM_EXIT, err
+    assert "stopped by SIGTERM" in err
+    _assert_clean(runs)
+
+
+@pytest.mark.slow
+def test_killed_job_leaves_nothing_that_looks_finished(ray_session, data_root, tmp_path):
+    """SIGKILL ``lrl generate`` while it writes: only a hidden temporary folder remains, no
+    manifest; the next run finishes normally beside it."""
+    from lrl.generate.stage import run_generate
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    proc, args, runs = _start_generate(data_root, tmp_path, subprocess.DEVNULL)
+    try:
+        _wait_for(proc, runs, ".generate-*/data/*/*.parquet")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the job and the Ray processes it started
+        proc.wait()
+    assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == []
+    assert not list(runs.rglob("manifest.json"))
+    small = load_job(None, [a.replace("400000", "300") for a in args])
+    path = run_generate(StageContext(small), quiet=True)
+    assert (Path(path) / "manifest.json").is_file()
+    assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [Path(path).name]
