@@ -182,14 +182,21 @@ def test_submit_pip_and_image_are_exclusive():
         load_job(None, ["pipeline.submit.pip=[seqeval]", "pipeline.submit.image_uri=rayproject/ray:2.60.0"])
 
 
-def test_lrl_run_cli_with_fake_registry(tmp_path, monkeypatch, capsys):
-    from lrl import cli
+def _two_stage_job(tmp_path: Path, monkeypatch) -> tuple[FakeStages, Path]:
+    """Fake generate and tokenizer stages in the registry, and a job file running both."""
     from lrl.pipeline import runner
 
     fake = FakeStages()
     monkeypatch.setattr(runner, "REGISTRY", {**runner.REGISTRY, **fake.registry()})
     job = tmp_path / "job.yaml"
     job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\npipeline:\n  stages: [generate, tokenizer]\n")
+    return fake, job
+
+
+def test_lrl_run_cli_with_fake_registry(tmp_path, monkeypatch, capsys):
+    from lrl import cli
+
+    fake, job = _two_stage_job(tmp_path, monkeypatch)
     assert cli.main(["run", str(job)]) == 0
     assert cli.main(["run", str(job), "--only", "tokenizer"]) == 0
     out = capsys.readouterr().out
@@ -203,12 +210,8 @@ def test_overrides_may_follow_options(tmp_path, monkeypatch, capsys):
     """``lrl run JOB --only tokenizer tokenizer.vocab_size=500`` is how people type it: argparse's
     plain parser took the overrides before the option and rejected the ones after it."""
     from lrl import cli
-    from lrl.pipeline import runner
 
-    fake = FakeStages()
-    monkeypatch.setattr(runner, "REGISTRY", {**runner.REGISTRY, **fake.registry()})
-    job = tmp_path / "job.yaml"
-    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\npipeline:\n  stages: [generate, tokenizer]\n")
+    fake, job = _two_stage_job(tmp_path, monkeypatch)
     assert cli.main(["run", str(job), "seed=2", "--dry-run", "seed=3"]) == 0
     assert "seed: 3\n" in capsys.readouterr().out
     assert cli.main(["run", str(job)]) == 0
@@ -226,10 +229,7 @@ def test_dry_run_checks_from_and_only_and_shows_the_plan(tmp_path, monkeypatch, 
     from lrl import cli
     from lrl.pipeline import runner
 
-    fake = FakeStages()
-    monkeypatch.setattr(runner, "REGISTRY", {**runner.REGISTRY, **fake.registry()})
-    job = tmp_path / "job.yaml"
-    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\npipeline:\n  stages: [generate, tokenizer]\n")
+    fake, job = _two_stage_job(tmp_path, monkeypatch)
     assert cli.main(["run", str(job), "--from", "tokenizer", "--dry-run"]) == 2
     assert "no finished output of 'generate'" in capsys.readouterr().err
     assert cli.main(["run", str(job), "--only", "report", "--dry-run"]) == 2
