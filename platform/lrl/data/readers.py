@@ -243,6 +243,12 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
     return reader(path, src.lang, src.split, policy, labels)
 
 
+def text_id_name(path: str) -> str:
+    """The file-name part of text row ids (``lang:name:line``): ids stay unique across several
+    files of a language as long as their names differ."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
     """Plain text, one sentence or paragraph per line; ``# doc <title>`` lines start a document
     and are not themselves rows. Blank lines are skipped (they carry no text)."""
@@ -250,7 +256,7 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
     text = read_text(path)
     rows = []
     doc = None
-    name = path.rstrip("/").rsplit("/", 1)[-1]  # ids stay unique across several files of a language
+    name = text_id_name(path)
     for lineno, line in enumerate(split_lines(text), start=1):
         line = line.strip()
         if not line:

@@ -21,7 +21,7 @@ import pyarrow as pa
 from lrl.data.blocks import from_tables
 from lrl.data.files import InputError, fingerprint, resolve
 from lrl.data.output import StageOutput
-from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines
+from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_id_name
 from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
 from lrl.generate.manifest import Inputs, build_manifest
@@ -114,16 +114,18 @@ def read_inputs(cfg: JobConfig) -> Inputs:
                 raise InputError(f"{res.source}: row id {rid!r} also occurs in {seen[rid]}; give sources "
                                  "of the same language distinct 'split' names or distinct ids")
             seen[rid] = res.source
+    # Text ids name the file, not its folder: two files of one language with the same name (or one
+    # file listed twice) gave rows the same ids, and steps that mark rows by id (dedup) then
+    # rejected unique rows. Checked per file, before reading: the ids follow from lang and name.
+    text_seen: dict[tuple[str, str], str] = {}
+    for tsrc in cfg.data.text:
+        path = resolve(tsrc.path, cfg.data.root)
+        key = (tsrc.lang, text_id_name(path))
+        if key in text_seen:
+            raise InputError(f"{path}: text row id '{tsrc.lang}:{key[1]}:1' also comes from {text_seen[key]} "
+                             "(ids are lang:file name:line); text files of one language need distinct file names")
+        text_seen[key] = path
     texts = [read_text_lines(t, cfg.data.root) for t in cfg.data.text]
-    # Text ids name the file, not its folder: two files of one language with the same name gave
-    # rows the same ids, and steps that mark rows by id (dedup) then rejected unique rows.
-    text_seen: dict[str, str] = {}
-    for table in texts:
-        path = table.column("source")[0].as_py()
-        for rid in table.column("id").to_pylist():
-            if text_seen.setdefault(rid, path) != path:
-                raise InputError(f"{path}: text row id {rid!r} also comes from {text_seen[rid]}; text files of "
-                                 "one language need distinct file names")
     labels = list(cfg.data.labels) if cfg.data.labels is not None else infer_labels(r.table for r in results)
     return Inputs(sources, results, texts, labels)
 
