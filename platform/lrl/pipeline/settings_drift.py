@@ -68,9 +68,11 @@ def _run_control_keys() -> set[str]:
     try:
         from lrl.generate.stage import RUN_CONTROL as GENERATE
         from lrl.train.pretrain import RUN_CONTROL as PRETRAIN
+        from lrl.tune.stage import RUN_CONTROL as TUNE
     except ImportError:  # a broken optional stage: warn about more rather than fail
         return keys
     keys.update(f"pretrain.{k}" for k in PRETRAIN)
+    keys.update(f"tune.{k}" for k in TUNE)
     keys.update(f"{section}.{k}" for section, names in GENERATE.items() for k in names)
     return keys
 

@@ -32,6 +32,10 @@ from lrl.runtime import init_ray
 from lrl.tune.search import METRIC, PARAM_PATHS, TrainFn, finetune_with, grid_size, search_language
 from lrl.tune.splits import fingerprint, language_splits, resolve_model
 
+#: Tune fields left out of the output's hash: where Ray Tune keeps its trial folders changes no
+#: result (tests/test_tune.py, test_storage_path_does_not_change_the_output).
+RUN_CONTROL = {"storage_path"}
+
 
 def _write_text(path: str, text: str) -> None:
     fs, inner = filesystem(path)
@@ -109,8 +113,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     splits = language_splits(ctx, cfg.tune.languages)
     model_path = resolve_model(ctx, splits)
     inputs = {"data": fingerprint(splits), "model": model_path}
-    # Where Tune keeps its trial folders changes no result, so it is left out of the hash.
-    out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude={"storage_path"}),
+    out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
                                                 "seed": cfg.seed}, inputs)
     if out.done:
