@@ -8,7 +8,9 @@ puts it back after ``ray.init``. A separate module so that the library does not 
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 
 #: Exit status after SIGTERM: 128 + 15, what a shell reports for a process the signal killed.
@@ -35,12 +37,40 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(f"received signal {signum}")
 
 
+#: Delay before a swallowed ``Terminated`` is delivered again: long enough for the code that
+#: swallowed it (a finaliser, a C extension's module init) to return first.
+REDELIVER_S = 0.05
+
+
+def _redeliver_swallowed(unraisable: object) -> None:
+    """``sys.unraisablehook``: a ``Terminated`` raised where Python cannot propagate it (a
+    ``__del__``, a weakref callback, a C extension importing itself) is only printed as
+    "Exception ignored", and the job ran on to finish as if never stopped (CI saw exit 0 after
+    SIGTERM). Send the signal again, from a timer thread so that it lands after that code
+    returned; other unraisable exceptions go to the previous hook."""
+    if isinstance(getattr(unraisable, "exc_value", None), Terminated):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_terminated)
+            timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signal.SIGTERM))
+            timer.daemon = True
+            timer.start()
+        return
+    _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
 def handle_sigterm() -> None:
     """Make SIGTERM raise ``Terminated`` in the main thread (a no-op in any other thread, where
     Python cannot install handlers). ``lrl.runtime.init_ray`` puts it back after ``ray.init``,
     which replaces it with its own ``sys.exit(15)``."""
+    global _previous_unraisablehook
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+        if sys.unraisablehook is not _redeliver_swallowed:
+            _previous_unraisablehook = sys.unraisablehook
+            sys.unraisablehook = _redeliver_swallowed
 
 
 def sigterm_is_handled() -> bool:
@@ -59,5 +89,13 @@ def sigterm_received() -> bool:
     return _sigterm_received
 
 
+def raise_if_terminated() -> None:
+    """Raise ``Terminated`` when SIGTERM arrived but its exception was lost (caught by a library's
+    bare ``except:``, or swallowed before its redelivery landed). Called before a stage commits,
+    so that a stopped job never leaves output that looks finished."""
+    if _sigterm_received:
+        raise Terminated("received signal 15 earlier (its exception did not stop the job)")
+
+
 __all__ = ["SIGTERM_EXIT", "Terminated", "handle_sigterm", "sigterm_is_handled", "sigterm_received",
-           "reset_sigterm"]
+           "raise_if_terminated", "reset_sigterm"]

@@ -20,6 +20,7 @@ import pyarrow.fs as pafs
 
 from lrl.config import config_hash
 from lrl.data.files import filesystem, is_uri
+from lrl.signals import raise_if_terminated
 
 MANIFEST = "manifest.json"
 _VERSIONED = ("lrl", "ray", "torch", "transformers", "datasets", "deepspeed", "pyarrow", "tokenizers", "seqeval")
@@ -87,6 +88,7 @@ class StageOutput:
 
     def commit(self, manifest: dict[str, Any]) -> str:
         """Write ``manifest.json`` (adding versions and wall time) and move tmp to the final path."""
+        raise_if_terminated()  # a stop that did not unwind the stage must not look finished
         full = {"stage": self.stage, "hash": self.hash, **manifest,
                 "versions": package_versions(), "wall_time_s": round(time.time() - self._t0, 3),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
