@@ -353,3 +353,27 @@ def test_run_control_settings_keep_the_weights_and_folder(tmp_path, ray_session)
     f = tmp_path / "other.yaml"
     f.write_text(yaml.safe_dump(other, allow_unicode=True), encoding="utf-8")
     assert stage_output(StageContext(load_job(str(f), [])))[0].hash not in hashes
+
+
+def test_reported_lr_is_the_rate_the_last_step_used(tmp_path):
+    """After ``scheduler.step()`` the scheduler holds the next step's rate; the reports showed that
+    (at warmup's end the report said the peak one step early)."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from lrl.train.pretrain_aux import build_module
+    from lrl.train.pretrain_config import PretrainConfig
+    from lrl.train.pretrain_engine import TorchEngine
+    from lrl.train.schedules import schedule_factor
+
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64, max_position_embeddings=16))
+    cfg = PretrainConfig(engine="torch", precision="fp32", lr=1e-3, grad_accum=2,
+                         schedule={"type": "linear", "warmup_ratio": 0.5})
+    engine = TorchEngine(build_module(model, 0), cfg, 1, "cpu", 4)
+    ids = torch.randint(5, 50, (2, 8))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+    for step in range(3):
+        for _ in range(cfg.grad_accum):
+            engine.micro_step(batch)
+        assert engine.lr() == pytest.approx(1e-3 * schedule_factor(cfg.schedule, step, 4))

@@ -123,6 +123,7 @@ class DeepSpeedEngine:
         self.module = self.engine.module
         self.device = self.engine.device
         self.autocast = False  # DeepSpeed's bf16 mode casts the module itself
+        self._used_lr: float | None = None
         # from_pretrained returns a model in eval mode: without this, dropout stayed off until the
         # first held-out evaluation switched the whole module to training mode.
         self.engine.train()
@@ -130,11 +131,15 @@ class DeepSpeedEngine:
     def micro_step(self, batch: dict[str, Any]) -> float:
         loss = self.engine(**batch)
         self.engine.backward(loss)
+        if self.engine.is_gradient_accumulation_boundary():  # asked before step() counts this one
+            self._used_lr = float(self.scheduler.get_last_lr()[0])
         self.engine.step()  # applies the optimizer only at accumulation boundaries
         return float(loss.detach().float())
 
     def lr(self) -> float:
-        return float(self.scheduler.get_last_lr()[0])
+        """The rate the last optimizer step used (after ``scheduler.step()`` the scheduler already
+        holds the next step's, which the reports showed before); before any step, the first's."""
+        return self._used_lr if self._used_lr is not None else float(self.scheduler.get_last_lr()[0])
 
     def save(self, path: str, state: dict[str, Any]) -> None:
         """Collective: every rank writes its shard of the ZeRO state."""
@@ -169,6 +174,7 @@ class TorchEngine:
         self.autocast = cfg.precision == "bf16"
         self._micro = 0
         self._dtype = torch.bfloat16
+        self._used_lr: float | None = None
 
     def micro_step(self, batch: dict[str, Any]) -> float:
         import contextlib
@@ -186,13 +192,15 @@ class TorchEngine:
         if boundary:
             if self.cfg.clip_norm:
                 torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.clip_norm)
+            self._used_lr = float(self.scheduler.get_last_lr()[0])
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         return float(loss.detach().float())
 
     def lr(self) -> float:
-        return float(self.scheduler.get_last_lr()[0])
+        """The rate the last optimizer step used (see ``DeepSpeedEngine.lr``)."""
+        return self._used_lr if self._used_lr is not None else float(self.scheduler.get_last_lr()[0])
 
     def save(self, path: str, state: dict[str, Any]) -> None:
         """Rank 0 only (the caller decides): model, optimizer and scheduler in one file."""
