@@ -208,3 +208,38 @@ def test_evaluate_stage_config_mistakes_are_one_line_errors(finetuned, job, caps
     assert "evaluate needs models" in capsys.readouterr().err
     assert main(["evaluate", str(job / "job.yaml"), f"evaluate.model={ft_path}", "evaluate.splits=[test]"]) == 2
     assert "evaluate.splits" in capsys.readouterr().err
+
+
+def test_finetune_fetches_only_the_best_seeds_model(job, ray_session, tmp_path, monkeypatch):
+    """Every seed's weights used to come back to the driver in one ``ray.get`` (seeds x languages x
+    model size in driver memory); now the scores come back and only the best seed's files."""
+    import ray
+
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune import run_finetune
+
+    fetched_models = []
+    real_get = ray.get
+
+    def count(value):
+        if isinstance(value, dict) and any(str(k).endswith("model.safetensors") for k in value):
+            fetched_models.append(value)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                count(v)
+
+    def spy(refs, *a, **kw):
+        value = real_get(refs, *a, **kw)
+        count(value)
+        return value
+
+    monkeypatch.setattr(ray, "get", spy)
+    over = [f"output.root={tmp_path}", "finetune.max_steps=2", "finetune.eval_every=1", "evaluate.seeds=[0, 1, 2]"]
+    path = run_finetune(StageContext(load_job(job / "job.yaml", over + ["name=first"])))
+    assert len(fetched_models) == 1
+    assert (Path(path) / "models/ug/model.safetensors").is_file()
+    # A renamed job reuses the folder (the hash leaves the name out), so the card may not claim
+    # the first job's name.
+    assert run_finetune(StageContext(load_job(job / "job.yaml", over + ["name=second"]))) == path
+    assert "# lrl-ug-ner\n" in (Path(path) / "models/ug/README.md").read_text(encoding="utf-8")

@@ -2,10 +2,10 @@
 
 Each run is an ordinary ``@ray.remote`` task (plain torch inside, see ``tagger.py``), so seeds and
 languages run in parallel when the cluster has CPUs for them. A task saves its model in a local
-temporary folder and returns the files' bytes, so the driver can write them to the stage output
-even when workers sit on other nodes. The best seed's model per language is kept as an HF folder
-with its tokenizer, id2label and a model card; ``results.json`` holds every seed's scores and
-their mean ± sd.
+temporary folder and returns the files' bytes as a second object, so the driver can write them to
+the stage output even when workers sit on other nodes; it fetches only the best seed's. That
+model per language is kept as an HF folder with its tokenizer, id2label and a model card;
+``results.json`` holds every seed's scores and their mean ± sd.
 
 Output: ``<output.root>/finetune-<hash>/{models/<lang>/, results.json, manifest.json}``
 (``models/joint/`` in joint mode).
@@ -87,7 +87,9 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
              "sentences": seen.get(lang, 0)} for lang in langs]
     data += [{"source": "dev", "lang": lang, "split": "dev",
               "sentences": sum(1 for x in dev.column("lang").to_pylist() if x == lang)} for lang in langs]
-    info = CardInfo(name=f"{ctx.cfg.name}-{group}-ner", languages=langs, scores=scores, base_model=model_path,
+    # Named after what the model is, not the job: the folder's hash leaves the job name out (a
+    # renamed job reuses the trained models), so a job name here would be the first job's.
+    info = CardInfo(name=f"lrl-{group}-ner", languages=langs, scores=scores, base_model=model_path,
                     config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
                     data=data, labels=labels, license=ctx.cfg.report.license)
     write_model_card(folder, info)
@@ -132,28 +134,32 @@ def run_finetune(ctx: StageContext) -> str:
     ray = init_ray(cfg.ray)
     # One label list for every run, so that joint and per-language models share label ids.
     labels = label_list([t for pair in splits.values() for t in pair], cfg.data.labels)
-    task = ray.remote(num_cpus=ft.num_cpus, num_gpus=ft.num_gpus)(_train_task)
+    # Two returns: the scores come to the driver, each seed's model files stay in the object store
+    # (spilled to disk when large) and only the best seed's are fetched. Returning both in one
+    # value pulled every seed's weights into the driver at once: seeds x languages x model size.
+    task = ray.remote(num_cpus=ft.num_cpus, num_gpus=ft.num_gpus, num_returns=2)(_train_task)
     try:
-        model_ref = model_path
         pending = {}
         for group, (train, dev) in groups(splits, ft.mode).items():
             tr, dv = ray.put(train), ray.put(dev)
             for seed in cfg.evaluate.seeds:
-                pending[(group, seed)] = task.remote(ft, model_ref, tr, dv, seed, labels)
-        done = dict(zip(pending, ray.get(list(pending.values()))))
+                pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels)
+        done = dict(zip(pending, ray.get([scores for scores, _ in pending.values()])))
         results: dict[str, Any] = {"mode": ft.mode, "model": model_path, "labels": labels,
                                    "seeds": cfg.evaluate.seeds, "groups": {}}
         for group, (_train, dev) in groups(splits, ft.mode).items():
-            runs = [done[(group, s)][0] for s in cfg.evaluate.seeds]
+            runs = [done[(group, s)] for s in cfg.evaluate.seeds]
             summary = aggregate([r["scores"] for r in runs if r["scores"]])
-            best = max(cfg.evaluate.seeds, key=lambda s: done[(group, s)][0]["dev_f1"])
+            best = max(cfg.evaluate.seeds, key=lambda s: done[(group, s)]["dev_f1"])
             entry = {"summary": summary, "per_type": _type_summary(runs), "best_seed": best, "runs": runs}
             if ft.save_model:
                 folder = f"{out.tmp}/models/{group}"
-                _write_files(folder, done[(group, best)][1])
+                _write_files(folder, ray.get(pending[(group, best)][1]))
                 entry["model_dir"] = f"models/{group}"
                 langs = sorted(set(dev.column("lang").to_pylist()))
-                _card(ctx, folder, group, langs, runs, summary, model_path, done[(group, best)][0], dev, labels)
+                _card(ctx, folder, group, langs, runs, summary, model_path, done[(group, best)], dev, labels)
+            for seed in cfg.evaluate.seeds:  # this group's models leave the object store now
+                pending.pop((group, seed))
             results["groups"][group] = entry
         fs, inner = filesystem(f"{out.tmp}/results.json")
         with fs.open_output_stream(inner) as f:
