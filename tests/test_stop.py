@@ -167,3 +167,34 @@ def test_a_stage_does_not_commit_after_a_lost_sigterm(tmp_path, monkeypatch):
             out.abort()
             raise
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_taken_by_rays_handler_during_ray_init_counts_as_sigterm(monkeypatch):
+    """``ray.init`` installs Ray's handler (``sys.exit(15)``) before ``init_ray`` puts lrl's back:
+    a SIGTERM in that window must still end as a SIGTERM (exit 143 and its message), not as
+    exit status 15."""
+    import ray
+
+    import lrl.signals as signals
+    from lrl.runtime import RayConfig, init_ray
+
+    def init_stopped(**_):
+        sys.exit(signal.SIGTERM)  # what Ray's handler does when the signal lands in ray.init
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init_stopped)
+    try:
+        signals.reset_sigterm()
+        signals.handle_sigterm()
+        with pytest.raises(signals.Terminated):
+            init_ray(RayConfig(address="local"))
+        assert signals.sigterm_received()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a library caller: Ray's exit stays as it is
+        signals.reset_sigterm()
+        with pytest.raises(SystemExit):
+            init_ray(RayConfig(address="local"))
+        assert not signals.sigterm_received()
+    finally:
+        signals.reset_sigterm()
+        signal.signal(signal.SIGTERM, previous)

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 from typing import Literal
 
 from pydantic import Field
@@ -214,6 +216,22 @@ def _set_internal(module: str, owner: str | None, attr: str, value) -> None:
         setattr(target, attr, value)
 
 
+@contextlib.contextmanager
+def _sigterm_kept(keep: bool):
+    """Around ``ray.init``: put the lrl command's SIGTERM handler back after it (Ray replaces it
+    with its own ``sys.exit(15)``), and count a SIGTERM that Ray's handler took meanwhile as one."""
+    from lrl.signals import handle_sigterm, terminated_by_ray
+
+    try:
+        yield
+    except SystemExit as exc:
+        if keep and exc.code == signal.SIGTERM:
+            raise terminated_by_ray(exc) from None
+        raise
+    if keep:
+        handle_sigterm()
+
+
 def init_ray(cfg: RayConfig | None = None):
     """Join or start Ray once per process; returns the ``ray`` module."""
     import ray
@@ -224,31 +242,29 @@ def init_ray(cfg: RayConfig | None = None):
     if ray.is_initialized():
         return ray
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    from lrl.signals import handle_sigterm, sigterm_is_handled
+    from lrl.signals import sigterm_is_handled
 
     # ray.init replaces the SIGTERM handler with its own sys.exit(15); the lrl command's turns
     # SIGTERM into Ctrl-C's unwinding (stages remove their temporary folders) and exit status 143.
     keep_sigterm = sigterm_is_handled()
     if address:
-        ray.init(address=address, log_to_driver=True)
-        if keep_sigterm:
-            handle_sigterm()
+        with _sigterm_kept(keep_sigterm):
+            ray.init(address=address, log_to_driver=True)
     else:
         # address="local": always an embedded instance here, never a cluster someone happened to
         # `ray start` on this machine (plain ray.init() would silently join it).
         for key, value in EMBEDDED_ENV.items():  # before Ray starts: its processes inherit them
             os.environ.setdefault(key, value)
-        ray.init(
-            address="local",
-            num_cpus=cfg.num_cpus,
-            object_store_memory=cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None,
-            include_dashboard=cfg.include_dashboard,
-            dashboard_host="127.0.0.1",
-            log_to_driver=True,
-            runtime_env=None if cfg.include_dashboard else {"worker_process_setup_hook": "lrl.runtime.no_dashboard_logs"},
-        )
-        if keep_sigterm:
-            handle_sigterm()
+        with _sigterm_kept(keep_sigterm):
+            ray.init(
+                address="local",
+                num_cpus=cfg.num_cpus,
+                object_store_memory=cfg.object_store_memory_mb * 2**20 if cfg.object_store_memory_mb else None,
+                include_dashboard=cfg.include_dashboard,
+                dashboard_host="127.0.0.1",
+                log_to_driver=True,
+                runtime_env=None if cfg.include_dashboard else {"worker_process_setup_hook": "lrl.runtime.no_dashboard_logs"},
+            )
         if cfg.start_data_actors:
             start_data_actors()
     return ray

@@ -89,6 +89,16 @@ def sigterm_received() -> bool:
     return _sigterm_received
 
 
+def terminated_by_ray(exc: SystemExit) -> Terminated:
+    """``ray.init`` installs Ray's SIGTERM handler (``sys.exit(15)``) before ``init_ray`` puts the
+    lrl command's back: a SIGTERM in between arrives as ``SystemExit(15)``. Record it as a
+    SIGTERM and return the ``Terminated`` to raise instead, so the stop ends like any other (exit
+    143, the message, the cleanup)."""
+    global _sigterm_received
+    _sigterm_received = True
+    return Terminated(f"received signal {exc.code} while Ray started")
+
+
 def raise_if_terminated() -> None:
     """Raise ``Terminated`` when SIGTERM arrived but its exception was lost (caught by a library's
     bare ``except:``, or swallowed before its redelivery landed). Called before a stage commits,
@@ -98,4 +108,4 @@ def raise_if_terminated() -> None:
 
 
 __all__ = ["SIGTERM_EXIT", "Terminated", "handle_sigterm", "sigterm_is_handled", "sigterm_received",
-           "raise_if_terminated", "reset_sigterm"]
+           "raise_if_terminated", "reset_sigterm", "terminated_by_ray"]
