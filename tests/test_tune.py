@@ -41,12 +41,14 @@ def test_grid_space_and_concurrency():
     from lrl.tune.search import concurrency, grid_size, lr_grid, param_space
 
     cfg = load_job(None, ["tune.search=grid", "tune.space.lr_grid_points=3", "tune.space.batch_size=[8,16]",
-                          "tune.space.lr_min=1e-4", "tune.space.lr_max=1e-2"]).tune
-    assert grid_size(cfg) == 3 * 2 * 2  # lr x batch x warmup defaults [0.0, 0.1]
+                          "tune.space.lr_min=1e-4", "tune.space.lr_max=1e-2", "tune.space.warmup_ratio=[0.0,0.1]",
+                          "tune.space.dropout=[0.1]"]).tune
+    assert grid_size(cfg) == 3 * 2 * 2  # lr x batch x warmup
     lrs = lr_grid(1e-4, 1e-2, 3)
     assert lrs[0] == pytest.approx(1e-4) and lrs[1] == pytest.approx(1e-3) and lrs[2] == pytest.approx(1e-2)
     space = param_space(cfg)
     assert space["lr"] == {"grid_search": lrs} and space["dropout"] == 0.1
+    assert set(space) == {"lr", "batch_size", "warmup_ratio", "dropout"}  # unset lists are not searched
     # 2 CPUs, 1 CPU per trial -> 2 trials at once; max_concurrent lowers it; fractions raise it.
     assert concurrency(cfg, 2.0) == 2
     assert concurrency(cfg.model_copy(update={"max_concurrent": 1}), 2.0) == 1

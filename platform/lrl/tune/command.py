@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     best = Path(path) / "best.json"
     if best.is_file():
         for row in json.loads(best.read_text()):
+            errored = f", {row['errored']} FAILED (see trials.json)" if row.get("errored") else ""
             print(f"  {row['lang']}: dev F1 {100 * row['dev_f1']:.1f} (lr {row['lr']:.3g}, batch {row['batch_size']}, "
-                  f"{row['trials']} trials, {row['stopped_early']} stopped early)")
+                  f"{row['trials']} trials, {row['stopped_early']} stopped early{errored})")
     return 0

@@ -2,9 +2,11 @@
 
 The search space is typed: every hyperparameter the fine-tuning loop exposes to search has its own
 field (learning-rate bounds, lists of choices for the rest), so a typo is an error at load time
-rather than a silently ignored key. ``search=random`` samples the learning rate log-uniformly and
-picks the others from their lists; ``search=grid`` crosses every list with ``lr_grid_points``
-log-spaced learning rates.
+rather than a silently ignored key. The learning rate is always searched; a list left unset is not
+searched, and every trial takes that hyperparameter from the ``finetune`` section (a tune-side
+default would silently override what the user configured there). ``search=random`` samples the
+learning rate log-uniformly and picks the others from their lists; ``search=grid`` crosses every
+list with ``lr_grid_points`` log-spaced learning rates.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from lrl.train.schedules import ScheduleName
 
 
 class SearchSpace(StrictModel):
-    """Hyperparameters searched per language (the rest come from the ``finetune`` section)."""
+    """Hyperparameters searched per language. The learning rate is always searched; a list left
+    unset (None) is not searched: every trial uses the ``finetune`` section's value."""
 
     lr_min: float = Field(default=1e-5, gt=0.0)
     """Lower bound of the learning rate (sampled log-uniformly between ``lr_min`` and ``lr_max``)."""
@@ -27,45 +30,57 @@ class SearchSpace(StrictModel):
     lr_grid_points: int = Field(default=3, ge=1)
     """search=grid: number of log-spaced learning rates between the bounds (1 takes their
     geometric mean)."""
-    batch_size: list[int] = [16, 32]
-    """Batch sizes to choose from."""
-    epochs: list[float] = [3.0]
-    """Training epochs to choose from (ASHA may stop a trial before its last epoch)."""
-    warmup_ratio: list[float] = [0.0, 0.1]
-    """Warmup fractions to choose from (set to 0 for one_cycle and triangular, which have their
-    own shape)."""
-    freeze_layers: list[int] = [0]
-    """Numbers of bottom encoder layers to freeze (``finetune.freeze_layers``)."""
-    dropout: list[float] = [0.1]
-    """Dropout probabilities (hidden and attention) to choose from."""
-    schedule: list[ScheduleName] = ["linear"]
-    """Learning-rate schedule types to choose from."""
+    batch_size: list[int] | None = None
+    """Batch sizes to choose from; None uses ``finetune.batch_size``."""
+    epochs: list[float] | None = None
+    """Training epochs to choose from (ASHA may stop a trial before its last epoch); None uses
+    ``finetune.epochs`` (``finetune.max_steps``, when set, caps every trial either way)."""
+    warmup_ratio: list[float] | None = None
+    """Warmup fractions to choose from; None uses ``finetune.schedule.warmup_ratio``. one_cycle
+    and triangular have their own rise: their trials train with warmup 0 whatever the choice."""
+    freeze_layers: list[int] | None = None
+    """Numbers of bottom encoder layers to freeze; None uses ``finetune.freeze_layers``. Checked
+    against the encoder's depth before any trial starts."""
+    dropout: list[float] | None = None
+    """Dropout probabilities (hidden and attention) to choose from; None uses ``finetune.dropout``."""
+    schedule: list[ScheduleName] | None = None
+    """Learning-rate schedule types to choose from; None uses ``finetune.schedule.type``."""
 
     @field_validator("batch_size", "epochs", "warmup_ratio", "freeze_layers", "dropout", "schedule")
     @classmethod
-    def _non_empty(cls, v: list) -> list:
+    def _choices(cls, v: list | None) -> list | None:
+        if v is None:
+            return v
         if not v:
-            raise ValueError("needs at least one choice")
+            raise ValueError("needs at least one choice (leave it unset to use the finetune section's value)")
+        # Rejected rather than de-duplicated with a warning: every trial of a language trains with
+        # the same seed, so a repeated choice buys an identical trial in a grid (and doubles that
+        # choice's odds under search=random, where Tune's choice() weights by count). A repeat is
+        # far more often a typo ([16, 16] meant as [16, 32]) than an intent, and a warning would be
+        # lost among Ray Tune's log lines while the search the user wrote silently differs.
+        seen = [x for i, x in enumerate(v) if x in v[:i]]
+        if seen:
+            raise ValueError(f"choice {seen[0]!r} is listed more than once; list each choice once")
         return v
 
     @field_validator("batch_size", "epochs")
     @classmethod
-    def _positive(cls, v: list) -> list:
-        if any(x <= 0 for x in v):
+    def _positive(cls, v: list | None) -> list | None:
+        if v is not None and any(x <= 0 for x in v):
             raise ValueError(f"choices must be > 0, got {v}")
         return v
 
     @field_validator("warmup_ratio", "dropout")
     @classmethod
-    def _fraction(cls, v: list[float]) -> list[float]:
-        if any(not 0.0 <= x < 1.0 for x in v):
+    def _fraction(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(not 0.0 <= x < 1.0 for x in v):
             raise ValueError(f"choices must be in [0, 1), got {v}")
         return v
 
     @field_validator("freeze_layers")
     @classmethod
-    def _non_negative(cls, v: list[int]) -> list[int]:
-        if any(x < 0 for x in v):
+    def _non_negative(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(x < 0 for x in v):
             raise ValueError(f"choices must be >= 0, got {v}")
         return v
 
@@ -75,13 +90,19 @@ class SearchSpace(StrictModel):
             raise ValueError(f"lr_min {self.lr_min} is above lr_max {self.lr_max}")
         return self
 
+    def lists(self) -> dict[str, list]:
+        """The searched lists (set fields only) by name, in a fixed order."""
+        names = ("batch_size", "epochs", "warmup_ratio", "freeze_layers", "dropout", "schedule")
+        return {n: list(getattr(self, n)) for n in names if getattr(self, n) is not None}
+
 
 class TuneConfig(StrictModel):
     """Per-language hyperparameter search with Ray Tune (function trainables, ASHA by default)."""
 
     languages: list[str] | None = None
-    """Languages to search (one independent search each); None takes every language that has
-    both train and dev data."""
+    """Languages to search, one independent search (and ASHA scheduler) each. None (or an empty
+    list) falls back to ``finetune.languages``, and when that is unset too, to every language that
+    has both train and dev rows. A listed language without both is an error before any trial."""
     space: SearchSpace = Field(default_factory=SearchSpace)
     """The search space."""
     search: Literal["random", "grid"] = "random"
@@ -119,4 +140,5 @@ class TuneConfig(StrictModel):
     def _langs(cls, v: list[str] | None) -> list[str] | None:
         from lrl.data.config import check_lang
 
-        return None if v is None else [check_lang(x) for x in v]
+        # [] means the same as None (see above): one spelling, so both find the same output folder.
+        return [check_lang(x) for x in v] if v else None

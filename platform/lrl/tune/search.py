@@ -13,6 +13,7 @@ comparable, so one shared scheduler would stop a hard language's trials in favou
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -61,31 +62,93 @@ def lr_grid(lo: float, hi: float, points: int) -> list[float]:
     return list(dict.fromkeys(float(f"{math.exp(math.log(lo) + i * step):.3g}") for i in range(points)))
 
 
-def param_space(cfg: TuneConfig) -> dict[str, Any]:
-    """The Ray Tune ``param_space`` for ``cfg`` (random draws or a full grid)."""
+#: Schedules with their own rise: their trials train with warmup 0 whatever the choice.
+OWN_RISE = ("one_cycle", "triangular")
+#: Key of the schedule/warmup pairs in a grid's param_space (see ``_grid_lists``).
+PAIRED = "schedule_warmup"
+
+
+def _grid_lists(cfg: TuneConfig, base: FinetuneConfig | None) -> dict[str, list]:
+    """The searched lists of a grid, with schedule and warmup crossed into one list of pairs when
+    some pairs would train alike (warmup is dropped for one_cycle and triangular): crossing them
+    independently would run those trials twice."""
+    lists = cfg.space.lists()
+    warmups = lists.get("warmup_ratio", [])
+    types = lists.get("schedule") or [base.schedule.type if base else "linear"]
+    if len(warmups) > 1 and any(t in OWN_RISE for t in types):
+        pairs = [{"schedule": t, "warmup_ratio": 0.0 if t in OWN_RISE else w} for t in types for w in warmups]
+        if "schedule" not in lists:  # not searched: the pair only carries the warmup
+            pairs = [{"warmup_ratio": p["warmup_ratio"]} for p in pairs]
+        unique = list({tuple(p.items()): p for p in pairs}.values())
+        lists = {k: v for k, v in lists.items() if k not in ("schedule", "warmup_ratio")}
+        lists[PAIRED] = unique
+    return lists
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's Tune config as flat ``{name: value}`` (the grid's schedule/warmup pairs undone)."""
+    flat = {k: v for k, v in config.items() if k != PAIRED}
+    flat.update(config.get(PAIRED) or {})
+    return flat
+
+
+def param_space(cfg: TuneConfig, base: FinetuneConfig | None = None) -> dict[str, Any]:
+    """The Ray Tune ``param_space`` for ``cfg`` (random draws or a full grid): the learning rate
+    and the lists ``tune.space`` sets, nothing else (the rest is ``base``'s, i.e. finetune's)."""
     from ray import tune
 
     s = cfg.space
-    lists = {"batch_size": s.batch_size, "epochs": s.epochs, "warmup_ratio": s.warmup_ratio,
-             "freeze_layers": s.freeze_layers, "dropout": s.dropout, "schedule": list(s.schedule)}
     if cfg.search == "grid":
         space = {"lr": tune.grid_search(lr_grid(s.lr_min, s.lr_max, s.lr_grid_points))}
-        space.update({k: tune.grid_search(v) if len(v) > 1 else v[0] for k, v in lists.items()})
+        space.update({k: tune.grid_search(v) if len(v) > 1 else v[0] for k, v in _grid_lists(cfg, base).items()})
         return space
     space = {"lr": tune.loguniform(s.lr_min, s.lr_max) if s.lr_min < s.lr_max else s.lr_min}
-    space.update({k: tune.choice(v) if len(v) > 1 else v[0] for k, v in lists.items()})
+    space.update({k: tune.choice(v) if len(v) > 1 else v[0] for k, v in s.lists().items()})
     return space
 
 
-def grid_size(cfg: TuneConfig) -> int:
+def grid_size(cfg: TuneConfig, base: FinetuneConfig | None = None) -> int:
     """Number of trials per language that ``cfg`` will run."""
     if cfg.search == "random":
         return cfg.num_samples
     s = cfg.space
     n = len(lr_grid(s.lr_min, s.lr_max, s.lr_grid_points))
-    for v in (s.batch_size, s.epochs, s.warmup_ratio, s.freeze_layers, s.dropout, s.schedule):
+    for v in _grid_lists(cfg, base).values():
         n *= len(v)
     return n
+
+
+def effective_params(ft: FinetuneConfig) -> dict[str, Any]:
+    """The searchable hyperparameters a trial really trained with (searched or finetune's)."""
+    tree = ft.model_dump(mode="json")
+    out = {}
+    for name, path in PARAM_PATHS.items():
+        node = tree
+        for part in path.split("."):
+            node = node[part]
+        out[name] = node
+    return out
+
+
+def check_freeze_depth(cfg: TuneConfig, base: FinetuneConfig, model_path: str) -> None:
+    """A ``freeze_layers`` choice deeper than the encoder fails every trial that draws it, inside
+    Ray Tune after the search has started (an errored trial, not a stopped search); the encoder's
+    config.json says so on the driver, before any trial runs."""
+    from pathlib import Path
+
+    from lrl.config import ConfigError
+
+    conf = Path(model_path) / "config.json"
+    layers = json.loads(conf.read_text()).get("num_hidden_layers") if conf.is_file() else None
+    if not isinstance(layers, int):
+        return  # not a BERT-like config: the trial's own check (lrl.model.freeze) still applies
+    searched = cfg.space.freeze_layers is not None
+    choices = cfg.space.freeze_layers if searched else [base.freeze_layers]
+    deep = [k for k in choices if k > layers]
+    if deep:
+        setting = "tune.space.freeze_layers" if searched else "finetune.freeze_layers"
+        raise ConfigError(f"{setting}={choices if searched else choices[0]}: {deep} deeper than the encoder "
+                          f"{model_path}, which has {layers} layers (choose at most {layers})")
 
 
 def make_scheduler(cfg: TuneConfig):
@@ -110,7 +173,7 @@ def finetune_with(base: FinetuneConfig, params: dict[str, Any]) -> FinetuneConfi
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    if tree.get("schedule", {}).get("type") in ("one_cycle", "triangular"):
+    if tree.get("schedule", {}).get("type") in OWN_RISE:
         tree["schedule"]["warmup_ratio"] = 0.0  # these schedules have their own rise
     return FinetuneConfig.model_validate(tree)
 
@@ -141,13 +204,13 @@ def trial_fn(config: dict[str, Any], *, train: pa.Table, dev: pa.Table, base: Fi
         last[:] = [float(metrics[METRIC])]
         tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
 
-    result = fn(finetune_with(base, config), model_path, train, dev, seed=seed, out_dir=None, report=report)
+    result = fn(finetune_with(base, trial_params(config)), model_path, train, dev, seed=seed, out_dir=None, report=report)
     # A closing marker (Tune insists every result carries the metric, so it repeats the last
     # score): trials without it were stopped early. It is not counted as an evaluation.
     tune.report({METRIC: last[0] if last else float(result.dev_f1), "finished": 1})
 
 
-def _trial_rows(lang: str, results, names: list[str], max_t: int) -> list[dict[str, Any]]:
+def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int) -> list[dict[str, Any]]:
     rows = []
     for r in results:
         df = r.metrics_dataframe
@@ -156,7 +219,8 @@ def _trial_rows(lang: str, results, names: list[str], max_t: int) -> list[dict[s
         scores = [] if df is None or METRIC not in df else [float(x) for x in df[METRIC].dropna()]
         last = r.metrics or {}
         row = {"lang": lang, "trial_id": last.get("trial_id") or os.path.basename(r.path or ""),
-               **{n: r.config.get(n) for n in names},
+               # What the trial trained with: searched values, and finetune's for the rest.
+               **effective_params(finetune_with(base, trial_params(r.config or {}))),
                METRIC: max(scores) if scores else None, "last_dev_f1": scores[-1] if scores else None,
                "evaluations": len(scores), "time_s": round(float(last.get("time_total_s") or 0.0), 3),
                "finished": bool(last.get("finished")), "error": repr(r.error)[:300] if r.error else None}
@@ -174,7 +238,6 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     t0 = time.time()
-    names = list(PARAM_PATHS)
     # Trials run in their own working directory: a relative local path would not resolve there.
     model_path = os.path.abspath(model_path) if os.path.exists(model_path) else model_path
     cpus = ray.cluster_resources().get("CPU", 1.0)
@@ -186,7 +249,7 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
     try:
         tuner = tune.Tuner(
             trainable,
-            param_space=param_space(cfg),
+            param_space=param_space(cfg, base),
             tune_config=tune.TuneConfig(
                 metric=METRIC, mode="max", scheduler=make_scheduler(cfg), reuse_actors=True,
                 num_samples=cfg.num_samples if cfg.search == "random" else 1,
@@ -196,7 +259,7 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
                                       if "://" not in storage else storage, verbose=0),
         )
         results = tuner.fit()
-        rows = _trial_rows(lang, results, names, cfg.max_t)
+        rows = _trial_rows(lang, results, base, cfg.max_t)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -209,4 +272,5 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
 
 
 __all__ = ["LanguageSearch", "search_language", "param_space", "make_scheduler", "finetune_with",
-           "lr_grid", "grid_size", "concurrency", "trial_fn", "PARAM_PATHS", "METRIC"]
+           "lr_grid", "grid_size", "concurrency", "trial_fn", "trial_params", "effective_params",
+           "check_freeze_depth", "PARAM_PATHS", "METRIC"]

@@ -29,7 +29,15 @@ from lrl.data.output import StageOutput
 from lrl.evaluate.model_card import CardInfo, Score, write_model_card
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
-from lrl.tune.search import METRIC, PARAM_PATHS, TrainFn, finetune_with, grid_size, search_language
+from lrl.tune.search import (
+    METRIC,
+    PARAM_PATHS,
+    TrainFn,
+    check_freeze_depth,
+    finetune_with,
+    grid_size,
+    search_language,
+)
 from lrl.tune.splits import fingerprint, language_splits, resolve_model
 
 #: Tune fields left out of the output's hash: where Ray Tune keeps its trial folders changes no
@@ -74,7 +82,8 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
                train: pa.Table, dev: pa.Table, train_fn: TrainFn | None) -> dict[str, Any]:
     cfg = ctx.cfg
     ray = init_ray(cfg.ray)
-    params = {k: best[k] for k in PARAM_PATHS}
+    # Only what was searched: the rest stays finetune's (the row holds the effective values).
+    params = {k: best[k] for k in ["lr", *cfg.tune.space.lists()]}
     ft = finetune_with(cfg.finetune, params)
     task = ray.remote(num_cpus=cfg.tune.cpus_per_trial, num_gpus=cfg.tune.gpus_per_trial)(_retrain)
     result, files = ray.get(task.remote(ft, model_path, train, dev, cfg.seed,
@@ -112,6 +121,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     cfg = ctx.cfg
     splits = language_splits(ctx, cfg.tune.languages)
     model_path = resolve_model(ctx, splits)
+    check_freeze_depth(cfg.tune, cfg.finetune, model_path)  # before any trial, not inside each
     inputs = {"data": fingerprint(splits), "model": model_path}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
@@ -127,7 +137,10 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
             trial_rows += res.trials
             row = {"lang": lang, **{k: res.best[k] for k in PARAM_PATHS}, METRIC: res.best[METRIC],
                    "trial_id": res.best["trial_id"], "trials": len(res.trials),
-                   "stopped_early": sum(bool(t["stopped_early"]) for t in res.trials), "search_wall_s": res.wall_s}
+                   "stopped_early": sum(bool(t["stopped_early"]) for t in res.trials),
+                   # Crashed trials do not stop the search (the best of the rest is still a result),
+                   # but a best row that hid them would claim a search that never ran in full.
+                   "errored": sum(t["error"] is not None for t in res.trials), "search_wall_s": res.wall_s}
             if cfg.tune.save_best:
                 row.update(_save_best(ctx, out, lang, res.best, model_path, train, dev, train_fn))
             best_rows.append(row)
@@ -136,7 +149,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
         _write_text(f"{out.tmp}/trials.json", json.dumps(trial_rows, indent=2, default=str))
         _write_text(f"{out.tmp}/trials.csv", _csv(trial_rows))
         return out.commit({"languages": list(splits), "model": model_path, "trials": len(trial_rows),
-                           "trials_per_language": grid_size(cfg.tune), "scheduler": cfg.tune.scheduler,
+                           "errored": sum(t["error"] is not None for t in trial_rows),
+                           "trials_per_language": grid_size(cfg.tune, cfg.finetune), "scheduler": cfg.tune.scheduler,
                            "search": cfg.tune.search, "best": {r["lang"]: r[METRIC] for r in best_rows}})
     except BaseException:
         out.abort()
