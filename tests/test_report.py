@@ -140,3 +140,20 @@ def test_a_renamed_job_gets_a_report_with_its_name(tmp_path, stage_folders):
     assert first != second
     assert "second-job" in (second / "report.html").read_text(encoding="utf-8")
     assert "second-job" not in (first / "report.html").read_text(encoding="utf-8")
+
+
+def test_tune_section_counts_crashed_trials(tmp_path, stage_folders):
+    """A search where trials crashed says so: its best row is the best of the rest."""
+    from lrl.evaluate.report import build_html
+
+    tu = Path(stage_folders["tune"])
+    trials = json.loads((tu / "trials.json").read_text())
+    trials.append({"lang": "ug", "trial_id": "t3", "lr": 5e-3, "dev_f1": None, "error": "RuntimeError('boom')"})
+    (tu / "trials.json").write_text(json.dumps(trials))
+    best = json.loads((tu / "best.json").read_text())
+    best[0].update(trials=4, errored=1)
+    (tu / "best.json").write_text(json.dumps(best))
+    cfg = load_job(None)
+    text = build_html(cfg.report, {"tune": str(tu)})
+    assert "4 trials, 1 stopped early by the scheduler, <b>1 FAILED</b>" in text
+    assert "<th>errored</th>" in text

@@ -82,16 +82,23 @@ def _curves_section(ft: dict | None) -> str:
     return img(plots.curves(ft["curves"], "step", ["dev_f1", "train_loss"], "fine-tuning"), "learning curves")
 
 
+def _failed(trials: list[dict]) -> str:
+    """", N FAILED (errors in trials.json)" when trials crashed: the best row is then the best of
+    the rest, which the reader should know."""
+    n = sum(t.get("error") is not None for t in trials)
+    return f", <b>{n} FAILED</b> (errors in trials.json)" if n else ""
+
+
 def _tune_section(tr: dict | None) -> str:
     if tr is None:
         return not_run("tune")
     keys = [k for k in ("lang", "dev_f1", "lr", "batch_size", "epochs", "warmup_ratio", "freeze_layers", "dropout",
-                        "schedule", "trials", "stopped_early", "retrain_dev_f1") if any(k in b for b in tr["best"])]
+                        "schedule", "trials", "stopped_early", "errored", "retrain_dev_f1") if any(k in b for b in tr["best"])]
     rows = [[pct(b.get(k)) if "f1" in k else b.get(k) for k in keys] for b in tr["best"]]
     trials = [t for t in tr["trials"] if t.get("dev_f1") is not None]
     out = ["<h3>Best configuration per language</h3>", table(keys, rows) if rows else not_run("best table"),
            f"<p>{len(tr['trials'])} trials, {sum(bool(t.get('stopped_early')) for t in tr['trials'])} "
-           "stopped early by the scheduler.</p>"]
+           f"stopped early by the scheduler{_failed(tr['trials'])}.</p>"]
     if trials:
         out += [img(plots.scatter_by_group(trials, "lr", "dev_f1", "lang", "trials: dev F1 vs learning rate",
                                            logx=True), "dev F1 vs learning rate"),
