@@ -49,3 +49,43 @@ def test_every_field_is_documented():
 
     missing = [key for key, _, _, doc in describe(JobConfig) if not doc]
     assert not missing, f"fields without a docstring: {missing}"
+
+
+_DISABLED = "oversample.target_per_lang=10"
+_WARNING = "warning: oversample.enabled is false: oversample.target_per_lang has no effect"
+
+
+def test_a_config_warning_prints_once_per_command(capsys):
+    """Settings of a disabled section warn at load; a command that loads the job again repeated
+    the warning. Library calls (no command) still warn at every load."""
+    from lrl.config import command_warnings
+    from lrl.job import load_job
+
+    with command_warnings():
+        load_job(None, [_DISABLED])
+        load_job(None, [_DISABLED])
+    assert capsys.readouterr().err.count(_WARNING) == 1
+    load_job(None, [_DISABLED])
+    load_job(None, [_DISABLED])
+    assert capsys.readouterr().err.count(_WARNING) == 2
+
+
+def test_the_cluster_run_of_lrl_submit_does_not_repeat_its_warnings(tmp_path, monkeypatch, capsys):
+    """``lrl submit`` validates the job and warns; the cluster's ``lrl run`` loads the same file and
+    its log, streamed back to the same terminal, said it all again."""
+    from lrl import cli
+    from lrl.config import SHOWN_ENV, command_warnings
+    from lrl.job import load_job
+    from lrl.pipeline.submit import runtime_env
+
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\noversample:\n  target_per_lang: 10\n")
+    with command_warnings():
+        env = runtime_env(load_job(job))["env_vars"]
+    assert _WARNING in capsys.readouterr().err
+    monkeypatch.setenv(SHOWN_ENV, env[SHOWN_ENV])  # what the job's entrypoint runs with
+    assert cli.main(["run", str(job), "--dry-run"]) == 0
+    assert _WARNING not in capsys.readouterr().err
+    monkeypatch.delenv(SHOWN_ENV)
+    assert cli.main(["run", str(job), "--dry-run"]) == 0  # `lrl run` on its own warns as before
+    assert _WARNING in capsys.readouterr().err

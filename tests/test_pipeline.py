@@ -277,3 +277,57 @@ def test_real_stages_skip_and_resume_after_a_crash(tmp_path, ray_session):
     assert {k: (Path(p) / "manifest.json").stat().st_mtime_ns for k, p in first.items()} == mtimes
     assert fake.work == {"pretrain": 2}
     assert max(t.seconds for t in res.timings if t.stage != "pretrain") < 5, res.table()
+
+
+def test_a_relative_output_root_records_absolute_paths(tmp_path, monkeypatch):
+    """``output.root=runs`` recorded ``runs/<stage>-<hash>`` in the state: from another working
+    directory (a later run, a cluster job) --from/--only looked there and found nothing."""
+    state = tmp_path / "state.json"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    cfg = load_job(None, ["output.root=runs", f"pipeline.state={state}", "pipeline.stages=[generate,tokenizer]"])
+    first = run_pipeline(cfg, registry=FakeStages().registry(), log=lambda s: None)
+    recorded = load_state(str(state))["stages"]["generate"]["path"]
+    assert recorded == str(tmp_path / "a" / "runs" / Path(recorded).name)
+    assert first.outputs["generate"] == recorded
+    monkeypatch.chdir(tmp_path / "b")
+    again = run_pipeline(cfg, only="tokenizer", registry=FakeStages().registry(), log=lambda s: None)
+    assert again.outputs["generate"] == recorded
+
+
+def test_every_config_section_is_placed_for_the_drift_warning():
+    """A stage (or a section of one) missing from OWN_SECTIONS would be taken for a shared section
+    that every reused output depends on, or not be checked at all: each section has one place."""
+    from lrl.job import JobConfig
+    from lrl.pipeline.config import ORDER
+    from lrl.pipeline.settings_drift import ALSO_READ, OWN_SECTIONS, SHARED_SECTIONS, UNSHAPING, flat_config
+
+    assert set(OWN_SECTIONS) == set(ORDER)
+    owned = set().union(*OWN_SECTIONS.values())
+    for stage in ORDER:
+        if stage in JobConfig.model_fields:
+            assert stage in OWN_SECTIONS[stage], f"the {stage} stage's own section is missing from OWN_SECTIONS"
+    assert set(JobConfig.model_fields) == owned | SHARED_SECTIONS | UNSHAPING
+    assert not (owned & SHARED_SECTIONS) and not (owned & UNSHAPING) and not (SHARED_SECTIONS & UNSHAPING)
+    keys = flat_config(load_job(None))
+    for key, readers in ALSO_READ.items():
+        assert key in keys and readers <= set(ORDER), key
+
+
+def test_evaluation_seeds_shape_the_reused_finetune_output(tmp_path):
+    """finetune trains once per ``evaluate.seeds`` seed, so ``--from evaluate evaluate.seeds=[..]``
+    reused models of the old seeds without a word (the evaluate section counted as applied)."""
+    fake = FakeStages()
+    run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    lines: list[str] = []
+    run_pipeline(_cfg(tmp_path, "evaluate.seeds=[0,1,2]"), start="evaluate", registry=fake.registry(),
+                 log=lines.append)
+    warned = [line for line in lines if "warning" in line]
+    assert len(warned) == 1 and "evaluate.seeds" in warned[0], lines
+    # the outputs before finetune do not depend on the seeds: rebuilding finetune needs no warning,
+    # nor do settings of stages that no reused output depends on
+    lines.clear()
+    run_pipeline(_cfg(tmp_path, "evaluate.seeds=[0,1,2]", "evaluate.batch_size=7", "report.title=x"),
+                 only="finetune", registry=fake.registry(), log=lines.append)
+    assert not [line for line in lines if "warning" in line], lines

@@ -4,7 +4,8 @@ SIGTERM (``kill``, ``ray job stop``, Kubernetes) stops ``lrl`` like Ctrl-C: the 
 runs, no temporary folder is left, and the command exits with status 143. Without the CLI's
 handler Python died at once before ``ray.init`` (leaving the hidden ``.generate-*.tmp-*``
 folder), and after it Ray's own handler exited with status 15. SIGKILL cannot be handled: only a
-hidden temporary folder without a manifest may remain, and the next run finishes beside it."""
+hidden temporary folder without a manifest may remain, the next run finishes beside it, and a
+later stage run removes it (``tests/test_output.py``)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from lrl.config import ConfigError, dump, help_text
+from lrl.config import ConfigError, command_warnings, dump, help_text
 from lrl.data.files import InputError
 from lrl.signals import SIGTERM_EXIT, handle_sigterm, reset_sigterm, sigterm_received
 
@@ -36,16 +36,23 @@ def add_job_arguments(parser: argparse.ArgumentParser, config_required: bool = T
     """The arguments every config-driven command shares: CONFIG, overrides, --dry-run."""
     parser.add_argument("config", nargs=None if config_required else "?", help="job YAML file")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. augment.ops=[swap,mention]")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config and the plan (inputs, output folder) and exit")
 
 
 def load_job_args(args: argparse.Namespace):
-    """Load the job named by ``args.config`` with ``args.overrides``; honour ``--dry-run``."""
+    """Load the job named by ``args.config`` with ``args.overrides``; honour ``--dry-run``: the
+    resolved config, then (for a stage command) the stage's plan, as ``lrl run --dry-run`` does."""
     from lrl.job import load_job
 
     cfg = load_job(args.config, args.overrides)
     if getattr(args, "dry_run", False):
         print(dump(cfg), end="")
+        stage = getattr(args, "command", None)
+        from lrl.pipeline.plan import INPUTS, stage_plan
+
+        if stage in INPUTS:
+            print(stage_plan(cfg, stage), end="")
         raise SystemExit(0)
     return cfg
 
@@ -70,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     reset_sigterm()
     handle_sigterm()
     try:
-        return _main(argv)
+        with command_warnings():
+            return _main(argv)
     except KeyboardInterrupt:
         if not sigterm_received():
             raise  # Ctrl-C: Python's own exit
@@ -107,6 +115,7 @@ def _main(argv: list[str]) -> int:
     # Intermixed: overrides may come after options (`lrl run JOB --only finetune finetune.lr=1e-4`);
     # the plain parser ends the overrides at the first option and rejects the ones after it.
     args = sp.parse_intermixed_args(rest)
+    args.command = name  # which stage's plan a --dry-run prints
     try:
         return int(module.run(args) or 0)
     except (ConfigError, InputError) as exc:

@@ -7,8 +7,12 @@ documents each field with the docstring written under it (``use_attribute_docstr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +112,43 @@ def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "conf
             reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             lines.append(f"  {where}: {reason}{shown}")
         raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines)) from None
+
+
+#: Warnings already printed by this ``lrl`` command; None outside one (library use: each prints).
+_shown: set[str] | None = None
+#: The warnings ``lrl submit`` printed, passed to the cluster's ``lrl run``: it loads the same file,
+#: and its log streams back to the same terminal.
+SHOWN_ENV = "LRL_SHOWN_WARNINGS"
+
+
+@contextlib.contextmanager
+def command_warnings() -> Iterator[None]:
+    """The scope of one ``lrl`` command, in which each config warning prints once."""
+    global _shown
+    previous = _shown
+    try:
+        _shown = set(json.loads(os.environ.get(SHOWN_ENV) or "[]"))
+    except ValueError:
+        _shown = set()
+    try:
+        yield
+    finally:
+        _shown = previous
+
+
+def shown_warnings() -> list[str]:
+    """The config warnings this command printed so far."""
+    return sorted(_shown or ())
+
+
+def config_warning(line: str) -> None:
+    """Print a config warning (settings of a disabled section) on stderr, once per command: a
+    command may load its job more than once, and ``lrl submit``'s cluster run loads it again."""
+    if _shown is not None:
+        if line in _shown:
+            return
+        _shown.add(line)
+    print(line, file=sys.stderr)
 
 
 def config_hash(*parts: Any) -> str:

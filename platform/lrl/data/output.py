@@ -2,14 +2,22 @@
 by a final rename, and recognised as finished only by their ``manifest.json``.
 
 A killed job therefore never leaves a folder that looks finished, and re-running a stage whose
-folder (with manifest) exists does no work.
+folder (with manifest) exists does no work. A job killed outright (SIGKILL, the OOM killer, a lost
+node) cannot remove its temporary folder, so each one records its owner (host, process and the
+process's start time); a later stage run removes the leftovers whose owner is known to be gone and
+names the ones it cannot judge (see ``clear_leftovers``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
+import re
 import shutil
+import socket
+import sys
 import time
 import uuid
 from importlib import metadata
@@ -23,6 +31,10 @@ from lrl.data.files import filesystem, is_uri
 from lrl.signals import raise_if_terminated
 
 MANIFEST = "manifest.json"
+#: Inside a local temporary folder: who writes it (removed before the commit).
+OWNER = ".lrl-owner.json"
+#: The name ``StageOutput`` gives a local temporary folder: ``.<stage>-<hash>.tmp-<8 hex>``.
+_TMP_NAME = re.compile(r"\.(?P<key>[a-z_]+-[0-9a-f]{12})\.tmp-[0-9a-f]{8}")
 _VERSIONED = ("lrl", "ray", "torch", "transformers", "datasets", "deepspeed", "pyarrow", "tokenizers", "seqeval")
 
 
@@ -47,7 +59,9 @@ class StageOutput:
     def __init__(self, root: str, stage: str, config: Any, inputs: Any = None):
         self.stage = stage
         self.hash = config_hash(stage, config, inputs)
-        self.root = root.rstrip("/")
+        # Absolute for local roots: the path goes into the pipeline state and the downstream
+        # stages' configs, which a relative one made wrong from any other working directory.
+        self.root = root.rstrip("/") if is_uri(root) else os.path.abspath(root)
         self.path = f"{self.root}/{stage}-{self.hash}"
         self._tmp: str | None = None
         self._t0 = time.time()
@@ -84,6 +98,10 @@ class StageOutput:
                 self._tmp = f"{self.root}/.{self.stage}-{self.hash}.tmp-{uuid.uuid4().hex[:8]}"
             fs, inner = filesystem(self._tmp)
             fs.create_dir(inner, recursive=True)
+            if self._tmp != self.path:
+                with fs.open_output_stream(f"{inner}/{OWNER}") as f:
+                    f.write(json.dumps(_owner()).encode())
+                clear_leftovers(self.root, f"{self.stage}-{self.hash}", keep=self._tmp)
         return self._tmp
 
     def commit(self, manifest: dict[str, Any]) -> str:
@@ -98,6 +116,9 @@ class StageOutput:
             # first still ran): its output is equivalent, and its next stages may be reading it.
             self.abort()
             return self.path
+        if self._tmp != self.path:  # bookkeeping of the unfinished folder, not part of the output
+            with contextlib.suppress(FileNotFoundError):
+                fs.delete_file(f"{tmp_inner}/{OWNER}")
         with fs.open_output_stream(f"{tmp_inner}/{MANIFEST}") as f:
             f.write(json.dumps(full, indent=2, ensure_ascii=False, default=str).encode())
         if self._tmp == self.path:  # written in place (object store): the manifest was the commit
@@ -109,6 +130,7 @@ class StageOutput:
             fs.delete_dir(final_inner)
         fs.move(tmp_inner, final_inner)
         self._tmp = None
+        clear_leftovers(self.root)  # of runs killed while this one ran (named at the next start)
         return self.path
 
     def abort(self) -> None:
@@ -120,6 +142,80 @@ class StageOutput:
             else:
                 shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _machine() -> dict[str, Any]:
+    """What tells this machine and process namespace from others: a pid means something only
+    where host, boot and pid namespace are all the same (containers may share a hostname)."""
+    boot = Path("/proc/sys/kernel/random/boot_id")
+    try:
+        pidns: int | None = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        pidns = None
+    return {"host": socket.gethostname(), "boot": boot.read_text().strip() if boot.is_file() else None,
+            "pidns": pidns}
+
+
+def _owner() -> dict[str, Any]:
+    import psutil
+
+    return {**_machine(), "pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def owner_alive(owner: Any) -> bool | None:
+    """Whether the process that wrote a temporary folder still runs: False only when that is
+    certain (same machine and the pid is gone, a zombie, or now another process), None when it
+    cannot be told (another host or container, a reboot, no or a bad owner record)."""
+    import psutil
+
+    if not isinstance(owner, dict) or any(owner.get(k) != v for k, v in _machine().items()):
+        return None
+    try:
+        proc = psutil.Process(int(owner["pid"]))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # A pid reused by a later process: psutil derives both times from the same boot time.
+        return abs(proc.create_time() - float(owner["started"])) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return None
+
+
+def clear_leftovers(root: str, key: str | None = None, keep: str | None = None) -> list[str]:
+    """Remove the temporary stage folders under a local ``root`` whose writer was killed (its
+    owner is on this machine and gone) and return the ones of ``key`` (``<stage>-<hash>``) that
+    cannot be judged, after naming them in one line on stderr.
+
+    A kill -9, the OOM killer or a lost node leaves such a folder behind (GBs, never reused), and
+    every later run finished beside it. A folder whose owner still runs, or may (another host:
+    a concurrent run of the same config), is never touched; those of ``key`` are named so that
+    someone can remove them once nothing runs. Object stores clear their leftovers in ``tmp``."""
+    if is_uri(root) and not root.startswith("file://"):
+        return []
+    folder = local_path(root)
+    try:
+        entries = sorted(p for p in folder.iterdir() if _TMP_NAME.fullmatch(p.name))
+    except OSError:
+        return []
+    unjudged = []
+    for p in entries:
+        if keep is not None and p == local_path(keep):
+            continue
+        try:
+            owner = json.loads((p / OWNER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # written before owners were recorded, or being written now
+            owner = None
+        alive = owner_alive(owner)
+        if alive is False:
+            shutil.rmtree(p, ignore_errors=True)
+        elif alive is None and key is not None and _TMP_NAME.fullmatch(p.name)["key"] == key:
+            unjudged.append(str(p))
+    if unjudged:
+        print(f"warning: {len(unjudged)} unfinished temporary folder(s) of {key} whose run may still go on "
+              f"(another host or container, before a reboot, or no owner record); remove them once no "
+              f"run uses them: {' '.join(unjudged)}", file=sys.stderr)
+    return unjudged
 
 
 def local_path(path: str) -> Path:
@@ -134,4 +230,5 @@ def ensure_dir(path: str) -> None:
     fs.create_dir(inner, recursive=True)
 
 
-__all__ = ["StageOutput", "MANIFEST", "package_versions", "local_path", "ensure_dir"]
+__all__ = ["StageOutput", "MANIFEST", "OWNER", "package_versions", "clear_leftovers", "owner_alive",
+           "local_path", "ensure_dir"]

@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lrl.config import StrictModel
+from lrl.config import StrictModel, config_warning
 from lrl.data.config import check_lang
 
 
@@ -29,8 +28,8 @@ def warn_if_disabled(section: str, cfg: StrictModel) -> None:
                     if name != "enabled" and getattr(cfg, name) != fields[name].get_default(call_default_factory=True))
     if unused:
         verb, them = ("has", "it") if len(unused) == 1 else ("have", "them")
-        print(f"warning: {section}.enabled is false: {', '.join(unused)} {verb} no effect "
-              f"(set {section}.enabled=true to use {them})", file=sys.stderr)
+        config_warning(f"warning: {section}.enabled is false: {', '.join(unused)} {verb} no effect "
+                       f"(set {section}.enabled=true to use {them})")
 
 
 #: Names of the augmentation operations (``augment.ops=[swap,mention]``).

@@ -99,6 +99,12 @@ def save_state(path: str, state: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
+def absolute(path: str) -> str:
+    """A local path made absolute (URIs unchanged): the state file is read from other working
+    directories (a later run, a cluster job), where a relative path named another folder."""
+    return path if is_uri(path) else os.path.abspath(path)
+
+
 def is_finished(path: str) -> bool:
     """True when ``path`` is a finished stage output (its manifest exists)."""
     fs, inner = filesystem(path)
@@ -205,11 +211,8 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
                                 f"{exc}") from None
         state, exists = {"stages": {}}, f"cannot be read from here: {exc}"
     upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
-    root = cfg.output.root if is_uri(cfg.output.root) else os.path.abspath(cfg.output.root)
-    lines = ["# lrl run --dry-run: nothing was run",
-             f"# state file: {spath if is_uri(spath) else os.path.abspath(spath)} ({exists})",
-             f"# stage outputs: {root}/<stage>-<hash of its config and inputs> "
-             "(a finished folder of the same hash is reused at once)"]
+    lines = ["# lrl run --dry-run: nothing was run", f"# state file: {absolute(spath)} ({exists})",
+             output_line(cfg)]
     for name in stages:
         if name in upstream:
             lines.append(f"#   {name:<10} reuse  {upstream[name]}")
@@ -217,10 +220,17 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
             rec = state["stages"].get(name)
             last = f"  (last recorded: {rec['path']})" if rec else ""
             lines.append(f"#   {name:<10} run{last}")
-    warning = stale_warning(list(upstream), changed_settings(state, cfg, list(upstream), todo))
+    warning = stale_warning(list(upstream), changed_settings(state, cfg, list(upstream)))
     if warning:
         lines.append(f"# {warning}")
     return "\n".join(lines) + "\n"
+
+
+def output_line(cfg: JobConfig, stage: str | None = None) -> str:
+    """Where stage outputs go, as a plan line (``lrl run --dry-run`` and the stage commands')."""
+    what = "stage outputs" if stage is None else "output"
+    return (f"# {what}: {absolute(cfg.output.root.rstrip('/'))}/{stage or '<stage>'}-<hash of its config and "
+            "inputs> (a finished folder of the same hash is reused at once)")
 
 
 def _is_file(path: str) -> bool:
@@ -253,7 +263,7 @@ def run_pipeline(
     upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
     for name, path in upstream.items():
         log(f"[lrl run] {name}: reusing recorded output {path}")
-    not_applied = changed_settings(state, cfg, list(upstream), todo)
+    not_applied = changed_settings(state, cfg, list(upstream))
     warning = stale_warning(list(upstream), not_applied)
     if warning:
         log(f"[lrl run] {warning}")
@@ -270,6 +280,7 @@ def run_pipeline(
                 f"re-run the same command to resume here")
             raise
         seconds = time.perf_counter() - s0
+        path = absolute(path)
         if not is_finished(path):
             raise PipelineError(f"stage {name} returned {path}, which has no {MANIFEST}: not a finished output")
         upstream[name] = path

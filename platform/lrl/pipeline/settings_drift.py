@@ -13,15 +13,22 @@ from typing import Any
 
 from lrl.job import JobConfig
 
-#: Config sections only a stage itself reads: a change there cannot concern the recorded outputs
-#: of earlier stages that ``--from``/``--only`` reuse. Every other section (data, model, seed, ...)
-#: may have shaped them. ``ray``, ``output``, ``pipeline`` and ``name`` shape no stage's content.
+#: Config sections that shape only the outputs of the named stage (and so of the stages after it,
+#: which read those outputs): a change there cannot concern the recorded outputs of earlier
+#: stages that ``--from``/``--only`` reuse. ``tune`` trains with the ``finetune`` settings too.
 OWN_SECTIONS: dict[str, set[str]] = {
     "generate": {"augment", "translate", "filter", "oversample"}, "tokenizer": {"tokenizer"},
-    "pretrain": {"pretrain"}, "finetune": {"finetune"}, "tune": {"tune"}, "evaluate": {"evaluate"},
+    "pretrain": {"pretrain"}, "finetune": {"finetune"}, "tune": {"tune", "finetune"}, "evaluate": {"evaluate"},
     "report": {"report"},
 }
+#: Sections that any stage may read (their changes concern every reused output).
+SHARED_SECTIONS = {"data", "model", "seed"}
+#: ``ray``, ``output``, ``pipeline`` and ``name`` shape no stage's content (left out of the state).
 UNSHAPING = {"ray", "output", "pipeline", "name"}
+#: Settings of one stage's section that shape the outputs of other stages too: finetune trains
+#: once per evaluation seed (its output hash holds them), so ``--from evaluate evaluate.seeds=...``
+#: reuses models trained for the old seeds.
+ALSO_READ: dict[str, set[str]] = {"evaluate.seeds": {"finetune"}}
 
 
 def flat_config(cfg: JobConfig) -> dict[str, Any]:
@@ -39,21 +46,28 @@ def flat_config(cfg: JobConfig) -> dict[str, Any]:
     return out
 
 
-def changed_settings(state: dict[str, Any], cfg: JobConfig, reused: list[str],
-                     todo: list[str]) -> dict[str, tuple[Any, Any]]:
-    """Settings (key -> (recorded, now)) that differ between this config and the one the reused
-    outputs were recorded with, leaving out the sections only the stages that run read (those are
-    applied)."""
-    applied = set().union(*(OWN_SECTIONS.get(s, set()) for s in todo)) - set().union(
-        *(OWN_SECTIONS.get(s, set()) for s in reused))
+def shapes(key: str, stages: list[str]) -> bool:
+    """Whether the setting ``key`` (``section.field``) can have shaped the outputs of ``stages``."""
+    section = key.split(".")[0]
+    readers = {s for s, sections in OWN_SECTIONS.items() if section in sections}
+    if not readers:  # a shared section (data, model, seed)
+        return True
+    return bool((readers | ALSO_READ.get(key, set())) & set(stages))
+
+
+def changed_settings(state: dict[str, Any], cfg: JobConfig, reused: list[str]) -> dict[str, tuple[Any, Any]]:
+    """Settings (key -> (recorded, now)) that differ between this config and the one a reused
+    output was recorded with, among those that shaped it: shared sections and the sections of it and
+    of the stages before it (``reused`` is in pipeline order). The rest are applied by the stages
+    that run, or shape no output that is reused."""
     now: dict[str, Any] = flat_config(cfg)
     found: dict[str, tuple[Any, Any]] = {}
-    for name in reused:
+    for i, name in enumerate(reused):
         recorded = state.get("configs", {}).get(state["stages"].get(name, {}).get("config", ""))
         if recorded is None:  # a state file written before configs were recorded
             continue
         for key in sorted(set(now) | set(recorded)):
-            if key.split(".")[0] in applied or key in found or now.get(key) == recorded.get(key):
+            if key in found or now.get(key) == recorded.get(key) or not shapes(key, reused[: i + 1]):
                 continue
             found[key] = (recorded.get(key), now.get(key))
     if found:  # only then: the stage modules that define run control import torch and Ray
@@ -92,4 +106,5 @@ def stale_warning(reused: list[str], changed: dict[str, tuple[Any, Any]]) -> str
             "Run without --from/--only to rebuild what they shape.")
 
 
-__all__ = ["OWN_SECTIONS", "UNSHAPING", "flat_config", "changed_settings", "stale_warning"]
+__all__ = ["OWN_SECTIONS", "SHARED_SECTIONS", "UNSHAPING", "ALSO_READ", "shapes", "flat_config", "changed_settings",
+           "stale_warning"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import lrl
-from lrl.config import ConfigError
+from lrl.config import SHOWN_ENV, ConfigError, shown_warnings
 from lrl.job import JobConfig
 from lrl.pipeline.config import ORDER
 from lrl.signals import SIGTERM_EXIT, sigterm_received
@@ -98,6 +98,8 @@ def runtime_env(cfg: JobConfig) -> dict[str, Any]:
     env_vars = {"RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false",
                 "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0")}
     env_vars.update({k: os.environ[k] for k in sub.forward_env if os.environ.get(k)})
+    if shown_warnings():  # printed here already: the job's log comes back to this terminal
+        env_vars[SHOWN_ENV] = json.dumps(shown_warnings(), ensure_ascii=False)
     env: dict[str, Any] = {
         "working_dir": str(Path(sub.working_dir).resolve()),
         "py_modules": [str(Path(lrl.__file__).resolve().parent)],

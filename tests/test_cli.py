@@ -1,0 +1,56 @@
+"""The ``lrl`` stage commands' own ``--dry-run``: the resolved config and the stage's plan."""
+
+from __future__ import annotations
+
+import yaml
+
+from lrl import cli
+from lrl.job import load_job, packaged_job
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as exc:  # a stage command's --dry-run exits from where the config is loaded
+        return int(exc.code or 0)
+
+
+def test_stage_dry_run_prints_the_stage_plan(tmp_path, capsys):
+    """``lrl generate JOB --dry-run`` printed only the config where ``lrl run --dry-run`` printed a
+    plan: nothing said what the stage reads, where it writes or whether its output is reused."""
+    from lrl.generate.stage import stage_output
+
+    job = packaged_job("quickstart")
+    root = tmp_path / "runs"
+    args = ["generate", str(job), f"output.root={root}", "--dry-run"]
+    assert _main(args) == 0
+    out = capsys.readouterr().out
+    assert yaml.safe_load(out)["name"] == "quickstart", "the plan must keep the printed config valid YAML"
+    path = stage_output(load_job(job, [f"output.root={root}"])).path
+    assert f"# output: {path} (not written yet" in out
+    assert f"{job.parent / 'sample/ner/ug/train.conll'} (train)" in out and "data.text" in out
+    assert not root.exists(), "a dry run wrote something"
+    # a finished folder of the same config and inputs: the stage would reuse it
+    (root / path.rsplit("/", 1)[1]).mkdir(parents=True)
+    (root / path.rsplit("/", 1)[1] / "manifest.json").write_text("{}")
+    assert _main(args) == 0
+    assert f"# output: {path} (finished: reused at once" in capsys.readouterr().out
+    # a stage whose hash needs its inputs built says where it writes and what lrl run passes it
+    assert _main(["finetune", str(job), f"output.root={root}", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"# output: {root}/finetune-<hash" in out
+    assert "finetune.model: unset (under lrl run: the pretrain stage's output)" in out
+
+
+def test_stage_plans_cover_every_stage_with_real_config_keys():
+    """The plan's table of inputs must follow the stages and the config (a renamed field fails here)."""
+    from lrl.job import JobConfig
+    from lrl.pipeline.config import ORDER
+    from lrl.pipeline.plan import INPUTS, config_value
+
+    assert set(INPUTS) == set(ORDER)
+    cfg = JobConfig()
+    for stage, inputs in INPUTS.items():
+        for key, upstream in inputs:
+            config_value(cfg, key)  # AttributeError for a key the config does not have
+            assert all(ORDER.index(up) < ORDER.index(stage) for up in upstream), (stage, key)
