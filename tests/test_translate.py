@@ -128,25 +128,30 @@ def test_tiny_marian_actor_pool_translates_rows(ray_session, tiny_marian, data_r
     assert len(out) == 300
     assert {r["parent_id"] for r in out} == {r["id"] for r in rows}
     assert all(r["op"] == "translate" and r["lang"] == "ug" for r in out)
-    # Garbage model: rows are either projected (tags as long as tokens) or rejected with a reason
-    # (inputs over max_length tokens are refused, not truncated: at 24, 298 of these 300 were).
+    # Garbage model: rows are projected (tags as long as tokens) or rejected with a reason. Inputs
+    # over max_length tokens are refused, not truncated (at 24, 298 of these 300 were); the random
+    # model never writes </s>, so every output it makes runs to max_length and is rejected as cut.
     for r in out:
         assert len(r["tokens"]) == len(r["tags"])
-        assert r[REJECT] is None or r[REJECT].startswith(("projection:", "translation: input longer"))
-    assert Counter((r[REJECT] or "kept").split(":")[0] for r in out)["translation"] < 100
+        assert r[REJECT] is None or r[REJECT].startswith(("projection:", "translation: "))
+    reasons = Counter((r[REJECT] or "kept").split(" max_length")[0] for r in out)
+    assert reasons["translation: input longer than"] < 100
+    assert reasons["translation: output cut at"] == 300 - reasons["translation: input longer than"]
 
 
 def test_hf_translator_loads_by_path_with_safetensors(tiny_marian):
     import os
 
     from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate import hf
     from lrl.generate.translate.hf import HFTranslator
 
     assert os.path.exists(os.path.join(tiny_marian, "model.safetensors"))
     t = HFTranslator(MTModelConfig(model=tiny_marian, max_length=16, num_beams=2, prefix=">>uig<<"), "en", "ug")
     assert t.family == "marian" and "forced_bos_token_id" not in t.gen_kwargs
     out = t.translate(["a b c", "", "Paris is big ."])
-    assert len(out) == 3 and all(isinstance(s, str) for s in out)
+    # The random model never ends a sentence: each output is cut at max_length, its text kept.
+    assert len(out) == 3 and all(isinstance(s, hf.Refused) and s.reason == hf.CUT and s.text for s in out)
     assert t.translate([]) == []
 
 
@@ -248,7 +253,7 @@ def test_inputs_over_max_length_are_rejected_not_truncated(tiny_marian, monkeypa
     t = hf.HFTranslator(MTModelConfig(model=tiny_marian, max_length=16), "en", "ug")
     short, long = "Paris is big .", " ".join(["Paris is big ."] * 20)
     out = t.translate([long, short])
-    assert out[0] is None and isinstance(out[1], str)
+    assert out[0] is None and out[1] is not None  # translated (the random model's output is then cut)
 
     class Cut:  # what HFTranslator does with a long input, without loading a model
         def translate(self, texts, src=None):
@@ -286,3 +291,79 @@ def test_each_hop_is_one_operator_so_the_pool_cannot_starve_it(ray_session, tiny
     assert len(operators(translate.steps(job(train={"model": model}))[0].apply(ds))) == 1
     bt = {"to_pivot": model, "from_pivot": model}
     assert len(operators(translate.steps(job(backtranslate=bt))[0].apply(ds))) == 2
+
+
+def test_outputs_cut_at_max_length_are_rejected(tiny_marian, monkeypatch):
+    """A translation that ran into ``max_length`` (a fragment, or a model repeating a word until
+    the limit) was kept as a complete one; inputs over the limit were already refused."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lrl.generate import translate
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate import hf
+
+    # The random tiny Marian never writes </s>: its outputs stop at the limit (Marian's forced
+    # </s> sits in the last position). With a large </s> bias it ends at once: empty, not cut.
+    t = hf.HFTranslator(MTModelConfig(model=tiny_marian, max_length=12), "en", "ug")
+    out = t.translate(["Paris is big .", "a b c"])
+    assert all(isinstance(o, hf.Refused) and o.reason == hf.CUT and o.text for o in out)
+    with torch.no_grad():
+        t.model.final_logits_bias[0, t.tokenizer.eos_token_id] = 10.0
+    assert t.translate(["Paris is big ."]) == [""]
+    # NLLB starts decoding with </s> (id 2) itself; pad 1. Rows: ended early, ended at the last
+    # position but with an earlier </s>, cut with a forced </s>, cut without one.
+    nllb = SimpleNamespace(cfg=SimpleNamespace(max_length=5), tokenizer=SimpleNamespace(eos_token_id=2),
+                           model=SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=2)))
+    gen = torch.tensor([[2, 7, 2, 1, 1], [2, 7, 8, 2, 1], [2, 7, 8, 9, 2], [2, 7, 8, 9, 9]])
+    assert hf.HFTranslator.cut(nllb, gen) == [False, False, True, True]
+    assert hf.HFTranslator.cut(nllb, gen[:, :4]) == [False] * 4  # the batch ended before the limit
+
+    class Limit:  # what HFTranslator does with outputs over 40 characters, without a model
+        def translate(self, texts, src=None):
+            return [hf.Refused(hf.CUT, s[:40]) if len(s) > 40 else s for s in texts]
+
+    monkeypatch.setattr(hf, "make_translator", lambda *a, **k: Limit())
+    long, short = " ".join(["Paris is big ."] * 5), "Paris is big ."
+    bt = {"lang": "ug", "to_pivot": {"backend": "fake"}, "from_pivot": {"backend": "fake"}}
+    rows = [{"id": "t0", "lang": "ug", "text": long}, {"id": "t1", "lang": "ug", "text": short}]
+    got = {r["id"]: r for r in translate.text_steps(job(backtranslate=bt))[0].apply(_Local(text_table(rows))).table.to_pylist()}
+    # Cut on the way to the pivot: not translated back (a fragment's paraphrase), the fragment kept.
+    assert got["t0>backtranslate:ug"][REJECT] == "translation: output cut at max_length tokens"
+    assert got["t0>backtranslate:ug"]["text"] == long[:40]
+    assert got["t1>backtranslate:ug"][REJECT] is None and got["t1>backtranslate:ug"]["text"] == short
+    ner = [{"id": "en:0", "lang": "en", "tokens": long.split(), "tags": ["B-LOC"] + ["O"] * 19},
+           {"id": "en:1", "lang": "en", "tokens": ["Paris"], "tags": ["B-LOC"]}]
+    cfg = job(train={"model": {"backend": "fake"}, "keep_source": False})
+    r0, r1 = translate.steps(cfg)[0].apply(_Local(ner_table(ner))).table.to_pylist()
+    assert r0[REJECT] == hf.CUT and r0["tokens"] == ("[ Paris ] " + long[6:])[:40].split()
+    assert r0["tags"] == ["O"] * len(r0["tokens"]) and r1[REJECT] is None and r1["tags"] == ["B-LOC"]
+
+
+def test_relative_model_folders_are_made_absolute_on_the_driver(tmp_path, monkeypatch):
+    """A relative ``model`` went to the actors as written; they run in their own working
+    directory (on a cluster the job's unpacked working_dir), where it named nothing."""
+    import os
+
+    from lrl.generate import translate
+
+    (tmp_path / "data" / "mt").mkdir(parents=True)
+    (tmp_path / "run" / "models" / "back").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "run")
+
+    def cfg(train: str, back: str):
+        from lrl.job import JobConfig
+
+        return JobConfig.model_validate({"data": {"root": str(tmp_path / "data")}, "translate": {
+            "enabled": True, "train": {"model": {"model": train}},
+            "backtranslate": {"to_pivot": {"model": back}, "from_pivot": {"backend": "fake"}}}})
+
+    # Against data.root first (like every input path), then the driver's folder.
+    tt, bt = translate.steps(cfg("mt", "models/back"))
+    assert tt.cfg.model.model == str(tmp_path / "data" / "mt")
+    assert bt.cfg.to_pivot.model == str(tmp_path / "run" / "models" / "back")
+    assert os.path.isabs(translate.text_steps(cfg("mt", "./models/back"))[0].cfg.to_pivot.model)
+    # Hub ids (nothing of that name here) and absolute paths stay as they are.
+    tt, bt = translate.steps(cfg("Helsinki-NLP/opus-mt-en-ug", str(tmp_path / "data" / "mt")))
+    assert tt.cfg.model.model == "Helsinki-NLP/opus-mt-en-ug" and bt.cfg.to_pivot.model == str(tmp_path / "data" / "mt")

@@ -27,7 +27,7 @@ __all__ = ["ExactDedup", "LangIdFilter", "LengthRatioFilter", "NearDedup", "Proj
 def build(f: FilterConfig, name: str) -> Step:
     """The filter called ``name`` (one of ``FilterConfig.ops``) with its settings."""
     if name == "lid":
-        return LangIdFilter(f.lid_langs, f.lid_candidates, f.lid_min_prob, f.scope)
+        return LangIdFilter(f.lid_langs, f.lid_candidates, f.lid_min_prob, f.scope, f.lid_min_chars)
     if name == "length_ratio":
         return LengthRatioFilter(f.min_ratio, f.max_ratio, f.scope)
     if name == "dedup":

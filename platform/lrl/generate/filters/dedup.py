@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections import defaultdict
 
 import numpy as np
@@ -35,9 +36,22 @@ _PRIME = (1 << 31) - 1  # Mersenne prime; a*x stays below 2^62, inside uint64
 
 
 def normalise(text: str, case: bool = False) -> str:
-    """Whitespace collapsed (and case folded unless ``case``)."""
-    text = " ".join(text.split())
+    """NFC, whitespace collapsed (and case folded unless ``case``). Accents and tone marks stay:
+    in Yoruba ``ọkọ`` (husband), ``ọkọ̀`` (vehicle) and ``ọ̀kọ̀`` (spear) are different words."""
+    text = " ".join(unicodedata.normalize("NFC", text).split())
     return text if case else text.casefold()
+
+
+def _blank(m: re.Match) -> str:
+    """A space for punctuation and symbols; combining marks (categories Mn, Mc, Me) are kept."""
+    return m.group() if unicodedata.category(m.group())[0] == "M" else " "
+
+
+def words(text: str) -> list[str]:
+    """The normalised words of ``text``, punctuation removed. ``\\w`` does not match combining
+    marks, so a plain ``[^\\w\\s]`` split ``ọ̀kọ̀`` into ``ọ kọ``: tone marks vanished and the
+    Devanagari ``हिन्दी`` became three letters, making different sentences look alike."""
+    return re.sub(r"[^\w\s]", _blank, normalise(text)).split()
 
 
 class ExactDedup:
@@ -74,8 +88,8 @@ class ExactDedup:
 
 def minhash(text: str, shingle: int, num_perm: int, seed: int = 1) -> np.ndarray:
     """MinHash signature (``num_perm`` uint64) of the word ``shingle``-grams of ``text``."""
-    words = normalise(re.sub(r"[^\w\s]", " ", text)).split() or [""]
-    grams = {" ".join(words[i : i + shingle]) for i in range(max(1, len(words) - shingle + 1))}
+    ws = words(text) or [""]
+    grams = {" ".join(ws[i : i + shingle]) for i in range(max(1, len(ws) - shingle + 1))}
     x = np.array([int.from_bytes(hashlib.blake2b(g.encode(), digest_size=4).digest(), "little")
                   for g in grams], dtype=np.uint64)
     rng = np.random.RandomState(seed)

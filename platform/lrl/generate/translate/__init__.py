@@ -7,8 +7,11 @@ both follow ``lrl.generate.base.Step``.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
+from lrl.data.files import is_uri, resolve
+from lrl.generate.mt_config import BackTranslateConfig, MTModelConfig, TranslateConfig
 from lrl.generate.translate.columns import EXTRA_COLUMNS, SRC_ENTS, SRC_TEXT
 from lrl.generate.translate.markers import Entity, MarkerStyle
 from lrl.generate.translate.project import Projection, Projector
@@ -19,12 +22,38 @@ if TYPE_CHECKING:
     from lrl.job import JobConfig
 
 __all__ = ["EXTRA_COLUMNS", "SRC_ENTS", "SRC_TEXT", "BackTranslate", "Entity", "MarkerStyle",
-           "Projection", "Projector", "TranslateTrain", "steps", "text_steps"]
+           "Projection", "Projector", "TranslateTrain", "local_model", "local_models", "steps", "text_steps"]
+
+
+def local_model(m: MTModelConfig, root: str | None) -> MTModelConfig:
+    """``m`` with a relative local ``model`` folder made absolute, found against ``data.root``
+    like the other inputs or else against the driver's folder: the actors that load it run in
+    their own working directory (a cluster job's is its unpacked ``working_dir``), where the
+    relative path named nothing. Anything not found locally is left as is (a hub id)."""
+    if not m.model or is_uri(m.model):
+        return m
+    path = os.path.expanduser(m.model)
+    for found in (path,) if os.path.isabs(path) else (resolve(path, root), path):
+        if os.path.isdir(found):
+            return m.model_copy(update={"model": os.path.abspath(found)})
+    return m
+
+
+def local_models(t: TranslateConfig, root: str | None) -> TranslateConfig:
+    """``t`` with every model folder absolute (``local_model``), resolved on the driver."""
+    update: dict = {}
+    if t.train is not None:
+        update["train"] = t.train.model_copy(update={"model": local_model(t.train.model, root)})
+    if t.backtranslate is not None:
+        bt: BackTranslateConfig = t.backtranslate
+        update["backtranslate"] = bt.model_copy(update={"to_pivot": local_model(bt.to_pivot, root),
+                                                        "from_pivot": local_model(bt.from_pivot, root)})
+    return t.model_copy(update=update)
 
 
 def steps(cfg: JobConfig) -> list[Step]:
     """Translate-train then labelled back-translation, as ``cfg.translate`` configures them."""
-    t = cfg.translate
+    t = local_models(cfg.translate, cfg.data.root)
     if not t.enabled:
         return []
     out: list[Step] = []
@@ -37,7 +66,7 @@ def steps(cfg: JobConfig) -> list[Step]:
 
 def text_steps(cfg: JobConfig) -> list[Step]:
     """Back-translation of unlabelled text rows (``TEXT_SCHEMA``), when configured."""
-    t = cfg.translate
+    t = local_models(cfg.translate, cfg.data.root)
     if not t.enabled or t.backtranslate is None or not t.backtranslate.text:
         return []
     return [BackTranslate(t.backtranslate, t.projection, cfg.seed)]

@@ -7,9 +7,20 @@ put back in their order afterwards.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from lrl.generate.mt_config import MTModelConfig
+
+TOO_LONG = "translation: input longer than max_length tokens"
+CUT = "translation: output cut at max_length tokens"
+
+
+class Refused(NamedTuple):
+    """A translation that must not be used as one: the reject ``reason`` and what the model
+    produced (None when nothing was generated), kept for the rejects dataset."""
+
+    reason: str
+    text: str | None = None
 
 # ISO 639 -> NLLB/FLORES codes for the languages of ../shared/data (others: pass tgt_code).
 NLLB_CODES = {
@@ -75,9 +86,11 @@ class HFTranslator:
                 raise ValueError(f"{cfg.model}: target language code {self.tgt!r} is not in its vocabulary")
             self.gen_kwargs["forced_bos_token_id"] = bos
 
-    def translate(self, texts: list[str], src: str | None = None) -> list[str | None]:
+    def translate(self, texts: list[str], src: str | None = None) -> list[str | Refused | None]:
         """The translations; None for an input over ``max_length`` tokens (truncating it would
-        translate a fragment). ``src`` (ISO 639) overrides the source language for this call."""
+        translate a fragment), ``Refused(CUT, output)`` for an output that generation stopped at
+        ``max_length`` tokens (a fragment, or a model repeating itself). ``src`` (ISO 639)
+        overrides the source language for this call."""
         import torch
 
         if not texts:
@@ -88,7 +101,7 @@ class HFTranslator:
         sizes = [len(ids) for ids in self.tokenizer([prefix + t for t in texts])["input_ids"]]
         fits = [i for i in range(len(texts)) if sizes[i] <= self.cfg.max_length]
         order = sorted(fits, key=lambda i: len(texts[i]))
-        out: list[str | None] = [None] * len(texts)
+        out: list[str | Refused | None] = [None] * len(texts)
         bs = self.cfg.batch_size
         for k in range(0, len(order), bs):
             idx = order[k : k + bs]
@@ -96,9 +109,25 @@ class HFTranslator:
                                  truncation=True, max_length=self.cfg.max_length).to(self.device)
             with torch.inference_mode():
                 gen = self.model.generate(**enc, **self.gen_kwargs)
-            for i, s in zip(idx, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
-                out[i] = s.strip()
+            for i, s, cut in zip(idx, self.tokenizer.batch_decode(gen, skip_special_tokens=True), self.cut(gen)):
+                out[i] = Refused(CUT, s.strip()) if cut else s.strip()
         return out
+
+    def cut(self, gen: Any) -> list[bool]:
+        """Which rows of a ``generate`` output stopped at ``max_length`` instead of at their end
+        token. Position 0 is the decoder start (NLLB's is ``</s>`` itself) and a model with
+        ``forced_eos_token_id`` (Marian) writes ``</s>`` at the last position of a cut output, so
+        a row ended only if ``</s>`` comes between them. A sentence that really ends exactly at
+        the limit counts as cut: it cannot be told apart from one the limit ended."""
+        import torch
+
+        if gen.shape[1] < self.cfg.max_length:  # the longest row ended before the limit
+            return [False] * gen.shape[0]
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        eos = torch.tensor(eos if isinstance(eos, list) else [eos], device=gen.device)
+        return (~torch.isin(gen[:, 1:-1], eos).any(dim=1)).tolist()
 
 
 def check_model(cfg: MTModelConfig, setting: str) -> None:

@@ -16,10 +16,12 @@ import pyarrow as pa
 from lrl.data.schema import REJECT
 from lrl.generate.mt_config import MTModelConfig, ProjectionConfig
 from lrl.generate.translate.columns import SRC_ENTS, SRC_TEXT, out_schema, widen
+from lrl.generate.translate.hf import TOO_LONG, Refused
 from lrl.generate.translate.markers import Entity, MarkerStyle, spans_from_tags
 from lrl.generate.translate.project import Projector
 
 DO, TEXT, ENTS, SRC = "_mt_do", "_mt_text", "_mt_ents", "_mt_src_ents"
+WHY = "_mt_why"  # why a hop refused a row's translation (its later hops skip it)
 _STR_LIST = pa.list_(pa.string())
 
 
@@ -44,34 +46,51 @@ def mark_batch(table: pa.Table, langs: list[str], markers: str) -> pa.Table:
     table = table.append_column(DO, pa.array(do, pa.bool_()))
     table = table.append_column(TEXT, pa.array(text, pa.string()))
     table = table.append_column(ENTS, pa.array(ents, _STR_LIST))
+    table = table.append_column(WHY, pa.nulls(table.num_rows, pa.string()))
     return table.append_column(SRC, pa.array(ents, _STR_LIST))
 
 
 def translate_table(table: pa.Table, translator: Any, by_lang: bool = False) -> pa.Table:
     """Translate ``_mt_text`` and ``_mt_ents`` of the rows to translate (one call per batch, or per
     source language with ``by_lang``: rows of several sources, each with its own language code;
-    repeated entity names are translated once)."""
+    repeated entity names are translated once). A refused translation (see ``HFTranslator``)
+    sets ``_mt_why`` and keeps what the model made, if anything, in ``_mt_text``."""
     do = table.column(DO).to_pylist()
     text = table.column(TEXT).to_pylist()
     ents = table.column(ENTS).to_pylist()
+    why = table.column(WHY).to_pylist() if WHY in table.column_names else [None] * len(do)
     langs = table.column("lang").to_pylist() if by_lang else [None] * len(do)
+    # Rows an earlier hop refused are not translated again: a fragment's back-translation would
+    # look like a paraphrase of the whole sentence.
+    go = [f and w is None and t is not None for f, w, t in zip(do, why, text)]
     todo: dict[str | None, dict[str, None]] = {}
-    for i, flag in enumerate(do):
-        if flag and text[i] is not None:  # None: an earlier hop could not translate it
+    for i, flag in enumerate(go):
+        if flag:
             group = todo.setdefault(langs[i], {})
             group[text[i]] = None
             for e in ents[i] or []:
                 group[e] = None
-    done: dict[tuple[str | None, str], str | None] = {}  # None: over max_length (HFTranslator)
+    done: dict[tuple[str | None, str], str | Refused | None] = {}  # None: over max_length
     for lang, group in todo.items():
         keys = list(group)
         out = translator.translate(keys, src=lang) if by_lang else translator.translate(keys)
         done.update(((lang, k), v) for k, v in zip(keys, out))
-    new_text = [done[(g, t)] if f and t is not None else t for f, g, t in zip(do, langs, text)]
-    new_ents = [[done[(g, e)] or "" for e in es] if f and t is not None else es
-                for f, g, t, es in zip(do, langs, text, ents)]
+    new_text, new_ents, new_why = list(text), list(ents), list(why)
+    for i, flag in enumerate(go):
+        if not flag:
+            continue
+        got = done[(langs[i], text[i])]
+        if got is None:
+            got = Refused(TOO_LONG)
+        new_text[i] = got.text if isinstance(got, Refused) else got
+        new_why[i] = got.reason if isinstance(got, Refused) else None
+        # An entity name whose translation was refused is left empty (no fuzzy match for it).
+        new_ents[i] = [v if isinstance(v := done[(langs[i], e)], str) else "" for e in ents[i] or []]
     table = table.set_column(table.column_names.index(TEXT), TEXT, pa.array(new_text, pa.string()))
-    return table.set_column(table.column_names.index(ENTS), ENTS, pa.array(new_ents, _STR_LIST))
+    table = table.set_column(table.column_names.index(ENTS), ENTS, pa.array(new_ents, _STR_LIST))
+    if WHY in table.column_names:
+        return table.set_column(table.column_names.index(WHY), WHY, pa.array(new_why, pa.string()))
+    return table.append_column(WHY, pa.array(new_why, pa.string()))
 
 
 Post = tuple[Callable[..., pa.Table], dict[str, Any]] | None
@@ -144,36 +163,43 @@ def project_batch(table: pa.Table, proj: ProjectionConfig, lang: str, op: str, s
     base = widen(table)
     base_rows = base.to_pylist()
     out: list[dict] = []
+    why = table.column(WHY).to_pylist() if WHY in table.column_names else [None] * table.num_rows
     cols = zip(table.column(DO).to_pylist(), table.column(TEXT).to_pylist(),
-               table.column(ENTS).to_pylist(), table.column(SRC).to_pylist())
-    for row, (do, text, ents, src_ents) in zip(base_rows, cols):
+               table.column(ENTS).to_pylist(), table.column(SRC).to_pylist(), why)
+    for row, (do, text, ents, src_ents, refused) in zip(base_rows, cols):
         if not do or keep_source:
             out.append(row)
         if do:
-            out.append(_new_row(row, text, ents, src_ents, projector, lang, op, seed))
+            out.append(_new_row(row, text, ents, src_ents, projector, lang, op, seed, refused))
     extra = [f for f in base.schema if f.name not in schema.names]
     return pa.Table.from_pylist(out, schema=pa.schema(list(schema) + extra))
 
 
 def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], projector: Projector,
-             lang: str, op: str, seed: int) -> dict:
-    """The translated row; ``text`` None means the translator refused an input over max_length."""
+             lang: str, op: str, seed: int, refused: str | None = None) -> dict:
+    """The translated row; ``refused`` is why the translator refused it (``text`` is then what
+    it made, or None: an input over max_length, never translated)."""
     new = dict(row, id=f"{row['id']}>{op}:{lang}", lang=lang, op=op, parent_id=row["id"], seed=seed)
     new[REJECT] = None
-    too_long = "translation: input longer than max_length tokens"
+    if text is None and refused is None:  # a translator that only says None (over max_length)
+        refused = TOO_LONG
     if "tokens" not in row:
         new["text"] = text or ""
         new[SRC_TEXT] = row["text"]
-        if text is None:
-            new[REJECT] = too_long
-        elif not text.strip():
+        if refused:
+            new[REJECT] = refused
+        elif not text or not text.strip():
             new[REJECT] = "translation: empty output"
         return new
     types = [t for _, _, t in spans_from_tags(row["tags"])]
     new[SRC_TEXT] = " ".join(row["tokens"])
     new[SRC_ENTS] = types
-    if text is None:  # the rejects dataset shows the sentence that was too long
-        new.update(tokens=list(row["tokens"]), tags=list(row["tags"]), **{REJECT: too_long})
+    if refused:
+        if text is None:  # the rejects dataset shows the sentence that was too long
+            new.update(tokens=list(row["tokens"]), tags=list(row["tags"]), **{REJECT: refused})
+        else:  # ... or the fragment the model made
+            raw = text.split() or [""]
+            new.update(tokens=raw, tags=["O"] * len(raw), **{REJECT: refused})
         return new
     entities = [Entity(i, t, s) for i, (t, s) in enumerate(zip(types, src_ents))]
     res = projector(text, entities, ents)
