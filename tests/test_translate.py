@@ -367,3 +367,22 @@ def test_relative_model_folders_are_made_absolute_on_the_driver(tmp_path, monkey
     # Hub ids (nothing of that name here) and absolute paths stay as they are.
     tt, bt = translate.steps(cfg("Helsinki-NLP/opus-mt-en-ug", str(tmp_path / "data" / "mt")))
     assert tt.cfg.model.model == "Helsinki-NLP/opus-mt-en-ug" and bt.cfg.to_pivot.model == str(tmp_path / "data" / "mt")
+
+
+def test_back_translation_paraphrases_only_rows_read_from_the_inputs(ray_session):
+    """With translate-train into the back-translated language, its rows (machine output already)
+    were paraphrased too: three translation hops on one sentence, counted as augmentation."""
+    import ray
+
+    from lrl.generate import translate
+
+    bt = {"lang": "ug", "pivot": "en", "to_pivot": {"backend": "fake"}, "from_pivot": {"backend": "fake"}}
+    cfg = job(train={"sources": ["en"], "target": "ug", "model": {"backend": "fake"}}, backtranslate=bt)
+    ug = [{"id": f"ug:{i}", "lang": "ug", "tokens": ["ئۈرۈمچى", str(i)], "tags": ["B-LOC", "O"], "op": "orig"}
+          for i in range(4)]
+    ds = ray.data.from_arrow(ner_table(ug + en_rows(6)))
+    for step in translate.steps(cfg):
+        ds = step.apply(ds)
+    out = ds.take_all()
+    assert Counter(r["op"] for r in out) == {"orig": 10, "translate": 6, "backtranslate": 4}
+    assert sorted(r["parent_id"] for r in out if r["op"] == "backtranslate") == [f"ug:{i}" for i in range(4)]

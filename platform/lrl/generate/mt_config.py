@@ -142,7 +142,9 @@ class BackTranslateConfig(StrictModel):
     """Paraphrase target-language rows by translating them to a pivot language and back."""
 
     lang: str = "ug"
-    """Language of the rows to paraphrase."""
+    """Language of the rows to paraphrase. Only rows read from the inputs are paraphrased, not
+    translate-train's rows in this language (machine output already: a paraphrase of one
+    stacks three translation hops)."""
     pivot: str = "en"
     """Pivot language."""
     to_pivot: MTModelConfig

@@ -25,13 +25,14 @@ WHY = "_mt_why"  # why a hop refused a row's translation (its later hops skip it
 _STR_LIST = pa.list_(pa.string())
 
 
-def mark_batch(table: pa.Table, langs: list[str], markers: str) -> pa.Table:
-    """Add the work columns: which rows to translate, their marked text and entity strings."""
+def mark_batch(table: pa.Table, langs: list[str], markers: str, only_read: bool = False) -> pa.Table:
+    """Add the work columns: which rows to translate, their marked text and entity strings.
+    ``only_read``: only rows read from the inputs (op ``orig``), not rows an earlier step made."""
     style = MarkerStyle(markers)
     rows = table.to_pylist()
     do, text, ents = [], [], []
     for r in rows:
-        ok = r["lang"] in langs and not r.get(REJECT)
+        ok = r["lang"] in langs and not r.get(REJECT) and (not only_read or r.get("op") in ("orig", None))
         do.append(ok)
         if not ok:
             text.append(None)

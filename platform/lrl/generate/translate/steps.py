@@ -44,7 +44,9 @@ class BackTranslate:
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         c = self.cfg
-        pre = (mark_batch, {"langs": [c.lang], "markers": self.proj.markers})
+        # Only the rows read from the inputs: translate-train's rows in this language are machine
+        # output already, and paraphrasing them stacked three translation hops on one sentence.
+        pre = (mark_batch, {"langs": [c.lang], "markers": self.proj.markers, "only_read": True})
         ds = hop(ds, c.to_pivot, c.lang, c.pivot, self.seed, setting="translate.backtranslate.to_pivot", pre=pre)
         post = (project_batch, {"proj": self.proj, "lang": c.lang, "op": "backtranslate", "seed": self.seed,
                                 "keep_source": True})
