@@ -99,11 +99,15 @@ def test_generate_end_to_end_and_rerun_does_nothing(ray_session, data_root, tmp_
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [Path(path).name]
 
 
-def test_changed_config_or_input_gives_a_new_folder(data_root, tmp_path):
+def test_changed_config_or_input_gives_a_new_folder(data_root, tmp_path, monkeypatch):
+    from lrl.generate import stage
     from lrl.generate.stage import stage_output
 
     cfg = _job(data_root, tmp_path)
     base = stage_output(cfg).path
+    with monkeypatch.context() as m:  # code that makes other rows: outputs of older code are not reused
+        m.setattr(stage, "ROWS_VERSION", stage.ROWS_VERSION + 1)
+        assert stage_output(cfg).path != base
     assert stage_output(_job(data_root, tmp_path, "augment.ops=[swap]")).path != base
     assert stage_output(_job(data_root, tmp_path, "ray.num_cpus=1")).path == base  # ray does not shape data
     with open(tmp_path / "in" / "ug.conll", "a", encoding="utf-8") as f:

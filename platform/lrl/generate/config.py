@@ -127,7 +127,8 @@ class AugmentConfig(StrictModel):
     """Operations to apply, by name: insert, swap, delete, synonym (EDA; O tokens only), mention,
     labelwise, shuffle (NER-aware). Empty: no augmentation."""
     copies: int = Field(default=1, ge=0)
-    """Generated rows per operation per sentence (an op may produce fewer when it cannot apply)."""
+    """Generated rows per operation per sentence (at most: an op produces fewer when it cannot
+    apply, or when a copy repeats an earlier copy of the same sentence)."""
     seed: int | None = None
     """Seed of the augmentation; None uses the job seed. Each row's seed derives from it."""
     insert: InsertParams = Field(default_factory=InsertParams)

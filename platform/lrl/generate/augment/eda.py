@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 
 from lrl.generate.augment.op import AugmentOp, Edit
 
@@ -23,8 +24,19 @@ def _o_positions(tags: list[str]) -> list[int]:
 
 
 def split_punct(token: str) -> tuple[str, str, str]:
-    """(leading punctuation, word, trailing punctuation) of a token."""
-    return _SPLIT.match(token).groups()  # type: ignore[union-attr,return-value]
+    """(leading punctuation, word, trailing punctuation) of a token.
+
+    Combining marks after the word stay with it: ``\\W`` matches them, and in Yoruba (``jẹ́``,
+    ``ilẹ̀``: tone marks with no precomposed form, even in NFC) or pointed Arabic the word lost
+    its last tone mark, was looked up as another word, and the mark was stuck onto the synonym
+    (``tí`` + U+0301 gave a double accent)."""
+    lead, core, trail = _SPLIT.match(token).groups()  # type: ignore[union-attr]
+    if core:
+        n = 0
+        while n < len(trail) and unicodedata.category(trail[n]).startswith("M"):
+            n += 1
+        core, trail = core + trail[:n], trail[n:]
+    return lead, core, trail
 
 
 def has_synonym(op: AugmentOp, token: str, lang: str) -> bool:

@@ -10,10 +10,13 @@ noisy, which is what EDA tolerates. The table is computed once on the driver.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import re
+import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,10 +26,45 @@ import numpy as np
 from lrl.data.files import InputError, read_text, split_lines
 from lrl.generate.config import NeighbourConfig
 
-#: Word pattern for corpus text: letters/digits (any script) joined by inner hyphens/apostrophes.
-WORD = re.compile(r"\w+(?:[-'’]\w+)*")
+
+@functools.cache
+def word_pattern() -> re.Pattern[str]:
+    """Word pattern for corpus text: letters/digits (any script) with their combining marks, joined
+    by inner hyphens/apostrophes.
+
+    ``\\w`` alone does not match combining marks (Mn/Mc/Me), so it cut words at every mark that
+    has no precomposed form: Yoruba ``Agbóhùnsáfẹ́fẹ́`` became ``agbóhùnsáfẹ`` and ``fẹ`` (a fifth
+    of the words of mono/yo.txt carry such a mark), and the table paired fragments that are not
+    words. Python's ``re`` has no ``\\p{M}``: the class is built once from the Unicode database
+    (~0.4 s, only when neighbours are learned)."""
+    marks, start, prev = [], None, -2
+    for cp in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(cp)).startswith("M"):
+            if cp != prev + 1:
+                if start is not None:
+                    marks.append((start, prev))
+                start = cp
+            prev = cp
+    marks.append((start, prev))
+    cls = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in marks)
+    return re.compile(rf"\w[\w{cls}]*(?:[-'’]\w[\w{cls}]*)*")
+
+
+def _script(word: str) -> str | None:
+    """The script of a word's first letter (``ARABIC``, ``LATIN``...; kana and Han are ``CJK``);
+    None when it has no letter."""
+    for ch in word:
+        if unicodedata.category(ch).startswith("L"):
+            name = unicodedata.name(ch, "").split(" ", 1)[0]
+            return "CJK" if name in ("HIRAGANA", "KATAKANA") else name or None
+    return None
 
 Synonyms = dict[str, tuple[str, ...]]
+
+#: Part of the neighbour cache key: bumped when the same corpus and settings give another table
+#: (2: words keep their combining marks, neighbours in another script are dropped), so that a
+#: cache written by older code is not reused.
+_TABLE_VERSION = 2
 
 
 def read_lexicon(path: str) -> Synonyms:
@@ -54,7 +92,8 @@ def read_lexicon(path: str) -> Synonyms:
 
 def corpus_neighbours(lines: Iterable[str], cfg: NeighbourConfig, seed: int = 0) -> Synonyms:
     """Top-k distributional neighbours of the ``cfg.max_words`` most frequent words."""
-    sentences = [WORD.findall(line.lower()) for line in lines]
+    word = word_pattern()
+    sentences = [word.findall(line.lower()) for line in lines]
     counts = Counter(w for s in sentences for w in s)
     ranked = sorted((w for w, c in counts.items() if c >= cfg.min_count), key=lambda w: (-counts[w], w))
     vocab = ranked[: cfg.max_vocab]
@@ -139,7 +178,11 @@ def _neighbours(vec: np.ndarray, vocab: list[str], cfg: NeighbourConfig) -> Syno
         top = np.argpartition(-sims, cfg.k, axis=1)[:, : cfg.k]
         for r, i in enumerate(rows):
             order = top[r][np.argsort(-sims[r, top[r]], kind="stable")]
-            syns = tuple(vocab[j] for j in order if sims[r, j] >= cfg.min_similarity and not vocab[j].isdigit())
+            # A neighbour in another script is never a synonym: Uyghur Wikipedia's Latin names
+            # (macintosh, iq, x) were neighbours of Uyghur words (~3% of pairs on 3,000 lines).
+            script = _script(vocab[i])
+            syns = tuple(vocab[j] for j in order if sims[r, j] >= cfg.min_similarity and not vocab[j].isdigit()
+                         and _script(vocab[j]) in (script, None))
             if syns:
                 out[vocab[i]] = syns
     return out
@@ -150,7 +193,7 @@ def cached_neighbours(lang: str, lines: list[str], cfg: NeighbourConfig, seed: i
     if cfg.cache_dir is None:
         return corpus_neighbours(lines, cfg, seed)
     h = hashlib.sha256("\n".join(lines).encode("utf-8"))
-    h.update(json.dumps([cfg.model_dump(exclude={"cache_dir"}), seed], sort_keys=True).encode())
+    h.update(json.dumps([cfg.model_dump(exclude={"cache_dir"}), seed, _TABLE_VERSION], sort_keys=True).encode())
     path = Path(cfg.cache_dir) / f"neighbours-{lang}-{h.hexdigest()[:16]}.json"
     if path.is_file():
         return {w: tuple(s) for w, s in json.loads(path.read_text(encoding="utf-8")).items()}
