@@ -83,7 +83,9 @@ start() {
   our_pids > "$DIR/pids"
   echo "Ray cluster up: head + $n worker(s), $(wc -w < "$DIR/pids") processes (ids in $DIR/pids)"
   echo "  export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=${RAY_AUTH_TOKEN_PATH:-<your token file>}"
-  echo "  lrl submit jobs/wikiann_ug.yaml --address http://127.0.0.1:$DASH"
+  # Every node is this machine: local absolute paths are paths every node sees.
+  echo "  lrl submit jobs/wikiann_ug.yaml data.root=$(cd "$(dirname "$0")/../.." && pwd)/shared/data" \
+       "output.root=$DIR/runs --address http://127.0.0.1:$DASH"
   echo "  $0 stop"
 }
 

@@ -51,6 +51,22 @@ def test_launcher_keeps_dashboard_local_and_auth_on():
         assert image.split(":")[1].startswith(_ray_version()), f"{image} does not match ray {_ray_version()}"
 
 
+def test_launcher_installs_the_packages_dependencies():
+    # The nodes get lrl as a py_module, not pip-installed: its dependencies come from setup_commands.
+    # A stale list (transformers>=4.45 after pyproject moved to >=5 for the v5 tokenizer API) let a
+    # node install a transformers the package cannot run on.
+    block = re.search(r"^dependencies = \[(.*?)^\]", (REPO / "pyproject.toml").read_text(), flags=re.S | re.M)
+    wanted = {d for d in re.findall(r'"([^"]+)"', block.group(1)) if not d.startswith("ray")}
+    cfg = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    installed = set()
+    for cmd in cfg["setup_commands"]:
+        argv = shlex.split(cmd)
+        if argv[:2] == ["pip", "install"]:
+            installed |= {a for a in argv[2:] if not a.startswith("-")}
+    assert installed == wanted, (f"aws.yaml setup_commands differ from pyproject.toml: missing "
+                                 f"{sorted(wanted - installed)}, extra {sorted(installed - wanted)}")
+
+
 def _containers(spec: dict) -> list[tuple[str, dict, dict]]:
     """(group, rayStartParams, container) for the head and each worker group of a RayCluster spec."""
     out = [("head", spec["headGroupSpec"]["rayStartParams"], c)
