@@ -157,3 +157,16 @@ def test_tune_section_counts_crashed_trials(tmp_path, stage_folders):
     text = build_html(cfg.report, {"tune": str(tu)})
     assert "4 trials, 1 stopped early by the scheduler, <b>1 FAILED</b>" in text
     assert "<th>errored</th>" in text
+
+
+def test_tune_only_pipeline_reports_scores_over_seeds(tmp_path, stage_folders):
+    """Without a finetune stage, the scores over seeds come from tune's retrained best (its
+    results.json is shaped like finetune's)."""
+    from lrl.evaluate.report import build_html
+
+    tu = Path(stage_folders["tune"])
+    runs = [{"seed": s, "dev_f1": f, "per_type": {}, "history": []} for s, f in ((0, 0.6), (1, 0.7))]
+    (tu / "results.json").write_text(json.dumps({"groups": {"ug": {
+        "summary": {"f1": {"mean": 0.65, "sd": 0.0707, "n": 2}}, "runs": runs, "best_seed": 1}}}))
+    text = build_html(load_job(None).report, {"tune": str(tu)})
+    assert re.search(r"<td>ug</td><td>65\.0</td><td>7\.1</td><td>2</td>", text)

@@ -121,7 +121,7 @@ def test_three_trial_tune_picks_best_by_dev_f1(ray_session, tmp_path, data_root,
     job = _job(tmp_path, data_root, f"tune.model_path={tiny_encoder}", "tune.num_samples=3",
                "tune.space.lr_min=1e-3", "tune.space.lr_max=5e-2", "tune.space.batch_size=[16]",
                "tune.grace_period=2", "finetune.few_shot=150", "finetune.max_steps=30", "finetune.eval_every=10",
-               "finetune.max_length=48", "tune.cpus_per_trial=1")
+               "finetune.max_length=48", "tune.cpus_per_trial=1", "evaluate.seeds=[0, 1]")
     out = Path(run_tune(StageContext(job)))
     trials = json.loads((out / "trials.json").read_text())
     best = json.loads((out / "best.json").read_text())
@@ -137,6 +137,14 @@ def test_three_trial_tune_picks_best_by_dev_f1(ray_session, tmp_path, data_root,
     model = out / "models" / "ug"
     assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
     assert not math.isnan(best[0]["retrain_dev_f1"])
+    # The best configuration is retrained once per evaluation seed (scores over seeds, as finetune
+    # reports them), and the best seed's model is the one saved.
+    results = json.loads((out / "results.json").read_text())
+    runs = results["groups"]["ug"]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and best[0]["retrain_seeds"] == 2
+    assert results["groups"]["ug"]["best_seed"] == max(runs, key=lambda r: r["dev_f1"])["seed"] == best[0]["best_seed"]
+    assert results["groups"]["ug"]["summary"]["f1"]["n"] == 2
+    assert best[0]["retrain_dev_f1"] == pytest.approx(sum(r["dev_f1"] for r in runs) / 2)
     fm = read_front_matter((model / "README.md").read_text())
     assert fm["language"] == ["ug"] and "token-classification" in fm["tags"]
     # The card counts the sentences the saved model trained on (few_shot=150 of 300), not the file's.

@@ -97,7 +97,7 @@ def test_unsearched_hyperparameters_follow_finetune(ray_session, tmp_path, data_
         assert {k: row[k] for k in finetune_values} == finetune_values
     # The card lists what was searched, not finetune's values as if they had been.
     card = (out / "models/ug/README.md").read_text()
-    assert "searched:\n  lr: " in card and "  batch_size: 4\nseed:" in card
+    assert "searched:\n  lr: " in card and "  batch_size: 4\nseeds:" in card
     assert set(param_space(job.tune, job.finetune)) == {"lr", "batch_size"}
 
 

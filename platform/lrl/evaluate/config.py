@@ -11,7 +11,8 @@ class EvaluateConfig(StrictModel):
     """Evaluation of tagging models."""
 
     seeds: list[int] = [0]
-    """Seeds to run and aggregate (mean and sd); the finetune stage trains one model per seed."""
+    """Seeds to run and aggregate (mean and sd): the finetune stage trains one model per seed, and
+    the tune stage retrains its best configuration once per seed (the best seed's model is saved)."""
     model: str | None = None
     """Model(s) to evaluate: a tagger folder (HF token-classification), or a finetune/tune output
     folder (every ``models/<name>/`` in it); None uses the pipeline's finetune (or tune) output."""

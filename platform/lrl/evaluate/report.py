@@ -54,7 +54,7 @@ def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
     out = []
     if ft is not None and ft["lang"]:
         rows = [[r["key"], pct(r["mean"]), pct(r["sd"]), r["n"]] for r in ft["lang"]]
-        out += ["<h3>Dev span F1 per language (mean ± sd over seeds, finetune)</h3>",
+        out += ["<h3>Dev span F1 per language (mean ± sd over seeds)</h3>",
                 table(["language", "F1", "± sd", "seeds"], rows),
                 img(plots.bar_with_sd([r["key"] for r in ft["lang"]], [r["mean"] or 0 for r in ft["lang"]],
                                       [r["sd"] for r in ft["lang"]], "dev F1 per language"), "F1 per language")]
@@ -155,7 +155,8 @@ def _safe(name: str, fn: Callable[[], str]) -> str:
 
 def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str = "job") -> str:
     """The whole report as one HTML string."""
-    ft = rd.finetune_scores(folders.get("finetune"))
+    # Scores over seeds: the finetune stage's runs, or else tune's retrained best (same results.json).
+    ft = rd.finetune_scores(folders.get("finetune") or folders.get("tune"))
     ev = rd.evaluate_scores(folders.get("evaluate"))
     sections = [
         ("F1 per language and entity type", lambda: _scores_section(ft, ev)),

@@ -26,9 +26,9 @@ SHARED_SECTIONS = {"data", "model", "seed"}
 #: ``ray``, ``output``, ``pipeline`` and ``name`` shape no stage's content (left out of the state).
 UNSHAPING = {"ray", "output", "pipeline", "name"}
 #: Settings of one stage's section that shape the outputs of other stages too: finetune trains
-#: once per evaluation seed (its output hash holds them), so ``--from evaluate evaluate.seeds=...``
-#: reuses models trained for the old seeds.
-ALSO_READ: dict[str, set[str]] = {"evaluate.seeds": {"finetune"}}
+#: once per evaluation seed, and tune retrains its best configuration once per seed (their output
+#: hashes hold them), so ``--from evaluate evaluate.seeds=...`` reuses models of the old seeds.
+ALSO_READ: dict[str, set[str]] = {"evaluate.seeds": {"finetune", "tune"}}
 
 
 def flat_config(cfg: JobConfig) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 Output folder (``<output.root>/tune-<hash>/``): ``best.csv``/``best.json`` (best config and dev F1
 per language), ``trials.csv``/``trials.json`` (every trial: params, dev F1, evaluations, time,
-early stop), ``models/<lang>/`` (Hugging Face folder + model card) and ``manifest.json``.
+early stop), ``models/<lang>/`` (Hugging Face folder + model card), ``results.json`` (the retrained
+runs per seed, shaped like the finetune stage's) and ``manifest.json``.
 
 Why the best model is RETRAINED rather than copied from its trial: under ASHA a trial may be
 killed at any report, trial folders live on whichever node ran them (and are not synced without
 checkpoints), and checkpointing every evaluation of every trial costs disk and time for models that
-are mostly thrown away. Retraining the winning config once, with the same seed, in a Ray task that
-ships the saved folder back as bytes, works the same on a laptop and on a cluster; its dev F1 is
-recorded beside the trial's (equal up to CPU non-determinism) so any gap is visible.
+are mostly thrown away. Retraining the winning config once per seed of ``evaluate.seeds`` (as the
+finetune stage trains its runs: scores over seeds are what the evaluation reports), in Ray tasks
+that ship the saved folder back as bytes (only the best seed's is fetched), works the same on a
+laptop and on a cluster; the mean dev F1 is recorded beside the trial's so any gap is visible.
 """
 
 from __future__ import annotations
@@ -78,38 +80,71 @@ def _retrain(cfg_ft, model_path: str, train: pa.Table, dev: pa.Table, seed: int,
     return result, files
 
 
+def _type_summary(runs: list[dict]) -> dict[str, dict]:
+    """Per entity type: F1 mean ± sd over the seeded runs that had the type."""
+    from lrl.evaluate.metrics import mean_sd
+
+    types = sorted({t for r in runs for t in r["per_type"]})
+    return {t: mean_sd([r["per_type"][t]["f1"] for r in runs if t in r["per_type"]]) for t in types}
+
+
 def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model_path: str,
-               train: pa.Table, dev: pa.Table, train_fn: TrainFn | None) -> dict[str, Any]:
+               train: pa.Table, dev: pa.Table, train_fn: TrainFn | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Retrain the best configuration once per seed of ``evaluate.seeds`` (as the finetune stage
+    trains its runs), keep the best seed's model; returns (best-row fields, results.json group)."""
+    import dataclasses
+
+    from lrl.evaluate.metrics import aggregate, mean_sd
+
     cfg = ctx.cfg
     ray = init_ray(cfg.ray)
     # Only what was searched: the rest stays finetune's (the row holds the effective values).
     params = {k: best[k] for k in ["lr", *cfg.tune.space.lists()]}
     ft = finetune_with(cfg.finetune, params)
-    task = ray.remote(num_cpus=cfg.tune.cpus_per_trial, num_gpus=cfg.tune.gpus_per_trial)(_retrain)
-    result, files = ray.get(task.remote(ft, model_path, train, dev, cfg.seed,
-                                        max(1, int(cfg.tune.cpus_per_trial)), train_fn))
+    # Scores come back, each seed's model files stay in the object store until the best is known.
+    task = ray.remote(num_cpus=cfg.tune.cpus_per_trial, num_gpus=cfg.tune.gpus_per_trial, num_returns=2)(_retrain)
+    seeds = cfg.evaluate.seeds
+    refs = {s: task.remote(ft, model_path, train, dev, s, max(1, int(cfg.tune.cpus_per_trial)), train_fn)
+            for s in seeds}
+    results = dict(zip(seeds, ray.get([refs[s][0] for s in seeds])))
+    best_seed = max(seeds, key=lambda s: results[s].dev_f1)
     folder = f"{out.tmp}/models/{lang}"
     fs, inner = filesystem(folder)
-    for rel, blob in files.items():
+    for rel, blob in ray.get(refs[best_seed][1]).items():
         fs.create_dir(os.path.dirname(f"{inner}/{rel}"), recursive=True)
         with fs.open_output_stream(f"{inner}/{rel}") as f:
             f.write(blob)
-    scores = [Score(lang, "overall", float(result.dev_f1))]
-    scores += [Score(lang, t, float(v["f1"])) for t, v in sorted(result.per_type.items())]
+    runs = []
+    for s in seeds:
+        r = results[s]  # a TaggerResult, or a stand-in's namespace
+        run = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(vars(r))
+        run.pop("model_dir", None)
+        runs.append({"seed": s, **run})
+    summary = aggregate([r["scores"] for r in runs if r.get("scores")])
+    per_type = _type_summary(runs)
+    f1 = mean_sd([float(r["dev_f1"]) for r in runs])
+    scores = [Score(lang, "overall", f1["mean"], f1["sd"], f1["n"])]
+    scores += [Score(lang, t, st["mean"], st["sd"], st["n"]) for t, st in sorted(per_type.items())]
     # The saved run's own count: few-shot and the augmentation mix leave fewer rows than ``train``.
-    trained = (getattr(result, "info", None) or {}).get("train_rows_per_lang", {}).get(lang, train.num_rows)
+    trained = (getattr(results[best_seed], "info", None) or {}).get("train_rows_per_lang", {}).get(lang, train.num_rows)
     counts = [{"source": s.path, "lang": lang, "split": s.split, "sentences": n}
               for s, n in (
                   *[(s, trained) for s in cfg.data.ner if s.lang == lang and s.split == "train"][:1],
                   *[(s, dev.num_rows) for s in cfg.data.ner if s.lang == lang and s.split == "dev"][:1])]
-    info = CardInfo(name=f"{cfg.name}-{lang}-ner", languages=[lang], scores=scores, base_model=model_path,
-                    config={"finetune": ft.model_dump(mode="json"), "searched": params, "seed": cfg.seed},
+    # Named after what the model is: the folder's hash leaves the job name out (see finetune).
+    info = CardInfo(name=f"lrl-{lang}-ner", languages=[lang], scores=scores, base_model=model_path,
+                    config={"finetune": ft.model_dump(mode="json"), "searched": params, "seeds": seeds,
+                            "best_seed": best_seed},
                     data=counts or [{"source": "train/dev tables", "lang": lang, "split": "train",
                                      "sentences": trained}],
                     license=cfg.report.license)
     if "://" not in folder:
         write_model_card(folder, info)
-    return {"retrain_dev_f1": float(result.dev_f1), "model_dir": f"models/{lang}"}
+    row = {"retrain_dev_f1": f1["mean"], "retrain_dev_f1_sd": f1["sd"], "retrain_seeds": len(seeds),
+           "best_seed": best_seed, "model_dir": f"models/{lang}"}
+    group = {"summary": summary, "per_type": per_type, "best_seed": best_seed, "runs": runs,
+             "model_dir": f"models/{lang}"}
+    return row, group
 
 
 def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
@@ -125,12 +160,16 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     inputs = {"data": fingerprint(splits), "model": model_path}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
-                                                "seed": cfg.seed}, inputs)
+                                                "seed": cfg.seed, "seeds": cfg.evaluate.seeds}, inputs)
     if out.done:
         return out.path
     init_ray(cfg.ray)
     best_rows: list[dict[str, Any]] = []
     trial_rows: list[dict[str, Any]] = []
+    # Shaped like the finetune stage's results.json, so that evaluate and the report show the
+    # retrained models' scores over seeds (mean ± sd) the same way.
+    results: dict[str, Any] = {"mode": "per_language", "model": model_path, "seeds": cfg.evaluate.seeds,
+                               "source": "tune (best configuration retrained per seed)", "groups": {}}
     try:
         for lang, (train, dev) in splits.items():
             res = search_language(lang, train, dev, cfg.tune, cfg.finetune, model_path, cfg.seed, train_fn)
@@ -142,8 +181,12 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                    # but a best row that hid them would claim a search that never ran in full.
                    "errored": sum(t["error"] is not None for t in res.trials), "search_wall_s": res.wall_s}
             if cfg.tune.save_best:
-                row.update(_save_best(ctx, out, lang, res.best, model_path, train, dev, train_fn))
+                fields, results["groups"][lang] = _save_best(ctx, out, lang, res.best, model_path, train, dev,
+                                                             train_fn)
+                row.update(fields)
             best_rows.append(row)
+        if results["groups"]:
+            _write_text(f"{out.tmp}/results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
         _write_text(f"{out.tmp}/best.json", json.dumps(best_rows, indent=2, default=str))
         _write_text(f"{out.tmp}/best.csv", _csv(best_rows))
         _write_text(f"{out.tmp}/trials.json", json.dumps(trial_rows, indent=2, default=str))
