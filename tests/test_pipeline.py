@@ -325,6 +325,8 @@ def test_evaluation_seeds_shape_the_reused_finetune_output(tmp_path):
                  log=lines.append)
     warned = [line for line in lines if "warning" in line]
     assert len(warned) == 1 and "evaluate.seeds" in warned[0], lines
+    # only the outputs the seeds shaped are named (finetune's), not every reused one
+    assert "reused outputs of finetune were recorded" in warned[0], warned
     # the outputs before finetune do not depend on the seeds: rebuilding finetune needs no warning,
     # nor do settings of stages that no reused output depends on
     lines.clear()

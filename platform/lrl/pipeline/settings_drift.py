@@ -101,7 +101,9 @@ def stale_warning(reused: list[str], changed: dict[str, tuple[Any, Any]]) -> str
     if not changed:
         return None
     shown = "; ".join(f"{k} (recorded {_short(old)}, now {_short(new)})" for k, (old, new) in changed.items())
-    return (f"warning: the reused outputs of {', '.join(reused)} were recorded with other settings, "
+    # Only the outputs those settings shaped: the stage that reads one, and the stages after it.
+    stale = [name for i, name in enumerate(reused) if any(shapes(k, reused[: i + 1]) for k in changed)] or reused
+    return (f"warning: the reused outputs of {', '.join(stale)} were recorded with other settings, "
             f"which this run does not apply to them: {shown}. "
             "Run without --from/--only to rebuild what they shape.")
 
