@@ -54,3 +54,18 @@ def test_stage_plans_cover_every_stage_with_real_config_keys():
         for key, upstream in inputs:
             config_value(cfg, key)  # AttributeError for a key the config does not have
             assert all(ORDER.index(up) < ORDER.index(stage) for up in upstream), (stage, key)
+
+
+def test_pipeline_dry_run_reads_the_first_stages_inputs(tmp_path, capsys):
+    """``lrl run JOB --dry-run`` with a wrong data.root said every stage would run (exit 0); the run
+    then stopped at once on the missing file. The first stage's inputs are read as the run reads them."""
+    from lrl.generate.stage import stage_output
+
+    job = packaged_job("quickstart")
+    root = tmp_path / "runs"
+    assert _main(["run", str(job), f"output.root={root}", "--dry-run"]) == 0
+    path = stage_output(load_job(job, [f"output.root={root}"])).path
+    assert f"#   generate   run  -> {path} (not written yet)" in capsys.readouterr().out
+    assert _main(["run", str(job), f"output.root={root}", f"data.root={tmp_path / 'nowhere'}", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "file not found" in captured.err and captured.out == ""

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             # Not the shared load_job_args dry run: that one exited before --from/--only were
             # checked, so it said "fine" to a run that stops at once, and showed no output paths.
+            steps = plan(cfg, start=args.start, only=args.only)  # first: it may find a missing input
             print(dump(cfg), end="")
-            print(plan(cfg, start=args.start, only=args.only), end="")
+            print(steps, end="")
             return 0
         run_pipeline(cfg, start=args.start, only=args.only, started=t0)
     except PipelineError as exc:

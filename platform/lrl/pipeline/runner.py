@@ -219,11 +219,25 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
         elif name in todo:
             rec = state["stages"].get(name)
             last = f"  (last recorded: {rec['path']})" if rec else ""
+            if name == todo[0] and name == stages[0]:
+                last = _first_output(cfg, name) or last
             lines.append(f"#   {name:<10} run{last}")
     warning = stale_warning(list(upstream), changed_settings(state, cfg, list(upstream)))
     if warning:
         lines.append(f"# {warning}")
     return "\n".join(lines) + "\n"
+
+
+def _first_output(cfg: JobConfig, name: str) -> str | None:
+    """`` -> <folder> (finished: ...|not written yet)`` for the pipeline's first stage when its
+    folder is named by reading its inputs (generate, tokenizer): that reads every input file, so a
+    missing or unreadable one is the same ``InputError`` here as when the run starts."""
+    from lrl.pipeline.plan import NAMED_BY_CONFIG
+
+    if name not in NAMED_BY_CONFIG:
+        return None
+    out = NAMED_BY_CONFIG[name](cfg)
+    return f"  -> {out.path} ({'finished: reused at once' if is_finished(out.path) else 'not written yet'})"
 
 
 def output_line(cfg: JobConfig, stage: str | None = None) -> str:
