@@ -66,3 +66,31 @@ def test_heldout_keeps_one_training_document():
     table = _table({"ug": 10}, docs_per_lang=1)
     train, held = split_heldout(table, 0.4, seed=0)
     assert train.num_rows == 10 and held.num_rows == 0
+
+
+def test_heldout_never_repeats_training_text():
+    # Real corpora repeat lines across documents (Wikipedia boilerplate, articles copied under
+    # another title): whole-document holding out alone let 9% of held-out Uyghur rows be
+    # training text. Such rows leave the held-out slice; training keeps every row.
+    rows = [{"text": "shared line" if i < 10 else f"ug {i}", "lang": "ug", "doc": f"d{i % 10}"}
+            for i in range(200)]  # every document has the shared line
+    rows += [{"text": "shared line", "lang": "wo", "doc": "w0"}, {"text": "wo 1", "lang": "wo", "doc": "w1"}]
+    table = pa.Table.from_pylist(rows)
+    train, held = split_heldout(table, 0.2, seed=0)
+    assert train.num_rows == 202 - 40 - 1  # 2 of 10 ug documents held out, wo's "w0" too
+    # the ug shared lines left the slice; wo's "shared line" stays (no wo training row has it)
+    assert held.num_rows == 40 - 2 + 1
+    seen = set(zip(train["lang"].to_pylist(), train["text"].to_pylist()))
+    assert held.num_rows > 0
+    assert not seen & set(zip(held["lang"].to_pylist(), held["text"].to_pylist()))
+    assert not set(train["doc"].to_pylist()) & set(held["doc"].to_pylist())
+
+
+def test_heldout_on_real_text_has_no_training_lines(data_root):
+    from lrl.data.config import TextSource
+    from lrl.data.readers import read_text_lines
+
+    table = read_text_lines(TextSource(path="mono/wo.txt", lang="wo"), str(data_root))
+    train, held = split_heldout(table, 0.05, seed=0)
+    assert held.num_rows > 300
+    assert not set(train["text"].to_pylist()) & set(held["text"].to_pylist())

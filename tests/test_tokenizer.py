@@ -223,3 +223,21 @@ def test_unigram_mask_token_takes_the_space_before_it(tmp_path):
         at = ids.index(t.mask_token_id)
         assert t.convert_ids_to_tokens(ids[at - 1]) != "▁", t.convert_ids_to_tokens(ids)
         assert t.mask_token_id == 4
+
+
+@pytest.mark.parametrize("kind", ["unigram", "wordpiece"])
+def test_whitespace_runs_make_no_pieces(kind, tmp_path):
+    """Metaspace turned every extra space into a bare ``▁`` piece: masakhane's sw.txt has 120
+    lines padded with ~9000 spaces, which packed into hundreds of sequences of nothing but ``▁``.
+    Runs of whitespace normalise to one space, in the saved tokenizer too."""
+    from transformers import AutoTokenizer
+
+    padded = "Dafa am ay kilifa" + " " * 500 + "ci réew mi   "
+    tok = train_tokenizer({"wo": WO + [padded] * 5}, TokenizerConfig(type=kind, vocab_size=150, min_frequency=1))
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    for t in (tok, again):
+        ids = t(padded, add_special_tokens=False)["input_ids"]
+        assert ids == t("Dafa am ay kilifa ci réew mi", add_special_tokens=False)["input_ids"]
+        assert t.decode(ids) == "Dafa am ay kilifa ci réew mi"
+    assert tokenizer_stats(tok, [padded])["pieces"] == tokenizer_stats(tok, ["Dafa am ay kilifa ci réew mi"])["pieces"]

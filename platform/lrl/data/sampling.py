@@ -83,12 +83,17 @@ def resample(table: pa.Table, alpha: float, seed: int, total: int | None = None,
 
 
 def split_heldout(table: pa.Table, fraction: float, seed: int,
-                  lang_col: str = "lang", doc_col: str = "doc") -> tuple[pa.Table, pa.Table]:
+                  lang_col: str = "lang", doc_col: str = "doc", text_col: str = "text",
+                  ) -> tuple[pa.Table, pa.Table]:
     """Hold out about ``fraction`` of each language's rows as whole documents.
 
     Documents (``doc`` column; a row without one is its own document) are ordered by a seeded
-    hash and taken until the slice reaches the fraction, so held-out text never appears in
-    training. Each language keeps at least one training document."""
+    hash and taken until the slice reaches the fraction. Each language keeps at least one training
+    document. Held-out rows whose text also occurs in the same language's training rows are
+    dropped from the slice (the training rows are not changed), so held-out text never appears in
+    training: whole documents alone did not ensure it, as boilerplate lines and articles copied
+    under another title repeat across documents (9% of the held-out Uyghur Wikipedia rows and 17%
+    of the Wolof ones at fraction 0.05)."""
     if fraction <= 0 or table.num_rows == 0:
         return table, table.slice(0, 0)
     langs = table.column(lang_col).to_pylist()
@@ -109,8 +114,13 @@ def split_heldout(table: pa.Table, fraction: float, seed: int,
             taken += len(by_doc[d])
     mask = np.zeros(table.num_rows, dtype=bool)
     mask[held] = True
-    arr = pa.array(mask)
-    return table.filter(pc.invert(arr)), table.filter(arr)
+    texts = table.column(text_col).to_pylist()
+    seen = {(langs[i], texts[i]) for i in np.flatnonzero(~mask)}
+    keep = mask.copy()
+    for i in held:
+        if (langs[i], texts[i]) in seen:
+            keep[i] = False
+    return table.filter(pc.invert(pa.array(mask))), table.filter(pa.array(keep))
 
 
 __all__ = ["temperature_probs", "target_counts", "resample", "split_heldout", "Mixture"]

@@ -101,8 +101,16 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
     if len(tokenizer) > rows or _differs(tokenizer, ckpt):
         from lrl.model.extend import load_tokenizer, resize_and_init_embeddings
 
+        try:
+            old = load_tokenizer(ckpt)
+        except (OSError, ValueError) as exc:
+            # Without the checkpoint's own tokenizer there is no telling which ids are new (an
+            # empty placeholder made every row past the specials "new" and overwrote them all).
+            raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the checkpoint {ckpt} has {rows} "
+                             "embedding rows and no tokenizer of its own to tell which tokens are new: save "
+                             "the checkpoint's tokenizer beside its weights") from exc
         # Raises when the tokenizer is not an extension of the checkpoint's (moved ids).
-        resize_and_init_embeddings(model, load_tokenizer(ckpt), tokenizer)
+        resize_and_init_embeddings(model, old, tokenizer)
     ids = lang_ids(langs)
     if cfg.lang_embedding:
         _lang_types(model, list(ids))

@@ -18,6 +18,7 @@ that known characters still contribute.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -32,13 +33,26 @@ if TYPE_CHECKING:
 _KIND = {"WordPiece": "wordpiece", "Unigram": "unigram"}
 
 
+#: Files of which a tokenizer folder has at least one (transformers' fast and slow formats).
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                    "sentencepiece.bpe.model", "tokenizer.model")
+
+
 def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
-    """A fast tokenizer from a local folder (or hub id), as ``AutoTokenizer`` loads it."""
+    """A fast tokenizer from a local folder (or hub id), as ``AutoTokenizer`` loads it.
+
+    ``OSError`` for a folder without a tokenizer: transformers 5 then builds an empty one from the
+    model's ``config.json`` (five special tokens, nothing else) instead of failing, and extending
+    or comparing against that placeholder treated every real token as new."""
     from transformers import AutoTokenizer
 
+    if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in _TOKENIZER_FILES):
+        raise OSError(f"{path}: no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...) in the folder")
     tok = AutoTokenizer.from_pretrained(path)
     if not hasattr(tok, "backend_tokenizer"):
         raise ValueError(f"{path}: not a fast (tokenizers-backed) tokenizer; extension needs one")
+    if len(tok) <= len(tok.all_special_tokens):
+        raise OSError(f"{path}: the tokenizer there has only special tokens ({len(tok)}); not a usable base")
     return tok
 
 
