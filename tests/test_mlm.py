@@ -157,3 +157,12 @@ def test_packed_languages_are_spread_through_the_batch(tok_dir):
     share = float(np.mean(lid == 1))
     for k in range(1, len(lid) + 1):
         assert abs(int((lid[:k] == 1).sum()) - share * k) <= 1, lid.tolist()
+
+
+def test_mask_seeds_differ_across_steps_ranks_and_micro_batches():
+    """The linear mix gave rank 70's micro batch 6 the masks of rank 0 one step later."""
+    from lrl.train.pretrain_mlm import step_seed
+
+    seeds = {step_seed(0, step, rank, micro) for step in range(40) for rank in range(128) for micro in range(8)}
+    assert len(seeds) == 40 * 128 * 8
+    assert step_seed(0, 1, 70, 6) != step_seed(0, 2, 0, 0)
