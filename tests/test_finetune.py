@@ -226,3 +226,46 @@ def test_finetune_errors_name_finetune_settings(data_root, tmp_path):
                           "finetune.freeze_layers=5"])
     with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5 but the encoder .* has 2 layers"):
         run_finetune(StageContext(cfg))
+
+
+def test_scratch_tokenizer_is_the_same_on_every_run(data_root):
+    """The WordPiece trainer numbered its ``##c`` pieces in hash order, which broke merge ties
+    differently per run: 4 of 5 tokenizers trained on the same 400 ug sentences differed, so a
+    seeded ``preset:`` run gave another dev F1 each time."""
+    from lrl.data.readers import read_conll
+    from lrl.train.finetune_scratch import build_scratch_tokenizer
+
+    sents = read_conll(str(data_root / "wikiann/ug/train"), "ug", "train").table.column("tokens").to_pylist()[:400]
+    vocabs = [build_scratch_tokenizer(sents, ["ug"], 1000).get_vocab() for _ in range(5)]
+    assert all(v == vocabs[0] for v in vocabs)
+    tok = build_scratch_tokenizer(sents, ["ug"], 1000)
+    assert set(tok.all_special_tokens) == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ug]"}
+    assert len(tok) == 1000 and "##ا" in tok.get_vocab()  # the pieces are ordinary vocabulary
+    assert tok.tokenize("ab##c") == ["a", "##b", "[UNK]", "[UNK]", "c"]  # "##c" is not an added token
+
+
+def test_max_length_beyond_the_encoder_positions(ug, encoder, tmp_path):
+    """``preset:`` encoders had 128 positions whatever ``finetune.max_length`` said, so a chunk of
+    more than 128 pieces (one dev sentence here) failed at the first evaluation with a shape error.
+    A given encoder with fewer positions is now refused up front, naming the setting."""
+    import pyarrow as pa
+
+    from lrl.evaluate.predict import predict_tags
+    from lrl.train.finetune_model import Tagger
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    rows = dev.to_pylist()
+    long = {**rows[0], "id": "ug:dev:long", "tokens": sum((r["tokens"] for r in rows[:30]), []),
+            "tags": sum((r["tags"] for r in rows[:30]), [])}
+    dev_long = pa.Table.from_pylist(rows[:5] + [long], schema=dev.schema)
+    res = train_tagger(_cfg(max_steps=1, eval_every=1, max_length=256), "preset:tiny", train.slice(0, 40), dev_long,
+                       seed=0, out_dir=str(tmp_path / "m"))
+    assert res.info["align"]["split_sentences"] == 0 and Tagger.load(res.model_dir).max_length == 256
+    # A plain HF folder (no lrl_tagger.json) is chunked to its positions, not to 512.
+    (tmp_path / "m" / "lrl_tagger.json").unlink()
+    plain = Tagger.load(res.model_dir)
+    pred, _ = predict_tags(plain, [long["tokens"]], ["ug"])
+    assert plain.max_length == 256 and len(pred[0]) == len(long["tokens"])
+    with pytest.raises(ValueError, match=r"finetune.max_length=300 .* 256 pieces"):
+        train_tagger(_cfg(max_steps=1, max_length=300), encoder, train, dev, seed=0)  # 256 positions

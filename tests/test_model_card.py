@@ -51,3 +51,12 @@ def test_card_how_to_use_names_language_tags_and_crf(tmp_path):
     use = text.split("## How to use")[1]
     assert '"[ug]"' in use and '"[wo]"' in use and "CRF" in use
     assert "[ug]" not in render(_info()).split("## How to use")[1]  # no tags recorded: none mentioned
+
+
+def test_card_shows_no_sd_for_a_single_run():
+    """``mean_sd`` stores sd 0 for n=1; the card printed "± 0.0" for a single seed."""
+    info = _info()
+    info.scores = [Score("ug", "overall", 0.5, 0.0, 1), Score("ug", "PER", 0.25, 0.0, 2)]
+    text = render(info)
+    assert "| ug | overall | dev | 50.0 | — | 1 |" in text
+    assert "| ug | PER | dev | 25.0 | 0.0 | 2 |" in text  # two runs that agree: a real 0

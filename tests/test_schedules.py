@@ -32,3 +32,13 @@ def test_linear_warmup_then_decay():
 def test_cosine_floor():
     c = curve(ScheduleConfig(type="cosine", warmup_ratio=0.0, min_ratio=0.2))
     assert min(c) == pytest.approx(0.2, abs=1e-3) and c[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("total", [7, 20, 100])
+def test_one_cycle_starts_and_ends_as_documented(total):
+    """The first step trains at base/div_factor and the last one at base/final_div; the last step
+    of a 20-step run used to train at base/80 (t = step/total never reached 1)."""
+    cfg = ScheduleConfig(type="one_cycle", pct_start=0.3, div_factor=25, final_div=1e4)
+    c = curve(cfg, total)
+    assert c[0] == pytest.approx(1 / 25) and c[-1] == pytest.approx(1e-4)
+    assert max(c) == pytest.approx(1.0, abs=0.06)

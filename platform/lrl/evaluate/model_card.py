@@ -113,7 +113,10 @@ def render(info: CardInfo) -> str:
         out += ["", f"Labels: {', '.join(info.labels)}"]
     out += ["", "## Scores", "", "Span F1 in percent (seqeval, strict IOB2), mean ± sd over n runs (seeds).", "",
             "| language | entity type | split | F1 | ± sd | n |", "|---|---|---|---|---|---|"]
-    out += [f"| {s.lang} | {s.type} | {s.split} | {_pct(s.mean)} | {_pct(s.sd)} | {s.n} |" for s in info.scores]
+    # One run has no spread to report: its sd is stored as 0, which printed as "± 0.0", a claim of
+    # perfect stability across seeds that were never run.
+    out += [f"| {s.lang} | {s.type} | {s.split} | {_pct(s.mean)} | {_pct(s.sd if s.n > 1 else None)} | {s.n} |"
+            for s in info.scores]
     if not info.scores:
         out.append("| — | — | — | not measured | — | 0 |")
     out += ["", "## Training configuration", "", "```yaml",

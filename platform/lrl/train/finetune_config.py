@@ -62,7 +62,8 @@ class FinetuneConfig(StrictModel):
     config is loaded on a CPU-only driver of a GPU cluster."""
     max_length: int = Field(default=128, ge=8)
     """Sub-word pieces per model input. Longer sentences are cut at word boundaries into several
-    chunks, so every original token still gets exactly one prediction."""
+    chunks, so every original token still gets exactly one prediction. At most the encoder's
+    position limit (checked when it loads); a ``preset:`` encoder is built with this many."""
     head: Literal["linear", "crf"] = "linear"
     """Tagging head: a linear layer (per-token argmax) or linear + CRF (Viterbi decoding)."""
     lang_tag: bool = True

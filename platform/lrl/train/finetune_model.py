@@ -39,6 +39,20 @@ def resolve_model_path(path: str, work_dir: str | None = None) -> str:
                      "(lrl.train.finetune_scratch.build_preset_encoder)")
 
 
+def position_limit(model: torch.nn.Module) -> int | None:
+    """Longest input (pieces, special tokens included) the encoder has position embeddings for;
+    None when it has no absolute positions (e.g. DeBERTa-v2 with relative ones only).
+
+    RoBERTa-like embeddings (``padding_idx`` set on the module) number positions from
+    ``padding_idx + 1``, so two of XLM-R's 514 rows are unusable."""
+    emb = getattr(getattr(model, "base_model", model), "embeddings", None)
+    table = getattr(emb, "position_embeddings", None)
+    if not isinstance(table, torch.nn.Embedding):
+        return None
+    offset = getattr(emb, "padding_idx", None)
+    return table.num_embeddings - (offset + 1 if isinstance(offset, int) else 0)
+
+
 @dataclass
 class Tagger:
     """Encoder + token-classification head (+ CRF), the tokenizer and the label list."""
@@ -78,6 +92,12 @@ class Tagger:
                     setattr(conf, key, dropout)
         model = AutoModelForTokenClassification.from_pretrained(
             path, config=conf, use_safetensors=True, trust_remote_code=False)
+        limit = position_limit(model)
+        if limit is not None and max_length > limit:
+            # Chunks of max_length pieces would index past the position table: a shape error on
+            # the first long sentence, possibly only at the first dev evaluation.
+            raise ValueError(f"finetune.max_length={max_length} but the encoder {path} has positions "
+                             f"for {limit} pieces; set finetune.max_length <= {limit}")
         crf = CRF(len(labels)) if head == "crf" else None
         return cls(model, tok, list(labels), crf, max_length, lang_tag)
 
@@ -99,7 +119,9 @@ class Tagger:
         if (p / CRF_FILE).is_file():
             crf = CRF(len(labels))
             crf.load_state_dict(load_file(str(p / CRF_FILE)))
-        return cls(model, tok, labels, crf, int(meta.get("max_length", 512)), bool(meta.get("lang_tag", True)))
+        # A plain HF folder has no lrl_tagger.json: chunk to what its positions allow.
+        max_length = int(meta.get("max_length", position_limit(model) or 512))
+        return cls(model, tok, labels, crf, max_length, bool(meta.get("lang_tag", True)))
 
     def save(self, path: str, extra: dict | None = None) -> None:
         """Write the HF folder, the tokenizer, the CRF (if any) and ``lrl_tagger.json``."""

@@ -19,17 +19,40 @@ def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[
 
     tags = [f"[{lang}]" for lang in langs]
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *tags]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    # No lowercasing or accent stripping: both damage Uyghur letters and NER cues (case).
-    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, min_frequency=1)
-    tok.train_from_iterator((" ".join(s) for s in sentences), trainer=trainer)
+    texts = [" ".join(s) for s in sentences]
+
+    def fresh(vocab: dict[str, int] | None = None) -> Tokenizer:
+        tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+        # No lowercasing or accent stripping: both damage Uyghur letters and NER cues (case).
+        tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return tok
+
+    learner = fresh()
+    # The trainer gives each ``##c`` piece its id in hash-map order, and ids break ties between
+    # equally frequent merges, so the same sentences gave another vocabulary on every run
+    # (huggingface/tokenizers#1794) and a seeded preset run was not reproducible. Listing every
+    # ``##c`` up front fixes their ids; they are special only while training (rebuilt below).
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=1,
+                                        special_tokens=specials + _continuation_pieces(learner, texts))
+    learner.train_from_iterator(texts, trainer=trainer)
+    tok = fresh(learner.get_vocab(with_added_tokens=False))
+    tok.add_special_tokens(specials)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", additional_special_tokens=tags)
+
+
+def _continuation_pieces(tok, texts: list[str]) -> list[str]:
+    """``##c`` for every character found inside a word (after normalization and pre-tokenization),
+    sorted: exactly the pieces the WordPiece trainer would add for them."""
+    chars: set[str] = set()
+    for text in texts:
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
+            chars.update(word[1:])
+    return [f"##{c}" for c in sorted(chars)]
 
 
 def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]], langs: Sequence[str] = (),
@@ -56,9 +79,10 @@ def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]
 
 
 def build_preset_encoder(out_dir: str | Path, preset: str, sentences: Iterable[Sequence[str]],
-                         langs: Sequence[str], vocab_size: int = 4000, seed: int = 0) -> str:
+                         langs: Sequence[str], vocab_size: int = 4000, seed: int = 0, max_length: int = 128) -> str:
     """``preset:<name>`` (a preset of ``lrl.model.build``) with a tokenizer trained on
-    ``sentences``, randomly initialised and saved to ``out_dir``."""
+    ``sentences``, randomly initialised and saved to ``out_dir``, with positions for
+    ``max_length`` pieces per input."""
     import torch
 
     from lrl.model.build import build_mlm_model, preset_sizes
@@ -73,5 +97,5 @@ def build_preset_encoder(out_dir: str | Path, preset: str, sentences: Iterable[S
     fast = build_scratch_tokenizer(sentences, sorted(set(langs)), vocab_size)
     fast.save_pretrained(str(out))
     torch.manual_seed(seed)
-    build_mlm_model(ModelConfig(preset=name), fast, sorted(set(langs))).save_pretrained(str(out))
+    build_mlm_model(ModelConfig(preset=name, max_length=max_length), fast, sorted(set(langs))).save_pretrained(str(out))
     return str(out)

@@ -50,6 +50,9 @@ def schedule_factor(cfg: ScheduleConfig, step: int, total: int) -> float:
     total = max(total, 1)
     t = min(step, total) / total
     if cfg.type == "one_cycle":
+        # Over the steps taken (0 .. total-1), as torch's OneCycleLR: on step / total the last step
+        # trained at base/80 of a 20-step run instead of the documented base/final_div.
+        t = min(step, total - 1) / max(total - 1, 1)
         lo, end = 1.0 / cfg.div_factor, 1.0 / cfg.final_div
         if t <= cfg.pct_start:
             return lo + (1.0 - lo) * (1 - math.cos(math.pi * t / cfg.pct_start)) / 2

@@ -91,8 +91,9 @@ def _load_encoder(cfg: FinetuneConfig, model_path: str, labels: list[str], train
     from lrl.train.finetune_scratch import build_preset_encoder
 
     with tempfile.TemporaryDirectory(prefix="lrl-preset-") as tmp:
+        # Positions for max_length pieces: the preset default (128) made longer chunks fail.
         path = build_preset_encoder(tmp, model_path, train.column("tokens").to_pylist(),
-                                    train.column("lang").to_pylist(), seed=seed)
+                                    train.column("lang").to_pylist(), seed=seed, max_length=cfg.max_length)
         return Tagger.from_encoder(path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
 
 
