@@ -226,6 +226,15 @@ def test_finetune_errors_name_finetune_settings(data_root, tmp_path):
                           "finetune.freeze_layers=5"])
     with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5 but the encoder .* has 2 layers"):
         run_finetune(StageContext(cfg))
+    # A max_length beyond a given encoder's positions: the same, before Ray starts.
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    (enc / "config.json").write_text('{"model_type": "xlm-roberta", "max_position_embeddings": 514, '
+                                     '"pad_token_id": 1, "num_hidden_layers": 2}')
+    cfg = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", f"finetune.model={enc}",
+                          "finetune.max_length=600"])
+    with pytest.raises(ConfigError, match=r"finetune\.max_length=600 but the encoder .* has positions for 512 pieces"):
+        run_finetune(StageContext(cfg))
 
 
 def test_scratch_tokenizer_is_the_same_on_every_run(data_root):

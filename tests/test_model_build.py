@@ -208,3 +208,17 @@ def test_every_preset_name_is_accepted_by_every_path_and_others_by_none(tmp_path
         build_preset_encoder(tmp_path / "p", "preset:huge", [["a"]], ["ug"])
     with pytest.raises(ValueError, match=f"unknown model preset 'huge' \\(choose from {valid}\\)"):
         ModelConfig(preset="huge")
+
+
+def test_tune_preset_encoder_has_positions_for_finetune_max_length(tmp_path):
+    """tune's ``preset:`` encoder had 256 positions whatever ``finetune.max_length`` said, so a
+    longer max_length could not load it."""
+    import json
+
+    from lrl.tune.splits import _scratch
+
+    default = _scratch(str(tmp_path), "preset:tiny", _one_row_splits(), 0)
+    assert json.loads((Path(default) / "config.json").read_text())["max_position_embeddings"] >= 256
+    longer = _scratch(str(tmp_path), "preset:tiny", _one_row_splits(), 0, positions=400)
+    assert longer != default
+    assert json.loads((Path(longer) / "config.json").read_text())["max_position_embeddings"] >= 400

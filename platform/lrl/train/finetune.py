@@ -103,14 +103,23 @@ def _type_summary(runs: list[dict]) -> dict[str, dict]:
 
 
 def _check_depth(ft: FinetuneConfig, model_path: str) -> None:
-    """``freeze_layers`` deeper than the encoder would fail inside every Ray task, behind a long
-    remote traceback; the encoder's config says it here, before Ray starts."""
+    """``freeze_layers`` deeper than the encoder, or ``max_length`` beyond its positions, would fail
+    inside every Ray task, behind a long remote traceback; the encoder's config says it here,
+    before Ray starts."""
     from lrl.config import ConfigError
 
     conf = Path(model_path) / "config.json"
-    layers = json.loads(conf.read_text()).get("num_hidden_layers") if conf.is_file() else None
+    c = json.loads(conf.read_text()) if conf.is_file() else {}
+    layers = c.get("num_hidden_layers")
     if isinstance(layers, int) and ft.freeze_layers > layers:
         raise ConfigError(f"finetune.freeze_layers={ft.freeze_layers} but the encoder {model_path} has {layers} layers")
+    positions = c.get("max_position_embeddings")
+    if isinstance(positions, int) and c.get("position_embedding_type", "absolute") == "absolute":
+        # RoBERTa-like models number positions from pad_token_id + 1 (Tagger.from_encoder's check).
+        limit = positions - (c.get("pad_token_id", 0) + 1 if "roberta" in str(c.get("model_type")) else 0)
+        if ft.max_length > limit:
+            raise ConfigError(f"finetune.max_length={ft.max_length} but the encoder {model_path} has positions "
+                              f"for {limit} pieces; set finetune.max_length <= {limit}")
 
 
 def run_finetune(ctx: StageContext) -> str:

@@ -86,7 +86,7 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
     if model is None:
         raise ConfigError("tune needs an encoder: set tune.model_path or finetune.model, or run pretrain first")
     if model.startswith("preset:"):
-        return _scratch(cfg.output.root, model, splits, cfg.seed)
+        return _scratch(cfg.output.root, model, splits, cfg.seed, max(256, cfg.finetune.max_length))
     path = Path(model)
     for sub in (path, path / "model", path / "hf"):  # a pretrain output keeps its HF folder inside
         if (sub / "config.json").is_file():
@@ -94,14 +94,20 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
     raise ConfigError(f"{model}: not a Hugging Face model folder (no config.json)")
 
 
-def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]], seed: int) -> str:
+def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]], seed: int,
+             positions: int = 256) -> str:
+    """A ``preset:`` encoder built on the training tokens, with ``positions`` position embeddings
+    (at least ``finetune.max_length``: 256 fixed made longer inputs a load error), cached by
+    content under ``<output.root>/encoders/``."""
     from lrl.model.build import preset_sizes
     from lrl.train import finetune_scratch
 
     # The sizes of lrl.model.build's table, which pretraining's model.preset uses: this stage once
     # kept its own table, and a preset name could mean two models (and accepted other names).
     hidden, layers, heads, ffn = preset_sizes(preset.removeprefix("preset:"))
-    key = hashlib.sha256(repr((preset, seed, fingerprint(splits))).encode()).hexdigest()[:12]
+    # 256 positions keep the key they had before the size was a parameter (cached encoders stay).
+    parts = (preset, seed, fingerprint(splits)) + ((positions,) if positions != 256 else ())
+    key = hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
     out = (Path(root) / "encoders" / f"{preset[7:]}-{key}").resolve()
     if not (out / "config.json").is_file():
         # Built beside its final name and renamed when complete: a run killed halfway must not leave
@@ -111,7 +117,8 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
         try:
             sents = [s for train, _ in splits.values() for s in train.column("tokens").to_pylist()]
             finetune_scratch.build_scratch_encoder(tmp, sents, list(splits), hidden=hidden, layers=layers,
-                                                   heads=heads, intermediate=ffn, seed=seed)
+                                                   heads=heads, intermediate=ffn, seed=seed,
+                                                   max_positions=positions)
             if out.exists() and not (out / "config.json").is_file():
                 shutil.rmtree(out)  # an unfinished leftover of an older, non-atomic build
             if not out.exists():  # else a concurrent run finished the same encoder first
