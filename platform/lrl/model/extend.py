@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lrl.config import ConfigError
-from lrl.model.tokenizer import _iter_all, lang_tag, new_backend, plain_backend
+from lrl.model.tokenizer import lang_tag, new_backend, plain_backend, train_backend
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -82,7 +82,7 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
     learner, trainer = new_backend(kind, cfg.vocab_size, cfg.min_frequency, [unk],
                                    normalizer=backend.normalizer, pre_tokenizer=backend.pre_tokenizer,
                                    prefix=tree["model"].get("continuing_subword_prefix") or "##", unk=unk)
-    learner.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+    learner = train_backend(learner, trainer, texts_by_lang)  # reproducible WordPiece ids
 
     old = backend.get_vocab(with_added_tokens=True)
     next_id = max(old.values()) + 1

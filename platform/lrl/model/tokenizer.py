@@ -140,8 +140,39 @@ def train_tokenizer(texts_by_lang: dict[str, Iterable[str]], cfg: TokenizerConfi
     special = SPECIAL_TOKENS + [lang_tag(lang) for lang in langs]
     backend, trainer = new_backend(cfg.type, cfg.vocab_size, cfg.min_frequency, special,
                                    normalizer=_normalizer(cfg.lowercase, cfg.strip_accents))
-    backend.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+    backend = train_backend(backend, trainer, texts_by_lang)
     return wrap(backend, langs)
+
+
+def train_backend(tok, trainer, texts_by_lang: dict[str, Iterable[str]]):
+    """Train ``tok`` with ``trainer`` on every language's lines, reproducibly; returns the trained
+    backend (for WordPiece a rebuilt one).
+
+    The WordPiece trainer numbers its ``##c`` pieces in hash-map order, and those numbers break
+    ties between equally frequent merges (huggingface/tokenizers#1794): 5 trainings on the same
+    2,000 ug + 2,000 wo lines gave 5 different vocabularies. Listing every ``##c`` first, sorted,
+    as a special token fixes their ids; the backend is then rebuilt from the learned vocabulary
+    with only the real special tokens, so ``##c`` is an ordinary piece (not matched in raw text,
+    not dropped by ``skip_special_tokens``)."""
+    from tokenizers import Tokenizer, models
+
+    if type(tok.model).__name__ != "WordPiece":
+        tok.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+        return tok
+    special = [getattr(t, "content", t) for t in trainer.special_tokens]
+    prefix = tok.model.continuing_subword_prefix
+    chars: set[str] = set()
+    for line in _iter_all(texts_by_lang):
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(line)):
+            chars.update(word[1:])
+    trainer.special_tokens = special + [prefix + c for c in sorted(chars)]
+    tok.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+    out = Tokenizer(models.WordPiece(tok.get_vocab(with_added_tokens=False), unk_token=tok.model.unk_token,
+                                     continuing_subword_prefix=prefix,
+                                     max_input_chars_per_word=tok.model.max_input_chars_per_word))
+    out.normalizer, out.pre_tokenizer, out.decoder = tok.normalizer, tok.pre_tokenizer, tok.decoder
+    out.add_special_tokens(special)
+    return out
 
 
 def tokenizer_stats(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> dict[str, float]:
