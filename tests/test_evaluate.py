@@ -243,3 +243,16 @@ def test_finetune_fetches_only_the_best_seeds_model(job, ray_session, tmp_path, 
     # the first job's name.
     assert run_finetune(StageContext(load_job(job / "job.yaml", over + ["name=second"]))) == path
     assert "# lrl-ug-ner\n" in (Path(path) / "models/ug/README.md").read_text(encoding="utf-8")
+
+
+def test_a_changed_license_is_not_answered_with_the_old_cards(job, ray_session, tmp_path):
+    """The cards carry report.license: a finished finetune output with the old one is not reused."""
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune import run_finetune
+
+    over = [f"output.root={tmp_path}", "finetune.max_steps=1", "finetune.eval_every=1", "evaluate.seeds=[0]"]
+    first = run_finetune(StageContext(load_job(job / "job.yaml", over)))
+    second = run_finetune(StageContext(load_job(job / "job.yaml", over + ["report.license=apache-2.0"])))
+    assert second != first
+    assert "license: apache-2.0" in (Path(second) / "models/ug/README.md").read_text(encoding="utf-8")

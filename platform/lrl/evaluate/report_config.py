@@ -26,4 +26,5 @@ class ReportConfig(StrictModel):
     """Read at most this many predicted sentences for the confusion matrix (bounds memory)."""
     license: str = "other"
     """License written into model cards (a Hugging Face Hub identifier such as ``apache-2.0`` or
-    ``cc-by-sa-4.0``); ``other`` until the data's licenses are settled (WikiANN states none)."""
+    ``cc-by-sa-4.0``); ``other`` until the data's licenses are settled (WikiANN states none).
+    The finetune and tune stages write the cards, so it is part of their output hashes."""

@@ -133,7 +133,9 @@ def run_finetune(ctx: StageContext) -> str:
     model_path = resolve_model(ctx, splits)
     _check_depth(ft, model_path)
     inputs = {"data": fingerprint(splits), "model": model_path}
-    shaping = {"finetune": ft.model_dump(mode="json"), "seeds": cfg.evaluate.seeds,
+    # report.license: the model cards written here carry it (a changed license must not be
+    # answered with cards of the old one).
+    shaping = {"finetune": ft.model_dump(mode="json"), "seeds": cfg.evaluate.seeds, "license": cfg.report.license,
                "labels": cfg.data.labels}
     out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
     if out.done:  # a re-run does no work, but still says where the output is

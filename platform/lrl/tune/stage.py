@@ -160,7 +160,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     inputs = {"data": fingerprint(splits), "model": model_path}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
-                                                "seed": cfg.seed, "seeds": cfg.evaluate.seeds}, inputs)
+                                                "seed": cfg.seed, "seeds": cfg.evaluate.seeds,
+                                                "license": cfg.report.license}, inputs)  # on the cards
     if out.done:
         return out.path
     init_ray(cfg.ray)
