@@ -86,6 +86,12 @@ def aggregate(results: Sequence[dict]) -> dict:
     return out
 
 
+def type_summary(runs: Sequence[dict]) -> dict[str, dict]:
+    """Per entity type: F1 mean ± sd over the seeded runs (``per_type`` rows) that had the type."""
+    types = sorted({t for r in runs for t in r["per_type"]})
+    return {t: mean_sd([r["per_type"][t]["f1"] for r in runs if t in r["per_type"]]) for t in types}
+
+
 def format_mean_sd(stat: dict, scale: float = 100.0) -> str:
     """``81.2 ± 1.3`` (scaled to percent by default)."""
     return f"{stat['mean'] * scale:.1f} ± {stat['sd'] * scale:.1f}"

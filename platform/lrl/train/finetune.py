@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from lrl.data.files import filesystem
 from lrl.data.output import StageOutput
-from lrl.evaluate.metrics import aggregate
+from lrl.evaluate.metrics import aggregate, type_summary
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig
@@ -79,7 +79,7 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     for lang, st in summary.get("per_lang", {}).items():
         if group == "joint":
             scores.append(Score(lang, "overall", st["f1"]["mean"], st["f1"]["sd"], st["f1"]["n"]))
-    for t, st in sorted(_type_summary(runs).items()):
+    for t, st in sorted(type_summary(runs).items()):
         scores.append(Score(group if group != "joint" else "all", t, st["mean"], st["sd"], st["n"]))
     # The saved (best) run's own count: few-shot and the augmentation mix choose rows per seed.
     seen = best["info"].get("train_rows_per_lang", {})
@@ -93,13 +93,6 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
                     config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
                     data=data, labels=labels, license=ctx.cfg.report.license)
     write_model_card(folder, info)
-
-
-def _type_summary(runs: list[dict]) -> dict[str, dict]:
-    from lrl.evaluate.metrics import mean_sd
-
-    types = sorted({t for r in runs for t in r["per_type"]})
-    return {t: mean_sd([r["per_type"][t]["f1"] for r in runs if t in r["per_type"]]) for t in types}
 
 
 def _check_depth(ft: FinetuneConfig, model_path: str) -> None:
@@ -162,7 +155,7 @@ def run_finetune(ctx: StageContext) -> str:
             runs = [done[(group, s)] for s in cfg.evaluate.seeds]
             summary = aggregate([r["scores"] for r in runs if r["scores"]])
             best = max(cfg.evaluate.seeds, key=lambda s: done[(group, s)]["dev_f1"])
-            entry = {"summary": summary, "per_type": _type_summary(runs), "best_seed": best, "runs": runs}
+            entry = {"summary": summary, "per_type": type_summary(runs), "best_seed": best, "runs": runs}
             if ft.save_model:
                 folder = f"{out.tmp}/models/{group}"
                 _write_files(folder, ray.get(pending[(group, best)][1]))

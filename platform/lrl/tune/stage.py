@@ -80,21 +80,13 @@ def _retrain(cfg_ft, model_path: str, train: pa.Table, dev: pa.Table, seed: int,
     return result, files
 
 
-def _type_summary(runs: list[dict]) -> dict[str, dict]:
-    """Per entity type: F1 mean ± sd over the seeded runs that had the type."""
-    from lrl.evaluate.metrics import mean_sd
-
-    types = sorted({t for r in runs for t in r["per_type"]})
-    return {t: mean_sd([r["per_type"][t]["f1"] for r in runs if t in r["per_type"]]) for t in types}
-
-
 def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model_path: str,
                train: pa.Table, dev: pa.Table, train_fn: TrainFn | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Retrain the best configuration once per seed of ``evaluate.seeds`` (as the finetune stage
     trains its runs), keep the best seed's model; returns (best-row fields, results.json group)."""
     import dataclasses
 
-    from lrl.evaluate.metrics import aggregate, mean_sd
+    from lrl.evaluate.metrics import aggregate, mean_sd, type_summary
 
     cfg = ctx.cfg
     ray = init_ray(cfg.ray)
@@ -121,7 +113,7 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
         run.pop("model_dir", None)
         runs.append({"seed": s, **run})
     summary = aggregate([r["scores"] for r in runs if r.get("scores")])
-    per_type = _type_summary(runs)
+    per_type = type_summary(runs)
     f1 = mean_sd([float(r["dev_f1"]) for r in runs])
     scores = [Score(lang, "overall", f1["mean"], f1["sd"], f1["n"])]
     scores += [Score(lang, t, st["mean"], st["sd"], st["n"]) for t, st in sorted(per_type.items())]
