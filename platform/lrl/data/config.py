@@ -28,8 +28,9 @@ class NerSource(StrictModel):
     lang: str
     """Language of the sentences (ISO 639, e.g. ``ug``)."""
     format: Literal["auto", "conll", "jsonl", "parquet", "hf"] = "auto"
-    """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, otherwise CoNLL); a folder is
-    read as ``hf`` when ``save_to_disk`` wrote it, else as Parquet files."""
+    """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, otherwise CoNLL; .conllu is
+    an error); a folder is read as ``hf`` when ``save_to_disk`` wrote it, else as Parquet files.
+    CoNLL and JSONL files ending in .gz, .bz2, .zst or .lz4 are decompressed on reading."""
     split: str = "train"
     """Split name recorded in the ``source`` column; for format=hf also the split to load."""
     hf_config: str | None = None
@@ -42,7 +43,7 @@ class TextSource(StrictModel):
     """One unlabelled text input: one sentence or paragraph per line, ``# doc`` lines start documents."""
 
     path: str
-    """File or URI, resolved against data.root when relative."""
+    """File or URI, resolved against data.root when relative (.gz, .bz2, .zst, .lz4: decompressed)."""
     lang: str
     """Language of the text (ISO 639)."""
     max_lines: int | None = Field(default=None, gt=0)

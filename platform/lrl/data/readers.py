@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,11 @@ class _Collector:
         for what, values in (("token", tokens), ("tag", tags)):
             if None in values:
                 return self.reject(line, f"null value: {what} {values.index(None)} is null", raw, rid)
+        # An empty or blank token has no characters to tokenize: its tag (B-PER on "") vanished in
+        # subword alignment, and a text built from the tokens had doubled spaces.
+        blank = next((i for i, t in enumerate(tokens) if not t.strip()), None)
+        if blank is not None:
+            return self.reject(line, f"empty token: token {blank} is {tokens[blank]!r}", raw, rid)
         if rid in self.id_lines:
             return self.reject(line, f"duplicate id: {rid!r} also on line {self.id_lines[rid]}", raw, rid)
         checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
@@ -108,6 +115,7 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     start = 0
     bad: str | None = None
     lines = split_lines(text)
+    width = _usual_width(lines)
     for lineno, line in enumerate(lines + [""], start=1):
         stripped = line.strip()
         if not stripped:
@@ -118,14 +126,20 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
                     col.sentence(start, tokens, tags, "\n".join(raw))
             tokens, tags, raw, bad = [], [], [], None
             continue
-        parts = stripped.split("\t") if "\t" in stripped else stripped.split()
+        parts = _columns(line)
         if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw and not _token_line(parts)):
             continue
         if not raw:
             start = lineno
         raw.append(line)
+        reason = None
         if len(parts) < 2:
             reason = f"tag missing: line {lineno} has no tag column (expected token<TAB>tag, got {stripped!r})"
+        elif len(parts) != width:
+            # Read as token + last column, "New York B-LOC" in a space-separated file became "New"
+            # and a stray tab dropped the text after it: the sentence lost words without a trace.
+            reason = f"column count: line {lineno} has {len(parts)} columns, the file's lines have {width}"
+        if reason is not None:
             if policy == "error":
                 raise InputError(f"{path}:{lineno}: {reason}")
             bad = bad or reason
@@ -135,6 +149,24 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     if not col.rows and not col.rejects:
         raise InputError(f"{path}: empty file (no sentences)")
     return col.result()
+
+
+def _columns(line: str) -> list[str]:
+    """The columns of a CoNLL line: tab-separated when it has a tab (each column stripped, so an
+    empty or blank first column is an empty token, not a missing tag), else space-separated."""
+    body = line.rstrip()
+    if "\t" in body:
+        return [p.strip() for p in body.split("\t")]
+    return body.split()
+
+
+def _usual_width(lines: list[str]) -> int:
+    """The most common column count of the file's token lines (comments and -DOCSTART- aside):
+    what every token line must have. The most common, not the first line's, so that one odd
+    first line does not quarantine the whole file."""
+    counts = Counter(len(_columns(x)) for x in lines if x.strip() and not x.lstrip().startswith(("#", "-DOCSTART-")))
+    wide = [(n, w) for w, n in counts.items() if w >= 2]
+    return max(wide)[1] if wide else 2
 
 
 def _token_line(parts: list[str]) -> bool:
@@ -168,27 +200,74 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
         if obj.get("lang", lang) != lang:
             col.reject(lineno, f"lang mismatch: {obj.get('lang')!r} differs from the source's {lang!r}", line)
             continue
+        odd = next(((what, i, v) for what, values in (("token", toks), ("tag", tags))
+                    for i, v in enumerate(values) if isinstance(v, (list, dict, bool))), None)
+        if odd is not None:  # str() made ["New", "York"] the token "['New', 'York']" and true "True"
+            col.reject(lineno, f"not a string: {odd[0]} {odd[1]} is {json.dumps(odd[2])[:80]}", line)
+            continue
         col.sentence(lineno, [_str(t) for t in toks], [_str(t) for t in tags], line, obj.get("id"))
     return col.result()
 
 
 def _str(value: object) -> str | None:
-    """A JSON scalar as text; null stays None so that the row is rejected rather than read as "None"."""
+    """A JSON string or number as text; null stays None so that the row is rejected rather than
+    read as "None" (lists, objects and booleans are rejected before)."""
     return None if value is None else str(value)
 
 
 def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                      labels: Iterable[str] | None = None) -> ReadResult:
-    """Parquet file or folder with ``tokens`` and ``tags`` columns (other schema columns optional)."""
-    table = read_parquet_checked(path, {"tokens", "tags"})
+    """Parquet file or folder with list columns ``tokens`` and ``tags`` (or ``ner_tags``, as in
+    JSONL); other schema columns optional. Integer tags (a Hugging Face Parquet export) are mapped
+    to names through the ClassLabel that ``datasets`` records in the file's metadata."""
+    table = read_parquet_checked(path, {"tokens"})
+    tag_col = "tags" if "tags" in table.column_names else "ner_tags"
+    if tag_col not in table.column_names:
+        raise InputError(f"{path}: Parquet lacks column(s) ['tags'] (or 'ner_tags')")
+    names = _column_types(path, table, tag_col)
     col = _Collector(path, lang, split, policy, labels)
     for i, row in enumerate(table.to_pylist()):
         raw = json.dumps(row, ensure_ascii=False, default=str)[:500]
         if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL: never relabel a row
             col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
             continue
-        col.sentence(i + 1, list(row["tokens"] or []), list(row["tags"] or []), raw, row.get("id"))
+        tags = list(row[tag_col] or [])
+        if names is not None:  # ClassLabel -1 ("no label") and ids out of range stay invalid tags
+            tags = [names[t] if t is not None and 0 <= t < len(names) else _str(t) for t in tags]
+        col.sentence(i + 1, list(row["tokens"] or []), tags, raw, row.get("id"))
     return col.result()
+
+
+def _column_types(path: str, table: pa.Table, tag_col: str) -> list[str] | None:
+    """Check that ``tokens`` and the tag column hold a list of strings per sentence; returns the
+    tag names when the tags are ClassLabel ids. A string column was read character by character
+    ("Kano" became the tokens K, a, n, o, kept when the tags matched) and integer tags crashed
+    the BIO check with a TypeError."""
+    for name in ("tokens", tag_col):
+        typ = table.schema.field(name).type
+        if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+            raise InputError(f"{path}: column {name!r} is {typ}, not a list (one value per token) per sentence")
+        inner = typ.value_type
+        if pa.types.is_string(inner) or pa.types.is_large_string(inner) or pa.types.is_null(inner):
+            continue  # null: only empty lists or nulls, which the collector rejects row by row
+        if name == tag_col and pa.types.is_integer(inner):
+            names = _class_label_names(table, tag_col)
+            if names is not None:
+                return names
+            raise InputError(f"{path}: column {name!r} holds integer tag ids but the file records no ClassLabel "
+                             "names (Hugging Face 'huggingface' metadata); write the tag names instead")
+        raise InputError(f"{path}: column {name!r} is {typ}, not a list of strings")
+    return None
+
+
+def _class_label_names(table: pa.Table, column: str) -> list[str] | None:
+    """The ClassLabel names ``datasets`` stores for ``column`` in the Parquet schema metadata."""
+    meta = (table.schema.metadata or {}).get(b"huggingface")
+    try:
+        names = json.loads(meta)["info"]["features"][column]["feature"]["names"]
+    except (TypeError, KeyError, ValueError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
 
 
 def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
@@ -236,17 +315,40 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
                              "name the CoNLL or JSONL file itself")
         fmt = "hf" if saved else "parquet"
     if fmt == "auto":
-        fmt = "jsonl" if path.endswith((".jsonl", ".json")) else "parquet" if path.endswith(".parquet") else "conll"
+        name = _uncompressed(path)
+        if name.endswith(".conllu"):
+            # Read as CoNLL, its MISC column became the tags and every sentence was "invalid BIO".
+            raise InputError(f"{path}: CoNLL-U has no NER tag column; data.ner reads CoNLL (token, tag last), "
+                             "JSONL, Parquet or Hugging Face data (a treebank goes to pretrain.aux.conllu)")
+        fmt = "jsonl" if name.endswith((".jsonl", ".json")) else "parquet" if name.endswith(".parquet") else "conll"
     if fmt == "hf":
         return read_hf(path, src.lang, src.split, policy, labels, src.hf_config)
     reader = {"conll": read_conll, "jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
     return reader(path, src.lang, src.split, policy, labels)
 
 
+#: Extensions of the compressed files that pyarrow's input streams decompress on reading
+#: (``pa.Codec.detect``): the format is named by the extension before them (``a.jsonl.gz``),
+#: which ``auto`` missed, reading gzipped JSON lines as CoNLL.
+COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
+
+
+def _uncompressed(path: str) -> str:
+    for ext in COMPRESSED:
+        if path.endswith(ext):
+            return path[: -len(ext)]
+    return path
+
+
 def text_id_name(path: str) -> str:
     """The file-name part of text row ids (``lang:name:line``): ids stay unique across several
     files of a language as long as their names differ."""
     return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+#: A document header: ``# doc`` alone or followed by whitespace and a title. A bare prefix test
+#: also took "# doctors say ..." for a header and dropped the line without a trace.
+_DOC = re.compile(r"# doc(\s|$)")
 
 
 def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
@@ -261,8 +363,8 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
         line = line.strip()
         if not line:
             continue
-        if line.startswith("# doc"):
-            doc = line[5:].strip() or f"doc@{lineno}"
+        if _DOC.match(line):
+            doc = line[5:].strip().removeprefix("\ufeff") or f"doc@{lineno}"  # "# doc \ufeffTitle": 2 in ug.txt
             continue
         rows.append({"id": f"{src.lang}:{name}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
                      "source": path, "op": "orig", "parent_id": None, "seed": None})

@@ -1,16 +1,20 @@
 """The generate stage's manifest: input counts, rows per operation and language, rejects per
 reason, the resolved config. Counts come from the written Parquet (only the ``op``/``reason``
-columns are read), so they describe exactly what is on disk."""
+columns are read), so they describe exactly what is on disk. ``balance`` checks them against the
+inputs per language: every sentence or text line read is written or rejected, never lost."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
-from lrl.data.files import resolve
+from lrl.data.files import filesystem, resolve
 from lrl.generate.write import DATA, REJECTS, TEXT, count_values
 from lrl.job import JobConfig
 
@@ -45,6 +49,22 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
     for s in steps:
         if callable(getattr(s, "manifest", None)):
             notes.update(s.manifest())
+    rejects_origin = reject_origins(f"{folder}/{REJECTS}")
+    balance = row_balance(ner_inputs, text_inputs, count_values(f"{folder}/{DATA}", ["lang", "op"]),
+                          count_values(f"{folder}/{TEXT}", ["lang", "op"]), rejects_origin)
+    t = cfg.translate
+    if t.enabled and t.train is not None and not t.train.keep_source:
+        # Translate-train without its sources writes only the translations: the source rows are
+        # left out by that setting, not lost.
+        for lang in t.train.sources:
+            b = balance.get(f"ner/{lang}")
+            if b is not None:
+                b["left_out"] = b["read"] - b["written"] - b["rejected"]
+    lost = {lang: b for lang, b in balance.items()
+            if b["read"] != b["written"] + b["rejected"] + b.get("left_out", 0)}
+    if lost:
+        # A step that drops rows instead of marking them rejected: stop before this looks finished.
+        raise RuntimeError(f"generate lost or invented rows (read != written + rejected): {lost}")
     return {
         "layout": {DATA: "data/lang=<lang>/*.parquet (NER_SCHEMA without lang)",
                    REJECTS: "rejects/lang=<lang>/*.parquet (rejected rows with their reason)",
@@ -61,8 +81,68 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         "rows_per_lang_op": count_values(f"{folder}/{DATA}", ["lang", "op"]),
         "rejects_total": sum(per_reason.values()),
         "rejects_per_reason": per_reason,
+        "rejects_per_lang_origin": rejects_origin,
+        "balance": balance,
         "text_rows": text_rows,
         "files": files,
         **notes,
         "config": cfg.model_dump(mode="json"),
     }
+
+
+#: Where a rejected row came from: a reader quarantined it (it has a line), a read NER row or a
+#: generated one was rejected by a step, or a text row (no tokens) was.
+ORIGINS = ("read", "orig", "generated", "text_orig", "text_generated")
+
+
+def reject_origins(folder: str) -> dict[str, int]:
+    """Rejected rows per ``<lang>/<origin>`` (``ORIGINS``), read column by column from the files:
+    what ``rejects_per_reason`` cannot tell, whether a reject was read, generated or text."""
+    fs, inner = filesystem(folder)
+    if fs.get_file_info(inner).type.name == "NotFound":
+        return {}
+    ds = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
+    counts: Counter[str] = Counter()
+    for b in ds.to_batches(columns=["lang", "line", "tokens", "op"]):
+        if b.num_rows == 0:
+            continue
+        read = pc.is_valid(b.column("line"))
+        text = pc.is_null(b.column("tokens"))
+        orig = pc.fill_null(pc.equal(b.column("op"), "orig"), False)
+        origin = pc.if_else(read, "read", pc.if_else(text, pc.if_else(orig, "text_orig", "text_generated"),
+                                                      pc.if_else(orig, "orig", "generated")))
+        key = pc.binary_join_element_wise(b.column("lang").cast(pa.string()), origin, "/")
+        for item in pc.value_counts(key).to_pylist():
+            counts[item["values"]] += item["counts"]
+    return dict(sorted(counts.items()))
+
+
+def row_balance(ner_inputs: list[dict], text_inputs: list[dict], data_lang_op: dict[str, int],
+                text_lang_op: dict[str, int], rejects_origin: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per language and input kind (``ner/<lang>``, ``text/<lang>``): rows read (sentences or
+    lines, quarantined ones included) against read rows written (op ``orig``) plus read rows
+    rejected, all but ``read`` counted from the files. Generated rows are not part of it."""
+    out: dict[str, dict[str, int]] = {}
+
+    def add(key: str, field: str, n: int) -> None:
+        out.setdefault(key, {"read": 0, "written": 0, "rejected": 0})[field] += n
+
+    for i in ner_inputs:
+        add(f"ner/{i['lang']}", "read", i["rows"] + i["rejects"])
+    for i in text_inputs:
+        add(f"text/{i['lang']}", "read", i["rows"])
+    for key, n in data_lang_op.items():
+        lang, op = key.rsplit("/", 1)
+        if op == "orig":
+            add(f"ner/{lang}", "written", n)
+    for key, n in text_lang_op.items():
+        lang, op = key.rsplit("/", 1)
+        if op == "orig":
+            add(f"text/{lang}", "written", n)
+    for key, n in rejects_origin.items():
+        lang, origin = key.rsplit("/", 1)
+        if origin in ("read", "orig"):
+            add(f"ner/{lang}", "rejected", n)
+        elif origin == "text_orig":
+            add(f"text/{lang}", "rejected", n)
+    return dict(sorted(out.items()))

@@ -1,0 +1,163 @@
+"""Malformed lines that readers used to take silently: a byte-order mark at a line start (files
+joined with ``cat``), a CoNLL line with another column count, an empty token, a text line that
+only looks like a ``# doc`` header, compressed or CoNLL-U files under ``format: auto``. Each is
+either kept intact or quarantined / refused with file, line and reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lrl.data.config import NerSource, TextSource
+from lrl.data.files import InputError, read_text
+from lrl.data.readers import read_ner, read_text_lines
+
+GOOD = "Ali\tB-PER\nwent\tO\n\n"  # one valid sentence in front of every bad one
+BOM = "\ufeff"
+
+
+def _read(tmp_path, name: str, content: bytes, policy: str = "quarantine"):
+    (tmp_path / name).write_bytes(content)
+    return read_ner(NerSource(path=name, lang="yo"), str(tmp_path), policy)
+
+
+def _reasons(res) -> list[tuple[int, str]]:
+    return [(r["line"], r["reason"].split(":", 1)[0]) for r in res.rejects.to_pylist()]
+
+
+def test_a_byte_order_mark_at_any_line_start_is_dropped(tmp_path):
+    # `cat a.conll b.conll` keeps b's BOM in front of its first line: it became part of a token
+    # and turned b's -DOCSTART- line into a sentence of its own.
+    joined = (GOOD + BOM + "-DOCSTART- -X- -X- O\n\n" + BOM + "Kano\tB-LOC\n").encode()
+    res = _read(tmp_path, "a.conll", joined)
+    assert res.table.column("tokens").to_pylist() == [["Ali", "went"], ["Kano"]]
+    assert res.rejects.num_rows == 0
+    (tmp_path / "crlf.txt").write_bytes(f"one\r\n{BOM}two\r{BOM}three\n".encode())
+    assert read_text(str(tmp_path / "crlf.txt")) == "one\r\ntwo\rthree\n"
+    # Inside a line U+FEFF is a zero-width no-break space: text, kept as it is.
+    (tmp_path / "mid.txt").write_bytes(f"a{BOM}b\n".encode())
+    assert read_text(str(tmp_path / "mid.txt")) == f"a{BOM}b\n"
+
+
+def test_real_uyghur_corpus_has_no_row_starting_with_a_bom(data_root):
+    # 13 lines of mono/ug.txt begin with a BOM (articles pasted in from other files), and two
+    # "# doc" titles do.
+    raw = (data_root / "mono" / "ug.txt").read_text(encoding="utf-8")
+    assert sum(line.startswith(BOM) for line in raw.split("\n")) == 13
+    table = read_text_lines(TextSource(path="mono/ug.txt", lang="ug"), str(data_root))
+    assert not [t for t in table.column("text").to_pylist() if t.startswith(BOM)]
+    assert not [d for d in set(table.column("doc").to_pylist()) if d and d.startswith(BOM)]
+    # Nothing else changes: the same rows as before, one per non-blank, non-header line.
+    assert table.num_rows == sum(1 for line in raw.split("\n") if line.strip() and not line.startswith("# doc "))
+
+
+@pytest.mark.parametrize("line,width", [("New York\tB-LOC\tX", 3),  # a stray third column
+                                        ("foo\tbar\tbaz\tO", 4)])
+def test_a_conll_line_with_another_column_count_is_quarantined(tmp_path, line, width):
+    res = _read(tmp_path, "a.conll", (GOOD + "in\tO\n" + line + "\n").encode())
+    assert res.table.column("tokens").to_pylist() == [["Ali", "went"]]
+    assert _reasons(res) == [(4, "column count")]
+    assert f"line 5 has {width} columns, the file's lines have 2" in res.rejects.column("reason")[0].as_py()
+    with pytest.raises(InputError, match=r"a\.conll:5: column count"):
+        _read(tmp_path, "a.conll", (GOOD + "in\tO\n" + line + "\n").encode(), policy="error")
+
+
+def test_space_separated_conll_keeps_multiword_tokens_out(tmp_path):
+    # "New York B-LOC" in a space-separated file was read as the token "New" tagged B-LOC.
+    res = _read(tmp_path, "a.conll", b"Ali B-PER\nwent O\n\nto O\nNew York B-LOC\n")
+    assert res.table.column("tokens").to_pylist() == [["Ali", "went"]]
+    assert _reasons(res) == [(4, "column count")]
+
+
+def test_consistent_multi_column_files_are_read_whole(tmp_path):
+    # CoNLL-2003 (token POS chunk tag), and an odd first line that does not set the width.
+    conll03 = b"-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n"
+    res = _read(tmp_path, "b.conll", conll03)
+    assert res.table.column("tags").to_pylist() == [["B-ORG", "O"], ["B-PER"]] and res.rejects.num_rows == 0
+    res = _read(tmp_path, "c.conll", ("x\ty\tO\n\n" + GOOD * 3).encode())
+    assert res.table.num_rows == 3 and _reasons(res) == [(1, "column count")]
+
+
+@pytest.mark.parametrize("line", ["\tB-PER", "\u00a0\tO", " \tO"])
+def test_an_empty_conll_token_is_quarantined_as_such(tmp_path, line):
+    res = _read(tmp_path, "a.conll", (GOOD + "in\tO\n" + line + "\n").encode())
+    assert res.table.num_rows == 1 and _reasons(res) == [(4, "empty token")]  # was "tag missing" or kept
+
+
+def test_an_empty_token_in_jsonl_or_parquet_is_quarantined(tmp_path):
+    rows = [{"tokens": ["Ali"], "tags": ["B-PER"]}, {"tokens": ["", "x"], "tags": ["B-PER", "O"]},
+            {"tokens": ["x", " "], "tags": ["O", "O"]}]
+    res = _read(tmp_path, "a.jsonl", "\n".join(json.dumps(r) for r in rows).encode())
+    assert res.table.num_rows == 1 and _reasons(res) == [(2, "empty token"), (3, "empty token")]
+    assert res.reject_reasons == {"empty token": 2}
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    res = _read(tmp_path, "a.parquet", sink.getvalue().to_pybytes())
+    assert res.table.num_rows == 1 and _reasons(res) == [(2, "empty token"), (3, "empty token")]
+    with pytest.raises(InputError, match=r"a\.jsonl:2: empty token: token 0 is ''"):
+        _read(tmp_path, "a.jsonl", "\n".join(json.dumps(r) for r in rows).encode(), policy="error")
+
+
+def test_a_text_line_that_starts_like_a_doc_header_is_kept(tmp_path):
+    (tmp_path / "t.txt").write_text("# doc Kano\nfirst\n# doctors say so\n# doc\nsecond\n", encoding="utf-8")
+    table = read_text_lines(TextSource(path="t.txt", lang="ha"), str(tmp_path))
+    assert table.column("text").to_pylist() == ["first", "# doctors say so", "second"]
+    assert table.column("doc").to_pylist() == ["Kano", "Kano", "doc@4"]
+
+
+def test_auto_format_sees_through_compression_and_refuses_conllu(tmp_path):
+    rows = [{"tokens": ["Ali", "went"], "tags": ["B-PER", "O"]}, {"tokens": ["Kano"], "tags": ["B-LOC"]}]
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    res = read_ner(NerSource(path="a.jsonl.gz", lang="yo"), str(tmp_path))
+    assert res.table.column("tokens").to_pylist() == [["Ali", "went"], ["Kano"]] and res.rejects.num_rows == 0
+    (tmp_path / "b.conll.gz").write_bytes(gzip.compress(GOOD.encode()))
+    assert read_ner(NerSource(path="b.conll.gz", lang="yo"), str(tmp_path)).table.num_rows == 1
+    (tmp_path / "c.conllu").write_text("# sent_id = 1\n1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+                                       "1\tdo\tdo\tAUX\t_\t_\t0\troot\t_\t_\n2\tn't\tnot\tPART\t_\t_\t1\tadvmod\t_\t_\n",
+                                       encoding="utf-8")
+    with pytest.raises(InputError, match=r"c\.conllu: CoNLL-U has no NER tag column"):
+        read_ner(NerSource(path="c.conllu", lang="yo"), str(tmp_path))
+
+
+def _parquet_file(tmp_path, name: str, table: pa.Table) -> str:
+    pq.write_table(table, tmp_path / name)
+    return name
+
+
+@pytest.mark.parametrize("table,message", [
+    # A string column was read character by character: "Kano" became 4 tokens, kept.
+    (pa.table({"tokens": ["Ali", "Kano"], "tags": [["B-PER", "O", "O"], ["B-LOC", "O", "O", "O"]]}),
+     r"column 'tokens' is string, not a list"),
+    (pa.table({"tokens": [[["Ali"]]], "tags": [["B-PER"]]}), r"column 'tokens' is list<.*list<.*not a list of strings"),
+    # Integer ids without names crashed the BIO check with a TypeError.
+    (pa.table({"tokens": [["Ali"]], "tags": [[1]]}), r"column 'tags' holds integer tag ids but .* no ClassLabel"),
+], ids=["string tokens", "nested tokens", "integer tags"])
+def test_parquet_columns_of_the_wrong_type_are_a_clear_error(tmp_path, table, message):
+    name = _parquet_file(tmp_path, "a.parquet", table)
+    with pytest.raises(InputError, match=rf"a\.parquet: {message}"):
+        read_ner(NerSource(path=name, lang="yo"), str(tmp_path))
+
+
+def test_hugging_face_parquet_export_with_class_label_ids(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER", "I-PER"]))})
+    ds = datasets.Dataset.from_dict({"tokens": [["Ali", "went"], ["x"]], "ner_tags": [[1, 0], [-1]]}, features=features)
+    ds.to_parquet(str(tmp_path / "hf.parquet"))
+    res = read_ner(NerSource(path="hf.parquet", lang="yo"), str(tmp_path))
+    assert res.table.column("tags").to_pylist() == [["B-PER", "O"]]
+    assert _reasons(res) == [(2, "invalid BIO")]  # ClassLabel -1 ("no label") is not a tag
+
+
+def test_jsonl_tokens_that_are_not_strings_are_quarantined(tmp_path):
+    rows = [{"tokens": ["Ali", 2019], "tags": ["B-PER", "O"]},  # a number is fine: its text
+            {"tokens": [["New", "York"]], "tags": ["B-LOC"]}, {"tokens": ["x"], "tags": [True]},
+            {"tokens": [{"t": "x"}], "tags": ["O"]}]
+    res = _read(tmp_path, "a.jsonl", "\n".join(json.dumps(r) for r in rows).encode())
+    assert res.table.column("tokens").to_pylist() == [["Ali", "2019"]]
+    assert _reasons(res) == [(2, "not a string"), (3, "not a string"), (4, "not a string")]
+    assert res.rejects.column("reason")[0].as_py() == 'not a string: token 0 is ["New", "York"]'
