@@ -161,3 +161,14 @@ def test_jsonl_tokens_that_are_not_strings_are_quarantined(tmp_path):
     assert res.table.column("tokens").to_pylist() == [["Ali", "2019"]]
     assert _reasons(res) == [(2, "not a string"), (3, "not a string"), (4, "not a string")]
     assert res.rejects.column("reason")[0].as_py() == 'not a string: token 0 is ["New", "York"]'
+
+
+def test_not_utf8_error_counts_lines_as_the_readers_do(tmp_path):
+    """A file with CR-only line ends (old Mac exports) reported line 1 for a bad byte on line 3."""
+    from lrl.data.files import InputError, read_text
+
+    for sep in (b"\r", b"\r\n", b"\n"):
+        f = tmp_path / "x.txt"
+        f.write_bytes(sep.join([b"one", b"two", b"thr\xe9e", b"four"]))
+        with pytest.raises(InputError, match=r"x\.txt:3: not UTF-8"):
+            read_text(str(f))

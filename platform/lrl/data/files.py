@@ -55,7 +55,9 @@ def read_text(path: str) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        head = data[: exc.start]
+        # Lines as split_lines counts them: \n, \r\n or a lone \r (old Mac files) end a line.
+        line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
         raise InputError(
             f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from None
