@@ -245,7 +245,8 @@ def run_pretrain(ctx: StageContext) -> str:
         m = res.metrics
         return out.commit({
             "tokenizer": tok_dir, "model_init": model_dir, "languages": m["languages"],
-            "steps": m["step"], "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
+            "steps": m["step"], "steps_planned": m.get("steps_planned"), "stopped_early": m.get("stopped_early"),
+            "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
             "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "input_share": m.get("input_share"),
             "phases_s": m.get("phases_s"),
             "target_mixture": res.mixture,

@@ -119,15 +119,18 @@ def _zero_touch(module, skip: set[int] | None = None):
     return 0.0 * sum(terms) if terms else 0.0
 
 
-def save_aux_head(module, labels: list[str], column: str, path: str) -> None:
-    """Write the tagging head (safetensors) and its label list to ``path``."""
+def save_aux_head(module, labels: list[str], column: str, path: str,
+                  master: dict[str, torch.Tensor] | None = None) -> None:
+    """Write the tagging head (safetensors) and its label list to ``path``; ``master`` holds fp32
+    values of its tensors (by name) where the module's are 16-bit copies."""
     import json
     import os
 
     from safetensors.torch import save_file
 
     os.makedirs(path, exist_ok=True)
-    state = {k: v.detach().float().contiguous().cpu() for k, v in module.aux_head.state_dict().items()}
+    state = {k: (master or {}).get(k, v).detach().float().contiguous().cpu()
+             for k, v in module.aux_head.state_dict().items()}
     save_file(state, os.path.join(path, "head.safetensors"))
     with open(os.path.join(path, "labels.json"), "w", encoding="utf-8") as f:
         json.dump({"column": column, "labels": labels}, f, ensure_ascii=False, indent=1)

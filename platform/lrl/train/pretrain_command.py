@@ -26,7 +26,10 @@ def run(args: argparse.Namespace) -> int:
     with open(f"{path}/{MANIFEST}", encoding="utf-8") as f:
         m = json.load(f)
     loss = m.get("loss")  # None when the last report's window held only auxiliary-task steps
-    print(f"pretrain: {path}\n  steps {m.get('steps')}  loss {'-' if loss is None else f'{loss:.4f}'}  "
+    steps = f"{m.get('steps')}"
+    if m.get("stopped_early"):  # e.g. "steps 37 of 2000 (stopped by time_limit_s)"
+        steps += f" of {m.get('steps_planned')} (stopped by {m['stopped_early']})"
+    print(f"pretrain: {path}\n  steps {steps}  loss {'-' if loss is None else f'{loss:.4f}'}  "
           f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}  "
           f"time on input {m.get('input_share') or 0:.0%}")
     phases = m.get("phases_s") or {}

@@ -133,7 +133,10 @@ class PretrainConfig(StrictModel):
     """Worker-group restarts from the last checkpoint before the run fails (-1: unlimited). Not
     part of the output's hash."""
     time_limit_s: float | None = Field(default=None, gt=0)
-    """Stop (and save) after this many seconds of training even if ``steps`` is not reached."""
+    """Stop (and save) after this many seconds of training even if ``steps`` is not reached; the
+    output then says so (``stopped_early``, ``step`` next to ``steps_planned``). The LR schedule
+    still spans ``steps``: a stopped run ends before the schedule's end (at a higher LR). The
+    clock restarts with each attempt after a failure."""
     fail_at_step: int | None = Field(default=None, gt=0)
     """Testing aid: raise once in rank 0 before this step (a marker file makes the retry pass)."""
 

@@ -4,8 +4,8 @@ Resumable: a checkpoint holds the engine state (model, optimizer, scheduler) and
 state (step, epoch, batch position in the epoch, the steps each attempt started from, tokens
 seen per language). After a crash Ray Train restarts the workers, ``ray.train.get_checkpoint()``
 returns the last checkpoint and the loop continues at its step, skipping the batches that were
-already consumed in the current epoch. Masks are seeded by (seed, step, rank), so the resumed
-run sees the same batches and masks it would have seen.
+already consumed in the current epoch. Masks and dropout are seeded by (seed, step, rank), so
+the resumed run sees the same batches, masks and dropout it would have seen.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head,
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
 from lrl.train.pretrain_metrics import Throughput, mfu
-from lrl.train.pretrain_mlm import MaskVocab, step_generator
+from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
 
 
 class InjectedFailure(RuntimeError):
@@ -50,6 +50,34 @@ def window_mean(values: list[float]) -> float | None:
     ``steps=3``, the final window is one aux step and no MLM step. Its mean was 0/0 = NaN, which
     json writes as ``NaN``, not valid JSON, into metrics.json and the stage's manifest."""
     return float(np.mean(values)) if values else None
+
+
+class LossWindow:
+    """The MLM and auxiliary losses of the steps since the last report.
+
+    The final metrics take the window's means; when no step ran since the last report (a run
+    stopped by ``time_limit_s`` right after a report or checkpoint step), they take the window
+    that report covered. Cleared instead, the final ``loss`` was null: the stage's summary
+    printed ``loss -`` for a run that had trained 100 steps."""
+
+    def __init__(self) -> None:
+        self.mlm: list[float] = []
+        self.aux: list[float] = []
+        self.steps = 0
+        self._reported: tuple[list[float], list[float]] | None = None
+
+    def end_step(self) -> None:
+        self.steps += 1
+
+    def reset(self) -> None:
+        """A report covered the window: start the next one."""
+        self._reported = (self.mlm, self.aux)
+        self.mlm, self.aux, self.steps = [], [], 0
+
+    def means(self) -> tuple[float | None, float | None]:
+        """(MLM loss, auxiliary loss) of the window, or of the reported one when it is empty."""
+        mlm, aux = self._reported if self.steps == 0 and self._reported is not None else (self.mlm, self.aux)
+        return window_mean(mlm), window_mean(aux)
 
 
 def _epoch(shard, cfg: PretrainConfig, seed: int, epoch: int, rank: int):
@@ -151,13 +179,24 @@ def train_loop(config: dict[str, Any]) -> None:
         with ckpt.as_directory() as d:
             state.update(engine.load(d))
     state["starts"].append(state["step"])
+    # The client state saves the sequences and tokens seen per language summed over all workers
+    # (a checkpoint's client state is rank 0's, and every rank loads it); each rank counts its own
+    # since this attempt began in ``seen``. Saved per rank, a resumed worker took rank 0's counts
+    # as its own: 2 workers resumed at step 4 of 12 reported sw 51 / wo 67 sequences where the
+    # uninterrupted run (same weights, same batches) saw 53 / 65.
+    seen = {"seen_seqs": [0] * len(langs), "seen_tokens": [0] * len(langs)}
+
+    def seen_totals() -> dict[str, list[float]]:
+        """Sequences and tokens per language seen by all workers in the whole run (collective)."""
+        return {k: [a + b for a, b in zip(state[k], _dist_sum([float(x) for x in v], engine.device))]
+                for k, v in seen.items()}
+
     marks["engine_ready"] = time.time()
     stream = _batches(ray.train.get_dataset_shard("train"), cfg, state, seed, rank, started)
     thr = Throughput()
     pad = int(tok.pad_token_id)
     lang_emb = bool(config.get("lang_embedding"))
-    losses: list[float] = []
-    aux_losses: list[float] = []
+    window = LossWindow()
     t_start = time.time()
     evals: dict[str, Any] = {}
 
@@ -168,14 +207,15 @@ def train_loop(config: dict[str, Any]) -> None:
     def metrics(final: bool = False) -> dict[str, Any]:
         tokens, secs, input_secs = _dist_sum([float(thr.tokens), thr.seconds, thr.input_seconds], engine.device)
         tps = tokens / (secs / world) if secs > 0 else 0.0  # workers run in parallel
+        loss, aux_loss = window.means()
         out = {"step": state["step"], "epoch": state["epoch"], "lr": engine.lr(),
-               "loss": window_mean(losses), "aux_loss": window_mean(aux_losses),
+               "loss": loss, "aux_loss": aux_loss,
                "tokens_per_s": tps, "mfu": mfu(tps, config["flops_per_token"], config["peak_flops"]),
                "input_share": input_secs / secs if secs > 0 else 0.0,
                "attempt_start_steps": list(state["starts"]), **evals}
         if final:
-            seqs = _dist_sum([float(x) for x in state["seen_seqs"]], engine.device)
-            toks = _dist_sum([float(x) for x in state["seen_tokens"]], engine.device)
+            totals = seen_totals()
+            seqs, toks = totals["seen_seqs"], totals["seen_tokens"]
             total = max(1.0, sum(toks))
             out["stream_mixture"] = {lang: {"sequences": int(seqs[i]), "tokens": int(toks[i]),
                                             "token_share": toks[i] / total} for i, lang in enumerate(langs)}
@@ -195,6 +235,11 @@ def train_loop(config: dict[str, Any]) -> None:
                 open(config["fail_marker"], "w").close()
                 raise InjectedFailure(f"injected failure before step {step}")
         aux_step = aux is not None and step % cfg.aux.every == 0
+        # Dropout draws from torch's global generator, which each attempt seeded once at start-up:
+        # with the default dropout 0.1 a resumed run's weights differed from an uninterrupted
+        # run's (per tensor up to 34% relative, 1.9e-3 absolute, after 12 micro-preset steps).
+        # Seeded per (seed, step, rank) like the masks (micro -1: a seed of its own), it replays.
+        torch.manual_seed(step_seed(seed, step, rank, -1))
         thr.start()
         tokens = 0
         for micro in range(cfg.grad_accum):
@@ -205,34 +250,39 @@ def train_loop(config: dict[str, Any]) -> None:
                 batch.update(kind=1, aux_weight=cfg.aux.weight)
                 if lang_emb:
                     batch["token_type_ids"] = torch.full_like(batch["input_ids"], langs.index(cfg.aux.lang))
-                aux_losses.append(engine.micro_step(batch))
+                window.aux.append(engine.micro_step(batch))
                 continue
             t_in = time.perf_counter()
             b = next(stream)
             batch, _ = model_inputs(b["input_ids"], b["word_start"], b["lang_id"], pad, cfg.masking, vocab,
                                     gen, engine.device, lang_emb)
             thr.add_input(time.perf_counter() - t_in)
-            losses.append(engine.micro_step(batch))
+            window.mlm.append(engine.micro_step(batch))
             n_tok = b["n_tokens"].tolist()
             tokens += int(sum(n_tok))
             for lid, n in zip(b["lang_id"].tolist(), n_tok):
-                state["seen_seqs"][lid] += 1
-                state["seen_tokens"][lid] += n
+                seen["seen_seqs"][lid] += 1
+                seen["seen_tokens"][lid] += n
         thr.stop(tokens)
+        window.end_step()
         state["step"] = step
         marks.setdefault("first_step_done", time.time())
         if cfg.eval_every and step % cfg.eval_every == 0:
             evals = {f"ppl_{k}": v for k, v in evaluate().items()}
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            _checkpoint(engine, state, metrics(), rank, cfg)
-            losses, aux_losses = [], []
+            _checkpoint(engine, {**state, **seen_totals()}, metrics(), rank, cfg)
+            window.reset()
         elif step % cfg.report_every == 0 and step < cfg.steps:  # the final report follows
             ray.train.report(metrics())
-            losses, aux_losses = [], []
+            window.reset()
     marks["loop_done"] = time.time()
     evals = {f"ppl_{k}": v for k, v in evaluate().items()}
     final = metrics(final=True)
     final["train_wall_s"] = marks["loop_done"] - t_start
+    # Said in the output, not left to be inferred from ``step``: the LR schedule still spans
+    # ``steps``, so a stopped run also ended before its schedule's end.
+    final["steps_planned"] = cfg.steps
+    final["stopped_early"] = "time_limit_s" if state["step"] < cfg.steps else None
     final["marks"] = marks
     _final_save(engine, module, tok, aux, final, rank, cfg)
     import torch.distributed as dist
@@ -288,6 +338,7 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
     import ray.train
     import torch
 
+    master = _master_weights(engine.module, cfg)  # collective: before rank 0 goes its own way
     gather = contextlib.nullcontext()
     if cfg.engine == "deepspeed" and cfg.deepspeed.zero_stage == 3:
         import deepspeed
@@ -296,7 +347,7 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
     with tempfile.TemporaryDirectory(prefix="lrl-final-") as d, gather:
         if rank == 0:
             mlm = engine.module.mlm
-            state = {k: v.detach().to("cpu", torch.float32) for k, v in mlm.state_dict().items()}
+            state = {k: master.get(f"mlm.{k}", v).detach().to("cpu", torch.float32) for k, v in mlm.state_dict().items()}
             mlm.save_pretrained(os.path.join(d, "model"), state_dict=state, safe_serialization=True)
             # save_pretrained records the parameters' dtype (bf16 under DeepSpeed's bf16 mode) in
             # config.json, and transformers loads a folder in that dtype by default: say fp32,
@@ -305,10 +356,35 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
             mlm.config.save_pretrained(os.path.join(d, "model"))
             tok.save_pretrained(os.path.join(d, "model"))
             if aux is not None:
-                save_aux_head(engine.module, aux["labels_list"], aux["column"], os.path.join(d, "aux_head"))
+                save_aux_head(engine.module, aux["labels_list"], aux["column"], os.path.join(d, "aux_head"),
+                              {k[len("aux_head."):]: v for k, v in master.items() if k.startswith("aux_head.")})
             with open(os.path.join(d, "metrics.json"), "w", encoding="utf-8") as f:
                 json.dump(final, f, indent=1, default=str)
         ray.train.report(final, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
 
 
-__all__ = ["train_loop", "window_mean", "InjectedFailure"]
+def _master_weights(module, cfg: PretrainConfig) -> dict[str, Any]:
+    """The fp32 master copy of ``module``'s parameters, by state-dict name, when DeepSpeed trains in
+    bf16/fp16 (the module then holds 16-bit copies; the optimizer the fp32 weights it updates);
+    empty otherwise. Collective (ZeRO keeps each rank's part): every rank calls it.
+
+    The final folder was written from the module: fp32 files holding bf16-rounded values (every
+    value of a ZeRO-2 bf16 run's weights was bf16-representable), up to 0.4% off the weights
+    training had reached (the start point of fine-tuning), and the aux head the same."""
+    if cfg.engine != "deepspeed" or cfg.precision == "fp32":
+        return {}
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    full: dict[int, Any] = {}
+    out: dict[str, Any] = {}
+    # remove_duplicate=False names tied weights (the decoder and the word embeddings) under both of
+    # their state-dict keys; each tensor is fetched once, in the same order on every rank.
+    for name, param in module.named_parameters(remove_duplicate=False):
+        if id(param) not in full:
+            full[id(param)] = safe_get_full_fp32_param(param)
+        if full[id(param)] is not None:
+            out[name] = full[id(param)]
+    return out
+
+
+__all__ = ["train_loop", "window_mean", "LossWindow", "InjectedFailure"]
