@@ -1,0 +1,122 @@
+"""Pretraining runs that stop and go on: a resumed run ends with the uninterrupted run's weights
+(dropout included), each worker's stream counts survive a multi-worker resume, a time limit is
+reported as an early stop, and a DeepSpeed bf16 run saves its fp32 master weights."""
+
+import json
+from pathlib import Path
+
+import pytest
+from pretrain_jobs import _bf16_share, _check_output, _job
+
+
+def test_resumed_run_with_dropout_ends_with_the_uninterrupted_runs_weights(tmp_path, ray_session):
+    """A run that fails before step 5 and resumes from its step-3 checkpoint must end with the
+    weights of a run that never failed, bit for bit. Dropout (the model's default 0.1) draws from
+    torch's global generator, which each attempt seeded once at start-up: the resumed attempt
+    drew other dropout masks than the uninterrupted run at steps 4-6."""
+    import torch
+    from safetensors.torch import load_file
+
+    from lrl.cli import main
+
+    weights, metrics = {}, {}
+    for name, extra in (("straight", {}), ("resumed", {"fail_at_step": 5})):
+        root = tmp_path / name
+        root.mkdir()
+        job = _job(root, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32", **extra})
+        assert main(["pretrain", str(job)]) == 0
+        out = next(p for p in (root / "runs").iterdir() if p.name.startswith("pretrain-"))
+        weights[name] = load_file(str(out / "model.safetensors"))
+        metrics[name] = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed"]["attempt_start_steps"] == [0, 3] and metrics["straight"]["attempt_start_steps"] == [0]
+    assert metrics["resumed"]["stream_mixture"] == metrics["straight"]["stream_mixture"]  # same batches
+    a, b = weights["straight"], weights["resumed"]
+    assert set(a) == set(b) and a
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    assert metrics["resumed"]["loss"] == metrics["straight"]["loss"]
+
+
+def test_time_limit_stop_is_reported_as_early(tmp_path, ray_session, capsys):
+    """A run stopped by ``time_limit_s`` printed and recorded only ``steps N``, the same as a run
+    that finished its planned steps; it must say that it stopped, and after how many of how many."""
+    from lrl.cli import main
+
+    job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32", "time_limit_s": 1e-6})
+    assert main(["pretrain", str(job)]) == 0
+    out = capsys.readouterr().out
+    path = Path(out.split("pretrain: ")[1].split("\n")[0].strip())
+    m = json.loads((path / "metrics.json").read_text())
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert m["step"] < 6 and m["steps_planned"] == 6 and m["stopped_early"] == "time_limit_s"
+    assert manifest["steps"] == m["step"] and manifest["steps_planned"] == 6
+    assert manifest["stopped_early"] == "time_limit_s"
+    assert f"steps {m['step']} of 6 (stopped by time_limit_s)" in out
+
+
+@pytest.mark.slow
+def test_two_workers_resumed_run_counts_each_workers_stream(tmp_path, ray_session):
+    """2 workers, rank 0 fails before step 5 and both resume from the step-3 checkpoint: the
+    weights and the per-language stream counts must be the uninterrupted run's. A checkpoint's
+    client state is rank 0's and every rank loads it, so rank 1 took over rank 0's per-language
+    counts and ``stream_mixture`` differed (same total, other languages) though the weights did not."""
+    import torch
+    from safetensors.torch import load_file
+
+    from lrl.cli import main
+
+    weights, metrics = {}, {}
+    for name, extra in (("straight", {}), ("resumed", {"fail_at_step": 5})):
+        root = tmp_path / name
+        root.mkdir()
+        job = _job(root, {"engine": "torch", "num_workers": 2, "cpus_per_worker": 0.5, "precision": "fp32",
+                          **extra})
+        assert main(["pretrain", str(job)]) == 0
+        out = next(p for p in (root / "runs").iterdir() if p.name.startswith("pretrain-"))
+        weights[name] = load_file(str(out / "model.safetensors"))
+        metrics[name] = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed"]["attempt_start_steps"] == [0, 3]
+    mix = metrics["straight"]["stream_mixture"]
+    assert sum(v["sequences"] for v in mix.values()) == 6 * 4 * 2  # steps x batch x workers
+    assert metrics["resumed"]["stream_mixture"] == mix
+    a, b = weights["straight"], weights["resumed"]
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_matmul_peak_of_more_threads_is_at_least_that_of_fewer(tmp_path, monkeypatch):
+    """A peak measured while the machine was busy can fall below the peak of fewer threads (here
+    2-thread fp32 was cached at 61 GFLOP/s, 1-thread at 161), which overstated the MFU of runs with
+    more threads or workers: the fewer-thread peak is a lower bound of the more-thread one."""
+    import os
+
+    import torch
+
+    from lrl.train.pretrain_metrics import measure_matmul_peak
+
+    monkeypatch.setenv("LRL_CACHE_DIR", str(tmp_path))
+    name, version = f"cpu{os.cpu_count()}", torch.__version__
+    high = 1e18  # more than any CPU measures
+    (tmp_path / "matmul_peak.json").write_text(json.dumps({
+        f"{name}|fp32|1|{version}|256": high,
+        f"{name}|bf16|1|{version}|256": high * 10,  # another dtype: not a bound for fp32
+        f"{name}|fp32|4|{version}|256": high * 10,  # more threads: not a bound for 2
+    }))
+    assert measure_matmul_peak("fp32", threads=2, n=256, seconds=0.1) == high
+    assert measure_matmul_peak("fp32", threads=1, n=256, seconds=0.1) == high
+
+
+def test_deepspeed_bf16_run_saves_the_fp32_master_weights(tmp_path, ray_session, data_root):
+    """Under DeepSpeed's bf16 mode the module holds bf16 copies and the optimizer the fp32 weights
+    it updates. The final folder (and aux head) came from the module: fp32 files whose every value
+    was bf16-rounded. An fp32 run's weights are almost never bf16-representable (~2e-5 of them)."""
+    from lrl.cli import main
+
+    src = (data_root / "ud" / "ug" / "dev.conllu").read_text(encoding="utf-8").split("\n\n")[:40]
+    conllu = tmp_path / "aux.conllu"
+    conllu.write_text("\n\n".join(src) + "\n\n", encoding="utf-8")
+    job = _job(tmp_path, {"engine": "deepspeed", "precision": "bf16", "cpus_per_worker": 1, "steps": 4,
+                          "deepspeed": {"zero_stage": 2}}, str(conllu))
+    assert main(["pretrain", str(job)]) == 0
+    out = next(p for p in (tmp_path / "runs").iterdir() if p.name.startswith("pretrain-"))
+    _check_output(str(out))
+    assert _bf16_share(out / "model.safetensors") < 0.5
+    assert _bf16_share(out / "aux_head" / "head.safetensors") < 0.5
