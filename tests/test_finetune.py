@@ -224,7 +224,7 @@ def test_finetune_errors_name_finetune_settings(data_root, tmp_path):
     # Freezing more layers than the encoder has: one clear line before any Ray task starts.
     cfg = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", "finetune.model=preset:tiny",
                           "finetune.freeze_layers=5"])
-    with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5 but the encoder .* has 2 layers"):
+    with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5: \[5\] deeper than the encoder .* has 2 layers"):
         run_finetune(StageContext(cfg))
     # A max_length beyond a given encoder's positions: the same, before Ray starts.
     enc = tmp_path / "enc"

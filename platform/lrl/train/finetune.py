@@ -95,36 +95,16 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     write_model_card(folder, info)
 
 
-def _check_depth(ft: FinetuneConfig, model_path: str) -> None:
-    """``freeze_layers`` deeper than the encoder, or ``max_length`` beyond its positions, would fail
-    inside every Ray task, behind a long remote traceback; the encoder's config says it here,
-    before Ray starts."""
-    from lrl.config import ConfigError
-
-    conf = Path(model_path) / "config.json"
-    c = json.loads(conf.read_text()) if conf.is_file() else {}
-    layers = c.get("num_hidden_layers")
-    if isinstance(layers, int) and ft.freeze_layers > layers:
-        raise ConfigError(f"finetune.freeze_layers={ft.freeze_layers} but the encoder {model_path} has {layers} layers")
-    positions = c.get("max_position_embeddings")
-    if isinstance(positions, int) and c.get("position_embedding_type", "absolute") == "absolute":
-        # RoBERTa-like models number positions from pad_token_id + 1 (Tagger.from_encoder's check).
-        limit = positions - (c.get("pad_token_id", 0) + 1 if "roberta" in str(c.get("model_type")) else 0)
-        if ft.max_length > limit:
-            raise ConfigError(f"finetune.max_length={ft.max_length} but the encoder {model_path} has positions "
-                              f"for {limit} pieces; set finetune.max_length <= {limit}")
-
-
 def run_finetune(ctx: StageContext) -> str:
     """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the folder."""
     from lrl.train.finetune_data import label_list
-    from lrl.tune.splits import fingerprint, language_splits, resolve_model
+    from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
 
     cfg = ctx.cfg
     ft = cfg.finetune
     splits = language_splits(ctx, ft.languages, STAGE)
     model_path = resolve_model(ctx, splits)
-    _check_depth(ft, model_path)
+    check_encoder(model_path, ft.max_length, [ft.freeze_layers], "finetune.freeze_layers")
     inputs = {"data": fingerprint(splits), "model": model_path}
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).

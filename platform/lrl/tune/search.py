@@ -13,7 +13,6 @@ comparable, so one shared scheduler would stop a hard language's trials in favou
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -128,27 +127,6 @@ def effective_params(ft: FinetuneConfig) -> dict[str, Any]:
             node = node[part]
         out[name] = node
     return out
-
-
-def check_freeze_depth(cfg: TuneConfig, base: FinetuneConfig, model_path: str) -> None:
-    """A ``freeze_layers`` choice deeper than the encoder fails every trial that draws it, inside
-    Ray Tune after the search has started (an errored trial, not a stopped search); the encoder's
-    config.json says so on the driver, before any trial runs."""
-    from pathlib import Path
-
-    from lrl.config import ConfigError
-
-    conf = Path(model_path) / "config.json"
-    layers = json.loads(conf.read_text()).get("num_hidden_layers") if conf.is_file() else None
-    if not isinstance(layers, int):
-        return  # not a BERT-like config: the trial's own check (lrl.model.freeze) still applies
-    searched = cfg.space.freeze_layers is not None
-    choices = cfg.space.freeze_layers if searched else [base.freeze_layers]
-    deep = [k for k in choices if k > layers]
-    if deep:
-        setting = "tune.space.freeze_layers" if searched else "finetune.freeze_layers"
-        raise ConfigError(f"{setting}={choices if searched else choices[0]}: {deep} deeper than the encoder "
-                          f"{model_path}, which has {layers} layers (choose at most {layers})")
 
 
 def make_scheduler(cfg: TuneConfig):
@@ -273,4 +251,4 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
 
 __all__ = ["LanguageSearch", "search_language", "param_space", "make_scheduler", "finetune_with",
            "lr_grid", "grid_size", "concurrency", "trial_fn", "trial_params", "effective_params",
-           "check_freeze_depth", "PARAM_PATHS", "METRIC"]
+           "PARAM_PATHS", "METRIC"]

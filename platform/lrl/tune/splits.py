@@ -8,6 +8,7 @@ always come from the ``data.ner`` sources with split=dev (generated rows never s
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -92,6 +93,28 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
         if (sub / "config.json").is_file():
             return str(sub.resolve())  # absolute: Ray workers and Tune trials run in other folders
     raise ConfigError(f"{model}: not a Hugging Face model folder (no config.json)")
+
+
+def check_encoder(model_path: str, max_length: int, freeze: list[int], freeze_setting: str) -> None:
+    """Before Ray starts, what the encoder's config.json can tell: ``freeze`` choices deeper than
+    its layers, or ``finetune.max_length`` beyond its positions, would otherwise fail inside every
+    Ray task or Tune trial, behind a long remote traceback (and a search saved the best of the
+    trials that survived). ``Tagger.from_encoder`` checks the loaded model the same way."""
+    conf = Path(model_path) / "config.json"
+    c = json.loads(conf.read_text()) if conf.is_file() else {}
+    layers = c.get("num_hidden_layers")
+    deep = [k for k in freeze if isinstance(layers, int) and k > layers]
+    if deep:
+        shown = freeze if freeze_setting.startswith("tune.") else freeze[0]
+        raise ConfigError(f"{freeze_setting}={shown}: {deep} deeper than the encoder {model_path}, which has "
+                          f"{layers} layers (choose at most {layers})")
+    positions = c.get("max_position_embeddings")
+    if isinstance(positions, int) and c.get("position_embedding_type", "absolute") == "absolute":
+        # RoBERTa-like models number positions from pad_token_id + 1 (two of XLM-R's 514 unusable).
+        limit = positions - (c.get("pad_token_id", 0) + 1 if "roberta" in str(c.get("model_type")) else 0)
+        if max_length > limit:
+            raise ConfigError(f"finetune.max_length={max_length} but the encoder {model_path} has positions "
+                              f"for {limit} pieces; set finetune.max_length <= {limit}")
 
 
 def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]], seed: int,

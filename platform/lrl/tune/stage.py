@@ -35,12 +35,11 @@ from lrl.tune.search import (
     METRIC,
     PARAM_PATHS,
     TrainFn,
-    check_freeze_depth,
     finetune_with,
     grid_size,
     search_language,
 )
-from lrl.tune.splits import fingerprint, language_splits, resolve_model
+from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
 
 #: Tune fields left out of the output's hash: where Ray Tune keeps its trial folders changes no
 #: result (tests/test_tune.py, test_storage_path_does_not_change_the_output).
@@ -148,7 +147,10 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     cfg = ctx.cfg
     splits = language_splits(ctx, cfg.tune.languages)
     model_path = resolve_model(ctx, splits)
-    check_freeze_depth(cfg.tune, cfg.finetune, model_path)  # before any trial, not inside each
+    searched = cfg.tune.space.freeze_layers is not None  # before any trial, not inside each
+    check_encoder(model_path, cfg.finetune.max_length,
+                  cfg.tune.space.freeze_layers if searched else [cfg.finetune.freeze_layers],
+                  "tune.space.freeze_layers" if searched else "finetune.freeze_layers")
     inputs = {"data": fingerprint(splits), "model": model_path}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
