@@ -71,13 +71,31 @@ def _source(ctx: StageContext) -> tuple[str, object]:
     return "data.text", [fingerprint(resolve(s.path, ctx.cfg.data.root)) for s in ctx.cfg.data.text]
 
 
-def _split(texts: dict[str, list[str]], eval_lines: int) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Hold out the last lines of each language (at most a fifth of them) for the statistics."""
-    train, held = {}, {}
+#: Bumped when the train / held-out split changes, so that outputs made by the old split rebuild
+#: (the split shapes both the tokenizer and its statistics).
+SPLIT_VERSION = 2
+
+
+def _split(texts: dict[str, list[str]], eval_lines: int
+           ) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
+    """Hold out the last lines of each language (at most a fifth of them) for the statistics.
+
+    A held-out line that also occurs among the training lines is training text: corpora repeat
+    lines (boilerplate, stubs, re-crawled pages), and scoring such a line would flatter the new
+    tokenizer, which learned its pieces from it. Such lines go to training instead. Where nothing
+    is left to hold out (fewer than 5 lines, ``eval_lines=0``, or every tail line repeated), the
+    statistics are taken on the training lines and the third mapping says so per language."""
+    train, held, note = {}, {}, {}
     for lang, lines in texts.items():
         n = min(eval_lines, len(lines) // 5)
-        train[lang], held[lang] = (lines[:-n], lines[-n:]) if n else (lines, lines)
-    return train, held
+        head, tail = (lines[:-n], lines[-n:]) if n else (list(lines), [])
+        seen = set(head)
+        train[lang] = head + [line for line in tail if line in seen]
+        held[lang] = [line for line in tail if line not in seen]
+        if not held[lang]:
+            held[lang] = train[lang]
+            note[lang] = "no held-out lines: statistics on the training lines"
+    return train, held, note
 
 
 def stage_output(ctx: StageContext) -> StageOutput:
@@ -85,7 +103,8 @@ def stage_output(ctx: StageContext) -> StageOutput:
     t = ctx.cfg.tokenizer
     return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"),
                        {"source": kind, "inputs": inputs, "base": _base_fingerprint(t.base),
-                        "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None})
+                        "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None,
+                        "split": SPLIT_VERSION})
 
 
 def _base_fingerprint(base: str | None) -> object:
@@ -111,7 +130,7 @@ def run_tokenizer(ctx: StageContext) -> str:
         else _config_text(ctx.cfg, _limit(ctx.cfg))
     if not texts:
         raise InputError(f"the tokenizer stage found no text lines in {kind}")
-    train, held = _split(texts, t.eval_lines)
+    train, held, note = _split(texts, t.eval_lines)
     try:
         base = load_tokenizer(t.base) if t.base else None
     except OSError as exc:  # a missing folder reads as an invalid hub id in transformers' words
@@ -129,6 +148,8 @@ def run_tokenizer(ctx: StageContext) -> str:
         before = tokenizer_stats(base, lines) if base is not None else char_stats(lines)
         stats["langs"][lang] = {"eval_lines": len(lines), "train_lines": len(train[lang]),
                                 "before": before, "after": tokenizer_stats(tok, lines)}
+        if lang in note:
+            stats["langs"][lang]["note"] = note[lang]
     try:
         folder = local_path(out.tmp)
         tok.save_pretrained(str(folder))
@@ -149,7 +170,8 @@ def summary(path: str, stats: dict) -> str:
     for lang, s in stats["langs"].items():
         b, a = s["before"], s["after"]
         lines.append(f"  {lang}: unk {b['unk_rate']:.2%} -> {a['unk_rate']:.2%}, pieces/word "
-                     f"{b['pieces_per_word']:.2f} -> {a['pieces_per_word']:.2f}")
+                     f"{b['pieces_per_word']:.2f} -> {a['pieces_per_word']:.2f}"
+                     + (f" ({s['note']})" if s.get("note") else ""))
     return "\n".join(lines)
 
 
