@@ -71,9 +71,10 @@ def training_sources(cfg: JobConfig) -> list:
 #: Part of the output hash, bumped when the same config and inputs give other rows (a fixed bug:
 #: 2 = tone marks kept by synonyms and dedup, repeated copies dropped, cut translations rejected,
 #: back-translation of read rows only; 3 = byte-order marks at line starts dropped, CoNLL lines
-#: with another column count or an empty token quarantined, "# doc..." text lines kept), so that
-#: a finished output of older code is not reused.
-ROWS_VERSION = 3
+#: with another column count or an empty token quarantined, "# doc..." text lines kept; 4 = an
+#: augmented row equal to an input row dropped), so that a finished output of older code is not
+#: reused.
+ROWS_VERSION = 4
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:

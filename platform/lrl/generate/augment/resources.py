@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from lrl.data.bio import spans
 from lrl.data.files import resolve
+from lrl.generate.augment.seeds import row_key
 from lrl.generate.augment.synonyms import Synonyms, cached_neighbours, read_lexicon
 from lrl.generate.config import AugmentConfig
 
@@ -32,6 +33,8 @@ class AugmentResources:
     """lang -> tag (``O``, ``B-PER``...) -> distinct tokens seen with that tag."""
     synonyms: dict[str, Synonyms] = field(default_factory=dict)
     """lang -> word -> synonyms (lexicon entries first, then corpus neighbours)."""
+    originals: dict[str, frozenset[int]] = field(default_factory=dict)
+    """lang -> ``row_key`` of every input row: a generated row equal to one of them is not new."""
 
     def mentions(self, lang: str, etype: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(lang, {}).get(etype, ())
@@ -45,9 +48,13 @@ class AugmentResources:
             return ()
         return table.get(word) or table.get(word.lower()) or ()
 
+    def is_original(self, lang: str, tokens: list[str], tags: list[str]) -> bool:
+        return row_key(tokens, tags) in self.originals.get(lang, ())
+
     def fingerprint(self) -> str:
         """Content hash (for manifests: replay needs the same resources)."""
-        blob = json.dumps([self.entities, self.tokens, self.synonyms], sort_keys=True, ensure_ascii=False)
+        originals = {lang: sorted(keys) for lang, keys in self.originals.items()}
+        blob = json.dumps([self.entities, self.tokens, self.synonyms, originals], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
@@ -100,4 +107,14 @@ def build_resources(cfg: AugmentConfig, train: pa.Table, texts: pa.Table | None 
     if _SYNONYM_OPS & set(cfg.ops):
         langs = sorted(set(train.column("lang").to_pylist()))
         synonyms = synonym_tables(cfg, langs, texts, root)
-    return AugmentResources(entities=entities, tokens=tokens, synonyms=synonyms)
+    return AugmentResources(entities=entities, tokens=tokens, synonyms=synonyms, originals=original_keys(train))
+
+
+def original_keys(train: pa.Table) -> dict[str, frozenset[int]]:
+    """``row_key`` of each input row, by language. 64-bit keys, not the rows: a few MB for a
+    million rows, where the token lists themselves would take hundreds in every worker."""
+    keys: dict[str, set[int]] = defaultdict(set)
+    cols = train.select(["lang", "tokens", "tags"]).to_pydict()
+    for lang, tokens, tags in zip(cols["lang"], cols["tokens"], cols["tags"]):
+        keys[lang].add(row_key(tokens, tags))
+    return {lang: frozenset(k) for lang, k in sorted(keys.items())}

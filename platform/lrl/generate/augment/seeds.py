@@ -21,6 +21,12 @@ def stable_hash(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big") & _MASK
 
 
+def row_key(tokens: list[str], tags: list[str]) -> int:
+    """A stable 63-bit key of a labelled row's content (tokens and tags, not its id)."""
+    blob = ("\x1f".join(tokens) + "\x1e" + "\x1f".join(tags)).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big") & _MASK
+
+
 def mix(base: int, copy: int) -> int:
     """SplitMix64 finaliser of ``base`` stepped ``copy + 1`` times: distinct seeds per copy from
     one digest per parent (a digest per copy made oversampling 3x slower)."""
