@@ -128,7 +128,7 @@ class AugmentConfig(StrictModel):
     labelwise, shuffle (NER-aware). Empty: no augmentation."""
     copies: int = Field(default=1, ge=0)
     """Generated rows per operation per sentence (at most: an op produces fewer when it cannot
-    apply, or when a copy repeats an earlier copy of the same sentence)."""
+    apply, or when a copy repeats an earlier copy of the same sentence or an input row)."""
     seed: int | None = None
     """Seed of the augmentation; None uses the job seed. Each row's seed derives from it."""
     insert: InsertParams = Field(default_factory=InsertParams)
