@@ -278,3 +278,41 @@ def test_max_length_beyond_the_encoder_positions(ug, encoder, tmp_path):
     assert plain.max_length == 256 and len(pred[0]) == len(long["tokens"])
     with pytest.raises(ValueError, match=r"finetune.max_length=300 .* 256 pieces"):
         train_tagger(_cfg(max_steps=1, max_length=300), encoder, train, dev, seed=0)  # 256 positions
+
+
+def test_saved_folder_works_with_the_transformers_pipeline_on_long_text(ug, encoder, tmp_path):
+    """``pipeline("token-classification")`` straight from the saved folder, on a Uyghur text longer
+    than the encoder's 256 positions: the saved tokenizer had no length limit, so the pipeline fed
+    every piece at once and crashed in the position embeddings (and ``stride=`` could not chunk)."""
+    from transformers import AutoConfig, AutoTokenizer, pipeline
+
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    res = train_tagger(_cfg(max_steps=2, eval_every=2, lang_tag=False), encoder, train, dev, seed=0,
+                       out_dir=str(tmp_path / "m"))
+    conf = AutoConfig.from_pretrained(res.model_dir)
+    assert conf.label2id == {"O": 0, "B-LOC": 1, "I-LOC": 2, "B-ORG": 3, "I-ORG": 4, "B-PER": 5, "I-PER": 6}
+    assert AutoTokenizer.from_pretrained(res.model_dir).model_max_length == 64  # the chunk size trained with
+    words = [w for s in dev.column("tokens").to_pylist() for w in s][:400]
+    ner = pipeline("token-classification", model=res.model_dir, aggregation_strategy="first", stride=16)
+    groups = ner(" ".join(words))
+    assert all(g["entity_group"] in {"LOC", "ORG", "PER"} for g in groups)
+    assert max((g["end"] for g in groups), default=0) <= len(" ".join(words))
+    plain = pipeline("token-classification", model=res.model_dir, aggregation_strategy="simple")
+    assert isinstance(plain(" ".join(words[:300])), list)  # truncated to 64 pieces, not a crash
+
+
+def test_few_shot_reports_original_sentences_apart_from_generated_ones(ug, encoder):
+    """``few_shot: k`` is k original sentences per language, plus the rows generated from them; the
+    run reported only the sum, so k=5 with augmentation read as 10 sentences "used"."""
+    from lrl.data.schema import ner_table
+    from lrl.train.tagger import train_tagger
+
+    train, dev = ug
+    rows = [{**r, "op": "orig"} for r in train.to_pylist()]
+    rows += [{**r, "id": f"aug:{r['id']}", "op": "swap", "parent_id": r["id"]} for r in train.to_pylist()]
+    mixed = ner_table(rows)
+    res = train_tagger(_cfg(max_steps=1, eval_every=1, few_shot=5), encoder, mixed, dev, seed=0)
+    assert res.info["train_rows_per_lang"] == {"ug": 10}
+    assert res.info["train_orig_rows_per_lang"] == {"ug": 5}

@@ -170,3 +170,24 @@ def test_tune_only_pipeline_reports_scores_over_seeds(tmp_path, stage_folders):
         "summary": {"f1": {"mean": 0.65, "sd": 0.0707, "n": 2}}, "runs": runs, "best_seed": 1}}}))
     text = build_html(load_job(None).report, {"tune": str(tu)})
     assert re.search(r"<td>ug</td><td>65\.0</td><td>7\.1</td><td>2</td>", text)
+
+
+def test_joint_evaluate_scores_per_language_and_names_missing_test_split(tmp_path):
+    """WikiANN ug has no test split: a joint model's test F1 then covers am only, next to a dev F1
+    over ug and am. The report showed the two overall numbers side by side and nothing more."""
+    from lrl.evaluate.report import build_html
+
+    def lang(f1: float, n: int) -> dict:
+        return {"f1": f1, "precision": f1, "recall": f1, "support": n}
+
+    ev = tmp_path / "evaluate"
+    ev.mkdir()
+    (ev / "metrics.json").write_text(json.dumps({"models": {"joint": {
+        "dev": {"f1": 0.5, "precision": 0.5, "recall": 0.5, "sentences": 300, "per_type": {},
+                "per_lang": {"am": lang(0.2, 110), "ug": lang(0.6, 222)}},
+        "test": {"f1": 0.25, "precision": 0.25, "recall": 0.25, "sentences": 100, "per_type": {},
+                 "per_lang": {"am": lang(0.25, 111)}}}}}))
+    text = build_html(load_job(None).report, {"evaluate": str(ev)})
+    assert re.search(r"<td>joint</td><td>dev</td><td>ug</td><td>60\.0</td><td>60\.0</td><td>60\.0</td><td>222</td>", text)
+    assert re.search(r"<td>joint</td><td>test</td><td>am</td><td>25\.0</td>", text)
+    assert "joint: no test rows for ug (its test score covers am only)" in text

@@ -42,3 +42,18 @@ def test_one_cycle_starts_and_ends_as_documented(total):
     c = curve(cfg, total)
     assert c[0] == pytest.approx(1 / 25) and c[-1] == pytest.approx(1e-4)
     assert max(c) == pytest.approx(1.0, abs=0.06)
+
+
+@pytest.mark.parametrize("period", [2, 3, 5, 7, 20])
+def test_triangular_reaches_base_and_low_point_every_cycle(period):
+    """Documented as cycling between base/cycle_div and base: an odd cycle (the default quarter of
+    a 20-step run is 5 steps) peaked at 0.82 x base and never trained at the base rate."""
+    c = curve(ScheduleConfig(type="triangular", cycle_steps=period, cycle_div=10), 3 * period)
+    for cycle in range(3):
+        one = c[cycle * period: (cycle + 1) * period]
+        assert max(one) == pytest.approx(1.0) and min(one) == pytest.approx(0.1)
+        peak = one.index(max(one))
+        assert all(a < b for a, b in zip(one[:peak], one[1:peak + 1]))  # rises to the peak
+        assert all(a > b for a, b in zip(one[peak:], one[peak + 1:]))  # then falls
+    default = curve(ScheduleConfig(type="triangular", cycle_div=10), 20)  # cycle_steps None: 5 steps
+    assert max(default) == pytest.approx(1.0)

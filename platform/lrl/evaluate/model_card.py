@@ -140,6 +140,7 @@ def _how_to_use(tagger: dict[str, Any]) -> list[str]:
         out.append(f'words = ["{tag}", *words]  # {lang}: the language tag comes first, as in training')
     out.append('enc = tok(words, is_split_into_words=True, return_tensors="pt")')
     out += ["# one label per word: the prediction at the first piece of each word (enc.word_ids())", "```", ""]
+    out += _pipeline_use(tags, int(tagger.get("max_length") or 128))
     if tags:
         listed = ", ".join(f'"{t}" ({lang})' for lang, t in sorted(tags.items()))
         out += [f"The model was trained with a language tag token right after `[CLS]`: {listed}. Put it before "
@@ -152,6 +153,29 @@ def _how_to_use(tagger: dict[str, Any]) -> list[str]:
         out += ["The model was trained with a CRF head (`crf.safetensors`, which transformers does not load): an "
                 "argmax over the logits ignores its transitions. `lrl.train.finetune_model.Tagger.load(PATH)` with "
                 "`lrl.evaluate.predict.predict_tags` decodes with Viterbi, as the scores above were.", ""]
+    return out
+
+
+def _pipeline_use(tags: dict[str, str], max_length: int) -> list[str]:
+    """The ``pipeline`` call that matches training. Only each word's first piece carries a label in
+    training, so the default-looking ``aggregation_strategy="simple"`` also votes with pieces the
+    head never learned: on WikiANN ug dev a tiny model scored 52.5 span F1 through it, 66.1 with
+    ``"first"`` (lrl: 70.1). ``stride`` makes the pipeline chunk texts longer than the model's
+    ``max_length`` pieces instead of cutting them off."""
+    stride = max(1, max_length // 4)
+    out = ["Or with a pipeline (text in, entity spans with character offsets out):", "", "```python",
+           "from transformers import pipeline",
+           f'ner = pipeline("token-classification", model=PATH, aggregation_strategy="first", stride={stride})']
+    if tags:
+        lang, tag = sorted(tags.items())[0]
+        out += [f'prefix = "{tag} "  # {lang}', "spans = [dict(e, start=e[\"start\"] - len(prefix), end=e[\"end\"] - len(prefix))",
+                "         for e in ner(prefix + text) if e[\"start\"] >= len(prefix)]  # the tag gets a label too: drop it"]
+    else:
+        out.append("spans = ner(text)")
+    out += ["```", "", 'Use `aggregation_strategy="first"`: the model learned a label only on the first piece of each '
+            'word, and `"simple"` also takes the other pieces\' untrained predictions (on WikiANN Uyghur dev this '
+            "cost about 14 points of span F1). `stride` splits long texts into overlapping windows instead of "
+            "truncating them.", ""]
     return out
 
 

@@ -70,9 +70,36 @@ def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
         rows = [[r["model"], r["split"], pct(r["f1"]), pct(r["precision"]), pct(r["recall"]), r["sentences"],
                  *[pct(r["per_type"].get(t)) for t in types]] for r in ev]
         out += ["<h3>Evaluate stage (one model per row, span F1 / P / R)</h3>",
-                table(["model", "split", "F1", "P", "R", "sentences", *[f"F1 {t}" for t in types]], rows)]
+                table(["model", "split", "F1", "P", "R", "sentences", *[f"F1 {t}" for t in types]], rows),
+                _eval_languages(ev)]
     elif ft is not None:
         out.append(not_run("evaluate"))
+    return "\n".join(out)
+
+
+def _eval_languages(ev: list[dict]) -> str:
+    """Per-language rows of the evaluate stage, and which languages a split lacks. A joint model's
+    test F1 covered only the languages that have a test split (WikiANN ug and wo have none), next
+    to a dev F1 over all of them, and nothing on the page said so."""
+    rows = [[r["model"], r["split"], lang, pct(s.get("f1")), pct(s.get("precision")), pct(s.get("recall")),
+             s.get("support")] for r in ev for lang, s in sorted((r.get("per_lang") or {}).items())]
+    splits = sorted({r["split"] for r in ev})
+    gaps = []
+    for model in sorted({r["model"] for r in ev}):
+        have = {r["split"]: set(r.get("per_lang") or {}) for r in ev if r["model"] == model}
+        langs = set().union(*have.values())
+        for split in splits:
+            missing = sorted(langs - have.get(split, set()))
+            if missing:
+                gaps.append(f"{model}: no {split} rows for {', '.join(missing)}"
+                            + (f" (its {split} score covers {', '.join(sorted(have[split]))} only)"
+                               if have.get(split) else ""))
+    out = []
+    if (rows and any(len(r.get("per_lang") or {}) > 1 for r in ev)) or gaps:
+        out += ["<h3>Evaluate stage per language (each language on its own rows of the split)</h3>",
+                table(["model", "split", "language", "F1", "P", "R", "gold spans"], rows)]
+    if gaps:
+        out.append("<p>Splits without some languages: " + esc("; ".join(gaps)) + ".</p>")
     return "\n".join(out)
 
 
@@ -172,8 +199,8 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(cfg.title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{esc(cfg.title)}</h1>"
             f"<p>Job <b>{esc(job_name)}</b>, built {esc(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}. Scores are "
-            "seqeval span F1 (strict IOB2) in percent on the dev split, which was also used for model "
-            "selection.</p><h2>Inputs</h2>" + src + body + "</body></html>")
+            "seqeval span F1 (strict IOB2) in percent; the dev split was also used for model selection, so "
+            "dev scores are optimistic.</p><h2>Inputs</h2>" + src + body + "</body></html>")
 
 
 def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:

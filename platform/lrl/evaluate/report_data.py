@@ -62,7 +62,8 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
 
 
 def evaluate_scores(folder: str | None) -> list[dict] | None:
-    """One row per (model, split): F1, precision, recall, sentences, and per-type F1."""
+    """One row per (model, split): F1, precision, recall, sentences, per-type F1, and ``per_lang``
+    ({lang: {"f1", "precision", "recall", "support"}}, the languages that split had rows of)."""
     met = _json(folder, "metrics.json")
     if not isinstance(met, dict) or not met.get("models"):
         return None
@@ -71,7 +72,9 @@ def evaluate_scores(folder: str | None) -> list[dict] | None:
         for split, s in (splits or {}).items():
             rows.append({"model": model, "split": split, "f1": s.get("f1"), "precision": s.get("precision"),
                          "recall": s.get("recall"), "sentences": s.get("sentences"),
-                         "per_type": {t: v.get("f1") for t, v in (s.get("per_type") or {}).items()}})
+                         "per_type": {t: v.get("f1") for t, v in (s.get("per_type") or {}).items()},
+                         "per_lang": {lang: {k: v.get(k) for k in ("f1", "precision", "recall", "support")}
+                                      for lang, v in (s.get("per_lang") or {}).items()}})
     return rows or None
 
 

@@ -83,8 +83,12 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
         scores.append(Score(group if group != "joint" else "all", t, st["mean"], st["sd"], st["n"]))
     # The saved (best) run's own count: few-shot and the augmentation mix choose rows per seed.
     seen = best["info"].get("train_rows_per_lang", {})
+    orig = best["info"].get("train_orig_rows_per_lang", seen)
     data = [{"source": "train (after few-shot / augmentation mix)", "lang": lang, "split": "train",
              "sentences": seen.get(lang, 0)} for lang in langs]
+    # Of which original sentences (few_shot counts these): shown when generated rows are mixed in.
+    data += [{"source": "train, original sentences only", "lang": lang, "split": "train",
+              "sentences": orig.get(lang, 0)} for lang in langs if orig.get(lang, 0) != seen.get(lang, 0)]
     data += [{"source": "dev", "lang": lang, "split": "dev",
               "sentences": sum(1 for x in dev.column("lang").to_pylist() if x == lang)} for lang in langs]
     # Named after what the model is, not the job: the folder's hash leaves the job name out (a

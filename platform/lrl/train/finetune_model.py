@@ -130,6 +130,13 @@ class Tagger:
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(p))
+        # Tokenizers built for `preset:` encoders (and hub ones above max_length) had no limit to match, so
+        # ``pipeline("token-classification")`` fed a long text the whole of it and crashed in the
+        # position embeddings (a 258-piece WikiANN ug dev sentence on a 256-position model), and its
+        # ``stride=`` chunking needs the limit. The chunk size lrl trained and scores with is it.
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        if not isinstance(limit, int) or limit > self.max_length:
+            self.tokenizer.model_max_length = self.max_length
         self.tokenizer.save_pretrained(str(p))
         if self.crf is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.crf.state_dict().items()},

@@ -60,8 +60,10 @@ def schedule_factor(cfg: ScheduleConfig, step: int, total: int) -> float:
         return end + (1.0 - end) * (1 + math.cos(math.pi * u)) / 2
     if cfg.type == "triangular":
         period = cfg.cycle_steps or max(2, total // 4)
-        phase = (step % period) / period
-        tri = 1 - abs(2 * phase - 1)  # 0 -> 1 -> 0 over one cycle
+        # 0 -> 1 over ``up`` steps, then back down. On a whole step: with 1 - |2 phase - 1| an odd
+        # period never reached the peak (a 20-step run's default 5-step cycle topped out at 0.82).
+        up, k = period // 2, step % period
+        tri = k / up if k <= up else (period - k) / (period - up)
         lo = 1.0 / cfg.cycle_div
         return lo + (1.0 - lo) * tri
     warm = int(cfg.warmup_ratio * total)

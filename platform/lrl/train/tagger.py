@@ -21,7 +21,7 @@ from lrl.evaluate.predict import predict_tags
 from lrl.model.freeze import freeze, param_groups
 from lrl.train.align import encode, lang_tag_ids
 from lrl.train.finetune_config import FinetuneConfig
-from lrl.train.finetune_data import label_list, language_weights, prepare_train
+from lrl.train.finetune_data import is_orig, label_list, language_weights, prepare_train
 from lrl.train.finetune_model import Tagger, collate
 from lrl.train.schedules import build_scheduler
 
@@ -218,7 +218,10 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
         for m, state in zip(tagger.modules(), best_state):
             m.load_state_dict(state)
     info = {"steps": step, "total_steps": total, "stopped_early": stopped_early, "best_step": best_step,
-            "train_rows": train.num_rows, "train_rows_per_lang": _counts(langs), "train_chunks": len(chunks),
+            "train_rows": train.num_rows, "train_rows_per_lang": _counts(langs),
+            # Original sentences apart from generated ones: what ``few_shot: k`` means (k per language).
+            "train_orig_rows_per_lang": _counts(train.filter(is_orig(train)).column("lang").to_pylist()),
+            "train_chunks": len(chunks),
             "frozen_params": frozen, "device": device.type, "precision": cfg.precision, "align": stats.as_dict(), "seed": seed}
     model_dir = None
     if out_dir is not None:
