@@ -81,6 +81,25 @@ def test_address_precedence(monkeypatch):
     assert submit.job_address("http://h:1", cfg) == "http://h:1"
 
 
+def test_printed_ray_job_commands_carry_the_auth_mode_they_need(tmp_path, monkeypatch):
+    """Ray's CLI sends the token only under RAY_AUTH_MODE=token; lrl sends it itself. After the
+    KubeRay steps (RAY_AUTH_TOKEN exported) or ``ray up`` (~/.ray/auth_token), ``lrl submit`` worked
+    and every ``ray job status|logs|stop`` line it printed failed with "Authentication required"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "tok")
+    lines = submit.follow_up("http://h:1", "raysubmit_x").splitlines()
+    assert [shlex.split(line)[:4] for line in lines] == [
+        ["RAY_AUTH_MODE=token", "ray", "job", verb] for verb in ("status", "logs", "stop")]
+    assert all(line.endswith(("--address http://h:1", "--address http://h:1 --follow")) for line in lines)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # already set in this shell: no prefix needed
+    assert submit.ray_job("stop", "raysubmit_x", "http://h:1") == "ray job stop raysubmit_x --address http://h:1"
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.delenv("RAY_AUTH_TOKEN")  # no token: a cluster without authentication
+    assert submit.ray_job("logs", "raysubmit_x") == "ray job logs raysubmit_x"
+
+
 class FakeClient:
     """Stands in for JobSubmissionClient: records the submission, streams two log lines."""
 
@@ -127,6 +146,35 @@ def test_submit_flow_with_fake_client(tmp_path, monkeypatch, capsys):
 
 
 
+class FailedClient(FakeClient):
+    """The cluster's ``lrl run`` exits with ``code`` (None: the cluster records none)."""
+
+    code: int | None = 2
+
+    def get_job_status(self, job_id):
+        from ray.job_submission import JobStatus
+
+        return JobStatus.FAILED
+
+    def get_job_info(self, job_id):
+        return argparse.Namespace(driver_exit_code=FailedClient.code)
+
+
+def test_submit_returns_the_exit_status_of_the_clusters_lrl_run(tmp_path, monkeypatch, capsys):
+    """A job that failed on a config or input error (``lrl run`` exits 2, as on a laptop) came back
+    as 1: a script could not tell a bad input from a crash, though the README promises the job's
+    exit status."""
+    import ray.job_submission
+
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FailedClient)
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    assert submit.run(_args(job, address="http://127.0.0.1:1")) == 2
+    assert "FAILED" in capsys.readouterr().out
+    monkeypatch.setattr(FailedClient, "code", None)  # e.g. the runtime_env failed: still non-zero
+    assert submit.run(_args(job, address="http://127.0.0.1:1")) == 1
+
+
 def test_submit_checks_from_and_only_before_uploading(tmp_path, monkeypatch, capsys):
     """A stage name that ``lrl run`` refuses (unknown, not in pipeline.stages, --from with --only)
     was uploaded and submitted anyway, and the job failed on the cluster with an argparse error."""
@@ -167,6 +215,18 @@ def test_submit_warns_about_a_relative_data_root_outside_the_working_dir(tmp_pat
     # inside the uploaded folder it travels with the job: no warning
     assert submit.run(_args(job, "data.root=data", "output.root=/shared/runs", dry_run=True)) == 0
     assert "data.root" not in capsys.readouterr().err
+
+
+def test_submit_warns_about_a_relative_state_file(tmp_path, monkeypatch, capsys):
+    """A relative ``pipeline.state`` was written into the job's temporary copy of the working
+    directory on the cluster and lost with it: the next ``lrl submit --from`` found no finished stage."""
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    monkeypatch.chdir(tmp_path)
+    assert submit.run(_args(job, "output.root=/shared/runs", "pipeline.state=state.json", dry_run=True)) == 0
+    assert "pipeline.state='state.json' is relative" in capsys.readouterr().err
+    assert submit.run(_args(job, "output.root=/shared/runs", "pipeline.state=/shared/state.json", dry_run=True)) == 0
+    assert "relative" not in capsys.readouterr().err
 
 
 class StalledClient(FakeClient):
@@ -249,7 +309,7 @@ def test_follow_retries_failed_status_polls_then_gives_up(capsys):
 def test_ctrl_c_stops_following_not_the_job(tmp_path, monkeypatch, capsys):
     import ray.job_submission
 
-    async def interrupted(client, job_id):
+    async def interrupted(client, job_id, **kw):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
@@ -325,6 +385,7 @@ def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
            "LRL_CLUSTER_DASHBOARD_PORT": str(dash), "LRL_CLUSTER_CPUS": "1",
            "LRL_CLUSTER_OBJECT_STORE_MB": "200", "RAY_AUTH_TOKEN_PATH": str(token), "PYTHON": sys.executable}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_MODE", None)  # as after the KubeRay steps: the token only (the script sets the mode)
     script = str(REPO / "cluster" / "local_cluster.sh")
     work, runs = tmp_path / "work", tmp_path / "runs"
     work.mkdir()
@@ -354,6 +415,10 @@ def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
         log = res.stdout + res.stderr
         assert res.returncode == 0, log[-4000:]
         assert "SUCCEEDED" in log and "ray job logs raysubmit_" in log
+        # the follow-up lines it printed work as printed (Ray's CLI needs RAY_AUTH_MODE=token)
+        status_line = next(line.strip() for line in res.stdout.splitlines() if "ray job status raysubmit_" in line)
+        st = subprocess.run(["bash", "-c", status_line], env=env, capture_output=True, text=True, timeout=60)
+        assert st.returncode == 0 and "succeeded" in st.stdout + st.stderr, (status_line, st.stderr[-2000:])
         states = list(runs.glob("pipeline-*.json"))
         assert len(states) == 1, log[-2000:]
         import json

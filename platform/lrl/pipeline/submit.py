@@ -113,11 +113,21 @@ def runtime_env(cfg: JobConfig) -> dict[str, Any]:
     return env
 
 
+def ray_job(verb: str, job_id: str, address: str | None = None) -> str:
+    """A ``ray job VERB`` command line to print for later, as it must be typed to work.
+
+    Ray's CLI sends the cluster token only under ``RAY_AUTH_MODE=token`` (lrl sends it itself, so
+    ``lrl submit`` worked without it): with a token found and that variable unset, as after the
+    KubeRay or ``ray up`` steps, the printed commands failed with "Authentication required"."""
+    prefix = "RAY_AUTH_MODE=token " if auth_token() and os.environ.get("RAY_AUTH_MODE") != "token" else ""
+    where = f" --address {shlex.quote(address)}" if address else ""
+    return f"{prefix}ray job {verb} {job_id}{where}"
+
+
 def follow_up(address: str, job_id: str) -> str:
-    a = shlex.quote(address)
-    return (f"  ray job status {job_id} --address {a}\n"
-            f"  ray job logs {job_id} --address {a} --follow\n"
-            f"  ray job stop {job_id} --address {a}")
+    return (f"  {ray_job('status', job_id, address)}\n"
+            f"  {ray_job('logs', job_id, address)} --follow\n"
+            f"  {ray_job('stop', job_id, address)}")
 
 
 async def _tail(client: Any, job_id: str) -> None:
@@ -127,7 +137,7 @@ async def _tail(client: Any, job_id: str) -> None:
 
 
 async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float = 15.0,
-                 max_poll_failures: int = 10) -> str:
+                 max_poll_failures: int = 10, address: str | None = None) -> str:
     """Stream the job's logs until the job ends and return its final status.
 
     The status is polled beside the log stream, not after it: the stream is a websocket through the
@@ -136,7 +146,7 @@ async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float =
     cluster: ``ray job logs``). A status poll that fails (the dashboard restarting, a network blip)
     is retried; ``max_poll_failures`` failures in a row end the wait with the last error."""
     tail = asyncio.create_task(_tail(client, job_id))
-    warned, failures = False, 0
+    warned, failures, logs = False, 0, ray_job("logs", job_id, address)
     while True:
         if tail.done():  # the stream can end a moment before the status settles
             await asyncio.sleep(min(poll_s, 0.5))
@@ -144,7 +154,7 @@ async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float =
             await asyncio.wait({tail}, timeout=poll_s)
         if tail.done() and tail.exception() is not None and not warned:
             print(f"\n[lrl submit] the log stream broke ({tail.exception()!r}); waiting for the job's status "
-                  f"(full logs: ray job logs {job_id})", file=sys.stderr, flush=True)
+                  f"(full logs: {logs})", file=sys.stderr, flush=True)
             warned = True
         try:
             status = str((await asyncio.to_thread(client.get_job_status, job_id)).value)
@@ -163,10 +173,10 @@ async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float =
     except asyncio.TimeoutError:
         tail.cancel()
         print(f"\n[lrl submit] the log stream did not finish within {drain_s:.0f} s of the job's end; "
-              f"full logs: ray job logs {job_id}", file=sys.stderr, flush=True)
+              f"full logs: {logs}", file=sys.stderr, flush=True)
     except Exception as exc:
         if not warned:
-            print(f"\n[lrl submit] the log stream broke ({exc!r}); full logs: ray job logs {job_id}",
+            print(f"\n[lrl submit] the log stream broke ({exc!r}); full logs: {logs}",
                   file=sys.stderr, flush=True)
     return status
 
@@ -175,9 +185,12 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     from ray.job_submission import JobSubmissionClient
 
     address = job_address(args.address, cfg)
-    if "://" not in cfg.output.root and not os.path.isabs(cfg.output.root):
-        print(f"warning: output.root={cfg.output.root!r} is relative: on the cluster it lands in the job's "
-              "temporary working directory; pass a shared path or URI (output.root=s3://...)", file=sys.stderr)
+    # The state file is what a later `lrl submit --from/--only` reuses: lost with the job's temporary
+    # folder, the next submission cannot find the finished stages.
+    for key, value in (("output.root", cfg.output.root), ("pipeline.state", cfg.pipeline.state)):
+        if value and "://" not in value and not os.path.isabs(value):
+            print(f"warning: {key}={value!r} is relative: on the cluster it lands in the job's temporary "
+                  f"working directory; pass a shared path or URI ({key}=s3://...)", file=sys.stderr)
     # A relative data.root resolves against the current directory here and against the job's copy of
     # the working directory there: the same only for a folder that travels with the upload.
     root, wd = cfg.data.root, Path(cfg.pipeline.submit.working_dir).resolve()
@@ -207,13 +220,26 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     if args.no_wait:
         return 0
     try:
-        status = asyncio.run(follow(client, job_id))
+        status = asyncio.run(follow(client, job_id, address=address))
     except KeyboardInterrupt:  # Ctrl-C stops the following, not the job: say so, and how to stop it
         print(f"\nstopped following {job_id}; the job runs on. To stop it:\n"
-              f"  ray job stop {job_id} --address {shlex.quote(address)}", file=sys.stderr, flush=True)
+              f"  {ray_job('stop', job_id, address)}", file=sys.stderr, flush=True)
         return SIGTERM_EXIT if sigterm_received() else 130  # the status a shell shows for each signal
     print(f"\njob {job_id}: {status}")
-    return 0 if status == "SUCCEEDED" else 1
+    return exit_status(client, job_id, status)
+
+
+def exit_status(client: Any, job_id: str, status: str) -> int:
+    """0 for a job that succeeded; otherwise the exit status of the cluster's ``lrl run`` (2 for a
+    config or input error, as on a laptop), or 1 when the cluster does not say (stopped before it
+    ran, the runtime_env failed)."""
+    if status == "SUCCEEDED":
+        return 0
+    try:
+        code = client.get_job_info(job_id).driver_exit_code
+    except Exception:  # the status is known; the code is a detail
+        code = None
+    return code if isinstance(code, int) and 0 < code < 256 else 1
 
 
 def run(args: argparse.Namespace) -> int:
