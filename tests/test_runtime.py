@@ -189,3 +189,45 @@ def test_a_dataset_starts_with_a_budget_of_every_cpu(ray_session, monkeypatch):
     ds = ray.data.range(40, override_num_blocks=4).map_batches(lambda b: {"id": b["id"] + 1}, batch_size=None)
     assert sorted(r["id"] for r in ds.take_all()) == list(range(1, 41))
     assert seen and seen[0] == ray.cluster_resources()["CPU"]
+
+
+class _Group:
+    def __init__(self, cpus: float, max_count: int, min_count: int = 0):
+        self.resources, self.max_count, self.min_count = {"CPU": cpus}, max_count, min_count
+
+
+class _Config:
+    def __init__(self, *groups):
+        self.node_group_configs = list(groups)
+
+
+def test_work_is_planned_for_the_cpus_an_autoscaling_cluster_can_grow_to(ray_session, monkeypatch):
+    """A cluster that starts with a 0-CPU head and no workers was planned as 1 CPU: 4 tasks, which
+    fit on one node, so augmentation never spread. Its node types' max counts say how far it grows."""
+    import ray._private.state
+
+    from lrl.runtime import autoscaler_cpus, plan_cpus
+
+    now = int(ray_session.cluster_resources()["CPU"])
+    state = ray._private.state.state
+    monkeypatch.setattr(state, "get_cluster_config", lambda: _Config(_Group(0, 1), _Group(8, 10), _Group(0, 2)))
+    assert autoscaler_cpus() == 80 and plan_cpus(RayConfig()) == 80
+    assert plan_cpus(RayConfig(plan_cpus=12)) == 12  # the user's number wins
+    monkeypatch.setattr(state, "get_cluster_config", lambda: _Config(_Group(0, 1), _Group(8, -1)))
+    assert autoscaler_cpus() == 0 and plan_cpus(RayConfig()) == now  # unbounded: no number to plan for
+    monkeypatch.setattr(state, "get_cluster_config", lambda: None)
+    assert plan_cpus(RayConfig()) == now  # a local or fixed cluster
+
+
+def test_generate_cuts_its_blocks_for_the_planned_cpus(tmp_path, data_root, monkeypatch):
+    import lrl.generate.stage as stage
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    seen = []
+    real = stage.plan_blocks
+    monkeypatch.setattr(stage, "plan_blocks", lambda table, cpus, weights=None: seen.append(cpus) or real(table, cpus, weights))
+    cfg = load_job(None, [f"data.root={data_root}", f"output.root={tmp_path}", "ray.plan_cpus=6",
+                          "data.ner=[{path: wikiann/wo/train, lang: wo}]", "augment.ops=[swap]"])
+    stage.run_generate(StageContext(cfg), quiet=True)
+    assert seen and set(seen) == {6}

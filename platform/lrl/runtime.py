@@ -67,12 +67,48 @@ class RayConfig(StrictModel):
     collector, 0.16 s with this on (docs/benchmarks.md, generate stage, session 10). Objects
     frozen that later become unreachable *in a cycle* are only reclaimed when the worker exits;
     anything freed by reference counting is freed as usual."""
+    plan_cpus: int | None = Field(default=None, gt=0)
+    """CPUs the generate stage cuts its input for (4 blocks, i.e. tasks, per CPU). None: the most
+    CPUs the cluster can grow to, when its autoscaler's node types all have a maximum count
+    (``ray up``'s ``max_workers``, KubeRay's ``maxReplicas``), else the CPUs it has when the stage
+    starts. Cut for the CPUs of the moment, a cluster that starts with a 0-CPU head and no workers
+    got 4 tasks, which fit on one node, so augmentation never spread over more nodes. Set it for
+    an unbounded autoscaler. It changes how the work is split, never the rows."""
     start_data_actors: bool = True
     """Create Ray Data's two cluster-wide actors (its stats actor and the autoscaling coordinator
     that Ray Data and Ray Train both ask for resources) as the embedded Ray starts, without
     waiting for them. Otherwise Ray Train's controller starts the coordinator (a new worker
     process) and waits for it before it starts the training workers: 2-4 s less before the
     first step with this on, on 2 CPUs (docs/benchmarks.md, pretraining, session 9)."""
+
+
+def plan_cpus(cfg: RayConfig) -> int:
+    """The CPUs to split a stage's work over (``RayConfig.plan_cpus``); Ray must be running."""
+    import ray
+
+    if cfg.plan_cpus:
+        return cfg.plan_cpus
+    return max(1, int(ray.cluster_resources().get("CPU", 0)), autoscaler_cpus())
+
+
+def autoscaler_cpus() -> int:
+    """CPUs of the cluster at its autoscaler's maximum (every node type at its max count); 0 when
+    Ray knows no autoscaler config (a local or fixed cluster) or a CPU node type is unbounded."""
+    try:
+        import ray._private.state
+
+        config = ray._private.state.state.get_cluster_config()
+    except Exception:  # a private API: without it, plan for the CPUs there are
+        return 0
+    if not config or not config.node_group_configs:
+        return 0
+    total = 0.0
+    for group in config.node_group_configs:
+        cpus = float((group.resources or {}).get("CPU", 0))
+        if cpus and group.max_count < 0:
+            return 0
+        total += cpus * max(0, group.max_count)
+    return int(total)
 
 
 def quiet_env() -> None:

@@ -195,13 +195,13 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
 
 def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, kind: str = DATA) -> int:
     """Build the Ray Dataset, chain the steps, write every batch from its task; returns files."""
-    from lrl.runtime import init_ray
+    from lrl.runtime import init_ray, plan_cpus
 
-    ray = init_ray(cfg.ray)
+    init_ray(cfg.ray)
     # The first step may say how many rows each input row becomes (oversampling): blocks are then
     # cut to equal output, not equal input, so no task is left with most of the work.
     weigh = getattr(steps[0], "row_weights", None) if steps else None
-    blocks = plan_blocks(train, int(ray.cluster_resources().get("CPU", 1)), weigh(train) if weigh else None)
+    blocks = plan_blocks(train, plan_cpus(cfg.ray), weigh(train) if weigh else None)
     ds = from_tables(blocks)  # metadata computed here, not in remote tasks (lrl.data.blocks)
     for s in steps:
         ds = s.apply(ds)
