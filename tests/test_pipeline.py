@@ -333,3 +333,20 @@ def test_evaluation_seeds_shape_the_reused_finetune_output(tmp_path):
     run_pipeline(_cfg(tmp_path, "evaluate.seeds=[0,1,2]", "evaluate.batch_size=7", "report.title=x"),
                  only="finetune", registry=fake.registry(), log=lines.append)
     assert not [line for line in lines if "warning" in line], lines
+
+
+def test_a_stopped_stage_is_reported_stopped_not_failed(tmp_path):
+    """``ray job stop`` (SIGTERM) printed "FAILED" just before "stopped by SIGTERM"."""
+    from lrl.signals import Terminated
+
+    def stopped(ctx):
+        raise Terminated()
+
+    lines: list[str] = []
+    with pytest.raises(Terminated):
+        run_pipeline(_cfg(tmp_path), registry={**FakeStages().registry(), "tokenizer": stopped}, log=lines.append)
+    assert any("tokenizer: STOPPED after" in x for x in lines) and not any("FAILED" in x for x in lines)
+    lines.clear()
+    with pytest.raises(RuntimeError):
+        run_pipeline(_cfg(tmp_path), registry=FakeStages(fail_once="pretrain").registry(), log=lines.append)
+    assert any("pretrain: FAILED after" in x for x in lines)

@@ -288,9 +288,11 @@ def run_pipeline(
         s0 = time.perf_counter()
         try:
             path = str(fn(StageContext(cfg=cfg, upstream=dict(upstream))))
-        except BaseException:
+        except BaseException as exc:
             seconds = time.perf_counter() - s0
-            log(f"[lrl run] {name}: FAILED after {seconds:.1f} s; finished stages are kept, "
+            # A stop (SIGTERM, ``ray job stop``, Ctrl-C) is not a failure of the stage.
+            what = "STOPPED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            log(f"[lrl run] {name}: {what} after {seconds:.1f} s; finished stages are kept, "
                 f"re-run the same command to resume here")
             raise
         seconds = time.perf_counter() - s0
