@@ -9,7 +9,7 @@ import pytest
 from pretrain_jobs import _bf16_share, _check_output, _job
 
 
-def test_resumed_run_with_dropout_ends_with_the_uninterrupted_runs_weights(tmp_path, ray_session):
+def test_resumed_run_with_dropout_ends_with_the_uninterrupted_runs_weights(tmp_path, ray_session, capsys):
     """A run that fails before step 5 and resumes from its step-3 checkpoint must end with the
     weights of a run that never failed, bit for bit. Dropout (the model's default 0.1) draws from
     torch's global generator, which each attempt seeded once at start-up: the resumed attempt
@@ -29,6 +29,7 @@ def test_resumed_run_with_dropout_ends_with_the_uninterrupted_runs_weights(tmp_p
         weights[name] = load_file(str(out / "model.safetensors"))
         metrics[name] = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed"]["attempt_start_steps"] == [0, 3] and metrics["straight"]["attempt_start_steps"] == [0]
+    assert "steps 6 in 2 attempts (resumed at step 3)" in capsys.readouterr().out  # speeds: the whole run's
     assert metrics["resumed"]["stream_mixture"] == metrics["straight"]["stream_mixture"]  # same batches
     a, b = weights["straight"], weights["resumed"]
     assert set(a) == set(b) and a
@@ -53,12 +54,47 @@ def test_time_limit_stop_is_reported_as_early(tmp_path, ray_session, capsys):
     assert f"steps {m['step']} of 6 (stopped by time_limit_s)" in out
 
 
+def test_time_limit_and_speeds_cover_every_attempt(tmp_path, ray_session):
+    """A run fails before step 5 with no retry left, then runs again (as after a crash) from its
+    step-3 checkpoint with ``time_limit_s`` set to the training time the checkpoint holds: that
+    budget is used up, so the run must stop at once. The clock restarted with each attempt, so the
+    resumed attempt trained on (a run with time_limit_s=3600 that failed at 50 minutes trained up
+    to 110); and tokens/s, MFU and input share covered the last attempt only (here: 0, no step).
+    Batches of 64 of the 97 packed sequences: the last batch of an epoch is partial."""
+    from ray.train import TrainingFailedError
+
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import _init_model, fit, stage_output
+
+    cfg = load_job(_job(tmp_path, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32", "batch_size": 64,
+                                   "fail_at_step": 5, "max_failures": 0}))
+    _, tok_dir, table = stage_output(StageContext(cfg))
+    run_dir = tmp_path / "ray"
+    model_dir = _init_model(cfg, tok_dir, ["ug", "wo"], str(run_dir / "init"))
+    with pytest.raises(TrainingFailedError):
+        fit(cfg.pretrain, cfg.seed, table, tok_dir, model_dir, str(tmp_path / "out"), str(run_dir))
+    (saved,) = run_dir.glob("pretrain/checkpoint_*/client_state.json")
+    state = json.loads(saved.read_text())
+    assert state["step"] == 3 and state["train_s"] > 0 and state["tokens"] > 0 and state["loop_s"] > 0
+    again = cfg.pretrain.model_copy(update={"time_limit_s": state["train_s"]})
+    m = fit(again, cfg.seed, table, tok_dir, model_dir, str(tmp_path / "out"), str(run_dir)).metrics
+    assert m["attempt_start_steps"] == [0, 3]
+    assert m["step"] == 3 and m["stopped_early"] == "time_limit_s" and m["train_wall_s"] >= state["train_s"]
+    assert m["tokens_per_s"] == pytest.approx(state["tokens"] / state["loop_s"]) and m["tokens_per_s"] > 0
+    assert 0 < m["mfu"] < 1 and m["input_share"] == pytest.approx(state["input_s"] / state["loop_s"])
+    # every packed sequence was trained in epoch 0 (finished at step 3): none dropped
+    assert m["packed_sequences"] % 64 and m["epoch_sequences"] == m["packed_sequences"]
+    assert m["sequences_left_out_per_epoch"] == 0 and m["split_padding_sequences"] == 0
+
+
 @pytest.mark.slow
 def test_two_workers_resumed_run_counts_each_workers_stream(tmp_path, ray_session):
     """2 workers, rank 0 fails before step 5 and both resume from the step-3 checkpoint: the
     weights and the per-language stream counts must be the uninterrupted run's. A checkpoint's
     client state is rank 0's and every rank loads it, so rank 1 took over rank 0's per-language
-    counts and ``stream_mixture`` differed (same total, other languages) though the weights did not."""
+    counts and ``stream_mixture`` differed (same total, other languages) though the weights did not.
+    Batches of 16: each shard ends its epoch with a partial batch, the resumed attempt's first."""
     import torch
     from safetensors.torch import load_file
 
@@ -69,14 +105,19 @@ def test_two_workers_resumed_run_counts_each_workers_stream(tmp_path, ray_sessio
         root = tmp_path / name
         root.mkdir()
         job = _job(root, {"engine": "torch", "num_workers": 2, "cpus_per_worker": 0.5, "precision": "fp32",
-                          **extra})
+                          "batch_size": 16, **extra})
         assert main(["pretrain", str(job)]) == 0
         out = next(p for p in (root / "runs").iterdir() if p.name.startswith("pretrain-"))
         weights[name] = load_file(str(out / "model.safetensors"))
         metrics[name] = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed"]["attempt_start_steps"] == [0, 3]
     mix = metrics["straight"]["stream_mixture"]
-    assert sum(v["sequences"] for v in mix.values()) == 6 * 4 * 2  # steps x batch x workers
+    m = metrics["resumed"]
+    shard = (m["packed_sequences"] + m["split_padding_sequences"]) // 2  # equal shards, nothing dropped
+    assert m["split_padding_sequences"] == m["packed_sequences"] % 2 and shard % 16
+    batches = [min(16, shard - at) for at in range(0, shard, 16)] * 6  # a partial batch ends each epoch
+    assert sum(v["sequences"] for v in mix.values()) == 2 * sum(batches[:6])  # 6 steps, 2 workers
+    assert m["epoch_sequences"] == 2 * shard and m["sequences_left_out_per_epoch"] == 0
     assert metrics["resumed"]["stream_mixture"] == mix
     a, b = weights["straight"], weights["resumed"]
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]

@@ -1,6 +1,7 @@
-"""The pretraining loop's batch stream: epoch 0 begun in a background thread (``FirstBatch``)
-gives exactly the batches of the plain stream, errors reach the training thread, and the run's
-phases are computed from the driver's and the worker's clocks."""
+"""The pretraining loop's batch stream: every sequence is trained every epoch (one worker or two),
+epoch 0 begun in a background thread (``FirstBatch``) gives exactly the batches of the plain
+stream, errors reach the training thread, and the run's phases are computed from the driver's and
+the worker's clocks."""
 
 import threading
 import time
@@ -11,7 +12,7 @@ pytest.importorskip("torch")
 
 from lrl.train.pretrain import phases  # noqa: E402
 from lrl.train.pretrain_config import PretrainConfig  # noqa: E402
-from lrl.train.pretrain_loop import FirstBatch, _batches  # noqa: E402
+from lrl.train.pretrain_stream import FirstBatch, _batches, pad_for_workers  # noqa: E402
 
 
 class FakeShard:
@@ -25,7 +26,7 @@ class FakeShard:
         self.calls.append((local_shuffle_seed, threading.current_thread().name))
         time.sleep(self.delay)
         order = sorted(range(self.n), key=lambda i: (i * 7919 + local_shuffle_seed) % 101)
-        yield from ({"seed": local_shuffle_seed, "i": i} for i in order)
+        yield from ({"seed": local_shuffle_seed, "i": i, "n_tokens": [8] * batch_size} for i in order)
 
 
 def _take(stream, k: int) -> list:
@@ -57,8 +58,63 @@ def test_first_batch_errors_reach_the_training_thread():
     with pytest.raises(KeyError, match="no dataset shard 'train'"):
         next(_batches(None, cfg, _state(), 0, 0, FirstBatch(missing, cfg, 0, 0)))
     empty = FakeShard(0)
-    with pytest.raises(RuntimeError, match="worker 0 got no full batch of 4"):
+    with pytest.raises(RuntimeError, match="worker 0 got no training sequence"):
         next(_batches(empty, cfg, _state(), 0, 0, FirstBatch(lambda name: empty, cfg, 0, 0)))
+
+
+def _ids_per_epoch(shard, cfg, rank: int, epochs: int, epoch_rows: list) -> list[list[int]]:
+    """The row ids of each of the first ``epochs`` epochs of ``_batches`` over ``shard``."""
+    state = _state()
+    seen: list[list[int]] = [[] for _ in range(epochs)]
+    for b in _batches(shard, cfg, state, 5, rank, epoch_rows=epoch_rows):
+        if state["epoch"] == epochs:
+            break
+        seen[state["epoch"]] += b["id"].tolist()
+    return seen
+
+
+def test_every_sequence_is_trained_every_epoch(ray_session):
+    """10 sequences, batches of 4: the shard was read with drop_last=True, so 2 sequences of every
+    epoch (on the quickstart job 5 of 85 per epoch) were never trained in that epoch, silently."""
+    import ray.data
+
+    ds = ray.data.from_items([{"id": i, "n_tokens": 8} for i in range(10)], override_num_blocks=3)
+    rows: list[int] = []
+    seen = _ids_per_epoch(ds.iterator(), PretrainConfig(batch_size=4), 0, 3, rows)
+    assert [sorted(ids) for ids in seen] == [list(range(10))] * 3  # each once, every epoch
+    assert rows == [10, 10, 10]  # finished epochs, as metrics.json reports them
+
+
+def test_two_workers_train_every_sequence_every_epoch(ray_session):
+    """9 sequences, 2 workers: Ray Train's split (``streaming_split(equal=True)``) truncates the
+    stream to a multiple of the worker count; padded first, every sequence is in every epoch and
+    both workers take the same number of batches (else one waits for the other in the all-reduce)."""
+    import ray.data
+
+    ds = ray.data.from_items([{"id": i, "n_tokens": 8} for i in range(9)], override_num_blocks=3)
+    padded, added = pad_for_workers(ds, 2)
+    ids = [r["id"] for r in padded.take_all()]
+    assert added == 1 and sorted(ids) == [0, *range(9)]  # the first row once more
+    assert [i for at, i in enumerate(ids) if i not in ids[:at]] == list(range(9))  # order kept
+    assert [r["id"] for r in pad_for_workers(ds, 2)[0].take_all()] == ids  # the same every run
+    assert pad_for_workers(padded, 2)[1] == 0 and pad_for_workers(ds.limit(1), 4)[1] == 3
+    cfg = PretrainConfig(batch_size=4)
+    out: dict[int, list] = {}
+    rows: dict[int, list] = {0: [], 1: []}
+
+    def consume(split, rank: int) -> None:
+        out[rank] = _ids_per_epoch(split, cfg, rank, 2, rows[rank])
+
+    threads = [threading.Thread(target=consume, args=(split, rank), daemon=True)
+               for rank, split in enumerate(padded.streaming_split(2, equal=True))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and set(out) == {0, 1}
+    for epoch in range(2):
+        assert sorted(out[0][epoch] + out[1][epoch]) == [0, *range(9)]
+    assert rows[0] == rows[1] == [5, 5]  # equal shards: the same batches per epoch on both ranks
 
 
 def test_phases_split_the_time_outside_the_loop():

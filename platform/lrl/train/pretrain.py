@@ -3,8 +3,9 @@
 ``fit`` is the library call (tables and folders in, a finished model folder out); ``run_pretrain``
 is the stage: it finds the text, tokenizer and model, calls ``fit`` and commits a ``StageOutput``
 holding the HF model (loadable with ``AutoModelForMaskedLM``/``AutoTokenizer``), ``metrics.json``
-(loss, per-language held-out perplexity, tokens/s, MFU, realised mixture next to the target,
-and ``phases_s``: the seconds spent outside the training loop, per phase),
+(loss, per-language held-out perplexity, tokens/s, MFU and input share over all attempts of a
+resumed run, realised mixture next to the target, the sequences an epoch trained on next to the
+packed stream's, and ``phases_s``: the seconds spent outside the training loop, per phase),
 and ``aux_head/`` when the auxiliary tagging task was on. Checkpoints go to
 ``<output.root>/.pretrain-<hash>.ray/`` so a crashed run resumes from the last one.
 """
@@ -29,6 +30,7 @@ from lrl.job import JobConfig
 from lrl.pipeline.stage import StageContext
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, tag_id
+from lrl.train.pretrain_stream import pad_for_workers
 
 log = logging.getLogger(__name__)
 STAGE = "pretrain"
@@ -118,6 +120,8 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     # progress bars into the driver's log each time (dozens of lines a minute on a small corpus);
     # the loop reports its own progress. This dataset's context only: other stages keep theirs.
     ds.context.enable_progress_bars = False
+    packed = ds.count()
+    ds, padding = pad_for_workers(ds, cfg.num_workers)  # else Ray Train's equal split drops the rest
     held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
     gpu = use_gpu(cfg)
     threads = cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker))
@@ -165,7 +169,12 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
         "target_mixture": mixture.as_dict(), "alpha": cfg.alpha, "languages": langs,
         "heldout_rows": {k: int(v) for k, v in _counts(heldout).items()},
         "train_rows": {k: int(v) for k, v in _counts(train).items()},
-        "packed_sequences": ds.count(), "peak_flops": peak, "flops_per_token": flops,
+        "packed_sequences": packed, "split_padding_sequences": padding,
+        # What an epoch trained on (all workers), against the stream: 0 unless sequences were
+        # dropped (None when no epoch finished).
+        "sequences_left_out_per_epoch": None if metrics.get("epoch_sequences") is None
+        else packed + padding - metrics["epoch_sequences"],
+        "peak_flops": peak, "flops_per_token": flops,
         "trainer_fit_s": t_end - t_fit, "end_to_end_s": t_end - t0,
         "engine": cfg.engine, "precision": cfg.precision, "num_workers": cfg.num_workers,
     })

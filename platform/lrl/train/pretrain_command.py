@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     steps = f"{m.get('steps')}"
     if m.get("stopped_early"):  # e.g. "steps 37 of 2000 (stopped by time_limit_s)"
         steps += f" of {m.get('steps_planned')} (stopped by {m['stopped_early']})"
+    starts = m.get("attempt_start_steps") or [0]
+    if len(starts) > 1:  # tokens/s, MFU and input time below are the whole run's
+        steps += f" in {len(starts)} attempts (resumed at step {', '.join(map(str, starts[1:]))})"
     print(f"pretrain: {path}\n  steps {steps}  loss {'-' if loss is None else f'{loss:.4f}'}  "
           f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}  "
           f"time on input {m.get('input_share') or 0:.0%}")

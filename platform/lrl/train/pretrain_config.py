@@ -136,7 +136,9 @@ class PretrainConfig(StrictModel):
     """Stop (and save) after this many seconds of training even if ``steps`` is not reached; the
     output then says so (``stopped_early``, ``step`` next to ``steps_planned``). The LR schedule
     still spans ``steps``: a stopped run ends before the schedule's end (at a higher LR). The
-    clock restarts with each attempt after a failure."""
+    seconds are the whole run's: after a failure the resumed attempt goes on from the training
+    time saved in the checkpoint (the failed attempt's time after that checkpoint is not counted;
+    its steps are trained, and counted, again)."""
     fail_at_step: int | None = Field(default=None, gt=0)
     """Testing aid: raise once in rank 0 before this step (a marker file makes the retry pass)."""
 

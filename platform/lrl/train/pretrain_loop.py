@@ -2,19 +2,19 @@
 
 Resumable: a checkpoint holds the engine state (model, optimizer, scheduler) and a small client
 state (step, epoch, batch position in the epoch, the steps each attempt started from, tokens
-seen per language). After a crash Ray Train restarts the workers, ``ray.train.get_checkpoint()``
-returns the last checkpoint and the loop continues at its step, skipping the batches that were
-already consumed in the current epoch. Masks and dropout are seeded by (seed, step, rank), so
-the resumed run sees the same batches, masks and dropout it would have seen.
+seen per language, and the run's totals: training seconds, which ``time_limit_s`` budgets over all
+attempts, and the tokens and loop seconds behind tokens/s and MFU). After a crash Ray Train
+restarts the workers, ``ray.train.get_checkpoint()`` returns the last checkpoint and the loop
+continues at its step, skipping the batches that were already consumed in the current epoch.
+Masks and dropout are seeded by (seed, step, rank), so the resumed run sees the same batches,
+masks and dropout it would have seen.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import tempfile
-import threading
 import time
 from typing import Any
 
@@ -23,8 +23,9 @@ import numpy as np
 from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head, set_attention
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
-from lrl.train.pretrain_metrics import Throughput, mfu
+from lrl.train.pretrain_metrics import RUN_TOTALS, Throughput, run_totals, throughput_metrics
 from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
+from lrl.train.pretrain_stream import FirstBatch, _batches
 
 
 class InjectedFailure(RuntimeError):
@@ -80,68 +81,6 @@ class LossWindow:
         return window_mean(mlm), window_mean(aux)
 
 
-def _epoch(shard, cfg: PretrainConfig, seed: int, epoch: int, rank: int):
-    """One pass over this worker's shard in micro batches (locally shuffled, seeded per epoch)."""
-    return shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True,
-                                    local_shuffle_buffer_size=cfg.batch_size * 8,
-                                    local_shuffle_seed=seed + 7919 * epoch + rank)
-
-
-class FirstBatch(threading.Thread):
-    """Starts epoch 0 of a fresh attempt's shard and fetches its first batch while the model loads.
-
-    The first batch starts the shard's Ray Data execution in other processes (the split
-    coordinator's executor, Ray Data's stats actor). Fetched after model load, that took ~3 s of
-    one core before the first step while the other core idled (docs/benchmarks.md, pretraining,
-    session 9); in this thread it overlaps the worker's imports, model load and engine init."""
-
-    def __init__(self, get_shard, cfg: PretrainConfig, seed: int, rank: int):
-        super().__init__(name="lrl-first-batch", daemon=True)
-        self.get_shard, self.cfg, self.seed, self.rank = get_shard, cfg, seed, rank
-        self.batches = None
-        self.first: list = []
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.batches = iter(_epoch(self.get_shard("train"), self.cfg, self.seed, 0, self.rank))
-            self.first = [next(self.batches)]
-        except StopIteration:
-            pass  # an empty epoch: _batches raises its own error
-        except BaseException as exc:  # re-raised in the training thread
-            self.error = exc
-
-    def epoch(self):
-        """Epoch 0 as an iterator, starting with the fetched batch."""
-        self.join()
-        if self.error is not None:
-            raise self.error
-        return itertools.chain(self.first, self.batches or ())
-
-
-def _batches(shard, cfg: PretrainConfig, state: dict[str, Any], seed: int, rank: int,
-             started: FirstBatch | None = None):
-    """Micro batches forever, epoch after epoch; skips the batches a resumed state consumed.
-    ``started`` is epoch 0 already begun (a fresh attempt)."""
-    while True:
-        skip = state["batch_in_epoch"]
-        seen = 0
-        batches = started.epoch() if started is not None else _epoch(shard, cfg, seed, state["epoch"], rank)
-        started = None
-        for i, b in enumerate(batches):
-            seen += 1
-            if i < skip:
-                continue
-            state["batch_in_epoch"] = i + 1
-            yield b
-        if seen == 0:
-            raise RuntimeError(f"worker {rank} got no full batch of {cfg.batch_size} sequences: "
-                               "use more text, a smaller batch_size or fewer workers")
-        state["epoch"] += 1
-        state["batch_in_epoch"] = 0
-
-
 def train_loop(config: dict[str, Any]) -> None:
     """Ray Train entry point; ``config`` is built by ``lrl.train.pretrain.fit``."""
     marks = {"loop_entered": time.time()}  # wall-clock marks of this attempt (start-up breakdown)
@@ -173,12 +112,14 @@ def train_loop(config: dict[str, Any]) -> None:
     engine = build_engine(module, cfg, world, device, cfg.steps)
     vocab = MaskVocab.from_tokenizer(tok)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "starts": [],
-                             "seen_seqs": [0] * len(langs), "seen_tokens": [0] * len(langs),
-                             "train_s": 0.0, "tokens": 0}
+                             "seen_seqs": [0] * len(langs), "seen_tokens": [0] * len(langs), **RUN_TOTALS}
     if ckpt is not None:
         with ckpt.as_directory() as d:
             state.update(engine.load(d))
     state["starts"].append(state["step"])
+    # The earlier attempts' totals (tokens, loop and training seconds): this attempt adds its own,
+    # so that time_limit_s, tokens/s and MFU are the run's, not the last attempt's.
+    before = {k: state[k] for k in RUN_TOTALS}
     # The client state saves the sequences and tokens seen per language summed over all workers
     # (a checkpoint's client state is rank 0's, and every rank loads it); each rank counts its own
     # since this attempt began in ``seen``. Saved per rank, a resumed worker took rank 0's counts
@@ -192,7 +133,8 @@ def train_loop(config: dict[str, Any]) -> None:
                 for k, v in seen.items()}
 
     marks["engine_ready"] = time.time()
-    stream = _batches(ray.train.get_dataset_shard("train"), cfg, state, seed, rank, started)
+    epoch_rows: list[int] = []  # sequences of each epoch this worker finished
+    stream = _batches(ray.train.get_dataset_shard("train"), cfg, state, seed, rank, started, epoch_rows)
     thr = Throughput()
     pad = int(tok.pad_token_id)
     lang_emb = bool(config.get("lang_embedding"))
@@ -204,14 +146,19 @@ def train_loop(config: dict[str, Any]) -> None:
         return heldout_perplexity(engine.module, config["heldout"], langs, pad, cfg.masking, vocab, seed,
                                   cfg.batch_size, engine.device, engine.autocast, lang_emb)
 
-    def metrics(final: bool = False) -> dict[str, Any]:
-        tokens, secs, input_secs = _dist_sum([float(thr.tokens), thr.seconds, thr.input_seconds], engine.device)
-        tps = tokens / (secs / world) if secs > 0 else 0.0  # workers run in parallel
+    def totals(now: float | None = None) -> dict[str, Any]:
+        """The run's totals (``pretrain_metrics.RUN_TOTALS``) up to now (collective)."""
+        tokens, secs, input_secs, rows, done = _dist_sum(
+            [float(thr.tokens), thr.seconds, thr.input_seconds, float(epoch_rows[-1] if epoch_rows else 0),
+             1.0 if epoch_rows else 0.0], engine.device)
+        return run_totals(before, tokens, secs, input_secs, (now or time.time()) - t_start,
+                          rows if done == world else None)
+
+    def metrics(tot: dict[str, Any], final: bool = False) -> dict[str, Any]:
         loss, aux_loss = window.means()
         out = {"step": state["step"], "epoch": state["epoch"], "lr": engine.lr(),
                "loss": loss, "aux_loss": aux_loss,
-               "tokens_per_s": tps, "mfu": mfu(tps, config["flops_per_token"], config["peak_flops"]),
-               "input_share": input_secs / secs if secs > 0 else 0.0,
+               **throughput_metrics(tot, world, config["flops_per_token"], config["peak_flops"]),
                "attempt_start_steps": list(state["starts"]), **evals}
         if final:
             totals = seen_totals()
@@ -224,8 +171,10 @@ def train_loop(config: dict[str, Any]) -> None:
     def stop_now() -> bool:
         if cfg.time_limit_s is None:
             return False
-        # Every rank must take the same decision (collectives), so rank 0's clock decides.
-        late = 1.0 if rank == 0 and time.time() - t_start >= cfg.time_limit_s else 0.0
+        # Every rank must take the same decision (collectives), so rank 0's clock decides. The
+        # limit is the run's: the earlier attempts' training time counts (it restarted with each
+        # attempt, so a run that failed after 50 of its 60 minutes trained up to 110).
+        late = 1.0 if rank == 0 and before["train_s"] + time.time() - t_start >= cfg.time_limit_s else 0.0
         return _dist_sum([late], engine.device)[0] > 0
 
     while state["step"] < cfg.steps and not stop_now():
@@ -270,15 +219,18 @@ def train_loop(config: dict[str, Any]) -> None:
         if cfg.eval_every and step % cfg.eval_every == 0:
             evals = {f"ppl_{k}": v for k, v in evaluate().items()}
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            _checkpoint(engine, {**state, **seen_totals()}, metrics(), rank, cfg)
+            tot = totals()
+            _checkpoint(engine, {**state, **seen_totals(), **tot}, metrics(tot), rank, cfg)
             window.reset()
         elif step % cfg.report_every == 0 and step < cfg.steps:  # the final report follows
-            ray.train.report(metrics())
+            ray.train.report(metrics(totals()))
             window.reset()
     marks["loop_done"] = time.time()
     evals = {f"ppl_{k}": v for k, v in evaluate().items()}
-    final = metrics(final=True)
-    final["train_wall_s"] = marks["loop_done"] - t_start
+    tot = totals(marks["loop_done"])
+    final = metrics(tot, final=True)
+    final["train_wall_s"] = tot["train_s"]  # all attempts (each failed one up to its last checkpoint)
+    final["epoch_sequences"] = tot["epoch_sequences"]  # pretrain.fit compares it with the stream
     # Said in the output, not left to be inferred from ``step``: the LR schedule still spans
     # ``steps``, so a stopped run also ended before its schedule's end.
     final["steps_planned"] = cfg.steps

@@ -112,4 +112,33 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float
     return tokens_per_s * flops_per_token / peak_flops if peak_flops > 0 else 0.0
 
 
-__all__ = ["measure_matmul_peak", "Throughput", "mfu"]
+#: Run totals kept in the checkpoint's client state (summed over workers, all attempts up to the
+#: checkpoint): training tokens, loop seconds and input seconds (``Throughput``), the run's training
+#: wall seconds (rank 0's clock, what ``time_limit_s`` budgets), and the sequences of a finished
+#: epoch (all workers; None until one finished).
+RUN_TOTALS = {"tokens": 0.0, "loop_s": 0.0, "input_s": 0.0, "train_s": 0.0, "epoch_sequences": None}
+
+
+def run_totals(before: dict, tokens: float, loop_s: float, input_s: float, train_s: float,
+               epoch_sequences: float | None) -> dict:
+    """The run's totals: ``before`` (the earlier attempts' totals from the checkpoint) plus this
+    attempt's. A failed attempt counts up to its last checkpoint: the steps after it are trained
+    again, and counted, by the next attempt."""
+    return {"tokens": before["tokens"] + tokens, "loop_s": before["loop_s"] + loop_s,
+            "input_s": before["input_s"] + input_s, "train_s": before["train_s"] + train_s,
+            "epoch_sequences": before["epoch_sequences"] if epoch_sequences is None else int(epoch_sequences)}
+
+
+def throughput_metrics(totals: dict, world: int, flops_per_token: float, peak_flops: float) -> dict:
+    """tokens/s, MFU and input share of the whole run (every attempt) from ``run_totals``.
+
+    They covered the last attempt only: a run resumed near its end reported the speed of its
+    last few steps, and one resumed at its last checkpoint and then stopped by ``time_limit_s``
+    before a step reported 0 tokens/s."""
+    secs = totals["loop_s"]
+    tps = totals["tokens"] / (secs / world) if secs > 0 else 0.0  # workers run in parallel
+    return {"tokens_per_s": tps, "mfu": mfu(tps, flops_per_token, peak_flops),
+            "input_share": totals["input_s"] / secs if secs > 0 else 0.0}
+
+
+__all__ = ["measure_matmul_peak", "Throughput", "mfu", "RUN_TOTALS", "run_totals", "throughput_metrics"]
