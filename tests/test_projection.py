@@ -176,3 +176,57 @@ def test_punctuation_pulled_into_a_span_is_left_out(style):
     assert res.tags == ["B-ORG", "I-ORG", "I-ORG", "O"]
     res = Projector(ms, PATTERN)(f"{ms.open(0)} . {ms.close(0)} x", [Entity(0, "ORG", "AT&T")])
     assert res.tags == ["B-ORG", "O"]  # nothing but punctuation: kept rather than lost
+
+
+def test_entity_marked_twice_is_rejected_not_one_long_span():
+    """Numbered markers paired the first open with the last close: an entity the model marked
+    twice became one LOC span over every word between ("Paris is big and Paris")."""
+    ms, ents = MarkerStyle("numbered"), [Entity(0, "LOC", "Paris")]
+    out = "<e0> Paris </e0> is big and <e0> Paris </e0> is old"
+    for tr in (["Paris"], [""], None):  # with, without a usable entity translation
+        res = Projector(ms, PATTERN)(out, ents, tr)
+        assert res.reject == "projection: entity marked 2 times (LOC 'Paris')", tr
+    # One stray extra marker: the entity counts as lost and is looked up by its translation.
+    res = Projector(ms, PATTERN)("<e0> Paris <e0> is big </e0> ok", ents, ["Paris"])
+    assert res.tags == ["B-LOC", "O", "O", "O"] and "duplicate_marker" in res.repairs
+    assert Projector(ms, PATTERN)("<e0> Paris <e0> is big </e0> ok", ents, ["Zzz"]).reject is not None
+
+
+@pytest.mark.parametrize("mangled", ["<e0/>", "<\\e0>", "«/e0»", "e0>", "＜/e0＞"])
+def test_mangled_numbered_markers_leave_no_debris(mangled):
+    """A close marker the pattern does not take (``<e0/>``) stayed in the text: the accepted row
+    had tokens ``<`` ``e0`` ``/`` ``>`` tagged O."""
+    ms, ents = MarkerStyle("numbered"), [Entity(0, "LOC", "Paris")]
+    res = Projector(ms, PATTERN)(f"we saw <e0> Paris {mangled}today", ents, ["Paris"])
+    assert res.reject is None and "mangled_marker" in res.repairs
+    assert res.tokens == ["we", "saw", "Paris", "today"] and res.tags == ["O", "O", "B-LOC", "O"]
+    # Source text that looked like a marker was escaped to ‹ › and stays as it was.
+    text, _ = ms.mark(["see", "<e0>", "Paris"], ["O", "O", "B-LOC"])
+    assert ms.find(text)[0] == "see ‹e0›  Paris "
+
+
+def test_square_spans_go_to_entities_only_on_evidence():
+    """With a pair lost and translations unlike the marked text (all similarities 0), the one
+    span went to the last entity: "[ John ] went to Paris ]" gave John LOC and Paris PER."""
+    ms = MarkerStyle("square")
+    ents = [Entity(0, "PER", "John"), Entity(1, "LOC", "Paris")]
+    res = Projector(ms, PATTERN)("[ John ] went to Paris ] today", ents, ["Qqq", "Zzz"])
+    assert res.reject is not None and res.reject.startswith("projection: entity lost")
+    # With evidence the lost pair is still repaired.
+    res = Projector(ms, PATTERN)("[ John ] went to Paris today", ents, ["John", "Paris"])
+    assert res.tags == ["B-PER", "O", "O", "B-LOC", "O"]
+
+
+def test_ambiguous_square_markers_are_rejected():
+    """Reversed brackets with no fuzzy match labelled the word before the lone ``]`` ("saw");
+    nested brackets labelled only the inner word ("New" O, "York" B-LOC)."""
+    ms, loc = MarkerStyle("square"), [Entity(0, "LOC", "Paris")]
+    res = Projector(ms, PATTERN)("we saw ] Paris [ today", loc, ["Zzzz"])
+    assert res.reject == "projection: entity lost (LOC 'Paris')"
+    assert Projector(ms, PATTERN)("we saw ] Paris [ today", loc, ["Paris"]).tags == ["O", "O", "B-LOC", "O"]
+    res = Projector(ms, PATTERN)("[ New [ York ] ] is big", [Entity(0, "LOC", "New York")], ["Zzz Qqq"])
+    assert res.reject == "projection: 2 marked spans for 1 entities"
+    # A close lost inside a sentence with two entities is still repaired from its lone open.
+    res = Projector(ms, PATTERN)("Jon ] went to [ Paris today", [Entity(0, "PER", "John"), Entity(1, "LOC", "Paris")],
+                                 ["Qqq", "Zzz"])
+    assert res.tags == ["B-PER", "O", "O", "B-LOC", "O"]

@@ -106,7 +106,7 @@ def test_language_codes_per_family():
 
     assert lang_code("nllb", "ug", None) == "uig_Arab"
     assert lang_code("nllb", "uig_Arab", None) == "uig_Arab"
-    assert lang_code("m2m100", "uig_Arab", None) == "uig"
+    assert lang_code("m2m100", "uig_Arab", None) == "ug"  # M2M100 names languages by ISO 639-1
     assert lang_code("m2m100", "ug", None) == "ug"
     assert lang_code("marian", "ug", None) is None
     assert lang_code("nllb", "ug", "uig_Arab") == "uig_Arab"
@@ -216,12 +216,10 @@ def test_each_source_language_is_translated_with_its_own_code(monkeypatch):
     assert by_text["[ John Smith ] visited [ New York City ] and [ Paris ] [ France ] . w0"] == "en"
 
 
-def test_nllb_translator_switches_the_source_code_per_call(tmp_path):
+def _tiny_nllb(path):
+    """A random-init NLLB-style model whose vocabulary knows eng_Latn, swh_Latn and uig_Arab only."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizerFast
-
-    from lrl.generate.mt_config import MTModelConfig
-    from lrl.generate.translate.hf import HFTranslator
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -229,12 +227,20 @@ def test_nllb_translator_switches_the_source_code_per_call(tmp_path):
                             trainers.BpeTrainer(vocab_size=60, special_tokens=["<s>", "<pad>", "</s>", "<unk>"]))
     fast = NllbTokenizerFast(tokenizer_object=tok, src_lang="eng_Latn", tgt_lang="uig_Arab",
                              additional_special_tokens=["eng_Latn", "swh_Latn", "uig_Arab"])
-    fast.save_pretrained(tmp_path)
+    fast.save_pretrained(path)
     M2M100ForConditionalGeneration(M2M100Config(
         vocab_size=len(fast), d_model=8, encoder_layers=1, decoder_layers=1, encoder_attention_heads=1,
         decoder_attention_heads=1, encoder_ffn_dim=8, decoder_ffn_dim=8, pad_token_id=fast.pad_token_id,
         bos_token_id=0, eos_token_id=fast.eos_token_id, decoder_start_token_id=fast.eos_token_id,
-    )).save_pretrained(tmp_path)
+    )).save_pretrained(path)
+    return fast
+
+
+def test_nllb_translator_switches_the_source_code_per_call(tmp_path):
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate.hf import HFTranslator
+
+    fast = _tiny_nllb(tmp_path)
     t = HFTranslator(MTModelConfig(model=str(tmp_path), max_length=8), "en", "ug")
     assert t.family == "nllb" and t.gen_kwargs["forced_bos_token_id"] == fast.convert_tokens_to_ids("uig_Arab")
     assert len(t.translate(["Juma alikwenda"], src="sw")) == 1 and t.tokenizer.src_lang == "swh_Latn"
@@ -264,7 +270,8 @@ def test_inputs_over_max_length_are_rejected_not_truncated(tiny_marian, monkeypa
     rows = [{"id": "t0", "lang": "ug", "text": long}, {"id": "t1", "lang": "ug", "text": short}]
     got = {r["id"]: r for r in translate.text_steps(job(backtranslate=bt))[0].apply(_Local(text_table(rows))).table.to_pylist()}
     assert got["t0>backtranslate:ug"][REJECT] == "translation: input longer than max_length tokens"
-    assert got["t1>backtranslate:ug"][REJECT] is None and got["t1>backtranslate:ug"]["text"] == short
+    # Translated both ways (the identity stand-in returns a copy: a duplicate, not a refusal).
+    assert got["t1>backtranslate:ug"][REJECT].startswith("duplicate:") and got["t1>backtranslate:ug"]["text"] == short
     ner = [{"id": "en:0", "lang": "en", "tokens": long.split(), "tags": ["B-LOC"] + ["O"] * 79}]
     cfg = job(train={"model": {"backend": "fake"}, "keep_source": False})
     (r,) = translate.steps(cfg)[0].apply(_Local(ner_table(ner))).table.to_pylist()
@@ -332,7 +339,8 @@ def test_outputs_cut_at_max_length_are_rejected(tiny_marian, monkeypatch):
     # Cut on the way to the pivot: not translated back (a fragment's paraphrase), the fragment kept.
     assert got["t0>backtranslate:ug"][REJECT] == "translation: output cut at max_length tokens"
     assert got["t0>backtranslate:ug"]["text"] == long[:40]
-    assert got["t1>backtranslate:ug"][REJECT] is None and got["t1>backtranslate:ug"]["text"] == short
+    # Translated both ways (the identity stand-in returns a copy: a duplicate, not a refusal).
+    assert got["t1>backtranslate:ug"][REJECT].startswith("duplicate:") and got["t1>backtranslate:ug"]["text"] == short
     ner = [{"id": "en:0", "lang": "en", "tokens": long.split(), "tags": ["B-LOC"] + ["O"] * 19},
            {"id": "en:1", "lang": "en", "tokens": ["Paris"], "tags": ["B-LOC"]}]
     cfg = job(train={"model": {"backend": "fake"}, "keep_source": False})
@@ -386,3 +394,85 @@ def test_back_translation_paraphrases_only_rows_read_from_the_inputs(ray_session
     out = ds.take_all()
     assert Counter(r["op"] for r in out) == {"orig": 10, "translate": 6, "backtranslate": 4}
     assert sorted(r["parent_id"] for r in out if r["op"] == "backtranslate") == [f"ug:{i}" for i in range(4)]
+
+
+def test_back_translations_equal_to_their_source_or_missing_an_entity_are_rejected(monkeypatch):
+    """A paraphrase that came back as its source was kept as a new row (counted as augmentation)
+    unless ``filter.ops`` had ``dedup``; one that lost its entity was already rejected."""
+    from lrl.generate import translate
+    from lrl.generate.translate import hf
+
+    back = {"[ Dakar ] dafa rafet 1": "[ Dakar ] rafet na 1",     # a paraphrase
+            "[ Dakar ] dafa rafet 2": "[ DAKAR ]  dafa rafet  2",  # case and spaces only
+            "[ Dakar ] dafa rafet 3": "dafa rafet 3",              # the entity lost
+            "Dakar dafa rafet .": "Dakar dafa rafet.", "Dakar rafet na": "Dakar dafa rafet"}
+
+    class Pivot:  # to the pivot: unchanged; back from it: ``back``
+        def __init__(self, tgt):
+            self.tgt = tgt
+
+        def translate(self, texts, src=None):
+            return [back.get(t, t) if self.tgt == "wo" else t for t in texts]
+
+    monkeypatch.setattr(hf, "make_translator", lambda cfg, src, tgt, seed=0: Pivot(tgt))
+    bt = {"lang": "wo", "to_pivot": {"backend": "fake"}, "from_pivot": {"backend": "fake"}}
+    rows = [{"id": f"wo:{i}", "lang": "wo", "tokens": ["Dakar", "dafa", "rafet", str(i)],
+             "tags": ["B-LOC", "O", "O", "O"], "op": "orig"} for i in range(4)]
+    out = translate.steps(job(backtranslate=bt))[0].apply(_Local(ner_table(rows))).table.to_pylist()
+    got = {r["parent_id"]: r for r in out if r["op"] == "backtranslate"}
+    assert got["wo:0"][REJECT] == "duplicate: of wo:0 (back-translation equals its source)"
+    assert got["wo:1"][REJECT] is None and got["wo:1"]["tokens"] == ["Dakar", "rafet", "na", "1"]
+    assert got["wo:1"]["tags"] == ["B-LOC", "O", "O", "O"]
+    assert got["wo:2"][REJECT] == "duplicate: of wo:2 (back-translation equals its source)"
+    assert got["wo:3"][REJECT] == "projection: entity lost (LOC 'Dakar')"
+    texts = [{"id": "t0", "lang": "wo", "text": "Dakar dafa rafet ."}, {"id": "t1", "lang": "wo", "text": "Dakar rafet na"}]
+    out = translate.text_steps(job(backtranslate=bt))[0].apply(_Local(text_table(texts))).table.to_pylist()
+    got = {r["parent_id"]: r for r in out if r["op"] == "backtranslate"}
+    assert got["t0"][REJECT] == "duplicate: of t0 (back-translation equals its source)"
+    assert got["t1"][REJECT] is None and got["t1"]["text"] == "Dakar dafa rafet"
+
+
+def test_source_language_codes_are_checked_against_the_vocabulary(tmp_path):
+    """Only the target code was checked: a source code the model lacks (``so``: NLLB's is
+    ``som_Latn``) was encoded as ``<unk>`` and every row translated from no language."""
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate.hf import HFTranslator
+
+    _tiny_nllb(tmp_path)
+    with pytest.raises(ValueError, match=r"source language code 'so' \(for 'so'\) is not in its vocabulary; set src_code"):
+        HFTranslator(MTModelConfig(model=str(tmp_path), max_length=8), "so", "ug")
+    with pytest.raises(ValueError, match=r"target language code 'wol_Latn' \(for 'wo'\).*set tgt_code"):
+        HFTranslator(MTModelConfig(model=str(tmp_path), max_length=8), "en", "wo")
+    t = HFTranslator(MTModelConfig(model=str(tmp_path), max_length=8), "en", "ug")
+    with pytest.raises(ValueError, match=r"source language code 'wol_Latn' \(for 'wo'\)"):
+        t.translate(["Dakar"], src="wo")  # a row's own language (several sources)
+    assert len(t.translate(["Juma"], src="swh_Latn")) == 1 and t.tokenizer.src_lang == "swh_Latn"
+
+
+def test_flores_and_wikiann_codes_map_to_the_model_and_to_the_inputs(data_root):
+    """FLORES names languages ``uig_Arab``, WikiANN inputs ``ug``; rows are picked by their exact
+    ``lang``, so ``sources: [eng_Latn]`` over ``en`` inputs translated nothing, silently."""
+    from lrl.config import ConfigError
+    from lrl.generate import translate
+    from lrl.generate.translate.hf import lang_code
+    from lrl.job import JobConfig
+
+    # M2M100 uses ISO 639-1 where there is one: swh_Latn is "sw" there, not "swh".
+    assert lang_code("m2m100", "swh_Latn", None) == "sw" and lang_code("m2m100", "eng_Latn", None) == "en"
+    assert lang_code("nllb", "sw", None) == "swh_Latn" and lang_code("nllb", "wol_Latn", None) == "wol_Latn"
+
+    def cfg(**tr):
+        return JobConfig.model_validate({"data": {"root": str(data_root), "ner": [
+            {"path": "wikiann/sw/train", "lang": "sw"}, {"path": "wikiann/wo/train", "lang": "wo"}]},
+            "translate": {"enabled": True, **tr}})
+
+    fake = {"backend": "fake"}
+    assert [s.name for s in translate.steps(cfg(train={"sources": ["sw"], "target": "wo", "model": fake}))] == ["translate"]
+    with pytest.raises(ConfigError, match=r"translate\.train\.sources: 'swh_Latn' is the lang of no input \(inputs: sw, wo\)"):
+        translate.steps(cfg(train={"sources": ["swh_Latn"], "target": "wo", "model": fake}))
+    bt = {"lang": "wol_Latn", "to_pivot": fake, "from_pivot": fake}
+    with pytest.raises(ConfigError, match=r"translate\.backtranslate\.lang: 'wol_Latn'"):
+        translate.steps(cfg(backtranslate=bt))
+    # One src_code cannot serve several source languages: refused at load.
+    with pytest.raises(ValueError, match=r"src_code 'eng_Latn' names one language but sources are \['en', 'sw'\]"):
+        cfg(train={"sources": ["en", "sw"], "target": "wo", "model": {"model": "x", "src_code": "eng_Latn"}})

@@ -135,6 +135,11 @@ class TranslateTrainConfig(StrictModel):
         # as new training rows: copies that look like translations.
         if self.target in self.sources:
             raise ValueError(f"target {self.target!r} is also listed in sources {self.sources}")
+        # One src_code would be given to the rows of every source: NLLB would read Swahili rows
+        # as whatever language it names.
+        if len(self.sources) > 1 and self.model.src_code:
+            raise ValueError(f"model.src_code {self.model.src_code!r} names one language but sources are "
+                             f"{self.sources}; leave it unset (each row's code is derived from its lang)")
         return self
 
 

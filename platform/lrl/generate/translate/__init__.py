@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from lrl.job import JobConfig
 
 __all__ = ["EXTRA_COLUMNS", "SRC_ENTS", "SRC_TEXT", "BackTranslate", "Entity", "MarkerStyle",
-           "Projection", "Projector", "TranslateTrain", "local_model", "local_models", "steps", "text_steps"]
+           "Projection", "Projector", "TranslateTrain", "check_langs", "local_model", "local_models", "steps", "text_steps"]
 
 
 def local_model(m: MTModelConfig, root: str | None) -> MTModelConfig:
@@ -51,11 +51,32 @@ def local_models(t: TranslateConfig, root: str | None) -> TranslateConfig:
     return t.model_copy(update=update)
 
 
+def check_langs(cfg: JobConfig) -> None:
+    """Fail when a language that translation selects rows by is the ``lang`` of no input: rows are
+    picked by exact code, so ``sources: [eng_Latn]`` (FLORES style) over WikiANN-style ``en``
+    inputs translated nothing, without a word. Only checked when inputs are configured."""
+    from lrl.config import ConfigError
+
+    t = cfg.translate
+    ner = sorted({s.lang for s in cfg.data.ner})
+    every = sorted(set(ner) | {s.lang for s in cfg.data.text})
+    wanted: list[tuple[str, str, list[str]]] = []
+    if t.train is not None and ner:
+        wanted += [("translate.train.sources", lang, ner) for lang in t.train.sources]
+    if t.backtranslate is not None and every:
+        wanted.append(("translate.backtranslate.lang", t.backtranslate.lang, every))
+    for setting, lang, have in wanted:
+        if lang not in have:
+            raise ConfigError(f"{setting}: {lang!r} is the lang of no input (inputs: {', '.join(have)}); "
+                              "rows are selected by the exact code their input gives")
+
+
 def steps(cfg: JobConfig) -> list[Step]:
     """Translate-train then labelled back-translation, as ``cfg.translate`` configures them."""
     t = local_models(cfg.translate, cfg.data.root)
     if not t.enabled:
         return []
+    check_langs(cfg)
     out: list[Step] = []
     if t.train is not None:
         out.append(TranslateTrain(t.train, t.projection, cfg.seed))

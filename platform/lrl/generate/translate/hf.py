@@ -30,6 +30,9 @@ NLLB_CODES = {
 }
 
 
+_ISO_OF_NLLB = {v: k for k, v in NLLB_CODES.items()}
+
+
 def detect_family(model: Any, tokenizer: Any) -> str:
     """marian / nllb / m2m100 / plain, from the model type and tokenizer class."""
     mtype = getattr(model.config, "model_type", "")
@@ -49,7 +52,8 @@ def lang_code(family: str, lang: str, given: str | None) -> str | None:
     if family == "nllb":
         return lang if "_" in lang else NLLB_CODES.get(lang, lang)
     if family == "m2m100":
-        return lang.split("_")[0]
+        # M2M100 names languages by ISO 639-1 where one exists: FLORES' swh_Latn is its "sw".
+        return _ISO_OF_NLLB.get(lang, lang.split("_")[0])
     return None
 
 
@@ -76,15 +80,28 @@ class HFTranslator:
         self.src = lang_code(self.family, src_lang, cfg.src_code)
         self.tgt = lang_code(self.family, tgt_lang, cfg.tgt_code)
         self.gen_kwargs: dict[str, Any] = {"num_beams": cfg.num_beams, "max_length": cfg.max_length}
+        self._checked: set[str | None] = {self.src}  # source codes known to be in the vocabulary
         if self.family in ("nllb", "m2m100"):
+            self._code_id(self.src, src_lang, "source")
             self.tokenizer.src_lang = self.src
+            self.gen_kwargs["forced_bos_token_id"] = self._code_id(self.tgt, tgt_lang, "target")
+
+    def _code_id(self, code: str | None, lang: str, which: str) -> int:
+        """The vocabulary id of a language code, or a ValueError naming it. A source code was not
+        checked: NLLB's tokenizer then put ``<unk>`` where the language token goes (``so`` for
+        Somali, whose code is ``som_Latn``) and translated every row as if from no language."""
+        try:
             if self.family == "m2m100":
-                bos = self.tokenizer.get_lang_id(self.tgt)
+                got = self.tokenizer.get_lang_id(code)
             else:
-                bos = self.tokenizer.convert_tokens_to_ids(self.tgt)
-            if bos is None or bos == self.tokenizer.unk_token_id:
-                raise ValueError(f"{cfg.model}: target language code {self.tgt!r} is not in its vocabulary")
-            self.gen_kwargs["forced_bos_token_id"] = bos
+                got = self.tokenizer.convert_tokens_to_ids(code)
+        except (KeyError, TypeError):
+            got = None
+        if got is None or got == self.tokenizer.unk_token_id:
+            setting = "src_code" if which == "source" else "tgt_code"
+            raise ValueError(f"{self.cfg.model}: {which} language code {code!r} (for {lang!r}) is not in its "
+                             f"vocabulary; set {setting} to the model's code (NLLB: like 'som_Latn', M2M100: like 'so')")
+        return got
 
     def translate(self, texts: list[str], src: str | None = None) -> list[str | Refused | None]:
         """The translations; None for an input over ``max_length`` tokens (truncating it would
@@ -96,7 +113,11 @@ class HFTranslator:
         if not texts:
             return []
         if self.family in ("nllb", "m2m100"):
-            self.tokenizer.src_lang = lang_code(self.family, src, self.cfg.src_code) if src else self.src
+            code = lang_code(self.family, src, self.cfg.src_code) if src else self.src
+            if code not in self._checked:
+                self._code_id(code, src or "", "source")
+                self._checked.add(code)
+            self.tokenizer.src_lang = code
         prefix = f"{self.cfg.prefix} " if self.cfg.prefix else ""
         sizes = [len(ids) for ids in self.tokenizer([prefix + t for t in texts])["input_ids"]]
         fits = [i for i in range(len(texts)) if sizes[i] <= self.cfg.max_length]

@@ -22,8 +22,9 @@ class Entity:
 
 @dataclass(frozen=True)
 class Marker:
-    """A marker found in translated text: open or close, the entity number it names (numbered
-    style only) and its position in the text with all markers removed."""
+    """A marker found in translated text: open, close or junk (a mangled numbered marker), the
+    entity number it names (numbered style only) and its position in the text with all markers
+    removed."""
 
     kind: str
     index: int | None
@@ -51,6 +52,13 @@ class MarkerStyle:
     # Brackets a model may emit for ours (full-width and lenticular ones appear in MT output).
     _SQUARE = re.compile(r"[\[［【]|[\]］】]")
     _NUMBERED = re.compile(r"<\s*(/?)\s*[eE]\s*(\d{1,3})\s*>")
+    # Numbered markers the model mangled (``<e0/>``, ``<\\e0>``, ``«e0»``, ``e0>``): no pattern
+    # above takes them, and left in the text they became tokens ``<`` ``e0`` ``/`` ``>`` of an
+    # accepted row. They are removed as ``junk`` markers (their entity is then found like a lost
+    # one). ``‹ ›`` are left alone: ``escape`` turns marker-like source text into them.
+    _JUNK = re.compile(r"[<«＜]\s*[/\\]?\s*[eE]\s*\d{1,3}\s*[/\\]?\s*[>»＞]?"
+                       r"|[/\\]?\s*\b[eE]\s*\d{1,3}\s*[/\\]?\s*[>»＞]")
+    _NUMBERED_OR_JUNK = re.compile(f"{_NUMBERED.pattern}|{_JUNK.pattern}")
 
     def __init__(self, name: str) -> None:
         if name not in ("square", "numbered"):
@@ -94,7 +102,7 @@ class MarkerStyle:
 
     def find(self, text: str) -> tuple[str, list[Marker]]:
         """Remove the markers from ``text``; return the clean text and the markers found."""
-        pattern = self._NUMBERED if self.numbered else self._SQUARE
+        pattern = self._NUMBERED_OR_JUNK if self.numbered else self._SQUARE
         pieces: list[str] = []
         markers: list[Marker] = []
         last = 0
@@ -103,7 +111,11 @@ class MarkerStyle:
             pieces.append(text[last : m.start()])
             length += m.start() - last
             last = m.end()
-            if self.numbered:
+            if self.numbered and m.group(2) is None:
+                kind, index = "junk", None
+                pieces.append(" ")  # it may have stood between two words: keep them apart
+                length += 1
+            elif self.numbered:
                 kind, index = ("close" if m.group(1) else "open"), int(m.group(2))
             else:
                 kind, index = ("open" if m.group(0) in "[［【" else "close"), None

@@ -8,6 +8,7 @@ and are gone after ``project``.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from lrl.data.schema import REJECT
 from lrl.generate.mt_config import MTModelConfig, ProjectionConfig
-from lrl.generate.translate.columns import SRC_ENTS, SRC_TEXT, out_schema, widen
+from lrl.generate.translate.columns import SRC_ENTS, SRC_TEXT, out_schema, row_text, widen
 from lrl.generate.translate.hf import TOO_LONG, Refused
 from lrl.generate.translate.markers import Entity, MarkerStyle, spans_from_tags
 from lrl.generate.translate.project import Projector
@@ -191,7 +192,7 @@ def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], 
             new[REJECT] = refused
         elif not text or not text.strip():
             new[REJECT] = "translation: empty output"
-        return new
+        return _unchanged(new, row)
     types = [t for _, _, t in spans_from_tags(row["tags"])]
     new[SRC_TEXT] = " ".join(row["tokens"])
     new[SRC_ENTS] = types
@@ -210,7 +211,23 @@ def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], 
         new.update(tokens=raw, tags=["O"] * len(raw), **{REJECT: res.reject})
     else:
         new.update(tokens=res.tokens, tags=res.tags)
+    return _unchanged(new, row)
+
+
+def _unchanged(new: dict, row: dict) -> dict:
+    """``new`` rejected as a duplicate when it is a back-translation that came back as its source
+    (case, spaces and tokenisation aside): a copy, not a paraphrase, which was kept and counted as
+    augmentation unless ``filter.ops`` had ``dedup``. The reason is dedup's, so both count together.
+    (A translate-train row may equal its source: WikiANN rows are often bare names.)"""
+    if new["op"] != "backtranslate" or new[REJECT]:
+        return new
+    if _squash(row_text(new)) == _squash(row_text(row)):
+        new[REJECT] = f"duplicate: of {row['id']} (back-translation equals its source)"
     return new
+
+
+def _squash(text: str) -> str:
+    return "".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
 def _check_room(cfg: MTModelConfig) -> None:

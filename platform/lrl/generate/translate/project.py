@@ -55,7 +55,9 @@ class Projector:
             return Projection(reject="projection: empty translation")
         res = Projection()
         found: dict[int, tuple[int, int]] = {}
-        pairs, dangling = self._pair(markers, len(entities), res)
+        pairs, dangling = self._pair(markers, entities, res)
+        if res.reject:
+            return res
         if self.style.numbered:
             for idx, span in pairs:
                 found[idx] = span  # type: ignore[index]
@@ -69,6 +71,10 @@ class Projector:
             res.repairs.append("empty_span")
         if self.fuzzy and translated:
             self._check_moved(text, entities, translated, found, res)
+        if not self.style.numbered and len(dangling) > len(entities) - len(found):
+            # More lone square markers than entities left to place: which belongs to which is a
+            # guess ("we saw ] Paris [ today" labelled "saw"), so none closes a span.
+            dangling = []
         for ent in entities:
             if ent.index in found:
                 continue
@@ -86,13 +92,17 @@ class Projector:
             found[ent.index] = span
         return self._tokens(text, entities, found, res)
 
-    def _pair(self, markers: list[Marker], n: int, res: Projection):
+    def _pair(self, markers: list[Marker], entities: list[Entity], res: Projection):
         """Pairs ``(index|None, (start, end))`` and the markers left without a partner."""
         pairs: list[tuple[int | None, tuple[int, int]]] = []
         dangling: list[Marker] = []
+        n = len(entities)
         if self.style.numbered:
             by_idx: dict[int, list[Marker]] = {}
             for m in markers:
+                if m.kind == "junk":
+                    res.repairs.append("mangled_marker")
+                    continue
                 if m.index is not None and m.index >= n:
                     res.repairs.append("unknown_marker")
                     continue
@@ -100,7 +110,18 @@ class Projector:
             for idx, ms in sorted(by_idx.items()):
                 opens = [m for m in ms if m.kind == "open"]
                 closes = [m for m in ms if m.kind == "close"]
-                if opens and closes:
+                if len(opens) > 1 and len(closes) > 1:
+                    # Two marked mentions (first open to last close made one span of all words
+                    # between). Labelling one leaves the other as O, a wrong label: reject, like
+                    # square markers with more spans than entities.
+                    ent = next(e for e in entities if e.index == idx)
+                    res.reject = f"projection: entity marked {min(len(opens), len(closes))} times ({ent.type} '{ent.text}')"
+                    return pairs, dangling
+                if len(opens) > 1 or len(closes) > 1:
+                    # A stray extra marker: which of the two is right is unknown, so the entity
+                    # counts as lost (looked up by its translation, or the row rejected).
+                    res.repairs.append("duplicate_marker")
+                elif opens and closes:
                     a, b = opens[0].pos, closes[-1].pos
                     if b < a:
                         a, b = b, a
@@ -112,15 +133,16 @@ class Projector:
         stack: list[Marker] = []
         for m in markers:
             if m.kind == "open":
-                if stack:  # an open inside an open: the outer one lost its close
-                    dangling.append(stack.pop())
+                # An open inside an open nests: "[ New [ York ] ]" gives two spans, so it is
+                # rejected (more spans than entities, or overlapping spans). Taking the outer open
+                # as one that lost its close labelled only "York", with "New" left as O.
                 stack.append(m)
             elif stack:
                 pairs.append((None, (stack.pop().pos, m.pos)))
             else:
                 dangling.append(m)
         dangling.extend(stack)
-        return pairs, dangling
+        return sorted(pairs, key=lambda p: p[1]), sorted(dangling, key=lambda m: m.pos)
 
     def _assign_square(self, spans, entities, translated, text, found, res) -> None:
         """Give square-bracket spans (in text order) their entities: by order when the counts
@@ -146,6 +168,12 @@ class Projector:
             chosen = {k: k for k in range(len(spans))}
         elif len(spans) == len(entities):
             res.repairs.append("reordered")
+        else:
+            # Some pairs are lost: a span goes to an entity only when its text is like that
+            # entity's translation. Below the threshold the pick was a guess (with all similarities
+            # 0, "[ John ] went to Paris ]" gave John LOC and, by the lone marker, Paris PER); the
+            # span's entity is then looked up like a lost one, or the row rejected.
+            chosen = {k: j for k, j in chosen.items() if sims[k][j] >= self.threshold}
         for k, j in chosen.items():
             found[entities[j].index] = spans[k]
 
@@ -270,7 +298,7 @@ def _join_marks(tokens: list[tuple[int, int, str]]) -> list[tuple[int, int, str]
 
 def _greedy(sims: list[list[float]]) -> dict[int, int]:
     """Assign each span (row) an entity (column), best similarities first, one-to-one."""
-    cells = sorted(((v, k, j) for k, row in enumerate(sims) for j, v in enumerate(row)), reverse=True)
+    cells = sorted((-v, k, j) for k, row in enumerate(sims) for j, v in enumerate(row))  # ties: in order
     used_k: set[int] = set()
     used_j: set[int] = set()
     out: dict[int, int] = {}
