@@ -138,3 +138,37 @@ def test_local_cluster_script_is_valid_bash_and_scoped():
     assert not re.search(r"^\s*ray stop", text, flags=re.M)
     usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     assert usage.returncode == 2 and "start N" in usage.stderr
+
+
+def _gpu_cluster_commands() -> list[tuple[str, list[str]]]:
+    """(where, argv after `lrl`) of every `lrl run|submit` the GPU clusters' files and the README's
+    cluster section show, the RayJob's entrypoint included."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Running on a cluster", 1)[1].split("\n## ", 1)[0]
+    sources = [("README.md", section)] + [(p.name, p.read_text(encoding="utf-8"))
+                                           for p in [CLUSTER / "aws.yaml", *MANIFESTS]]
+    found = []
+    for name, text in sources:
+        for m in re.finditer(r"lrl (run|submit) (jobs/\S+\.yaml)([^`\n]*)", text):
+            argv = [a for a in shlex.split(m.group(3)) if not a.startswith("-") and "=" in a]
+            found.append((name, [m.group(1), m.group(2), *argv]))
+    return found
+
+
+def test_gpu_cluster_commands_put_every_training_stage_on_the_gpu_workers():
+    """The RayJob started a GPU worker group that nothing asked for: tune (and finetune) reserve
+    GPUs only with tune.gpus_per_trial / finetune.num_gpus, and pretrain's auto choice cannot see
+    a GPU group scaled to zero (Ray 2.60's autoscalers do not report their node groups)."""
+    from lrl.job import load_job
+
+    commands = _gpu_cluster_commands()
+    assert {w for w, _ in commands} >= {"README.md", "aws.yaml", "raycluster.yaml", "rayjob.yaml"}, commands
+    for where, (_, job, *overrides) in commands:
+        cfg = load_job(REPO / job, overrides)
+        stages = cfg.pipeline.stages
+        if "pretrain" in stages:
+            assert cfg.pretrain.use_gpu is True, f"{where}: lrl {job} {overrides} trains pretrain on CPU"
+        if "tune" in stages:
+            assert cfg.tune.gpus_per_trial > 0, f"{where}: lrl {job} {overrides} tunes on CPU"
+        if "finetune" in stages:
+            assert cfg.finetune.num_gpus > 0, f"{where}: lrl {job} {overrides} fine-tunes on CPU"

@@ -22,11 +22,15 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     conllu.write_text("\n\n".join(src) + "\n\n", encoding="utf-8")
     job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1}, str(conllu))
     assert main(["pretrain", str(job)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     path = out.split("pretrain: ")[1].split("\n")[0].strip()
     assert "outside the loop: prepare " in out and " finish " in out
     m = _check_output(path)
     assert m["step"] == 6 and m["aux_loss"] is not None and m["attempt_start_steps"] == [0]
+    # where it trained and why, measured by the worker (test_pretrain_loop: the cluster's choice)
+    why = "auto: no GPUs in the Ray cluster or its autoscaler's node types"
+    assert m["device"] == "cpu" and m["device_reason"] == why and m["peak_flops"] > 1e8
+    assert f"1 worker(s) on CPU ({why})" in err
     head = json.loads((Path(path) / "aux_head" / "labels.json").read_text())
     assert head["column"] == "xpos" and "N" in head["labels"]
     from safetensors.torch import load_file
@@ -34,6 +38,7 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     w = load_file(str(Path(path) / "aux_head" / "head.safetensors"))["weight"]
     assert w.shape == (len(head["labels"]), 128) and torch.isfinite(w).all()
     manifest = json.loads((Path(path) / "manifest.json").read_text())
+    assert manifest["device"] == "cpu" and manifest["device_reason"] == why
     # second run: same config and inputs -> the finished folder, nothing recomputed
     assert main(["pretrain", str(job)]) == 0
     assert json.loads((Path(path) / "manifest.json").read_text()) == manifest

@@ -1,4 +1,5 @@
-"""Pieces of the per-worker pretraining loop that need no Ray Train run."""
+"""Pieces of pretraining that need no real Ray Train run: the per-worker loop's parts, and where
+training runs (the device choice, the MFU peak) on a cluster this machine does not have."""
 
 from __future__ import annotations
 
@@ -34,3 +35,113 @@ def test_final_loss_after_a_report_is_the_reported_window_not_null():
     w.mlm.append(5.0)
     w.end_step()  # one more step: its own window, with no auxiliary step in it
     assert w.means() == (5.0, None)
+
+
+class _Group:  # an autoscaler node type, as ray._private.state's ClusterConfig holds it
+    def __init__(self, resources: dict, max_count: int):
+        self.resources, self.max_count, self.min_count, self.name = resources, max_count, 0, "g"
+
+
+def _cluster(monkeypatch, gpus: float, *groups: _Group) -> None:
+    import types
+
+    import ray
+    import ray._private.state
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, **({"GPU": gpus} if gpus else {})})
+    config = types.SimpleNamespace(node_group_configs=list(groups)) if groups else None
+    monkeypatch.setattr(ray._private.state.state, "get_cluster_config", lambda: config)
+
+
+def test_auto_device_follows_the_cluster_not_the_driver(monkeypatch):
+    """The shipped clusters run the driver on a head without GPUs beside GPU worker groups that
+    start at 0 nodes: ``use_gpu: null`` asked the driver's torch for CUDA and trained on CPU."""
+    import torch
+
+    from lrl.train.pretrain import choose_device
+    from lrl.train.pretrain_config import PretrainConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only head
+    head, cpu, gpu = _Group({"CPU": 0}, 0), _Group({"CPU": 16}, 8), _Group({"CPU": 8, "GPU": 1}, 4)
+    _cluster(monkeypatch, 0, head, cpu, gpu)  # aws.yaml / raycluster.yaml before any GPU node started
+    on, why = choose_device(PretrainConfig())
+    assert on and "autoscaler" in why and "up to 4" in why
+    assert choose_device(PretrainConfig(num_workers=4))[0] and not choose_device(PretrainConfig(num_workers=5))[0]
+    _cluster(monkeypatch, 0, head, _Group({"GPU": 1}, -1))  # unbounded GPU node type
+    assert choose_device(PretrainConfig(num_workers=8))[0]
+    _cluster(monkeypatch, 2)  # a fixed cluster with 2 GPUs (e.g. the rayjob's started GPU nodes)
+    assert choose_device(PretrainConfig(num_workers=2)) == (True, "auto: the Ray cluster has 2 GPUs for 2 worker(s)")
+    on, why = choose_device(PretrainConfig(num_workers=3))  # would wait forever for a third GPU
+    assert not on and "need 3 GPUs" in why and "use_gpu=true" in why
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the driver's own GPU does not count
+    _cluster(monkeypatch, 0, head, cpu)
+    assert choose_device(PretrainConfig()) == (False, "auto: no GPUs in the Ray cluster or its autoscaler's node types")
+    assert choose_device(PretrainConfig(use_gpu=True)) == (True, "pretrain.use_gpu=true")
+    assert choose_device(PretrainConfig(use_gpu=False)) == (False, "pretrain.use_gpu=false")
+
+
+def test_matmul_peak_is_measured_by_the_workers_on_their_devices():
+    """Each GPU worker measures its own device; on CPU the first worker of a node measures with all
+    the node's workers' threads (the driver's former measurement on one machine), the others add 0."""
+    from lrl.train.pretrain_metrics import worker_peak
+
+    calls = []
+
+    def measure(dtype, threads=None, device="cpu"):
+        calls.append((dtype, threads, device))
+        return 10.0
+
+    assert worker_peak("bf16", "cuda:1", 2, local_rank=1, local_world=2, measure=measure) == 10.0
+    assert calls == [("bf16", None, "cuda:1")]
+    assert worker_peak("fp32", "cpu", 2, local_rank=0, local_world=3, measure=measure) == 10.0
+    assert calls[-1] == ("fp32", 6, "cpu")
+    assert worker_peak("fp32", "cpu", 2, local_rank=1, local_world=3, measure=measure) == 0.0 and len(calls) == 2
+
+
+def test_gpu_training_from_a_cpu_only_driver_never_touches_cuda(tmp_path, ray_session, monkeypatch):
+    """``pretrain.use_gpu: true`` on a cluster whose head has no GPU: the driver measured the MFU
+    peak on ``cuda`` itself and crashed ("Torch not compiled with CUDA enabled") before training.
+    It now asks Ray Train for GPU workers and leaves every CUDA call to them."""
+    import shutil
+
+    import ray.train
+    import ray.train.torch
+    import torch
+    from pretrain_jobs import _job
+
+    import lrl.train.pretrain_metrics as pm
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import run_pretrain
+
+    def no_cuda(*args, **kwargs):
+        raise AssertionError(f"the driver touched CUDA: {args} {kwargs}")
+
+    def measure(dtype, threads=None, device="cpu", **kwargs):
+        if str(device).startswith("cuda"):
+            no_cuda(dtype, device)
+        return 1e9
+
+    monkeypatch.setattr(pm, "measure_matmul_peak", measure)
+    monkeypatch.setattr(torch.cuda, "_lazy_init", no_cuda)
+    seen = {}
+
+    class Trainer:  # Ray Train as far as the driver sees it: the GPU workers' final checkpoint
+        def __init__(self, loop, train_loop_config, scaling_config, **kwargs):
+            seen.update(config=train_loop_config, scaling=scaling_config, torch=kwargs["torch_config"])
+
+        def fit(self):
+            d = tmp_path / "final"
+            shutil.copytree(seen["config"]["model_dir"], d / "model")
+            metrics = {"step": 1, "loss": 1.0, "tokens_per_s": 1.0, "mfu": 0.1, "attempt_start_steps": [0],
+                       "device": "cuda", "device_reason": seen["config"]["device_reason"], "peak_flops": 1e15}
+            (d / "metrics.json").write_text(json.dumps(metrics))
+            return ray.train.Result(metrics=metrics, checkpoint=ray.train.Checkpoint.from_directory(str(d)),
+                                    error=None, path=str(d))
+
+    monkeypatch.setattr(ray.train.torch, "TorchTrainer", Trainer)
+    path = run_pretrain(StageContext(load_job(str(_job(tmp_path, {"use_gpu": True})))))
+    assert seen["scaling"].use_gpu and seen["scaling"].resources_per_worker == {"CPU": 1.0, "GPU": 1}
+    assert seen["torch"].backend == "nccl" and seen["config"]["use_gpu"] and "peak_flops" not in seen["config"]
+    manifest = json.loads((tmp_path / path / "manifest.json").read_text())
+    assert manifest["device"] == "cuda" and manifest["device_reason"] == "pretrain.use_gpu=true"

@@ -68,12 +68,13 @@ class RayConfig(StrictModel):
     frozen that later become unreachable *in a cycle* are only reclaimed when the worker exits;
     anything freed by reference counting is freed as usual."""
     plan_cpus: int | None = Field(default=None, gt=0)
-    """CPUs the generate stage cuts its input for (4 blocks, i.e. tasks, per CPU). None: the most
-    CPUs the cluster can grow to, when its autoscaler's node types all have a maximum count
-    (``ray up``'s ``max_workers``, KubeRay's ``maxReplicas``), else the CPUs it has when the stage
-    starts. Cut for the CPUs of the moment, a cluster that starts with a 0-CPU head and no workers
-    got 4 tasks, which fit on one node, so augmentation never spread over more nodes. Set it for
-    an unbounded autoscaler. It changes how the work is split, never the rows."""
+    """CPUs the generate stage cuts its input for (4 blocks, i.e. tasks, per CPU). None: the CPUs
+    the cluster has when the stage starts, or the most it can grow to where Ray publishes its
+    autoscaler's node groups with maximum counts (``get_cluster_config``; Ray 2.60's own
+    autoscalers, ``ray up`` and KubeRay's, do not publish them). On an autoscaling cluster set it
+    to the CPUs the cluster may grow to (the shipped ones: 128): cut for the CPUs of the moment, a
+    cluster that starts with a 0-CPU head and no workers got 4 tasks, which fit on one node, so
+    augmentation never spread over more nodes. It changes how the work is split, never the rows."""
     start_data_actors: bool = True
     """Create Ray Data's two cluster-wide actors (its stats actor and the autoscaling coordinator
     that Ray Data and Ray Train both ask for resources) as the embedded Ray starts, without
@@ -93,7 +94,8 @@ def plan_cpus(cfg: RayConfig) -> int:
 
 def autoscaler_cpus() -> int:
     """CPUs of the cluster at its autoscaler's maximum (every node type at its max count); 0 when
-    Ray knows no autoscaler config (a local or fixed cluster) or a CPU node type is unbounded."""
+    Ray publishes no autoscaler config (a local or fixed cluster, and Ray 2.60's own autoscalers)
+    or a CPU node type is unbounded."""
     try:
         import ray._private.state
 

@@ -5,7 +5,8 @@ is the stage: it finds the text, tokenizer and model, calls ``fit`` and commits 
 holding the HF model (loadable with ``AutoModelForMaskedLM``/``AutoTokenizer``), ``metrics.json``
 (loss, per-language held-out perplexity, tokens/s, MFU and input share over all attempts of a
 resumed run, realised mixture next to the target, the sequences an epoch trained on next to the
-packed stream's, and ``phases_s``: the seconds spent outside the training loop, per phase),
+packed stream's, the device that trained and why (``choose_device``), and ``phases_s``: the
+seconds spent outside the training loop, per phase),
 and ``aux_head/`` when the auxiliary tagging task was on. Checkpoints go to
 ``<output.root>/.pretrain-<hash>.ray/`` so a crashed run resumes from the last one.
 """
@@ -16,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,13 +59,51 @@ class FitResult:
     mixture: dict[str, Any] = field(default_factory=dict)
 
 
-def use_gpu(cfg: PretrainConfig) -> bool:
-    """``pretrain.use_gpu``, or whether CUDA is available when it is None."""
-    if cfg.use_gpu is not None:
-        return cfg.use_gpu
-    import torch
+def choose_device(cfg: PretrainConfig) -> tuple[bool, str]:
+    """(train on GPUs, why): ``pretrain.use_gpu`` when set; when None, whether the Ray cluster has,
+    or its autoscaler can add, a GPU for each of the ``num_workers`` workers. Ray must be running.
 
-    return torch.cuda.is_available()
+    Decided from the cluster, not from the driver's CUDA: on the shipped clusters (cluster/) the
+    driver runs on a head without GPUs beside GPU worker groups, and pretraining ran on CPU and
+    never asked for the GPU workers. Too few GPUs trains on CPU instead of waiting forever for a
+    placement group that cannot be placed (``use_gpu: true`` waits)."""
+    if cfg.use_gpu is not None:
+        return cfg.use_gpu, f"pretrain.use_gpu={str(cfg.use_gpu).lower()}"
+    import ray
+
+    need = cfg.num_workers
+    have = float(ray.cluster_resources().get("GPU", 0))
+    grow = autoscaler_gpus()
+    if have >= need:
+        return True, f"auto: the Ray cluster has {have:g} GPUs for {need} worker(s)"
+    if grow >= need:
+        most = "no limit" if grow == float("inf") else f"up to {grow:g}"
+        return True, f"auto: the cluster's autoscaler can add GPU nodes ({most} GPUs) for {need} worker(s)"
+    if max(have, grow) > 0:
+        return False, (f"auto: {need} worker(s) need {need} GPUs and the cluster has {have:g} (at most "
+                       f"{max(have, grow):g}); set pretrain.num_workers, or use_gpu=true to wait for them")
+    return False, "auto: no GPUs in the Ray cluster or its autoscaler's node types"
+
+
+def autoscaler_gpus() -> float:
+    """GPUs of the cluster at its autoscaler's maximum (every node type at its max count; inf when
+    a GPU node type is unbounded); 0 when Ray knows no autoscaler config (a local or fixed
+    cluster). Read like ``lrl.runtime.autoscaler_cpus``: a private API."""
+    try:
+        import ray._private.state
+
+        config = ray._private.state.state.get_cluster_config()
+    except Exception:  # without it, only the GPUs there are count
+        return 0.0
+    if not config or not config.node_group_configs:
+        return 0.0
+    total = 0.0
+    for group in config.node_group_configs:
+        gpus = float((group.resources or {}).get("GPU", 0))
+        if gpus and group.max_count < 0:
+            return float("inf")
+        total += gpus * max(0, group.max_count)
+    return total
 
 
 def aux_arrays(cfg: PretrainConfig, paths: list[str], tokenizer) -> dict[str, Any] | None:
@@ -92,7 +132,6 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
 
     from lrl.model.build import model_flops_per_token, model_langs
     from lrl.train.pretrain_loop import train_loop
-    from lrl.train.pretrain_metrics import measure_matmul_peak
 
     t0 = time.time()
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -112,6 +151,13 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     missing = [x for x in present if x not in langs]
     if missing:
         raise ConfigError(f"text in {missing} but the model was built for {langs}")
+    gpu, why = choose_device(cfg)
+    # Said before the hours of training, not only in metrics.json (device, device_reason) after.
+    print(f"pretrain: {cfg.num_workers} worker(s) on {'GPU' if gpu else 'CPU'} ({why})", file=sys.stderr, flush=True)
+    if cfg.engine == "deepspeed":
+        from lrl.train.pretrain_engine import deepspeed_config
+
+        deepspeed_config(cfg, cfg.num_workers, gpu)  # fp16 on CPU: now that the device is known
     train, heldout = split_heldout(table, cfg.heldout_fraction, seed)
     stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
     log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
@@ -123,20 +169,14 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     packed = ds.count()
     ds, padding = pad_for_workers(ds, cfg.num_workers)  # else Ray Train's equal split drops the rest
     held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
-    gpu = use_gpu(cfg)
-    threads = cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker))
-    dtype = "fp32" if cfg.precision == "fp32" else cfg.precision
-    peak_one = measure_matmul_peak(dtype, threads=None if gpu else threads * cfg.num_workers,
-                                   device="cuda" if gpu else "cpu")
-    peak = peak_one * (cfg.num_workers if gpu else 1)
     # The MLM head runs only at predicted positions (pretrain_aux.mlm_head), a masking-rate share.
     flops = model_flops_per_token(mconf, seq_len=cfg.seq_len, lm_head_tokens=cfg.masking.rate)
     marker = os.path.join(run_dir, f"{run_name}.fail_once") if cfg.fail_at_step else None
     loop_config = {
         "cfg": cfg.model_dump(mode="json"), "seed": seed, "langs": langs, "use_gpu": gpu,
         "tokenizer_dir": os.path.abspath(tokenizer_dir), "model_dir": os.path.abspath(model_dir),
-        "heldout": held, "aux": aux_arrays(cfg, list(aux_paths), tok),
-        "flops_per_token": flops, "peak_flops": peak, "fail_marker": marker,
+        "heldout": held, "aux": aux_arrays(cfg, list(aux_paths), tok), "device_reason": why,
+        "flops_per_token": flops, "fail_marker": marker,
         "lang_embedding": bool(getattr(mconf, "lrl_lang_embedding", False)),
     }
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if gpu else {})}
@@ -174,7 +214,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
         # dropped (None when no epoch finished).
         "sequences_left_out_per_epoch": None if metrics.get("epoch_sequences") is None
         else packed + padding - metrics["epoch_sequences"],
-        "peak_flops": peak, "flops_per_token": flops,
+        "flops_per_token": flops,  # the loop adds device, device_reason and peak_flops
         "trainer_fit_s": t_end - t_fit, "end_to_end_s": t_end - t0,
         "engine": cfg.engine, "precision": cfg.precision, "num_workers": cfg.num_workers,
     })
@@ -192,9 +232,9 @@ def phases(t0: float, t_fit: float, marks: dict[str, float], t_end: float) -> di
     if not {"loop_entered", "engine_ready", "first_step_done", "loop_done"} <= set(marks):
         return {"prepare_s": t_fit - t0, "fit_s": t_end - t_fit}
     return {
-        "prepare_s": t_fit - t0,  # split, resample, pack (driver or Ray Data plan), peak matmul
+        "prepare_s": t_fit - t0,  # split, resample, pack (driver or Ray Data plan)
         "workers_s": marks["loop_entered"] - t_fit,  # Train controller, placement group, worker processes
-        "setup_s": marks["engine_ready"] - marks["loop_entered"],  # imports, model load, engine (DeepSpeed) init
+        "setup_s": marks["engine_ready"] - marks["loop_entered"],  # peak matmul, imports, model load, engine init
         "first_step_s": marks["first_step_done"] - marks["engine_ready"],  # shard start, first batch and step
         "finish_s": t_end - marks["loop_done"],  # held-out eval, final save, report, teardown, copy-out
     }
@@ -241,8 +281,9 @@ def run_pretrain(ctx: StageContext) -> str:
         from lrl.train.pretrain_engine import deepspeed_config
 
         # A bad ds_config (unreadable, contradicting pretrain's settings) stops the stage here,
-        # not a minute later inside every Ray Train worker and again in each retry.
-        deepspeed_config(p, p.num_workers, use_gpu(p))
+        # not a minute later inside every Ray Train worker and again in each retry. The device is
+        # known only once Ray runs (fit checks fp16 again then): until then auto may be a GPU.
+        deepspeed_config(p, p.num_workers, p.use_gpu is not False)
     run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
     os.makedirs(run_dir, exist_ok=True)
     try:
@@ -257,6 +298,7 @@ def run_pretrain(ctx: StageContext) -> str:
             "steps": m["step"], "steps_planned": m.get("steps_planned"), "stopped_early": m.get("stopped_early"),
             "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
             "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "input_share": m.get("input_share"),
+            "device": m.get("device"), "device_reason": m.get("device_reason"),
             "phases_s": m.get("phases_s"),
             "target_mixture": res.mixture,
             "stream_mixture": m.get("stream_mixture"), "attempt_start_steps": m["attempt_start_steps"],
@@ -294,4 +336,4 @@ def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> st
     return path
 
 
-__all__ = ["fit", "FitResult", "phases", "use_gpu", "aux_arrays", "run_pretrain", "stage_output", "RUN_CONTROL"]
+__all__ = ["fit", "FitResult", "phases", "choose_device", "autoscaler_gpus", "aux_arrays", "run_pretrain", "stage_output", "RUN_CONTROL"]

@@ -119,7 +119,9 @@ class PretrainConfig(StrictModel):
     threads_per_worker: int | None = Field(default=None, gt=0)
     """torch threads per worker; None uses max(1, round(cpus_per_worker))."""
     use_gpu: bool | None = None
-    """Train on GPUs (nccl); None uses one when CUDA is available."""
+    """Train on GPUs (nccl, one per worker). None: when the Ray cluster has, or its autoscaler can
+    add, a GPU per worker; decided from the cluster, not the driver (on a cluster the driver often
+    runs on a head without GPUs). metrics.json says which device trained and why."""
     report_every: int = Field(default=20, gt=0)
     """Steps between ``ray.train.report`` calls (each costs a synchronisation). Not part of the
     output's hash: it samples the loss curve, the weights are the same."""

@@ -23,7 +23,7 @@ import numpy as np
 from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head, set_attention
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
-from lrl.train.pretrain_metrics import RUN_TOTALS, Throughput, run_totals, throughput_metrics
+from lrl.train.pretrain_metrics import RUN_TOTALS, Throughput, run_totals, throughput_metrics, worker_peak
 from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
 from lrl.train.pretrain_stream import FirstBatch, _batches
 
@@ -93,16 +93,25 @@ def train_loop(config: dict[str, Any]) -> None:
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None and _report_if_finished(ckpt, rank):
         return
+    import ray.train.torch  # (both already imported by Ray Train's process-group set-up)
+    import torch
+
+    threads = cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker))
+    device = ray.train.torch.get_device() if config["use_gpu"] else torch.device("cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"pretrain trains on GPUs ({config.get('device_reason')}) but this worker's torch "
+                           f"has no CUDA (torch {torch.__version__}): install a CUDA build on the GPU nodes")
+    # The MFU peak is measured here, on the devices (and cores) that train, in the dtype they
+    # train in; before the first batch starts Ray Data's work on this node's cores. Collective.
+    peak = _dist_sum([worker_peak(cfg.precision, str(device), threads, ctx.get_local_rank(),
+                                  ctx.get_local_world_size())], device)[0]
     # A resumed attempt's epoch and position are only known once the engine has loaded them.
     started = FirstBatch(ray.train.get_dataset_shard, cfg, seed, rank) if ckpt is None else None
-    import ray.train.torch
-    import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from lrl.train.pretrain_engine import build_engine
 
-    torch.set_num_threads(cfg.threads_per_worker or max(1, round(cfg.cpus_per_worker)))
-    device = ray.train.torch.get_device() if config["use_gpu"] else torch.device("cpu")
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(config["tokenizer_dir"])
     model = AutoModelForMaskedLM.from_pretrained(config["model_dir"])
@@ -158,7 +167,7 @@ def train_loop(config: dict[str, Any]) -> None:
         loss, aux_loss = window.means()
         out = {"step": state["step"], "epoch": state["epoch"], "lr": engine.lr(),
                "loss": loss, "aux_loss": aux_loss,
-               **throughput_metrics(tot, world, config["flops_per_token"], config["peak_flops"]),
+               **throughput_metrics(tot, world, config["flops_per_token"], peak),
                "attempt_start_steps": list(state["starts"]), **evals}
         if final:
             totals = seen_totals()
@@ -234,6 +243,9 @@ def train_loop(config: dict[str, Any]) -> None:
     # Said in the output, not left to be inferred from ``step``: the LR schedule still spans
     # ``steps``, so a stopped run also ended before its schedule's end.
     final["steps_planned"] = cfg.steps
+    # What trained, why (pretrain.choose_device) and the peak its MFU is measured against.
+    final.update(peak_flops=peak, device=device.type, device_reason=config.get("device_reason"),
+                 device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
     final["stopped_early"] = "time_limit_s" if state["step"] < cfg.steps else None
     final["marks"] = marks
     _final_save(engine, module, tok, aux, final, rank, cfg)

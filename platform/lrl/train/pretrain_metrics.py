@@ -1,10 +1,12 @@
-"""Throughput and model FLOPs utilisation (MFU) against a matmul peak measured on this machine.
+"""Throughput and model FLOPs utilisation (MFU) against a matmul peak measured where training runs.
 
 The peak is a timed square matmul in the training dtype with the training's thread count (or on
-the GPU), cached per (device, dtype, threads, torch version) in ``$LRL_CACHE_DIR`` (default
-``~/.cache/lrl``): later runs re-measure briefly and keep the best value seen, because on a shared
-machine a single measurement under load understates the peak (and so overstates MFU). On CPU the
-peak of fewer threads (same dtype) is a floor of the peak of more.
+the GPU), measured by the training workers themselves (``worker_peak``: the driver may run on a
+node without their devices, e.g. a cluster's CPU-only head), cached per (device, dtype, threads,
+torch version) in ``$LRL_CACHE_DIR`` (default ``~/.cache/lrl``) of the node: later runs
+re-measure briefly and keep the best value seen, because on a shared machine a single measurement
+under load understates the peak (and so overstates MFU). On CPU the peak of fewer threads (same
+dtype) is a floor of the peak of more.
 MFU = achieved model FLOP/s / peak.
 """
 
@@ -23,11 +25,13 @@ def _cache_file() -> Path:
 
 def measure_matmul_peak(dtype: str = "bf16", threads: int | None = None, device: str = "cpu",
                         n: int = 2048, seconds: float = 1.5, use_cache: bool = True) -> float:
-    """Best FLOP/s of an ``n`` x ``n`` matmul in ``dtype`` (bf16/fp32/fp16) over ~``seconds``."""
+    """Best FLOP/s of an ``n`` x ``n`` matmul in ``dtype`` (bf16/fp32/fp16) over ~``seconds`` on
+    ``device`` (``cpu``, ``cuda`` or ``cuda:<index>``)."""
     import torch
 
     threads = threads or torch.get_num_threads()
-    name = torch.cuda.get_device_name() if device == "cuda" else f"cpu{os.cpu_count()}"
+    on_gpu = torch.device(device).type == "cuda"
+    name = torch.cuda.get_device_name(device) if on_gpu else f"cpu{os.cpu_count()}"
     key = f"{name}|{dtype}|{threads}|{torch.__version__}|{n}"
     cache = _cache_file()
     known: dict[str, float] = {}
@@ -47,20 +51,21 @@ def measure_matmul_peak(dtype: str = "bf16", threads: int | None = None, device:
         best = 0.0
         end = time.perf_counter() + seconds
         torch.matmul(a, b)  # warm-up
+        reps = 50 if on_gpu else 4
         while time.perf_counter() < end:
-            if device == "cuda":
-                torch.cuda.synchronize()
+            if on_gpu:
+                torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-            for _ in range(4 if device == "cpu" else 50):
+            for _ in range(reps):
                 torch.matmul(a, b)
-            if device == "cuda":
-                torch.cuda.synchronize()
+            if on_gpu:
+                torch.cuda.synchronize(device)
             dt = time.perf_counter() - t0
-            best = max(best, (4 if device == "cpu" else 50) * 2 * n**3 / dt)
+            best = max(best, reps * 2 * n**3 / dt)
     finally:
         torch.set_num_threads(old)
     best = max(best, float(known.get(key, 0.0)))
-    if device == "cpu":
+    if not on_gpu:
         # ``threads`` threads can always do what fewer do, so a peak below a fewer-thread one was
         # measured under load. On this shared 2-CPU machine the fp32 2-thread peak was cached at
         # 61 GFLOP/s against 161 for 1 thread, and 2 workers reported an MFU of 49% (1 worker: 26%).
@@ -77,6 +82,24 @@ def measure_matmul_peak(dtype: str = "bf16", threads: int | None = None, device:
         except OSError:
             pass  # a cache we cannot write only costs a longer measurement next time
     return best
+
+
+def worker_peak(dtype: str, device: str, threads: int, local_rank: int, local_world: int,
+                measure=measure_matmul_peak) -> float:
+    """This Ray Train worker's part of the run's matmul peak; the parts summed over all workers are
+    the peak MFU is measured against. On a GPU, its own device's peak. On CPU the workers of a node
+    share its cores, so the node's first worker measures with all their threads (``threads`` per
+    worker, ``local_world`` workers: on one machine the measurement the driver made before) and
+    the others add 0.
+
+    Measured in the worker because the driver need not have the workers' devices: on a cluster
+    whose head has no GPU, the driver's ``cuda`` measurement failed ("Torch not compiled with
+    CUDA enabled")."""
+    if device.startswith("cuda"):
+        return float(measure(dtype, device=device))
+    if local_rank != 0:
+        return 0.0
+    return float(measure(dtype, threads=threads * local_world, device="cpu"))
 
 
 class Throughput:
@@ -141,4 +164,4 @@ def throughput_metrics(totals: dict, world: int, flops_per_token: float, peak_fl
             "input_share": totals["input_s"] / secs if secs > 0 else 0.0}
 
 
-__all__ = ["measure_matmul_peak", "Throughput", "mfu", "RUN_TOTALS", "run_totals", "throughput_metrics"]
+__all__ = ["measure_matmul_peak", "worker_peak", "Throughput", "mfu", "RUN_TOTALS", "run_totals", "throughput_metrics"]
