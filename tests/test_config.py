@@ -89,3 +89,20 @@ def test_the_cluster_run_of_lrl_submit_does_not_repeat_its_warnings(tmp_path, mo
     monkeypatch.delenv(SHOWN_ENV)
     assert cli.main(["run", str(job), "--dry-run"]) == 0  # `lrl run` on its own warns as before
     assert _WARNING in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override,hint", [
+    ("pretrain.step=10", "pretrain.step: unknown key (did you mean 'steps'?)"),
+    ("finetun.epochs=1", "finetun: unknown key (did you mean 'finetune'?)"),
+    ("data.ner=[{path: a.conll, lang: yo, formt: conll}]", "data.ner.0.formt: unknown key (did you mean 'format'?)"),
+    ("pretrain.aux.colum=xpos", "pretrain.aux.colum: unknown key (did you mean 'column'?)"),
+])
+def test_a_misspelt_key_names_the_key_it_meant(override, hint):
+    """``pretrain.step=10`` said only "unknown key": the user had to search docs/config.md for
+    the spelling. The closest field of the same section is named; nothing is guessed when none is close."""
+    with pytest.raises(ConfigError) as err:
+        load_job(None, [override])
+    assert hint in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_job(None, ["pretrain.zzz=1"])
+    assert "pretrain.zzz: unknown key (got 1)" in str(err.value)

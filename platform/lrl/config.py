@@ -8,10 +8,12 @@ documents each field with the docstring written under it (``use_attribute_docstr
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import os
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,9 +111,37 @@ def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "conf
             where = ".".join(str(x) for x in err["loc"]) or "<root>"
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            reason = err["msg"]
+            if err["type"] == "extra_forbidden":
+                # The key a typo meant (``pretrain.step`` -> ``steps``): the bare "unknown key"
+                # left the user to search docs/config.md for the spelling.
+                near = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, err["loc"][:-1]), n=1)
+                reason = "unknown key" + (f" (did you mean {near[0]!r}?)" if near else "")
             lines.append(f"  {where}: {reason}{shown}")
         raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines)) from None
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the config section at ``loc`` (list indices skipped); [] when ``loc``
+    does not lead to a section."""
+    node: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an element of a list of sections: the section itself
+        field = node.model_fields.get(str(part)) if node else None
+        node = _section_type(field.annotation) if field else None
+    return list(node.model_fields) if node else []
+
+
+def _section_type(ann: Any) -> type[BaseModel] | None:
+    """The config section class inside an annotation (``X``, ``list[X]``, ``X | None``)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
 
 
 #: Warnings already printed by this ``lrl`` command; None outside one (library use: each prints).

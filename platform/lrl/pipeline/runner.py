@@ -15,7 +15,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -212,7 +214,7 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
         state, exists = {"stages": {}}, f"cannot be read from here: {exc}"
     upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
     lines = ["# lrl run --dry-run: nothing was run", f"# state file: {absolute(spath)} ({exists})",
-             output_line(cfg)]
+             output_line(cfg), *(f"# {line}" for line in _preflight(cfg, todo))]
     for name in stages:
         if name in upstream:
             lines.append(f"#   {name:<10} reuse  {upstream[name]}")
@@ -226,6 +228,17 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
     if warning:
         lines.append(f"# {warning}")
     return "\n".join(lines) + "\n"
+
+
+def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """Warnings about the config for the stages to run; a ``PipelineError`` (before any stage
+    ran) for what would stop one of them later."""
+    from lrl.pipeline.preflight import PreflightError, check_languages
+
+    try:
+        return check_languages(cfg, todo)
+    except PreflightError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def _first_output(cfg: JobConfig, name: str) -> str | None:
@@ -253,6 +266,17 @@ def _is_file(path: str) -> bool:
     return fs.get_file_info(inner).type == pafs.FileType.File
 
 
+def _restore_sigint(handler: Any) -> None:
+    """Put back the Ctrl-C handler a stage found. Ray Train's ``fit`` installs its own (abort the
+    training run) and leaves it in place after returning: a Ctrl-C in a later stage of the same
+    ``lrl run`` (finetune after pretrain) then went to that finished run's controller and was
+    swallowed, and the pipeline ran on to the end with exit status 0."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return  # installed outside Python, or not settable from this thread
+    if signal.getsignal(signal.SIGINT) is not handler:
+        signal.signal(signal.SIGINT, handler)
+
+
 def run_pipeline(
     cfg: JobConfig,
     start: str | None = None,
@@ -275,6 +299,8 @@ def run_pipeline(
     state = load_state(spath)
     state.update(name=cfg.name, pipeline=stages)
     upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
+    for line in _preflight(cfg, todo):
+        log(f"[lrl run] {line}")
     for name, path in upstream.items():
         log(f"[lrl run] {name}: reusing recorded output {path}")
     not_applied = changed_settings(state, cfg, list(upstream))
@@ -286,6 +312,7 @@ def run_pipeline(
         fn = resolve_stage(registry[name])
         log(f"[lrl run] {name}: starting")
         s0 = time.perf_counter()
+        sigint = signal.getsignal(signal.SIGINT)
         try:
             path = str(fn(StageContext(cfg=cfg, upstream=dict(upstream))))
         except BaseException as exc:
@@ -295,6 +322,8 @@ def run_pipeline(
             log(f"[lrl run] {name}: {what} after {seconds:.1f} s; finished stages are kept, "
                 f"re-run the same command to resume here")
             raise
+        finally:
+            _restore_sigint(sigint)
         seconds = time.perf_counter() - s0
         path = absolute(path)
         if not is_finished(path):
