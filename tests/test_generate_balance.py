@@ -99,3 +99,29 @@ def test_translate_train_without_its_sources_balances(ray_session, data_root, tm
                           "augment.ops=[]", f"output.root={tmp_path / 'runs'}"])
     m = json.loads((Path(run_generate(StageContext(cfg), quiet=True)) / "manifest.json").read_text())
     assert m["balance"]["ner/en"] == {"read": 2, "written": 0, "rejected": 0, "left_out": 2}
+
+
+def test_translation_repairs_are_counted_in_the_manifest(ray_session, data_root, tmp_path):
+    """Rows whose markers projection had to repair (found again by the entity's own translation,
+    moved...) were kept with no trace of it: the manifest now counts them per op and kind."""
+    import pyarrow.parquet as pq
+
+    from lrl.generate.stage import run_generate
+    from lrl.pipeline.stage import StageContext
+
+    en = tmp_path / "en.conll"
+    sents = [("John", "B-PER"), ("went", "O"), ("to", "O"), ("Paris", "B-LOC"), ("today", "O")]
+    en.write_text("\n\n".join("\n".join(f"{w}{i}\t{t}" if t != "O" else f"{w}\t{t}" for w, t in sents)
+                              for i in range(40)) + "\n\n", encoding="utf-8")
+    cfg = load_job(None, [f"data.ner=[{{path: {en}, lang: en}}]", "translate.enabled=true",
+                          "translate.train={sources: [en], target: ug, keep_source: false, "
+                          "model: {backend: fake, fake: {drop_marker_rate: 0.3, move_marker_rate: 0.2}}}",
+                          "augment.ops=[swap]", f"output.root={tmp_path / 'runs'}"])
+    path = Path(run_generate(StageContext(cfg), quiet=True))
+    m = json.loads((path / "manifest.json").read_text())
+    fixes = m["translation_repairs"]
+    kept = m["rows_per_op"]["translate"]
+    assert 0 < fixes["translate/rows_repaired"] <= kept, (fixes, kept)
+    assert sum(n for k, n in fixes.items() if k != "translate/rows_repaired") >= fixes["translate/rows_repaired"]
+    assert not any(k.startswith("swap/") for k in fixes)  # copies of repaired rows are not repairs
+    assert "repairs" not in pq.read_schema(next((path / "data").rglob("*.parquet"))).names

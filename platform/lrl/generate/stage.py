@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from lrl.generate.write import (
     DATA,
     REJECTED_SCHEMA,
     REJECTS,
+    REPAIR,
     TEXT,
     PartWriter,
     count_values,
@@ -176,14 +178,18 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
         steps = build_steps(cfg, train, texts) + list(extra_steps)
         text_steps = build_text_steps(cfg)
         _write_reader_rejects(inputs, out.tmp)
+        repairs: Counter[str] = Counter()
         if text_steps and texts.num_rows:
-            _generate(cfg, texts, text_steps, out.tmp, TEXT)
+            repairs += _generate(cfg, texts, text_steps, out.tmp, TEXT)[1]
             text_rows = sum(count_values(f"{out.tmp}/{TEXT}", ["lang"]).values())
         else:  # nothing to generate: the driver writes the text it read
             text_rows = write_text(inputs.texts, out.tmp)
-        written = _generate(cfg, train, steps, out.tmp)
+        written, more = _generate(cfg, train, steps, out.tmp)
         manifest = build_manifest(cfg, inputs, steps, out.tmp, written, text_rows)
         manifest["text_steps"] = [s.name for s in text_steps]
+        # Kept translated rows whose labels projection had to repair (a lost marker found again by
+        # the entity's own translation, a moved one...): how far to trust them, per op and kind.
+        manifest["translation_repairs"] = dict(sorted((repairs + more).items()))
         path = out.commit(manifest)
     except BaseException:
         out.abort()
@@ -193,8 +199,11 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
     return path
 
 
-def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, kind: str = DATA) -> int:
-    """Build the Ray Dataset, chain the steps, write every batch from its task; returns files."""
+def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str,
+              kind: str = DATA) -> tuple[int, Counter]:
+    """Build the Ray Dataset, chain the steps, write every batch from its task; returns the files
+    written and the projection repairs (``PartWriter``; a retried task's result replaces the
+    lost one's, so nothing is counted twice)."""
     from lrl.runtime import init_ray, plan_cpus
 
     init_ray(cfg.ray)
@@ -206,10 +215,14 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str, 
     for s in steps:
         ds = s.apply(ds)
     ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)
-    files = 0
+    files, repairs = 0, Counter()
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        files += batch.num_rows
-    return files
+        for kind_, key, n in zip(*(batch.column(c).to_pylist() for c in ("kind", "path", "rows"))):
+            if kind_ == REPAIR:
+                repairs[key] += n
+            else:
+                files += 1
+    return files, repairs
 
 
 def plan_blocks(table: pa.Table, cpus: int, weights: np.ndarray | None = None) -> list[pa.Table]:

@@ -14,13 +14,16 @@ from lrl.data.schema import NER_SCHEMA, REJECT, TEXT_SCHEMA, conform
 
 SRC_TEXT = "src_text"
 SRC_ENTS = "src_ents"
+#: The repairs label projection made to a translated row (``Projection.repairs``: fuzzy,
+#: dangling, moved_marker...), counted per op into the manifest by the writer (``count_repairs``).
+REPAIRS = "repairs"
 #: Columns beyond NER_SCHEMA / TEXT_SCHEMA that translation steps emit (the runner drops them).
-EXTRA_COLUMNS = (REJECT, SRC_TEXT, SRC_ENTS)
+EXTRA_COLUMNS = (REJECT, SRC_TEXT, SRC_ENTS, REPAIRS)
 
-NER_OUT = pa.schema(list(NER_SCHEMA) + [pa.field(REJECT, pa.string()), pa.field(SRC_TEXT, pa.string()),
-                                          pa.field(SRC_ENTS, pa.list_(pa.string()))])
-TEXT_OUT = pa.schema(list(TEXT_SCHEMA) + [pa.field(REJECT, pa.string()), pa.field(SRC_TEXT, pa.string()),
-                                            pa.field(SRC_ENTS, pa.list_(pa.string()))])
+_EXTRA = [pa.field(REJECT, pa.string()), pa.field(SRC_TEXT, pa.string()),
+          pa.field(SRC_ENTS, pa.list_(pa.string())), pa.field(REPAIRS, pa.list_(pa.string()))]
+NER_OUT = pa.schema(list(NER_SCHEMA) + _EXTRA)
+TEXT_OUT = pa.schema(list(TEXT_SCHEMA) + _EXTRA)
 
 
 def out_schema(table: pa.Table) -> pa.Schema:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from lrl.data.schema import REJECT
 from lrl.generate.mt_config import MTModelConfig, ProjectionConfig
-from lrl.generate.translate.columns import SRC_ENTS, SRC_TEXT, out_schema, row_text, widen
+from lrl.generate.translate.columns import REPAIRS, SRC_ENTS, SRC_TEXT, out_schema, row_text, widen
 from lrl.generate.translate.hf import TOO_LONG, Refused
 from lrl.generate.translate.markers import Entity, MarkerStyle, spans_from_tags
 from lrl.generate.translate.project import Projector
@@ -183,6 +183,7 @@ def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], 
     it made, or None: an input over max_length, never translated)."""
     new = dict(row, id=f"{row['id']}>{op}:{lang}", lang=lang, op=op, parent_id=row["id"], seed=seed)
     new[REJECT] = None
+    new[REPAIRS] = None  # the parent's, if it was translated too, are not this row's
     if text is None and refused is None:  # a translator that only says None (over max_length)
         refused = TOO_LONG
     if "tokens" not in row:
@@ -210,7 +211,7 @@ def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], 
         raw = text.split() or [""]
         new.update(tokens=raw, tags=["O"] * len(raw), **{REJECT: res.reject})
     else:
-        new.update(tokens=res.tokens, tags=res.tags)
+        new.update(tokens=res.tokens, tags=res.tags, **{REPAIRS: sorted(set(res.repairs)) or None})
     return _unchanged(new, row)
 
 
