@@ -154,6 +154,14 @@ CONFIG_CASES = [
     # Target-language rows would be "translated" into themselves and added as new rows.
     (["translate.train={sources: [en, ug], target: ug, model: {backend: fake}}"],
      r"translate\.train: .*target 'ug' is also listed in sources"),
+    # Rows are selected by exact lang: this translated nothing. Checked only when generate built
+    # its steps, so --dry-run (and every other command) passed it.
+    (["translate={enabled: true, train: {sources: [eng_Latn], target: ug, model: {backend: fake}}}",
+      "data.ner=[{path: en.conll, lang: en, split: train}]"],
+     r"translate\.train\.sources: 'eng_Latn' is the lang of no input \(inputs: en\)"),
+    (["translate={enabled: true, backtranslate: {lang: wo, to_pivot: {backend: fake}, from_pivot: {backend: fake}}}",
+      "data.text=[{path: ug.txt, lang: ug}]"],
+     r"translate\.backtranslate\.lang: 'wo' is the lang of no input \(inputs: ug\)"),
 ]
 
 
@@ -170,3 +178,24 @@ def test_bad_config_file_names_the_file(tmp_path):
         load_job(f)
     msg = str(info.value)
     assert str(f) in msg and re.search(r"data\.bio_policy", msg) and re.search(r"data\.ner", msg)
+
+
+def test_a_missing_relative_input_names_data_root(tmp_path, capsys):
+    """A relative input resolves against data.root, the job file's folder unless set: a recipe run
+    without data.root= failed with "<repo>/jobs/wikiann/ug/train: file not found" and no hint."""
+    from lrl.cli import main
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    job = jobs / "job.yaml"
+    ner = "[{path: %s, lang: ug, split: train}, {path: %s, lang: ug, split: dev}]"
+    job.write_text("data:\n  ner: " + ner % ("wikiann/ug/train", "wikiann/ug/dev") + "\n")
+    assert main(["run", str(job), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{jobs / 'wikiann/ug/train'}: file not found" in err
+    assert f"resolved against data.root={jobs}" in err and "data.root=FOLDER" in err
+    # An absolute path is not resolved: no data.root hint.
+    job.write_text("data:\n  ner: " + ner % (tmp_path / "nope", tmp_path / "nope") + "\n")
+    assert main(["run", str(job), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'nope'}: file not found" in err and "data.root" not in err

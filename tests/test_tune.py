@@ -90,10 +90,15 @@ def test_asha_stops_weak_trials_early(ray_session, tmp_path):
     sched = make_scheduler(job.tune)
     assert type(sched).__name__ == "AsyncHyperBandScheduler"
     assert min(m for m, _ in sched._brackets[0]._rungs) == 1  # first rung = grace period
+    import signal
+
     import pyarrow as pa
 
     empty = pa.table({"x": [1]})
+    ctrl_c = signal.getsignal(signal.SIGINT)
     res = search_language("ug", empty, empty, job.tune, job.finetune, "unused", 0, train_fn=stand_in)
+    # Tune's own Ctrl-C handler, left installed, swallowed a Ctrl-C during the retraining after it.
+    assert signal.getsignal(signal.SIGINT) is ctrl_c
     by_lr = {round(t["lr"], 6): t for t in res.trials}
     assert len(by_lr) == 4
     assert by_lr[1e-4]["evaluations"] == 4 and by_lr[1e-4]["finished"] and not by_lr[1e-4]["stopped_early"]
@@ -217,3 +222,65 @@ def test_storage_path_does_not_change_the_output(ray_session, tmp_path, data_roo
     monkeypatch.setattr(stage, "search_language", no_search)
     job = _job(tmp_path, data_root, *opts, f"tune.storage_path={tmp_path / 'store'}")
     assert stage.run_tune(StageContext(job), train_fn=stand_in) == first
+
+
+def test_ctrl_c_during_the_search_stops_the_stage(ray_session, tmp_path, data_root, monkeypatch):
+    """Ctrl-C while Tune searches is a stop (``KeyboardInterrupt``: ``lrl run`` says STOPPED,
+    exit 130), not a failure, and leaves no output behind. Tune's own handler ended the search and
+    returned what it had, so the stage failed with "no trial reported dev_f1 (no trials)" (or, had
+    a trial reported, committed a cut-short search as finished)."""
+    import signal
+
+    from ray import tune
+    from ray.tune.tune import _setup_signal_catching
+
+    from lrl.pipeline.stage import StageContext
+    from lrl.signals import Terminated
+    from lrl.tune import stage
+
+    class CtrlCInFit:
+        """``tune.Tuner`` with Ray's real Ctrl-C set-up (what ``tune.run`` does when ``fit``
+        starts); the user then presses Ctrl-C (the handler in force is called: no real signal,
+        which could hit pytest outside this test) before any trial reported."""
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fit(self):
+            _setup_signal_catching()
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+            return []  # Tune returns the trials it has, none scored
+
+    enc = tmp_path / "enc"
+    enc.mkdir()
+    (enc / "config.json").write_text("{}")
+    job = _job(tmp_path, data_root, f"tune.model_path={enc}", "tune.num_samples=2", "tune.save_best=false")
+    monkeypatch.setattr(tune, "Tuner", CtrlCInFit)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, as in `lrl`
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            stage.run_tune(StageContext(job))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not isinstance(stopped.value, Terminated)  # a Ctrl-C, not a SIGTERM
+    assert not list((tmp_path / "runs").glob("*tune-*"))  # no output, finished or temporary
+
+
+@pytest.mark.parametrize("command,module,fn", [("tune", "lrl.tune.stage", "run_tune"),
+                                               ("finetune", "lrl.train.finetune", "run_finetune")])
+def test_stage_command_warns_of_a_language_without_dev_data(tmp_path, monkeypatch, capsys, command, module, fn):
+    """Run alone (not through ``lrl run``, which checks first), ``lrl tune`` and ``lrl finetune``
+    left a language with training sentences but no dev ones out of training and the report
+    without a word."""
+    import importlib
+
+    from lrl.cli import main
+
+    job = tmp_path / "job.yaml"
+    job.write_text("data:\n  ner: [{path: ug.conll, lang: ug, split: train}, {path: ug-dev.conll, lang: ug, "
+                   "split: dev}, {path: wo.conll, lang: wo, split: train}]\n")
+    ran = []
+    monkeypatch.setattr(importlib.import_module(module), fn, lambda ctx: ran.append(ctx) or str(tmp_path))
+    assert main([command, str(job)]) == 0 and ran
+    err = capsys.readouterr().err
+    assert "no split: dev source for ['wo']" in err and f"{command} trains, evaluates and reports only" in err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from lrl.config import StrictModel, load_tree, validate
+from lrl.config import ConfigError, StrictModel, load_tree, validate
 from lrl.data.config import DataConfig, OutputConfig
 from lrl.evaluate.config import EvaluateConfig
 from lrl.evaluate.report_config import ReportConfig
@@ -70,8 +70,19 @@ def load_job(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (
         data = tree.setdefault("data", {}) if isinstance(tree.get("data", {}), dict) else tree.get("data")
         if isinstance(data, dict) and data.get("root") is None:
             data["root"] = str(Path(path).resolve().parent)
-    cfg = validate(JobConfig, tree, origin=str(path or "config"))
+    origin = str(path or "config")
+    cfg = validate(JobConfig, tree, origin=origin)
     assert isinstance(cfg, JobConfig)
+    if cfg.translate.enabled:
+        # Translate's languages against data's inputs, across sections. The generate stage checked
+        # them only when it built its steps: --dry-run, every other command, and the stages before
+        # generate passed a ``sources: [eng_Latn]`` over ``en`` inputs that would translate nothing.
+        from lrl.generate.translate import check_langs
+
+        try:
+            check_langs(cfg)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: invalid configuration\n  {exc}") from None
     return cfg
 
 

@@ -17,13 +17,31 @@ def is_uri(path: str) -> bool:
     return "://" in path
 
 
+#: Relative input paths ``resolve`` joined to ``data.root``: {joined path: (as written, root)}.
+#: A "file not found" for one of them says where it was looked for and why: a job run without
+#: ``data.root=`` looks inside the job file's folder, and the bare "jobs/wikiann/ug/train: file
+#: not found" left the user guessing how a path they never wrote came about.
+_RESOLVED: dict[str, tuple[str, str]] = {}
+
+
 def resolve(path: str, root: str | None) -> str:
-    """Resolve a relative input path against ``root``; absolute paths and URIs pass through."""
+    """Resolve a relative input path against ``root`` (``data.root``); absolute paths and URIs
+    pass through."""
     if is_uri(path) or os.path.isabs(path) or root is None:
         return path
-    if is_uri(root):
-        return root.rstrip("/") + "/" + path
-    return str(Path(root) / path)
+    joined = root.rstrip("/") + "/" + path if is_uri(root) else str(Path(root) / path)
+    _RESOLVED[joined] = _RESOLVED[joined if is_uri(joined) else os.path.abspath(joined)] = (path, root)
+    return joined
+
+
+def not_found(path: str) -> InputError:
+    """The error for a missing ``path``; it names ``data.root`` when ``path`` is a relative input joined to it."""
+    written = _RESOLVED.get(path)
+    if written is None:
+        return InputError(f"{path}: file not found")
+    rel, root = written
+    return InputError(f"{path}: file not found (the relative path {rel} was resolved against data.root={root}, "
+                      "the job file's folder unless set; set data.root=FOLDER to the folder that holds the inputs)")
 
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
@@ -39,7 +57,7 @@ def read_bytes(path: str) -> bytes:
         with fs.open_input_stream(inner) as f:
             return f.read()
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+        raise not_found(path) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from exc
 
@@ -82,7 +100,7 @@ def fingerprint(path: str) -> str:
     fs, inner = filesystem(path)
     info = fs.get_file_info(inner)
     if info.type == pafs.FileType.NotFound:
-        raise InputError(f"{path}: file not found")
+        raise not_found(path)
     if isinstance(fs, pafs.LocalFileSystem):
         h = hashlib.sha256()
         if info.type == pafs.FileType.Directory:
@@ -112,6 +130,8 @@ def read_parquet_checked(path: str, required: set[str], what: str = "Parquet"):
     fs, inner = filesystem(path)
     try:
         table = pq.read_table(inner, filesystem=fs)
+    except FileNotFoundError:
+        raise not_found(path) from None
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{path}: cannot read {what}: {exc}") from exc
     missing = required - set(table.column_names)

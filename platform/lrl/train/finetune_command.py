@@ -18,6 +18,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_job_args(args)
     from lrl.pipeline.stage import StageContext
     from lrl.train.finetune import run_finetune
+    from lrl.tune.splits import warn_left_out
 
+    warn_left_out(cfg, "finetune")  # what `lrl run` checks before its first stage
     run_finetune(StageContext(cfg))
     return 0

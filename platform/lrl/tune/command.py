@@ -19,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_job_args(args)
     from lrl.pipeline.stage import StageContext
+    from lrl.tune.splits import warn_left_out
     from lrl.tune.stage import run_tune
 
+    warn_left_out(cfg, "tune")  # what `lrl run` checks before its first stage
     path = run_tune(StageContext(cfg))
     print(f"tune: {path}")
     best = Path(path) / "best.json"

@@ -13,11 +13,12 @@ comparable, so one shared scheduler would stop a hard language's trials in favou
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +208,30 @@ def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int) -> list[di
     return rows
 
 
+#: Ray Tune's documented switch for its Ctrl-C handler (read when ``fit`` starts).
+TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
+
+
+@contextlib.contextmanager
+def _ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C during ``fit`` raises ``KeyboardInterrupt``, as everywhere else in lrl. Tune's own
+    handler ends the search early and RETURNS the partial results as though complete (it saves
+    them to resume from, but lrl searches anew): the stage then failed with "no trial reported
+    dev_f1", or, once trials had reported, retrained the best of a cut-short search and committed
+    it as finished. Tune also left its handler installed after a search it did not interrupt, so
+    a Ctrl-C while the best config retrained only set a finished search's flag. Its trials, in Ray
+    actors, end with the driver (``lrl`` exits) or when their handles are collected."""
+    previous = os.environ.get(TUNE_SIGINT_ENV)
+    os.environ[TUNE_SIGINT_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(TUNE_SIGINT_ENV, None)
+        else:
+            os.environ[TUNE_SIGINT_ENV] = previous
+
+
 def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, base: FinetuneConfig,
                     model_path: str, seed: int, train_fn: TrainFn | None = None) -> LanguageSearch:
     """Run one Tuner for ``lang``; every trial's scores and the best trial (max dev F1 over all
@@ -236,7 +261,8 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
             run_config=tune.RunConfig(name=f"tune-{lang}", storage_path=os.path.abspath(storage)
                                       if "://" not in storage else storage, verbose=0),
         )
-        results = tuner.fit()
+        with _ctrl_c_raises():
+            results = tuner.fit()
         rows = _trial_rows(lang, results, base, cfg.max_t)
     finally:
         if tmp is not None:

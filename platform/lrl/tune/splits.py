@@ -66,6 +66,24 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None,
             for lang in wanted}
 
 
+def warn_left_out(cfg, stage: str) -> None:
+    """``lrl finetune`` and ``lrl tune`` run alone: warn, as ``lrl run`` does before its first stage
+    (``lrl.pipeline.preflight.check_languages``), when ``data.ner`` has training sentences of a
+    language but no dev ones. ``language_splits`` keeps only languages with both, so such a
+    language was left out of training, evaluation and the report without a word."""
+    from lrl.config import config_warning
+    from lrl.pipeline.preflight import PreflightError, check_languages
+
+    try:
+        lines = check_languages(cfg, [stage])
+    except PreflightError:
+        # A language asked for without train or dev rows, or no dev source at all: the stage
+        # stops on it at once with its own error (nothing runs before it here).
+        return
+    for line in lines:
+        config_warning(line)
+
+
 def fingerprint(splits: dict[str, tuple[pa.Table, pa.Table]]) -> dict[str, str]:
     """A content hash per language (ids, tokens, tags of train and dev), so that changed data
     means a new output folder."""
