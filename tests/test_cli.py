@@ -69,3 +69,15 @@ def test_pipeline_dry_run_reads_the_first_stages_inputs(tmp_path, capsys):
     assert _main(["run", str(job), f"output.root={root}", f"data.root={tmp_path / 'nowhere'}", "--dry-run"]) == 2
     captured = capsys.readouterr()
     assert "file not found" in captured.err and captured.out == ""
+
+
+def test_ctrl_c_exits_130_with_a_word_on_what_was_kept(monkeypatch, capsys):
+    """Re-raised, a Ctrl-C exited with status 1 once Ray had started: read as a crash."""
+    import lrl.cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lrl.cli, "_main", interrupted)
+    assert lrl.cli.main(["run", "job.yaml"]) == 130
+    assert "lrl run: stopped by Ctrl-C" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import threading
 
 from lrl.config import ConfigError, command_warnings, dump, help_text
 from lrl.data.files import InputError
-from lrl.signals import SIGTERM_EXIT, handle_sigterm, reset_sigterm, sigterm_received
+from lrl.signals import SIGINT_EXIT, SIGTERM_EXIT, handle_sigterm, reset_sigterm, sigterm_received
 
 #: name -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -80,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         with command_warnings():
             return _main(argv)
     except KeyboardInterrupt:
-        if not sigterm_received():
-            raise  # Ctrl-C: Python's own exit
-        # The stage's cleanup ran on the way here: its temporary folder is gone.
-        print(f"lrl {argv[0] if argv else ''}: stopped by SIGTERM; unfinished output removed, "
+        # The stage's cleanup ran on the way here: its temporary folder is gone. Ctrl-C returns
+        # 130 itself: re-raised, the exit status was 1 once Ray had started (a shell or scheduler
+        # then reads a stop as a crash).
+        how, code = ("SIGTERM", SIGTERM_EXIT) if sigterm_received() else ("Ctrl-C", SIGINT_EXIT)
+        print(f"lrl {argv[0] if argv else ''}: stopped by {how}; unfinished output removed, "
               "finished stages kept (run the same command again to go on)", file=sys.stderr)
-        return SIGTERM_EXIT
+        return code
     finally:
         if threading.current_thread() is threading.main_thread() and previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,8 @@ import threading
 
 #: Exit status after SIGTERM: 128 + 15, what a shell reports for a process the signal killed.
 SIGTERM_EXIT = 128 + signal.SIGTERM
+#: What a shell shows for a command stopped by Ctrl-C.
+SIGINT_EXIT = 128 + signal.SIGINT
 
 
 class Terminated(KeyboardInterrupt):
@@ -107,5 +109,5 @@ def raise_if_terminated() -> None:
         raise Terminated("received signal 15 earlier (its exception did not stop the job)")
 
 
-__all__ = ["SIGTERM_EXIT", "Terminated", "handle_sigterm", "sigterm_is_handled", "sigterm_received",
+__all__ = ["SIGTERM_EXIT", "SIGINT_EXIT", "Terminated", "handle_sigterm", "sigterm_is_handled", "sigterm_received",
            "raise_if_terminated", "reset_sigterm", "terminated_by_ray"]

@@ -26,7 +26,7 @@ import lrl
 from lrl.config import SHOWN_ENV, ConfigError, shown_warnings
 from lrl.job import JobConfig
 from lrl.pipeline.config import ORDER
-from lrl.signals import SIGTERM_EXIT, sigterm_received
+from lrl.signals import SIGINT_EXIT, SIGTERM_EXIT, sigterm_received
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -224,7 +224,7 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C stops the following, not the job: say so, and how to stop it
         print(f"\nstopped following {job_id}; the job runs on. To stop it:\n"
               f"  {ray_job('stop', job_id, address)}", file=sys.stderr, flush=True)
-        return SIGTERM_EXIT if sigterm_received() else 130  # the status a shell shows for each signal
+        return SIGTERM_EXIT if sigterm_received() else SIGINT_EXIT  # the status a shell shows for each
     print(f"\njob {job_id}: {status}")
     return exit_status(client, job_id, status)
 
