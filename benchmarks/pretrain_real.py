@@ -84,6 +84,8 @@ def main() -> None:
                         "threads_per_worker": max(1, 2 // args.workers), "use_gpu": args.gpu,
                         "time_limit_s": args.minutes * 60, "report_every": 200, "checkpoint_every": 2000,
                         "eval_every": 1000, "heldout_max_seqs": 128,
+                        # the untrained baseline below loads the initial model from the run folder
+                        "keep_checkpoints": True,
                         "schedule": {"type": "constant", "warmup_ratio": 0.0}}}
     # constant LR: with a time budget the number of steps is unknown, so no decay to zero.
     (Path(args.out) / "job.yaml").write_text(yaml.safe_dump(job, allow_unicode=True))

@@ -21,16 +21,20 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     conllu = tmp_path / "aux.conllu"
     conllu.write_text("\n\n".join(src) + "\n\n", encoding="utf-8")
     job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1}, str(conllu))
-    assert main(["pretrain", str(job)]) == 0
+    keep = "pretrain.keep_checkpoints=true"  # the last run below shows the default's clean-up
+    assert main(["pretrain", str(job), keep]) == 0
     out, err = capsys.readouterr()
     path = out.split("pretrain: ")[1].split("\n")[0].strip()
     assert "outside the loop: prepare " in out and " finish " in out
+    (run_dir,) = (tmp_path / "runs").glob(".pretrain-*.ray")
+    assert f"checkpoints kept in {run_dir}" in out
     m = _check_output(path)
     assert m["step"] == 6 and m["aux_loss"] is not None and m["attempt_start_steps"] == [0]
     # where it trained and why, measured by the worker (test_pretrain_loop: the cluster's choice)
     why = "auto: no GPUs in the Ray cluster or its autoscaler's node types"
     assert m["device"] == "cpu" and m["device_reason"] == why and m["peak_flops"] > 1e8
     assert f"1 worker(s) on CPU ({why})" in err
+    assert f"  trained on cpu: {why}" in out  # the summary names the device that trained
     head = json.loads((Path(path) / "aux_head" / "labels.json").read_text())
     assert head["column"] == "xpos" and "N" in head["labels"]
     from safetensors.torch import load_file
@@ -39,17 +43,24 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     assert w.shape == (len(head["labels"]), 128) and torch.isfinite(w).all()
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     assert manifest["device"] == "cpu" and manifest["device_reason"] == why
+    assert manifest["checkpoints"] == str(run_dir)
     # second run: same config and inputs -> the finished folder, nothing recomputed
-    assert main(["pretrain", str(job)]) == 0
+    assert main(["pretrain", str(job), keep]) == 0
     assert json.loads((Path(path) / "manifest.json").read_text()) == manifest
     # killed after training, before the stage folder was committed: the run folder's last
     # checkpoint is the final model, which the next run reports again instead of training
     weights = (Path(path) / "model.safetensors").read_bytes()
     shutil.rmtree(path)
+    capsys.readouterr()
     assert main(["pretrain", str(job)]) == 0
     again = json.loads((Path(path) / "metrics.json").read_text())
     assert again["reused_final_checkpoint"] and again["step"] == 6 and again["attempt_start_steps"] == [0]
     assert (Path(path) / "model.safetensors").read_bytes() == weights
+    # committed with keep_checkpoints off (the default): the run folder is removed, none left behind
+    assert not run_dir.exists() and not list((tmp_path / "runs").glob(".pretrain-*"))
+    manifest = json.loads((Path(path) / "manifest.json").read_text())
+    assert manifest["checkpoints"] is None and manifest["model_init"] is None
+    assert "checkpoints kept" not in capsys.readouterr().out
 
 
 def test_deepspeed_config_merges_user_json(tmp_path):
@@ -280,17 +291,19 @@ def test_run_control_settings_keep_the_weights_and_folder(tmp_path, ray_session)
     from lrl.pipeline.stage import StageContext
     from lrl.train.pretrain import RUN_CONTROL, stage_output
 
-    assert RUN_CONTROL == {"report_every", "eval_every", "checkpoint_every", "max_failures"}
+    assert RUN_CONTROL == {"report_every", "eval_every", "checkpoint_every", "max_failures", "keep_checkpoints"}
     job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32"})
     assert main(["tokenizer", str(job)]) == 0
     tok = next(p for p in (tmp_path / "runs").iterdir() if p.name.startswith("tokenizer-"))
     base = yaml.safe_load(job.read_text(encoding="utf-8"))
     base["pretrain"]["tokenizer_path"] = str(tok)
     # a reports and evaluates every step or two and checkpoints mid-run; b does none of it.
-    settings = {"a": {"report_every": 1, "eval_every": 2, "checkpoint_every": 2, "max_failures": 0},
-                "b": {"report_every": 5, "eval_every": 0, "checkpoint_every": 100, "max_failures": 3}}
+    settings = {"a": {"report_every": 1, "eval_every": 2, "checkpoint_every": 2, "max_failures": 0,
+                      "keep_checkpoints": True},
+                "b": {"report_every": 5, "eval_every": 0, "checkpoint_every": 100, "max_failures": 3,
+                      "keep_checkpoints": False}}
     assert set(settings["a"]) == RUN_CONTROL
-    weights, hashes = {}, set()
+    weights, hashes, curves = {}, set(), {}
     for name, values in settings.items():
         # Each its own output root: the same hash there is a folder (and a run folder) of its own.
         cfg = {**base, "output": {"root": str(tmp_path / f"runs_{name}")},
@@ -301,7 +314,15 @@ def test_run_control_settings_keep_the_weights_and_folder(tmp_path, ray_session)
         assert main(["pretrain", str(f)]) == 0
         out = next(p for p in (tmp_path / f"runs_{name}").iterdir() if p.name.startswith("pretrain-"))
         weights[name] = load_file(str(out / "model.safetensors"))
+        curves[name] = json.loads((out / "metrics.json").read_text())["history"]
     assert len(hashes) == 1
+    # the curve: a point per report, held-out perplexity where it was evaluated (every 2nd step
+    # and at the end), the same final point either way
+    a_curve, b_curve = curves["a"], curves["b"]
+    assert [h["step"] for h in a_curve] == [1, 2, 3, 4, 5, 6] and [h["step"] for h in b_curve] == [5, 6]
+    assert [h["step"] for h in a_curve if "ppl_ug" in h] == [2, 4, 6] and "ppl_wo" in a_curve[1]
+    assert all(h["loss"] > 0 and h["lr"] > 0 and h["tokens_per_s"] > 0 for h in a_curve + b_curve)
+    assert a_curve[-1]["ppl_ug"] == b_curve[-1]["ppl_ug"] and a_curve[-1]["loss"] == b_curve[-1]["loss"]
     a, b = weights["a"], weights["b"]
     assert set(a) == set(b) and a
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]

@@ -140,8 +140,162 @@ def test_gpu_training_from_a_cpu_only_driver_never_touches_cuda(tmp_path, ray_se
                                     error=None, path=str(d))
 
     monkeypatch.setattr(ray.train.torch, "TorchTrainer", Trainer)
+    # a cluster (the test's embedded Ray has no GPU, and check_resources refuses to wait on it)
+    monkeypatch.setattr("lrl.train.pretrain_resources.embedded_ray", lambda: False)
     path = run_pretrain(StageContext(load_job(str(_job(tmp_path, {"use_gpu": True})))))
     assert seen["scaling"].use_gpu and seen["scaling"].resources_per_worker == {"CPU": 1.0, "GPU": 1}
     assert seen["torch"].backend == "nccl" and seen["config"]["use_gpu"] and "peak_flops" not in seen["config"]
     manifest = json.loads((tmp_path / path / "manifest.json").read_text())
     assert manifest["device"] == "cuda" and manifest["device_reason"] == "pretrain.use_gpu=true"
+
+
+class _StoppedTrainer:
+    """Ray Train 2.60's ``TorchTrainer`` as the driver sees a user's Ctrl-C: ``fit`` installs the
+    SIGINT handler (which aborts the run), the signal arrives, and ``fit`` raises ``SystemExit(1)``.
+    ``outcome`` replaces that ending (a training failure)."""
+
+    outcome: BaseException | None = None
+
+    def __init__(self, loop, **kwargs):
+        self.run_dir = kwargs["run_config"].storage_path
+
+    def _register_sigint_handler(self, controller) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, lambda signum, frame: None)  # Ray's: abort the controller
+
+    def fit(self):
+        import signal
+
+        self._register_sigint_handler(None)
+        if self.outcome is not None:
+            raise self.outcome
+        signal.raise_signal(signal.SIGINT)
+        raise SystemExit(1)  # what Ray's ray.get raises once the aborted controller is gone
+
+
+@pytest.mark.parametrize("outcome", [None, RuntimeError("worker failed")], ids=["ctrl_c", "failure"])
+def test_ctrl_c_during_pretraining_stops_the_run_and_keeps_its_checkpoints(tmp_path, ray_session, monkeypatch,
+                                                                        outcome):
+    """Ctrl-C during ``trainer.fit`` ended as ``SystemExit(1)``: ``lrl run`` logged "pretrain:
+    FAILED" and exited 1. It must stop like any Ctrl-C (KeyboardInterrupt: STOPPED, exit 130) and
+    keep the run folder a rerun resumes from; a training failure stays a failure."""
+    import signal
+
+    import ray.train.torch
+    from pretrain_jobs import _job
+
+    from lrl.job import load_job
+    from lrl.pipeline.runner import run_pipeline
+
+    monkeypatch.setattr(ray.train.torch, "TorchTrainer", _StoppedTrainer)
+    monkeypatch.setattr(_StoppedTrainer, "outcome", outcome)
+    cfg = load_job(str(_job(tmp_path, {"engine": "torch"})), ["pipeline.stages=[tokenizer,pretrain]"])
+    lines: list[str] = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt if outcome is None else RuntimeError) as err:
+        run_pipeline(cfg, log=lines.append)
+    assert signal.getsignal(signal.SIGINT) is before  # the runner put the handler back
+    what = "STOPPED" if outcome is None else "FAILED"
+    assert any(line.startswith(f"[lrl run] pretrain: {what} after") for line in lines), lines
+    if outcome is None:
+        assert "checkpoints are kept" in str(err.value)
+    runs = tmp_path / "runs"
+    (run_dir,) = runs.glob(".pretrain-*.ray")  # kept: a rerun resumes from it
+    assert (run_dir / "init" / "config.json").is_file()
+    assert not list(runs.glob("pretrain-*"))  # nothing that looks finished, no temporary folder left
+
+
+def test_fit_or_stop_changes_only_a_ctrl_c():
+    """A ``SystemExit`` without a Ctrl-C (not Ray Train's abort) passes unchanged, and so does a
+    result when no signal came."""
+    from lrl.train.pretrain_resources import fit_or_stop
+
+    class Exits(_StoppedTrainer):
+        def __init__(self):
+            pass
+
+        def fit(self):
+            self._register_sigint_handler(None)
+            raise SystemExit(1)
+
+    class Returns(Exits):
+        def fit(self):
+            self._register_sigint_handler(None)
+            return "result"
+
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):
+            fit_or_stop(Exits())
+        assert fit_or_stop(Returns()) == "result"
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _nodes(monkeypatch, *nodes: dict, config=None) -> None:
+    import types
+
+    import ray
+    import ray._private.state
+
+    total: dict[str, float] = {}
+    for n in nodes:
+        for k, v in n.items():
+            total[k] = total.get(k, 0) + v
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": n} for n in nodes])
+    monkeypatch.setattr(ray, "cluster_resources", lambda: total)
+    groups = types.SimpleNamespace(node_group_configs=config) if config else None
+    monkeypatch.setattr(ray._private.state.state, "get_cluster_config", lambda: groups)
+
+
+def test_workers_that_can_never_be_placed_fail_fast(monkeypatch):
+    """jobs/multilingual.yaml's 2 workers x 4 CPUs on ``ray.num_cpus=2`` waited for ever ("No
+    available node types can fulfill resource request {'CPU': 4.0}"). The embedded Ray never
+    grows, nor does a cluster whose autoscaler maximum is too small: an error naming the settings.
+    A joined cluster without a published maximum (Ray 2.60's autoscalers) may grow: a warning."""
+    from lrl.config import ConfigError
+    from lrl.train.pretrain_config import PretrainConfig
+    from lrl.train.pretrain_resources import check_resources
+
+    big = PretrainConfig(num_workers=2, cpus_per_worker=4)
+    _nodes(monkeypatch, {"CPU": 2.0})
+    with pytest.raises(ConfigError, match=r"num_workers=2 x cpus_per_worker=4 \(8 CPUs.*embedded.*2 CPUs"):
+        check_resources(big, gpu=False, embedded=True)
+    assert check_resources(PretrainConfig(num_workers=2, cpus_per_worker=1), gpu=False, embedded=True) is None
+    assert "for ever if this cluster has none" in check_resources(big, gpu=False, embedded=False)
+    _nodes(monkeypatch, {"CPU": 4.0}, {"CPU": 4.0})  # 8 CPUs, a worker's 4 on each node
+    assert check_resources(big, gpu=False, embedded=True) is None
+    _nodes(monkeypatch, {"CPU": 6.0}, {"CPU": 2.0})  # 8 CPUs, but the second worker fits nowhere
+    with pytest.raises(ConfigError, match="at most 6 CPUs on one"):
+        check_resources(big, gpu=False, embedded=True)
+    _nodes(monkeypatch, {"CPU": 16.0})  # GPUs asked for where there are none
+    with pytest.raises(ConfigError, match="1 GPU each.*0 GPUs"):
+        check_resources(PretrainConfig(use_gpu=True), gpu=True, embedded=True)
+    # a cluster whose autoscaler publishes its maximum: 2 CPU nodes of 2 CPUs at most
+    _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 2}, 2)])
+    with pytest.raises(ConfigError, match="autoscaler grows it to at most 4 CPUs"):
+        check_resources(big, gpu=False, embedded=False)
+    _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 4}, -1)])  # unbounded: it may grow
+    assert "waits until an autoscaler adds nodes" in check_resources(big, gpu=False, embedded=False)
+
+
+def test_pretrain_cli_says_which_settings_never_fit(tmp_path, ray_session, monkeypatch, capsys):
+    """On the test session's embedded Ray (2 CPUs) the stage stops before Ray Train is asked."""
+    import ray.train.torch
+    from pretrain_jobs import _job
+
+    from lrl.cli import main
+
+    class Waits:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("Ray Train was asked for workers that never fit: it waits for ever")
+
+    monkeypatch.setattr(ray.train.torch, "TorchTrainer", Waits)
+    job = _job(tmp_path, {"engine": "torch", "num_workers": 2, "cpus_per_worker": 4})
+    assert main(["pretrain", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "pretrain.num_workers=2 x cpus_per_worker=4" in err and "never be placed" in err
+    (run_dir,) = (tmp_path / "runs").glob(".pretrain-*.ray")  # a config error: nothing to clean, none lost

@@ -35,6 +35,14 @@ def test_resumed_run_with_dropout_ends_with_the_uninterrupted_runs_weights(tmp_p
     assert set(a) == set(b) and a
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     assert metrics["resumed"]["loss"] == metrics["straight"]["loss"]
+    # the curve survives the resume: the failed attempt's points up to its checkpoint (steps 2, 3)
+    # come from the checkpoint, then the resumed attempt's; the same points as the straight run's
+    curve = {name: m["history"] for name, m in metrics.items()}
+    assert [h["step"] for h in curve["resumed"]] == [2, 3, 4, 6] == [h["step"] for h in curve["straight"]]
+    same = ("step", "loss", "aux_loss", "lr", "ppl_ug", "ppl_wo")
+    assert [{k: h.get(k) for k in same} for h in curve["resumed"]] == [
+        {k: h.get(k) for k in same} for h in curve["straight"]]
+    assert "ppl_ug" in curve["resumed"][-1] and all("ppl_ug" not in h for h in curve["resumed"][:-1])
 
 
 def test_time_limit_stop_is_reported_as_early(tmp_path, ray_session, capsys):

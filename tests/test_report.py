@@ -191,3 +191,29 @@ def test_joint_evaluate_scores_per_language_and_names_missing_test_split(tmp_pat
     assert re.search(r"<td>joint</td><td>dev</td><td>ug</td><td>60\.0</td><td>60\.0</td><td>60\.0</td><td>222</td>", text)
     assert re.search(r"<td>joint</td><td>test</td><td>am</td><td>25\.0</td>", text)
     assert "joint: no test rows for ug (its test score covers am only)" in text
+
+
+def test_pretrain_section_draws_the_curve_pretraining_records(tmp_path):
+    """Pretraining wrote no ``history``, so every report said "No per-step curve recorded". Its
+    points (``history_entry``: loss, lr, tokens/s, held-out perplexity per language where it was
+    evaluated) are drawn: the training curves, and the perplexity with a line per language."""
+    from lrl.evaluate.report import build_html
+    from lrl.evaluate.report_data import pretrain_metrics
+    from lrl.train.pretrain_metrics import history_entry
+
+    points = []
+    for step in (20, 40, 50, 60):
+        m = {"step": step, "loss": 9.0 - step / 10, "aux_loss": None, "lr": 5e-4, "tokens_per_s": 900.0 + step,
+             "ppl_ug": 800.0 - step, "ppl_wo": float("nan") if step == 40 else 700.0 - step}
+        points.append(history_entry(m, evaluated=step % 40 == 0 or step == 60, loss=step != 50))
+    pt = tmp_path / "pretrain"
+    pt.mkdir()
+    (pt / "metrics.json").write_text(json.dumps({"step": 60, "loss": 3.0, "ppl_ug": 740.0, "history": points}))
+    data = pretrain_metrics(str(pt))
+    assert [h["step"] for h in data["history"]] == [20, 40, 50, 60] and data["history"][2]["loss"] is None
+    assert data["perplexity"] == {"ug": [{"step": 40, "perplexity": 760.0}, {"step": 60, "perplexity": 740.0}],
+                                  "wo": [{"step": 60, "perplexity": 640.0}]}  # the NaN is not drawn
+    text = build_html(load_job(None).report, {"pretrain": str(pt)})
+    assert "No per-step curve recorded" not in text
+    for alt in ("pretraining curves", "held-out perplexity"):
+        assert re.search(rf'<img src="data:image/png;base64,[A-Za-z0-9+/=]{{1000,}}"[^>]*alt="{alt}"', text), alt

@@ -93,24 +93,31 @@ def plan_cpus(cfg: RayConfig) -> int:
 
 
 def autoscaler_cpus() -> int:
-    """CPUs of the cluster at its autoscaler's maximum (every node type at its max count); 0 when
-    Ray publishes no autoscaler config (a local or fixed cluster, and Ray 2.60's own autoscalers)
-    or a CPU node type is unbounded."""
+    """CPUs of the cluster at its autoscaler's maximum (``autoscaler_max``); 0 when that is
+    unknown or unbounded (no number to plan for)."""
+    most = autoscaler_max("CPU")
+    return 0 if most is None or most == float("inf") else int(most)
+
+
+def autoscaler_max(resource: str) -> float | None:
+    """How much of ``resource`` the cluster has at its autoscaler's maximum (every node type at its
+    max count; inf when a node type with it is unbounded); None when Ray publishes no autoscaler
+    config (a local or fixed cluster, and Ray 2.60's own autoscalers, ``ray up`` and KubeRay's)."""
     try:
         import ray._private.state
 
         config = ray._private.state.state.get_cluster_config()
-    except Exception:  # a private API: without it, plan for the CPUs there are
-        return 0
+    except Exception:  # a private API: without it, only the resources there are count
+        return None
     if not config or not config.node_group_configs:
-        return 0
+        return None
     total = 0.0
     for group in config.node_group_configs:
-        cpus = float((group.resources or {}).get("CPU", 0))
-        if cpus and group.max_count < 0:
-            return 0
-        total += cpus * max(0, group.max_count)
-    return int(total)
+        amount = float((group.resources or {}).get(resource, 0))
+        if amount and group.max_count < 0:
+            return float("inf")
+        total += amount * max(0, group.max_count)
+    return total
 
 
 def quiet_env() -> None:

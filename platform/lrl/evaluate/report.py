@@ -149,10 +149,12 @@ def _pretrain_section(pt: dict | None) -> str:
     if pt is None:
         return not_run("pretrain")
     out = []
-    if pt["history"]:
-        ys = [y for y in ("loss", "perplexity") if any(h.get(y) is not None for h in pt["history"])]
+    ys = [y for y in ("loss", "aux_loss", "lr", "tokens_per_s") if any(h.get(y) is not None for h in pt["history"])]
+    if ys:
         out.append(img(plots.curves({"pretrain": pt["history"]}, "step", ys, "pretraining"), "pretraining curves"))
-    else:
+    if pt.get("perplexity"):  # one line per language, on one axis
+        out.append(img(plots.curves(pt["perplexity"], "step", ["perplexity"], "held-out"), "held-out perplexity"))
+    if not ys and not pt.get("perplexity"):
         out.append('<p class="na">No per-step curve recorded; final figures only.</p>')
     out.append(table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in sorted(pt["final"].items())]))
     return "\n".join(out)

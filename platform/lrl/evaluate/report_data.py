@@ -125,20 +125,35 @@ def tune_results(folder: str | None) -> dict[str, list[dict]] | None:
 
 
 def pretrain_metrics(folder: str | None) -> dict[str, Any] | None:
-    """``{"history": rows with step/loss/perplexity, "final": {key: value}}`` from pretrain metrics.
+    """``{"history": rows, "perplexity": {lang: rows}, "final": {key: value}}`` from pretrain metrics.
 
-    Looks in the folder and in ``model/`` (where the HF folder may sit)."""
+    ``history`` rows: step, loss, aux_loss, lr, tokens_per_s (the points pretraining's ``history``
+    holds, ``pretrain_metrics.history_entry``); ``perplexity``: per language, the steps that were
+    evaluated on held-out text and their perplexity. Looks in the folder and in ``model/`` (where
+    the HF folder may sit)."""
     met = _json(folder, "metrics.json") or _json(f"{folder}/model" if folder else None, "metrics.json")
     if not isinstance(met, dict):
         return None
     history = met.get("history") or met.get("curve") or []
-    rows = []
+    rows: list[dict] = []
+    ppl: dict[str, list[dict]] = {}
     for h in history if isinstance(history, list) else []:
-        if isinstance(h, dict) and h.get("step") is not None:
-            ppl = h.get("perplexity", h.get("ppl", h.get("heldout_perplexity")))
-            rows.append({"step": h["step"], "loss": h.get("loss"), "perplexity": ppl})
+        if not (isinstance(h, dict) and isinstance(h.get("step"), (int, float))):
+            continue
+        rows.append({k: _number(h.get(k)) for k in ("step", "loss", "aux_loss", "lr", "tokens_per_s")})
+        for key, value in h.items():  # ppl_<lang>, or one unnamed perplexity
+            name = key[4:] if key.startswith("ppl_") else "all" if key in ("perplexity", "ppl") else None
+            if name and _number(value) is not None:
+                ppl.setdefault(name, []).append({"step": h["step"], "perplexity": _number(value)})
     final = {k: v for k, v in met.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"history": rows, "final": final}
+    return {"history": rows, "perplexity": ppl, "final": final}
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, else None (a NaN perplexity, a malformed entry: not drawn)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        return None
+    return value
 
 
 def generate_summary(folder: str | None) -> dict[str, Any] | None:

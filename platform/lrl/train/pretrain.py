@@ -8,7 +8,8 @@ resumed run, realised mixture next to the target, the sequences an epoch trained
 packed stream's, the device that trained and why (``choose_device``), and ``phases_s``: the
 seconds spent outside the training loop, per phase),
 and ``aux_head/`` when the auxiliary tagging task was on. Checkpoints go to
-``<output.root>/.pretrain-<hash>.ray/`` so a crashed run resumes from the last one.
+``<output.root>/.pretrain-<hash>.ray/`` so a crashed or stopped run resumes from the last one;
+once the stage folder is committed that folder is removed (``pretrain.keep_checkpoints`` keeps it).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lrl.job import JobConfig
 from lrl.pipeline.stage import StageContext
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, tag_id
+from lrl.train.pretrain_resources import autoscaler_gpus, check_resources, choose_device, fit_or_stop
 from lrl.train.pretrain_stream import pad_for_workers
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ STAGE = "pretrain"
 #: ``threads_per_worker`` (float sums), ``fail_at_step`` (a resumed attempt), and
 #: ``driver_pack_rows``: the driver and Ray Data paths pack the same sequences but cut them into
 #: other blocks, and the loop's local shuffle buffer fills block by block (other final weights).
-RUN_CONTROL = {"report_every", "eval_every", "checkpoint_every", "max_failures"}
+RUN_CONTROL = {"report_every", "eval_every", "checkpoint_every", "max_failures", "keep_checkpoints"}
 
 
 @dataclass
@@ -57,53 +59,6 @@ class FitResult:
     model_dir: str
     metrics: dict[str, Any]
     mixture: dict[str, Any] = field(default_factory=dict)
-
-
-def choose_device(cfg: PretrainConfig) -> tuple[bool, str]:
-    """(train on GPUs, why): ``pretrain.use_gpu`` when set; when None, whether the Ray cluster has,
-    or its autoscaler can add, a GPU for each of the ``num_workers`` workers. Ray must be running.
-
-    Decided from the cluster, not from the driver's CUDA: on the shipped clusters (cluster/) the
-    driver runs on a head without GPUs beside GPU worker groups, and pretraining ran on CPU and
-    never asked for the GPU workers. Too few GPUs trains on CPU instead of waiting forever for a
-    placement group that cannot be placed (``use_gpu: true`` waits)."""
-    if cfg.use_gpu is not None:
-        return cfg.use_gpu, f"pretrain.use_gpu={str(cfg.use_gpu).lower()}"
-    import ray
-
-    need = cfg.num_workers
-    have = float(ray.cluster_resources().get("GPU", 0))
-    grow = autoscaler_gpus()
-    if have >= need:
-        return True, f"auto: the Ray cluster has {have:g} GPUs for {need} worker(s)"
-    if grow >= need:
-        most = "no limit" if grow == float("inf") else f"up to {grow:g}"
-        return True, f"auto: the cluster's autoscaler can add GPU nodes ({most} GPUs) for {need} worker(s)"
-    if max(have, grow) > 0:
-        return False, (f"auto: {need} worker(s) need {need} GPUs and the cluster has {have:g} (at most "
-                       f"{max(have, grow):g}); set pretrain.num_workers, or use_gpu=true to wait for them")
-    return False, "auto: no GPUs in the Ray cluster or its autoscaler's node types"
-
-
-def autoscaler_gpus() -> float:
-    """GPUs of the cluster at its autoscaler's maximum (every node type at its max count; inf when
-    a GPU node type is unbounded); 0 when Ray knows no autoscaler config (a local or fixed
-    cluster). Read like ``lrl.runtime.autoscaler_cpus``: a private API."""
-    try:
-        import ray._private.state
-
-        config = ray._private.state.state.get_cluster_config()
-    except Exception:  # without it, only the GPUs there are count
-        return 0.0
-    if not config or not config.node_group_configs:
-        return 0.0
-    total = 0.0
-    for group in config.node_group_configs:
-        gpus = float((group.resources or {}).get("GPU", 0))
-        if gpus and group.max_count < 0:
-            return float("inf")
-        total += gpus * max(0, group.max_count)
-    return total
 
 
 def aux_arrays(cfg: PretrainConfig, paths: list[str], tokenizer) -> dict[str, Any] | None:
@@ -154,6 +109,10 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     gpu, why = choose_device(cfg)
     # Said before the hours of training, not only in metrics.json (device, device_reason) after.
     print(f"pretrain: {cfg.num_workers} worker(s) on {'GPU' if gpu else 'CPU'} ({why})", file=sys.stderr, flush=True)
+    warning = check_resources(cfg, gpu)  # before packing: workers that never fit waited for ever
+    if warning:
+        log.warning("%s", warning)
+        print(warning, file=sys.stderr, flush=True)
     if cfg.engine == "deepspeed":
         from lrl.train.pretrain_engine import deepspeed_config
 
@@ -191,7 +150,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
     )
     t_fit = time.time()
-    result = trainer.fit()
+    result = fit_or_stop(trainer)  # a user's Ctrl-C: KeyboardInterrupt, the checkpoints kept
     if result.checkpoint is None:
         raise RuntimeError(f"pretraining finished without a final checkpoint (error: {result.error})")
     os.makedirs(out_dir, exist_ok=True)
@@ -293,20 +252,34 @@ def run_pretrain(ctx: StageContext) -> str:
         res = fit(p, cfg.seed, table, tok_dir, model_dir, str(local_path(out.tmp)), run_dir,
                   resolve_paths(p.aux.conllu, cfg.data.root), run_name=STAGE)
         m = res.metrics
-        return out.commit({
-            "tokenizer": tok_dir, "model_init": model_dir, "languages": m["languages"],
+        path = out.commit({
+            # the built initial model lives in the run folder, removed below unless kept
+            "tokenizer": tok_dir, "model_init": p.model_path or (model_dir if p.keep_checkpoints else None),
+            "languages": m["languages"],
             "steps": m["step"], "steps_planned": m.get("steps_planned"), "stopped_early": m.get("stopped_early"),
             "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
             "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "input_share": m.get("input_share"),
-            "device": m.get("device"), "device_reason": m.get("device_reason"),
+            "device": m.get("device"), "device_name": m.get("device_name"), "device_reason": m.get("device_reason"),
             "phases_s": m.get("phases_s"),
             "target_mixture": res.mixture,
             "stream_mixture": m.get("stream_mixture"), "attempt_start_steps": m["attempt_start_steps"],
-            "aux_head": "aux_head/" if p.aux.conllu else None, "checkpoints": run_dir,
+            "aux_head": "aux_head/" if p.aux.conllu else None,
+            "checkpoints": run_dir if p.keep_checkpoints else None,
         })
     except BaseException:
-        out.abort()
+        out.abort()  # the run folder stays: a rerun (after a stop or failure) resumes from it
         raise
+    if not p.keep_checkpoints:  # committed: the checkpoints have nothing left to resume
+        _remove_run_dir(run_dir)
+    return path
+
+
+def _remove_run_dir(run_dir: str) -> None:
+    """Remove a committed run's checkpoint folder (``pretrain.keep_checkpoints``); a folder that
+    cannot be removed is only a warning, the stage's output is already committed."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if os.path.exists(run_dir):
+        log.warning("could not remove the checkpoint folder %s", run_dir)
 
 
 def _with_ds_config(p: PretrainConfig, root: str | None) -> PretrainConfig:

@@ -35,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"pretrain: {path}\n  steps {steps}  loss {'-' if loss is None else f'{loss:.4f}'}  "
           f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}  "
           f"time on input {m.get('input_share') or 0:.0%}")
+    if m.get("device"):  # which device trained, and why (pretrain.use_gpu, or what auto found)
+        name = f" ({m['device_name']})" if m.get("device_name") else ""
+        print(f"  trained on {m['device']}{name}: {m.get('device_reason') or '-'}")
+    if m.get("checkpoints"):
+        print(f"  checkpoints kept in {m['checkpoints']} (pretrain.keep_checkpoints)")
     phases = m.get("phases_s") or {}
     if phases:
         print("  outside the loop: " + "  ".join(f"{k[:-2]} {v:.1f} s" for k, v in phases.items()))

@@ -134,6 +134,12 @@ class PretrainConfig(StrictModel):
     max_failures: int = Field(default=1, ge=-1)
     """Worker-group restarts from the last checkpoint before the run fails (-1: unlimited). Not
     part of the output's hash."""
+    keep_checkpoints: bool = False
+    """Keep the run's checkpoint folder ``<output.root>/.pretrain-<hash>.ray/`` after the stage
+    committed its output. It exists so that a failed or stopped run resumes (it is always kept
+    then); after success it only held two full engine states (optimizer included) and the initial
+    model, one folder per config hash, never read again. Keep it to inspect Ray Train's run. Not
+    part of the output's hash."""
     time_limit_s: float | None = Field(default=None, gt=0)
     """Stop (and save) after this many seconds of training even if ``steps`` is not reached; the
     output then says so (``stopped_early``, ``step`` next to ``steps_planned``). The LR schedule

@@ -2,11 +2,11 @@
 
 Resumable: a checkpoint holds the engine state (model, optimizer, scheduler) and a small client
 state (step, epoch, batch position in the epoch, the steps each attempt started from, tokens
-seen per language, and the run's totals: training seconds, which ``time_limit_s`` budgets over all
-attempts, and the tokens and loop seconds behind tokens/s and MFU). After a crash Ray Train
-restarts the workers, ``ray.train.get_checkpoint()`` returns the last checkpoint and the loop
-continues at its step, skipping the batches that were already consumed in the current epoch.
-Masks and dropout are seeded by (seed, step, rank), so the resumed run sees the same batches,
+seen per language, the curve so far, and the run's totals: training seconds, which
+``time_limit_s`` budgets over all attempts, and the tokens and loop seconds behind tokens/s and
+MFU). After a crash Ray Train restarts the workers, ``ray.train.get_checkpoint()`` returns the
+last checkpoint and the loop continues at its step, skipping the batches that were already
+consumed in the current epoch. Masks and dropout are seeded by (seed, step, rank), so the resumed run sees the same batches,
 masks and dropout it would have seen.
 """
 
@@ -23,7 +23,14 @@ import numpy as np
 from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head, set_attention
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
-from lrl.train.pretrain_metrics import RUN_TOTALS, Throughput, run_totals, throughput_metrics, worker_peak
+from lrl.train.pretrain_metrics import (
+    RUN_TOTALS,
+    Throughput,
+    history_entry,
+    run_totals,
+    throughput_metrics,
+    worker_peak,
+)
 from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
 from lrl.train.pretrain_stream import FirstBatch, _batches
 
@@ -120,7 +127,9 @@ def train_loop(config: dict[str, Any]) -> None:
     module = build_module(model, len(aux["labels_list"]) if aux else 0)
     engine = build_engine(module, cfg, world, device, cfg.steps)
     vocab = MaskVocab.from_tokenizer(tok)
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "starts": [],
+    # ``history``: the curve metrics.json keeps (``history_entry``); in the client state, so that
+    # a resumed run's curve goes on from the checkpoint's.
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "starts": [], "history": [],
                              "seen_seqs": [0] * len(langs), "seen_tokens": [0] * len(langs), **RUN_TOTALS}
     if ckpt is not None:
         with ckpt.as_directory() as d:
@@ -150,6 +159,7 @@ def train_loop(config: dict[str, Any]) -> None:
     window = LossWindow()
     t_start = time.time()
     evals: dict[str, Any] = {}
+    fresh_eval = False  # evaluated since the curve's last entry
 
     def evaluate() -> dict[str, float]:
         return heldout_perplexity(engine.module, config["heldout"], langs, pad, cfg.masking, vocab, seed,
@@ -226,14 +236,23 @@ def train_loop(config: dict[str, Any]) -> None:
         state["step"] = step
         marks.setdefault("first_step_done", time.time())
         if cfg.eval_every and step % cfg.eval_every == 0:
-            evals = {f"ppl_{k}": v for k, v in evaluate().items()}
+            evals, fresh_eval = {f"ppl_{k}": v for k, v in evaluate().items()}, True
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
             tot = totals()
-            _checkpoint(engine, {**state, **seen_totals(), **tot}, metrics(tot), rank, cfg)
+            m = metrics(tot)
+            state["history"].append(history_entry(m, fresh_eval, loss=True))
+            _checkpoint(engine, {**state, **seen_totals(), **tot}, m, rank, cfg)
             window.reset()
+            fresh_eval = False
         elif step % cfg.report_every == 0 and step < cfg.steps:  # the final report follows
-            ray.train.report(metrics(totals()))
+            m = metrics(totals())
+            state["history"].append(history_entry(m, fresh_eval, loss=True))
+            ray.train.report(m)
             window.reset()
+            fresh_eval = False
+        elif fresh_eval and step < cfg.steps:  # an evaluation between reports: a point of its own
+            state["history"].append(history_entry(metrics(totals()), True, loss=False))
+            fresh_eval = False
     marks["loop_done"] = time.time()
     evals = {f"ppl_{k}": v for k, v in evaluate().items()}
     tot = totals(marks["loop_done"])
@@ -247,6 +266,12 @@ def train_loop(config: dict[str, Any]) -> None:
     final.update(peak_flops=peak, device=device.type, device_reason=config.get("device_reason"),
                  device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
     final["stopped_early"] = "time_limit_s" if state["step"] < cfg.steps else None
+    point = history_entry(final, True, loss=True)
+    if state["history"] and state["history"][-1]["step"] == point["step"]:
+        state["history"][-1].update(point)  # stopped right after a report: that point, evaluated
+    else:
+        state["history"].append(point)
+    final["history"] = state["history"]  # every attempt's reports, into metrics.json only
     final["marks"] = marks
     _final_save(engine, module, tok, aux, final, rank, cfg)
     import torch.distributed as dist
@@ -277,7 +302,8 @@ def _report_if_finished(ckpt, rank: int) -> bool:
             shutil.copytree(d, again, dirs_exist_ok=True)
             with open(os.path.join(again, "metrics.json"), "w", encoding="utf-8") as f:
                 json.dump(final, f, indent=1, default=str)
-        ray.train.report(final, checkpoint=ray.train.Checkpoint.from_directory(again) if rank == 0 else None)
+        ray.train.report(_without_history(final),
+                         checkpoint=ray.train.Checkpoint.from_directory(again) if rank == 0 else None)
     return True
 
 
@@ -324,7 +350,13 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
                               {k[len("aux_head."):]: v for k, v in master.items() if k.startswith("aux_head.")})
             with open(os.path.join(d, "metrics.json"), "w", encoding="utf-8") as f:
                 json.dump(final, f, indent=1, default=str)
-        ray.train.report(final, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+        ray.train.report(_without_history(final),
+                         checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+def _without_history(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics Ray Train keeps: the curve (a row per report) stays in metrics.json only."""
+    return {k: v for k, v in metrics.items() if k != "history"}
 
 
 def _master_weights(module, cfg: PretrainConfig) -> dict[str, Any]:

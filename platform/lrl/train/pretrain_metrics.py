@@ -164,4 +164,19 @@ def throughput_metrics(totals: dict, world: int, flops_per_token: float, peak_fl
             "input_share": totals["input_s"] / secs if secs > 0 else 0.0}
 
 
-__all__ = ["measure_matmul_peak", "worker_peak", "Throughput", "mfu", "RUN_TOTALS", "run_totals", "throughput_metrics"]
+def history_entry(metrics: dict, evaluated: bool, loss: bool) -> dict:
+    """A point of the pretraining curve (``history`` in metrics.json, drawn by the report) from a
+    report's metrics: step, learning rate, tokens/s (the run's so far, as the report says), the
+    MLM and auxiliary losses of the steps since the previous report (``loss``; off for a point that
+    only evaluated) and the held-out perplexity per language (``ppl_<lang>``) when ``evaluated`` at
+    this step. Before, no curve was kept and every report said "No per-step curve recorded"."""
+    out = {"step": metrics["step"], "lr": metrics.get("lr"), "tokens_per_s": metrics.get("tokens_per_s")}
+    if loss:
+        out.update(loss=metrics.get("loss"), aux_loss=metrics.get("aux_loss"))
+    if evaluated:
+        out.update({k: v for k, v in metrics.items() if k.startswith("ppl_")})
+    return out
+
+
+__all__ = ["measure_matmul_peak", "worker_peak", "Throughput", "mfu", "RUN_TOTALS", "run_totals", "throughput_metrics",
+           "history_entry"]
