@@ -1,0 +1,104 @@
+"""``lrl run`` when it is stopped (SIGTERM, Ctrl-C) and what it checks before its first stage
+(languages without train or dev sources)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pipeline_fakes import FakeStages, _cfg
+
+from lrl.pipeline.runner import PipelineError, load_state, plan, run_pipeline, state_path
+
+
+def test_a_stopped_stage_is_reported_stopped_not_failed(tmp_path):
+    """``ray job stop`` (SIGTERM) printed "FAILED" just before "stopped by SIGTERM"."""
+    from lrl.signals import Terminated
+
+    def stopped(ctx):
+        raise Terminated()
+
+    lines: list[str] = []
+    with pytest.raises(Terminated):
+        run_pipeline(_cfg(tmp_path), registry={**FakeStages().registry(), "tokenizer": stopped}, log=lines.append)
+    assert any("tokenizer: STOPPED after" in x for x in lines) and not any("FAILED" in x for x in lines)
+    lines.clear()
+    with pytest.raises(RuntimeError):
+        run_pipeline(_cfg(tmp_path), registry=FakeStages(fail_once="pretrain").registry(), log=lines.append)
+    assert any("pretrain: FAILED after" in x for x in lines)
+
+
+def test_ctrl_c_after_a_stage_that_took_over_sigint_still_stops_the_run(tmp_path):
+    """Ray Train's ``fit`` installs its own SIGINT handler (abort that training run) and leaves it
+    installed: after pretrain, a Ctrl-C during finetune was swallowed ("Received SIGINT. Gracefully
+    aborting the training run") and ``lrl quickstart`` ran on to the report with exit status 0."""
+    import os
+    import signal
+
+    swallowed: list[int] = []
+
+    def pretrain_like_ray_train(ctx):
+        signal.signal(signal.SIGINT, lambda signum, frame: swallowed.append(signum))
+        return fake.make("pretrain")(ctx)
+
+    def finetune_interrupted(ctx):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C
+        for _ in range(100):  # the handler runs between bytecodes of the main thread
+            time.sleep(0.01)
+        return fake.make("finetune")(ctx)
+
+    fake = FakeStages()
+    registry = {**fake.registry(), "pretrain": pretrain_like_ray_train, "finetune": finetune_interrupted}
+    before = signal.getsignal(signal.SIGINT)
+    lines: list[str] = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_pipeline(_cfg(tmp_path), registry=registry, log=lines.append)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert not swallowed, "the finished stage's handler took the Ctrl-C"
+    assert any("finetune: STOPPED after" in x for x in lines), lines
+    assert "finetune" not in load_state(state_path(_cfg(tmp_path)))["stages"]
+
+
+def _ner(*sources: str) -> str:
+    """A ``data.ner`` override from ``lang:split`` pairs (the files are never read by fake stages)."""
+    items = ", ".join(f"{{path: {s.replace(':', '_')}.conll, lang: {s.split(':')[0]}, split: {s.split(':')[1]}}}"
+                      for s in sources)
+    return f"data.ner=[{items}]"
+
+
+def test_a_language_without_dev_sentences_is_caught_before_the_first_stage(tmp_path):
+    """``tune.languages=[wo]`` on a job whose data.ner has no wo dev source stopped tune with
+    "no train and dev rows" only after generate, tokenizer and pretrain had run (hours on a
+    recipe), and ``--dry-run`` said all was well."""
+    fake = FakeStages()
+    tune_stages = "pipeline.stages=[generate,tokenizer,pretrain,tune,evaluate,report]"
+    cfg = _cfg(tmp_path, _ner("ug:train", "ug:dev"), tune_stages, "tune.languages=[wo]")
+    with pytest.raises(PipelineError, match=r"tune\.languages: wo \(no train and no dev\)"):
+        run_pipeline(cfg, registry=fake.registry(), log=lambda s: None)
+    assert fake.calls == {}, "a stage ran before the config error was found"
+    with pytest.raises(PipelineError, match="tune.languages"):
+        plan(cfg)
+    # a lang code that differs between the train and dev sources of the language asked for
+    cfg = _cfg(tmp_path, _ner("uig:train", "ug:dev"), tune_stages, "tune.languages=[ug]")
+    with pytest.raises(PipelineError, match=r"ug \(no train\)"):
+        run_pipeline(cfg, registry=fake.registry(), log=lambda s: None)
+    run_pipeline(_cfg(tmp_path, _ner("ug:train", "ug:dev"), tune_stages, "tune.languages=[ug]"),
+                 registry=fake.registry(), log=lambda s: None)
+    assert fake.work["tune"] == 1
+
+
+def test_a_language_finetune_would_leave_out_is_named_before_the_first_stage(tmp_path):
+    """A train source whose language has no dev source (``lang: uig`` beside ``lang: ug``) was left
+    out of finetune, evaluate and the report without a word, and the run ended with exit 0."""
+    lines: list[str] = []
+    cfg = _cfg(tmp_path, _ner("uig:train", "ug:dev", "sw:train", "sw:dev"))
+    run_pipeline(cfg, registry=FakeStages().registry(), log=lines.append)
+    warned = [line for line in lines if "warning" in line]
+    assert len(warned) == 1 and "['uig']" in warned[0] and "['sw', 'ug']" in warned[0], lines
+    # --dry-run says it too (a pipeline that does not read the files to name its first folder)
+    assert "['uig']" in plan(_cfg(tmp_path, _ner("uig:train", "ug:dev"), "pipeline.stages=[finetune,report]"))
+    lines.clear()
+    run_pipeline(_cfg(tmp_path, _ner("ug:train", "ug:dev")), registry=FakeStages().registry(), log=lines.append)
+    assert not [line for line in lines if "warning" in line], lines
