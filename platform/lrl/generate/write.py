@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from lrl.data.files import filesystem, is_uri
 from lrl.data.schema import NER_SCHEMA, REJECT, TEXT_SCHEMA, conform
+from lrl.generate.translate.columns import REPAIRS
 
 DATA, REJECTS, TEXT = "data", "rejects", "text"
 #: ``PartWriter``'s result rows that count label-projection repairs instead of naming a file.
@@ -138,9 +139,9 @@ def write_text(tables: Iterable[pa.Table], root: str) -> int:
 def _repairs(batch: pa.Table) -> Counter:
     """Label-projection repairs of the kept translated rows of ``batch``, by op."""
     counts: Counter[str] = Counter()
-    if "repairs" not in batch.column_names or batch.num_rows == 0:
+    if REPAIRS not in batch.column_names or batch.num_rows == 0:
         return counts
-    for op, fixes in zip(batch.column("op").to_pylist(), batch.column("repairs").to_pylist()):
+    for op, fixes in zip(batch.column("op").to_pylist(), batch.column(REPAIRS).to_pylist()):
         if fixes and op in _TRANSLATION_OPS:
             counts[f"{op}/rows_repaired"] += 1
             counts.update(f"{op}/{fix}" for fix in fixes)

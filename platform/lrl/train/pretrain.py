@@ -126,7 +126,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     # the loop reports its own progress. This dataset's context only: other stages keep theirs.
     ds.context.enable_progress_bars = False
     packed = ds.count()
-    ds, padding = pad_for_workers(ds, cfg.num_workers)  # else Ray Train's equal split drops the rest
+    ds, padding = pad_for_workers(ds, cfg.num_workers, packed)  # else Ray Train's equal split drops the rest
     held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
     # The MLM head runs only at predicted positions (pretrain_aux.mlm_head), a masking-rate share.
     flops = model_flops_per_token(mconf, seq_len=cfg.seq_len, lm_head_tokens=cfg.masking.rate)

@@ -24,12 +24,13 @@ from typing import Any
 from lrl.train.pretrain_config import PretrainConfig
 
 
-def pad_for_workers(ds, workers: int):
+def pad_for_workers(ds, workers: int, rows: int | None = None):
     """``ds`` with its first rows added again up to a multiple of ``workers`` rows, and how many
     were added. Ray Train's ``streaming_split(equal=True)`` (equal shards, which keep the workers
     in lock-step) drops the rest of the rows instead, the same ones every epoch. A repeated row is
-    trained twice per epoch, fewer than ``workers`` of them."""
-    n = ds.count()
+    trained twice per epoch, fewer than ``workers`` of them. ``rows``: ``ds.count()`` when the
+    caller has it (on the Ray Data packing path each count runs the whole packing again)."""
+    n = ds.count() if rows is None else rows
     missing = -n % workers if n else 0
     if not missing:
         return ds, 0
