@@ -230,3 +230,27 @@ def test_ambiguous_square_markers_are_rejected():
     res = Projector(ms, PATTERN)("Jon ] went to [ Paris today", [Entity(0, "PER", "John"), Entity(1, "LOC", "Paris")],
                                  ["Qqq", "Zzz"])
     assert res.tags == ["B-PER", "O", "O", "B-LOC", "O"]
+
+
+def test_square_markers_turned_into_other_brackets_leave_no_debris():
+    # The model wrote { } (or ( )) for our [ ]: they were tokens of the accepted row.
+    ms = MarkerStyle("square")
+    text, ents = ms.mark(TOKENS, TAGS)
+    tr = FakeTranslator(FakeMTConfig(mode="reverse", garble_marker_rate=1.0))
+    res = Projector(ms, PATTERN)(tr.one(text), ents, tr.translate([e.text for e in ents]), " ".join(TOKENS))
+    assert res.reject is None
+    assert res.tokens == [t[::-1] for t in TOKENS] and res.tags == TAGS
+    assert "mangled_marker" in res.repairs
+
+
+def test_brackets_of_the_source_sentence_stay():
+    ms = MarkerStyle("square")
+    ents = [Entity(0, "PER", "John")]
+    out = "( [ nhoJ ] ) saw { it } ( again )"
+    # The source had parentheses (its own [ ] are sent as ( ) too), not braces: only braces go.
+    for source in ["( John ) saw it again", "[ John ] saw it again"]:
+        res = Projector(ms, PATTERN)(out, ents, ["nhoJ"], source)
+        assert res.tokens == ["(", "nhoJ", ")", "saw", "it", "(", "again", ")"]
+        assert res.tags == ["O", "B-PER", "O", "O", "O", "O", "O", "O"]
+    res = Projector(ms, PATTERN)("( [ nhoJ ] ) saw it", ents, ["nhoJ"], "John saw it")
+    assert res.tokens == ["nhoJ", "saw", "it"] and res.repairs == ["mangled_marker", "mangled_marker"]

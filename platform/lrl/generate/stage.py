@@ -74,9 +74,9 @@ def training_sources(cfg: JobConfig) -> list:
 #: 2 = tone marks kept by synonyms and dedup, repeated copies dropped, cut translations rejected,
 #: back-translation of read rows only; 3 = byte-order marks at line starts dropped, CoNLL lines
 #: with another column count or an empty token quarantined, "# doc..." text lines kept; 4 = an
-#: augmented row equal to an input row dropped), so that a finished output of older code is not
-#: reused.
-ROWS_VERSION = 4
+#: augmented row equal to an input row dropped; 5 = braces or parentheses a model put for square
+#: markers removed from translated rows), so that a finished output of older code is not reused.
+ROWS_VERSION = 5
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:

@@ -59,6 +59,12 @@ class MarkerStyle:
     _JUNK = re.compile(r"[<«＜]\s*[/\\]?\s*[eE]\s*\d{1,3}\s*[/\\]?\s*[>»＞]?"
                        r"|[/\\]?\s*\b[eE]\s*\d{1,3}\s*[/\\]?\s*[>»＞]")
     _NUMBERED_OR_JUNK = re.compile(f"{_NUMBERED.pattern}|{_JUNK.pattern}")
+    # Other brackets a model may put for our square ones (``{ x }``, ``( x )``). Left in the text
+    # they became tokens ``{`` ``}`` of an accepted row. A group the source sentence (as sent, so
+    # with its ``[ ]`` escaped to ``( )``) did not have is taken for mangled markers and removed
+    # as ``junk``; a group it had is the sentence's own and stays. Removal, not pairing: a pair
+    # the model added on its own (a gloss in parentheses) then costs a bracket, never a label.
+    _SQUARE_ALT = ("{}｛｝", "()（）")
 
     def __init__(self, name: str) -> None:
         if name not in ("square", "numbered"):
@@ -100,9 +106,10 @@ class MarkerStyle:
             words.append(self.escape(tok))
         return " ".join(words), entities
 
-    def find(self, text: str) -> tuple[str, list[Marker]]:
-        """Remove the markers from ``text``; return the clean text and the markers found."""
-        pattern = self._NUMBERED_OR_JUNK if self.numbered else self._SQUARE
+    def find(self, text: str, source: str | None = None) -> tuple[str, list[Marker]]:
+        """Remove the markers from ``text``; return the clean text and the markers found.
+        ``source`` is the source sentence (square style: decides which other brackets are junk)."""
+        pattern = self._NUMBERED_OR_JUNK if self.numbered else self._square(source)
         pieces: list[str] = []
         markers: list[Marker] = []
         last = 0
@@ -111,7 +118,7 @@ class MarkerStyle:
             pieces.append(text[last : m.start()])
             length += m.start() - last
             last = m.end()
-            if self.numbered and m.group(2) is None:
+            if (m.group(2) is None) if self.numbered else (m.group(0) not in "[［【]］】"):
                 kind, index = "junk", None
                 pieces.append(" ")  # it may have stood between two words: keep them apart
                 length += 1
@@ -122,3 +129,10 @@ class MarkerStyle:
             markers.append(Marker(kind, index, length))
         pieces.append(text[last:])
         return "".join(pieces), markers
+
+    def _square(self, source: str | None) -> re.Pattern:
+        if source is None:
+            return self._SQUARE
+        sent = self.escape(source)
+        alt = "".join(g for g in self._SQUARE_ALT if not any(c in sent for c in g))
+        return re.compile(f"{self._SQUARE.pattern}|[{re.escape(alt)}]") if alt else self._SQUARE

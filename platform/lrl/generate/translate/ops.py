@@ -205,7 +205,7 @@ def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], 
             new.update(tokens=raw, tags=["O"] * len(raw), **{REJECT: refused})
         return new
     entities = [Entity(i, t, s) for i, (t, s) in enumerate(zip(types, src_ents))]
-    res = projector(text, entities, ents)
+    res = projector(text, entities, ents, new[SRC_TEXT])
     if res.reject:
         # Keep the raw output in the rejects dataset: it shows what the model did to the markers.
         raw = text.split() or [""]

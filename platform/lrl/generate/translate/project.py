@@ -48,9 +48,11 @@ class Projector:
         self.fuzzy = fuzzy
         self.threshold = fuzzy_threshold
 
-    def __call__(self, output: str, entities: list[Entity], translated: list[str] | None = None) -> Projection:
-        """``translated[i]`` is entity i translated on its own (used to repair lost markers)."""
-        text, markers = self.style.find(output)
+    def __call__(self, output: str, entities: list[Entity], translated: list[str] | None = None,
+                 source: str | None = None) -> Projection:
+        """``translated[i]`` is entity i translated on its own (used to repair lost markers);
+        ``source`` is the source sentence (its own brackets are not taken for mangled markers)."""
+        text, markers = self.style.find(output, source)
         if not text.strip():
             return Projection(reject="projection: empty translation")
         res = Projection()
@@ -132,7 +134,9 @@ class Projector:
             return pairs, dangling
         stack: list[Marker] = []
         for m in markers:
-            if m.kind == "open":
+            if m.kind == "junk":
+                res.repairs.append("mangled_marker")
+            elif m.kind == "open":
                 # An open inside an open nests: "[ New [ York ] ]" gives two spans, so it is
                 # rejected (more spans than entities, or overlapping spans). Taking the outer open
                 # as one that lost its close labelled only "York", with "New" left as O.
