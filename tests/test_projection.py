@@ -254,3 +254,14 @@ def test_brackets_of_the_source_sentence_stay():
         assert res.tags == ["O", "B-PER", "O", "O", "O", "O", "O", "O"]
     res = Projector(ms, PATTERN)("( [ nhoJ ] ) saw it", ents, ["nhoJ"], "John saw it")
     assert res.tokens == ["nhoJ", "saw", "it"] and res.repairs == ["mangled_marker", "mangled_marker"]
+
+
+def test_swapped_marker_numbers_follow_the_entities_translations():
+    ms = MarkerStyle("numbered")
+    ents = [Entity(0, "PER", "John"), Entity(1, "LOC", "Paris")]
+    # The model put e0 around Paris and e1 around John: by the numbers, Paris was PER.
+    res = Projector(ms, PATTERN)("<e0> Parij </e0> ko <e1> Jean </e1> .", ents, ["Jean", "Parij"])
+    assert res.tags == ["B-LOC", "O", "B-PER", "O"] and res.repairs == ["renumbered"]
+    # Weak evidence (no span like another entity's translation) keeps the numbers.
+    res = Projector(ms, PATTERN)("<e0> Xyz </e0> ko <e1> Qqq </e1> .", ents, ["Jean", "Parij"])
+    assert res.tags == ["B-PER", "O", "B-LOC", "O"] and res.repairs == []

@@ -72,6 +72,8 @@ class Projector:
             del found[idx]
             res.repairs.append("empty_span")
         if self.fuzzy and translated:
+            if self.style.numbered:
+                self._check_numbers(text, translated, found, res)
             self._check_moved(text, entities, translated, found, res)
         if not self.style.numbered and len(dangling) > len(entities) - len(found):
             # More lone square markers than entities left to place: which belongs to which is a
@@ -180,6 +182,23 @@ class Projector:
             chosen = {k: j for k, j in chosen.items() if sims[k][j] >= self.threshold}
         for k, j in chosen.items():
             found[entities[j].index] = spans[k]
+
+    def _check_numbers(self, text, translated, found, res: Projection) -> None:
+        """Numbered pairs whose numbers the model swapped ("<e0> Paris </e0> ... <e1> Jean </e1>"
+        for John PER, Paris LOC): their numbers gave each span the other's type. The spans get the
+        entities their texts match best when that is clear: one moved span matches its new
+        entity's own translation well (the fuzzy threshold) and clearly better than the one its
+        number names, and no moved span matches its new entity worse."""
+        idx = sorted(found)
+        sims = [[similarity(text[s:e], translated[j] or "") for j in idx] for s, e in (found[i] for i in idx)]
+        moved = {k: j for k, j in _greedy(sims).items() if j != k}
+        if not moved or any(sims[k][j] < sims[k][k] for k, j in moved.items()):
+            return
+        if not any(sims[k][j] >= self.threshold and sims[k][j] > sims[k][k] + 0.05 for k, j in moved.items()):
+            return
+        spans = {idx[j]: found[idx[k]] for k, j in moved.items()}
+        found.update(spans)
+        res.repairs.append("renumbered")
 
     def _check_moved(self, text, entities, translated, found, res: Projection) -> None:
         """A marked span less like its entity's own translation than a window elsewhere means the
