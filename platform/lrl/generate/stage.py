@@ -75,7 +75,8 @@ def training_sources(cfg: JobConfig) -> list:
 #: back-translation of read rows only; 3 = byte-order marks at line starts dropped, CoNLL lines
 #: with another column count or an empty token quarantined, "# doc..." text lines kept; 4 = an
 #: augmented row equal to an input row dropped; 5 = braces or parentheses a model put for square
-#: markers removed from translated rows, swapped marker numbers corrected), so that a finished output of older code is not reused.
+#: markers removed from translated rows, swapped marker numbers corrected), so that a finished
+#: output of older code is not reused.
 ROWS_VERSION = 5
 
 
