@@ -4,6 +4,7 @@ package (image tag, Ray version, job files, GPU requests)."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 import subprocess
@@ -14,7 +15,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "cluster"
-MANIFESTS = sorted((CLUSTER / "kuberay").glob("*.yaml"))
+#: The Ray manifests (RayCluster, RayJob); pvc.yaml is the volume they mount.
+MANIFESTS = sorted(p for p in (CLUSTER / "kuberay").glob("*.yaml") if p.name != "pvc.yaml")
 
 
 def _ray_version() -> str:
@@ -59,12 +61,68 @@ def test_launcher_installs_the_packages_dependencies():
     wanted = {d for d in re.findall(r'"([^"]+)"', block.group(1)) if not d.startswith("ray")}
     cfg = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
     installed = set()
-    for cmd in cfg["setup_commands"]:
-        argv = shlex.split(cmd)
-        if argv[:2] == ["pip", "install"]:
-            installed |= {a for a in argv[2:] if not a.startswith("-")}
+    for _, requirements in _pip_installs(cfg["setup_commands"]):
+        installed |= set(requirements)
     assert installed == wanted, (f"aws.yaml setup_commands differ from pyproject.toml: missing "
                                  f"{sorted(wanted - installed)}, extra {sorted(installed - wanted)}")
+
+
+def _pip_installs(commands: list[str]) -> list[tuple[list[str], list[str]]]:
+    """(constraint files, requirements) of each ``pip install`` among shell commands."""
+    out = []
+    for cmd in commands:
+        argv = shlex.split(cmd)
+        if argv[:2] != ["pip", "install"]:
+            continue
+        constraints, requirements, rest = [], [], iter(argv[2:])
+        for arg in rest:
+            if arg in ("-c", "--constraint"):
+                constraints.append(next(rest))
+            elif not arg.startswith("-"):
+                requirements.append(arg)
+        out.append((constraints, requirements))
+    return out
+
+
+def _test_pins() -> dict[str, str]:
+    """name -> version of the exact pins the tests install with (.ci/run: ``pip install -c``)."""
+    pins = {}
+    for line in (REPO / ".ci" / "constraints-cpu.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version, f".ci/constraints-cpu.txt: {line!r} is not an exact pin (name==version)"
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_cluster_installs_the_versions_the_tests_pin():
+    """aws.yaml's setup_commands and the Dockerfile installed the dependency ranges alone
+    ("torch>=2.3"), so a cluster set up or an image built a month later ran versions the tests
+    never ran. Both install with .ci/constraints-cpu.txt itself (no copy of its pins that could
+    drift), and every pin must fit the range pyproject.toml and setup_commands ask for (a pin
+    outside it makes the nodes' pip install fail)."""
+    from packaging.requirements import Requirement
+
+    pins = _test_pins()
+    assert "torch" in pins, "the tests pin torch; the cluster must install that version"
+    cfg = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    mounted = [remote for remote, local in cfg["file_mounts"].items() if local == ".ci/constraints-cpu.txt"]
+    assert len(mounted) == 1, "aws.yaml file_mounts must copy .ci/constraints-cpu.txt to the nodes"
+    installs = _pip_installs(cfg["setup_commands"])
+    assert installs and all(constraints == mounted for constraints, _ in installs), installs
+    for _, requirements in installs:
+        for req in map(Requirement, requirements):
+            if req.name.lower() in pins:
+                assert req.specifier.contains(pins[req.name.lower()], prereleases=True), (
+                    f"{req} does not admit the tested {req.name}=={pins[req.name.lower()]}")
+    docker = (CLUSTER / "Dockerfile").read_text()
+    copied = re.search(r"^COPY\s+(?:--\S+\s+)*\.ci/constraints-cpu\.txt\s+(\S+)$", docker, flags=re.M)
+    assert copied, "the Dockerfile must copy .ci/constraints-cpu.txt into the image"
+    for args in re.findall(r"pip install ([^&\n]*)", docker):  # (./ is the image's WORKDIR)
+        used = re.search(r"(?:-c|--constraint) (\S+)", args)
+        assert used and posixpath.normpath(used.group(1)) == posixpath.normpath(copied.group(1)), (
+            f"the Dockerfile's `pip install {args}` must use the copied {copied.group(1)}")
 
 
 def _containers(spec: dict) -> list[tuple[str, dict, dict]]:
@@ -172,3 +230,56 @@ def test_gpu_cluster_commands_put_every_training_stage_on_the_gpu_workers():
             assert cfg.tune.gpus_per_trial > 0, f"{where}: lrl {job} {overrides} tunes on CPU"
         if "finetune" in stages:
             assert cfg.finetune.num_gpus > 0, f"{where}: lrl {job} {overrides} fine-tunes on CPU"
+
+
+def _readme_cluster_section() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Running on a cluster", 1)[1].split("\n## ", 1)[0]
+
+
+def _pods(spec: dict) -> list[tuple[str, dict]]:
+    """(group, pod spec) of the head and each worker group of a RayCluster spec."""
+    return [("head", spec["headGroupSpec"]["template"]["spec"])] + [
+        (g["groupName"], g["template"]["spec"]) for g in spec.get("workerGroupSpecs", [])]
+
+
+def test_kuberay_data_volume_is_the_shared_readwritemany_claim_the_readme_names():
+    """The manifests mounted a PVC `lrl-data` at /data that nothing created, and the README did not
+    say it must be ReadWriteMany (every pod reads data.root and writes output.root at once; a
+    ReadWriteOnce claim attaches to one node and the other pods never start)."""
+    from lrl.job import load_job
+
+    pvc = yaml.safe_load((CLUSTER / "kuberay" / "pvc.yaml").read_text())
+    assert pvc["kind"] == "PersistentVolumeClaim" and pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    claim = pvc["metadata"]["name"]
+    for path in MANIFESTS:
+        spec = _cluster_spec(yaml.safe_load(path.read_text()))
+        for group, pod in _pods(spec):
+            volumes = {v["name"] for v in pod["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == claim}
+            for c in pod["containers"]:
+                mounts = [m for m in c.get("volumeMounts", []) if m["name"] in volumes and m["mountPath"] == "/data"]
+                assert mounts, f"{path.name} {group}: {c['name']} does not mount claim {claim} at /data"
+    job = yaml.safe_load((CLUSTER / "kuberay" / "rayjob.yaml").read_text())
+    cfg = load_job(REPO / shlex.split(job["spec"]["entrypoint"])[2], shlex.split(job["spec"]["entrypoint"])[3:])
+    for root in (cfg.data.root, cfg.output.root):
+        assert root == "/data" or root.startswith("/data/"), f"rayjob.yaml: {root} is not on the /data volume"
+    section = _readme_cluster_section()
+    for needed in (claim, "ReadWriteMany", "kubectl apply -f cluster/kuberay/pvc.yaml", "/data"):
+        assert needed in section, f"README.md's cluster section does not say {needed!r}"
+
+
+def test_readme_says_how_the_image_gets_to_the_cluster():
+    """The manifests run `lrl:<version>-ray<version>`, a tag no registry has: the README named no
+    build, load or push, nor the pull policy. The commands it shows must produce what the manifests
+    ask for: the tag the Dockerfile builds, and its `sed` must repoint every container's image."""
+    tag = f"lrl:{_lrl_version()}-ray{_ray_version()}"
+    section = _readme_cluster_section()
+    assert f"docker build -f cluster/Dockerfile -t {tag} ." in section
+    assert f"docker push REGISTRY/{tag}" in section and "imagePullPolicy: IfNotPresent" in section
+    sed = re.search(r"sed 's#(image: lrl:)#(image: REGISTRY/lrl:)#' (\S+)", section)
+    assert sed and (REPO / sed.group(3)).is_file(), "README.md: no sed that repoints the manifests' image"
+    for path in MANIFESTS:
+        spec = _cluster_spec(yaml.safe_load(path.read_text().replace(sed.group(1), sed.group(2))))
+        for group, _, c in _containers(spec):
+            assert c["image"] == f"REGISTRY/{tag}", f"{path.name} {group}: the README's sed leaves {c['image']}"
+            assert c.get("imagePullPolicy") == "IfNotPresent", f"{path.name} {group}: pull policy not as documented"
