@@ -81,3 +81,28 @@ def test_ctrl_c_exits_130_with_a_word_on_what_was_kept(monkeypatch, capsys):
     monkeypatch.setattr(lrl.cli, "_main", interrupted)
     assert lrl.cli.main(["run", "job.yaml"]) == 130
     assert "lrl run: stopped by Ctrl-C" in capsys.readouterr().err
+
+
+def test_stage_dry_runs_show_what_lrl_run_checks_first(tmp_path, monkeypatch, capsys):
+    """``lrl tune JOB --dry-run`` and ``lrl finetune JOB --dry-run`` exited before the language
+    check ``lrl run`` makes (a language with training sentences but no dev ones is left out), and
+    ``lrl pretrain JOB --dry-run`` never said its workers could not be placed on the embedded Ray."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    job, root = packaged_job("quickstart"), tmp_path / "runs"
+    ner = ("data.ner=[{path: a.conll, lang: uig, split: train}, {path: b.conll, lang: ug, split: train}, "
+           "{path: c.conll, lang: ug, split: dev}]")
+    for stage in ("tune", "finetune"):
+        assert _main([stage, str(job), f"output.root={root}", ner, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert yaml.safe_load(out)["name"] == "quickstart"
+        assert f"# warning: data.ner has training sentences but no split: dev source for ['uig']: {stage}" in out
+    # a language asked for that has no dev source: the stage would stop at once, so the dry run does
+    assert _main(["tune", str(job), f"output.root={root}", ner, "tune.languages=[uig]", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "lrl tune: error: tune.languages: uig (no dev)" in captured.err
+    big = ["ray.num_cpus=2", "pretrain.num_workers=3"]
+    assert _main(["pretrain", str(job), f"output.root={root}", *big, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "# warning: pretrain: 3 worker(s) of 1 CPU(s), training on CPU" in out and "can never be placed" in out
+    assert not root.exists(), "a dry run wrote something"

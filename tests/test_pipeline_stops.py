@@ -102,3 +102,44 @@ def test_a_language_finetune_would_leave_out_is_named_before_the_first_stage(tmp
     lines.clear()
     run_pipeline(_cfg(tmp_path, _ner("ug:train", "ug:dev")), registry=FakeStages().registry(), log=lines.append)
     assert not [line for line in lines if "warning" in line], lines
+
+
+def test_dry_run_says_pretrain_workers_can_never_be_placed_on_the_embedded_ray(tmp_path, monkeypatch):
+    """``lrl run JOB --dry-run`` with ``pretrain.num_workers=2 cpus_per_worker=2`` on an embedded Ray
+    of 2 CPUs said every stage would run; the run then failed at pretrain (``check_resources``),
+    after generate and the tokenizer. The embedded Ray's resources are known from the config and
+    the machine, without starting Ray; a cluster's are not, and the plan says it did not check."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # Ray's detection then finds no GPU, on any machine
+    big = ("ray.num_cpus=2", "pretrain.num_workers=2", "pretrain.cpus_per_worker=2")
+    text = plan(_cfg(tmp_path, *big))
+    warned = [line for line in text.splitlines() if "warning: pretrain" in line]
+    assert len(warned) == 1 and "can never be placed" in warned[0] and "2 CPUs and 0 GPUs" in warned[0], text
+    fits = plan(_cfg(tmp_path, "ray.num_cpus=4", "pretrain.num_workers=2", "pretrain.cpus_per_worker=2"))
+    assert "the embedded local Ray would have 4 CPUs and 0 GPUs: they fit" in fits and "warning" not in fits
+    # use_gpu=true on a machine without GPUs: Ray Train would wait for a GPU for ever
+    gpu = plan(_cfg(tmp_path, "ray.num_cpus=2", "pretrain.use_gpu=true"))
+    assert "can never be placed" in gpu and "set pretrain.use_gpu=false" in gpu, gpu
+    # no pretrain stage to run: nothing to check
+    assert "# pretrain:" not in plan(_cfg(tmp_path, *big, "pipeline.stages=[finetune,report]"))
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
+    joined = plan(_cfg(tmp_path, *big))
+    assert "workers not checked against the Ray cluster at http://127.0.0.1:8265" in joined
+    assert "can never be placed" not in joined
+
+
+def test_run_warns_at_its_start_when_pretrain_workers_can_never_be_placed(tmp_path, monkeypatch):
+    """A real ``lrl run`` learnt that only when the pretrain stage started, after generate and the
+    tokenizer (hours on a recipe); the warning now comes before the first stage."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    lines: list[str] = []
+    big = ("ray.num_cpus=2", "pretrain.num_workers=2", "pretrain.cpus_per_worker=2")
+    run_pipeline(_cfg(tmp_path, *big), registry=FakeStages().registry(), log=lines.append)
+    warned = [i for i, x in enumerate(lines) if "can never be placed" in x]
+    first_stage = next(i for i, x in enumerate(lines) if "generate" in x and "warning" not in x)
+    assert len(warned) == 1 and warned[0] < first_stage, lines
+    lines.clear()
+    run_pipeline(_cfg(tmp_path / "fits", "ray.num_cpus=4", "pretrain.num_workers=2", "pretrain.cpus_per_worker=2"),
+                 registry=FakeStages().registry(), log=lines.append)
+    assert not any("embedded local Ray" in x for x in lines), lines  # only the warning is logged

@@ -79,6 +79,7 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
             lines.append(f"#   {key}: {_show(value, root)}")
         elif upstream:
             lines.append(f"#   {key}: unset (under lrl run: the {' or '.join(upstream)} stage's output)")
+    lines += [f"# {line}" for line in _checks(cfg, stage)]
     if stage in NAMED_BY_CONFIG:
         out = NAMED_BY_CONFIG[stage](cfg)
         state = ("finished: reused at once, nothing recomputed" if is_finished(out.path)
@@ -87,6 +88,20 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
     else:
         lines.append(output_line(cfg, stage))
     return "\n".join(lines) + "\n"
+
+
+def _checks(cfg: JobConfig, stage: str) -> list[str]:
+    """The checks ``lrl run --dry-run`` makes for this stage: languages finetune or tune would stop
+    on (an error, as the stage stops on them at once) or leave out, and whether pretraining's
+    workers fit on the embedded Ray. The stage commands ran them only when not a dry run (the
+    languages) or once Ray ran (the workers), so a dry run said nothing of either."""
+    from lrl.config import ConfigError
+    from lrl.pipeline.preflight import PreflightError, check_languages, check_pretrain_resources
+
+    try:
+        return check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
+    except PreflightError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 __all__ = ["INPUTS", "NAMED_BY_CONFIG", "config_value", "stage_plan"]

@@ -4,7 +4,10 @@ language has no dev data), or make it leave a language out without a word."""
 
 from __future__ import annotations
 
+import os
+
 from lrl.job import JobConfig
+from lrl.runtime import RayConfig
 
 
 class PreflightError(ValueError):
@@ -59,4 +62,60 @@ def _train_languages(cfg: JobConfig) -> set[str]:
     return langs
 
 
-__all__ = ["PreflightError", "check_languages"]
+def check_pretrain_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """Plan lines (for a dry run: nothing is started) on where the pretrain stage's workers would go.
+
+    On the embedded local Ray the stage asks ``lrl.train.pretrain_resources.check_resources``
+    once Ray runs, after the stages before it (hours on a recipe), and fails when the workers can
+    never be placed: the embedded Ray never grows. Its resources are known beforehand (the
+    ``ray.num_cpus`` setting, else the CPUs and GPUs Ray's own detection finds on this machine), so
+    the same verdict is given here, as a warning: a finished pretrain output of the same config
+    would be reused without the check. A cluster (``ray.address``, ``RAY_ADDRESS``) is not asked:
+    a line says so, and the stage checks it when it starts."""
+    if "pretrain" not in todo:
+        return []
+    p = cfg.pretrain
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        return [f"pretrain: workers not checked against the Ray cluster at {address} (a dry run does not "
+                "join it); the stage checks them when it starts"]
+    from lrl.train.pretrain_resources import workers_that_fit
+
+    cpus, gpus = embedded_resources(cfg.ray)
+    if p.use_gpu is not None:
+        gpu, why = p.use_gpu, f"pretrain.use_gpu={str(p.use_gpu).lower()}"
+    else:  # choose_device's rule on an embedded Ray: no autoscaler can add GPUs
+        gpu = gpus >= p.num_workers
+        why = f"auto: {gpus} GPU(s) for {p.num_workers} worker(s)"
+    has = f"the embedded local Ray would have {cpus} CPUs and {gpus} GPUs"
+    what = (f"{p.num_workers} worker(s) of {p.cpus_per_worker:g} CPU(s)" + (" and 1 GPU" if gpu else "")
+            + f", training on {'GPU' if gpu else 'CPU'} ({why})")
+    if workers_that_fit([{"CPU": cpus, "GPU": gpus}], p.cpus_per_worker, 1.0 if gpu else 0.0) >= p.num_workers:
+        return [f"pretrain: {what}; {has}: they fit"]
+    fix = "lower pretrain.num_workers or cpus_per_worker" + (", or set pretrain.use_gpu=false" if gpu else "")
+    return [f"warning: pretrain: {what} can never be placed: {has} (ray.num_cpus sets its CPUs). The "
+            "stage would stop with an error when it starts (unless a finished output of it is reused): "
+            f"{fix}, or join a cluster (ray.address)"]
+
+
+def embedded_resources(ray_cfg: RayConfig) -> tuple[int, int]:
+    """(CPUs, GPUs) the embedded local Ray would start with (``lrl.runtime.init_ray``): ``num_cpus``
+    or what Ray detects, and the GPUs Ray detects (the embedded Ray takes them all). Ray's own
+    detection (private functions, no Ray started); 0 GPUs when it cannot tell, as Ray then has."""
+    import ray._private.utils
+
+    cpus = ray_cfg.num_cpus or int(ray._private.utils.get_num_cpus())
+    try:
+        from ray._private.accelerators import get_accelerator_manager_for_resource
+
+        manager = get_accelerator_manager_for_resource("GPU")
+        gpus = manager.get_current_node_num_accelerators()
+        visible = manager.get_current_process_visible_accelerator_ids()
+        if visible is not None:  # CUDA_VISIBLE_DEVICES and the like
+            gpus = min(gpus, len(visible))
+    except Exception:
+        gpus = 0
+    return cpus, int(gpus)
+
+
+__all__ = ["PreflightError", "check_languages", "check_pretrain_resources", "embedded_resources"]
