@@ -96,6 +96,107 @@ def test_time_limit_and_speeds_cover_every_attempt(tmp_path, ray_session):
     assert m["sequences_left_out_per_epoch"] == 0 and m["split_padding_sequences"] == 0
 
 
+def test_ctrl_c_before_ray_registers_the_last_checkpoint_resumes_from_it(tmp_path, ray_session, monkeypatch):
+    """Ray Train registers a reported checkpoint only at its controller's next poll of the workers;
+    a Ctrl-C (or a killed driver) before that poll left the step-4 checkpoint complete on disk but
+    out of Ray's registry, and the rerun resumed from step 2 (``attempt_start_steps`` [0, 2]),
+    though the user was told the checkpoints were kept. Here the poll is made never to come: the
+    worker waits until the controller has the step-2 report, keeps the step-4 report from it,
+    then blocks at step 5 until the Ctrl-C.
+    A newer checkpoint folder whose upload was cut short must not be resumed from."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train import pretrain_loop
+    from lrl.train.pretrain import _init_model, fit, stage_output
+
+    cfg = load_job(_job(tmp_path, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32", "steps": 6,
+                                   "checkpoint_every": 2, "report_every": 100, "max_failures": 0}))
+    _, tok_dir, table = stage_output(StageContext(cfg))
+    run_dir = tmp_path / "ray"
+    model_dir = _init_model(cfg, tok_dir, ["ug", "wo"], str(run_dir / "init"))
+    paused = tmp_path / "paused_at_step_5"
+
+    def stopped_after_step_4(config):  # runs in the Ray Train worker (pickled by value)
+        import time
+
+        from ray.train.v2._internal.execution.context import TrainContext, get_train_context
+
+        import lrl.train.pretrain_loop as loop
+
+        deliver, draw = TrainContext._wait_then_report, loop.step_generator
+        results = get_train_context().get_result_queue()
+
+        def undelivered(self, report, index):  # the step-4 report never reaches the controller
+            if report.checkpoint is not None and report.metrics.get("step") == 4:
+                results.put = lambda *a, **k: None
+            try:
+                deliver(self, report, index)
+            finally:
+                results.__dict__.pop("put", None)
+
+        def blocking(seed, step, rank, micro):
+            while step == 3 and not results.empty():  # the controller registers step 2 first
+                time.sleep(0.05)
+            if step == 5:
+                paused.touch()
+                while True:  # until the Ctrl-C aborts the run
+                    time.sleep(0.1)
+            return draw(seed, step, rank, micro)
+
+        TrainContext._wait_then_report, loop.step_generator = undelivered, blocking
+        return loop.train_loop(config)
+
+    def ctrl_c() -> None:
+        deadline = time.time() + 600
+        while not paused.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(pretrain_loop, "train_loop", stopped_after_step_4)
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt, match="checkpoints are kept"):
+        fit(cfg.pretrain, cfg.seed, table, tok_dir, model_dir, str(tmp_path / "out"), str(run_dir))
+    monkeypatch.undo()
+    saved = {json.loads(p.read_text())["step"] for p in run_dir.glob("pretrain/checkpoint_*/client_state.json")}
+    assert saved == {2, 4}
+    snapshot = json.loads((run_dir / "pretrain" / "checkpoint_manager_snapshot.json").read_text())
+    assert snapshot["latest_checkpoint_result"]["metrics"]["step"] == 2  # Ray's registry: step 2
+    cut = run_dir / "pretrain" / "checkpoint_2999-01-01_00-00-00.000000"  # an upload cut short
+    cut.mkdir()
+    (cut / "client_state.json").write_text(json.dumps({"step": 5}))
+    (cut / "state.pt").write_bytes(b"half")
+    m = fit(cfg.pretrain, cfg.seed, table, tok_dir, model_dir, str(tmp_path / "out"), str(run_dir)).metrics
+    assert m["attempt_start_steps"] == [0, 4] and m["step"] == 6
+
+
+def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path):
+    """``resume_checkpoint``: the newest marked folder when it is newer than Ray's registered
+    checkpoint, Ray's otherwise; folders without the marker never count."""
+    from ray.train import Checkpoint
+
+    from lrl.train.pretrain_resume import mark_complete, resume_checkpoint
+
+    names = ["checkpoint_2026-01-01_00-00-01.000000", "checkpoint_2026-01-01_00-00-02.000000",
+             "checkpoint_2026-01-01_00-00-03.000000"]
+    for n in names:
+        (tmp_path / n).mkdir()
+    older, newer, cut = (Checkpoint.from_directory(str(tmp_path / n)) for n in names)
+    assert resume_checkpoint(older, str(tmp_path)) is older  # nothing marked: Ray's
+    assert resume_checkpoint(None, str(tmp_path)) is None
+    mark_complete(older, 2)
+    mark_complete(newer, 4)
+    assert resume_checkpoint(older, str(tmp_path)).path == newer.path
+    assert resume_checkpoint(None, str(tmp_path)).path == newer.path
+    assert resume_checkpoint(cut, str(tmp_path)) is cut  # Ray's registered one is newer still
+    assert resume_checkpoint(older, str(tmp_path / "missing")) is older
+    assert sorted(p.name for p in (tmp_path / names[1]).iterdir()) == ["lrl_complete.json"]
+
+
 @pytest.mark.slow
 def test_two_workers_resumed_run_counts_each_workers_stream(tmp_path, ray_session):
     """2 workers, rank 0 fails before step 5 and both resume from the step-3 checkpoint: the

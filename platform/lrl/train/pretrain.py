@@ -136,6 +136,9 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
         "tokenizer_dir": os.path.abspath(tokenizer_dir), "model_dir": os.path.abspath(model_dir),
         "heldout": held, "aux": aux_arrays(cfg, list(aux_paths), tok), "device_reason": why,
         "flops_per_token": flops, "fail_marker": marker,
+        # Ray Train's folder of this run's checkpoints: the loop resumes from the newest complete
+        # one there, also one Ray had not registered when the run stopped (pretrain_resume)
+        "checkpoint_dir": os.path.join(os.path.abspath(run_dir), run_name),
         "lang_embedding": bool(getattr(mconf, "lrl_lang_embedding", False)),
     }
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if gpu else {})}

@@ -4,8 +4,9 @@ Resumable: a checkpoint holds the engine state (model, optimizer, scheduler) and
 state (step, epoch, batch position in the epoch, the steps each attempt started from, tokens
 seen per language, the curve so far, and the run's totals: training seconds, which
 ``time_limit_s`` budgets over all attempts, and the tokens and loop seconds behind tokens/s and
-MFU). After a crash Ray Train restarts the workers, ``ray.train.get_checkpoint()`` returns the
-last checkpoint and the loop continues at its step, skipping the batches that were already
+MFU). After a crash Ray Train restarts the workers (a rerun starts them again), the loop takes
+the last complete checkpoint (``pretrain_resume.resume_checkpoint``: also one that Ray Train had
+not registered yet) and continues at its step, skipping the batches that were already
 consumed in the current epoch. Masks and dropout are seeded by (seed, step, rank), so the resumed run sees the same batches,
 masks and dropout it would have seen.
 """
@@ -32,6 +33,7 @@ from lrl.train.pretrain_metrics import (
     worker_peak,
 )
 from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
+from lrl.train.pretrain_resume import mark_complete, report_if_finished, resume_checkpoint
 from lrl.train.pretrain_stream import FirstBatch, _batches
 
 
@@ -97,8 +99,9 @@ def train_loop(config: dict[str, Any]) -> None:
     seed, langs = int(config["seed"]), list(config["langs"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None and _report_if_finished(ckpt, rank):
+    # Ray's registered checkpoint, or a newer one it never registered (the run was stopped first)
+    ckpt = resume_checkpoint(ray.train.get_checkpoint(), config.get("checkpoint_dir"), rank)
+    if ckpt is not None and report_if_finished(ckpt, rank, _without_history):
         return
     import ray.train.torch  # (both already imported by Ray Train's process-group set-up)
     import torch
@@ -280,33 +283,6 @@ def train_loop(config: dict[str, Any]) -> None:
         dist.destroy_process_group()  # otherwise torch reports the worker as crashed
 
 
-def _report_if_finished(ckpt, rank: int) -> bool:
-    """If ``ckpt`` is a finished run's final model (``_final_save``), report it again and say so.
-
-    That is the latest checkpoint when a run that had finished is started again in the same run
-    folder, e.g. after a crash between training and committing the stage's folder. It holds no
-    engine state to resume from, and the run has nothing left to do."""
-    import shutil
-
-    import ray.train
-
-    with ckpt.as_directory() as d, tempfile.TemporaryDirectory(prefix="lrl-final-") as again:
-        path = os.path.join(d, "metrics.json")
-        if not (os.path.isdir(os.path.join(d, "model")) and os.path.isfile(path)):
-            return False
-        with open(path, encoding="utf-8") as f:
-            final = json.load(f)
-        final.pop("marks", None)  # the finished attempt's clock, not this one's
-        final["reused_final_checkpoint"] = True
-        if rank == 0:
-            shutil.copytree(d, again, dirs_exist_ok=True)
-            with open(os.path.join(again, "metrics.json"), "w", encoding="utf-8") as f:
-                json.dump(final, f, indent=1, default=str)
-        ray.train.report(_without_history(final),
-                         checkpoint=ray.train.Checkpoint.from_directory(again) if rank == 0 else None)
-    return True
-
-
 def _checkpoint(engine, state: dict[str, Any], metrics: dict[str, Any], rank: int, cfg: PretrainConfig) -> None:
     """Save engine + client state and report it (every rank: ZeRO shards are per rank)."""
     import ray.train
@@ -318,6 +294,9 @@ def _checkpoint(engine, state: dict[str, Any], metrics: dict[str, Any], rank: in
             engine.save(d, dict(state))
         has = cfg.engine == "deepspeed" or rank == 0
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if has else None)
+    _dist_sum([0.0], engine.device)  # every rank's part is uploaded (its report returned)
+    if rank == 0:
+        mark_complete(ray.train.get_checkpoint(), state["step"])
 
 
 def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg: PretrainConfig) -> None:
@@ -352,6 +331,8 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
                 json.dump(final, f, indent=1, default=str)
         ray.train.report(_without_history(final),
                          checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+    if rank == 0:  # the only rank with a part: uploaded once its report returned
+        mark_complete(ray.train.get_checkpoint(), final["step"], final=True)
 
 
 def _without_history(metrics: dict[str, Any]) -> dict[str, Any]:

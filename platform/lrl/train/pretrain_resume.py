@@ -1,0 +1,107 @@
+"""Which checkpoint a pretraining attempt starts from, and what makes a checkpoint complete.
+
+Ray Train 2.60 registers a reported checkpoint only when its controller next polls the workers
+(every ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``: 0.5 s under lrl, Ray's default 2 s), and only the
+registered ones are in the run's ``checkpoint_manager_snapshot.json`` that a rerun's
+``ray.train.get_checkpoint()`` reads. A run stopped between a report and that poll (a Ctrl-C:
+Ray aborts the workers with the report still in a worker's queue; the driver killed; a node
+lost) left the newer checkpoint folder on disk, complete, while the rerun resumed from the one
+before it. Measured on a tiny run (checkpoints at steps 2 and 4, the driver stopped right after
+the step-4 report, before the controller's next poll): ``attempt_start_steps`` of the rerun was
+``[0, 2]`` after a Ctrl-C and after a SIGKILL of the driver; with both reports within one
+poll interval Ray had written no snapshot at all (a rerun starts at step 0). The steps since
+then trained again, though ``fit_or_stop`` had said the checkpoints were kept
+(tests/test_pretrain_resume.py, ``test_ctrl_c_before_ray_registers_the_last_checkpoint_resumes_from_it``).
+
+So the loop marks each checkpoint complete itself (``mark_complete``: once every rank's
+``ray.train.report`` has returned, i.e. uploaded its part), and each attempt starts from the
+newest of the marked checkpoints and Ray's registered one (``resume_checkpoint``). A folder
+without the marker (an upload cut short, one Ray was deleting) is never picked over Ray's. A
+resumed-from checkpoint that Ray never registered is never deleted by Ray's ``num_to_keep``: it
+stays in the run folder (removed with it once the stage is committed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+#: Written into a checkpoint folder last, by rank 0, after every rank's upload returned.
+MARKER = "lrl_complete.json"
+
+
+def mark_complete(checkpoint, step: int, final: bool = False) -> None:
+    """Mark a persisted checkpoint (``ray.train.get_checkpoint()`` right after its report) as
+    complete. Written to a temporary name and renamed: a half-written marker is no marker. Only
+    local storage (``pretrain.fit`` gives Ray Train a local, possibly shared, folder)."""
+    path = getattr(checkpoint, "path", None)
+    if not path or not os.path.isdir(path):
+        return
+    tmp = os.path.join(path, MARKER + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"step": int(step), "final": final}, f)
+    os.replace(tmp, os.path.join(path, MARKER))
+
+
+def resume_checkpoint(registered, folder: str | None, rank: int = 0):
+    """The checkpoint to start from: the newest complete one in ``folder`` (the run's Ray Train
+    experiment folder) or ``registered`` (Ray's ``get_checkpoint()``), whichever is newer; None
+    when there is neither.
+
+    Ray names checkpoint folders ``checkpoint_<date and time, microseconds>`` from rank 0's clock
+    when it reports, so within one run folder the names sort in the order the checkpoints were
+    reported. Every rank decides alike: the folder is shared and nothing writes to it while an
+    attempt starts."""
+    import ray.train
+
+    if not folder or not os.path.isdir(folder):
+        return registered
+    marked = [n for n in os.listdir(folder)
+              if n.startswith("checkpoint_") and os.path.isfile(os.path.join(folder, n, MARKER))]
+    if not marked:
+        return registered
+    newest = max(marked)
+    if registered is not None and os.path.basename(str(registered.path).rstrip("/")) >= newest:
+        return registered
+    if rank == 0:
+        with open(os.path.join(folder, newest, MARKER), encoding="utf-8") as f:
+            step = json.load(f).get("step")
+        print(f"pretrain: resuming from {newest} (step {step}), newer than Ray Train's last registered checkpoint "
+              f"({'none' if registered is None else os.path.basename(str(registered.path))}): the run stopped "
+              "before Ray recorded it", file=sys.stderr, flush=True)
+    return ray.train.Checkpoint.from_directory(os.path.join(folder, newest))
+
+
+def report_if_finished(ckpt, rank: int, without_history) -> bool:
+    """If ``ckpt`` is a finished run's final model (``pretrain_loop._final_save``), report it
+    again and say so.
+
+    That is the latest checkpoint when a run that had finished is started again in the same run
+    folder, e.g. after a crash between training and committing the stage's folder. It holds no
+    engine state to resume from, and the run has nothing left to do."""
+    import ray.train
+
+    with ckpt.as_directory() as d, tempfile.TemporaryDirectory(prefix="lrl-final-") as again:
+        path = os.path.join(d, "metrics.json")
+        if not (os.path.isdir(os.path.join(d, "model")) and os.path.isfile(path)):
+            return False
+        with open(path, encoding="utf-8") as f:
+            final: dict[str, Any] = json.load(f)
+        final.pop("marks", None)  # the finished attempt's clock, not this one's
+        final["reused_final_checkpoint"] = True
+        if rank == 0:
+            shutil.copytree(d, again, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MARKER))
+            with open(os.path.join(again, "metrics.json"), "w", encoding="utf-8") as f:
+                json.dump(final, f, indent=1, default=str)
+        ray.train.report(without_history(final),
+                         checkpoint=ray.train.Checkpoint.from_directory(again) if rank == 0 else None)
+        if rank == 0:
+            mark_complete(ray.train.get_checkpoint(), final.get("step", 0), final=True)
+    return True
+
+
+__all__ = ["MARKER", "mark_complete", "resume_checkpoint", "report_if_finished"]
