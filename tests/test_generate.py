@@ -320,3 +320,4 @@ def test_run_control_settings_change_neither_rows_nor_folder(ray_session, data_r
     before = _files(pa_)
     c = _job(data_root, tmp_path, ops, "augment.copies=2", "augment.batch_size=3")
     assert run_generate(StageContext(c), quiet=True) == pa_ and _files(pa_) == before
+

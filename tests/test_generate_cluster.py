@@ -149,3 +149,30 @@ def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, 
     assert set(lost) <= redone and set(lost) <= set(got)
     print(f"lost-node run: {len(recorded) - len(set(recorded))} row ids processed more than once (retries), "
           f"nodes {sorted({r['node'][:8] for r in records})}")
+
+
+def test_generate_joins_the_cluster_named_by_ray_address(cluster, data_root, tmp_path, monkeypatch):
+    """Without ``ray.address``, a process that has not started Ray joins the cluster that
+    ``RAY_ADDRESS`` names (how ``ray job submit`` runs ``lrl``) instead of an embedded Ray:
+    the rows are made on the cluster's worker nodes (its head has no CPUs)."""
+    import ray
+
+    from lrl.generate.stage import run_generate
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    c, _ = cluster
+    ray.shutdown()
+    monkeypatch.setenv("RAY_ADDRESS", c.address)
+    sample = tmp_path / "ug.conll"
+    text = (data_root / "wikiann" / "ug" / "train").read_text(encoding="utf-8")
+    sample.write_text("\n\n".join(text.split("\n\n")[:40]) + "\n", encoding="utf-8")
+    cfg = load_job(None, [f"data.ner=[{{path: {sample}, lang: ug}}]", "augment.ops=[swap]",
+                          f"output.root={tmp_path / 'out'}"])
+    assert cfg.ray.address is None
+    path = run_generate(StageContext(cfg), extra_steps=[node_recorder(tmp_path / "nodes", 0.0)], quiet=True)
+    assert ray.get_runtime_context().gcs_address == c.address
+    workers = {n.node_id for n in c.list_all_nodes()} - {c.head_node.node_id}
+    used = {json.loads(p.read_text())["node"] for p in (tmp_path / "nodes").glob("*.json")}
+    assert used and used <= workers, (used, workers)
+    assert len(output_ids(path)) > 40

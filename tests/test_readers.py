@@ -219,3 +219,46 @@ def test_repair_policy_counts_the_sentences_it_changed(tmp_path):
     res = read_conll(str(f), "wo", policy="repair")
     assert res.table.num_rows == 3 and res.repaired == 2
     assert read_conll(str(f), "wo", policy="quarantine").repaired == 0
+
+
+@pytest.mark.parametrize("fmt", ["auto", "explicit"])
+def test_every_reader_takes_a_uri_root(data_root, tmp_path, fmt):
+    """``data.root`` may be any pyarrow URI (s3://, gs://, file://): a Parquet folder or a
+    save_to_disk folder under one was read as a CoNLL file ("is a directory") with format auto,
+    and format hf took the folder's name for a hub id (network retries, then an error)."""
+    sents = sentences_in(data_root / "wikiann" / "wo" / "dev")
+    convert("jsonl", sents, tmp_path)
+    convert("hf", sents, tmp_path)
+    (tmp_path / "pq").mkdir()
+    pq.write_table(pa.table({"tokens": [t for t, _ in sents], "tags": [g for _, g in sents]}), tmp_path / "pq" / "a.parquet")
+    (tmp_path / "x.conll").write_text((data_root / "wikiann" / "wo" / "dev").read_text(encoding="utf-8"), encoding="utf-8")
+    root = "file://" + str(tmp_path)
+    for path, explicit in (("x.conll", "conll"), ("x.jsonl", "jsonl"), ("pq", "parquet"), ("hf", "hf")):
+        src = NerSource(path=path, lang="wo", format="auto" if fmt == "auto" else explicit)
+        res = read_ner(src, root, "error")
+        assert res.table.column("tokens").to_pylist() == [t for t, _ in sents], path
+        assert res.table.column("tags").to_pylist() == [g for _, g in sents], path
+
+
+def test_hf_hub_id_and_config_reach_load_dataset(data_root, tmp_path, monkeypatch):
+    """The hub path (``wikiann`` / ``ug``) cannot reach the hub here: ``load_dataset`` is replaced
+    by one that returns real WikiANN rows saved to disk, and must be asked for the id and config
+    as written (not joined to data.root), with the configured split read."""
+    import datasets
+
+    sents = sentences_in(data_root / "wikiann" / "ug" / "dev")
+    saved = datasets.load_from_disk(str(convert("hf", sents, tmp_path)))
+    calls = []
+
+    def load_dataset(path, name=None, **kwargs):
+        calls.append((path, name))
+        return datasets.DatasetDict({"validation": saved["train"]})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.chdir(tmp_path)
+    src = NerSource(path="wikiann", lang="ug", format="hf", hf_config="ug", split="validation")
+    res = read_ner(src, str(data_root), "error")
+    assert calls == [("wikiann", "ug")]
+    assert res.table.column("tokens").to_pylist() == [t for t, _ in sents]
+    assert res.table.column("tags").to_pylist() == [g for _, g in sents]
+    assert res.table.column("source")[0].as_py() == "wikiann[ug]#validation"

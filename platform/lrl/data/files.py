@@ -51,6 +51,39 @@ def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), str(Path(path).absolute())
 
 
+def folder_files(path: str) -> list[str] | None:
+    """The files under the folder ``path`` (relative names, recursive), on its own filesystem;
+    None when ``path`` is not a folder or cannot be listed (the reader that opens it then names
+    the problem). ``os.path`` only sees local folders: a Parquet or ``save_to_disk`` folder under
+    an s3://, gs:// or file:// root was read as one CoNLL file ("is a directory")."""
+    if not is_uri(path):
+        if not os.path.isdir(path):
+            return None
+        return [str(p.relative_to(path)) for p in Path(path).rglob("*") if p.is_file()]
+    try:
+        fs, inner = filesystem(path)
+        if fs.get_file_info(inner).type != pafs.FileType.Directory:
+            return None
+        infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+    except (OSError, ValueError):  # unreachable store, bad URI: not a folder we can read
+        return None
+    base = inner.rstrip("/") + "/"
+    return [i.path.removeprefix(base) for i in infos if i.type == pafs.FileType.File]
+
+
+#: What ``datasets.save_to_disk`` writes at the top of its folder (a Dataset, a DatasetDict).
+SAVED_MARKERS = ("state.json", "dataset_dict.json")
+
+
+def saved_dataset(path: str, files: list[str] | None = None) -> bool:
+    """Whether ``path`` is a folder written by ``datasets.save_to_disk``, on any filesystem
+    (``load_from_disk`` reads file://, s3:// ... through fsspec); otherwise an ``hf`` source's
+    path is a hub id. The readers and the generate stage's input hash both decide by it.
+    ``files``: the folder's ``folder_files`` when already listed."""
+    files = folder_files(path) if files is None else files
+    return files is not None and any(f in files for f in SAVED_MARKERS)
+
+
 def read_bytes(path: str) -> bytes:
     fs, inner = filesystem(path)
     try:

@@ -8,18 +8,17 @@ raise ``InputError``.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 
+from lrl.data import files as _files
 from lrl.data.bio import BioPolicy, check_tags, is_valid_tag, reason_kind
 from lrl.data.config import NerSource, TextSource
-from lrl.data.files import InputError, read_parquet_checked, read_text, resolve, split_lines
+from lrl.data.files import InputError, read_parquet_checked, read_text, resolve, saved_dataset, split_lines
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA, ner_table, reject_table
 
 
@@ -278,7 +277,7 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
     import datasets
 
     try:
-        ds = datasets.load_from_disk(path) if os.path.isdir(path) else datasets.load_dataset(path, hf_config)
+        ds = datasets.load_from_disk(path) if saved_dataset(path) else datasets.load_dataset(path, hf_config)
     except Exception as exc:  # hub unreachable, unknown id/config, not a saved dataset: one clear error
         raise InputError(f"{path}: cannot load Hugging Face dataset (config {hf_config!r}): "
                          f"{type(exc).__name__}: {exc}") from exc
@@ -304,13 +303,14 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
     """Read one configured labelled source with the reader its format names."""
     path = resolve(src.path, root)
     fmt = src.format
-    if fmt == "hf" and not os.path.isdir(path):
-        path = src.path  # not a saved folder: a hub id such as ``wikiann``
-    if fmt == "auto" and os.path.isdir(path):
+    files = _files.folder_files(path) if fmt in ("auto", "hf") else None
+    saved = files is not None and saved_dataset(path, files)
+    if fmt == "hf" and not saved:  # a hub id such as ``wikiann``, as written (with data.root=
+        path = src.path  # ../shared/data, ``wikiann`` is also the folder of the CoNLL files)
+    if fmt == "auto" and files is not None:
         # A folder is a save_to_disk dataset (it holds state.json or dataset_dict.json) or Parquet
         # files; read as CoNLL it failed with "is a directory".
-        saved = any(os.path.exists(os.path.join(path, f)) for f in ("state.json", "dataset_dict.json"))
-        if not saved and not any(Path(path).rglob("*.parquet")):
+        if not saved and not any(f.endswith(".parquet") for f in files):
             raise InputError(f"{path}: a folder without Parquet files or a save_to_disk dataset; "
                              "name the CoNLL or JSONL file itself")
         fmt = "hf" if saved else "parquet"

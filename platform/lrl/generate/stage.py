@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from lrl.data.blocks import from_tables
-from lrl.data.files import InputError, fingerprint, resolve
+from lrl.data.files import InputError, fingerprint, resolve, saved_dataset
 from lrl.data.output import StageOutput
 from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_id_name
 from lrl.data.schema import TEXT_SCHEMA
@@ -95,7 +95,9 @@ def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
     out: dict[str, str] = {}
     for src in training_sources(cfg):
         path = resolve(src.path, cfg.data.root)
-        if src.format == "hf" and not os.path.exists(path) and "://" not in path:
+        # As the reader decides: with data.root=../shared/data the hub id ``wikiann`` is also the
+        # folder of the CoNLL files, and under an s3:// root a hub id is no file to hash.
+        if src.format == "hf" and not saved_dataset(path):
             out[f"ner:{src.path}"] = f"hf:{src.path}:{src.hf_config}:{src.split}"
         else:
             out[f"ner:{path}#{src.split}"] = fingerprint(path)
