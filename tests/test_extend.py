@@ -153,3 +153,44 @@ def test_extended_tokenizer_round_trip(base, tmp_path):
     assert tag_langs(back) == ["en", "ug"]
     for text in ("[ug] " + UG[1], EN[2]):
         assert back(text)["input_ids"] == tok(text)["input_ids"]
+
+
+def test_minilm_new_rows_are_the_mean_of_its_own_pieces_of_the_string(data_root, minilm_dir):
+    """The real MiniLM grown to Uyghur pieces, checked against the old tokenizer's full pipeline
+    (not ``OldPieces``): a new word-start piece gets the mean of the rows ``base(piece)`` gives, a
+    ``##`` piece that of the continuation pieces after a known one-letter word start, the tag the
+    mean of ``base("[ug]")``'s pieces; strings the base cannot segment (Uyghur letters MiniLM lacks)
+    the mean over their characters (``[UNK]``'s row for unknown ones). Old rows are untouched."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from lrl.model.extend import load_tokenizer
+
+    ug = [ln for ln in (data_root / "mono" / "ug.txt").read_text(encoding="utf-8").splitlines()[:500]
+          if ln.strip() and not ln.startswith("# doc")]
+    base = load_tokenizer(str(minilm_dir))
+    tok, added = extend_tokenizer(base, {"ug": ug}, TokenizerConfig(mode="extend", base="x", vocab_size=900))
+    model = AutoModelForMaskedLM.from_pretrained(minilm_dir)
+    old = model.get_input_embeddings().weight.detach().clone()
+    resize_and_init_embeddings(model, base, tok)
+    w = model.get_input_embeddings().weight.detach()
+    assert w.shape[0] == len(tok) == len(base) + len(added) and torch.equal(w[: len(base)], old)
+    vocab, unk = base.get_vocab(), base.unk_token_id
+    lead = "ب"  # a one-letter word MiniLM knows, to read a ## piece as a continuation
+    assert vocab.get(lead) is not None
+    kinds = {"whole": 0, "by_char": 0}
+    for piece in added:
+        cont = piece.startswith("##")
+        text = piece[2:] if cont else piece
+        ids = base(lead + text if cont else text, add_special_tokens=False)["input_ids"]
+        if cont:
+            if ids[0] != vocab[lead]:
+                continue  # the lead letter merged with the piece: no clean reading, skip
+            ids = ids[1:]
+        if unk in ids and piece != "[ug]":
+            ids = [vocab.get("##" + c if cont or k else c, unk) for k, c in enumerate(text)]
+            kinds["by_char"] += 1
+        else:
+            kinds["whole"] += 1
+        assert torch.allclose(w[tok.convert_tokens_to_ids(piece)], old[ids].mean(0), atol=1e-6), piece
+    assert kinds["whole"] > 50 and kinds["by_char"] > 50, (kinds, len(added))

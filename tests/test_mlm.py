@@ -166,3 +166,123 @@ def test_mask_seeds_differ_across_steps_ranks_and_micro_batches():
     seeds = {step_seed(0, step, rank, micro) for step in range(40) for rank in range(128) for micro in range(8)}
     assert len(seeds) == 40 * 128 * 8
     assert step_seed(0, 1, 70, 6) != step_seed(0, 2, 0, 0)
+
+
+def _is_punct(piece: str) -> bool:
+    import unicodedata
+
+    text = piece.lstrip("▁")  # punctuation as the pre-tokenizers see it (BERT's: ASCII symbols too)
+    return bool(text) and all(unicodedata.category(c).startswith("P") or (c.isascii() and not c.isalnum())
+                              for c in text)
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "unigram"])
+def test_whole_word_masking_on_uyghur_text_masks_every_piece_of_a_word(kind, tmp_path, data_root):
+    """Packed real Uyghur text: the ``word_start`` column marks where words begin as the pieces
+    themselves say (WordPiece: no ``##``; Unigram: a ``▁`` piece; punctuation is a word of its own
+    in both pre-tokenizers), and whole-word masking selects every piece of a word or none."""
+    from transformers import AutoTokenizer
+
+    from lrl.model.config import TokenizerConfig
+    from lrl.model.tokenizer import train_tokenizer
+    from lrl.train.pretrain_data import pack_batch
+
+    lines = [ln for ln in (data_root / "mono" / "ug.txt").read_text(encoding="utf-8").splitlines()[:800]
+             if ln.strip() and not ln.startswith("# doc")]
+    train_tokenizer({"ug": lines}, TokenizerConfig(type=kind, vocab_size=600)).save_pretrained(tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    out = pack_batch({"text": lines[:200], "lang": ["ug"] * 200}, str(tmp_path), 64, ["ug"])
+    ids, starts = torch.as_tensor(out["input_ids"]).long(), torch.as_tensor(out["word_start"])
+    vocab = MaskVocab.from_tokenizer(tok)
+    _, labels = mask_batch(ids, MaskingConfig(rate=0.3, whole_word=True), vocab, step_generator(0, 1, 0), starts)
+    selected = labels != IGNORE
+    protected = torch.isin(ids, torch.tensor(vocab.protected))
+
+    def continues(prev: str, piece: str) -> bool:
+        if kind == "wordpiece":
+            return piece.startswith("##")
+        return not piece.startswith("▁") and not _is_punct(piece) and not _is_punct(prev)
+
+    pairs = together = 0
+    for r, row in enumerate(ids.tolist()):
+        pieces = tok.convert_ids_to_tokens(row)
+        for j in range(2, len(row)):
+            if protected[r, j]:
+                continue
+            if protected[r, j - 1]:
+                # the tail of a word cut at a sequence boundary: it shares the (protected) tag's
+                # draw, so it is selected on its own, like a word
+                continue
+            cont = continues(pieces[j - 1], pieces[j])
+            assert int(starts[r, j]) == int(not cont), (pieces[j - 2: j + 1], starts[r, j - 2: j + 1].tolist())
+            if cont:
+                pairs += 1
+                assert selected[r, j] == selected[r, j - 1], pieces[j - 2: j + 1]
+                together += int(selected[r, j])
+    assert pairs > 1000 and together > 200  # many multi-piece words, hundreds of them masked whole
+    assert selected[~protected].float().mean().item() == pytest.approx(0.3, abs=0.05)
+
+
+def test_language_embedding_reaches_the_forward_pass(tok_dir):
+    """With ``lang_embedding`` each sequence's language id goes in as its token types (every
+    position), and the MLM loss trains exactly the rows of the languages in the batch."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from lrl.model.build import build_mlm_model, lang_ids
+    from lrl.model.config import ModelConfig
+    from lrl.train.pretrain_aux import build_module
+    from lrl.train.pretrain_data import pack_batch
+    from lrl.train.pretrain_eval import model_inputs
+
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    langs = ["am", "ug", "wo"]  # "am" has no text here: its row must get no gradient
+    assert list(lang_ids(langs)) == langs
+    out = pack_batch({"text": TEXTS["ug"][:4] + TEXTS["wo"][:4], "lang": ["ug"] * 4 + ["wo"] * 4}, tok_dir, 16, langs)
+    ids, lid = torch.as_tensor(out["input_ids"]), torch.as_tensor(out["lang_id"])
+    assert set(lid.tolist()) == {1, 2}
+    batch, n = model_inputs(ids, torch.as_tensor(out["word_start"]), lid, tok.pad_token_id, MaskingConfig(rate=0.5),
+                            MaskVocab.from_tokenizer(tok), step_generator(0, 1, 0), "cpu", True)
+    assert n > 0 and torch.equal(batch["token_type_ids"], lid.long().view(-1, 1).expand_as(ids))
+    plain, _ = model_inputs(ids, torch.as_tensor(out["word_start"]), lid, tok.pad_token_id, MaskingConfig(rate=0.5),
+                            MaskVocab.from_tokenizer(tok), step_generator(0, 1, 0), "cpu", False)
+    assert "token_type_ids" not in plain
+    torch.manual_seed(0)
+    model = build_mlm_model(ModelConfig(preset="tiny", lang_embedding=True, max_length=16, dropout=0.0), tok, langs)
+    module = build_module(model, 0)
+    module(**batch).backward()
+    grad = model.bert.embeddings.token_type_embeddings.weight.grad
+    assert grad.shape[0] == 3 and not grad[0].any() and grad[1].abs().sum() > 0 and grad[2].abs().sum() > 0
+    with torch.no_grad():  # the languages' rows change the loss (all else equal)
+        swapped = dict(batch, token_type_ids=np.int64(3) - batch["token_type_ids"])
+        assert module(**swapped).item() != pytest.approx(module(**batch).item(), abs=1e-6)
+
+
+def test_aux_tagging_arrays_label_the_first_piece_of_each_ud_word(tok_dir, data_root):
+    """The auxiliary task's inputs from the real Uyghur treebank: ``[CLS] [ug] pieces [SEP]``, the
+    word's XPOS (or UPOS) on its first piece only, every word labelled unless cut by seq_len."""
+    from transformers import AutoTokenizer
+
+    from lrl.data.conllu import read_conllu, tag_set
+    from lrl.train.pretrain_aux import tagging_arrays
+
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    sents = read_conllu(str(data_root / "ud" / "ug" / "dev.conllu"))[:30]
+    for column in ("xpos", "upos"):
+        labels = tag_set(sents, column)
+        arr = tagging_arrays(sents, column, labels, tok, tok.convert_tokens_to_ids("[ug]"), 48)
+        assert arr["input_ids"].shape == arr["labels"].shape == (30, 48)
+        for row, sent in enumerate(sents):
+            ids = arr["input_ids"][row].tolist()
+            assert ids[:2] == [tok.cls_token_id, tok.convert_tokens_to_ids("[ug]")]
+            firsts = []  # position of each word's first piece, from the tokenizer word by word
+            at = 2
+            for w in sent.words:
+                firsts.append(at)
+                at += len(tok(w, add_special_tokens=False)["input_ids"])
+            kept = [(p, t) for p, t in zip(firsts, sent.tags(column)) if p < 48 - 1]
+            got = {p: labels[x] for p, x in enumerate(arr["labels"][row].tolist()) if x != IGNORE}
+            if at <= 48 - 1:  # the whole sentence fits: every word labelled, [SEP] after it
+                assert got == dict(kept) and ids[at] == tok.sep_token_id
+            else:
+                assert got == {p: t for p, t in kept if p in got} and len(got) >= len(kept) - 1

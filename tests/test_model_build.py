@@ -110,6 +110,21 @@ def test_checkpoint_grows_to_an_extended_tokenizer(tok, tmp_path):
         build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=128), tok, ["ug"])
 
 
+def test_checkpoint_refuses_another_tokenizer_of_the_same_size(tok, tmp_path):
+    """A tokenizer retrained on other text with the same vocabulary size passed as the
+    checkpoint's own (only the sizes were compared): its ids silently read other tokens' rows."""
+    import torch
+
+    _checkpoint(tok, tmp_path / "ckpt")
+    other = train_tokenizer({"wo": WO, "ug": UG}, TokenizerConfig(vocab_size=120, min_frequency=1))
+    assert len(other) == len(tok) and other.get_vocab() != tok.get_vocab()
+    with pytest.raises(ValueError, match="not an extension"):
+        build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=64), other, ["ug", "wo"])
+    same = build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=64), tok, ["ug", "wo"])
+    ref = _checkpoint(tok, tmp_path / "again")  # the same seeded weights: the checkpoint's own tokenizer
+    assert torch.equal(same.get_input_embeddings().weight, ref.get_input_embeddings().weight)
+
+
 def test_checkpoint_needs_safetensors(tok, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="safetensors"):

@@ -74,7 +74,7 @@ def test_deepspeed_config_merges_user_json(tmp_path):
     assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"]["enabled"] and "optimizer" not in ds
     user = tmp_path / "ds.json"
     user.write_text(json.dumps({"zero_optimization": {"stage": 1, "reduce_bucket_size": 1000}}))
-    merged = deepspeed_config(PretrainConfig(deepspeed={"config_file": str(user)}), 1, False)
+    merged = deepspeed_config(PretrainConfig(deepspeed={"config_file": str(user), "zero_stage": 1}), 1, False)
     assert merged["zero_optimization"] == {"stage": 1, "reduce_bucket_size": 1000}
     user.write_text(json.dumps({"train_micro_batch_size_per_gpu": 99}))
     with pytest.raises(ConfigError, match="ds.json: train_micro_batch_size_per_gpu=99"):
@@ -203,6 +203,7 @@ def test_final_model_folder_loads_in_fp32_after_bf16_training(tmp_path, monkeypa
     engine = types.SimpleNamespace(module=torch.nn.ModuleDict({"mlm": mlm}))
     out = tmp_path / "final"
     monkeypatch.setattr(ray.train, "report", lambda metrics, checkpoint=None: shutil.copytree(checkpoint.path, out))
+    monkeypatch.setattr(ray.train, "get_checkpoint", lambda: None)  # no Train run: nothing to mark complete
     _final_save(engine, None, tok, None, {"step": 1}, 0, PretrainConfig(precision="bf16"))
     model = AutoModelForMaskedLM.from_pretrained(out / "model")
     assert model.dtype == torch.float32
@@ -234,6 +235,35 @@ def test_user_ds_config_is_resolved_fingerprinted_and_checked_before_training(tm
     assert "ds.json: train_micro_batch_size_per_gpu=99 differs" in err and "Traceback" not in err
     assert not (tmp_path / "runs" / f".pretrain-{stage_output(StageContext(load_job(str(job))))[0].hash}.ray"
                 / "init").exists()
+
+
+def test_user_ds_config_zero_stage_must_agree_and_overrides_are_reported(tmp_path, caplog):
+    """ZeRO-3 from the ds_config alone (pretrain.deepspeed.zero_stage left at 2): the loop gathers
+    partitioned parameters for the final save only when zero_stage says 3, so an fp32 run saved
+    every weight as an empty (0,) tensor. The stage must agree; other keys the file changes win,
+    as documented, and are named in a warning. The merged dict is what ``deepspeed.initialize``
+    gets (``DeepSpeedEngine.ds_config``)."""
+    import logging
+
+    from lrl.config import ConfigError
+    from lrl.train.pretrain_config import PretrainConfig
+    from lrl.train.pretrain_engine import deepspeed_config
+
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"zero_optimization": {"stage": 3}}))
+    with pytest.raises(ConfigError, match="ds.json: zero_optimization.stage=3 but pretrain.deepspeed.zero_stage=2"):
+        deepspeed_config(PretrainConfig(precision="fp32", deepspeed={"config_file": str(user)}), 1, False)
+    both = PretrainConfig(precision="fp32", deepspeed={"config_file": str(user), "zero_stage": 3})
+    assert deepspeed_config(both, 1, False)["zero_optimization"]["stage"] == 3
+    user.write_text(json.dumps({"gradient_clipping": 5.0, "zero_optimization": {"overlap_comm": False},
+                                "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}))
+    cfg = PretrainConfig(clip_norm=1.0, deepspeed={"config_file": str(user), "client_optimizer": False})
+    with caplog.at_level(logging.WARNING, logger="lrl.train.pretrain_engine"):
+        ds = deepspeed_config(cfg, 1, False)
+    assert ds["gradient_clipping"] == 5.0 and ds["optimizer"]["params"] == {"lr": 0.01, "weight_decay": 0.01}
+    assert ds["zero_optimization"] == {"stage": 2, "overlap_comm": False}
+    assert "gradient_clipping: 1.0 -> 5.0" in caplog.text and "optimizer.params.lr: 0.0005 -> 0.01" in caplog.text
+    assert "zero_optimization" not in caplog.text  # an added key changes nothing pretrain set
 
 
 def test_user_ds_config_precision_must_agree_with_pretrain_precision(tmp_path):

@@ -120,14 +120,17 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
 
 
 def _differs(tokenizer, ckpt: str) -> bool:
-    """True when ``tokenizer`` has tokens the checkpoint's own tokenizer lacks."""
+    """True when ``tokenizer`` is not the checkpoint's own tokenizer (other tokens or ids).
+
+    Comparing sizes only let a tokenizer retrained on other text at the same ``vocab_size`` pass
+    as the checkpoint's: every id then read another token's embedding row, silently."""
     from lrl.model.extend import load_tokenizer
 
     try:
         old = load_tokenizer(ckpt)
     except (OSError, ValueError):
         return False  # no tokenizer beside the weights: nothing to compare with
-    return len(tokenizer) != len(old)
+    return tokenizer.get_vocab() != old.get_vocab()
 
 
 def _lang_types(model, langs: list[str]) -> None:

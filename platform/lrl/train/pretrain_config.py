@@ -52,7 +52,8 @@ class DeepSpeedSection(StrictModel):
     """ZeRO stage (0 off, 1 optimizer state, 2 + gradients, 3 + parameters partitioned)."""
     config_file: str | None = None
     """A full user ds_config JSON (resolved against data.root when relative); merged over the
-    generated one (its keys win), then checked against the batch and precision settings here."""
+    generated one (its keys win, and the ones it changes are logged as a warning), then checked
+    against the batch, precision and ``zero_stage`` settings here (a mismatch is an error)."""
     client_optimizer: bool = True
     """Pass ``torch.optim.AdamW`` to ``deepspeed.initialize`` instead of DeepSpeed's own Adam,
     whose fused/CPU kernel compiles for 30-40 s on first use on CPU."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import logging
 import os
 from typing import Any
 
 from lrl.config import ConfigError
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.schedules import build_scheduler
+
+log = logging.getLogger(__name__)
 
 
 def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict[str, Any]:
@@ -48,7 +51,16 @@ def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict
             raise ConfigError(f"{path}: a DeepSpeed config must be a JSON object")
         if "scheduler" in user:
             raise ConfigError(f"{path}: 'scheduler' is set; the LR schedule comes from pretrain.schedule")
+        generated = ds
         ds = _merge(ds, user)
+        # The loop gathers ZeRO-3's partitioned parameters to save the model only when
+        # pretrain.deepspeed.zero_stage says 3: stage 3 from the file alone saved every fp32
+        # weight as an empty tensor. Like the precision, the stage is set in one place.
+        zero = ds.get("zero_optimization")
+        stage = zero.get("stage", cfg.deepspeed.zero_stage) if isinstance(zero, dict) else zero
+        if stage != cfg.deepspeed.zero_stage:
+            raise ConfigError(f"{path}: zero_optimization.stage={stage} but pretrain.deepspeed.zero_stage="
+                              f"{cfg.deepspeed.zero_stage}; set the ZeRO stage in one place")
         for key, want in (("train_micro_batch_size_per_gpu", cfg.batch_size),
                           ("gradient_accumulation_steps", cfg.grad_accum)):
             if ds[key] != want:
@@ -65,7 +77,22 @@ def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict
             if enabled != (cfg.precision == mode):
                 raise ConfigError(f"{path}: {mode}.enabled={enabled} but pretrain.precision={cfg.precision}; "
                                   "set the precision in one place")
+        changed = _overridden(generated, ds)
+        if changed:  # the file's keys win, as documented; said, so that a forgotten one is noticed
+            log.warning("%s overrides pretrain's DeepSpeed settings: %s", path, "; ".join(changed))
     return ds
+
+
+def _overridden(generated: dict[str, Any], merged: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: generated -> merged`` for every value of the generated config the file changed."""
+    out = []
+    for k, v in generated.items():
+        got = merged.get(k)
+        if isinstance(v, dict) and isinstance(got, dict):
+            out += _overridden(v, got, f"{prefix}{k}.")
+        elif got != v:
+            out.append(f"{prefix}{k}: {v!r} -> {got!r}")
+    return out
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
