@@ -223,9 +223,13 @@ def _show_default(field: Any) -> str:
 
 
 def help_text(model: type[BaseModel]) -> str:
-    """A plain-text reference of every field, for ``--help``."""
+    """A plain-text reference of every field, for ``--help``: also the fields of configs inside
+    lists and optional sections (``data.ner[].path``, ``translate.train.target``), which
+    ``describe`` alone left out (81 of 340 fields of a job), as docs/config.md does."""
+    from lrl.pipeline.reference import rows
+
     out = []
-    for key, tname, default, doc in describe(model):
+    for key, tname, default, doc in rows(model):
         if tname == "section":
             out.append(f"\n[{key}]  {doc}")
         else:
