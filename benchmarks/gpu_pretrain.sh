@@ -24,6 +24,18 @@ PRESET="${PRESET:-micro}"
 BATCH="${BATCH:-256}"
 RUN="${RUN:-/tmp/lrl-gpu-pretrain}"
 mkdir -p "$RUN"
+# What comes back ($OUT) is copied on every exit: with `set -e` a failed or timed-out run (the
+# likely outcome of a first try on a new machine) ended the script before the copy, and its log
+# and metrics, the things needed to see why, stayed on a machine that is then given back.
+bring_back() {
+    [ -n "${OUT:-}" ] || return 0
+    cp "$RUN/gpu_pretrain.log" "$OUT/" 2>/dev/null || true
+    for f in metrics.json manifest.json; do
+        found=$(ls "$RUN"/pretrain-*/"$f" 2>/dev/null | head -1) || true
+        [ -z "$found" ] || cp "$found" "$OUT/$f"
+    done
+}
+trap bring_back EXIT
 if [ -d .gpu ] && ! python3 -c "import ray" 2>/dev/null; then
     python3 benchmarks/gpu_carry.py --out .gpu --unpack /tmp/lrl-site --data-out /tmp/lrl-data
     # Ray's workers inherit PYTHONPATH: they import Ray, DeepSpeed and lrl from here too.
@@ -38,10 +50,4 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 timeout $(( (${MINUTES%.*} + 3) * 60 )) python3 benchmarks/pretrain_real.py --gpu --engine "$ENGINE" \
     --preset "$PRESET" --batch "$BATCH" --minutes "$MINUTES" --out "$RUN" ${MAX_LINES:+--max-lines "$MAX_LINES"} \
     2>&1 | tee "$RUN/gpu_pretrain.log"
-grep -E "tokens/s|MFU" "$RUN/gpu_pretrain.log" | head -3
-if [ -n "${OUT:-}" ]; then
-    cp "$RUN/gpu_pretrain.log" "$OUT/"
-    for f in metrics.json manifest.json; do
-        found=$(ls "$RUN"/pretrain-*/"$f" 2>/dev/null | head -1) && [ -n "$found" ] && cp "$found" "$OUT/$f"
-    done
-fi
+grep -E "tokens/s|MFU" "$RUN/gpu_pretrain.log" | head -3 || true

@@ -63,3 +63,38 @@ def test_unpack_installs_wheels_and_the_tree_and_writes_the_text(tmp_path):
     out = subprocess.run([sys.executable, "-c", "import lrlprobe, fakeray; print(lrlprobe.VALUE, fakeray.OK)"],
                          env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["42", "True"]
+
+
+def _run_gpu_pretrain(tmp_path: Path, pretrain: str) -> subprocess.CompletedProcess:
+    """benchmarks/gpu_pretrain.sh with a stand-in ``python3`` (CUDA seen, Ray present): the
+    stand-in runs ``pretrain`` (bash) where the real one would run benchmarks/pretrain_real.py."""
+    bin_dir, run, out = tmp_path / "bin", tmp_path / "run", tmp_path / "out"
+    bin_dir.mkdir()
+    out.mkdir()
+    stub = bin_dir / "python3"
+    stub.write_text("#!/usr/bin/env bash\n"
+                    'case "$1" in benchmarks/pretrain_real.py) ;; *) exit 0 ;; esac\n'
+                    'while [ $# -gt 0 ]; do [ "$1" = --out ] && RUNDIR="$2"; shift; done\n' + pretrain)
+    stub.chmod(0o755)
+    script = Path(gpu_carry.ROOT) / "benchmarks" / "gpu_pretrain.sh"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUN": str(run), "OUT": str(out),
+           "MINUTES": "1"}
+    return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_gpu_pretrain_brings_the_log_back_when_the_run_fails(tmp_path):
+    """With ``set -e`` a failed run ended the script before it copied anything to $OUT: the log
+    that says why stayed on the GPU machine, which is given back after the call."""
+    res = _run_gpu_pretrain(tmp_path, 'echo "RuntimeError: worker died"; exit 1\n')
+    assert res.returncode != 0
+    assert "worker died" in (tmp_path / "out" / "gpu_pretrain.log").read_text()
+
+
+def test_gpu_pretrain_brings_back_log_metrics_and_manifest(tmp_path):
+    res = _run_gpu_pretrain(tmp_path, 'mkdir -p "$RUNDIR/pretrain-0123456789ab"\n'
+                            'echo "{\\"mfu\\": 0.4}" > "$RUNDIR/pretrain-0123456789ab/metrics.json"\n'
+                            'echo "{}" > "$RUNDIR/pretrain-0123456789ab/manifest.json"\n'
+                            'echo "wall 1.0 min, steps 10, loss 5.000, tokens/s 1000, MFU 40.0%"\n')
+    assert res.returncode == 0, res.stderr
+    assert "MFU 40.0%" in res.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gpu_pretrain.log", "manifest.json", "metrics.json"]

@@ -26,7 +26,7 @@ from lrl.data.output import StageOutput
 from lrl.evaluate.metrics import aggregate, type_summary
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
-from lrl.train.finetune_config import FinetuneConfig
+from lrl.train.finetune_config import FinetuneConfig, in_ray_task
 
 STAGE = "finetune"
 
@@ -41,6 +41,7 @@ def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.T
     from lrl.train.tagger import train_tagger
 
     torch.set_num_threads(cfg.threads or max(1, int(cfg.num_cpus)))
+    cfg = in_ray_task(cfg)  # device auto: the GPU this task reserved (finetune.num_gpus), else CPU
     with tempfile.TemporaryDirectory(prefix="lrl-ft-") as tmp:
         out = tmp if cfg.save_model else None
         res = train_tagger(cfg, model_path, train, dev, seed=seed, out_dir=out, labels=labels)

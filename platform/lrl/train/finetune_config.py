@@ -112,3 +112,24 @@ def _cuda_available() -> bool:
     import torch  # only for fp16 configs: keeps plain config loading light
 
     return torch.cuda.is_available()
+
+
+def in_ray_task(cfg: FinetuneConfig, reserved: str = "finetune.num_gpus") -> FinetuneConfig:
+    """``cfg`` for a run inside a Ray task or Tune trial: there ``device: auto`` means the GPUs Ray
+    gave the task (``reserved`` names the setting that asks for them), as the README says.
+
+    Ray 2.60 leaves ``CUDA_VISIBLE_DEVICES`` alone for a task that asked for no GPU, so ``auto``
+    saw every GPU of the node: with ``finetune.num_gpus: 0`` (or ``tune.gpus_per_trial: 0``) every
+    task of a GPU node would train on its first GPU, which Ray reserved for none of them (a node's
+    CPUs' worth of runs on one GPU, beside whatever Ray placed there; read from Ray's code, no GPU
+    was at hand). ``cuda`` stays as set."""
+    if cfg.device != "auto":
+        return cfg
+    import ray
+
+    if not ray.is_initialized() or ray.get_gpu_ids():
+        return cfg
+    if cfg.precision == "fp16":
+        raise ValueError(f"finetune.precision=fp16 needs a GPU, and this Ray task reserved none: set {reserved} "
+                         "(or use bf16)")
+    return cfg.model_copy(update={"device": "cpu"})

@@ -255,10 +255,33 @@ class TorchEngine:
         self.model.train(mode)
 
 
+def emulated_bf16(precision: str, device) -> str | None:
+    """A warning when ``precision`` bf16 would train on a CUDA GPU older than Ampere (compute
+    capability < 8: V100, T4), whose tensor cores have no bf16; None otherwise.
+
+    Neither torch's autocast nor DeepSpeed refuses bf16 there (``torch.cuda.is_bf16_supported()``
+    counts emulation as support), so a run with the default precision would start and train
+    without tensor cores, and its MFU, measured against a bf16 peak of the same chip, would look
+    normal (reasoned from the torch and DeepSpeed checks; no such GPU was at hand to measure)."""
+    import torch
+
+    if precision != "bf16" or getattr(device, "type", str(device)) != "cuda":
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    if major >= 8:
+        return None
+    return (f"pretrain.precision=bf16 on {torch.cuda.get_device_name(device)} (compute capability {major}.{minor}): "
+            "GPUs before Ampere (8.0) have no bf16 tensor cores and run bf16 without them, far below their "
+            "fp16 rate; set pretrain.precision=fp16 (engine deepspeed) or fp32")
+
+
 def build_engine(module, cfg: PretrainConfig, world_size: int, device, total_steps: int):
     """The engine named by ``cfg.engine``."""
+    note = emulated_bf16(cfg.precision, device)
+    if note:
+        log.warning("%s", note)
     kind = DeepSpeedEngine if cfg.engine == "deepspeed" else TorchEngine
     return kind(module, cfg, world_size, device, total_steps)
 
 
-__all__ = ["deepspeed_config", "DeepSpeedEngine", "TorchEngine", "build_engine"]
+__all__ = ["deepspeed_config", "DeepSpeedEngine", "TorchEngine", "build_engine", "emulated_bf16"]

@@ -49,8 +49,14 @@ def pad_for_workers(ds, workers: int, rows: int | None = None):
 
 def _epoch(shard, cfg: PretrainConfig, seed: int, epoch: int, rank: int):
     """One pass over this worker's shard in micro batches (locally shuffled, seeded per epoch),
-    the last one partial when the shard is not a multiple of ``batch_size`` (see the module doc)."""
-    return shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=False,
+    the last one partial when the shard is not a multiple of ``batch_size`` (see the module doc).
+
+    On the CPU: the loop masks a batch there (with a CPU generator, so a GPU run and its resume
+    draw the same masks) and then moves it to the engine's device. Ray Data's default device
+    (``auto``) is the Ray Train worker's GPU, where masking mixed CUDA and CPU tensors: every GPU
+    run would have failed at its first batch (never run on a GPU; simulated with a worker device
+    of ``meta`` in tests/test_gpu_paths.py, where masking failed the same way)."""
+    return shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=False, device="cpu",
                                     local_shuffle_buffer_size=cfg.batch_size * 8,
                                     local_shuffle_seed=seed + 7919 * epoch + rank)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lrl.train.finetune_config import FinetuneConfig
+from lrl.train.finetune_config import FinetuneConfig, in_ray_task
 from lrl.tune.config import TuneConfig
 
 METRIC = "dev_f1"
@@ -183,7 +183,9 @@ def trial_fn(config: dict[str, Any], *, train: pa.Table, dev: pa.Table, base: Fi
         last[:] = [float(metrics[METRIC])]
         tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
 
-    result = fn(finetune_with(base, trial_params(config)), model_path, train, dev, seed=seed, out_dir=None, report=report)
+    # device auto: the GPU this trial reserved (tune.gpus_per_trial), else the CPU
+    ft = in_ray_task(finetune_with(base, trial_params(config)), "tune.gpus_per_trial")
+    result = fn(ft, model_path, train, dev, seed=seed, out_dir=None, report=report)
     # A closing marker (Tune insists every result carries the metric, so it repeats the last
     # score): trials without it were stopped early. It is not counted as an evaluation.
     tune.report({METRIC: last[0] if last else float(result.dev_f1), "finished": 1})

@@ -68,10 +68,12 @@ def _retrain(cfg_ft, model_path: str, train: pa.Table, dev: pa.Table, seed: int,
     """Train once with ``out_dir`` and return (result, {relative path: bytes}) of the saved folder."""
     import torch
 
+    from lrl.train.finetune_config import in_ray_task
     from lrl.tune.search import _default_train_fn
 
     torch.set_num_threads(threads)
     fn = train_fn or _default_train_fn()
+    cfg_ft = in_ray_task(cfg_ft, "tune.gpus_per_trial")  # device auto: the GPU the task reserved
     with tempfile.TemporaryDirectory(prefix="lrl-best-") as tmp:
         result = fn(cfg_ft, model_path, train, dev, seed=seed, out_dir=tmp, report=None)
         files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
