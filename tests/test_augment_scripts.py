@@ -10,9 +10,11 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
+from lrl.data.bio import spans
 from lrl.data.readers import read_conll
 from lrl.generate.augment import OP_CLASSES, AugmentResources, build_resources, make_op
 from lrl.generate.augment.eda import split_punct
+from lrl.generate.augment.resources import script_of
 from lrl.generate.augment.synonyms import corpus_neighbours
 from lrl.generate.config import AugmentConfig, NeighbourConfig
 
@@ -105,3 +107,35 @@ def test_copies_of_one_parent_are_distinct(data_root, op):
     seen = Counter((r["parent_id"], tuple(r["tokens"]), tuple(r["tags"])) for r in gen)
     dups = {k: n for k, n in seen.items() if n > 1}
     assert not dups, (len(dups), len(gen), next(iter(dups)))
+
+
+@pytest.mark.parametrize("op", ["mention", "labelwise", "insert"])
+def test_replacements_stay_in_the_script_of_what_they_replace(data_root, op):
+    # WikiANN ug mixes Arabic-script rows with Latin-script (ULY) rows and names; am, sw, wo rows
+    # quote Faroese, Chinese, Arabic and Cyrillic words. Drawing from the whole inventory, 70 of
+    # 1024 ug mention rows (203 labelwise, 92 insert) of the multilingual recipe put a Latin word
+    # into an Arabic sentence or the reverse, and am got "føroyskt", wo "България".
+    train = pa.concat_tables([read_conll(str(data_root / "wikiann" / lang / "train"), lang).table
+                              for lang in ("ug", "am", "sw", "wo")])
+    cfg = AugmentConfig(ops=[op])
+    res = build_resources(cfg, train, None)  # no text: insert draws from the O-token inventory
+    gen = make_op(op, cfg, res, 0)(train).to_pylist()
+    assert len(gen) > 1000
+    parents = {r["id"]: r for r in train.to_pylist()}
+
+    def units(row) -> set[tuple[str, ...]]:  # what the op puts in: whole mentions, or tokens
+        if op == "mention":
+            return {tuple(row["tokens"][s:e]) for s, e, _ in spans(row["tags"])}
+        return {(t,) for t in row["tokens"]}
+
+    new_script = []
+    for r in gen:
+        parent = units(parents[r["parent_id"]])
+        before = {script_of(u) for u in parent} | {None}  # None: punctuation, numbers
+        added = [u for u in units(r) - parent if script_of(u) not in before]
+        if added:
+            new_script.append((r["lang"], added, r["tokens"]))
+    assert not new_script, (len(new_script), len(gen), new_script[:3])
+    # The ops still apply to ug's Latin-script rows (drawing from the Latin part of the inventory).
+    ug_latin = [r for r in gen if r["lang"] == "ug" and "LATIN" in {_script(t) for t in r["tokens"]}]
+    assert len(ug_latin) > 20

@@ -171,6 +171,27 @@ def test_dedup_keeps_oversampling_copies(mono_ug):
     assert near.clusters(near.keys(table)) == {"o2": "o1"}
 
 
+@pytest.mark.parametrize(("dedup", "kind"), [(ExactDedup(), "duplicate"), (NearDedup(threshold=0.6), "near_duplicate")],
+                         ids=["exact", "near"])
+def test_copies_of_a_rejected_duplicate_go_with_it(ray_session, mono_ug, dedup, kind):
+    # WikiANN lists some sentences twice; oversampling copies both, then dedup rejects the second
+    # original. Its copies are that same sentence: they stayed, so the duplicate kept its weight
+    # and the copies' parent was missing from the data.
+    import ray
+
+    rows = [{"id": "o1", "lang": "ug", "text": mono_ug[0], "op": "orig"},
+            {"id": "o2", "lang": "ug", "text": mono_ug[0], "op": "orig"},
+            {"id": "o3", "lang": "ug", "text": mono_ug[1], "op": "orig"},
+            {"id": "o2|swap|0", "lang": "ug", "text": mono_ug[2], "op": "swap", "parent_id": "o2"}]
+    for parent in ("o1", "o2", "o3"):
+        rows += [{"id": f"{parent}|oversample|{c}", "lang": "ug", "text": rows[int(parent[1]) - 1]["text"],
+                  "op": "oversample", "parent_id": parent} for c in (1, 2)]
+    ds = ray.data.from_arrow(text_table(rows)).repartition(3)
+    out = {r["id"]: r[REJECT] for r in dedup.apply(ds).take_all()}
+    rejected = {k: v for k, v in out.items() if v}
+    assert rejected == {k: f"{kind}: of o1" for k in ("o2", "o2|oversample|1", "o2|oversample|2")}
+
+
 def test_near_dedup_flags_edited_copies_only(ray_session, mono_ug):
     import ray
 

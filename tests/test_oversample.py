@@ -212,6 +212,34 @@ def test_generate_manifest_names_missed_targets(ray_session, data_root, tmp_path
     assert "wo 60 of 100" in capsys.readouterr().err
 
 
+def test_manifest_says_when_filters_leave_a_language_below_its_target(ray_session, data_root, tmp_path):
+    # The plan counts the sentences read; dedup then rejects sentences WikiANN lists twice (and
+    # their copies), so fewer rows reach the disk than the plan's rows_after says.
+    import json
+    from pathlib import Path
+
+    import pyarrow.dataset as pads
+
+    from lrl.generate.stage import run_generate
+    from lrl.pipeline.stage import StageContext
+
+    blocks = (data_root / "wikiann" / "wo" / "train").read_text(encoding="utf-8").split("\n\n")[:20]
+    src = tmp_path / "wo.conll"
+    src.write_text("\n\n".join(blocks + blocks[:2]) + "\n", encoding="utf-8")  # two sentences twice
+    cfg = load_job(None, [f"data.ner=[{{path: {src}, lang: wo}}]", f"output.root={tmp_path / 'runs'}",
+                          "oversample.enabled=true", "oversample.target_per_lang=100", "filter.ops=[dedup]"])
+    path = run_generate(StageContext(cfg), quiet=True)
+    m = json.loads((Path(path) / "manifest.json").read_text())
+    rows = pads.dataset(f"{path}/data", format="parquet", partitioning="hive").to_table().to_pylist()
+    on_disk = sum(1 for r in rows if r["op"] in ("orig", "oversample"))
+    assert m["oversample"]["rows_after"] == {"wo": 100}  # the plan
+    assert on_disk < 100 and m["oversample"]["rows_written"] == {"wo": on_disk}
+    assert m["oversample"]["missed_targets"] == {"wo": {"target": 100, "reached": on_disk}}
+    from lrl.generate.stage import summary
+
+    assert f"warning: oversampling targets missed: wo {on_disk} of 100" in summary(path, m)  # said too
+
+
 def test_settings_of_a_disabled_section_warn(capsys):
     load_job(None, ["oversample.enabled=false"])  # deliberately off: nothing to say
     load_job(None, ["translate.enabled=false"])

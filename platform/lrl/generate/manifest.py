@@ -49,8 +49,11 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
     for s in steps:
         if callable(getattr(s, "manifest", None)):
             notes.update(s.manifest())
+    lang_op = count_values(f"{folder}/{DATA}", ["lang", "op"])
+    if "oversample" in notes:
+        notes["oversample"] = oversample_on_disk(notes["oversample"], lang_op)
     rejects_origin = reject_origins(f"{folder}/{REJECTS}")
-    balance = row_balance(ner_inputs, text_inputs, count_values(f"{folder}/{DATA}", ["lang", "op"]),
+    balance = row_balance(ner_inputs, text_inputs, lang_op,
                           count_values(f"{folder}/{TEXT}", ["lang", "op"]), rejects_origin)
     t = cfg.translate
     if t.enabled and t.train is not None and not t.train.keep_source:
@@ -78,7 +81,7 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         "output_rows": sum(per_op.values()),
         "rows_per_op": per_op,
         "rows_per_lang": per_lang,
-        "rows_per_lang_op": count_values(f"{folder}/{DATA}", ["lang", "op"]),
+        "rows_per_lang_op": lang_op,
         "rejects_total": sum(per_reason.values()),
         "rejects_per_reason": per_reason,
         "rejects_per_lang_origin": rejects_origin,
@@ -88,6 +91,28 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         **notes,
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int]) -> dict[str, Any]:
+    """The oversampling plan's manifest entry completed by what was written: ``rows_written``
+    (orig and oversample rows on disk per language) and, in ``missed_targets``, every language
+    below its target on disk.
+
+    The plan counts the sentences read, before the filters: with ``filter.ops=[dedup,near_dedup]``
+    on the multilingual recipe, 16 of am's 100 train sentences and their copies were rejected, 840
+    rows were written, and the manifest still said ``rows_after: 1000`` with no missed target."""
+    written: Counter[str] = Counter()
+    for key, n in lang_op.items():
+        lang, op = key.rsplit("/", 1)
+        if op in ("orig", "oversample"):
+            written[lang] += n
+    missed = dict(note.get("missed_targets", {}))
+    for lang, target in note.get("targets", {}).items():
+        reached = min(written[lang], missed.get(lang, {}).get("reached", target))
+        if reached < target:
+            missed[lang] = {"target": target, "reached": reached}
+    return {**note, "rows_written": {lang: written[lang] for lang in sorted(note.get("rows_after", written))},
+            "missed_targets": dict(sorted(missed.items()))}
 
 
 #: Where a rejected row came from: a reader quarantined it (it has a line), a read NER row or a

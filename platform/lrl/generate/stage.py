@@ -75,8 +75,9 @@ def training_sources(cfg: JobConfig) -> list:
 #: back-translation of read rows only; 3 = byte-order marks at line starts dropped, CoNLL lines
 #: with another column count or an empty token quarantined, "# doc..." text lines kept; 4 = an
 #: augmented row equal to an input row dropped; 5 = braces or parentheses a model put for square
-#: markers removed from translated rows, swapped marker numbers corrected), so that a finished
-#: output of older code is not reused.
+#: markers removed from translated rows, swapped marker numbers corrected; replacements drawn in
+#: the script of what they replace; oversampling copies of a rejected duplicate rejected with it),
+#: so that a finished output of older code is not reused.
 ROWS_VERSION = 5
 
 
@@ -262,6 +263,11 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     for key in ("rows_per_op", "rows_per_lang", "rejects_per_reason"):
         if manifest.get(key):
             lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in manifest[key].items()))
+    # Said, not only in manifest.json: filters (dedup) can leave a language below its target.
+    missed = (manifest.get("oversample") or {}).get("missed_targets") or {}
+    if missed:
+        lines.append("  warning: oversampling targets missed: " + ", ".join(
+            f"{lang} {m['reached']} of {m['target']}" for lang, m in missed.items()))
     return "\n".join(lines)
 
 

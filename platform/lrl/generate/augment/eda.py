@@ -10,6 +10,7 @@ import re
 import unicodedata
 
 from lrl.generate.augment.op import AugmentOp, Edit
+from lrl.generate.augment.resources import script_of
 
 # Leading/trailing punctuation kept around a replaced word (WikiANN tokens carry "،" or ",").
 _SPLIT = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
@@ -59,13 +60,14 @@ def synonym_for(op: AugmentOp, token: str, lang: str, rng: random.Random) -> lis
 
 
 class InsertOp(AugmentOp):
-    """Insert words (a synonym of an O word of the sentence, else an O word seen in training)
-    at positions that do not split an entity (never right before an I- tag)."""
+    """Insert words (a synonym of an O word of the sentence, else an O word seen in training
+    written in the sentence's script) at positions that do not split an entity (never right
+    before an I- tag)."""
 
     name = "insert"
 
     def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
-        pool = self.res.tagged(lang, "O")
+        pool = self.res.tagged_in(lang, "O", script_of(tokens))
         for _ in range(_count(self.params.alpha, len(tokens))):
             words = None
             o_pos = _o_positions(tags)

@@ -9,6 +9,7 @@ import random
 
 from lrl.data.bio import spans
 from lrl.generate.augment.op import AugmentOp, Edit
+from lrl.generate.augment.resources import script_of
 
 
 def _has_other(pool: tuple, current: object) -> bool:
@@ -36,18 +37,23 @@ def _segments(tags: list[str]) -> list[tuple[int, int]]:
 
 class MentionOp(AugmentOp):
     """Replace each mention with probability p (one at least) by another mention of the same
-    type and language from the training inventory."""
+    type, language and script from the training inventory."""
 
     name = "mention"
 
     def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
-        found = spans(tags)
-        options = [(s, e, t) for s, e, t in found if _has_other(self.res.mentions(lang, t), tuple(tokens[s:e]))]
+        options = []
+        for s, e, t in spans(tags):
+            mention = tuple(tokens[s:e])
+            pool = self.res.mentions_in(lang, t, script_of(mention))
+            if _has_other(pool, mention):
+                options.append((s, e, pool))
         if not options:
             return None
         chosen = [sp for sp in options if rng.random() < self.params.p] or [rng.choice(options)]
-        for start, end, etype in reversed(chosen):  # right to left keeps earlier indices valid
-            new = _pick_other(self.res.mentions(lang, etype), tuple(tokens[start:end]), rng)
+        for start, end, pool in reversed(chosen):  # right to left keeps earlier indices valid
+            etype = tags[start][2:]
+            new = _pick_other(pool, tuple(tokens[start:end]), rng)
             assert new is not None  # guaranteed by _has_other
             tokens[start:end] = list(new)  # type: ignore[arg-type]
             tags[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (len(new) - 1)  # type: ignore[arg-type]
@@ -55,17 +61,19 @@ class MentionOp(AugmentOp):
 
 
 class LabelwiseOp(AugmentOp):
-    """Replace each token with probability p (one at least) by a token seen with the same tag."""
+    """Replace each token with probability p (one at least) by a token seen with the same tag,
+    written in the same script (punctuation and numbers by punctuation and numbers)."""
 
     name = "labelwise"
 
     def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
-        usable = [i for i, t in enumerate(tags) if _has_other(self.res.tagged(lang, t), tokens[i])]
+        pools = [self.res.tagged_in(lang, t, script_of((tok,))) for tok, t in zip(tokens, tags)]
+        usable = [i for i, pool in enumerate(pools) if _has_other(pool, tokens[i])]
         if not usable:
             return None
         chosen = [i for i in usable if rng.random() < self.params.p] or [rng.choice(usable)]
         for i in chosen:
-            tokens[i] = _pick_other(self.res.tagged(lang, tags[i]), tokens[i], rng)  # type: ignore[assignment]
+            tokens[i] = _pick_other(pools[i], tokens[i], rng)  # type: ignore[assignment]
         return tokens, tags
 
 

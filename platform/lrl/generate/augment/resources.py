@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -17,7 +18,7 @@ import pyarrow as pa
 from lrl.data.bio import spans
 from lrl.data.files import resolve
 from lrl.generate.augment.seeds import row_key
-from lrl.generate.augment.synonyms import Synonyms, cached_neighbours, read_lexicon
+from lrl.generate.augment.synonyms import Synonyms, _script, cached_neighbours, read_lexicon
 from lrl.generate.config import AugmentConfig
 
 _SYNONYM_OPS = {"synonym", "insert"}
@@ -35,12 +36,37 @@ class AugmentResources:
     """lang -> word -> synonyms (lexicon entries first, then corpus neighbours)."""
     originals: dict[str, frozenset[int]] = field(default_factory=dict)
     """lang -> ``row_key`` of every input row: a generated row equal to one of them is not new."""
+    _by_script: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Cache of the inventories split by script (derived, built lazily once per process)."""
 
     def mentions(self, lang: str, etype: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(lang, {}).get(etype, ())
 
     def tagged(self, lang: str, tag: str) -> tuple[str, ...]:
         return self.tokens.get(lang, {}).get(tag, ())
+
+    # A language's inventory mixes scripts: WikiANN ug has Latin-script (ULY) rows and Latin
+    # names, am/sw/wo rows quote Faroese, Chinese or Arabic words. Drawn from the whole inventory,
+    # a replacement put another script into the sentence: on the multilingual recipe 7% of ug
+    # mention rows got a Latin mention in an Arabic sentence (or the reverse), 14% of ug labelwise
+    # and 6% of ug insert rows a Latin word, and am/sw/wo rows "føroyskt", "石家庄", "България".
+    # Ops draw from the part of the inventory in the script of what they replace.
+    def mentions_in(self, lang: str, etype: str, script: str | None) -> tuple[tuple[str, ...], ...]:
+        """The mentions of ``mentions(lang, etype)`` written in ``script`` (see ``script_of``)."""
+        return self._split(("mention", lang, etype), self.mentions(lang, etype)).get(script, ())
+
+    def tagged_in(self, lang: str, tag: str, script: str | None) -> tuple[str, ...]:
+        """The tokens of ``tagged(lang, tag)`` written in ``script``."""
+        return self._split(("token", lang, tag), self.tagged(lang, tag)).get(script, ())
+
+    def _split(self, key: tuple, items: tuple) -> dict[str | None, tuple]:
+        table = self._by_script.get(key)
+        if table is None:
+            groups: dict[str | None, list] = defaultdict(list)
+            for item in items:  # order (frequency, then text) kept: same picks for the same seed
+                groups[script_of((item,) if isinstance(item, str) else item)].append(item)
+            table = self._by_script[key] = {s: tuple(g) for s, g in groups.items()}
+        return table
 
     def synonyms_of(self, lang: str, word: str) -> tuple[str, ...]:
         table = self.synonyms.get(lang)
@@ -56,6 +82,14 @@ class AugmentResources:
         originals = {lang: sorted(keys) for lang, keys in self.originals.items()}
         blob = json.dumps([self.entities, self.tokens, self.synonyms, originals], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def script_of(words: Iterable[str]) -> str | None:
+    """The script most of the words are written in (``ARABIC``, ``LATIN``, ``ETHIOPIC``...: that
+    of each word's first letter; the first one seen wins a tie); None when no word has a letter
+    (punctuation, numbers)."""
+    counts = Counter(s for w in words if (s := _script(w)) is not None)
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def _top(counter: Counter, limit: int) -> tuple:
