@@ -100,6 +100,7 @@ def run_evaluate(ctx: StageContext) -> str:
     out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
     if out.done:
         return out.path
+    _check_device(cfg.evaluate.device)
     try:
         metrics: dict = {"models": {}, "rejected_rows": rejects}
         for name, folder in models.items():
@@ -121,6 +122,22 @@ def run_evaluate(ctx: StageContext) -> str:
     except BaseException:
         out.abort()
         raise
+
+
+def _check_device(device: str) -> None:
+    """A ConfigError before any model loads when ``evaluate.device`` names a GPU this process lacks.
+    The stage runs in the driver, not in a Ray task: on a cluster whose GPUs are on workers, torch
+    failed at the first model with "Found no NVIDIA driver" (or, CPU build, "Torch not compiled
+    with CUDA enabled"), which did not say where the stage runs."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(device.partition(":")[2] or 0) >= seen:
+        raise ConfigError(f"evaluate.device={device}, but the process running the evaluate stage (the driver, "
+                          f"lrl run; not a Ray worker) sees {seen} GPU(s): set evaluate.device=cpu, or run lrl "
+                          "on a machine with the GPU")
 
 
 def _resolved(src, root: str | None) -> str:

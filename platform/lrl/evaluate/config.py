@@ -21,7 +21,8 @@ class EvaluateConfig(StrictModel):
     batch_size: int = Field(default=64, gt=0)
     """Chunks per forward pass when predicting."""
     device: str = "cpu"
-    """Device to predict on (``cpu``, ``cuda``)."""
+    """Device to predict on: ``cpu``, or ``cuda`` (``cuda:N``), a GPU of the process that runs the
+    stage: ``lrl run`` itself, not a Ray worker (on the shipped clusters the head, which has none)."""
 
     @field_validator("seeds")
     @classmethod
@@ -30,4 +31,15 @@ class EvaluateConfig(StrictModel):
             raise ValueError("at least one seed")
         if len(set(v)) != len(v):
             raise ValueError(f"seeds repeat: {v}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        # Checked at load: ``auto`` (finetune's default) or ``gpu`` failed only when the stage
+        # started predicting, after the stages before it had run.
+        import re
+
+        if v != "cpu" and not re.fullmatch(r"cuda(:\d+)?", v):
+            raise ValueError(f"{v!r}: use cpu, cuda or cuda:N")
         return v

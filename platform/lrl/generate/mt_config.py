@@ -68,7 +68,8 @@ class MTModelConfig(StrictModel):
     num_actors: int = Field(default=1, gt=0)
     """Actors in the pool; each loads the model once."""
     num_gpus: float = Field(default=0.0, ge=0)
-    """GPUs per actor; 0 runs on CPU (set it to 1 on GPU nodes)."""
+    """GPUs per actor; 0 runs on CPU (set it to 1 on GPU nodes). At most 1: an actor runs its model
+    on one GPU (0.5: two actors share one, each with its own copy of the model)."""
     cpus_per_actor: float = Field(default=1.0, gt=0)
     """CPUs Ray reserves per actor; its torch threads on CPU are this rounded (at least 1). Keep
     ``num_actors * cpus_per_actor`` below the cluster's CPUs: the tasks around the pool (reading,

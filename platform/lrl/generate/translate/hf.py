@@ -66,7 +66,7 @@ class HFTranslator:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.cfg = cfg
-        self.device = "cuda" if cfg.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+        self.device = _device(cfg)
         if self.device == "cpu":
             torch.set_num_threads(max(1, round(cfg.cpus_per_actor)))
         dtype = getattr(torch, cfg.dtype)
@@ -149,6 +149,30 @@ class HFTranslator:
             eos = self.tokenizer.eos_token_id
         eos = torch.tensor(eos if isinstance(eos, list) else [eos], device=gen.device)
         return (~torch.isin(gen[:, 1:-1], eos).any(dim=1)).tolist()
+
+
+def _device(cfg: MTModelConfig) -> str:
+    """``cuda`` when the actor reserved a GPU, else ``cpu``: never CUDA without ``num_gpus``. Ray 2.60
+    leaves CUDA_VISIBLE_DEVICES unset for an actor that reserved no GPU, so such an actor sees every
+    GPU of its node, reserved for others. With ``num_gpus`` Ray shows the actor only its GPU(s), so
+    ``cuda`` is the first one it was given (a fraction: a GPU it shares).
+
+    A reserved GPU that torch cannot see (a CPU-only torch build, a driver torch does not support)
+    is an error: this fell back to the CPU in silence, with ``cpus_per_actor`` threads (one by
+    default), while the GPU stayed reserved."""
+    if cfg.num_gpus == 0:
+        return "cpu"
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"translate: num_gpus={cfg.num_gpus:g} reserved a GPU for this actor but torch {torch.__version__} "
+            f"(CUDA {torch.version.cuda}) sees none (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}): install a CUDA build of torch on the GPU nodes, "
+            "or set num_gpus=0 to translate on CPUs")
+    return "cuda"
 
 
 def check_model(cfg: MTModelConfig, setting: str) -> None:

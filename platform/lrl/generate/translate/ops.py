@@ -147,6 +147,7 @@ def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None
     kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed, "post": post, "by_lang": by_lang, "pre": pre}
     if cfg.backend == "fake":
         return ds.map_batches(translate_batch, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=rows)
+    _check_gpus(cfg, setting)
     _check_room(cfg)
     return ds.map_batches(
         TranslateActor, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=rows,
@@ -244,3 +245,60 @@ def _check_room(cfg: MTModelConfig) -> None:
             "translate: %d actors x %.2f CPUs take all %d CPUs of the cluster; reading and writing "
             "tasks will wait for them. Lower cpus_per_actor (e.g. %.2f).",
             cfg.num_actors, cfg.cpus_per_actor, total, total / cfg.num_actors / 2)
+
+
+def _check_gpus(cfg: MTModelConfig, setting: str) -> None:
+    """Fail on the driver, naming the setting, for GPU settings the pool cannot run with (checked
+    against Ray 2.60 on CPUs; no GPU was at hand):
+
+    - ``dtype: float16`` without ``num_gpus``: the actors' constructors failed, inside the pool.
+    - ``num_gpus`` over 1: an actor puts its model on one device (``cuda``, the first GPU Ray gave
+      it); the others stay reserved and idle. More GPUs are more actors (``num_actors``).
+    - no actor fits anywhere on the embedded local Ray (``num_gpus: 1`` on a machine without a
+      GPU): Ray Data waited for the pool for ever (measured: 0 rows in 120 s, "pending: 1 GPU").
+      A joined cluster may still add GPU nodes: a warning, unless its published autoscaler
+      maximum has too few GPUs. Fewer actors than ``num_actors`` fit: the pool runs with those."""
+    import logging
+
+    import ray
+
+    from lrl.config import ConfigError
+
+    if cfg.num_gpus == 0:
+        if cfg.dtype == "float16":
+            raise ConfigError(f"{setting}.dtype=float16 needs a GPU and {setting}.num_gpus is 0: set num_gpus "
+                              "(e.g. 1), or use bfloat16 or float32 on CPU")
+        return
+    if cfg.num_gpus > 1:
+        raise ConfigError(f"{setting}.num_gpus={cfg.num_gpus:g}: an actor runs its model on one GPU and would "
+                          "hold the others idle; use num_gpus <= 1 (0.5: two actors share one GPU) and "
+                          "num_actors for more GPUs")
+    if not ray.is_initialized():
+        return
+    from lrl.runtime import autoscaler_max
+    from lrl.train.pretrain_resources import embedded_ray
+
+    nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
+    fit = _actors_that_fit(nodes, cfg.cpus_per_actor, cfg.num_gpus)
+    if fit >= cfg.num_actors:
+        return
+    gpus = sum(float(r.get("GPU", 0)) for r in nodes)
+    what = (f"{setting}: {cfg.num_actors} actor(s) of {cfg.num_gpus:g} GPU and {cfg.cpus_per_actor:g} CPU, "
+            f"{fit} of which fit on the Ray cluster now ({gpus:g} GPUs on {len(nodes)} node(s))")
+    most = autoscaler_max("GPU")
+    if fit == 0 and (embedded_ray() or (most is not None and most < cfg.num_gpus)):
+        where = "the embedded local Ray never grows" if embedded_ray() else f"its autoscaler adds at most {most:g} GPUs"
+        raise ConfigError(f"{what}; {where}, and Ray Data would wait for the pool for ever: set "
+                          f"{setting}.num_gpus=0 to translate on CPUs, or join a cluster with GPUs (ray.address)")
+    logging.getLogger(__name__).warning(
+        "%s; the pool runs with the actors that fit and waits for the others (for ever for all of them "
+        "when none fits and no autoscaler adds GPU nodes)", what)
+
+
+def _actors_that_fit(nodes: list[dict], cpus: float, gpus: float) -> int:
+    """Actors of ``cpus`` CPUs and ``gpus`` GPUs that fit on nodes of these total resources, each on
+    one node; counted in Ray's units of 1/10000 (``1 // 0.1`` is 9 in floats, Ray places 10)."""
+    def units(x: float) -> int:
+        return round(float(x) * 10000)
+
+    return sum(min(units(r.get("CPU", 0)) // units(cpus), units(r.get("GPU", 0)) // units(gpus)) for r in nodes)
