@@ -7,10 +7,11 @@ in size, so the same training table always gives the same resources and the same
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -84,12 +85,19 @@ class AugmentResources:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
-def script_of(words: Iterable[str]) -> str | None:
+def script_of(words: Sequence[str]) -> str | None:
     """The script most of the words are written in (``ARABIC``, ``LATIN``, ``ETHIOPIC``...: that
     of each word's first letter; the first one seen wins a tie); None when no word has a letter
     (punctuation, numbers)."""
-    counts = Counter(s for w in words if (s := _script(w)) is not None)
+    if len(words) == 1:  # labelwise asks for every token: a Counter each made it 4x slower
+        return _word_script(words[0])
+    counts = Counter(s for w in words if (s := _word_script(w)) is not None)
     return counts.most_common(1)[0][0] if counts else None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _word_script(word: str) -> str | None:
+    return _script(word)
 
 
 def _top(counter: Counter, limit: int) -> tuple:
