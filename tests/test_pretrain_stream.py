@@ -22,7 +22,9 @@ class FakeShard:
     def __init__(self, n: int, delay: float = 0.0):
         self.n, self.delay, self.calls = n, delay, []
 
-    def iter_torch_batches(self, *, batch_size, drop_last, local_shuffle_buffer_size, local_shuffle_seed):
+    def iter_torch_batches(self, *, batch_size, drop_last, local_shuffle_buffer_size, local_shuffle_seed,
+                           device="auto"):
+        assert device == "cpu"  # the loop masks on the CPU and moves the batch itself (test_gpu_paths)
         self.calls.append((local_shuffle_seed, threading.current_thread().name))
         time.sleep(self.delay)
         order = sorted(range(self.n), key=lambda i: (i * 7919 + local_shuffle_seed) % 101)
