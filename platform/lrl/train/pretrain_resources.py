@@ -58,12 +58,16 @@ def embedded_ray() -> bool:
 
 def workers_that_fit(nodes: list[dict[str, float]], cpus: float, gpus: float) -> int:
     """How many workers of ``cpus`` CPUs and ``gpus`` GPUs fit on nodes with these total resources
-    (a worker's bundle must fit on one node)."""
+    (a worker's bundle must fit on one node). Counted in Ray's units of 1/10000, as Ray places
+    them: in floats ``1 // 0.1`` is 9, and Ray places 10 (the MT actor pool shares this count)."""
+    def units(x: float) -> int:
+        return round(float(x) * 10000)
+
     count = 0
     for res in nodes:
-        n = int(res.get("CPU", 0) // cpus)
+        n = units(res.get("CPU", 0)) // units(cpus)
         if gpus:
-            n = min(n, int(res.get("GPU", 0) // gpus))
+            n = min(n, units(res.get("GPU", 0)) // units(gpus))
         count += n
     return count
 

@@ -276,10 +276,10 @@ def _check_gpus(cfg: MTModelConfig, setting: str) -> None:
     if not ray.is_initialized():
         return
     from lrl.runtime import autoscaler_max
-    from lrl.train.pretrain_resources import embedded_ray
+    from lrl.train.pretrain_resources import embedded_ray, workers_that_fit
 
     nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
-    fit = _actors_that_fit(nodes, cfg.cpus_per_actor, cfg.num_gpus)
+    fit = workers_that_fit(nodes, cfg.cpus_per_actor, cfg.num_gpus)
     if fit >= cfg.num_actors:
         return
     gpus = sum(float(r.get("GPU", 0)) for r in nodes)
@@ -293,12 +293,3 @@ def _check_gpus(cfg: MTModelConfig, setting: str) -> None:
     logging.getLogger(__name__).warning(
         "%s; the pool runs with the actors that fit and waits for the others (for ever for all of them "
         "when none fits and no autoscaler adds GPU nodes)", what)
-
-
-def _actors_that_fit(nodes: list[dict], cpus: float, gpus: float) -> int:
-    """Actors of ``cpus`` CPUs and ``gpus`` GPUs that fit on nodes of these total resources, each on
-    one node; counted in Ray's units of 1/10000 (``1 // 0.1`` is 9 in floats, Ray places 10)."""
-    def units(x: float) -> int:
-        return round(float(x) * 10000)
-
-    return sum(min(units(r.get("CPU", 0)) // units(cpus), units(r.get("GPU", 0)) // units(gpus)) for r in nodes)
