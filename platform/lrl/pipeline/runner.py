@@ -214,7 +214,7 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
         state, exists = {"stages": {}}, f"cannot be read from here: {exc}"
     upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
     lines = ["# lrl run --dry-run: nothing was run", f"# state file: {absolute(spath)} ({exists})",
-             output_line(cfg), *(f"# {line}" for line in _preflight(cfg, todo) + _dry_run_checks(cfg, todo))]
+             output_line(cfg), *(f"# {line}" for line in _preflight(cfg, todo) + _workers_check(cfg, todo))]
     for name in stages:
         if name in upstream:
             lines.append(f"#   {name:<10} reuse  {upstream[name]}")
@@ -241,7 +241,7 @@ def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
         raise PipelineError(str(exc)) from None
 
 
-def _dry_run_checks(cfg: JobConfig, todo: list[str]) -> list[str]:
+def _workers_check(cfg: JobConfig, todo: list[str]) -> list[str]:
     """Whether pretraining's workers fit on the embedded Ray: all of it in a dry run, the warning
     in a run (the stage itself checks again with Ray running, when it starts)."""
     from lrl.pipeline.preflight import check_pretrain_resources
@@ -309,7 +309,7 @@ def run_pipeline(
     upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
     # The workers check's warning now, not only when the pretrain stage starts after hours of the
     # stages before it (that stage still fails then, unless a finished output of it is reused).
-    for line in _preflight(cfg, todo) + [x for x in _dry_run_checks(cfg, todo) if x.startswith("warning:")]:
+    for line in _preflight(cfg, todo) + [x for x in _workers_check(cfg, todo) if x.startswith("warning:")]:
         log(f"[lrl run] {line}")
     for name, path in upstream.items():
         log(f"[lrl run] {name}: reusing recorded output {path}")
