@@ -57,13 +57,17 @@ class CRF(nn.Module):
             score = torch.where(mask[:, t].unsqueeze(1), nxt, score)
             back.append(idx)
         score = score + self.end
+        # Backtrack on the host from one copy: indexing device tensors word by word cost one GPU
+        # sync per word (int() of a CUDA scalar waits for the device).
         lengths = mask.sum(1).tolist()
+        last = score.argmax(1).tolist()
+        back_host = torch.stack(back).tolist() if back else []  # [T-1][B][to] -> best "from"
         out = []
         for i, n in enumerate(lengths):
-            tag = int(score[i].argmax())
+            tag = last[i]
             path = [tag]
             for t in range(n - 1, 0, -1):
-                tag = int(back[t - 1][i, tag])
+                tag = back_host[t - 1][i][tag]
                 path.append(tag)
             out.append(path[::-1])
         return out
