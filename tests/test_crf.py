@@ -9,6 +9,7 @@ import torch
 from lrl.model.crf import CRF
 
 
+@torch.no_grad()
 def _brute_force(crf: CRF, em: torch.Tensor, n: int) -> list[int]:
     """The best path of one row by scoring every label sequence of length ``n``."""
     best, best_path = None, None
