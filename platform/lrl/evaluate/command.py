@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", help="language of --data when it has no lang column (ISO 639)")
     parser.add_argument("--out", default="runs", help="folder under which evaluate-<hash>/ is written")
     parser.add_argument("--batch-size", type=int, default=64, help="chunks per forward pass")
+    # --model mode has no config to override (a dotted evaluate.device=... is read as CONFIG).
+    parser.add_argument("--device", help="device to predict on: cpu (the default with --model), cuda or cuda:N, "
+                                         "a GPU of this process; with CONFIG the same as evaluate.device=...")
 
 
 def model_folders(path: str) -> dict[str, str]:
@@ -124,8 +127,9 @@ def run_evaluate(ctx: StageContext) -> str:
         raise
 
 
-def _check_device(device: str) -> None:
-    """A ConfigError before any model loads when ``evaluate.device`` names a GPU this process lacks.
+def _check_device(device: str, setting: str = "evaluate.device") -> None:
+    """A ConfigError before any model loads when ``evaluate.device`` (``setting``: ``--device`` of
+    the ``--model`` mode) names a GPU this process lacks.
     The stage runs in the driver, not in a Ray task: on a cluster whose GPUs are on workers, torch
     failed at the first model with "Found no NVIDIA driver" (or, CPU build, "Torch not compiled
     with CUDA enabled"), which did not say where the stage runs."""
@@ -135,9 +139,22 @@ def _check_device(device: str) -> None:
 
     seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if int(device.partition(":")[2] or 0) >= seen:
-        raise ConfigError(f"evaluate.device={device}, but the process running the evaluate stage (the driver, "
-                          f"lrl run; not a Ray worker) sees {seen} GPU(s): set evaluate.device=cpu, or run lrl "
-                          "on a machine with the GPU")
+        raise ConfigError(f"{setting}={device}, but the process running the evaluate stage (the driver: lrl "
+                          f"itself, not a Ray worker) sees {seen} GPU(s): set {setting}=cpu, or run lrl on a "
+                          "machine with the GPU")
+
+
+def cli_device(device: str | None) -> str:
+    """``--device`` of the ``--model`` mode, validated as ``evaluate.device`` is at load (``cpu``
+    when not given): ``auto`` or ``gpu`` failed only once predicting began."""
+    from pydantic import ValidationError
+
+    from lrl.evaluate.config import EvaluateConfig
+
+    try:
+        return EvaluateConfig(device=device or "cpu").device
+    except ValidationError as exc:
+        raise ConfigError(f"--device: {exc.errors()[0]['ctx']['error']}") from None
 
 
 def _resolved(src, root: str | None) -> str:
@@ -167,22 +184,29 @@ def _write_metrics(folder: str, metrics: dict) -> None:
     (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False, default=str))
 
 
-def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch_size: int = 64) -> str:
-    """The ``--model/--data`` mode: every model in ``model`` on the labelled data ``data``."""
+def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch_size: int = 64,
+                   device: str = "cpu") -> str:
+    """The ``--model/--data`` mode: every model in ``model`` on the labelled data ``data``, on
+    ``device`` (``--device``, checked as ``evaluate.device`` is)."""
     from lrl.evaluate.predict import read_labelled
 
     models = model_folders(model)
     table, rejects = read_labelled(data, lang)
-    out = StageOutput(out_root, STAGE, {"model": model, "data": data, "lang": lang},
+    # A GPU's predictions may differ from the CPU's in the last digits, so the device names the
+    # output as evaluate.device does in the stage's; on the CPU it is left out, keeping the
+    # folders of runs made before --device existed.
+    shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {})}
+    out = StageOutput(out_root, STAGE, shaping,
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
     if out.done:
         return out.path
+    _check_device(device, "--device")
     try:
         metrics: dict = {"models": {}, "data": data, "rejected_rows": rejects}
         for name, folder in models.items():
             metrics["models"][name] = {"data": evaluate_model(folder, _rows_for(table, name),
                                                               f"{out.tmp}/predictions/{name}", "data", batch_size,
-                                                              files_root=out.tmp)}
+                                                              device, files_root=out.tmp)}
         _write_metrics(out.tmp, metrics)
         return out.commit({"models": sorted(models), "data": data,
                            "f1": {n: d["data"]["f1"] for n, d in metrics["models"].items()}})
@@ -203,8 +227,10 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None:
         if not args.model or not args.data:
             raise InputError("give CONFIG, or both --model and --data")
-        path = evaluate_files(args.model, args.data, args.lang, args.out, args.batch_size)
+        path = evaluate_files(args.model, args.data, args.lang, args.out, args.batch_size, cli_device(args.device))
     else:
+        if args.device is not None:  # after the dotted overrides: the flag wins, as given last
+            args.overrides = [*args.overrides, f"evaluate.device={args.device}"]
         cfg = load_job_args(args)
         path = run_evaluate(StageContext(cfg, {}))
     metrics = json.loads((Path(path) / "metrics.json").read_text())

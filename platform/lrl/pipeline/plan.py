@@ -7,6 +7,7 @@ running anything, whether it is already finished (then the command reuses it and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -92,16 +93,61 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
 
 def _checks(cfg: JobConfig, stage: str) -> list[str]:
     """The checks ``lrl run --dry-run`` makes for this stage: languages finetune or tune would stop
-    on (an error, as the stage stops on them at once) or leave out, and whether pretraining's
-    workers fit on the embedded Ray. The stage commands ran them only when not a dry run (the
-    languages) or once Ray ran (the workers), so a dry run said nothing of either."""
+    on (an error, as the stage stops on them at once) or leave out, whether pretraining's
+    workers fit on the embedded Ray, and whether generate's translation actors can run. The stage
+    commands ran them only when not a dry run (the languages) or once Ray ran (the workers, the
+    actors), so a dry run said nothing of them."""
     from lrl.config import ConfigError
     from lrl.pipeline.preflight import PreflightError, check_languages, check_pretrain_resources
 
     try:
-        return check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
+        return (check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
+                + check_translate_resources(cfg, [stage]))
     except PreflightError as exc:
         raise ConfigError(str(exc)) from None
 
 
-__all__ = ["INPUTS", "NAMED_BY_CONFIG", "config_value", "stage_plan"]
+def check_translate_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """Plan lines (for a dry run: nothing is started) on the generate stage's translation actor
+    pools: ``lrl.generate.translate.ops.check_pool``, which the stage calls once Ray runs, asked
+    of the embedded local Ray it would start (its resources as ``check_pretrain_resources`` finds
+    them, without starting it). What would stop the stage is a warning here, as pretraining's
+    workers are: a finished output of the same config would be reused without the check. A
+    cluster (``ray.address``, ``RAY_ADDRESS``) is not joined: only the settings are checked."""
+    if "generate" not in todo or not cfg.translate.enabled:
+        return []
+    from lrl.config import ConfigError
+    from lrl.generate.translate.ops import check_pool
+    from lrl.pipeline.preflight import embedded_resources
+
+    t = cfg.translate
+    pools = [("translate.train.model", t.train.model)] if t.train is not None else []
+    b = t.backtranslate
+    if b is not None and (b.labelled or (b.text and cfg.data.text)):  # text rows: only when there are some
+        pools += [("translate.backtranslate.to_pivot", b.to_pivot), ("translate.backtranslate.from_pivot", b.from_pivot)]
+    pools = [(setting, m) for setting, m in pools if m.backend != "fake"]  # the fake one runs in tasks
+    if not pools:
+        return []
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    lines, nodes, has = [], None, ""
+    if address:
+        lines.append(f"translate: actors not checked against the Ray cluster at {address} (a dry run does not "
+                     "join it); the stage checks them when it starts")
+    else:
+        cpus, gpus = embedded_resources(cfg.ray)
+        nodes, has = [{"CPU": cpus, "GPU": gpus}], f"the embedded local Ray would have {cpus} CPUs and {gpus} GPUs"
+    for setting, m in pools:
+        try:
+            found = check_pool(m, setting, nodes, embedded=True)
+        except ConfigError as exc:
+            lines.append(f"warning: {exc}. The generate stage would stop with this error when it starts (unless "
+                         "a finished output of it is reused)")
+            continue
+        lines += [f"warning: {w}" for w in found]
+        if not found and m.num_gpus and nodes is not None:
+            lines.append(f"{setting}: {m.num_actors} actor(s) of {m.num_gpus:g} GPU and {m.cpus_per_actor:g} CPU; "
+                         f"{has}: they fit")
+    return lines
+
+
+__all__ = ["INPUTS", "NAMED_BY_CONFIG", "check_translate_resources", "config_value", "stage_plan"]

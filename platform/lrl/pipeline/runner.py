@@ -242,11 +242,13 @@ def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
 
 
 def _workers_check(cfg: JobConfig, todo: list[str]) -> list[str]:
-    """Whether pretraining's workers fit on the embedded Ray: all of it in a dry run, the warning
-    in a run (the stage itself checks again with Ray running, when it starts)."""
+    """Whether pretraining's workers and generate's translation actors fit on the embedded Ray:
+    all of it in a dry run, the warnings in a run (the stages check again with Ray running, when
+    they start)."""
+    from lrl.pipeline.plan import check_translate_resources
     from lrl.pipeline.preflight import check_pretrain_resources
 
-    return check_pretrain_resources(cfg, todo)
+    return check_pretrain_resources(cfg, todo) + check_translate_resources(cfg, todo)
 
 
 def _first_output(cfg: JobConfig, name: str) -> str | None:

@@ -148,7 +148,6 @@ def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None
     if cfg.backend == "fake":
         return ds.map_batches(translate_batch, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=rows)
     _check_gpus(cfg, setting)
-    _check_room(cfg)
     return ds.map_batches(
         TranslateActor, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=rows,
         compute=ray.data.ActorPoolStrategy(size=cfg.num_actors), num_cpus=cfg.cpus_per_actor,
@@ -232,24 +231,31 @@ def _squash(text: str) -> str:
     return "".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
-def _check_room(cfg: MTModelConfig) -> None:
-    """Warn when the pool would hold every CPU: the operators around it then cannot run and the
-    pipeline stalls (seen here: 2 actors x 1 CPU on 2 CPUs)."""
+def _check_gpus(cfg: MTModelConfig, setting: str) -> None:
+    """``check_pool`` against the Ray this process runs (not checked where Ray does not run yet),
+    its warnings logged."""
     import logging
 
     import ray
 
-    total = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
-    if cfg.num_gpus == 0 and total and cfg.num_actors * cfg.cpus_per_actor >= total:
-        logging.getLogger(__name__).warning(
-            "translate: %d actors x %.2f CPUs take all %d CPUs of the cluster; reading and writing "
-            "tasks will wait for them. Lower cpus_per_actor (e.g. %.2f).",
-            cfg.num_actors, cfg.cpus_per_actor, total, total / cfg.num_actors / 2)
+    nodes, embedded = None, False
+    if ray.is_initialized():
+        from lrl.train.pretrain_resources import embedded_ray
+
+        nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
+        embedded = embedded_ray()
+    for line in check_pool(cfg, setting, nodes, embedded):
+        logging.getLogger(__name__).warning("%s", line)
 
 
-def _check_gpus(cfg: MTModelConfig, setting: str) -> None:
-    """Fail on the driver, naming the setting, for GPU settings the pool cannot run with (checked
-    against Ray 2.60 on CPUs; no GPU was at hand):
+def check_pool(cfg: MTModelConfig, setting: str, nodes: list[dict[str, float]] | None,
+               embedded: bool) -> list[str]:
+    """Fail (a ``ConfigError`` naming the setting) for GPU settings the pool cannot run with, and
+    return warnings for one that runs badly. ``nodes``: the total resources of each node of the
+    Ray cluster (None: unknown, and the placement is not checked); ``embedded``: they are the
+    embedded local Ray's, which never grows. The generate stage calls it with the Ray it runs
+    (``_check_gpus``), ``lrl generate --dry-run`` with the embedded Ray it would start, so both say
+    the same. Checked against Ray 2.60 on CPUs; no GPU was at hand:
 
     - ``dtype: float16`` without ``num_gpus``: the actors' constructors failed, inside the pool.
     - ``num_gpus`` over 1: an actor puts its model on one device (``cuda``, the first GPU Ray gave
@@ -257,39 +263,40 @@ def _check_gpus(cfg: MTModelConfig, setting: str) -> None:
     - no actor fits anywhere on the embedded local Ray (``num_gpus: 1`` on a machine without a
       GPU): Ray Data waited for the pool for ever (measured: 0 rows in 120 s, "pending: 1 GPU").
       A joined cluster may still add GPU nodes: a warning, unless its published autoscaler
-      maximum has too few GPUs. Fewer actors than ``num_actors`` fit: the pool runs with those."""
-    import logging
-
-    import ray
-
+      maximum has too few GPUs. Fewer actors than ``num_actors`` fit: the pool runs with those.
+    - a CPU pool that holds every CPU: the operators around it then cannot run and the pipeline
+      stalls (seen here: 2 actors x 1 CPU on 2 CPUs); a warning."""
     from lrl.config import ConfigError
 
     if cfg.num_gpus == 0:
         if cfg.dtype == "float16":
             raise ConfigError(f"{setting}.dtype=float16 needs a GPU and {setting}.num_gpus is 0: set num_gpus "
                               "(e.g. 1), or use bfloat16 or float32 on CPU")
-        return
+        total = sum(float(r.get("CPU", 0)) for r in nodes or [])
+        if total and cfg.num_actors * cfg.cpus_per_actor >= total:
+            return [f"translate: {cfg.num_actors} actors x {cfg.cpus_per_actor:.2f} CPUs take all {total:g} CPUs "
+                    "of the cluster; reading and writing tasks will wait for them. Lower cpus_per_actor (e.g. "
+                    f"{total / cfg.num_actors / 2:.2f})."]
+        return []
     if cfg.num_gpus > 1:
         raise ConfigError(f"{setting}.num_gpus={cfg.num_gpus:g}: an actor runs its model on one GPU and would "
                           "hold the others idle; use num_gpus <= 1 (0.5: two actors share one GPU) and "
                           "num_actors for more GPUs")
-    if not ray.is_initialized():
-        return
+    if nodes is None:
+        return []
     from lrl.runtime import autoscaler_max
-    from lrl.train.pretrain_resources import embedded_ray, workers_that_fit
+    from lrl.train.pretrain_resources import workers_that_fit
 
-    nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
     fit = workers_that_fit(nodes, cfg.cpus_per_actor, cfg.num_gpus)
     if fit >= cfg.num_actors:
-        return
+        return []
     gpus = sum(float(r.get("GPU", 0)) for r in nodes)
     what = (f"{setting}: {cfg.num_actors} actor(s) of {cfg.num_gpus:g} GPU and {cfg.cpus_per_actor:g} CPU, "
             f"{fit} of which fit on the Ray cluster now ({gpus:g} GPUs on {len(nodes)} node(s))")
-    most = autoscaler_max("GPU")
-    if fit == 0 and (embedded_ray() or (most is not None and most < cfg.num_gpus)):
-        where = "the embedded local Ray never grows" if embedded_ray() else f"its autoscaler adds at most {most:g} GPUs"
+    most = None if embedded else autoscaler_max("GPU")
+    if fit == 0 and (embedded or (most is not None and most < cfg.num_gpus)):
+        where = "the embedded local Ray never grows" if embedded else f"its autoscaler adds at most {most:g} GPUs"
         raise ConfigError(f"{what}; {where}, and Ray Data would wait for the pool for ever: set "
                           f"{setting}.num_gpus=0 to translate on CPUs, or join a cluster with GPUs (ray.address)")
-    logging.getLogger(__name__).warning(
-        "%s; the pool runs with the actors that fit and waits for the others (for ever for all of them "
-        "when none fits and no autoscaler adds GPU nodes)", what)
+    return [f"{what}; the pool runs with the actors that fit and waits for the others (for ever for all of them "
+            "when none fits and no autoscaler adds GPU nodes)"]
