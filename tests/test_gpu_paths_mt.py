@@ -38,7 +38,7 @@ def test_gpu_pool_that_can_never_start_fails_on_the_driver(ray_session):
 
 
 def test_gpu_pool_on_a_cluster_that_may_grow_is_only_warned(ray_session, monkeypatch, caplog):
-    import lrl.train.pretrain_resources as pr
+    import lrl.runtime as pr
     from lrl.generate.mt_config import MTModelConfig
     from lrl.generate.translate import ops
 
@@ -51,7 +51,7 @@ def test_gpu_pool_on_a_cluster_that_may_grow_is_only_warned(ray_session, monkeyp
 
 
 def test_fractional_gpus_are_counted_as_ray_places_them():
-    from lrl.train.pretrain_resources import workers_that_fit as _actors_that_fit
+    from lrl.runtime import workers_that_fit as _actors_that_fit
 
     assert _actors_that_fit([{"CPU": 16, "GPU": 1}], 1, 0.1) == 10  # 1 // 0.1 is 9 in floats
     assert _actors_that_fit([{"CPU": 16, "GPU": 2}, {"CPU": 8}], 1, 0.5) == 4

@@ -120,6 +120,36 @@ def autoscaler_max(resource: str) -> float | None:
     return total
 
 
+def embedded_ray() -> bool:
+    """True when this process started the Ray it uses (``lrl.runtime.init_ray`` without an
+    address): no autoscaler adds nodes to it, so what it has is all it will ever have. Read from
+    Ray's private node handle (the head only in the process that started it); False (treated as a
+    cluster) when it is missing, as under Ray Client."""
+    try:
+        import ray._private.worker
+
+        node = ray._private.worker._global_node
+    except Exception:
+        return False
+    return bool(node is not None and getattr(node, "head", False))
+
+
+def workers_that_fit(nodes: list[dict[str, float]], cpus: float, gpus: float) -> int:
+    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs fit on nodes with these total resources
+    (a worker's bundle must fit on one node). Counted in Ray's units of 1/10000, as Ray places
+    them: in floats ``1 // 0.1`` is 9, and Ray places 10 (pretraining's workers and the MT actor pool)."""
+    def units(x: float) -> int:
+        return round(float(x) * 10000)
+
+    count = 0
+    for res in nodes:
+        n = units(res.get("CPU", 0)) // units(cpus)
+        if gpus:
+            n = min(n, units(res.get("GPU", 0)) // units(gpus))
+        count += n
+    return count
+
+
 def quiet_env() -> None:
     """Process-wide defaults, set before Ray starts: an offline machine, readable logs, and Ray
     Train reports that do not stall."""

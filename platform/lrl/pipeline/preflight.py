@@ -79,7 +79,7 @@ def check_pretrain_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
     if address:
         return [f"pretrain: workers not checked against the Ray cluster at {address} (a dry run does not "
                 "join it); the stage checks them when it starts"]
-    from lrl.train.pretrain_resources import workers_that_fit
+    from lrl.runtime import workers_that_fit
 
     cpus, gpus = embedded_resources(cfg.ray)
     if p.use_gpu is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 
 from lrl.config import ConfigError
-from lrl.runtime import autoscaler_max
+from lrl.runtime import autoscaler_max, embedded_ray, workers_that_fit
 from lrl.train.pretrain_config import PretrainConfig
 
 
@@ -40,36 +40,6 @@ def choose_device(cfg: PretrainConfig) -> tuple[bool, str]:
 def autoscaler_gpus() -> float:
     """GPUs of the cluster at its autoscaler's maximum (``autoscaler_max``); 0 without a config."""
     return autoscaler_max("GPU") or 0.0
-
-
-def embedded_ray() -> bool:
-    """True when this process started the Ray it uses (``lrl.runtime.init_ray`` without an
-    address): no autoscaler adds nodes to it, so what it has is all it will ever have. Read from
-    Ray's private node handle (the head only in the process that started it); False (treated as a
-    cluster) when it is missing, as under Ray Client."""
-    try:
-        import ray._private.worker
-
-        node = ray._private.worker._global_node
-    except Exception:
-        return False
-    return bool(node is not None and getattr(node, "head", False))
-
-
-def workers_that_fit(nodes: list[dict[str, float]], cpus: float, gpus: float) -> int:
-    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs fit on nodes with these total resources
-    (a worker's bundle must fit on one node). Counted in Ray's units of 1/10000, as Ray places
-    them: in floats ``1 // 0.1`` is 9, and Ray places 10 (the MT actor pool shares this count)."""
-    def units(x: float) -> int:
-        return round(float(x) * 10000)
-
-    count = 0
-    for res in nodes:
-        n = units(res.get("CPU", 0)) // units(cpus)
-        if gpus:
-            n = min(n, units(res.get("GPU", 0)) // units(gpus))
-        count += n
-    return count
 
 
 def check_resources(cfg: PretrainConfig, gpu: bool, embedded: bool | None = None) -> str | None:
@@ -147,5 +117,4 @@ def fit_or_stop(trainer):
     return result
 
 
-__all__ = ["choose_device", "autoscaler_gpus", "embedded_ray", "workers_that_fit",
-           "check_resources", "fit_or_stop"]
+__all__ = ["choose_device", "autoscaler_gpus", "check_resources", "fit_or_stop"]

@@ -240,7 +240,7 @@ def _check_gpus(cfg: MTModelConfig, setting: str) -> None:
 
     nodes, embedded = None, False
     if ray.is_initialized():
-        from lrl.train.pretrain_resources import embedded_ray
+        from lrl.runtime import embedded_ray
 
         nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
         embedded = embedded_ray()
@@ -284,8 +284,7 @@ def check_pool(cfg: MTModelConfig, setting: str, nodes: list[dict[str, float]] |
                           "num_actors for more GPUs")
     if nodes is None:
         return []
-    from lrl.runtime import autoscaler_max
-    from lrl.train.pretrain_resources import workers_that_fit
+    from lrl.runtime import autoscaler_max, workers_that_fit
 
     fit = workers_that_fit(nodes, cfg.cpus_per_actor, cfg.num_gpus)
     if fit >= cfg.num_actors:
