@@ -55,7 +55,7 @@ from lrl.generate.augment import AugmentBatch, AugmentStep, build_resources
 from lrl.generate.config import AugmentConfig, OversampleConfig
 from lrl.generate.oversample import OversamplePlan, OversampleStep, oversample_batch, plan_oversample
 from lrl.generate.stage import plan_blocks
-from lrl.generate.write import PartWriter, count_values, write_partitioned
+from lrl.generate.write import ATTEMPT, REPAIR, PartWriter, count_values, write_partitioned
 
 
 def make_input(data: Path, rows: int, files: int, out: Path) -> pa.Table:
@@ -162,7 +162,8 @@ def run_ray(files: list, out: str, step: AugmentStep, reader: str = "driver",
     ds = ds.map_batches(PartWriter(out), batch_format="pyarrow", batch_size=None)
     written = 0
     for b in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        written += pc.sum(b.column("rows")).as_py() or 0
+        files = pc.is_in(b.column("kind"), pa.array([REPAIR, ATTEMPT])).to_pylist()
+        written += sum(n for n, counts in zip(b.column("rows").to_pylist(), files) if not counts)
     return written
 
 
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     ray = init_ray(RayConfig(num_cpus=a.cpus))
     ray.data.DataContext.get_current().enable_progress_bars = False
-    step = AugmentStep(cfg, resources, 0)
+    step = AugmentStep(cfg, resources, 0, count=True)  # as the stage runs it: attempts counted
     warm = time.perf_counter()
     run_ray(files[: a.cpus], fresh("ray-warmup"), step, oversample=over)
     print(f"  (ray start {warm - t0:.1f} s, warm-up run on {a.cpus} files {time.perf_counter() - warm:.1f} s; "

@@ -6,7 +6,7 @@ inputs per language: every sentence or text line read is written or rejected, ne
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +30,12 @@ class Inputs:
 
 
 def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder: str, files: int,
-                   text_rows: int) -> dict[str, Any]:
+                   text_rows: int, attempts: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The manifest body (``StageOutput.commit`` adds versions and wall time).
 
     ``steps`` are the steps that ran; one with a ``manifest()`` method adds its entries (the
-    oversampling plan: targets, and those missed because of ``max_factor``)."""
+    oversampling plan: targets, and those missed because of ``max_factor``). ``attempts``: the
+    augment step's counts as the writer returned them (``<op>/<lang>/<count>``)."""
     ner_inputs = []
     for src, res in zip(inputs.sources, inputs.ner):
         ner_inputs.append({"path": res.source, "lang": src.lang, "split": src.split, "format": src.format,
@@ -63,11 +64,20 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
             b = balance.get(f"ner/{lang}")
             if b is not None:
                 b["left_out"] = b["read"] - b["written"] - b["rejected"]
+    augment_attempts = attempts_by_op(attempts or {}, lang_op,
+                                      count_values(f"{folder}/{REJECTS}", ["lang", "op"]) if attempts else {},
+                                      cfg.augment.ops if attempts is not None else ())
     lost = {lang: b for lang, b in balance.items()
             if b["read"] != b["written"] + b["rejected"] + b.get("left_out", 0)}
     if lost:
         # A step that drops rows instead of marking them rejected: stop before this looks finished.
         raise RuntimeError(f"generate lost or invented rows (read != written + rejected): {lost}")
+    lost_generated = {f"{op}/{lang}": c for op, langs in augment_attempts.items() for lang, c in langs.items()
+                      if c["generated"] != c["written"] + c["rejected"]}
+    if lost_generated:
+        # The same for the augmented rows: every row an op generated is on disk, written or rejected.
+        raise RuntimeError(f"generate lost or invented augmented rows (generated != written + rejected): "
+                           f"{lost_generated}")
     return {
         "layout": {DATA: "data/lang=<lang>/*.parquet (NER_SCHEMA without lang)",
                    REJECTS: "rejects/lang=<lang>/*.parquet (rejected rows with their reason)",
@@ -82,6 +92,7 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         "rows_per_op": per_op,
         "rows_per_lang": per_lang,
         "rows_per_lang_op": lang_op,
+        "augment_attempts": augment_attempts,
         "rejects_total": sum(per_reason.values()),
         "rejects_per_reason": per_reason,
         "rejects_per_lang_origin": rejects_origin,
@@ -113,6 +124,37 @@ def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int]) -> dict[st
             missed[lang] = {"target": target, "reached": reached}
     return {**note, "rows_written": {lang: written[lang] for lang in sorted(note.get("rows_after", written))},
             "missed_targets": dict(sorted(missed.items()))}
+
+
+#: The totals of an ``augment_attempts`` entry; its other counts are the no-row reasons.
+ATTEMPT_TOTALS = ("attempts", "generated", "written", "rejected")
+
+
+def attempts_by_op(flat: Mapping[str, int], lang_op: Mapping[str, int], rejects_lang_op: Mapping[str, int],
+                   ops: Sequence[str] = ()) -> dict[str, dict[str, dict[str, int]]]:
+    """The augment attempt counts as ``{op: {lang: counts}}``: ``attempts`` (``copies`` per kept
+    row that reached the augment step, oversampling copies included), the rows ``generated``,
+    of those the ``written`` and the ``rejected`` (by a filter) counted from the files, then each
+    reason an attempt made no row for (``lrl.generate.augment.op.TALLY``: ``not_applicable``, the
+    op does not apply to the sentence; ``unchanged``, the edit changed nothing; ``repeats_copy``,
+    it repeats an earlier copy of its parent; ``equals_input``, it equals an input row).
+    attempts = generated + the reasons; generated = written + rejected. ``ops`` (the augment
+    ops that ran) are entered for every language they have rows of, counted or not."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for key, n in flat.items():
+        op, rest = key.split("/", 1)
+        lang, what = rest.rsplit("/", 1)
+        out.setdefault(op, {}).setdefault(lang, {})[what] = n
+    for key in lang_op:
+        lang, op = key.rsplit("/", 1)
+        if op in ops:  # rows on disk whose counts did not arrive: the check below says so
+            out.setdefault(op, {}).setdefault(lang, {})
+    for op, langs in out.items():
+        for lang, counts in langs.items():
+            counts.update(written=lang_op.get(f"{lang}/{op}", 0), rejected=rejects_lang_op.get(f"{lang}/{op}", 0))
+            langs[lang] = {**{k: counts.get(k, 0) for k in ATTEMPT_TOTALS},
+                           **{k: n for k, n in sorted(counts.items()) if k not in ATTEMPT_TOTALS}}
+    return {op: dict(sorted(langs.items())) for op, langs in sorted(out.items())}
 
 
 #: Where a rejected row came from: a reader quarantined it (it has a line), a read NER row or a

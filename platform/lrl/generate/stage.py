@@ -25,8 +25,9 @@ from lrl.data.output import StageOutput
 from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_id_name
 from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
-from lrl.generate.manifest import Inputs, build_manifest
+from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest
 from lrl.generate.write import (
+    ATTEMPT,
     DATA,
     REJECTED_SCHEMA,
     REJECTS,
@@ -154,7 +155,7 @@ def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
         steps += translate.steps(cfg)
     if cfg.oversample.enabled:
         steps += oversample.oversample_steps(cfg, train)
-    steps += augment.augment_steps(cfg, train, texts)
+    steps += augment.augment_steps(cfg, train, texts, count=True)  # counts: manifest augment_attempts
     steps += filters.steps(cfg)
     return steps
 
@@ -188,8 +189,8 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
             text_rows = sum(count_values(f"{out.tmp}/{TEXT}", ["lang"]).values())
         else:  # nothing to generate: the driver writes the text it read
             text_rows = write_text(inputs.texts, out.tmp)
-        written, more = _generate(cfg, train, steps, out.tmp)
-        manifest = build_manifest(cfg, inputs, steps, out.tmp, written, text_rows)
+        written, more, attempts = _generate(cfg, train, steps, out.tmp)
+        manifest = build_manifest(cfg, inputs, steps, out.tmp, written, text_rows, attempts)
         manifest["text_steps"] = [s.name for s in text_steps]
         # Kept translated rows whose labels projection had to repair (a lost marker found again by
         # the entity's own translation, a moved one...): how far to trust them, per op and kind.
@@ -204,10 +205,10 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
 
 
 def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str,
-              kind: str = DATA) -> tuple[int, Counter]:
+              kind: str = DATA) -> tuple[int, Counter, Counter]:
     """Build the Ray Dataset, chain the steps, write every batch from its task; returns the files
-    written and the projection repairs (``PartWriter``; a retried task's result replaces the
-    lost one's, so nothing is counted twice)."""
+    written, the projection repairs and the augment attempt counts (``PartWriter``; a retried
+    task's result replaces the lost one's, so nothing is counted twice)."""
     from lrl.runtime import init_ray, plan_cpus
 
     init_ray(cfg.ray)
@@ -219,14 +220,16 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str,
     for s in steps:
         ds = s.apply(ds)
     ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)
-    files, repairs = 0, Counter()
+    files, repairs, attempts = 0, Counter(), Counter()
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         for kind_, key, n in zip(*(batch.column(c).to_pylist() for c in ("kind", "path", "rows"))):
             if kind_ == REPAIR:
                 repairs[key] += n
+            elif kind_ == ATTEMPT:
+                attempts[key] += n
             else:
                 files += 1
-    return files, repairs
+    return files, repairs, attempts
 
 
 def plan_blocks(table: pa.Table, cpus: int, weights: np.ndarray | None = None) -> list[pa.Table]:
@@ -263,12 +266,27 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     for key in ("rows_per_op", "rows_per_lang", "rejects_per_reason"):
         if manifest.get(key):
             lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in manifest[key].items()))
+    attempts = manifest.get("augment_attempts") or {}
+    if attempts:
+        # Per op over the languages: why `copies` attempts per sentence gave fewer rows.
+        lines.append("  augment attempts -> generated: " + ", ".join(
+            f"{op} {sum(c['attempts'] for c in langs.values())} -> {sum(c['generated'] for c in langs.values())}"
+            + _reasons(langs) for op, langs in attempts.items()))
     # Said, not only in manifest.json: filters (dedup) can leave a language below its target.
     missed = (manifest.get("oversample") or {}).get("missed_targets") or {}
     if missed:
         lines.append("  warning: oversampling targets missed: " + ", ".join(
             f"{lang} {m['reached']} of {m['target']}" for lang, m in missed.items()))
     return "\n".join(lines)
+
+
+def _reasons(langs: dict[str, dict[str, int]]) -> str:
+    """`` (not_applicable 3, ...)``: an op's attempts that made no row, by reason, summed over
+    languages (reasons with none left out)."""
+    total: Counter[str] = Counter()
+    for counts in langs.values():
+        total.update({k: n for k, n in counts.items() if k not in ATTEMPT_TOTALS and n})
+    return f" ({', '.join(f'{k} {n}' for k, n in total.items())})" if total else ""
 
 
 __all__ = ["run_generate", "stage_output", "RUN_CONTROL", "read_inputs", "build_steps", "build_text_steps", "summary",

@@ -12,9 +12,10 @@ import pyarrow as pa
 
 from lrl.generate.augment.eda import DeleteOp, InsertOp, SwapOp, SynonymOp
 from lrl.generate.augment.ner_ops import LabelwiseOp, MentionOp, ShuffleOp
-from lrl.generate.augment.op import AugmentOp, generated_table
+from lrl.generate.augment.op import TALLY, AugmentOp, generated_table
 from lrl.generate.augment.resources import AugmentResources
 from lrl.generate.config import AugmentConfig
+from lrl.generate.write import with_counts
 
 OP_CLASSES: dict[str, type[AugmentOp]] = {
     cls.name: cls for cls in (InsertOp, SwapOp, DeleteOp, SynonymOp, MentionOp, LabelwiseOp, ShuffleOp)
@@ -36,19 +37,29 @@ def make_op(name: str, cfg: AugmentConfig, resources: Any, seed: int) -> Augment
 class AugmentBatch:
     """Originals plus the rows of every op in ``cfg.ops``, for one pyarrow batch.
 
-    ``resources`` may be an ``AugmentResources`` or a Ray ObjectRef to one (fetched lazily)."""
+    ``resources`` may be an ``AugmentResources`` or a Ray ObjectRef to one (fetched lazily);
+    ``count``: also hand the attempt counts per op, language and no-row reason to the writer
+    (``lrl.generate.write.ATTEMPTS``)."""
 
-    def __init__(self, cfg: AugmentConfig, resources: Any, seed: int = 0):
+    def __init__(self, cfg: AugmentConfig, resources: Any, seed: int = 0, count: bool = False):
         self.ops = [make_op(name, cfg, resources, seed) for name in cfg.ops]
+        self.count = count
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        gen = generated_table(batch, self.ops)
-        return pa.concat_tables([batch, gen]) if gen.num_rows else batch
+        tallies: dict[tuple[str, str], list[int]] = {}
+        gen = generated_table(batch, self.ops, tallies)
+        out = pa.concat_tables([batch, gen]) if gen.num_rows else batch
+        if not self.count:
+            return out
+        # The attempt counts ride in one column to the generate stage's writer (``with_counts``).
+        return with_counts(out, {f"{op}/{lang}/{what}": n for (op, lang), tally in tallies.items()
+                                 for what, n in zip(TALLY, tally)})
 
 
-def augment_batch(batch: pa.Table, cfg: AugmentConfig, resources: Any, seed: int = 0) -> pa.Table:
+def augment_batch(batch: pa.Table, cfg: AugmentConfig, resources: Any, seed: int = 0,
+                  count: bool = False) -> pa.Table:
     """Function form of ``AugmentBatch`` (for Ray tasks: construction is cheap)."""
-    return AugmentBatch(cfg, resources, seed)(batch)
+    return AugmentBatch(cfg, resources, seed, count)(batch)
 
 
 def replay(row: dict[str, Any], op_name: str, seed: int, cfg: AugmentConfig, resources: AugmentResources,

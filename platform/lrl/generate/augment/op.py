@@ -20,6 +20,21 @@ from lrl.generate.augment.seeds import child_id, mix, stable_hash
 
 Edit = tuple[list[str], list[str]] | None
 
+#: What ``AugmentOp.rows`` counts per (op, language): the attempts (``copies`` per kept parent
+#: row), the rows generated, and each attempt that generated none, by reason: the op does not
+#: apply to the sentence (``edit`` returned None: no O token to swap...), the edit changed
+#: nothing, the copy repeats an earlier copy of the same parent, or it equals an input row.
+#: attempts = generated + the four reasons. Generated rows then meet the filters, which may
+#: reject some (counted as rejects, with the op).
+TALLY = ("attempts", "generated", "not_applicable", "unchanged", "repeats_copy", "equals_input")
+ATTEMPTS, GENERATED, NOT_APPLICABLE, UNCHANGED, REPEATS_COPY, EQUALS_INPUT = range(len(TALLY))
+_NO_LANG = object()  # equal to no language, not even a null one
+
+
+def new_tally() -> list[int]:
+    """A zero count per ``TALLY`` entry."""
+    return [0] * len(TALLY)
+
 # Resources shipped as an ObjectRef are fetched once per worker process, not once per batch.
 _RESOLVED: dict[str, AugmentResources] = {}
 
@@ -62,11 +77,18 @@ class AugmentOp:
 
     def make(self, row: dict[str, Any], seed: int, copy: int) -> dict[str, Any] | None:
         """The generated row for ``row`` under ``seed`` (None: not applicable or unchanged)."""
+        made = self._attempt(row, seed, copy)
+        return None if isinstance(made, int) else made
+
+    def _attempt(self, row: dict[str, Any], seed: int, copy: int) -> dict[str, Any] | int:
+        """``make``, saying why nothing was made: the ``TALLY`` index of the reason."""
         tokens, tags = row["tokens"], row["tags"]
         self._rng.seed(seed)  # reseeding one generator costs less than making one per row
         out = self.edit(list(tokens), list(tags), row["lang"], self._rng)
-        if out is None or (out[0] == list(tokens) and out[1] == list(tags)):
-            return None
+        if out is None:
+            return NOT_APPLICABLE
+        if out[0] == list(tokens) and out[1] == list(tags):
+            return UNCHANGED
         new = dict(row)
         new.update(id=child_id(row["id"], self.name, copy), tokens=out[0], tags=out[1], op=self.name,
                    parent_id=row["id"], seed=seed)
@@ -74,15 +96,21 @@ class AugmentOp:
             new[REJECT] = None
         return new
 
-    def rows(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+    def rows(self, row: dict[str, Any], tally: list[int] | None = None) -> list[dict[str, Any]]:
         """Generated rows for one parent row (``copies`` attempts, deterministic seeds; a copy equal
-        to an earlier copy or to an input row is dropped)."""
+        to an earlier copy or to an input row is dropped).
+
+        ``tally`` (a ``new_tally()`` list) is counted into: the attempts, the rows made and every
+        attempt that made none by its reason (``TALLY``), so that nothing is dropped uncounted."""
+        t = tally if tally is not None else new_tally()
+        t[ATTEMPTS] += self.copies
         out = []
         seen: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
         digest = stable_hash(self.job_seed, self.name, row["id"])  # row_seed = mix(digest, copy)
         for copy in range(self.copies):
-            made = self.make(row, mix(digest, copy), copy)
-            if made is None:
+            made = self._attempt(row, mix(digest, copy), copy)
+            if isinstance(made, int):
+                t[made] += 1
                 continue
             # A copy equal to an earlier copy of the same parent is a duplicate, not a new row:
             # short sentences have few variants (a two-token mention has one shuffle), and with
@@ -90,14 +118,18 @@ class AugmentOp:
             # copies keep their index, so ``replay`` still regenerates each of them.
             key = (tuple(made["tokens"]), tuple(made["tags"]))
             if key in seen:
+                t[REPEATS_COPY] += 1
                 continue
             seen.add(key)
             # Equal to an input row, a copy is a duplicate of training data, not an augmentation:
             # on WikiANN ug/wo train, 36%/43% of mention rows were (entity-only sentences whose
             # mention was swapped for another entity-only sentence's), 8%/25% of labelwise rows,
             # and 9% of ug's deletions.
-            if not self.res.is_original(made["lang"], made["tokens"], made["tags"]):
+            if self.res.is_original(made["lang"], made["tokens"], made["tags"]):
+                t[EQUALS_INPUT] += 1
+            else:
                 out.append(made)
+        t[GENERATED] += len(out)
         return out
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -105,18 +137,31 @@ class AugmentOp:
         return generated_table(batch, [self])
 
 
-def generated_table(batch: pa.Table, ops: list[AugmentOp]) -> pa.Table:
-    """Rows that ``ops`` generate from ``batch`` (one pass over the rows, ops in order)."""
+def generated_table(batch: pa.Table, ops: list[AugmentOp],
+                    tallies: dict[tuple[str, str], list[int]] | None = None) -> pa.Table:
+    """Rows that ``ops`` generate from ``batch`` (one pass over the rows, ops in order).
+
+    ``tallies`` is counted into per (op, lang) (``AugmentOp.rows``); the lists are looked up
+    only when the language changes from one row to the next (rows come grouped by language), so
+    a row costs a few integer increments more, not a dictionary lookup per op."""
     cols = batch.to_pydict()
     names = batch.column_names
     rejected = cols.get(REJECT)
+    langs = cols["lang"]
+    if tallies is None:
+        tallies = {}
+    lang: object = _NO_LANG
+    per_op: list[tuple[AugmentOp, list[int]]] = []
     out: dict[str, list] = {n: [] for n in names}
     for i in range(batch.num_rows):
         if rejected is not None and rejected[i] is not None:
             continue  # a rejected row stays rejected; its variants would be too
+        if langs[i] != lang:
+            lang = langs[i]
+            per_op = [(op, tallies.setdefault((op.name, lang), new_tally())) for op in ops]
         row = {n: cols[n][i] for n in names}
-        for op in ops:
-            for made in op.rows(row):
+        for op, tally in per_op:
+            for made in op.rows(row, tally):
                 for n in names:
                     out[n].append(made[n])
     return pa.Table.from_pydict(out, schema=batch.schema)

@@ -27,6 +27,9 @@ class AugmentStep:
     resources: AugmentResources
     seed: int
     name: str = "augment"
+    count: bool = False
+    """Also hand the attempt counts per op, language and no-row reason to the generate stage's
+    writer, in the ``lrl.generate.write.ATTEMPTS`` column (a reader of the rows leaves it off)."""
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         import ray
@@ -36,12 +39,15 @@ class AugmentStep:
         if self.cfg.compute == "actors":
             return map_slices(ds, AugmentBatch, self.cfg.batch_size,
                               compute=ray.data.ActorPoolStrategy(size=self.cfg.num_actors),
-                              constructor_kwargs={"cfg": self.cfg, "resources": ref, "seed": self.seed})
-        return map_slices(ds, augment_batch, self.cfg.batch_size, cfg=self.cfg, resources=ref, seed=self.seed)
+                              constructor_kwargs={"cfg": self.cfg, "resources": ref, "seed": self.seed,
+                                                  "count": self.count})
+        return map_slices(ds, augment_batch, self.cfg.batch_size, cfg=self.cfg, resources=ref, seed=self.seed,
+                          count=self.count)
 
 
-def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None) -> list[AugmentStep]:
-    """Steps for ``cfg.augment`` (none when no ops are configured).
+def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None,
+                  count: bool = False) -> list[AugmentStep]:
+    """Steps for ``cfg.augment`` (none when no ops are configured); ``count``: see ``AugmentStep``.
 
     ``train`` (NER_SCHEMA rows) gives the entity and token inventories; ``texts`` (TEXT_SCHEMA
     rows, e.g. from ``data.text``) gives corpus-neighbour synonyms for the synonym/insert ops.
@@ -54,4 +60,4 @@ def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None
         # A ConfigError (config against data): the CLI prints it as one line, not a traceback.
         raise ConfigError("augment.ops has 'synonym' but no language has synonyms: give augment.lexicons "
                           "or data.text (with augment.neighbours.enabled)")
-    return [AugmentStep(aug, resources, job_seed(aug, cfg.seed))]
+    return [AugmentStep(aug, resources, job_seed(aug, cfg.seed), count=count)]
