@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 
 from lrl.data.bio import spans
+from lrl.generate.augment.eda import bare_words
 from lrl.generate.augment.op import AugmentOp, Edit
 from lrl.generate.augment.resources import script_of
 
@@ -78,18 +79,22 @@ class LabelwiseOp(AugmentOp):
 
 
 class ShuffleOp(AugmentOp):
-    """Shuffle the tokens of each segment of two or more tokens with probability p (one at
-    least); tags stay where they are, so every segment keeps its label."""
+    """Shuffle the words of each segment with two or more distinct ones with probability p (one at
+    least); tags stay where they are, so every segment keeps its label. Only bare words move (see
+    ``eda.bare_words``): punctuation, and words that carry it, keep their place, so an O run does
+    not end mid-sentence on ``.`` or put ``ሆነ።`` first."""
 
     name = "shuffle"
 
     def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
-        segs = [(s, e) for s, e in _segments(tags) if len(set(tokens[s:e])) > 1]
+        words = [bare_words(tokens, list(range(s, e))) for s, e in _segments(tags)]
+        segs = [pos for pos in words if len({tokens[i] for i in pos}) > 1]
         if not segs:
             return None
-        chosen = [seg for seg in segs if rng.random() < self.params.p] or [rng.choice(segs)]
-        for start, end in chosen:
-            part = tokens[start:end]
+        chosen = [pos for pos in segs if rng.random() < self.params.p] or [rng.choice(segs)]
+        for pos in chosen:
+            part = [tokens[i] for i in pos]
             rng.shuffle(part)
-            tokens[start:end] = part
+            for i, tok in zip(pos, part):
+                tokens[i] = tok
         return tokens, tags
