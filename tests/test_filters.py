@@ -267,3 +267,31 @@ def test_dedup_keeps_tone_marks_and_merges_unicode_forms():
 
     assert words("Ó ra ọ̀kọ̀, ọkọ̀ àti ọkọ!") == ["ó", "ra", "ọ̀kọ̀", "ọkọ̀", "àti", "ọkọ"]
     assert words("हिन्दी भाषा") == ["हिन्दी", "भाषा"]  # vowel signs are marks too
+
+
+@pytest.mark.parametrize("near", [False, True], ids=["exact", "near"])
+def test_dedup_scope_generated_rejects_generated_rows_only(mono_ug, near):
+    """``filter.dedup_scope=generated``: two originals that repeat each other both stay (WikiANN
+    train repeats 16% of its sentences), generated rows that repeat an original or each other are
+    rejected, and the kept copy is the same as with ``all``."""
+    from lrl.generate.filters import build
+    from lrl.generate.mt_config import FilterConfig
+
+    a, b, c = mono_ug[0], mono_ug[1], mono_ug[2]
+    rows = [{"id": "o1", "lang": "ug", "text": a, "op": "orig"},
+            {"id": "o2", "lang": "ug", "text": a, "op": "orig"},  # an original repeating o1
+            {"id": "o3", "lang": "ug", "text": b, "op": "orig"},
+            {"id": "o1|swap|0", "lang": "ug", "text": a, "op": "swap"},  # repeats o1
+            {"id": "o3|swap|0", "lang": "ug", "text": c, "op": "swap"},
+            {"id": "o3|oversample|1|swap|0", "lang": "ug", "text": c, "op": "swap"}]  # repeats a sibling
+    table = text_table(rows)
+    name = "near_dedup" if near else "dedup"
+    cfg = {"near_threshold": 0.6} if near else {}
+    every = build(FilterConfig(ops=[name], **cfg), name)
+    generated = build(FilterConfig(ops=[name], dedup_scope="generated", **cfg), name)
+
+    def decide(f):
+        return f.clusters(f.keys(table)) if near else f.duplicates(f.keys(table))
+
+    assert decide(generated) == {"o1|swap|0": "o1", "o3|swap|0": "o3|oversample|1|swap|0"}
+    assert decide(every) == {**decide(generated), "o2": "o1"}

@@ -31,9 +31,9 @@ def build(f: FilterConfig, name: str) -> Step:
     if name == "length_ratio":
         return LengthRatioFilter(f.min_ratio, f.max_ratio, f.scope)
     if name == "dedup":
-        return ExactDedup(f.dedup_case)
+        return ExactDedup(f.dedup_case, f.dedup_scope)
     if name == "near_dedup":
-        return NearDedup(f.near_threshold, f.shingle, f.num_perm, f.bands)
+        return NearDedup(f.near_threshold, f.shingle, f.num_perm, f.bands, f.dedup_scope)
     if name == "projection":
         return ProjectionFilter()
     raise ValueError(f"unknown filter {name!r}")

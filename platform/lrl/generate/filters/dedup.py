@@ -16,7 +16,9 @@ In both, the copy kept is an original row before a generated one, then the small
 result does not depend on block order. Already rejected rows are neither kept nor re-marked, and
 oversampling copies (op ``oversample``) are not compared: they are duplicates on purpose, and
 removing them would undo the oversampling step. They follow their parent: the copies of a
-rejected row are rejected with it.
+rejected row are rejected with it. With ``scope="generated"`` (``filter.dedup_scope``) only
+generated rows are rejected: the originals still decide what a generated row duplicates, but two
+originals that repeat each other both stay (the labelled data is the user's to clean).
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ class ExactDedup:
 
     name = "dedup"
 
-    def __init__(self, case: bool = False) -> None:
-        self.case = case
+    def __init__(self, case: bool = False, scope: str = "all") -> None:
+        self.case, self.scope = case, scope
 
     def keys(self, table: pa.Table) -> pa.Table:
         live = in_scope(table, "all")
@@ -74,14 +76,15 @@ class ExactDedup:
                                                             ("key", pa.binary(12))]))
 
     def duplicates(self, keys: pa.Table) -> dict[str, str]:
-        """Rejected id -> id of the kept copy."""
+        """Rejected id -> id of the kept copy (``scope="generated"``: generated rows only)."""
         kept: dict[bytes, tuple[int, str]] = {}
         rows = list(zip(keys.column("prio").to_pylist(), keys.column("id").to_pylist(),
                         keys.column("key").to_pylist()))
         for prio, rid, key in rows:
             if key not in kept or (prio, rid) < kept[key]:
                 kept[key] = (prio, rid)
-        return {rid: kept[key][1] for prio, rid, key in rows if kept[key][1] != rid}
+        return {rid: kept[key][1] for prio, rid, key in rows
+                if kept[key][1] != rid and judged(self.scope, prio)}
 
     def apply(self, ds):
         return _driver_pass(ds, self.keys, self.duplicates, "duplicate")
@@ -108,8 +111,10 @@ class NearDedup:
 
     name = "near_dedup"
 
-    def __init__(self, threshold: float = 0.8, shingle: int = 3, num_perm: int = 64, bands: int = 16) -> None:
+    def __init__(self, threshold: float = 0.8, shingle: int = 3, num_perm: int = 64, bands: int = 16,
+                 scope: str = "all") -> None:
         self.threshold, self.shingle, self.num_perm, self.bands = threshold, shingle, num_perm, bands
+        self.scope = scope
 
     def keys(self, table: pa.Table) -> pa.Table:
         live = in_scope(table, "all")
@@ -156,11 +161,18 @@ class NearDedup:
         for members in groups.values():
             if len(members) > 1:
                 keep = min(members, key=lambda i: (prio[i], ids[i]))
-                out.update({ids[i]: ids[keep] for i in members if i != keep})
+                out.update({ids[i]: ids[keep] for i in members if i != keep and judged(self.scope, prio[i])})
         return out
 
     def apply(self, ds):
         return _driver_pass(ds, self.keys, self.clusters, "near_duplicate")
+
+
+def judged(scope: str, prio: int) -> bool:
+    """Whether a duplicate of ``priority`` class ``prio`` (0: an original row) may be rejected:
+    always with scope ``all``; with ``generated``, only a generated row. Either way the kept copy
+    is the best by priority, so a generated row that repeats an original is the one rejected."""
+    return scope == "all" or prio != 0
 
 
 def _driver_pass(ds, keys_fn, decide, kind: str):
