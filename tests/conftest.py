@@ -42,3 +42,17 @@ def ray_session():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def wikiann_slice(data_root, tmp_path):
+    """``slice(lang, n)``: the path of a CoNLL file with the first ``n`` sentences of WikiANN
+    ``lang`` train, written under this test's ``tmp_path``."""
+    def make(lang: str, n: int) -> str:
+        blocks = (data_root / "wikiann" / lang / "train").read_text(encoding="utf-8").split("\n\n")[:n]
+        out = tmp_path / "in" / f"{lang}.conll"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+        return str(out)
+
+    return make

@@ -74,16 +74,8 @@ def test_every_attempt_is_counted_by_its_reason():
     assert Counter(out.column("lang").to_pylist()) == {"xx": 4, "yy": 3}
 
 
-def _slice(data_root: Path, tmp_path: Path, lang: str, n: int) -> str:
-    blocks = (data_root / "wikiann" / lang / "train").read_text(encoding="utf-8").split("\n\n")[:n]
-    out = tmp_path / "in" / f"{lang}.conll"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    return str(out)
-
-
-def _job(data_root: Path, tmp_path: Path, n: int, *extra: str):
-    ug, wo = _slice(data_root, tmp_path, "ug", n), _slice(data_root, tmp_path, "wo", n)
+def _job(wikiann_slice, tmp_path: Path, n: int, *extra: str):
+    ug, wo = wikiann_slice("ug", n), wikiann_slice("wo", n)
     return load_job(None, [f"data.ner=[{{path: {ug}, lang: ug}}, {{path: {wo}, lang: wo}}]",
                            "augment.neighbours.enabled=false", f"output.root={tmp_path / 'runs'}", *extra])
 
@@ -105,11 +97,11 @@ def _consistent(m: dict) -> None:
         assert sum(c["written"] for c in langs.values()) == m["rows_per_op"].get(op, 0), op
 
 
-def test_manifest_counts_every_attempt_and_a_rerun_counts_the_same(ray_session, data_root, tmp_path, capsys):
+def test_manifest_counts_every_attempt_and_a_rerun_counts_the_same(ray_session, wikiann_slice, tmp_path, capsys):
     from lrl.generate.stage import summary
 
     ops = ["augment.ops=[swap, delete, mention]", "augment.copies=3"]
-    path, m = _run(_job(data_root, tmp_path, 60, *ops), quiet=False)
+    path, m = _run(_job(wikiann_slice, tmp_path, 60, *ops), quiet=False)
     att = m["augment_attempts"]
     assert set(att) == {"swap", "delete", "mention"} and all(set(langs) == {"ug", "wo"} for langs in att.values())
     for op, langs in att.items():
@@ -130,17 +122,17 @@ def test_manifest_counts_every_attempt_and_a_rerun_counts_the_same(ray_session, 
     assert summary(path, m) in printed
 
     # Another schedule (actors, 7-row slices) in another root: the same rows, the same counts.
-    _, m2 = _run(_job(data_root, tmp_path, 60, *ops, "augment.compute=actors", "augment.num_actors=1",
+    _, m2 = _run(_job(wikiann_slice, tmp_path, 60, *ops, "augment.compute=actors", "augment.num_actors=1",
                       "augment.batch_size=7", f"output.root={tmp_path / 'runs_b'}"))
     assert m2["augment_attempts"] == att and m2["rows_per_lang_op"] == m["rows_per_lang_op"]
 
 
-def test_attempts_after_oversampling_and_with_a_filter(ray_session, data_root, tmp_path):
+def test_attempts_after_oversampling_and_with_a_filter(ray_session, wikiann_slice, tmp_path):
     # Augmentation runs after oversampling: every copy is tried too. Dedup then rejects some
     # generated rows (and read rows): generated = written + rejected, counted from the files.
     from lrl.generate.write import read_rows
 
-    path, m = _run(_job(data_root, tmp_path, 30, "augment.ops=[swap, shuffle]", "augment.copies=2",
+    path, m = _run(_job(wikiann_slice, tmp_path, 30, "augment.ops=[swap, shuffle]", "augment.copies=2",
                         "oversample.enabled=true", "oversample.target_per_lang=75",
                         "filter.ops=[dedup]", "filter.scope=all"))
     assert m["steps"][:2] == ["oversample", "augment"]
@@ -170,10 +162,10 @@ class _DropCounts:
                               batch_format="pyarrow", batch_size=None)
 
 
-def test_lost_attempt_counts_fail_the_stage(ray_session, data_root, tmp_path):
+def test_lost_attempt_counts_fail_the_stage(ray_session, wikiann_slice, tmp_path):
     from lrl.generate.stage import run_generate
     from lrl.pipeline.stage import StageContext
 
-    cfg = _job(data_root, tmp_path, 10, "augment.ops=[swap]")
+    cfg = _job(wikiann_slice, tmp_path, 10, "augment.ops=[swap]")
     with pytest.raises(RuntimeError, match="lost or invented augmented rows"):
         run_generate(StageContext(cfg), extra_steps=[_DropCounts()], quiet=True)

@@ -21,19 +21,11 @@ import pytest
 from lrl.signals import SIGTERM_EXIT
 
 
-def _slice(data_root: Path, tmp_path: Path, lang: str, n: int) -> str:
-    blocks = (data_root / "wikiann" / lang / "train").read_text(encoding="utf-8").split("\n\n")[:n]
-    out = tmp_path / "in" / f"{lang}.conll"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    return str(out)
-
-
-def _start_generate(data_root: Path, tmp_path: Path, stderr) -> tuple[subprocess.Popen, list[str], Path]:
+def _start_generate(wikiann_slice, tmp_path: Path, stderr) -> tuple[subprocess.Popen, list[str], Path]:
     """``lrl generate`` in its own process (and process group) on a job that takes long: 200 ug
     sentences oversampled to 400k rows, on its own embedded Ray. Returns the process, the
     overrides and the output root."""
-    ug = _slice(data_root, tmp_path, "ug", 200)
+    ug = wikiann_slice("ug", 200)
     runs = tmp_path / "runs"
     args = [f"data.ner=[{{path: {ug}, lang: ug}}]", "oversample.enabled=true", "oversample.target_per_lang=400000",
             "augment.ops=[swap]", "augment.neighbours.enabled=false", f"output.root={runs}", "ray.num_cpus=1"]
@@ -55,12 +47,12 @@ def _wait_for(proc: subprocess.Popen, runs: Path, ready: str, err: Path | None =
     assert list(runs.glob(ready)), f"{ready} did not appear in time"
 
 
-def _terminate_generate(data_root: Path, tmp_path: Path, ready: str) -> tuple[int, str, Path]:
+def _terminate_generate(wikiann_slice, tmp_path: Path, ready: str) -> tuple[int, str, Path]:
     """SIGTERM ``lrl generate`` once ``ready`` matches; returns its exit status, its stderr and
     the output root."""
     err = tmp_path / "stderr.txt"
     with open(err, "wb") as ferr:
-        proc, _, runs = _start_generate(data_root, tmp_path, ferr)
+        proc, _, runs = _start_generate(wikiann_slice, tmp_path, ferr)
         try:
             _wait_for(proc, runs, ready, err)
             proc.send_signal(signal.SIGTERM)  # the lrl process only, as `kill PID` does
@@ -80,33 +72,33 @@ def _assert_clean(runs: Path) -> None:
     assert sorted(p.name for p in runs.iterdir()) == [], "SIGTERM left output behind"
 
 
-def test_sigterm_before_ray_starts_removes_the_temporary_folder(data_root, tmp_path):
+def test_sigterm_before_ray_starts_removes_the_temporary_folder(wikiann_slice, tmp_path):
     """SIGTERM as soon as the stage made its temporary folder (it writes the reader's rejects
     there before Ray starts)."""
-    code, err, runs = _terminate_generate(data_root, tmp_path, ".generate-*.tmp-*")
+    code, err, runs = _terminate_generate(wikiann_slice, tmp_path, ".generate-*.tmp-*")
     assert code == SIGTERM_EXIT, err
     assert "stopped by SIGTERM" in err
     _assert_clean(runs)
 
 
-def test_sigterm_while_ray_writes_removes_the_temporary_folder(data_root, tmp_path):
+def test_sigterm_while_ray_writes_removes_the_temporary_folder(wikiann_slice, tmp_path):
     """SIGTERM while Ray tasks write the output: Ray's own driver handler (``sys.exit(15)``) must
     not replace the CLI's."""
-    code, err, runs = _terminate_generate(data_root, tmp_path, ".generate-*.tmp-*/data/*/*.parquet")
+    code, err, runs = _terminate_generate(wikiann_slice, tmp_path, ".generate-*.tmp-*/data/*/*.parquet")
     assert code == SIGTERM_EXIT, err
     assert "stopped by SIGTERM" in err
     _assert_clean(runs)
 
 
 @pytest.mark.slow
-def test_killed_job_leaves_nothing_that_looks_finished(ray_session, data_root, tmp_path):
+def test_killed_job_leaves_nothing_that_looks_finished(ray_session, wikiann_slice, tmp_path):
     """SIGKILL ``lrl generate`` while it writes: only a hidden temporary folder remains, no
     manifest; the next run finishes normally beside it."""
     from lrl.generate.stage import run_generate
     from lrl.job import load_job
     from lrl.pipeline.stage import StageContext
 
-    proc, args, runs = _start_generate(data_root, tmp_path, subprocess.DEVNULL)
+    proc, args, runs = _start_generate(wikiann_slice, tmp_path, subprocess.DEVNULL)
     try:
         _wait_for(proc, runs, ".generate-*/data/*/*.parquet")
     finally:
