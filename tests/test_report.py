@@ -55,7 +55,9 @@ def stage_folders(tmp_path: Path) -> dict[str, str]:
     gen.mkdir()
     (gen / "manifest.json").write_text(json.dumps({
         "input_rows": 100, "output_rows": 180, "rows_per_op": {"orig": 100, "swap": 80},
-        "rows_per_lang": {"ug": 180}, "rejects_total": 3, "rejects_per_reason": {"lid": 3}, "steps": ["swap"]}))
+        "rows_per_lang": {"ug": 180}, "rejects_total": 3, "rejects_per_reason": {"lid": 3}, "steps": ["swap"],
+        "augment_attempts": {"swap": {"ug": {"attempts": 100, "generated": 83, "written": 80, "rejected": 3,
+                                             "not_applicable": 15, "unchanged": 2}}}}))
     return {"finetune": str(ft), "evaluate": str(ev), "tune": str(tu), "generate": str(gen)}
 
 
@@ -87,6 +89,10 @@ def test_report_is_self_contained_and_shows_scores(tmp_path, stage_folders):
     assert re.search(r"<td>wo</td><td>71\.0</td><td>1\.0</td><td>3</td>", text)
     assert "PER" in text and "LOC" in text and "swap" in text
     assert "pretrain: not run" in text
+    # the augment attempts: totals first, then each no-row reason
+    assert re.search(r"<th>attempts</th><th>generated</th><th>written</th><th>rejected</th>"
+                     r"<th>not_applicable</th><th>unchanged</th>", text)
+    assert re.search(r"<td>swap</td><td>ug</td><td>100</td><td>83</td><td>80</td><td>3</td><td>15</td><td>2</td>", text)
     assert json.loads((out / "manifest.json").read_text())["file"] == "report.html"
 
 

@@ -170,7 +170,18 @@ def _generate_section(gen: dict | None) -> str:
         d = gen.get(key) or {}
         out += [f"<h3>{esc(title)}</h3>", table([key.split("_per_")[-1], "rows"], sorted(d.items()))
                 if d else '<p class="na">none</p>']
+    attempts = gen.get("augment_attempts") or {}
+    if attempts:  # why `augment.copies` attempts per sentence gave fewer rows
+        keys = {k for langs in attempts.values() for c in langs.values() for k in c}
+        counts = [k for k in ATTEMPT_COLUMNS if k in keys] + sorted(keys - set(ATTEMPT_COLUMNS))
+        rows = [[op, lang, *(c.get(k, 0) for k in counts)] for op, langs in attempts.items() for lang, c in langs.items()]
+        out += ["<h3>augmentation attempts (per op and language; the rest made no row, by reason)</h3>",
+                table(["op", "lang", *counts], rows)]
     return "\n".join(out)
+
+
+#: The leading columns of the attempts table; the no-row reasons follow, in their manifest names.
+ATTEMPT_COLUMNS = ("attempts", "generated", "written", "rejected")
 
 
 def _safe(name: str, fn: Callable[[], str]) -> str:

@@ -157,9 +157,10 @@ def _number(value: Any) -> float | None:
 
 
 def generate_summary(folder: str | None) -> dict[str, Any] | None:
-    """Rows per operation and language, rejects per reason, input/output totals (manifest)."""
+    """Rows per operation and language, rejects per reason, input/output totals and the augment
+    attempts per op and language (manifest; absent from outputs made before it was counted)."""
     man = _json(folder, "manifest.json")
     if not isinstance(man, dict) or "rows_per_op" not in man:
         return None
     return {k: man.get(k) for k in ("input_rows", "output_rows", "rows_per_op", "rows_per_lang",
-                                    "rejects_total", "rejects_per_reason", "steps")}
+                                    "rejects_total", "rejects_per_reason", "steps", "augment_attempts")}
