@@ -172,16 +172,14 @@ def _generate_section(gen: dict | None) -> str:
                 if d else '<p class="na">none</p>']
     attempts = gen.get("augment_attempts") or {}
     if attempts:  # why `augment.copies` attempts per sentence gave fewer rows
+        from lrl.generate.manifest import ATTEMPT_TOTALS  # totals first, then the no-row reasons
+
         keys = {k for langs in attempts.values() for c in langs.values() for k in c}
-        counts = [k for k in ATTEMPT_COLUMNS if k in keys] + sorted(keys - set(ATTEMPT_COLUMNS))
+        counts = [k for k in ATTEMPT_TOTALS if k in keys] + sorted(keys - set(ATTEMPT_TOTALS))
         rows = [[op, lang, *(c.get(k, 0) for k in counts)] for op, langs in attempts.items() for lang, c in langs.items()]
         out += ["<h3>augmentation attempts (per op and language; the rest made no row, by reason)</h3>",
                 table(["op", "lang", *counts], rows)]
     return "\n".join(out)
-
-
-#: The leading columns of the attempts table; the no-row reasons follow, in their manifest names.
-ATTEMPT_COLUMNS = ("attempts", "generated", "written", "rejected")
 
 
 def _safe(name: str, fn: Callable[[], str]) -> str:
