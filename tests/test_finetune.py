@@ -128,7 +128,7 @@ def test_few_shot_picks_k_per_language_deterministically():
     chosen = {r["id"] for r in orig}
     assert all(r["parent_id"] in chosen for r in a.to_pylist() if r["op"] != "orig")  # their augmentations only
     mixed = mix(table, 0.5, seed=0)
-    assert mixed.num_rows == 60 + 30 and mix(table, 0.0, 0).num_rows == 60
+    assert mixed.num_rows == 60 + 15 and mix(table, 0.0, 0).num_rows == 60  # 0.5 per ug original
 
 
 def test_fp16_on_cpu_is_rejected_at_config_load():

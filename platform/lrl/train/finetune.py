@@ -102,7 +102,7 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
 
 def run_finetune(ctx: StageContext) -> str:
     """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the folder."""
-    from lrl.train.finetune_data import label_list
+    from lrl.train.finetune_data import TRAIN_SET_VERSION, label_list
     from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
 
     cfg = ctx.cfg
@@ -114,7 +114,7 @@ def run_finetune(ctx: StageContext) -> str:
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).
     shaping = {"finetune": ft.model_dump(mode="json"), "seeds": cfg.evaluate.seeds, "license": cfg.report.license,
-               "labels": cfg.data.labels}
+               "labels": cfg.data.labels, "train_set_version": TRAIN_SET_VERSION}
     out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
     if out.done:  # a re-run does no work, but still says where the output is
         man = out.manifest()

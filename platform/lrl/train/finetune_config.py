@@ -69,10 +69,12 @@ class FinetuneConfig(StrictModel):
     lang_tag: bool = True
     """Prepend the language tag token (``[ug]``) when the tokenizer has it, as in pretraining."""
     few_shot: int | None = Field(default=None, gt=0)
-    """Train on only k original sentences per language (chosen with the run's seed); None uses all."""
+    """Train on only k original sentences per language (chosen with the run's seed: a sentence with
+    each entity type first when k allows, the rest at random) and the rows generated from them;
+    None uses all."""
     aug_ratio: float | None = Field(default=None, ge=0)
-    """Augmented rows (op != "orig") per original row in the training mix; None keeps every
-    augmented row, 0 uses originals only."""
+    """Augmented rows (op != "orig") per original row of the same language in the training mix;
+    None keeps every augmented row, 0 uses originals only."""
     sampling_alpha: float = Field(default=1.0, gt=0, le=1.0)
     """Joint mode: sample languages with probability proportional to size**alpha (1.0 is plain
     proportional, smaller values favour small languages, as in pretraining)."""

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from lrl.data.files import filesystem
 from lrl.data.output import StageOutput
+from lrl.train.finetune_data import TRAIN_SET_VERSION
 from lrl.evaluate.model_card import CardInfo, Score, write_model_card
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
@@ -157,7 +158,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
                                                 "seed": cfg.seed, "seeds": cfg.evaluate.seeds,
-                                                "license": cfg.report.license}, inputs)  # on the cards
+                                                "license": cfg.report.license,  # on the cards
+                                                "train_set_version": TRAIN_SET_VERSION}, inputs)
     if out.done:
         return out.path
     init_ray(cfg.ray)
