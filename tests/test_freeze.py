@@ -61,3 +61,33 @@ def test_non_encoder_model_is_rejected_clearly():
 
     with pytest.raises(ValueError, match="cannot find embeddings"):
         find_parts(torch.nn.Linear(2, 2))
+
+
+def test_base_model_parameters_outside_the_layers_train_with_the_embeddings():
+    """DeBERTa-v2's shared relative-position embeddings (and their LayerNorm) and ELECTRA's
+    embedding projection sit in the base model but outside ``embeddings`` and the layers: they were
+    grouped as head and trained at ``head_lr`` (here 20x the embeddings' rate), not layer-decayed."""
+    from transformers import (
+        DebertaV2Config,
+        DebertaV2ForTokenClassification,
+        ElectraConfig,
+        ElectraForTokenClassification,
+    )
+
+    from lrl.model.freeze import param_groups
+
+    sizes = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 32, "num_labels": 3}
+    models = [DebertaV2ForTokenClassification(DebertaV2Config(**sizes, relative_attention=True,
+                                                              norm_rel_ebd="layer_norm")),
+              ElectraForTokenClassification(ElectraConfig(**sizes, embedding_size=8))]
+    for model in models:
+        groups = param_groups(model, 1.0, 0.5, 0.01, head_lr=5.0)
+        names = {id(p): n for n, p in model.named_parameters()}
+        head = sorted(names[id(p)] for g in groups if g["name"] == "head" for p in g["params"])
+        assert head == ["classifier.bias", "classifier.weight"], head
+        listed = [id(p) for g in groups for p in g["params"]]
+        assert sorted(listed) == sorted(names) and len(set(listed)) == len(listed)  # each exactly once
+        rate = {names[id(p)]: g["lr"] for g in groups for p in g["params"]}
+        extra = [n for n in names.values() if "rel_embeddings" in n or "embeddings_project" in n]
+        assert extra and all(rate[n] == 0.25 for n in extra)  # the embeddings' lr * decay**2

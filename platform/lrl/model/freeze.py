@@ -69,13 +69,18 @@ def param_groups(model: nn.Module, lr: float, decay: float, weight_decay: float,
     """AdamW parameter groups with layer-wise LR decay.
 
     The top layer trains at ``lr``, layer i below it at ``lr * decay**i``, the embeddings at
-    ``lr * decay**n_layers``; everything outside the encoder (the head, a CRF) at ``head_lr``
-    (default ``lr``). Frozen parameters are left out. Each group carries ``name`` for logging.
+    ``lr * decay**n_layers``; everything outside the base model (the head) at ``head_lr`` (default
+    ``lr``). Parameters of the base model outside its embeddings and layers (DeBERTa-v2's shared
+    relative-position embeddings and their LayerNorm, ELECTRA's embedding projection) train with
+    the embeddings: counted as head they trained at ``head_lr``, often 10x the top layer's rate.
+    Frozen parameters are left out. Each group carries ``name`` for logging.
     """
     parts = find_parts(model)
     n = len(parts.layers)
     depth: dict[int, int] = {}  # id(param) -> distance from the top (0 = top layer)
-    for p in parts.embeddings.parameters():
+    base = getattr(model, "base_model", model)
+    # A bare encoder (no head around it) is its own base_model: its own extras count as head.
+    for p in [*(base.parameters() if base is not model else ()), *parts.embeddings.parameters()]:
         depth[id(p)] = n
     for i, layer in enumerate(parts.layers):
         for p in layer.parameters():
