@@ -256,3 +256,25 @@ def test_a_changed_license_is_not_answered_with_the_old_cards(job, ray_session, 
     second = run_finetune(StageContext(load_job(job / "job.yaml", over + ["report.license=apache-2.0"])))
     assert second != first
     assert "license: apache-2.0" in (Path(second) / "models/ug/README.md").read_text(encoding="utf-8")
+
+
+def test_evaluate_names_labels_the_model_and_the_data_do_not_share(finetuned, job, tmp_path, capsys):
+    """Dev with years tagged B-DATE and ORG/PER removed: DATE is scored as misses and ORG/PER
+    predictions as false positives, and the output says so instead of a silently lower F1."""
+    from lrl.cli import main
+
+    _, ft_path = finetuned
+    blocks = (job / "ug_dev.conll").read_text(encoding="utf-8").strip().split("\n\n")
+    out = []
+    for b in blocks:
+        rows = [line.split("\t") for line in b.splitlines()]
+        out.append("\n".join(f"{t}\t{'B-DATE' if t.endswith('-يىلى') else g if 'LOC' in g else 'O'}" for t, g in rows))
+    (tmp_path / "d.conll").write_text("\n\n".join(out) + "\n", encoding="utf-8")
+    assert "B-DATE" in out[0] + "".join(out)
+    assert main(["evaluate", "--model", f"{ft_path}/models/ug", "--data", str(tmp_path / "d.conll"),
+                 "--lang", "ug", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "DATE (" in printed and "not among the model's labels" in printed
+    folder = next(tmp_path.glob("evaluate-*"))
+    gaps = json.loads((folder / "metrics.json").read_text())["models"]["ug"]["data"]["label_gaps"]
+    assert set(gaps["unknown_to_model"]) == {"DATE"} and {"ORG", "PER"} <= set(gaps["absent_from_data"])

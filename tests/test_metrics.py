@@ -45,3 +45,21 @@ def test_mean_and_sample_sd_over_seeds():
     assert agg["f1"]["mean"] == pytest.approx(0.7) and agg["f1"]["sd"] == pytest.approx(0.2)
     assert agg["per_lang"]["ug"]["f1"]["n"] == 3
     assert mean_sd([0.4])["sd"] == 0.0
+
+
+def test_label_gaps_name_types_the_model_and_the_data_do_not_share():
+    """A gold DATE a PER/ORG/LOC/MISC model cannot predict is scored as a miss (and said so); the
+    model's MISC, absent from the data, is named as well."""
+    from lrl.evaluate.metrics import gap_note, label_gaps
+
+    gold = [["B-DATE", "O", "B-PER"], ["B-LOC", "I-LOC"]]
+    pred = [["O", "O", "B-PER"], ["B-LOC", "I-LOC"]]
+    s = span_scores(gold, pred)
+    assert s["per_type"]["DATE"]["support"] == 1 and s["recall"] == pytest.approx(2 / 3)  # still scored
+    labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    gaps = label_gaps(labels, s)
+    assert gaps == {"unknown_to_model": {"DATE": 1}, "absent_from_data": ["MISC", "ORG"]}
+    note = gap_note(gaps)
+    assert "DATE (1 gold spans)" in note and "MISC, ORG" in note
+    assert label_gaps(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], s)["absent_from_data"] == []
+    assert gap_note({"unknown_to_model": {}, "absent_from_data": []}) == ""

@@ -223,3 +223,57 @@ def test_pretrain_section_draws_the_curve_pretraining_records(tmp_path):
     assert "No per-step curve recorded" not in text
     for alt in ("pretraining curves", "held-out perplexity"):
         assert re.search(rf'<img src="data:image/png;base64,[A-Za-z0-9+/=]{{1000,}}"[^>]*alt="{alt}"', text), alt
+
+
+def test_one_seed_shows_no_sd_as_the_model_card_does(tmp_path):
+    """One seed has no spread: results.json stores sd 0, the card prints "—", the report printed
+    "0.0" (a claim of stability over seeds never run) and drew a zero error bar."""
+    from lrl.evaluate.metrics import aggregate
+    from lrl.evaluate.report import build_html
+
+    ft = tmp_path / "finetune"
+    ft.mkdir()
+    runs = _runs([0.8], {"PER": [0.9]})
+    (ft / "results.json").write_text(json.dumps({"groups": {"ug": {
+        "summary": aggregate([r["scores"] for r in runs]), "runs": runs, "best_seed": 0}}}))
+    text = build_html(load_job(None).report, {"finetune": str(ft)})
+    assert re.search(r"<td>ug</td><td>80\.0</td><td>—</td><td>1</td>", text)
+    assert re.search(r"<td>ug</td><td>PER</td><td>90\.0</td><td>—</td><td>1</td>", text)
+
+
+def test_every_figure_names_its_axes_and_draws_f1_in_percent(tmp_path, stage_folders, monkeypatch):
+    """The bars and curves drew F1 as 0.82 under "span F1" / "dev_f1" next to tables in percent."""
+    from lrl.evaluate import plots
+    from lrl.evaluate.report import build_html
+
+    axes = []
+    real = plots.to_data_uri
+
+    def keep(fig):
+        for ax in fig.axes:
+            ys = [v for line in ax.get_lines() for v in line.get_ydata()]
+            ys += [p.get_height() for p in ax.patches]
+            ys += [float(y) for c in ax.collections for y in c.get_offsets()[:, 1]] if ax.collections else []
+            axes.append((ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), max(ys, default=None)))
+        return real(fig)
+
+    monkeypatch.setattr(plots, "to_data_uri", keep)
+    build_html(load_job(None).report, stage_folders)
+    assert len(axes) >= 7
+    for title, xlabel, ylabel, top in axes:
+        assert title and xlabel and ylabel, (title, xlabel, ylabel)
+        if "F1" in ylabel:
+            assert "(%)" in ylabel and top is not None and top > 1.0, (title, ylabel, top)
+    assert any(y == "training loss (cross-entropy)" for _, _, y, _ in axes)
+
+
+def test_report_names_labels_model_and_data_do_not_share(tmp_path):
+    from lrl.evaluate.report import build_html
+
+    ev = tmp_path / "evaluate"
+    ev.mkdir()
+    (ev / "metrics.json").write_text(json.dumps({"models": {"ug": {"dev": {
+        "f1": 0.5, "precision": 0.5, "recall": 0.5, "sentences": 3, "per_type": {},
+        "label_gaps": {"unknown_to_model": {"DATE": 2}, "absent_from_data": ["MISC"]}}}}}))
+    text = build_html(load_job(None).report, {"evaluate": str(ev)})
+    assert "ug [dev]: DATE (2 gold spans) not among the model&#x27;s labels" in text and "MISC of the model" in text

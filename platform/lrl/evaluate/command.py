@@ -59,7 +59,7 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
 
     With ``files_root`` the prediction files are named relative to it: a stage writes into its
     temporary folder and renames it, so absolute paths would point at a folder that is gone."""
-    from lrl.evaluate.metrics import scores_by_lang
+    from lrl.evaluate.metrics import label_gaps, scores_by_lang
     from lrl.evaluate.predict import predict_tags, write_predictions
     from lrl.train.finetune_model import Tagger
 
@@ -70,7 +70,9 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
     if files_root is not None:
         files = {k: os.path.relpath(v, files_root) for k, v in files.items()}
     scores = scores_by_lang(table.column("tags").to_pylist(), pred, langs)
-    return {**scores, "sentences": table.num_rows, "align": stats.as_dict(), "files": files}
+    gaps = label_gaps(tagger.labels, scores)
+    return {**scores, "sentences": table.num_rows, "align": stats.as_dict(), "files": files,
+            **({"label_gaps": gaps} if any(gaps.values()) else {})}
 
 
 def run_evaluate(ctx: StageContext) -> str:
@@ -224,6 +226,8 @@ def _data_print(data: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lrl.evaluate.metrics import gap_note
+
     if args.config is None:
         if not args.model or not args.data:
             raise InputError("give CONFIG, or both --model and --data")
@@ -239,6 +243,8 @@ def run(args: argparse.Namespace) -> int:
         for split, s in by_split.items():
             print(f"  {name} [{split}]: F1 {100 * s['f1']:.1f}  P {100 * s['precision']:.1f}  "
                   f"R {100 * s['recall']:.1f}  ({s['sentences']} sentences)")
+            if s.get("label_gaps"):
+                print(f"    note: {gap_note(s['label_gaps'])}")
     return 0
 
 

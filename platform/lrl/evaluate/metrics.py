@@ -60,6 +60,34 @@ def scores_by_lang(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
     return out
 
 
+def label_gaps(model_labels: Sequence[str], scores: dict) -> dict:
+    """Entity types the data and the model do not share, from a ``span_scores`` result.
+
+    ``{"unknown_to_model": {type: gold spans}, "absent_from_data": [types]}`` (empty when they
+    match). Every gold span still counts: a type the model cannot predict (``DATE`` for a WikiANN
+    model) is all misses and lowers the micro F1, and a model type the data lacks (``MISC``) makes
+    only false positives. The score is right for the data as given, but it said nothing of why
+    (WikiANN ug dev with 2 ``B-DATE`` spans: DATE F1 0.0 among PER/ORG/LOC, no word on it)."""
+    from lrl.evaluate.report_data import entity_type
+
+    known = {entity_type(t) for t in model_labels} - {"O"}
+    gold = {t: int(v["support"]) for t, v in scores.get("per_type", {}).items() if v.get("support")}
+    return {"unknown_to_model": {t: n for t, n in sorted(gold.items()) if t not in known},
+            "absent_from_data": sorted(known - set(gold))}
+
+
+def gap_note(gaps: dict) -> str:
+    """One line for the CLI, or "" when the label sets match."""
+    parts = []
+    if gaps.get("unknown_to_model"):
+        parts.append(", ".join(f"{t} ({n} gold spans)" for t, n in gaps["unknown_to_model"].items())
+                     + " not among the model's labels: scored as misses")
+    if gaps.get("absent_from_data"):
+        parts.append(", ".join(gaps["absent_from_data"]) + " of the model absent from the data: "
+                     "its predictions count as false positives")
+    return "; ".join(parts)
+
+
 def mean_sd(values: Sequence[float]) -> dict:
     """Mean and sample standard deviation (0 for a single value) and n."""
     vals = [float(v) for v in values]

@@ -31,17 +31,35 @@ def to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+#: Axis labels with units for the keys the report plots. F1 keys are drawn in percent, as the
+#: report's tables print them: the bars and curves showed 0.67 next to a table's 66.8, under a
+#: bare "span F1" / "dev_f1" that named no scale.
+AXIS = {"step": "optimizer step", "dev_f1": "dev span F1 (%)", "train_loss": "training loss (cross-entropy)",
+        "loss": "MLM loss (cross-entropy)", "aux_loss": "auxiliary loss", "lr": "learning rate",
+        "tokens_per_s": "tokens / s", "perplexity": "perplexity (held-out)", "time_s": "time (s)"}
+
+
+def axis_label(key: str) -> str:
+    return AXIS.get(key, key)
+
+
+def _scale(key: str) -> float:
+    return 100.0 if key.endswith("f1") else 1.0
+
+
 def bar_with_sd(labels: Sequence[str], means: Sequence[float], sds: Sequence[float | None],
-                title: str, ylabel: str = "span F1") -> str:
-    """Bars of mean scores with ± sd error bars."""
+                title: str, ylabel: str = "span F1 (%)") -> str:
+    """Bars of mean scores (fractions, drawn in percent) with ± sample-sd error bars; a None sd
+    (one seed) draws no bar."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(labels) + 2), 3.2))
     x = list(range(len(labels)))
-    ax.bar(x, means, yerr=[s or 0.0 for s in sds], capsize=4, color="#4c72b0")
+    ax.bar(x, [100 * m for m in means], yerr=[100 * (s or 0.0) for s in sds], capsize=4, color="#4c72b0")
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=30 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
-    ax.set_ylim(0, max(1.0, max(means, default=0) * 1.1))
+    ax.set_ylim(0, max(100.0, 110 * max(means, default=0)))
     ax.set_ylabel(ylabel)
+    ax.set_xlabel("mean over seeds; error bars ± sample sd")
     ax.set_title(title)
     return to_data_uri(fig)
 
@@ -52,11 +70,11 @@ def curves(series: dict[str, list[dict[str, Any]]], x: str, ys: Sequence[str], t
     fig, axes = plt.subplots(1, len(ys), figsize=(4.2 * len(ys), 3.2), squeeze=False)
     for ax, y in zip(axes[0], ys):
         for name, rows in series.items():
-            pts = [(r[x], r[y]) for r in rows if r.get(x) is not None and r.get(y) is not None]
+            pts = [(r[x], r[y] * _scale(y)) for r in rows if r.get(x) is not None and r.get(y) is not None]
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
+        ax.set_xlabel(axis_label(x))
+        ax.set_ylabel(axis_label(y))
         ax.set_title(f"{title}: {y}")
         if len(series) > 1:
             ax.legend(fontsize=7)
@@ -69,12 +87,13 @@ def scatter_by_group(rows: list[dict[str, Any]], x: str, y: str, group: str, tit
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     for g in sorted({str(r.get(group)) for r in rows}):
-        pts = [(r[x], r[y]) for r in rows if str(r.get(group)) == g and r.get(x) is not None and r.get(y) is not None]
+        pts = [(r[x], r[y] * _scale(y)) for r in rows
+               if str(r.get(group)) == g and r.get(x) is not None and r.get(y) is not None]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=g, alpha=0.8)
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(axis_label(x) + (" (log scale)" if logx else ""))
+    ax.set_ylabel(axis_label(y))
     ax.set_title(title)
     ax.legend(fontsize=7)
     return to_data_uri(fig)
@@ -92,8 +111,8 @@ def confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str
     ax.set_yticks(range(n))
     ax.set_xticklabels(labels)
     ax.set_yticklabels(labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold")
+    ax.set_xlabel("predicted type (token counts)")
+    ax.set_ylabel("gold type")
     for i in range(n):
         for j in range(n):
             ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=7,

@@ -53,17 +53,17 @@ def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
         return not_run("finetune and evaluate")
     out = []
     if ft is not None and ft["lang"]:
-        rows = [[r["key"], pct(r["mean"]), pct(r["sd"]), r["n"]] for r in ft["lang"]]
+        rows = [[r["key"], pct(r["mean"]), pct(_sd(r)), r["n"]] for r in ft["lang"]]
         out += ["<h3>Dev span F1 per language (mean ± sd over seeds)</h3>",
                 table(["language", "F1", "± sd", "seeds"], rows),
                 img(plots.bar_with_sd([r["key"] for r in ft["lang"]], [r["mean"] or 0 for r in ft["lang"]],
-                                      [r["sd"] for r in ft["lang"]], "dev F1 per language"), "F1 per language")]
+                                      [_sd(r) for r in ft["lang"]], "dev F1 per language"), "F1 per language")]
     if ft is not None and ft["type"]:
-        rows = [[r["group"], r["key"], pct(r["mean"]), pct(r["sd"]), r["n"]] for r in ft["type"]]
+        rows = [[r["group"], r["key"], pct(r["mean"]), pct(_sd(r)), r["n"]] for r in ft["type"]]
         out += ["<h3>Dev span F1 per entity type (mean ± sd over seeds)</h3>",
                 table(["model", "entity type", "F1", "± sd", "seeds"], rows),
                 img(plots.bar_with_sd([f"{r['group']}:{r['key']}" for r in ft["type"]],
-                                      [r["mean"] or 0 for r in ft["type"]], [r["sd"] for r in ft["type"]],
+                                      [r["mean"] or 0 for r in ft["type"]], [_sd(r) for r in ft["type"]],
                                       "dev F1 per entity type"), "F1 per entity type")]
     if ev is not None:
         types = sorted({t for r in ev for t in r["per_type"]})
@@ -71,10 +71,17 @@ def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
                  *[pct(r["per_type"].get(t)) for t in types]] for r in ev]
         out += ["<h3>Evaluate stage (one model per row, span F1 / P / R)</h3>",
                 table(["model", "split", "F1", "P", "R", "sentences", *[f"F1 {t}" for t in types]], rows),
-                _eval_languages(ev)]
+                _eval_languages(ev), _label_gaps(ev)]
     elif ft is not None:
         out.append(not_run("evaluate"))
     return "\n".join(out)
+
+
+def _sd(row: dict) -> float | None:
+    """The sd of a mean over seeds, None ("—", no error bar) for one seed: results.json stores 0
+    there, which the table printed as "± 0.0", a claim of stability across seeds never run (the
+    model card already printed "—")."""
+    return row["sd"] if (row.get("n") or 0) > 1 else None
 
 
 def _eval_languages(ev: list[dict]) -> str:
@@ -101,6 +108,15 @@ def _eval_languages(ev: list[dict]) -> str:
     if gaps:
         out.append("<p>Splits without some languages: " + esc("; ".join(gaps)) + ".</p>")
     return "\n".join(out)
+
+
+def _label_gaps(ev: list[dict]) -> str:
+    """Entity types a model and its data do not share (``metrics.label_gaps``): the F1 above
+    counts them, as misses or false positives."""
+    from lrl.evaluate.metrics import gap_note
+
+    notes = [f"{r['model']} [{r['split']}]: {gap_note(r['label_gaps'])}" for r in ev if r.get("label_gaps")]
+    return f"<p>Labels not shared by model and data: {esc('; '.join(notes))}.</p>" if notes else ""
 
 
 def _curves_section(ft: dict | None) -> str:

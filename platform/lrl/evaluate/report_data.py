@@ -63,7 +63,8 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
 
 def evaluate_scores(folder: str | None) -> list[dict] | None:
     """One row per (model, split): F1, precision, recall, sentences, per-type F1, and ``per_lang``
-    ({lang: {"f1", "precision", "recall", "support"}}, the languages that split had rows of)."""
+    ({lang: {"f1", "precision", "recall", "support"}}, the languages that split had rows of) and
+    ``label_gaps`` (entity types the model and the data do not share, or None)."""
     met = _json(folder, "metrics.json")
     if not isinstance(met, dict) or not met.get("models"):
         return None
@@ -74,7 +75,8 @@ def evaluate_scores(folder: str | None) -> list[dict] | None:
                          "recall": s.get("recall"), "sentences": s.get("sentences"),
                          "per_type": {t: v.get("f1") for t, v in (s.get("per_type") or {}).items()},
                          "per_lang": {lang: {k: v.get(k) for k in ("f1", "precision", "recall", "support")}
-                                      for lang, v in (s.get("per_lang") or {}).items()}})
+                                      for lang, v in (s.get("per_lang") or {}).items()},
+                         "label_gaps": s.get("label_gaps")})
     return rows or None
 
 
