@@ -274,3 +274,32 @@ def test_held_out_lines_never_repeat_training_lines():
     assert held["wo"] == train["wo"] == ["a", "b", "a"] and "training lines" in note["wo"]
     train, held, note = _split({"wo": ["x"] * 10}, eval_lines=2)
     assert held["wo"] == train["wo"] and len(train["wo"]) == 10 and note["wo"]
+
+
+def test_extension_stats_say_what_the_base_normalizer_erases(tmp_path, capsys):
+    """An extended base keeps its normalizer: an uncased, accent-stripping one (MiniLM's kind)
+    drops the hamza of Uyghur ئ (U+0626 -> ي) and Wolof's ñ/é, and stats.json said nothing of it.
+    Arabic presentation forms, which such a normalizer leaves as they are, are counted too."""
+    from lrl.cli import main
+    from lrl.model.tokenizer import normalizer_effect
+
+    base = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=100, min_frequency=1, lowercase=True,
+                                                       strip_accents=True))
+    base.save_pretrained(tmp_path / "base")
+    (tmp_path / "ug.txt").write_text("\n".join(UG) + "\n", encoding="utf-8")
+    (tmp_path / "job.yaml").write_text(
+        "data:\n  text:\n    - {path: ug.txt, lang: ug}\n"
+        f"output:\n  root: {tmp_path / 'runs'}\n", encoding="utf-8")
+    assert main(["tokenizer", str(tmp_path / "job.yaml"), "tokenizer.mode=extend", f"tokenizer.base={tmp_path / 'base'}",
+                 "tokenizer.vocab_size=150", "tokenizer.min_frequency=1", "tokenizer.eval_lines=20"]) == 0
+    assert "of ug words beyond case (removes ئ" in capsys.readouterr().out
+    (out,) = (tmp_path / "runs").glob("tokenizer-*")
+    norm = json.loads((out / "stats.json").read_text())["langs"]["ug"]["normalizer"]
+    assert norm["words_changed_beyond_case"] == pytest.approx(3 / 11) and "ئ" in norm["chars_removed"]
+    wo = normalizer_effect(base, ["Ñoom ñépp réew", "ﺯﯙﺭﯛ"])
+    assert wo["words_changed"] == pytest.approx(3 / 4) and {"ñ", "é"} <= set(wo["chars_removed"])
+    cased = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=100, min_frequency=1))
+    assert normalizer_effect(cased, ["Ñoom ñépp ﺯﯙﺭﯛ"]) == {
+        "words_changed": 0.0, "words_changed_beyond_case": 0.0, "forms_merged": 0, "chars_removed": {},
+        "words_not_nfkc": 0.0}
+    assert normalizer_effect(base, ["ﺯﯙﺭﯛ"])["words_not_nfkc"] == 0.0  # NFKC comes first in trained ones

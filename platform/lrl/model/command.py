@@ -119,7 +119,7 @@ def _base_fingerprint(base: str | None) -> object:
 def run_tokenizer(ctx: StageContext) -> str:
     """Train or extend a tokenizer; returns the finished stage folder (reused when already done)."""
     from lrl.model.extend import extend_tokenizer, load_tokenizer
-    from lrl.model.tokenizer import char_stats, tokenizer_stats, train_tokenizer
+    from lrl.model.tokenizer import char_stats, normalizer_effect, tokenizer_stats, train_tokenizer
 
     out = stage_output(ctx)
     if out.done:
@@ -147,7 +147,9 @@ def run_tokenizer(ctx: StageContext) -> str:
     for lang, lines in held.items():
         before = tokenizer_stats(base, lines) if base is not None else char_stats(lines)
         stats["langs"][lang] = {"eval_lines": len(lines), "train_lines": len(train[lang]),
-                                "before": before, "after": tokenizer_stats(tok, lines)}
+                                "before": before, "after": tokenizer_stats(tok, lines),
+                                # what the normalizer erases (an extended base keeps its own)
+                                "normalizer": normalizer_effect(tok, lines)}
         if lang in note:
             stats["langs"][lang]["note"] = note[lang]
     try:
@@ -172,6 +174,13 @@ def summary(path: str, stats: dict) -> str:
         lines.append(f"  {lang}: unk {b['unk_rate']:.2%} -> {a['unk_rate']:.2%}, pieces/word "
                      f"{b['pieces_per_word']:.2f} -> {a['pieces_per_word']:.2f}"
                      + (f" ({s['note']})" if s.get("note") else ""))
+        norm = s.get("normalizer") or {}
+        if norm.get("words_changed_beyond_case", 0) > 0.01:
+            lines.append(f"    the normalizer changes {norm['words_changed_beyond_case']:.1%} of {lang} words beyond "
+                         f"case (removes {' '.join(norm['chars_removed'])}; {norm['forms_merged']} word forms merged)")
+        if norm.get("words_not_nfkc", 0) > 0.01:
+            lines.append(f"    {norm['words_not_nfkc']:.1%} of {lang} words stay in compatibility forms (not NFKC), "
+                         "apart from the same words in ordinary letters")
     return "\n".join(lines)
 
 

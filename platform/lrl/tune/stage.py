@@ -28,10 +28,10 @@ import pyarrow as pa
 
 from lrl.data.files import filesystem
 from lrl.data.output import StageOutput
-from lrl.train.finetune_data import TRAIN_SET_VERSION
 from lrl.evaluate.model_card import CardInfo, Score, write_model_card
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
+from lrl.train.finetune_data import TRAIN_SET_VERSION
 from lrl.tune.search import (
     METRIC,
     PARAM_PATHS,
