@@ -7,96 +7,29 @@ raise ``InputError``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from lrl.data import files as _files
-from lrl.data.bio import BioPolicy, check_tags, is_valid_tag, reason_kind
+from lrl.data.bio import BioPolicy, is_valid_tag
+from lrl.data.collect import CHUNK_ROWS, ReadResult
+from lrl.data.collect import Collector as _Collector
 from lrl.data.config import NerSource, TextSource
-from lrl.data.files import InputError, read_parquet_checked, read_text, resolve, saved_dataset, split_lines
-from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA, ner_table, reject_table
-
-
-@dataclass
-class ReadResult:
-    """Rows read from one input, the rows quarantined with reasons, and the input's name."""
-
-    table: pa.Table
-    rejects: pa.Table
-    source: str
-    reject_reasons: dict[str, int] = field(default_factory=dict)
-    repaired: int = 0
-    """Sentences kept with tags changed by the ``repair`` policy (I- without B- made B-)."""
-
-
-class _Collector:
-    """Accumulates accepted sentences and rejects while a reader walks one file."""
-
-    def __init__(self, path: str, lang: str, split: str, policy: BioPolicy, labels: Iterable[str] | None):
-        self.path, self.lang, self.split, self.policy = path, lang, split, policy
-        self.labels = list(labels) if labels is not None else None
-        self.rows: list[dict] = []
-        self.rejects: list[dict] = []
-        self.id_lines: dict[str, int] = {}  # line of each accepted id: a repeated id is a reject
-        self.repaired = 0  # kept sentences whose tags the repair policy changed
-
-    def next_id(self) -> str:
-        """The id of the next sentence or reject that brings none: unique within the source."""
-        return f"{self.lang}:{self.split}:{len(self.rows) + len(self.rejects)}"
-
-    def reject(self, line: int, reason: str, raw: str, rid: str | None = None) -> None:
-        if self.policy == "error":
-            raise InputError(f"{self.path}:{line}: {reason}")
-        # Rejects found before a sentence is built (tag missing, invalid JSON) get the id the
-        # sentence would have had, so that every quarantined row can be named like a kept one.
-        self.rejects.append({"source": self.path, "line": line, "id": self.next_id() if rid is None else rid,
-                             "reason": reason, "raw": raw})
-
-    def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None) -> None:
-        rid = str(rid) if rid is not None else self.next_id()
-        if not tokens:
-            return self.reject(line, "empty sentence: no tokens", raw, rid)
-        if len(tokens) != len(tags):
-            return self.reject(line, f"length mismatch: {len(tokens)} tokens but {len(tags)} tags", raw, rid)
-        # JSON null / Parquet and Arrow nulls: a None token would be written as a null list item and
-        # a None tag crashed the BIO check; neither can be repaired without inventing a value.
-        for what, values in (("token", tokens), ("tag", tags)):
-            if None in values:
-                return self.reject(line, f"null value: {what} {values.index(None)} is null", raw, rid)
-        # An empty or blank token has no characters to tokenize: its tag (B-PER on "") vanished in
-        # subword alignment, and a text built from the tokens had doubled spaces.
-        blank = next((i for i, t in enumerate(tokens) if not t.strip()), None)
-        if blank is not None:
-            return self.reject(line, f"empty token: token {blank} is {tokens[blank]!r}", raw, rid)
-        if rid in self.id_lines:
-            return self.reject(line, f"duplicate id: {rid!r} also on line {self.id_lines[rid]}", raw, rid)
-        checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
-        if checked.reject is not None:
-            return self.reject(line, checked.reject, raw, rid)
-        self.id_lines[rid] = line
-        self.repaired += checked.tags != list(tags)
-        self.rows.append(
-            {"id": rid, "lang": self.lang, "tokens": tokens, "tags": checked.tags,
-             "source": f"{self.path}#{self.split}", "op": "orig", "parent_id": None, "seed": None}
-        )
-
-    def result(self) -> ReadResult:
-        if self.rejects and not self.rows:
-            # Every sentence rejected is a file-level problem (wrong format, BIOES/BILOU tags, wrong
-            # lang): stop here rather than write a finished output with no rows of this input.
-            first = self.rejects[0]
-            raise InputError(f"{self.path}: no usable sentence: all {len(self.rejects)} were rejected "
-                             f"(first: line {first['line']}: {first['reason']})")
-        reasons: dict[str, int] = {}
-        for r in self.rejects:
-            key = reason_kind(r["reason"])
-            reasons[key] = reasons.get(key, 0) + 1
-        return ReadResult(ner_table(self.rows), reject_table(self.rejects), self.path, reasons, self.repaired)
+from lrl.data.files import (
+    InputError,
+    iter_lines,
+    read_parquet_checked,
+    read_text,
+    resolve,
+    saved_dataset,
+    split_lines,
+)
+from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA
 
 
 def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
@@ -113,9 +46,10 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     raw: list[str] = []
     start = 0
     bad: str | None = None
-    lines = split_lines(text)
-    width = _usual_width(lines)
-    for lineno, line in enumerate(lines + [""], start=1):
+    # Lines are walked twice (the usual width first), never held as a list: one str per line
+    # of a 179 MB file took more memory than the table read from it.
+    width = _usual_width(iter_lines(text))
+    for lineno, line in enumerate(itertools.chain(iter_lines(text), [""]), start=1):
         stripped = line.strip()
         if not stripped:
             if raw:
@@ -159,7 +93,7 @@ def _columns(line: str) -> list[str]:
     return body.split()
 
 
-def _usual_width(lines: list[str]) -> int:
+def _usual_width(lines: Iterable[str]) -> int:
     """The most common column count of the file's token lines (comments and -DOCSTART- aside):
     what every token line must have. The most common, not the first line's, so that one odd
     first line does not quarantine the whole file."""
@@ -181,7 +115,7 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
     col = _Collector(path, lang, split, policy, labels)
-    for lineno, line in enumerate(split_lines(text), start=1):
+    for lineno, line in enumerate(iter_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -225,7 +159,9 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
         raise InputError(f"{path}: Parquet lacks column(s) ['tags'] (or 'ner_tags')")
     names = _column_types(path, table, tag_col)
     col = _Collector(path, lang, split, policy, labels)
-    for i, row in enumerate(table.to_pylist()):
+    # Batch by batch: the whole table as Python dicts took ~10x its Arrow size.
+    rows = (row for batch in table.to_batches(max_chunksize=CHUNK_ROWS) for row in batch.to_pylist())
+    for i, row in enumerate(rows):
         raw = json.dumps(row, ensure_ascii=False, default=str)[:500]
         if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL: never relabel a row
             col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
@@ -356,10 +292,12 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
     and are not themselves rows. Blank lines are skipped (they carry no text)."""
     path = resolve(src.path, root)
     text = read_text(path)
-    rows = []
+    rows: list[dict] = []
+    chunks: list[pa.Table] = []  # rows made Arrow a chunk at a time, as in ``Collector``
+    kept = 0
     doc = None
     name = text_id_name(path)
-    for lineno, line in enumerate(split_lines(text), start=1):
+    for lineno, line in enumerate(iter_lines(text), start=1):
         line = line.strip()
         if not line:
             continue
@@ -368,11 +306,15 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
             continue
         rows.append({"id": f"{src.lang}:{name}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
                      "source": path, "op": "orig", "parent_id": None, "seed": None})
-        if src.max_lines is not None and len(rows) >= src.max_lines:
+        kept += 1
+        if len(rows) >= CHUNK_ROWS:
+            chunks.append(pa.Table.from_pylist(rows, schema=TEXT_SCHEMA))
+            rows = []
+        if src.max_lines is not None and kept >= src.max_lines:
             break
-    if not rows:
+    if not kept:
         raise InputError(f"{path}: empty file (no text lines)")
-    return pa.Table.from_pylist(rows, schema=TEXT_SCHEMA)
+    return pa.concat_tables([*chunks, pa.Table.from_pylist(rows, schema=TEXT_SCHEMA)])
 
 
 def read_parallel(src_path: str, tgt_path: str, src_lang: str, tgt_lang: str) -> pa.Table:
