@@ -60,6 +60,13 @@ def groups(splits: dict[str, tuple[pa.Table, pa.Table]], mode: str) -> dict[str,
     return {"joint": (pa.concat_tables(trains), pa.concat_tables(devs))}
 
 
+def best_seed(runs: list[dict]) -> int:
+    """The seed whose kept evaluation scores highest by ``finetune.select_by`` (each run's
+    ``info["select_f1"]``): the figure that chose each seed's evaluation also chooses among seeds,
+    so a ``language_mean`` joint model is not then picked by the pooled F1. Ties: the first seed."""
+    return max(runs, key=lambda r: r["info"]["select_f1"])["seed"]
+
+
 def _write_files(folder: str, files: dict[str, bytes]) -> None:
     fs, inner = filesystem(folder)
     for rel, blob in files.items():
@@ -134,12 +141,13 @@ def run_finetune(ctx: StageContext) -> str:
             for seed in cfg.evaluate.seeds:
                 pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels)
         done = dict(zip(pending, ray.get([scores for scores, _ in pending.values()])))
+        # select_by: which dev figure chose each seed's evaluation and the saved seed.
         results: dict[str, Any] = {"mode": ft.mode, "model": model_path, "labels": labels,
-                                   "seeds": cfg.evaluate.seeds, "groups": {}}
+                                   "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "groups": {}}
         for group, (_train, dev) in groups(splits, ft.mode).items():
             runs = [done[(group, s)] for s in cfg.evaluate.seeds]
             summary = aggregate([r["scores"] for r in runs if r["scores"]])
-            best = max(cfg.evaluate.seeds, key=lambda s: done[(group, s)]["dev_f1"])
+            best = best_seed(runs)
             entry = {"summary": summary, "per_type": type_summary(runs), "best_seed": best, "runs": runs}
             if ft.save_model:
                 folder = f"{out.tmp}/models/{group}"
@@ -156,7 +164,7 @@ def run_finetune(ctx: StageContext) -> str:
         dev_f1 = {g: {"mean": e["summary"]["f1"]["mean"], "sd": e["summary"]["f1"]["sd"]}
                   for g, e in results["groups"].items()}
         path = out.commit({"languages": sorted(splits), "mode": ft.mode, "model": model_path,
-                           "seeds": cfg.evaluate.seeds, "dev_f1": dev_f1,
+                           "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "dev_f1": dev_f1,
                            "models": {g: e.get("model_dir") for g, e in results["groups"].items()}})
     except BaseException:
         out.abort()
@@ -168,7 +176,10 @@ def run_finetune(ctx: StageContext) -> str:
 def _print_summary(path: str, dev_f1: dict[str, dict], seeds: int) -> None:
     print(f"finetune: {path}")
     for g, s in dev_f1.items():
-        print(f"  {g}: dev F1 {100 * s['mean']:.1f} ± {100 * s['sd']:.1f} over {seeds} seed(s)")
+        # One seed has no spread: "± 0.0" claimed a stability no second seed showed (the report
+        # and the model card print "—" there).
+        sd = f"± {100 * s['sd']:.1f}" if seeds > 1 else "(no sd: one seed)"
+        print(f"  {g}: dev F1 {100 * s['mean']:.1f} {sd} over {seeds} seed(s)")
 
 
-__all__ = ["run_finetune", "groups", "STAGE"]
+__all__ = ["run_finetune", "groups", "best_seed", "STAGE"]

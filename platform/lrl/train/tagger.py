@@ -31,20 +31,42 @@ class TaggerResult:
     """What one fine-tuning run returns (kept small: it travels through Ray)."""
 
     dev_f1: float
-    """seqeval micro span F1 on dev (strict IOB2) of the best evaluation."""
+    """seqeval micro span F1 on all dev sentences (strict IOB2) at the kept evaluation (the best by
+    ``finetune.select_by``, which need not be the best by this figure)."""
     per_type: dict[str, dict]
     """entity type -> {"precision", "recall", "f1", "support"} at the best evaluation."""
     per_lang: dict[str, float]
     """language -> span F1 at the best evaluation."""
     history: list[dict]
     """One entry per evaluation: {"step", "epoch", "train_loss", "dev_f1", "lr", "time_s"}; ``lr`` is
-    the (largest group's) learning rate the evaluated step trained with."""
+    the (largest group's) learning rate the evaluated step trained with. With more than one dev
+    language also ``dev_f1_lang_mean``, the mean of the per-language F1s (``select_by:
+    language_mean``)."""
     model_dir: str | None
     """HF folder of the best model, if saved."""
     scores: dict = field(default_factory=dict)
     """Full ``scores_by_lang`` of the best evaluation (precision, recall, per_lang details)."""
     info: dict = field(default_factory=dict)
-    """Run facts: steps, stopped_early, best_step, train rows, alignment statistics, frozen params."""
+    """Run facts: steps, stopped_early, best_step, select_by and select_f1 (the figure that kept it),
+    train rows, alignment statistics, frozen params."""
+
+
+def language_mean_f1(scores: dict) -> float:
+    """Mean of the per-language span F1s of a ``scores_by_lang`` result: every language counts once,
+    however many dev entities it has."""
+    per = [float(v["f1"]) for v in scores["per_lang"].values()]
+    return sum(per) / len(per)
+
+
+def selection_score(scores: dict, select_by: str) -> float:
+    """The dev figure that early stopping, the kept evaluation and the kept seed follow
+    (``finetune.select_by``): the pooled span F1, or the mean of the per-language ones."""
+    mean = language_mean_f1(scores)
+    # One language (per-language runs, every Tune search): the criteria must be one figure, so
+    # select_by changes nothing there. Both come from the same sentences in the same order.
+    if len(scores["per_lang"]) == 1 and not math.isclose(mean, scores["f1"], rel_tol=0.0, abs_tol=1e-12):
+        raise AssertionError(f"one dev language but pooled F1 {scores['f1']} != language mean {mean}")
+    return float(scores["f1"]) if select_by == "pooled" else mean
 
 
 def pick_device(cfg: FinetuneConfig) -> torch.device:
@@ -122,7 +144,8 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
                  seed: int, out_dir: str | None = None,
                  report: Callable[[dict], None] | None = None,
                  labels: list[str] | None = None) -> TaggerResult:
-    """Fine-tune ``model_path`` on ``train`` (NER_SCHEMA rows), select on ``dev`` F1.
+    """Fine-tune ``model_path`` on ``train`` (NER_SCHEMA rows), select on ``dev`` F1 (pooled or the
+    mean over languages, ``cfg.select_by``).
 
     Applies few-shot selection and the augmentation mix with ``seed``; evaluates every
     ``eval_every`` steps (default: each epoch); stops early after ``patience`` evaluations
@@ -169,7 +192,7 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     trainable = [p for g in groups for p in g["params"]]
 
     history: list[dict] = []
-    best_f1, best_scores, best_state, best_step, bad_evals = -1.0, {}, None, 0, 0
+    best_select, best_scores, best_state, best_step, bad_evals = -1.0, {}, None, 0, 0
     loss_sum, loss_n, stopped_early, step = 0.0, 0, False, 0
     for step in range(1, total + 1):
         for m in tagger.modules():
@@ -198,13 +221,16 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
             continue
         pred, _ = predict_tags(tagger, dev_sents, dev_langs, cfg.eval_batch_size, device, amp)
         scores = scores_by_lang(dev_gold, pred, dev_langs)
+        select = selection_score(scores, cfg.select_by)
         entry = {"step": step, "epoch": round(step / steps_per_epoch, 4),
                  "train_loss": loss_sum / max(loss_n, 1), "dev_f1": scores["f1"],
                  "lr": step_lr, "time_s": round(time.time() - t0, 3)}
+        if len(scores["per_lang"]) > 1:  # joint: what language_mean follows, shown under pooled too
+            entry["dev_f1_lang_mean"] = language_mean_f1(scores)
         history.append(entry)
         loss_sum, loss_n = 0.0, 0
-        if scores["f1"] > best_f1:
-            best_f1, best_scores, best_step, bad_evals = scores["f1"], scores, step, 0
+        if select > best_select:
+            best_select, best_scores, best_step, bad_evals = select, scores, step, 0
             best_state = [{k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()}
                           for m in tagger.modules()]
         else:
@@ -217,7 +243,9 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     if best_state is not None:
         for m, state in zip(tagger.modules(), best_state):
             m.load_state_dict(state)
+    best_f1 = float(best_scores["f1"])  # pooled, at the kept evaluation (every run evaluates at least once)
     info = {"steps": step, "total_steps": total, "stopped_early": stopped_early, "best_step": best_step,
+            "select_by": cfg.select_by, "select_f1": best_select,
             "train_rows": train.num_rows, "train_rows_per_lang": _counts(langs),
             # Original sentences apart from generated ones: what ``few_shot: k`` means (k per language).
             "train_orig_rows_per_lang": _counts(train.filter(is_orig(train)).column("lang").to_pylist()),
@@ -226,10 +254,11 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     model_dir = None
     if out_dir is not None:
         tagger.to(torch.device("cpu"))
-        tagger.save(out_dir, {"dev_f1": best_f1, "seed": seed, "best_step": best_step,
+        tagger.save(out_dir, {"dev_f1": best_f1, "select_by": cfg.select_by, "select_f1": best_select,
+                              "seed": seed, "best_step": best_step,
                               **_input_conventions(tagger, set(langs) | set(dev_langs))})
         model_dir = out_dir
     return TaggerResult(
-        dev_f1=float(best_f1), per_type=best_scores.get("per_type", {}),
+        dev_f1=best_f1, per_type=best_scores.get("per_type", {}),
         per_lang={k: v["f1"] for k, v in best_scores.get("per_lang", {}).items()},
         history=history, model_dir=model_dir, scores=best_scores, info=info)
