@@ -316,3 +316,14 @@ def test_few_shot_reports_original_sentences_apart_from_generated_ones(ug, encod
     res = train_tagger(_cfg(max_steps=1, eval_every=1, few_shot=5), encoder, mixed, dev, seed=0)
     assert res.info["train_rows_per_lang"] == {"ug": 10}
     assert res.info["train_orig_rows_per_lang"] == {"ug": 5}
+
+
+def test_summary_of_one_seed_claims_no_sd(capsys):
+    """One seed has no spread: the summary printed "± 0.0" where the report and the card say "—"."""
+    from lrl.train.finetune import _print_summary
+
+    _print_summary("out", {"ug": {"mean": 0.5, "sd": 0.0}}, 1)
+    _print_summary("out", {"ug": {"mean": 0.5, "sd": 0.02}}, 3)
+    lines = capsys.readouterr().out.splitlines()
+    assert "±" not in lines[1] and "one seed" in lines[1]
+    assert "± 2.0 over 3 seed(s)" in lines[3]
