@@ -277,3 +277,26 @@ def test_report_names_labels_model_and_data_do_not_share(tmp_path):
         "label_gaps": {"unknown_to_model": {"DATE": 2}, "absent_from_data": ["MISC"]}}}}}))
     text = build_html(load_job(None).report, {"evaluate": str(ev)})
     assert "ug [dev]: DATE (2 gold spans) not among the model&#x27;s labels" in text and "MISC of the model" in text
+
+
+def test_joint_report_names_the_selection_criterion_and_draws_its_curve(tmp_path, monkeypatch):
+    """``finetune.select_by: language_mean`` keeps a joint model by the mean of the per-language F1s;
+    the report said nothing of it and drew only the pooled curve."""
+    from lrl.evaluate import plots
+    from lrl.evaluate.metrics import aggregate
+    from lrl.evaluate.report import build_html
+
+    ft = tmp_path / "finetune"
+    ft.mkdir()
+    runs = _runs([0.8, 0.7], {"PER": [0.9, 0.8]})
+    for r in runs:
+        for h in r["history"]:
+            h["dev_f1_lang_mean"] = h["dev_f1"] / 2
+    (ft / "results.json").write_text(json.dumps({"mode": "joint", "select_by": "language_mean", "groups": {
+        "joint": {"summary": aggregate([r["scores"] for r in runs]), "runs": runs, "best_seed": 0}}}))
+    ylabels = []
+    real = plots.to_data_uri
+    monkeypatch.setattr(plots, "to_data_uri", lambda fig: (ylabels.extend(a.get_ylabel() for a in fig.axes), real(fig))[1])
+    text = build_html(load_job(None).report, {"finetune": str(ft)})
+    assert "the mean of the per-language dev span F1s (finetune.select_by)" in text
+    assert "mean of per-language dev span F1 (%)" in ylabels

@@ -34,7 +34,7 @@ def to_data_uri(fig) -> str:
 #: Axis labels with units for the keys the report plots. F1 keys are drawn in percent, as the
 #: report's tables print them: the bars and curves showed 0.67 next to a table's 66.8, under a
 #: bare "span F1" / "dev_f1" that named no scale.
-AXIS = {"step": "optimizer step", "dev_f1": "dev span F1 (%)", "train_loss": "training loss (cross-entropy)",
+AXIS = {"step": "optimizer step", "dev_f1": "dev span F1 (%)", "dev_f1_lang_mean": "mean of per-language dev span F1 (%)", "train_loss": "training loss (cross-entropy)",
         "loss": "MLM loss (cross-entropy)", "aux_loss": "auxiliary loss", "lr": "learning rate",
         "tokens_per_s": "tokens / s", "perplexity": "perplexity (held-out)", "time_s": "time (s)"}
 

@@ -122,7 +122,14 @@ def _label_gaps(ev: list[dict]) -> str:
 def _curves_section(ft: dict | None) -> str:
     if ft is None or not ft["curves"]:
         return not_run("finetune learning curves")
-    return img(plots.curves(ft["curves"], "step", ["dev_f1", "train_loss"], "fine-tuning"), "learning curves")
+    # A joint run's history also has the mean of the per-language F1s, the figure that kept its
+    # models under select_by: language_mean; the pooled curve alone hid what chose the checkpoint.
+    ys = ["dev_f1", *(["dev_f1_lang_mean"] if any(r.get("dev_f1_lang_mean") is not None
+                                                  for h in ft["curves"].values() for r in h) else []), "train_loss"]
+    chosen = {"pooled": "the pooled dev span F1 (all dev sentences)",
+              "language_mean": "the mean of the per-language dev span F1s"}.get(ft.get("select_by"), ft.get("select_by"))
+    return (f"<p>Each seed kept the evaluation with the best {esc(str(chosen))} (finetune.select_by).</p>"
+            + img(plots.curves(ft["curves"], "step", ys, "fine-tuning"), "learning curves"))
 
 
 def _failed(trials: list[dict]) -> str:

@@ -36,9 +36,11 @@ def _stat(d: Any) -> tuple[float | None, float | None, int]:
 
 
 def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
-    """``{"lang": rows, "type": rows, "curves": {name: history}}`` from finetune ``results.json``.
+    """``{"lang": rows, "type": rows, "curves": {name: history}, "select_by": criterion}`` from
+    finetune ``results.json``.
 
-    Rows: {"group", "key", "mean", "sd", "n"} (F1 over seeds); curves are per group and seed."""
+    Rows: {"group", "key", "mean", "sd", "n"} (F1 over seeds); curves are per group and seed;
+    ``select_by`` is the dev figure that kept each model (``finetune.select_by``)."""
     res = _json(folder, "results.json")
     if not isinstance(res, dict) or not res.get("groups"):
         return None
@@ -58,7 +60,7 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
         for run in entry.get("runs") or []:
             if run.get("history"):
                 curves[f"{group} seed {run.get('seed')}"] = run["history"]
-    return {"lang": langs, "type": types, "curves": curves}
+    return {"lang": langs, "type": types, "curves": curves, "select_by": res.get("select_by", "pooled")}
 
 
 def evaluate_scores(folder: str | None) -> list[dict] | None:
