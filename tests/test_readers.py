@@ -181,7 +181,9 @@ def test_auto_format_reads_folders(data_root, tmp_path):
     assert read_ner(NerSource(path="pq", lang="wo"), str(tmp_path)).table.num_rows == len(sents)
     convert("hf", sents, tmp_path)
     assert read_ner(NerSource(path="hf", lang="wo"), str(tmp_path)).table.num_rows == len(sents)
-    with pytest.raises(InputError, match="wikiann/wo: a folder without Parquet files"):
+    # A folder of CoNLL files is read file by file (tests/test_readers_many.py), but not one that
+    # holds other splits' files: WikiANN's wo folder would put dev and test into training data.
+    with pytest.raises(InputError, match=r"wikiann/wo: holds files named as other splits than 'train' \(dev\)"):
         read_ner(NerSource(path="wikiann/wo", lang="wo"), str(data_root))
 
 

@@ -31,11 +31,56 @@ class ReadResult:
     """Sentences kept with tags changed by the ``repair`` policy (I- without B- made B-)."""
 
 
+@dataclass
+class SourceIds:
+    """The ids that the earlier files of a multi-file source (a pattern or a folder) accepted, so
+    that an id repeated across its files is a reject as it is within one file."""
+
+    given: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Each id a file gave (JSONL, Parquet): its file and line."""
+    made: dict[str, tuple[str, array]] = field(default_factory=dict)
+    """Per file name: its path and the lines of its made ids (``Collector.made``)."""
+
+    def seen(self, rid: str, base: str) -> str | None:
+        """Where an earlier file accepted ``rid`` ("line N of FILE"), None if none did."""
+        if rid in self.given:
+            path, line = self.given[rid]
+            return f"line {line} of {path}"
+        name, _, num = rid.removeprefix(base).rpartition(":") if rid.startswith(base) else ("", "", "")
+        if name in self.made:
+            path, made = self.made[name]
+            line = _made_line(num, made)
+            return f"line {line} of {path}" if line else None
+        return None
+
+
+@dataclass
+class Shard:
+    """One file of a multi-file source: its name (relative to the source's folder) goes into the
+    made ids, ``lang:split:<name>:n``, n counted within the file. A counter shared by the files
+    would renumber every later file when a shard is added or removed; per-file counters without
+    the name would give each file its own ``lang:split:0``."""
+
+    name: str
+    ids: SourceIds
+
+
+def _made_line(num: str, made: array) -> int:
+    """The line of made id number ``num`` (its decimal form only: ``03`` is not 3), 0 if none."""
+    if num.isdigit() and str(int(num)) == num and int(num) < len(made):
+        return made[int(num)]
+    return 0
+
+
 class Collector:
     """Accumulates accepted sentences and rejects while a reader walks one file."""
 
-    def __init__(self, path: str, lang: str, split: str, policy: BioPolicy, labels: Iterable[str] | None):
+    def __init__(self, path: str, lang: str, split: str, policy: BioPolicy, labels: Iterable[str] | None,
+                 shard: Shard | None = None):
         self.path, self.lang, self.split, self.policy = path, lang, split, policy
+        self.shard = shard
+        self.base = f"{lang}:{split}:"  # made ids: base, then the shard's name and ":", then n
+        self.prefix = self.base + (f"{shard.name}:" if shard is not None else "")
         self.labels = list(labels) if labels is not None else None
         self.rows: list[dict] = []  # accepted since the last chunk
         self.chunks: list[pa.Table] = []
@@ -51,7 +96,7 @@ class Collector:
 
     def next_id(self) -> str:
         """The id of the next sentence or reject that brings none: unique within the source."""
-        return f"{self.lang}:{self.split}:{self.kept + len(self.rejects)}"
+        return f"{self.prefix}{self.kept + len(self.rejects)}"
 
     def reject(self, line: int, reason: str, raw: str, rid: str | None = None) -> None:
         if self.policy == "error":
@@ -81,7 +126,7 @@ class Collector:
             return self.reject(line, f"empty token: token {blank} is {tokens[blank]!r}", raw, rid)
         seen = self._seen(rid, made)
         if seen is not None:
-            return self.reject(line, f"duplicate id: {rid!r} also on line {seen}", raw, rid)
+            return self.reject(line, f"duplicate id: {rid!r} also on {seen}", raw, rid)
         checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
         if checked.reject is not None:
             return self.reject(line, checked.reject, raw, rid)
@@ -100,17 +145,16 @@ class Collector:
             self.chunks.append(ner_table(self.rows))
             self.rows = []
 
-    def _seen(self, rid: str, made: bool) -> int | None:
-        """The line of the accepted sentence with id ``rid``, None if there is none."""
+    def _seen(self, rid: str, made: bool) -> str | None:
+        """Where the accepted sentence with id ``rid`` is ("line N", or "line N of FILE" in an
+        earlier file of the source), None if there is none."""
         if rid in self.id_lines:
-            return self.id_lines[rid]
-        if made:
-            return None  # made ids never repeat one another; a given one taken first is in id_lines
-        prefix = f"{self.lang}:{self.split}:"
-        tail = rid[len(prefix):] if rid.startswith(prefix) else ""
-        if tail.isdigit() and str(int(tail)) == tail and int(tail) < len(self.made):
-            return self.made[int(tail)] or None
-        return None
+            return f"line {self.id_lines[rid]}"
+        # Made ids never repeat one another; a given one taken first is in id_lines.
+        line = 0 if made or not rid.startswith(self.prefix) else _made_line(rid[len(self.prefix):], self.made)
+        if line:
+            return f"line {line}"
+        return self.shard.ids.seen(rid, self.base) if self.shard is not None else None
 
     def result(self) -> ReadResult:
         if self.rejects and not self.kept:
@@ -125,7 +169,10 @@ class Collector:
             reasons[key] = reasons.get(key, 0) + 1
         tables = self.chunks + [ner_table(self.rows)]
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if self.shard is not None:  # the source's later files check their ids against this one's
+            self.shard.ids.made[self.shard.name] = (self.path, self.made)
+            self.shard.ids.given.update((rid, (self.path, line)) for rid, line in self.id_lines.items())
         return ReadResult(table, reject_table(self.rejects), self.path, reasons, self.repaired)
 
 
-__all__ = ["ReadResult", "Collector", "CHUNK_ROWS", "NER_SCHEMA"]
+__all__ = ["ReadResult", "Collector", "Shard", "SourceIds", "CHUNK_ROWS", "NER_SCHEMA"]

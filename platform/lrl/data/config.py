@@ -20,17 +20,23 @@ def check_lang(code: str) -> str:
 
 
 class NerSource(StrictModel):
-    """One labelled input: a file, a folder of Parquet files or a Hugging Face dataset."""
+    """One labelled input: a file, several files (a pattern or a folder), a folder of Parquet files
+    or a Hugging Face dataset."""
 
     path: str
-    """File or URI (s3://, gs://), resolved against data.root when relative; for format=hf a hub
-    id (``wikiann``) or a folder written by ``datasets.save_to_disk``."""
+    """File or URI (s3://, gs://), resolved against data.root when relative; or a pattern
+    (``corpus/ug-*.conll``: ``*``, ``?``, ``[...]`` within a path component) or a folder of CoNLL
+    or JSONL files (names starting with . or _ skipped), read file by file in sorted order, each
+    file's made ids ``lang:split:<file>:n`` (``<file>`` relative to the folder or the pattern's
+    leading folder); for format=hf a hub id (``wikiann``) or a folder written by
+    ``datasets.save_to_disk``."""
     lang: str
     """Language of the sentences (ISO 639, e.g. ``ug``)."""
     format: Literal["auto", "conll", "jsonl", "parquet", "hf"] = "auto"
     """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, otherwise CoNLL; .conllu is
-    an error); a folder is read as ``hf`` when ``save_to_disk`` wrote it, else as Parquet files.
-    CoNLL and JSONL files ending in .gz, .bz2, .zst or .lz4 are decompressed on reading."""
+    an error), file by file for a pattern or folder; a folder is read as ``hf`` when
+    ``save_to_disk`` wrote it, as one Parquet table when it holds .parquet files, else file by
+    file. CoNLL and JSONL files ending in .gz, .bz2, .zst or .lz4 are decompressed on reading."""
     split: str = "train"
     """Split name recorded in the ``source`` column; for format=hf also the split to load."""
     hf_config: str | None = None
@@ -43,7 +49,10 @@ class TextSource(StrictModel):
     """One unlabelled text input: one sentence or paragraph per line, ``# doc`` lines start documents."""
 
     path: str
-    """File or URI, resolved against data.root when relative (.gz, .bz2, .zst, .lz4: decompressed)."""
+    """File or URI, resolved against data.root when relative (.gz, .bz2, .zst, .lz4: decompressed);
+    or a pattern (``mono/ug-*.txt.gz``) or a folder of such files, read in sorted order (names
+    starting with . or _ skipped in folders), row ids ``lang:<file>:line`` with ``<file>`` relative
+    to the folder or the pattern's leading folder."""
     lang: str
     """Language of the text (ISO 639)."""
     max_lines: int | None = Field(default=None, gt=0)

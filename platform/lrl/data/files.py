@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -35,13 +36,13 @@ def resolve(path: str, root: str | None) -> str:
     return joined
 
 
-def not_found(path: str) -> InputError:
+def not_found(path: str, what: str = "file not found") -> InputError:
     """The error for a missing ``path``; it names ``data.root`` when ``path`` is a relative input joined to it."""
     written = _RESOLVED.get(path)
     if written is None:
-        return InputError(f"{path}: file not found")
+        return InputError(f"{path}: {what}")
     rel, root = written
-    return InputError(f"{path}: file not found (the relative path {rel} was resolved against data.root={root}, "
+    return InputError(f"{path}: {what} (the relative path {rel} was resolved against data.root={root}, "
                       "the job file's folder unless set; set data.root=FOLDER to the folder that holds the inputs)")
 
 
@@ -70,6 +71,76 @@ def folder_files(path: str) -> list[str] | None:
         return None
     base = inner.rstrip("/") + "/"
     return [i.path.removeprefix(base) for i in infos if i.type == pafs.FileType.File]
+
+
+#: Characters that make an input path a pattern (``corpus/ug-*.conll``), as in ``glob``.
+GLOB_CHARS = "*?["
+
+
+def is_glob(path: str) -> bool:
+    """Whether ``path`` is a pattern: it has glob characters and names no existing file or folder
+    (a file called ``a[1].conll`` is still read as itself)."""
+    if not any(c in path.split("://", 1)[-1] for c in GLOB_CHARS):
+        return False
+    try:
+        fs, inner = filesystem(path)
+        return fs.get_file_info(inner).type == pafs.FileType.NotFound
+    except (OSError, ValueError):  # pyarrow cannot parse a URI with "[" in it: a pattern, then
+        return True
+
+
+def _hidden(name: str) -> bool:
+    """Names that a folder or a wildcard skips, as pyarrow datasets do: ``.DS_Store``, ``.git``,
+    Spark's ``_SUCCESS`` are no input shards."""
+    return name[:1] in (".", "_")
+
+
+def glob_files(pattern: str) -> list[tuple[str, str]]:
+    """The files ``pattern`` matches, sorted by name: (path, name relative to the pattern's
+    leading folder without wildcards). As in ``glob``, ``*``, ``?`` and ``[...]`` match within
+    one path component, and a name starting with ``.`` or ``_`` only matches a component that
+    starts so. Works on any pyarrow filesystem that can list folders (local, file://, s3://...)."""
+    head, sep, body = pattern.partition("://")
+    head, body = (head + sep, body) if sep else ("", pattern)
+    parts = body.split("/")
+    k = next(i for i, p in enumerate(parts) if any(c in p for c in GLOB_CHARS))
+    base = head + ("/".join(parts[:k]) or ("/" if body.startswith("/") else "."))
+    try:
+        fs, inner = filesystem(base)
+        level = [(inner, "")]
+        for i, comp in enumerate(parts[k:]):
+            want = pafs.FileType.File if i == len(parts) - k - 1 else pafs.FileType.Directory
+            found = []
+            for folder, rel in level:
+                for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+                    name = info.base_name
+                    if info.type == want and fnmatchcase(name, comp) and (not _hidden(name) or comp[:1] == name[:1]):
+                        found.append((info.path, f"{rel}/{name}" if rel else name))
+            level = found
+    except (OSError, ValueError) as exc:  # unreachable store, a file where a folder was expected
+        raise InputError(f"{pattern}: cannot list the files this pattern names: {exc}") from exc
+    if not level:
+        raise not_found(pattern, "no file matches this pattern")
+    return sorted(((_join(base, rel), rel) for _, rel in level), key=lambda f: f[1])
+
+
+def _join(folder: str, name: str) -> str:
+    return name if folder == "." else folder + name if folder.endswith("/") else f"{folder}/{name}"
+
+
+def source_files(path: str) -> list[tuple[str, str]] | None:
+    """The files of a source that is a pattern or a folder, sorted: (path, name relative to the
+    folder or to the pattern's leading folder); None when ``path`` is one file (or names nothing:
+    the reader then says so). Names starting with ``.`` or ``_`` are skipped in folders."""
+    if is_glob(path):
+        return glob_files(path)
+    listed = folder_files(path)
+    if listed is None:
+        return None
+    names = sorted(n for n in listed if not any(_hidden(p) for p in n.split("/")))
+    if not names:
+        raise InputError(f"{path}: the folder holds no input files (names starting with . or _ are skipped)")
+    return [(_join(path.rstrip("/"), n), n) for n in names]
 
 
 #: What ``datasets.save_to_disk`` writes at the top of its folder (a Dataset, a DatasetDict).
@@ -149,7 +220,14 @@ def iter_lines(text: str, chunk: int = 1 << 16) -> Iterator[str]:
 
 
 def fingerprint(path: str) -> str:
-    """Content hash of a local file (size + mtime for remote objects, where reading is costly)."""
+    """Content hash of a local file or folder (size + mtime for remote objects, where reading is
+    costly); of a pattern, the names and hashes of every file it matches, so that a shard added
+    to an input makes a new output."""
+    if is_glob(path):
+        h = hashlib.sha256()
+        for file, name in glob_files(path):
+            h.update(f"{name}\0{fingerprint(file)}\0".encode())
+        return h.hexdigest()[:16]
     fs, inner = filesystem(path)
     info = fs.get_file_info(inner)
     if info.type == pafs.FileType.NotFound:
@@ -163,6 +241,15 @@ def fingerprint(path: str) -> str:
                     h.update(_file_digest(sub).encode())
             return h.hexdigest()[:16]
         return _file_digest(Path(inner))[:16]
+    if info.type == pafs.FileType.Directory:
+        # A remote folder's own entry has no size, and object stores give it no mtime either:
+        # its fingerprint was the same "None-None" whatever files it held.
+        h = hashlib.sha256()
+        base = inner.rstrip("/") + "/"
+        for i in sorted(fs.get_file_info(pafs.FileSelector(inner, recursive=True)), key=lambda i: i.path):
+            if i.type == pafs.FileType.File:
+                h.update(f"{i.path.removeprefix(base)}\0{i.size}-{i.mtime_ns}\0".encode())
+        return h.hexdigest()[:16]
     return f"{info.size}-{info.mtime_ns}"
 
 

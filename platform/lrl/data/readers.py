@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from lrl.data import files as _files
 from lrl.data.bio import BioPolicy, is_valid_tag
-from lrl.data.collect import CHUNK_ROWS, ReadResult
+from lrl.data.collect import CHUNK_ROWS, ReadResult, Shard
 from lrl.data.collect import Collector as _Collector
 from lrl.data.config import NerSource, TextSource
 from lrl.data.files import (
@@ -27,20 +27,22 @@ from lrl.data.files import (
     read_text,
     resolve,
     saved_dataset,
+    source_files,
     split_lines,
 )
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA
+from lrl.data.sources import check_split_names, read_files
 
 
 def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
-               labels: Iterable[str] | None = None) -> ReadResult:
+               labels: Iterable[str] | None = None, shard: Shard | None = None) -> ReadResult:
     """CoNLL/TSV: one token per line, tab- or space-separated columns, the last column the tag;
     blank lines end sentences; ``-DOCSTART-`` and ``#`` comment lines are skipped (a ``#`` line
     that opens a sentence and ends in a valid tag is a token)."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
-    col = _Collector(path, lang, split, policy, labels)
+    col = _Collector(path, lang, split, policy, labels, shard)
     tokens: list[str] = []
     tags: list[str] = []
     raw: list[str] = []
@@ -109,12 +111,12 @@ def _token_line(parts: list[str]) -> bool:
 
 
 def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
-               labels: Iterable[str] | None = None) -> ReadResult:
+               labels: Iterable[str] | None = None, shard: Shard | None = None) -> ReadResult:
     """JSON lines with ``tokens`` and ``tags`` (or ``ner_tags``) lists; optional ``id`` and ``lang``."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
-    col = _Collector(path, lang, split, policy, labels)
+    col = _Collector(path, lang, split, policy, labels, shard)
     for lineno, line in enumerate(iter_lines(text), start=1):
         if not line.strip():
             continue
@@ -149,7 +151,7 @@ def _str(value: object) -> str | None:
 
 
 def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
-                     labels: Iterable[str] | None = None) -> ReadResult:
+                     labels: Iterable[str] | None = None, shard: Shard | None = None) -> ReadResult:
     """Parquet file or folder with list columns ``tokens`` and ``tags`` (or ``ner_tags``, as in
     JSONL); other schema columns optional. Integer tags (a Hugging Face Parquet export) are mapped
     to names through the ClassLabel that ``datasets`` records in the file's metadata."""
@@ -158,7 +160,7 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
     if tag_col not in table.column_names:
         raise InputError(f"{path}: Parquet lacks column(s) ['tags'] (or 'ner_tags')")
     names = _column_types(path, table, tag_col)
-    col = _Collector(path, lang, split, policy, labels)
+    col = _Collector(path, lang, split, policy, labels, shard)
     # Batch by batch: the whole table as Python dicts took ~10x its Arrow size.
     rows = (row for batch in table.to_batches(max_chunksize=CHUNK_ROWS) for row in batch.to_pylist())
     for i, row in enumerate(rows):
@@ -236,20 +238,30 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
 
 def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
              labels: Iterable[str] | None = None) -> ReadResult:
-    """Read one configured labelled source with the reader its format names."""
+    """Read one configured labelled source with the reader its format names; a pattern or a folder
+    of CoNLL/JSONL files is read file by file (``lrl.data.sources``)."""
     path = resolve(src.path, root)
     fmt = src.format
-    files = _files.folder_files(path) if fmt in ("auto", "hf") else None
-    saved = files is not None and saved_dataset(path, files)
+    files = _files.folder_files(path) if fmt in ("auto", "hf", "parquet") else None
+    saved = files is not None and fmt != "parquet" and saved_dataset(path, files)
     if fmt == "hf" and not saved:  # a hub id such as ``wikiann``, as written (with data.root=
         path = src.path  # ../shared/data, ``wikiann`` is also the folder of the CoNLL files)
-    if fmt == "auto" and files is not None:
-        # A folder is a save_to_disk dataset (it holds state.json or dataset_dict.json) or Parquet
-        # files; read as CoNLL it failed with "is a directory".
-        if not saved and not any(f.endswith(".parquet") for f in files):
-            raise InputError(f"{path}: a folder without Parquet files or a save_to_disk dataset; "
-                             "name the CoNLL or JSONL file itself")
+    if fmt == "auto" and files is not None and (saved or any(f.endswith(".parquet") for f in files)):
+        # A save_to_disk dataset (it holds state.json or dataset_dict.json) or Parquet files: read
+        # as one table, as they always were; any other folder is read file by file below.
         fmt = "hf" if saved else "parquet"
+    if fmt == "hf":
+        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config)
+    many = None if fmt == "parquet" and files is not None else source_files(path)
+    if many is None:
+        return _read_file(path, fmt, src, policy, labels)
+    check_split_names(path, many, src.split)
+    return read_files(path, many, lambda file, shard: _read_file(file, fmt, src, policy, labels, shard))
+
+
+def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: Iterable[str] | None,
+               shard: Shard | None = None) -> ReadResult:
+    """One CoNLL, JSONL or Parquet input (a file, or a Parquet folder): ``auto`` picks by extension."""
     if fmt == "auto":
         name = _uncompressed(path)
         if name.endswith(".conllu"):
@@ -257,10 +269,8 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
             raise InputError(f"{path}: CoNLL-U has no NER tag column; data.ner reads CoNLL (token, tag last), "
                              "JSONL, Parquet or Hugging Face data (a treebank goes to pretrain.aux.conllu)")
         fmt = "jsonl" if name.endswith((".jsonl", ".json")) else "parquet" if name.endswith(".parquet") else "conll"
-    if fmt == "hf":
-        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config)
     reader = {"conll": read_conll, "jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
-    return reader(path, src.lang, src.split, policy, labels)
+    return reader(path, src.lang, src.split, policy, labels, shard)
 
 
 #: Extensions of the compressed files that pyarrow's input streams decompress on reading
@@ -282,6 +292,12 @@ def text_id_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+def text_files(path: str) -> list[tuple[str, str]]:
+    """The files of a text source and the name each gives its row ids: the file name for one
+    file, for a pattern or a folder each file's path relative to it (``lrl.data.sources``)."""
+    return source_files(path) or [(path, text_id_name(path))]
+
+
 #: A document header: ``# doc`` alone or followed by whitespace and a title. A bare prefix test
 #: also took "# doctors say ..." for a header and dropped the line without a trace.
 _DOC = re.compile(r"# doc(\s|$)")
@@ -289,31 +305,34 @@ _DOC = re.compile(r"# doc(\s|$)")
 
 def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
     """Plain text, one sentence or paragraph per line; ``# doc <title>`` lines start a document
-    and are not themselves rows. Blank lines are skipped (they carry no text)."""
-    path = resolve(src.path, root)
-    text = read_text(path)
+    and are not themselves rows. Blank lines are skipped (they carry no text). A pattern or a
+    folder is read file by file, in sorted order, ``max_lines`` counting over all of them."""
     rows: list[dict] = []
     chunks: list[pa.Table] = []  # rows made Arrow a chunk at a time, as in ``Collector``
     kept = 0
-    doc = None
-    name = text_id_name(path)
-    for lineno, line in enumerate(iter_lines(text), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if _DOC.match(line):
-            doc = line[5:].strip().removeprefix("\ufeff") or f"doc@{lineno}"  # "# doc \ufeffTitle": 2 in ug.txt
-            continue
-        rows.append({"id": f"{src.lang}:{name}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
-                     "source": path, "op": "orig", "parent_id": None, "seed": None})
-        kept += 1
-        if len(rows) >= CHUNK_ROWS:
-            chunks.append(pa.Table.from_pylist(rows, schema=TEXT_SCHEMA))
-            rows = []
+    for path, name in text_files(resolve(src.path, root)):
         if src.max_lines is not None and kept >= src.max_lines:
             break
-    if not kept:
-        raise InputError(f"{path}: empty file (no text lines)")
+        text = read_text(path)
+        doc = None
+        start = kept
+        for lineno, line in enumerate(iter_lines(text), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            if _DOC.match(line):
+                doc = line[5:].strip().removeprefix("\ufeff") or f"doc@{lineno}"  # "# doc \ufeffTitle": 2 in ug.txt
+                continue
+            rows.append({"id": f"{src.lang}:{name}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
+                         "source": path, "op": "orig", "parent_id": None, "seed": None})
+            kept += 1
+            if len(rows) >= CHUNK_ROWS:
+                chunks.append(pa.Table.from_pylist(rows, schema=TEXT_SCHEMA))
+                rows = []
+            if src.max_lines is not None and kept >= src.max_lines:
+                break
+        if kept == start:
+            raise InputError(f"{path}: empty file (no text lines)")
     return pa.concat_tables([*chunks, pa.Table.from_pylist(rows, schema=TEXT_SCHEMA)])
 
 
@@ -338,4 +357,4 @@ def infer_labels(tables: Iterable[pa.Table]) -> list[str]:
 
 
 __all__ = ["ReadResult", "read_conll", "read_jsonl", "read_parquet_ner", "read_hf", "read_ner",
-           "read_text_lines", "read_parallel", "infer_labels", "NER_SCHEMA"]
+           "read_text_lines", "text_files", "read_parallel", "infer_labels", "NER_SCHEMA"]

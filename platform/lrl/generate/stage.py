@@ -22,7 +22,7 @@ import pyarrow as pa
 from lrl.data.blocks import from_tables
 from lrl.data.files import InputError, fingerprint, resolve, saved_dataset
 from lrl.data.output import StageOutput
-from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_id_name
+from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_files
 from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
 from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest
@@ -136,12 +136,12 @@ def read_inputs(cfg: JobConfig) -> Inputs:
     # rejected unique rows. Checked per file, before reading: the ids follow from lang and name.
     text_seen: dict[tuple[str, str], str] = {}
     for tsrc in cfg.data.text:
-        path = resolve(tsrc.path, cfg.data.root)
-        key = (tsrc.lang, text_id_name(path))
-        if key in text_seen:
-            raise InputError(f"{path}: text row id '{tsrc.lang}:{key[1]}:1' also comes from {text_seen[key]} "
-                             "(ids are lang:file name:line); text files of one language need distinct file names")
-        text_seen[key] = path
+        for path, name in text_files(resolve(tsrc.path, cfg.data.root)):  # a pattern or folder: each file
+            key = (tsrc.lang, name)
+            if key in text_seen:
+                raise InputError(f"{path}: text row id '{tsrc.lang}:{key[1]}:1' also comes from {text_seen[key]} "
+                                 "(ids are lang:file name:line); text files of one language need distinct file names")
+            text_seen[key] = path
     texts = [read_text_lines(t, cfg.data.root) for t in cfg.data.text]
     labels = list(cfg.data.labels) if cfg.data.labels is not None else infer_labels(r.table for r in results)
     return Inputs(sources, results, texts, labels)
