@@ -295,3 +295,20 @@ def test_dedup_scope_generated_rejects_generated_rows_only(mono_ug, near):
 
     assert decide(generated) == {"o1|swap|0": "o1", "o3|swap|0": "o3|oversample|1|swap|0"}
     assert decide(every) == {**decide(generated), "o2": "o1"}
+
+
+def test_augmenting_oversampled_copies_without_dedup_warns(capsys):
+    """Each oversampled copy is augmented with its own seed, so variants of a short sentence repeat
+    across its copies (15.7% of jobs/multilingual.yaml's augmented rows): a run without a dedup
+    filter now says so, and one with it (or without oversampling) does not."""
+    from lrl.generate.stage import warn_augmented_copies
+    from lrl.job import load_job
+
+    base = ["oversample.enabled=true", "oversample.target_per_lang=10", "augment.ops=[swap]"]
+    for extra, warns in (([], True), (["filter.ops=[dedup]", "filter.dedup_scope=generated"], False),
+                         (["filter.ops=[near_dedup]"], False), (["oversample.enabled=false"], False),
+                         (["augment.ops=[]"], False)):
+        cfg = load_job(None, [*base, *extra])
+        warn_augmented_copies(cfg)
+        err = capsys.readouterr().err
+        assert ("augmented rows of one sentence can repeat" in err) == warns, (extra, err)
