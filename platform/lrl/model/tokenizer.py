@@ -1,11 +1,12 @@
 """Train a WordPiece or Unigram tokenizer with one atomic tag token per language, and measure
 tokenizers (unknown-token rate, pieces per word).
 
-Normalization is NFKC plus collapsing whitespace runs to one space by default, so
-``decode(encode(x))`` gives back NFKC(x) with single spaces (Unigram; WordPiece decoding, like
-BERT's, also puts spaces around punctuation). Lowercasing and accent stripping (BERT-uncased style)
-decompose Arabic-script letters such as U+0626 (yeh + hamza above) and remove the hamza, and they
-erase the tone marks of Yoruba, so they are opt-in (``tokenizer.lowercase``/``strip_accents``).
+Normalization is NFKC (``tokenizer.nfkc``) plus collapsing whitespace runs to one space by
+default, so ``decode(encode(x))`` gives back NFKC(x) with single spaces (Unigram; WordPiece
+decoding, like BERT's, also puts spaces around punctuation). Lowercasing and accent stripping
+(BERT-uncased style) decompose Arabic-script letters such as U+0626 (yeh + hamza above) and remove
+the hamza, and they erase the tone marks of Yoruba, so they are opt-in
+(``tokenizer.lowercase``/``strip_accents``).
 """
 
 from __future__ import annotations
@@ -54,14 +55,16 @@ def tag_id(tokenizer, lang: str) -> int:
     return tid
 
 
-def _normalizer(lowercase: bool, strip_accents: bool):
+def _normalizer(lowercase: bool, strip_accents: bool, nfkc: bool = True):
     from tokenizers import Regex, normalizers
 
     # Runs of whitespace become one space and the ends are stripped (SentencePiece's default):
     # Metaspace (Unigram) made every extra space a bare "▁" piece, and masakhane's sw.txt has 120
     # lines padded with ~9000 spaces each: 805 of 984 packed sequences of 400 Swahili lines were
     # only "▁" (pieces per word 7.2 instead of 2.2).
-    steps = [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    steps = [normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    if nfkc:  # Arabic presentation forms (part of mono/ug.txt) -> the ordinary letters
+        steps.insert(0, normalizers.NFKC())
     if strip_accents:
         steps += [normalizers.NFD(), normalizers.StripAccents(), normalizers.NFC()]
     if lowercase:
@@ -139,7 +142,7 @@ def train_tokenizer(texts_by_lang: dict[str, Iterable[str]], cfg: TokenizerConfi
     langs = [check_lang(lang) for lang in texts_by_lang]
     special = SPECIAL_TOKENS + [lang_tag(lang) for lang in langs]
     backend, trainer = new_backend(cfg.type, cfg.vocab_size, cfg.min_frequency, special,
-                                   normalizer=_normalizer(cfg.lowercase, cfg.strip_accents))
+                                   normalizer=_normalizer(cfg.lowercase, cfg.strip_accents, cfg.nfkc))
     backend = train_backend(backend, trainer, texts_by_lang)
     return wrap(backend, langs)
 
@@ -212,10 +215,11 @@ def normalizer_effect(tokenizer, texts: Iterable[str], top: int = 5) -> dict:
     another that differs beyond case, the characters it removes most, and the share of words it
     leaves in a compatibility form (not NFKC: such words get pieces of their own).
 
-    An extended base keeps its own normalizer (its pieces were learned on that text), and BERT
-    uncased's (MiniLM) lowercases and strips accents without NFKC: on held-out mono lines it
-    changed 22% of Uyghur words (the hamza of U+0626 dropped, ئ -> ي), 90% of Yoruba words (tone
-    marks and dots below) and 27% of Wolof words (ñ, ë), which ``stats.json`` did not say."""
+    An extended base keeps its own normalizer (its pieces were learned on that text; only NFKC is
+    put in front, ``tokenizer.nfkc``), and BERT uncased's (MiniLM) lowercases and strips accents
+    without NFKC of its own: on held-out mono lines it changed 22% of Uyghur words (the hamza of
+    U+0626 dropped, ئ -> ي), 90% of Yoruba words (tone marks and dots below) and 27% of Wolof words
+    (ñ, ë), which ``stats.json`` did not say."""
     import unicodedata
     from collections import Counter
 
