@@ -12,6 +12,7 @@ import pyarrow as pa
 from lrl.data.bio import BioPolicy, check_tags, reason_kind
 from lrl.data.files import InputError
 from lrl.data.schema import NER_SCHEMA, ner_table, reject_table
+from lrl.data.token_tags import TagScheme, token_spans
 
 #: Accepted sentences held as Python dicts before they become one Arrow chunk. Held as dicts
 #: until the end, a 179 MB CoNLL file (2M sentences) took 6.7 GB of driver memory (peak RSS) for a 435 MB
@@ -76,8 +77,9 @@ class Collector:
     """Accumulates accepted sentences and rejects while a reader walks one file."""
 
     def __init__(self, path: str, lang: str, split: str, policy: BioPolicy, labels: Iterable[str] | None,
-                 shard: Shard | None = None):
+                 shard: Shard | None = None, scheme: TagScheme = "iob2"):
         self.path, self.lang, self.split, self.policy = path, lang, split, policy
+        self.scheme = scheme  # tokens: each tag X read as the one-token span B-X (lrl.data.token_tags)
         self.shard = shard
         self.base = f"{lang}:{split}:"  # made ids: base, then the shard's name and ":", then n
         self.prefix = self.base + (f"{shard.name}:" if shard is not None else "")
@@ -127,6 +129,11 @@ class Collector:
         seen = self._seen(rid, made)
         if seen is not None:
             return self.reject(line, f"duplicate id: {rid!r} also on {seen}", raw, rid)
+        if self.scheme == "tokens":  # here, so that every reader maps the same way before the IOB2 check
+            spans, why = token_spans(tags)
+            if spans is None:
+                return self.reject(line, why, raw, rid)
+            tags = spans
         checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
         if checked.reject is not None:
             return self.reject(line, checked.reject, raw, rid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from lrl.config import StrictModel
 
@@ -32,17 +32,57 @@ class NerSource(StrictModel):
     ``datasets.save_to_disk``."""
     lang: str
     """Language of the sentences (ISO 639, e.g. ``ug``)."""
-    format: Literal["auto", "conll", "jsonl", "parquet", "hf"] = "auto"
-    """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, otherwise CoNLL; .conllu is
-    an error), file by file for a pattern or folder; a folder is read as ``hf`` when
-    ``save_to_disk`` wrote it, as one Parquet table when it holds .parquet files, else file by
-    file. CoNLL and JSONL files ending in .gz, .bz2, .zst or .lz4 are decompressed on reading."""
+    format: Literal["auto", "conll", "jsonl", "parquet", "hf", "conllu"] = "auto"
+    """Reader to use; ``auto`` picks by extension (.jsonl, .parquet, .conllu under
+    ``scheme: tokens``, otherwise CoNLL; .conllu under ``scheme: iob2`` is an error), file by file
+    for a pattern or folder; a folder is read as ``hf`` when ``save_to_disk`` wrote it, as one
+    Parquet table when it holds .parquet files, else file by file. CoNLL, CoNLL-U and JSONL files
+    ending in .gz, .bz2, .zst or .lz4 are decompressed on reading. ``conllu`` (a UD treebank)
+    reads the syntactic words with the tag ``column``; it needs ``scheme: tokens``."""
+    scheme: Literal["iob2", "tokens"] = "iob2"
+    """How the tags are written. ``iob2``: NER spans (``O``, ``B-X``, ``I-X``). ``tokens``: one
+    label per token (POS tags such as ``NOUN``), each tag X read as the one-token span ``B-X``
+    (``O`` and UD's ``_`` as ``O``; a ``B-``/``I-`` tag is a reject), so every later stage works
+    unchanged and ``data.labels`` names the X. Span F1 then scores tokens: when every token has a
+    tag and the model predicts a ``B-`` tag on each, micro F1 = token accuracy (an ``O`` or ``I-``
+    prediction is no span of its own, so F1 = 2 x right / (tokens + predicted spans) then differs
+    from accuracy, either way)."""
     split: str = "train"
     """Split name recorded in the ``source`` column; for format=hf also the split to load."""
     hf_config: str | None = None
     """Hugging Face dataset config name (e.g. ``ug`` for ``wikiann``)."""
+    column: Literal["upos", "xpos"] = "upos"
+    """For CoNLL-U input: the tag column to read, ``upos`` (universal POS, 17 tags) or ``xpos``
+    (the treebank's own tags); other formats read their last column or ``tags`` list."""
 
     _v_lang = field_validator("lang")(classmethod(lambda cls, v: check_lang(v)))
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> NerSource:
+        conllu = self.format == "conllu" or (self.format == "auto" and _conllu_path(self.path))
+        if self.format == "conllu" and self.scheme != "tokens":
+            raise ValueError("format conllu reads one POS tag per word: it needs scheme: tokens")
+        if self.column != "upos" and not conllu:
+            raise ValueError(f"column {self.column!r} applies to CoNLL-U input only (format: conllu or a "
+                             f".conllu path), not to format {self.format!r} with path {self.path!r}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # scheme and column left out at their defaults: the generate stage's output folder is a
+        # hash of the dumped data section, and an existing IOB2 job must keep finding its output.
+        out = handler(self)
+        for name in ("scheme", "column"):
+            if isinstance(out, dict) and out.get(name) == type(self).model_fields[name].default:
+                out.pop(name)
+        return out
+
+
+def _conllu_path(path: str) -> bool:
+    """Whether ``path`` (a file or pattern, maybe compressed) names CoNLL-U files."""
+    for ext in (".gz", ".bz2", ".zst", ".lz4"):
+        path = path.removesuffix(ext)
+    return path.endswith(".conllu")
 
 
 class TextSource(StrictModel):

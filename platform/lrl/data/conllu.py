@@ -21,6 +21,8 @@ class ConlluSentence:
     words: list[str]
     upos: list[str]
     xpos: list[str]
+    line: int = 0
+    """Line of the sentence's first word line, 1-based (what rejects of ``data.ner`` name)."""
 
     def tags(self, column: str) -> list[str]:
         """The tag column named ``upos`` or ``xpos``."""
@@ -37,11 +39,12 @@ def read_conllu(path: str) -> list[ConlluSentence]:
     upos: list[str] = []
     xpos: list[str] = []
     sent_id: str | None = None
+    first = 0
     lines = split_lines(text)
     for lineno, line in enumerate(lines + [""], start=1):
         if not line.strip():
             if words:
-                out.append(ConlluSentence(sent_id or f"{path}#{len(out) + 1}", words, upos, xpos))
+                out.append(ConlluSentence(sent_id or f"{path}#{len(out) + 1}", words, upos, xpos, first))
             words, upos, xpos, sent_id = [], [], [], None
             continue
         if line.startswith("#"):
@@ -58,6 +61,8 @@ def read_conllu(path: str) -> list[ConlluSentence]:
             raise InputError(f"{path}:{lineno}: word id {wid!r} is not a number")
         if int(wid) != len(words) + 1:
             raise InputError(f"{path}:{lineno}: word id {wid} out of sequence (expected {len(words) + 1})")
+        if not words:
+            first = lineno
         words.append(cols[1])
         upos.append(cols[3])
         xpos.append(cols[4])

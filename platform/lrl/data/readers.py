@@ -32,17 +32,19 @@ from lrl.data.files import (
 )
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA
 from lrl.data.sources import check_split_names, read_files
+from lrl.data.token_tags import TagScheme, read_conllu_tags
 
 
 def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
-               labels: Iterable[str] | None = None, shard: Shard | None = None) -> ReadResult:
+               labels: Iterable[str] | None = None, shard: Shard | None = None,
+               scheme: TagScheme = "iob2") -> ReadResult:
     """CoNLL/TSV: one token per line, tab- or space-separated columns, the last column the tag;
     blank lines end sentences; ``-DOCSTART-`` and ``#`` comment lines are skipped (a ``#`` line
     that opens a sentence and ends in a valid tag is a token)."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
-    col = _Collector(path, lang, split, policy, labels, shard)
+    col = _Collector(path, lang, split, policy, labels, shard, scheme)
     tokens: list[str] = []
     tags: list[str] = []
     raw: list[str] = []
@@ -62,7 +64,8 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
             tokens, tags, raw, bad = [], [], [], None
             continue
         parts = _columns(line)
-        if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw and not _token_line(parts)):
+        if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw
+                                                 and not _token_line(line, parts, width, scheme)):
             continue
         if not raw:
             start = lineno
@@ -104,19 +107,24 @@ def _usual_width(lines: Iterable[str]) -> int:
     return max(wide)[1] if wide else 2
 
 
-def _token_line(parts: list[str]) -> bool:
+def _token_line(line: str, parts: list[str], width: int, scheme: TagScheme = "iob2") -> bool:
     """A ``#`` line that is ``token<TAB>tag`` with a valid tag (``#Kano<TAB>B-LOC``, a hashtag that
-    opens a tweet) is a token, not a comment; skipping it lost the sentence's first token."""
+    opens a tweet) is a token, not a comment; skipping it lost the sentence's first token. Under
+    ``scheme: tokens`` any word is a tag, so there it takes a tab-separated line of the file's
+    width (a comment such as ``# sent_id = 3`` has no tab)."""
+    if scheme == "tokens":
+        return "\t" in line and len(parts) == width >= 2
     return len(parts) >= 2 and is_valid_tag(parts[-1])
 
 
 def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
-               labels: Iterable[str] | None = None, shard: Shard | None = None) -> ReadResult:
+               labels: Iterable[str] | None = None, shard: Shard | None = None,
+               scheme: TagScheme = "iob2") -> ReadResult:
     """JSON lines with ``tokens`` and ``tags`` (or ``ner_tags``) lists; optional ``id`` and ``lang``."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
-    col = _Collector(path, lang, split, policy, labels, shard)
+    col = _Collector(path, lang, split, policy, labels, shard, scheme)
     for lineno, line in enumerate(iter_lines(text), start=1):
         if not line.strip():
             continue
@@ -151,7 +159,8 @@ def _str(value: object) -> str | None:
 
 
 def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
-                     labels: Iterable[str] | None = None, shard: Shard | None = None) -> ReadResult:
+                     labels: Iterable[str] | None = None, shard: Shard | None = None,
+                     scheme: TagScheme = "iob2") -> ReadResult:
     """Parquet file or folder with list columns ``tokens`` and ``tags`` (or ``ner_tags``, as in
     JSONL); other schema columns optional. Integer tags (a Hugging Face Parquet export) are mapped
     to names through the ClassLabel that ``datasets`` records in the file's metadata."""
@@ -160,7 +169,7 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
     if tag_col not in table.column_names:
         raise InputError(f"{path}: Parquet lacks column(s) ['tags'] (or 'ner_tags')")
     names = _column_types(path, table, tag_col)
-    col = _Collector(path, lang, split, policy, labels, shard)
+    col = _Collector(path, lang, split, policy, labels, shard, scheme)
     # Batch by batch: the whole table as Python dicts took ~10x its Arrow size.
     rows = (row for batch in table.to_batches(max_chunksize=CHUNK_ROWS) for row in batch.to_pylist())
     for i, row in enumerate(rows):
@@ -208,7 +217,8 @@ def _class_label_names(table: pa.Table, column: str) -> list[str] | None:
 
 
 def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
-            labels: Iterable[str] | None = None, hf_config: str | None = None) -> ReadResult:
+            labels: Iterable[str] | None = None, hf_config: str | None = None,
+            scheme: TagScheme = "iob2") -> ReadResult:
     """A Hugging Face dataset: a folder from ``save_to_disk`` or a hub id with a config.
 
     Integer ``ner_tags`` are mapped to names through the dataset's ClassLabel feature."""
@@ -228,7 +238,7 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
         raise InputError(f"{path}: dataset lacks tokens/ner_tags columns (has {ds.column_names})")
     feature = ds.features[tag_col].feature
     names = getattr(feature, "names", None)
-    col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels)
+    col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels, scheme=scheme)
     for i, row in enumerate(ds):
         # ClassLabel -1 means "no label" in datasets; as an index it named the last class.
         tags = [names[t] if names is not None and 0 <= t < len(names) else _str(t) for t in row[tag_col]]
@@ -251,7 +261,7 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
         # as one table, as they always were; any other folder is read file by file below.
         fmt = "hf" if saved else "parquet"
     if fmt == "hf":
-        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config)
+        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config, src.scheme)
     many = None if fmt == "parquet" and files is not None else source_files(path)
     if many is None:
         return _read_file(path, fmt, src, policy, labels)
@@ -261,16 +271,21 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
 
 def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: Iterable[str] | None,
                shard: Shard | None = None) -> ReadResult:
-    """One CoNLL, JSONL or Parquet input (a file, or a Parquet folder): ``auto`` picks by extension."""
+    """One CoNLL, CoNLL-U, JSONL or Parquet input (a file, or a Parquet folder): ``auto`` picks by
+    extension."""
     if fmt == "auto":
         name = _uncompressed(path)
-        if name.endswith(".conllu"):
+        if name.endswith(".conllu") and src.scheme != "tokens":
             # Read as CoNLL, its MISC column became the tags and every sentence was "invalid BIO".
             raise InputError(f"{path}: CoNLL-U has no NER tag column; data.ner reads CoNLL (token, tag last), "
-                             "JSONL, Parquet or Hugging Face data (a treebank goes to pretrain.aux.conllu)")
-        fmt = "jsonl" if name.endswith((".jsonl", ".json")) else "parquet" if name.endswith(".parquet") else "conll"
+                             "JSONL, Parquet or Hugging Face data (a treebank goes to pretrain.aux.conllu). "
+                             "To fine-tune a POS tagger on it, set scheme: tokens (column: upos or xpos)")
+        fmt = ("conllu" if name.endswith(".conllu") else "jsonl" if name.endswith((".jsonl", ".json"))
+               else "parquet" if name.endswith(".parquet") else "conll")
+    if fmt == "conllu":
+        return read_conllu_tags(path, src.lang, src.split, policy, labels, shard, src.column)
     reader = {"conll": read_conll, "jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
-    return reader(path, src.lang, src.split, policy, labels, shard)
+    return reader(path, src.lang, src.split, policy, labels, shard, src.scheme)
 
 
 #: Extensions of the compressed files that pyarrow's input streams decompress on reading
