@@ -205,3 +205,14 @@ def test_pos_tagger_fine_tunes_on_ud_uyghur_and_f1_is_token_accuracy(data_root, 
     assert dev_scores["f1"] == pytest.approx(accuracy, abs=1e-12)
     assert dev_scores["precision"] == pytest.approx(dev_scores["recall"], abs=1e-12)
     assert group["summary"]["f1"]["mean"] == pytest.approx(accuracy, abs=1e-12)  # the finetune stage's dev F1
+    # ``lrl evaluate --model M --data dev.conllu --lang ug`` reads the treebank as tokens too (it
+    # quarantined every sentence as invalid IOB2), and gives the stage's figure; the column names
+    # the output folder only when it is not the default.
+    from lrl.evaluate.command import evaluate_files
+
+    files = Path(evaluate_files(str(ft / "models" / "ug"), str(dev), "ug", str(tmp_path / "cli")))
+    cli = json.loads((files / "metrics.json").read_text())
+    assert cli["rejected_rows"] == 0
+    assert cli["models"]["ug"]["data"]["f1"] == pytest.approx(dev_scores["f1"], abs=1e-12)
+    xpos = evaluate_files(str(ft / "models" / "ug"), str(dev), "ug", str(tmp_path / "cli"), column="xpos")
+    assert Path(xpos) != files

@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="tagger folder, or a finetune/tune output folder (models/<name>/)")
     parser.add_argument("--data", help="labelled file (conll/tsv, jsonl, parquet) or dataset folder")
     parser.add_argument("--lang", help="language of --data when it has no lang column (ISO 639)")
+    parser.add_argument("--scheme", choices=["iob2", "tokens"], default="iob2",
+                        help="tags of --data: iob2 (NER spans) or tokens (one label per token, e.g. POS; "
+                             "as data.ner[].scheme). A .conllu file is read as tokens")
+    parser.add_argument("--column", choices=["upos", "xpos"], default="upos",
+                        help="the tag column of a .conllu --data (as data.ner[].column)")
     parser.add_argument("--out", default="runs", help="folder under which evaluate-<hash>/ is written")
     parser.add_argument("--batch-size", type=int, default=64, help="chunks per forward pass")
     # --model mode has no config to override (a dotted evaluate.device=... is read as CONFIG).
@@ -102,6 +107,11 @@ def run_evaluate(ctx: StageContext) -> str:
     # The reading policy decides which rows are scored (quarantined ones are not), so it shapes
     # the output as much as the files do.
     shaping = {**cfg.evaluate.model_dump(mode="json"), "bio_policy": cfg.data.bio_policy, "labels": cfg.data.labels}
+    # How the tags were read shapes the scores too (upos or xpos of one treebank file); named
+    # only for token-level sources, so that the folders of IOB2 runs keep their names.
+    tokens = [[s.path, s.split, s.scheme, s.column] for s in cfg.data.ner if s.scheme != "iob2"]
+    if tokens:
+        shaping["token_sources"] = tokens
     out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
     if out.done:
         return out.path
@@ -187,17 +197,19 @@ def _write_metrics(folder: str, metrics: dict) -> None:
 
 
 def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch_size: int = 64,
-                   device: str = "cpu") -> str:
+                   device: str = "cpu", scheme: str = "iob2", column: str = "upos") -> str:
     """The ``--model/--data`` mode: every model in ``model`` on the labelled data ``data``, on
-    ``device`` (``--device``, checked as ``evaluate.device`` is)."""
+    ``device`` (``--device``, checked as ``evaluate.device`` is), its tags read by ``scheme`` and
+    ``column`` (``--scheme``/``--column``, as ``data.ner[]``'s)."""
     from lrl.evaluate.predict import read_labelled
 
     models = model_folders(model)
-    table, rejects = read_labelled(data, lang)
+    table, rejects = read_labelled(data, lang, scheme, column)
     # A GPU's predictions may differ from the CPU's in the last digits, so the device names the
     # output as evaluate.device does in the stage's; on the CPU it is left out, keeping the
-    # folders of runs made before --device existed.
-    shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {})}
+    # folders of runs made before --device existed. The same for how the tags were read.
+    read_as = {k: v for k, v in (("scheme", scheme), ("column", column)) if v != {"scheme": "iob2", "column": "upos"}[k]}
+    shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {}), **read_as}
     out = StageOutput(out_root, STAGE, shaping,
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
     if out.done:
@@ -231,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None:
         if not args.model or not args.data:
             raise InputError("give CONFIG, or both --model and --data")
-        path = evaluate_files(args.model, args.data, args.lang, args.out, args.batch_size, cli_device(args.device))
+        path = evaluate_files(args.model, args.data, args.lang, args.out, args.batch_size, cli_device(args.device),
+                              args.scheme, args.column)
     else:
         if args.device is not None:  # after the dotted overrides: the flag wins, as given last
             args.overrides = [*args.overrides, f"evaluate.device={args.device}"]

@@ -6,6 +6,7 @@ the words through ``align.merge_predictions``, which fails loudly if any word is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,12 +64,15 @@ def write_predictions(table: pa.Table, pred: list[list[str]], out_dir: str, name
     return {"parquet": str(out / f"{name}.parquet"), "conll": str(out / f"{name}.conll")}
 
 
-def read_labelled(path: str, lang: str | None) -> tuple[pa.Table, int]:
+def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str = "upos") -> tuple[pa.Table, int]:
     """Any labelled input as NER rows, and the number of rows quarantined (invalid IOB2 ...).
 
     A folder is a generate output (its ``data/``) or a Parquet folder; a file is read by its
-    extension (.parquet, .jsonl/.json, else CoNLL/TSV). The language comes from ``lang`` or, for
-    Parquet and JSONL, from the rows' ``lang`` field; CoNLL needs ``lang``.
+    extension (.parquet, .jsonl/.json, .conllu, else CoNLL/TSV). The language comes from ``lang``
+    or, for Parquet and JSONL, from the rows' ``lang`` field; CoNLL and CoNLL-U need ``lang``.
+    ``scheme`` and ``column`` are ``data.ner``'s: ``tokens`` reads one label per token (POS) as
+    one-token spans, as a POS model was trained (``lrl.data.token_tags``); a .conllu file is
+    always read so, with its ``column``.
     """
     import json
 
@@ -83,14 +87,19 @@ def read_labelled(path: str, lang: str | None) -> tuple[pa.Table, int]:
             {json.loads(x).get("lang") or "" for x in read_text(path).splitlines() if x.strip()})
         if "" in langs:
             raise InputError(f"{path}: rows without a lang; pass --lang")
-        results = [read_jsonl(path, x, "eval") for x in langs]
+        results = [read_jsonl(path, x, "eval", scheme=scheme) for x in langs]
         # Rows of the other languages show up as rejects of each per-language read: not errors.
         bad = sum(1 for r in results for reason in r.rejects.column("reason").to_pylist()
                   if not reason.startswith("lang "))
         return pa.concat_tables([r.table for r in results]), bad
     if lang is None:
         raise InputError(f"{path}: a CoNLL file has no language column; pass --lang")
-    res = read_conll(path, lang, "eval")
+    if re.sub(r"\.(gz|bz2|zst|lz4)$", "", path).endswith(".conllu"):
+        from lrl.data.token_tags import read_conllu_tags
+
+        res = read_conllu_tags(path, lang, "eval", column=column)
+    else:
+        res = read_conll(path, lang, "eval", scheme=scheme)
     return res.table, res.rejects.num_rows
 
 
