@@ -326,4 +326,4 @@ def test_summary_of_one_seed_claims_no_sd(capsys):
     _print_summary("out", {"ug": {"mean": 0.5, "sd": 0.02}}, 3)
     lines = capsys.readouterr().out.splitlines()
     assert "±" not in lines[1] and "one seed" in lines[1]
-    assert "± 2.0 over 3 seed(s)" in lines[3]
+    assert lines[1].endswith("dev F1 50.0 (one seed)") and lines[3].endswith("dev F1 50.0 ± 2.0 over 3 seeds")

@@ -178,8 +178,8 @@ def _print_summary(path: str, dev_f1: dict[str, dict], seeds: int) -> None:
     for g, s in dev_f1.items():
         # One seed has no spread: "± 0.0" claimed a stability no second seed showed (the report
         # and the model card print "—" there).
-        sd = f"± {100 * s['sd']:.1f}" if seeds > 1 else "(no sd: one seed)"
-        print(f"  {g}: dev F1 {100 * s['mean']:.1f} {sd} over {seeds} seed(s)")
+        spread = f"± {100 * s['sd']:.1f} over {seeds} seeds" if seeds > 1 else "(one seed)"
+        print(f"  {g}: dev F1 {100 * s['mean']:.1f} {spread}")
 
 
 __all__ = ["run_finetune", "groups", "best_seed", "STAGE"]
