@@ -189,6 +189,10 @@ def test_pos_tagger_fine_tunes_on_ud_uyghur_and_f1_is_token_accuracy(data_root, 
     per_type = group["runs"][0]["per_type"]
     assert {"NOUN", "VERB", "PUNCT"} <= set(per_type) <= UPOS
     assert set(group["per_type"]) == set(per_type)
+    # The card describes a tagger, not named entities (its name, task, metric and score table).
+    card = (ft / "models" / "ug" / "README.md").read_text(encoding="utf-8")
+    assert "# lrl-ug-tagger" in card and "Token F1 in percent" in card and "| language | tag |" in card
+    assert "Named-entity" not in card and "entity type" not in card and "silver-standard" not in card
     ev = Path(run_evaluate(StageContext(cfg, {"finetune": str(ft)})))
     dev_scores = json.loads((ev / "metrics.json").read_text())["models"]["ug"]["dev"]
     gold, pred = [], []

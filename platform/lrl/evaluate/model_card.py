@@ -24,6 +24,40 @@ LIMITS = (
 )
 
 
+#: Limitations of a token-level tagger (``data.ner[].scheme: tokens``, e.g. UD POS): the WikiANN
+#: remarks of ``LIMITS`` do not apply to it.
+TAGGER_LIMITS = (
+    "Trained on a small amount of data in a low-resource language; expect errors on text unlike the "
+    "training data (other domains, spellings or scripts). Scores are on the dev split used for model "
+    "selection, hence optimistic."
+)
+
+#: What a card says per task: its name suffix, intended use, Hub task name and dataset type, the
+#: metric's name, the Hub tag and what a score row's second column holds.
+TASKS = {
+    "ner": {"suffix": "ner", "use": "Named-entity recognition (token classification, IOB2 tags) for research on "
+            "and prototypes for the languages listed.", "task": "Named-entity recognition", "type": "ner",
+            "metric": "span F1 (seqeval strict IOB2", "tag": "ner", "column": "entity type",
+            "scores": "Span F1 in percent (seqeval, strict IOB2)"},
+    # ``scheme: tokens``: each tag X was trained as the one-token span B-X; the same seqeval span F1
+    # then scores tokens (= accuracy when every token is predicted a tag), and a card that said
+    # "named entities" and "entity type" misdescribed a POS tagger.
+    "tokens": {"suffix": "tagger", "use": "Token-level tagging (one label per token, e.g. part of speech) for "
+               "research on and prototypes for the languages listed. Each tag X is predicted as B-X.",
+               "task": "Token tagging", "type": "pos", "metric": "token F1 (one-token spans; accuracy when "
+               "every token gets a tag", "tag": "pos", "column": "tag",
+               "scores": "Token F1 in percent (seqeval over one-token spans B-X: token accuracy when every "
+               "token is predicted a tag)"},
+}
+
+
+def card_task(cfg, langs) -> str:
+    """``tokens`` when every ``data.ner`` source of ``langs`` has ``scheme: tokens`` (a POS tagger),
+    else ``ner``."""
+    srcs = [s for s in cfg.data.ner if s.lang in set(langs)]
+    return "tokens" if srcs and all(s.scheme == "tokens" for s in srcs) else "ner"
+
+
 @dataclass
 class Score:
     """One score line: a language (or ``all``), an entity type (or ``overall``), mean, sd, n."""
@@ -48,9 +82,12 @@ class CardInfo:
     base_model: str | None = None
     license: str = "other"
     labels: list[str] = field(default_factory=list)
-    intended_use: str = ("Named-entity recognition (token classification, IOB2 tags) for research on "
-                         "and prototypes for the languages listed.")
-    limits: str = LIMITS
+    task: str = "ner"
+    """``ner`` (IOB2 spans) or ``tokens`` (one label per token, ``TASKS``): the wording of the card."""
+    intended_use: str | None = None
+    """None: the task's own (``TASKS``)."""
+    limits: str | None = None
+    """None: ``LIMITS`` for NER, ``TAGGER_LIMITS`` for a token tagger."""
     extra_tags: list[str] = field(default_factory=list)
     tagger: dict[str, Any] = field(default_factory=dict)
     """The model folder's ``lrl_tagger.json`` (``lang_tags``, ``lang_type_ids``, ``head``): what lrl
@@ -70,14 +107,15 @@ def _is_hub_id(name: str) -> bool:
 
 def front_matter(info: CardInfo) -> dict[str, Any]:
     """The YAML header: language, license, tags, metrics and a model-index with the overall scores."""
+    task = TASKS[info.task]
     results = []
     for s in info.scores:
         if s.type != "overall":
             continue
         results.append({
-            "task": {"type": "token-classification", "name": "Named-entity recognition"},
-            "dataset": {"name": f"{s.lang} {s.split}", "type": "ner", "split": s.split},
-            "metrics": [{"type": "f1", "name": f"span F1 (seqeval strict IOB2, mean of {s.n})",
+            "task": {"type": "token-classification", "name": task["task"]},
+            "dataset": {"name": f"{s.lang} {s.split}", "type": task["type"], "split": s.split},
+            "metrics": [{"type": "f1", "name": f"{task['metric']}, mean of {s.n})",
                          "value": round(100 * s.mean, 2)}],
         })
     fm: dict[str, Any] = {
@@ -85,7 +123,7 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
         "license": info.license,
         "library_name": "transformers",
         "pipeline_tag": "token-classification",
-        "tags": ["token-classification", "ner", "low-resource", "lrl", *info.extra_tags],
+        "tags": ["token-classification", task["tag"], "low-resource", "lrl", *info.extra_tags],
         "metrics": ["seqeval"],
     }
     if info.base_model and _is_hub_id(info.base_model):
@@ -111,8 +149,9 @@ def render(info: CardInfo) -> str:
         out.append("Not recorded.")
     if info.labels:
         out += ["", f"Labels: {', '.join(info.labels)}"]
-    out += ["", "## Scores", "", "Span F1 in percent (seqeval, strict IOB2), mean ± sd over n runs (seeds).", "",
-            "| language | entity type | split | F1 | ± sd | n |", "|---|---|---|---|---|---|"]
+    task = TASKS[info.task]
+    out += ["", "## Scores", "", f"{task['scores']}, mean ± sd over n runs (seeds).", "",
+            f"| language | {task['column']} | split | F1 | ± sd | n |", "|---|---|---|---|---|---|"]
     # One run has no spread to report: its sd is stored as 0, which printed as "± 0.0", a claim of
     # perfect stability across seeds that were never run.
     out += [f"| {s.lang} | {s.type} | {s.split} | {_pct(s.mean)} | {_pct(s.sd if s.n > 1 else None)} | {s.n} |"
@@ -121,7 +160,8 @@ def render(info: CardInfo) -> str:
         out.append("| — | — | — | not measured | — | 0 |")
     out += ["", "## Training configuration", "", "```yaml",
             yaml.safe_dump(info.config, sort_keys=False, allow_unicode=True).rstrip() or "{}", "```", "",
-            "## Intended use", "", info.intended_use, "", "## Limitations", "", info.limits, "",
+            "## Intended use", "", info.intended_use or task["use"], "", "## Limitations", "",
+            info.limits or (LIMITS if info.task == "ner" else TAGGER_LIMITS), "",
             "## How to use", "", *_how_to_use(info.tagger)]
     return "\n".join(out)
 

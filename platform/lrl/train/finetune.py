@@ -80,7 +80,7 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     """README.md for a saved model (best effort: a card problem must not lose the trained model)."""
     if "://" in folder:
         return
-    from lrl.evaluate.model_card import CardInfo, Score, write_model_card
+    from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_task, write_model_card
 
     n = summary["f1"]["n"]
     scores = [Score("all" if group == "joint" else group, "overall", summary["f1"]["mean"], summary["f1"]["sd"], n)]
@@ -101,9 +101,10 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
               "sentences": sum(1 for x in dev.column("lang").to_pylist() if x == lang)} for lang in langs]
     # Named after what the model is, not the job: the folder's hash leaves the job name out (a
     # renamed job reuses the trained models), so a job name here would be the first job's.
-    info = CardInfo(name=f"lrl-{group}-ner", languages=langs, scores=scores, base_model=model_path,
+    task = card_task(ctx.cfg, langs)
+    info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores, base_model=model_path,
                     config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
-                    data=data, labels=labels, license=ctx.cfg.report.license)
+                    data=data, labels=labels, license=ctx.cfg.report.license, task=task)
     write_model_card(folder, info)
 
 

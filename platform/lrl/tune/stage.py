@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from lrl.data.files import filesystem
 from lrl.data.output import StageOutput
-from lrl.evaluate.model_card import CardInfo, Score, write_model_card
+from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_task, write_model_card
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_data import TRAIN_SET_VERSION
@@ -126,12 +126,13 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
                   *[(s, trained) for s in cfg.data.ner if s.lang == lang and s.split == "train"][:1],
                   *[(s, dev.num_rows) for s in cfg.data.ner if s.lang == lang and s.split == "dev"][:1])]
     # Named after what the model is: the folder's hash leaves the job name out (see finetune).
-    info = CardInfo(name=f"lrl-{lang}-ner", languages=[lang], scores=scores, base_model=model_path,
+    task = card_task(cfg, [lang])
+    info = CardInfo(name=f"lrl-{lang}-{TASKS[task]['suffix']}", languages=[lang], scores=scores, base_model=model_path,
                     config={"finetune": ft.model_dump(mode="json"), "searched": params, "seeds": seeds,
                             "best_seed": best_seed},
                     data=counts or [{"source": "train/dev tables", "lang": lang, "split": "train",
                                      "sentences": trained}],
-                    license=cfg.report.license)
+                    license=cfg.report.license, task=task)
     if "://" not in folder:
         write_model_card(folder, info)
     row = {"retrain_dev_f1": f1["mean"], "retrain_dev_f1_sd": f1["sd"], "retrain_seeds": len(seeds),
