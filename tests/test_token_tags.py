@@ -193,6 +193,10 @@ def test_pos_tagger_fine_tunes_on_ud_uyghur_and_f1_is_token_accuracy(data_root, 
     card = (ft / "models" / "ug" / "README.md").read_text(encoding="utf-8")
     assert "# lrl-ug-tagger" in card and "Token F1 in percent" in card and "| language | tag |" in card
     assert "Named-entity" not in card and "entity type" not in card and "silver-standard" not in card
+    from lrl.evaluate.report import build_html  # and so does the report
+
+    page = build_html(cfg.report, {"finetune": str(ft)})
+    assert "Dev token F1 per tag" in page and "token accuracy when every token" in page and "per entity type" not in page
     ev = Path(run_evaluate(StageContext(cfg, {"finetune": str(ft)})))
     dev_scores = json.loads((ev / "metrics.json").read_text())["models"]["ug"]["dev"]
     gold, pred = [], []

@@ -48,23 +48,29 @@ def not_run(what: str) -> str:
     return f'<p class="na">{esc(what)}: not run (no output found).</p>'
 
 
+#: The report's words for a score and a label class, per task (``finetune_scores()["task"]``): a
+#: POS tagger's one-token spans are tags, and their span F1 is token F1.
+WORDS = {"ner": ("span F1", "entity type"), "tokens": ("token F1", "tag")}
+
+
 def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
     if ft is None and ev is None:
         return not_run("finetune and evaluate")
     out = []
+    metric, kind = WORDS[ft.get("task", "ner") if ft is not None else "ner"]
     if ft is not None and ft["lang"]:
         rows = [[r["key"], pct(r["mean"]), pct(_sd(r)), r["n"]] for r in ft["lang"]]
-        out += ["<h3>Dev span F1 per language (mean ± sd over seeds)</h3>",
+        out += [f"<h3>Dev {metric} per language (mean ± sd over seeds)</h3>",
                 table(["language", "F1", "± sd", "seeds"], rows),
                 img(plots.bar_with_sd([r["key"] for r in ft["lang"]], [r["mean"] or 0 for r in ft["lang"]],
                                       [_sd(r) for r in ft["lang"]], "dev F1 per language"), "F1 per language")]
     if ft is not None and ft["type"]:
         rows = [[r["group"], r["key"], pct(r["mean"]), pct(_sd(r)), r["n"]] for r in ft["type"]]
-        out += ["<h3>Dev span F1 per entity type (mean ± sd over seeds)</h3>",
-                table(["model", "entity type", "F1", "± sd", "seeds"], rows),
+        out += [f"<h3>Dev {metric} per {kind} (mean ± sd over seeds)</h3>",
+                table(["model", kind, "F1", "± sd", "seeds"], rows),
                 img(plots.bar_with_sd([f"{r['group']}:{r['key']}" for r in ft["type"]],
                                       [r["mean"] or 0 for r in ft["type"]], [_sd(r) for r in ft["type"]],
-                                      "dev F1 per entity type"), "F1 per entity type")]
+                                      f"dev F1 per {kind}"), f"F1 per {kind}")]
     if ev is not None:
         types = sorted({t for r in ev for t in r["per_type"]})
         rows = [[r["model"], r["split"], pct(r["f1"]), pct(r["precision"]), pct(r["recall"]), r["sentences"],
@@ -233,8 +239,15 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(cfg.title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{esc(cfg.title)}</h1>"
             f"<p>Job <b>{esc(job_name)}</b>, built {esc(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}. Scores are "
-            "seqeval span F1 (strict IOB2) in percent; the dev split was also used for model selection, so "
-            "dev scores are optimistic.</p><h2>Inputs</h2>" + src + body + "</body></html>")
+            "seqeval span F1 (strict IOB2) in percent" + (TOKENS_NOTE if ft is not None and ft.get("task") == "tokens"
+                                                           else "") +
+            "; the dev split was also used for model selection, so dev scores are optimistic.</p>"
+            "<h2>Inputs</h2>" + src + body + "</body></html>")
+
+
+#: Said of a token tagger's scores (``data.ner[].scheme: tokens``).
+TOKENS_NOTE = (" over one-token spans (each tag X read as B-X): token F1, which is token accuracy when every "
+               "token is predicted a tag")
 
 
 def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:

@@ -40,7 +40,8 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
     finetune ``results.json``.
 
     Rows: {"group", "key", "mean", "sd", "n"} (F1 over seeds); curves are per group and seed;
-    ``select_by`` is the dev figure that kept each model (``finetune.select_by``)."""
+    ``select_by`` is the dev figure that kept each model (``finetune.select_by``); ``task`` is
+    ``ner`` or ``tokens`` (a token tagger, ``data.ner[].scheme: tokens``)."""
     res = _json(folder, "results.json")
     if not isinstance(res, dict) or not res.get("groups"):
         return None
@@ -60,7 +61,8 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
         for run in entry.get("runs") or []:
             if run.get("history"):
                 curves[f"{group} seed {run.get('seed')}"] = run["history"]
-    return {"lang": langs, "type": types, "curves": curves, "select_by": res.get("select_by", "pooled")}
+    return {"lang": langs, "type": types, "curves": curves, "select_by": res.get("select_by", "pooled"),
+            "task": res.get("task", "ner")}
 
 
 def evaluate_scores(folder: str | None) -> list[dict] | None:

@@ -110,6 +110,7 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
 
 def run_finetune(ctx: StageContext) -> str:
     """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the folder."""
+    from lrl.evaluate.model_card import card_task
     from lrl.train.finetune_data import TRAIN_SET_VERSION, label_list
     from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
 
@@ -143,7 +144,9 @@ def run_finetune(ctx: StageContext) -> str:
                 pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels)
         done = dict(zip(pending, ray.get([scores for scores, _ in pending.values()])))
         # select_by: which dev figure chose each seed's evaluation and the saved seed.
-        results: dict[str, Any] = {"mode": ft.mode, "model": model_path, "labels": labels,
+        # task: ner, or tokens when every source is one label per token (the report's wording)
+        results: dict[str, Any] = {"mode": ft.mode, "task": card_task(cfg, sorted(splits)), "model": model_path,
+                                   "labels": labels,
                                    "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "groups": {}}
         for group, (_train, dev) in groups(splits, ft.mode).items():
             runs = [done[(group, s)] for s in cfg.evaluate.seeds]

@@ -169,7 +169,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     # Shaped like the finetune stage's results.json, so that evaluate and the report show the
     # retrained models' scores over seeds (mean ± sd) the same way.
     results: dict[str, Any] = {"mode": "per_language", "model": model_path, "seeds": cfg.evaluate.seeds,
-                               "source": "tune (best configuration retrained per seed)", "groups": {}}
+                               "source": "tune (best configuration retrained per seed)",
+                               "task": card_task(cfg, list(splits)), "groups": {}}
     try:
         for lang, (train, dev) in splits.items():
             res = search_language(lang, train, dev, cfg.tune, cfg.finetune, model_path, cfg.seed, train_fn)
