@@ -119,9 +119,24 @@ def _rare_types(cfg: OversampleConfig, rows: list[tuple[str, set[str]]]) -> dict
 
 
 def _largest_remainder(base: dict[GroupKey, int], total: int, cap: dict[GroupKey, int]) -> dict[GroupKey, int]:
-    """Scale integer group sizes up to sum to ``total`` (never below base, never above cap)."""
-    scale = total / sum(base.values())
-    ideal = {g: min(n * scale, cap[g]) for g, n in base.items()}
+    """Scale integer group sizes up to sum to ``total`` (never below base, never above cap).
+
+    Groups the scale would push past their cap are held at it and the rest is scaled again over
+    the others: scaling every group once and clipping lost what the clipped ones could not take,
+    so with rare types and ``max_factor`` (min 50, cap 12) WikiANN am/ig/yo stopped at 995/968/966
+    of a 1000 target that 100 sentences x 12 reach, and the plan reported it missed."""
+    fixed: dict[GroupKey, int] = {}
+    free = dict(base)
+    scale = 1.0
+    while free:
+        scale = (total - sum(fixed.values())) / sum(free.values())  # never decreases: see below
+        over = [g for g, n in free.items() if n * scale >= cap[g]]
+        if not over:
+            break
+        for g in over:  # each took less than its scaled share, so the others' scale only grows
+            fixed[g] = cap[g]
+            del free[g]
+    ideal = {g: float(fixed[g]) if g in fixed else base[g] * scale for g in base}
     out = {g: max(base[g], math.floor(v)) for g, v in ideal.items()}
     short = total - sum(out.values())
     order = sorted(ideal, key=lambda g: (-(ideal[g] - math.floor(ideal[g])), g))

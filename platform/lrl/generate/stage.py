@@ -78,9 +78,10 @@ def training_sources(cfg: JobConfig) -> list:
 #: augmented row equal to an input row dropped; 5 = braces or parentheses a model put for square
 #: markers removed from translated rows, swapped marker numbers corrected; replacements drawn in
 #: the script of what they replace; oversampling copies of a rejected duplicate rejected with it;
-#: 6 = swap, shuffle, delete and insert move or drop words, not punctuation), so that a finished
-#: output of older code is not reused.
-ROWS_VERSION = 6
+#: 6 = swap, shuffle, delete and insert move or drop words, not punctuation; 7 = oversampling
+#: groups held at their max_factor cap leave the rest of a target to the others), so that a
+#: finished output of older code is not reused.
+ROWS_VERSION = 7
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:
