@@ -299,3 +299,14 @@ def test_capped_plans_miss_a_target_only_when_every_group_is_at_its_cap(rows, ta
         most = sum(int(size * max_factor) for g, size in groups.items() if g[0] == lang)  # every group capped
         assert langs[lang] == max(n, min(target, most)) or (minimum is not None and langs[lang] > target)
         assert (lang in plan.missed) == (langs[lang] < target)
+
+
+def test_rare_types_the_data_lacks_are_an_error(train):
+    """A misspelt ``per`` (or WikiANN's missing MISC) made an empty plan and no copies, silently."""
+    for wrong in (["per"], ["PER", "MISC"]):
+        cfg = load_job(None, ["oversample.enabled=true", "oversample.min_sentences_per_type=50",
+                              f"oversample.rare_types=[{','.join(wrong)}]"])
+        with pytest.raises(ConfigError, match=r"oversample.rare_types \['(per|MISC)'\]: no sentence"):
+            oversample_steps(cfg, train)
+    cfg = load_job(None, ["oversample.enabled=true", "oversample.min_sentences_per_type=50", "oversample.rare_types=[PER]"])
+    assert oversample_steps(cfg, train)  # a type the data has: a plan with copies

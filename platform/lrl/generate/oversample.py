@@ -260,6 +260,18 @@ class OversampleStep:
         return self.plan.expected_rows(table)
 
 
+def _check_rare_types(ov: OversampleConfig, table: pa.Table) -> None:
+    """``rare_types`` that no sentence of the data has are an error: a misspelt ``per`` (or a
+    ``MISC`` that WikiANN lacks) made an empty plan, no copies and not a word about it."""
+    if not ov.rare_types or ov.min_sentences_per_type is None:
+        return
+    found = {t[2:] for tags in table.column("tags").to_pylist() for t in tags if t != "O"}
+    unknown = sorted(set(ov.rare_types) - found)
+    if unknown:
+        raise ConfigError(f"oversample.rare_types {unknown}: no sentence of the data has this entity type "
+                          f"(the data has {sorted(found)})")
+
+
 def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleStep]:
     """Steps for ``cfg.oversample`` given the rows that will stream through them (or at least
     their ``id``, ``lang`` and ``tags`` columns). None when disabled or nothing needs copies and
@@ -267,6 +279,7 @@ def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleS
     ov = cfg.oversample
     if not ov.enabled:
         return []
+    _check_rare_types(ov, counts_table)
     plan = plan_oversample(ov, counts_table, cfg.seed if ov.seed is None else ov.seed)
     if plan.missed:
         # A missed target changes what the data is (am stays at 800 sentences, not 1000): say so
