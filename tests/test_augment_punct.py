@@ -150,3 +150,27 @@ def test_insert_adds_bare_words_outside_brackets_and_before_the_final_mark(hand_
             (tuple(old[s:e]), t) for s, e, t in spans(parent["tags"])]
         checked += 1
     assert checked > 500, checked
+
+
+def test_labelwise_replaces_numbers_by_numbers_and_never_punctuation(data_root):
+    """Label-wise replacement drew punctuation from the tag's pool for punctuation: WikiANN sw
+    titles ("Dodoma ( mji )", I-ORG tokens include ( ) , '' : .) came out as "Dodoma ) mji (".
+    Punctuation tokens now keep their place and form; numbers are still replaced by numbers. (A word
+    carrying a mark, ``''Cry``, may still be replaced by a bare word: not fixed.)"""
+    cfg = AugmentConfig(ops=["labelwise"])
+    sw = read_conll(str(data_root / "wikiann" / "sw" / "train"), "sw").table
+    res = build_resources(cfg, sw)
+    assert {"(", ")"} <= set(res.tagged("sw", "I-ORG")) or {"(", ")"} <= set(res.tagged("sw", "I-LOC"))
+    op = make_op("labelwise", cfg, res, 0)
+    rows = [r for r in sw.to_pylist() if any(_is_punct(t) for t in r["tokens"])]
+    assert len(rows) > 50
+    changed = numbers = 0
+    for parent, tokens, _ in _outputs(op, rows, range(5)):
+        for old, new in zip(parent["tokens"], tokens):
+            assert new == old or not _is_punct(old), (parent["tokens"], tokens)  # punctuation stays
+            assert not _is_punct(new) or new == old, (parent["tokens"], tokens)  # and none is brought in
+            if old != new and any(c.isdigit() for c in old) and not any(c.isalpha() for c in old):
+                assert any(c.isdigit() for c in new) and not any(c.isalpha() for c in new), (old, new)
+                numbers += 1
+        changed += 1
+    assert changed > 200 and numbers > 0, (changed, numbers)

@@ -79,8 +79,9 @@ def training_sources(cfg: JobConfig) -> list:
 #: markers removed from translated rows, swapped marker numbers corrected; replacements drawn in
 #: the script of what they replace; oversampling copies of a rejected duplicate rejected with it;
 #: 6 = swap, shuffle, delete and insert move or drop words, not punctuation; 7 = oversampling
-#: groups held at their max_factor cap leave the rest of a target to the others), so that a
-#: finished output of older code is not reused.
+#: groups held at their max_factor cap leave the rest of a target to the others, label-wise
+#: replacement and insert never use punctuation), so that a finished output of older code is not
+#: reused.
 ROWS_VERSION = 7
 
 

@@ -66,7 +66,8 @@ class AugmentResources:
             groups: dict[str | None, list] = defaultdict(list)
             for item in items:  # order (frequency, then text) kept: same picks for the same seed
                 groups[script_of((item,) if isinstance(item, str) else item)].append(item)
-            table = self._by_script[key] = {s: tuple(g) for s, g in groups.items()}
+            # Punctuation (no script) is never a replacement, nor replaced: see NUMBER.
+            table = self._by_script[key] = {s: tuple(g) for s, g in groups.items() if s is not None}
         return table
 
     def synonyms_of(self, lang: str, word: str) -> tuple[str, ...]:
@@ -85,19 +86,32 @@ class AugmentResources:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
+#: The "script" of a word without letters that has a digit (``1995``, ``3,5``): numbers are
+#: replaced by numbers. A word with neither (punctuation) has no script, and no pool: label-wise
+#: replacement swapped WikiANN titles' brackets ("Dodoma ( mji )" -> "Dodoma ) mji (", sw I-ORG
+#: tokens include ``( ) , '' : .``), and insert put punctuation into a sentence of numbers.
+NUMBER = "NUMBER"
+
+
 def script_of(words: Sequence[str]) -> str | None:
     """The script most of the words are written in (``ARABIC``, ``LATIN``, ``ETHIOPIC``...: that
-    of each word's first letter; the first one seen wins a tie); None when no word has a letter
-    (punctuation, numbers)."""
+    of each word's first letter; the first one seen wins a tie); ``NUMBER`` when no word has a
+    letter but one has a digit; None when no word has either (punctuation)."""
     if len(words) == 1:  # labelwise asks for every token: a Counter each made it 4x slower
         return _word_script(words[0])
-    counts = Counter(s for w in words if (s := _word_script(w)) is not None)
-    return counts.most_common(1)[0][0] if counts else None
+    scripts = [_word_script(w) for w in words]
+    counts = Counter(s for s in scripts if s is not None and s != NUMBER)
+    if counts:
+        return counts.most_common(1)[0][0]
+    return NUMBER if NUMBER in scripts else None
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _word_script(word: str) -> str | None:
-    return _script(word)
+    script = _script(word)
+    if script is None and any(ch.isdigit() for ch in word):
+        return NUMBER
+    return script
 
 
 def _top(counter: Counter, limit: int) -> tuple:
