@@ -138,12 +138,23 @@ def save_aux_head(module, labels: list[str], column: str, path: str,
 
 def as_tensor_batch(arrays: dict[str, np.ndarray], idx: np.ndarray, pad_id: int,
                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Rows ``idx`` of tagging arrays as model inputs (attention mask from the pad id)."""
+    """Rows ``idx`` of tagging arrays as model inputs (attention mask from the pad id), cut after
+    the batch's longest row.
+
+    ``tagging_arrays`` pads every sentence to ``seq_len``, and treebank sentences are short: a
+    batch of 16 UD Uyghur sentences held 572 non-pad tokens of 2048 at seq_len 128 (28%), so an
+    auxiliary step cost 0.20 s against 0.23 s for an MLM step of 2048 tokens (micro preset, one
+    CPU thread). The cut columns are padding only (attention-masked, labels ``IGNORE``), so the
+    loss is the same."""
     import torch
 
     ids = torch.as_tensor(arrays["input_ids"][idx], dtype=torch.long)
-    return {"input_ids": ids.to(device), "attention_mask": (ids != pad_id).long().to(device),
-            "labels": torch.as_tensor(arrays["labels"][idx]).to(device)}
+    keep = ids != pad_id
+    width = int(keep.any(dim=0).nonzero().max()) + 1 if bool(keep.any()) else ids.shape[1]
+    # contiguous: the tagging loss flattens labels with view()
+    ids, keep = ids[:, :width].contiguous(), keep[:, :width].contiguous()
+    labels = torch.as_tensor(np.ascontiguousarray(arrays["labels"][idx][:, :width]))
+    return {"input_ids": ids.to(device), "attention_mask": keep.long().to(device), "labels": labels.to(device)}
 
 
 __all__ = ["tagging_arrays", "build_module", "set_attention", "mlm_head", "save_aux_head", "as_tensor_batch"]
