@@ -67,3 +67,26 @@ def test_cut_aux_batch_gives_the_padded_batchs_loss(ud_setup):
         a = module(**cut, kind=1).item()
         b = module(**padded, kind=1).item()
     assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_aux_language_without_an_embedding_row_stops_before_training(ud_setup, tmp_path):
+    """With ``model.lang_embedding`` the auxiliary steps use aux.lang's embedding row: a language
+    the model was not built for failed in every worker at its first auxiliary step."""
+    import pyarrow as pa
+
+    from lrl.config import ConfigError
+    from lrl.model.build import build_mlm_model
+    from lrl.model.config import ModelConfig
+    from lrl.train.pretrain import fit
+    from lrl.train.pretrain_config import PretrainConfig
+
+    tok = ud_setup[0]
+    tok_dir, model_dir = tmp_path / "tok", tmp_path / "model"
+    tok.save_pretrained(str(tok_dir))
+    build_mlm_model(ModelConfig(preset="tiny", lang_embedding=True, max_length=32), tok, ["ug", "wo"]).save_pretrained(
+        str(model_dir))
+    table = pa.table({"lang": ["ug"], "text": ["bir ikki"]})
+    cfg = PretrainConfig(seq_len=32, aux={"conllu": ["ud.conllu"], "lang": "kk"})
+    with pytest.raises(ConfigError, match=r"pretrain.aux.lang='kk' has no row in the model's language embedding"):
+        fit(cfg, 0, table, str(tok_dir), str(model_dir), str(tmp_path / "out"), str(tmp_path / "run"),
+            aux_paths=["ud.conllu"])

@@ -106,6 +106,11 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     missing = [x for x in present if x not in langs]
     if missing:
         raise ConfigError(f"text in {missing} but the model was built for {langs}")
+    if aux_paths and getattr(mconf, "lrl_lang_embedding", False) and cfg.aux.lang not in langs:
+        # The auxiliary steps feed aux.lang's row of the language embedding: without one, every
+        # worker failed at its first auxiliary step (langs.index), once per retry.
+        raise ConfigError(f"pretrain.aux.lang={cfg.aux.lang!r} has no row in the model's language embedding "
+                          f"(built for {langs}): use one of them, or build the model with that language too")
     gpu, why = choose_device(cfg)
     # Said before the hours of training, not only in metrics.json (device, device_reason) after.
     print(f"pretrain: {cfg.num_workers} worker(s) on {'GPU' if gpu else 'CPU'} ({why})", file=sys.stderr, flush=True)
