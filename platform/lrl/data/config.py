@@ -80,9 +80,9 @@ class NerSource(StrictModel):
 
 def _conllu_path(path: str) -> bool:
     """Whether ``path`` (a file or pattern, maybe compressed) names CoNLL-U files."""
-    for ext in (".gz", ".bz2", ".zst", ".lz4"):
-        path = path.removesuffix(ext)
-    return path.endswith(".conllu")
+    from lrl.data.files import uncompressed_name
+
+    return uncompressed_name(path).endswith(".conllu")
 
 
 class TextSource(StrictModel):

@@ -219,6 +219,20 @@ def iter_lines(text: str, chunk: int = 1 << 16) -> Iterator[str]:
         start = cut + 1
 
 
+#: Extensions of the compressed files that pyarrow's input streams decompress on reading
+#: (``pa.Codec.detect``): the format is named by the extension before them (``a.jsonl.gz``),
+#: which ``auto`` missed, reading gzipped JSON lines as CoNLL.
+COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
+
+
+def uncompressed_name(path: str) -> str:
+    """``path`` without a compression extension (``a.conllu.gz`` -> ``a.conllu``)."""
+    for ext in COMPRESSED:
+        if path.endswith(ext):
+            return path[: -len(ext)]
+    return path
+
+
 def fingerprint(path: str) -> str:
     """Content hash of a local file or folder (size + mtime for remote objects, where reading is
     costly); of a pattern, the names and hashes of every file it matches, so that a shard added

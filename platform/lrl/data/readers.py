@@ -29,6 +29,7 @@ from lrl.data.files import (
     saved_dataset,
     source_files,
     split_lines,
+    uncompressed_name,
 )
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA
 from lrl.data.sources import check_split_names, read_files
@@ -274,7 +275,7 @@ def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: I
     """One CoNLL, CoNLL-U, JSONL or Parquet input (a file, or a Parquet folder): ``auto`` picks by
     extension."""
     if fmt == "auto":
-        name = _uncompressed(path)
+        name = uncompressed_name(path)
         if name.endswith(".conllu") and src.scheme != "tokens":
             # Read as CoNLL, its MISC column became the tags and every sentence was "invalid BIO".
             raise InputError(f"{path}: CoNLL-U has no NER tag column; data.ner reads CoNLL (token, tag last), "
@@ -287,18 +288,6 @@ def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: I
     reader = {"conll": read_conll, "jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
     return reader(path, src.lang, src.split, policy, labels, shard, src.scheme)
 
-
-#: Extensions of the compressed files that pyarrow's input streams decompress on reading
-#: (``pa.Codec.detect``): the format is named by the extension before them (``a.jsonl.gz``),
-#: which ``auto`` missed, reading gzipped JSON lines as CoNLL.
-COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
-
-
-def _uncompressed(path: str) -> str:
-    for ext in COMPRESSED:
-        if path.endswith(ext):
-            return path[: -len(ext)]
-    return path
 
 
 def text_id_name(path: str) -> str:

@@ -6,7 +6,6 @@ the words through ``align.merge_predictions``, which fails loudly if any word is
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,7 +75,7 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
     """
     import json
 
-    from lrl.data.files import InputError, read_text
+    from lrl.data.files import InputError, read_text, uncompressed_name
     from lrl.data.readers import read_conll, read_jsonl
 
     p = Path(path)
@@ -94,7 +93,7 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
         return pa.concat_tables([r.table for r in results]), bad
     if lang is None:
         raise InputError(f"{path}: a CoNLL file has no language column; pass --lang")
-    if re.sub(r"\.(gz|bz2|zst|lz4)$", "", path).endswith(".conllu"):
+    if uncompressed_name(path).endswith(".conllu"):
         from lrl.data.token_tags import read_conllu_tags
 
         res = read_conllu_tags(path, lang, "eval", column=column)
