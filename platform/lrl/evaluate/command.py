@@ -208,7 +208,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     # A GPU's predictions may differ from the CPU's in the last digits, so the device names the
     # output as evaluate.device does in the stage's; on the CPU it is left out, keeping the
     # folders of runs made before --device existed. The same for how the tags were read.
-    read_as = {k: v for k, v in (("scheme", scheme), ("column", column)) if v != {"scheme": "iob2", "column": "upos"}[k]}
+    read_as = {**({"scheme": scheme} if scheme != "iob2" else {}), **({"column": column} if column != "upos" else {})}
     shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {}), **read_as}
     out = StageOutput(out_root, STAGE, shaping,
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
