@@ -80,9 +80,9 @@ def training_sources(cfg: JobConfig) -> list:
 #: the script of what they replace; oversampling copies of a rejected duplicate rejected with it;
 #: 6 = swap, shuffle, delete and insert move or drop words, not punctuation; 7 = oversampling
 #: groups held at their max_factor cap leave the rest of a target to the others, label-wise
-#: replacement and insert never use punctuation), so that a finished output of older code is not
-#: reused.
-ROWS_VERSION = 7
+#: replacement and insert never use punctuation; 8 = label-wise replacement changes the word and
+#: keeps the token's punctuation), so that a finished output of older code is not reused.
+ROWS_VERSION = 8
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:

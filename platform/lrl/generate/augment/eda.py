@@ -156,13 +156,13 @@ def _pool_word(pool: tuple[str, ...], rng: random.Random) -> str | None:
     stop mid-sentence): those are drawn again, a few times at most. None when no word was drawn."""
     for _ in range(8 if pool else 0):
         word = split_punct(rng.choice(pool))[1]
-        if word and _plain(word):
+        if word and plain_word(word):
             return word
     return None
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _plain(word: str) -> bool:
+def plain_word(word: str) -> bool:
     """No sentence punctuation (category Po, e.g. ``.`` ``،`` ``።``) inside; apostrophes allowed."""
     return not any(c != "'" and unicodedata.category(c) == "Po" for c in word)
 
