@@ -185,7 +185,8 @@ def test_targets_missed_because_of_max_factor_are_recorded(train, capsys):
     assert "warning: oversample" in out and "ug 50 of 1000" in out and "max_factor=5" in out
     assert step.manifest() == {"oversample": {"rows_before": {"ug": 10}, "rows_after": {"ug": 50},
                                               "targets": {"ug": 1000},
-                                              "missed_targets": {"ug": {"target": 1000, "reached": 50}}}}
+                                              "missed_targets": {"ug": {"target": 1000, "reached": 50}},
+                                              "rare_type_sentences": {}, "missed_rare_types": {}}}
     # A cap that allows no copy at all makes a plan with nothing to do: the miss is still recorded.
     job = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang=1000", "oversample.max_factor=1"])
     (step,) = oversample_steps(job, small)
@@ -299,6 +300,11 @@ def test_capped_plans_miss_a_target_only_when_every_group_is_at_its_cap(rows, ta
         most = sum(int(size * max_factor) for g, size in groups.items() if g[0] == lang)  # every group capped
         assert langs[lang] == max(n, min(target, most)) or (minimum is not None and langs[lang] > target)
         assert (lang in plan.missed) == (langs[lang] < target)
+    types = _type_counts(out)
+    for lang, per in plan.rare.items():
+        for t in per:  # a rare type is reported missed exactly when its sentences stay below the minimum
+            assert plan.types_after[lang][t] == types[(lang, t)]
+            assert (t in plan.missed_types.get(lang, {})) == (types[(lang, t)] < minimum)
 
 
 def test_rare_types_the_data_lacks_are_an_error(train):
@@ -310,3 +316,16 @@ def test_rare_types_the_data_lacks_are_an_error(train):
             oversample_steps(cfg, train)
     cfg = load_job(None, ["oversample.enabled=true", "oversample.min_sentences_per_type=50", "oversample.rare_types=[PER]"])
     assert oversample_steps(cfg, train)  # a type the data has: a plan with copies
+
+
+def test_a_rare_type_minimum_out_of_reach_is_warned_and_recorded(train, capsys):
+    """``max_factor`` can hold a rare type below ``min_sentences_per_type`` (99 ug PER sentences, at
+    most 3 rows each, cannot reach 500): the plan went ahead without a word about it."""
+    cfg = load_job(None, ["oversample.enabled=true", "oversample.min_sentences_per_type=500",
+                          "oversample.rare_types=[PER]", "oversample.max_factor=3"])
+    (step,) = oversample_steps(cfg, train)
+    entry = step.manifest()["oversample"]
+    per = _type_counts(train)[("ug", "PER")]
+    assert entry["missed_rare_types"]["ug"] == {"PER": {"target": 500, "reached": 3 * per}}
+    assert entry["rare_type_sentences"]["ug"]["PER"] == 3 * per
+    assert f"ug PER {3 * per} of 500" in capsys.readouterr().err

@@ -204,8 +204,9 @@ class OversampleConfig(StrictModel):
     """Entity types considered by ``min_sentences_per_type``; None considers all."""
     max_factor: float | None = Field(default=None, ge=1)
     """Cap on the copies of one sentence (e.g. 50; the original counts as one); None: no cap. A
-    cap can leave a language below its target: the generate stage then warns and lists it under
-    ``oversample.missed_targets`` in its manifest."""
+    cap can leave a language below its target, or a rare type below ``min_sentences_per_type``:
+    the generate stage then warns and lists it under ``oversample.missed_targets`` (or
+    ``missed_rare_types``) in its manifest."""
     seed: int | None = None
     """Seed for choosing which rows get the fractional extra copy; None uses the job seed."""
     batch_size: int = Field(default=256, ge=1)

@@ -51,6 +51,10 @@ class OversamplePlan:
     """Rows per language the plan emits (originals included)."""
     targets: dict[str, int] = field(default_factory=dict)
     """The requested ``target_per_lang`` of each language that has one."""
+    types_after: dict[str, dict[str, int]] = field(default_factory=dict)
+    """lang -> rare type -> sentences with that type the plan emits (originals included)."""
+    min_per_type: int | None = None
+    """The requested ``min_sentences_per_type``."""
 
     def key(self, lang: str, tags: list[str]) -> GroupKey:
         rare = self.rare.get(lang, ())
@@ -93,6 +97,17 @@ class OversamplePlan:
         ``{lang: {"target": requested, "reached": rows emitted}}``."""
         return {lang: {"target": t, "reached": self.after.get(lang, 0)}
                 for lang, t in sorted(self.targets.items()) if self.after.get(lang, 0) < t}
+
+    @property
+    def missed_types(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Rare types the plan leaves below ``min_sentences_per_type`` (only ``max_factor`` can
+        cause it: 3 ug PER sentences with min 50 and cap 12 reach 36): ``{lang: {type:
+        {"target": min, "reached": sentences emitted}}}``."""
+        if self.min_per_type is None:
+            return {}
+        out = {lang: {t: {"target": self.min_per_type, "reached": n} for t, n in sorted(per.items())
+                      if n < self.min_per_type} for lang, per in sorted(self.types_after.items())}
+        return {lang: per for lang, per in out.items() if per}
 
 
 def _target(cfg: OversampleConfig, lang: str) -> int | None:
@@ -191,7 +206,12 @@ def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> O
     for g, n in totals.items():
         after[g[0]] += n
     targets = {lang: t for lang in sorted(before) if (t := _target(cfg, lang)) is not None}
-    return OversamplePlan(seed, rare, groups, dict(before), dict(after), targets)
+    types_after: dict[str, dict[str, int]] = {lang: dict.fromkeys(ts, 0) for lang, ts in rare.items()}
+    for (lang, present), n in totals.items():
+        for t in present:
+            types_after[lang][t] += n
+    return OversamplePlan(seed, rare, groups, dict(before), dict(after), targets, types_after,
+                          cfg.min_sentences_per_type)
 
 
 def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65536) -> Iterator[pa.Table]:
@@ -249,11 +269,13 @@ class OversampleStep:
 
     def manifest(self) -> dict[str, dict]:
         """What the generate stage's manifest records about the plan: rows per language before and
-        after, the requested targets and those ``max_factor`` kept out of reach."""
+        after, the requested targets and those ``max_factor`` kept out of reach (language targets
+        and rare-type minimums)."""
         p = self.plan
         return {"oversample": {"rows_before": dict(sorted(p.before.items())),
                                "rows_after": dict(sorted(p.after.items())),
-                               "targets": dict(p.targets), "missed_targets": p.missed}}
+                               "targets": dict(p.targets), "missed_targets": p.missed,
+                               "rare_type_sentences": p.types_after, "missed_rare_types": p.missed_types}}
 
     def row_weights(self, table: pa.Table) -> np.ndarray:
         """Output rows per input row, for ``plan_blocks`` (see ``OversamplePlan.expected_rows``)."""
@@ -275,7 +297,8 @@ def _check_rare_types(ov: OversampleConfig, table: pa.Table) -> None:
 def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleStep]:
     """Steps for ``cfg.oversample`` given the rows that will stream through them (or at least
     their ``id``, ``lang`` and ``tags`` columns). None when disabled or nothing needs copies and
-    no target is missed; a target missed because of ``max_factor`` is printed as a warning."""
+    no target is missed; a target (language or rare type) missed because of ``max_factor`` is
+    printed as a warning."""
     ov = cfg.oversample
     if not ov.enabled:
         return []
@@ -287,6 +310,11 @@ def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleS
         short = ", ".join(f"{lang} {m['reached']} of {m['target']}" for lang, m in plan.missed.items())
         print(f"warning: oversample targets missed (max_factor={ov.max_factor}): {short} sentences",
               file=sys.stderr)
-    elif plan.trivial:
+    if plan.missed_types:
+        short = ", ".join(f"{lang} {t} {m['reached']} of {m['target']}" for lang, per in plan.missed_types.items()
+                          for t, m in per.items())
+        print(f"warning: oversample.min_sentences_per_type missed (max_factor={ov.max_factor}): {short} sentences",
+              file=sys.stderr)
+    if plan.trivial and not (plan.missed or plan.missed_types):
         return []
     return [OversampleStep(plan, ov.batch_size, ov.chunk_rows)]
