@@ -57,7 +57,10 @@ def stage_folders(tmp_path: Path) -> dict[str, str]:
         "input_rows": 100, "output_rows": 180, "rows_per_op": {"orig": 100, "swap": 80},
         "rows_per_lang": {"ug": 180}, "rejects_total": 3, "rejects_per_reason": {"lid": 3}, "steps": ["swap"],
         "augment_attempts": {"swap": {"ug": {"attempts": 100, "generated": 83, "written": 80, "rejected": 3,
-                                             "not_applicable": 15, "unchanged": 2}}}}))
+                                             "not_applicable": 15, "unchanged": 2}}},
+        "oversample": {"rows_before": {"ug": 100}, "rows_after": {"ug": 180}, "targets": {"ug": 200},
+                       "rows_written": {"ug": 180}, "missed_targets": {"ug": {"target": 200, "reached": 180}},
+                       "missed_rare_types": {"ug": {"PER": {"target": 50, "reached": 36}}}}}))
     return {"finetune": str(ft), "evaluate": str(ev), "tune": str(tu), "generate": str(gen)}
 
 
@@ -93,6 +96,9 @@ def test_report_is_self_contained_and_shows_scores(tmp_path, stage_folders):
     assert re.search(r"<th>attempts</th><th>generated</th><th>written</th><th>rejected</th>"
                      r"<th>not_applicable</th><th>unchanged</th>", text)
     assert re.search(r"<td>swap</td><td>ug</td><td>100</td><td>83</td><td>80</td><td>3</td><td>15</td><td>2</td>", text)
+    # oversampling: the missed language target and the rare type max_factor held below its minimum
+    assert re.search(r"<td>ug</td><td>100</td><td>200</td><td>180</td><td>missed</td>", text)
+    assert re.search(r"<td>ug</td><td>PER</td><td>50</td><td>36</td>", text)
     assert json.loads((out / "manifest.json").read_text())["file"] == "report.html"
 
 

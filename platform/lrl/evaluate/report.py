@@ -208,7 +208,26 @@ def _generate_section(gen: dict | None) -> str:
         rows = [[op, lang, *(c.get(k, 0) for k in counts)] for op, langs in attempts.items() for lang, c in langs.items()]
         out += ["<h3>augmentation attempts (per op and language; the rest made no row, by reason)</h3>",
                 table(["op", "lang", *counts], rows)]
-    return "\n".join(out)
+    return "\n".join(out + _oversample_tables(gen.get("oversample")))
+
+
+def _oversample_tables(ov: dict | None) -> list[str]:
+    """Sentences per language before oversampling, the target and what was written, and the rare
+    types ``max_factor`` held below their minimum: a missed target changes what the data is."""
+    if not ov:
+        return []
+    before, written, targets = ov.get("rows_before") or {}, ov.get("rows_written") or {}, ov.get("targets") or {}
+    missed = ov.get("missed_targets") or {}
+    rows = [[lang, before.get(lang, ""), targets.get(lang, "—"), written.get(lang, ov.get("rows_after", {}).get(lang, "")),
+             "missed" if lang in missed else ""] for lang in sorted(set(before) | set(targets))]
+    out = ["<h3>oversampling (sentences per language)</h3>",
+           table(["lang", "before", "target", "written", ""], rows)]
+    types = [[lang, t, m.get("target"), m.get("reached")] for lang, per in (ov.get("missed_rare_types") or {}).items()
+             for t, m in per.items()]
+    if types:
+        out += ["<h3>rare types below oversample.min_sentences_per_type (held by max_factor)</h3>",
+                table(["lang", "type", "minimum", "reached"], types)]
+    return out
 
 
 def _safe(name: str, fn: Callable[[], str]) -> str:

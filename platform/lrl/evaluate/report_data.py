@@ -163,10 +163,11 @@ def _number(value: Any) -> float | None:
 
 
 def generate_summary(folder: str | None) -> dict[str, Any] | None:
-    """Rows per operation and language, rejects per reason, input/output totals and the augment
-    attempts per op and language (manifest; absent from outputs made before it was counted)."""
+    """Rows per operation and language, rejects per reason, input/output totals, the augment
+    attempts per op and language and the oversampling plan against what was written (manifest;
+    the last two are absent from outputs made before they were counted)."""
     man = _json(folder, "manifest.json")
     if not isinstance(man, dict) or "rows_per_op" not in man:
         return None
     return {k: man.get(k) for k in ("input_rows", "output_rows", "rows_per_op", "rows_per_lang",
-                                    "rejects_total", "rejects_per_reason", "steps", "augment_attempts")}
+                                    "rejects_total", "rejects_per_reason", "steps", "augment_attempts", "oversample")}
