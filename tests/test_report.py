@@ -231,11 +231,21 @@ def test_pretrain_section_draws_the_curve_pretraining_records(tmp_path):
         assert re.search(rf'<img src="data:image/png;base64,[A-Za-z0-9+/=]{{1000,}}"[^>]*alt="{alt}"', text), alt
 
 
-def test_one_seed_shows_no_sd_as_the_model_card_does(tmp_path):
+def test_one_seed_shows_no_sd_as_the_model_card_does(tmp_path, monkeypatch):
     """One seed has no spread: results.json stores sd 0, the card prints "—", the report printed
-    "0.0" (a claim of stability over seeds never run) and drew a zero error bar."""
+    "0.0" (a claim of stability over seeds never run) and drew a zero error bar (its caps)."""
+    from lrl.evaluate import plots
     from lrl.evaluate.metrics import aggregate
     from lrl.evaluate.report import build_html
+
+    bars = []
+    real = plots.to_data_uri
+
+    def keep(fig):
+        bars.extend((ax.get_xlabel(), len(ax.get_lines()) + len(ax.collections)) for ax in fig.axes if ax.patches)
+        return real(fig)
+
+    monkeypatch.setattr(plots, "to_data_uri", keep)
 
     ft = tmp_path / "finetune"
     ft.mkdir()
@@ -245,6 +255,7 @@ def test_one_seed_shows_no_sd_as_the_model_card_does(tmp_path):
     text = build_html(load_job(None).report, {"finetune": str(ft)})
     assert re.search(r"<td>ug</td><td>80\.0</td><td>—</td><td>1</td>", text)
     assert re.search(r"<td>ug</td><td>PER</td><td>90\.0</td><td>—</td><td>1</td>", text)
+    assert len(bars) == 2 and all(drawn == 0 and "one seed" in label for label, drawn in bars), bars
 
 
 def test_every_figure_names_its_axes_and_draws_f1_in_percent(tmp_path, stage_folders, monkeypatch):

@@ -54,12 +54,18 @@ def bar_with_sd(labels: Sequence[str], means: Sequence[float], sds: Sequence[flo
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(labels) + 2), 3.2))
     x = list(range(len(labels)))
-    ax.bar(x, [100 * m for m in means], yerr=[100 * (s or 0.0) for s in sds], capsize=4, color="#4c72b0")
+    ax.bar(x, [100 * m for m in means], color="#4c72b0")
+    # Error bars only where there is an sd: a zero-length bar still draws its caps, which read as
+    # a measured spread of 0 on a one-seed run.
+    spread = [i for i, s in enumerate(sds) if s is not None]
+    if spread:
+        ax.errorbar([x[i] for i in spread], [100 * means[i] for i in spread], yerr=[100 * sds[i] for i in spread],
+                    fmt="none", ecolor="black", capsize=4)
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=30 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
     ax.set_ylim(0, max(100.0, 110 * max(means, default=0)))
     ax.set_ylabel(ylabel)
-    ax.set_xlabel("mean over seeds; error bars ± sample sd")
+    ax.set_xlabel("mean over seeds; error bars ± sample sd" if spread else "one seed (no spread to show)")
     ax.set_title(title)
     return to_data_uri(fig)
 
