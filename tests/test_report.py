@@ -315,5 +315,5 @@ def test_joint_report_names_the_selection_criterion_and_draws_its_curve(tmp_path
     real = plots.to_data_uri
     monkeypatch.setattr(plots, "to_data_uri", lambda fig: (ylabels.extend(a.get_ylabel() for a in fig.axes), real(fig))[1])
     text = build_html(load_job(None).report, {"finetune": str(ft)})
-    assert "the mean of the per-language dev span F1s (finetune.select_by)" in text
+    assert "with the best mean of the per-language dev span F1s (finetune.select_by)" in text
     assert "mean of per-language dev span F1 (%)" in ylabels

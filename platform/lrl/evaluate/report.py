@@ -132,9 +132,10 @@ def _curves_section(ft: dict | None) -> str:
     # models under select_by: language_mean; the pooled curve alone hid what chose the checkpoint.
     ys = ["dev_f1", *(["dev_f1_lang_mean"] if any(r.get("dev_f1_lang_mean") is not None
                                                   for h in ft["curves"].values() for r in h) else []), "train_loss"]
-    chosen = {"pooled": "the pooled dev span F1 (all dev sentences)",
-              "language_mean": "the mean of the per-language dev span F1s"}.get(ft.get("select_by"), ft.get("select_by"))
-    return (f"<p>Each seed kept the evaluation with the best {esc(str(chosen))} (finetune.select_by).</p>"
+    chosen = {"pooled": "pooled dev span F1 (all dev sentences)",
+              "language_mean": "mean of the per-language dev span F1s"}.get(ft.get("select_by"), ft.get("select_by"))
+    return (f"<p>Each seed kept the model of the evaluation with the best {esc(str(chosen))} "
+            "(finetune.select_by).</p>"
             + img(plots.curves(ft["curves"], "step", ys, "fine-tuning"), "learning curves"))
 
 
