@@ -283,3 +283,33 @@ def test_readme_says_how_the_image_gets_to_the_cluster():
         for group, _, c in _containers(spec):
             assert c["image"] == f"REGISTRY/{tag}", f"{path.name} {group}: the README's sed leaves {c['image']}"
             assert c.get("imagePullPolicy") == "IfNotPresent", f"{path.name} {group}: pull policy not as documented"
+
+
+def test_launcher_workers_get_the_credentials_an_s3_output_root_needs():
+    """The commands shown for aws.yaml write output.root=s3://...; Ray gives its default instance
+    profile (ray-autoscaler-v1, the only source of credentials the file promises) to the head only,
+    so the CPU workers that write the generate stage's parts (and the GPU workers that write
+    checkpoints) had none. Every worker type must name an instance profile."""
+    from ray.autoscaler._private.aws.config import DEFAULT_RAY_INSTANCE_PROFILE
+
+    cfg = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    uses_s3 = [argv for where, (_, _, *argv) in _gpu_cluster_commands() if where == "aws.yaml"
+               if any(a.startswith(("output.root=s3://", "data.root=s3://")) for a in argv)]
+    assert uses_s3, "aws.yaml no longer shows an s3:// command: revisit this test"
+    for name, node_type in cfg["available_node_types"].items():
+        if name == cfg["head_node_type"]:
+            continue
+        profile = node_type["node_config"].get("IamInstanceProfile", {})
+        assert profile.get("Name") == DEFAULT_RAY_INSTANCE_PROFILE or profile.get("Arn"), (
+            f"aws.yaml {name}: no IamInstanceProfile, so its nodes cannot read or write s3://")
+
+
+def test_every_ray_container_gets_the_same_secrets():
+    """The RayJob gave HF_TOKEN to its head only: stage work runs on the workers (a gated hub
+    model loaded in a Ray Data task there had no token), while the RayCluster gave it to all."""
+    for path in MANIFESTS:
+        refs = {}
+        for group, _, c in _containers(_cluster_spec(yaml.safe_load(path.read_text()))):
+            refs[group] = sorted((e["name"], e["valueFrom"]["secretKeyRef"]["name"]) for e in c.get("env", [])
+                                 if "secretKeyRef" in e.get("valueFrom", {}))
+        assert refs["head"] and all(r == refs["head"] for r in refs.values()), f"{path.name}: {refs}"

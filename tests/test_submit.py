@@ -101,7 +101,7 @@ def test_submit_flow_with_fake_client(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
     monkeypatch.setenv("RAY_AUTH_TOKEN", "tok")
     job = tmp_path / "job.yaml"
-    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    job.write_text(f"name: fake\noutput:\n  root: /shared/runs\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
     assert submit.run(_args(job, "seed=3", address="http://127.0.0.1:1")) == 0
     out = capsys.readouterr().out
     c = FakeClient.last
@@ -140,7 +140,7 @@ def test_submit_returns_the_exit_status_of_the_clusters_lrl_run(tmp_path, monkey
 
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FailedClient)
     job = tmp_path / "job.yaml"
-    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    job.write_text(f"name: fake\noutput:\n  root: /shared/runs\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
     assert submit.run(_args(job, address="http://127.0.0.1:1")) == 2
     assert "FAILED" in capsys.readouterr().out
     monkeypatch.setattr(FailedClient, "code", None)  # e.g. the runtime_env failed: still non-zero
@@ -157,7 +157,7 @@ def test_submit_checks_from_and_only_before_uploading(tmp_path, monkeypatch, cap
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
     FakeClient.last = None
     job = tmp_path / "job.yaml"
-    job.write_text(f"name: fake\npipeline:\n  stages: [generate, tokenizer]\n  submit:\n    working_dir: {tmp_path}\n")
+    job.write_text(f"name: fake\noutput:\n  root: /shared/runs\npipeline:\n  stages: [generate, tokenizer]\n  submit:\n    working_dir: {tmp_path}\n")
     with pytest.raises(SystemExit) as exc:
         cli.main(["submit", str(job), "--from", "bogus", "--address", "http://127.0.0.1:1"])
     assert exc.value.code == 2
@@ -189,14 +189,15 @@ def test_submit_warns_about_a_relative_data_root_outside_the_working_dir(tmp_pat
     assert "data.root" not in capsys.readouterr().err
 
 
-def test_submit_warns_about_a_relative_state_file(tmp_path, monkeypatch, capsys):
+def test_submit_refuses_a_relative_state_file(tmp_path, monkeypatch, capsys):
     """A relative ``pipeline.state`` was written into the job's temporary copy of the working
-    directory on the cluster and lost with it: the next ``lrl submit --from`` found no finished stage."""
+    directory on the cluster and lost with it: the next ``lrl submit --from`` found no finished stage.
+    (A warning at first; now refused: tests/test_submit_outcome.py.)"""
     job = tmp_path / "job.yaml"
     job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
     monkeypatch.chdir(tmp_path)
-    assert submit.run(_args(job, "output.root=/shared/runs", "pipeline.state=state.json", dry_run=True)) == 0
-    assert "pipeline.state='state.json' is relative" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="pipeline.state='state.json' is relative"):
+        submit.run(_args(job, "output.root=/shared/runs", "pipeline.state=state.json", dry_run=True))
     assert submit.run(_args(job, "output.root=/shared/runs", "pipeline.state=/shared/state.json", dry_run=True)) == 0
     assert "relative" not in capsys.readouterr().err
 

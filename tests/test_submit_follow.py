@@ -94,7 +94,7 @@ def test_ctrl_c_stops_following_not_the_job(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
     monkeypatch.setattr(submit, "follow", interrupted)
     job = tmp_path / "job.yaml"
-    job.write_text(f"name: fake\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    job.write_text(f"name: fake\noutput:\n  root: /shared/runs\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
     assert submit.run(_args(job, address="http://127.0.0.1:1")) == 130
     err = capsys.readouterr().err
     assert "the job runs on" in err and "ray job stop raysubmit_fake --address http://127.0.0.1:1" in err

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from lrl.config import StrictModel
+from lrl.config import ConfigError, StrictModel
 
 
 class RayConfig(StrictModel):
@@ -317,6 +317,14 @@ def init_ray(cfg: RayConfig | None = None):
     if ray.is_initialized():
         return ray
     address = cfg.address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith(("http://", "https://")):
+        # A job server URL: what `lrl submit` reads from RAY_ADDRESS. Exported for it, it made every
+        # later `lrl run` on the laptop end in a traceback from inside ray.init.
+        where = "ray.address" if cfg.address else "RAY_ADDRESS"
+        raise ConfigError(f"{where}={address} is a job server (dashboard) address, which `lrl submit` "
+                          "takes; `lrl run` joins a cluster at its GCS address (HOST:6379) or "
+                          "ray://HOST:10001, and starts an embedded Ray when neither is set: unset "
+                          f"{where} to run here, or submit the job (`lrl submit ... --address {address}`)")
     from lrl.signals import sigterm_is_handled
 
     # ray.init replaces the SIGTERM handler with its own sys.exit(15); the lrl command's turns

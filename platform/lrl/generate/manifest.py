@@ -71,7 +71,8 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
             if b["read"] != b["written"] + b["rejected"] + b.get("left_out", 0)}
     if lost:
         # A step that drops rows instead of marking them rejected: stop before this looks finished.
-        raise RuntimeError(f"generate lost or invented rows (read != written + rejected): {lost}")
+        raise RuntimeError(f"generate lost or invented rows (read != written + rejected): {lost}"
+                           " (on a cluster: is output.root the same folder on every node?)")
     lost_generated = {f"{op}/{lang}": c for op, langs in augment_attempts.items() for lang, c in langs.items()
                       if c["generated"] != c["written"] + c["rejected"]}
     if lost_generated:

@@ -27,7 +27,7 @@ class SubmitConfig(StrictModel):
     excludes: list[str] = [".git", "runs", "**/__pycache__", "*.egg-info", ".venv", "docs", ".hypothesis",
                            ".pytest_cache", "benchmarks/out"]
     """Patterns left out of the uploaded working directory, besides what .gitignore excludes (Ray
-    caps a package at 512 MiB)."""
+    2.60's job server takes uploads of at most 100 MiB: a 506 MiB working directory was refused)."""
     pip: list[str] = []
     """Extra pip requirements installed for the job (e.g. ``[seqeval, langid]``); empty installs
     nothing and relies on the cluster image."""
@@ -35,7 +35,8 @@ class SubmitConfig(StrictModel):
     """Container image to run the job in instead of installing pip packages (Ray ``image_uri``)."""
     forward_env: list[str] = ["HF_TOKEN", "WANDB_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     """Environment variables copied from the submitting shell into the job when set there, so secrets
-    come from the environment and never from committed configs."""
+    come from the environment and never from committed configs (``AWS_SESSION_TOKEN`` goes along
+    with forwarded AWS keys; ``--dry-run`` shows the values as ``***``)."""
     entrypoint_num_cpus: float = Field(default=0, ge=0)
     """CPUs reserved for the driver (``lrl run``) itself; 0 lets it run beside the stages."""
 

@@ -241,6 +241,17 @@ def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
         raise PipelineError(str(exc)) from None
 
 
+def _shared_output(cfg: JobConfig) -> None:
+    """On a joined cluster, a ``PipelineError`` before any stage when a local ``output.root`` is
+    not the same folder on every node (``preflight.check_shared_output``)."""
+    from lrl.pipeline.preflight import PreflightError, check_shared_output
+
+    try:
+        check_shared_output(cfg)
+    except PreflightError as exc:
+        raise PipelineError(str(exc)) from None
+
+
 def _workers_check(cfg: JobConfig, todo: list[str]) -> list[str]:
     """Whether pretraining's workers and generate's translation actors fit on the embedded Ray:
     all of it in a dry run, the warnings in a run (the stages check again with Ray running, when
@@ -305,6 +316,7 @@ def run_pipeline(
     registry = {**REGISTRY, **(registry or {})}
     stages = list(cfg.pipeline.stages)
     todo = select(stages, start, only)
+    _shared_output(cfg)
     spath = state_path(cfg)
     state = load_state(spath)
     state.update(name=cfg.name, pipeline=stages)

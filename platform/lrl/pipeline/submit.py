@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shlex
 import sys
@@ -75,6 +76,25 @@ def job_address(cli_address: str | None, cfg: JobConfig) -> str:
     return cfg.pipeline.submit.address
 
 
+def dashboard_url(address: str, timeout_s: float = 2.0) -> str:
+    """``http://`` + ``address`` when a scheme-less ``host:port`` answers HTTP (a dashboard);
+    otherwise ``address`` unchanged. Ray takes a bare ``host:port`` for a GCS address, so
+    ``--address 127.0.0.1:8265`` (the dashboard's port, without http://) waited 40 s for a GCS
+    that was never there and then failed with "Timed out while waiting for GCS"."""
+    import urllib.error
+    import urllib.request
+
+    if "://" in address or address == "auto" or ":" not in address:
+        return address
+    try:
+        urllib.request.urlopen(f"http://{address}/api/version", timeout=timeout_s).close()
+    except urllib.error.HTTPError:  # 401 without the token: still the dashboard answering
+        pass
+    except Exception:  # no HTTP there (a GCS port, nothing listening): leave it to Ray
+        return address
+    return f"http://{address}"
+
+
 def entrypoint(config: str, working_dir: str, overrides: list[str], start: str | None, only: str | None) -> str:
     """``python -m lrl.cli run <config relative to working_dir> ...`` (the console script may not
     exist on the cluster: py_modules puts the package on the path, not its scripts)."""
@@ -95,9 +115,17 @@ def entrypoint(config: str, working_dir: str, overrides: list[str], start: str |
 def runtime_env(cfg: JobConfig) -> dict[str, Any]:
     """working_dir + py_modules (the lrl package folder) + pip or image_uri + forwarded secrets."""
     sub = cfg.pipeline.submit
-    env_vars = {"RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false",
-                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0")}
+    env_vars = {"RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false"}
+    # Passed on only when set here: a "0" for an unset variable overrode an offline cluster's own
+    # HF_HUB_OFFLINE=1, and every hub lookup there then waited for its network timeouts.
+    if os.environ.get("HF_HUB_OFFLINE"):
+        env_vars["HF_HUB_OFFLINE"] = os.environ["HF_HUB_OFFLINE"]
     env_vars.update({k: os.environ[k] for k in sub.forward_env if os.environ.get(k)})
+    # Temporary AWS credentials (SSO, assume-role) are the key pair plus a session token: the pair
+    # alone (the default forward_env) is refused by S3, and on the nodes it also takes precedence
+    # over their instance profile, so a job that would have worked without it failed.
+    if "AWS_ACCESS_KEY_ID" in env_vars and os.environ.get("AWS_SESSION_TOKEN"):
+        env_vars.setdefault("AWS_SESSION_TOKEN", os.environ["AWS_SESSION_TOKEN"])
     if shown_warnings():  # printed here already: the job's log comes back to this terminal
         env_vars[SHOWN_ENV] = json.dumps(shown_warnings(), ensure_ascii=False)
     env: dict[str, Any] = {
@@ -181,16 +209,46 @@ async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float =
     return status
 
 
+def check_shared_outputs(cfg: JobConfig) -> None:
+    """A ``ConfigError`` (before anything is uploaded) for a relative ``output.root`` or
+    ``pipeline.state``. On the cluster a relative path lands in the job's temporary copy of the
+    working directory: a warning was all the user got, the job ran and "succeeded", and every stage
+    output (and the state file a later ``--from``/``--only`` reads) was left in a folder Ray deletes,
+    on the node that wrote it (each node has its own copy), under a name the user never saw."""
+    for key, value in (("output.root", cfg.output.root), ("pipeline.state", cfg.pipeline.state)):
+        if value and "://" not in value and not os.path.isabs(value):
+            raise ConfigError(f"{key}={value!r} is relative: on the cluster it would land in the job's "
+                              f"temporary copy of the working directory and be lost; pass a path every node "
+                              f"sees or a URI ({key}=/shared/runs, {key}=s3://BUCKET/runs)")
+
+
+def masked(renv: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
+    """The runtime_env as ``--dry-run`` prints it: the values forwarded from this shell (tokens,
+    cloud keys) shown as ``***``. They were printed in full, into terminals and CI logs."""
+    secret = {*cfg.pipeline.submit.forward_env, "AWS_SESSION_TOKEN"}
+    env = {k: "***" if k in secret else v for k, v in renv.get("env_vars", {}).items()}
+    return {**renv, "env_vars": env}
+
+
+#: The loggers of Ray 2.60's upload: the packaging helpers (their module loggers, under this
+#: parent) and the Jobs client's own ("Uploading package gcs://...").
+UPLOAD_LOGGERS = ("ray._private.runtime_env", "ray.dashboard.modules.dashboard_sdk")
+
+
+def outputs_line(cfg: JobConfig) -> str:
+    """Where the job's stage outputs and state file go, printed at submission: the log's stage
+    table comes only at the end, hours later or never (--no-wait)."""
+    from lrl.pipeline.runner import state_path
+
+    return (f"outputs (as the cluster sees them): {cfg.output.root.rstrip('/')}/<stage>-<hash>, "
+            f"state file {state_path(cfg)}")
+
+
 def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     from ray.job_submission import JobSubmissionClient
 
     address = job_address(args.address, cfg)
-    # The state file is what a later `lrl submit --from/--only` reuses: lost with the job's temporary
-    # folder, the next submission cannot find the finished stages.
-    for key, value in (("output.root", cfg.output.root), ("pipeline.state", cfg.pipeline.state)):
-        if value and "://" not in value and not os.path.isabs(value):
-            print(f"warning: {key}={value!r} is relative: on the cluster it lands in the job's temporary "
-                  f"working directory; pass a shared path or URI ({key}=s3://...)", file=sys.stderr)
+    check_shared_outputs(cfg)
     # A relative data.root resolves against the current directory here and against the job's copy of
     # the working directory there: the same only for a folder that travels with the upload.
     root, wd = cfg.data.root, Path(cfg.pipeline.submit.working_dir).resolve()
@@ -201,22 +259,41 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     ep = entrypoint(args.config, cfg.pipeline.submit.working_dir, list(args.overrides), args.start, args.only)
     renv = runtime_env(cfg)
     if args.dry_run:
-        from lrl.pipeline.runner import state_path
-
-        print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {renv}\n"
-              f"outputs (as the cluster sees them): {cfg.output.root}/<stage>-<hash>, "
-              f"state file {state_path(cfg)}")
+        print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {masked(renv, cfg)}\n{outputs_line(cfg)}")
         return 0
+    address = dashboard_url(address)
     try:
         client = JobSubmissionClient(address, headers=auth_headers())
     except Exception as exc:  # connection refused, 401: say what to check
         raise ConfigError(f"cannot reach the Ray job server at {address}: {exc}\n"
                           "  is the cluster up, the dashboard port forwarded, and the token set "
                           "(RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, see README troubleshooting)?") from None
-    job_id = client.submit_job(entrypoint=ep, runtime_env=renv,
-                               entrypoint_num_cpus=cfg.pipeline.submit.entrypoint_num_cpus,
-                               metadata={"lrl_job": cfg.name})
-    print(f"submitted {job_id} to {address}\nfollow it with:\n{follow_up(address, job_id)}", flush=True)
+    # Ray's client logs a dozen INFO lines per upload ("Ignoring upload to cluster for these files:
+    # [.gitignore]" once per .gitignore per package, "Creating a file package"): the first screen of
+    # every submission. Its warnings (a large file, a package near the size cap) still show.
+    print(f"uploading {renv['working_dir']} and the lrl package to {address}", flush=True)
+    quieted = {name: logging.getLogger(name).level for name in UPLOAD_LOGGERS}
+    for name in UPLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        job_id = client.submit_job(entrypoint=ep, runtime_env=renv,
+                                   entrypoint_num_cpus=cfg.pipeline.submit.entrypoint_num_cpus,
+                                   metadata={"lrl_job": cfg.name})
+    except Exception as exc:  # a working directory over Ray's size cap, a refused upload: was a traceback
+        hint = ""
+        if "413" in str(exc) or "size" in str(exc).lower():
+            # Ray 2.60's job server takes a request body of at most 100 MiB (DASHBOARD_CLIENT_MAX_SIZE),
+            # less than the 512 MiB package cap its own warnings name
+            hint = ("; Ray's job server takes packages of at most 100 MiB: keep data on storage every node "
+                    "sees (data.root=/data, s3://...) or list the folder in pipeline.submit.excludes")
+        raise ConfigError(f"the job was not submitted to {address}: {exc}\n  uploaded: the working directory "
+                          f"{renv['working_dir']} (pipeline.submit.working_dir, less .gitignore and "
+                          f"pipeline.submit.excludes) and the lrl package{hint}") from None
+    finally:
+        for name, level in quieted.items():
+            logging.getLogger(name).setLevel(level)
+    print(f"submitted {job_id} to {address}\n{outputs_line(cfg)}\nfollow it with:\n{follow_up(address, job_id)}",
+          flush=True)
     if args.no_wait:
         return 0
     try:
@@ -226,19 +303,39 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
               f"  {ray_job('stop', job_id, address)}", file=sys.stderr, flush=True)
         return SIGTERM_EXIT if sigterm_received() else SIGINT_EXIT  # the status a shell shows for each
     print(f"\njob {job_id}: {status}")
-    return exit_status(client, job_id, status)
+    return exit_status(client, job_id, status, address)
 
 
-def exit_status(client: Any, job_id: str, status: str) -> int:
+#: Lines of the cluster's reason for a failed job shown (a failed pip install ends with pip's
+#: own error after ~40 lines of Ray's traceback).
+REASON_LINES = 12
+
+
+def exit_status(client: Any, job_id: str, status: str, address: str | None = None) -> int:
     """0 for a job that succeeded; otherwise the exit status of the cluster's ``lrl run`` (2 for a
     config or input error, as on a laptop), or 1 when the cluster does not say (stopped before it
-    ran, the runtime_env failed)."""
+    ran, the runtime_env failed). For a job that did not succeed it prints why, as the cluster says:
+    a job whose runtime_env failed (a pip requirement that does not install, an image that does not
+    pull) never started ``lrl run``, so no log line came back and the user saw a bare "FAILED"."""
     if status == "SUCCEEDED":
         return 0
     try:
-        code = client.get_job_info(job_id).driver_exit_code
-    except Exception:  # the status is known; the code is a detail
-        code = None
+        info = client.get_job_info(job_id)
+    except Exception:  # the status is known; the code and the reason are details
+        info = None
+    code = getattr(info, "driver_exit_code", None)
+    message = str(getattr(info, "message", "") or "").rstrip()
+    if "ENTRYPOINT" in str(getattr(info, "error_type", "") or ""):
+        # its log (the error included) came back above; Ray's message only repeats its tail
+        print(f"the cluster's `lrl run` exited with status {code}; its log is above "
+              f"(again: {ray_job('logs', job_id, address)})", file=sys.stderr, flush=True)
+    elif message:
+        lines = message.splitlines()
+        shown = lines[-REASON_LINES:] if len(lines) > REASON_LINES else lines
+        more = f"\n  (last {REASON_LINES} of {len(lines)} lines: {ray_job('status', job_id, address)} shows it all)" \
+            if len(lines) > REASON_LINES else ""
+        print(f"why, as the cluster says ({getattr(info, 'error_type', None) or status}):\n  "
+              + "\n  ".join(shown) + more, file=sys.stderr, flush=True)
     return code if isinstance(code, int) and 0 < code < 256 else 1
 
 
