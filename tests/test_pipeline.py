@@ -15,9 +15,14 @@ from lrl.pipeline.runner import PipelineError, load_state, plan, run_pipeline, s
 
 def test_rerun_skips_every_finished_stage(tmp_path):
     fake = FakeStages()
-    first = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    logs: list[str] = []
+    first = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=logs.append)
     assert fake.work == {s: 1 for s in STAGES}
-    second = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=lambda s: None)
+    assert sum(": done in " in m for m in logs) == len(STAGES) and not any("reused" in m for m in logs)
+    logs.clear()
+    second = run_pipeline(_cfg(tmp_path), registry=fake.registry(), log=logs.append)
+    # the log says the rerun reused each stage's folder ("done in 0.00 s" read as if it had run)
+    assert sum(": reused (finished " in m for m in logs) == len(STAGES) and not any(": done in" in m for m in logs)
     assert fake.work == {s: 1 for s in STAGES}, "a stage did work on the second run"
     assert fake.calls == {s: 2 for s in STAGES}
     assert second.outputs == first.outputs

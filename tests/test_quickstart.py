@@ -70,7 +70,8 @@ def test_quickstart_pulse_end_to_end(tmp_path):
     second = time.perf_counter() - t1
     assert res2.returncode == 0, (res2.stdout + res2.stderr)[-3000:]
     assert sorted(p.name for p in out.iterdir()) == before
-    times = {m[0]: float(m[1]) for m in re.findall(r"\[lrl run\] (\w+): done in ([\d.]+) s", res2.stdout)}
+    times = {m[0]: float(m[1]) for m in re.findall(r"\[lrl run\] (\w+): reused \(finished [\d: -]+\) in ([\d.]+) s",
+                                                   res2.stdout)}
     assert set(times) == set(stages)
     assert all(t < 10 for t in times.values()), f"a finished stage did work on the re-run: {times}"
     assert second < first, f"re-run took {second:.0f} s, first run {first:.0f} s"
