@@ -267,6 +267,8 @@ def run_pretrain(ctx: StageContext) -> str:
             "steps": m["step"], "steps_planned": m.get("steps_planned"), "stopped_early": m.get("stopped_early"),
             "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
             "tokens_per_s": m["tokens_per_s"], "mfu": m["mfu"], "input_share": m.get("input_share"),
+            "mlm_tokens_per_s": m.get("mlm_tokens_per_s"), "aux_time_share": m.get("aux_time_share"),
+            "trained_tokens": m.get("trained_tokens"),
             "device": m.get("device"), "device_name": m.get("device_name"), "device_reason": m.get("device_reason"),
             "phases_s": m.get("phases_s"),
             "target_mixture": res.mixture,

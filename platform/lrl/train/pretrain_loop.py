@@ -3,8 +3,8 @@
 Resumable: a checkpoint holds the engine state (model, optimizer, scheduler) and a small client
 state (step, epoch, batch position in the epoch, the steps each attempt started from, tokens
 seen per language, the curve so far, and the run's totals: training seconds, which
-``time_limit_s`` budgets over all attempts, and the tokens and loop seconds behind tokens/s and
-MFU). After a crash Ray Train restarts the workers (a rerun starts them again), the loop takes
+``time_limit_s`` budgets over all attempts, and the tokens, FLOPs and loop seconds behind tokens/s
+and MFU). After a crash Ray Train restarts the workers (a rerun starts them again), the loop takes
 the last complete checkpoint (``pretrain_resume.resume_checkpoint``: also one that Ray Train had
 not registered yet) and continues at its step, skipping the batches that were already
 consumed in the current epoch. Masks and dropout are seeded by (seed, step, rank), so the resumed run sees the same batches,
@@ -27,9 +27,11 @@ from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
 from lrl.train.pretrain_metrics import (
     RUN_TOTALS,
     Throughput,
+    aux_step_flops,
     history_entry,
     run_totals,
     throughput_metrics,
+    totals_from_checkpoint,
     worker_peak,
 )
 from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
@@ -127,7 +129,8 @@ def train_loop(config: dict[str, Any]) -> None:
     model = AutoModelForMaskedLM.from_pretrained(config["model_dir"])
     set_attention(model, cfg.attention, cfg.precision, device)
     aux = config.get("aux")
-    module = build_module(model, len(aux["labels_list"]) if aux else 0)
+    n_tags = len(aux["labels_list"]) if aux else 0
+    module = build_module(model, n_tags)
     engine = build_engine(module, cfg, world, device, cfg.steps)
     vocab = MaskVocab.from_tokenizer(tok)
     # ``history``: the curve metrics.json keeps (``history_entry``); in the client state, so that
@@ -136,7 +139,7 @@ def train_loop(config: dict[str, Any]) -> None:
                              "seen_seqs": [0] * len(langs), "seen_tokens": [0] * len(langs), **RUN_TOTALS}
     if ckpt is not None:
         with ckpt.as_directory() as d:
-            state.update(engine.load(d))
+            state.update(totals_from_checkpoint(engine.load(d), config["flops_per_token"]))
     state["starts"].append(state["step"])
     # The earlier attempts' totals (tokens, loop and training seconds): this attempt adds its own,
     # so that time_limit_s, tokens/s and MFU are the run's, not the last attempt's.
@@ -170,17 +173,17 @@ def train_loop(config: dict[str, Any]) -> None:
 
     def totals(now: float | None = None) -> dict[str, Any]:
         """The run's totals (``pretrain_metrics.RUN_TOTALS``) up to now (collective)."""
-        tokens, secs, input_secs, rows, done = _dist_sum(
-            [float(thr.tokens), thr.seconds, thr.input_seconds, float(epoch_rows[-1] if epoch_rows else 0),
-             1.0 if epoch_rows else 0.0], engine.device)
-        return run_totals(before, tokens, secs, input_secs, (now or time.time()) - t_start,
+        mine = thr.counters()
+        *summed, rows, done = _dist_sum([*mine.values(), float(epoch_rows[-1] if epoch_rows else 0),
+                                         1.0 if epoch_rows else 0.0], engine.device)
+        return run_totals(before, dict(zip(mine, summed)), (now or time.time()) - t_start,
                           rows if done == world else None)
 
     def metrics(tot: dict[str, Any], final: bool = False) -> dict[str, Any]:
         loss, aux_loss = window.means()
         out = {"step": state["step"], "epoch": state["epoch"], "lr": engine.lr(),
                "loss": loss, "aux_loss": aux_loss,
-               **throughput_metrics(tot, world, config["flops_per_token"], peak),
+               **throughput_metrics(tot, world, peak),
                "attempt_start_steps": list(state["starts"]), **evals}
         if final:
             totals = seen_totals()
@@ -212,7 +215,7 @@ def train_loop(config: dict[str, Any]) -> None:
         # Seeded per (seed, step, rank) like the masks (micro -1: a seed of its own), it replays.
         torch.manual_seed(step_seed(seed, step, rank, -1))
         thr.start()
-        tokens = 0
+        tokens, flops = 0, 0.0
         for micro in range(cfg.grad_accum):
             gen = step_generator(seed, step, rank, micro)
             if aux_step:
@@ -222,6 +225,10 @@ def train_loop(config: dict[str, Any]) -> None:
                 if lang_emb:
                     batch["token_type_ids"] = torch.full_like(batch["input_ids"], langs.index(cfg.aux.lang))
                 window.aux.append(engine.micro_step(batch))
+                # its own tokens and FLOPs (the tokens/s and MFU of pretrain_metrics.Throughput)
+                n_aux = int(batch["attention_mask"].sum())
+                tokens += n_aux
+                flops += aux_step_flops(model.config, n_tags, n_aux, int(batch["input_ids"].shape[1]))
                 continue
             t_in = time.perf_counter()
             b = next(stream)
@@ -231,10 +238,11 @@ def train_loop(config: dict[str, Any]) -> None:
             window.mlm.append(engine.micro_step(batch))
             n_tok = b["n_tokens"].tolist()
             tokens += int(sum(n_tok))
+            flops += int(sum(n_tok)) * config["flops_per_token"]
             for lid, n in zip(b["lang_id"].tolist(), n_tok):
                 seen["seen_seqs"][lid] += 1
                 seen["seen_tokens"][lid] += n
-        thr.stop(tokens)
+        thr.stop(tokens, flops, "aux" if aux_step else "mlm")
         window.end_step()
         state["step"] = step
         marks.setdefault("first_step_done", time.time())
@@ -262,6 +270,8 @@ def train_loop(config: dict[str, Any]) -> None:
     final = metrics(tot, final=True)
     final["train_wall_s"] = tot["train_s"]  # all attempts (each failed one up to its last checkpoint)
     final["epoch_sequences"] = tot["epoch_sequences"]  # pretrain.fit compares it with the stream
+    # the tokens behind tokens/s: the stream's (MLM steps) and the treebank's (aux steps)
+    final["trained_tokens"] = {"mlm": int(tot["mlm_tokens"]), "aux": int(tot["aux_tokens"])}
     # Said in the output, not left to be inferred from ``step``: the LR schedule still spans
     # ``steps``, so a stopped run also ended before its schedule's end.
     final["steps_planned"] = cfg.steps
