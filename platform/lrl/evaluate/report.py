@@ -150,7 +150,8 @@ def _tune_section(tr: dict | None) -> str:
     if tr is None:
         return not_run("tune")
     keys = [k for k in ("lang", "dev_f1", "lr", "batch_size", "epochs", "warmup_ratio", "freeze_layers", "dropout",
-                        "schedule", "trials", "stopped_early", "errored", "retrain_dev_f1") if any(k in b for b in tr["best"])]
+                        "schedule", "trials", "stopped_early", "errored", "dev_entities", "close_trials", "retrain_dev_f1")
+            if any(k in b for b in tr["best"])]
     rows = [[pct(b.get(k)) if "f1" in k else b.get(k) for k in keys] for b in tr["best"]]
     trials = [t for t in tr["trials"] if t.get("dev_f1") is not None]
     out = ["<h3>Best configuration per language</h3>", table(keys, rows) if rows else not_run("best table"),

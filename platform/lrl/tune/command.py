@@ -29,6 +29,25 @@ def run(args: argparse.Namespace) -> int:
     if best.is_file():
         for row in json.loads(best.read_text()):
             errored = f", {row['errored']} FAILED (see trials.json)" if row.get("errored") else ""
-            print(f"  {row['lang']}: dev F1 {100 * row['dev_f1']:.1f} (lr {row['lr']:.3g}, batch {row['batch_size']}, "
+            # every searched hyperparameter: only lr and batch were printed, and a search over
+            # epochs, warmup and frozen layers (jobs/wikiann_ug.yaml) hid the rest of its answer
+            chosen = ", ".join(f"{k} {row[k]:.3g}" if k == "lr" else f"{k} {row[k]}"
+                               for k in ["lr", *cfg.tune.space.lists()] if k in row)
+            print(f"  {row['lang']}: dev F1 {100 * row['dev_f1']:.1f} ({chosen}; "
                   f"{row['trials']} trials, {row['stopped_early']} stopped early{errored})")
+            if row.get("dev_entities") is not None:  # tables written before these fields lack them
+                print(f"    {_resolution(row)}")
     return 0
+
+
+def _resolution(row: dict) -> str:
+    """What the language's dev set can tell: its size, and the trials it cannot tell apart from
+    the best (within one entity), or that no trial found an entity at all."""
+    size = f"dev {row['dev_sentences']} sentences, {row['dev_entities']} entities"
+    if not row["dev_f1"]:
+        return f"{size}: no trial found a dev entity; this configuration is the first trial's, not a best one"
+    close = row.get("close_trials") or 0
+    if close:
+        return (f"{size}: {close} other trial(s) within one entity ({100 / max(row['dev_entities'], 1):.1f} "
+                "F1 points) of it; the dev set does not tell them apart")
+    return size

@@ -131,9 +131,20 @@ class TuneConfig(StrictModel):
     """Retrain the best configuration of each language once and save it as a Hugging Face folder
     with a model card (see ``lrl.tune.search`` for why it retrains rather than copies)."""
     storage_path: str | None = None
-    """Where Ray Tune keeps its trial folders (local path or URI reachable by every node); None
-    uses a temporary local folder that is removed after the search. Not part of the output's hash:
+    """Where Ray Tune keeps its trial folders (local path or URI reachable by every node), one
+    folder per search and language (``tune-<hash>-<lang>``, the hash of the stage's output; each
+    trial's folder is ``trial_dir`` in trials.json); None uses a temporary local folder that is
+    removed after the search. Not part of the output's hash:
     the results are the same wherever the trial folders live."""
+
+    @model_validator(mode="after")
+    def _rungs(self) -> TuneConfig:
+        # Ray's ASHAScheduler asserts this when the search starts: after the stages before tune
+        # (pretraining: hours) had run, the stage failed with a bare "grace_period must be <= max_t!".
+        if self.scheduler == "asha" and self.grace_period > self.max_t:
+            raise ValueError(f"grace_period {self.grace_period} is above max_t {self.max_t}: ASHA's first rung "
+                             "would come after its last (set grace_period <= max_t)")
+        return self
 
     @field_validator("languages")
     @classmethod
