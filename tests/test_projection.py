@@ -148,6 +148,16 @@ def test_config_validation():
         ProjectionConfig(token_pattern="(")
     with pytest.raises(ValueError, match="ISO 639"):
         TranslateConfig.model_validate({"train": {"target": "Uyghur", "model": {"backend": "fake"}}})
+    # An empty sources list crashed the step inside Ray (IndexError); a pivot equal to the
+    # language made only copies, every one rejected as a duplicate after two model passes.
+    fake = {"backend": "fake"}
+    with pytest.raises(ValueError, match="sources is empty"):
+        TranslateConfig.model_validate({"train": {"sources": [], "target": "ug", "model": fake}})
+    with pytest.raises(ValueError, match="twice"):
+        TranslateConfig.model_validate({"train": {"sources": ["sw", "sw"], "target": "ug", "model": fake}})
+    with pytest.raises(ValueError, match="pivot 'ug' is the language"):
+        TranslateConfig.model_validate({"backtranslate": {"lang": "ug", "pivot": "ug", "to_pivot": fake,
+                                                          "from_pivot": fake}})
 
 
 def test_combining_marks_stay_inside_their_word():
@@ -192,7 +202,7 @@ def test_entity_marked_twice_is_rejected_not_one_long_span():
     assert Projector(ms, PATTERN)("<e0> Paris <e0> is big </e0> ok", ents, ["Zzz"]).reject is not None
 
 
-@pytest.mark.parametrize("mangled", ["<e0/>", "<\\e0>", "«/e0»", "e0>", "＜/e0＞"])
+@pytest.mark.parametrize("mangled", ["<e0/>", "<\\e0>", "«/e0»", "e0>", "＜/e0＞", "</e>", "</0>", "<e/>"])
 def test_mangled_numbered_markers_leave_no_debris(mangled):
     """A close marker the pattern does not take (``<e0/>``) stayed in the text: the accepted row
     had tokens ``<`` ``e0`` ``/`` ``>`` tagged O."""
@@ -265,3 +275,88 @@ def test_swapped_marker_numbers_follow_the_entities_translations():
     # Weak evidence (no span like another entity's translation) keeps the numbers.
     res = Projector(ms, PATTERN)("<e0> Xyz </e0> ko <e1> Qqq </e1> .", ents, ["Jean", "Parij"])
     assert res.tags == ["B-PER", "O", "B-LOC", "O"] and res.repairs == []
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+def test_markers_in_place_beat_an_entity_translated_differently(style):
+    """The entity translated on its own is often another form of it (shorter, uninflected): a
+    better-matching window anywhere in the sentence moved correct markers there. With "Church"
+    as the entity's own translation the ORG became "Church"; with an uninflected second mention
+    the label left the marked, inflected first one (WikiANN sw/ug, 32-76% of rows wrong)."""
+    ms = MarkerStyle(style)
+    out = f"{ms.open(0)} Church Missionary Society ( CMS ) {ms.close(0)} ilianzishwa"
+    res = Projector(ms, PATTERN)(out, [Entity(0, "ORG", "Church Missionary Society ( CMS )")], ["Church"])
+    assert res.tags == ["B-ORG"] + ["I-ORG"] * 5 + ["O"] and "moved_marker" not in res.repairs
+    out = f"{ms.open(0)} Tailandda {ms.close(0)} 1976 yili , Tailand xanishi"
+    res = Projector(ms, PATTERN)(out, [Entity(0, "LOC", "Thailand")], ["Tailand"])
+    assert res.tags == ["B-LOC", "O", "O", "O", "O", "O"] and res.repairs == []
+    # One pair around two entities (markers between them lost) still gives up the other one.
+    ents = [Entity(0, "LOC", "Wilaya ya Kiambu"), Entity(1, "LOC", "Kiambu")]
+    out = "[ Wilaya ya Kiambu ( Kiambu ] )" if style == "square" else "<e0> Wilaya ya Kiambu ( Kiambu </e0> )"
+    res = Projector(ms, PATTERN)(out, ents, ["Wilaya ya Kiambu", "Kiambu"])
+    assert res.tags == ["B-LOC", "I-LOC", "I-LOC", "O", "B-LOC", "O"]
+    # Markers that slipped one word are still put back ("[ na Roderick MacKinnon ]").
+    out = f"Peter Agre {ms.open(0)} na Roderick MacKinnon {ms.close(0)}"
+    res = Projector(ms, PATTERN)(out, [Entity(0, "PER", "Roderick MacKinnon")], ["Roderick MacKinnon"])
+    assert res.tags == ["O", "O", "O", "B-PER", "I-PER"] and res.repairs == ["moved_marker"]
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+def test_marker_slipped_inside_a_word_snaps_to_its_edge(style):
+    """A close marker inside a word ("New Jers]ey") labelled "Jers" and made "ey" an O token:
+    67% of sw WikiANN rows with such a marker. The span takes the whole word when that is more
+    like the entity's own translation; a suffix after the entity ("[Paris]te") stays split."""
+    ms = MarkerStyle(style)
+    ents = [Entity(0, "LOC", "New Jersey")]
+    res = Projector(ms, PATTERN)(f"huko {ms.open(0)} New Jers{ms.close(0)}ey leo", ents, ["New Jersey"])
+    assert res.tokens == ["huko", "New", "Jersey", "leo"] and res.tags == ["O", "B-LOC", "I-LOC", "O"]
+    res = Projector(ms, PATTERN)(f"Ki{ms.open(0)}swahili{ms.close(0)} ni", [Entity(0, "ORG", "Kiswahili")], ["Kiswahili"])
+    assert res.tokens == ["Kiswahili", "ni"] and res.tags == ["B-ORG", "O"]
+    # Too small a gain for a moved window (a long entity): only the snap repairs it.
+    name = "Agbègbè Ìjọba Ìbílẹ̀ Onna"
+    res = Projector(ms, PATTERN)(f"{ms.open(0)} {name[:-2]}{ms.close(0)}na .", [Entity(0, "LOC", name)], [name])
+    assert res.tokens == name.split() + ["."] and res.tags == ["B-LOC", "I-LOC", "I-LOC", "I-LOC", "O"]
+    assert res.repairs == ["snapped_to_word"]
+    res = Projector(ms, PATTERN)(f"{ms.open(0)}Paris{ms.close(0)}te", [Entity(0, "LOC", "Paris")], ["Paris"])
+    assert res.tokens == ["Paris", "te"] and res.tags == ["B-LOC", "O"] and res.repairs == []
+
+
+def test_escaped_and_doubled_markers_are_read_as_markers():
+    """``&lt;e0&gt;`` (HTML-escaped, as web-trained models write it) and ``[[ x ]]`` (wiki-link
+    style): the first left tokens ``&`` ``lt`` ``;`` ``e0`` in an accepted row, the second
+    rejected the row (2 marked spans for 1 entity)."""
+    ms, ents = MarkerStyle("numbered"), [Entity(0, "LOC", "Paris")]
+    res = Projector(ms, PATTERN)("we saw &lt;e0&gt; Paris &lt;/e0&gt; today", ents, ["Zzz"])
+    assert res.tokens == ["we", "saw", "Paris", "today"] and res.tags == ["O", "O", "B-LOC", "O"]
+    ms, ents = MarkerStyle("square"), [Entity(0, "LOC", "Paris"), Entity(1, "LOC", "France")]
+    res = Projector(ms, PATTERN)("we saw [[Paris]] and [[ France ]]", ents, ["Zzz", "Qqq"])
+    assert res.tags == ["O", "O", "B-LOC", "O", "B-LOC"] and res.repairs == []
+    # Nested markers around different words are still ambiguous.
+    res = Projector(ms, PATTERN)("we saw [ [ New ] York ] today", [Entity(0, "LOC", "New York")], ["Zzz"])
+    assert res.reject == "projection: 2 marked spans for 1 entities"
+
+
+def test_a_lone_numbered_marker_places_its_entity_before_a_better_match_elsewhere():
+    """With its close marker lost, the entity went to the best match of its own translation in
+    the whole sentence: "<e0> Tailandda ... Tailand" labelled the second, unmarked mention (ug
+    WikiANN with an inflected first mention: 0.8% of rows with one marker lost)."""
+    ms, ents = MarkerStyle("numbered"), [Entity(0, "LOC", "Thailand")]
+    for out in ("<e0> Tailandda 1976 yili , Tailand xanishi", "Tailandda </e0> 1976 yili , Tailand xanishi"):
+        res = Projector(ms, PATTERN)(out, ents, ["Tailand"])
+        assert res.tags == ["B-LOC", "O", "O", "O", "O", "O"] and res.repairs == ["dangling"], out
+    # A lone marker next to nothing like the entity: the best match anywhere, as before.
+    res = Projector(ms, PATTERN)("<e0> 1976 yili , Tailand xanishi", ents, ["Tailand"])
+    assert res.tags == ["O", "O", "O", "B-LOC", "O"] and res.repairs == ["fuzzy"]
+
+
+@pytest.mark.parametrize("style", ["square", "numbered"])
+def test_punctuation_beyond_the_source_entitys_own_is_left_out(style):
+    """A source entity ending in punctuation kept whatever punctuation the marker moved over:
+    "( Remember Me ) ''" labelled the quote (0.7% of sw WikiANN rows with a slipped marker,
+    3.1% of am)."""
+    ms = MarkerStyle(style)
+    name = "R U Still Down ? ( Remember Me )"
+    res = Projector(ms, PATTERN)(f"{ms.open(0)} {name} '' {ms.close(0)} .", [Entity(0, "ORG", name)])
+    assert res.tags == ["B-ORG"] + ["I-ORG"] * 8 + ["O", "O", "O"]  # the quote is two tokens
+    res = Projector(ms, PATTERN)(f"{ms.open(0)} « Paris » . {ms.close(0)}", [Entity(0, "LOC", "« Paris »")])
+    assert res.tags == ["B-LOC", "I-LOC", "I-LOC", "O"]

@@ -109,10 +109,12 @@ def test_tiny_marian_actor_pool_translates_rows(ray_session, tiny_marian, data_r
     # model never writes </s>, so every output it makes runs to max_length and is rejected as cut.
     for r in out:
         assert len(r["tokens"]) == len(r["tags"])
-        assert r[REJECT] is None or r[REJECT].startswith(("projection:", "translation: "))
-    reasons = Counter((r[REJECT] or "kept").split(" max_length")[0] for r in out)
-    assert reasons["translation: input longer than"] < 100
-    assert reasons["translation: output cut at"] == 300 - reasons["translation: input longer than"]
+        assert r[REJECT] is None or r[REJECT].startswith(("projection:", "translation_"))
+    # By kind (the text before the colon, what the manifest's rejects_per_reason counts): under
+    # one "translation" kind, inputs too long and outputs cut at max_length read the same.
+    reasons = Counter((r[REJECT] or "kept").split(":")[0] for r in out)
+    assert 0 < reasons["translation_too_long"] < 100
+    assert reasons["translation_cut"] == 300 - reasons["translation_too_long"]
 
 
 def test_hf_translator_loads_by_path_with_safetensors(tiny_marian):
@@ -129,6 +131,18 @@ def test_hf_translator_loads_by_path_with_safetensors(tiny_marian):
     # The random model never ends a sentence: each output is cut at max_length, its text kept.
     assert len(out) == 3 and all(isinstance(s, hf.Refused) and s.reason == hf.CUT and s.text for s in out)
     assert t.translate([]) == []
+
+
+def test_translations_are_the_same_when_the_checkpoint_samples(tiny_marian):
+    """A checkpoint whose generation_config sets ``do_sample`` translated differently on every
+    call: generate stages of one config and seed made other rows."""
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate import hf
+
+    t = hf.HFTranslator(MTModelConfig(model=tiny_marian, max_length=12), "en", "ug")
+    t.model.generation_config.do_sample = True
+    texts = ["Paris is big .", "a b c", "John went to New York ."]
+    assert t.translate(texts) == t.translate(texts) == t.translate(texts)
 
 
 def test_missing_or_wrong_model_folder_names_the_setting(ray_session, tmp_path):
@@ -159,6 +173,20 @@ def test_missing_or_wrong_model_folder_names_the_setting(ray_session, tmp_path):
         translate.steps(job(train={"model": {"model": str(tmp_path / "bin")}}))[0].apply(ds)
 
 
+def test_max_length_over_the_models_positions_names_the_setting(tiny_marian):
+    """``max_length: 600`` on a Marian model of 512 positions: generation ran past its position
+    table and every batch raised IndexError inside the actor pool, after the model had loaded."""
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate import hf
+
+    cfg = MTModelConfig(model=tiny_marian, max_length=600)
+    with pytest.raises(ValueError, match=r"translate\.train\.model\.max_length=600 is over the 512 positions"):
+        hf.check_model(cfg, "translate.train.model")
+    with pytest.raises(ValueError, match="max_length=600 is over the 512 positions"):
+        hf.HFTranslator(cfg, "en", "ug")  # a hub model, which the driver does not read
+    hf.check_model(MTModelConfig(model=tiny_marian, max_length=512), "translate.train.model")
+
+
 def test_inputs_over_max_length_are_rejected_not_truncated(tiny_marian, monkeypatch):
     """A Uyghur Wikipedia paragraph (4% of mono/ug.txt lines have over 150 words) was cut at
     ``max_length`` tokens and only its first part translated: the back-translated "paraphrase"
@@ -180,13 +208,13 @@ def test_inputs_over_max_length_are_rejected_not_truncated(tiny_marian, monkeypa
     bt = {"lang": "ug", "to_pivot": {"backend": "fake"}, "from_pivot": {"backend": "fake"}}
     rows = [{"id": "t0", "lang": "ug", "text": long}, {"id": "t1", "lang": "ug", "text": short}]
     got = {r["id"]: r for r in translate.text_steps(job(backtranslate=bt))[0].apply(Local(text_table(rows))).table.to_pylist()}
-    assert got["t0>backtranslate:ug"][REJECT] == "translation: input longer than max_length tokens"
+    assert got["t0>backtranslate:ug"][REJECT] == "translation_too_long: input longer than max_length tokens"
     # Translated both ways (the identity stand-in returns a copy: a duplicate, not a refusal).
     assert got["t1>backtranslate:ug"][REJECT].startswith("duplicate:") and got["t1>backtranslate:ug"]["text"] == short
     ner = [{"id": "en:0", "lang": "en", "tokens": long.split(), "tags": ["B-LOC"] + ["O"] * 79}]
     cfg = job(train={"model": {"backend": "fake"}, "keep_source": False})
     (r,) = translate.steps(cfg)[0].apply(Local(ner_table(ner))).table.to_pylist()
-    assert r[REJECT] == "translation: input longer than max_length tokens" and r["tokens"] == long.split()
+    assert r[REJECT] == "translation_too_long: input longer than max_length tokens" and r["tokens"] == long.split()
 
 
 def test_each_hop_is_one_operator_so_the_pool_cannot_starve_it(ray_session, tiny_marian):
@@ -248,7 +276,7 @@ def test_outputs_cut_at_max_length_are_rejected(tiny_marian, monkeypatch):
     rows = [{"id": "t0", "lang": "ug", "text": long}, {"id": "t1", "lang": "ug", "text": short}]
     got = {r["id"]: r for r in translate.text_steps(job(backtranslate=bt))[0].apply(Local(text_table(rows))).table.to_pylist()}
     # Cut on the way to the pivot: not translated back (a fragment's paraphrase), the fragment kept.
-    assert got["t0>backtranslate:ug"][REJECT] == "translation: output cut at max_length tokens"
+    assert got["t0>backtranslate:ug"][REJECT] == "translation_cut: output stopped at max_length tokens"
     assert got["t0>backtranslate:ug"]["text"] == long[:40]
     # Translated both ways (the identity stand-in returns a copy: a duplicate, not a refusal).
     assert got["t1>backtranslate:ug"][REJECT].startswith("duplicate:") and got["t1>backtranslate:ug"]["text"] == short
@@ -258,6 +286,16 @@ def test_outputs_cut_at_max_length_are_rejected(tiny_marian, monkeypatch):
     r0, r1 = translate.steps(cfg)[0].apply(Local(ner_table(ner))).table.to_pylist()
     assert r0[REJECT] == hf.CUT and r0["tokens"] == ("[ Paris ] " + long[6:])[:40].split()
     assert r0["tags"] == ["O"] * len(r0["tokens"]) and r1[REJECT] is None and r1["tags"] == ["B-LOC"]
+    # An empty output is the model's failure, not lost markers ("projection: empty translation"),
+    # and an empty pivot is not translated back (the way back made text out of "").
+    calls: list[list[str]] = []
+    monkeypatch.setattr(hf, "make_translator", lambda *a, **k: SimpleNamespace(
+        translate=lambda t, src=None: calls.append(list(t)) or [""] * len(t)))
+    (r,) = translate.steps(cfg)[0].apply(Local(ner_table(ner[1:]))).table.to_pylist()
+    assert r[REJECT] == hf.EMPTY and r["tokens"] == ["Paris"]
+    calls.clear()
+    got = {r["id"]: r for r in translate.text_steps(job(backtranslate=bt))[0].apply(Local(text_table(rows))).table.to_pylist()}
+    assert got["t1>backtranslate:ug"][REJECT] == hf.EMPTY and len(calls) == 1  # one hop, not two
 
 
 def test_relative_model_folders_are_made_absolute_on_the_driver(tmp_path, monkeypatch):

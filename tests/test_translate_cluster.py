@@ -43,8 +43,8 @@ def test_actor_pool_on_two_nodes(tmp_path, data_root):
         assert sorted(r["parent_id"] for r in out) == sorted(r["id"] for r in rows)
         # (inputs over max_length tokens are rejected, not truncated, and so are outputs cut at
         # it: the tiny random model never writes </s>)
-        assert all(r[REJECT] is None or r[REJECT].startswith(("projection:", "translation: input longer",
-                                                              "translation: output cut"))
+        assert all(r[REJECT] is None or r[REJECT].startswith(("projection:", "translation_too_long:",
+                                                              "translation_cut:"))
                    for r in out)
     finally:
         ray.shutdown()

@@ -56,15 +56,19 @@ class MTModelConfig(StrictModel):
     prefix: str | None = None
     """Text put before every input (multi-target Marian models want e.g. ``>>uig<<``)."""
     batch_size: int = Field(default=32, gt=0)
-    """Sentences per generate call (and per Ray Data batch)."""
+    """Sentences per generate call. Each actor gets Ray Data batches of 4x this many rows and
+    sorts their sentences and entity names by length into generate calls (less padding)."""
     num_beams: int = Field(default=1, gt=0)
     """Beam size of generation (1 = greedy)."""
     max_length: int = Field(default=256, gt=0)
     """Maximum tokens of an input and of an output. Longer inputs are not translated (a truncated
-    input gives a fragment): their rows are rejected, reason ``translation: input longer than
-    max_length tokens``. Outputs that generation stopped at this limit (a fragment, or a model
-    repeating itself) are rejected too, reason ``translation: output cut at max_length tokens``,
-    with the cut output kept in the rejects dataset."""
+    input gives a fragment): their rows are rejected, reason ``translation_too_long: input longer
+    than max_length tokens``. Outputs that generation stopped at this limit (a fragment, or a
+    model repeating itself) are rejected too, reason ``translation_cut: output stopped at
+    max_length tokens``, with the cut output kept in the rejects dataset. The manifest's
+    ``rejects_per_reason`` counts the two apart (and ``translation_empty``, an empty output).
+    At most the model's positions (``max_position_embeddings`` of its config, 512 for Marian):
+    more is an error naming this setting."""
     num_actors: int = Field(default=1, gt=0)
     """Actors in the pool; each loads the model once."""
     num_gpus: float = Field(default=0.0, ge=0)
@@ -132,6 +136,11 @@ class TranslateTrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _target_not_a_source(self) -> TranslateTrainConfig:
+        # An empty list translated nothing: the step failed with an IndexError inside Ray.
+        if not self.sources:
+            raise ValueError("sources is empty: list the languages whose rows to translate (e.g. [en])")
+        if len(set(self.sources)) < len(self.sources):
+            raise ValueError(f"sources {self.sources} lists a language twice")
         # Rows already in the target language would be "translated" into themselves and added
         # as new training rows: copies that look like translations.
         if self.target in self.sources:
@@ -163,6 +172,14 @@ class BackTranslateConfig(StrictModel):
     """Back-translate unlabelled text rows (``text_steps``)."""
 
     _v_lang = field_validator("lang", "pivot")(classmethod(lambda cls, v: check_lang(v)))
+
+    @model_validator(mode="after")
+    def _pivot_not_lang(self) -> BackTranslateConfig:
+        # Translating into the language itself and back makes copies, not paraphrases: each one
+        # then ends in the rejects as a duplicate of its source, after two model passes.
+        if self.pivot == self.lang:
+            raise ValueError(f"pivot {self.pivot!r} is the language being paraphrased; pick another (e.g. en)")
+        return self
 
 
 class TranslateConfig(StrictModel):

@@ -81,8 +81,11 @@ def training_sources(cfg: JobConfig) -> list:
 #: 6 = swap, shuffle, delete and insert move or drop words, not punctuation; 7 = oversampling
 #: groups held at their max_factor cap leave the rest of a target to the others, label-wise
 #: replacement and insert never use punctuation; 8 = label-wise replacement changes the word and
-#: keeps the token's punctuation), so that a finished output of older code is not reused.
-ROWS_VERSION = 8
+#: keeps the token's punctuation; 9 = translated rows keep correctly placed markers, marker edges
+#: inside a word snap to it, marker debris removed, translation rejects split into
+#: translation_too_long / translation_cut / translation_empty), so that a finished output of older
+#: code is not reused.
+ROWS_VERSION = 9
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:

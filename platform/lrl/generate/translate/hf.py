@@ -11,8 +11,13 @@ from typing import Any, NamedTuple
 
 from lrl.generate.mt_config import MTModelConfig
 
-TOO_LONG = "translation: input longer than max_length tokens"
-CUT = "translation: output cut at max_length tokens"
+# Each refusal is a reject kind of its own (the text before the colon, which the manifest's
+# rejects_per_reason counts): under one "translation" kind a user could not tell inputs too long
+# for max_length from outputs cut at it (a limit too low, or a model repeating itself) without
+# reading the rejects dataset.
+TOO_LONG = "translation_too_long: input longer than max_length tokens"
+CUT = "translation_cut: output stopped at max_length tokens"
+EMPTY = "translation_empty: the model returned nothing"
 
 
 class Refused(NamedTuple):
@@ -76,10 +81,15 @@ class HFTranslator:
         self.model = AutoModelForSeq2SeqLM.from_pretrained(
             cfg.model, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, dtype=dtype
         ).to(self.device).eval()
+        if (why := over_positions(cfg, self.model.config.to_dict())) is not None:
+            raise ValueError(f"translate: {why}")
         self.family = detect_family(self.model, self.tokenizer) if cfg.family == "auto" else cfg.family
         self.src = lang_code(self.family, src_lang, cfg.src_code)
         self.tgt = lang_code(self.family, tgt_lang, cfg.tgt_code)
-        self.gen_kwargs: dict[str, Any] = {"num_beams": cfg.num_beams, "max_length": cfg.max_length}
+        # Greedy or beam search, whatever the checkpoint's generation_config says: one that set
+        # do_sample gave other translations on every run (and every actor), unseeded.
+        self.gen_kwargs: dict[str, Any] = {"num_beams": cfg.num_beams, "max_length": cfg.max_length,
+                                           "do_sample": False}
         self._checked: set[str | None] = {self.src}  # source codes known to be in the vocabulary
         if self.family in ("nllb", "m2m100"):
             self._code_id(self.src, src_lang, "source")
@@ -151,6 +161,17 @@ class HFTranslator:
         return (~torch.isin(gen[:, 1:-1], eos).any(dim=1)).tolist()
 
 
+def over_positions(cfg: MTModelConfig, conf: dict) -> str | None:
+    """Why ``cfg.max_length`` is over the positions the model has (``max_position_embeddings``
+    of its config), or None. Marian's position table is fixed: generating past it raised an
+    IndexError inside the actor pool, for every batch, after the model had loaded."""
+    most = conf.get("max_position_embeddings")
+    if isinstance(most, int) and cfg.max_length > most:
+        return (f"max_length={cfg.max_length} is over the {most} positions of {cfg.model!r}: "
+                f"set max_length to {most} or less")
+    return None
+
+
 def _device(cfg: MTModelConfig) -> str:
     """``cuda`` when the actor reserved a GPU, else ``cpu``: never CUDA without ``num_gpus``. Ray 2.60
     leaves CUDA_VISIBLE_DEVICES unset for an actor that reserved no GPU, so such an actor sees every
@@ -196,7 +217,10 @@ def check_model(cfg: MTModelConfig, setting: str) -> None:
     if not os.path.isfile(conf):
         raise ConfigError(f"{setting}.model: {cfg.model!r} has no config.json (not a Hugging Face model folder)")
     with open(conf, encoding="utf-8") as fh:
-        mtype = json.load(fh).get("model_type")
+        conf_dict = json.load(fh)
+    mtype = conf_dict.get("model_type")
+    if (why := over_positions(cfg, conf_dict)) is not None:
+        raise ConfigError(f"{setting}.{why}")
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
 
     if not cfg.trust_remote_code and mtype not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:

@@ -58,7 +58,18 @@ class MarkerStyle:
     # one). ``‹ ›`` are left alone: ``escape`` turns marker-like source text into them.
     _JUNK = re.compile(r"[<«＜]\s*[/\\]?\s*[eE]\s*\d{1,3}\s*[/\\]?\s*[>»＞]?"
                        r"|[/\\]?\s*\b[eE]\s*\d{1,3}\s*[/\\]?\s*[>»＞]")
-    _NUMBERED_OR_JUNK = re.compile(f"{_NUMBERED.pattern}|{_JUNK.pattern}")
+    # Markers that lost their number or their letter (``<e>``, ``</e>``, ``<0>``): left in the
+    # text they were tokens ``<`` ``e`` ``>`` of an accepted row. Junk too (source text like them
+    # is escaped, as numbered markers are).
+    _BARE = re.compile(r"[<＜]\s*[/\\]?\s*(?:[eE]|\d{1,3})\s*[/\\]?\s*[>＞]")
+    _NUMBERED_OR_JUNK = re.compile(f"{_NUMBERED.pattern}|{_JUNK.pattern}|{_BARE.pattern}")
+    _ESCAPED = re.compile(f"{_NUMBERED.pattern}|{_BARE.pattern}")
+    # Models trained on web text write our markers HTML-escaped (``&lt;e0&gt;``): unescaped
+    # before the search, else the row kept ``&`` ``lt`` ``;`` ``e0`` tokens.
+    _HTML = re.compile(r"&lt;\s*(/?)\s*([eE]\s*\d{1,3})\s*&gt;")
+    # A doubled pair (``[[ Paris ]]``, wiki-link style) is one pair: entities never nest and
+    # never touch without a token between, so "[[" and "]]" are never two of our markers.
+    _DOUBLED = re.compile(r"[\[［【]\s*[\[［【]([^\[\]［］【】]*)[\]］】]\s*[\]］】]")
     # Other brackets a model may put for our square ones (``{ x }``, ``( x )``). Left in the text
     # they became tokens ``{`` ``}`` of an accepted row. A group the source sentence (as sent, so
     # with its ``[ ]`` escaped to ``( )``) did not have is taken for mangled markers and removed
@@ -84,7 +95,7 @@ class MarkerStyle:
     def escape(self, token: str) -> str:
         """Keep source text from looking like a marker (square brackets become parentheses)."""
         if self.numbered:
-            return self._NUMBERED.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), token)
+            return self._ESCAPED.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), token)
         return token.translate(str.maketrans("[]［］【】", "()()()"))
 
     def mark(self, tokens: list[str], tags: list[str]) -> tuple[str, list[Entity]]:
@@ -109,6 +120,10 @@ class MarkerStyle:
     def find(self, text: str, source: str | None = None) -> tuple[str, list[Marker]]:
         """Remove the markers from ``text``; return the clean text and the markers found.
         ``source`` is the source sentence (square style: decides which other brackets are junk)."""
+        if self.numbered:
+            text = self._HTML.sub(r"<\1\2>", text)
+        else:
+            text = self._DOUBLED.sub(r"[\1]", text)
         pattern = self._NUMBERED_OR_JUNK if self.numbered else self._square(source)
         pieces: list[str] = []
         markers: list[Marker] = []

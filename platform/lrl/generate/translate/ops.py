@@ -17,7 +17,7 @@ import pyarrow as pa
 from lrl.data.schema import REJECT
 from lrl.generate.mt_config import MTModelConfig, ProjectionConfig
 from lrl.generate.translate.columns import REPAIRS, SRC_ENTS, SRC_TEXT, out_schema, row_text, widen
-from lrl.generate.translate.hf import TOO_LONG, Refused
+from lrl.generate.translate.hf import EMPTY, TOO_LONG, Refused
 from lrl.generate.translate.markers import Entity, MarkerStyle, spans_from_tags
 from lrl.generate.translate.project import Projector
 
@@ -84,6 +84,9 @@ def translate_table(table: pa.Table, translator: Any, by_lang: bool = False) -> 
         got = done[(langs[i], text[i])]
         if got is None:
             got = Refused(TOO_LONG)
+        elif isinstance(got, str) and not got.strip():
+            # Refused here, not after the last hop: the way back translated "" into something.
+            got = Refused(EMPTY, got)
         new_text[i] = got.text if isinstance(got, Refused) else got
         new_why[i] = got.reason if isinstance(got, Refused) else None
         # An entity name whose translation was refused is left empty (no fuzzy match for it).
@@ -192,13 +195,13 @@ def _new_row(row: dict, text: str | None, ents: list[str], src_ents: list[str], 
         if refused:
             new[REJECT] = refused
         elif not text or not text.strip():
-            new[REJECT] = "translation: empty output"
+            new[REJECT] = EMPTY
         return _unchanged(new, row)
     types = [t for _, _, t in spans_from_tags(row["tags"])]
     new[SRC_TEXT] = " ".join(row["tokens"])
     new[SRC_ENTS] = types
     if refused:
-        if text is None:  # the rejects dataset shows the sentence that was too long
+        if text is None or not text.strip():  # the rejects show the source (too long, or nothing came)
             new.update(tokens=list(row["tokens"]), tags=list(row["tags"]), **{REJECT: refused})
         else:  # ... or the fragment the model made
             raw = text.split() or [""]
