@@ -49,6 +49,25 @@ def test_lid_passes_uyghur_flores_and_rejects_english(flores):
     assert all(r.startswith("lid: detected en") for r in en)
 
 
+def test_lid_judges_uyghur_in_arabic_presentation_forms_as_uyghur(data_root):
+    """Part of Uyghur Wikipedia is typed in presentation forms (U+FB50-U+FEFF): langid named 92%
+    of those lines "zh", so genuine back-translations in them were rejected. Judged in NFKC form."""
+    import re
+
+    forms = re.compile("[\uFB50-\uFDFF\uFE70-\uFEFF]")
+    lines = []
+    with open(data_root / "mono" / "ug.txt", encoding="utf-8") as f:
+        for line in f:
+            if forms.search(line) and len(line.strip()) >= 50:
+                lines.append(line.strip())
+            if len(lines) == 60:
+                break
+    table = gen_rows(lines, "ug")
+    reasons = LangIdFilter(["ug"], candidates=[], min_chars=50).reasons(table)
+    assert len(lines) == 60 and reasons.count(None) >= 57, [r for r in reasons if r]
+    assert table.column("text").to_pylist() == lines  # judged normalised, kept as written
+
+
 def test_lid_on_a_language_langid_cannot_detect_is_an_error(flores):
     """langid knows no Wolof, Hausa, Igbo or Yoruba: every generated wo row was rejected as
     "detected fr/lb/..." (a wo augmentation run lost all its rows). Say so instead."""
