@@ -331,3 +331,20 @@ def test_augmenting_oversampled_copies_without_dedup_warns(capsys):
         warn_augmented_copies(cfg)
         err = capsys.readouterr().err
         assert ("augmented rows of one sentence can repeat" in err) == warns, (extra, err)
+
+
+def test_translation_without_its_filters_warns(capsys):
+    """``filter.ops`` is empty by default: translations cut short (or padded out) and translate-train
+    rows whose projection lost an entity type were kept with no word about it."""
+    from lrl.generate.stage import warn_unfiltered_translation
+    from lrl.job import load_job
+
+    train = "translate.train={sources: [en], target: ug, model: {backend: fake}}"
+    back = "translate.backtranslate={lang: wo, pivot: en, to_pivot: {backend: fake}, from_pivot: {backend: fake}}"
+    for extra, said in (([train], "['length_ratio', 'projection']"), ([back], "['length_ratio']"),
+                        ([train, "filter.ops=[length_ratio,projection]"], None), ([back, "filter.ops=[length_ratio]"], None),
+                        ([train, "filter.ops=[length_ratio]"], "['projection']"), ([], None)):
+        cfg = load_job(None, ["translate.enabled=true", *extra])
+        warn_unfiltered_translation(cfg)
+        err = capsys.readouterr().err
+        assert (f"translate runs without filter.ops {said}" in err) if said else err == "", (extra, err)

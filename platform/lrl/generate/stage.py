@@ -188,12 +188,34 @@ def warn_augmented_copies(cfg: JobConfig) -> None:
                        "generated} to reject the repeats (the originals and their copies stay)")
 
 
+def warn_unfiltered_translation(cfg: JobConfig) -> None:
+    """Warn when machine translation runs without the filters made for it: ``filter.ops`` is empty
+    by default, so a model that drops half a sentence, or repeats itself short of ``max_length``,
+    gave rows that were kept (``length_ratio``), and a translate-train row whose projection lost
+    or retyped an entity type was kept too (``projection``). A warning: the user may know their
+    model, and the filters reject rows."""
+    from lrl.config import config_warning
+
+    t = cfg.translate
+    if not t.enabled or not (t.train or t.backtranslate):
+        return
+    wanted = ["length_ratio"] + (["projection"] if t.train else [])
+    missing = [op for op in wanted if op not in cfg.filter.ops]
+    kept = {"length_ratio": "translations cut short or padded out are kept (length_ratio)",
+            "projection": "translated rows whose projection lost or retyped an entity are kept (projection)"}
+    if missing:
+        ops = ", ".join([*cfg.filter.ops, *missing])
+        config_warning(f"warning: translate runs without filter.ops {missing}: {'; '.join(kept[m] for m in missing)}; "
+                       f"add them: filter: {{ops: [{ops}]}}")
+
+
 def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: bool = False) -> str:
     """Run the generate stage (or return at once when its output already exists).
 
     ``extra_steps`` run after the configured chain (tests use it to observe the running tasks)."""
     cfg = ctx.cfg
     warn_augmented_copies(cfg)
+    warn_unfiltered_translation(cfg)
     out = stage_output(cfg)
     if out.done:
         return out.path
