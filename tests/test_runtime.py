@@ -44,7 +44,8 @@ def test_tune_ray_data_chooses_where_block_metadata_is_fetched(monkeypatch):
 def test_embedded_ray_quiets_state_api_warnings_and_drops_the_preemption_watcher(tmp_path):
     """Without a dashboard, Ray Train V2's placement-group cleaner logged a failed State API query
     every second; the embedded Ray's worker setup hook raises that logger to ERROR in workers.
-    The embedded Ray's workers also see ``EMBEDDED_ENV`` (no preemption watcher on one machine)."""
+    The embedded Ray's workers also see ``EMBEDDED_ENV`` (no preemption watcher on one machine)
+    and look up their own Ray by address."""
     import json
     import subprocess
     import sys
@@ -67,8 +68,16 @@ def env():
     import os
     return {{k: os.environ.get(k) for k in {list(EMBEDDED_ENV)!r}}}
 
+@ray.remote(num_cpus=0)
+def lookup():  # what Ray's address lookup (the cleaner's State API client) finds in a worker
+    import os
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+    own = ray.get_runtime_context().gcs_address
+    return os.environ.get("RAY_ADDRESS") == own and canonicalize_bootstrap_address_or_die(None) == own
+
 print("LEVELS", json.dumps({{"worker": ray.get(levels.remote()), "env": ray.get(env.remote()),
-                            "driver": [logging.getLogger(n).level for n in names], "actors": actors}}))
+                            "driver": [logging.getLogger(n).level for n in names], "actors": actors,
+                            "own_address": ray.get(lookup.remote())}}))
 ray.shutdown()
 """
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and k not in EMBEDDED_ENV}
@@ -81,6 +90,9 @@ ray.shutdown()
     assert got["env"] == EMBEDDED_ENV
     # Ray Data's stats actor and autoscaling coordinator are asked for as Ray starts (start_data_actors)
     assert got["actors"] == ["AutoscalingCoordinator", "datasets_stats_actor"]
+    # With another Ray on the machine the cleaner's lookup raised "Found multiple active Ray
+    # instances"; the workers now name their own Ray (its GCS address in RAY_ADDRESS).
+    assert got["own_address"] is True
 
 
 def test_start_data_actors_creates_each_actor_once(ray_session):

@@ -386,5 +386,12 @@ def no_dashboard_logs() -> None:
     """``worker_process_setup_hook`` of the embedded Ray (run in each worker process as it starts)."""
     import logging
 
+    import ray
+
     for name in NO_DASHBOARD_QUIET:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # The same cleaner asks with no address, and Ray then looks for "the" Ray on the machine: with
+    # another one running (a `ray start` cluster, a second embedded run) it raised "Found multiple
+    # active Ray instances" and the run's log got the cleaner's traceback. This worker's own Ray
+    # is the one meant; only Ray's address lookups in this worker read the variable.
+    os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
