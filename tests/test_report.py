@@ -317,3 +317,18 @@ def test_joint_report_names_the_selection_criterion_and_draws_its_curve(tmp_path
     text = build_html(load_job(None).report, {"finetune": str(ft)})
     assert "with the best mean of the per-language dev span F1s (finetune.select_by)" in text
     assert "mean of per-language dev span F1 (%)" in ylabels
+
+
+def test_reference_points_stand_beside_the_runs_dev_f1(tmp_path, stage_folders):
+    """Published scores (report.references) are shown as given next to the run's dev F1, and a
+    fraction given for a percentage is refused at load."""
+    from lrl.config import ConfigError
+    from lrl.evaluate.report import build_html
+
+    cfg = load_job(None, ['report.references={ug: {"MicroBERT MLM+XPOS, test": 85.45}, am: {"x": 50}}'])
+    text = build_html(cfg.report, stage_folders)
+    assert re.search(r"<td>ug</td><td>82\.0 ± 2\.0</td><td>MicroBERT MLM\+XPOS, test</td><td>85\.5</td>", text)
+    assert re.search(r"<td>am</td><td>—</td><td>x</td><td>50\.0</td>", text)  # no run of am: shown alone
+    assert "Reference points" not in build_html(load_job(None).report, stage_folders)
+    with pytest.raises(ConfigError, match=r"percent.*ug: m = 0.85"):
+        load_job(None, ["report.references={ug: {m: 0.85}}"])

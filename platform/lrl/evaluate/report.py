@@ -83,6 +83,22 @@ def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
     return "\n".join(out)
 
 
+def _references(cfg: ReportConfig, ft: dict | None) -> str:
+    """``report.references`` (published or earlier scores) beside the run's dev F1 per language."""
+    if not cfg.references:
+        return ""
+    ours = {r["key"]: r for r in (ft or {}).get("lang", [])}
+    rows = []
+    for lang, refs in cfg.references.items():
+        mine = ours.get(lang)
+        run = "—" if mine is None else pct(mine["mean"]) + (f" ± {pct(_sd(mine))}" if _sd(mine) is not None else "")
+        rows += [[lang, run, name, f"{value:.1f}"] for name, value in refs.items()]
+    return ("\n<h3>Reference points (report.references, as given)</h3>"
+            + table(["language", "this run (dev)", "reference", "F1"], rows)
+            + '<p class="na">Compare with care: a reference measured on another split, with other '
+              "training data or for longer is not the same experiment.</p>")
+
+
 def _sd(row: dict) -> float | None:
     """The sd of a mean over seeds, None ("—", no error bar) for one seed: results.json stores 0
     there, which the table printed as "± 0.0", a claim of stability across seeds never run (the
@@ -247,7 +263,7 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
     ft = rd.finetune_scores(folders.get("finetune") or folders.get("tune"))
     ev = rd.evaluate_scores(folders.get("evaluate"))
     sections = [
-        ("F1 per language and entity type", lambda: _scores_section(ft, ev)),
+        ("F1 per language and entity type", lambda: _scores_section(ft, ev) + _references(cfg, ft)),
         ("Learning curves", lambda: _curves_section(ft)),
         ("Hyperparameter search (Ray Tune)", lambda: _tune_section(rd.tune_results(folders.get("tune")))),
         ("Entity-type confusions", lambda: _confusion_section(
