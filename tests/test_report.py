@@ -161,13 +161,15 @@ def test_tune_section_counts_crashed_trials(tmp_path, stage_folders):
     tu = Path(stage_folders["tune"])
     trials = json.loads((tu / "trials.json").read_text())
     trials.append({"lang": "ug", "trial_id": "t3", "lr": 5e-3, "dev_f1": None, "error": "RuntimeError('boom')"})
+    trials.append({"lang": "ug", "trial_id": "t4", "lr": 2e-3, "dev_f1": 0.6, "error": None, "cut_at_max_t": True})
     (tu / "trials.json").write_text(json.dumps(trials))
     best = json.loads((tu / "best.json").read_text())
-    best[0].update(trials=4, errored=1)
+    best[0].update(trials=5, errored=1)
     (tu / "best.json").write_text(json.dumps(best))
     cfg = load_job(None)
     text = build_html(cfg.report, {"tune": str(tu)})
-    assert "4 trials, 1 stopped early by the scheduler, <b>1 FAILED</b>" in text
+    assert ("5 trials, 1 stopped early by the scheduler, 1 ended at tune.max_t before their schedule's end, "
+            "<b>1 FAILED</b>") in text
     assert "<th>errored</th>" in text
 
 

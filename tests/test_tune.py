@@ -107,6 +107,36 @@ def test_asha_stops_weak_trials_early(ray_session, tmp_path):
     assert res.best["lr"] == pytest.approx(1e-4) and res.best["dev_f1"] == pytest.approx(0.9)
 
 
+def test_trials_ended_at_max_t_are_named_and_warned(ray_session, tmp_path):
+    """A trial with more dev evaluations than tune.max_t is ended there by ASHA: it was shown as
+    neither finished nor stopped early, and its dev F1 (of a shorter training than the retrained
+    best model gets) was taken as the config's without a word."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from lrl.tune.search import cut_trials, search_language
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        hist = [{"step": i, "epoch": i / 4, "train_loss": 1.0 / i, "dev_f1": cfg.lr * i, "lr": cfg.lr, "time_s": 0.0}
+                for i in range(1, 5)]
+        for h in hist:
+            if report:
+                report(dict(h))
+        return SimpleNamespace(dev_f1=hist[-1]["dev_f1"], per_type={}, per_lang={}, history=hist, model_dir=None)
+
+    job = _job(tmp_path, None, "tune.search=grid", "tune.space.lr_min=1e-3", "tune.space.lr_max=1e-2",
+               "tune.space.lr_grid_points=2", "tune.space.warmup_ratio=[0.0]", "tune.space.batch_size=[8]",
+               "tune.max_concurrent=1", "tune.grace_period=1", "tune.max_t=2")
+    empty = pa.table({"x": [1]})
+    res = search_language("ug", empty, empty, job.tune, job.finetune, "unused", 0, train_fn=stand_in)
+    cut = [t for t in res.trials if t["cut_at_max_t"]]
+    assert cut and all(t["evaluations"] == 2 and not t["finished"] and not t["stopped_early"] for t in cut)
+    warning = cut_trials(job.tune, "ug", res.trials, res.best)
+    assert warning and f"{len(cut)} trial(s) were ended at tune.max_t=2" in warning
+    assert cut_trials(job.tune, "ug", [{**t, "cut_at_max_t": False} for t in res.trials], res.best) is None
+
+
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory, data_root):
     from lrl.data.readers import read_conll

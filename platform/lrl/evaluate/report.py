@@ -162,6 +162,11 @@ def _failed(trials: list[dict]) -> str:
     return f", <b>{n} FAILED</b> (errors in trials.json)" if n else ""
 
 
+def _cut(trials: list[dict]) -> str:
+    n = sum(bool(t.get("cut_at_max_t")) for t in trials)
+    return f", {n} ended at tune.max_t before their schedule's end" if n else ""
+
+
 def _tune_section(tr: dict | None) -> str:
     if tr is None:
         return not_run("tune")
@@ -172,7 +177,7 @@ def _tune_section(tr: dict | None) -> str:
     trials = [t for t in tr["trials"] if t.get("dev_f1") is not None]
     out = ["<h3>Best configuration per language</h3>", table(keys, rows) if rows else not_run("best table"),
            f"<p>{len(tr['trials'])} trials, {sum(bool(t.get('stopped_early')) for t in tr['trials'])} "
-           f"stopped early by the scheduler{_failed(tr['trials'])}.</p>"]
+           f"stopped early by the scheduler{_cut(tr['trials'])}{_failed(tr['trials'])}.</p>"]
     if trials:
         out += [img(plots.scatter_by_group(trials, "lr", "dev_f1", "lang", "trials: dev F1 vs learning rate",
                                            logx=True), "dev F1 vs learning rate"),

@@ -244,6 +244,9 @@ def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int, kept: bool
                "evaluations": len(scores), "time_s": round(float(last.get("time_total_s") or 0.0), 3),
                "finished": bool(last.get("finished")), "error": repr(r.error)[:300] if r.error else None}
         row["stopped_early"] = not row["finished"] and row["error"] is None and len(scores) < max_t
+        # ASHA ends every trial at max_t evaluations: one that had more to run is neither finished
+        # nor stopped early, and its dev F1 is of a shorter training than its config asks for.
+        row["cut_at_max_t"] = not row["finished"] and row["error"] is None and len(scores) >= max_t
         row["trial_dir"] = r.path if kept else None
         rows.append(row)
     return rows
@@ -335,6 +338,19 @@ def idle_scheduler(cfg: TuneConfig, lang: str, trials: list[dict[str, Any]]) -> 
             "finetune.eval_every is set); lower grace_period or evaluate more often")
 
 
+def cut_trials(cfg: TuneConfig, lang: str, trials: list[dict[str, Any]], best: dict[str, Any]) -> str | None:
+    """A warning when ASHA ended trials at ``max_t`` before their schedule did: their dev F1 (the
+    best one's included, when it was cut) comes from a shorter training than the retrained best
+    model, trained with the whole schedule, gets; None when no trial was cut."""
+    cut = [t for t in trials if t.get("cut_at_max_t")]
+    if not cut:
+        return None
+    which = "the best trial among them: its" if best.get("cut_at_max_t") else "their"
+    return (f"warning: tune {lang}: {len(cut)} trial(s) were ended at tune.max_t={cfg.max_t} dev evaluations "
+            f"before their schedule's end ({which} dev F1 is of a shorter training than the retrained model "
+            "gets); raise tune.max_t to the evaluations a trial makes")
+
+
 def dev_entities(dev: pa.Table) -> int:
     """Gold entity spans of a dev table (a B- tag, or an I- tag that does not continue a span of
     its type): what one more or one fewer found entity is measured against."""
@@ -362,4 +378,4 @@ def close_to_best(trials: list[dict[str, Any]], best: dict[str, Any], entities: 
 
 __all__ = ["LanguageSearch", "search_language", "param_space", "make_scheduler", "finetune_with",
            "lr_grid", "grid_size", "concurrency", "check_trial_resources", "trial_fn", "trial_params",
-           "effective_params", "idle_scheduler", "dev_entities", "close_to_best", "PARAM_PATHS", "METRIC"]
+           "effective_params", "idle_scheduler", "cut_trials", "dev_entities", "close_to_best", "PARAM_PATHS", "METRIC"]

@@ -44,6 +44,7 @@ from lrl.tune.search import (
     TrainFn,
     check_trial_resources,
     close_to_best,
+    cut_trials,
     dev_entities,
     finetune_with,
     grid_size,
@@ -201,9 +202,9 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
             res = search_language(lang, train, dev, cfg.tune, cfg.finetune, model_path, cfg.seed, train_fn,
                                   experiment=f"tune-{out.hash}-{lang}")
             trial_rows += res.trials
-            idle = idle_scheduler(cfg.tune, lang, res.trials)
-            if idle:
-                config_warning(idle)
+            for warning in (idle_scheduler(cfg.tune, lang, res.trials), cut_trials(cfg.tune, lang, res.trials, res.best)):
+                if warning:
+                    config_warning(warning)
             row = {"lang": lang, **{k: res.best[k] for k in PARAM_PATHS}, METRIC: res.best[METRIC],
                    "trial_id": res.best["trial_id"], "trials": len(res.trials),
                    "stopped_early": sum(bool(t["stopped_early"]) for t in res.trials),
