@@ -135,6 +135,8 @@ def test_trials_ended_at_max_t_are_named_and_warned(ray_session, tmp_path):
     warning = cut_trials(job.tune, "ug", res.trials, res.best)
     assert warning and f"{len(cut)} trial(s) were ended at tune.max_t=2" in warning
     assert cut_trials(job.tune, "ug", [{**t, "cut_at_max_t": False} for t in res.trials], res.best) is None
+    # time_s is the trial's own training clock (0 here), wall_s Ray's (with the worker's start-up)
+    assert all(t["time_s"] == 0.0 and t["wall_s"] > 0.0 for t in res.trials)
 
 
 @pytest.fixture(scope="module")

@@ -181,7 +181,7 @@ def _tune_section(tr: dict | None) -> str:
     if trials:
         out += [img(plots.scatter_by_group(trials, "lr", "dev_f1", "lang", "trials: dev F1 vs learning rate",
                                            logx=True), "dev F1 vs learning rate"),
-                img(plots.scatter_by_group(trials, "time_s", "dev_f1", "lang", "trials: dev F1 vs time (s)"),
+                img(plots.scatter_by_group(trials, "time_s", "dev_f1", "lang", "trials: dev F1 vs training time (s)"),
                     "dev F1 vs time")]
     return "\n".join(out)
 

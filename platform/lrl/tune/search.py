@@ -237,11 +237,16 @@ def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int, kept: bool
             df = df[df["finished"] != 1]
         scores = [] if df is None or METRIC not in df else [float(x) for x in df[METRIC].dropna()]
         last = r.metrics or {}
+        wall = float(last.get("time_total_s") or 0.0)
+        # The trial's own training clock (train_tagger's time_s at its last evaluation): Ray's
+        # time_total_s also holds the worker's start-up and imports, 2-17 s on the first trial of
+        # each worker, which the report's "dev F1 vs time" drew as if those trials were slower.
+        own = [float(x) for x in df["time_s"].dropna()] if df is not None and "time_s" in df else []
         row = {"lang": lang, "trial_id": last.get("trial_id") or os.path.basename(r.path or ""),
                # What the trial trained with: searched values, and finetune's for the rest.
                **effective_params(finetune_with(base, trial_params(r.config or {}))),
                METRIC: max(scores) if scores else None, "last_dev_f1": scores[-1] if scores else None,
-               "evaluations": len(scores), "time_s": round(float(last.get("time_total_s") or 0.0), 3),
+               "evaluations": len(scores), "time_s": round(max(own) if own else wall, 3), "wall_s": round(wall, 3),
                "finished": bool(last.get("finished")), "error": repr(r.error)[:300] if r.error else None}
         row["stopped_early"] = not row["finished"] and row["error"] is None and len(scores) < max_t
         # ASHA ends every trial at max_t evaluations: one that had more to run is neither finished

@@ -2,7 +2,8 @@
 
 Output folder (``<output.root>/tune-<hash>/``): ``best.csv``/``best.json`` (best config and dev F1
 per language, with the dev set's size and the trials within one dev entity of the best),
-``trials.csv``/``trials.json`` (every trial: params, dev F1, evaluations, time, early stop, and its
+``trials.csv``/``trials.json`` (every trial: params, dev F1, evaluations, its training time
+(``time_s``; ``wall_s`` with the worker's start-up), early stop, and its
 folder under ``tune.storage_path``, ``tune-<hash>-<lang>/``, when one is set), ``models/<lang>/``
 (Hugging Face folder + model card), ``results.json`` (the retrained runs per seed, shaped like the
 finetune stage's) and ``manifest.json``. Until the output is committed, each finished language
