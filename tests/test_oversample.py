@@ -205,12 +205,19 @@ def test_generate_manifest_names_missed_targets(ray_session, data_root, tmp_path
     src = tmp_path / "wo.conll"
     src.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
     cfg = load_job(None, [f"data.ner=[{{path: {src}, lang: wo}}]", f"output.root={tmp_path / 'runs'}",
-                          "oversample.enabled=true", "oversample.target_per_lang=100", "oversample.max_factor=3"])
+                          "oversample.enabled=true", "oversample.target_per_lang=100", "oversample.max_factor=3",
+                          "oversample.min_sentences_per_type=40", "oversample.rare_types=[ORG]"])
     path = run_generate(StageContext(cfg))
     m = json.loads((Path(path) / "manifest.json").read_text())
     assert m["oversample"]["missed_targets"] == {"wo": {"target": 100, "reached": 60}}
     assert m["rows_per_lang"] == {"wo": 60}
-    assert "wo 60 of 100" in capsys.readouterr().err
+    per = m["oversample"]["rare_type_sentences"]["wo"]["ORG"]
+    assert per < 40 and m["oversample"]["missed_rare_types"] == {"wo": {"ORG": {"target": 40, "reached": per}}}
+    out, err = capsys.readouterr()
+    assert "wo 60 of 100" in err
+    # the stage's summary says both too, not only the planning warning
+    assert "oversampling targets missed: wo 60 of 100" in out
+    assert f"rare types below oversample.min_sentences_per_type: wo ORG {per} of 40" in out
 
 
 def test_manifest_says_when_filters_leave_a_language_below_its_target(ray_session, data_root, tmp_path):

@@ -320,6 +320,10 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     if missed:
         lines.append("  warning: oversampling targets missed: " + ", ".join(
             f"{lang} {m['reached']} of {m['target']}" for lang, m in missed.items()))
+    types = (manifest.get("oversample") or {}).get("missed_rare_types") or {}
+    if types:
+        lines.append("  warning: rare types below oversample.min_sentences_per_type: " + ", ".join(
+            f"{lang} {t} {m['reached']} of {m['target']}" for lang, per in types.items() for t, m in per.items()))
     return "\n".join(lines)
 
 
