@@ -106,3 +106,72 @@ def test_stage_dry_runs_show_what_lrl_run_checks_first(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert "# warning: pretrain: 3 worker(s) of 1 CPU(s), training on CPU" in out and "can never be placed" in out
     assert not root.exists(), "a dry run wrote something"
+
+
+def test_help_lists_the_commands_own_config_fields(capsys):
+    """Every ``lrl COMMAND --help`` appended all ~340 config fields (950 lines), the lines after a
+    field's first flush left: the command's own options scrolled away under the whole reference."""
+    assert _main(["generate", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "augment.ops (" in out and "data.ner[].path (" in out and "ray.num_cpus (" in out
+    assert "pretrain.steps (" not in out and "tune.num_samples (" not in out
+    assert "`lrl config`" in out, "the full reference must stay one command away"
+    fields = out.split("config fields of this command", 1)[1].split("every config field")[0]
+    assert all(line == "" or line.startswith(("  ", "[")) for line in fields.splitlines()[1:]), (
+        "a field's description must stay indented under its key")
+    assert _main(["tune", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "tune.num_samples (" in out and "finetune.lr (" in out and "augment.ops (" not in out
+    assert _main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "pipeline.stages (" in out and "augment.ops (" not in out and "--from STAGE" in out
+    assert "generate, tokenizer, pretrain, finetune, tune, evaluate, report" in " ".join(out.split()), (
+        "--from names its stages")
+    # quickstart's --dry-run said "print the resolved config and exit"; it prints the plan too
+    assert _main(["quickstart", "--help"]) == 0
+    assert "config and the plan" in " ".join(capsys.readouterr().out.split())
+    assert _main(["evaluate", "--help"]) == 0  # --model with a stage folder scores every model in it
+    assert "each of its models/<name>/ is scored on --data" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_missing_config_or_command_is_named_plainly(capsys):
+    """``lrl run`` said "the following arguments are required: config, overrides" (overrides are
+    optional); an unknown command's list left out ``config``; ``lrl --help`` opened with the
+    module's docstring (``The ``lrl`` command. Thin: ...``)."""
+    assert _main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("the following arguments are required: config"), err
+    assert _main(["confg"]) == 2
+    assert "choose from generate, " in (err := capsys.readouterr().err) and err.rstrip().endswith(", config"), err
+    assert _main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and "Thin" not in out and "lrl quickstart" in out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``lrl config | head`` (the reference is ~64 KB) ended in a BrokenPipeError traceback once
+    head had its lines and closed the pipe."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "lrl.cli", "config"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first write
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_config_prints_the_sections_asked_for(capsys):
+    """``lrl config pretrain`` and ``lrl config --help`` printed all ~940 lines: the arguments were
+    ignored, and a misspelt section said nothing."""
+    assert _main(["config", "tune"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[tune]") and "tune.num_samples (" in out and "pretrain.steps (" not in out
+    assert _main(["config", "--help"]) == 0
+    assert "usage: lrl config [-h] [SECTION ...]" in capsys.readouterr().out
+    assert _main(["config", "pretrian"]) == 2
+    assert "no config section 'pretrian'; choose from name, seed, ray, data" in capsys.readouterr().err
+    assert _main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "augment.ops (" in out and "pipeline.stages (" in out

@@ -55,8 +55,10 @@ def test_the_docs_show_commands():
 @pytest.mark.parametrize("where,argv", COMMAND_LINES, ids=[f"{w} lrl {' '.join(a)}" for w, a in COMMAND_LINES])
 def test_command_parses_and_its_job_loads(where, argv):
     name, rest = argv[0], argv[1:]
-    if name == "config":
-        assert not rest, where
+    if name == "config":  # `lrl config [SECTION ...]`
+        from lrl.job import JobConfig
+
+        assert set(rest) <= set(JobConfig.model_fields), f"{where}: `lrl config {' '.join(rest)}`: no such section"
         return
     parser = argparse.ArgumentParser(prog=f"lrl {name}")
     importlib.import_module(COMMANDS[name][0]).add_arguments(parser)
@@ -76,3 +78,30 @@ def test_command_parses_and_its_job_loads(where, argv):
         # A recipe's inputs are not next to its file: without data.root they resolve inside jobs/.
         assert any(o.startswith("data.root=") for o in args.overrides), (
             f"{where}: `lrl {' '.join(argv)}` runs a recipe without data.root")
+
+
+_KEY = re.compile(r"(?<![\w./-])([a-z_]+(?:\[\])?(?:\.(?:[a-z_]+|\*)(?:\[\])?)+)(=[^\s`]*)?(?![\w(.])")
+
+
+def test_every_config_key_the_readme_names_exists():
+    """The README names config keys in prose (`pretrain.cpus_per_worker=0.5`, `evaluate.model`,
+    `translate.*.num_gpus`); a renamed field left them pointing at nothing, and only commands were
+    checked. A `key=value` must also load: a wrong value there misleads as much as a wrong key."""
+    import fnmatch
+
+    from lrl.job import JobConfig, packaged_job
+    from lrl.pipeline.reference import annotations
+
+    keys = set(annotations(JobConfig))
+    sections = {k.split(".")[0].split("[")[0] for k in keys}
+    named = []
+    for span in re.findall(r"`([^`\n]+)`", (REPO / "README.md").read_text(encoding="utf-8")):
+        if span.startswith("lrl "):
+            continue  # whole commands: test_command_parses_and_its_job_loads
+        for key, value in _KEY.findall(span):
+            if key.split(".")[0] in sections and not key.endswith(".html"):
+                named.append(key)
+                assert key in keys or any(fnmatch.fnmatchcase(k, key) for k in keys), f"README: `{key}` is no config key"
+                if value and "*" not in key and "[]" not in key:
+                    load_job(packaged_job("quickstart"), [key + value])
+    assert len(named) > 20, named  # the pattern still finds the keys the README names

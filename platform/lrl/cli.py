@@ -1,6 +1,6 @@
 """The ``lrl`` command. Thin: each subcommand parses a job config, builds library objects, runs.
 
-Subcommands live in their stage's package as ``cli_<name>.py``-style modules exposing
+Subcommands live in their stage's package (``COMMANDS``: ``lrl.generate.command``, ...) and expose
 ``add_arguments(parser)`` and ``run(args) -> int``; they are imported only when chosen so that
 ``lrl --help`` stays fast and a broken optional stage cannot break the others.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -35,7 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def add_job_arguments(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
     """The arguments every config-driven command shares: CONFIG, overrides, --dry-run."""
     parser.add_argument("config", nargs=None if config_required else "?", help="job YAML file")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. augment.ops=[swap,mention]")
+    # default=[]: without it argparse named the optional overrides as missing too ("the following
+    # arguments are required: config, overrides") when CONFIG was left out.
+    parser.add_argument("overrides", nargs="*", default=[],
+                        help="dotted overrides section.key=value, e.g. augment.ops=[swap,mention]")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved config and the plan (inputs, output folder) and exit")
 
@@ -61,12 +65,44 @@ class _HelpWithConfig(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+DESCRIPTION = ("NLP for low-resource languages on Ray: generate training data, train a tokenizer,\n"
+               "pretrain a masked LM, fine-tune and tune NER, evaluate (seqeval span F1), report.")
+EPILOG = ("start with `lrl quickstart` (the whole pipeline on a packaged sample, ~1.5 min on 2 CPUs);\n"
+          "`lrl COMMAND --help` shows a command's options and config fields, `lrl config` every field.")
+
+
+def fields_text(sections: set[str] | None = None) -> str:
+    """The reference of the config fields of ``sections`` (all with None), for ``lrl config`` and
+    ``--help``."""
+    from lrl.job import JobConfig
+
+    return help_text(JobConfig, sections)
+
+
+def config_epilog(name: str) -> str:
+    """The config fields a command's ``--help`` lists: a stage command's own sections and those
+    every stage reads; ``run``/``submit`` their ``pipeline`` section. All ~340 fields (950 lines)
+    pushed the command's own options off the screen; ``lrl config`` still prints every one."""
+    from lrl.pipeline.settings_drift import ALSO_READ, OWN_SECTIONS, SHARED_SECTIONS
+
+    if name in OWN_SECTIONS:
+        sections = (OWN_SECTIONS[name] | SHARED_SECTIONS | {"name", "ray", "output"}
+                    | {key.split(".")[0] for key, readers in ALSO_READ.items() if name in readers})
+    else:
+        sections = {"pipeline"} if name in ("run", "submit") else set()
+    fields = fields_text(sections)
+    head = ("config fields of this command (set in the YAML or as dotted overrides section.key=value):\n"
+            + fields + "\n\n") if fields else "config: set fields in the YAML or as dotted overrides section.key=value.\n"
+    return head + "every config field, of every stage: `lrl config` (the same as docs/config.md)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lrl", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, summary) in COMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)
-    sub.add_parser("config", help="print the reference of every config field")
+    sub.add_parser("config", help="print the reference of every config field, or of SECTION ...")
     return parser
 
 
@@ -77,8 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     reset_sigterm()
     handle_sigterm()
     try:
-        with command_warnings():
-            return _main(argv)
+        try:
+            with command_warnings():
+                code = _main(argv)
+        finally:
+            sys.stdout.flush()  # a reader gone early (`lrl config | head`) shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # `lrl config | head` printed a BrokenPipeError traceback once head had its lines; a
+        # closed pipe is the reader's choice. stdout goes to /dev/null so the exit flush is quiet.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left
     except KeyboardInterrupt:
         # The stage's cleanup ran on the way here: its temporary folder is gone. Ctrl-C returns
         # 130 itself: re-raised, the exit status was 1 once Ray had started (a shell or scheduler
@@ -92,6 +140,23 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _config(rest: list[str]) -> int:
+    """``lrl config [SECTION ...]``: the reference, whole or of the named top-level sections (it
+    ignored its arguments: ``lrl config pretrain`` and ``lrl config --help`` printed all 940 lines)."""
+    from lrl.job import JobConfig
+
+    sp = argparse.ArgumentParser(prog="lrl config", description="print the reference of every config field, "
+                                 "or of the named sections (lrl config pretrain tune); the same as docs/config.md")
+    sections = list(JobConfig.model_fields)
+    sp.add_argument("sections", nargs="*", metavar="SECTION", help=f"one of {', '.join(sections)}")
+    args = sp.parse_args(rest)
+    unknown = [s for s in args.sections if s not in sections]
+    if unknown:
+        sp.error(f"no config section {', '.join(map(repr, unknown))}; choose from {', '.join(sections)}")
+    print(fields_text(set(args.sections) or None).lstrip("\n"))
+    return 0
+
+
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
@@ -99,19 +164,12 @@ def _main(argv: list[str]) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name == "config":
-        from lrl.job import JobConfig
-
-        print(help_text(JobConfig))
-        return 0
+        return _config(rest)
     if name not in COMMANDS:
-        parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
+        parser.error(f"unknown command {name!r}; choose from {', '.join([*COMMANDS, 'config'])}")
     module = importlib.import_module(COMMANDS[name][0])
-    from lrl.job import JobConfig
-
-    sp = argparse.ArgumentParser(
-        prog=f"lrl {name}", description=COMMANDS[name][1], formatter_class=_HelpWithConfig,
-        epilog="config fields (set in the YAML or as dotted overrides):\n" + help_text(JobConfig),
-    )
+    sp = argparse.ArgumentParser(prog=f"lrl {name}", description=COMMANDS[name][1],
+                                 formatter_class=_HelpWithConfig, epilog=config_epilog(name))
     module.add_arguments(sp)
     # Intermixed: overrides may come after options (`lrl run JOB --only finetune finetune.lr=1e-4`);
     # the plain parser ends the overrides at the first option and rejects the ones after it.

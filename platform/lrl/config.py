@@ -222,14 +222,21 @@ def _show_default(field: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def help_text(model: type[BaseModel]) -> str:
-    """A plain-text reference of every field, for ``--help``: also the fields of configs inside
-    lists and optional sections (``data.ner[].path``, ``translate.train.target``), which
-    ``describe`` alone left out (81 of 340 fields of a job), as docs/config.md does."""
+def help_text(model: type[BaseModel], sections: set[str] | None = None) -> str:
+    """A plain-text reference of every field (of the top-level ``sections`` only, when given), for
+    ``--help`` and ``lrl config``: also the fields of configs inside lists and optional sections
+    (``data.ner[].path``, ``translate.train.target``), which ``describe`` alone left out (81 of
+    340 fields of a job), as docs/config.md does. A description's later lines stay indented under
+    its key (flush left, they read as the next field)."""
+    import re
+
     from lrl.pipeline.reference import rows
 
     out = []
     for key, tname, default, doc in rows(model):
+        if sections is not None and re.split(r"[.\[]", key)[0] not in sections:
+            continue
+        doc = doc.replace("\n", "\n      ")
         if tname == "section":
             out.append(f"\n[{key}]  {doc}")
         else:

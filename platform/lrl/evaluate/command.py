@@ -32,7 +32,8 @@ STAGE = "evaluate"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_arguments(parser, config_required=False)
-    parser.add_argument("--model", help="tagger folder, or a finetune/tune output folder (models/<name>/)")
+    parser.add_argument("--model", help="tagger folder, or a finetune/tune output folder: each of its "
+                                          "models/<name>/ is scored on --data")
     parser.add_argument("--data", help="labelled file (conll/tsv, jsonl, parquet) or dataset folder")
     parser.add_argument("--lang", help="language of --data when it has no lang column (ISO 639)")
     parser.add_argument("--scheme", choices=["iob2", "tokens"], default="iob2",
@@ -41,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--column", choices=["upos", "xpos"], default="upos",
                         help="the tag column of a .conllu --data (as data.ner[].column)")
     parser.add_argument("--out", default="runs", help="folder under which evaluate-<hash>/ is written")
-    parser.add_argument("--batch-size", type=int, default=64, help="chunks per forward pass")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (one longer than the "
+                                                                        "model's max_length counts once per chunk)")
     # --model mode has no config to override (a dotted evaluate.device=... is read as CONFIG).
     parser.add_argument("--device", help="device to predict on: cpu (the default with --model), cuda or cuda:N, "
                                          "a GPU of this process; with CONFIG the same as evaluate.device=...")

@@ -14,9 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_arguments(parser)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--from", dest="start", choices=ORDER, metavar="STAGE",
-                       help="start at STAGE, reusing the recorded outputs of earlier stages")
+                       help=f"start at STAGE ({', '.join(ORDER)}), "
+                            "reusing the outputs of earlier stages recorded by a previous run")
     group.add_argument("--only", choices=ORDER, metavar="STAGE",
-                       help="run only STAGE, reusing the recorded outputs of earlier stages")
+                       help="run only STAGE, reusing the outputs of earlier stages recorded by a previous run")
 
 
 def run(args: argparse.Namespace) -> int:

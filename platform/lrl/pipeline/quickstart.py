@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. pretrain.steps=20")
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
                         help=f"folder for every stage output (default {DEFAULT_OUTPUT}, relative to here)")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved config and the plan (stages run or reused, output folders) and exit")
 
 
 def load(overrides: list[str] | tuple[str, ...] = (), output: str = DEFAULT_OUTPUT):
