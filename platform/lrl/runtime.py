@@ -346,7 +346,8 @@ def init_ray(cfg: RayConfig | None = None):
                 include_dashboard=cfg.include_dashboard,
                 dashboard_host="127.0.0.1",
                 log_to_driver=True,
-                runtime_env=None if cfg.include_dashboard else {"worker_process_setup_hook": "lrl.runtime.no_dashboard_logs"},
+                # with a dashboard the silenced warnings do not occur; the address pin is needed anyway
+                runtime_env={"worker_process_setup_hook": "lrl.runtime.no_dashboard_logs"},
             )
         if cfg.start_data_actors:
             start_data_actors()
