@@ -205,7 +205,12 @@ def test_evaluate_stage_config_mistakes_are_one_line_errors(finetuned, job, caps
 
     _, ft_path = finetuned
     assert main(["evaluate", str(job / "job.yaml")]) == 2
-    assert "evaluate needs models" in capsys.readouterr().err
+    assert "evaluate needs models: set evaluate.model" in capsys.readouterr().err
+    # finetune alone, with no encoder: named as finetune (it said "tune needs ..., or run pretrain
+    # first", and after `lrl pretrain` it said the same), with the setting it reads
+    assert main(["finetune", str(job / "job.yaml"), "finetune.model=null"]) == 2
+    err = capsys.readouterr().err
+    assert "finetune needs an encoder: set finetune.model (" in err and "tune.model_path" not in err, err
     assert main(["evaluate", str(job / "job.yaml"), f"evaluate.model={ft_path}", "evaluate.splits=[test]"]) == 2
     assert "evaluate.splits" in capsys.readouterr().err
 

@@ -89,7 +89,9 @@ def run_evaluate(ctx: StageContext) -> str:
     cfg = ctx.cfg
     source = cfg.evaluate.model or ctx.upstream.get("finetune") or ctx.upstream.get("tune")
     if not source:
-        raise ConfigError("evaluate needs models: set evaluate.model or run finetune (or tune) first")
+        raise ConfigError("evaluate needs models: set evaluate.model (a finetune-<hash> or tune-<hash> output "
+                          "folder, or a model folder), or run the stage in its pipeline (lrl run JOB --only "
+                          "evaluate), which takes the finetune or tune stage's output")
     models = model_folders(source)
     # Every language of the job, not only those of one split: a per-language model must skip a
     # split without its language rather than be scored on the other languages' rows.

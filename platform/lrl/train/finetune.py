@@ -117,7 +117,7 @@ def run_finetune(ctx: StageContext) -> str:
     cfg = ctx.cfg
     ft = cfg.finetune
     splits = language_splits(ctx, ft.languages, STAGE)
-    model_path = resolve_model(ctx, splits)
+    model_path = resolve_model(ctx, splits, STAGE)
     check_encoder(model_path, ft.max_length, [ft.freeze_layers], "finetune.freeze_layers")
     inputs = {"data": fingerprint(splits), "model": model_path}
     # report.license: the model cards written here carry it (a changed license must not be

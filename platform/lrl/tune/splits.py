@@ -97,13 +97,19 @@ def fingerprint(splits: dict[str, tuple[pa.Table, pa.Table]]) -> dict[str, str]:
     return out
 
 
-def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]]) -> str:
-    """The encoder folder: ``tune.model_path``, else ``finetune.model``, else the pretrain stage's
-    output; ``preset:<name>`` builds a from-scratch encoder on the training tokens (cached by content)."""
+def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]], stage: str = "tune") -> str:
+    """The encoder folder: ``tune.model_path`` (the tune stage only), else ``finetune.model``, else
+    the pretrain stage's output; ``preset:<name>`` builds a from-scratch encoder on the training
+    tokens (cached by content)."""
     cfg = ctx.cfg
-    model = cfg.tune.model_path or cfg.finetune.model or ctx.upstream.get("pretrain")
+    model = (cfg.tune.model_path if stage == "tune" else None) or cfg.finetune.model or ctx.upstream.get("pretrain")
     if model is None:
-        raise ConfigError("tune needs an encoder: set tune.model_path or finetune.model, or run pretrain first")
+        # Run alone, a stage reads no earlier run's outputs: "run pretrain first" sent users to
+        # `lrl pretrain`, after which `lrl finetune` still stopped here (and finetune was named tune).
+        settings = "tune.model_path or finetune.model" if stage == "tune" else "finetune.model"
+        raise ConfigError(f"{stage} needs an encoder: set {settings} (a pretrain-<hash> output folder, a Hugging "
+                          "Face model folder, or preset:micro to train one from scratch), or run the stage in "
+                          f"its pipeline (lrl run JOB --only {stage}), which takes the pretrain stage's output")
     if model.startswith("preset:"):
         return _scratch(cfg.output.root, model, splits, cfg.seed, max(256, cfg.finetune.max_length))
     path = Path(model)
