@@ -170,6 +170,27 @@ def test_lrl_run_cli_with_fake_registry(tmp_path, monkeypatch, capsys):
     assert "reusing recorded output" in out and "overhead" in out
     assert fake.work == {"generate": 1, "tokenizer": 1}
     assert cli.main(["run", str(job), "--only", "report"]) == 2
+    assert "[lrl run] report file:" not in capsys.readouterr().out  # no report stage, no report line
+
+
+def test_lrl_run_names_the_report_file(tmp_path, monkeypatch, capsys):
+    """``lrl run`` ended with the stage table; the report's HTML file was named by quickstart only."""
+    from lrl import cli
+    from lrl.pipeline import runner
+
+    fake = FakeStages()
+
+    def report(ctx):
+        path = fake.make("report")(ctx)
+        Path(path, "report.html").write_text("<html></html>")
+        return path
+
+    monkeypatch.setattr(runner, "REGISTRY", {**runner.REGISTRY, **fake.registry(), "report": report})
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\npipeline:\n  stages: [generate, report]\n")
+    assert cli.main(["run", str(job)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("[lrl run] report file: "))
+    assert Path(line.split(": ", 1)[1]).name == "report.html" and Path(line.split(": ", 1)[1]).is_file()
 
 
 

@@ -35,8 +35,15 @@ def run(args: argparse.Namespace) -> int:
             print(dump(cfg), end="")
             print(steps, end="")
             return 0
-        run_pipeline(cfg, start=args.start, only=args.only, started=t0)
+        result = run_pipeline(cfg, start=args.start, only=args.only, started=t0)
     except PipelineError as exc:
         print(f"lrl run: error: {exc}", file=sys.stderr)
         return 2
+    if "report" in result.outputs:  # the file to open, not only its folder in the stage table
+        from lrl.pipeline.quickstart import report_file
+
+        folder = result.outputs["report"]
+        report = f"{folder.rstrip('/')}/report.html" if "://" in folder else report_file(folder)
+        if report is not None:
+            print(f"[lrl run] report file: {report}")
     return 0
