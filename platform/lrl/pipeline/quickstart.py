@@ -15,7 +15,7 @@ from lrl.config import dump
 
 DEFAULT_OUTPUT = "runs/quickstart"
 NOTE = ("quickstart scores mean nothing (a tiny sample, a micro model, a few steps); "
-        "for real numbers run a recipe: lrl run jobs/wikiann_ug.yaml data.root=../shared/data")
+        "for real numbers run a recipe from the repository root: lrl run jobs/wikiann_ug.yaml data.root=../shared/data")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

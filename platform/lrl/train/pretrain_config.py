@@ -115,8 +115,9 @@ class PretrainConfig(StrictModel):
     num_workers: int = Field(default=1, gt=0)
     """Ray Train workers."""
     cpus_per_worker: float = Field(default=1.0, gt=0.0)
-    """CPUs reserved per worker; use 0.5 with 2 workers on 2 CPUs (whole CPUs leave none for
-    Ray Data and the run hangs)."""
+    """CPUs reserved per worker; fractions allowed (2 workers of 0.5 on 2 CPUs leave room for Ray
+    Data's tasks). Workers that ask for more CPUs than the embedded Ray has are an error before
+    training (they could never be placed)."""
     threads_per_worker: int | None = Field(default=None, gt=0)
     """torch threads per worker; None uses max(1, round(cpus_per_worker))."""
     use_gpu: bool | None = None
