@@ -99,6 +99,26 @@ def test_evaluate_cli_on_any_labelled_file(finetuned, job, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2  # CoNLL without --lang: a clear error, not a crash
 
 
+def test_evaluate_cli_scores_a_per_language_folder_by_language(finetuned, job, tmp_path, capsys):
+    """Handed a per-language stage folder (models/ug, models/sw) and ug data, ``--model --data``
+    scored the sw model on the ug rows too; now each model sees its own language's rows only."""
+    import shutil
+
+    from lrl.cli import main
+
+    _, ft_path = finetuned
+    stage = tmp_path / "finetune-x"
+    for lang in ("ug", "sw"):
+        shutil.copytree(f"{ft_path}/models/ug", stage / "models" / lang)
+    assert main(["evaluate", "--model", str(stage), "--data", str(job / "ug_dev.conll"), "--lang", "ug",
+                 "--out", str(tmp_path / "out")]) == 0
+    metrics = json.loads(next((tmp_path / "out").glob("evaluate-*/metrics.json")).read_text())
+    assert list(metrics["models"]) == ["ug"]
+    assert main(["evaluate", "--model", str(stage), "--data", str(job / "ug_dev.conll"), "--lang", "wo",
+                 "--out", str(tmp_path / "out")]) == 2  # no model of wo: said, not scored
+    assert "no model of" in capsys.readouterr().err
+
+
 def _check_conll(path: Path, sentences: int) -> None:
     blocks = [b for b in path.read_text(encoding="utf-8").split("\n\n") if b.strip()]
     assert len(blocks) == sentences

@@ -209,6 +209,14 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
 
     models = model_folders(model)
     table, rejects = read_labelled(data, lang, scheme, column)
+    # A per-language stage folder (models/ug, models/sw): each model scores only its language's
+    # rows, and one whose language the data lacks is left out, as in the stage. Handed ug data,
+    # the sw model was scored on it (its name was no language of the data, so it got every row).
+    per_lang = set(models) if len(models) > 1 and not (Path(model) / "config.json").is_file() else None
+    models = {n: m for n, m in models.items() if _rows_for(table, n, per_lang).num_rows}
+    if not models:
+        raise InputError(f"{data}: no model of {model} is for the language(s) of these rows "
+                         f"({', '.join(sorted(set(table.column('lang').to_pylist())))})")
     # A GPU's predictions may differ from the CPU's in the last digits, so the device names the
     # output as evaluate.device does in the stage's; on the CPU it is left out, keeping the
     # folders of runs made before --device existed. The same for how the tags were read.
@@ -222,7 +230,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     try:
         metrics: dict = {"models": {}, "data": data, "rejected_rows": rejects}
         for name, folder in models.items():
-            metrics["models"][name] = {"data": evaluate_model(folder, _rows_for(table, name),
+            metrics["models"][name] = {"data": evaluate_model(folder, _rows_for(table, name, per_lang),
                                                               f"{out.tmp}/predictions/{name}", "data", batch_size,
                                                               device, files_root=out.tmp)}
         _write_metrics(out.tmp, metrics)
