@@ -153,4 +153,7 @@ def test_failed_trials_are_counted_in_the_best_row_and_printed(ray_session, tmp_
     monkeypatch.setattr(command, "load_job_args", lambda args: job)
     monkeypatch.setattr(stage, "run_tune", lambda ctx: str(out))
     assert command.run(argparse.Namespace()) == 0
-    assert "2 trials, 0 stopped early, 1 FAILED (see trials.json)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 trials, 0 stopped early, 1 FAILED (see trials.json)" in printed
+    # the stage's own progress lines (all `lrl run` showed of a search was Ray's temporary path)
+    assert "tune: ug: searching 2 configuration(s)" in printed and "tune: ug: best dev F1 50.0 of 2 trial(s)" in printed

@@ -200,8 +200,14 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                 best_rows.append(earlier["best"])
                 kept.append(lang)
                 continue
+            # Progress, also under `lrl run` (only `lrl tune` prints the table at the end): a
+            # search of minutes said nothing but Ray's path of a temporary folder it then removed.
+            print(f"tune: {lang}: searching {grid_size(cfg.tune, cfg.finetune)} configuration(s), "
+                  f"{train.num_rows} train / {dev.num_rows} dev sentences, scheduler {cfg.tune.scheduler}", flush=True)
             res = search_language(lang, train, dev, cfg.tune, cfg.finetune, model_path, cfg.seed, train_fn,
                                   experiment=f"tune-{out.hash}-{lang}")
+            print(f"tune: {lang}: best dev F1 {100 * res.best[METRIC]:.1f} of {len(res.trials)} trial(s) "
+                  f"in {res.wall_s:.0f} s" + (", retraining it per seed" if cfg.tune.save_best else ""), flush=True)
             trial_rows += res.trials
             for warning in (idle_scheduler(cfg.tune, lang, res.trials), cut_trials(cfg.tune, lang, res.trials, res.best)):
                 if warning:
