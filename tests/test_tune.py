@@ -125,8 +125,8 @@ def test_trials_ended_at_max_t_are_named_and_warned(ray_session, tmp_path):
                 report(dict(h))
         return SimpleNamespace(dev_f1=hist[-1]["dev_f1"], per_type={}, per_lang={}, history=hist, model_dir=None)
 
-    job = _job(tmp_path, None, "tune.search=grid", "tune.space.lr_min=1e-3", "tune.space.lr_max=1e-2",
-               "tune.space.lr_grid_points=2", "tune.space.warmup_ratio=[0.0]", "tune.space.batch_size=[8]",
+    job = _job(tmp_path, None, "tune.search=grid", "tune.space.lr_min=1e-3", "tune.space.lr_max=1e-3",
+               "tune.space.lr_grid_points=1", "tune.space.warmup_ratio=[0.0]", "tune.space.batch_size=[8]",
                "tune.max_concurrent=1", "tune.grace_period=1", "tune.max_t=2")
     empty = pa.table({"x": [1]})
     res = search_language("ug", empty, empty, job.tune, job.finetune, "unused", 0, train_fn=stand_in)
