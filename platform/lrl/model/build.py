@@ -11,6 +11,7 @@ model config (``lrl_langs``) so that later stages recover the same ids.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
     from lrl.model.config import ModelConfig
+
+log = logging.getLogger(__name__)
 
 #: The preset names: ``model.preset`` (pretraining) and ``preset:<name>`` (finetune, tune) take
 #: the same ones, so a name means one architecture wherever it is written.
@@ -91,9 +94,10 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
     if os.path.isdir(ckpt) and not any(os.path.exists(os.path.join(ckpt, f)) for f in
                                        ("model.safetensors", "model.safetensors.index.json")):
         raise ValueError(f"{ckpt}: no model.safetensors in the checkpoint folder (only safetensors are loaded)")
-    model = AutoModelForMaskedLM.from_pretrained(
-        ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code,
+    model, info = AutoModelForMaskedLM.from_pretrained(
+        ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, output_loading_info=True,
         hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+    fresh_head = _check_loaded(model, ckpt, info.get("missing_keys") or ())
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:
         raise ValueError(f"model.max_length={cfg.max_length} exceeds the checkpoint's {limit} positions")
@@ -110,13 +114,70 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
                              "embedding rows and no tokenizer of its own to tell which tokens are new: save "
                              "the checkpoint's tokenizer beside its weights") from exc
         # Raises when the tokenizer is not an extension of the checkpoint's (moved ids).
-        resize_and_init_embeddings(model, old, tokenizer)
+        new_rows = len(resize_and_init_embeddings(model, old, tokenizer))
+    else:
+        new_rows = 0
     ids = lang_ids(langs)
     if cfg.lang_embedding:
         _lang_types(model, list(ids))
     model.config.lrl_langs = list(ids)
     model.config.lrl_lang_embedding = cfg.lang_embedding
+    # Where the weights came from, in the saved config (and so in every later stage's folder): the
+    # pretrain manifest and model cards otherwise named only the lrl folder it was trained in.
+    init = {"checkpoint": ckpt, "license": _card_license(ckpt), "mlm_head": "fresh" if fresh_head else "checkpoint",
+            "new_embedding_rows": new_rows}
+    if getattr(model.config, "lrl_init", None):  # a checkpoint that lrl itself started from another
+        init["from"] = model.config.lrl_init
+    model.config.lrl_init = init
     return model
+
+
+def _check_loaded(model, ckpt: str, missing: Iterable[str]) -> bool:
+    """Refuse a checkpoint whose encoder weights are missing; say what a missing MLM head becomes.
+
+    A sentence-transformers folder (all-MiniLM-L6-v2) or any ``BertModel`` save holds the encoder
+    only. transformers then builds the masked-LM head as BERT does from scratch: the transform
+    (dense + LayerNorm) random N(0, initializer_range) / 1 and 0, the output bias 0, the decoder
+    tied to the word embeddings (so new rows of an extended tokenizer predict as they embed). It
+    said so only in a load report that also called the folder "corrupted"; continued pretraining
+    therefore starts at a loss near ln(vocab) however good the encoder is (9.7 at step 20 for
+    MiniLM + 6,707 Uyghur pieces), and the first steps mostly train that head. True when the
+    head is fresh."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    missing = sorted(missing)
+    encoder = [k for k in missing if k.startswith(prefix)]
+    if encoder:
+        # Silently random encoder weights would make "transfer" a from-scratch run of that size.
+        raise ValueError(f"model.checkpoint={ckpt}: {len(encoder)} encoder weights are missing from the "
+                         f"checkpoint (e.g. {encoder[:3]}); it is not a {type(model.base_model).__name__} of "
+                         "this architecture")
+    head = [k for k in missing if not k.startswith(prefix)]
+    if head:
+        tied = model.get_output_embeddings() is not None and \
+            model.get_output_embeddings().weight is model.get_input_embeddings().weight
+        msg = (f"model.checkpoint={ckpt} has no masked-LM head (an encoder-only save, e.g. sentence-transformers): "
+               f"{len(head)} head tensors start fresh (transform random, output bias 0"
+               f"{', decoder tied to the word embeddings' if tied else ', decoder random'})")
+        log.warning("%s", msg)  # on stderr from ``lrl run`` (printing it as well showed it twice)
+    return bool(head)
+
+
+def _card_license(ckpt: str) -> str | None:
+    """The ``license`` of a local checkpoint's model card (README.md front matter), else None."""
+    import yaml
+
+    path = os.path.join(ckpt, "README.md")
+    if not os.path.isfile(path):
+        return None
+    text = open(path, encoding="utf-8").read()
+    if not text.startswith("---"):
+        return None
+    try:
+        meta = yaml.safe_load(text.split("---", 2)[1])
+    except yaml.YAMLError:
+        return None
+    lic = meta.get("license") if isinstance(meta, dict) else None
+    return str(lic) if lic else None
 
 
 def _differs(tokenizer, ckpt: str) -> bool:

@@ -75,6 +75,11 @@ def _source(ctx: StageContext) -> tuple[str, object]:
 #: (the split shapes both the tokenizer and its statistics).
 SPLIT_VERSION = 2
 
+#: Bumped when ``extend`` makes other tokens from the same inputs, so that finished extended
+#: tokenizers rebuild (2: hamza letters kept by ``extend._keep_hamza``, pieces' rows initialised
+#: from the base's normalized reading). Only extend outputs carry it: trained tokenizers keep their hash.
+EXTEND_VERSION = 2
+
 
 def _split(texts: dict[str, list[str]], eval_lines: int
            ) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
@@ -101,10 +106,12 @@ def _split(texts: dict[str, list[str]], eval_lines: int
 def stage_output(ctx: StageContext) -> StageOutput:
     kind, inputs = _source(ctx)
     t = ctx.cfg.tokenizer
-    return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"),
-                       {"source": kind, "inputs": inputs, "base": _base_fingerprint(t.base),
-                        "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None,
-                        "split": SPLIT_VERSION})
+    fingerprints = {"source": kind, "inputs": inputs, "base": _base_fingerprint(t.base),
+                    "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None,
+                    "split": SPLIT_VERSION}
+    if t.mode == "extend":
+        fingerprints["extend"] = EXTEND_VERSION
+    return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"), fingerprints)
 
 
 def _base_fingerprint(base: str | None) -> object:

@@ -218,8 +218,9 @@ def normalizer_effect(tokenizer, texts: Iterable[str], top: int = 5) -> dict:
     An extended base keeps its own normalizer (its pieces were learned on that text; only NFKC is
     put in front, ``tokenizer.nfkc``), and BERT uncased's (MiniLM) lowercases and strips accents
     without NFKC of its own: on held-out mono lines it changed 22% of Uyghur words (the hamza of
-    U+0626 dropped, ئ -> ي), 90% of Yoruba words (tone marks and dots below) and 27% of Wolof words
-    (ñ, ë), which ``stats.json`` did not say."""
+    U+0626 dropped, ئ -> ي; since kept by ``extend._keep_hamza``: 1.0% left, mostly Cyrillic й),
+    90% of Yoruba words (tone marks and dots below) and 27% of Wolof words (ñ, ë), which
+    ``stats.json`` did not say."""
     import unicodedata
     from collections import Counter
 

@@ -263,6 +263,7 @@ def run_pretrain(ctx: StageContext) -> str:
         path = out.commit({
             # the built initial model lives in the run folder, removed below unless kept
             "tokenizer": tok_dir, "model_init": p.model_path or (model_dir if p.keep_checkpoints else None),
+            "started_from": _started_from(model_dir),
             "languages": m["languages"],
             "steps": m["step"], "steps_planned": m.get("steps_planned"), "stopped_early": m.get("stopped_early"),
             "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},
@@ -282,6 +283,18 @@ def run_pretrain(ctx: StageContext) -> str:
     if not p.keep_checkpoints:  # committed: the checkpoints have nothing left to resume
         _remove_run_dir(run_dir)
     return path
+
+
+def _started_from(model_dir: str) -> dict | None:
+    """The checkpoint the initial model was loaded from (``model.checkpoint``: path, its card's
+    license, whether the MLM head was fresh, new embedding rows; ``lrl.model.build``), or None for
+    a model built from scratch. The manifest named only the run-local initial folder, removed after
+    the run, so a MiniLM transfer read like any other run."""
+    try:
+        with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+            return json.load(f).get("lrl_init")
+    except (OSError, ValueError):
+        return None
 
 
 def _remove_run_dir(run_dir: str) -> None:
