@@ -88,3 +88,22 @@ def test_card_says_where_plain_transformers_differs_from_the_scores():
     info.tagger = {}
     plain = render(info).split("## How to use")[1]
     assert "`I-X` that follows no `X`" in plain and "language tag" not in plain
+
+
+def test_card_names_the_checkpoint_an_lrl_encoder_started_from(tmp_path):
+    """A MiniLM transfer's card said "Started from: <the run's pretrain folder>" and named neither
+    MiniLM nor its license; the encoder's config (lrl_init, written by lrl.model.build) knows both."""
+    import json
+    from dataclasses import replace
+
+    enc = tmp_path / "pretrain-abc" / "model"
+    enc.mkdir(parents=True)
+    init = {"checkpoint": "sentence-transformers/all-MiniLM-L6-v2", "license": "apache-2.0",
+            "mlm_head": "fresh", "new_embedding_rows": 6712}
+    (enc / "config.json").write_text(json.dumps({"model_type": "bert", "lrl_init": init}))
+    info = replace(_info(), base_model=str(enc))
+    text = render(info)
+    assert ("That model continued pretraining from `sentence-transformers/all-MiniLM-L6-v2` (license: apache-2.0); "
+            "its masked-LM head was trained from scratch; 6712 embedding rows were added") in text
+    assert read_front_matter(text)["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "continued pretraining" not in render(_info())  # no lrl_init: nothing claimed

@@ -105,6 +105,29 @@ def _is_hub_id(name: str) -> bool:
         and not Path(name).exists()
 
 
+def _init(base_model: str) -> dict | None:
+    """``lrl_init`` of a local encoder's config.json (``lrl.model.build``: the checkpoint its
+    pretraining started from), else None."""
+    try:
+        init = json.loads((Path(base_model) / "config.json").read_text(encoding="utf-8")).get("lrl_init")
+    except (OSError, ValueError):
+        return None
+    return init if isinstance(init, dict) and init.get("checkpoint") else None
+
+
+def _origin(base_model: str) -> str | None:
+    """A line naming the checkpoint (and its license) an lrl-pretrained encoder started from: the
+    card of a MiniLM transfer named only the run's pretrain folder, not MiniLM nor its license."""
+    init = _init(base_model)
+    if init is None:
+        return None
+    lic = f" (license: {init['license']})" if init.get("license") else ""
+    head = "; its masked-LM head was trained from scratch" if init.get("mlm_head") == "fresh" else ""
+    rows = init.get("new_embedding_rows") or 0
+    grown = f"; {rows} embedding rows were added for an extended tokenizer" if rows else ""
+    return f"That model continued pretraining from `{init['checkpoint']}`{lic}{head}{grown}."
+
+
 def front_matter(info: CardInfo) -> dict[str, Any]:
     """The YAML header: language, license, tags, metrics and a model-index with the overall scores."""
     task = TASKS[info.task]
@@ -126,8 +149,11 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
         "tags": ["token-classification", task["tag"], "low-resource", "lrl", *info.extra_tags],
         "metrics": ["seqeval"],
     }
-    if info.base_model and _is_hub_id(info.base_model):
-        fm["base_model"] = info.base_model  # only hub ids belong here, not local paths
+    origin = _init(info.base_model) if info.base_model else None
+    hub = info.base_model if info.base_model and _is_hub_id(info.base_model) else \
+        origin["checkpoint"] if origin and _is_hub_id(origin["checkpoint"]) else None
+    if hub:
+        fm["base_model"] = hub  # only hub ids belong here, not local paths (for an lrl folder: its origin)
     if results:
         fm["model-index"] = [{"name": info.name, "results": results}]
     return fm
@@ -140,6 +166,9 @@ def render(info: CardInfo) -> str:
             "trained with lrl (low-resource language platform on Ray).", ""]
     if info.base_model:
         out += [f"Started from: `{info.base_model}`.", ""]
+        origin = _origin(info.base_model)
+        if origin:
+            out += [origin, ""]
     out += ["## Data", ""]
     if info.data:
         out += ["| source | language | split | sentences |", "|---|---|---|---|"]
