@@ -56,3 +56,19 @@ def wikiann_slice(data_root, tmp_path):
         return str(out)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def en_ug_tokenizers():
+    """(base, extended): a WordPiece tokenizer trained on tiny English text, and the same extended
+    with Uyghur pieces (``lrl.model.extend``)."""
+    from tiny_corpora import EN, UG
+
+    from lrl.model.config import TokenizerConfig
+    from lrl.model.extend import extend_tokenizer
+    from lrl.model.tokenizer import train_tokenizer
+
+    base = train_tokenizer({"en": EN}, TokenizerConfig(vocab_size=80, min_frequency=1))
+    ext, _ = extend_tokenizer(base, {"ug": UG}, TokenizerConfig(mode="extend", base="x", vocab_size=60,
+                                                                min_frequency=1))
+    return base, ext

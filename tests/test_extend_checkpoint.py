@@ -5,27 +5,15 @@ from __future__ import annotations
 import pytest
 
 from lrl.model.build import build_mlm_model
-from lrl.model.config import ModelConfig, TokenizerConfig
-from lrl.model.extend import extend_tokenizer, load_tokenizer
-from lrl.model.tokenizer import train_tokenizer
-
-EN = ["the cat sat on the mat", "a dog ran in the park", "birds sing in the morning"] * 40
-UG = ["ئوتلاق ياۋا مۈشۈكى گۆشخور ھايۋان", "يىلپىز مۈشۈك ئائىلىسىگە تەۋە", "ئۇيغۇرچە ۋىكىپىدىيە"] * 40
+from lrl.model.config import ModelConfig
+from lrl.model.extend import load_tokenizer
 
 
-@pytest.fixture(scope="module")
-def tokenizers():
-    base = train_tokenizer({"en": EN}, TokenizerConfig(vocab_size=80, min_frequency=1))
-    ext, _ = extend_tokenizer(base, {"ug": UG}, TokenizerConfig(mode="extend", base="x", vocab_size=60,
-                                                                min_frequency=1))
-    return base, ext
-
-
-def test_checkpoint_without_tokenizer_is_refused_not_overwritten(tokenizers, tmp_path):
+def test_checkpoint_without_tokenizer_is_refused_not_overwritten(en_ug_tokenizers, tmp_path):
     # transformers 5 loads a folder with only config.json + weights as an empty 5-token BERT
     # tokenizer; taken as "the old tokenizer", every row past the specials counted as new and was
     # overwritten with the mean of [UNK]'s row (silently).
-    base, ext = tokenizers
+    base, ext = en_ug_tokenizers
     model = build_mlm_model(ModelConfig(preset="tiny"), base, ["en"])
     model.save_pretrained(tmp_path / "ckpt")  # weights only, no tokenizer
     with pytest.raises(OSError, match="no tokenizer files"):
@@ -34,10 +22,10 @@ def test_checkpoint_without_tokenizer_is_refused_not_overwritten(tokenizers, tmp
         build_mlm_model(ModelConfig(preset="tiny", checkpoint=str(tmp_path / "ckpt")), ext, ["en", "ug"])
 
 
-def test_checkpoint_with_tokenizer_keeps_its_rows(tokenizers, tmp_path):
+def test_checkpoint_with_tokenizer_keeps_its_rows(en_ug_tokenizers, tmp_path):
     import torch
 
-    base, ext = tokenizers
+    base, ext = en_ug_tokenizers
     model = build_mlm_model(ModelConfig(preset="tiny"), base, ["en"])
     model.save_pretrained(tmp_path / "ckpt")
     base.save_pretrained(tmp_path / "ckpt")

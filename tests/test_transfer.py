@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_corpora import EN, UG
 
 from lrl.model.build import build_mlm_model
 from lrl.model.config import ModelConfig, TokenizerConfig
 from lrl.model.extend import extend_tokenizer
 from lrl.model.tokenizer import train_tokenizer
-
-EN = ["the cat sat on the mat", "a dog ran in the park", "birds sing in the morning"] * 40
-UG = ["ئوتلاق ياۋا مۈشۈكى گۆشخور ھايۋان", "يىلپىز مۈشۈك ئائىلىسىگە تەۋە", "ئۇيغۇرچە ۋىكىپىدىيە"] * 40
 
 
 def _encoder_only(path, base, layers: int = 2):
@@ -31,18 +29,10 @@ def _encoder_only(path, base, layers: int = 2):
     return enc
 
 
-@pytest.fixture(scope="module")
-def tokenizers():
-    base = train_tokenizer({"en": EN}, TokenizerConfig(vocab_size=80, min_frequency=1))
-    ext, _ = extend_tokenizer(base, {"ug": UG}, TokenizerConfig(mode="extend", base="x", vocab_size=60,
-                                                                min_frequency=1))
-    return base, ext
-
-
-def test_encoder_only_checkpoint_gets_a_fresh_tied_head_and_says_so(tokenizers, tmp_path, caplog):
+def test_encoder_only_checkpoint_gets_a_fresh_tied_head_and_says_so(en_ug_tokenizers, tmp_path, caplog):
     import torch
 
-    base, ext = tokenizers
+    base, ext = en_ug_tokenizers
     enc = _encoder_only(tmp_path / "ckpt", base)
     model = build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=64), ext, ["ug"])
     err = caplog.text
@@ -56,10 +46,10 @@ def test_encoder_only_checkpoint_gets_a_fresh_tied_head_and_says_so(tokenizers, 
     assert torch.allclose(head.transform.LayerNorm.weight, torch.ones(32))
 
 
-def test_origin_of_the_weights_is_recorded_for_later_stages(tokenizers, tmp_path):
+def test_origin_of_the_weights_is_recorded_for_later_stages(en_ug_tokenizers, tmp_path):
     from lrl.train.pretrain import _started_from
 
-    base, ext = tokenizers
+    base, ext = en_ug_tokenizers
     _encoder_only(tmp_path / "ckpt", base)
     (tmp_path / "ckpt" / "README.md").write_text("---\nlicense: apache-2.0\nlanguage: en\n---\n# MiniLM\n")
     model = build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=64), ext, ["ug"])
@@ -75,10 +65,10 @@ def test_origin_of_the_weights_is_recorded_for_later_stages(tokenizers, tmp_path
     assert _started_from(str(tmp_path / "ckpt")) is None  # not built here
 
 
-def test_checkpoint_missing_encoder_weights_is_refused(tokenizers, tmp_path):
+def test_checkpoint_missing_encoder_weights_is_refused(en_ug_tokenizers, tmp_path):
     # A config that asks for more layers than the weights hold: transformers initialised the third
     # layer at random and only listed it in its load report.
-    base, ext = tokenizers
+    base, ext = en_ug_tokenizers
     _encoder_only(tmp_path / "ckpt", base, layers=2)
     conf = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     conf["num_hidden_layers"] = 3
