@@ -22,6 +22,21 @@ def test_wrong_type_is_rejected_with_its_path(tmp_path):
         load_job(f)
 
 
+def test_errors_name_the_line_of_the_file_or_the_override(tmp_path):
+    """A key path alone left the line to be found in a long job file, and a bad override was
+    reported against the file as if it were written there."""
+    job = tmp_path / "job.yaml"
+    job.write_text("name: t\ndata:\n  ner:\n    - {path: a.conll, lang: ug}\n    - path: b.conll\n"
+                   "      lang: 'not a code'\npretrain:\n  steps: many\n")
+    with pytest.raises(ConfigError) as err:
+        load_job(job)
+    text = str(err.value)
+    assert "data.ner.1.lang (line 6): " in text and "pretrain.steps (line 8): " in text
+    with pytest.raises(ConfigError) as err:
+        load_job(job, ["pretrain.steps=-1", "data.ner=[{path: a, lang: ug}]"])
+    assert "pretrain.steps (set by an override): " in str(err.value) and "(line " not in str(err.value)
+
+
 def test_config_is_frozen():
     cfg = load_job(None)
     from pydantic import ValidationError

@@ -101,14 +101,53 @@ def load_tree(path: str | Path | None, overrides: list[str] | tuple[str, ...] = 
     return tree
 
 
-def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "config") -> StrictModel:
-    """Validate ``tree`` against ``model``; errors list every bad key path with its reason."""
+def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """The line (1-based) of each key path of a YAML document: ``("data", "ner", 0, "lang") -> 12``."""
+    out: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                out[(*path, k.value)] = k.start_mark.line + 1
+                walk(v, (*path, k.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out[(*path, i)] = item.start_mark.line + 1
+                walk(item, (*path, i))
+
+    try:
+        walk(yaml.compose(text), ())
+    except yaml.YAMLError:  # load_tree has already said what is wrong with it
+        pass
+    return out
+
+
+def _source_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int], overridden: list[tuple[str, ...]]) -> str:
+    """`` (line N)`` of the file, or `` (set by an override)``, for an error at ``loc``: the key
+    path alone left a user to find the line in a long job file, and blamed the file for a value
+    the command line gave."""
+    parts = tuple(str(x) for x in loc)
+    if any(parts[: len(o)] == o for o in overridden):
+        return " (set by an override)"
+    for n in range(len(loc), 0, -1):  # the deepest key the file has (pydantic adds union branches)
+        if loc[:n] in lines:
+            return f" (line {lines[loc[:n]]})"
+    return ""
+
+
+def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "config",
+             lines: dict[tuple[Any, ...], int] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> StrictModel:
+    """Validate ``tree`` against ``model``; errors list every bad key path with its reason, and
+    where it was set: the file's line (``lines``, from ``yaml_lines``) or an override."""
+    overridden = [tuple(parse_override(o)[0]) for o in overrides]
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
-        lines = []
+        lines_out = []
         for err in exc.errors():
             where = ".".join(str(x) for x in err["loc"]) or "<root>"
+            if lines is not None:  # a file (without one every key came from the overrides)
+                where += _source_of(err["loc"], lines, overridden)
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             reason = err["msg"]
@@ -117,8 +156,8 @@ def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "conf
                 # left the user to search docs/config.md for the spelling.
                 near = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, err["loc"][:-1]), n=1)
                 reason = "unknown key" + (f" (did you mean {near[0]!r}?)" if near else "")
-            lines.append(f"  {where}: {reason}{shown}")
-        raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines)) from None
+            lines_out.append(f"  {where}: {reason}{shown}")
+        raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines_out)) from None
 
 
 def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

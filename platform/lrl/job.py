@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from lrl.config import ConfigError, StrictModel, load_tree, validate
+from lrl.config import ConfigError, StrictModel, load_tree, validate, yaml_lines
 from lrl.data.config import DataConfig, OutputConfig
 from lrl.evaluate.config import EvaluateConfig
 from lrl.evaluate.report_config import ReportConfig
@@ -71,7 +71,8 @@ def load_job(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (
         if isinstance(data, dict) and data.get("root") is None:
             data["root"] = str(Path(path).resolve().parent)
     origin = str(path or "config")
-    cfg = validate(JobConfig, tree, origin=origin)
+    lines = yaml_lines(Path(path).read_text(encoding="utf-8")) if path is not None else None
+    cfg = validate(JobConfig, tree, origin=origin, lines=lines, overrides=overrides)
     assert isinstance(cfg, JobConfig)
     if cfg.translate.enabled:
         # Translate's languages against data's inputs, across sections. The generate stage checked
