@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"pretrain: {path}\n  steps {steps}  loss {'-' if loss is None else f'{loss:.4f}'}  "
           f"tokens/s {m.get('tokens_per_s'):.0f}  MFU {m.get('mfu'):.2%}  "
           f"time on input {m.get('input_share') or 0:.0%}")
-    aux = _aux_split(path)
+    aux = _aux_split(m)
     if aux:
         print(aux)
     if m.get("device"):  # which device trained, and why (pretrain.use_gpu, or what auto found)
@@ -54,15 +54,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _aux_split(path: str) -> str | None:
+def _aux_split(m: dict) -> str | None:
     """With the auxiliary task: the MLM and tagging steps' own speeds and the aux steps' share of
-    the loop (tokens/s and MFU above count both kinds of step), from the folder's metrics.json;
-    None without the task (or for a folder written before these fields)."""
-    try:
-        with open(f"{path}/metrics.json", encoding="utf-8") as f:
-            m = json.load(f)
-    except (OSError, ValueError):
-        return None
+    the loop (tokens/s and MFU above count both kinds of step), from the manifest ``m``; None
+    without the task (or for a folder written before these fields)."""
     if not m.get("aux_tokens_per_s"):
         return None
     return (f"  of which MLM steps {m['mlm_tokens_per_s']:.0f} tokens/s, auxiliary tagging steps "
