@@ -45,6 +45,8 @@ def build_module(mlm_model, n_tags: int):
     """Wrap ``mlm_model`` (and a fresh tagging head when ``n_tags`` > 0) for training."""
     import torch
 
+    from lrl.train.mlm_loss import FusedMLMHead
+
     class PretrainModule(torch.nn.Module):
         """forward(kind=0) is the MLM loss; forward(kind=1) the weighted tagging loss. Parameters
         a kind does not use get a zero-weighted term so DDP/ZeRO see every gradient each step."""
@@ -54,6 +56,9 @@ def build_module(mlm_model, n_tags: int):
             self.mlm = mlm_model
             hidden = mlm_model.config.hidden_size
             self.aux_head = torch.nn.Linear(hidden, n_tags) if n_tags > 0 else None
+            head = mlm_head(mlm_model)
+            # The projection and the loss fused (mlm_loss); None: this head's logits, then the loss.
+            self._fused = FusedMLMHead.of(head) if head is not None else None
 
         def forward(self, input_ids, attention_mask, labels, token_type_ids=None, kind: int = 0,
                     aux_weight: float = 1.0):
@@ -70,6 +75,8 @@ def build_module(mlm_model, n_tags: int):
                 hidden = self.mlm.base_model(input_ids=input_ids, attention_mask=attention_mask,
                                              **extra).last_hidden_state
                 picked = labels != IGNORE
+                if self._fused is not None:
+                    return self._fused.loss(hidden[picked], labels[picked]) + _zero_touch(self.aux_head)
                 logits = head(hidden[picked]).float()
                 loss = torch.nn.functional.cross_entropy(logits, labels[picked]) if logits.shape[0] \
                     else logits.sum() * 0.0
