@@ -76,3 +76,68 @@ def test_a_relative_root_gives_absolute_paths(tmp_path, monkeypatch):
     out = StageOutput("runs", "generate", {"x": 1})
     assert out.path == f"{tmp_path}/runs/generate-{out.hash}"
     assert StageOutput("s3://bucket/runs/", "generate", {"x": 1}).path.startswith("s3://bucket/runs/generate-")
+
+
+def _finished(root: Path, stage: str, config: dict) -> str:
+    out = StageOutput(str(root), stage, config)
+    (Path(out.tmp) / "model").mkdir()
+    (Path(out.tmp) / "model" / "config.json").write_text("{}")
+    return out.commit({})
+
+
+def test_a_stage_output_is_named_in_downstream_hashes_by_its_folder_not_its_root(tmp_path):
+    """A runs folder moved elsewhere re-ran every stage after generate: the absolute paths of
+    upstream outputs were in the downstream hashes."""
+    import shutil
+
+    from lrl.data.output import input_print
+
+    first = _finished(tmp_path / "a" / "runs", "pretrain", {"x": 1})
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    moved = first.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    name = first.rsplit("/", 1)[1]
+    assert input_print(moved + "/model") == f"{name}/model"
+    assert input_print(moved) == name
+    other = _finished(tmp_path / "c", "pretrain", {"x": 2})  # another config: another name
+    assert input_print(other + "/model") != input_print(moved + "/model")
+
+
+def test_a_folder_that_is_not_a_finished_stage_output_is_named_by_its_content(tmp_path):
+    """A user's model folder rewritten in place must not reuse what was made from the old one
+    (it was named by its path alone); a stage-like folder without a manifest is not finished."""
+    from lrl.data.output import input_print
+
+    user = tmp_path / "my-model"
+    user.mkdir()
+    (user / "model.safetensors").write_bytes(b"old weights")
+    before = input_print(str(user))
+    (user / "model.safetensors").write_bytes(b"new weights")
+    assert input_print(str(user)) != before
+    unfinished = tmp_path / "pretrain-0123456789ab" / "model"
+    unfinished.mkdir(parents=True)
+    (unfinished / "config.json").write_text("{}")
+    assert "pretrain-0123456789ab" not in input_print(str(unfinished))
+
+
+def test_the_tokenizer_stage_reuses_its_output_after_the_runs_folder_moved(tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lrl.job import load_job
+    from lrl.model.command import stage_output
+    from lrl.pipeline.stage import StageContext
+
+    out = StageOutput(str(tmp_path / "a" / "runs"), "generate", {"x": 1})
+    (Path(out.tmp) / "text" / "lang=ug").mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["bir ikki"]}), Path(out.tmp) / "text" / "lang=ug" / "part-0.parquet")
+    gen = out.commit({})
+
+    def tokenizer_folder(root: Path, generate: str) -> str:
+        cfg = load_job(None, [f"output.root={root}"])
+        return stage_output(StageContext(cfg, {"generate": generate})).path.rsplit("/", 1)[1]
+
+    before = tokenizer_folder(tmp_path / "a" / "runs", gen)
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert tokenizer_folder(tmp_path / "b" / "runs", gen.replace("/a/", "/b/")) == before

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from lrl.config import config_hash
-from lrl.data.files import filesystem, is_uri
+from lrl.data.files import filesystem, fingerprint, is_uri
 from lrl.signals import raise_if_terminated
 
 MANIFEST = "manifest.json"
@@ -35,6 +35,8 @@ MANIFEST = "manifest.json"
 OWNER = ".lrl-owner.json"
 #: The name ``StageOutput`` gives a local temporary folder: ``.<stage>-<hash>.tmp-<8 hex>``.
 _TMP_NAME = re.compile(r"\.(?P<key>[a-z_]+-[0-9a-f]{12})\.tmp-[0-9a-f]{8}")
+#: A stage's output folder: ``<stage>-<12 hex>`` (``StageOutput.path``).
+_STAGE_DIR = re.compile(r"[a-z_]+-[0-9a-f]{12}")
 _VERSIONED = ("lrl", "ray", "torch", "transformers", "datasets", "deepspeed", "pyarrow", "tokenizers", "seqeval")
 
 
@@ -46,6 +48,24 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def input_print(path: str) -> str:
+    """What names an input folder or file in a downstream stage's hash.
+
+    Inside a finished stage output, the path from that folder on (``pretrain-<hash>/model``):
+    the folder's hash already says what made it, and a root can move (a runs folder moved or
+    copied elsewhere re-ran every stage after generate, whose absolute paths were in the
+    hashes). Anywhere else, the content's fingerprint: a user's model or tokenizer folder can be
+    rewritten in place, and its path alone would reuse what was made from the old one."""
+    parts = path.rstrip("/").split("/")
+    for i in range(len(parts) - 1, -1, -1):
+        if _STAGE_DIR.fullmatch(parts[i]):
+            fs, inner = filesystem("/".join(parts[: i + 1]))
+            if fs.get_file_info(f"{inner}/{MANIFEST}").type == pafs.FileType.File:
+                return "/".join(parts[i:])
+            break
+    return fingerprint(path)
 
 
 class StageOutput:
@@ -230,5 +250,5 @@ def ensure_dir(path: str) -> None:
     fs.create_dir(inner, recursive=True)
 
 
-__all__ = ["StageOutput", "MANIFEST", "OWNER", "package_versions", "clear_leftovers", "owner_alive",
+__all__ = ["StageOutput", "input_print", "MANIFEST", "OWNER", "package_versions", "clear_leftovers", "owner_alive",
            "local_path", "ensure_dir"]

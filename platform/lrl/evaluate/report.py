@@ -293,7 +293,10 @@ TOKENS_NOTE = (" over one-token spans (each tag X read as B-X): token F1, which 
 
 
 def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
-    """What identifies each input: its manifest (hash + finish time) or, lacking one, file sizes."""
+    """What identifies each input: its manifest (hash + finish time) or, lacking one, file sizes.
+
+    With its absolute path, unlike the stages' inputs (``input_print``): the report links to
+    its input folders, so a moved runs folder gets a report whose links work (in ~1 s)."""
     out: dict[str, str | None] = {}
     for stage, folder in folders.items():
         if not folder:

@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from lrl.cli import add_job_arguments, load_job_args
 from lrl.data.files import InputError, filesystem, fingerprint, resolve
-from lrl.data.output import StageOutput, local_path
+from lrl.data.output import StageOutput, input_print, local_path
 from lrl.job import JobConfig
 from lrl.pipeline.stage import StageContext
 
@@ -65,7 +65,7 @@ def _source(ctx: StageContext) -> tuple[str, object]:
     if gen:
         fs, inner = filesystem(f"{gen.rstrip('/')}/text")
         if fs.get_file_info(inner).type.name != "NotFound":
-            return "generate", gen  # the folder name already carries the generate config's hash
+            return "generate", input_print(gen)  # its name, not where its root is
     if not ctx.cfg.data.text:
         raise InputError("the tokenizer stage needs text: set data.text (or run generate with text output)")
     return "data.text", [fingerprint(resolve(s.path, ctx.cfg.data.root)) for s in ctx.cfg.data.text]

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from lrl.data.files import filesystem
-from lrl.data.output import StageOutput
+from lrl.data.output import StageOutput, input_print
 from lrl.evaluate.metrics import aggregate, type_summary
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
@@ -119,7 +119,7 @@ def run_finetune(ctx: StageContext) -> str:
     splits = language_splits(ctx, ft.languages, STAGE)
     model_path = resolve_model(ctx, splits, STAGE)
     check_encoder(model_path, ft.max_length, [ft.freeze_layers], "finetune.freeze_layers")
-    inputs = {"data": fingerprint(splits), "model": model_path}
+    inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).
     shaping = {"finetune": ft.model_dump(mode="json"), "seeds": cfg.evaluate.seeds, "license": cfg.report.license,

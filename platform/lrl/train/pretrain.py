@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from lrl.config import ConfigError
 from lrl.data.files import fingerprint, resolve
-from lrl.data.output import StageOutput, local_path
+from lrl.data.output import StageOutput, input_print, local_path
 from lrl.data.sampling import resample, split_heldout
 from lrl.job import JobConfig
 from lrl.pipeline.stage import StageContext
@@ -225,7 +225,7 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
         tok_dir = run_tokenizer(ctx)  # a finished tokenizer folder is reused, not retrained
     table, text_print = load_text(cfg, ctx.upstream.get("generate"))
     aux = resolve_paths(p.aux.conllu, cfg.data.root)
-    inputs = {"tokenizer": fingerprint(tok_dir), "text": text_print,
+    inputs = {"tokenizer": input_print(tok_dir), "text": text_print,
               "aux": [fingerprint(a) for a in aux],
               "model_path": fingerprint(p.model_path) if p.model_path else None}
     ds_file = _with_ds_config(p, cfg.data.root).deepspeed.config_file

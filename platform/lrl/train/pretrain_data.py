@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 
 from lrl.data.blocks import from_tables
 from lrl.data.files import InputError, filesystem, fingerprint, read_parquet_checked, resolve
+from lrl.data.output import input_print
 from lrl.data.readers import read_text_lines
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def load_text(cfg: JobConfig, generate_dir: str | None = None) -> tuple[pa.Table
             table = table.select(["text", "lang", "doc"])
             # Partitioned writes may hand ``lang`` back as a dictionary column.
             return table.cast(pa.schema([("text", pa.string()), ("lang", pa.string()), ("doc", pa.string())])), \
-                {"generate": generate_dir}
+                {"generate": input_print(generate_dir)}
     if not cfg.data.text:
         raise InputError("pretraining needs text: set data.text or run the generate stage with text output")
     tables = [read_text_lines(src, cfg.data.root).select(["text", "lang", "doc"]) for src in cfg.data.text]

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from lrl.config import config_warning
 from lrl.data.files import filesystem
-from lrl.data.output import StageOutput
+from lrl.data.output import StageOutput, input_print
 from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_task, write_model_card
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
@@ -167,7 +167,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     check_encoder(model_path, cfg.finetune.max_length,
                   cfg.tune.space.freeze_layers if searched else [cfg.finetune.freeze_layers],
                   "tune.space.freeze_layers" if searched else "finetune.freeze_layers")
-    inputs = {"data": fingerprint(splits), "model": model_path}
+    inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"),
                                                 "seed": cfg.seed, "seeds": cfg.evaluate.seeds,
