@@ -72,6 +72,20 @@ def test_from_and_only_reuse_recorded_upstream(tmp_path):
     assert up["finetune"] == only.outputs["finetune"]
 
 
+def test_from_finds_the_recorded_outputs_in_a_moved_runs_folder(tmp_path):
+    """The state file records absolute paths: after the runs folder moved, --from said "no
+    finished output of 'generate' is recorded" although every folder was there."""
+    import shutil
+
+    fake = FakeStages()
+    first = run_pipeline(_cfg(tmp_path / "a"), registry=fake.registry(), log=lambda s: None)
+    shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
+    frm = run_pipeline(_cfg(tmp_path / "b"), start="finetune", registry=fake.registry(), log=lambda s: None)
+    assert [t.stage for t in frm.timings] == ["finetune", "evaluate", "report"]
+    assert frm.outputs["pretrain"] == first.outputs["pretrain"].replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert fake.work["pretrain"] == 1
+
+
 
 def test_from_warns_about_changed_settings_the_reused_outputs_lack(tmp_path):
     """``--from finetune pretrain.steps=7`` reused the recorded pretrain output (built with the old

@@ -192,16 +192,23 @@ class RunResult:
         return "\n".join(lines)
 
 
-def recorded_upstream(state: dict[str, Any], stages: list[str], before: str) -> dict[str, str]:
-    """Finished outputs recorded for the stages before ``before`` (what --from/--only reuse)."""
+def recorded_upstream(state: dict[str, Any], stages: list[str], before: str, root: str) -> dict[str, str]:
+    """Finished outputs recorded for the stages before ``before`` (what --from/--only reuse).
+
+    A recorded folder no longer where it was is taken from ``root`` (the output root) by its
+    name: a runs folder moved or copied elsewhere carries its state file and stage folders."""
     upstream: dict[str, str] = {}
     for name in stages[: stages.index(before)]:
         rec = state["stages"].get(name)
-        if not rec or not is_finished(rec["path"]):
+        path = rec["path"] if rec else None
+        if path and not is_finished(path):
+            moved = f"{absolute(root).rstrip('/')}/{path.rstrip('/').rsplit('/', 1)[-1]}"
+            path = moved if is_finished(moved) else path
+        if not path or not is_finished(path):
             raise PipelineError(
                 f"--from/--only {before}: no finished output of '{name}' is recorded in the pipeline state; "
                 f"run the pipeline up to {name} first")
-        upstream[name] = rec["path"]
+        upstream[name] = path
     return upstream
 
 
@@ -222,7 +229,7 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
             raise PipelineError(f"--from/--only {todo[0]}: cannot read the pipeline state {spath}: "
                                 f"{exc}") from None
         state, exists = {"stages": {}}, f"cannot be read from here: {exc}"
-    upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
+    upstream = recorded_upstream(state, stages, todo[0], cfg.output.root) if todo[0] != stages[0] else {}
     lines = ["# lrl run --dry-run: nothing was run", f"# state file: {absolute(spath)} ({exists})",
              output_line(cfg), *(f"# {line}" for line in _preflight(cfg, todo) + _workers_check(cfg, todo))]
     for name in stages:
@@ -330,7 +337,7 @@ def run_pipeline(
     spath = state_path(cfg)
     state = load_state(spath)
     state.update(name=cfg.name, pipeline=stages)
-    upstream = recorded_upstream(state, stages, todo[0]) if todo[0] != stages[0] else {}
+    upstream = recorded_upstream(state, stages, todo[0], cfg.output.root) if todo[0] != stages[0] else {}
     # The workers check's warning now, not only when the pretrain stage starts after hours of the
     # stages before it (that stage still fails then, unless a finished output of it is reused).
     for line in _preflight(cfg, todo) + [x for x in _workers_check(cfg, todo) if x.startswith("warning:")]:
