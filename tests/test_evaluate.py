@@ -219,6 +219,28 @@ def test_evaluate_stage_reruns_when_the_rows_read_change(finetuned, job, tmp_pat
     assert scored[1] < scored[0]
 
 
+def test_the_evaluate_stage_prints_its_scores_once_and_the_command_also_for_a_reused_folder(
+        finetuned, job, tmp_path, capsys):
+    """Under ``lrl run`` the stage said only "evaluate: done in ..." (finetune printed its dev F1):
+    the scores were in metrics.json and the report only."""
+    from lrl.cli import main
+    from lrl.evaluate.command import run_evaluate
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    _, ft_path = finetuned
+    over = [f"output.root={tmp_path}", "evaluate.splits=[dev]"]
+    capsys.readouterr()
+    path = run_evaluate(StageContext(load_job(job / "job.yaml", over), {"finetune": ft_path}))
+    out = capsys.readouterr().out
+    assert f"evaluate: {path}" in out and out.count("ug [dev]: F1 ") == 1, out
+    assert run_evaluate(StageContext(load_job(job / "job.yaml", over), {"finetune": ft_path})) == path
+    assert "F1" not in capsys.readouterr().out  # reused under lrl run: "reused (finished ...)" says it
+    assert main(["evaluate", str(job / "job.yaml"), *over, f"evaluate.model={ft_path}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ug [dev]: F1 ") == 1, out  # the command prints a reused folder's scores, once
+
+
 def test_evaluate_stage_config_mistakes_are_one_line_errors(finetuned, job, capsys):
     """``lrl evaluate JOB.yaml`` without models, or with splits the data lacks: an error, no traceback."""
     from lrl.cli import main

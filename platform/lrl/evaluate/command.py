@@ -82,8 +82,11 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
             **({"label_gaps": gaps} if any(gaps.values()) else {})}
 
 
-def run_evaluate(ctx: StageContext) -> str:
-    """Evaluate every model of the finetune/tune output on the configured splits; returns the folder."""
+def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
+    """Evaluate every model of the finetune/tune output on the configured splits; returns the folder.
+
+    Prints the scores when it computed them (``lrl run`` said only "evaluate: done"), unless
+    ``quiet`` (``lrl evaluate`` prints them itself, also for a reused folder)."""
     from lrl.data.readers import read_ner
 
     cfg = ctx.cfg
@@ -136,11 +139,14 @@ def run_evaluate(ctx: StageContext) -> str:
             res = json.loads(seeds.read_text())
             metrics["seeds_dev"] = {g: e["summary"] for g, e in res.get("groups", {}).items()}
         _write_metrics(out.tmp, metrics)
-        return out.commit({"models": sorted(models), "splits": sorted(splits), "source": source,
+        path = out.commit({"models": sorted(models), "splits": sorted(splits), "source": source,
                            "f1": {n: {s: v["f1"] for s, v in d.items()} for n, d in metrics["models"].items()}})
     except BaseException:
         out.abort()
         raise
+    if not quiet:
+        print_scores(path)
+    return path
 
 
 def _check_device(device: str, setting: str = "evaluate.device") -> None:
@@ -250,8 +256,6 @@ def _data_print(data: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lrl.evaluate.metrics import gap_note
-
     if args.config is None:
         if not args.model or not args.data:
             raise InputError("give CONFIG, or both --model and --data")
@@ -261,16 +265,25 @@ def run(args: argparse.Namespace) -> int:
         if args.device is not None:  # after the dotted overrides: the flag wins, as given last
             args.overrides = [*args.overrides, f"evaluate.device={args.device}"]
         cfg = load_job_args(args)
-        path = run_evaluate(StageContext(cfg, {}))
+        path = run_evaluate(StageContext(cfg, {}), quiet=True)
+    print_scores(path)
+    return 0
+
+
+def print_scores(path: str) -> None:
+    """The evaluate output's span F1, precision and recall per model and split."""
+    from lrl.evaluate.metrics import gap_note
+
     metrics = json.loads((Path(path) / "metrics.json").read_text())
     print(f"evaluate: {path}")
+    if not any(metrics["models"].values()):
+        print("  no model had rows to score in evaluate.splits (a per-language model is scored on its language's rows)")
     for name, by_split in metrics["models"].items():
         for split, s in by_split.items():
             print(f"  {name} [{split}]: F1 {100 * s['f1']:.1f}  P {100 * s['precision']:.1f}  "
                   f"R {100 * s['recall']:.1f}  ({s['sentences']} sentences)")
             if s.get("label_gaps"):
                 print(f"    note: {gap_note(s['label_gaps'])}")
-    return 0
 
 
-__all__ = ["add_arguments", "run", "run_evaluate", "evaluate_model", "evaluate_files", "model_folders"]
+__all__ = ["add_arguments", "run", "run_evaluate", "print_scores", "evaluate_model", "evaluate_files", "model_folders"]
