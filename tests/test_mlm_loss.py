@@ -53,6 +53,15 @@ def test_fused_loss_under_bf16_autocast_matches_the_plain_path_and_keeps_fp32_gr
         assert (g - x).abs().max().item() <= 0.02 * x.abs().max().item()
 
 
+def test_chunks_are_cache_sized_for_small_models_and_few_for_large_vocabularies():
+    from lrl.train.mlm_loss import rows_per_chunk
+
+    assert rows_per_chunk(624, 128, 8000) == 131  # micro preset: 2^20 values
+    # 256 x 512 tokens, 15% masked, hidden 768, 250k vocabulary: 82 chunks of 241 rows (4,915 of 4)
+    assert rows_per_chunk(19660, 768, 250_002) == 241
+    assert rows_per_chunk(3, 8, 10**9) == 1
+
+
 def test_a_target_with_underflowing_probability_gets_its_exact_loss():
     """softmax(x)[y] is 0 in fp32 when x[y] is ~200 below the max; -log(0) would be inf."""
     h, w, b, y = _inputs(n=4, d=8, vocab=10)
