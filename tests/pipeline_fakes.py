@@ -43,6 +43,17 @@ class FakeStages:
                                                    "tune", "evaluate", "report"]}
 
 
+def _ner(tmp_path) -> str:
+    """Labelled train and dev sources (the fake stages read nothing; a dry run fingerprints them):
+    finetune and tune need a dev split in the config before any stage runs (lrl.pipeline.preflight)."""
+    folder = Path(tmp_path) / "ner"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev"):
+        (folder / f"ug-{split}.conll").write_text("Qeshqer\tB-LOC\nshehiri\tO\n", encoding="utf-8")
+    return (f"data.ner=[{{path: {folder}/ug-train.conll, lang: ug, split: train}}, "
+            f"{{path: {folder}/ug-dev.conll, lang: ug, split: dev}}]")
+
+
 def _cfg(tmp_path, *extra):
     return load_job(None, [f"output.root={tmp_path / 'runs'}", f"pipeline.stages={STAGES}".replace("'", ""),
-                           *extra])
+                           _ner(tmp_path), *extra])

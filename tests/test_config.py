@@ -98,7 +98,9 @@ def test_the_cluster_run_of_lrl_submit_does_not_repeat_its_warnings(tmp_path, mo
     from lrl.pipeline.submit import runtime_env
 
     job = tmp_path / "job.yaml"
-    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\noversample:\n  target_per_lang: 10\n")
+    # No labelled data: a pipeline that stops after pretraining (tune would need dev sentences).
+    job.write_text(f"name: t\noutput:\n  root: {tmp_path / 'runs'}\noversample:\n  target_per_lang: 10\n"
+                   "pipeline:\n  stages: [generate, tokenizer, pretrain]\n")
     with command_warnings():
         env = runtime_env(load_job(job))["env_vars"]
     assert _WARNING in capsys.readouterr().err

@@ -98,6 +98,24 @@ def test_a_language_without_dev_sentences_is_caught_before_the_first_stage(tmp_p
     assert fake.work["tune"] == 1
 
 
+def test_a_job_without_labelled_data_stops_before_pretraining_not_after(tmp_path):
+    """With ``data.ner`` empty, tune (or finetune) stopped only after generate, tokenizer and
+    pretrain had run, and ``--dry-run`` listed every stage as one that would run."""
+    fake = FakeStages()
+    for stages, stage in (("[generate,tokenizer,pretrain,tune,evaluate,report]", "tune"),
+                          ("[generate,tokenizer,pretrain,finetune,evaluate,report]", "finetune")):
+        cfg = _cfg(tmp_path, "data.ner=[]", f"pipeline.stages={stages}")
+        with pytest.raises(PipelineError, match=rf"{stage} selects models on dev sentences, and data.ner is "
+                                                r"empty.*pipeline.stages=\[generate,tokenizer,pretrain\]"):
+            run_pipeline(cfg, registry=fake.registry(), log=lambda s: None)
+        with pytest.raises(PipelineError, match="data.ner is empty"):
+            plan(cfg)
+    assert fake.calls == {}, "a stage ran before the config error was found"
+    run_pipeline(_cfg(tmp_path, "data.ner=[]", "pipeline.stages=[generate,tokenizer,pretrain]"),
+                 registry=fake.registry(), log=lambda s: None)
+    assert fake.work == {"generate": 1, "tokenizer": 1, "pretrain": 1}
+
+
 def test_a_language_finetune_would_leave_out_is_named_before_the_first_stage(tmp_path):
     """A train source whose language has no dev source (``lang: uig`` beside ``lang: ug``) was left
     out of finetune, evaluate and the report without a word, and the run ended with exit 0."""

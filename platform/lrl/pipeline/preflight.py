@@ -26,12 +26,17 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
     evaluation and the report. Raises ``PreflightError`` for the first, returns warning lines for
     the second."""
     stage = next((s for s in ("finetune", "tune") if s in todo), None)
-    if stage is None or not cfg.data.ner:  # no data.ner at all: the stage's own error says what it needs
+    if stage is None:
         return []
     dev = sorted({s.lang for s in cfg.data.ner if s.split == "dev"})
     if not dev:
-        raise PreflightError(f"{stage} selects models on dev sentences, and data.ner has no source with "
-                             "split: dev; add one per language (e.g. {path: ..., lang: ug, split: dev})")
+        # With no data.ner at all the stage stopped too, after generate, tokenizer and pretrain
+        # (hours on a real job), and a dry run listed every stage as one that would run.
+        lacking = "data.ner is empty" if not cfg.data.ner else "data.ner has no source with split: dev"
+        before = list(cfg.pipeline.stages)[: list(cfg.pipeline.stages).index(stage)]
+        raise PreflightError(f"{stage} selects models on dev sentences, and {lacking}; add one per language "
+                             "(e.g. {path: ..., lang: ug, split: dev}), or stop the pipeline before it: "
+                             f"pipeline.stages=[{','.join(before)}]")
     train = None if cfg.finetune.data else _train_languages(cfg)  # None: from that folder, unknown here
     asked, setting = cfg.finetune.languages, "finetune.languages"
     if stage == "tune" and cfg.tune.languages:
