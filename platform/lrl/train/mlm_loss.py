@@ -4,9 +4,10 @@ Why: a small model's step is dominated by its vocabulary logits, not its encoder
 plain ``F.cross_entropy(decoder(h).float(), y)`` a micro-preset bf16 step on 2 CPU cores spent
 ~14 ms of ~55 ms on four full passes over the ``[masked tokens x vocabulary]`` logits besides the
 matmuls: the fp32 copy, log-softmax, a zero-filled gradient and the log-softmax backward
-(torch profiler, ``docs/benchmarks.md``). Here the gradient of the logits (softmax minus the
-one-hot target) is computed in the forward pass, chunk by chunk while the chunk is in cache, and
-kept in the compute dtype; the backward is the two matmuls and a column sum. The numbers are
+(torch profiler, ``docs/benchmarks.md``). Here the forward pass goes chunk by chunk: logits,
+one fp32 softmax, the loss, and while the chunk is in cache the gradient of its logits (softmax
+minus the one-hot target, in the compute dtype) goes into the two matmuls and the column sum of
+the input, weight and bias gradients; the backward only scales those. The numbers are
 those of the plain path: logits in the compute dtype (bf16 under autocast), softmax in fp32,
 gradients cast back to each input's dtype (tests compare both, values and gradients).
 
