@@ -131,13 +131,15 @@ def test_attention_choice_follows_device_and_precision_and_keeps_the_outputs():
     assert set_attention(model, "auto", "fp32", "cpu") == "sdpa" and model.config._attn_implementation == "sdpa"
     with torch.no_grad():
         ref = model(input_ids=ids, attention_mask=mask).logits
-    assert set_attention(model, "auto", "bf16", torch.device("cpu")) == "eager"
-    assert model.config._attn_implementation == "eager"
+    # eager, as lrl_eager: the same computation with the CPU dropout of lrl.train.fast_dropout
+    assert set_attention(model, "auto", "bf16", torch.device("cpu")) == "lrl_eager"
+    assert model.config._attn_implementation == "lrl_eager"
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask).logits
     assert torch.allclose(ref[0], out[0], atol=1e-5) and torch.allclose(ref[1, :8], out[1, :8], atol=1e-5)
     assert set_attention(model, "auto", "bf16", "cuda") == "sdpa"  # GPUs keep the fused kernel
-    assert set_attention(model, "eager", "fp32", "cpu") == "eager"
+    assert set_attention(model, "eager", "fp32", "cpu") == "lrl_eager"
+    assert set_attention(model, "eager", "bf16", "cuda") == "eager"
 
 
 def test_torch_engine_trains_a_loaded_model_in_training_mode(tmp_path):
