@@ -18,6 +18,8 @@ registered kernel: saved models name none, so they load anywhere as before).
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 _BITS = 16
@@ -32,7 +34,7 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
     """``torch.nn.functional.dropout(x, p, training)`` with 3 elements' randomness per draw on CPU."""
     if not training or p <= 0.0:
         return x
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or sys.byteorder != "little":  # the int16 slots below assume little-endian
         return torch.nn.functional.dropout(x, p, training)
     if p >= 1.0:
         return x * 0.0
