@@ -111,6 +111,9 @@ def test_a_job_without_labelled_data_stops_before_pretraining_not_after(tmp_path
         with pytest.raises(PipelineError, match="data.ner is empty"):
             plan(cfg)
     assert fake.calls == {}, "a stage ran before the config error was found"
+    with pytest.raises(PipelineError) as first:  # nothing before it to stop at: no empty list offered
+        plan(_cfg(tmp_path, "data.ner=[]", "pipeline.stages=[tune,report]"))
+    assert "data.ner is empty" in str(first.value) and "pipeline.stages=[]" not in str(first.value)
     run_pipeline(_cfg(tmp_path, "data.ner=[]", "pipeline.stages=[generate,tokenizer,pretrain]"),
                  registry=fake.registry(), log=lambda s: None)
     assert fake.work == {"generate": 1, "tokenizer": 1, "pretrain": 1}

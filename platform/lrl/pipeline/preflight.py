@@ -34,9 +34,9 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
         # (hours on a real job), and a dry run listed every stage as one that would run.
         lacking = "data.ner is empty" if not cfg.data.ner else "data.ner has no source with split: dev"
         before = list(cfg.pipeline.stages)[: list(cfg.pipeline.stages).index(stage)]
+        stop = f", or stop the pipeline before it: pipeline.stages=[{','.join(before)}]" if before else ""
         raise PreflightError(f"{stage} selects models on dev sentences, and {lacking}; add one per language "
-                             "(e.g. {path: ..., lang: ug, split: dev}), or stop the pipeline before it: "
-                             f"pipeline.stages=[{','.join(before)}]")
+                             "(e.g. {path: ..., lang: ug, split: dev})" + stop)
     train = None if cfg.finetune.data else _train_languages(cfg)  # None: from that folder, unknown here
     asked, setting = cfg.finetune.languages, "finetune.languages"
     if stage == "tune" and cfg.tune.languages:

@@ -87,8 +87,10 @@ class PretrainConfig(StrictModel):
     attention: Literal["auto", "eager", "sdpa"] = "auto"
     """Attention kernel while training: ``auto`` takes ``eager`` (plain matmuls) for bf16 on CPU and
     ``sdpa`` otherwise. On this machine's CPU, torch 2.13's fused bf16 attention backward took a
-    third of a micro-preset step; eager made the step 1.8x faster (docs/benchmarks.md, MFU). Saved
-    models do not record the choice."""
+    third of a micro-preset step; eager made the step 1.8x faster (docs/benchmarks.md, MFU). On CPU
+    eager runs as ``lrl_eager``: the same computation with dropout drawn 3 elements per random
+    number (``lrl.train.fast_dropout``; the dropout layers too). Saved models do not record the
+    choice."""
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     """Learning-rate schedule (warmup + decay, one_cycle, ...)."""
     deepspeed: DeepSpeedSection = Field(default_factory=DeepSpeedSection)
