@@ -161,3 +161,18 @@ def test_a_head_that_does_more_after_its_projection_is_not_fused():
     x, y = torch.randn(5, 8), torch.randint(0, 20, (5,))
     want = torch.nn.functional.cross_entropy(fused.head(x), y)
     assert fused.loss(x, y).item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_under_zero3_the_head_runs_its_own_forward_and_no_rows_is_a_zero_loss():
+    """ZeRO-3 gathers a partitioned weight only inside its module's forward: the fused path would
+    see an empty tensor, so such weights (marked ``ds_numel``) take the head's own logits."""
+    head = torch.nn.Sequential()
+    head.decoder = torch.nn.Linear(8, 20)
+    fused = FusedMLMHead.of(head)
+    assert fused is not None
+    fused.decoder.weight.ds_numel = 160  # what DeepSpeed ZeRO-3 sets on its parameters
+    x, y = torch.randn(5, 8), torch.randint(0, 20, (5,))
+    want = torch.nn.functional.cross_entropy(head(x), y)
+    assert fused.loss(x, y).item() == pytest.approx(want.item(), rel=1e-6)
+    empty = fused.loss(x[:0], y[:0])
+    assert empty.item() == 0.0  # no masked token in the batch: not NaN

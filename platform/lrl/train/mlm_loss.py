@@ -139,7 +139,7 @@ class FusedMLMHead:
         w = self.decoder.weight
         if getattr(w, "ds_numel", None) is not None:  # ZeRO-3 partitions it outside its own forward
             logits = self.head(hidden).float()
-            return torch.nn.functional.cross_entropy(logits, target)
+            return torch.nn.functional.cross_entropy(logits, target) if logits.shape[0] else logits.sum() * 0.0
         return linear_cross_entropy(self.transform(hidden), w, self.decoder.bias, target)
 
     def _matches_head(self) -> bool:
