@@ -43,7 +43,7 @@ def test_fused_loss_and_gradients_equal_the_plain_path_in_fp32(monkeypatch, chun
 
 
 def test_fused_loss_under_bf16_autocast_matches_the_plain_path_and_keeps_fp32_gradients(monkeypatch):
-    monkeypatch.setattr(mlm_loss, "_CHUNK_VALUES", 500)
+    monkeypatch.setattr(mlm_loss, "_CHUNK_VALUES", 500)  # chunks of 4 rows
     h, w, b, y = _inputs(n=64, d=32, vocab=120)
     want = _loss_and_grads(_plain, h, w, b, y, autocast=True)
     got = _loss_and_grads(linear_cross_entropy, h, w, b, y, autocast=True)
@@ -53,13 +53,16 @@ def test_fused_loss_under_bf16_autocast_matches_the_plain_path_and_keeps_fp32_gr
         assert (g - x).abs().max().item() <= 0.02 * x.abs().max().item()
 
 
-def test_chunks_are_cache_sized_for_small_models_and_few_for_large_vocabularies():
+def test_chunks_are_cache_sized_for_small_models_and_twice_the_hidden_size_for_large_vocabularies():
     from lrl.train.mlm_loss import rows_per_chunk
 
     assert rows_per_chunk(624, 128, 8000) == 131  # micro preset: 2^20 values
-    # 256 x 512 tokens, 15% masked, hidden 768, 250k vocabulary: 82 chunks of 241 rows (4,915 of 4)
-    assert rows_per_chunk(19660, 768, 250_002) == 241
-    assert rows_per_chunk(3, 8, 10**9) == 1
+    assert rows_per_chunk(2000, 384, 30522) == 768  # MiniLM: its 11.7M weights are out of cache
+    # 256 x 512 tokens, 15% masked, hidden 768, 250k vocabulary: 13 chunks of 1,536 rows, not
+    # 82 of 241 rows, each adding a [250k x 768] product into the fp32 weight gradient
+    assert rows_per_chunk(1000, 256, 250_002) == 512  # 4 before: 16x slower than the plain path
+    assert rows_per_chunk(19660, 768, 250_002) == 1536
+    assert rows_per_chunk(3, 8, 10**9) == 3  # never more rows than there are
 
 
 def test_a_target_with_underflowing_probability_gets_its_exact_loss():

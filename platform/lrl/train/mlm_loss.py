@@ -21,15 +21,28 @@ from typing import Any
 import torch
 
 # Rows of logits per chunk: ~1M fp32 values (4 MiB) per chunk keeps a chunk near the cores'
-# caches at small vocabularies and bounds the fp32 temporaries at large ones.
+# caches at small vocabularies (the micro preset's bf16 MFU: 33% with 131-row chunks, 28% with
+# 256-row ones; docs/benchmarks.md, session 21).
 _CHUNK_VALUES = 1 << 20
+# Above this many projection weights (16 MiB of fp32 weight gradient, out of the caches), at
+# least _ROWS_PER_HIDDEN rows per hidden unit. Each chunk adds its [vocabulary x hidden] product
+# into the fp32 weight gradient (~12 bytes of memory traffic per weight), against ~22 bytes per
+# logit for the chunk's own logits: with rows >= 2 x hidden that addition is at most ~1/4 of a
+# chunk's traffic. With 4-row chunks a 250k x 256 projection of 1,000 rows took 32.5 s on 2 CPU
+# cores against 2.0 s by the plain path; with 512-row chunks 1.8 s.
+_CACHED_WEIGHTS = 1 << 22
+_ROWS_PER_HIDDEN = 2
 
 
 def rows_per_chunk(rows: int, hidden: int, vocab: int) -> int:
-    """Rows of logits computed at once: ``_CHUNK_VALUES`` values, or up to 4x the hidden input's
-    size where that is more. A fixed 1M values gave 4-row chunks at a 250k vocabulary (XLM-R):
-    thousands of tiny matmuls and accumulations a step on a GPU, whose memory holds far more."""
-    return max(1, max(_CHUNK_VALUES, 4 * rows * hidden) // max(vocab, 1))
+    """Rows of logits computed at once: ``_CHUNK_VALUES`` values, or ``_ROWS_PER_HIDDEN x hidden``
+    rows where that is more and the projection is too large to stay in cache; at most all rows.
+    The chunk's fp32 temporaries then stay under ~2.5x the fp32 projection weight (or 8 MiB),
+    while the plain path's grow with the batch."""
+    least = _CHUNK_VALUES // max(vocab, 1)
+    if vocab * hidden > _CACHED_WEIGHTS:
+        least = max(least, _ROWS_PER_HIDDEN * hidden)
+    return max(1, min(rows, least))
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
