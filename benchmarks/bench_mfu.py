@@ -29,7 +29,8 @@ def train_rate(preset: str, batch: int, seq_len: int, seconds: float, threads: i
 
     from lrl.model.build import model_flops_per_token, preset_config
     from lrl.model.config import ModelConfig
-    from lrl.train.pretrain_aux import build_module, set_attention
+    from lrl.train.attention import set_attention
+    from lrl.train.pretrain_aux import build_module
     from lrl.train.pretrain_config import PretrainConfig
     from lrl.train.pretrain_engine import TorchEngine
 

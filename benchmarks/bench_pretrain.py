@@ -66,7 +66,8 @@ def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from lrl.data.sampling import resample, split_heldout
-    from lrl.train.pretrain_aux import build_module, set_attention
+    from lrl.train.attention import set_attention
+    from lrl.train.pretrain_aux import build_module
     from lrl.train.pretrain_data import pack_local
     from lrl.train.pretrain_engine import TorchEngine
     from lrl.train.pretrain_eval import model_inputs

@@ -303,6 +303,36 @@ def test_saved_folder_works_with_the_transformers_pipeline_on_long_text(ug, enco
     assert isinstance(plain(" ".join(words[:300])), list)  # truncated to 64 pieces, not a crash
 
 
+@pytest.mark.parametrize("precision,kernel", [("bf16", "lrl_eager"), ("fp32", "sdpa")])
+def test_cpu_training_uses_fast_dropout_and_saves_a_standard_folder(ug, encoder, tmp_path, monkeypatch,
+                                                                    precision, kernel):
+    """On CPU the tagger trains with lrl's dropout (and eager attention in bf16, whose fused
+    backward is slow), like pretraining; the saved folder names no kernel of lrl's."""
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    import lrl.train.tagger as tagger_mod
+    from lrl.train.attention import set_attention
+    from lrl.train.fast_dropout import FastDropout
+
+    seen = {}
+
+    def spy(model, *args):
+        used = set_attention(model, *args)
+        seen["dropout"] = {type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+        return used
+
+    monkeypatch.setattr(tagger_mod, "set_attention", spy)
+    train, dev = ug
+    res = tagger_mod.train_tagger(_cfg(max_steps=2, eval_every=2, precision=precision, dropout=0.1),
+                                  encoder, train, dev, seed=0, out_dir=str(tmp_path / "m"))
+    assert res.info["attention"] == kernel and seen["dropout"] == {FastDropout}
+    assert json.loads((tmp_path / "m/config.json").read_text()).get("_attn_implementation") in (None, "sdpa", "eager")
+    model = AutoModelForTokenClassification.from_pretrained(res.model_dir)
+    assert model.config._attn_implementation != "lrl_eager"
+    assert {type(m) for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {torch.nn.Dropout}
+
+
 def test_few_shot_reports_original_sentences_apart_from_generated_ones(ug, encoder):
     """``few_shot: k`` is k original sentences per language, plus the rows generated from them; the
     run reported only the sum, so k=5 with augmentation read as 10 sentences "used"."""

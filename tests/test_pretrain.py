@@ -120,7 +120,7 @@ def test_attention_choice_follows_device_and_precision_and_keeps_the_outputs():
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
-    from lrl.train.pretrain_aux import set_attention
+    from lrl.train.attention import set_attention
 
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

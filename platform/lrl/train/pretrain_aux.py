@@ -92,27 +92,6 @@ def build_module(mlm_model, n_tags: int):
     return PretrainModule()
 
 
-def set_attention(model, choice: str, precision: str, device) -> str:
-    """Switch ``model`` to the attention kernel ``choice`` (``PretrainConfig.attention``); returns
-    the kernel used. ``auto``: eager for bf16 on CPU, where torch's fused bf16 attention backward is
-    slow, else sdpa. Models without the switch keep their own kernel. On CPU the dropout layers
-    (and eager attention's dropout: kernel ``lrl_eager``) draw their masks 3 elements per random
-    number (``fast_dropout``): torch's per-element draws were ~30% of a micro-preset step."""
-    on_cpu = getattr(device, "type", str(device)) == "cpu"
-    if choice == "auto":
-        choice = "eager" if on_cpu and precision == "bf16" else "sdpa"
-    if hasattr(model, "set_attn_implementation"):
-        try:
-            model.set_attn_implementation(choice)
-        except (ValueError, ImportError):  # an architecture without that kernel keeps its own
-            pass
-    if on_cpu:
-        from lrl.train.fast_dropout import use_fast_dropout
-
-        use_fast_dropout(model)
-    return str(getattr(model.config, "_attn_implementation", None))
-
-
 def mlm_head(model):
     """The MLM prediction head (hidden -> vocabulary logits) of BERT-like (``cls``) and
     RoBERTa-like (``lm_head``) models; None for other architectures."""
@@ -169,4 +148,4 @@ def as_tensor_batch(arrays: dict[str, np.ndarray], idx: np.ndarray, pad_id: int,
     return {"input_ids": ids.to(device), "attention_mask": keep.long().to(device), "labels": labels.to(device)}
 
 
-__all__ = ["tagging_arrays", "build_module", "set_attention", "mlm_head", "save_aux_head", "as_tensor_batch"]
+__all__ = ["tagging_arrays", "build_module", "mlm_head", "save_aux_head", "as_tensor_batch"]

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head, set_attention
+from lrl.train.attention import set_attention
+from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_eval import heldout_perplexity, model_inputs
 from lrl.train.pretrain_metrics import (
