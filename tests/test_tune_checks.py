@@ -95,6 +95,47 @@ def test_a_rerun_keeps_the_languages_a_stopped_search_finished(ray_session, tmp_
     assert not list((tmp_path / "runs").glob(".tune-*"))  # committed: nothing kept beside it
 
 
+def test_adding_a_language_searches_only_that_language(ray_session, tmp_path, data_root, monkeypatch):
+    """A language's search depends on its own data, the encoder and the settings: adding am to a
+    finished ug search (a new stage folder) searched ug again. Now ug comes from the first output;
+    a changed setting still searches every language."""
+    from types import SimpleNamespace
+
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        lang = train.column("lang")[0].as_py()
+        if report:
+            report({"step": 1, "dev_f1": cfg.lr})
+        if out_dir is not None:
+            (Path(out_dir) / "weights.bin").write_text(f"{lang} lr {cfg.lr}")
+        return SimpleNamespace(dev_f1=cfg.lr, per_type={}, per_lang={}, history=[], model_dir=None)
+
+    searched = []
+    real = stage.search_language
+    monkeypatch.setattr(stage, "search_language", lambda lang, *a, **k: searched.append(lang) or real(lang, *a, **k))
+    opts = ("tune.save_best=true", "evaluate.seeds=[0]")
+    first = Path(stage.run_tune(StageContext(_job(tmp_path, data_root, *opts, langs=("ug",))), train_fn=stand_in))
+    assert searched == ["ug"]
+    second = Path(stage.run_tune(StageContext(_job(tmp_path, data_root, *opts, langs=("ug", "am"))),
+                                 train_fn=stand_in))
+    assert second != first and searched == ["ug", "am"]  # am only
+    rows = {r["lang"]: r for r in json.loads((second / "best.json").read_text())}
+    assert rows["ug"] == json.loads((first / "best.json").read_text())[0]
+    assert [t["lang"] for t in json.loads((second / "trials.json").read_text())] == ["ug", "am"]
+    assert (second / "models/ug/weights.bin").read_text() == (first / "models/ug/weights.bin").read_text()
+    assert set(json.loads((second / "results.json").read_text())["groups"]) == {"ug", "am"}
+    manifest = json.loads((second / "manifest.json").read_text())
+    assert manifest["kept_from_earlier_run"] == ["ug"]
+    assert manifest["language_keys"]["ug"] == json.loads((first / "manifest.json").read_text())["language_keys"]["ug"]
+    # Another learning-rate range is another search, for both languages.
+    stage.run_tune(StageContext(_job(tmp_path, data_root, *opts, "tune.space.lr_max=2e-3", langs=("ug", "am"))),
+                   train_fn=stand_in)
+    assert searched == ["ug", "am", "ug", "am"]
+    assert not list((tmp_path / "runs").glob(".tune-*"))  # committed: nothing kept beside them
+
+
 def test_best_row_says_how_far_a_tiny_dev_set_tells_trials_apart(ray_session, tmp_path, data_root, capsys):
     """WikiANN am's dev set has 100 sentences (110 entities, about 0.9 F1 points each): a 4-trial
     search picked lr 1.21e-4 at 6.45 F1 over lr 1.08e-4 at 6.25, and the table and ``lrl tune``

@@ -6,8 +6,9 @@ per language, with the dev set's size and the trials within one dev entity of th
 (``time_s``; ``wall_s`` with the worker's start-up), early stop, and its
 folder under ``tune.storage_path``, ``tune-<hash>-<lang>/``, when one is set), ``models/<lang>/``
 (Hugging Face folder + model card), ``results.json`` (the retrained runs per seed, shaped like the
-finetune stage's) and ``manifest.json``. Until the output is committed, each finished language
-waits in ``.tune-<hash>.langs/`` for a rerun (``lrl.tune.resume``).
+finetune stage's) and ``manifest.json``. A language searched before with the same settings, data
+and encoder (by a stopped run, or in another tune output, e.g. before a language was added) is
+taken from there, not searched again (``lrl.tune.resume``).
 
 Why the best model is RETRAINED rather than copied from its trial: under ASHA a trial may be
 killed at any report, trial folders live on whichever node ran them (and are not synced without
@@ -38,7 +39,7 @@ from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_task, write_mod
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_data import TRAIN_SET_VERSION
-from lrl.tune.resume import FinishedLanguages
+from lrl.tune.resume import FinishedLanguages, language_key
 from lrl.tune.search import (
     METRIC,
     PARAM_PATHS,
@@ -173,6 +174,13 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                                                 "seed": cfg.seed, "seeds": cfg.evaluate.seeds,
                                                 "license": cfg.report.license,  # on the cards
                                                 "train_set_version": TRAIN_SET_VERSION}, inputs)
+    # Per language, what its search depends on: the same without the language lists, and with the
+    # data and encoder by content only (``inputs``), not by the settings that name them.
+    settings = {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL | {"languages", "model_path"}),
+                "finetune": cfg.finetune.model_dump(mode="json", exclude={"languages", "data", "model"}),
+                "seed": cfg.seed, "seeds": cfg.evaluate.seeds, "license": cfg.report.license,
+                "train_set_version": TRAIN_SET_VERSION}
+    keys = {lang: language_key(settings, lang, inputs["data"][lang], inputs["model"]) for lang in splits}
     if out.done:
         return out.path
     init_ray(cfg.ray)
@@ -186,13 +194,14 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     results: dict[str, Any] = {"mode": "per_language", "model": model_path, "seeds": cfg.evaluate.seeds,
                                "source": "tune (best configuration retrained per seed)",
                                "task": card_task(cfg, list(splits)), "groups": {}}
-    finished = FinishedLanguages(out)
+    finished = FinishedLanguages(out.root, keys)
     kept: list[str] = []
     try:
         for lang, (train, dev) in splits.items():
             earlier = finished.load(lang)
-            if earlier is not None:  # finished by a run that stopped in a later language
-                print(f"tune: {lang} was finished by an earlier run of this search; kept", file=sys.stderr)
+            if earlier is not None:  # the same search, finished before
+                print(f"tune: {lang}: searched before with the same settings, data and encoder "
+                      f"({finished.sources[lang]}); kept", file=sys.stderr)
                 if earlier["group"] is not None:
                     finished.restore_model(lang, f"{out.tmp}/models/{lang}")
                     results["groups"][lang] = earlier["group"]
@@ -240,7 +249,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                            "errored": sum(t["error"] is not None for t in trial_rows),
                            "trials_per_language": grid_size(cfg.tune, cfg.finetune), "scheduler": cfg.tune.scheduler,
                            "search": cfg.tune.search, "best": {r["lang"]: r[METRIC] for r in best_rows},
-                           "kept_from_earlier_run": kept})
+                           "kept_from_earlier_run": kept, "language_keys": keys})
     except BaseException:
         out.abort()  # the finished languages stay in ``finished`` for the rerun
         raise
