@@ -129,10 +129,17 @@ def test_adding_a_language_searches_only_that_language(ray_session, tmp_path, da
     manifest = json.loads((second / "manifest.json").read_text())
     assert manifest["kept_from_earlier_run"] == ["ug"]
     assert manifest["language_keys"]["ug"] == json.loads((first / "manifest.json").read_text())["language_keys"]["ug"]
+    # A source whose model folder was removed since is no source: that language is searched again.
+    import shutil
+
+    shutil.rmtree(first / "models/ug")
+    shutil.rmtree(second)
+    stage.run_tune(StageContext(_job(tmp_path, data_root, *opts, langs=("am", "ug"))), train_fn=stand_in)
+    assert searched == ["ug", "am", "am", "ug"]
     # Another learning-rate range is another search, for both languages.
     stage.run_tune(StageContext(_job(tmp_path, data_root, *opts, "tune.space.lr_max=2e-3", langs=("ug", "am"))),
                    train_fn=stand_in)
-    assert searched == ["ug", "am", "ug", "am"]
+    assert searched == ["ug", "am", "am", "ug", "ug", "am"]
     assert not list((tmp_path / "runs").glob(".tune-*"))  # committed: nothing kept beside them
 
 

@@ -100,11 +100,12 @@ class FinishedLanguages:
                 best = [r for r in _read_json(f"{folder}/best.json") if r.get("lang") == lang]
                 trials = [t for t in _read_json(f"{folder}/trials.json") if t.get("lang") == lang]
                 group = None
-                if (fs.get_file_info(f"{inner}/{name}/results.json").type == pafs.FileType.File):
+                if fs.get_file_info(f"{inner}/{name}/results.json").type == pafs.FileType.File:
                     group = _read_json(f"{folder}/results.json").get("groups", {}).get(lang)
             except (OSError, ValueError, AttributeError):  # no manifest yet, or not readable: not a source
                 continue
-            if len(best) != 1:
+            if len(best) != 1 or (group is not None  # its model removed since: search again
+                                  and fs.get_file_info(f"{inner}/{name}/models/{lang}").type != pafs.FileType.Directory):
                 continue
             self._models[lang], self.sources[lang] = f"{folder}/models/{lang}", name
             return {"best": best[0], "trials": trials, "group": group}
