@@ -348,3 +348,28 @@ def test_translation_without_its_filters_warns(capsys):
         warn_unfiltered_translation(cfg)
         err = capsys.readouterr().err
         assert (f"translate runs without filter.ops {said}" in err) if said else err == "", (extra, err)
+
+
+def test_dedup_waits_for_the_cpus_of_the_dataset_before_it(ray_session):
+    """Every generate run printed Ray Data's "does not have any available CPUs ... will hang"
+    warning: dedup's ``materialize()`` started ~10 ms before the previous dataset's CPUs showed
+    as free. It now waits for them (bounded), and says nothing if they come back in time."""
+    import time
+
+    from lrl.generate.filters.dedup import _wait_for_returned_cpus
+
+    @ray_session.remote(num_cpus=2)
+    def hold(seconds):
+        time.sleep(seconds)
+
+    ref = hold.remote(0.5)
+    end = time.monotonic() + 10
+    while ray_session.available_resources().get("CPU") and time.monotonic() < end:
+        time.sleep(0.01)
+    assert not ray_session.available_resources().get("CPU")  # both CPUs held
+    t0 = time.monotonic()
+    _wait_for_returned_cpus(0.05)  # bounded: a cluster that stays busy is not waited on for ever
+    assert time.monotonic() - t0 < 0.5 and not ray_session.available_resources().get("CPU")
+    _wait_for_returned_cpus(10.0)
+    assert ray_session.available_resources().get("CPU") and time.monotonic() - t0 < 5
+    ray_session.get(ref)
