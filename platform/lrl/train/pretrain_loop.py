@@ -36,6 +36,7 @@ from lrl.train.pretrain_metrics import (
     worker_peak,
 )
 from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
+from lrl.train.pretrain_progress import ProgressLine, quiet_report_log
 from lrl.train.pretrain_resume import mark_complete, report_if_finished, resume_checkpoint
 from lrl.train.pretrain_stream import FirstBatch, _batches
 
@@ -102,6 +103,8 @@ def train_loop(config: dict[str, Any]) -> None:
     seed, langs = int(config["seed"]), list(config["langs"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    quiet_report_log()
+    progress = ProgressLine(cfg.steps, rank)
     # Ray's registered checkpoint, or a newer one it never registered (the run was stopped first)
     ckpt = resume_checkpoint(ray.train.get_checkpoint(), config.get("checkpoint_dir"), rank)
     if ckpt is not None and report_if_finished(ckpt, rank, _without_history):
@@ -253,12 +256,14 @@ def train_loop(config: dict[str, Any]) -> None:
             tot = totals()
             m = metrics(tot)
             state["history"].append(history_entry(m, fresh_eval, loss=True))
+            progress.show(m, force=True)
             _checkpoint(engine, {**state, **seen_totals(), **tot}, m, rank, cfg)
             window.reset()
             fresh_eval = False
         elif step % cfg.report_every == 0 and step < cfg.steps:  # the final report follows
             m = metrics(totals())
             state["history"].append(history_entry(m, fresh_eval, loss=True))
+            progress.show(m, force=fresh_eval)
             ray.train.report(m)
             window.reset()
             fresh_eval = False
@@ -285,6 +290,7 @@ def train_loop(config: dict[str, Any]) -> None:
         state["history"][-1].update(point)  # stopped right after a report: that point, evaluated
     else:
         state["history"].append(point)
+    progress.show(final, force=True)
     final["history"] = state["history"]  # every attempt's reports, into metrics.json only
     final["marks"] = marks
     _final_save(engine, module, tok, aux, final, rank, cfg)
