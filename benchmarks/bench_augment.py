@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     def fresh(name: str) -> str:
         d = a.out / name
         shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)  # as the stage's driver creates its folder (PartWriter checks it is there)
         return str(d)
 
     from lrl.runtime import RayConfig, init_ray

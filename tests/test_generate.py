@@ -321,3 +321,21 @@ def test_run_control_settings_change_neither_rows_nor_folder(ray_session, data_r
     c = _job(data_root, tmp_path, ops, "augment.copies=2", "augment.batch_size=3")
     assert run_generate(StageContext(c), quiet=True) == pa_ and _files(pa_) == before
 
+
+
+def test_a_task_whose_node_cannot_see_the_stage_folder_stops_instead_of_writing_its_own(tmp_path):
+    """The driver creates the stage's temporary folder before any task writes. A task on a node
+    without that folder (an output.root that is not shared, on a node an autoscaler added after the
+    preflight probe) created a private copy there, and its rows were missing from the output: the
+    stage failed only at its end, with "generate lost or invented rows"."""
+    import pyarrow as pa
+
+    from lrl.generate.write import PartWriter
+
+    batch = pa.table({"id": ["ug:1"], "lang": ["ug"], "tokens": [["a"]], "tags": [["O"]]})
+    missing = tmp_path / "runs" / ".generate-0123456789ab.tmp-deadbeef"
+    with pytest.raises(RuntimeError, match=r"does not exist on node .*output\.root is not shared by every node"):
+        PartWriter(str(missing))(batch)
+    assert not missing.exists()  # nothing written on this node's own disk
+    missing.mkdir(parents=True)
+    assert PartWriter(str(missing))(batch).column("rows").to_pylist() == [1]

@@ -121,6 +121,7 @@ class PartWriter:
         self.prefix = "text" if kind == TEXT else "part"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        self._check_shared()
         written: list[tuple[str, str, int]] = []
         # Taken before the rejected rows are split off: a cell may sit on a row a filter rejected.
         written += [(ATTEMPT, key, n) for key, n in sorted(carried_counts(batch).items())]
@@ -137,6 +138,21 @@ class PartWriter:
         kinds, paths, rows = zip(*written) if written else ((), (), ())
         return pa.table({"kind": pa.array(kinds, pa.string()), "path": pa.array(paths, pa.string()),
                          "rows": pa.array(rows, pa.int64())})
+
+
+    def _check_shared(self) -> None:
+        """The stage's folder is created by the driver before any task writes: a task whose node
+        does not see it would create its own copy there and its rows would be missing from the
+        output (the preflight check probes only the nodes alive when the job starts, not those
+        an autoscaler adds later). Stop with the reason instead of a row count mismatch at the end."""
+        if is_uri(self.root) or os.path.isdir(self.root):
+            return
+        import socket
+
+        raise RuntimeError(f"{self.root} does not exist on node {socket.gethostname()}, which the driver created "
+                           "before this task: output.root is not shared by every node of the cluster (a node "
+                           "added after the job started?); put it on a volume every node mounts (KubeRay: "
+                           "/data, cluster/kuberay/pvc.yaml) or object storage (s3://...)")
 
 
 def with_counts(table: pa.Table, counts: dict[str, int]) -> pa.Table:
