@@ -130,7 +130,8 @@ def unshared_nodes(path: str, timeout_s: float = 60.0) -> list[str]:
     """The alive nodes of the Ray this process joined that do not see the local folder ``path``
     (a probe file written here, looked for by a 0-CPU task pinned to each node); [] for a URI, a
     single node, or nodes that did not answer within ``timeout_s`` (nodes an autoscaler adds
-    later are not checked). Ray must be running."""
+    later are not probed: the generate stage's writer tasks check the folder themselves,
+    ``PartWriter``). Ray must be running."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
