@@ -139,7 +139,6 @@ class PartWriter:
         return pa.table({"kind": pa.array(kinds, pa.string()), "path": pa.array(paths, pa.string()),
                          "rows": pa.array(rows, pa.int64())})
 
-
     def _check_shared(self) -> None:
         """The stage's folder is created by the driver before any task writes: a task whose node
         does not see it would create its own copy there and its rows would be missing from the

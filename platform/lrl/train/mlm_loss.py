@@ -37,8 +37,9 @@ _ROWS_PER_HIDDEN = 2
 def rows_per_chunk(rows: int, hidden: int, vocab: int) -> int:
     """Rows of logits computed at once: ``_CHUNK_VALUES`` values, or ``_ROWS_PER_HIDDEN x hidden``
     rows where that is more and the projection is too large to stay in cache; at most all rows.
-    The chunk's fp32 temporaries then stay under ~2.5x the fp32 projection weight (or 8 MiB),
-    while the plain path's grow with the batch."""
+    A chunk's temporaries (bf16 and fp32 logits, fp32 softmax, bf16 gradient: ~12 bytes a logit)
+    are then ~12 MiB, or at most ~6x the fp32 projection weight, while the plain path's grow
+    with the batch."""
     least = _CHUNK_VALUES // max(vocab, 1)
     if vocab * hidden > _CACHED_WEIGHTS:
         least = max(least, _ROWS_PER_HIDDEN * hidden)
