@@ -357,3 +357,19 @@ def test_summary_of_one_seed_claims_no_sd(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "±" not in lines[1] and "one seed" in lines[1]
     assert lines[1].endswith("dev F1 50.0 (one seed)") and lines[3].endswith("dev F1 50.0 ± 2.0 over 3 seeds")
+
+
+def test_each_evaluation_of_a_stage_run_is_printed_as_it_happens(ug, encoder, capsys):
+    """The finetune stage said nothing until every run had finished (minutes for a real encoder)."""
+    from lrl.train.finetune import _train_task, progress_line
+    from lrl.train.finetune_data import label_list
+
+    entry = {"step": 60, "epoch": 2.0, "train_loss": 0.41234, "dev_f1": 0.6123, "lr": 1e-4, "time_s": 12.4}
+    assert progress_line("ug", 1, entry) == "finetune ug seed 1: step 60 (epoch 2.00)  loss 0.4123  dev F1 61.2  [12 s]"
+    train, dev = ug
+    row, _ = _train_task(_cfg(max_steps=2, eval_every=1, save_model=False), encoder, train, dev, 0,
+                         label_list([train, dev]), "ug")
+    out = capsys.readouterr().out
+    assert [line.split(" (")[0] for line in out.splitlines() if line.startswith("finetune ug")] == [
+        "finetune ug seed 0: step 1", "finetune ug seed 0: step 2"]
+    assert len(row["history"]) == 2

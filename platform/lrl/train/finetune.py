@@ -31,8 +31,15 @@ from lrl.train.finetune_config import FinetuneConfig, in_ray_task
 STAGE = "finetune"
 
 
+def progress_line(group: str, seed: int, entry: dict[str, Any]) -> str:
+    """One evaluation of a fine-tuning run, as the stage prints it while the run goes on (the
+    stage said nothing until every run had finished: minutes for a real encoder)."""
+    return (f"finetune {group} seed {seed}: step {entry['step']} (epoch {entry['epoch']:.2f})  "
+            f"loss {entry['train_loss']:.4f}  dev F1 {100 * entry['dev_f1']:.1f}  [{entry['time_s']:.0f} s]")
+
+
 def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.Table, seed: int,
-                labels: list[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
+                labels: list[str], group: str = "") -> tuple[dict[str, Any], dict[str, bytes]]:
     """One seeded run inside a Ray task: (result as a dict, {relative path: bytes} of the model)."""
     import dataclasses
 
@@ -44,7 +51,8 @@ def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.T
     cfg = in_ray_task(cfg)  # device auto: the GPU this task reserved (finetune.num_gpus), else CPU
     with tempfile.TemporaryDirectory(prefix="lrl-ft-") as tmp:
         out = tmp if cfg.save_model else None
-        res = train_tagger(cfg, model_path, train, dev, seed=seed, out_dir=out, labels=labels)
+        res = train_tagger(cfg, model_path, train, dev, seed=seed, out_dir=out, labels=labels,
+                           report=lambda entry: print(progress_line(group, seed, entry), flush=True))
         files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
     row = dataclasses.asdict(res)
     row.pop("model_dir")
@@ -141,7 +149,7 @@ def run_finetune(ctx: StageContext) -> str:
         for group, (train, dev) in groups(splits, ft.mode).items():
             tr, dv = ray.put(train), ray.put(dev)
             for seed in cfg.evaluate.seeds:
-                pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels)
+                pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels, group)
         done = dict(zip(pending, ray.get([scores for scores, _ in pending.values()])))
         # select_by: which dev figure chose each seed's evaluation and the saved seed.
         # task: ner, or tokens when every source is one label per token (the report's wording)
