@@ -358,11 +358,12 @@ def test_dedup_waits_for_the_cpus_of_the_dataset_before_it(ray_session):
 
     from lrl.generate.filters.dedup import _wait_for_returned_cpus
 
-    @ray_session.remote(num_cpus=2)
+    @ray_session.remote
     def hold(seconds):
         time.sleep(seconds)
 
-    ref = hold.remote(0.5)
+    free = ray_session.available_resources().get("CPU", 0)  # the session's Ray: 2, unless a test left an actor
+    ref = hold.options(num_cpus=free).remote(0.5)
     end = time.monotonic() + 10
     while ray_session.available_resources().get("CPU") and time.monotonic() < end:
         time.sleep(0.01)
