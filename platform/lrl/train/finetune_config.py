@@ -57,6 +57,11 @@ class FinetuneConfig(StrictModel):
     """Learning-rate schedule (linear, cosine, one_cycle, triangular, constant)."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """``bf16``: autocast on CPU and GPU; ``fp16``: autocast with a GradScaler, GPU only."""
+    attention: Literal["auto", "eager", "sdpa"] = "auto"
+    """Attention kernel while training, as ``pretrain.attention``: ``auto`` takes ``eager`` for
+    bf16 on CPU (a MiniLM bf16 step 1.25x as fast with it and lrl's CPU dropout, docs/benchmarks.md)
+    and ``sdpa`` otherwise; on CPU the dropout layers draw 3 elements per random number. Saved
+    models do not record the choice."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to train: ``auto`` picks CUDA when present. Set ``cuda`` explicitly for fp16 when the
     config is loaded on a CPU-only driver of a GPU cluster."""

@@ -165,9 +165,9 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     tagger = _load_encoder(cfg, model_path, labels, train, seed)
     frozen = freeze(tagger.model, cfg.freeze_embeddings, cfg.freeze_layers)
     tagger.to(device)
-    # On CPU: eager attention for bf16 and dropout drawn 3 elements per random number (a MiniLM
-    # bf16 step 1.2x as fast); the saved folder names no kernel of lrl's, GPUs keep sdpa.
-    kernel = set_attention(tagger.model, "auto", cfg.precision, device)
+    # auto, on CPU: eager attention for bf16 and dropout drawn 3 elements per random number (a
+    # MiniLM bf16 step 1.25x as fast); the saved folder names no kernel of lrl's, GPUs keep sdpa.
+    kernel = set_attention(tagger.model, cfg.attention, cfg.precision, device)
     groups = param_groups(tagger.model, cfg.lr, cfg.layer_lr_decay, cfg.weight_decay, cfg.head_lr)
     if tagger.crf is not None:
         groups.append({"params": list(tagger.crf.parameters()), "lr": cfg.head_lr or cfg.lr,
