@@ -79,14 +79,15 @@ class LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, n, step):
                 end = min(n, start + step)
                 rows, picked = torch.arange(end - start, device=h.device), target[start:end]
-                logits = torch.nn.functional.linear(h[start:end], w, b).float()
+                logits = torch.nn.functional.linear(h[start:end], w, b)  # compute dtype
                 # softmax is one fused kernel (log-softmax + exp are two passes, and exp alone
-                # runs at ~3 G values/s on these cores). The loss is lse - x[target], with
-                # lse = max x - log max p (the largest logit has the largest p, >= 1/vocab, which
-                # never underflows; -log p[target] would be inf where p[target] underflows).
-                probs = torch.softmax(logits, dim=1)
-                lse = torch.amax(logits, dim=1) - torch.log(torch.amax(probs, dim=1))
-                loss = lse - logits[rows, picked]
+                # runs at ~3 G values/s on these cores), reading the logits in the compute dtype
+                # and computing in fp32 (no fp32 copy of the logits). The loss is lse - x[target],
+                # with lse = max x - log max p (the largest logit has the largest p, >= 1/vocab,
+                # which never underflows; -log p[target] would be inf where p[target] underflows).
+                probs = torch.softmax(logits, dim=1, dtype=torch.float32)
+                lse = torch.amax(logits, dim=1).float() - torch.log(torch.amax(probs, dim=1))
+                loss = lse - logits[rows, picked].float()
                 total += loss.sum()
                 if want_grad:  # d loss_row / d logits = softmax - one-hot, in the compute dtype
                     probs[rows, picked] -= 1.0
