@@ -11,7 +11,8 @@ from __future__ import annotations
 
 
 def set_attention(model, choice: str, precision: str, device) -> str:
-    """Switch ``model`` to the attention kernel ``choice`` (``PretrainConfig.attention``); returns
+    """Switch ``model`` to the attention kernel ``choice`` (``pretrain.attention``,
+    ``finetune.attention``); returns
     the kernel used. ``auto``: eager for bf16 on CPU, where torch's fused bf16 attention backward is
     slow, else sdpa. Models without the switch keep their own kernel. On CPU the dropout layers
     (and eager attention's dropout: kernel ``lrl_eager``) draw their masks 3 elements per random
