@@ -12,11 +12,11 @@ from __future__ import annotations
 
 def set_attention(model, choice: str, precision: str, device) -> str:
     """Switch ``model`` to the attention kernel ``choice`` (``pretrain.attention``,
-    ``finetune.attention``); returns
-    the kernel used. ``auto``: eager for bf16 on CPU, where torch's fused bf16 attention backward is
-    slow, else sdpa. Models without the switch keep their own kernel. On CPU the dropout layers
-    (and eager attention's dropout: kernel ``lrl_eager``) draw their masks 3 elements per random
-    number (``fast_dropout``): torch's per-element draws were ~30% of a micro-preset step."""
+    ``finetune.attention``); returns the kernel used. ``auto``: eager for bf16 on CPU, where
+    torch's fused bf16 attention backward is slow, else sdpa. Models without the switch keep
+    their own kernel. On CPU the dropout layers (and eager attention's dropout: kernel
+    ``lrl_eager``) draw their masks 3 elements per random number (``fast_dropout``): torch's
+    per-element draws were ~30% of a micro-preset step."""
     on_cpu = getattr(device, "type", str(device)) == "cpu"
     if choice == "auto":
         choice = "eager" if on_cpu and precision == "bf16" else "sdpa"
