@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 
 from lrl.config import config_hash
 from lrl.data.files import filesystem
+from lrl.data.output import MANIFEST
 
 DONE = "done.json"
 _OUTPUT = re.compile(r"tune-[0-9a-f]{12}")
@@ -95,7 +96,7 @@ class FinishedLanguages:
                 continue
             folder = f"{self.root}/{name}"
             try:
-                if _read_json(f"{folder}/manifest.json").get("language_keys", {}).get(lang) != self.keys[lang]:
+                if _read_json(f"{folder}/{MANIFEST}").get("language_keys", {}).get(lang) != self.keys[lang]:
                     continue
                 best = [r for r in _read_json(f"{folder}/best.json") if r.get("lang") == lang]
                 trials = [t for t in _read_json(f"{folder}/trials.json") if t.get("lang") == lang]

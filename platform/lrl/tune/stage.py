@@ -169,20 +169,18 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                   cfg.tune.space.freeze_layers if searched else [cfg.finetune.freeze_layers],
                   "tune.space.freeze_layers" if searched else "finetune.freeze_layers")
     inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
+    common = {"seed": cfg.seed, "seeds": cfg.evaluate.seeds,
+              "license": cfg.report.license,  # on the cards
+              "train_set_version": TRAIN_SET_VERSION}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
-                                                "finetune": cfg.finetune.model_dump(mode="json"),
-                                                "seed": cfg.seed, "seeds": cfg.evaluate.seeds,
-                                                "license": cfg.report.license,  # on the cards
-                                                "train_set_version": TRAIN_SET_VERSION}, inputs)
+                                                "finetune": cfg.finetune.model_dump(mode="json"), **common}, inputs)
+    if out.done:
+        return out.path
     # Per language, what its search depends on: the same without the language lists, and with the
     # data and encoder by content only (``inputs``), not by the settings that name them.
     settings = {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL | {"languages", "model_path"}),
-                "finetune": cfg.finetune.model_dump(mode="json", exclude={"languages", "data", "model"}),
-                "seed": cfg.seed, "seeds": cfg.evaluate.seeds, "license": cfg.report.license,
-                "train_set_version": TRAIN_SET_VERSION}
+                "finetune": cfg.finetune.model_dump(mode="json", exclude={"languages", "data", "model"}), **common}
     keys = {lang: language_key(settings, lang, inputs["data"][lang], inputs["model"]) for lang in splits}
-    if out.done:
-        return out.path
     init_ray(cfg.ray)
     warning = check_trial_resources(cfg.tune)  # before a search that would wait for ever
     if warning:
