@@ -1,4 +1,5 @@
-"""In-memory Arrow tables as a Ray Dataset, without remote tasks.
+"""In-memory Arrow tables as a Ray Dataset, without remote tasks; ``materialize`` without
+Ray Data's false "will hang" warning.
 
 ``ray.data.from_arrow`` (Ray 2.60) puts each table in the object store and then runs one remote
 task per table to compute its block metadata and schema. On a fresh Ray those tasks wait for new
@@ -40,4 +41,46 @@ def from_tables(tables: list[pa.Table]) -> ray.data.Dataset:
                                DatasetStats(metadata={"FromArrow": meta}, parent=None))
 
 
-__all__ = ["from_tables"]
+#: Ray Data's ``log_once`` key of "The Ray cluster currently does not have any available CPUs. The
+#: Dataset job will hang unless more CPUs are freed up" (``Dataset._execute``, Ray 2.60).
+CPU_WARNING = "cpu_warning"
+
+
+def wait_for_free_cpu(timeout_s: float = 1.0) -> bool:
+    """Wait (at most ``timeout_s``) until Ray reports a free CPU; whether one is free. A dataset
+    that has just finished shows its tasks' CPUs as free ~10 ms later (Ray's report period)."""
+    import time
+
+    import ray
+
+    end = time.monotonic() + timeout_s
+    while not ray.available_resources().get("CPU"):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def materialize(ds: ray.data.Dataset) -> ray.data.MaterializedDataset:
+    """``ds.materialize()``, without Ray Data's false "no available CPUs ... will hang" warning.
+
+    ``materialize`` checks for a free CPU twice: before it runs, and again when it fills the
+    result's cache, right after its own tasks have finished but before their CPUs show as free
+    again. Every generate run printed the warning (at the second check, or at the first when the
+    dataset before had just finished) though nothing ever hung. So: wait (bounded) for a free CPU,
+    and only if there is one, hold Ray's once-per-process key of that warning for this call; a
+    cluster still busy after the wait gets Ray's warning as before, and so does any later call.
+    """
+    from ray.util.debug import log_once, reset_log_once
+
+    if not wait_for_free_cpu():
+        return ds.materialize()
+    held = log_once(CPU_WARNING)  # True: not printed before, and now held by this call
+    try:
+        return ds.materialize()
+    finally:
+        if held:
+            reset_log_once(CPU_WARNING)
+
+
+__all__ = ["from_tables", "materialize", "wait_for_free_cpu"]

@@ -31,6 +31,7 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 
+from lrl.data.blocks import materialize
 from lrl.generate.filters.common import in_scope, priority, set_rejects, texts
 from lrl.generate.translate.columns import widen
 
@@ -175,28 +176,12 @@ def judged(scope: str, prio: int) -> bool:
     return scope == "all" or prio != 0
 
 
-def _wait_for_returned_cpus(timeout_s: float = 1.0) -> None:
-    """Wait (at most ``timeout_s``) until Ray reports a free CPU. The dataset before this one has
-    just finished, and its tasks' CPUs show as free ~10 ms later: ``materialize()`` checks once,
-    and every generate run printed "The Ray cluster currently does not have any available CPUs.
-    The Dataset job will hang ..." though it never hung. A cluster still busy after that gets
-    Ray's warning as before."""
-    import time
-
-    import ray
-
-    end = time.monotonic() + timeout_s
-    while not ray.available_resources().get("CPU") and time.monotonic() < end:
-        time.sleep(0.01)
-
-
 def _driver_pass(ds, keys_fn, decide, kind: str):
     """Materialise ``ds`` once, bring only its keys to the driver, decide the rejected ids there
     and mark them in a second pass over the materialised blocks."""
     import ray
 
-    _wait_for_returned_cpus()
-    ds = ds.materialize()  # computed once: the key pass and the marking pass both read it
+    ds = materialize(ds)  # computed once: the key pass and the marking pass both read it
     parts = [b for b in ds.map_batches(keys_fn, batch_format="pyarrow").iter_batches(batch_format="pyarrow")
              if b.num_rows]
     dups = decide(pa.concat_tables(parts)) if parts else {}
