@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from lrl.evaluate.metrics import aggregate, type_summary
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig, in_ray_task
+from lrl.train.progress_relay import LineSender
 
 STAGE = "finetune"
 
@@ -39,8 +41,10 @@ def progress_line(group: str, seed: int, entry: dict[str, Any]) -> str:
 
 
 def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.Table, seed: int,
-                labels: list[str], group: str = "") -> tuple[dict[str, Any], dict[str, bytes]]:
-    """One seeded run inside a Ray task: (result as a dict, {relative path: bytes} of the model)."""
+                labels: list[str], group: str = "",
+                progress: LineSender | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """One seeded run inside a Ray task: (result as a dict, {relative path: bytes} of the model).
+    Each evaluation's line goes to ``progress`` (the driver prints it), else to stdout."""
     import dataclasses
 
     import torch
@@ -52,7 +56,7 @@ def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.T
     with tempfile.TemporaryDirectory(prefix="lrl-ft-") as tmp:
         out = tmp if cfg.save_model else None
         res = train_tagger(cfg, model_path, train, dev, seed=seed, out_dir=out, labels=labels,
-                           report=lambda entry: print(progress_line(group, seed, entry), flush=True))
+                           report=lambda entry: (progress.send if progress else print)(progress_line(group, seed, entry)))
         files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
     row = dataclasses.asdict(res)
     row.pop("model_dir")
@@ -117,9 +121,12 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
 
 
 def run_finetune(ctx: StageContext) -> str:
-    """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the folder."""
+    """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the
+    folder. A group trained before with the same key is taken from there (``finetune_reuse``)."""
     from lrl.evaluate.model_card import card_task
     from lrl.train.finetune_data import TRAIN_SET_VERSION, label_list
+    from lrl.train.finetune_reuse import FinishedGroups, group_key
+    from lrl.train.progress_relay import ProgressRelay
     from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
 
     cfg = ctx.cfg
@@ -130,46 +137,64 @@ def run_finetune(ctx: StageContext) -> str:
     inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).
-    shaping = {"finetune": ft.model_dump(mode="json"), "seeds": cfg.evaluate.seeds, "license": cfg.report.license,
-               "labels": cfg.data.labels, "train_set_version": TRAIN_SET_VERSION}
-    out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
+    common = {"seeds": cfg.evaluate.seeds, "license": cfg.report.license, "train_set_version": TRAIN_SET_VERSION}
+    out = StageOutput(cfg.output.root, STAGE, {"finetune": ft.model_dump(mode="json"), **common,
+                                               "labels": cfg.data.labels}, inputs)
     if out.done:  # a re-run does no work, but still says where the output is
         man = out.manifest()
         _print_summary(out.path, man.get("dev_f1", {}), len(man.get("seeds", [])))
         return out.path
-    ray = init_ray(cfg.ray)
     # One label list for every run, so that joint and per-language models share label ids.
     labels = label_list([t for pair in splits.values() for t in pair], cfg.data.labels)
+    todo = groups(splits, ft.mode)
+    langs = {g: sorted(set(dev.column("lang").to_pylist())) for g, (_, dev) in todo.items()}
+    # Per group, what its runs depend on: the same without the language list, by content only.
+    settings = {"finetune": ft.model_dump(mode="json", exclude={"languages", "data", "model"}), **common,
+                "labels": labels}
+    keys = {g: group_key({**settings, "task": card_task(cfg, langs[g])}, g,
+                         inputs["data"][g] if ft.mode == "per_language" else inputs["data"], inputs["model"])
+            for g in todo}
+    finished = FinishedGroups(out.root, keys)
+    ray = init_ray(cfg.ray)
+    relay = ProgressRelay()
     # Two returns: the scores come to the driver, each seed's model files stay in the object store
     # (spilled to disk when large) and only the best seed's are fetched. Returning both in one
     # value pulled every seed's weights into the driver at once: seeds x languages x model size.
     task = ray.remote(num_cpus=ft.num_cpus, num_gpus=ft.num_gpus, num_returns=2)(_train_task)
+    entries: dict[str, dict] = {}
     try:
         pending = {}
-        for group, (train, dev) in groups(splits, ft.mode).items():
+        for group, (train, dev) in todo.items():
+            earlier = finished.load(group)
+            if earlier is not None:  # the same runs, finished before
+                print(f"finetune: {group}: trained before with the same settings, data and encoder "
+                      f"({finished.sources[group]}); kept", file=sys.stderr)
+                if earlier["group"].get("model_dir"):
+                    finished.restore_model(group, f"{out.tmp}/models/{group}")
+                entries[group] = earlier["group"]
+                continue
             tr, dv = ray.put(train), ray.put(dev)
             for seed in cfg.evaluate.seeds:
-                pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels, group)
-        done = dict(zip(pending, ray.get([scores for scores, _ in pending.values()])))
+                pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels, group, relay.sender())
+        kept = sorted(entries)
+        waiting = {refs[0]: key for key, refs in pending.items()}
+        done: dict[tuple[str, int], dict] = {}
+        while waiting:
+            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=1.0)
+            relay.print_new()
+            for ref in ready:
+                group, seed = waiting.pop(ref)
+                done[(group, seed)] = ray.get(ref)
+                if all((group, s) in done for s in cfg.evaluate.seeds):  # the group is complete
+                    entries[group] = _finish_group(ctx, out, finished, group, langs[group], todo[group][1],
+                                                   [done[(group, s)] for s in cfg.evaluate.seeds],
+                                                   pending, model_path, labels)
+        relay.print_new()
         # select_by: which dev figure chose each seed's evaluation and the saved seed.
         # task: ner, or tokens when every source is one label per token (the report's wording)
         results: dict[str, Any] = {"mode": ft.mode, "task": card_task(cfg, sorted(splits)), "model": model_path,
-                                   "labels": labels,
-                                   "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "groups": {}}
-        for group, (_train, dev) in groups(splits, ft.mode).items():
-            runs = [done[(group, s)] for s in cfg.evaluate.seeds]
-            summary = aggregate([r["scores"] for r in runs if r["scores"]])
-            best = best_seed(runs)
-            entry = {"summary": summary, "per_type": type_summary(runs), "best_seed": best, "runs": runs}
-            if ft.save_model:
-                folder = f"{out.tmp}/models/{group}"
-                _write_files(folder, ray.get(pending[(group, best)][1]))
-                entry["model_dir"] = f"models/{group}"
-                langs = sorted(set(dev.column("lang").to_pylist()))
-                _card(ctx, folder, group, langs, runs, summary, model_path, done[(group, best)], dev, labels)
-            for seed in cfg.evaluate.seeds:  # this group's models leave the object store now
-                pending.pop((group, seed))
-            results["groups"][group] = entry
+                                   "labels": labels, "seeds": cfg.evaluate.seeds, "select_by": ft.select_by,
+                                   "groups": {g: entries[g] for g in todo}}
         fs, inner = filesystem(f"{out.tmp}/results.json")
         with fs.open_output_stream(inner) as f:
             f.write(json.dumps(results, indent=2, ensure_ascii=False, default=str).encode())
@@ -177,12 +202,39 @@ def run_finetune(ctx: StageContext) -> str:
                   for g, e in results["groups"].items()}
         path = out.commit({"languages": sorted(splits), "mode": ft.mode, "model": model_path,
                            "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "dev_f1": dev_f1,
-                           "models": {g: e.get("model_dir") for g, e in results["groups"].items()}})
+                           "models": {g: e.get("model_dir") for g, e in results["groups"].items()},
+                           "kept_from_earlier_run": kept, "group_keys": keys})
     except BaseException:
-        out.abort()
+        out.abort()  # the finished groups stay in ``finished`` for the rerun
         raise
+    finally:
+        relay.close()
+        if out.done:
+            finished.clear()
     _print_summary(path, dev_f1, len(cfg.evaluate.seeds))
     return path
+
+
+def _finish_group(ctx: StageContext, out: StageOutput, finished, group: str, langs: list[str], dev: pa.Table,
+                  runs: list[dict], pending: dict, model_path: str, labels: list[str]) -> dict[str, Any]:
+    """A group whose seeds have all finished: its results.json entry, the best seed's model and
+    card in the output, and both kept for a rerun (``finished``) in case the stage stops later."""
+    import ray
+
+    summary = aggregate([r["scores"] for r in runs if r["scores"]])
+    best = best_seed(runs)
+    entry = {"summary": summary, "per_type": type_summary(runs), "best_seed": best, "runs": runs}
+    folder = None
+    if ctx.cfg.finetune.save_model:
+        folder = f"{out.tmp}/models/{group}"
+        _write_files(folder, ray.get(pending[(group, best)][1]))
+        entry["model_dir"] = f"models/{group}"
+        _card(ctx, folder, group, langs, runs, summary, model_path, next(r for r in runs if r["seed"] == best),
+              dev, labels)
+    for r in runs:  # this group's models leave the object store now
+        pending.pop((group, r["seed"]))
+    finished.save(group, {"group": entry}, folder)
+    return entry
 
 
 def _print_summary(path: str, dev_f1: dict[str, dict], seeds: int) -> None:
