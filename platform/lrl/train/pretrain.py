@@ -87,6 +87,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
 
     from lrl.model.build import model_flops_per_token, model_langs
     from lrl.train.pretrain_loop import train_loop
+    from lrl.train.pretrain_progress import quiet_data_console
 
     t0 = time.time()
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -132,6 +133,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     ds.context.enable_progress_bars = False
     packed = ds.count()
     ds, padding = pad_for_workers(ds, cfg.num_workers, packed)  # else Ray Train's equal split drops the rest
+    quiet_data_console(ds)  # its per-epoch INFO lines: Ray Data's log files, not the console
     held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
     # The MLM head runs only at predicted positions (pretrain_aux.mlm_head), a masking-rate share.
     flops = model_flops_per_token(mconf, seq_len=cfg.seq_len, lm_head_tokens=cfg.masking.rate)
@@ -325,10 +327,12 @@ def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> st
     from transformers import AutoTokenizer
 
     from lrl.model.build import build_mlm_model
+    from lrl.train.pretrain_progress import no_transformers_bars
 
     torch.manual_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(tok_dir)
-    build_mlm_model(cfg.model, tok, langs).save_pretrained(path + ".tmp", safe_serialization=True)
+    with no_transformers_bars():  # "Writing model shards" bar
+        build_mlm_model(cfg.model, tok, langs).save_pretrained(path + ".tmp", safe_serialization=True)
     os.replace(path + ".tmp", path)
     return path
 

@@ -36,7 +36,7 @@ from lrl.train.pretrain_metrics import (
     worker_peak,
 )
 from lrl.train.pretrain_mlm import MaskVocab, step_generator, step_seed
-from lrl.train.pretrain_progress import ProgressLine, quiet_report_log
+from lrl.train.pretrain_progress import ProgressLine, quiet_worker_console
 from lrl.train.pretrain_resume import mark_complete, report_if_finished, resume_checkpoint
 from lrl.train.pretrain_stream import FirstBatch, _batches
 
@@ -103,7 +103,7 @@ def train_loop(config: dict[str, Any]) -> None:
     seed, langs = int(config["seed"]), list(config["langs"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    quiet_report_log()
+    quiet_worker_console()  # Ray Train's per-report line, transformers' bars
     progress = ProgressLine(cfg.steps, rank)
     # Ray's registered checkpoint, or a newer one it never registered (the run was stopped first)
     ckpt = resume_checkpoint(ray.train.get_checkpoint(), config.get("checkpoint_dir"), rank)

@@ -10,15 +10,30 @@ Ray's result as before) and rank 0 prints the figures a user follows:
     pretrain: step 340/20000  loss 6.412  aux 1.077  ppl ug 812.4  |  23.7k tokens/s  MFU 27.3%
 
 at most every ``every_s`` seconds, and always after an evaluation, at a checkpoint and at the end.
+
+The rest of the stage's console is quieted too (``quiet_data_console``, ``quiet_worker_console``,
+``no_transformers_bars``): Ray Data's four INFO lines per epoch of the training data ("Starting
+execution of Dataset train_...", its plan, "execution finished") and transformers' progress bars
+("Loading weights", "Writing model shards") buried these lines on a run of many epochs. Ray
+Data's lines still go to its log files; its warnings and errors, and transformers', still print.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import ray
+
+try:  # an internal module of Ray Data (2.60): if it moves, the lines print as before, nothing fails
+    from ray.data._internal.execution.execution_callback import ExecutionCallback
+except ImportError:  # pragma: no cover
+    ExecutionCallback = None  # type: ignore[assignment,misc]
 
 
 def quiet_report_log() -> None:
@@ -29,6 +44,62 @@ def quiet_report_log() -> None:
     except ImportError:
         return
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
+def quiet_worker_console() -> None:
+    """A Ray Train worker's console: ``quiet_report_log``, and no transformers progress bars (the
+    model's load and each checkpoint's save drew one; its warnings still print)."""
+    from transformers.utils import logging as hf_logging
+
+    quiet_report_log()
+    hf_logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def no_transformers_bars() -> Iterator[None]:
+    """No transformers progress bars inside the block (the driver's other stages keep theirs)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _quiet_ray_data_console() -> None:
+    """Raise the console handlers of Ray Data's logger to WARNING in this actor process; its file
+    handlers (``ray-data.log`` and one file per execution, in the session's logs/ray-data) keep
+    every record. The driver is left alone: its console is shared with the other stages (generate
+    shows Ray Data's progress on purpose)."""
+    if ray.get_runtime_context().get_actor_id() is None:
+        return
+    for handler in logging.getLogger("ray.data").handlers:
+        # the console is a StreamHandler (Ray's PlainRayHandler); so is a FileHandler
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(max(handler.level, logging.WARNING))
+
+
+class QuietDataConsole(ExecutionCallback or object):  # type: ignore[misc]
+    """Ray Data instantiates its execution callbacks when it plans an execution, in the process
+    that runs it: for the training data that is the split coordinator actor Ray Train starts, once
+    per epoch, before the executor logs "Starting execution". Carried by the dataset's DataContext
+    (a class, imported there by name: lrl is on every node the workers run on)."""
+
+    def __init__(self) -> None:
+        _quiet_ray_data_console()
+
+
+def quiet_data_console(ds) -> None:
+    """Keep the per-epoch INFO lines of ``ds``'s executions off the console of the actor that runs
+    them (see ``QuietDataConsole``); ``ds``'s DataContext only, a new list: no other context gets it."""
+    ctx = ds.context
+    if ExecutionCallback is None:
+        return
+    if QuietDataConsole not in ctx.custom_execution_callback_classes:
+        ctx.custom_execution_callback_classes = [*ctx.custom_execution_callback_classes, QuietDataConsole]
 
 
 def _num(x: Any, fmt: str) -> str:
@@ -70,4 +141,5 @@ class ProgressLine:
         return True
 
 
-__all__ = ["ProgressLine", "quiet_report_log"]
+__all__ = ["ProgressLine", "quiet_report_log", "quiet_worker_console", "no_transformers_bars",
+           "quiet_data_console", "QuietDataConsole"]
