@@ -107,3 +107,33 @@ def test_card_names_the_checkpoint_an_lrl_encoder_started_from(tmp_path):
             "its masked-LM head was trained from scratch; 6712 embedding rows were added") in text
     assert read_front_matter(text)["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert "continued pretraining" not in render(_info())  # no lrl_init: nothing claimed
+
+
+def test_card_states_the_saved_checkpoints_own_dev_score(tmp_path):
+    """The folder holds the best seed, but the card gave only the mean over seeds: WikiANN ug dev,
+    2 seeds, card 69.4 while ``lrl evaluate`` scored the saved model 70.7. Both are stated now, in
+    the body and in the model-index (the mean stays first)."""
+    import json
+
+    (tmp_path / "lrl_tagger.json").write_text(json.dumps({"dev_f1": 0.7073, "seed": 1, "labels": ["O"]}))
+    text = write_model_card(tmp_path, _info()).read_text()
+    metrics = read_front_matter(text)["model-index"][0]["results"][0]["metrics"]
+    assert [m["value"] for m in metrics] == [pytest.approx(81.23), pytest.approx(70.73)]
+    assert "this checkpoint: seed 1" in metrics[1]["name"]
+    assert "the run of seed 1, kept as the best on dev of the 3 runs: its own dev F1 is 70.7" in text
+    one = _info()
+    one.scores = [Score("ug", "overall", 0.7073, 0.0, 1)]
+    single = write_model_card(tmp_path, one).read_text()  # one seed: the mean is the model's own
+    assert "this checkpoint" not in single and "kept as the best" not in single
+
+
+def test_card_lists_the_labels_of_the_folder_when_not_given(tmp_path):
+    """The tune stage's cards had no "Labels:" line (its CardInfo names none); the folder's
+    lrl_tagger.json has them."""
+    import json
+    from dataclasses import replace
+
+    (tmp_path / "lrl_tagger.json").write_text(json.dumps({"labels": ["O", "B-LOC", "I-LOC"]}))
+    text = write_model_card(tmp_path, replace(_info(), labels=[])).read_text()
+    assert "Labels: O, B-LOC, I-LOC" in text
+    assert "Labels: O, B-PER, I-PER" in write_model_card(tmp_path, _info()).read_text()  # given ones win

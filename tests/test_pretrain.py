@@ -212,6 +212,9 @@ def test_final_model_folder_loads_in_fp32_after_bf16_training(tmp_path, monkeypa
     model = AutoModelForMaskedLM.from_pretrained(out / "model")
     assert model.dtype == torch.float32
     assert AutoTokenizer.from_pretrained(out / "model").mask_token == "[MASK]"
+    # names transformers 4 knows too (tests/test_model_folder.py)
+    conf = json.loads((out / "model" / "tokenizer_config.json").read_text())
+    assert conf["tokenizer_class"] == "PreTrainedTokenizerFast" and conf["additional_special_tokens"] == ["[wo]"]
 
 
 def test_user_ds_config_is_resolved_fingerprinted_and_checked_before_training(tmp_path, capsys):

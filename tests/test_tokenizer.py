@@ -114,6 +114,9 @@ def test_tokenizer_stage_trains_and_is_idempotent(tmp_path, data_root):
         assert s["after"]["pieces_per_word"] < s["before"]["pieces_per_word"] / 1.5
     tok = AutoTokenizer.from_pretrained(path)
     assert len(tok) == 1500 and tag_langs(tok) == ["ug", "wo"]
+    # names transformers 4 knows too (tests/test_model_folder.py)
+    conf = json.loads((tmp_path / path.rsplit("/", 1)[1] / "tokenizer_config.json").read_text())
+    assert conf["tokenizer_class"] == "PreTrainedTokenizerFast" and conf["additional_special_tokens"] == ["[ug]", "[wo]"]
     mtime = (tmp_path / path.rsplit("/", 1)[1] / "manifest.json").stat().st_mtime
     assert run_tokenizer(StageContext(cfg)) == path
     assert (tmp_path / path.rsplit("/", 1)[1] / "manifest.json").stat().st_mtime == mtime

@@ -41,7 +41,8 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
 
     Rows: {"group", "key", "mean", "sd", "n"} (F1 over seeds); curves are per group and seed;
     ``select_by`` is the dev figure that kept each model (``finetune.select_by``); ``task`` is
-    ``ner`` or ``tokens`` (a token tagger, ``data.ner[].scheme: tokens``)."""
+    ``ner`` or ``tokens`` (a token tagger, ``data.ner[].scheme: tokens``); ``heads`` the saved
+    models' heads per group."""
     res = _json(folder, "results.json")
     if not isinstance(res, dict) or not res.get("groups"):
         return None
@@ -62,7 +63,18 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
             if run.get("history"):
                 curves[f"{group} seed {run.get('seed')}"] = run["history"]
     return {"lang": langs, "type": types, "curves": curves, "select_by": res.get("select_by", "pooled"),
-            "task": res.get("task", "ner")}
+            "task": res.get("task", "ner"), "heads": _heads(folder, res["groups"])}
+
+
+def _heads(folder: str | None, groups: dict) -> dict[str, str]:
+    """``{group: head}`` of the saved models (``models/<group>/lrl_tagger.json``; ``linear`` or
+    ``crf``), for the groups that saved one: a CRF's training loss is not a cross-entropy."""
+    out = {}
+    for group, entry in groups.items():
+        meta = _json(f"{folder}/{entry.get('model_dir') or f'models/{group}'}", "lrl_tagger.json")
+        if isinstance(meta, dict) and isinstance(meta.get("head"), str):
+            out[group] = meta["head"]
+    return out
 
 
 def evaluate_scores(folder: str | None) -> list[dict] | None:

@@ -126,7 +126,13 @@ def _base_fingerprint(base: str | None) -> object:
 def run_tokenizer(ctx: StageContext) -> str:
     """Train or extend a tokenizer; returns the finished stage folder (reused when already done)."""
     from lrl.model.extend import extend_tokenizer, load_tokenizer
-    from lrl.model.tokenizer import char_stats, normalizer_effect, tokenizer_stats, train_tokenizer
+    from lrl.model.tokenizer import (
+        char_stats,
+        normalizer_effect,
+        save_tokenizer,
+        tokenizer_stats,
+        train_tokenizer,
+    )
 
     out = stage_output(ctx)
     if out.done:
@@ -161,7 +167,7 @@ def run_tokenizer(ctx: StageContext) -> str:
             stats["langs"][lang]["note"] = note[lang]
     try:
         folder = local_path(out.tmp)
-        tok.save_pretrained(str(folder))
+        save_tokenizer(tok, folder)  # transformers 4 reads it too
         (folder / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False))
         if added:
             (folder / "added_tokens.txt").write_text("\n".join(added) + "\n", encoding="utf-8")

@@ -12,8 +12,10 @@ the hamza, and they erase the tone marks of Yoruba, so they are opt-in
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lrl.data.config import check_lang
@@ -26,6 +28,32 @@ if TYPE_CHECKING:
 #: BERT-style special tokens, in id order 0..4 of every tokenizer trained here.
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _WORD = re.compile(r"\S+")
+
+
+def portable_tokenizer_config(folder: str | Path) -> None:
+    """Make a saved ``tokenizer_config.json`` load in transformers 4 as well as 5.
+
+    transformers 5 writes ``tokenizer_class: TokenizersBackend`` and the tag tokens as a list under
+    ``extra_special_tokens``; transformers 4 (4.57.1) fails on both ("Tokenizer class
+    TokenizersBackend does not exist", then "'list' object has no attribute 'keys'"), so a Hub user
+    on 4.x could load the model but not its tokenizer. ``PreTrainedTokenizerFast`` is the same class
+    in 5 and ``additional_special_tokens`` the list's name in 4, which 5 still reads as
+    ``extra_special_tokens``: both versions then load the same tokenizer."""
+    path = Path(folder) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    conf = json.loads(path.read_text(encoding="utf-8"))
+    if conf.get("tokenizer_class") == "TokenizersBackend":
+        conf["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(conf.get("extra_special_tokens"), list) and "additional_special_tokens" not in conf:
+        conf["additional_special_tokens"] = conf.pop("extra_special_tokens")
+    path.write_text(json.dumps(conf, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def save_tokenizer(tokenizer, folder: str | Path) -> None:
+    """``tokenizer.save_pretrained(folder)``, loadable by transformers 4 and 5 (``portable_tokenizer_config``)."""
+    tokenizer.save_pretrained(str(folder))
+    portable_tokenizer_config(folder)
 
 
 def lang_tag(lang: str) -> str:

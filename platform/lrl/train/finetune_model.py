@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from lrl.model.crf import CRF
+from lrl.model.tokenizer import save_tokenizer
 from lrl.train.align import IGNORE, Chunk
 
 META = "lrl_tagger.json"
@@ -137,7 +138,7 @@ class Tagger:
         limit = getattr(self.tokenizer, "model_max_length", None)
         if not isinstance(limit, int) or limit > self.max_length:
             self.tokenizer.model_max_length = self.max_length
-        self.tokenizer.save_pretrained(str(p))
+        save_tokenizer(self.tokenizer, p)
         if self.crf is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.crf.state_dict().items()},
                       str(p / CRF_FILE))

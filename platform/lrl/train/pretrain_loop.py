@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from lrl.model.tokenizer import save_tokenizer
 from lrl.train.attention import set_attention
 from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head
 from lrl.train.pretrain_config import PretrainConfig
@@ -340,7 +341,7 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
             # which is what the weights are.
             mlm.config.dtype = "float32"
             mlm.config.save_pretrained(os.path.join(d, "model"))
-            tok.save_pretrained(os.path.join(d, "model"))
+            save_tokenizer(tok, os.path.join(d, "model"))  # transformers 4 reads it too
             if aux is not None:
                 save_aux_head(engine.module, aux["labels_list"], aux["column"], os.path.join(d, "aux_head"),
                               {k[len("aux_head."):]: v for k, v in master.items() if k.startswith("aux_head.")})
