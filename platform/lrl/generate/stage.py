@@ -152,6 +152,24 @@ def read_inputs(cfg: JobConfig) -> Inputs:
     return Inputs(sources, results, texts, labels)
 
 
+def row_langs(cfg: JobConfig) -> set[str]:
+    """The languages rows of the stage can have: its inputs' and those translation writes."""
+    langs = {s.lang for s in training_sources(cfg)} | {t.lang for t in cfg.data.text}
+    t = cfg.translate
+    if t.enabled:
+        langs |= {c.target for c in [t.train] if c} | {c.lang for c in [t.backtranslate] if c}
+    return langs
+
+
+def check_filters(cfg: JobConfig) -> None:
+    """Config errors of the filters that only the data's languages show, before any work."""
+    from lrl.generate.filters.lid import check_lid
+
+    f = cfg.filter
+    if "lid" in f.ops:
+        check_lid(sorted(row_langs(cfg)), f.lid_langs, f.lid_candidates)
+
+
 def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
     """The configured chain: translate -> oversample -> augment -> filters."""
     from lrl.generate import augment, filters, oversample, translate
@@ -171,7 +189,8 @@ def build_text_steps(cfg: JobConfig) -> list[Step]:
     from lrl.generate import filters, translate
 
     steps: list[Step] = list(translate.text_steps(cfg)) if cfg.translate.enabled else []
-    return steps + list(filters.text_steps(cfg))
+    # Without back-translation every text row is as read: filters that spare such rows are left out.
+    return steps + list(filters.text_steps(cfg, generated=bool(steps)))
 
 
 def warn_augmented_copies(cfg: JobConfig) -> None:
@@ -219,6 +238,7 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
     out = stage_output(cfg)
     if out.done:
         return out.path
+    check_filters(cfg)
     inputs = read_inputs(cfg)
     try:
         train = pa.concat_tables([r.table for r in inputs.ner])

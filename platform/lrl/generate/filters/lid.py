@@ -21,15 +21,23 @@ from __future__ import annotations
 
 import copy
 import unicodedata
+from collections.abc import Iterable
 
 import pyarrow as pa
 
+from lrl.config import ConfigError
 from lrl.generate.filters.common import RowFilter, in_scope, texts
 
 # Three-letter / NLLB-style codes -> the ISO 639-1 codes langid uses.
 _TO_LANGID = {"uig": "ug", "eng": "en", "wol": "wo", "amh": "am", "hau": "ha", "ibo": "ig", "kin": "rw",
               "swh": "sw", "swa": "sw", "yor": "yo", "kir": "ky", "tuk": "tk", "tur": "tr", "fra": "fr"}
 _IDENT: dict[tuple[str, ...], object] = {}
+#: The languages of langid's bundled model (its ``nb_classes``; tests/test_generate_checks.py checks the
+#: list against the model), so that the driver can check a config without unpacking the model.
+LANGID_LANGS = frozenset(
+    "af am an ar as az be bg bn br bs ca cs cy da de dz el en eo es et eu fa fi fo fr ga gl gu he hi hr ht hu "
+    "hy id is it ja jv ka kk km kn ko ku ky la lb lo lt lv mg mk ml mn mr ms mt nb ne nl nn no oc or pa pl ps "
+    "pt qu ro ru rw se si sk sl sq sr sv sw ta te th tl tr ug uk ur vi vo wa xh zh zu".split())
 
 
 def langid_code(lang: str) -> str:
@@ -54,6 +62,29 @@ def identifier(candidates: tuple[str, ...]):
             ident.set_languages(list(candidates))  # type: ignore[attr-defined]
             _IDENT[candidates] = ident
     return _IDENT[candidates]
+
+
+def check_lid(langs: Iterable[str], lid_langs: Iterable[str], candidates: Iterable[str]) -> None:
+    """Raise ``ConfigError`` when the language-ID filter could not judge a language it would be
+    asked to: one of ``lid_langs`` (or, when it is empty, of ``langs``, the languages of the rows)
+    that langid does not know or that ``candidates`` leaves out, or a candidate langid does not
+    know. Checked on the driver before any work: found by the filter's tasks, the same error came
+    after reading and augmenting everything, as a Ray traceback of a hundred lines, and only when
+    a row was long enough to be judged (``min_chars``)."""
+    known = {langid_code(x) for x in candidates} or set(LANGID_LANGS)
+    unknown = sorted(known - LANGID_LANGS)
+    if unknown:
+        raise ConfigError(f"filter.lid_candidates {unknown}: langid does not know them (it knows "
+                          f"{' '.join(sorted(LANGID_LANGS))})")
+    judged = {x: langid_code(x) for x in (lid_langs or langs)}
+    cannot = sorted(x for x, code in judged.items() if code not in known)
+    if cannot:
+        where = "filter.lid_langs" if lid_langs else "the data's languages"
+        among = "filter.lid_candidates" if candidates else "langid's languages"
+        able = sorted(x for x, code in judged.items() if code in known)
+        raise ConfigError(f"filter.ops has 'lid' but {where} {cannot} are not among {among}: langid cannot "
+                          "detect them and would reject every row; set filter.lid_langs to the languages to "
+                          f"check{f' (here: {able})' if able else ''}")
 
 
 class LangIdFilter(RowFilter):
