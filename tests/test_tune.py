@@ -185,7 +185,7 @@ def test_three_trial_tune_picks_best_by_dev_f1(ray_session, tmp_path, data_root,
     fm = read_front_matter((model / "README.md").read_text())
     assert fm["language"] == ["ug"] and "token-classification" in fm["tags"]
     # The card counts the sentences the saved model trained on (few_shot=150 of 300), not the file's.
-    assert "| train.conll | ug | train | 150 |" in (model / "README.md").read_text()
+    assert "| train (after few-shot / augmentation mix) | ug | train | 150 |" in (model / "README.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["trials"] == 3 and manifest["scheduler"] == "asha"
     # Same config and inputs: the finished folder is returned without a new search.

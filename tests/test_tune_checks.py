@@ -247,3 +247,28 @@ def test_lrl_tune_prints_every_searched_hyperparameter_and_the_dev_resolution(tm
     assert ("  am: dev F1 6.5 (lr 0.000121, batch_size 8, epochs 20.0, warmup_ratio 0.1, freeze_layers 1; "
             "4 trials, 1 stopped early)") in printed
     assert "    dev 100 sentences, 110 entities: 1 other trial(s) within one entity (0.9 F1 points)" in printed
+
+
+def test_tune_card_counts_the_trained_rows_as_such(ray_session, tmp_path, data_root):
+    """The tune card put the trained row count (generated rows included) under the first train
+    file's name: "wikiann/ug/train | ug | train | 5420" for a file of 1603 sentences. It is worded
+    as the finetune stage's cards now, with the original sentences beside it."""
+    from types import SimpleNamespace
+
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        if report:
+            report({"step": 1, "dev_f1": cfg.lr})
+        if out_dir is not None:
+            (Path(out_dir) / "weights.bin").write_text("w")
+        return SimpleNamespace(dev_f1=cfg.lr, per_type={}, per_lang={}, history=[], model_dir=None,
+                               info={"train_rows_per_lang": {"ug": 90}, "train_orig_rows_per_lang": {"ug": 30}})
+
+    out = Path(stage.run_tune(StageContext(_job(tmp_path, data_root, "tune.save_best=true", "evaluate.seeds=[0]")),
+                              train_fn=stand_in))
+    card = (out / "models/ug/README.md").read_text(encoding="utf-8")
+    assert "| train (after few-shot / augmentation mix) | ug | train | 90 |" in card
+    assert "| train, original sentences only | ug | train | 30 |" in card
+    assert "| dev | ug | dev | 20 |" in card and "ug-train.conll" not in card

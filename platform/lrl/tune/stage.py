@@ -132,19 +132,24 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     f1 = mean_sd([float(r["dev_f1"]) for r in runs])
     scores = [Score(lang, "overall", f1["mean"], f1["sd"], f1["n"])]
     scores += [Score(lang, t, st["mean"], st["sd"], st["n"]) for t, st in sorted(per_type.items())]
-    # The saved run's own count: few-shot and the augmentation mix leave fewer rows than ``train``.
-    trained = (getattr(results[best_seed], "info", None) or {}).get("train_rows_per_lang", {}).get(lang, train.num_rows)
-    counts = [{"source": s.path, "lang": lang, "split": s.split, "sentences": n}
-              for s, n in (
-                  *[(s, trained) for s in cfg.data.ner if s.lang == lang and s.split == "train"][:1],
-                  *[(s, dev.num_rows) for s in cfg.data.ner if s.lang == lang and s.split == "dev"][:1])]
+    # The saved run's own counts: few-shot and the augmentation mix choose rows per seed. Worded as
+    # the finetune stage's cards: the count under the first train file's name was the generate
+    # stage's augmented total (WikiANN ug: "wikiann/ug/train | 5420" for a file of 1603 sentences).
+    info_best = getattr(results[best_seed], "info", None) or {}
+    trained = info_best.get("train_rows_per_lang", {}).get(lang, train.num_rows)
+    orig = info_best.get("train_orig_rows_per_lang", {}).get(lang, trained)
+    counts = [{"source": "train (after few-shot / augmentation mix)", "lang": lang, "split": "train",
+               "sentences": trained}]
+    if orig != trained:
+        counts.append({"source": "train, original sentences only", "lang": lang, "split": "train",
+                       "sentences": orig})
+    counts.append({"source": "dev", "lang": lang, "split": "dev", "sentences": dev.num_rows})
     # Named after what the model is: the folder's hash leaves the job name out (see finetune).
     task = card_task(cfg, [lang])
     info = CardInfo(name=f"lrl-{lang}-{TASKS[task]['suffix']}", languages=[lang], scores=scores, base_model=model_path,
                     config={"finetune": ft.model_dump(mode="json"), "searched": params, "seeds": seeds,
                             "best_seed": best_seed},
-                    data=counts or [{"source": "train/dev tables", "lang": lang, "split": "train",
-                                     "sentences": trained}],
+                    data=counts,
                     license=cfg.report.license, task=task)
     if "://" not in folder:
         write_model_card(folder, info)
