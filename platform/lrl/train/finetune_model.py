@@ -99,7 +99,7 @@ class Tagger:
             # the first long sentence, possibly only at the first dev evaluation.
             raise ValueError(f"finetune.max_length={max_length} but the encoder {path} has positions "
                              f"for {limit} pieces; set finetune.max_length <= {limit}")
-        crf = CRF(len(labels)) if head == "crf" else None
+        crf = CRF(len(labels), list(labels)) if head == "crf" else None
         return cls(model, tok, list(labels), crf, max_length, lang_tag)
 
     @classmethod
@@ -118,7 +118,7 @@ class Tagger:
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         crf = None
         if (p / CRF_FILE).is_file():
-            crf = CRF(len(labels))
+            crf = CRF(len(labels), labels)
             crf.load_state_dict(load_file(str(p / CRF_FILE)))
         # A plain HF folder has no lrl_tagger.json: chunk to what its positions allow.
         max_length = int(meta.get("max_length", position_limit(model) or 512))
