@@ -195,3 +195,31 @@ def test_labelwise_keeps_the_punctuation_around_the_word_it_replaces(data_root, 
                 replaced += 1
                 marked += bool(lo or to)
     assert replaced > 100 and marked > 5, (replaced, marked)
+
+
+def test_insert_and_labelwise_draw_no_word_fragments(data_root):
+    """The pools split punctuation off their tokens, so ``'s`` gave ``s`` and ``c.`` gave ``c``:
+    ``Thr33 s Times`` (WikiANN sw I-ORG, 8 of 954 label-wise rows), a stray ``c`` inserted (ig).
+    Clitics after an apostrophe and single letters cut from punctuation are no longer drawn; bare
+    single-letter words (``a``) still are."""
+    from lrl.generate.augment.eda import fragment
+
+    assert fragment("'s") and fragment("\u2019re") and fragment("c.") and fragment("(b)")
+    assert not fragment("a") and not fragment("ó") and not fragment("ẹ̀") and not fragment("Times")
+    assert not fragment("ሆነ።") and not fragment("5.") and not fragment("''Cry")
+    sw = read_conll(str(data_root / "wikiann" / "sw" / "train"), "sw").table
+    assert "'s" in set(sw.column("tokens").combine_chunks().flatten().to_pylist())  # the real pool has it
+    made: Counter = Counter()
+    for name in ("labelwise", "insert"):
+        cfg = AugmentConfig(ops=[name])
+        op = make_op(name, cfg, build_resources(cfg, sw), 0)
+        for parent, tokens, _ in _outputs(op, sw.to_pylist()[:600], range(4)):
+            old = Counter(split_punct(t)[1] for t in parent["tokens"])
+            made.update(w for w, n in (Counter(split_punct(t)[1] for t in tokens) - old).items())
+    assert sum(made.values()) > 1000
+    letters = {w for w in made if len(w) == 1 and w.isalpha()}
+    bare = {t for t in sw.column("tokens").combine_chunks().flatten().to_pylist() if len(t) == 1 and t.isalpha()}
+    assert letters <= bare, (letters, bare)  # single letters that stand alone in the data may come
+    fragments = {split_punct(t)[1] for t in sw.column("tokens").combine_chunks().flatten().to_pylist()
+                 if fragment(t)} - bare
+    assert fragments and not fragments & set(made), fragments & set(made)

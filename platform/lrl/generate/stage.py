@@ -83,9 +83,10 @@ def training_sources(cfg: JobConfig) -> list:
 #: replacement and insert never use punctuation; 8 = label-wise replacement changes the word and
 #: keeps the token's punctuation; 9 = translated rows keep correctly placed markers, marker edges
 #: inside a word snap to it, marker debris removed, translation rejects split into
-#: translation_too_long / translation_cut / translation_empty, language ID judges NFKC text), so
-#: that a finished output of older code is not reused.
-ROWS_VERSION = 9
+#: translation_too_long / translation_cut / translation_empty, language ID judges NFKC text;
+#: 10 = insert and label-wise replacement draw no word fragments, ``'s`` -> ``s``), so that a
+#: finished output of older code is not reused.
+ROWS_VERSION = 10
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:

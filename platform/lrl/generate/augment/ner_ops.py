@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from lrl.data.bio import spans
-from lrl.generate.augment.eda import bare_words, plain_word, split_punct
+from lrl.generate.augment.eda import bare_words, fragment, plain_word, split_punct
 from lrl.generate.augment.op import AugmentOp, Edit
 from lrl.generate.augment.resources import NUMBER, script_of
 
@@ -98,7 +98,8 @@ class LabelwiseOp(AugmentOp):
         key = (lang, tag, script)
         words = self._words.get(key)
         if words is None:
-            seen = dict.fromkeys(split_punct(t)[1] for t in self.res.tagged_in(lang, tag, script))
+            seen = dict.fromkeys(split_punct(t)[1] for t in self.res.tagged_in(lang, tag, script)
+                                 if script == NUMBER or not fragment(t))
             words = self._words[key] = tuple(w for w in seen if w and (script == NUMBER or plain_word(w)))
         return words
 
