@@ -70,7 +70,8 @@ class FinetuneConfig(StrictModel):
     chunks, so every original token still gets exactly one prediction. At most the encoder's
     position limit (checked when it loads); a ``preset:`` encoder is built with this many."""
     head: Literal["linear", "crf"] = "linear"
-    """Tagging head: a linear layer (per-token argmax) or linear + CRF (Viterbi decoding)."""
+    """Tagging head: a linear layer (per-token argmax) or linear + CRF (Viterbi decoding; with BIO
+    labels only valid BIO sequences are scored and decoded: no ``I-X`` after ``O``)."""
     lang_tag: bool = True
     """Prepend the language tag token (``[ug]``) when the tokenizer has it, as in pretraining."""
     few_shot: int | None = Field(default=None, gt=0)
