@@ -16,6 +16,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+#: Part of the finetune and tune output hashes of CRF heads only (``head_version``): 2 = BIO
+#: transitions closed in training, so that CRF models trained before are trained again.
+CRF_VERSION = 2
+
+
+def head_version(head: str) -> dict[str, int]:
+    """What a finished output's hash adds for ``finetune.head``: nothing for the linear head
+    (its outputs stay reusable), the CRF's version for a CRF."""
+    return {"crf_version": CRF_VERSION} if head == "crf" else {}
+
+
 #: Added to a closed transition's score: exp(-1e4) is 0 in fp32, and unlike -inf it keeps
 #: logsumexp and its gradient finite.
 CLOSED = -1e4

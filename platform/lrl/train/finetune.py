@@ -124,6 +124,7 @@ def run_finetune(ctx: StageContext) -> str:
     """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the
     folder. A group trained before with the same key is taken from there (``finetune_reuse``)."""
     from lrl.evaluate.model_card import card_task
+    from lrl.model.crf import head_version
     from lrl.train.finetune_data import TRAIN_SET_VERSION, label_list
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
@@ -137,7 +138,8 @@ def run_finetune(ctx: StageContext) -> str:
     inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).
-    common = {"seeds": cfg.evaluate.seeds, "license": cfg.report.license, "train_set_version": TRAIN_SET_VERSION}
+    common = {"seeds": cfg.evaluate.seeds, "license": cfg.report.license, "train_set_version": TRAIN_SET_VERSION,
+              **head_version(ft.head)}
     out = StageOutput(cfg.output.root, STAGE, {"finetune": ft.model_dump(mode="json"), **common,
                                                "labels": cfg.data.labels}, inputs)
     if out.done:  # a re-run does no work, but still says where the output is

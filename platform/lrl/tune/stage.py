@@ -166,6 +166,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     ``train_fn`` replaces ``train_tagger`` (tests and benchmarks use stand-ins); a finished
     folder for the same config and inputs is returned without work.
     """
+    from lrl.model.crf import head_version
+
     cfg = ctx.cfg
     splits = language_splits(ctx, cfg.tune.languages)
     model_path = resolve_model(ctx, splits)
@@ -176,7 +178,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
     common = {"seed": cfg.seed, "seeds": cfg.evaluate.seeds,
               "license": cfg.report.license,  # on the cards
-              "train_set_version": TRAIN_SET_VERSION}
+              "train_set_version": TRAIN_SET_VERSION, **head_version(cfg.finetune.head)}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": cfg.finetune.model_dump(mode="json"), **common}, inputs)
     if out.done:
