@@ -93,14 +93,14 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
     assert ckpt is not None
     if os.path.isdir(ckpt) and not any(os.path.exists(os.path.join(ckpt, f)) for f in
                                        ("model.safetensors", "model.safetensors.index.json")):
-        raise ValueError(f"{ckpt}: no model.safetensors in the checkpoint folder (only safetensors are loaded)")
+        raise ConfigError(f"model.checkpoint={ckpt}: no model.safetensors in the folder (only safetensors are loaded)")
     model, info = AutoModelForMaskedLM.from_pretrained(
         ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, output_loading_info=True,
         hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
     fresh_head = _check_loaded(model, ckpt, info.get("missing_keys") or ())
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:
-        raise ValueError(f"model.max_length={cfg.max_length} exceeds the checkpoint's {limit} positions")
+        raise ConfigError(f"model.max_length={cfg.max_length} exceeds the checkpoint's {limit} positions")
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows or _differs(tokenizer, ckpt):
         from lrl.model.extend import load_tokenizer, resize_and_init_embeddings
@@ -110,11 +110,14 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
         except (OSError, ValueError) as exc:
             # Without the checkpoint's own tokenizer there is no telling which ids are new (an
             # empty placeholder made every row past the specials "new" and overwrote them all).
-            raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the checkpoint {ckpt} has {rows} "
-                             "embedding rows and no tokenizer of its own to tell which tokens are new: save "
-                             "the checkpoint's tokenizer beside its weights") from exc
-        # Raises when the tokenizer is not an extension of the checkpoint's (moved ids).
-        new_rows = len(resize_and_init_embeddings(model, old, tokenizer))
+            raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the checkpoint {ckpt} has {rows} "
+                              "embedding rows and no tokenizer of its own to tell which tokens are new: save "
+                              "the checkpoint's tokenizer beside its weights") from exc
+        try:
+            new_rows = len(resize_and_init_embeddings(model, old, tokenizer))
+        except ValueError as exc:  # moved ids: a tokenizer trained anew, not extended from the checkpoint's
+            raise ConfigError(f"model.checkpoint={ckpt}: {exc}; make the tokenizer with tokenizer.mode=extend "
+                              f"and tokenizer.base={ckpt}") from exc
     else:
         new_rows = 0
     ids = lang_ids(langs)
@@ -148,9 +151,9 @@ def _check_loaded(model, ckpt: str, missing: Iterable[str]) -> bool:
     encoder = [k for k in missing if k.startswith(prefix)]
     if encoder:
         # Silently random encoder weights would make "transfer" a from-scratch run of that size.
-        raise ValueError(f"model.checkpoint={ckpt}: {len(encoder)} encoder weights are missing from the "
-                         f"checkpoint (e.g. {encoder[:3]}); it is not a {type(model.base_model).__name__} of "
-                         "this architecture")
+        raise ConfigError(f"model.checkpoint={ckpt}: {len(encoder)} encoder weights are missing from the "
+                          f"checkpoint (e.g. {encoder[:3]}); it is not a {type(model.base_model).__name__} of "
+                          "this architecture")
     head = [k for k in missing if not k.startswith(prefix)]
     if head:
         tied = model.get_output_embeddings() is not None and \
@@ -203,7 +206,7 @@ def _lang_types(model, langs: list[str]) -> None:
 
     emb = getattr(getattr(model.base_model, "embeddings", None), "token_type_embeddings", None)
     if emb is None:
-        raise ValueError(f"model.lang_embedding needs token-type embeddings; {type(model).__name__} has none")
+        raise ConfigError(f"model.lang_embedding needs token-type embeddings; {type(model).__name__} has none")
     old = emb.weight.detach()
     known = model_langs(model.config) if getattr(model.config, "lrl_lang_embedding", False) else []
     default = old[: len(known)].mean(0) if known else old[0]

@@ -58,7 +58,7 @@ def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
         raise OSError(f"{path}: no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...) in the folder")
     tok = AutoTokenizer.from_pretrained(path)
     if not hasattr(tok, "backend_tokenizer"):
-        raise ValueError(f"{path}: not a fast (tokenizers-backed) tokenizer; extension needs one")
+        raise ConfigError(f"{path}: not a fast (tokenizers-backed) tokenizer; extension needs one")
     if len(tok) <= len(tok.all_special_tokens):
         raise OSError(f"{path}: the tokenizer there has only special tokens ({len(tok)}); not a usable base")
     return tok
@@ -81,7 +81,7 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
     tree = _model_json(base_tok)
     kind = _KIND.get(tree["model"]["type"])
     if kind is None:
-        raise ValueError(f"extension supports WordPiece and Unigram bases, not {tree['model']['type']}")
+        raise ConfigError(f"tokenizer.base: extension supports WordPiece and Unigram bases, not {tree['model']['type']}")
     if kind != cfg.type:
         raise ConfigError(f"tokenizer.type={cfg.type} but the base tokenizer is {kind}; set tokenizer.type={kind}")
     if cfg.nfkc:
@@ -108,7 +108,7 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
             model["vocab"][piece] = next_id + i
     else:
         if len(model["vocab"]) != next_id:
-            raise ValueError("Unigram base has added tokens beyond its piece list; cannot append pieces safely")
+            raise ConfigError("tokenizer.base: its Unigram model has added tokens beyond its piece list; cannot append pieces safely")
         # Scores are the learner's log-probabilities: comparable in scale to the base's, and what
         # ranks the new pieces against each other when the base segments new-language words.
         model["vocab"].extend([p, s] for p, s in fresh)
