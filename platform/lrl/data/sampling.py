@@ -4,6 +4,12 @@ p(lang) is proportional to n_lang**alpha (alpha 0.3 as in XLM-R, 0.7 as in mBERT
 raises the share of small languages. The training stream is a deterministic (by seed)
 resampling of each language's rows to its target share: whole copies plus a seeded subset for
 the remainder, so a language is repeated only as much as its share needs.
+
+The stream is built once and read again every epoch, so a language it cuts below its row count
+would lose the same rows in every epoch: with the stream as long as the training rows, alpha 0.3
+on mono/ug + mono/wo never trained on 26.6% of the Uyghur rows (9.1% at 0.7). By default the
+stream is therefore the shortest that holds every row of every language at least once
+(``covering_total``); small languages are repeated to their share of that.
 """
 
 from __future__ import annotations
@@ -38,6 +44,23 @@ def target_counts(counts: dict[str, int], alpha: float, total: int) -> dict[str,
     return out
 
 
+def covering_total(counts: dict[str, int], alpha: float) -> int:
+    """The fewest rows of a stream in which every language gets at least its own row count at
+    its temperature share: max over languages of n / p (n itself when alpha is 1)."""
+    probs = temperature_probs(counts, alpha)
+
+    def covers(total: int) -> bool:
+        return all(t >= counts[k] for k, t in target_counts(counts, alpha, total).items())
+
+    # The shares are rounded to whole rows (largest remainder): step from n / p to the fewest.
+    total = max(int(np.ceil(n / probs[k])) for k, n in counts.items() if n > 0)
+    while not covers(total):
+        total += 1
+    while total > 1 and covers(total - 1):
+        total -= 1
+    return total
+
+
 def _seed_for(seed: int, key: str) -> np.random.Generator:
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
@@ -61,12 +84,13 @@ class Mixture:
 def resample(table: pa.Table, alpha: float, seed: int, total: int | None = None,
              lang_col: str = "lang") -> tuple[pa.Table, Mixture]:
     """Resample ``table``'s rows so each language gets its temperature share, then shuffle.
+    ``total`` None: ``covering_total`` rows (every row at least once).
 
     Deterministic for a given (table, alpha, seed, total)."""
     langs = table.column(lang_col).to_numpy(zero_copy_only=False)
     by_lang = {str(k): np.flatnonzero(langs == k) for k in sorted(set(langs.tolist()))}
     counts = {k: len(v) for k, v in by_lang.items()}
-    total = total or sum(counts.values())
+    total = total or covering_total(counts, alpha)
     targets = target_counts(counts, alpha, total)
     picks = []
     for lang, idx in by_lang.items():

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lrl.config import ConfigError
 from lrl.data.files import fingerprint, resolve
@@ -235,6 +236,9 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
         inputs["ds_config"] = fingerprint(ds_file)  # an edited file must not reuse a finished run
     config = {"pretrain": p.model_dump(mode="json", exclude=RUN_CONTROL), "model": cfg.model.model_dump(mode="json"),
               "seed": cfg.seed}
+    # Only the streams that changed (every row at least once): several languages at alpha < 1.
+    if p.alpha != 1 and p.sample_rows is None and len(pc.unique(table.column("lang"))) > 1:
+        config["stream_version"] = 2
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
 
 

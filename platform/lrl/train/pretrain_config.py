@@ -103,7 +103,9 @@ class PretrainConfig(StrictModel):
     """Sampling temperature exponent: p(lang) is proportional to n_lang**alpha (0.3 XLM-R, 0.7
     mBERT, 1.0 keeps the natural mixture)."""
     sample_rows: int | None = Field(default=None, gt=0)
-    """Rows in the resampled training stream; None keeps the number of training rows."""
+    """Rows in the resampled training stream; None: the fewest in which every training row of every
+    language appears at least once at its alpha share (the training rows themselves at alpha 1).
+    A smaller stream leaves out the same rows of the largest languages in every epoch."""
     driver_pack_rows: int = Field(default=20_000, ge=0)
     """Text rows up to which the training stream is tokenized and packed in the driver instead of
     in Ray Data tasks (same sequences, same order). Ray Data's workers first import transformers:
