@@ -158,7 +158,7 @@ def run_finetune(ctx: StageContext) -> str:
             for g in todo}
     finished = FinishedGroups(out.root, keys)
     ray = init_ray(cfg.ray)
-    relay = ProgressRelay()
+    relay: ProgressRelay | None = None  # started with the first task: a run that keeps every group has none
     # Two returns: the scores come to the driver, each seed's model files stay in the object store
     # (spilled to disk when large) and only the best seed's are fetched. Returning both in one
     # value pulled every seed's weights into the driver at once: seeds x languages x model size.
@@ -176,6 +176,7 @@ def run_finetune(ctx: StageContext) -> str:
                 entries[group] = earlier["group"]
                 continue
             tr, dv = ray.put(train), ray.put(dev)
+            relay = relay or ProgressRelay()
             for seed in cfg.evaluate.seeds:
                 pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels, group, relay.sender())
         kept = sorted(entries)
@@ -183,7 +184,8 @@ def run_finetune(ctx: StageContext) -> str:
         done: dict[tuple[str, int], dict] = {}
         while waiting:
             ready, _ = ray.wait(list(waiting), num_returns=1, timeout=1.0)
-            relay.print_new()
+            if relay:
+                relay.print_new()
             for ref in ready:
                 group, seed = waiting.pop(ref)
                 done[(group, seed)] = ray.get(ref)
@@ -191,7 +193,8 @@ def run_finetune(ctx: StageContext) -> str:
                     entries[group] = _finish_group(ctx, out, finished, group, langs[group], todo[group][1],
                                                    [done[(group, s)] for s in cfg.evaluate.seeds],
                                                    pending, model_path, labels)
-        relay.print_new()
+        if relay:
+            relay.print_new()
         # select_by: which dev figure chose each seed's evaluation and the saved seed.
         # task: ner, or tokens when every source is one label per token (the report's wording)
         results: dict[str, Any] = {"mode": ft.mode, "task": card_task(cfg, sorted(splits)), "model": model_path,
@@ -210,7 +213,8 @@ def run_finetune(ctx: StageContext) -> str:
         out.abort()  # the finished groups stay in ``finished`` for the rerun
         raise
     finally:
-        relay.close()
+        if relay:
+            relay.close()
         if out.done:
             finished.clear()
     _print_summary(path, dev_f1, len(cfg.evaluate.seeds))
