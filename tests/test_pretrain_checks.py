@@ -72,3 +72,27 @@ def test_bf16_on_a_cpu_with_bf16_kernels_is_not_warned(monkeypatch):
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
     assert emulated_bf16("bf16", torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_a_config_error_removes_the_run_folder_only_before_ray_train(tmp_path, monkeypatch, trained):
+    """Before Ray Train the run folder holds only the seeded initial model, under a hash the
+    corrected config no longer has: removed. Once Ray Train has written its folder, checkpoints
+    that do not fit are kept, as after any failure."""
+    import lrl.train.pretrain as pretrain
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    def fails(p, seed, table, tok_dir, model_dir, tmp, run_dir, *args, **kwargs):
+        if trained:
+            os.makedirs(os.path.join(run_dir, pretrain.STAGE, "checkpoint_000001"))
+        raise ConfigError("pretrain.x does not fit")
+
+    monkeypatch.setattr(pretrain, "fit", fails)
+    monkeypatch.setattr("lrl.runtime.init_ray", lambda cfg: None)
+    with pytest.raises(ConfigError, match="does not fit"):
+        pretrain.run_pretrain(StageContext(load_job(str(_job(tmp_path, {"engine": "torch"})))))
+    runs = tmp_path / "runs"
+    assert len(list(runs.glob(".pretrain-*.ray"))) == (1 if trained else 0)
+    assert not list(runs.glob("pretrain-*"))  # nothing that looks finished

@@ -284,6 +284,16 @@ def run_pretrain(ctx: StageContext) -> str:
             "aux_head": "aux_head/" if p.aux.conllu else None,
             "checkpoints": run_dir if p.keep_checkpoints else None,
         })
+    except ConfigError:
+        out.abort()
+        if not os.path.exists(os.path.join(run_dir, STAGE)):
+            # Found before Ray Train started (fp16 on CPU, workers that cannot be placed, a
+            # language without a tag): the folder holds only the seeded initial model, which a
+            # rerun builds again, under a hash the corrected config no longer has. Kept, each such
+            # error left a hidden folder behind for good (6 MB for micro, 97 MB for MiniLM).
+            # Checkpoints that do not fit the config (found after) stay, as after any failure.
+            _remove_run_dir(run_dir)
+        raise
     except BaseException:
         out.abort()  # the run folder stays: a rerun (after a stop or failure) resumes from it
         raise
