@@ -151,6 +151,10 @@ CONFIG_CASES = [
     (["dta.ner=[]"], r"dta: unknown key"),
     # An op listed twice gave each of its rows a twin with the same id (and the same content).
     (["augment.ops=[swap,mention,swap]"], r"augment\.ops: .*'swap' is listed twice.*augment\.swap\.copies"),
+    # A listed op at 0 copies ran and made no row, and nothing said why.
+    (["augment.ops=[swap]", "augment.copies=0"], r"augment: .*'swap' is in augment\.ops but augment\.copies=0 makes no rows"),
+    (["augment.ops=[swap,delete]", "augment.delete.copies=0"],
+     r"augment: .*'delete' is in augment\.ops but augment\.delete\.copies=0 makes no rows"),
     # Target-language rows would be "translated" into themselves and added as new rows.
     (["translate.train={sources: [en, ug], target: ug, model: {backend: fake}}"],
      r"translate\.train: .*target 'ug' is also listed in sources"),

@@ -180,6 +180,17 @@ class AugmentConfig(StrictModel):
             check_lang(lang)
         return v
 
+    @model_validator(mode="after")
+    def _listed_ops_make_rows(self) -> AugmentConfig:
+        # A listed op at 0 copies ran over every row and made none: the manifest said the op ran,
+        # with 0 attempts, and nothing said why the data came out unaugmented.
+        for op in self.ops:
+            if self.copies_of(op) == 0:
+                key = f"augment.{op}.copies" if getattr(self, op).copies == 0 else "augment.copies"
+                raise ValueError(f"{op!r} is in augment.ops but {key}=0 makes no rows; "
+                                 f"remove it from augment.ops or set {key} >= 1")
+        return self
+
     def copies_of(self, op: str) -> int:
         """Copies per sentence for ``op`` (its own setting, else the section's)."""
         own = getattr(self, op).copies
