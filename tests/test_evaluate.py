@@ -41,7 +41,7 @@ def finetuned(job, ray_session):
     return cfg, run_finetune(StageContext(cfg))
 
 
-def test_finetune_stage_trains_every_seed_and_saves_the_best(finetuned):
+def test_finetune_stage_trains_every_seed_and_saves_the_best(finetuned, capsys):
     cfg, path = finetuned
     res = json.loads((Path(path) / "results.json").read_text())
     group = res["groups"]["ug"]
@@ -62,7 +62,9 @@ def test_finetune_stage_trains_every_seed_and_saves_the_best(finetuned):
     assert run_finetune(StageContext(load_job(cfg.data.root + "/job.yaml"))) == path
     from lrl.cli import main
 
+    capsys.readouterr()
     assert main(["finetune", cfg.data.root + "/job.yaml"]) == 0  # the CLI calls the same stage
+    assert "  (reused: finished " in capsys.readouterr().out  # and says it trained nothing
 
 
 def test_evaluate_stage_writes_predictions_and_metrics(finetuned):

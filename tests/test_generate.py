@@ -190,7 +190,7 @@ def test_cli_generate_prints_path_and_summary(ray_session, data_root, tmp_path, 
     folder = next((tmp_path / "out").iterdir())
     assert pq.read_table(folder / "data").num_rows == json.loads((folder / "manifest.json").read_text())["output_rows"]
     assert main(["generate", str(job), "augment.copies=2"]) == 0
-    assert "already done" in capsys.readouterr().out
+    assert "(reused: finished " in capsys.readouterr().out
     assert main(["generate", str(job), "data.ner.0.path=in/missing.conll"]) == 2
     assert "missing.conll: file not found" in capsys.readouterr().err
 

@@ -46,8 +46,10 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     assert manifest["device"] == "cpu" and manifest["device_reason"] == why
     assert manifest["checkpoints"] == str(run_dir)
-    # second run: same config and inputs -> the finished folder, nothing recomputed
+    assert "(reused: finished" not in out
+    # second run: same config and inputs -> the finished folder, nothing recomputed, and it says so
     assert main(["pretrain", str(job), keep]) == 0
+    assert "  (reused: finished " in capsys.readouterr().out
     assert json.loads((Path(path) / "manifest.json").read_text()) == manifest
     # killed after training, before the stage folder was committed: the run folder's last
     # checkpoint is the final model, which the next run reports again instead of training
@@ -317,7 +319,7 @@ def test_model_path_with_a_bigger_tokenizer_is_a_clear_error(tmp_path, ray_sessi
     assert "tokens but the model at" in err and "model.checkpoint" in err and "Traceback" not in err
 
 
-def test_run_control_settings_keep_the_weights_and_folder(tmp_path, ray_session):
+def test_run_control_settings_keep_the_weights_and_folder(tmp_path, ray_session, capsys):
     """``RUN_CONTROL`` fields steer the run, not the model: trained with two values of each, the
     final weights are equal, so the folder name (and the resumable run folder) leaves them out."""
     import torch
@@ -331,6 +333,9 @@ def test_run_control_settings_keep_the_weights_and_folder(tmp_path, ray_session)
     assert RUN_CONTROL == {"report_every", "eval_every", "checkpoint_every", "max_failures", "keep_checkpoints"}
     job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32"})
     assert main(["tokenizer", str(job)]) == 0
+    assert "(reused: finished" not in capsys.readouterr().out
+    assert main(["tokenizer", str(job)]) == 0
+    assert "  (reused: finished " in capsys.readouterr().out
     tok = next(p for p in (tmp_path / "runs").iterdir() if p.name.startswith("tokenizer-"))
     base = yaml.safe_load(job.read_text(encoding="utf-8"))
     base["pretrain"]["tokenizer_path"] = str(tok)

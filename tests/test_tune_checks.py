@@ -247,6 +247,10 @@ def test_lrl_tune_prints_every_searched_hyperparameter_and_the_dev_resolution(tm
     assert ("  am: dev F1 6.5 (lr 0.000121, batch_size 8, epochs 20.0, warmup_ratio 0.1, freeze_layers 1; "
             "4 trials, 1 stopped early)") in printed
     assert "    dev 100 sentences, 110 entities: 1 other trial(s) within one entity (0.9 F1 points)" in printed
+    assert "(reused: finished" not in printed  # no manifest: the search was (as if) just run
+    (out / "manifest.json").write_text("{}")  # finished before this command started: found, not run
+    assert main(["tune", str(job)]) == 0
+    assert "  (reused: finished " in capsys.readouterr().out
 
 
 def test_tune_card_counts_the_trained_rows_as_such(ray_session, tmp_path, data_root):

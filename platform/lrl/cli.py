@@ -61,6 +61,16 @@ def load_job_args(args: argparse.Namespace):
     return cfg
 
 
+def reused_line(path: str, started: float) -> str | None:
+    """The line a stage command ends with when its output folder ``path`` was already finished
+    before ``started`` (the command's start, ``time.time()``): a rerun found it and recomputed
+    nothing. None when the command made it. `lrl run` says the same per stage ("reused")."""
+    from lrl.pipeline.runner import finished_before
+
+    when = finished_before(path, started)
+    return f"  (reused: finished {when}, nothing recomputed)" if when else None
+
+
 class _HelpWithConfig(argparse.RawDescriptionHelpFormatter):
     pass
 

@@ -6,8 +6,9 @@ Embedded local Ray by default; joins a cluster when ``RAY_ADDRESS`` (or ``ray.ad
 from __future__ import annotations
 
 import argparse
+import time
 
-from lrl.cli import add_job_arguments, load_job_args
+from lrl.cli import add_job_arguments, load_job_args, reused_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     out = stage_output(cfg)
     if out.done:
         # Nothing to do: the same config and inputs already produced this folder.
-        print(summary(out.path, out.manifest()) + "\n  (already done: nothing recomputed)")
+        print(summary(out.path, out.manifest()))
+        print(reused_line(out.path, time.time()) or "  (reused: nothing recomputed)")
         return 0
     run_generate(StageContext(cfg))
     return 0

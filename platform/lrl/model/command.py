@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from collections import defaultdict
 
-from lrl.cli import add_job_arguments, load_job_args
+from lrl.cli import add_job_arguments, load_job_args, reused_line
 from lrl.data.files import InputError, filesystem, fingerprint, resolve
 from lrl.data.output import StageOutput, input_print, local_path
 from lrl.job import JobConfig
@@ -203,7 +204,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_job_args(args)
+    started = time.time()
     path = run_tokenizer(StageContext(cfg))
     stats = json.loads((local_path(path) / "stats.json").read_text(encoding="utf-8"))
     print(summary(path, stats))
+    if reused := reused_line(path, started):
+        print(reused)
     return 0

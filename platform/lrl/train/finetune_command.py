@@ -6,8 +6,9 @@ Embedded local Ray by default; joins a cluster when ``RAY_ADDRESS`` (or ``ray.ad
 from __future__ import annotations
 
 import argparse
+import time
 
-from lrl.cli import add_job_arguments, load_job_args
+from lrl.cli import add_job_arguments, load_job_args, reused_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,5 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from lrl.tune.splits import warn_left_out
 
     warn_left_out(cfg, "finetune")  # what `lrl run` checks before its first stage
-    run_finetune(StageContext(cfg))
+    started = time.time()
+    path = run_finetune(StageContext(cfg))
+    if reused := reused_line(path, started):
+        print(reused)
     return 0

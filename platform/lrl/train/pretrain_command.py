@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
-from lrl.cli import add_job_arguments, load_job_args
+from lrl.cli import add_job_arguments, load_job_args, reused_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from lrl.pipeline.stage import StageContext
     from lrl.train.pretrain import run_pretrain
 
+    started = time.time()
     path = run_pretrain(StageContext(cfg))
     with open(f"{path}/{MANIFEST}", encoding="utf-8") as f:
         m = json.load(f)
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         share = stream.get(lang, {}).get("token_share", float("nan"))
         print(f"  {lang}: held-out perplexity {m.get('ppl', {}).get(lang, float('nan')):.2f}  rows {t['rows']}  "
               f"target p {t['target_p']:.3f}  sampled rows p {t['realised_p']:.3f}  stream token share {share:.3f}")
+    if reused := reused_line(path, started):
+        print(reused)
     return 0
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
-from lrl.cli import add_job_arguments, load_job_args
+from lrl.cli import add_job_arguments, load_job_args, reused_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from lrl.tune.stage import run_tune
 
     warn_left_out(cfg, "tune")  # what `lrl run` checks before its first stage
+    started = time.time()
     path = run_tune(StageContext(cfg))
     print(f"tune: {path}")
     best = Path(path) / "best.json"
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{row['trials']} trials, {row['stopped_early']} stopped early{errored})")
             if row.get("dev_entities") is not None:  # tables written before these fields lack them
                 print(f"    {_resolution(row)}")
+    if reused := reused_line(path, started):
+        print(reused)
     return 0
 
 
