@@ -27,6 +27,19 @@ def test_card_front_matter_as_the_hub_expects(tmp_path):
     assert result["metrics"][0]["value"] == pytest.approx(81.23)
 
 
+def test_card_with_an_unsettled_license_names_none_and_says_why():
+    """``license: other`` alone is incomplete Hub metadata (it asks for ``license_name``); lrl does
+    not know the data's license, so the header names none and the body says what to do."""
+    info = _info()
+    info.license = "other"
+    text = render(info)
+    fm = read_front_matter(text)
+    assert fm["license"] == "other" and fm["license_name"] == "unspecified"
+    assert "## License" in text and "set `report.license`" in text
+    settled = render(_info())
+    assert "license_name" not in read_front_matter(settled) and "## License" not in settled
+
+
 def test_card_body_has_scores_with_sd_data_and_config():
     text = render(_info())
     assert "| ug | overall | dev | 81.2 | 1.6 | 3 |" in text

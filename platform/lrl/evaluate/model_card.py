@@ -148,6 +148,9 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
     fm: dict[str, Any] = {
         "language": list(info.languages),
         "license": info.license,
+        # The Hub reads ``other`` with the name of that license; lrl does not know it (WikiANN
+        # states none), so the card says so in words (## License) rather than name one.
+        **({"license_name": "unspecified"} if info.license == "other" else {}),
         "library_name": "transformers",
         "pipeline_tag": "token-classification",
         "tags": ["token-classification", task["tag"], "low-resource", "lrl", *info.extra_tags],
@@ -202,6 +205,10 @@ def render(info: CardInfo) -> str:
             "## Intended use", "", info.intended_use or task["use"], "", "## Limitations", "",
             info.limits or (LIMITS if info.task == "ner" else TAGGER_LIMITS), "",
             "## How to use", "", *_how_to_use(info.tagger)]
+    if info.license == "other":
+        out += ["## License", "", "Not set: the training data's licenses were not settled when this model was made "
+                "(WikiANN states none). Check the data's own terms, then set `report.license` to a Hub license id "
+                "(e.g. `cc-by-sa-4.0`) and run again.", ""]
     return "\n".join(out)
 
 
