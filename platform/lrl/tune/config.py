@@ -111,7 +111,9 @@ class TuneConfig(StrictModel):
     """Trials per language for search=random (search=grid runs the full grid once)."""
     scheduler: Literal["asha", "fifo"] = "asha"
     """``asha`` stops weak trials early at rungs of dev evaluations; ``fifo`` runs every trial to
-    its end."""
+    its end. Every trial is seeded, but with several trials at once ASHA's decisions depend on the
+    order their reports arrive, so a rerun of the search may stop other trials and choose another
+    configuration; ``fifo`` or ``max_concurrent: 1`` make the search repeatable."""
     grace_period: int = Field(default=1, ge=1)
     """ASHA: dev evaluations every trial gets before it may be stopped."""
     reduction_factor: float = Field(default=2.0, gt=1.0)
