@@ -106,3 +106,33 @@ def test_bio_labels_close_the_transitions_that_make_no_span():
         total = sum(torch.exp(-crf.nll(em2, torch.tensor([list(p)]), torch.ones(1, 2, dtype=torch.bool)))
                     for p in itertools.product(range(len(BIO)), repeat=2) if _valid_bio(list(p)))
     assert abs(float(total) - 1.0) < 1e-4
+
+
+def _valid_after_any(path: list[int]) -> bool:
+    """Valid BIO inside the row; its first label may be ``I-X`` (a chunk continuing a sentence)."""
+    return _valid_bio([BIO.index(f"B-{BIO[path[0]][2:]}") if BIO[path[0]].startswith("I-") else path[0], *path[1:]])
+
+
+def test_a_chunk_that_continues_a_sentence_may_start_inside_an_entity():
+    """A long sentence cut at a word inside an entity gives a chunk whose gold path starts with
+    ``I-X``. With the start closed for every row, that path lay outside the partition: the NLL
+    had no floor (WikiANN ug in 12-piece chunks trained to -22.9), and the decoder split each
+    entity cut by a chunk boundary in two. ``open_start`` rows start anywhere; the others do not."""
+    torch.manual_seed(0)
+    crf = CRF(len(BIO), BIO)
+    with torch.no_grad():
+        crf.trans.normal_()
+    em = torch.randn(2, 3, len(BIO))
+    em[:, 0, 2] += 8.0  # I-PER first, strongly
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    first, later = crf.decode(em, mask, torch.tensor([False, True]))
+    assert BIO[first[0]] != "I-PER" and BIO[later[0]] == "I-PER" and _valid_after_any(later)
+    gold = torch.tensor([[2, 2, 0]])  # I-PER I-PER O
+    one = torch.ones(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        assert float(crf.nll(em[1:], gold, one, torch.tensor([True]))) > 0  # a likelihood again
+        assert float(crf.nll(em[1:], gold, one, torch.tensor([False]))) < 0  # the old, floorless case
+        # open rows: a proper probability over every path valid after any start
+        total = sum(torch.exp(-crf.nll(em[1:], torch.tensor([list(p)]), one, torch.tensor([True])))
+                    for p in itertools.product(range(len(BIO)), repeat=3) if _valid_after_any(list(p)))
+    assert abs(float(total) - 1.0) < 1e-4

@@ -57,3 +57,15 @@ def test_triangular_reaches_base_and_low_point_every_cycle(period):
         assert all(a > b for a, b in zip(one[peak:], one[peak + 1:]))  # then falls
     default = curve(ScheduleConfig(type="triangular", cycle_div=10), 20)  # cycle_steps None: 5 steps
     assert max(default) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", ["one_cycle", "triangular"])
+def test_schedules_with_their_own_rise_refuse_a_warmup(kind):
+    """``schedule_factor`` reads no warmup for one_cycle and triangular: triangular with
+    ``warmup_ratio: 0.2`` trained without any warmup and said nothing (one_cycle was refused)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=f"{kind} has its own rise .* leave warmup_ratio unset"):
+        ScheduleConfig(type=kind, warmup_ratio=0.2)
+    ScheduleConfig(type=kind, warmup_ratio=0.0)  # 0 and the untouched default are accepted
+    ScheduleConfig(type=kind)

@@ -8,7 +8,11 @@ With BIO labels (``O``, ``B-X``, ``I-X``) the transitions that make no span are 
 only after ``B-X`` or ``I-X``, never first. Unconstrained, Viterbi put ``I-`` after ``O`` (a CRF
 on WikiANN ug dev: 51.8 span F1 strict, 49.5 in seqeval's default mode, which reads a lone
 ``I-`` as a span). Closed in training as well, so that the likelihood is over the sequences the
-decoder can give.
+decoder can give. A chunk that continues a long sentence (cut at word boundaries by
+``lrl.train.align``) may start inside an entity: ``open_start`` marks such rows, which may start
+with any label. Closed there too, the gold ``I-X`` start lay outside the likelihood's partition
+and the NLL had no floor (WikiANN ug in 12-piece chunks: 3.7, -6.9, -22.9 at steps 10, 20, 30),
+and the decoder split every entity cut by a chunk boundary in two.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import torch
 from torch import nn
 
 #: Part of the finetune and tune output hashes of CRF heads only (``head_version``): 2 = BIO
-#: transitions closed in training, so that CRF models trained before are trained again.
-CRF_VERSION = 2
+#: transitions closed in training; 3 = chunks continuing a sentence start open (``open_start``),
+#: so that CRF models trained before are trained again.
+CRF_VERSION = 3
 
 
 def head_version(head: str) -> dict[str, int]:
@@ -60,17 +65,22 @@ class CRF(nn.Module):
         self.register_buffer("start_penalty", start_closed.float() * CLOSED, persistent=False)
         self.register_buffer("trans_penalty", trans_closed.float() * CLOSED, persistent=False)
 
-    def _start(self) -> torch.Tensor:
-        return self.start + self.start_penalty
+    def _start(self, open_start: torch.Tensor | None) -> torch.Tensor:
+        """Start scores [L], or [B, L] when ``open_start`` [B] marks rows that may start anywhere."""
+        if open_start is None:
+            return self.start + self.start_penalty
+        return self.start + self.start_penalty * (~open_start.bool()).unsqueeze(1).to(self.start.dtype)
 
     def _trans(self) -> torch.Tensor:
         return self.trans + self.trans_penalty
 
-    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood of ``tags`` [B, T] given ``emissions`` [B, T, L]."""
+    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor,
+            open_start: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood of ``tags`` [B, T] given ``emissions`` [B, T, L];
+        ``open_start`` [B]: rows continuing a sentence (any first label)."""
         emissions = emissions.float()
         mask = mask.bool()
-        return (self._log_partition(emissions, mask) - self._score(emissions, tags, mask)).mean()
+        return (self._log_partition(emissions, mask, open_start) - self._score(emissions, tags, mask)).mean()
 
     def _score(self, em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b = torch.arange(em.shape[0], device=em.device)
@@ -81,8 +91,8 @@ class CRF(nn.Module):
         last = tags[b, mask.sum(1) - 1]
         return score + self.end[last]
 
-    def _log_partition(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        alpha = self._start() + em[:, 0]  # [B, L]
+    def _log_partition(self, em: torch.Tensor, mask: torch.Tensor, open_start: torch.Tensor | None) -> torch.Tensor:
+        alpha = self._start(open_start) + em[:, 0]  # [B, L]
         trans = self._trans()
         for t in range(1, em.shape[1]):
             nxt = torch.logsumexp(alpha.unsqueeze(2) + trans + em[:, t].unsqueeze(1), dim=1)
@@ -90,11 +100,12 @@ class CRF(nn.Module):
         return torch.logsumexp(alpha + self.end, dim=1)
 
     @torch.no_grad()
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        """Best label sequence per row (Viterbi), each as long as its mask."""
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor,
+               open_start: torch.Tensor | None = None) -> list[list[int]]:
+        """Best label sequence per row (Viterbi), each as long as its mask (``open_start`` as in ``nll``)."""
         em = emissions.float()
         mask = mask.bool()
-        score = self._start() + em[:, 0]
+        score = self._start(open_start) + em[:, 0]
         trans = self._trans()
         back = []
         for t in range(1, em.shape[1]):

@@ -72,6 +72,30 @@ def groups(splits: dict[str, tuple[pa.Table, pa.Table]], mode: str) -> dict[str,
     return {"joint": (pa.concat_tables(trains), pa.concat_tables(devs))}
 
 
+def check_gpu_request(ft: FinetuneConfig) -> None:
+    """Before Ray starts: a run that must train on a GPU (``device: cuda``, or fp16) needs its
+    Ray tasks to reserve one. With ``finetune.num_gpus: 0`` each task took the node's first GPU,
+    which Ray reserved for none of them (``in_ray_task``), or, on a node without one, failed in
+    every task behind a long remote traceback ("Torch not compiled with CUDA enabled")."""
+    from lrl.config import ConfigError
+
+    if ft.num_gpus == 0 and (ft.device == "cuda" or ft.precision == "fp16"):
+        asked = "finetune.device=cuda" if ft.device == "cuda" else "finetune.precision=fp16"
+        raise ConfigError(f"{asked} but finetune.num_gpus=0: the fine-tuning tasks would reserve no GPU; "
+                          "set finetune.num_gpus (e.g. 1)")
+
+
+def check_task_fits(ft: FinetuneConfig, embedded: bool | None = None) -> str | None:
+    """Before the first task: None when one fine-tuning task (``finetune.num_cpus``, ``num_gpus``)
+    fits on a node of the Ray this process uses; a ``ConfigError`` when it never can; else a
+    warning line (``lrl.train.placement``). ``num_cpus: 4`` on the embedded Ray of 2 CPUs waited
+    for ever (the tune and pretrain stages already stopped at once)."""
+    from lrl.train.placement import check_placement
+
+    what = f"finetune.num_cpus={ft.num_cpus:g}" + (f" and num_gpus={ft.num_gpus:g}" if ft.num_gpus else "")
+    return check_placement(what, ft.num_cpus, ft.num_gpus, "fine-tuning task", "the stage", embedded)
+
+
 def best_seed(runs: list[dict]) -> int:
     """The seed whose kept evaluation scores highest by ``finetune.select_by`` (each run's
     ``info["select_f1"]``): the figure that chose each seed's evaluation also chooses among seeds,
@@ -132,6 +156,7 @@ def run_finetune(ctx: StageContext) -> str:
 
     cfg = ctx.cfg
     ft = cfg.finetune
+    check_gpu_request(ft)
     splits = language_splits(ctx, ft.languages, STAGE)
     model_path = resolve_model(ctx, splits, STAGE)
     check_encoder(model_path, ft.max_length, [ft.freeze_layers], "finetune.freeze_layers")
@@ -175,6 +200,10 @@ def run_finetune(ctx: StageContext) -> str:
                     finished.restore_model(group, f"{out.tmp}/models/{group}")
                 entries[group] = earlier["group"]
                 continue
+            if relay is None:  # the first task to start: one no node can hold is waited for for ever
+                wait = check_task_fits(ft)
+                if wait:
+                    print(wait, file=sys.stderr)
             tr, dv = ray.put(train), ray.put(dev)
             relay = relay or ProgressRelay()
             for seed in cfg.evaluate.seeds:
@@ -252,4 +281,4 @@ def _print_summary(path: str, dev_f1: dict[str, dict], seeds: int) -> None:
         print(f"  {g}: dev F1 {100 * s['mean']:.1f} {spread}")
 
 
-__all__ = ["run_finetune", "groups", "best_seed", "STAGE"]
+__all__ = ["run_finetune", "groups", "best_seed", "check_gpu_request", "check_task_fits", "STAGE"]

@@ -166,7 +166,7 @@ class Tagger:
         em = self.word_emissions(batch)
         mask = batch["word_mask"]
         if self.crf is not None:
-            return self.crf.nll(em, batch["word_labels"].clamp(min=0), mask)
+            return self.crf.nll(em, batch["word_labels"].clamp(min=0), mask, batch.get("continues"))
         target = batch["word_labels"].masked_fill(~mask, IGNORE)
         return torch.nn.functional.cross_entropy(em.float().reshape(-1, em.shape[-1]), target.reshape(-1),
                                                  ignore_index=IGNORE)
@@ -177,7 +177,7 @@ class Tagger:
         em = self.word_emissions(batch)
         mask = batch["word_mask"]
         if self.crf is not None:
-            return self.crf.decode(em, mask)
+            return self.crf.decode(em, mask, batch.get("continues"))
         best = em.argmax(-1).tolist()
         return [row[: int(n)] for row, n in zip(best, mask.sum(1).tolist())]
 
@@ -203,7 +203,11 @@ def collate(chunks: list[Chunk], pad_id: int, device: torch.device | str = "cpu"
         first[i, : len(pos)] = torch.tensor(pos, dtype=torch.long)
         wmask[i, : len(pos)] = True
         wlab[i, : len(pos)] = torch.tensor([c.labels[p] for p in pos], dtype=torch.long)
-    out = {"input_ids": ids, "attention_mask": att, "first_pos": first, "word_mask": wmask, "word_labels": wlab}
+    # A chunk whose first word is not the sentence's first continues a long sentence: it may start
+    # inside an entity (``I-X``), which the CRF allows there only (``lrl.model.crf``).
+    continues = torch.tensor([bool(c.first) and c.first[0][1] > 0 for c in chunks], dtype=torch.bool)
+    out = {"input_ids": ids, "attention_mask": att, "first_pos": first, "word_mask": wmask, "word_labels": wlab,
+           "continues": continues}
     if lang_types is not None:
         types = [lang_types.get(c.lang or "", 0) for c in chunks]
         out["token_type_ids"] = torch.tensor(types, dtype=torch.long).view(-1, 1).expand(n, t).contiguous()

@@ -40,8 +40,12 @@ class ScheduleConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> ScheduleConfig:
-        if self.type == "one_cycle" and self.warmup_ratio not in (0.0, 0.06):
-            raise ValueError("one_cycle has its own rise (pct_start); leave warmup_ratio unset")
+        # Both have their own rise, and ``schedule_factor`` reads no warmup for them: a triangular
+        # schedule with warmup_ratio 0.2 trained without any warmup and said nothing.
+        own_rise = {"one_cycle": "pct_start", "triangular": "cycle_steps"}
+        if self.type in own_rise and self.warmup_ratio not in (0.0, 0.06):
+            raise ValueError(f"{self.type} has its own rise ({own_rise[self.type]}) and no warmup; "
+                             f"leave warmup_ratio unset (got {self.warmup_ratio})")
         return self
 
 

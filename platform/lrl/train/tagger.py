@@ -49,7 +49,8 @@ class TaggerResult:
     """Full ``scores_by_lang`` of the best evaluation (precision, recall, per_lang details)."""
     info: dict = field(default_factory=dict)
     """Run facts: steps, stopped_early, best_step, select_by and select_f1 (the figure that kept it),
-    train rows, alignment statistics, frozen params, the attention kernel trained with."""
+    train rows, the chunks drawn per language, the few-shot sentences' ids, alignment statistics,
+    frozen params, the attention kernel trained with."""
 
 
 def language_mean_f1(scores: dict) -> float:
@@ -128,6 +129,14 @@ def _counts(langs: list[str]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def _ids_by_lang(table: pa.Table) -> dict[str, list[str]]:
+    """Sorted row ids per language: which original sentences a few-shot run trained on."""
+    out: dict[str, list[str]] = {}
+    for i, lang in zip(table.column("id").to_pylist(), table.column("lang").to_pylist()):
+        out.setdefault(lang, []).append(i)
+    return {lang: sorted(ids) for lang, ids in sorted(out.items())}
+
+
 def _input_conventions(tagger: Tagger, langs: set[str]) -> dict:
     """What lrl adds to every input besides the words: the language tag token per language and the
     language's token type id. Saved with the model so that its card can tell plain transformers
@@ -196,12 +205,16 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     trainable = [p for g in groups for p in g["params"]]
 
     history: list[dict] = []
+    drawn = dict.fromkeys(sorted(set(langs)), 0)  # chunks per language the steps trained on
     best_select, best_scores, best_state, best_step, bad_evals = -1.0, {}, None, 0, 0
     loss_sum, loss_n, stopped_early, step = 0.0, 0, False, 0
     for step in range(1, total + 1):
         for m in tagger.modules():
             m.train()
-        batch = collate([chunks[i] for i in batches.next()], pad, device, tagger.lang_types)
+        picked = [chunks[i] for i in batches.next()]
+        for c in picked:
+            drawn[c.lang] += 1
+        batch = collate(picked, pad, device, tagger.lang_types)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             loss = tagger.loss(batch)
         opt.zero_grad(set_to_none=True)
@@ -248,12 +261,16 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
         for m, state in zip(tagger.modules(), best_state):
             m.load_state_dict(state)
     best_f1 = float(best_scores["f1"])  # pooled, at the kept evaluation (every run evaluates at least once)
+    orig = train.filter(is_orig(train))
     info = {"steps": step, "total_steps": total, "stopped_early": stopped_early, "best_step": best_step,
             "select_by": cfg.select_by, "select_f1": best_select,
             "train_rows": train.num_rows, "train_rows_per_lang": _counts(langs),
             # Original sentences apart from generated ones: what ``few_shot: k`` means (k per language).
-            "train_orig_rows_per_lang": _counts(train.filter(is_orig(train)).column("lang").to_pylist()),
-            "train_chunks": len(chunks),
+            "train_orig_rows_per_lang": _counts(orig.column("lang").to_pylist()),
+            # Which k sentences few_shot chose (the seed's choice), and what the steps drew: with
+            # few steps a joint run can leave a small language out of every batch.
+            **({"few_shot_ids": _ids_by_lang(orig)} if cfg.few_shot is not None else {}),
+            "train_chunks": len(chunks), "drawn_chunks_per_lang": drawn,
             "frozen_params": frozen, "device": device.type, "precision": cfg.precision, "attention": kernel,
             "align": stats.as_dict(), "seed": seed}
     model_dir = None
