@@ -105,7 +105,24 @@ def test_stage_dry_runs_show_what_lrl_run_checks_first(tmp_path, monkeypatch, ca
     assert _main(["pretrain", str(job), f"output.root={root}", *big, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "# warning: pretrain: 3 worker(s) of 1 CPU(s), training on CPU" in out and "can never be placed" in out
+    # a fine-tuning task or a trial bigger than the embedded Ray: those stages would stop as they start
+    for stage, setting, said in (("finetune", "finetune.num_cpus=3", "finetune.num_cpus=3 can"),
+                                 ("tune", "tune.gpus_per_trial=1", "tune.cpus_per_trial=1 and gpus_per_trial=1 can")):
+        assert _main([stage, str(job), f"output.root={root}", ner, "ray.num_cpus=2", setting, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert f"# warning: {stage}: {said} never be placed: the embedded local Ray would have 2 CPUs" in out, out
+    assert "can never be placed" not in _dry(job, root, ner, "finetune", "ray.num_cpus=2", "finetune.num_cpus=2")
     assert not root.exists(), "a dry run wrote something"
+
+
+def _dry(job, root, ner: str, stage: str, *overrides: str) -> str:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert _main([stage, str(job), f"output.root={root}", ner, *overrides, "--dry-run"]) == 0
+    return buf.getvalue()
 
 
 def test_help_lists_the_commands_own_config_fields(capsys):

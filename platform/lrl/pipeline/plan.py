@@ -98,11 +98,16 @@ def _checks(cfg: JobConfig, stage: str) -> list[str]:
     commands ran them only when not a dry run (the languages) or once Ray ran (the workers, the
     actors), so a dry run said nothing of them."""
     from lrl.config import ConfigError
-    from lrl.pipeline.preflight import PreflightError, check_languages, check_pretrain_resources
+    from lrl.pipeline.preflight import (
+        PreflightError,
+        check_languages,
+        check_pretrain_resources,
+        check_task_resources,
+    )
 
     try:
         return (check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
-                + check_translate_resources(cfg, [stage]))
+                + check_task_resources(cfg, [stage]) + check_translate_resources(cfg, [stage]))
     except PreflightError as exc:
         raise ConfigError(str(exc)) from None
 

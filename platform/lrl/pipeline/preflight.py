@@ -106,6 +106,28 @@ def check_pretrain_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
             f"{fix}, or join a cluster (ray.address)"]
 
 
+def check_task_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """Warnings when one fine-tuning task (``finetune.num_cpus``, ``num_gpus``) or one Tune trial
+    (``tune.cpus_per_trial``, ``gpus_per_trial``) can never be placed on the embedded local Ray
+    this run would start. The stages stop on it once Ray runs (``lrl.train.placement``), but only
+    after the stages before them (hours of pretraining on a recipe); a finished output of the same
+    config would be reused without the check, so it is a warning here. A cluster is not asked."""
+    asks = []
+    if "finetune" in todo:
+        asks.append(("finetune", "num_cpus", cfg.finetune.num_cpus, "num_gpus", cfg.finetune.num_gpus))
+    if "tune" in todo:
+        asks.append(("tune", "cpus_per_trial", cfg.tune.cpus_per_trial, "gpus_per_trial", cfg.tune.gpus_per_trial))
+    if not asks or cfg.ray.address or os.environ.get("RAY_ADDRESS"):
+        return []
+    from lrl.runtime import workers_that_fit
+
+    cpus, gpus = embedded_resources(cfg.ray)
+    return [f"warning: {stage}: {stage}.{c_key}={c:g}" + (f" and {g_key}={g:g}" if g else "")
+            + f" can never be placed: the embedded local Ray would have {cpus} CPUs and {gpus} GPUs (ray.num_cpus "
+            "sets its CPUs); the stage would stop with an error when it starts: lower them, or join a cluster"
+            for stage, c_key, c, g_key, g in asks if workers_that_fit([{"CPU": cpus, "GPU": gpus}], c, g) < 1]
+
+
 def embedded_resources(ray_cfg: RayConfig) -> tuple[int, int]:
     """(CPUs, GPUs) the embedded local Ray would start with (``lrl.runtime.init_ray``): ``num_cpus``
     or what Ray detects, and the GPUs Ray detects (the embedded Ray takes them all). Ray's own
@@ -177,5 +199,5 @@ def check_shared_output(cfg: JobConfig) -> None:
                             "every node mounts (KubeRay: /data, cluster/kuberay/pvc.yaml) or object storage (s3://...)")
 
 
-__all__ = ["PreflightError", "check_languages", "check_pretrain_resources", "check_shared_output",
+__all__ = ["PreflightError", "check_languages", "check_pretrain_resources", "check_shared_output", "check_task_resources",
            "embedded_resources", "unshared_nodes"]
