@@ -35,6 +35,17 @@ def test_errors_name_the_line_of_the_file_or_the_override(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_job(job, ["pretrain.steps=-1", "data.ner=[{path: a, lang: ug}]"])
     assert "pretrain.steps (set by an override): " in str(err.value) and "(line " not in str(err.value)
+    # a section's own check failing on keys an override set inside it: those are named, not only
+    # the section's line in the file
+    job.write_text("name: t\nfinetune:\n  lr: 0.001\n")
+    with pytest.raises(ConfigError) as err:
+        load_job(job, ["finetune.schedule.type=one_cycle", "finetune.schedule.warmup_ratio=0.2"])
+    assert ("finetune.schedule (line 2; overrides finetune.schedule.type, finetune.schedule.warmup_ratio): "
+            in str(err.value)), str(err.value)
+    job.write_text("name: t\nfinetune:\n  schedule:\n    type: one_cycle\n")
+    with pytest.raises(ConfigError) as err:
+        load_job(job, ["finetune.schedule.warmup_ratio=0.2"])
+    assert "finetune.schedule (line 3; overrides finetune.schedule.warmup_ratio): " in str(err.value), str(err.value)
 
 
 def test_config_is_frozen():

@@ -129,10 +129,14 @@ def _source_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int], overridd
     parts = tuple(str(x) for x in loc)
     if any(parts[: len(o)] == o for o in overridden):
         return " (set by an override)"
+    # A section's own check (``finetune.schedule``) fails on keys inside it: name the overrides
+    # among them, or it blamed the section's line in the file for a value the command line gave.
+    inner = [".".join(o) for o in overridden if o[: len(parts)] == parts]
+    said = f"overrides {', '.join(inner)}" if inner else ""
     for n in range(len(loc), 0, -1):  # the deepest key the file has (pydantic adds union branches)
         if loc[:n] in lines:
-            return f" (line {lines[loc[:n]]})"
-    return ""
+            return f" (line {lines[loc[:n]]}{'; ' + said if said else ''})"
+    return f" ({said})" if said else ""
 
 
 def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "config",
