@@ -30,7 +30,7 @@ class JobConfig(StrictModel):
     name: str = "job"
     """Name of the job (used in reports and model cards)."""
     seed: int = 0
-    """Base random seed of generation (augmentation, oversampling, translation sampling), of
+    """Base random seed of generation (augmentation, oversampling, translation steps), of
     pretraining and of a ``preset:`` encoder, and of tune's search. Fine-tuning runs once per seed
     of ``evaluate.seeds`` instead, so this one does not change a fine-tuned model."""
     ray: RayConfig = Field(default_factory=RayConfig)
