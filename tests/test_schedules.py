@@ -69,3 +69,22 @@ def test_schedules_with_their_own_rise_refuse_a_warmup(kind):
         ScheduleConfig(type=kind, warmup_ratio=0.2)
     ScheduleConfig(type=kind, warmup_ratio=0.0)  # 0 and the untouched default are accepted
     ScheduleConfig(type=kind)
+
+
+def test_a_triangular_cycle_longer_than_the_run_is_warned(caplog):
+    """12 steps of a 100-step cycle peaked at 0.30 x lr, and nothing said so; a cycle that fits
+    says nothing."""
+    import logging
+
+    import torch
+
+    from lrl.train.schedules import build_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with caplog.at_level(logging.WARNING, logger="lrl.train.schedules"):
+        build_scheduler(opt, ScheduleConfig(type="triangular", cycle_steps=100), 12)
+        assert "cycle_steps=100 rises for 50 steps but the run has 12: the learning rate peaks at 0.30x" in caplog.text
+        caplog.clear()
+        build_scheduler(opt, ScheduleConfig(type="triangular", cycle_steps=20), 12)
+        build_scheduler(opt, ScheduleConfig(type="triangular"), 12)
+    assert caplog.text == ""

@@ -6,6 +6,7 @@ and the shape is easy to test: ``schedule_factor(cfg, step, total)``.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Literal
 
@@ -82,7 +83,17 @@ def schedule_factor(cfg: ScheduleConfig, step: int, total: int) -> float:
 
 
 def build_scheduler(optimizer, cfg: ScheduleConfig, total_steps: int):
-    """A ``torch.optim.lr_scheduler.LambdaLR`` following ``cfg`` over ``total_steps``."""
+    """A ``torch.optim.lr_scheduler.LambdaLR`` following ``cfg`` over ``total_steps``; warns when
+    the run ends before the schedule reaches the base LR (a triangular ``cycle_steps`` longer than
+    twice the run: 12 steps of a 100-step cycle peaked at 0.30x ``lr``, and nothing said so)."""
     import torch
+
+    if cfg.type == "triangular":
+        peak = max(schedule_factor(cfg, s, total_steps) for s in range(max(total_steps, 1)))
+        if peak < 0.999:
+            logging.getLogger(__name__).warning(
+                "schedule triangular: cycle_steps=%s rises for %d steps but the run has %d: the learning rate "
+                "peaks at %.2fx lr; lower cycle_steps (None: a quarter of the run)",
+                cfg.cycle_steps, (cfg.cycle_steps or 0) // 2, total_steps, peak)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule_factor(cfg, s, total_steps))
