@@ -149,3 +149,14 @@ def test_placement_check_on_a_cluster_warns_or_fails_by_its_autoscaler(monkeypat
         check_trial_resources(trial, embedded=True)
     _nodes(monkeypatch, {"CPU": 4.0})
     assert check_task_fits(ft, embedded=True) is None and check_trial_resources(trial, embedded=True) is None
+
+
+def test_an_encoder_that_reads_the_language_as_unknown_words_is_warned():
+    """Raw MiniLM read 46% of WikiANN ug training words as [UNK] alone (``align.unk_words`` 6179 of
+    13519), and only results.json's alignment statistics said so."""
+    from lrl.train.finetune import unk_warning
+
+    said = unk_warning("ug", {"words": 13519, "unk_words": 6179})
+    assert said.startswith("warning: finetune ug: the encoder's tokenizer reads 46% of the training words "
+                           "(6179 of 13519)") and "tokenizer.mode=extend" in said
+    assert unk_warning("ug", {"words": 13519, "unk_words": 12}) is None and unk_warning("ug", {}) is None
