@@ -177,7 +177,7 @@ def test_best_seed_follows_the_criterion():
     assert best_seed(pooled) == 0
 
 
-def test_joint_stage_records_the_criterion(data_root, tmp_path, ray_session):
+def test_joint_stage_records_the_criterion(data_root, tmp_path, ray_session, capsys):
     """results.json and the manifest say which figure picked the joint model; every run says which
     figure kept its evaluation, and the saved seed is the best by it."""
     from lrl.job import load_job
@@ -209,3 +209,9 @@ def test_joint_stage_records_the_criterion(data_root, tmp_path, ray_session):
     assert group["best_seed"] == max(group["runs"], key=lambda r: r["info"]["select_f1"])["seed"]
     meta = json.loads((path / "models/joint/lrl_tagger.json").read_text())
     assert meta["select_by"] == "language_mean" and meta["seed"] == group["best_seed"]
+    # the summary gives the joint model's dev F1 per language too, not only the pooled figure
+    dev = json.loads((path / "manifest.json").read_text())["dev_f1"]["joint"]
+    assert set(dev["per_lang"]) == {"sw", "ug"}
+    assert dev["per_lang"]["ug"]["mean"] == pytest.approx(group["summary"]["per_lang"]["ug"]["f1"]["mean"])
+    out = capsys.readouterr().out
+    assert f"    ug: dev F1 {100 * dev['per_lang']['ug']['mean']:.1f} ± " in out and "  joint: dev F1 " in out

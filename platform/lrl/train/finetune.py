@@ -232,8 +232,7 @@ def run_finetune(ctx: StageContext) -> str:
         fs, inner = filesystem(f"{out.tmp}/results.json")
         with fs.open_output_stream(inner) as f:
             f.write(json.dumps(results, indent=2, ensure_ascii=False, default=str).encode())
-        dev_f1 = {g: {"mean": e["summary"]["f1"]["mean"], "sd": e["summary"]["f1"]["sd"]}
-                  for g, e in results["groups"].items()}
+        dev_f1 = {g: _dev_f1(e["summary"], joint=g == "joint") for g, e in results["groups"].items()}
         path = out.commit({"languages": sorted(splits), "mode": ft.mode, "model": model_path,
                            "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "dev_f1": dev_f1,
                            "models": {g: e.get("model_dir") for g, e in results["groups"].items()},
@@ -292,13 +291,24 @@ def unk_warning(group: str, align: dict[str, Any]) -> str | None:
             "tokenizer with the language's text (tokenizer.mode=extend) and continue pretraining")
 
 
+def _dev_f1(summary: dict[str, Any], joint: bool) -> dict[str, Any]:
+    """A group's dev F1 (mean, sd over seeds) for the manifest; a joint model's also per language:
+    its pooled figure alone hid a language the model fails."""
+    out = {"mean": summary["f1"]["mean"], "sd": summary["f1"]["sd"]}
+    if joint and summary.get("per_lang"):
+        out["per_lang"] = {lang: {"mean": s["f1"]["mean"], "sd": s["f1"]["sd"]} for lang, s in summary["per_lang"].items()}
+    return out
+
+
 def _print_summary(path: str, dev_f1: dict[str, dict], seeds: int) -> None:
     print(f"finetune: {path}")
+    # One seed has no spread: "± 0.0" claimed a stability no second seed showed (the report and the
+    # model card print "—" there).
+    spread = (lambda s: f"± {100 * s['sd']:.1f} over {seeds} seeds") if seeds > 1 else (lambda s: "(one seed)")
     for g, s in dev_f1.items():
-        # One seed has no spread: "± 0.0" claimed a stability no second seed showed (the report
-        # and the model card print "—" there).
-        spread = f"± {100 * s['sd']:.1f} over {seeds} seeds" if seeds > 1 else "(one seed)"
-        print(f"  {g}: dev F1 {100 * s['mean']:.1f} {spread}")
+        print(f"  {g}: dev F1 {100 * s['mean']:.1f} {spread(s)}")
+        for lang, one in (s.get("per_lang") or {}).items():
+            print(f"    {lang}: dev F1 {100 * one['mean']:.1f} {spread(one)}")
 
 
 __all__ = ["run_finetune", "groups", "best_seed", "check_gpu_request", "check_task_fits", "unk_warning", "STAGE"]
