@@ -83,6 +83,16 @@ def test_adding_a_language_trains_only_that_language(job, ray_session, tmp_path,
     assert _trained(capsys.readouterr().out) == {"ug", "wo"}
 
 
+def test_sampling_alpha_names_only_joint_outputs(job, ray_session, tmp_path, capsys):
+    """``sampling_alpha`` weighs the languages of one joint model; per language it changed the
+    output's name and every language was trained again for the same models."""
+    first = _run(_cfg(job, tmp_path, ("ug",)))
+    again = _run(_cfg(job, tmp_path, ("ug",), "finetune.sampling_alpha=0.3"))
+    assert again == first and _trained(capsys.readouterr().out) == {"ug"}  # the first run's training only
+    joint = [_run(_cfg(job, tmp_path, ("ug", "wo"), "finetune.mode=joint", *a)) for a in ((), ("finetune.sampling_alpha=0.3",))]
+    assert joint[0] != joint[1]
+
+
 def test_a_stopped_run_keeps_its_finished_groups(job, ray_session, tmp_path, capsys, monkeypatch):
     """A run stopped after its groups finished (here: at the commit) left nothing to reuse; the
     rerun trained every group again. Each group now waits in ``.finetune-<group>-<key>/``."""

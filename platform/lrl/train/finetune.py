@@ -165,7 +165,8 @@ def run_finetune(ctx: StageContext) -> str:
     # answered with cards of the old one).
     common = {"seeds": cfg.evaluate.seeds, "license": cfg.report.license, "train_set_version": TRAIN_SET_VERSION,
               **head_version(ft.head)}
-    out = StageOutput(cfg.output.root, STAGE, {"finetune": ft.model_dump(mode="json"), **common,
+    shaping = _shaping(ft)
+    out = StageOutput(cfg.output.root, STAGE, {"finetune": shaping.model_dump(mode="json"), **common,
                                                "labels": cfg.data.labels}, inputs)
     if out.done:  # a re-run does no work, but still says where the output is
         man = out.manifest()
@@ -176,7 +177,7 @@ def run_finetune(ctx: StageContext) -> str:
     todo = groups(splits, ft.mode)
     langs = {g: sorted(set(dev.column("lang").to_pylist())) for g, (_, dev) in todo.items()}
     # Per group, what its runs depend on: the same without the language list, by content only.
-    settings = {"finetune": ft.model_dump(mode="json", exclude={"languages", "data", "model"}), **common,
+    settings = {"finetune": shaping.model_dump(mode="json", exclude={"languages", "data", "model"}), **common,
                 "labels": labels}
     keys = {g: group_key({**settings, "task": card_task(cfg, langs[g])}, g,
                          inputs["data"][g] if ft.mode == "per_language" else inputs["data"], inputs["model"])
@@ -289,6 +290,15 @@ def unk_warning(group: str, align: dict[str, Any]) -> str | None:
     return (f"warning: finetune {group}: the encoder's tokenizer reads {unk / words:.0%} of the training words "
             f"({unk} of {words}) as its unknown token alone, so the model sees nothing of them: extend the "
             "tokenizer with the language's text (tokenizer.mode=extend) and continue pretraining")
+
+
+def _shaping(ft: FinetuneConfig) -> FinetuneConfig:
+    """``ft`` as the output's name sees it: ``sampling_alpha`` weighs the languages of one joint
+    model, so per language it is left at its default (a changed value retrained every language
+    for nothing)."""
+    if ft.mode == "joint":
+        return ft
+    return ft.model_copy(update={"sampling_alpha": FinetuneConfig.model_fields["sampling_alpha"].default})
 
 
 def _dev_f1(summary: dict[str, Any], joint: bool) -> dict[str, Any]:
