@@ -130,3 +130,22 @@ def test_progress_lines_come_before_the_summary(job, ray_session, tmp_path, capf
     # 2 languages x 2 seeds x 2 evaluations (eval_every=1, max_steps=2)
     assert len(progress) == 8 and max(progress) < summary, out
     assert "_train_task pid=" not in out
+
+
+def test_dev_sentences_that_are_training_sentences_are_counted(job, ray_session, tmp_path, capsys):
+    """WikiANN repeats sentences across splits (ug: 51 of 200 dev sentences are training ones, wo 36
+    of 120); nothing said so, and part of each dev F1 measured memory."""
+    from lrl.job import load_job
+
+    train = (job / "ug_train.conll").read_text(encoding="utf-8").strip().split("\n\n")
+    dev = (job / "ug_dev.conll").read_text(encoding="utf-8").strip().split("\n\n")
+    (tmp_path / "dev.conll").write_text("\n\n".join(dev + train[:2]) + "\n", encoding="utf-8")
+    cfg = _cfg(job, tmp_path / "runs", ("ug",))
+    ner = (f"data.ner=[{{path: {job}/ug_train.conll, lang: ug, split: train}}, "
+           f"{{path: {tmp_path}/dev.conll, lang: ug, split: dev}}]")
+    cfg = load_job(None, [ner, f"output.root={tmp_path / 'runs'}", f"finetune.model={cfg.finetune.model}",
+                          "finetune.max_steps=1", "finetune.max_length=64", "evaluate.seeds=[0]"])
+    path = _run(cfg)
+    err = capsys.readouterr().err
+    assert f"warning: finetune ug: 2 of {len(dev) + 2} dev sentences are also training sentences" in err, err
+    assert json.loads((path / "manifest.json").read_text())["dev_sentences_in_train"] == {"ug": 2}

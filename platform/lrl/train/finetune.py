@@ -149,7 +149,7 @@ def run_finetune(ctx: StageContext) -> str:
     folder. A group trained before with the same key is taken from there (``finetune_reuse``)."""
     from lrl.evaluate.model_card import card_task
     from lrl.model.crf import head_version
-    from lrl.train.finetune_data import TRAIN_SET_VERSION, label_list
+    from lrl.train.finetune_data import TRAIN_SET_VERSION, dev_in_train, label_list
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
     from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
@@ -172,6 +172,12 @@ def run_finetune(ctx: StageContext) -> str:
         man = out.manifest()
         _print_summary(out.path, man.get("dev_f1", {}), len(man.get("seeds", [])))
         return out.path
+    repeated = {lang: dev_in_train(tr, dv) for lang, (tr, dv) in splits.items()}
+    for lang, n in repeated.items():
+        if n:
+            print(f"warning: finetune {lang}: {n} of {splits[lang][1].num_rows} dev sentences are also training "
+                  "sentences (the same tokens): part of its dev F1 measures memory, not generalisation",
+                  file=sys.stderr)
     # One label list for every run, so that joint and per-language models share label ids.
     labels = label_list([t for pair in splits.values() for t in pair], cfg.data.labels)
     todo = groups(splits, ft.mode)
@@ -237,7 +243,7 @@ def run_finetune(ctx: StageContext) -> str:
         path = out.commit({"languages": sorted(splits), "mode": ft.mode, "model": model_path,
                            "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "dev_f1": dev_f1,
                            "models": {g: e.get("model_dir") for g, e in results["groups"].items()},
-                           "kept_from_earlier_run": kept, "group_keys": keys})
+                           "kept_from_earlier_run": kept, "group_keys": keys, "dev_sentences_in_train": repeated})
     except BaseException:
         out.abort()  # the finished groups stay in ``finished`` for the rerun
         raise

@@ -152,3 +152,11 @@ def _lang_probs(counts: dict[str, int], alpha: float) -> dict[str, float]:
     except (ImportError, TypeError):
         z = sum(n**alpha for n in counts.values())
         return {lang: n**alpha / z for lang, n in counts.items()}
+
+
+def dev_in_train(train: pa.Table, dev: pa.Table) -> int:
+    """Dev sentences whose tokens are exactly those of a training row (an original or a generated
+    one). WikiANN repeats sentences across its splits: 51 of ug's 200 dev sentences are also
+    training sentences, so part of a dev F1 there measures memory, not generalisation."""
+    seen = {tuple(t) for t in train.column("tokens").to_pylist()}
+    return sum(tuple(t) in seen for t in dev.column("tokens").to_pylist())
