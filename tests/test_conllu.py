@@ -1,5 +1,7 @@
 """CoNLL-U reader (UPOS/XPOS) on the UD Uyghur treebank and on malformed input."""
 
+import re
+
 import pytest
 
 from lrl.data.conllu import read_conllu, tag_set
@@ -47,3 +49,23 @@ def test_word_ids_out_of_sequence(tmp_path):
     body = "\t".join(["1", "a"] + cols) + "\n" + "\t".join(["3", "b"] + cols) + "\n"
     with pytest.raises(InputError, match=r":2: word id 3 out of sequence"):
         read_conllu(_write(tmp_path, body))
+
+
+@pytest.mark.parametrize("wid", ["2.", "-2", "2-", "a-b"])
+def test_a_damaged_word_id_is_an_error_not_a_skipped_line(tmp_path, wid):
+    """Only ``N-M`` ranges and ``N.M`` empty nodes are skipped: any id with ``-`` or ``.`` was, so
+    a word line whose id was damaged vanished with its tag and no error."""
+    cols = ["_"] * 8
+    body = "\t".join(["1", "a"] + cols) + "\n" + "\t".join([wid, "b"] + cols) + "\n"
+    with pytest.raises(InputError, match=rf":2: word id {re.escape(repr(wid))} is not a number"):
+        read_conllu(_write(tmp_path, body))
+
+
+def test_tag_set_of_a_column_without_any_tag_is_an_error(tmp_path):
+    """pretrain.aux.column: xpos on a treebank without XPOS trained the aux head on the one label
+    ``_``: a loss of 0 and no signal, without a word."""
+    cols = ["_", "_", "0", "root", "_", "_"]
+    sents = read_conllu(_write(tmp_path, "\t".join(["1", "a", "a", "NOUN"] + cols) + "\n"))
+    assert tag_set(sents, "upos") == ["NOUN"]
+    with pytest.raises(InputError, match=r"column xpos is '_' \(no tag\) on every word of the 1 sentences.*\(upos\)"):
+        tag_set(sents, "xpos")

@@ -224,3 +224,15 @@ def test_pos_tagger_fine_tunes_on_ud_uyghur_and_f1_is_token_accuracy(data_root, 
     assert cli["models"]["ug"]["data"]["f1"] == pytest.approx(dev_scores["f1"], abs=1e-12)
     xpos = evaluate_files(str(ft / "models" / "ug"), str(dev), "ug", str(tmp_path / "cli"), column="xpos")
     assert Path(xpos) != files
+
+
+def test_conllu_column_without_any_tag_is_an_error_not_a_model_of_o(tmp_path):
+    """A treebank whose XPOS is ``_`` throughout read as all-``O`` rows: fine-tuning then trained the
+    single label O (loss 0.0, dev F1 0.0) and nothing said the column was empty. Partly empty
+    columns stay allowed (``_`` is the documented no-tag)."""
+    body = "\t".join(["1", "men", "men", "PRON", "_", "_", "0", "root", "_", "_"]) + "\n\n"
+    path = tmp_path / "noxpos.conllu"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(InputError, match=r"column xpos is '_' \(no tag\) on every word.*column: upos"):
+        read_ner(_tokens(path=str(path), column="xpos"), None)
+    assert read_ner(_tokens(path=str(path)), None).table.column("tags").to_pylist() == [["B-PRON"]]

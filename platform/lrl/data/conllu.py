@@ -8,9 +8,14 @@ wrong file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lrl.data.files import InputError, read_text, split_lines
+
+#: ``3-4`` (a multi-word token) or ``5.1`` (an empty node). Any id with a ``-`` or ``.`` was
+#: skipped, so a word line with a damaged id (``7.``, ``-3``) vanished without an error.
+_RANGE_OR_EMPTY = re.compile(r"\d+-\d+|\d+\.\d+")
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ def read_conllu(path: str) -> list[ConlluSentence]:
         if len(cols) != 10:
             raise InputError(f"{path}:{lineno}: expected 10 tab-separated columns, got {len(cols)}")
         wid = cols[0]
-        if "-" in wid or "." in wid:
+        if _RANGE_OR_EMPTY.fullmatch(wid):
             continue  # multi-word token range or empty node: the word lines carry the tags
         if not wid.isdigit():
             raise InputError(f"{path}:{lineno}: word id {wid!r} is not a number")
@@ -72,8 +77,16 @@ def read_conllu(path: str) -> list[ConlluSentence]:
 
 
 def tag_set(sentences: list[ConlluSentence], column: str) -> list[str]:
-    """Sorted tags of ``column`` seen in ``sentences`` (the label list of a tagging head)."""
-    return sorted({t for s in sentences for t in s.tags(column)})
+    """Sorted tags of ``column`` seen in ``sentences`` (the label list of a tagging head).
+
+    A column that is ``_`` on every word is an ``InputError``: many treebanks leave XPOS empty,
+    and pretraining's auxiliary task then learned the one label ``_`` (a loss of 0, no signal)."""
+    tags = sorted({t for s in sentences for t in s.tags(column)})
+    if sentences and tags == ["_"]:
+        other = "xpos" if column == "upos" else "upos"
+        raise InputError(f"CoNLL-U column {column} is '_' (no tag) on every word of the {len(sentences)} sentences: "
+                         f"the treebank has no {column.upper()} tags; read the other column ({other})")
+    return tags
 
 
 __all__ = ["ConlluSentence", "read_conllu", "tag_set"]

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from lrl.data.bio import BioPolicy
+from lrl.data.files import InputError
 
 if TYPE_CHECKING:  # collect.py imports token_spans from here
     from lrl.data.collect import ReadResult, Shard
@@ -60,12 +61,20 @@ def read_conllu_tags(path: str, lang: str, split: str = "train", policy: BioPoli
     """A CoNLL-U file's syntactic words with their ``column`` tags as ``scheme: tokens`` rows.
 
     A malformed line raises ``InputError`` with file and line (``read_conllu``: a treebank is
-    curated input); sentence-level problems (an unknown label) are rejects as in the other readers."""
+    curated input); sentence-level problems (an unknown label) are rejects as in the other readers.
+    A ``column`` that is ``_`` on every word is an ``InputError`` too: many treebanks leave XPOS
+    empty, and read as the no-tag ``O`` such a file trained a model of the one label ``O`` (loss 0,
+    dev F1 0.0) without a word on why."""
     from lrl.data.collect import Collector
     from lrl.data.conllu import read_conllu
 
+    sents = read_conllu(path)
+    if all(t in NO_TAG for sent in sents for t in sent.tags(column)):
+        other = "xpos" if column == "upos" else "upos"
+        raise InputError(f"{path}: column {column} is '_' (no tag) on every word: this treebank has no "
+                         f"{column.upper()} tags; read another column (column: {other})")
     col = Collector(path, lang, split, policy, labels, shard, scheme="tokens")
-    for sent in read_conllu(path):
+    for sent in sents:
         tags = sent.tags(column)
         raw = f"# sent_id = {sent.sent_id}\n" + "\n".join(f"{w}\t{t}" for w, t in zip(sent.words, tags))
         col.sentence(sent.line, list(sent.words), list(tags), raw)

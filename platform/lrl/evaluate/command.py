@@ -276,6 +276,8 @@ def print_scores(path: str) -> None:
 
     metrics = json.loads((Path(path) / "metrics.json").read_text())
     print(f"evaluate: {path}")
+    if metrics.get("rejected_rows"):  # only metrics.json counted them: the scores looked like the whole file's
+        print(f"  {metrics['rejected_rows']} row(s) of the data rejected when read (bad tags or lengths), not scored")
     if not any(metrics["models"].values()):
         print("  no model had rows to score in evaluate.splits (a per-language model is scored on its language's rows)")
     for name, by_split in metrics["models"].items():

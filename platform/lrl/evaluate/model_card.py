@@ -46,8 +46,10 @@ TASKS = {
                "research on and prototypes for the languages listed. Each tag X is predicted as B-X.",
                "task": "Token tagging", "type": "pos", "metric": "token F1 (one-token spans; accuracy when "
                "every token gets a tag", "tag": "pos", "column": "tag",
+               # Both conditions: a gold ``_`` (read as O) is no span, so with untagged gold words F1
+               # differs from accuracy even when every word is predicted a tag.
                "scores": "Token F1 in percent (seqeval over one-token spans B-X: token accuracy when every "
-               "token is predicted a tag)"},
+               "token has a gold tag and is predicted one)"},
 }
 
 
@@ -184,7 +186,7 @@ def render(info: CardInfo) -> str:
     else:
         out.append("Not recorded.")
     if info.labels:
-        out += ["", f"Labels: {', '.join(info.labels)}"]
+        out += ["", _labels_line(info.labels, info.task)]
     task = TASKS[info.task]
     out += ["", "## Scores", "", f"{task['scores']}, mean ± sd over n runs (seeds).", "",
             f"| language | {task['column']} | split | F1 | ± sd | n |", "|---|---|---|---|---|---|"]
@@ -204,12 +206,24 @@ def render(info: CardInfo) -> str:
             yaml.safe_dump(info.config, sort_keys=False, allow_unicode=True).rstrip() or "{}", "```", "",
             "## Intended use", "", info.intended_use or task["use"], "", "## Limitations", "",
             info.limits or (LIMITS if info.task == "ner" else TAGGER_LIMITS), "",
-            "## How to use", "", *_how_to_use(info.tagger)]
+            "## How to use", "", *_how_to_use(info.tagger, info.task)]
     if info.license == "other":
-        out += ["## License", "", "Not set: the training data's licenses were not settled when this model was made "
-                "(WikiANN states none). Check the data's own terms, then set `report.license` to a Hub license id "
+        # "WikiANN states none" told the user of a UD POS tagger about data it never saw.
+        why = "(WikiANN states none)" if info.task == "ner" else "(a UD treebank names its own in its LICENSE.txt)"
+        out += ["## License", "", f"Not set: the training data's licenses were not settled when this model was made "
+                f"{why}. Check the data's own terms, then set `report.license` to a Hub license id "
                 "(e.g. `cc-by-sa-4.0`) and run again.", ""]
     return "\n".join(out)
+
+
+def _labels_line(labels: list[str], task: str) -> str:
+    """The model's labels; for a token tagger its tags. Its label list holds ``O`` and an ``I-X``
+    per tag, which no training row has (``scheme: tokens``): the card listed 31 labels (``O, B-ADJ,
+    I-ADJ, ...``) for the 15 UPOS tags of UD Uyghur, and never named the tags as such."""
+    if task != "tokens":
+        return f"Labels: {', '.join(labels)}"
+    tags = list(dict.fromkeys(x[2:] for x in labels if x.startswith("B-")))
+    return f"Tags ({len(tags)}; the model's label for tag X is `B-X`): {', '.join(tags)}"
 
 
 def _checkpoint(info: CardInfo) -> tuple[float, Any, int] | None:
@@ -224,7 +238,7 @@ def _checkpoint(info: CardInfo) -> tuple[float, Any, int] | None:
     return float(f1), seed, overall[0].n
 
 
-def _how_to_use(tagger: dict[str, Any]) -> list[str]:
+def _how_to_use(tagger: dict[str, Any], task: str = "ner") -> list[str]:
     """Loading code, plus what lrl adds around the model at training and scoring time. Without the
     language tag a tagged model lost half its F1 through plain transformers (WikiANN ug dev: 17.6
     instead of lrl's 35.2), so the card must say it."""
@@ -242,7 +256,7 @@ def _how_to_use(tagger: dict[str, Any]) -> list[str]:
             # lrl cuts such a sentence at word boundaries, each chunk with [CLS], the tag and [SEP];
             # fed whole, the model sees positions it never trained on, or fails past its position table.
             f"# more than {max_length} pieces: split the words into runs that fit and encode each run as above", "```", ""]
-    out += _pipeline_use(tags, max_length)
+    out += _pipeline_use(tags, max_length, task)
     if tags:
         listed = ", ".join(f'"{t}" ({lang})' for lang, t in sorted(tags.items()))
         out += [f"The model was trained with a language tag token right after `[CLS]`: {listed}. Put it before "
@@ -258,22 +272,25 @@ def _how_to_use(tagger: dict[str, Any]) -> list[str]:
     return out
 
 
-def _pipeline_use(tags: dict[str, str], max_length: int) -> list[str]:
+def _pipeline_use(tags: dict[str, str], max_length: int, task: str = "ner") -> list[str]:
     """The ``pipeline`` call that matches training. Only each word's first piece carries a label in
     training, so the default-looking ``aggregation_strategy="simple"`` also votes with pieces the
     head never learned: on WikiANN ug dev a tiny model scored 52.5 span F1 through it, 66.1 with
     ``"first"`` (lrl: 70.1). ``stride`` makes the pipeline chunk texts longer than the model's
     ``max_length`` pieces instead of cutting them off."""
     stride = max(1, max_length // 4)
-    out = ["Or with a pipeline (text in, entity spans with character offsets out):", "", "```python",
+    # A token tagger's "entities" are its words, each with its tag as entity_group (B-X starts a
+    # new group, so neighbouring words of one tag stay apart): "entity spans" misdescribed them.
+    name, what = ("ner", "entity spans") if task == "ner" else ("tagger", "one item per word, its tag as `entity_group`")
+    out = [f"Or with a pipeline (text in, {what} with character offsets out):", "", "```python",
            "from transformers import pipeline",
-           f'ner = pipeline("token-classification", model=PATH, aggregation_strategy="first", stride={stride})']
+           f'{name} = pipeline("token-classification", model=PATH, aggregation_strategy="first", stride={stride})']
     if tags:
         lang, tag = sorted(tags.items())[0]
         out += [f'prefix = "{tag} "  # {lang}', "spans = [dict(e, start=e[\"start\"] - len(prefix), end=e[\"end\"] - len(prefix))",
-                "         for e in ner(prefix + text) if e[\"start\"] >= len(prefix)]  # the tag gets a label too: drop it"]
+                f"         for e in {name}(prefix + text) if e[\"start\"] >= len(prefix)]  # the tag gets a label too: drop it"]
     else:
-        out.append("spans = ner(text)")
+        out.append(f"spans = {name}(text)")
     out += ["```", "", 'Use `aggregation_strategy="first"`: the model learned a label only on the first piece of each '
             'word, and `"simple"` also takes the other pieces\' untrained predictions (on WikiANN Uyghur dev this '
             "cost about 14 points of span F1). `stride` splits long texts into overlapping windows instead of "
@@ -281,9 +298,13 @@ def _pipeline_use(tags: dict[str, str], max_length: int) -> list[str]:
     # Measured with a tiny model on WikiANN ug dev (200 sentences, 12 over max_length pieces):
     # the pipeline's words agreed with lrl's on every short sentence (1390 of 1390, once a lone
     # I-X is read as an entity) and on 555 of 566 words of the long ones; span F1 63.2 vs 68.2.
-    out += ["The pipeline's entities can differ from the scores above: it makes an entity of an "
-            "`I-X` that follows no `X`, which strict IOB2 scoring does not count (on WikiANN Uyghur dev this "
-            "alone cost a tiny model 4.6 points of span F1)"
+    differs = ("The pipeline's entities can differ from the scores above: it makes an entity of an "
+               "`I-X` that follows no `X`, which strict IOB2 scoring does not count (on WikiANN Uyghur dev this "
+               "alone cost a tiny model 4.6 points of span F1)") if task == "ner" else (
+        "The pipeline's words can differ from the scored ones: it splits the text with the tokenizer's own "
+        "rules (punctuation apart), not as the training data was tokenized (for the scores above pass the "
+        "data's words, as in the first example)")
+    out += [differs
             + (", and the windows after the first of a long text lack the language tag. For the scores above "
                "split long texts into sentences yourself and prefix each." if tags else "."), ""]
     return out

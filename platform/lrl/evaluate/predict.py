@@ -79,8 +79,14 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
     from lrl.data.readers import read_conll, read_jsonl
 
     p = Path(path)
+    if column != "upos" and not uncompressed_name(path).endswith(".conllu"):
+        # As data.ner[].column: other formats have one tag column, so --column xpos was ignored
+        # without a word and the scores were of whatever tags the file held.
+        raise InputError(f"{path}: --column {column} applies to a .conllu file only (other formats hold one tag column)")
     if p.is_dir() or path.endswith(".parquet"):
-        return _read_parquet_rows(p / "data" if (p / "data").is_dir() else p, lang)
+        # A generate output holds its rows already as spans (a POS tag X as B-X): read as IOB2.
+        generated = (p / "data").is_dir()
+        return _read_parquet_rows(p / "data" if generated else p, lang, "iob2" if generated else scheme)
     if path.endswith((".jsonl", ".json")):
         langs = [lang] if lang is not None else sorted(
             {json.loads(x).get("lang") or "" for x in read_text(path).splitlines() if x.strip()})
@@ -102,11 +108,15 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
     return res.table, res.rejects.num_rows
 
 
-def _read_parquet_rows(path: Path, lang: str | None) -> tuple[pa.Table, int]:
-    """Parquet file or (hive-partitioned) folder -> NER rows; invalid IOB2 rows are counted, dropped."""
+def _read_parquet_rows(path: Path, lang: str | None, scheme: str = "iob2") -> tuple[pa.Table, int]:
+    """Parquet file or (hive-partitioned) folder -> NER rows; invalid rows are counted, dropped.
+
+    Under ``scheme: tokens`` each tag X becomes B-X first (``token_spans``): read as IOB2, a POS
+    file's ``NOUN`` tags made every row invalid, and ``lrl evaluate --scheme tokens`` then said only
+    that no model was for "the language(s) of these rows ()". No usable row at all is an error
+    naming the first reason, as the other readers' "no usable sentence"."""
     import pyarrow.dataset as pads
 
-    from lrl.data.bio import bio_problems
     from lrl.data.files import InputError
     from lrl.data.schema import ner_table
 
@@ -117,13 +127,34 @@ def _read_parquet_rows(path: Path, lang: str | None) -> tuple[pa.Table, int]:
     missing = {"tokens", "tags"} - set(table.column_names)
     if missing:
         raise InputError(f"{path}: Parquet lacks column(s) {sorted(missing)}")
-    rows, bad = [], 0
+    rows, bad, first = [], 0, ""
     for i, row in enumerate(table.to_pylist()):
         row_lang = lang or row.get("lang")
         if not row_lang:
             raise InputError(f"{path}: row {i + 1} has no lang; pass --lang")
-        if len(row["tokens"] or []) != len(row["tags"] or []) or not row["tokens"] or bio_problems(row["tags"]):
+        tags, reason = _row_tags(row, scheme)
+        if reason:
             bad += 1
+            first = first or f"row {i + 1}: {reason}"
             continue
-        rows.append({**row, "lang": str(row_lang), "id": str(row.get("id") or f"{row_lang}:eval:{i}")})
+        rows.append({**row, "tags": tags, "lang": str(row_lang), "id": str(row.get("id") or f"{row_lang}:eval:{i}")})
+    if not rows and bad:
+        raise InputError(f"{path}: no usable row: all {bad} were rejected (first: {first})")
     return ner_table(rows), bad
+
+
+def _row_tags(row: dict, scheme: str) -> tuple[list[str], str]:
+    """A Parquet row's tags as IOB2 under ``scheme``, and "" or why the row cannot be scored."""
+    from lrl.data.bio import bio_problems
+    from lrl.data.token_tags import token_spans
+
+    tokens, tags = row["tokens"] or [], row["tags"] or []
+    if not tokens or len(tokens) != len(tags):
+        return [], f"{len(tokens)} tokens but {len(tags)} tags"
+    if not all(isinstance(t, str) for t in tags):
+        return [], "a tag is null or not a string"
+    if scheme == "tokens":
+        spans, reason = token_spans(tags)
+        return spans or [], reason or ""
+    problems = bio_problems(tags)
+    return list(tags), f"invalid BIO: {problems[0]}" if problems else ""
