@@ -66,9 +66,14 @@ def test_conllu_rejects_name_their_line_and_labels_apply_to_the_pos_tag(data_roo
         read_ner(_tokens(path=str(bad)), None)
 
 
-def test_conllu_under_iob2_is_refused_with_a_pointer_to_scheme_tokens(data_root):
+def test_conllu_under_iob2_is_refused_with_a_pointer_to_scheme_tokens(data_root, tmp_path):
+    # A .conllu path: at config load (a dev split was read only by finetune, after generate,
+    # the tokenizer and pretraining); a folder of them: as the reader meets the files.
+    with pytest.raises(ValueError, match=r"'ud/ug/train.conllu' \(a .conllu path\) is CoNLL-U.*needs scheme: tokens"):
+        NerSource(path="ud/ug/train.conllu", lang="ug")
+    (tmp_path / "a.conllu").write_text((data_root / "ud/ug/dev.conllu").read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(InputError, match="CoNLL-U has no NER tag column.*set scheme: tokens"):
-        read_ner(NerSource(path="ud/ug/train.conllu", lang="ug"), str(data_root))
+        read_ner(NerSource(path=str(tmp_path), lang="ug"), None)
 
 
 def test_config_checks_scheme_column_and_keeps_iob2_dumps(data_root, tmp_path):

@@ -60,8 +60,11 @@ class NerSource(StrictModel):
     @model_validator(mode="after")
     def _check_tokens(self) -> NerSource:
         conllu = self.format == "conllu" or (self.format == "auto" and _conllu_path(self.path))
-        if self.format == "conllu" and self.scheme != "tokens":
-            raise ValueError("format conllu reads one POS tag per word: it needs scheme: tokens")
+        if conllu and self.scheme != "tokens":
+            # Also for a .conllu path under format auto: found only when a stage read the file
+            # (for a dev split: finetune, after generate, the tokenizer and pretraining had run).
+            what = "format conllu" if self.format == "conllu" else f"{self.path!r} (a .conllu path) is CoNLL-U, which"
+            raise ValueError(f"{what} reads one POS tag per word: it needs scheme: tokens")
         if self.column != "upos" and not conllu:
             raise ValueError(f"column {self.column!r} applies to CoNLL-U input only (format: conllu or a "
                              f".conllu path), not to format {self.format!r} with path {self.path!r}")
