@@ -141,3 +141,40 @@ def test_the_tokenizer_stage_reuses_its_output_after_the_runs_folder_moved(tmp_p
     before = tokenizer_folder(tmp_path / "a" / "runs", gen)
     shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))
     assert tokenizer_folder(tmp_path / "b" / "runs", gen.replace("/a/", "/b/")) == before
+
+
+def test_a_commit_keeps_the_folder_a_concurrent_run_finished_first(tmp_path, monkeypatch):
+    """Two ``lrl run`` of the same job on one root: when the other run committed between this
+    run's finished check and its rename, the commit deleted that finished folder (which the
+    other run's next stages were reading) and put its own in its place."""
+    first = StageOutput(str(tmp_path), "generate", {"x": 1})
+    second = StageOutput(str(tmp_path), "generate", {"x": 1})
+    (Path(first.tmp) / "part-0.parquet").write_bytes(b"first")
+    (Path(second.tmp) / "part-0.parquet").write_bytes(b"second")
+    path = first.commit({"rows": 1})
+    reading = Path(path, "part-0.parquet").open("rb")  # the first run's next stage reads it
+    # The second run checked before the first committed: it found nothing finished then.
+    checks = iter([False])
+    monkeypatch.setattr(StageOutput, "done", property(lambda self: next(checks, True)))
+    assert second.commit({"rows": 1}) == path
+    assert Path(path, "part-0.parquet").read_bytes() == b"first", "the finished folder was replaced"
+    assert reading.read() == b"first"
+    reading.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [Path(path).name], "the loser's tmp stays"
+
+
+def test_an_output_root_that_cannot_be_locked_runs_unlocked_with_a_warning(tmp_path, monkeypatch, caplog):
+    """Some NFS mounts refuse flock (ENOLCK): the run goes on, saying runs there are not kept apart."""
+    import errno
+    import fcntl
+
+    from lrl.data.output import root_lock
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    ran = False
+    with root_lock(str(tmp_path / "runs"), "job"):
+        ran = True
+    assert ran and "could not lock the output root" in caplog.text and "No locks available" in caplog.text

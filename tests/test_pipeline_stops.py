@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from pipeline_fakes import FakeStages, _cfg
+from pipeline_fakes import STAGES, FakeStages, _cfg
 
 from lrl.pipeline.runner import PipelineError, load_state, plan, run_pipeline, state_path
 
@@ -173,3 +173,38 @@ def test_run_warns_at_its_start_when_pretrain_workers_can_never_be_placed(tmp_pa
     run_pipeline(_cfg(tmp_path / "fits", "ray.num_cpus=4", "pretrain.num_workers=2", "pretrain.cpus_per_worker=2"),
                  registry=FakeStages().registry(), log=lines.append)
     assert not any("embedded local Ray" in x for x in lines), lines  # only the warning is logged
+
+
+_HOLDS_THE_ROOT = """
+import sys, time
+from lrl.data.output import root_lock
+with root_lock(sys.argv[1], "first"):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_run_on_the_same_output_root_stops_at_once_with_a_clear_error(tmp_path):
+    """Two ``lrl run`` of one job on one root: both went on, and the second crashed in
+    pretraining (a 30-line ``OSError: Directory not empty`` traceback) on the hidden run folder
+    the first was writing. The second now stops before any stage, saying who holds the root;
+    once that run is gone (kill -9 too) the root is free again."""
+    import subprocess
+    import sys
+
+    from lrl.data.output import RootBusy
+
+    cfg = _cfg(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_ROOT, cfg.output.root], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        fake = FakeStages()
+        with pytest.raises(RootBusy, match=f"another lrl run is using the output root.*'first', pid {holder.pid}"):
+            run_pipeline(cfg, registry=fake.registry(), log=lambda line: None)
+        assert fake.calls == {}, "a stage ran beside the other run"
+    finally:
+        holder.kill()
+        holder.wait()
+    result = run_pipeline(cfg, registry=FakeStages().registry(), log=lambda line: None)
+    assert set(result.outputs) == set(STAGES)

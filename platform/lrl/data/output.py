@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import re
@@ -20,6 +21,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,10 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from lrl.config import config_hash
-from lrl.data.files import filesystem, fingerprint, is_uri
+from lrl.data.files import InputError, filesystem, fingerprint, is_uri
 from lrl.signals import raise_if_terminated
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 #: Inside a local temporary folder: who writes it (removed before the commit).
@@ -145,10 +149,19 @@ class StageOutput:
             self._tmp = None
             return self.path
         _, final_inner = filesystem(self.path)
-        if fs.get_file_info(final_inner).type != pafs.FileType.NotFound:
+        if fs.get_file_info(final_inner).type != pafs.FileType.NotFound and not self.done:
             # An unfinished leftover (no manifest) from a crashed run of an older layout.
             fs.delete_dir(final_inner)
-        fs.move(tmp_inner, final_inner)
+        try:
+            # rename(2): fails when the final folder exists and is not empty, so a concurrent
+            # run that committed since the check above keeps its folder (it was deleted and
+            # replaced while its next stages may have been reading it).
+            fs.move(tmp_inner, final_inner)
+        except OSError:
+            if not self.done:
+                raise
+            self.abort()
+            return self.path
         self._tmp = None
         clear_leftovers(self.root)  # of runs killed while this one ran (named at the next start)
         return self.path
@@ -238,6 +251,52 @@ def clear_leftovers(root: str, key: str | None = None, keep: str | None = None) 
     return unjudged
 
 
+class RootBusy(InputError):
+    """Another ``lrl run`` holds the output root's lock (``root_lock``): the command says so in
+    one line (an ``InputError``, exit status 2), ``lrl run`` and ``lrl quickstart`` alike."""
+
+
+#: The lock file of a local output root (``root_lock``): hidden, and never a stage folder.
+LOCK = ".lrl-run.lock"
+
+
+@contextlib.contextmanager
+def root_lock(root: str, what: str) -> Iterator[None]:
+    """Hold the lock of a local output ``root`` while ``what`` (a job's name) runs; ``RootBusy``
+    at once when another process holds it.
+
+    Two ``lrl run`` on one root shared the hidden folders that are not per run (pretraining's
+    ``.pretrain-<hash>.ray``, finished parts): the second one crashed with a 30-line traceback
+    in pretraining, and a second run of the same job while the first still ran could only race
+    it. The kernel drops the lock with its process (kill -9 too), so it never needs removing.
+    Object stores have no such lock: there the runs must be kept apart by whoever starts them."""
+    import fcntl
+
+    if is_uri(root) and not root.startswith("file://"):
+        yield
+        return
+    path = local_path(root.rstrip("/")) / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise RootBusy(f"another lrl run is using the output root {path.parent} ({holder}); wait for it "
+                           "to finish (or stop it), or give this run another output.root") from None
+        except OSError as exc:  # a filesystem without locks (some NFS mounts: ENOLCK): run unlocked
+            log.warning("could not lock the output root %s (%s): runs on it are not kept apart", path.parent, exc)
+            yield
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (f"job {what!r}, pid {os.getpid()} on {socket.gethostname()}, started "
+                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}").encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def local_path(path: str) -> Path:
     """A local path as ``Path`` (stages that need local files, e.g. tokenizers, use this)."""
     if is_uri(path) and not path.startswith("file://"):
@@ -250,5 +309,5 @@ def ensure_dir(path: str) -> None:
     fs.create_dir(inner, recursive=True)
 
 
-__all__ = ["StageOutput", "input_print", "MANIFEST", "OWNER", "package_versions", "clear_leftovers", "owner_alive",
-           "local_path", "ensure_dir"]
+__all__ = ["StageOutput", "input_print", "MANIFEST", "OWNER", "LOCK", "RootBusy", "root_lock", "package_versions",
+           "clear_leftovers", "owner_alive", "local_path", "ensure_dir"]

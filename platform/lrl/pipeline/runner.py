@@ -29,10 +29,11 @@ import pyarrow.fs as pafs
 
 from lrl.config import config_hash
 from lrl.data.files import filesystem, is_uri
-from lrl.data.output import MANIFEST
+from lrl.data.output import MANIFEST, root_lock
 from lrl.job import JobConfig
 from lrl.pipeline.settings_drift import changed_settings, flat_config, stale_warning
 from lrl.pipeline.stage import StageContext
+from lrl.signals import begin_stop
 
 #: stage name -> "module:function"; imported only when the stage runs, so a pipeline without
 #: pretraining never imports DeepSpeed and a broken optional stage cannot break the others.
@@ -328,12 +329,20 @@ def run_pipeline(
     Each stage gets ``StageContext(cfg, upstream)`` with the output folders of every earlier stage.
     The state file is rewritten after each stage, so a crash keeps the record of what finished.
     ``started`` (a ``time.perf_counter()`` value) lets the caller count config loading as overhead.
+    One run at a time per local output root (``root_lock``): a second one stops at once.
     """
     t0 = time.perf_counter() if started is None else started
     registry = {**REGISTRY, **(registry or {})}
-    stages = list(cfg.pipeline.stages)
-    todo = select(stages, start, only)
+    todo = select(list(cfg.pipeline.stages), start, only)
     _shared_output(cfg)
+    with root_lock(cfg.output.root, cfg.name):
+        return _run_stages(cfg, todo, registry, log, t0)
+
+
+def _run_stages(cfg: JobConfig, todo: list[str], registry: Mapping[str, str | StageFn],
+                log: Callable[[str], None], t0: float) -> RunResult:
+    """``run_pipeline`` once it holds the output root: the stages ``todo``, in order."""
+    stages = list(cfg.pipeline.stages)
     spath = state_path(cfg)
     state = load_state(spath)
     state.update(name=cfg.name, pipeline=stages)
@@ -354,17 +363,20 @@ def run_pipeline(
         log(f"[lrl run] {name}: starting")
         s0, wall0 = time.perf_counter(), time.time()
         sigint = signal.getsignal(signal.SIGINT)
+        stopped = False
         try:
             path = str(fn(StageContext(cfg=cfg, upstream=dict(upstream))))
         except BaseException as exc:
             seconds = time.perf_counter() - s0
             # A stop (SIGTERM, ``ray job stop``, Ctrl-C) is not a failure of the stage.
-            what = "STOPPED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            log(f"[lrl run] {name}: {what} after {seconds:.1f} s; finished stages are kept, "
-                f"re-run the same command to resume here")
+            stopped = isinstance(exc, KeyboardInterrupt)
+            log(f"[lrl run] {name}: {'STOPPED' if stopped else 'FAILED'} after {seconds:.1f} s; finished stages "
+                f"are kept, re-run the same command to resume here")
             raise
         finally:
             _restore_sigint(sigint)
+            if stopped:  # also when another handler (Ray Train's) took the Ctrl-C
+                begin_stop()
         seconds = time.perf_counter() - s0
         path = absolute(path)
         if not is_finished(path):
