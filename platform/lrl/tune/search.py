@@ -166,37 +166,12 @@ def concurrency(cfg: TuneConfig, cluster_cpus: float) -> int:
 def check_trial_resources(cfg: TuneConfig, embedded: bool | None = None) -> str | None:
     """Fail with a ``ConfigError`` when no node of the Ray cluster can ever hold one trial
     (``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs on one node); None when one fits now, or a
-    warning when one fits only if the cluster grows. Ray must be running.
+    warning when one fits only if the cluster grows (``lrl.train.placement``). Ray must be running."""
+    from lrl.train.placement import check_placement
 
-    Ray Tune waits for a trial's resources without end: ``cpus_per_trial: 4`` on the embedded Ray
-    of 2 CPUs (or ``gpus_per_trial: 1`` on a machine without a GPU) printed "No trial is running
-    ... the cluster only has 2.0 CPUs" every minute and never returned. The embedded Ray never
-    grows; a joined cluster may (Ray 2.60's autoscalers publish no maximum): a warning there."""
-    import ray
-
-    from lrl.config import ConfigError
-    from lrl.runtime import autoscaler_max, embedded_ray, workers_that_fit
-
-    embedded = embedded_ray() if embedded is None else embedded
-    nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
-    if workers_that_fit(nodes, cfg.cpus_per_trial, cfg.gpus_per_trial) >= 1:
-        return None
-    total = ray.cluster_resources()
     what = f"tune.cpus_per_trial={cfg.cpus_per_trial:g}" + (
         f" and gpus_per_trial={cfg.gpus_per_trial:g}" if cfg.gpus_per_trial else "")
-    has = (f"{total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs on {len(nodes)} node(s), at most "
-           f"{max((r.get('CPU', 0) for r in nodes), default=0):g} CPUs and "
-           f"{max((r.get('GPU', 0) for r in nodes), default=0):g} GPUs on one")
-    if embedded:
-        raise ConfigError(f"{what}: no trial can ever be placed on the embedded local Ray ({has}; ray.num_cpus "
-                          "sets its CPUs) and Ray Tune would wait for ever: lower them, or join a cluster "
-                          "(ray.address)")
-    most_cpus, most_gpus = autoscaler_max("CPU"), autoscaler_max("GPU")
-    if most_cpus is not None and (most_cpus < cfg.cpus_per_trial or (most_gpus or 0) < cfg.gpus_per_trial):
-        raise ConfigError(f"{what}: no trial can ever be placed: the Ray cluster's autoscaler grows it to at most "
-                          f"{most_cpus:g} CPUs and {most_gpus or 0:g} GPUs (now {has})")
-    return (f"tune: {what} fits on no node of the Ray cluster now ({has}); Ray Tune waits until an "
-            "autoscaler adds one, for ever if this cluster has none")
+    return check_placement(what, cfg.cpus_per_trial, cfg.gpus_per_trial, "trial", "Ray Tune", embedded)
 
 
 def _default_train_fn() -> TrainFn:
@@ -227,12 +202,21 @@ def trial_fn(config: dict[str, Any], *, train: pa.Table, dev: pa.Table, base: Fi
     tune.report({METRIC: last[0] if last else float(result.dev_f1), "finished": 1})
 
 
+def _last_attempt(df):
+    """The reports of a trial's last attempt: a retried trial (``TRIAL_RETRIES``) starts over at
+    ``training_iteration`` 1, and its lost attempt's reports stay in Ray's history."""
+    if df is None or "training_iteration" not in df or df.empty:
+        return df
+    starts = df.index[df["training_iteration"] == 1]
+    return df.loc[starts[-1]:] if len(starts) else df
+
+
 def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int, kept: bool = False) -> list[dict[str, Any]]:
     """A row per trial; ``kept``: the trial folders stay (``tune.storage_path``), and each row
     says where its trial's folder (Ray's result.json, params.json) is."""
     rows = []
     for r in results:
-        df = r.metrics_dataframe
+        df = _last_attempt(r.metrics_dataframe)
         if df is not None and "finished" in df:
             df = df[df["finished"] != 1]
         scores = [] if df is None or METRIC not in df else [float(x) for x in df[METRIC].dropna()]
@@ -256,6 +240,13 @@ def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int, kept: bool
         rows.append(row)
     return rows
 
+
+#: Attempts a trial gets after its first fails. A trial whose worker process died (a lost node,
+#: the OOM killer, kill -9) counted as errored: the search was committed without it, under the
+#: same folder name as a complete one, and every rerun reused it. Trials keep no checkpoints, so
+#: the retry starts the trial over (same seed: the same scores); a trial whose config fails it
+#: fails again, one attempt later.
+TRIAL_RETRIES = 1
 
 #: Ray Tune's documented switch for its Ctrl-C handler (read when ``fit`` starts).
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
@@ -314,7 +305,8 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
                 search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=concurrency(cfg, cpus)),
             ),
             run_config=tune.RunConfig(name=experiment or f"tune-{lang}", storage_path=os.path.abspath(storage)
-                                      if "://" not in storage else storage, verbose=0),
+                                      if "://" not in storage else storage, verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES)),
         )
         with _ctrl_c_raises():
             results = tuner.fit()
