@@ -160,3 +160,24 @@ def test_an_encoder_that_reads_the_language_as_unknown_words_is_warned():
     assert said.startswith("warning: finetune ug: the encoder's tokenizer reads 46% of the training words "
                            "(6179 of 13519)") and "tokenizer.mode=extend" in said
     assert unk_warning("ug", {"words": 13519, "unk_words": 12}) is None and unk_warning("ug", {}) is None
+
+
+def test_a_task_that_sends_after_the_relay_closed_goes_on(ray_session):
+    """A stop closes the progress relay while fine-tuning tasks still run: their next progress
+    line raised ActorDiedError, each task failed, and Ray printed ~80 lines of "Unhandled error"
+    after the stage's one-line stop message."""
+    import ray
+
+    from lrl.train.progress_relay import ProgressRelay
+
+    relay = ProgressRelay()
+    sender = relay.sender()
+
+    @ray.remote(num_cpus=0)
+    def task(sender) -> str:
+        sender.send("step 1")
+        return "done"
+
+    assert ray.get(task.remote(sender)) == "done"
+    relay.close()
+    assert ray.get(task.remote(sender)) == "done"

@@ -62,8 +62,15 @@ class LineSender:
 
     def send(self, line: str) -> None:
         import ray
+        from ray.exceptions import RayActorError
 
-        ray.get(self._actor.add.remote(line))
+        try:
+            ray.get(self._actor.add.remote(line))
+        except RayActorError:
+            # The driver closed the relay: it stopped (Ctrl-C, SIGTERM) while this task ran. Raised,
+            # each running task failed and Ray printed ~80 lines of "Unhandled error ...
+            # ActorDiedError" after the stage's one-line stop message.
+            pass
 
 
 __all__ = ["ProgressRelay", "LineSender"]
