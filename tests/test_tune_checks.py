@@ -276,3 +276,38 @@ def test_tune_card_counts_the_trained_rows_as_such(ray_session, tmp_path, data_r
     assert "| train (after few-shot / augmentation mix) | ug | train | 90 |" in card
     assert "| train, original sentences only | ug | train | 30 |" in card
     assert "| dev | ug | dev | 20 |" in card and "ug-train.conll" not in card
+
+
+_HOLDS = """
+import sys, time
+from lrl.data.output import root_lock
+with root_lock(sys.argv[1], "first"):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_training_stage_commands_hold_the_output_root_as_lrl_run_does(tmp_path, monkeypatch, capsys):
+    """``lrl pretrain|finetune|tune`` keep hidden folders on the root between runs; two of them (or
+    one beside ``lrl run``) raced there. They take the root's lock, and free it as they return."""
+    import subprocess
+    import sys
+
+    from lrl.cli import main
+
+    root, out = tmp_path / "runs", tmp_path / "tune-x"
+    out.mkdir()
+    monkeypatch.setattr("lrl.tune.stage.run_tune", lambda ctx: str(out))
+    job = tmp_path / "job.yaml"
+    job.write_text(f"output: {{root: {root}}}\ndata:\n  ner: [{{path: am.conll, lang: am, split: train}}, "
+                   "{path: am-dev.conll, lang: am, split: dev}]\n")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS, str(root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["tune", str(job)]) == 2
+        assert "lrl tune: error: another lrl run is using the output root" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["tune", str(job)]) == 0
+    assert main(["tune", str(job)]) == 0  # the first call let go of the root as it returned

@@ -8,6 +8,7 @@ Subcommands live in their stage's package (``COMMANDS``: ``lrl.generate.command`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -44,20 +45,34 @@ def add_job_arguments(parser: argparse.ArgumentParser, config_required: bool = T
                         help="print the resolved config and the plan (inputs, output folder) and exit")
 
 
+#: Stage commands that keep hidden folders on the output root between runs (pretraining's
+#: ``.pretrain-<hash>.ray``, the finished parts of finetune and tune): they hold its lock as
+#: ``lrl run`` does (``lrl.data.output.root_lock``). Two ``lrl pretrain`` on one root raced on
+#: the same initial model folder and one crashed with a 30-line traceback.
+LOCKING = {"pretrain", "finetune", "tune"}
+#: The running command's exit stack (``_main``): what it holds until it returns.
+_held: list[contextlib.ExitStack] = []
+
+
 def load_job_args(args: argparse.Namespace):
     """Load the job named by ``args.config`` with ``args.overrides``; honour ``--dry-run``: the
-    resolved config, then (for a stage command) the stage's plan, as ``lrl run --dry-run`` does."""
+    resolved config, then (for a stage command) the stage's plan, as ``lrl run --dry-run`` does.
+    A ``LOCKING`` command takes the output root's lock until it returns."""
     from lrl.job import load_job
 
     cfg = load_job(args.config, args.overrides)
+    stage = getattr(args, "command", None)
     if getattr(args, "dry_run", False):
         print(dump(cfg), end="")
-        stage = getattr(args, "command", None)
         from lrl.pipeline.plan import INPUTS, stage_plan
 
         if stage in INPUTS:
             print(stage_plan(cfg, stage), end="")
         raise SystemExit(0)
+    if stage in LOCKING and _held:
+        from lrl.data.output import root_lock
+
+        _held[-1].enter_context(root_lock(cfg.output.root, cfg.name))
     return cfg
 
 
@@ -185,11 +200,15 @@ def _main(argv: list[str]) -> int:
     # the plain parser ends the overrides at the first option and rejects the ones after it.
     args = sp.parse_intermixed_args(rest)
     args.command = name  # which stage's plan a --dry-run prints
-    try:
-        return int(module.run(args) or 0)
-    except (ConfigError, InputError) as exc:
-        print(f"lrl {name}: error: {exc}", file=sys.stderr)
-        return 2
+    with contextlib.ExitStack() as held:
+        _held.append(held)
+        try:
+            return int(module.run(args) or 0)
+        except (ConfigError, InputError) as exc:
+            print(f"lrl {name}: error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            _held.pop()
 
 
 if __name__ == "__main__":
