@@ -48,7 +48,9 @@ class NerSource(StrictModel):
     prediction is no span of its own, so F1 = 2 x right / (tokens + predicted spans) then differs
     from accuracy, either way)."""
     split: str = "train"
-    """Split name recorded in the ``source`` column; for format=hf also the split to load."""
+    """Split name recorded in the ``source`` column; for format=hf also the split to load. ``dev``
+    selects models (finetune, tune); ``dev``, ``test`` and ``validation`` are never trained on
+    (``HELDOUT``); every other split is training data."""
     hf_config: str | None = None
     """Hugging Face dataset config name (e.g. ``ug`` for ``wikiann``)."""
     column: Literal["upos", "xpos"] = "upos"
@@ -86,6 +88,12 @@ def _conllu_path(path: str) -> bool:
     from lrl.data.files import uncompressed_name
 
     return uncompressed_name(path).endswith(".conllu")
+
+
+#: Splits that score models: never augmented nor trained on, never written to a generate output's
+#: ``data/`` (later stages read them from ``data.ner`` themselves), so generated data cannot leak
+#: into evaluation. Every other split trains.
+HELDOUT = frozenset({"dev", "test", "validation"})
 
 
 class TextSource(StrictModel):

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from lrl.data.blocks import from_tables
+from lrl.data.config import HELDOUT
 from lrl.data.files import InputError, fingerprint, resolve, saved_dataset
 from lrl.data.output import StageOutput
 from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_files
@@ -61,9 +62,6 @@ RUN_CONTROL: dict[str, set[str]] = {"augment": {"batch_size", "compute", "num_ac
 #: blocks (``lrl.generate.base.map_slices``), so these blocks are exactly the tasks.
 BLOCKS_PER_CPU = 4
 MAX_BLOCK_ROWS = 100_000
-#: Splits that score models: never augmented, never written to ``data/`` (later stages read them
-#: from ``data.ner`` themselves), so generated data cannot leak into evaluation.
-HELDOUT = frozenset({"dev", "test", "validation"})
 
 
 def training_sources(cfg: JobConfig) -> list:

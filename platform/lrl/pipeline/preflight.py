@@ -8,6 +8,7 @@ import os
 import uuid
 from pathlib import Path
 
+from lrl.data.config import HELDOUT
 from lrl.data.files import is_uri
 from lrl.job import JobConfig
 from lrl.runtime import RayConfig
@@ -61,7 +62,7 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
 def _train_languages(cfg: JobConfig) -> set[str]:
     """Languages with training sentences: ``data.ner`` train sources, and the target languages the
     generate stage translates into (their rows are training rows too)."""
-    langs = {s.lang for s in cfg.data.ner if s.split == "train"}
+    langs = {s.lang for s in cfg.data.ner if s.split not in HELDOUT}
     if cfg.translate.enabled:
         if cfg.translate.train is not None:
             langs.add(cfg.translate.train.target)
