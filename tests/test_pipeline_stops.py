@@ -175,6 +175,19 @@ def test_run_warns_at_its_start_when_pretrain_workers_can_never_be_placed(tmp_pa
     assert not any("embedded local Ray" in x for x in lines), lines  # only the warning is logged
 
 
+def test_run_warns_at_its_start_when_a_fine_tuning_task_can_never_be_placed(tmp_path, monkeypatch):
+    """``finetune.num_cpus=3`` on an embedded Ray of 2 CPUs stopped the finetune stage only when it
+    started, after generate, the tokenizer and pretraining."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    lines: list[str] = []
+    run_pipeline(_cfg(tmp_path, "ray.num_cpus=2", "finetune.num_cpus=3"), registry=FakeStages().registry(),
+                 log=lines.append)
+    warned = [i for i, x in enumerate(lines) if "finetune.num_cpus=3 can never be placed" in x]
+    first_stage = next(i for i, x in enumerate(lines) if "generate" in x and "warning" not in x)
+    assert len(warned) == 1 and warned[0] < first_stage, lines
+
+
 _HOLDS_THE_ROOT = """
 import sys, time
 from lrl.data.output import root_lock

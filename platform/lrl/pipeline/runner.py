@@ -271,13 +271,13 @@ def _shared_output(cfg: JobConfig) -> None:
 
 
 def _workers_check(cfg: JobConfig, todo: list[str]) -> list[str]:
-    """Whether pretraining's workers and generate's translation actors fit on the embedded Ray:
-    all of it in a dry run, the warnings in a run (the stages check again with Ray running, when
-    they start)."""
+    """Whether pretraining's workers, a fine-tuning task, a Tune trial and generate's translation
+    actors fit on the embedded Ray: all of it in a dry run, the warnings in a run (the stages check
+    again with Ray running, when they start)."""
     from lrl.pipeline.plan import check_translate_resources
-    from lrl.pipeline.preflight import check_pretrain_resources
+    from lrl.pipeline.preflight import check_pretrain_resources, check_task_resources
 
-    return check_pretrain_resources(cfg, todo) + check_translate_resources(cfg, todo)
+    return check_pretrain_resources(cfg, todo) + check_task_resources(cfg, todo) + check_translate_resources(cfg, todo)
 
 
 def _first_output(cfg: JobConfig, name: str) -> str | None:
