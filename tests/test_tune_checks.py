@@ -311,3 +311,25 @@ def test_training_stage_commands_hold_the_output_root_as_lrl_run_does(tmp_path, 
         holder.wait()
     assert main(["tune", str(job)]) == 0
     assert main(["tune", str(job)]) == 0  # the first call let go of the root as it returned
+
+
+def test_tune_counts_dev_sentences_that_are_training_sentences(ray_session, tmp_path, data_root, capsys):
+    """As the finetune stage: a dev F1 partly of sentences the model trained on is said, and the
+    manifest counts them per language."""
+    from types import SimpleNamespace
+
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        if report:
+            report({"step": 1, "dev_f1": 0.5})
+        return SimpleNamespace(dev_f1=0.5, per_type={}, per_lang={}, history=[], model_dir=None)
+
+    job = _job(tmp_path, data_root)
+    train = (tmp_path / "ug-train.conll").read_text(encoding="utf-8").strip().split("\n\n")
+    dev = (tmp_path / "ug-dev.conll").read_text(encoding="utf-8").strip().split("\n\n")
+    (tmp_path / "ug-dev.conll").write_text("\n\n".join(dev + train[:3]) + "\n", encoding="utf-8")
+    path = Path(stage.run_tune(StageContext(job), train_fn=stand_in))
+    assert f"warning: tune ug: 3 of {len(dev) + 3} dev sentences are also training sentences" in capsys.readouterr().err
+    assert json.loads((path / "manifest.json").read_text())["dev_sentences_in_train"] == {"ug": 3}

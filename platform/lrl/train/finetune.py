@@ -149,10 +149,10 @@ def run_finetune(ctx: StageContext) -> str:
     folder. A group trained before with the same key is taken from there (``finetune_reuse``)."""
     from lrl.evaluate.model_card import card_task
     from lrl.model.crf import head_version
-    from lrl.train.finetune_data import TRAIN_SET_VERSION, dev_in_train, label_list
+    from lrl.train.finetune_data import TRAIN_SET_VERSION, label_list
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
-    from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
+    from lrl.tune.splits import check_encoder, fingerprint, language_splits, repeated_dev, resolve_model
 
     cfg = ctx.cfg
     ft = cfg.finetune
@@ -172,12 +172,7 @@ def run_finetune(ctx: StageContext) -> str:
         man = out.manifest()
         _print_summary(out.path, man.get("dev_f1", {}), len(man.get("seeds", [])))
         return out.path
-    repeated = {lang: dev_in_train(tr, dv) for lang, (tr, dv) in splits.items()}
-    for lang, n in repeated.items():
-        if n:
-            print(f"warning: finetune {lang}: {n} of {splits[lang][1].num_rows} dev sentences are also training "
-                  "sentences (the same tokens): part of its dev F1 measures memory, not generalisation",
-                  file=sys.stderr)
+    repeated = repeated_dev(splits, STAGE)
     # One label list for every run, so that joint and per-language models share label ids.
     labels = label_list([t for pair in splits.values() for t in pair], cfg.data.labels)
     todo = groups(splits, ft.mode)

@@ -81,6 +81,21 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None,
             for lang in wanted}
 
 
+def repeated_dev(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str) -> dict[str, int]:
+    """Per language, the dev sentences that are also training sentences (``dev_in_train``), each
+    language with some said in a warning: WikiANN repeats sentences across its splits (ug 51 of
+    200 dev sentences, wo 36 of 120, ig 30 of 100), and part of such a dev F1 measures memory."""
+    from lrl.train.finetune_data import dev_in_train
+
+    repeated = {lang: dev_in_train(train, dev) for lang, (train, dev) in splits.items()}
+    for lang, n in repeated.items():
+        if n:
+            print(f"warning: {stage} {lang}: {n} of {splits[lang][1].num_rows} dev sentences are also training "
+                  "sentences (the same tokens): part of its dev F1 measures memory, not generalisation",
+                  file=sys.stderr)
+    return repeated
+
+
 def warn_left_out(cfg, stage: str) -> None:
     """``lrl finetune`` and ``lrl tune`` run alone: warn, as ``lrl run`` does before its first stage
     (``lrl.pipeline.preflight.check_languages``), when ``data.ner`` has training sentences of a

@@ -53,7 +53,7 @@ from lrl.tune.search import (
     idle_scheduler,
     search_language,
 )
-from lrl.tune.splits import check_encoder, fingerprint, language_splits, resolve_model
+from lrl.tune.splits import check_encoder, fingerprint, language_splits, repeated_dev, resolve_model
 
 #: Tune fields left out of the output's hash: where Ray Tune keeps its trial folders changes no
 #: result (tests/test_tune.py, test_storage_path_does_not_change_the_output).
@@ -183,6 +183,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                                                 "finetune": cfg.finetune.model_dump(mode="json"), **common}, inputs)
     if out.done:
         return out.path
+    repeated = repeated_dev(splits, "tune")
     # Per language, what its search depends on: the same without the language lists, and with the
     # data and encoder by content only (``inputs``), not by the settings that name them.
     settings = {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL | {"languages", "model_path"}),
@@ -254,7 +255,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                            "errored": sum(t["error"] is not None for t in trial_rows),
                            "trials_per_language": grid_size(cfg.tune, cfg.finetune), "scheduler": cfg.tune.scheduler,
                            "search": cfg.tune.search, "best": {r["lang"]: r[METRIC] for r in best_rows},
-                           "kept_from_earlier_run": kept, "language_keys": keys})
+                           "kept_from_earlier_run": kept, "language_keys": keys, "dev_sentences_in_train": repeated})
     except BaseException:
         out.abort()  # the finished languages stay in ``finished`` for the rerun
         raise
