@@ -160,6 +160,7 @@ def test_an_encoder_that_reads_the_language_as_unknown_words_is_warned():
     assert said.startswith("warning: finetune ug: the encoder's tokenizer reads 46% of the training words "
                            "(6179 of 13519)") and "tokenizer.mode=extend" in said
     assert unk_warning("ug", {"words": 13519, "unk_words": 12}) is None and unk_warning("ug", {}) is None
+    assert unk_warning("ug", {"words": 10, "unk_words": 5}, "tune").startswith("warning: tune ug: ")
 
 
 def test_a_task_that_sends_after_the_relay_closed_goes_on(ray_session):

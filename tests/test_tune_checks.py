@@ -333,3 +333,23 @@ def test_tune_counts_dev_sentences_that_are_training_sentences(ray_session, tmp_
     path = Path(stage.run_tune(StageContext(job), train_fn=stand_in))
     assert f"warning: tune ug: 3 of {len(dev) + 3} dev sentences are also training sentences" in capsys.readouterr().err
     assert json.loads((path / "manifest.json").read_text())["dev_sentences_in_train"] == {"ug": 3}
+
+
+def test_tune_warns_of_an_encoder_that_reads_the_language_as_unknown_words(ray_session, tmp_path, data_root,
+                                                                          capsys):
+    from types import SimpleNamespace
+
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        if report:
+            report({"step": 1, "dev_f1": 0.5})
+        if out_dir is not None:
+            (Path(out_dir) / "weights.bin").write_text(f"seed {seed}")
+        return SimpleNamespace(dev_f1=0.5, per_type={}, per_lang={}, history=[], model_dir=None,
+                               info={"align": {"words": 100, "unk_words": 46}})
+
+    stage.run_tune(StageContext(_job(tmp_path, data_root, "tune.save_best=true", "evaluate.seeds=[0]")),
+                   train_fn=stand_in)
+    assert "warning: tune ug: the encoder's tokenizer reads 46% of the training words" in capsys.readouterr().err

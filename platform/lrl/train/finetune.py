@@ -282,13 +282,13 @@ def _finish_group(ctx: StageContext, out: StageOutput, finished, group: str, lan
 UNK_WARN = 0.1
 
 
-def unk_warning(group: str, align: dict[str, Any]) -> str | None:
+def unk_warning(group: str, align: dict[str, Any], stage: str = STAGE) -> str | None:
     """A warning line when more than ``UNK_WARN`` of the words (``align``: a run's alignment
     statistics, ``lrl.train.align.AlignStats``) reach the model as the unknown token only."""
     words, unk = align.get("words") or 0, align.get("unk_words") or 0
     if not words or unk / words <= UNK_WARN:
         return None
-    return (f"warning: finetune {group}: the encoder's tokenizer reads {unk / words:.0%} of the training words "
+    return (f"warning: {stage} {group}: the encoder's tokenizer reads {unk / words:.0%} of the training words "
             f"({unk} of {words}) as its unknown token alone, so the model sees nothing of them: extend the "
             "tokenizer with the language's text (tokenizer.mode=extend) and continue pretraining")
 

@@ -136,6 +136,11 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     # the finetune stage's cards: the count under the first train file's name was the generate
     # stage's augmented total (WikiANN ug: "wikiann/ug/train | 5420" for a file of 1603 sentences).
     info_best = getattr(results[best_seed], "info", None) or {}
+    from lrl.train.finetune import unk_warning
+
+    said = unk_warning(lang, info_best.get("align") or {}, "tune")
+    if said:  # as the finetune stage: an encoder that reads the language as unknown words
+        print(said, file=sys.stderr)
     trained = info_best.get("train_rows_per_lang", {}).get(lang, train.num_rows)
     orig = info_best.get("train_orig_rows_per_lang", {}).get(lang, trained)
     counts = [{"source": "train (after few-shot / augmentation mix)", "lang": lang, "split": "train",
