@@ -217,6 +217,10 @@ def test_pos_tagger_fine_tunes_on_ud_uyghur_and_f1_is_token_accuracy(data_root, 
     assert 0.0 < accuracy < 1.0
     assert dev_scores["f1"] == pytest.approx(accuracy, abs=1e-12)
     assert dev_scores["precision"] == pytest.approx(dev_scores["recall"], abs=1e-12)
+    # The report with the evaluate stage: tags, not entity types, in its headings and notes
+    page = build_html(cfg.report, {"finetune": str(ft), "evaluate": str(ev)})
+    assert "F1 per language and tag</h2>" in page and "Tag confusions</h2>" in page and "gold tag (rows)" in page
+    assert "one model per row, token F1 / P / R" in page and "entity type" not in page and "Entity" not in page
     assert group["summary"]["f1"]["mean"] == pytest.approx(accuracy, abs=1e-12)  # the finetune stage's dev F1
     # ``lrl evaluate --model M --data dev.conllu --lang ug`` reads the treebank as tokens too (it
     # quarantined every sentence as invalid IOB2), and gives the stage's figure; the column names

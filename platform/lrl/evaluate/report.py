@@ -53,29 +53,35 @@ def not_run(what: str) -> str:
 WORDS = {"ner": ("span F1", "entity type"), "tokens": ("token F1", "tag")}
 
 
+def _words(ft: dict | None) -> tuple[str, str]:
+    """(score, label class) in the report's words for the run's task (``WORDS``)."""
+    return WORDS[ft.get("task", "ner") if ft is not None else "ner"]
+
+
 def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
     if ft is None and ev is None:
         return not_run("finetune and evaluate")
     out = []
-    metric, kind = WORDS[ft.get("task", "ner") if ft is not None else "ner"]
+    metric, kind = _words(ft)
     if ft is not None and ft["lang"]:
         rows = [[r["key"], pct(r["mean"]), pct(_sd(r)), r["n"]] for r in ft["lang"]]
         out += [f"<h3>Dev {metric} per language (mean ± sd over seeds)</h3>",
                 table(["language", "F1", "± sd", "seeds"], rows),
                 img(plots.bar_with_sd([r["key"] for r in ft["lang"]], [r["mean"] or 0 for r in ft["lang"]],
-                                      [_sd(r) for r in ft["lang"]], "dev F1 per language"), "F1 per language")]
+                                      [_sd(r) for r in ft["lang"]], "dev F1 per language", f"{metric} (%)"),
+                    "F1 per language")]
     if ft is not None and ft["type"]:
         rows = [[r["group"], r["key"], pct(r["mean"]), pct(_sd(r)), r["n"]] for r in ft["type"]]
         out += [f"<h3>Dev {metric} per {kind} (mean ± sd over seeds)</h3>",
                 table(["model", kind, "F1", "± sd", "seeds"], rows),
                 img(plots.bar_with_sd([f"{r['group']}:{r['key']}" for r in ft["type"]],
                                       [r["mean"] or 0 for r in ft["type"]], [_sd(r) for r in ft["type"]],
-                                      f"dev F1 per {kind}"), f"F1 per {kind}")]
+                                      f"dev F1 per {kind}", f"{metric} (%)"), f"F1 per {kind}")]
     if ev is not None:
         types = sorted({t for r in ev for t in r["per_type"]})
         rows = [[r["model"], r["split"], pct(r["f1"]), pct(r["precision"]), pct(r["recall"]), r["sentences"],
                  *[pct(r["per_type"].get(t)) for t in types]] for r in ev]
-        out += ["<h3>Evaluate stage (one model per row, span F1 / P / R)</h3>",
+        out += [f"<h3>Evaluate stage (one model per row, {metric} / P / R)</h3>",
                 table(["model", "split", "F1", "P", "R", "sentences", *[f"F1 {t}" for t in types]], rows),
                 _kept_seed_note(ft), _eval_languages(ev), _label_gaps(ev)]
     elif ft is not None:
@@ -154,18 +160,20 @@ def _label_gaps(ev: list[dict]) -> str:
 def _curves_section(ft: dict | None) -> str:
     if ft is None or not ft["curves"]:
         return not_run("finetune learning curves")
+    metric = _words(ft)[0]
     # A joint run's history also has the mean of the per-language F1s, the figure that kept its
     # models under select_by: language_mean; the pooled curve alone hid what chose the checkpoint.
     ys = ["dev_f1", *(["dev_f1_lang_mean"] if any(r.get("dev_f1_lang_mean") is not None
                                                   for h in ft["curves"].values() for r in h) else []), "train_loss"]
-    chosen = {"pooled": "pooled dev span F1 (all dev sentences)",
-              "language_mean": "mean of the per-language dev span F1s"}.get(ft.get("select_by"), ft.get("select_by"))
+    chosen = {"pooled": f"pooled dev {metric} (all dev sentences)",
+              "language_mean": f"mean of the per-language dev {metric}s"}.get(ft.get("select_by"), ft.get("select_by"))
     heads = set((ft.get("heads") or {}).values())
-    loss = None if "crf" not in heads else plots.CRF_LOSS if heads == {"crf"} else plots.MIXED_LOSS
+    labels = {"dev_f1": f"dev {metric} (%)", "dev_f1_lang_mean": f"mean of per-language dev {metric} (%)"}
+    if "crf" in heads:
+        labels["train_loss"] = plots.CRF_LOSS if heads == {"crf"} else plots.MIXED_LOSS
     return (f"<p>Each seed kept the model of the evaluation with the best {esc(str(chosen))} "
             "(finetune.select_by).</p>"
-            + img(plots.curves(ft["curves"], "step", ys, "fine-tuning", {"train_loss": loss} if loss else None),
-                  "learning curves"))
+            + img(plots.curves(ft["curves"], "step", ys, "fine-tuning", labels), "learning curves"))
 
 
 def _failed(trials: list[dict]) -> str:
@@ -199,11 +207,12 @@ def _tune_section(tr: dict | None) -> str:
     return "\n".join(out)
 
 
-def _confusion_section(conf: dict | None) -> str:
+def _confusion_section(conf: dict | None, kind: str = "entity type") -> str:
     if conf is None:
         return not_run("evaluate predictions")
-    out = ["<p>Token level: gold entity type (rows) against predicted type (columns), B-/I- merged, "
-           "O included; colours are row-normalised.</p>"]
+    merged = "B-/I- merged, O included" if kind == "entity type" else "O is a word predicted no tag"
+    out = [f"<p>Token level: gold {kind} (rows) against predicted {kind} (columns), {merged}; colours are "
+           "row-normalised.</p>"]
     for name, (labels, matrix) in list(conf.items())[:8]:
         out.append(img(plots.confusion(labels, matrix, name), f"confusion {name}"))
         out.append(table(["gold \\ pred", *labels], [[g, *row] for g, row in zip(labels, matrix)]))
@@ -280,12 +289,13 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
     # Scores over seeds: the finetune stage's runs, or else tune's retrained best (same results.json).
     ft = rd.finetune_scores(folders.get("finetune") or folders.get("tune"))
     ev = rd.evaluate_scores(folders.get("evaluate"))
+    kind = _words(ft)[1]  # a POS tagger's report speaks of tags, not entity types
     sections = [
-        ("F1 per language and entity type", lambda: _scores_section(ft, ev) + _references(cfg, ft)),
+        (f"F1 per language and {kind}", lambda: _scores_section(ft, ev) + _references(cfg, ft)),
         ("Learning curves", lambda: _curves_section(ft)),
         ("Hyperparameter search (Ray Tune)", lambda: _tune_section(rd.tune_results(folders.get("tune")))),
-        ("Entity-type confusions", lambda: _confusion_section(
-            rd.confusions(folders.get("evaluate"), cfg.max_prediction_rows))),
+        (f"{kind.capitalize()} confusions", lambda: _confusion_section(
+            rd.confusions(folders.get("evaluate"), cfg.max_prediction_rows), kind)),
         ("Pretraining", lambda: _pretrain_section(rd.pretrain_metrics(folders.get("pretrain")))),
         ("Generated data", lambda: _generate_section(rd.generate_summary(folders.get("generate")))),
     ]
@@ -302,7 +312,7 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
 
 #: Said of a token tagger's scores (``data.ner[].scheme: tokens``).
 TOKENS_NOTE = (" over one-token spans (each tag X read as B-X): token F1, which is token accuracy when every "
-               "token is predicted a tag")
+               "token has a gold tag and is predicted one")
 
 
 def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
