@@ -174,7 +174,7 @@ def test_ctrl_c_before_ray_registers_the_last_checkpoint_resumes_from_it(tmp_pat
     assert m["attempt_start_steps"] == [0, 4] and m["step"] == 6
 
 
-def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path):
+def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path, capsys):
     """``resume_checkpoint``: the newest marked folder when it is newer than Ray's registered
     checkpoint, Ray's otherwise; folders without the marker never count."""
     from ray.train import Checkpoint
@@ -195,6 +195,17 @@ def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path):
     assert resume_checkpoint(cut, str(tmp_path)) is cut  # Ray's registered one is newer still
     assert resume_checkpoint(older, str(tmp_path / "missing")) is older
     assert sorted(p.name for p in (tmp_path / names[1]).iterdir()) == ["lrl_complete.json"]
+    # Rank 0 says where each attempt starts, Ray's registered checkpoint included (a rerun that
+    # resumed from it said nothing); other ranks and a finished run's final model say nothing.
+    capsys.readouterr()
+    resume_checkpoint(newer, str(tmp_path))
+    assert capsys.readouterr().err == f"pretrain: resuming from {names[1]} (step 4)\n"
+    resume_checkpoint(older, str(tmp_path))
+    assert f"pretrain: resuming from {names[1]} (step 4), newer than Ray Train's" in capsys.readouterr().err
+    resume_checkpoint(older, str(tmp_path), rank=1)
+    mark_complete(cut, 6, final=True)
+    resume_checkpoint(cut, str(tmp_path))
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.slow

@@ -50,7 +50,8 @@ def mark_complete(checkpoint, step: int, final: bool = False) -> None:
 def resume_checkpoint(registered, folder: str | None, rank: int = 0):
     """The checkpoint to start from: the newest complete one in ``folder`` (the run's Ray Train
     experiment folder) or ``registered`` (Ray's ``get_checkpoint()``), whichever is newer; None
-    when there is neither.
+    when there is neither. Rank 0 says which, and at which step: a rerun that resumed from Ray's
+    checkpoint went straight to "step 120/400" with nothing but Ray's own snapshot message.
 
     Ray names checkpoint folders ``checkpoint_<date and time, microseconds>`` from rank 0's clock
     when it reports, so within one run folder the names sort in the order the checkpoints were
@@ -58,22 +59,32 @@ def resume_checkpoint(registered, folder: str | None, rank: int = 0):
     attempt starts."""
     import ray.train
 
-    if not folder or not os.path.isdir(folder):
-        return registered
-    marked = [n for n in os.listdir(folder)
-              if n.startswith("checkpoint_") and os.path.isfile(os.path.join(folder, n, MARKER))]
-    if not marked:
-        return registered
-    newest = max(marked)
-    if registered is not None and os.path.basename(str(registered.path).rstrip("/")) >= newest:
-        return registered
-    if rank == 0:
-        with open(os.path.join(folder, newest, MARKER), encoding="utf-8") as f:
-            step = json.load(f).get("step")
-        print(f"pretrain: resuming from {newest} (step {step}), newer than Ray Train's last registered checkpoint "
-              f"({'none' if registered is None else os.path.basename(str(registered.path))}): the run stopped "
-              "before Ray recorded it", file=sys.stderr, flush=True)
-    return ray.train.Checkpoint.from_directory(os.path.join(folder, newest))
+    chosen, why = registered, ""
+    marked = [n for n in os.listdir(folder) if n.startswith("checkpoint_")
+              and os.path.isfile(os.path.join(folder, n, MARKER))] if folder and os.path.isdir(folder) else []
+    newest = max(marked) if marked else None
+    if newest is not None and (registered is None or os.path.basename(str(registered.path).rstrip("/")) < newest):
+        chosen = ray.train.Checkpoint.from_directory(os.path.join(folder, newest))
+        why = (f", newer than Ray Train's last registered checkpoint "
+               f"({'none' if registered is None else os.path.basename(str(registered.path))}): the run stopped "
+               "before Ray recorded it")
+    if chosen is not None and rank == 0:
+        path = str(chosen.path).rstrip("/")
+        mark = _marker(path)
+        if not mark.get("final"):  # a finished run's final model is reported again, not resumed
+            print(f"pretrain: resuming from {os.path.basename(path)} (step {mark.get('step', '?')}){why}",
+                  file=sys.stderr, flush=True)
+    return chosen
+
+
+def _marker(path: str) -> dict[str, Any]:
+    """A checkpoint folder's ``MARKER`` ({"step", "final"}), or {} when it has none (a checkpoint
+    of older code, or one Ray registered whose marker is elsewhere)."""
+    try:
+        with open(os.path.join(path, MARKER), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def report_if_finished(ckpt, rank: int, without_history) -> bool:
