@@ -119,8 +119,12 @@ def test_auto_format_sees_through_compression_and_refuses_conllu(tmp_path):
     (tmp_path / "c.conllu").write_text("# sent_id = 1\n1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
                                        "1\tdo\tdo\tAUX\t_\t_\t0\troot\t_\t_\n2\tn't\tnot\tPART\t_\t_\t1\tadvmod\t_\t_\n",
                                        encoding="utf-8")
+    with pytest.raises(ValueError, match=r"'c\.conllu' \(a \.conllu path\) is CoNLL-U.*needs scheme: tokens"):
+        NerSource(path="c.conllu", lang="yo")  # at config load: a path says what it is
+    (tmp_path / "u").mkdir()  # a folder of them: when the reader meets the files
+    (tmp_path / "c.conllu").rename(tmp_path / "u" / "c.conllu")
     with pytest.raises(InputError, match=r"c\.conllu: CoNLL-U has no NER tag column"):
-        read_ner(NerSource(path="c.conllu", lang="yo"), str(tmp_path))
+        read_ner(NerSource(path="u", lang="yo"), str(tmp_path))
 
 
 def _parquet_file(tmp_path, name: str, table: pa.Table) -> str:
