@@ -83,6 +83,34 @@ def test_ctrl_c_exits_130_with_a_word_on_what_was_kept(monkeypatch, capsys):
     assert "lrl run: stopped by Ctrl-C" in capsys.readouterr().err
 
 
+def test_a_stopped_command_gives_the_callers_ctrl_c_back(monkeypatch):
+    """``main`` put back only its caller's SIGTERM handler: after a stop its Ctrl-C handler stayed
+    lrl's "already stopping", and a notebook (or pytest) calling ``main`` could no longer be
+    interrupted."""
+    import signal
+
+    import lrl.cli
+    from lrl.signals import begin_stop
+
+    def stops(argv):
+        begin_stop()  # as a stage that stopped does: further Ctrl-C wait for the cleanup
+        raise KeyboardInterrupt
+
+    def mine(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        monkeypatch.setattr(lrl.cli, "_main", stops)
+        assert lrl.cli.main(["run", "job.yaml"]) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, mine)
+        assert lrl.cli.main(["run", "job.yaml"]) == 130
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_stage_dry_runs_show_what_lrl_run_checks_first(tmp_path, monkeypatch, capsys):
     """``lrl tune JOB --dry-run`` and ``lrl finetune JOB --dry-run`` exited before the language
     check ``lrl run`` makes (a language with training sentences but no dev ones is left out), and

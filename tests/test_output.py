@@ -152,14 +152,11 @@ def test_a_commit_keeps_the_folder_a_concurrent_run_finished_first(tmp_path, mon
     (Path(first.tmp) / "part-0.parquet").write_bytes(b"first")
     (Path(second.tmp) / "part-0.parquet").write_bytes(b"second")
     path = first.commit({"rows": 1})
-    reading = Path(path, "part-0.parquet").open("rb")  # the first run's next stage reads it
     # The second run checked before the first committed: it found nothing finished then.
     checks = iter([False])
     monkeypatch.setattr(StageOutput, "done", property(lambda self: next(checks, True)))
     assert second.commit({"rows": 1}) == path
     assert Path(path, "part-0.parquet").read_bytes() == b"first", "the finished folder was replaced"
-    assert reading.read() == b"first"
-    reading.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [Path(path).name], "the loser's tmp stays"
 
 

@@ -191,7 +191,7 @@ def test_run_warns_at_its_start_when_a_fine_tuning_task_can_never_be_placed(tmp_
 _HOLDS_THE_ROOT = """
 import sys, time
 from lrl.data.output import root_lock
-with root_lock(sys.argv[1], "first"):
+with root_lock(sys.argv[1], sys.argv[2], "lrl run (first)"):
     print("locked", flush=True)
     time.sleep(600)
 """
@@ -200,22 +200,25 @@ with root_lock(sys.argv[1], "first"):
 def test_a_second_run_on_the_same_output_root_stops_at_once_with_a_clear_error(tmp_path):
     """Two ``lrl run`` of one job on one root: both went on, and the second crashed in
     pretraining (a 30-line ``OSError: Directory not empty`` traceback) on the hidden run folder
-    the first was writing. The second now stops before any stage, saying who holds the root;
-    once that run is gone (kill -9 too) the root is free again."""
+    the first was writing. The second now stops before any stage, saying who holds the job; once
+    that run is gone (kill -9 too) the job is free again. Another job on the root goes on."""
     import subprocess
     import sys
 
     from lrl.data.output import RootBusy
 
     cfg = _cfg(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_ROOT, cfg.output.root], stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_ROOT, cfg.output.root, cfg.name],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         fake = FakeStages()
-        with pytest.raises(RootBusy, match=f"another lrl run is using the output root.*'first', pid {holder.pid}"):
+        with pytest.raises(RootBusy, match=rf"job '{cfg.name}' is already running on the output root .*\(lrl run "
+                                           rf"\(first\), pid {holder.pid} "):
             run_pipeline(cfg, registry=fake.registry(), log=lambda line: None)
         assert fake.calls == {}, "a stage ran beside the other run"
+        other = cfg.model_copy(update={"name": "another-job"})
+        assert set(run_pipeline(other, registry=FakeStages().registry(), log=lambda line: None).outputs) == set(STAGES)
     finally:
         holder.kill()
         holder.wait()

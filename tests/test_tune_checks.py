@@ -281,7 +281,7 @@ def test_tune_card_counts_the_trained_rows_as_such(ray_session, tmp_path, data_r
 _HOLDS = """
 import sys, time
 from lrl.data.output import root_lock
-with root_lock(sys.argv[1], "first"):
+with root_lock(sys.argv[1], sys.argv[2], "lrl tune"):
     print("locked", flush=True)
     time.sleep(600)
 """
@@ -301,11 +301,11 @@ def test_training_stage_commands_hold_the_output_root_as_lrl_run_does(tmp_path, 
     job = tmp_path / "job.yaml"
     job.write_text(f"output: {{root: {root}}}\ndata:\n  ner: [{{path: am.conll, lang: am, split: train}}, "
                    "{path: am-dev.conll, lang: am, split: dev}]\n")
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDS, str(root)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS, str(root), "job"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert main(["tune", str(job)]) == 2
-        assert "lrl tune: error: another lrl run is using the output root" in capsys.readouterr().err
+        assert "lrl tune: error: job 'job' is already running on the output root" in capsys.readouterr().err
     finally:
         holder.kill()
         holder.wait()
@@ -353,3 +353,14 @@ def test_tune_warns_of_an_encoder_that_reads_the_language_as_unknown_words(ray_s
     stage.run_tune(StageContext(_job(tmp_path, data_root, "tune.save_best=true", "evaluate.seeds=[0]")),
                    train_fn=stand_in)
     assert "warning: tune ug: the encoder's tokenizer reads 46% of the training words" in capsys.readouterr().err
+
+
+def test_tune_with_cuda_and_no_gpu_per_trial_stops_before_any_trial(tmp_path, data_root, monkeypatch):
+    """As the finetune stage: ``finetune.device=cuda`` with ``tune.gpus_per_trial: 0`` failed in every
+    trial ("Torch not compiled with CUDA enabled"), or trained on a GPU Ray reserved for none."""
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    monkeypatch.setattr(stage, "init_ray", lambda cfg: pytest.fail("Ray started"))
+    with pytest.raises(ConfigError, match=r"^finetune\.device=cuda but tune\.gpus_per_trial=0: .* set tune\.gpus_per_trial"):
+        stage.run_tune(StageContext(_job(tmp_path, data_root, "finetune.device=cuda")))

@@ -72,7 +72,7 @@ def load_job_args(args: argparse.Namespace):
     if stage in LOCKING and _held:
         from lrl.data.output import root_lock
 
-        _held[-1].enter_context(root_lock(cfg.output.root, cfg.name))
+        _held[-1].enter_context(root_lock(cfg.output.root, cfg.name, f"lrl {stage}"))
     return cfg
 
 
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Restored on the way out: a caller that runs ``main`` in its own process (tests) keeps its own.
     previous = signal.getsignal(signal.SIGTERM)
+    previous_int = signal.getsignal(signal.SIGINT)  # handle_sigterm takes Ctrl-C too (one stop at a time)
     reset_sigterm()
     handle_sigterm()
     try:
@@ -161,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
               "finished stages kept (run the same command again to go on)", file=sys.stderr)
         return code
     finally:
-        if threading.current_thread() is threading.main_thread() and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if threading.current_thread() is threading.main_thread():
+            # A caller's own handlers (a notebook's, pytest's): left as lrl's "already stopping",
+            # its later Ctrl-C were swallowed. The lrl command's exit is covered by the handlers
+            # put back at exit after a stop (``lrl.signals``).
+            for sig, handler in ((signal.SIGTERM, previous), (signal.SIGINT, previous_int)):
+                if handler is not None:
+                    signal.signal(sig, handler)
 
 
 def _config(rest: list[str]) -> int:

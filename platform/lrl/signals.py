@@ -45,16 +45,18 @@ def _raise_terminated(signum: int, frame: object) -> None:
 _said_stopping = False
 #: Set once a stop began under the lrl command's handlers (``begin_stop``).
 _stop_began = False
-#: The ``KeyboardInterrupt`` that ``_interrupt_once`` raised (to tell it when it is swallowed).
-_interrupt: KeyboardInterrupt | None = None
+#: ``id`` of the ``KeyboardInterrupt`` that ``_interrupt_once`` raised (to tell it when it is
+#: swallowed); not the exception itself, which would keep every frame of the stop alive.
+_interrupt: int | None = None
 
 
 def _interrupt_once(signum: int, frame: object) -> None:
     """Ctrl-C: ``KeyboardInterrupt`` as Python's own handler raises it, the first time only."""
     global _interrupt
     begin_stop()
-    _interrupt = KeyboardInterrupt()
-    raise _interrupt
+    exc = KeyboardInterrupt()
+    _interrupt = id(exc)
+    raise exc
 
 
 def _already_stopping(signum: int, frame: object) -> None:
@@ -104,7 +106,7 @@ def _redeliver_swallowed(unraisable: object) -> None:
             signal.signal(signal.SIGTERM, _raise_terminated)
             _send_again(signal.SIGTERM)
         return
-    if exc is not None and exc is _interrupt and threading.current_thread() is threading.main_thread():
+    if isinstance(exc, KeyboardInterrupt) and id(exc) == _interrupt and threading.current_thread() is threading.main_thread():
         _reset_stop()  # the Ctrl-C was swallowed: nothing winds down, so it must land again
         signal.signal(signal.SIGINT, _interrupt_once)
         _send_again(signal.SIGINT)

@@ -252,45 +252,53 @@ def clear_leftovers(root: str, key: str | None = None, keep: str | None = None) 
 
 
 class RootBusy(InputError):
-    """Another ``lrl run`` holds the output root's lock (``root_lock``): the command says so in
-    one line (an ``InputError``, exit status 2), ``lrl run`` and ``lrl quickstart`` alike."""
+    """Another run of the same job holds its lock on the output root (``root_lock``): the command
+    says so in one line (an ``InputError``, exit status 2)."""
 
 
-#: The lock file of a local output root (``root_lock``): hidden, and never a stage folder.
-LOCK = ".lrl-run.lock"
+def lock_file(root: str, job: str) -> Path:
+    """The lock file of ``job`` on a local output ``root``: hidden, never a stage folder."""
+    return local_path(root.rstrip("/")) / f".lrl-{re.sub(r'[^A-Za-z0-9_.-]', '_', job)}.lock"
 
 
 @contextlib.contextmanager
-def root_lock(root: str, what: str) -> Iterator[None]:
-    """Hold the lock of a local output ``root`` while ``what`` (a job's name) runs; ``RootBusy``
-    at once when another process holds it.
+def root_lock(root: str, job: str, command: str = "lrl run") -> Iterator[None]:
+    """Hold ``job``'s lock on a local output ``root`` while ``command`` runs it; ``RootBusy`` at
+    once when another process holds it.
 
-    Two ``lrl run`` on one root shared the hidden folders that are not per run (pretraining's
-    ``.pretrain-<hash>.ray``, finished parts): the second one crashed with a 30-line traceback
-    in pretraining, and a second run of the same job while the first still ran could only race
-    it. The kernel drops the lock with its process (kill -9 too), so it never needs removing.
-    Object stores have no such lock: there the runs must be kept apart by whoever starts them."""
+    Two runs of one job on one root share its hidden folders (pretraining's
+    ``.pretrain-<hash>.ray``, the finished parts of finetune and tune): the second crashed with a
+    30-line traceback in pretraining, or could only race the first. Other jobs on the same root
+    (the recipes all write to ``runs``; a cluster's jobs to one volume) name other stage folders
+    and go on side by side. The kernel drops the lock with its process (kill -9 too), so it never
+    needs removing. A root that cannot be locked (some NFS mounts: ENOLCK; a lock file of another
+    user) runs unlocked with a warning; object stores have no lock."""
     import fcntl
 
     if is_uri(root) and not root.startswith("file://"):
         yield
         return
-    path = local_path(root.rstrip("/")) / LOCK
+    path = lock_file(root, job)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
-            raise RootBusy(f"another lrl run is using the output root {path.parent} ({holder}); wait for it "
-                           "to finish (or stop it), or give this run another output.root") from None
-        except OSError as exc:  # a filesystem without locks (some NFS mounts: ENOLCK): run unlocked
-            log.warning("could not lock the output root %s (%s): runs on it are not kept apart", path.parent, exc)
-            yield
-            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+        os.close(fd)
+        raise RootBusy(f"job {job!r} is already running on the output root {path.parent} ({holder}); wait for "
+                       "it to finish (or stop it), or give this run another output.root") from None
+    except OSError as exc:
+        log.warning("could not lock the output root %s (%s): runs of job %r on it are not kept apart",
+                    path.parent, exc, job)
+        if fd is not None:
+            os.close(fd)
+        yield
+        return
+    try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (f"job {what!r}, pid {os.getpid()} on {socket.gethostname()}, started "
+        os.pwrite(fd, (f"{command}, pid {os.getpid()} on {socket.gethostname()}, started "
                        f"{time.strftime('%Y-%m-%d %H:%M:%S')}").encode(), 0)
         yield
     finally:
@@ -309,5 +317,5 @@ def ensure_dir(path: str) -> None:
     fs.create_dir(inner, recursive=True)
 
 
-__all__ = ["StageOutput", "input_print", "MANIFEST", "OWNER", "LOCK", "RootBusy", "root_lock", "package_versions",
+__all__ = ["StageOutput", "input_print", "MANIFEST", "OWNER", "RootBusy", "lock_file", "root_lock", "package_versions",
            "clear_leftovers", "owner_alive", "local_path", "ensure_dir"]
