@@ -206,3 +206,6 @@ def test_quarantined_sentences_are_said_and_every_split_but_held_out_ones_trains
     err = capsys.readouterr().err
     assert "warning: finetune: sentences of data.ner quarantined when read are left out" in err
     assert "ug train 1 (" in err and "ug dev 1 (" in err, err
+    said: list[str] = []  # the stages take the line, to print it only when they train
+    language_splits(StageContext(cfg), stage="tune", said=said)
+    assert capsys.readouterr().err == "" and said[0].startswith("warning: tune: sentences of data.ner quarantined")

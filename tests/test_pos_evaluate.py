@@ -66,7 +66,7 @@ def test_tagger_card_lists_its_tags_and_says_words_not_entities():
     text = render(info)
     assert "Tags (3; the model's label for tag X is `B-X`): ADJ, NOUN, PUNCT" in text and "I-ADJ" not in text
     assert "entity spans" not in text and "`I-X` that follows no `X`" not in text
-    assert "WikiANN states none" not in text and "LICENSE.txt" in text
+    assert "WikiANN states none" not in text and "## License" in text
     assert "token accuracy when every token has a gold tag and is predicted one" in text  # not UD's `_`
     assert 'tagger = pipeline("token-classification"' in text and "tagger(prefix + text)" in text
     ner = render(CardInfo(name="n", languages=["ug"], scores=[], labels=["O", "B-PER", "I-PER"], license="other"))

@@ -87,4 +87,5 @@ def test_a_triangular_cycle_longer_than_the_run_is_warned(caplog):
         caplog.clear()
         build_scheduler(opt, ScheduleConfig(type="triangular", cycle_steps=20), 12)
         build_scheduler(opt, ScheduleConfig(type="triangular"), 12)
+        build_scheduler(opt, ScheduleConfig(type="triangular"), 1)  # a 1-step run: nothing to climb
     assert caplog.text == ""

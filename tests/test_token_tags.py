@@ -242,6 +242,6 @@ def test_conllu_column_without_any_tag_is_an_error_not_a_model_of_o(tmp_path):
     body = "\t".join(["1", "men", "men", "PRON", "_", "_", "0", "root", "_", "_"]) + "\n\n"
     path = tmp_path / "noxpos.conllu"
     path.write_text(body, encoding="utf-8")
-    with pytest.raises(InputError, match=r"column xpos is '_' \(no tag\) on every word.*column: upos"):
+    with pytest.raises(InputError, match=r"noxpos.conllu: column xpos is '_' \(no tag\) on every word.*other column \(upos\)"):
         read_ner(_tokens(path=str(path), column="xpos"), None)
     assert read_ner(_tokens(path=str(path)), None).table.column("tags").to_pylist() == [["B-PRON"]]

@@ -81,12 +81,18 @@ def tag_set(sentences: list[ConlluSentence], column: str) -> list[str]:
 
     A column that is ``_`` on every word is an ``InputError``: many treebanks leave XPOS empty,
     and pretraining's auxiliary task then learned the one label ``_`` (a loss of 0, no signal)."""
-    tags = sorted({t for s in sentences for t in s.tags(column)})
-    if sentences and tags == ["_"]:
+    check_tagged(sentences, column, "CoNLL-U")
+    return sorted({t for s in sentences for t in s.tags(column)})
+
+
+def check_tagged(sentences: list[ConlluSentence], column: str, where: str) -> None:
+    """``InputError`` when ``column`` is ``_`` (no tag) on every word of ``sentences`` (read from
+    ``where``): many treebanks leave XPOS empty, and such a column trained a model of one label
+    (fine-tuning: O; pretraining's auxiliary task: ``_``) with a loss of 0 and no word on why."""
+    if sentences and all(t == "_" for s in sentences for t in s.tags(column)):
         other = "xpos" if column == "upos" else "upos"
-        raise InputError(f"CoNLL-U column {column} is '_' (no tag) on every word of the {len(sentences)} sentences: "
+        raise InputError(f"{where}: column {column} is '_' (no tag) on every word of the {len(sentences)} sentences: "
                          f"the treebank has no {column.upper()} tags; read the other column ({other})")
-    return tags
 
 
-__all__ = ["ConlluSentence", "read_conllu", "tag_set"]
+__all__ = ["ConlluSentence", "read_conllu", "tag_set", "check_tagged"]

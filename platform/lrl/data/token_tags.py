@@ -24,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from lrl.data.bio import BioPolicy
-from lrl.data.files import InputError
 
 if TYPE_CHECKING:  # collect.py imports token_spans from here
     from lrl.data.collect import ReadResult, Shard
@@ -66,13 +65,10 @@ def read_conllu_tags(path: str, lang: str, split: str = "train", policy: BioPoli
     empty, and read as the no-tag ``O`` such a file trained a model of the one label ``O`` (loss 0,
     dev F1 0.0) without a word on why."""
     from lrl.data.collect import Collector
-    from lrl.data.conllu import read_conllu
+    from lrl.data.conllu import check_tagged, read_conllu
 
     sents = read_conllu(path)
-    if all(t in NO_TAG for sent in sents for t in sent.tags(column)):
-        other = "xpos" if column == "upos" else "upos"
-        raise InputError(f"{path}: column {column} is '_' (no tag) on every word: this treebank has no "
-                         f"{column.upper()} tags; read another column (column: {other})")
+    check_tagged(sents, column, path)
     col = Collector(path, lang, split, policy, labels, shard, scheme="tokens")
     for sent in sents:
         tags = sent.tags(column)

@@ -209,8 +209,8 @@ def render(info: CardInfo) -> str:
             "## How to use", "", *_how_to_use(info.tagger, info.task)]
     if info.license == "other":
         # "WikiANN states none" told the user of a UD POS tagger about data it never saw.
-        why = "(WikiANN states none)" if info.task == "ner" else "(a UD treebank names its own in its LICENSE.txt)"
-        out += ["## License", "", f"Not set: the training data's licenses were not settled when this model was made "
+        why = " (WikiANN states none)" if info.task == "ner" else ""
+        out += ["## License", "", f"Not set: the training data's licenses were not settled when this model was made"
                 f"{why}. Check the data's own terms, then set `report.license` to a Hub license id "
                 "(e.g. `cc-by-sa-4.0`) and run again.", ""]
     return "\n".join(out)

@@ -72,17 +72,17 @@ def groups(splits: dict[str, tuple[pa.Table, pa.Table]], mode: str) -> dict[str,
     return {"joint": (pa.concat_tables(trains), pa.concat_tables(devs))}
 
 
-def check_gpu_request(ft: FinetuneConfig) -> None:
+def check_gpu_request(ft: FinetuneConfig, gpus: float | None = None, key: str = "finetune.num_gpus") -> None:
     """Before Ray starts: a run that must train on a GPU (``device: cuda``, or fp16) needs its
     Ray tasks to reserve one. With ``finetune.num_gpus: 0`` each task took the node's first GPU,
     which Ray reserved for none of them (``in_ray_task``), or, on a node without one, failed in
     every task behind a long remote traceback ("Torch not compiled with CUDA enabled")."""
     from lrl.config import ConfigError
 
-    if ft.num_gpus == 0 and (ft.device == "cuda" or ft.precision == "fp16"):
+    reserved = ft.num_gpus if gpus is None else gpus  # tune's trials: tune.gpus_per_trial
+    if reserved == 0 and (ft.device == "cuda" or ft.precision == "fp16"):
         asked = "finetune.device=cuda" if ft.device == "cuda" else "finetune.precision=fp16"
-        raise ConfigError(f"{asked} but finetune.num_gpus=0: the fine-tuning tasks would reserve no GPU; "
-                          "set finetune.num_gpus (e.g. 1)")
+        raise ConfigError(f"{asked} but {key}=0: the fine-tuning tasks would reserve no GPU; set {key} (e.g. 1)")
 
 
 def check_task_fits(ft: FinetuneConfig, embedded: bool | None = None) -> str | None:
@@ -157,7 +157,8 @@ def run_finetune(ctx: StageContext) -> str:
     cfg = ctx.cfg
     ft = cfg.finetune
     check_gpu_request(ft)
-    splits = language_splits(ctx, ft.languages, STAGE)
+    said: list[str] = []  # printed only when the stage trains
+    splits = language_splits(ctx, ft.languages, STAGE, said)
     model_path = resolve_model(ctx, splits, STAGE)
     check_encoder(model_path, ft.max_length, [ft.freeze_layers], "finetune.freeze_layers")
     inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
@@ -172,6 +173,8 @@ def run_finetune(ctx: StageContext) -> str:
         man = out.manifest()
         _print_summary(out.path, man.get("dev_f1", {}), len(man.get("seeds", [])))
         return out.path
+    for line in said:
+        print(line, file=sys.stderr)
     repeated = repeated_dev(splits, STAGE)
     # One label list for every run, so that joint and per-language models share label ids.
     labels = label_list([t for pair in splits.values() for t in pair], cfg.data.labels)

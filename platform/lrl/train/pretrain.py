@@ -315,8 +315,9 @@ def _started_from(model_dir: str) -> dict | None:
 
 
 def _remove_run_dir(run_dir: str) -> None:
-    """Remove a committed run's checkpoint folder (``pretrain.keep_checkpoints``); a folder that
-    cannot be removed is only a warning, the stage's output is already committed."""
+    """Remove a run folder: a committed run's checkpoints (``pretrain.keep_checkpoints``), or the
+    initial model of a run a config error stopped before Ray Train. A folder that cannot be
+    removed is only a warning: the stage's output is committed, or the error is the news."""
     shutil.rmtree(run_dir, ignore_errors=True)
     if os.path.exists(run_dir):
         log.warning("could not remove the checkpoint folder %s", run_dir)

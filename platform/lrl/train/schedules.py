@@ -88,12 +88,12 @@ def build_scheduler(optimizer, cfg: ScheduleConfig, total_steps: int):
     twice the run: 12 steps of a 100-step cycle peaked at 0.30x ``lr``, and nothing said so)."""
     import torch
 
-    if cfg.type == "triangular":
+    if cfg.type == "triangular" and cfg.cycle_steps:  # unset: a quarter of the run, which fits
         peak = max(schedule_factor(cfg, s, total_steps) for s in range(max(total_steps, 1)))
         if peak < 0.999:
             logging.getLogger(__name__).warning(
                 "schedule triangular: cycle_steps=%s rises for %d steps but the run has %d: the learning rate "
                 "peaks at %.2fx lr; lower cycle_steps (None: a quarter of the run)",
-                cfg.cycle_steps, (cfg.cycle_steps or 0) // 2, total_steps, peak)
+                cfg.cycle_steps, cfg.cycle_steps // 2, total_steps, peak)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule_factor(cfg, s, total_steps))

@@ -41,11 +41,13 @@ def _read_generated(path: str) -> pa.Table:
     return pa.table(cols, schema=NER_SCHEMA)
 
 
-def language_splits(ctx: StageContext, languages: list[str] | None = None,
-                    stage: str = "tune") -> dict[str, tuple[pa.Table, pa.Table]]:
+def language_splits(ctx: StageContext, languages: list[str] | None = None, stage: str = "tune",
+                    said: list[str] | None = None) -> dict[str, tuple[pa.Table, pa.Table]]:
     """``{lang: (train, dev)}`` for every language with both (or those asked, which must have both).
 
-    ``stage`` (``tune`` or ``finetune``) is the caller: errors name the setting the user wrote."""
+    ``stage`` (``tune`` or ``finetune``) is the caller: errors name the setting the user wrote.
+    The warning about quarantined sentences goes to ``said`` when given (the stages print it only
+    when they train: a reused output, or ``lrl run`` with both stages, repeated it), else to stderr."""
     cfg = ctx.cfg
     root = cfg.data.root
     parts: dict[str, list[pa.Table]] = {"train": [], "dev": []}
@@ -63,8 +65,12 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None,
     if quarantined:
         # Left out without a word: data.labels=[PER, LOC] dropped every ug sentence with an ORG
         # (165 of 1603 train, and dev ones too), and the scores read as the whole split's.
-        print(f"warning: {stage}: sentences of data.ner quarantined when read are left out of training and of "
-              f"the dev scores: {', '.join(quarantined)}", file=sys.stderr)
+        line = (f"warning: {stage}: sentences of data.ner quarantined when read are left out of training and of "
+                f"the dev scores: {', '.join(quarantined)}")
+        if said is not None:
+            said.append(line)
+        else:
+            print(line, file=sys.stderr)
     if gen:
         parts["train"] = [_read_generated(gen)]
     if not parts["train"] or not parts["dev"]:

@@ -174,7 +174,11 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     from lrl.model.crf import head_version
 
     cfg = ctx.cfg
-    splits = language_splits(ctx, cfg.tune.languages)
+    from lrl.train.finetune import check_gpu_request
+
+    check_gpu_request(cfg.finetune, cfg.tune.gpus_per_trial, "tune.gpus_per_trial")  # before every trial fails on it
+    said: list[str] = []  # printed only when the stage searches
+    splits = language_splits(ctx, cfg.tune.languages, said=said)
     model_path = resolve_model(ctx, splits)
     searched = cfg.tune.space.freeze_layers is not None  # before any trial, not inside each
     check_encoder(model_path, cfg.finetune.max_length,
@@ -188,6 +192,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                                                 "finetune": cfg.finetune.model_dump(mode="json"), **common}, inputs)
     if out.done:
         return out.path
+    for line in said:
+        print(line, file=sys.stderr)
     repeated = repeated_dev(splits, "tune")
     # Per language, what its search depends on: the same without the language lists, and with the
     # data and encoder by content only (``inputs``), not by the settings that name them.
