@@ -96,9 +96,10 @@ def repeated_dev(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str) -> di
     repeated = {lang: dev_in_train(train, dev) for lang, (train, dev) in splits.items()}
     for lang, n in repeated.items():
         if n:
+            # Generated rows count too: on the quickstart's template sample, swaps made 2-3 dev sentences.
             print(f"warning: {stage} {lang}: {n} of {splits[lang][1].num_rows} dev sentences are also training "
-                  "sentences (the same tokens): part of its dev F1 measures memory, not generalisation",
-                  file=sys.stderr)
+                  "sentences (the same tokens, as read or as generated): part of its dev F1 measures memory, not "
+                  "generalisation", file=sys.stderr)
     return repeated
 
 
