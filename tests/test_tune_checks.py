@@ -364,3 +364,24 @@ def test_tune_with_cuda_and_no_gpu_per_trial_stops_before_any_trial(tmp_path, da
     monkeypatch.setattr(stage, "init_ray", lambda cfg: pytest.fail("Ray started"))
     with pytest.raises(ConfigError, match=r"^finetune\.device=cuda but tune\.gpus_per_trial=0: .* set tune\.gpus_per_trial"):
         stage.run_tune(StageContext(_job(tmp_path, data_root, "finetune.device=cuda")))
+
+
+def test_settings_a_search_never_reads_do_not_name_its_output(ray_session, tmp_path, data_root):
+    """Tune trains one language at a time: ``finetune.mode`` and ``sampling_alpha`` changed its
+    output's name and every language was searched again for the same trials."""
+    from types import SimpleNamespace
+
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        if report:
+            report({"step": 1, "dev_f1": 0.5})
+        return SimpleNamespace(dev_f1=0.5, per_type={}, per_lang={}, history=[], model_dir=None)
+
+    first = stage.run_tune(StageContext(_job(tmp_path, data_root)), train_fn=stand_in)
+    again = stage.run_tune(StageContext(_job(tmp_path, data_root, "finetune.sampling_alpha=0.3", "finetune.mode=joint")),
+                           train_fn=lambda *a, **k: pytest.fail("searched again"))
+    assert again == first
+    other = stage.run_tune(StageContext(_job(tmp_path, data_root, "finetune.max_length=96")), train_fn=stand_in)
+    assert other != first

@@ -38,6 +38,7 @@ from lrl.data.output import StageOutput, input_print
 from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_task, write_model_card
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
+from lrl.train.finetune_config import FinetuneConfig
 from lrl.train.finetune_data import TRAIN_SET_VERSION
 from lrl.tune.resume import FinishedLanguages, language_key
 from lrl.tune.search import (
@@ -165,6 +166,17 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     return row, group
 
 
+#: Finetune settings a search never reads: it trains one language at a time, so the joint mode and
+#: the sampling across languages do nothing to it. Left at their defaults in its output's name
+#: (a changed value searched every language again for the same trials).
+UNUSED_BY_SEARCH = ("mode", "sampling_alpha")
+
+
+def _shaping(ft: FinetuneConfig) -> FinetuneConfig:
+    """``ft`` as the tune output's name sees it (``UNUSED_BY_SEARCH`` at their defaults)."""
+    return ft.model_copy(update={f: FinetuneConfig.model_fields[f].default for f in UNUSED_BY_SEARCH})
+
+
 def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     """Search every language, write the tables and the best model per language; returns the folder.
 
@@ -189,7 +201,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
               "license": cfg.report.license,  # on the cards
               "train_set_version": TRAIN_SET_VERSION, **head_version(cfg.finetune.head)}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
-                                                "finetune": cfg.finetune.model_dump(mode="json"), **common}, inputs)
+                                                "finetune": _shaping(cfg.finetune).model_dump(mode="json"), **common},
+                      inputs)
     if out.done:
         return out.path
     for line in said:
@@ -198,7 +211,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     # Per language, what its search depends on: the same without the language lists, and with the
     # data and encoder by content only (``inputs``), not by the settings that name them.
     settings = {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL | {"languages", "model_path"}),
-                "finetune": cfg.finetune.model_dump(mode="json", exclude={"languages", "data", "model"}), **common}
+                "finetune": _shaping(cfg.finetune).model_dump(mode="json", exclude={"languages", "data", "model"}),
+                **common}
     keys = {lang: language_key(settings, lang, inputs["data"][lang], inputs["model"]) for lang in splits}
     init_ray(cfg.ray)
     warning = check_trial_resources(cfg.tune)  # before a search that would wait for ever
