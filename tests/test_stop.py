@@ -119,7 +119,7 @@ handle_sigterm()
 
 class Finalised:
     def __del__(self):  # Python cannot raise out of a finaliser: the exception is "ignored"
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.{sig})
         for _ in range(100000):
             pass
 
@@ -127,18 +127,21 @@ obj = Finalised()
 del obj
 try:
     time.sleep(5)
-except Terminated:
+except {exc}:
     print("stopped")
     sys.exit(0)
 print("ran on")
 """
 
 
-def test_sigterm_swallowed_by_a_finaliser_is_delivered_again():
+@pytest.mark.parametrize("sig, exc", [("SIGTERM", "Terminated"), ("SIGINT", "KeyboardInterrupt")])
+def test_a_stop_swallowed_by_a_finaliser_is_delivered_again(sig, exc):
     """CI once saw ``lrl generate`` finish with exit 0 after SIGTERM: the handler's exception was
     raised inside code that cannot propagate it ("Exception ignored in ..."). The signal is sent
-    again once that code returned."""
-    done = subprocess.run([sys.executable, "-c", _SWALLOWED], capture_output=True, text=True, timeout=60)
+    again once that code returned. The same for a Ctrl-C: with later ones ignored while a stop
+    winds down, the job would not even be stopped by pressing Ctrl-C again."""
+    code = _SWALLOWED.format(sig=sig, exc=exc)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "stopped", done.stdout + done.stderr
 

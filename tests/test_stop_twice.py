@@ -70,34 +70,3 @@ def test_a_second_ctrl_c_does_not_cut_the_first_stops_cleanup_short(tmp_path, vi
     assert out.strip() == "cleanup done", err
     assert "Traceback" not in err
     assert "already stopping" in err
-
-
-_SWALLOWED = """
-import os, signal, sys, time
-from lrl.signals import handle_sigterm
-handle_sigterm()
-
-class Finalised:
-    def __del__(self):  # Python cannot raise out of a finaliser: the exception is "ignored"
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(100000):
-            pass
-
-obj = Finalised()
-del obj
-try:
-    time.sleep(5)
-except KeyboardInterrupt:
-    print("stopped")
-    sys.exit(0)
-print("ran on")
-"""
-
-
-def test_a_ctrl_c_swallowed_by_a_finaliser_is_delivered_again():
-    """As a SIGTERM (``test_stop.py``): a Ctrl-C whose exception landed in a finaliser was only
-    printed as "Exception ignored", and the job ran on; with later ones ignored while a stop
-    winds down, it would not even be stopped by pressing Ctrl-C again."""
-    done = subprocess.run([sys.executable, "-c", _SWALLOWED], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "stopped", done.stdout + done.stderr
