@@ -59,10 +59,65 @@ print(" ".join(str(x) for x in sorted(pids)))
 PYEOF
 }
 
+# Every port the head and N workers will bind must be free now. A taken one makes that node's raylet
+# or GCS abort while `ray start` waits 30 s and then says only "timed out during startup". Ports in
+# the kernel's ephemeral range are warned about: an outgoing connection can take one mid-start.
+check_ports() {
+  "$PY" - "$PORT" "$DASH" "$1" <<'PYEOF'
+import socket, sys
+port, dash, n = map(int, sys.argv[1:])
+want = {port: "GCS", port + 1: "Ray client server", dash: "dashboard"}
+kinds = ["node manager", "object manager", "dashboard agent", "dashboard agent grpc", "metrics export",
+         "runtime env agent"]
+for i in range(n + 1):
+    base, workers = port + 100 + i * 10, port + 1000 + i * 200
+    want.update({base + k: f"node {i} {kind}" for k, kind in enumerate(kinds)})
+    want.update({p: f"node {i} workers" for p in range(workers, workers + 200)})
+busy = []
+for p, what in sorted(want.items()):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Ray's servers: TIME_WAIT is not busy
+        try:
+            s.bind(("0.0.0.0", p))
+        except OSError:
+            busy.append(f"{p} ({what})")
+if busy:
+    more = f" and {len(busy) - 6} more" if len(busy) > 6 else ""
+    sys.exit(f"ports in use: {', '.join(busy[:6])}{more}; pick another LRL_CLUSTER_PORT "
+             "(and LRL_CLUSTER_DASHBOARD_PORT)")
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except (OSError, ValueError):
+    sys.exit(0)
+first, last = min(want), max(want)
+if first <= hi and last >= lo:
+    print(f"warning: ports {first}-{last} overlap the kernel's ephemeral range {lo}-{hi}: an outgoing "
+          "connection can take one while the nodes start; an LRL_CLUSTER_PORT well below "
+          f"{lo - (last - first)} avoids it", file=sys.stderr)
+PYEOF
+}
+
+# A node that did not come up: its `ray start` output, then the ends of its own process logs (Ray's
+# "timed out during startup" names no cause; a raylet that crashed, e.g. on a taken port, says why
+# in raylet.out/raylet.err), then stop everything this start began.
+node_failed() {
+  local name=$1 tmp=$2 f
+  echo "Ray $name node failed to start (log: $DIR/$name.log):" >&2
+  cat "$DIR/$name.log" >&2
+  for f in raylet.out gcs_server.out; do
+    [ -s "$tmp/session_latest/logs/$f" ] || continue
+    # Ray's own log lines carry a severity letter after the pid: keep errors, checks and fatals.
+    echo "--- last errors in $tmp/session_latest/logs/$f:" >&2
+    grep -E '^\[[^]]* [ECF] [0-9]+ [0-9]+\]' "$tmp/session_latest/logs/$f" | tail -n 5 >&2 || echo "(none)" >&2
+  done
+  stop >&2 || true
+}
+
 start() {
   local n=${1:-1}
   mkdir -p "$DIR"
   if [ -s "$DIR/pids" ]; then echo "a cluster from $DIR seems to run; '$0 stop' first" >&2; exit 1; fi
+  check_ports "$n" || exit 1
   if [ -z "${RAY_AUTH_TOKEN_PATH:-}" ] && [ -z "${RAY_AUTH_TOKEN:-}" ]; then
     export RAY_AUTH_TOKEN_PATH="$DIR/auth_token"
     [ -s "$RAY_AUTH_TOKEN_PATH" ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_hex(32))' > "$RAY_AUTH_TOKEN_PATH")
@@ -71,14 +126,14 @@ start() {
   # shellcheck disable=SC2046,SC2086
   ray start --head --port "$PORT" --dashboard-host 127.0.0.1 --dashboard-port "$DASH" \
     --ray-client-server-port $((PORT + 1)) $(node_ports 0) --temp-dir "$DIR/ray" $common > "$DIR/head.log" 2>&1 \
-    || { cat "$DIR/head.log" >&2; exit 1; }
+    || { node_failed head "$DIR/ray"; exit 1; }
   for i in $(seq 1 "$n"); do
     # shellcheck disable=SC2046,SC2086
     # Its own temp dir: nodes sharing one would share runtime_resources/, and one node's
     # runtime-env garbage collection would delete a working_dir another node's job still runs in.
     ray start --address "127.0.0.1:$PORT" $(node_ports "$i") --temp-dir "$DIR/ray-w$i" $common \
       > "$DIR/worker-$i.log" 2>&1 \
-      || { cat "$DIR/worker-$i.log" >&2; stop; exit 1; }
+      || { node_failed "worker-$i" "$DIR/ray-w$i"; exit 1; }
   done
   our_pids > "$DIR/pids"
   echo "Ray cluster up: head + $n worker(s), $(wc -w < "$DIR/pids") processes (ids in $DIR/pids)"

@@ -4,10 +4,12 @@ package (image tag, Ray version, job files, GPU requests)."""
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,6 +198,25 @@ def test_local_cluster_script_is_valid_bash_and_scoped():
     assert not re.search(r"^\s*ray stop", text, flags=re.M)
     usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     assert usage.returncode == 2 and "start N" in usage.stderr
+
+
+def test_local_cluster_refuses_a_taken_port_before_starting_anything(tmp_path):
+    """A taken port made Ray's node abort while `ray start` waited 30 s and then said only "timed
+    out during startup" (CI, 2026-12-01); the script now names the port and starts nothing."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        base = busy - 111  # node 1's object manager port (see node_ports)
+        env = {**os.environ, "LRL_CLUSTER_DIR": str(tmp_path), "LRL_CLUSTER_PORT": str(base),
+               "LRL_CLUSTER_DASHBOARD_PORT": str(base + 2), "PYTHON": sys.executable}
+        res = subprocess.run(["bash", str(CLUSTER / "local_cluster.sh"), "start", "1"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert f"{busy} (node 1 object manager)" in res.stderr and "pick another LRL_CLUSTER_PORT" in res.stderr
+    assert not (tmp_path / "pids").exists() and not (tmp_path / "head.log").exists()
 
 
 def _gpu_cluster_commands() -> list[tuple[str, list[str]]]:

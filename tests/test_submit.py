@@ -203,14 +203,20 @@ def test_submit_refuses_a_relative_state_file(tmp_path, monkeypatch, capsys):
 
 
 def _free_base_port() -> int:
-    """A GCS port whose derived ranges (port..port+1399, see local_cluster.sh) look free."""
+    """A GCS port whose derived ranges (port..port+1399, see local_cluster.sh) look free.
+
+    Below the kernel's ephemeral range (32768+ here), so that no outgoing connection of the Ray
+    processes already running can take a node's port while it starts: a node whose port was taken
+    fails after 30 s with only "timed out during startup" (CI, 2026-12-01). The script checks
+    every port itself; these probes only skip ranges that are plainly in use.
+    """
     for _ in range(50):
-        base = 20000 + (os.getpid() * 7 + int(time.time() * 1000)) % 30000
-        probe = [base, base + 1, base + 100, base + 110, base + 1000, base + 1399]
+        base = 20000 + (os.getpid() * 7 + int(time.time() * 1000)) % 10000
+        probe = [base, base + 1, base + 2, base + 100, base + 110, base + 1000, base + 1399]
         try:
             for p in probe:
                 with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
+                    s.bind(("0.0.0.0", p))
             return base
         except OSError:
             time.sleep(0.01)
@@ -276,7 +282,13 @@ def test_submit_a_pipeline_to_a_real_two_node_cluster(tmp_path, data_root):
         "augment:\n  ops: [swap]\nfinetune:\n  model: 'preset:tiny'\n  max_steps: 4\n  batch_size: 8\n"
         "pipeline:\n  stages: [generate, finetune]\n")
     try:
-        up = subprocess.run([script, "start", "1"], env=env, capture_output=True, text=True, timeout=180)
+        for _ in range(3):  # the script refuses a range with a taken port before starting anything
+            up = subprocess.run([script, "start", "1"], env=env, capture_output=True, text=True, timeout=180)
+            if up.returncode == 0 or "pick another LRL_CLUSTER_PORT" not in up.stderr:
+                break
+            port = _free_base_port()
+            dash = port + 2
+            env.update(LRL_CLUSTER_PORT=str(port), LRL_CLUSTER_DASHBOARD_PORT=str(dash))
         assert up.returncode == 0, up.stdout + up.stderr
         url = f"http://127.0.0.1:{dash}"
         with pytest.raises(urllib.error.HTTPError) as denied:  # token auth is really on
