@@ -143,8 +143,13 @@ def test_placement_check_on_a_cluster_warns_or_fails_by_its_autoscaler(monkeypat
         "has none")
     assert check_trial_resources(trial, embedded=False).startswith("tune: tune.cpus_per_trial=4 fits on no node")
     _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 2}, 2)])  # grows to 2 nodes of 2 CPUs
-    with pytest.raises(ConfigError, match="task can ever be placed: the Ray cluster's autoscaler grows it to at most 4"):
+    with pytest.raises(ConfigError, match=r"task can ever be placed: no node the Ray cluster's autoscaler can add "
+                                          r"holds one \(its node types have at most 2 CPUs and 0 GPUs each"):
         check_task_fits(FinetuneConfig(num_cpus=5), embedded=False)
+    with pytest.raises(ConfigError, match="no trial can ever be placed"):  # 4 CPUs in all, but 2 per node
+        check_trial_resources(trial, embedded=False)
+    _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 2}, 2), _Group({"CPU": 4}, 1)])
+    assert "waits until an autoscaler adds one" in check_trial_resources(trial, embedded=False)
     with pytest.raises(ConfigError, match="no trial can ever be placed on the embedded local Ray"):
         check_trial_resources(trial, embedded=True)
     _nodes(monkeypatch, {"CPU": 4.0})

@@ -50,6 +50,28 @@ def test_gpu_pool_on_a_cluster_that_may_grow_is_only_warned(ray_session, monkeyp
     assert any("0 of which fit" in r.getMessage() for r in caplog.records)
 
 
+def test_gpu_pool_no_node_type_can_hold_fails_on_the_driver(monkeypatch):
+    """An autoscaler that adds 2 nodes of 1 GPU and 4 CPUs has GPUs enough in total, but an actor
+    of 1 GPU and 8 CPUs fits on neither: the check summed GPUs and only warned (Ray Data then
+    waits for ever)."""
+    import types
+
+    import ray._private.state
+
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate.ops import check_pool
+
+    group = types.SimpleNamespace(resources={"CPU": 4, "GPU": 1}, max_count=2, min_count=0, name="gpu")
+    config = types.SimpleNamespace(node_group_configs=[group])
+    monkeypatch.setattr(ray._private.state.state, "get_cluster_config", lambda: config)
+    big = MTModelConfig(model="org/some-model", num_gpus=1, cpus_per_actor=8)
+    with pytest.raises(ConfigError, match=r"no node its autoscaler can add holds one actor \(its node types have "
+                                          r"at most 4 CPUs and 1 GPUs each"):
+        check_pool(big, "translate.train.model", [{"CPU": 2.0}], embedded=False)
+    fits = big.model_copy(update={"cpus_per_actor": 4})
+    assert any("0 of which fit" in w for w in check_pool(fits, "translate.train.model", [{"CPU": 2.0}], False))
+
+
 def test_fractional_gpus_are_counted_as_ray_places_them():
     from lrl.runtime import workers_that_fit as _actors_that_fit
 

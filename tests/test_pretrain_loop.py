@@ -276,8 +276,17 @@ def test_workers_that_can_never_be_placed_fail_fast(monkeypatch):
         check_resources(PretrainConfig(use_gpu=True), gpu=True, embedded=True)
     # a cluster whose autoscaler publishes its maximum: 2 CPU nodes of 2 CPUs at most
     _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 2}, 2)])
-    with pytest.raises(ConfigError, match="autoscaler grows it to at most 4 CPUs"):
+    with pytest.raises(ConfigError, match=r"hold at most 0 such workers \(its node types have at most 2 CPUs"):
         check_resources(big, gpu=False, embedded=False)
+    # 20 CPUs at its maximum, but a 4-CPU worker fits on none of its 2-CPU nodes: the total said "fits"
+    _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 2}, 10)])
+    with pytest.raises(ConfigError, match="hold at most 0 such workers"):
+        check_resources(big, gpu=False, embedded=False)
+    _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 2}, 1), _Group({"CPU": 6}, 1)])  # one fits
+    with pytest.raises(ConfigError, match="hold at most 1 such workers"):
+        check_resources(big, gpu=False, embedded=False)
+    _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 8}, 1)])  # both on one 8-CPU node
+    assert "waits until an autoscaler adds nodes" in check_resources(big, gpu=False, embedded=False)
     _nodes(monkeypatch, {"CPU": 2.0}, config=[_Group({"CPU": 4}, -1)])  # unbounded: it may grow
     assert "waits until an autoscaler adds nodes" in check_resources(big, gpu=False, embedded=False)
 

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import Field
 
+# re-exported: callers and tests import them from here
+from lrl.capacity import autoscaler_cpus, autoscaler_fit, autoscaler_max, workers_that_fit  # noqa: F401
 from lrl.config import ConfigError, StrictModel
 
 
@@ -92,34 +94,6 @@ def plan_cpus(cfg: RayConfig) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 0)), autoscaler_cpus())
 
 
-def autoscaler_cpus() -> int:
-    """CPUs of the cluster at its autoscaler's maximum (``autoscaler_max``); 0 when that is
-    unknown or unbounded (no number to plan for)."""
-    most = autoscaler_max("CPU")
-    return 0 if most is None or most == float("inf") else int(most)
-
-
-def autoscaler_max(resource: str) -> float | None:
-    """How much of ``resource`` the cluster has at its autoscaler's maximum (every node type at its
-    max count; inf when a node type with it is unbounded); None when Ray publishes no autoscaler
-    config (a local or fixed cluster, and Ray 2.60's own autoscalers, ``ray up`` and KubeRay's)."""
-    try:
-        import ray._private.state
-
-        config = ray._private.state.state.get_cluster_config()
-    except Exception:  # a private API: without it, only the resources there are count
-        return None
-    if not config or not config.node_group_configs:
-        return None
-    total = 0.0
-    for group in config.node_group_configs:
-        amount = float((group.resources or {}).get(resource, 0))
-        if amount and group.max_count < 0:
-            return float("inf")
-        total += amount * max(0, group.max_count)
-    return total
-
-
 def embedded_ray() -> bool:
     """True when this process started the Ray it uses (``lrl.runtime.init_ray`` without an
     address): no autoscaler adds nodes to it, so what it has is all it will ever have. Read from
@@ -132,22 +106,6 @@ def embedded_ray() -> bool:
     except Exception:
         return False
     return bool(node is not None and getattr(node, "head", False))
-
-
-def workers_that_fit(nodes: list[dict[str, float]], cpus: float, gpus: float) -> int:
-    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs fit on nodes with these total resources
-    (a worker's bundle must fit on one node). Counted in Ray's units of 1/10000, as Ray places
-    them: in floats ``1 // 0.1`` is 9, and Ray places 10 (pretraining's workers and the MT actor pool)."""
-    def units(x: float) -> int:
-        return round(float(x) * 10000)
-
-    count = 0
-    for res in nodes:
-        n = units(res.get("CPU", 0)) // units(cpus)
-        if gpus:
-            n = min(n, units(res.get("GPU", 0)) // units(gpus))
-        count += n
-    return count
 
 
 def quiet_env() -> None:

@@ -19,8 +19,9 @@ def check_placement(what: str, cpus: float, gpus: float, task: str, waiter: str,
     ``waiter`` who would wait ("Ray Tune"). Ray must be running."""
     import ray
 
+    from lrl.capacity import autoscaler_fit, largest_node_type, workers_that_fit
     from lrl.config import ConfigError
-    from lrl.runtime import autoscaler_max, embedded_ray, workers_that_fit
+    from lrl.runtime import embedded_ray
 
     embedded = embedded_ray() if embedded is None else embedded
     nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
@@ -34,10 +35,9 @@ def check_placement(what: str, cpus: float, gpus: float, task: str, waiter: str,
         raise ConfigError(f"{what}: no {task} can ever be placed on the embedded local Ray ({has}; ray.num_cpus "
                           f"sets its CPUs) and {waiter} would wait for ever: lower them, or join a cluster "
                           "(ray.address)")
-    most_cpus, most_gpus = autoscaler_max("CPU"), autoscaler_max("GPU")
-    if most_cpus is not None and (most_cpus < cpus or (most_gpus or 0) < gpus):
-        raise ConfigError(f"{what}: no {task} can ever be placed: the Ray cluster's autoscaler grows it to at most "
-                          f"{most_cpus:g} CPUs and {most_gpus or 0:g} GPUs (now {has})")
+    if autoscaler_fit(cpus, gpus) == 0:  # per node type: a task's CPUs are all on one node
+        raise ConfigError(f"{what}: no {task} can ever be placed: no node the Ray cluster's autoscaler can add "
+                          f"holds one ({largest_node_type()}; now {has})")
     return (f"{what.split('.')[0]}: {what} fits on no node of the Ray cluster now ({has}); {waiter} waits until "
             "an autoscaler adds one, for ever if this cluster has none")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 
+from lrl.capacity import autoscaler_fit, largest_node_type
 from lrl.config import ConfigError
 from lrl.runtime import autoscaler_max, embedded_ray, workers_that_fit
 from lrl.train.pretrain_config import PretrainConfig
@@ -70,11 +71,10 @@ def check_resources(cfg: PretrainConfig, gpu: bool, embedded: bool | None = None
         raise ConfigError(f"{what} can never be placed on the embedded local Ray ({has}; ray.num_cpus sets "
                           f"its CPUs) and Ray Train would wait for them for ever: {fix}, or join a "
                           "cluster (ray.address)")
-    most_cpus, most_gpus = autoscaler_max("CPU"), autoscaler_max("GPU")
-    if most_cpus is not None and (most_cpus < cfg.num_workers * cfg.cpus_per_worker
-                                  or (gpu and (most_gpus or 0) < cfg.num_workers)):
-        raise ConfigError(f"{what} can never be placed: the Ray cluster's autoscaler grows it to at most "
-                          f"{most_cpus:g} CPUs and {most_gpus or 0:g} GPUs (now {has}): {fix}")
+    most = autoscaler_fit(cfg.cpus_per_worker, 1.0 if gpu else 0.0)  # per node type, as Ray places them
+    if most is not None and most < cfg.num_workers:
+        raise ConfigError(f"{what} can never be placed: the nodes the Ray cluster's autoscaler can add hold at "
+                          f"most {most:g} such workers ({largest_node_type()}; now {has}): {fix}")
     return (f"pretrain: {what} do not fit on the Ray cluster now ({has}); Ray Train waits until an "
             "autoscaler adds nodes, for ever if this cluster has none")
 

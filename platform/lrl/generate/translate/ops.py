@@ -265,8 +265,8 @@ def check_pool(cfg: MTModelConfig, setting: str, nodes: list[dict[str, float]] |
       it); the others stay reserved and idle. More GPUs are more actors (``num_actors``).
     - no actor fits anywhere on the embedded local Ray (``num_gpus: 1`` on a machine without a
       GPU): Ray Data waited for the pool for ever (measured: 0 rows in 120 s, "pending: 1 GPU").
-      A joined cluster may still add GPU nodes: a warning, unless its published autoscaler
-      maximum has too few GPUs. Fewer actors than ``num_actors`` fit: the pool runs with those.
+      A joined cluster may still add GPU nodes: a warning, unless no node type of its published
+      autoscaler config holds one actor. Fewer actors than ``num_actors`` fit: the pool runs with those.
     - a CPU pool that holds every CPU: the operators around it then cannot run and the pipeline
       stalls (seen here: 2 actors x 1 CPU on 2 CPUs); a warning."""
     from lrl.config import ConfigError
@@ -287,7 +287,7 @@ def check_pool(cfg: MTModelConfig, setting: str, nodes: list[dict[str, float]] |
                           "num_actors for more GPUs")
     if nodes is None:
         return []
-    from lrl.runtime import autoscaler_max, workers_that_fit
+    from lrl.capacity import autoscaler_fit, largest_node_type, workers_that_fit
 
     fit = workers_that_fit(nodes, cfg.cpus_per_actor, cfg.num_gpus)
     if fit >= cfg.num_actors:
@@ -295,9 +295,10 @@ def check_pool(cfg: MTModelConfig, setting: str, nodes: list[dict[str, float]] |
     gpus = sum(float(r.get("GPU", 0)) for r in nodes)
     what = (f"{setting}: {cfg.num_actors} actor(s) of {cfg.num_gpus:g} GPU and {cfg.cpus_per_actor:g} CPU, "
             f"{fit} of which fit on the Ray cluster now ({gpus:g} GPUs on {len(nodes)} node(s))")
-    most = None if embedded else autoscaler_max("GPU")
-    if fit == 0 and (embedded or (most is not None and most < cfg.num_gpus)):
-        where = "the embedded local Ray never grows" if embedded else f"its autoscaler adds at most {most:g} GPUs"
+    most = None if embedded else autoscaler_fit(cfg.cpus_per_actor, cfg.num_gpus)  # per node type
+    if fit == 0 and (embedded or most == 0):
+        where = ("the embedded local Ray never grows" if embedded
+                 else f"no node its autoscaler can add holds one actor ({largest_node_type()})")
         raise ConfigError(f"{what}; {where}, and Ray Data would wait for the pool for ever: set "
                           f"{setting}.num_gpus=0 to translate on CPUs, or join a cluster with GPUs (ray.address)")
     return [f"{what}; the pool runs with the actors that fit and waits for the others (for ever for all of them "
