@@ -45,7 +45,7 @@ def test_embedded_ray_quiets_state_api_warnings_and_drops_the_preemption_watcher
     """Without a dashboard, Ray Train V2's placement-group cleaner logged a failed State API query
     every second; the embedded Ray's worker setup hook raises that logger to ERROR in workers.
     The embedded Ray's workers also see ``EMBEDDED_ENV`` (no preemption watcher on one machine)
-    and look up their own Ray by address."""
+    and look up their own Ray by address. Token authentication is on without Ray's warning."""
     import json
     import subprocess
     import sys
@@ -53,7 +53,7 @@ def test_embedded_ray_quiets_state_api_warnings_and_drops_the_preemption_watcher
     from lrl.runtime import EMBEDDED_ENV, NO_DASHBOARD_QUIET
 
     code = f"""
-import json, logging
+import json, logging, os
 from lrl.runtime import RayConfig, init_ray
 ray = init_ray(RayConfig(num_cpus=1))
 actors = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))  # before any dataset
@@ -77,10 +77,11 @@ def lookup():  # what Ray's address lookup (the cleaner's State API client) find
 
 print("LEVELS", json.dumps({{"worker": ray.get(levels.remote()), "env": ray.get(env.remote()),
                             "driver": [logging.getLogger(n).level for n in names], "actors": actors,
-                            "own_address": ray.get(lookup.remote())}}))
+                            "own_address": ray.get(lookup.remote()),
+                            "auth": os.environ.get("RAY_AUTH_MODE")}}))
 ray.shutdown()
 """
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and k not in EMBEDDED_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE") and k not in EMBEDDED_ENV}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
                          cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -93,6 +94,8 @@ ray.shutdown()
     # With another Ray on the machine the cleaner's lookup raised "Found multiple active Ray
     # instances"; the workers now name their own Ray (its GCS address in RAY_ADDRESS).
     assert got["own_address"] is True
+    # Token authentication stays on, as Ray's default, without Ray's warning at every command
+    assert got["auth"] == "token" and "Token authentication is enabled" not in res.stderr
 
 
 def test_start_data_actors_creates_each_actor_once(ray_session):

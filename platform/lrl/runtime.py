@@ -265,6 +265,22 @@ def _sigterm_kept(keep: bool):
         handle_sigterm()
 
 
+def _token_auth_quietly() -> None:
+    """Token authentication on for the embedded Ray, as Ray 2.60 turns it on by default, without
+    the warning Ray then prints at every command ("Token authentication is enabled for this Ray
+    cluster. Set RAY_AUTH_MODE=disabled to opt out"). Turned on the way Ray does it: the mode in
+    this process's environment and Ray's cached config read again (the variable alone failed to
+    start Ray). A mode the user set is left alone; if Ray moves this private function, Ray's own
+    default, warning included, stays."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    except ImportError:
+        return
+    _enable_token_auth()
+
+
 def init_ray(cfg: RayConfig | None = None):
     """Join or start Ray once per process; returns the ``ray`` module."""
     import ray
@@ -296,6 +312,7 @@ def init_ray(cfg: RayConfig | None = None):
         # `ray start` on this machine (plain ray.init() would silently join it).
         for key, value in EMBEDDED_ENV.items():  # before Ray starts: its processes inherit them
             os.environ.setdefault(key, value)
+        _token_auth_quietly()
         with _sigterm_kept(keep_sigterm):
             ray.init(
                 address="local",
