@@ -64,6 +64,14 @@ def levels():
     return [logging.getLogger(n).level for n in names]
 
 @ray.remote(num_cpus=0)
+def ray_internal_warning():
+    import warnings
+    from ray.data._internal.execution.interfaces.execution_options import ExecutionOptions, ExecutionResources
+    with warnings.catch_warnings(record=True) as seen:
+        ExecutionOptions(exclude_resources=ExecutionResources.zero())  # what Ray Train's DatasetManager does
+    return [str(w.message) for w in seen]
+
+@ray.remote(num_cpus=0)
 def env():
     import os
     return {{k: os.environ.get(k) for k in {list(EMBEDDED_ENV)!r}}}
@@ -78,7 +86,8 @@ def lookup():  # what Ray's address lookup (the cleaner's State API client) find
 print("LEVELS", json.dumps({{"worker": ray.get(levels.remote()), "env": ray.get(env.remote()),
                             "driver": [logging.getLogger(n).level for n in names], "actors": actors,
                             "own_address": ray.get(lookup.remote()),
-                            "auth": os.environ.get("RAY_AUTH_MODE")}}))
+                            "auth": os.environ.get("RAY_AUTH_MODE"),
+                            "ray_internal_warning": ray.get(ray_internal_warning.remote())}}))
 ray.shutdown()
 """
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE") and k not in EMBEDDED_ENV}
@@ -96,6 +105,7 @@ ray.shutdown()
     assert got["own_address"] is True
     # Token authentication stays on, as Ray's default, without Ray's warning at every command
     assert got["auth"] == "token" and "Token authentication is enabled" not in res.stderr
+    assert got["ray_internal_warning"] == []  # Ray Train's own use of a deprecated Ray Data option
 
 
 def test_start_data_actors_creates_each_actor_once(ray_session):

@@ -358,14 +358,22 @@ EMBEDDED_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 NO_DASHBOARD_QUIET = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
 
 
+#: Ray's deprecation warning raised from inside Ray Train (2.60), not from lrl's settings.
+RAY_INTERNAL_DEPRECATION = r"`ExecutionOptions\.exclude_resources` is deprecated"
+
+
 def no_dashboard_logs() -> None:
     """``worker_process_setup_hook`` of the embedded Ray (run in each worker process as it starts)."""
     import logging
+    import warnings
 
     import ray
 
     for name in NO_DASHBOARD_QUIET:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Ray Train's own DatasetManager sets an ExecutionOptions field Ray Data deprecated: a two-line
+    # warning in every pretraining run that no setting of the user's causes or can change.
+    warnings.filterwarnings("ignore", message=RAY_INTERNAL_DEPRECATION)
     # The same cleaner asks with no address, and Ray then looks for "the" Ray on the machine: with
     # another one running (a `ray start` cluster, a second embedded run) it raised "Found multiple
     # active Ray instances" and the run's log got the cleaner's traceback. This worker's own Ray
