@@ -12,7 +12,7 @@ def _info() -> CardInfo:
                     scores=[Score("ug", "overall", 0.8123, 0.0155, 3), Score("ug", "PER", 0.9, 0.01, 3)],
                     config={"finetune": {"lr": 5e-4, "epochs": 3}}, base_model="runs/pretrain-abc/model",
                     data=[{"source": "wikiann/ug/train", "lang": "ug", "split": "train", "sentences": 1603}],
-                    labels=["O", "B-PER", "I-PER"])
+                    labels=["O", "B-PER", "I-PER"], datasets={"ug": {"type": "unimelb-nlp/wikiann", "config": "ug"}})
 
 
 def test_card_front_matter_as_the_hub_expects(tmp_path):

@@ -66,7 +66,7 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
 
     With ``files_root`` the prediction files are named relative to it: a stage writes into its
     temporary folder and renames it, so absolute paths would point at a folder that is gone."""
-    from lrl.evaluate.metrics import label_gaps, scores_by_lang
+    from lrl.evaluate.metrics import conlleval_note, label_gaps, scores_by_lang
     from lrl.evaluate.predict import predict_tags, write_predictions
     from lrl.train.finetune_model import Tagger
 
@@ -76,10 +76,11 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
     files = write_predictions(table, pred, out_dir, name)
     if files_root is not None:
         files = {k: os.path.relpath(v, files_root) for k, v in files.items()}
-    scores = scores_by_lang(table.column("tags").to_pylist(), pred, langs)
+    gold = table.column("tags").to_pylist()
+    scores = scores_by_lang(gold, pred, langs)
     gaps = label_gaps(tagger.labels, scores)
     return {**scores, "sentences": table.num_rows, "align": stats.as_dict(), "files": files,
-            **({"label_gaps": gaps} if any(gaps.values()) else {})}
+            **({"label_gaps": gaps} if any(gaps.values()) else {}), **conlleval_note(gold, pred)}
 
 
 def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
@@ -286,6 +287,9 @@ def print_scores(path: str) -> None:
                   f"R {100 * s['recall']:.1f}  ({s['sentences']} sentences)")
             if s.get("label_gaps"):
                 print(f"    note: {gap_note(s['label_gaps'])}")
+            if s.get("stray_inside_tags"):  # strict F1 ignores them; published (conlleval) figures do not
+                print(f"    note: {s['stray_inside_tags']} predicted I- tag(s) continue no span (invalid IOB2): "
+                      f"strict F1 ignores them; conlleval-style F1 {100 * s['f1_conlleval']:.1f}")
 
 
 __all__ = ["add_arguments", "run", "run_evaluate", "print_scores", "evaluate_model", "evaluate_files", "model_folders"]

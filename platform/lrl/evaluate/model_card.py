@@ -32,11 +32,11 @@ TAGGER_LIMITS = (
     "selection, hence optimistic."
 )
 
-#: What a card says per task: its name suffix, intended use, Hub task name and dataset type, the
+#: What a card says per task: its name suffix, intended use, Hub task name, the
 #: metric's name, the Hub tag and what a score row's second column holds.
 TASKS = {
     "ner": {"suffix": "ner", "use": "Named-entity recognition (token classification, IOB2 tags) for research on "
-            "and prototypes for the languages listed.", "task": "Named-entity recognition", "type": "ner",
+            "and prototypes for the languages listed.", "task": "Named-entity recognition",
             "metric": "span F1 (seqeval strict IOB2", "tag": "ner", "column": "entity type",
             "scores": "Span F1 in percent (seqeval, strict IOB2)"},
     # ``scheme: tokens``: each tag X was trained as the one-token span B-X; the same seqeval span F1
@@ -44,7 +44,7 @@ TASKS = {
     # "named entities" and "entity type" misdescribed a POS tagger.
     "tokens": {"suffix": "tagger", "use": "Token-level tagging (one label per token, e.g. part of speech) for "
                "research on and prototypes for the languages listed. Each tag X is predicted as B-X.",
-               "task": "Token tagging", "type": "pos", "metric": "token F1 (one-token spans; accuracy when "
+               "task": "Token tagging", "metric": "token F1 (one-token spans; accuracy when "
                "every token gets a tag", "tag": "pos", "column": "tag",
                # Both conditions: a gold ``_`` (read as O) is no span, so with untagged gold words F1
                # differs from accuracy even when every word is predicted a tag.
@@ -58,6 +58,22 @@ def card_task(cfg, langs) -> str:
     else ``ner``."""
     srcs = [s for s in cfg.data.ner if s.lang in set(langs)]
     return "tokens" if srcs and all(s.scheme == "tokens" for s in srcs) else "ner"
+
+
+def card_datasets(cfg, langs) -> dict[str, dict[str, str]]:
+    """``{lang: {"type": hub id, "config": name}}`` for the languages of ``langs`` whose dev data
+    (the split a card scores) is a Hugging Face Hub dataset (``format: hf`` with a hub id, not a
+    ``save_to_disk`` folder); local files have no dataset id and are left out (``CardInfo.datasets``)."""
+    from lrl.data.files import resolve
+
+    out: dict[str, dict[str, str]] = {}
+    for src in cfg.data.ner:
+        if src.lang not in set(langs) or src.split != "dev" or src.format != "hf" or "://" in src.path:
+            continue
+        if Path(resolve(src.path, cfg.data.root)).exists() or not _is_hub_id(src.path):
+            continue
+        out[src.lang] = {"type": src.path, **({"config": src.hf_config} if src.hf_config else {})}
+    return out
 
 
 @dataclass
@@ -91,6 +107,12 @@ class CardInfo:
     limits: str | None = None
     """None: ``LIMITS`` for NER, ``TAGGER_LIMITS`` for a token tagger."""
     extra_tags: list[str] = field(default_factory=list)
+    datasets: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per language, the Hugging Face Hub dataset its scores are on (``{"type": id, "config": name}``,
+    ``card_datasets``). The model-index lists only scores with one: the Hub reads ``dataset.type``
+    as a dataset id (hub-docs ``modelcard.md``: "Required ... Use dataset id from
+    https://hf.co/datasets") and rejects a result without a dataset; the task name ``ner`` that
+    stood there named no dataset, and local files have no id. The body's table has every score."""
     tagger: dict[str, Any] = field(default_factory=dict)
     """The model folder's ``lrl_tagger.json`` (``lang_tags``, ``lang_type_ids``, ``head``): what lrl
     does around the model that plain transformers code must repeat to get the scores above.
@@ -135,11 +157,12 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
     task = TASKS[info.task]
     results = []
     for s in info.scores:
-        if s.type != "overall":
+        dataset = _index_dataset(info, s)
+        if s.type != "overall" or dataset is None:
             continue
         results.append({
             "task": {"type": "token-classification", "name": task["task"]},
-            "dataset": {"name": f"{s.lang} {s.split}", "type": task["type"], "split": s.split},
+            "dataset": dataset,
             "metrics": [{"type": "f1", "name": f"{task['metric']}, mean of {s.n})",
                          "value": round(100 * s.mean, 2)}],
         })
@@ -157,6 +180,7 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
         "pipeline_tag": "token-classification",
         "tags": ["token-classification", task["tag"], "low-resource", "lrl", *info.extra_tags],
         "metrics": ["seqeval"],
+        **({"datasets": sorted({d["type"] for d in info.datasets.values()})} if info.datasets else {}),
     }
     origin = _init(info.base_model) if info.base_model else None
     hub = info.base_model if info.base_model and _is_hub_id(info.base_model) else \
@@ -166,6 +190,23 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
     if results:
         fm["model-index"] = [{"name": info.name, "results": results}]
     return fm
+
+
+def _index_dataset(info: CardInfo, s: Score) -> dict[str, str] | None:
+    """The model-index ``dataset`` of a score: its language's Hub dataset, or for ``all`` (a joint
+    model) the one dataset every language shares; None when there is none to name."""
+    if s.lang == "all":
+        known = [info.datasets.get(lang) for lang in info.languages]
+        if not known or any(d is None for d in known) or len({d["type"] for d in known}) != 1:
+            return None
+        ds = {"type": known[0]["type"]}
+        configs = ", ".join(d.get("config") or "" for d in known)
+    else:
+        if s.lang not in info.datasets:
+            return None
+        ds = dict(info.datasets[s.lang])
+        configs = ds.get("config") or s.lang
+    return {**ds, "name": f"{ds['type']} ({configs}), {s.split} split", "split": s.split}
 
 
 def render(info: CardInfo) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from lrl.evaluate import plots
 from lrl.evaluate import report_data as rd
+from lrl.evaluate.report_checks import check_inputs, seed_gaps
 from lrl.evaluate.report_config import ReportConfig
 
 STAGES = ("generate", "pretrain", "finetune", "tune", "evaluate")
@@ -70,6 +71,9 @@ def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
                 img(plots.bar_with_sd([r["key"] for r in ft["lang"]], [r["mean"] or 0 for r in ft["lang"]],
                                       [_sd(r) for r in ft["lang"]], "dev F1 per language", f"{metric} (%)"),
                     "F1 per language")]
+    gaps = seed_gaps(ft)
+    if gaps:
+        out.append("<p><b>Missing seeds:</b> " + esc("; ".join(gaps)) + ".</p>")
     if ft is not None and ft["type"]:
         rows = [[r["group"], r["key"], pct(r["mean"]), pct(_sd(r)), r["n"]] for r in ft["type"]]
         out += [f"<h3>Dev {metric} per {kind} (mean ± sd over seeds)</h3>",
@@ -126,8 +130,10 @@ def _eval_languages(ev: list[dict]) -> str:
     """Per-language rows of the evaluate stage, and which languages a split lacks. A joint model's
     test F1 covered only the languages that have a test split (WikiANN ug and wo have none), next
     to a dev F1 over all of them, and nothing on the page said so."""
+    types = sorted({t for r in ev for s in (r.get("per_lang") or {}).values() for t in s.get("per_type") or {}})
     rows = [[r["model"], r["split"], lang, pct(s.get("f1")), pct(s.get("precision")), pct(s.get("recall")),
-             s.get("support")] for r in ev for lang, s in sorted((r.get("per_lang") or {}).items())]
+             s.get("support"), *[pct((s.get("per_type") or {}).get(t)) for t in types]]
+            for r in ev for lang, s in sorted((r.get("per_lang") or {}).items())]
     splits = sorted({r["split"] for r in ev})
     gaps = []
     for model in sorted({r["model"] for r in ev}):
@@ -142,7 +148,7 @@ def _eval_languages(ev: list[dict]) -> str:
     out = []
     if (rows and any(len(r.get("per_lang") or {}) > 1 for r in ev)) or gaps:
         out += ["<h3>Evaluate stage per language (each language on its own rows of the split)</h3>",
-                table(["model", "split", "language", "F1", "P", "R", "gold spans"], rows)]
+                table(["model", "split", "language", "F1", "P", "R", "gold spans", *[f"F1 {t}" for t in types]], rows)]
     if gaps:
         out.append("<p>Splits without some languages: " + esc("; ".join(gaps)) + ".</p>")
     return "\n".join(out)
@@ -348,6 +354,7 @@ def run_report(ctx) -> str:
     if missing:
         raise ConfigError(f"stage output folder(s) not found: {', '.join(missing)}")
     folders = {s: getattr(cfg.report, s) or ctx.upstream.get(s) for s in STAGES}
+    check_inputs({s: getattr(cfg.report, s) for s in STAGES}, folders, cfg.output.root)
     # The job's name is printed on the page: a renamed job must not reuse a report with the old one.
     shaping = {**cfg.report.model_dump(mode="json"), "job_name": cfg.name}
     out = StageOutput(cfg.output.root, "report", shaping, _inputs(folders))

@@ -42,28 +42,43 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
     Rows: {"group", "key", "mean", "sd", "n"} (F1 over seeds); curves are per group and seed;
     ``select_by`` is the dev figure that kept each model (``finetune.select_by``); ``task`` is
     ``ner`` or ``tokens`` (a token tagger, ``data.ner[].scheme: tokens``); ``heads`` the saved
-    models' heads per group."""
+    models' heads per group; ``seeds`` the seeds the stage was to run, ``run_seeds`` per group those
+    it has runs of, ``summary_n`` per group the n of its mean (``report_checks.seed_gaps``). A
+    joint group's type rows are followed by its per-language ones (group ``joint <lang>``)."""
     res = _json(folder, "results.json")
     if not isinstance(res, dict) or not res.get("groups"):
         return None
-    langs, types, curves = [], [], {}
+    langs, types, curves, run_seeds, summary_n = [], [], {}, {}, {}
     for group, entry in res["groups"].items():
         summary = entry.get("summary") or {}
         m, sd, n = _stat(summary.get("f1"))
         if m is not None:
             langs.append({"group": group, "key": group if group != "joint" else "all", "mean": m, "sd": sd, "n": n})
+            summary_n[group] = n
         if group == "joint":
             for lang, st in (summary.get("per_lang") or {}).items():
                 m, sd, n = _stat(st.get("f1"))
                 langs.append({"group": group, "key": lang, "mean": m, "sd": sd, "n": n})
-        for t, st in (summary.get("per_type") or {}).items():
-            m, sd, n = _stat(st.get("f1") if isinstance(st, dict) and "f1" in st else st)
-            types.append({"group": group, "key": t, "mean": m, "sd": sd, "n": n})
+        types += _type_rows(group, summary.get("per_type") or {})
+        if group == "joint":  # per language and type: a joint model's pooled per-type F1 hid yo's PER
+            for lang, st in (summary.get("per_lang") or {}).items():
+                types += _type_rows(f"{group} {lang}", st.get("per_type") or {})
+        run_seeds[group] = [run.get("seed") for run in entry.get("runs") or []]
         for run in entry.get("runs") or []:
             if run.get("history"):
                 curves[f"{group} seed {run.get('seed')}"] = run["history"]
     return {"lang": langs, "type": types, "curves": curves, "select_by": res.get("select_by", "pooled"),
-            "task": res.get("task", "ner"), "heads": _heads(folder, res["groups"])}
+            "task": res.get("task", "ner"), "heads": _heads(folder, res["groups"]),
+            "seeds": res.get("seeds") or [], "run_seeds": run_seeds, "summary_n": summary_n}
+
+
+def _type_rows(group: str, per_type: dict) -> list[dict]:
+    """Rows {"group", "key", "mean", "sd", "n"} of a summary's ``per_type`` (F1 over seeds)."""
+    rows = []
+    for t, st in per_type.items():
+        m, sd, n = _stat(st.get("f1") if isinstance(st, dict) and "f1" in st else st)
+        rows.append({"group": group, "key": t, "mean": m, "sd": sd, "n": n})
+    return rows
 
 
 def _heads(folder: str | None, groups: dict) -> dict[str, str]:
@@ -79,7 +94,8 @@ def _heads(folder: str | None, groups: dict) -> dict[str, str]:
 
 def evaluate_scores(folder: str | None) -> list[dict] | None:
     """One row per (model, split): F1, precision, recall, sentences, per-type F1, and ``per_lang``
-    ({lang: {"f1", "precision", "recall", "support"}}, the languages that split had rows of) and
+    ({lang: {"f1", "precision", "recall", "support", "per_type"}}, the languages that split had rows
+    of; ``per_type`` {type: F1}) and
     ``label_gaps`` (entity types the model and the data do not share, or None)."""
     met = _json(folder, "metrics.json")
     if not isinstance(met, dict) or not met.get("models"):
@@ -90,7 +106,8 @@ def evaluate_scores(folder: str | None) -> list[dict] | None:
             rows.append({"model": model, "split": split, "f1": s.get("f1"), "precision": s.get("precision"),
                          "recall": s.get("recall"), "sentences": s.get("sentences"),
                          "per_type": {t: v.get("f1") for t, v in (s.get("per_type") or {}).items()},
-                         "per_lang": {lang: {k: v.get(k) for k in ("f1", "precision", "recall", "support")}
+                         "per_lang": {lang: {**{k: v.get(k) for k in ("f1", "precision", "recall", "support")},
+                                             "per_type": {t: x.get("f1") for t, x in (v.get("per_type") or {}).items()}}
                                       for lang, v in (s.get("per_lang") or {}).items()},
                          "label_gaps": s.get("label_gaps")})
     return rows or None

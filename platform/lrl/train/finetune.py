@@ -116,7 +116,7 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     """README.md for a saved model (best effort: a card problem must not lose the trained model)."""
     if "://" in folder:
         return
-    from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_task, write_model_card
+    from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_datasets, card_task, write_model_card
 
     n = summary["f1"]["n"]
     scores = [Score("all" if group == "joint" else group, "overall", summary["f1"]["mean"], summary["f1"]["sd"], n)]
@@ -140,7 +140,8 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     task = card_task(ctx.cfg, langs)
     info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores, base_model=model_path,
                     config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
-                    data=data, labels=labels, license=ctx.cfg.report.license, task=task)
+                    data=data, labels=labels, license=ctx.cfg.report.license, task=task,
+                    datasets=card_datasets(ctx.cfg, langs))
     write_model_card(folder, info)
 
 

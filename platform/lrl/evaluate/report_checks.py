@@ -1,0 +1,88 @@
+"""What the report checks before it draws: that it has something to report, that a stage folder
+the user named holds that stage's output, and which seeds a score is missing.
+
+The report's loaders (``report_data``) turn any missing or unreadable file into "not run", which is
+right for a pipeline stage that did not run and wrong for a folder the user named: ``lrl report``
+over an empty runs folder wrote a page of "not run" and exited 0, and ``--evaluate DIR`` with a
+truncated ``metrics.json`` showed "evaluate: not run", never naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: The file each stage's report section reads first, and what it must hold.
+MAIN_FILE = {"finetune": "results.json", "evaluate": "metrics.json", "tune": "trials.json",
+             "pretrain": "metrics.json", "generate": "manifest.json"}
+
+
+def _load(path: Path) -> tuple[Any, str | None]:
+    """(parsed JSON, None), or (None, why it cannot be read)."""
+    if not path.is_file():
+        return None, f"no {path.name}"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{path.name} cannot be read ({type(exc).__name__}: {exc})"
+
+
+def _shape_problem(stage: str, data: Any) -> str | None:
+    """Why a parsed main file is not that stage's output (a partial or foreign file), or None."""
+    name = MAIN_FILE[stage]
+    if stage == "tune":
+        return None if isinstance(data, list) and data else f"{name} holds no trial"
+    if not isinstance(data, dict):
+        return f"{name} is not a JSON object"
+    need = {"finetune": "groups", "evaluate": "models", "generate": "rows_per_op"}.get(stage)
+    if need and not isinstance(data.get(need), dict):
+        return f"{name} has no '{need}' (a partial file, or another stage's)"
+    return None
+
+
+def folder_problem(stage: str, folder: str) -> str | None:
+    """Why ``folder`` holds no usable ``stage`` output (missing, unreadable or partial main
+    file), or None. Object-store folders are not checked here (the loaders read local files)."""
+    if "://" in folder:
+        return None
+    base = Path(folder)
+    data, why = _load(base / MAIN_FILE[stage])
+    if why and stage == "pretrain":  # the HF model folder inside may hold it instead
+        data, why = _load(base / "model" / MAIN_FILE[stage]) if (base / "model").is_dir() else (data, why)
+    return why or _shape_problem(stage, data)
+
+
+def check_inputs(named: dict[str, str | None], folders: dict[str, str | None], root: str) -> None:
+    """A ``ConfigError`` when there is nothing to report, or when a folder the user named
+    (``report.<stage>``, ``--<stage>``) holds no usable output of its stage; ``root`` is
+    ``output.root``, named in the first message."""
+    from lrl.config import ConfigError
+
+    bad = [f"report.{s}={f}: {why} ({'an' if s[0] in 'aeiou' else 'a'} {s}-<hash> output folder holds it)"
+           for s, f in named.items() if f and (why := folder_problem(s, f))]
+    if bad:
+        raise ConfigError("stage output folder(s) without that stage's output: " + "; ".join(bad))
+    if not any(folders.values()):
+        raise ConfigError(f"nothing to report: no stage output folder given, and a report does not search "
+                          f"output.root ({root}). Name them (--finetune DIR, --evaluate DIR, ... or "
+                          "report.<stage>=DIR), or run `lrl run JOB --only report` to report that pipeline's outputs")
+
+
+def seed_gaps(ft: dict | None) -> list[str]:
+    """Per group, the seeds of ``evaluate.seeds`` (results.json ``seeds``) that have no run, and a
+    summary whose n is not the number of runs recorded: a mean over 2 seeds of 3 printed "2" in a
+    column of 3s with nothing to say which seed was lost, or that one was."""
+    if ft is None:
+        return []
+    want = [s for s in ft.get("seeds") or [] if s is not None]
+    out = []
+    for group, seeds in sorted((ft.get("run_seeds") or {}).items()):
+        lost = [s for s in want if s not in seeds]
+        if lost:
+            out.append(f"{group}: {len(seeds)} of {len(want)} seeds ran; no run for seed(s) "
+                       + ", ".join(str(s) for s in lost))
+        n = (ft.get("summary_n") or {}).get(group)
+        if n is not None and seeds and n != len(seeds):
+            out.append(f"{group}: its mean says n={n} but {len(seeds)} run(s) are recorded")
+    return out
