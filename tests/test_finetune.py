@@ -251,6 +251,8 @@ def test_scratch_tokenizer_is_the_same_on_every_run(data_root):
     assert set(tok.all_special_tokens) == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ug]"}
     assert len(tok) == 1000 and "##ا" in tok.get_vocab()  # the pieces are ordinary vocabulary
     assert tok.tokenize("ab##c") == ["a", "##b", "[UNK]", "[UNK]", "c"]  # "##c" is not an added token
+    word = sents[0][0]
+    assert len(tok.tokenize(word)) > 1 and tok.decode(tok(word)["input_ids"], skip_special_tokens=True) == word
 
 
 def test_max_length_beyond_the_encoder_positions(ug, encoder, tmp_path):

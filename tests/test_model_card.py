@@ -150,3 +150,13 @@ def test_card_lists_the_labels_of_the_folder_when_not_given(tmp_path):
     text = write_model_card(tmp_path, replace(_info(), labels=[])).read_text()
     assert "Labels: O, B-LOC, I-LOC" in text
     assert "Labels: O, B-PER, I-PER" in write_model_card(tmp_path, _info()).read_text()  # given ones win
+
+
+def test_card_of_a_preset_encoder_says_it_was_not_pretrained():
+    """A ``preset:`` run's card said only "Started from: `/tmp/.../encoders/micro-...`", a scratch
+    folder of the run, and nothing of the encoder being randomly initialised."""
+    info = _info()
+    info.base_model = "preset:micro"
+    text = render(info)
+    assert "Started from: `preset:micro`, a randomly initialised encoder of that size (no pretraining)" in text
+    assert "base_model" not in read_front_matter(text)

@@ -214,7 +214,10 @@ def render(info: CardInfo) -> str:
     out = ["---", yaml.safe_dump(front_matter(info), sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
     out += [f"# {info.name}", "", f"Token-classification model for {', '.join(info.languages)}, "
             "trained with lrl (low-resource language platform on Ray).", ""]
-    if info.base_model:
+    if info.base_model and info.base_model.startswith("preset:"):
+        out += [f"Started from: `{info.base_model}`, a randomly initialised encoder of that size (no "
+                "pretraining) with a WordPiece tokenizer trained on its training sentences.", ""]
+    elif info.base_model:
         out += [f"Started from: `{info.base_model}`.", ""]
         origin = _origin(info.base_model)
         if origin:

@@ -138,7 +138,9 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     # Named after what the model is, not the job: the folder's hash leaves the job name out (a
     # renamed job reuses the trained models), so a job name here would be the first job's.
     task = card_task(ctx.cfg, langs)
-    info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores, base_model=model_path,
+    # A preset's encoder is built in a scratch folder of the run: the card names the preset instead.
+    base = ctx.cfg.finetune.model if ctx.cfg.finetune.model.startswith("preset:") else model_path
+    info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores, base_model=base,
                     config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
                     data=data, labels=labels, license=ctx.cfg.report.license, task=task,
                     datasets=card_datasets(ctx.cfg, langs))

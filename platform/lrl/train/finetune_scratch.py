@@ -14,7 +14,7 @@ from pathlib import Path
 
 def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[str] = (), vocab_size: int = 2000):
     """A BERT-style fast WordPiece tokenizer (``[CLS] x [SEP]``) trained on token lists."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tags = [f"[{lang}]" for lang in langs]
@@ -26,6 +26,9 @@ def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[
         # No lowercasing or accent stripping: both damage Uyghur letters and NER cues (case).
         tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        # Pieces joined back into words: without it ``decode`` and the token-classification
+        # pipeline's ``word`` field showed "ئەز ##ەر ##بەي ##جان" (the tokenizer stage sets it too).
+        tok.decoder = decoders.WordPiece(prefix="##")
         return tok
 
     learner = fresh()
