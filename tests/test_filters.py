@@ -261,10 +261,13 @@ def test_oversample_copies_are_not_generated_rows(flores):
     rows = [{"id": "o1", "lang": "ug", "text": flores["en"][0], "op": "orig"},
             {"id": "o1|oversample|1", "lang": "ug", "text": flores["en"][0], "op": "oversample",
              "parent_id": "o1"},
-            {"id": "o1|swap|0", "lang": "ug", "text": flores["en"][0], "op": "swap", "parent_id": "o1"}]
+            {"id": "o2", "lang": "ug", "text": flores["ug"][0], "op": "orig"},
+            # English made from a Uyghur row: judged, and rejected (the parent passes).
+            {"id": "o2|swap|0", "lang": "ug", "text": flores["en"][0], "op": "swap", "parent_id": "o2"}]
     reasons = LangIdFilter(["ug"], []).reasons(widen(text_table(rows)))
-    assert reasons[:2] == [None, None] and reasons[2].startswith("lid: detected en")
-    assert all(LangIdFilter(["ug"], [], scope="all").reasons(widen(text_table(rows))))
+    assert reasons[:3] == [None, None, None] and reasons[3].startswith("lid: detected en")
+    reasons = LangIdFilter(["ug"], [], scope="all").reasons(widen(text_table(rows)))
+    assert all(reasons[:2]) and reasons[2] is None and reasons[3]
 
 
 def test_dedup_keeps_tone_marks_and_merges_unicode_forms():

@@ -82,9 +82,10 @@ def training_sources(cfg: JobConfig) -> list:
 #: keeps the token's punctuation; 9 = translated rows keep correctly placed markers, marker edges
 #: inside a word snap to it, marker debris removed, translation rejects split into
 #: translation_too_long / translation_cut / translation_empty, language ID judges NFKC text;
-#: 10 = insert and label-wise replacement draw no word fragments, ``'s`` -> ``s``), so that a
-#: finished output of older code is not reused.
-ROWS_VERSION = 10
+#: 10 = insert and label-wise replacement draw no word fragments, ``'s`` -> ``s``; 11 = near dedup
+#: leaves a row's own family alone, language ID judges O tokens and spares a row whose parent it
+#: misjudges the same way), so that a finished output of older code is not reused.
+ROWS_VERSION = 11
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:

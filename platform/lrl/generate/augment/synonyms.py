@@ -62,9 +62,9 @@ def _script(word: str) -> str | None:
 Synonyms = dict[str, tuple[str, ...]]
 
 #: Part of the neighbour cache key: bumped when the same corpus and settings give another table
-#: (2: words keep their combining marks, neighbours in another script are dropped), so that a
-#: cache written by older code is not reused.
-_TABLE_VERSION = 2
+#: (2: words keep their combining marks, neighbours in another script are dropped; 3: names are
+#: dropped), so that a cache written by older code is not reused.
+_TABLE_VERSION = 3
 
 
 def read_lexicon(path: str) -> Synonyms:
@@ -91,9 +91,11 @@ def read_lexicon(path: str) -> Synonyms:
 
 
 def corpus_neighbours(lines: Iterable[str], cfg: NeighbourConfig, seed: int = 0) -> Synonyms:
-    """Top-k distributional neighbours of the ``cfg.max_words`` most frequent words."""
+    """Top-k distributional neighbours of the ``cfg.max_words`` most frequent words; names
+    (``proper_nouns``) neither get nor are neighbours."""
     word = word_pattern()
-    sentences = [word.findall(line.lower()) for line in lines]
+    cased = [word.findall(line) for line in lines]
+    sentences = [[w.lower() for w in s] for s in cased]
     counts = Counter(w for s in sentences for w in s)
     ranked = sorted((w for w, c in counts.items() if c >= cfg.min_count), key=lambda w: (-counts[w], w))
     vocab = ranked[: cfg.max_vocab]
@@ -102,7 +104,26 @@ def corpus_neighbours(lines: Iterable[str], cfg: NeighbourConfig, seed: int = 0)
     index = {w: i for i, w in enumerate(vocab)}
     ppmi = _ppmi(_cooccurrence(sentences, index, min(cfg.contexts, len(vocab)), cfg.window))
     vectors = _svd_vectors(ppmi, min(cfg.dims, min(ppmi.shape) - 1), seed)
-    return _neighbours(vectors, vocab, cfg)
+    return _neighbours(vectors, vocab, cfg, proper_nouns(cased))
+
+
+def proper_nouns(sentences: list[list[str]]) -> frozenset[str]:
+    """Lower-cased words written with a capital in most of their occurrences after a line's first
+    word: names. Neighbours of common words include names of the same class (``pénc`` -> ``fredrick``
+    in Wolof, ``rògbòdìyàn`` -> ``martin`` in Yoruba, a number -> ``hernández``), and synonym or
+    insert put them, lower-cased, into O positions: a name tagged O teaches a tagger that names
+    are not entities. Scripts without case (Arabic, Ethiopic) have no such signal: none is a name.
+    A word after a full stop is counted like any other (paragraph lines hold several sentences):
+    common words start a sentence far less often than they occur inside one."""
+    upper: Counter[str] = Counter()
+    lower: Counter[str] = Counter()
+    for words in sentences:
+        for w in words[1:]:
+            if w[0].isupper():
+                upper[w.lower()] += 1
+            elif w[0].islower():
+                lower[w.lower()] += 1
+    return frozenset(w for w, n in upper.items() if n > lower[w])
 
 
 def _cooccurrence(sentences: list[list[str]], index: dict[str, int], n_ctx: int, window: int) -> np.ndarray:
@@ -168,9 +189,9 @@ def _svd_vectors(m: np.ndarray, dims: int, seed: int) -> np.ndarray:
     return vec / np.maximum(norm, 1e-12)
 
 
-def _neighbours(vec: np.ndarray, vocab: list[str], cfg: NeighbourConfig) -> Synonyms:
+def _neighbours(vec: np.ndarray, vocab: list[str], cfg: NeighbourConfig, names: frozenset[str] = frozenset()) -> Synonyms:
     out: Synonyms = {}
-    heads = [i for i in range(min(cfg.max_words, len(vocab))) if not vocab[i].isdigit()]
+    heads = [i for i in range(min(cfg.max_words, len(vocab))) if not vocab[i].isdigit() and vocab[i] not in names]
     for start in range(0, len(heads), 1024):
         rows = heads[start : start + 1024]
         sims = vec[rows] @ vec.T
@@ -182,7 +203,7 @@ def _neighbours(vec: np.ndarray, vocab: list[str], cfg: NeighbourConfig) -> Syno
             # (macintosh, iq, x) were neighbours of Uyghur words (~3% of pairs on 3,000 lines).
             script = _script(vocab[i])
             syns = tuple(vocab[j] for j in order if sims[r, j] >= cfg.min_similarity and not vocab[j].isdigit()
-                         and _script(vocab[j]) in (script, None))
+                         and _script(vocab[j]) in (script, None) and vocab[j] not in names)
             if syns:
                 out[vocab[i]] = syns
     return out
