@@ -138,3 +138,21 @@ def test_a_misspelt_key_names_the_key_it_meant(override, hint):
     with pytest.raises(ConfigError) as err:
         load_job(None, ["pretrain.zzz=1"])
     assert "pretrain.zzz: unknown key (got 1)" in str(err.value)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("finetune.model=preset:", "finetune.model: Value error, no preset name after 'preset:'; "
+                               "choose preset:tiny, preset:micro, preset:small, preset:base, or a model folder"),
+    ("finetune.model=preset:huge", "finetune.model: Value error, no model preset 'huge'; choose"),
+    ("tune.model_path=preset:", "tune.model_path: Value error, no preset name after 'preset:'"),
+])
+def test_a_preset_without_a_known_name_is_a_config_error_naming_the_field(override, message):
+    """``finetune.model=preset:`` was read by YAML as the mapping {preset: null} ("Input should be
+    a valid string", of a value never written as a mapping), and an unknown preset name passed the
+    load and ``--dry-run``, failing only once the stage had read its data."""
+    with pytest.raises(ConfigError) as err:
+        load_job(None, [override])
+    assert message in str(err.value)
+    assert parse_override("finetune.model=preset:")[1] == "preset:"
+    assert parse_override("a.b={x: 1}")[1] == {"x": 1} and parse_override("a.b=x: 1")[1] == {"x": 1}
+    assert load_job(None, ["finetune.model=preset:tiny", "tune.model_path=/some/folder"]).finetune.model == "preset:tiny"

@@ -50,6 +50,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {key}: value {raw!r} is not valid YAML: {exc}") from exc
+    if isinstance(value, dict) and raw.rstrip().endswith(":") and not raw.lstrip().startswith("{"):
+        # YAML reads ``preset:`` (a name left out) as the mapping {preset: null}, and the error
+        # said only "Input should be a valid string" of a value the user never wrote as a mapping.
+        value = raw.strip()
     return path, value
 
 

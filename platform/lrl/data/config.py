@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_serializer, model_validator
 
 from lrl.config import StrictModel
+from lrl.data.tag_ids import check_names
 
 LANG_RE = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?$")
 
@@ -43,10 +44,11 @@ class NerSource(StrictModel):
     """How the tags are written. ``iob2``: NER spans (``O``, ``B-X``, ``I-X``). ``tokens``: one
     label per token (POS tags such as ``NOUN``), each tag X read as the one-token span ``B-X``
     (``O`` and UD's ``_`` as ``O``; a ``B-``/``I-`` tag is a reject), so every later stage works
-    unchanged and ``data.labels`` names the X. Span F1 then scores tokens: when every token has a
-    tag and the model predicts a ``B-`` tag on each, micro F1 = token accuracy (an ``O`` or ``I-``
-    prediction is no span of its own, so F1 = 2 x right / (tokens + predicted spans) then differs
-    from accuracy, either way)."""
+    unchanged and ``data.labels`` names the X. A model fine-tuned on such a language has the labels
+    ``B-X`` of its tags only (``O`` too when some token has no tag, never ``I-X``). Span F1 then
+    scores tokens: when every token has a tag and the model predicts a ``B-`` tag on each, micro
+    F1 = token accuracy (an ``O`` or ``I-`` prediction, of a model trained otherwise, is no span of
+    its own, so F1 = 2 x right / (tokens + predicted spans) then differs from accuracy)."""
     split: str = "train"
     """Split name recorded in the ``source`` column; for format=hf also the split to load. ``dev``
     selects models (finetune, tune); ``dev``, ``test`` and ``validation`` are never trained on
@@ -57,7 +59,14 @@ class NerSource(StrictModel):
     """For CoNLL-U input: the tag column to read, ``upos`` (universal POS, 17 tags) or ``xpos``
     (the treebank's own tags); other formats read their last column or ``tags`` list."""
 
+    tag_names: list[str] | None = None
+    """Names of integer tag ids, in id order (id 0 first), as a Hugging Face ClassLabel's
+    ``names``: for JSONL ``"tags": [3, 0]``, Parquet or Hugging Face data whose file records no
+    ClassLabel. Each id becomes its name and is then read by ``scheme`` (``NOUN``, or ``B-PER``).
+    None: an integer tag is a reject naming its line (``tag id``), never a tag named ``3``."""
+
     _v_lang = field_validator("lang")(classmethod(lambda cls, v: check_lang(v)))
+    _v_names = field_validator("tag_names")(classmethod(lambda cls, v: check_names(v)))
 
     @model_validator(mode="after")
     def _check_tokens(self) -> NerSource:
@@ -70,14 +79,17 @@ class NerSource(StrictModel):
         if self.column != "upos" and not conllu:
             raise ValueError(f"column {self.column!r} applies to CoNLL-U input only (format: conllu or a "
                              f".conllu path), not to format {self.format!r} with path {self.path!r}")
+        if self.tag_names is not None and self.format in ("conll", "conllu"):
+            raise ValueError(f"tag_names applies to JSONL, Parquet and Hugging Face input (integer tag ids), "
+                             f"not to format {self.format!r}, whose tags are text")
         return self
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        # scheme and column left out at their defaults: the generate stage's output folder is a
+        # scheme, column and tag_names left out at their defaults: the generate stage's output folder is a
         # hash of the dumped data section, and an existing IOB2 job must keep finding its output.
         out = handler(self)
-        for name in ("scheme", "column"):
+        for name in ("scheme", "column", "tag_names"):
             if isinstance(out, dict) and out.get(name) == type(self).model_fields[name].default:
                 out.pop(name)
         return out

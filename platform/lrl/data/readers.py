@@ -33,6 +33,7 @@ from lrl.data.files import (
 )
 from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA
 from lrl.data.sources import check_split_names, read_files
+from lrl.data.tag_ids import named_tags
 from lrl.data.token_tags import TagScheme, read_conllu_tags
 
 
@@ -120,8 +121,9 @@ def _token_line(line: str, parts: list[str], width: int, scheme: TagScheme = "io
 
 def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                labels: Iterable[str] | None = None, shard: Shard | None = None,
-               scheme: TagScheme = "iob2") -> ReadResult:
-    """JSON lines with ``tokens`` and ``tags`` (or ``ner_tags``) lists; optional ``id`` and ``lang``."""
+               scheme: TagScheme = "iob2", tag_names: list[str] | None = None) -> ReadResult:
+    """JSON lines with ``tokens`` and ``tags`` (or ``ner_tags``) lists; optional ``id`` and ``lang``.
+    Integer tags are ids, named through ``tag_names`` (``lrl.data.tag_ids``)."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
@@ -149,7 +151,11 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
         if odd is not None:  # str() made ["New", "York"] the token "['New', 'York']" and true "True"
             col.reject(lineno, f"not a string: {odd[0]} {odd[1]} is {json.dumps(odd[2])[:80]}", line)
             continue
-        col.sentence(lineno, [_str(t) for t in toks], [_str(t) for t in tags], line, obj.get("id"))
+        named, why = named_tags(tags, tag_names, scheme)
+        if named is None:
+            col.reject(lineno, why or "", line)
+            continue
+        col.sentence(lineno, [_str(t) for t in toks], named, line, obj.get("id"))
     return col.result()
 
 
@@ -161,15 +167,16 @@ def _str(value: object) -> str | None:
 
 def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                      labels: Iterable[str] | None = None, shard: Shard | None = None,
-                     scheme: TagScheme = "iob2") -> ReadResult:
+                     scheme: TagScheme = "iob2", tag_names: list[str] | None = None) -> ReadResult:
     """Parquet file or folder with list columns ``tokens`` and ``tags`` (or ``ner_tags``, as in
     JSONL); other schema columns optional. Integer tags (a Hugging Face Parquet export) are mapped
-    to names through the ClassLabel that ``datasets`` records in the file's metadata."""
+    to names through the ClassLabel that ``datasets`` records in the file's metadata, else through
+    ``tag_names``."""
     table = read_parquet_checked(path, {"tokens"})
     tag_col = "tags" if "tags" in table.column_names else "ner_tags"
     if tag_col not in table.column_names:
         raise InputError(f"{path}: Parquet lacks column(s) ['tags'] (or 'ner_tags')")
-    names = _column_types(path, table, tag_col)
+    names = _column_types(path, table, tag_col, tag_names)
     col = _Collector(path, lang, split, policy, labels, shard, scheme)
     # Batch by batch: the whole table as Python dicts took ~10x its Arrow size.
     rows = (row for batch in table.to_batches(max_chunksize=CHUNK_ROWS) for row in batch.to_pylist())
@@ -178,14 +185,15 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
         if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL: never relabel a row
             col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
             continue
-        tags = list(row[tag_col] or [])
-        if names is not None:  # ClassLabel -1 ("no label") and ids out of range stay invalid tags
-            tags = [names[t] if t is not None and 0 <= t < len(names) else _str(t) for t in tags]
+        tags, why = named_tags(list(row[tag_col] or []), names, scheme)
+        if tags is None:  # an id out of range under scheme: tokens (under iob2: an invalid tag)
+            col.reject(i + 1, why or "", raw, row.get("id"))
+            continue
         col.sentence(i + 1, list(row["tokens"] or []), tags, raw, row.get("id"))
     return col.result()
 
 
-def _column_types(path: str, table: pa.Table, tag_col: str) -> list[str] | None:
+def _column_types(path: str, table: pa.Table, tag_col: str, tag_names: list[str] | None = None) -> list[str] | None:
     """Check that ``tokens`` and the tag column hold a list of strings per sentence; returns the
     tag names when the tags are ClassLabel ids. A string column was read character by character
     ("Kano" became the tokens K, a, n, o, kept when the tags matched) and integer tags crashed
@@ -199,10 +207,14 @@ def _column_types(path: str, table: pa.Table, tag_col: str) -> list[str] | None:
             continue  # null: only empty lists or nulls, which the collector rejects row by row
         if name == tag_col and pa.types.is_integer(inner):
             names = _class_label_names(table, tag_col)
-            if names is not None:
-                return names
+            if names is not None and tag_names is not None and names != tag_names:
+                raise InputError(f"{path}: the file's ClassLabel names {names} differ from the source's "
+                                 f"tag_names {tag_names}")
+            if names is not None or tag_names is not None:
+                return names or tag_names
             raise InputError(f"{path}: column {name!r} holds integer tag ids but the file records no ClassLabel "
-                             "names (Hugging Face 'huggingface' metadata); write the tag names instead")
+                             "names (Hugging Face 'huggingface' metadata); write the tag names instead, or "
+                             "give the source tag_names (the names in id order)")
         raise InputError(f"{path}: column {name!r} is {typ}, not a list of strings")
     return None
 
@@ -219,10 +231,11 @@ def _class_label_names(table: pa.Table, column: str) -> list[str] | None:
 
 def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
             labels: Iterable[str] | None = None, hf_config: str | None = None,
-            scheme: TagScheme = "iob2") -> ReadResult:
+            scheme: TagScheme = "iob2", tag_names: list[str] | None = None) -> ReadResult:
     """A Hugging Face dataset: a folder from ``save_to_disk`` or a hub id with a config.
 
-    Integer ``ner_tags`` are mapped to names through the dataset's ClassLabel feature."""
+    Integer ``ner_tags`` are mapped to names through the dataset's ClassLabel feature, else
+    through ``tag_names``."""
     import datasets
 
     try:
@@ -238,12 +251,16 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
     if "tokens" not in ds.column_names or tag_col not in ds.column_names:
         raise InputError(f"{path}: dataset lacks tokens/ner_tags columns (has {ds.column_names})")
     feature = ds.features[tag_col].feature
-    names = getattr(feature, "names", None)
+    names = getattr(feature, "names", None) or tag_names
     col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels, scheme=scheme)
     for i, row in enumerate(ds):
         # ClassLabel -1 means "no label" in datasets; as an index it named the last class.
-        tags = [names[t] if names is not None and 0 <= t < len(names) else _str(t) for t in row[tag_col]]
-        col.sentence(i + 1, list(row["tokens"]), tags, json.dumps(row, ensure_ascii=False)[:500])
+        tags, why = named_tags(row[tag_col], names, scheme)
+        raw = json.dumps(row, ensure_ascii=False)[:500]
+        if tags is None:
+            col.reject(i + 1, why or "", raw)
+            continue
+        col.sentence(i + 1, list(row["tokens"]), tags, raw)
     return col.result()
 
 
@@ -262,7 +279,7 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
         # as one table, as they always were; any other folder is read file by file below.
         fmt = "hf" if saved else "parquet"
     if fmt == "hf":
-        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config, src.scheme)
+        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config, src.scheme, src.tag_names)
     many = None if fmt == "parquet" and files is not None else source_files(path)
     if many is None:
         return _read_file(path, fmt, src, policy, labels)
@@ -283,10 +300,15 @@ def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: I
                              "To fine-tune a POS tagger on it, set scheme: tokens (column: upos or xpos)")
         fmt = ("conllu" if name.endswith(".conllu") else "jsonl" if name.endswith((".jsonl", ".json"))
                else "parquet" if name.endswith(".parquet") else "conll")
+    if fmt in ("conll", "conllu") and src.tag_names is not None:  # a .conll path under format auto
+        raise InputError(f"{path}: tag_names applies to JSONL, Parquet and Hugging Face input (integer tag "
+                         "ids); a CoNLL file's tags are text")
     if fmt == "conllu":
         return read_conllu_tags(path, src.lang, src.split, policy, labels, shard, src.column)
-    reader = {"conll": read_conll, "jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
-    return reader(path, src.lang, src.split, policy, labels, shard, src.scheme)
+    if fmt == "conll":
+        return read_conll(path, src.lang, src.split, policy, labels, shard, src.scheme)
+    reader = {"jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
+    return reader(path, src.lang, src.split, policy, labels, shard, src.scheme, src.tag_names)
 
 
 

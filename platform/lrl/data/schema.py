@@ -78,6 +78,27 @@ def _fill(row: dict, schema: pa.Schema) -> dict:
     return {name: row.get(name) for name in schema.names}
 
 
+#: Schema metadata key of a labelled table whose tags were read under ``scheme: tokens`` (each tag
+#: X as ``B-X``). The rows alone cannot tell: a NER sentence of one-word entities has only ``B-``
+#: tags too. Fine-tuning reads it to build the label set (``lrl.train.finetune_data.label_list``).
+SCHEME_KEY = b"lrl.scheme"
+
+
+def with_scheme(table: pa.Table, scheme: str) -> pa.Table:
+    """``table`` marked as read under ``scheme`` (``tokens``); ``iob2``, the default, is no mark.
+    Filters, ``take`` and slices keep the mark; ``pa.concat_tables`` keeps the first table's."""
+    meta = dict(table.schema.metadata or {})
+    meta.pop(SCHEME_KEY, None)
+    if scheme != "iob2":
+        meta[SCHEME_KEY] = scheme.encode()
+    return table.replace_schema_metadata(meta or None)
+
+
+def table_scheme(table: pa.Table) -> str:
+    """The tag scheme ``table`` was marked with (``with_scheme``), ``iob2`` when unmarked."""
+    return (table.schema.metadata or {}).get(SCHEME_KEY, b"iob2").decode()
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select and cast ``table`` to ``schema``; absent optional columns become typed nulls."""
     cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)

@@ -1,6 +1,8 @@
 """Token-level tags (POS and the like) as one-token spans, so that every stage after reading
-(generate ops, oversampling, fine-tuning with its O/B-X/I-X labels, the CRF, span F1, reports)
-works on them unchanged.
+(generate ops, oversampling, fine-tuning, the CRF, span F1, reports) works on them unchanged.
+Fine-tuning gives such a language the labels ``B-X`` of its tags only, no ``I-X`` and no ``O``
+unless some token has no tag (``lrl.train.finetune_data.label_list``; the stages mark its tables
+with ``lrl.data.schema.with_scheme``).
 
 Under ``scheme: tokens`` a tag ``X`` becomes ``B-X``; ``O`` and UD's no-tag ``_`` become ``O``.
 Every tagged token is then a span of its own, and seqeval's strict span F1 counts a token as right
@@ -11,7 +13,8 @@ precision = recall = F1 = token accuracy. An ``O`` or ``I-X`` prediction is no s
 (and ``I-X`` after ``B-X`` widens that span, making it wrong), so F1 = 2 * right / (tokens +
 predicted spans) then differs from accuracy, either way: fewer predicted spans raise precision. A
 tiny model after 2 steps on ud/ug predicted 25 of 957 dev tokens as O or I-: F1 0.2128, accuracy
-0.2100; after 30 steps none, and F1 = accuracy = 0.4368 (tests/test_token_tags.py).
+0.2100; after 30 steps none, and F1 = accuracy = 0.4368 (tests/test_token_tags.py). Those models
+had the BIO labels; one with the B-X labels only predicts a span on every token.
 
 CoNLL-U (``format: conllu``) is read with ``lrl.data.conllu.read_conllu``: syntactic words with
 their UPOS or XPOS column, into the same ``Collector`` as every other reader (ids ``lang:split:n``,

@@ -115,6 +115,8 @@ class FinetuneConfig(StrictModel):
     def _langs(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else [check_lang(x) for x in v]
 
+    _v_model = field_validator("model")(classmethod(lambda cls, v: check_model(v)))
+
     @model_validator(mode="after")
     def _check(self) -> FinetuneConfig:
         if self.precision == "fp16":
@@ -124,6 +126,21 @@ class FinetuneConfig(StrictModel):
                 raise ValueError("precision fp16 needs a GPU and none is visible; use bf16 "
                                  "(or set device: cuda when only the workers have GPUs)")
         return self
+
+
+def check_model(value: str | None) -> str | None:
+    """A ``preset:<name>`` encoder must name a preset (``lrl.model.build.PRESETS``) at load: an
+    unknown or empty name (``finetune.model=preset:``) was found only when the stage had read its
+    data, and ``--dry-run`` showed it as a plan."""
+    if value is None or not value.startswith("preset:"):
+        return value
+    from lrl.model.build import PRESETS
+
+    name = value.removeprefix("preset:")
+    if name not in PRESETS:
+        what = f"no model preset {name!r}" if name else "no preset name after 'preset:'"
+        raise ValueError(f"{what}; choose " + ", ".join(f"preset:{p}" for p in PRESETS) + ", or a model folder")
+    return value
 
 
 def _cuda_available() -> bool:

@@ -10,16 +10,28 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lrl.data.schema import table_scheme
+
 
 def label_list(tables: Sequence[pa.Table], types: Sequence[str] | None = None) -> list[str]:
-    """``O`` then ``B-X``, ``I-X`` for each entity type (sorted), from ``types`` or the tags seen."""
-    if types is None:
-        found: set[str] = set()
+    """``O`` then ``B-X``, ``I-X`` for each entity type (sorted), from ``types`` or the tags seen.
+
+    Tables all marked ``scheme: tokens`` (``lrl.data.schema.with_scheme``: POS and other one label
+    per token) get ``B-X`` per tag only, and ``O`` only when some token has no tag (UD's ``_``):
+    such data has no ``I-X`` and, fully tagged, no ``O``. With them a UD Uyghur UPOS model had 31
+    labels for 15 tags, and every ``O`` or ``I-X`` it predicted was a label no row taught."""
+    tokens = bool(tables) and all(table_scheme(t) == "tokens" for t in tables)
+    found: set[str] = set()
+    untagged = False
+    if types is None or tokens:
         for t in tables:
             for tags in t.column("tags").to_pylist():
                 found.update(tag[2:] for tag in tags if tag != "O")
-        types = sorted(found)
-    return ["O"] + [f"{p}-{x}" for x in sorted(types) for p in ("B", "I")]
+                untagged = untagged or "O" in tags
+    chosen = sorted(found if types is None else types)
+    if tokens:
+        return ["O"] * untagged + [f"B-{x}" for x in chosen]
+    return ["O"] + [f"{p}-{x}" for x in chosen for p in ("B", "I")]
 
 
 def is_orig(table: pa.Table) -> pa.Array:

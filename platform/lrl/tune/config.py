@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lrl.config import StrictModel
+from lrl.train.finetune_config import check_model
 from lrl.train.schedules import ScheduleName
 
 
@@ -147,6 +148,8 @@ class TuneConfig(StrictModel):
             raise ValueError(f"grace_period {self.grace_period} is above max_t {self.max_t}: ASHA's first rung "
                              "would come after its last (set grace_period <= max_t)")
         return self
+
+    _v_model = field_validator("model_path")(classmethod(lambda cls, v: check_model(v)))  # as finetune.model
 
     @field_validator("languages")
     @classmethod

@@ -250,26 +250,43 @@ TRIAL_RETRIES = 1
 
 #: Ray Tune's documented switch for its Ctrl-C handler (read when ``fit`` starts).
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
+#: Ray's documented switch back to its older console output, which ``verbose=0`` silences.
+TUNE_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 
 
 @contextlib.contextmanager
-def _ctrl_c_raises() -> Iterator[None]:
-    """Ctrl-C during ``fit`` raises ``KeyboardInterrupt``, as everywhere else in lrl. Tune's own
+def _fit_scope() -> Iterator[None]:
+    """Ray Tune's settings for one ``fit``, restored after it.
+
+    Ctrl-C during ``fit`` raises ``KeyboardInterrupt``, as everywhere else in lrl. Tune's own
     handler ends the search early and RETURNS the partial results as though complete (it saves
     them to resume from, but lrl searches anew): the stage then failed with "no trial reported
     dev_f1", or, once trials had reported, retrained the best of a cut-short search and committed
     it as finished. Tune also left its handler installed after a search it did not interrupt, so
     a Ctrl-C while the best config retrained only set a finished search's flag. Its trials, in Ray
-    actors, end with the driver (``lrl`` exits) or when their handles are collected."""
-    previous = os.environ.get(TUNE_SIGINT_ENV)
-    os.environ[TUNE_SIGINT_ENV] = "1"
+    actors, end with the driver (``lrl`` exits) or when their handles are collected.
+
+    Tune's own console lines are off too: its newer output prints, whatever ``verbose``, a banner
+    with "View detailed results here: <trial folders>" and a TensorBoard command, and it logs
+    where it "Wrote the latest version of all result files": without ``tune.storage_path`` a
+    temporary folder, removed when the search ends, that ``lrl tune`` showed as where the results
+    were. The stage prints its own lines, with the real output folder (``lrl.tune.stage``)."""
+    import logging
+
+    saved = {name: os.environ.get(name) for name in (TUNE_SIGINT_ENV, TUNE_OUTPUT_ENV)}
+    os.environ.update({TUNE_SIGINT_ENV: "1", TUNE_OUTPUT_ENV: "0"})
+    log = logging.getLogger("ray.tune.tune")
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(TUNE_SIGINT_ENV, None)
-        else:
-            os.environ[TUNE_SIGINT_ENV] = previous
+        log.setLevel(level)
+        for name, previous in saved.items():
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
 
 
 def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, base: FinetuneConfig,
@@ -308,7 +325,7 @@ def search_language(lang: str, train: pa.Table, dev: pa.Table, cfg: TuneConfig, 
                                       if "://" not in storage else storage, verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES)),
         )
-        with _ctrl_c_raises():
+        with _fit_scope():
             results = tuner.fit()
         rows = _trial_rows(lang, results, base, cfg.max_t, kept=tmp is None)
     finally:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from lrl.config import ConfigError
 from lrl.data.config import HELDOUT
 from lrl.data.readers import read_ner
-from lrl.data.schema import NER_SCHEMA
+from lrl.data.schema import NER_SCHEMA, table_scheme, with_scheme
 from lrl.pipeline.stage import StageContext
 
 
@@ -83,7 +83,12 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None, stage
     if missing:
         field = f"{stage}.languages" if languages else "finetune.languages"
         raise ConfigError(f"{field} {missing}: no train and dev rows for them (have {have})")
-    return {lang: (train.filter(pc.equal(train.column("lang"), lang)), dev.filter(pc.equal(dev.column("lang"), lang)))
+    # Marked by the scheme of the language's sources (generated rows come without one), so that
+    # fine-tuning gives a POS language the labels B-X per tag only (``label_list``).
+    scheme = {lang: "tokens" if all(s.scheme == "tokens" for s in cfg.data.ner if s.lang == lang) else "iob2"
+              for lang in wanted}
+    return {lang: (with_scheme(train.filter(pc.equal(train.column("lang"), lang)), scheme[lang]),
+                   with_scheme(dev.filter(pc.equal(dev.column("lang"), lang)), scheme[lang]))
             for lang in wanted}
 
 
@@ -130,6 +135,10 @@ def fingerprint(splits: dict[str, tuple[pa.Table, pa.Table]]) -> dict[str, str]:
         for t in tables:
             for col in ("id", "tokens", "tags"):
                 h.update(repr(t.column(col).to_pylist()).encode())
+        if any(table_scheme(t) == "tokens" for t in tables):
+            # The same rows give a token tagger other labels than a NER model (no O, no I-X): its
+            # outputs made with the BIO labels are not reused. IOB2 data hashes as before.
+            h.update(b"scheme:tokens")
         out[lang] = h.hexdigest()[:16]
     return out
 

@@ -242,8 +242,14 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                 continue
             # Progress, also under `lrl run` (only `lrl tune` prints the table at the end): a
             # search of minutes said nothing but Ray's path of a temporary folder it then removed.
+            # Where the results go (Ray's banner named its trial folders, by default a temporary
+            # folder removed after the search; it is off, see ``lrl.tune.search._fit_scope``).
+            store = cfg.tune.storage_path
+            trials_at = "" if not store else \
+                f"; trial folders {store if '://' in store else os.path.abspath(store)}/tune-{out.hash}-{lang}"
             print(f"tune: {lang}: searching {grid_size(cfg.tune, cfg.finetune)} configuration(s), "
-                  f"{train.num_rows} train / {dev.num_rows} dev sentences, scheduler {cfg.tune.scheduler}", flush=True)
+                  f"{train.num_rows} train / {dev.num_rows} dev sentences, scheduler {cfg.tune.scheduler}; "
+                  f"results in {out.path}{trials_at}", flush=True)
             res = search_language(lang, train, dev, cfg.tune, cfg.finetune, model_path, cfg.seed, train_fn,
                                   experiment=f"tune-{out.hash}-{lang}")
             print(f"tune: {lang}: best dev F1 {100 * res.best[METRIC]:.1f} of {len(res.trials)} trial(s) "

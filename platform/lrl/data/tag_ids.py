@@ -1,0 +1,64 @@
+"""Tags written as integer ids (JSONL ``"tags": [3, 0]``, a Hugging Face ClassLabel column)
+turned into names, or a reject reason that says why not.
+
+An id is a name only through a list of names: a ClassLabel's, or the source's ``tag_names``. Read
+as text, ``3`` became the tag ``3``: under ``scheme: tokens`` the one-token span ``B-3``, so a POS
+model was trained on the labels ``B-0`` ... ``B-16`` without a word (under ``iob2`` every such row
+was quarantined as "invalid BIO", which did not say what was wrong either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lrl.data.token_tags import TagScheme
+
+#: The reject kind (text before the first colon, as manifests count reasons).
+KIND = "tag id"
+
+
+def named_tags(tags: Sequence[object], names: Sequence[str] | None,
+               scheme: TagScheme = "iob2") -> tuple[list[str | None] | None, str | None]:
+    """``tags`` with every integer id replaced by its name in ``names``; (None, reason) for a
+    sentence with an id that cannot be named. Strings and nulls pass unchanged (the collector
+    checks them).
+
+    With ``names``, an id outside them under ``iob2`` stays as its text, which the IOB2 check
+    rejects as before (ClassLabel -1, "no label", read as ``-1``); under ``tokens`` any text is a
+    tag, so there it is a reject of its own."""
+    out: list[str | None] = []
+    for i, tag in enumerate(tags):
+        if tag is None or isinstance(tag, str):
+            out.append(tag)
+        elif isinstance(tag, int) and not isinstance(tag, bool) and names is not None:
+            if 0 <= tag < len(names):
+                out.append(names[tag])
+            elif scheme == "iob2":
+                out.append(str(tag))
+            else:
+                return None, f"{KIND}: tag {i} is {tag}, which is no index of the {len(names)} tag names"
+        elif isinstance(tag, (int, float)) and not isinstance(tag, bool):
+            return None, (f"{KIND}: tag {i} is the number {tag}, not a tag name ('NOUN', 'B-PER'); to read "
+                          "integer tag ids, give the source tag_names (the names in id order, as a Hugging "
+                          "Face ClassLabel's)")
+        else:
+            out.append(str(tag))
+    return out, None
+
+
+def check_names(names: list[str] | None) -> list[str] | None:
+    """``tag_names`` as a config gives them: non-empty, unique, no blank name."""
+    if names is None:
+        return None
+    if not names:
+        raise ValueError("tag_names is empty: list the tag names in id order (id 0 first)")
+    blank = [i for i, n in enumerate(names) if not n.strip()]
+    if blank:
+        raise ValueError(f"tag_names: name {blank[0]} is blank")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"tag_names: {repeated} listed more than once (each id needs its own name)")
+    return names
+
+
+__all__ = ["KIND", "named_tags", "check_names"]
