@@ -57,7 +57,7 @@ CASES = [
          {"error": ("raise", r"c\.jsonl:2: length mismatch"),
           "repair": ("reject", "length mismatch", 2), "quarantine": ("reject", "length mismatch", 2)}),
     Case("I- without B-", "d.conll", (GOOD + "in\tO\nLagos\tI-LOC\n").encode(),
-         {"error": ("raise", r"d\.conll:4: invalid BIO: tag 1 'I-LOC' follows 'O'"),
+         {"error": ("raise", r"d\.conll:5: invalid BIO: tag 1 'I-LOC' follows 'O'"),  # Lagos's own line
           "repair": ("ok", ["O", "B-LOC"]), "quarantine": ("reject", "invalid BIO", 4)}),
     Case("malformed tag", "e.conll", (GOOD + "Lagos\tLOC\n").encode(),
          {"error": ("raise", r"e\.conll:4: invalid BIO: tag 0 'LOC' is not O, B-X or I-X"),

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from lrl.data.bio import BioError
 from lrl.data.config import NerSource, TextSource
 from lrl.data.files import InputError, read_text
-from lrl.data.readers import read_ner, read_text_lines
+from lrl.data.readers import read_conll, read_ner, read_text_lines
 
 GOOD = "Ali\tB-PER\nwent\tO\n\n"  # one valid sentence in front of every bad one
 BOM = "\ufeff"
@@ -176,3 +178,15 @@ def test_not_utf8_error_counts_lines_as_the_readers_do(tmp_path):
         f.write_bytes(sep.join([b"one", b"two", b"thr\xe9e", b"four"]))
         with pytest.raises(InputError, match=r"x\.txt:3: not UTF-8"):
             read_text(str(f))
+
+
+def test_a_bad_tag_in_conll_names_its_own_line(tmp_path):
+    """An unknown label in a long sentence was reported at the sentence's first line as "tag 37":
+    the user had to count lines. The reject and the error name the token's own line."""
+    path = tmp_path / "bad.conll"
+    path.write_text("a\tO\nb\tB-PER\n\n# note\nc\tO\nd\tO\ne\tB-FOO\n\n", encoding="utf-8")
+    res = read_conll(str(path), "ug", labels=["PER"])
+    [reject] = res.rejects.to_pylist()
+    assert reject["line"] == 5 and reject["reason"].endswith("unknown label 'FOO' (line 7)")
+    with pytest.raises(BioError, match=rf"^{re.escape(str(path))}:7: unknown label: tag 2 'B-FOO'"):
+        read_conll(str(path), "ug", labels=["PER"], policy="error")

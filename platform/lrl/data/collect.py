@@ -3,13 +3,14 @@ built a chunk at a time, and rejects with file, line and reason (``ReadResult``)
 
 from __future__ import annotations
 
+import re
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from lrl.data.bio import BioPolicy, check_tags, reason_kind
+from lrl.data.bio import BioError, BioPolicy, check_tags, reason_kind
 from lrl.data.files import InputError
 from lrl.data.schema import NER_SCHEMA, ner_table, reject_table
 from lrl.data.token_tags import TagScheme, token_spans
@@ -73,6 +74,14 @@ def _made_line(num: str, made: array) -> int:
     return 0
 
 
+def _token_line(reason: str, token_lines: Sequence[int] | None) -> int | None:
+    """The input line of the token a tag problem names (``tag 7 'B-FOO': ...``), when known."""
+    m = re.search(r"\btag (\d+) ", reason)
+    if token_lines is None or m is None or int(m.group(1)) >= len(token_lines):
+        return None
+    return token_lines[int(m.group(1))]
+
+
 class Collector:
     """Accumulates accepted sentences and rejects while a reader walks one file."""
 
@@ -108,7 +117,10 @@ class Collector:
         self.rejects.append({"source": self.path, "line": line, "id": self.next_id() if rid is None else rid,
                              "reason": reason, "raw": raw})
 
-    def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None) -> None:
+    def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None,
+                 token_lines: Sequence[int] | None = None) -> None:
+        """Check and keep one sentence that starts on ``line``; ``token_lines`` (CoNLL: a token per
+        line) give a tag problem the line of its own token, not only the sentence's first line."""
         made = rid is None
         n = self.kept + len(self.rejects)
         rid = str(rid) if rid is not None else self.next_id()
@@ -134,9 +146,17 @@ class Collector:
             if spans is None:
                 return self.reject(line, why, raw, rid)
             tags = spans
-        checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
+        where = f"{self.path}:{line}"
+        try:
+            checked = check_tags(tags, self.policy, self.labels, where)
+        except BioError as exc:  # policy error: "file:line" of the offending token itself
+            at = _token_line(str(exc), token_lines)
+            if at is None:
+                raise
+            raise BioError(str(exc).replace(where + ":", f"{self.path}:{at}:", 1)) from None
         if checked.reject is not None:
-            return self.reject(line, checked.reject, raw, rid)
+            at = _token_line(checked.reject, token_lines)
+            return self.reject(line, checked.reject + ("" if at is None else f" (line {at})"), raw, rid)
         if made:
             self.made.extend([0] * (n + 1 - len(self.made)))
             self.made[n] = line

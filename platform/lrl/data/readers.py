@@ -49,6 +49,7 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     col = _Collector(path, lang, split, policy, labels, shard, scheme)
     tokens: list[str] = []
     tags: list[str] = []
+    lines: list[int] = []  # each token's line: a tag problem names its own line
     raw: list[str] = []
     start = 0
     bad: str | None = None
@@ -62,8 +63,8 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
                 if bad:
                     col.reject(start, bad, "\n".join(raw))
                 else:
-                    col.sentence(start, tokens, tags, "\n".join(raw))
-            tokens, tags, raw, bad = [], [], [], None
+                    col.sentence(start, tokens, tags, "\n".join(raw), token_lines=lines)
+            tokens, tags, lines, raw, bad = [], [], [], [], None
             continue
         parts = _columns(line)
         if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw
@@ -86,6 +87,7 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
             continue
         tokens.append(parts[0])
         tags.append(parts[-1])
+        lines.append(lineno)
     if not col.rows and not col.rejects:
         raise InputError(f"{path}: empty file (no sentences)")
     return col.result()
