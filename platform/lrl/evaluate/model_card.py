@@ -261,9 +261,9 @@ def render(info: CardInfo) -> str:
 
 
 def _labels_line(labels: list[str], task: str) -> str:
-    """The model's labels; for a token tagger its tags. Its label list holds ``O`` and an ``I-X``
-    per tag, which no training row has (``scheme: tokens``): the card listed 31 labels (``O, B-ADJ,
-    I-ADJ, ...``) for the 15 UPOS tags of UD Uyghur, and never named the tags as such."""
+    """The model's labels; for a token tagger its tags (its labels are ``B-X`` per tag, plus ``O``
+    when some training word had no tag): the card listed labels (``O, B-ADJ, I-ADJ, ...``) for the
+    15 UPOS tags of UD Uyghur, and never named the tags as such."""
     if task != "tokens":
         return f"Labels: {', '.join(labels)}"
     tags = list(dict.fromkeys(x[2:] for x in labels if x.startswith("B-")))
