@@ -78,8 +78,9 @@ SPLIT_VERSION = 2
 
 #: Bumped when ``extend`` makes other tokens from the same inputs, so that finished extended
 #: tokenizers rebuild (2: hamza letters kept by ``extend._keep_hamza``, pieces' rows initialised
-#: from the base's normalized reading). Only extend outputs carry it: trained tokenizers keep their hash.
-EXTEND_VERSION = 2
+#: from the base's normalized reading; 3: pieces for the hamza letters the learned ones lack,
+#: ``extend._hamza_pieces``). Only extend outputs carry it: trained tokenizers keep their hash.
+EXTEND_VERSION = 3
 
 
 def _split(texts: dict[str, list[str]], eval_lines: int

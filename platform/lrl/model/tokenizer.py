@@ -50,9 +50,22 @@ def portable_tokenizer_config(folder: str | Path) -> None:
     path.write_text(json.dumps(conf, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def save_tokenizer(tokenizer, folder: str | Path) -> None:
-    """``tokenizer.save_pretrained(folder)``, loadable by transformers 4 and 5 (``portable_tokenizer_config``)."""
-    tokenizer.save_pretrained(str(folder))
+def save_tokenizer(tokenizer, folder: str | Path, max_positions: int | None = None) -> None:
+    """``tokenizer.save_pretrained(folder)``, loadable by transformers 4 and 5 (``portable_tokenizer_config``).
+
+    ``max_positions`` (the model's position embeddings) caps the saved ``model_max_length``: a
+    tokenizer trained here says 512 and MiniLM's says 512 whatever the model beside it holds, and
+    ``pipeline("fill-mask")`` on a model pretrained with ``model.max_length=64`` crashed in the position
+    embeddings on a 245-piece text even with ``truncation=True``. The tokenizer object is unchanged."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    cap = max_positions is not None and (not isinstance(limit, int) or limit > max_positions)
+    if cap:
+        tokenizer.model_max_length = max_positions
+    try:
+        tokenizer.save_pretrained(str(folder))
+    finally:
+        if cap:
+            tokenizer.model_max_length = limit
     portable_tokenizer_config(folder)
 
 

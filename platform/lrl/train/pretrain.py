@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lrl.config import ConfigError
-from lrl.data.files import fingerprint, resolve
+from lrl.data.files import InputError, fingerprint, resolve
 from lrl.data.output import StageOutput, input_print, local_path
 from lrl.data.sampling import resample, split_heldout
 from lrl.job import JobConfig
@@ -221,6 +221,10 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     """The stage's output folder (named by config and input fingerprints), tokenizer and text."""
     cfg = ctx.cfg
     p = cfg.pretrain
+    from lrl.model.extend import TOKENIZER_FILES
+
+    _check_folder(p.tokenizer_path, "pretrain.tokenizer_path", "tokenizer", TOKENIZER_FILES)
+    _check_folder(p.model_path, "pretrain.model_path", "Hugging Face model", ("config.json",))
     tok_dir = p.tokenizer_path or ctx.upstream.get("tokenizer")
     if tok_dir is None:
         from lrl.model.command import run_tokenizer
@@ -240,6 +244,18 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     if p.alpha != 1 and p.sample_rows is None and len(pc.unique(table.column("lang"))) > 1:
         config["stream_version"] = 2
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
+
+
+def _check_folder(path: str | None, field: str, what: str, needs: tuple[str, ...]) -> None:
+    """A local ``pretrain.tokenizer_path``/``model_path`` that is no such folder is an error naming
+    the field: a missing one said only "<path>: file not found", and a folder of something else
+    (the text's folder as tokenizer) ended in transformers' traceback about slow tokenizers."""
+    if not path or "://" in path:
+        return
+    if not os.path.isdir(path):
+        raise InputError(f"{field}={path}: no such folder (a {what} folder is expected)")
+    if not any(os.path.isfile(os.path.join(path, n)) for n in needs):
+        raise InputError(f"{field}={path}: not a {what} folder (it holds none of {', '.join(needs)})")
 
 
 def run_pretrain(ctx: StageContext) -> str:

@@ -341,7 +341,8 @@ def _final_save(engine, module, tok, aux, final: dict[str, Any], rank: int, cfg:
             # which is what the weights are.
             mlm.config.dtype = "float32"
             mlm.config.save_pretrained(os.path.join(d, "model"))
-            save_tokenizer(tok, os.path.join(d, "model"))  # transformers 4 reads it too
+            # transformers 4 reads it too; its length limit is the model's positions (not 512)
+            save_tokenizer(tok, os.path.join(d, "model"), mlm.config.max_position_embeddings)
             if aux is not None:
                 save_aux_head(engine.module, aux["labels_list"], aux["column"], os.path.join(d, "aux_head"),
                               {k[len("aux_head."):]: v for k, v in master.items() if k.startswith("aux_head.")})
