@@ -149,3 +149,15 @@ def test_dev_sentences_that_are_training_sentences_are_counted(job, ray_session,
     err = capsys.readouterr().err
     assert f"warning: finetune ug: 2 of {len(dev) + 2} dev sentences are also training sentences" in err, err
     assert json.loads((path / "manifest.json").read_text())["dev_sentences_in_train"] == {"ug": 2}
+
+
+def test_the_pretrain_stage_output_as_encoder_gets_a_card(job, ray_session, tmp_path):
+    """Under ``lrl run`` ``finetune.model`` is unset and the pretrain stage's output is the encoder:
+    the card's preset check called ``None.startswith`` and the stage failed after training."""
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune import run_finetune
+
+    cfg = _cfg(job, tmp_path, ("ug",), "finetune.model=null")
+    assert cfg.finetune.model is None
+    out = Path(run_finetune(StageContext(cfg, upstream={"pretrain": str(job / "enc")})))
+    assert f"Started from: `{(job / 'enc').resolve()}`." in (out / "models/ug/README.md").read_text()

@@ -76,6 +76,13 @@ def card_datasets(cfg, langs) -> dict[str, dict[str, str]]:
     return out
 
 
+def card_base(spec: str | None, model_path: str) -> str:
+    """What a card names as the encoder it started from: the ``preset:<name>`` the user gave (its
+    encoder is built in a scratch folder of the run), else the encoder folder. ``spec`` is
+    ``finetune.model`` (or ``tune.model_path``), None when the pretrain stage's output is used."""
+    return spec if spec and spec.startswith("preset:") else model_path
+
+
 @dataclass
 class Score:
     """One score line: a language (or ``all``), an entity type (or ``overall``), mean, sd, n."""

@@ -116,7 +116,15 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     """README.md for a saved model (best effort: a card problem must not lose the trained model)."""
     if "://" in folder:
         return
-    from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_datasets, card_task, write_model_card
+    from lrl.evaluate.model_card import (
+        TASKS,
+        CardInfo,
+        Score,
+        card_base,
+        card_datasets,
+        card_task,
+        write_model_card,
+    )
 
     n = summary["f1"]["n"]
     scores = [Score("all" if group == "joint" else group, "overall", summary["f1"]["mean"], summary["f1"]["sd"], n)]
@@ -138,9 +146,8 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     # Named after what the model is, not the job: the folder's hash leaves the job name out (a
     # renamed job reuses the trained models), so a job name here would be the first job's.
     task = card_task(ctx.cfg, langs)
-    # A preset's encoder is built in a scratch folder of the run: the card names the preset instead.
-    base = ctx.cfg.finetune.model if ctx.cfg.finetune.model.startswith("preset:") else model_path
-    info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores, base_model=base,
+    info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores,
+                    base_model=card_base(ctx.cfg.finetune.model, model_path),
                     config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
                     data=data, labels=labels, license=ctx.cfg.report.license, task=task,
                     datasets=card_datasets(ctx.cfg, langs))

@@ -35,7 +35,15 @@ import pyarrow as pa
 from lrl.config import config_warning
 from lrl.data.files import filesystem
 from lrl.data.output import StageOutput, input_print
-from lrl.evaluate.model_card import TASKS, CardInfo, Score, card_datasets, card_task, write_model_card
+from lrl.evaluate.model_card import (
+    TASKS,
+    CardInfo,
+    Score,
+    card_base,
+    card_datasets,
+    card_task,
+    write_model_card,
+)
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig
@@ -152,9 +160,8 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     counts.append({"source": "dev", "lang": lang, "split": "dev", "sentences": dev.num_rows})
     # Named after what the model is: the folder's hash leaves the job name out (see finetune).
     task = card_task(cfg, [lang])
-    spec = cfg.tune.model_path or cfg.finetune.model  # a preset's encoder is a scratch folder: name the preset
-    base = spec if spec and spec.startswith("preset:") else model_path
-    info = CardInfo(name=f"lrl-{lang}-{TASKS[task]['suffix']}", languages=[lang], scores=scores, base_model=base,
+    info = CardInfo(name=f"lrl-{lang}-{TASKS[task]['suffix']}", languages=[lang], scores=scores,
+                    base_model=card_base(cfg.tune.model_path or cfg.finetune.model, model_path),
                     config={"finetune": ft.model_dump(mode="json"), "searched": params, "seeds": seeds,
                             "best_seed": best_seed},
                     data=counts, license=cfg.report.license, task=task, datasets=card_datasets(cfg, [lang]))
