@@ -141,3 +141,33 @@ def test_lid_parents_found_across_blocks_on_ray(ray_session, flores):
     assert len(out) == len(rows)
     assert {k for k, v in out.items() if v} == REJECTED
     assert out["s|synonym|0"].startswith("lid: detected en")
+
+
+def test_lid_spares_only_a_child_misjudged_the_same_way(flores):
+    """A parent misjudged as one language spared a child detected as another: an original labelled
+    sw that langid names ug spared its augmentation that came out English (the pivot leaking)."""
+    ug, en = " ".join(flores["ug"][:2]), flores["en"][0]  # the first ug line alone is under 50 characters
+    rows = [{"id": "u", "lang": "sw", "text": ug, "op": "orig"},
+            {"id": "u|swap|0", "lang": "sw", "text": ug, "op": "swap", "parent_id": "u"},
+            {"id": "u|synonym|0", "lang": "sw", "text": en, "op": "synonym", "parent_id": "u"}]
+    reasons = LangIdFilter(["sw"], [], min_chars=50).reasons(widen(text_table(rows)))
+    assert reasons[:2] == [None, None] and reasons[2].startswith("lid: detected en")
+
+
+def test_lid_decides_parent_cycles_and_long_chains_without_recursion():
+    """A parent_id cycle among 1,500 failed rows raised RecursionError; a cycle spares nobody."""
+    import pyarrow as pa
+
+    from lrl.generate.filters.lid import decide
+
+    n = 1500
+    ids = [f"r{i}" for i in range(n)]
+    parents = [f"r{(i + 1) % n}" for i in range(n)]  # one cycle through every row
+    failed = pa.table({"id": ids, "lang": ["sw"] * n, "parent_id": parents,
+                       "reason": ["lid: detected en (0.99), expected sw"] * n, "how": ["en"] * n})
+    assert len(decide(failed, None)) == n
+    chain = failed.set_column(2, "parent_id", pa.array([f"r{i + 1}" for i in range(n - 1)] + ["root"]))
+    found = pa.table({"id": ["root"], "lang": ["sw"], "as_read": [True], "how": ["en"]})
+    assert decide(chain, found) == {}  # a 1,500-long chain down to a misjudged original: all spared
+    empty = widen(text_table([]))
+    assert LangIdFilter(["sw"], [], min_chars=50).reasons(empty) == []

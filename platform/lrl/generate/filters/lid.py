@@ -32,6 +32,7 @@ Parents are looked up in a second pass over the materialised rows (only those of
 from __future__ import annotations
 
 import copy
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -149,20 +150,23 @@ class LangIdFilter(RowFilter):
     def failed(self, table: pa.Table) -> pa.Table:
         """Pass 1: the rows in scope that fail, with their parent and language."""
         reasons = self.verdicts(table, in_scope(table, self.scope))
-        keep = [r is not None for r in reasons]
-        cols = {c: table.column(c).filter(pa.array(keep)) for c in ("id", "lang", "parent_id")}
-        return pa.table({**cols, "reason": pa.array([r for r in reasons if r is not None], pa.string())})
+        keep = pa.array([r is not None for r in reasons], pa.bool_())  # typed: a 0-row table too
+        cols = {c: table.column(c).filter(keep) for c in ("id", "lang", "parent_id")}
+        failed = [r for r in reasons if r is not None]
+        return pa.table({**cols, "reason": pa.array(failed, pa.string()),
+                         "how": pa.array([failure_kind(r) for r in failed], pa.string())})
 
     def parents(self, table: pa.Table, wanted: set[str]) -> pa.Table:
         """Pass 2: for the rows whose id is in ``wanted``: language, whether kept as read (out of
-        scope and not rejected) and whether they fail too (judged whatever the scope)."""
+        scope and not rejected) and how they fail too (``failure_kind``; judged whatever the scope)."""
         rows = [i in wanted for i in table.column("id").to_pylist()]
-        fails = [r is not None for r in self.verdicts(table, rows)]
+        how = [None if r is None else failure_kind(r) for r in self.verdicts(table, rows)]
         scope, old = in_scope(table, self.scope), table.column(REJECT).to_pylist()
-        keep = pa.array(rows)
+        keep = pa.array(rows, pa.bool_())
         as_read = [o is None and not s for o, s in zip(old, scope)]
         return pa.table({"id": table.column("id").filter(keep), "lang": table.column("lang").filter(keep),
-                         "as_read": pa.array(as_read).filter(keep), "fails": pa.array(fails).filter(keep)})
+                         "as_read": pa.array(as_read, pa.bool_()).filter(keep),
+                         "how": pa.array(how, pa.string()).filter(keep)})
 
     def reasons(self, table: pa.Table) -> list[str | None]:
         """The reasons for one table (parents looked up in it)."""
@@ -203,24 +207,44 @@ def needed_parents(failed: pa.Table) -> set[str]:
     return {p for p in failed.column("parent_id").to_pylist() if p is not None and p not in ids}
 
 
+def failure_kind(reason: str) -> str:
+    """How a row failed, for comparing a row with its parent: the language detected instead
+    (``lid: detected en (0.93), expected sw`` -> ``en``), or ``low probability``."""
+    m = re.match(r"lid: detected (\S+) ", reason)
+    return m.group(1) if m else "low probability"
+
+
 def decide(failed: pa.Table, parents: pa.Table | None) -> dict[str, str]:
     """Id -> reason of the failed rows that are rejected: all but those whose parent, in their
-    language, fails too and is kept as read or spared itself (a chain of failed generated rows)."""
+    language, fails the same way (the same wrong language detected) and is kept as read or spared
+    itself (a chain of failed generated rows). A parent misjudged as ``az`` does not spare a child
+    detected as ``en``: generation may have leaked the pivot language. Chains are walked without
+    recursion; a ``parent_id`` cycle spares nobody in it."""
     info = {r["id"]: r for r in failed.to_pylist()}
     found = {r["id"]: r for r in parents.to_pylist()} if parents is not None else {}
     spared: dict[str, bool] = {}
-
-    def is_spared(rid: str, depth: int = 0) -> bool:
-        if rid not in spared:
-            row, parent = info[rid], info[rid]["parent_id"]
-            if parent in info and depth < len(info):  # a failed generated parent: spared if it is
-                spared[rid] = info[parent]["lang"] == row["lang"] and is_spared(parent, depth + 1)
-            else:
-                p = found.get(parent)
-                spared[rid] = bool(p) and p["lang"] == row["lang"] and p["as_read"] and p["fails"]
-        return spared[rid]
-
-    return {rid: row["reason"] for rid, row in info.items() if not is_spared(rid)}
+    for rid in info:
+        chain: list[str] = []
+        x, result = rid, False
+        while True:
+            if x in spared:
+                result = spared[x]
+                break
+            if x in chain:  # a cycle
+                break
+            chain.append(x)
+            row, parent = info[x], info[x]["parent_id"]
+            if parent in info:  # a failed generated parent: spared if it is, failing the same way
+                if info[parent]["lang"] != row["lang"] or info[parent]["how"] != row["how"]:
+                    break
+                x = parent
+                continue
+            p = found.get(parent)
+            result = bool(p) and p["lang"] == row["lang"] and p["as_read"] and p["how"] == row["how"]
+            break
+        for y in chain:
+            spared[y] = result
+    return {rid: row["reason"] for rid, row in info.items() if not spared[rid]}
 
 
 def _concat(ds) -> pa.Table | None:
