@@ -171,3 +171,31 @@ def test_lid_decides_parent_cycles_and_long_chains_without_recursion():
     assert decide(chain, found) == {}  # a 1,500-long chain down to a misjudged original: all spared
     empty = widen(text_table([]))
     assert LangIdFilter(["sw"], [], min_chars=50).reasons(empty) == []
+
+
+def test_near_dedup_bucket_work_grows_linearly_with_a_cluster():
+    """Each row was compared with the first row of every family in its bucket: a bucket of 4,000
+    near-identical originals (4,000 families) took 6.4 s against 0.04 s. Now one representative
+    per cluster: about one comparison per row."""
+    import numpy as np
+
+    class Counting:
+        def __init__(self, a):
+            self.a, self.reads = a, 0
+
+        def __getitem__(self, i):
+            self.reads += 1
+            return self.a[i]
+
+    n = 3000
+    sigs = Counting(np.zeros((n, 8), dtype=np.int64))  # all identical
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    NearDedup(threshold=0.8)._join_bucket(list(range(n)), parent, find, [f"f{i}" for i in range(n)], sigs)
+    assert len({find(i) for i in range(n)}) == 1  # one cluster
+    assert sigs.reads <= 4 * n

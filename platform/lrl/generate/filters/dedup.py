@@ -171,16 +171,7 @@ class NearDedup:
             for i in range(len(ids)):
                 buckets[(langs[i], part[i].tobytes())].append(i)
             for members in buckets.values():
-                # Each row is checked against the first row of every other family in the bucket
-                # (rows of one family are never paired: module docstring).
-                first: dict[str, int] = {}
-                for j in members:
-                    for i in first.values():
-                        a, b = find(i), find(j)
-                        if a != b and fam[i] != fam[j] and float((sigs[i] == sigs[j]).mean()) >= self.threshold:
-                            parent[b] = a
-                            break
-                    first.setdefault(fam[j], j)
+                self._join_bucket(members, parent, find, fam, sigs)
         groups: dict[int, list[int]] = defaultdict(list)
         for i in range(len(ids)):
             groups[find(i)].append(i)
@@ -193,6 +184,30 @@ class NearDedup:
                 out.update({ids[i]: ids[keep] for i in members
                             if fam[i] != fam[keep] and judged(self.scope, prio[i])})
         return out
+
+    def _join_bucket(self, members: list[int], parent: list[int], find, fam: list[str], sigs: np.ndarray) -> None:
+        """Union the rows of one LSH bucket with the clusters they are near. Each row is checked
+        against one representative of every other cluster in the bucket, of a family not its own
+        (rows of one family are never paired: module docstring). Per cluster at most two
+        representatives of different families are kept: checking against the first row of every
+        family instead made a bucket of near-identical originals quadratic (2,000 rows 1.6 s,
+        4,000 rows 6.4 s, against 0.02 s and 0.04 s)."""
+        reps: dict[int, list[int]] = {}  # cluster root -> representatives (distinct families)
+        for j in members:
+            rj = find(j)
+            for a, cands in list(reps.items()):
+                if a == rj:
+                    continue
+                i = next((c for c in cands if fam[c] != fam[j]), None)
+                if i is not None and float((sigs[i] == sigs[j]).mean()) >= self.threshold:
+                    parent[rj] = a
+                    merged = reps[a] + [c for c in reps.pop(rj, []) if fam[c] not in {fam[x] for x in reps[a]}]
+                    reps[a] = merged[:2]
+                    rj = a
+                    break
+            mine = reps.setdefault(rj, [])
+            if len(mine) < 2 and all(fam[c] != fam[j] for c in mine):
+                mine.append(j)
 
     def apply(self, ds):
         return _driver_pass(ds, self.keys, self.clusters, "near_duplicate")
