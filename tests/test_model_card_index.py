@@ -51,3 +51,17 @@ def test_card_datasets_takes_hub_ids_of_the_dev_sources_only(tmp_path):
                           "{path: yo_saved, lang: yo, format: hf, split: dev}]"])
     assert card_datasets(cfg, ["ug", "sw", "yo"]) == {"sw": {"type": "unimelb-nlp/wikiann", "config": "sw"}}
     assert card_datasets(cfg, ["ug"]) == {}
+
+
+def test_a_joint_checkpoints_own_score_is_not_put_under_one_language():
+    """ug from the Hub and yo local: the joint score has no dataset, so results[0] is ug's, and
+    the joint checkpoint's pooled dev F1 was listed there as "this checkpoint"."""
+    info = _joint({"ug": {"type": "unimelb-nlp/wikiann", "config": "ug"}})
+    info.tagger = {"dev_f1": 0.62, "seed": 1}
+    [result] = read_front_matter(render(info))["model-index"][0]["results"]
+    assert result["dataset"]["config"] == "ug"
+    assert not any("this checkpoint" in m["name"] for m in result["metrics"])
+    both = _joint({lang: {"type": "unimelb-nlp/wikiann", "config": lang} for lang in ("ug", "yo")})
+    both.tagger = {"dev_f1": 0.62, "seed": 1}
+    first = read_front_matter(render(both))["model-index"][0]["results"][0]
+    assert any("this checkpoint: seed 1" in m["name"] and m["value"] == 62.0 for m in first["metrics"])

@@ -174,7 +174,10 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
                          "value": round(100 * s.mean, 2)}],
         })
     own = _checkpoint(info)
-    if own is not None and results:  # the group's own result (per language: its one; joint: "all")
+    first = next((s for s in info.scores if s.type == "overall"), None)  # the group's own score
+    # Only on the group's own result (per language: its one; joint: "all"): when the joint score
+    # has no single Hub dataset, results[0] is one language's, not the checkpoint's pooled one.
+    if own is not None and results and first is not None and _index_dataset(info, first) is not None:
         results[0]["metrics"].append({"type": "f1", "name": f"{task['metric']}, this checkpoint: seed {own[1]})",
                                       "value": round(100 * own[0], 2)})
     fm: dict[str, Any] = {
