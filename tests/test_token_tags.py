@@ -130,7 +130,8 @@ def test_conll_pos_file_reads_under_tokens_and_is_refused_under_iob2(tmp_path):
     # Under the default scheme the same file is what it was before: POS tags are invalid BIO.
     iob2 = read_ner(NerSource(path=str(path), lang="ug"), None)
     assert iob2.table.num_rows == 1 and iob2.reject_reasons == {"invalid BIO": 3}
-    assert iob2.rejects.to_pylist()[0]["reason"] == "invalid BIO: tag 0 'VERB' is not O, B-X or I-X"
+    first = iob2.rejects.to_pylist()[0]  # the token's own line: the sentence's first here
+    assert first["reason"] == f"invalid BIO: tag 0 'VERB' is not O, B-X or I-X (line {first['line']})"
 
 
 def test_jsonl_parquet_and_hf_honour_the_scheme(tmp_path):

@@ -154,12 +154,27 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     write_model_card(folder, info)
 
 
+def _group_labels(splits: dict, types: list[str] | None, joint: bool) -> dict[str, list[str]]:
+    """Each group's label list: the one of every language of its tag scheme, so that per-language
+    models of one scheme share label ids. A POS language beside NER ones got the NER languages'
+    BIO labels (``O``, ``I-X``) from one list over every table. A joint model of both schemes keeps
+    the full BIO list (``label_list`` over tables of mixed schemes)."""
+    from lrl.data.schema import table_scheme
+    from lrl.train.finetune_data import label_list
+
+    if joint:
+        return {"joint": label_list([t for pair in splits.values() for t in pair], types)}
+    scheme = {lang: "/".join(sorted({table_scheme(t) for t in pair})) for lang, pair in splits.items()}
+    return {lang: label_list([t for other, pair in splits.items() if scheme[other] == scheme[lang] for t in pair],
+                             types) for lang in splits}
+
+
 def run_finetune(ctx: StageContext) -> str:
     """Fine-tune every language (or all jointly) for each seed in ``evaluate.seeds``; returns the
     folder. A group trained before with the same key is taken from there (``finetune_reuse``)."""
     from lrl.evaluate.model_card import card_task
     from lrl.model.crf import head_version
-    from lrl.train.finetune_data import TRAIN_SET_VERSION, label_list
+    from lrl.train.finetune_data import TRAIN_SET_VERSION
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
     from lrl.tune.splits import check_encoder, fingerprint, language_splits, repeated_dev, resolve_model
@@ -186,14 +201,13 @@ def run_finetune(ctx: StageContext) -> str:
     for line in said:
         print(line, file=sys.stderr)
     repeated = repeated_dev(splits, STAGE)
-    # One label list for every run, so that joint and per-language models share label ids.
-    labels = label_list([t for pair in splits.values() for t in pair], cfg.data.labels)
     todo = groups(splits, ft.mode)
+    group_labels = _group_labels(splits, cfg.data.labels, ft.mode != "per_language")
+    labels = group_labels[next(iter(todo))] if len({tuple(v) for v in group_labels.values()}) == 1 else group_labels
     langs = {g: sorted(set(dev.column("lang").to_pylist())) for g, (_, dev) in todo.items()}
     # Per group, what its runs depend on: the same without the language list, by content only.
-    settings = {"finetune": shaping.model_dump(mode="json", exclude={"languages", "data", "model"}), **common,
-                "labels": labels}
-    keys = {g: group_key({**settings, "task": card_task(cfg, langs[g])}, g,
+    settings = {"finetune": shaping.model_dump(mode="json", exclude={"languages", "data", "model"}), **common}
+    keys = {g: group_key({**settings, "labels": group_labels[g], "task": card_task(cfg, langs[g])}, g,
                          inputs["data"][g] if ft.mode == "per_language" else inputs["data"], inputs["model"])
             for g in todo}
     finished = FinishedGroups(out.root, keys)
@@ -222,7 +236,8 @@ def run_finetune(ctx: StageContext) -> str:
             tr, dv = ray.put(train), ray.put(dev)
             relay = relay or ProgressRelay()
             for seed in cfg.evaluate.seeds:
-                pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, labels, group, relay.sender())
+                pending[(group, seed)] = task.remote(ft, model_path, tr, dv, seed, group_labels[group], group,
+                                                     relay.sender())
         kept = sorted(entries)
         waiting = {refs[0]: key for key, refs in pending.items()}
         done: dict[tuple[str, int], dict] = {}
@@ -236,7 +251,7 @@ def run_finetune(ctx: StageContext) -> str:
                 if all((group, s) in done for s in cfg.evaluate.seeds):  # the group is complete
                     entries[group] = _finish_group(ctx, out, finished, group, langs[group], todo[group][1],
                                                    [done[(group, s)] for s in cfg.evaluate.seeds],
-                                                   pending, model_path, labels)
+                                                   pending, model_path, group_labels[group])
         if relay:
             relay.print_new()
         # select_by: which dev figure chose each seed's evaluation and the saved seed.
