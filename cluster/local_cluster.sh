@@ -69,10 +69,22 @@ port, dash, n = map(int, sys.argv[1:])
 want = {port: "GCS", port + 1: "Ray client server", dash: "dashboard"}
 kinds = ["node manager", "object manager", "dashboard agent", "dashboard agent grpc", "metrics export",
          "runtime env agent"]
+clash = []
+def claim(p, what):  # two roles on one port (the dashboard port inside a node's range) is a clash
+    if p in want:
+        clash.append(f"{p} ({want[p]} and {what})")
+    want[p] = what
 for i in range(n + 1):
     base, workers = port + 100 + i * 10, port + 1000 + i * 200
-    want.update({base + k: f"node {i} {kind}" for k, kind in enumerate(kinds)})
-    want.update({p: f"node {i} workers" for p in range(workers, workers + 200)})
+    for k, kind in enumerate(kinds):
+        claim(base + k, f"node {i} {kind}")
+    for p in range(workers, workers + 200):
+        claim(p, f"node {i} workers")
+if max(want) > 65535:
+    sys.exit(f"ports up to {max(want)} do not exist (65535 is the last): pick a lower LRL_CLUSTER_PORT")
+if clash:
+    sys.exit(f"ports given two roles: {', '.join(clash[:3])}; pick another LRL_CLUSTER_PORT or "
+             "LRL_CLUSTER_DASHBOARD_PORT")
 busy = []
 for p, what in sorted(want.items()):
     with socket.socket() as s:
@@ -97,9 +109,9 @@ if first <= hi and last >= lo:
 PYEOF
 }
 
-# A node that did not come up: its `ray start` output, then the ends of its own process logs (Ray's
-# "timed out during startup" names no cause; a raylet that crashed, e.g. on a taken port, says why
-# in raylet.out/raylet.err), then stop everything this start began.
+# A node that did not come up: its `ray start` output, then the error lines of its own raylet.out
+# and gcs_server.out (Ray's "timed out during startup" names no cause; a raylet that crashed, e.g.
+# on a taken port, says why there), then stop everything this start began.
 node_failed() {
   local name=$1 tmp=$2 f
   echo "Ray $name node failed to start (log: $DIR/$name.log):" >&2

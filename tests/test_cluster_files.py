@@ -334,3 +334,18 @@ def test_every_ray_container_gets_the_same_secrets():
             refs[group] = sorted((e["name"], e["valueFrom"]["secretKeyRef"]["name"]) for e in c.get("env", [])
                                  if "secretKeyRef" in e.get("valueFrom", {}))
         assert refs["head"] and all(r == refs["head"] for r in refs.values()), f"{path.name}: {refs}"
+
+
+@pytest.mark.parametrize("port, dash, nodes, message", [
+    (7000, 8265, 4, "ports given two roles: 8265 (dashboard and node 1 workers)"),
+    (65000, 8265, 1, "ports up to 66399 do not exist"),
+])
+def test_local_cluster_refuses_ports_it_cannot_use(tmp_path, port, dash, nodes, message):
+    """Ports past 65535 crashed the check with a Python traceback (OverflowError), and a dashboard
+    port inside a node's worker range was silently dropped from it."""
+    env = {**os.environ, "LRL_CLUSTER_DIR": str(tmp_path), "LRL_CLUSTER_PORT": str(port),
+           "LRL_CLUSTER_DASHBOARD_PORT": str(dash), "PYTHON": sys.executable}
+    res = subprocess.run(["bash", str(CLUSTER / "local_cluster.sh"), "start", str(nodes)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "head.log").exists()
