@@ -34,7 +34,9 @@ class TokenizerConfig(StrictModel):
     A held-out line that also occurs among the training lines is trained on instead of scored
     (5-10% of the last 500 lines of mono/ug.txt and mono/wo.txt)."""
     max_new_tokens: int | None = Field(default=None, gt=0)
-    """``extend``: add at most this many pieces (the most frequent first); None adds all missing."""
+    """``extend``: add at most this many learned pieces (the most frequent first); None adds all
+    missing. Pieces for Arabic hamza letters the base tokenizer could not read (up to 22) come on
+    top, where the text has such letters (``lrl.model.extend._hamza_pieces``)."""
     lowercase: bool = False
     """Lowercase text in the normalizer of a trained tokenizer (off: it merges distinct letters of
     some scripts and hurts case-sensitive tasks such as NER)."""
