@@ -80,6 +80,9 @@ def test_parquet_and_hf_ids_out_of_range_are_no_tags_under_scheme_tokens(tmp_pat
     assert named.table.column("tags").to_pylist() == [["B-NOUN", "B-PUNCT"]]
     with pytest.raises(InputError, match=r"hf\.parquet: the file's ClassLabel names .* differ from the source's"):
         read_ner(NerSource(path=str(tmp_path / "hf.parquet"), lang="ug", scheme="tokens", tag_names=["A", "B"]), None)
+    with pytest.raises(InputError, match=r"saved: the dataset's ClassLabel names .* differ from the source's"):
+        read_ner(NerSource(path=str(tmp_path / "saved"), lang="ug", format="hf", scheme="tokens",
+                           tag_names=["A", "B"]), None)  # the ClassLabel silently won for format hf
     # a dataset of plain integer tags (no ClassLabel): "3" was the tag B-3
     datasets.Dataset.from_dict({"tokens": [["u"], ["men"]], "tags": [[3], [0]]}).save_to_disk(str(tmp_path / "ints"))
     with pytest.raises(InputError, match=r"first: line 1: tag id: tag 0 is the number 3"):

@@ -253,7 +253,11 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
     if "tokens" not in ds.column_names or tag_col not in ds.column_names:
         raise InputError(f"{path}: dataset lacks tokens/ner_tags columns (has {ds.column_names})")
     feature = ds.features[tag_col].feature
-    names = getattr(feature, "names", None) or tag_names
+    names = getattr(feature, "names", None)
+    if names is not None and tag_names is not None and list(names) != list(tag_names):  # as for Parquet
+        raise InputError(f"{path}: the dataset's ClassLabel names {list(names)} differ from the source's "
+                         f"tag_names {tag_names}")
+    names = names or tag_names
     col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels, scheme=scheme)
     for i, row in enumerate(ds):
         # ClassLabel -1 means "no label" in datasets; as an index it named the last class.
