@@ -66,7 +66,7 @@ def check_inputs(named: dict[str, str | None], folders: dict[str, str | None], r
     if not any(folders.values()):
         raise ConfigError(f"nothing to report: no stage output folder given, and a report does not search "
                           f"output.root ({root}). Name them (--finetune DIR, --evaluate DIR, ... or "
-                          "report.<stage>=DIR), or run `lrl run JOB --only report` to report that pipeline's outputs")
+                          "report.<stage>=DIR), or report a pipeline's outputs with `lrl run JOB --only report` once `lrl run JOB` has run its stages")
 
 
 def seed_gaps(ft: dict | None) -> list[str]:
