@@ -73,7 +73,7 @@ def test_gpu_pool_no_node_type_can_hold_fails_on_the_driver(monkeypatch):
 
 
 def test_fractional_gpus_are_counted_as_ray_places_them():
-    from lrl.runtime import workers_that_fit as _actors_that_fit
+    from lrl.capacity import workers_that_fit as _actors_that_fit
 
     assert _actors_that_fit([{"CPU": 16, "GPU": 1}], 1, 0.1) == 10  # 1 // 0.1 is 9 in floats
     assert _actors_that_fit([{"CPU": 16, "GPU": 2}, {"CPU": 8}], 1, 0.5) == 4

@@ -231,7 +231,8 @@ def test_work_is_planned_for_the_cpus_an_autoscaling_cluster_can_grow_to(ray_ses
     fit on one node, so augmentation never spread. Its node types' max counts say how far it grows."""
     import ray._private.state
 
-    from lrl.runtime import autoscaler_cpus, plan_cpus
+    from lrl.capacity import autoscaler_cpus
+    from lrl.runtime import plan_cpus
 
     now = int(ray_session.cluster_resources()["CPU"])
     state = ray._private.state.state

@@ -14,8 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-# re-exported: callers and tests import them from here
-from lrl.capacity import autoscaler_cpus, autoscaler_fit, autoscaler_max, workers_that_fit  # noqa: F401
+from lrl.capacity import autoscaler_cpus
 from lrl.config import ConfigError, StrictModel
 
 

@@ -88,7 +88,7 @@ def check_pretrain_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
     if address:
         return [f"pretrain: workers not checked against the Ray cluster at {address} (a dry run does not "
                 "join it); the stage checks them when it starts"]
-    from lrl.runtime import workers_that_fit
+    from lrl.capacity import workers_that_fit
 
     cpus, gpus = embedded_resources(cfg.ray)
     if p.use_gpu is not None:
@@ -120,7 +120,7 @@ def check_task_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
         asks.append(("tune", "cpus_per_trial", cfg.tune.cpus_per_trial, "gpus_per_trial", cfg.tune.gpus_per_trial))
     if not asks or cfg.ray.address or os.environ.get("RAY_ADDRESS"):
         return []
-    from lrl.runtime import workers_that_fit
+    from lrl.capacity import workers_that_fit
 
     cpus, gpus = embedded_resources(cfg.ray)
     return [f"warning: {stage}: {stage}.{c_key}={c:g}" + (f" and {g_key}={g:g}" if g else "")

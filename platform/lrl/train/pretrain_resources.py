@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import signal
 
-from lrl.capacity import autoscaler_fit, largest_node_type
+from lrl.capacity import autoscaler_fit, autoscaler_max, largest_node_type, workers_that_fit
 from lrl.config import ConfigError
-from lrl.runtime import autoscaler_max, embedded_ray, workers_that_fit
+from lrl.runtime import embedded_ray
 from lrl.train.pretrain_config import PretrainConfig
 
 
