@@ -237,3 +237,14 @@ def test_tune_preset_encoder_has_positions_for_finetune_max_length(tmp_path):
     longer = _scratch(str(tmp_path), "preset:tiny", _one_row_splits(), 0, positions=400)
     assert longer != default
     assert json.loads((Path(longer) / "config.json").read_text())["max_position_embeddings"] >= 400
+
+
+def test_a_cached_preset_encoder_of_older_code_is_built_again(tmp_path, monkeypatch):
+    """Cached ``preset:`` encoders kept a tokenizer without the WordPiece decoder (``decode``
+    showed ``##`` pieces): the cache key names the encoder version, so a new one is built."""
+    from lrl.train import finetune_scratch
+    from lrl.tune.splits import _scratch
+
+    now = _scratch(str(tmp_path), "preset:tiny", _one_row_splits(), 0)
+    monkeypatch.setattr(finetune_scratch, "ENCODER_VERSION", finetune_scratch.ENCODER_VERSION - 1)
+    assert _scratch(str(tmp_path), "preset:tiny", _one_row_splits(), 0) != now

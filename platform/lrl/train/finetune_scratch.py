@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+#: Bumped when the same sentences give another encoder folder (2: the tokenizer decodes pieces
+#: back into words), so that cached ``preset:`` encoders (``lrl.tune.splits``) are built again.
+ENCODER_VERSION = 2
+
 
 def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[str] = (), vocab_size: int = 2000):
     """A BERT-style fast WordPiece tokenizer (``[CLS] x [SEP]``) trained on token lists."""

@@ -198,8 +198,10 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
     # The sizes of lrl.model.build's table, which pretraining's model.preset uses: this stage once
     # kept its own table, and a preset name could mean two models (and accepted other names).
     hidden, layers, heads, ffn = preset_sizes(preset.removeprefix("preset:"))
-    # 256 positions keep the key they had before the size was a parameter (cached encoders stay).
-    parts = (preset, seed, fingerprint(splits)) + ((positions,) if positions != 256 else ())
+    # 256 positions keep the key they had before the size was a parameter; ENCODER_VERSION names
+    # encoders whose tokenizer differs (2: it decodes pieces into words), so older caches rebuild.
+    parts = ((preset, seed, fingerprint(splits)) + ((positions,) if positions != 256 else ())
+             + (("encoder", finetune_scratch.ENCODER_VERSION),))
     key = hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
     out = (Path(root) / "encoders" / f"{preset[7:]}-{key}").resolve()
     if not (out / "config.json").is_file():
