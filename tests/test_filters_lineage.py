@@ -199,3 +199,24 @@ def test_near_dedup_bucket_work_grows_linearly_with_a_cluster():
     NearDedup(threshold=0.8)._join_bucket(list(range(n)), parent, find, [f"f{i}" for i in range(n)], sigs)
     assert len({find(i) for i in range(n)}) == 1  # one cluster
     assert sigs.reads <= 4 * n
+
+
+def test_near_dedup_bucket_joins_every_cluster_a_row_is_near():
+    """x (family 1) and y (family 2) form a cluster; j (family 3) is near y but not x: checking
+    only the first representative left j out. Rows of one family that came first stayed apart."""
+    import numpy as np
+
+    def clusters(fams, sigs):
+        parent = list(range(len(fams)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        NearDedup(threshold=0.8)._join_bucket(list(range(len(fams))), parent, find, fams, np.array(sigs))
+        return len({find(i) for i in range(len(fams))})
+
+    x, y, j = [0] * 10, [0] * 8 + [1, 1], [0] * 6 + [1] * 4  # x~y 0.8, y~j 0.8, x~j 0.6
+    assert clusters(["F1", "F2", "F3"], [x, y, j]) == 1
+    assert clusters(["F", "F", "G"], [x, x, x]) == 1  # two rows of F, brought together by G's row

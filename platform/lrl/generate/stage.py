@@ -84,8 +84,10 @@ def training_sources(cfg: JobConfig) -> list:
 #: translation_too_long / translation_cut / translation_empty, language ID judges NFKC text;
 #: 10 = insert and label-wise replacement draw no word fragments, ``'s`` -> ``s``; 11 = near dedup
 #: leaves a row's own family alone, language ID judges O tokens and spares a row whose parent it
-#: misjudges the same way), so that a finished output of older code is not reused.
-ROWS_VERSION = 11
+#: misjudges the same way; 12 = lid spares only a child misjudged as the same language, near dedup
+#: joins a row to every cluster of its bucket it is near), so that a finished output of older code
+#: is not reused.
+ROWS_VERSION = 12
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:

@@ -187,24 +187,24 @@ class NearDedup:
 
     def _join_bucket(self, members: list[int], parent: list[int], find, fam: list[str], sigs: np.ndarray) -> None:
         """Union the rows of one LSH bucket with the clusters they are near. Each row is checked
-        against one representative of every other cluster in the bucket, of a family not its own
-        (rows of one family are never paired: module docstring). Per cluster at most two
+        against the representatives of every other cluster in the bucket that are of a family not
+        its own (rows of one family are never paired: module docstring). Per cluster at most two
         representatives of different families are kept: checking against the first row of every
         family instead made a bucket of near-identical originals quadratic (2,000 rows 1.6 s,
         4,000 rows 6.4 s, against 0.02 s and 0.04 s)."""
         reps: dict[int, list[int]] = {}  # cluster root -> representatives (distinct families)
         for j in members:
             rj = find(j)
-            for a, cands in list(reps.items()):
-                if a == rj:
+            # Every cluster the row is near, not only the first: it joins them all (rows of one
+            # family left apart are brought together by another family's row near both).
+            for a in list(reps):
+                if a == rj or a not in reps:  # merged into another cluster during this loop
                     continue
-                i = next((c for c in cands if fam[c] != fam[j]), None)
-                if i is not None and float((sigs[i] == sigs[j]).mean()) >= self.threshold:
+                if any(fam[c] != fam[j] and float((sigs[c] == sigs[j]).mean()) >= self.threshold for c in reps[a]):
                     parent[rj] = a
-                    merged = reps[a] + [c for c in reps.pop(rj, []) if fam[c] not in {fam[x] for x in reps[a]}]
-                    reps[a] = merged[:2]
+                    have = {fam[x] for x in reps[a]}
+                    reps[a] = (reps[a] + [c for c in reps.pop(rj, []) if fam[c] not in have])[:2]
                     rj = a
-                    break
             mine = reps.setdefault(rj, [])
             if len(mine) < 2 and all(fam[c] != fam[j] for c in mine):
                 mine.append(j)

@@ -218,21 +218,24 @@ def decide(failed: pa.Table, parents: pa.Table | None) -> dict[str, str]:
     """Id -> reason of the failed rows that are rejected: all but those whose parent, in their
     language, fails the same way (the same wrong language detected) and is kept as read or spared
     itself (a chain of failed generated rows). A parent misjudged as ``az`` does not spare a child
-    detected as ``en``: generation may have leaked the pivot language. Chains are walked without
+    detected as ``en``: generation may have leaked the pivot language (a row failing on low
+    probability alone is spared only by a parent failing that way too). Chains are walked without
     recursion; a ``parent_id`` cycle spares nobody in it."""
     info = {r["id"]: r for r in failed.to_pylist()}
     found = {r["id"]: r for r in parents.to_pylist()} if parents is not None else {}
     spared: dict[str, bool] = {}
     for rid in info:
         chain: list[str] = []
+        seen: set[str] = set()
         x, result = rid, False
         while True:
             if x in spared:
                 result = spared[x]
                 break
-            if x in chain:  # a cycle
+            if x in seen:  # a cycle
                 break
             chain.append(x)
+            seen.add(x)
             row, parent = info[x], info[x]["parent_id"]
             if parent in info:  # a failed generated parent: spared if it is, failing the same way
                 if info[parent]["lang"] != row["lang"] or info[parent]["how"] != row["how"]:
