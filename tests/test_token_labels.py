@@ -81,9 +81,11 @@ def test_stage_splits_of_a_pos_language_give_the_upos_tags_only(data_root, tmp_p
     # What run_finetune trains each group with: one label list over every language gave the POS
     # language the NER language's BIO labels; each scheme now has its own, and a joint model of
     # both keeps the full BIO list.
-    from lrl.train.finetune import _group_labels
+    from lrl.train.finetune import _group_labels, mixed_schemes
 
     per_lang = _group_labels(splits, None, joint=False)
     assert per_lang["ug"] == sorted(f"B-{t}" for t in upos) and per_lang["wo"] == label_list(list(splits["wo"]))
     joint = _group_labels(splits, None, joint=True)["joint"]
     assert "O" in joint and {f"I-{t}" for t in upos} <= set(joint)
+    # ... and such a job is named anew (its outputs of one BIO list are not reused); NER alone is not
+    assert mixed_schemes(splits) and not mixed_schemes({"wo": splits["wo"]})

@@ -154,6 +154,13 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     write_model_card(folder, info)
 
 
+def mixed_schemes(splits: dict) -> bool:
+    """Whether the languages' tables were read under more than one tag scheme (POS beside NER)."""
+    from lrl.data.schema import table_scheme
+
+    return len({table_scheme(t) for pair in splits.values() for t in pair}) > 1
+
+
 def _group_labels(splits: dict, types: list[str] | None, joint: bool) -> dict[str, list[str]]:
     """Each group's label list: the one of every language of its tag scheme, so that per-language
     models of one scheme share label ids. A POS language beside NER ones got the NER languages'
@@ -192,8 +199,11 @@ def run_finetune(ctx: StageContext) -> str:
     common = {"seeds": cfg.evaluate.seeds, "license": cfg.report.license, "train_set_version": TRAIN_SET_VERSION,
               **head_version(ft.head)}
     shaping = _shaping(ft)
+    # A per-language job of mixed schemes trains each scheme with its own labels (``_group_labels``):
+    # its outputs of older code (one BIO list for every language) are not reused. Others hash as before.
+    per_scheme = {"labels_per_scheme": 1} if ft.mode == "per_language" and mixed_schemes(splits) else {}
     out = StageOutput(cfg.output.root, STAGE, {"finetune": shaping.model_dump(mode="json"), **common,
-                                               "labels": cfg.data.labels}, inputs)
+                                               "labels": cfg.data.labels, **per_scheme}, inputs)
     if out.done:  # a re-run does no work, but still says where the output is
         man = out.manifest()
         _print_summary(out.path, man.get("dev_f1", {}), len(man.get("seeds", [])))
