@@ -65,8 +65,11 @@ PYEOF
 check_ports() {
   "$PY" - "$PORT" "$DASH" "$1" <<'PYEOF'
 import socket, sys
-port, dash, n = map(int, sys.argv[1:])
-want = {port: "GCS", port + 1: "Ray client server", dash: "dashboard"}
+try:
+    port, dash, n = map(int, sys.argv[1:])
+except ValueError:
+    sys.exit(f"LRL_CLUSTER_PORT, LRL_CLUSTER_DASHBOARD_PORT and N must be whole numbers (got {sys.argv[1:]})")
+want = {}
 kinds = ["node manager", "object manager", "dashboard agent", "dashboard agent grpc", "metrics export",
          "runtime env agent"]
 clash = []
@@ -74,14 +77,19 @@ def claim(p, what):  # two roles on one port (the dashboard port inside a node's
     if p in want:
         clash.append(f"{p} ({want[p]} and {what})")
     want[p] = what
+claim(port, "GCS")
+claim(port + 1, "Ray client server")
+claim(dash, "dashboard")
 for i in range(n + 1):
     base, workers = port + 100 + i * 10, port + 1000 + i * 200
     for k, kind in enumerate(kinds):
         claim(base + k, f"node {i} {kind}")
     for p in range(workers, workers + 200):
         claim(p, f"node {i} workers")
-if max(want) > 65535:
-    sys.exit(f"ports up to {max(want)} do not exist (65535 is the last): pick a lower LRL_CLUSTER_PORT")
+if not 1 <= dash <= 65535:
+    sys.exit(f"LRL_CLUSTER_DASHBOARD_PORT={dash} is no port (1-65535)")
+if min(want) < 1 or max(want) > 65535:
+    sys.exit(f"LRL_CLUSTER_PORT={port} gives ports {min(want)}-{max(want)}, outside 1-65535: pick another")
 if clash:
     sys.exit(f"ports given two roles: {', '.join(clash[:3])}; pick another LRL_CLUSTER_PORT or "
              "LRL_CLUSTER_DASHBOARD_PORT")

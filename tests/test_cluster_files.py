@@ -338,7 +338,10 @@ def test_every_ray_container_gets_the_same_secrets():
 
 @pytest.mark.parametrize("port, dash, nodes, message", [
     (7000, 8265, 4, "ports given two roles: 8265 (dashboard and node 1 workers)"),
-    (65000, 8265, 1, "ports up to 66399 do not exist"),
+    (65000, 8265, 1, "LRL_CLUSTER_PORT=65000 gives ports 8265-66399, outside 1-65535"),
+    (6380, 6380, 1, "ports given two roles: 6380 (GCS and dashboard)"),
+    (6380, -1, 1, "LRL_CLUSTER_DASHBOARD_PORT=-1 is no port"),
+    (6380, 8265, "abc", "must be whole numbers"),
 ])
 def test_local_cluster_refuses_ports_it_cannot_use(tmp_path, port, dash, nodes, message):
     """Ports past 65535 crashed the check with a Python traceback (OverflowError), and a dashboard
