@@ -224,3 +224,21 @@ def test_a_second_run_on_the_same_output_root_stops_at_once_with_a_clear_error(t
         holder.wait()
     result = run_pipeline(cfg, registry=FakeStages().registry(), log=lambda line: None)
     assert set(result.outputs) == set(STAGES)
+
+
+def test_pretrain_sequences_longer_than_the_presets_positions_stop_before_the_first_stage(tmp_path):
+    """``pretrain.seq_len`` above ``model.max_length`` stopped pretraining once Ray ran, after
+    generate and tokenizer; a checkpoint's positions are its own, so only presets are checked."""
+    fake = FakeStages()
+    cfg = _cfg(tmp_path, "pretrain.seq_len=256", "model.max_length=128")
+    with pytest.raises(PipelineError, match=r"pretrain.seq_len=256 exceeds model.max_length=128, the positions of "
+                                            r"the micro preset"):
+        run_pipeline(cfg, registry=fake.registry(), log=lambda s: None)
+    with pytest.raises(PipelineError, match="pretrain.seq_len=256 exceeds"):
+        plan(cfg)
+    assert fake.calls == {}
+    from lrl.pipeline.preflight import check_pretrain_positions
+
+    assert check_pretrain_positions(_cfg(tmp_path, "pretrain.seq_len=256", "model.checkpoint=/some/model"),
+                                    ["pretrain"]) == []
+    assert check_pretrain_positions(cfg, ["finetune"]) == []

@@ -101,12 +101,13 @@ def _checks(cfg: JobConfig, stage: str) -> list[str]:
     from lrl.pipeline.preflight import (
         PreflightError,
         check_languages,
+        check_pretrain_positions,
         check_pretrain_resources,
         check_task_resources,
     )
 
     try:
-        return (check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
+        return (check_pretrain_positions(cfg, [stage]) + check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
                 + check_task_resources(cfg, [stage]) + check_translate_resources(cfg, [stage]))
     except PreflightError as exc:
         raise ConfigError(str(exc)) from None

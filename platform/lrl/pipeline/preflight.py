@@ -59,6 +59,19 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
             "source for each (or check the lang codes of data.ner match)."]
 
 
+def check_pretrain_positions(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """A ``PreflightError`` when pretraining builds a preset (no ``model.checkpoint``, no
+    ``pretrain.model_path``) with fewer positions (``model.max_length``) than its sequences
+    (``pretrain.seq_len``): the stage stopped on it only once Ray ran, after the stages before it
+    (generate, tokenizer). A checkpoint's own positions are known only when it loads."""
+    p = cfg.pretrain
+    if "pretrain" not in todo or cfg.model.checkpoint or p.model_path or p.seq_len <= cfg.model.max_length:
+        return []
+    raise PreflightError(f"pretrain.seq_len={p.seq_len} exceeds model.max_length={cfg.model.max_length}, the "
+                         f"positions of the {cfg.model.preset} preset it builds: lower pretrain.seq_len or "
+                         "raise model.max_length")
+
+
 def _train_languages(cfg: JobConfig) -> set[str]:
     """Languages with training sentences: ``data.ner`` train sources, and the target languages the
     generate stage translates into (their rows are training rows too)."""
@@ -200,5 +213,5 @@ def check_shared_output(cfg: JobConfig) -> None:
                             "every node mounts (KubeRay: /data, cluster/kuberay/pvc.yaml) or object storage (s3://...)")
 
 
-__all__ = ["PreflightError", "check_languages", "check_pretrain_resources", "check_shared_output", "check_task_resources",
+__all__ = ["PreflightError", "check_languages", "check_pretrain_positions", "check_pretrain_resources", "check_shared_output", "check_task_resources",
            "embedded_resources", "unshared_nodes"]

@@ -251,10 +251,10 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
 def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
     """Warnings about the config for the stages to run; a ``PipelineError`` (before any stage
     ran) for what would stop one of them later."""
-    from lrl.pipeline.preflight import PreflightError, check_languages
+    from lrl.pipeline.preflight import PreflightError, check_languages, check_pretrain_positions
 
     try:
-        return check_languages(cfg, todo)
+        return check_pretrain_positions(cfg, todo) + check_languages(cfg, todo)
     except PreflightError as exc:
         raise PipelineError(str(exc)) from None
 
