@@ -105,3 +105,11 @@ def test_tag_names_config_checks_and_dump(tmp_path):
     # left out of the dump when unset: the generate stage's output name stays that of older jobs
     assert "tag_names" not in NerSource(path="a.jsonl", lang="ug").model_dump()
     assert NerSource(path="a.jsonl", lang="ug", tag_names=["O"]).model_dump()["tag_names"] == ["O"]
+
+
+def test_a_float_tag_with_tag_names_is_not_sent_to_tag_names():
+    """With tag_names given, a float id said "give the source tag_names", which it had."""
+    from lrl.data.tag_ids import named_tags
+
+    tags, why = named_tags([1.0], ["NOUN", "VERB"], "tokens")
+    assert tags is None and why == "tag id: tag 0 is the number 1.0, not an integer id of the 2 tag names"

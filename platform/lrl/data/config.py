@@ -44,8 +44,9 @@ class NerSource(StrictModel):
     """How the tags are written. ``iob2``: NER spans (``O``, ``B-X``, ``I-X``). ``tokens``: one
     label per token (POS tags such as ``NOUN``), each tag X read as the one-token span ``B-X``
     (``O`` and UD's ``_`` as ``O``; a ``B-``/``I-`` tag is a reject), so every later stage works
-    unchanged and ``data.labels`` names the X. A model fine-tuned on such a language has the labels
-    ``B-X`` of its tags only (``O`` too when some token has no tag, never ``I-X``). Span F1 then
+    unchanged and ``data.labels`` names the X. A model fine-tuned on such a language alone has the
+    labels ``B-X`` of its tags only (``O`` too when some token has no tag, never ``I-X``); a joint
+    model with NER languages keeps their full BIO list. Span F1 then
     scores tokens: when every token has a tag and the model predicts a ``B-`` tag on each, micro
     F1 = token accuracy (an ``O`` or ``I-`` prediction, of a model trained otherwise, is no span of
     its own, so F1 = 2 x right / (tokens + predicted spans) then differs from accuracy)."""

@@ -37,6 +37,8 @@ def named_tags(tags: Sequence[object], names: Sequence[str] | None,
                 out.append(str(tag))
             else:
                 return None, f"{KIND}: tag {i} is {tag}, which is no index of the {len(names)} tag names"
+        elif isinstance(tag, float) and names is not None:  # tag_names given: ids must be whole numbers
+            return None, f"{KIND}: tag {i} is the number {tag}, not an integer id of the {len(names)} tag names"
         elif isinstance(tag, (int, float)) and not isinstance(tag, bool):
             return None, (f"{KIND}: tag {i} is the number {tag}, not a tag name ('NOUN', 'B-PER'); to read "
                           "integer tag ids, give the source tag_names (the names in id order, as a Hugging "
