@@ -203,19 +203,18 @@ def test_every_preset_name_is_accepted_by_every_path_and_others_by_none(tmp_path
 
     sizes = {}
 
-    def record(out_dir, sentences, langs=(), **kw):  # the sizes asked for, without building a BERT
-        sizes[str(out_dir)] = kw
+    def record(out_dir, preset, sentences, langs, **kw):  # the preset asked for, without building a BERT
+        sizes[str(out_dir)] = PRESETS[preset.removeprefix("preset:")]
         (Path(out_dir) / "config.json").write_text("{}")
         return str(out_dir)
 
-    monkeypatch.setattr(finetune_scratch, "build_scratch_encoder", record)
+    monkeypatch.setattr(finetune_scratch, "build_preset_encoder", record)
     assert set(get_args(PresetName)) == set(PRESETS)  # model.preset's type lists the same names
-    for name, (hidden, layers, heads, ffn) in PRESETS.items():
+    for name, sized in PRESETS.items():
         assert ModelConfig(preset=name).preset == name  # pretraining's model section
         sizes.clear()
         _scratch(str(tmp_path), f"preset:{name}", _one_row_splits(), 0)  # finetune and tune stages
-        (kw,) = sizes.values()
-        assert (kw["hidden"], kw["layers"], kw["heads"], kw["intermediate"]) == (hidden, layers, heads, ffn)
+        assert list(sizes.values()) == [sized]
     valid = ", ".join(PRESETS)
     with pytest.raises(ConfigError, match=f"unknown model preset 'huge' \\(choose from {valid}\\)"):
         _scratch(str(tmp_path), "preset:huge", _one_row_splits(), 0)

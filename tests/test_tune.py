@@ -200,17 +200,17 @@ def test_scratch_encoder_left_half_written_by_a_killed_run_is_rebuilt(tmp_path, 
 
     table = ner_table([{"id": f"ug:{i}", "lang": "ug", "tokens": ["a", "b"], "tags": ["O", "B-PER"]}
                        for i in range(4)])
-    real = finetune_scratch.build_scratch_encoder
+    real = finetune_scratch.build_preset_encoder
 
     def killed(out, *args, **kwargs):  # config.json is written, the weights never are
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(finetune_scratch, "build_scratch_encoder", killed)
+    monkeypatch.setattr(finetune_scratch, "build_preset_encoder", killed)
     with pytest.raises(KeyboardInterrupt):
         _scratch(str(tmp_path), "preset:tiny", {"ug": (table, table)}, 0)
-    monkeypatch.setattr(finetune_scratch, "build_scratch_encoder", real)
+    monkeypatch.setattr(finetune_scratch, "build_preset_encoder", real)
     path = _scratch(str(tmp_path), "preset:tiny", {"ug": (table, table)}, 0)
     assert (Path(path) / "model.safetensors").is_file()
 
@@ -316,3 +316,35 @@ def test_stage_command_warns_of_a_language_without_dev_data(tmp_path, monkeypatc
     assert main([command, str(job)]) == 0 and ran
     err = capsys.readouterr().err
     assert "no split: dev source for ['wo']" in err and f"{command} trains, evaluates and reports only" in err
+
+
+def test_a_preset_is_one_encoder_in_tune_and_in_finetune(tmp_path, data_root):
+    """``preset:<name>`` meant two models: ``train_tagger`` built ``lrl.model.build``'s preset
+    (4000 pieces, the languages in its config, positions for ``finetune.max_length``), the tune
+    stage a plain BertConfig (2000 pieces, 256 positions), so tune searched on another model than
+    the one the name trained. The same rows, seed and max_length now give the same encoder, and
+    the same token type ids (language ids) are fed to it."""
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune_data import label_list
+    from lrl.train.finetune_model import Tagger
+    from lrl.train.tagger import _load_encoder
+    from lrl.tune.splits import language_splits, resolve_model
+
+    ner = "data.ner=[{path: wikiann/ug/train, lang: ug, split: train}, {path: wikiann/ug/dev, lang: ug, split: dev}]"
+    job = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", "finetune.model=preset:tiny",
+                          "finetune.max_length=96"])
+    splits = language_splits(StageContext(job), stage="tune", said=[])
+    train, dev = splits["ug"]
+    labels = label_list([train, dev])
+    tuned = Tagger.from_encoder(resolve_model(StageContext(job), splits), labels, max_length=96)
+    trained = _load_encoder(job.finetune, "preset:tiny", labels, train, job.seed)  # train_tagger's
+    keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "max_position_embeddings", "type_vocab_size", "hidden_dropout_prob",
+            "attention_probs_dropout_prob", "pad_token_id", "lrl_lang_embedding", "lrl_langs")
+    tuned_conf, trained_conf = ({k: getattr(t.model.config, k, None) for k in keys} for t in (tuned, trained))
+    assert tuned_conf == trained_conf
+    assert trained_conf["vocab_size"] > 2000 and trained_conf["max_position_embeddings"] == 96
+    assert tuned.tokenizer.get_vocab() == trained.tokenizer.get_vocab()
+    assert tuned.lang_types == trained.lang_types  # what collate turns into token_type_ids
+    ours, theirs = tuned.model.state_dict(), trained.model.state_dict()
+    assert all(ours[k].equal(theirs[k]) for k in ours if k.startswith("bert."))  # the same initial weights

@@ -1,19 +1,28 @@
 """Small randomly initialised BERTs with a WordPiece tokenizer trained on the given sentences.
 
-This is the "no pretraining" baseline of the fine-tuning benchmarks, the ``preset:<name>`` model
-of ``train_tagger`` and the tiny model of the tests: everything is built locally from configs,
-nothing is downloaded. Language tag tokens (``[ug]``) are added as special tokens, so tagged
-inputs look like the pretraining stage's.
+This is the ``preset:<name>`` model of fine-tuning (``build_preset_on_rows``: the finetune and
+tune stages and ``train_tagger`` all build it there) and, through ``build_scratch_encoder``, the
+tiny model of the tests and benchmarks: everything is built locally from configs, nothing is
+downloaded. Language tag tokens (``[ug]``) are added as special tokens, so tagged inputs look like
+the pretraining stage's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-#: Bumped when the same sentences give another encoder folder (2: the tokenizer decodes pieces
-#: back into words), so that cached ``preset:`` encoders (``lrl.tune.splits``) are built again.
-ENCODER_VERSION = 2
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Bumped when the same sentences give another encoder folder, so that cached ``preset:`` encoders
+#: (``lrl.tune.splits``) are built again. 2: the tokenizer decodes pieces back into words. 3: the
+#: stages build ``build_preset_encoder``'s model (``lrl.model.build``'s config, 4000 pieces, the
+#: languages in the config, positions for ``finetune.max_length``), the one ``train_tagger`` builds
+#: for a preset; a plain 2000-piece BertConfig with at least 256 positions made ``lrl tune`` search
+#: on another model than the one a ``preset:`` name gave elsewhere.
+ENCODER_VERSION = 3
 
 
 def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[str] = (), vocab_size: int = 2000):
@@ -67,6 +76,8 @@ def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]
                           max_positions: int = 256, seed: int = 0, intermediate: int | None = None) -> str:
     """Train a tokenizer on ``sentences`` (token lists), build a BERT of the given size, save both.
 
+    Tiny encoders of any size for tests and benchmarks; a ``preset:<name>`` is built by
+    ``build_preset_on_rows`` instead (another vocabulary size and config).
     ``intermediate`` is the FFN width (default ``4 * hidden``, as in every preset)."""
     import torch
     from transformers import BertConfig, BertForMaskedLM
@@ -106,3 +117,20 @@ def build_preset_encoder(out_dir: str | Path, preset: str, sentences: Iterable[S
     torch.manual_seed(seed)
     build_mlm_model(ModelConfig(preset=name, max_length=max_length), fast, sorted(set(langs))).save_pretrained(str(out))
     return str(out)
+
+
+def build_preset_on_rows(out_dir: str | Path, preset: str, tables: Iterable[pa.Table], seed: int,
+                         max_length: int) -> str:
+    """The ``preset:<name>`` encoder fine-tuning trains on the NER rows ``tables`` (their tokens
+    and languages), with positions for ``max_length`` pieces (``finetune.max_length``).
+
+    ``train_tagger`` (given a preset as its model) and the finetune and tune stages (their cached
+    encoder, ``lrl.tune.splits``) both build it here, so that the vocabulary size, positions and
+    language list cannot drift apart between them: the stages once built another model (a plain
+    2000-piece BertConfig with 256 positions), and tune searched on it."""
+    sents: list[list[str]] = []
+    langs: list[str] = []
+    for table in tables:
+        sents += table.column("tokens").to_pylist()
+        langs += table.column("lang").to_pylist()
+    return build_preset_encoder(out_dir, preset, sents, langs, seed=seed, max_length=max_length)

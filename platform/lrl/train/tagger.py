@@ -112,12 +112,12 @@ def _load_encoder(cfg: FinetuneConfig, model_path: str, labels: list[str], train
         return Tagger.from_encoder(model_path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
     import tempfile
 
-    from lrl.train.finetune_scratch import build_preset_encoder
+    from lrl.train.finetune_scratch import build_preset_on_rows
 
     with tempfile.TemporaryDirectory(prefix="lrl-preset-") as tmp:
-        # Positions for max_length pieces: the preset default (128) made longer chunks fail.
-        path = build_preset_encoder(tmp, model_path, train.column("tokens").to_pylist(),
-                                    train.column("lang").to_pylist(), seed=seed, max_length=cfg.max_length)
+        # Positions for max_length pieces: the preset default (128) made longer chunks fail. The
+        # stages' cached preset encoder (lrl.tune.splits) is built by the same function.
+        path = build_preset_on_rows(tmp, model_path, [train], seed, cfg.max_length)
         return Tagger.from_encoder(path, labels, cfg.head, cfg.dropout, cfg.max_length, cfg.lang_tag)
 
 

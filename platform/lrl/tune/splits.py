@@ -157,7 +157,8 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
                           "Face model folder, or preset:micro to train one from scratch), or run the stage in "
                           f"its pipeline (lrl run JOB --only {stage}), which takes the pretrain stage's output")
     if model.startswith("preset:"):
-        return _scratch(cfg.output.root, model, splits, cfg.seed, max(256, cfg.finetune.max_length))
+        # Positions for finetune.max_length pieces, as train_tagger builds a preset for itself.
+        return _scratch(cfg.output.root, model, splits, cfg.seed, cfg.finetune.max_length)
     path = Path(model)
     for sub in (path, path / "model", path / "hf"):  # a pretrain output keeps its HF folder inside
         if (sub / "config.json").is_file():
@@ -190,18 +191,19 @@ def check_encoder(model_path: str, max_length: int, freeze: list[int], freeze_se
 def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]], seed: int,
              positions: int = 256) -> str:
     """A ``preset:`` encoder built on the training tokens, with ``positions`` position embeddings
-    (at least ``finetune.max_length``: 256 fixed made longer inputs a load error), cached by
-    content under ``<output.root>/encoders/``."""
+    (``finetune.max_length``: 256 fixed made longer inputs a load error), cached by content under
+    ``<output.root>/encoders/``. Built by ``finetune_scratch.build_preset_on_rows``, as
+    ``train_tagger`` builds a preset: the tune stage searched on another model (a plain BertConfig
+    of 2000 pieces) than the one the name meant there."""
     from lrl.model.build import preset_sizes
     from lrl.train import finetune_scratch
 
-    # The sizes of lrl.model.build's table, which pretraining's model.preset uses: this stage once
-    # kept its own table, and a preset name could mean two models (and accepted other names).
-    hidden, layers, heads, ffn = preset_sizes(preset.removeprefix("preset:"))
-    # 256 positions keep the key they had before the size was a parameter; ENCODER_VERSION names
-    # encoders whose tokenizer differs (2: it decodes pieces into words), so older caches rebuild.
-    parts = ((preset, seed, fingerprint(splits)) + ((positions,) if positions != 256 else ())
-             + (("encoder", finetune_scratch.ENCODER_VERSION),))
+    # An unknown name fails here, before anything is built (lrl.model.build's table: this stage
+    # once kept its own, and a preset name could mean two models).
+    preset_sizes(preset.removeprefix("preset:"))
+    # ENCODER_VERSION names encoders built otherwise from the same rows (2: the tokenizer decodes
+    # pieces into words; 3: lrl.model.build's preset config), so older caches rebuild.
+    parts = (preset, seed, fingerprint(splits), positions, ("encoder", finetune_scratch.ENCODER_VERSION))
     key = hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
     out = (Path(root) / "encoders" / f"{preset[7:]}-{key}").resolve()
     if not (out / "config.json").is_file():
@@ -210,10 +212,9 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
-            sents = [s for train, _ in splits.values() for s in train.column("tokens").to_pylist()]
-            finetune_scratch.build_scratch_encoder(tmp, sents, list(splits), hidden=hidden, layers=layers,
-                                                   heads=heads, intermediate=ffn, seed=seed,
-                                                   max_positions=positions)
+            # Every language's training rows: one encoder (and vocabulary) for the whole job.
+            finetune_scratch.build_preset_on_rows(tmp, preset, [train for train, _ in splits.values()], seed,
+                                                  positions)
             if out.exists() and not (out / "config.json").is_file():
                 shutil.rmtree(out)  # an unfinished leftover of an older, non-atomic build
             if not out.exists():  # else a concurrent run finished the same encoder first
