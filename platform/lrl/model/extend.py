@@ -18,7 +18,11 @@ special (atomic) tokens at the end.
 New embedding rows start as the mean of the old model's rows for the old tokenizer's pieces of
 the same string (a WordPiece ``##x`` piece is segmented as a continuation); when the old
 tokenizer would turn the whole string into ``[UNK]``, the string is split into characters first so
-that known characters still contribute.
+that known characters still contribute. ``[UNK]`` itself counts only when nothing else is known:
+MiniLM lacks seven Uyghur letters (ە ۇ ې ۈ ڭ ۆ ۋ), so 1,944 of the 3,515 pieces learned from
+5,000 mono/ug lines had ``[UNK]`` among their old pieces, and each of those rows was pulled
+towards the one row that means "anything unknown" (111 are nothing but unknown characters and
+start as ``[UNK]``'s row).
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ if TYPE_CHECKING:
 
 _KIND = {"WordPiece": "wordpiece", "Unigram": "unigram"}
 
+
+#: Bumped when ``resize_and_init_embeddings`` starts new rows differently, so that pretraining
+#: outputs of an extended checkpoint are trained again (2: ``[UNK]`` left out of the mean).
+INIT_VERSION = 2
 
 #: Files of which a tokenizer folder has at least one (transformers' fast and slow formats).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
@@ -283,9 +291,11 @@ class OldPieces:
 
 
 def resize_and_init_embeddings(model: PreTrainedModel, old_tokenizer: PreTrainedTokenizerFast,
-                               new_tokenizer: PreTrainedTokenizerFast) -> list[int]:
+                               new_tokenizer: PreTrainedTokenizerFast, skip_unknown: bool = True) -> list[int]:
     """Grow the input (and tied or untied output) embeddings and the LM-head bias to the new
-    tokenizer; each new row is the mean of the old rows of the old tokenizer's pieces of that token.
+    tokenizer; each new row is the mean of the old rows of the old tokenizer's pieces of that token,
+    leaving out ``[UNK]`` when any other piece is known (``skip_unknown=False`` keeps it, as
+    before; ``benchmarks/bench_embedding_init.py`` compares the two).
 
     Raises ``ValueError`` when the new tokenizer changed any old token's id. Returns the new ids."""
     import torch
@@ -315,7 +325,9 @@ def resize_and_init_embeddings(model: PreTrainedModel, old_tokenizer: PreTrained
         b = _lm_bias(model)
         for i in new_ids:
             tok = id_to_tok[i]
-            idx = torch.tensor(pieces(tok, special=tok in specials), dtype=torch.long)
+            ids = pieces(tok, special=tok in specials)
+            known = [x for x in ids if x != pieces.unk_id]
+            idx = torch.tensor(known if skip_unknown and known else ids, dtype=torch.long)
             w_in[i] = old_in[idx].mean(0)
             if w_out is not None:
                 w_out[i] = old_out[idx].mean(0)

@@ -31,6 +31,7 @@ from lrl.data.files import InputError, fingerprint, resolve
 from lrl.data.output import StageOutput, input_print, local_path
 from lrl.data.sampling import resample, split_heldout
 from lrl.job import JobConfig
+from lrl.model.extend import INIT_VERSION
 from lrl.pipeline.stage import StageContext
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, tag_id
@@ -243,6 +244,8 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     # Only the streams that changed (every row at least once): several languages at alpha < 1.
     if p.alpha != 1 and p.sample_rows is None and len(pc.unique(table.column("lang"))) > 1:
         config["stream_version"] = 2
+    if cfg.model.checkpoint:  # new rows of an extended checkpoint no longer average in [UNK]
+        config["init_version"] = INIT_VERSION
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
 
 
