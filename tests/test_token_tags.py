@@ -53,8 +53,9 @@ def test_conllu_rejects_name_their_line_and_labels_apply_to_the_pos_tag(data_roo
     res = read_ner(_tokens(path=str(path), split="dev"), None, labels=["ADJ", "AUX", "NOUN", "NUM", "PRON", "PUNCT", "VERB"])
     rej = res.rejects.to_pylist()
     assert res.table.column("id").to_pylist() == ["ug:dev:0"] and len(rej) == 2  # CCONJ / SCONJ not allowed
-    assert [r["reason"] for r in rej] == ["unknown label: tag 0 'B-CCONJ': unknown label 'CCONJ'",
-                                          "unknown label: tag 0 'B-SCONJ': unknown label 'SCONJ'"]
+    # tag 0: the token's own line is the sentence's first word line
+    assert [r["reason"] for r in rej] == [f"unknown label: tag 0 'B-{t}': unknown label '{t}' (line {r['line']})"
+                                          for t, r in zip(["CCONJ", "SCONJ"], rej)]
     assert {r["line"] for r in rej} <= set(first_words) and len(first_words) == 3
     assert [r["id"] for r in rej] == ["ug:dev:1", "ug:dev:2"]
     whole = read_ner(_tokens(path=str(path), split="dev"), None)

@@ -11,8 +11,35 @@ from lrl.data.files import InputError
 BioPolicy = Literal["error", "repair", "quarantine"]
 
 
+@dataclass(frozen=True)
+class TagProblem:
+    """One tag at fault: its index in the sentence, what is wrong (``tag 3 'I-PER' follows 'O' (I-
+    without B-)``) and the kind that reject counts go by (``invalid BIO``, ``unknown label``).
+
+    Structured so that a caller takes the index and kind as data: read back out of the message,
+    they broke silently whenever the message's wording changed."""
+
+    index: int
+    message: str
+    kind: str = "invalid BIO"
+
+    @property
+    def reason(self) -> str:
+        """``<kind>: <message>``, the reject reason; the kind (before the first colon) is what
+        manifests count by (``reason_kind``)."""
+        return f"{self.kind}: {self.message}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class BioError(InputError):
-    """An invalid tag sequence under the ``error`` policy; the message names file and line."""
+    """An invalid tag sequence under the ``error`` policy; the message names file and line, and
+    ``problem`` is the tag at fault (None when the error names no tag)."""
+
+    def __init__(self, message: str, problem: TagProblem | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 def entity_type(tag: str) -> str | None:
@@ -24,24 +51,24 @@ def is_valid_tag(tag: str) -> bool:
     return tag == "O" or (len(tag) > 2 and tag[:2] in ("B-", "I-"))
 
 
-def bio_problems(tags: Sequence[str], labels: Iterable[str] | None = None) -> list[str]:
-    """Reasons why ``tags`` is not valid IOB2 (empty list when it is).
+def bio_problems(tags: Sequence[str], labels: Iterable[str] | None = None) -> list[TagProblem]:
+    """The tags at fault, in order, when ``tags`` is not valid IOB2 (empty list when it is).
 
     ``labels`` is the set of allowed entity types (``PER``, ``LOC`` ...); None allows any.
     """
     allowed = set(labels) if labels is not None else None
-    problems: list[str] = []
+    problems: list[TagProblem] = []
     prev = "O"
     for i, tag in enumerate(tags):
         if not is_valid_tag(tag):
-            problems.append(f"tag {i} {tag!r} is not O, B-X or I-X")
+            problems.append(TagProblem(i, f"tag {i} {tag!r} is not O, B-X or I-X"))
             prev = "O"
             continue
         etype = entity_type(tag)
         if allowed is not None and etype is not None and etype not in allowed:
-            problems.append(f"tag {i} {tag!r}: unknown label {etype!r}")
+            problems.append(TagProblem(i, f"tag {i} {tag!r}: unknown label {etype!r}", "unknown label"))
         if tag.startswith("I-") and entity_type(prev) != etype:
-            problems.append(f"tag {i} {tag!r} follows {prev!r} (I- without B-)")
+            problems.append(TagProblem(i, f"tag {i} {tag!r} follows {prev!r} (I- without B-)"))
         prev = tag
     return problems
 
@@ -73,10 +100,12 @@ def spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
 
 @dataclass(frozen=True)
 class BioCheck:
-    """Outcome of checking one sentence under a policy: fixed tags, or a reason to quarantine."""
+    """Outcome of checking one sentence under a policy: fixed tags, or a reason to quarantine and
+    the tag at fault (``problem``)."""
 
     tags: list[str] | None
     reject: str | None
+    problem: TagProblem | None = None
 
 
 def check_tags(tags: Sequence[str], policy: BioPolicy, labels: Iterable[str] | None, where: str) -> BioCheck:
@@ -89,20 +118,14 @@ def check_tags(tags: Sequence[str], policy: BioPolicy, labels: Iterable[str] | N
     if not problems:
         return BioCheck(list(tags), None)
     if policy == "error":
-        raise BioError(f"{where}: {_reason(problems[0])}")
+        raise BioError(f"{where}: {problems[0].reason}", problems[0])
     if policy == "repair":
         fixed = repair_bio(tags)
         rest = bio_problems(fixed, labels)
         if not rest:
             return BioCheck(fixed, None)
-        return BioCheck(None, _reason(rest[0]))
-    return BioCheck(None, _reason(problems[0]))
-
-
-def _reason(problem: str) -> str:
-    """``<kind>: <detail>``; the kind (before the first colon) is what manifests count by."""
-    kind = "unknown label" if "unknown label" in problem else "invalid BIO"
-    return f"{kind}: {problem}"
+        return BioCheck(None, rest[0].reason, rest[0])
+    return BioCheck(None, problems[0].reason, problems[0])
 
 
 def reason_kind(reason: str) -> str:

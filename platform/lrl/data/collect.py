@@ -3,17 +3,16 @@ built a chunk at a time, and rejects with file, line and reason (``ReadResult``)
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from lrl.data.bio import BioError, BioPolicy, check_tags, reason_kind
+from lrl.data.bio import BioCheck, BioError, BioPolicy, TagProblem, check_tags, reason_kind
 from lrl.data.files import InputError
 from lrl.data.schema import NER_SCHEMA, ner_table, reject_table
-from lrl.data.token_tags import TagScheme, token_spans
+from lrl.data.token_tags import TagScheme, token_span_tags
 
 #: Accepted sentences held as Python dicts before they become one Arrow chunk. Held as dicts
 #: until the end, a 179 MB CoNLL file (2M sentences) took 6.7 GB of driver memory (peak RSS) for a 435 MB
@@ -74,12 +73,11 @@ def _made_line(num: str, made: array) -> int:
     return 0
 
 
-def _token_line(reason: str, token_lines: Sequence[int] | None) -> int | None:
-    """The input line of the token a tag problem names (``tag 7 'B-FOO': ...``), when known."""
-    m = re.search(r"\btag (\d+) ", reason)
-    if token_lines is None or m is None or int(m.group(1)) >= len(token_lines):
+def _token_line(index: int, token_lines: Sequence[int] | None) -> int | None:
+    """The input line of token ``index`` (the one a problem names), when the reader knows it."""
+    if token_lines is None or not 0 <= index < len(token_lines):
         return None
-    return token_lines[int(m.group(1))]
+    return token_lines[index]
 
 
 class Collector:
@@ -119,8 +117,9 @@ class Collector:
 
     def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None,
                  token_lines: Sequence[int] | None = None) -> None:
-        """Check and keep one sentence that starts on ``line``; ``token_lines`` (CoNLL: a token per
-        line) give a tag problem the line of its own token, not only the sentence's first line."""
+        """Check and keep one sentence that starts on ``line``; ``token_lines`` (CoNLL, CoNLL-U: a
+        token per line) give a token's or tag's problem the line of its own token, not only the
+        sentence's first line."""
         made = rid is None
         n = self.kept + len(self.rejects)
         rid = str(rid) if rid is not None else self.next_id()
@@ -132,31 +131,31 @@ class Collector:
         # a None tag crashed the BIO check; neither can be repaired without inventing a value.
         for what, values in (("token", tokens), ("tag", tags)):
             if None in values:
-                return self.reject(line, f"null value: {what} {values.index(None)} is null", raw, rid)
+                i = values.index(None)
+                return self._token_reject(line, TagProblem(i, f"{what} {i} is null", "null value"), raw, rid,
+                                          token_lines)
         # An empty or blank token has no characters to tokenize: its tag (B-PER on "") vanished in
         # subword alignment, and a text built from the tokens had doubled spaces.
         blank = next((i for i, t in enumerate(tokens) if not t.strip()), None)
         if blank is not None:
-            return self.reject(line, f"empty token: token {blank} is {tokens[blank]!r}", raw, rid)
+            problem = TagProblem(blank, f"token {blank} is {tokens[blank]!r}", "empty token")
+            return self._token_reject(line, problem, raw, rid, token_lines)
         seen = self._seen(rid, made)
         if seen is not None:
             return self.reject(line, f"duplicate id: {rid!r} also on {seen}", raw, rid)
         if self.scheme == "tokens":  # here, so that every reader maps the same way before the IOB2 check
-            spans, why = token_spans(tags)
-            if spans is None:
-                return self.reject(line, why, raw, rid)
+            spans = token_span_tags(tags)
+            if isinstance(spans, TagProblem):
+                return self._token_reject(line, spans, raw, rid, token_lines)
             tags = spans
-        where = f"{self.path}:{line}"
         try:
-            checked = check_tags(tags, self.policy, self.labels, where)
-        except BioError as exc:  # policy error: "file:line" of the offending token itself
-            at = _token_line(str(exc), token_lines)
-            if at is None:
+            checked = check_tags(tags, self.policy, self.labels, f"{self.path}:{line}")
+        except BioError as exc:  # policy error: raised below, naming the offending token's own line
+            if exc.problem is None:
                 raise
-            raise BioError(str(exc).replace(where + ":", f"{self.path}:{at}:", 1)) from None
-        if checked.reject is not None:
-            at = _token_line(checked.reject, token_lines)
-            return self.reject(line, checked.reject + ("" if at is None else f" (line {at})"), raw, rid)
+            checked = BioCheck(None, exc.problem.reason, exc.problem)
+        if checked.problem is not None:
+            return self._token_reject(line, checked.problem, raw, rid, token_lines, bio=True)
         if made:
             self.made.extend([0] * (n + 1 - len(self.made)))
             self.made[n] = line
@@ -171,6 +170,18 @@ class Collector:
         if len(self.rows) >= CHUNK_ROWS:
             self.chunks.append(ner_table(self.rows))
             self.rows = []
+
+    def _token_reject(self, line: int, problem: TagProblem, raw: str, rid: str,
+                      token_lines: Sequence[int] | None, bio: bool = False) -> None:
+        """Reject (or under ``error`` raise; ``BioError`` when ``bio``) a sentence for one token's
+        problem, naming the token's own line when ``token_lines`` give it (CoNLL, CoNLL-U): the
+        error's ``file:line`` is that line, and a reject, kept at the sentence's first line, ends in
+        ``(line N)``."""
+        at = _token_line(problem.index, token_lines)
+        if self.policy == "error":
+            message = f"{self.path}:{line if at is None else at}: {problem.reason}"
+            raise BioError(message, problem) if bio else InputError(message)
+        self.reject(line, problem.reason + ("" if at is None else f" (line {at})"), raw, rid)
 
     def _seen(self, rid: str, made: bool) -> str | None:
         """Where the accepted sentence with id ``rid`` is ("line N", or "line N of FILE" in an

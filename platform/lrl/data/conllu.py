@@ -28,6 +28,8 @@ class ConlluSentence:
     xpos: list[str]
     line: int = 0
     """Line of the sentence's first word line, 1-based (what rejects of ``data.ner`` name)."""
+    word_lines: tuple[int, ...] = ()
+    """Line of each word, 1-based: a reject or error for one word names that word's own line."""
 
     def tags(self, column: str) -> list[str]:
         """The tag column named ``upos`` or ``xpos``."""
@@ -44,13 +46,14 @@ def read_conllu(path: str) -> list[ConlluSentence]:
     upos: list[str] = []
     xpos: list[str] = []
     sent_id: str | None = None
-    first = 0
     lines = split_lines(text)
+    at: list[int] = []  # each word's line
     for lineno, line in enumerate(lines + [""], start=1):
         if not line.strip():
             if words:
-                out.append(ConlluSentence(sent_id or f"{path}#{len(out) + 1}", words, upos, xpos, first))
-            words, upos, xpos, sent_id = [], [], [], None
+                name = sent_id or f"{path}#{len(out) + 1}"
+                out.append(ConlluSentence(name, words, upos, xpos, at[0], tuple(at)))
+            words, upos, xpos, at, sent_id = [], [], [], [], None
             continue
         if line.startswith("#"):
             if line.startswith("# sent_id"):
@@ -66,8 +69,7 @@ def read_conllu(path: str) -> list[ConlluSentence]:
             raise InputError(f"{path}:{lineno}: word id {wid!r} is not a number")
         if int(wid) != len(words) + 1:
             raise InputError(f"{path}:{lineno}: word id {wid} out of sequence (expected {len(words) + 1})")
-        if not words:
-            first = lineno
+        at.append(lineno)
         words.append(cols[1])
         upos.append(cols[3])
         xpos.append(cols[4])

@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from lrl.data.bio import BioPolicy
+from lrl.data.bio import BioPolicy, TagProblem
 
-if TYPE_CHECKING:  # collect.py imports token_spans from here
+if TYPE_CHECKING:  # collect.py imports token_span_tags from here
     from lrl.data.collect import ReadResult, Shard
 
 TagScheme = Literal["iob2", "tokens"]
@@ -38,7 +38,15 @@ NO_TAG = frozenset({"O", "_"})
 
 
 def token_spans(tags: Sequence[str]) -> tuple[list[str] | None, str | None]:
-    """``tags`` of a ``scheme: tokens`` sentence as IOB2 one-token spans, or a reject reason.
+    """``tags`` of a ``scheme: tokens`` sentence as IOB2 one-token spans, or a reject reason
+    (``token_span_tags``, as text)."""
+    out = token_span_tags(tags)
+    return (None, out.reason) if isinstance(out, TagProblem) else (out, None)
+
+
+def token_span_tags(tags: Sequence[str]) -> list[str] | TagProblem:
+    """``tags`` of a ``scheme: tokens`` sentence as IOB2 one-token spans, or the tag at fault (its
+    index as data: the collector names that token's line).
 
     A tag already written as ``B-X``/``I-X`` means the source is IOB2 and the scheme was picked
     wrongly: read as tokens, ``B-PER I-PER`` would become the types ``B-PER`` and ``I-PER``
@@ -48,13 +56,13 @@ def token_spans(tags: Sequence[str]) -> tuple[list[str] | None, str | None]:
         if tag in NO_TAG:
             out.append("O")
         elif not tag.strip():
-            return None, f"empty tag: tag {i} is {tag!r}"
+            return TagProblem(i, f"tag {i} is {tag!r}", "empty tag")
         elif tag[:2] in ("B-", "I-"):
-            return None, (f"IOB2 tag: tag {i} {tag!r} is an IOB2 span tag but the source has scheme: tokens "
-                          "(one label per token); set scheme: iob2 for NER spans")
+            return TagProblem(i, f"tag {i} {tag!r} is an IOB2 span tag but the source has scheme: tokens "
+                                 "(one label per token); set scheme: iob2 for NER spans", "IOB2 tag")
         else:
             out.append("B-" + tag)
-    return out, None
+    return out
 
 
 def read_conllu_tags(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
@@ -66,7 +74,8 @@ def read_conllu_tags(path: str, lang: str, split: str = "train", policy: BioPoli
     curated input); sentence-level problems (an unknown label) are rejects as in the other readers.
     A ``column`` that is ``_`` on every word is an ``InputError`` too: many treebanks leave XPOS
     empty, and read as the no-tag ``O`` such a file trained a model of the one label ``O`` (loss 0,
-    dev F1 0.0) without a word on why."""
+    dev F1 0.0) without a word on why. A tag or word at fault is named by its own line, as in CoNLL
+    (``word_lines``), not only by the sentence's first."""
     from lrl.data.collect import Collector
     from lrl.data.conllu import check_tagged, read_conllu
 
@@ -76,8 +85,8 @@ def read_conllu_tags(path: str, lang: str, split: str = "train", policy: BioPoli
     for sent in sents:
         tags = sent.tags(column)
         raw = f"# sent_id = {sent.sent_id}\n" + "\n".join(f"{w}\t{t}" for w, t in zip(sent.words, tags))
-        col.sentence(sent.line, list(sent.words), list(tags), raw)
+        col.sentence(sent.line, list(sent.words), list(tags), raw, token_lines=sent.word_lines)
     return col.result()
 
 
-__all__ = ["TagScheme", "NO_TAG", "token_spans", "read_conllu_tags"]
+__all__ = ["TagScheme", "NO_TAG", "token_spans", "token_span_tags", "read_conllu_tags"]

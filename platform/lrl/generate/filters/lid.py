@@ -32,9 +32,9 @@ Parents are looked up in a second pass over the materialised rows (only those of
 from __future__ import annotations
 
 import copy
-import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -102,6 +102,16 @@ def check_lid(langs: Iterable[str], lid_langs: Iterable[str], candidates: Iterab
                           f"check{f' (here: {able})' if able else ''}")
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Why one row fails language ID: the reject reason, and the language detected instead (None
+    when its own language was detected, with too low a probability). The language is data, so that
+    comparing a row with its parent (``failure_kind``) does not read it back out of the reason."""
+
+    reason: str
+    detected: str | None = None
+
+
 class LangIdFilter(RowFilter):
     """Reject rows whose detected language is not their ``lang`` (or is, with too low a
     probability), unless their parent is detected the same way (module docstring); rows shorter
@@ -119,10 +129,10 @@ class LangIdFilter(RowFilter):
         if self.candidates and self.langs - set(self.candidates):
             raise ValueError(f"lid: languages {sorted(self.langs - set(self.candidates))} are not among the candidates")
 
-    def verdicts(self, table: pa.Table, judge: list[bool]) -> list[str | None]:
-        """A reject reason or None for each row; only rows with ``judge`` set are judged."""
+    def verdicts(self, table: pa.Table, judge: list[bool]) -> list[Verdict | None]:
+        """A failing verdict or None for each row; only rows with ``judge`` set are judged."""
         ident = identifier(self.candidates)
-        out: list[str | None] = []
+        out: list[Verdict | None] = []
         for text, lang, check in zip(judged_texts(table), table.column("lang").to_pylist(), judge):
             want = langid_code(lang)
             if not check or (self.langs and want not in self.langs):
@@ -140,27 +150,27 @@ class LangIdFilter(RowFilter):
             top, prob = ranked[0]
             p_want = next((p for code, p in ranked if code == want), 0.0)
             if top != want:
-                out.append(f"lid: detected {top} ({prob:.2f}), expected {want}")
+                out.append(Verdict(f"lid: detected {top} ({prob:.2f}), expected {want}", top))
             elif p_want < self.min_prob:
-                out.append(f"lid: {want} probability {p_want:.2f} < {self.min_prob}")
+                out.append(Verdict(f"lid: {want} probability {p_want:.2f} < {self.min_prob}"))
             else:
                 out.append(None)
         return out
 
     def failed(self, table: pa.Table) -> pa.Table:
         """Pass 1: the rows in scope that fail, with their parent and language."""
-        reasons = self.verdicts(table, in_scope(table, self.scope))
-        keep = pa.array([r is not None for r in reasons], pa.bool_())  # typed: a 0-row table too
+        verdicts = self.verdicts(table, in_scope(table, self.scope))
+        keep = pa.array([v is not None for v in verdicts], pa.bool_())  # typed: a 0-row table too
         cols = {c: table.column(c).filter(keep) for c in ("id", "lang", "parent_id")}
-        failed = [r for r in reasons if r is not None]
-        return pa.table({**cols, "reason": pa.array(failed, pa.string()),
-                         "how": pa.array([failure_kind(r) for r in failed], pa.string())})
+        failed = [v for v in verdicts if v is not None]
+        return pa.table({**cols, "reason": pa.array([v.reason for v in failed], pa.string()),
+                         "how": pa.array([failure_kind(v) for v in failed], pa.string())})
 
     def parents(self, table: pa.Table, wanted: set[str]) -> pa.Table:
         """Pass 2: for the rows whose id is in ``wanted``: language, whether kept as read (out of
         scope and not rejected) and how they fail too (``failure_kind``; judged whatever the scope)."""
         rows = [i in wanted for i in table.column("id").to_pylist()]
-        how = [None if r is None else failure_kind(r) for r in self.verdicts(table, rows)]
+        how = [None if v is None else failure_kind(v) for v in self.verdicts(table, rows)]
         scope, old = in_scope(table, self.scope), table.column(REJECT).to_pylist()
         keep = pa.array(rows, pa.bool_())
         as_read = [o is None and not s for o, s in zip(old, scope)]
@@ -207,11 +217,10 @@ def needed_parents(failed: pa.Table) -> set[str]:
     return {p for p in failed.column("parent_id").to_pylist() if p is not None and p not in ids}
 
 
-def failure_kind(reason: str) -> str:
+def failure_kind(verdict: Verdict) -> str:
     """How a row failed, for comparing a row with its parent: the language detected instead
     (``lid: detected en (0.93), expected sw`` -> ``en``), or ``low probability``."""
-    m = re.match(r"lid: detected (\S+) ", reason)
-    return m.group(1) if m else "low probability"
+    return verdict.detected or "low probability"
 
 
 def decide(failed: pa.Table, parents: pa.Table | None) -> dict[str, str]:
