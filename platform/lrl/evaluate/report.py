@@ -321,8 +321,28 @@ TOKENS_NOTE = (" over one-token spans (each tag X read as B-X): token F1, which 
                "token has a gold tag and is predicted one")
 
 
+#: The modules whose code draws the page. Their source is part of the report's hash: a finished
+#: page was reused after the code that draws it had changed (the hash held config and inputs only).
+#: Other stages name a version bumped by hand (``ROWS_VERSION``); a report takes about a second, so
+#: any edit of these files draws it again, and no change can forget the bump.
+CODE = ("lrl.evaluate.report", "lrl.evaluate.report_data", "lrl.evaluate.report_checks", "lrl.evaluate.plots",
+        "lrl.evaluate.metrics", "lrl.generate.manifest")
+
+
+def code_print() -> str:
+    """A digest of the source files of the modules in ``CODE``."""
+    import hashlib
+    from importlib.util import find_spec
+
+    h = hashlib.sha256()
+    for name in CODE:
+        h.update(name.encode() + b"\0" + Path(find_spec(name).origin).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
-    """What identifies each input: its manifest (hash + finish time) or, lacking one, file sizes.
+    """What identifies each input: its manifest (hash + finish time) or, lacking one, the sizes and
+    times of the files the page reads (a predictions file rewritten alone kept the old confusions).
 
     With its absolute path, unlike the stages' inputs (``input_print``): the report links to
     its input folders, so a moved runs folder gets a report whose links work (in ~1 s)."""
@@ -335,9 +355,10 @@ def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
         if isinstance(man, dict) and man.get("hash"):
             out[stage] = f"{folder}|{man['hash']}|{man.get('finished_at')}"
         else:
-            p = Path(folder)
-            files = sorted(p.rglob("*.json")) if p.is_dir() else []
-            out[stage] = f"{folder}|" + ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+            p = Path(folder)  # what the page reads: JSON files and the predictions' parquet files
+            files = sorted(f for f in p.rglob("*") if f.suffix in (".json", ".parquet")) if p.is_dir() else []
+            out[stage] = f"{folder}|" + ";".join(f"{f.relative_to(p)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                                                  for f in files)
     return out
 
 
@@ -356,7 +377,7 @@ def run_report(ctx) -> str:
     folders = {s: getattr(cfg.report, s) or ctx.upstream.get(s) for s in STAGES}
     check_inputs({s: getattr(cfg.report, s) for s in STAGES}, folders, cfg.output.root)
     # The job's name is printed on the page: a renamed job must not reuse a report with the old one.
-    shaping = {**cfg.report.model_dump(mode="json"), "job_name": cfg.name}
+    shaping = {**cfg.report.model_dump(mode="json"), "job_name": cfg.name, "code": code_print()}
     out = StageOutput(cfg.output.root, "report", shaping, _inputs(folders))
     if out.done:
         return out.path

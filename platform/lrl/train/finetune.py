@@ -8,7 +8,10 @@ model per language is kept as an HF folder with its tokenizer, id2label and a mo
 ``results.json`` holds every seed's scores and their mean ± sd.
 
 Output: ``<output.root>/finetune-<hash>/{models/<lang>/, results.json, manifest.json}``
-(``models/joint/`` in joint mode).
+(``models/joint/`` in joint mode). ``results.json["labels"]`` is the list of labels when every group
+trained with the same one, and ``{group: labels}`` when they differ: a per-language job of NER and
+POS (``scheme: tokens``) languages gives each scheme its own list (``_group_labels``). Nothing in
+lrl reads it; a group's model states its own in ``models/<group>/config.json`` (``id2label``).
 """
 
 from __future__ import annotations
@@ -213,6 +216,7 @@ def run_finetune(ctx: StageContext) -> str:
     repeated = repeated_dev(splits, STAGE)
     todo = groups(splits, ft.mode)
     group_labels = _group_labels(splits, cfg.data.labels, ft.mode != "per_language")
+    # results.json "labels": one list, or {group: labels} when the groups' lists differ (module docstring)
     labels = group_labels[next(iter(todo))] if len({tuple(v) for v in group_labels.values()}) == 1 else group_labels
     langs = {g: sorted(set(dev.column("lang").to_pylist())) for g, (_, dev) in todo.items()}
     # Per group, what its runs depend on: the same without the language list, by content only.

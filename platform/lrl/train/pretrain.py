@@ -264,6 +264,8 @@ def _check_folder(path: str | None, field: str, what: str, needs: tuple[str, ...
 def run_pretrain(ctx: StageContext) -> str:
     """Pretrain and commit the stage folder; returns it (a finished folder is reused as is)."""
     from lrl.runtime import init_ray
+    from lrl.train.pretrain_resources import worker_config_error
+    from lrl.train.pretrain_resume import has_checkpoint
 
     out, tok_dir, table = stage_output(ctx)
     if out.done:
@@ -303,18 +305,20 @@ def run_pretrain(ctx: StageContext) -> str:
             "aux_head": "aux_head/" if p.aux.conllu else None,
             "checkpoints": run_dir if p.keep_checkpoints else None,
         })
-    except ConfigError:
+    except BaseException as exc:
         out.abort()
-        if not os.path.exists(os.path.join(run_dir, STAGE)):
-            # Found before Ray Train started (fp16 on CPU, workers that cannot be placed, a
-            # language without a tag): the folder holds only the seeded initial model, which a
-            # rerun builds again, under a hash the corrected config no longer has. Kept, each such
-            # error left a hidden folder behind for good (6 MB for micro, 97 MB for MiniLM).
-            # Checkpoints that do not fit the config (found after) stay, as after any failure.
+        error = exc if isinstance(exc, ConfigError) else worker_config_error(exc)
+        if error is not None and not has_checkpoint(os.path.join(run_dir, STAGE)):
+            # A config error before any checkpoint, found in the driver (fp16 on CPU, workers that
+            # cannot be placed, a language without a tag) or in Ray Train's workers (torch engine
+            # and fp16): the folder holds only the seeded initial model, which a rerun builds again,
+            # under a hash the corrected config no longer has. Kept, each such error left a hidden
+            # folder behind for good (6 MB for micro, 97 MB for MiniLM). After any other failure
+            # or stop it stays (a rerun of the same config, the same hash, resumes from it or
+            # reuses its initial model), and so do checkpoints that do not fit the config.
             _remove_run_dir(run_dir)
-        raise
-    except BaseException:
-        out.abort()  # the run folder stays: a rerun (after a stop or failure) resumes from it
+        if error is not None and error is not exc:  # its message (exit 2), not Ray Train's traceback
+            raise error from exc
         raise
     if not p.keep_checkpoints:  # committed: the checkpoints have nothing left to resume
         _remove_run_dir(run_dir)
@@ -335,8 +339,8 @@ def _started_from(model_dir: str) -> dict | None:
 
 def _remove_run_dir(run_dir: str) -> None:
     """Remove a run folder: a committed run's checkpoints (``pretrain.keep_checkpoints``), or the
-    initial model of a run a config error stopped before Ray Train. A folder that cannot be
-    removed is only a warning: the stage's output is committed, or the error is the news."""
+    initial model of a run a config error stopped before its first checkpoint. A folder that
+    cannot be removed is only a warning: the stage's output is committed, or the error is the news."""
     shutil.rmtree(run_dir, ignore_errors=True)
     if os.path.exists(run_dir):
         log.warning("could not remove the checkpoint folder %s", run_dir)

@@ -1,6 +1,7 @@
 """What pretraining asks of the Ray cluster: the device (``choose_device``), whether the cluster can
-ever place the workers (``check_resources``), and Ray Train's ``fit`` with a user's Ctrl-C ending
-as a stop (``fit_or_stop``). Ray must be running for all but ``fit_or_stop``."""
+ever place the workers (``check_resources``), Ray Train's ``fit`` with a user's Ctrl-C ending as a
+stop (``fit_or_stop``) and the config error its workers raised (``worker_config_error``). Ray must be
+running for all but the last two."""
 
 from __future__ import annotations
 
@@ -117,4 +118,13 @@ def fit_or_stop(trainer):
     return result
 
 
-__all__ = ["choose_device", "autoscaler_gpus", "check_resources", "fit_or_stop"]
+def worker_config_error(exc: BaseException) -> ConfigError | None:
+    """The ``ConfigError`` a Ray Train worker raised, when ``exc`` (``fit``'s error at the driver, a
+    ``ray.train.WorkerGroupError``) holds one; else None. ``torch`` engine with fp16 is found only
+    in the workers (``TorchEngine``): the driver saw Ray Train's error, not a config error."""
+    failures = getattr(exc, "worker_failures", None)
+    found = [e for e in failures.values() if isinstance(e, ConfigError)] if isinstance(failures, dict) else []
+    return found[0] if found else None
+
+
+__all__ = ["choose_device", "autoscaler_gpus", "check_resources", "fit_or_stop", "worker_config_error"]

@@ -115,4 +115,11 @@ def report_if_finished(ckpt, rank: int, without_history) -> bool:
     return True
 
 
-__all__ = ["MARKER", "mark_complete", "resume_checkpoint", "report_if_finished"]
+def has_checkpoint(folder: str) -> bool:
+    """Whether Ray Train's run folder ``folder`` holds a checkpoint folder (complete or not):
+    something a rerun could resume from, or a failure's state worth keeping."""
+    return os.path.isdir(folder) and any(n.startswith("checkpoint_") and os.path.isdir(os.path.join(folder, n))
+                                         for n in os.listdir(folder))
+
+
+__all__ = ["MARKER", "mark_complete", "resume_checkpoint", "report_if_finished", "has_checkpoint"]
