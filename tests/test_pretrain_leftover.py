@@ -71,3 +71,14 @@ def test_the_run_folder_stays_where_a_rerun_needs_it(tmp_path, monkeypatch, case
     assert err.value is (misfit if case.startswith("config") else error)
     (run_dir,) = (tmp_path / "runs").glob(".pretrain-*.ray")
     assert (run_dir / "init" / "config.json").is_file()
+
+
+def test_torch_engine_with_fp16_is_a_config_error_at_load():
+    """The combination no worker can train is refused when the job loads, naming the field: found
+    in the Ray Train workers, it cost a worker group per retry (``FailureConfig``) first."""
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+
+    with pytest.raises(ConfigError, match="pretrain.*precision=fp16 is only supported with engine=deepspeed"):
+        load_job(None, ["pretrain.engine=torch", "pretrain.precision=fp16"])
+    assert load_job(None, ["pretrain.precision=fp16"]).pretrain.engine == "deepspeed"  # on a GPU, later

@@ -160,4 +160,7 @@ class PretrainConfig(StrictModel):
     def _check(self) -> PretrainConfig:
         if self.engine == "torch" and self.deepspeed.config_file:
             raise ValueError("deepspeed.config_file is set but engine is 'torch'")
+        if self.engine == "torch" and self.precision == "fp16":
+            # At load: found in the Ray Train workers, it cost a worker group per retry first.
+            raise ValueError("precision=fp16 is only supported with engine=deepspeed on GPU")
         return self
