@@ -214,3 +214,16 @@ def test_quarantined_sentences_are_said_and_every_split_but_held_out_ones_trains
     said: list[str] = []  # the stages take the line, to print it only when they train
     language_splits(StageContext(cfg), stage="tune", said=said)
     assert capsys.readouterr().err == "" and said[0].startswith("warning: tune: sentences of data.ner quarantined")
+
+
+def test_a_preset_longer_than_its_positions_is_a_finetune_config_error():
+    """A ``preset:`` encoder is built with ``finetune.max_length`` positions, at most
+    ``model.max_length``'s limit: past it the stage failed after reading its data, naming a
+    ``model.max_length`` the user never set."""
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+    from lrl.model.config import MAX_POSITIONS
+
+    with pytest.raises(ConfigError, match=f"finetune.*a preset: encoder has at most {MAX_POSITIONS} positions"):
+        load_job(None, ["finetune.model=preset:micro", f"finetune.max_length={MAX_POSITIONS + 1}"])
+    assert load_job(None, [f"finetune.max_length={MAX_POSITIONS + 1}"]).finetune.max_length == MAX_POSITIONS + 1

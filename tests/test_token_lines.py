@@ -77,3 +77,14 @@ def test_jsonl_rejects_name_no_token_line(tmp_path):
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     [reject] = read_ner(NerSource(path=str(path), lang="wo", scheme="tokens"), None).rejects.to_pylist()
     assert reject["line"] == 2 and reject["reason"].endswith("set scheme: iob2 for NER spans")
+
+
+def test_an_empty_token_in_conll_names_its_own_line(tmp_path):
+    """A CoNLL (IOB2) token with no characters is named by its own line too, not the sentence's."""
+    path = tmp_path / "ner.conll"
+    path.write_text("a\tO\n\nb\tO\n\tB-PER\n", encoding="utf-8")
+    src = NerSource(path=str(path), lang="wo")
+    [reject] = read_ner(src, None).rejects.to_pylist()
+    assert reject["line"] == 3 and reject["reason"] == "empty token: token 1 is '' (line 4)"
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:4: empty token: token 1 is ''"):
+        read_ner(src, None, policy="error")

@@ -13,8 +13,9 @@ BioPolicy = Literal["error", "repair", "quarantine"]
 
 @dataclass(frozen=True)
 class TagProblem:
-    """One tag at fault: its index in the sentence, what is wrong (``tag 3 'I-PER' follows 'O' (I-
-    without B-)``) and the kind that reject counts go by (``invalid BIO``, ``unknown label``).
+    """One tag (or token) at fault: its index in the sentence, what is wrong (``tag 3 'I-PER'
+    follows 'O' (I- without B-)``) and the kind that reject counts go by (``invalid BIO``,
+    ``unknown label``; the collector's ``empty token``, ``null value``, ``empty tag``, ``IOB2 tag``).
 
     Structured so that a caller takes the index and kind as data: read back out of the message,
     they broke silently whenever the message's wording changed."""

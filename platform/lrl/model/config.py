@@ -60,6 +60,10 @@ class TokenizerConfig(StrictModel):
         return self
 
 
+#: Most positions a preset is built with (``max_length``; ``finetune.max_length`` of a ``preset:``).
+MAX_POSITIONS = 8192
+
+
 class ModelConfig(StrictModel):
     """Which masked-LM encoder to build (a preset) or load (a checkpoint)."""
 
@@ -73,7 +77,7 @@ class ModelConfig(StrictModel):
     loaded from safetensors only. None builds ``preset`` from scratch."""
     trust_remote_code: bool = False
     """Allow a checkpoint's own Python code to run (off unless you trust its source)."""
-    max_length: int = Field(default=128, ge=8, le=8192)
+    max_length: int = Field(default=128, ge=8, le=MAX_POSITIONS)
     """Longest sequence in tokens, special and tag tokens included (position embeddings of presets)."""
     lang_embedding: bool = False
     """Learn one embedding per language, added to every token: BERT's token-type embeddings with one

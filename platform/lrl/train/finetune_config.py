@@ -125,6 +125,13 @@ class FinetuneConfig(StrictModel):
             if self.device == "auto" and not _cuda_available():
                 raise ValueError("precision fp16 needs a GPU and none is visible; use bf16 "
                                  "(or set device: cuda when only the workers have GPUs)")
+        from lrl.model.config import MAX_POSITIONS
+
+        if (self.model or "").startswith("preset:") and self.max_length > MAX_POSITIONS:
+            # A preset is built with max_length positions (model.max_length's limit): found in the
+            # stage, after its data was read, the error named model.max_length, unset by the user.
+            raise ValueError(f"max_length={self.max_length}: a preset: encoder has at most {MAX_POSITIONS} "
+                             "positions")
         return self
 
 

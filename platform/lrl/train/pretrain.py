@@ -244,7 +244,7 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     # Only the streams that changed (every row at least once): several languages at alpha < 1.
     if p.alpha != 1 and p.sample_rows is None and len(pc.unique(table.column("lang"))) > 1:
         config["stream_version"] = 2
-    if cfg.model.checkpoint:  # new rows of an extended checkpoint no longer average in [UNK]
+    if cfg.model.checkpoint and not p.model_path:  # an extended checkpoint's new rows leave [UNK] out
         config["init_version"] = INIT_VERSION
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
 
@@ -310,8 +310,8 @@ def run_pretrain(ctx: StageContext) -> str:
         error = exc if isinstance(exc, ConfigError) else worker_config_error(exc)
         if error is not None and not has_checkpoint(os.path.join(run_dir, STAGE)):
             # A config error before any checkpoint, found in the driver (fp16 on CPU, workers that
-            # cannot be placed, a language without a tag) or in Ray Train's workers (torch engine
-            # and fp16): the folder holds only the seeded initial model, which a rerun builds again,
+            # cannot be placed, a language without a tag) or in Ray Train's workers (settings
+            # checked where they are used): the folder holds only the seeded initial model, which a rerun builds again,
             # under a hash the corrected config no longer has. Kept, each such error left a hidden
             # folder behind for good (6 MB for micro, 97 MB for MiniLM). After any other failure
             # or stop it stays (a rerun of the same config, the same hash, resumes from it or

@@ -120,8 +120,9 @@ def fit_or_stop(trainer):
 
 def worker_config_error(exc: BaseException) -> ConfigError | None:
     """The ``ConfigError`` a Ray Train worker raised, when ``exc`` (``fit``'s error at the driver, a
-    ``ray.train.WorkerGroupError``) holds one; else None. ``torch`` engine with fp16 is found only
-    in the workers (``TorchEngine``): the driver saw Ray Train's error, not a config error."""
+    ``ray.train.WorkerGroupError``) holds one; else None. Settings checked only where they are used
+    (DeepSpeed's config against the engine, a checkpoint against the model) fail in the workers:
+    the driver saw Ray Train's error, not a config error."""
     failures = getattr(exc, "worker_failures", None)
     found = [e for e in failures.values() if isinstance(e, ConfigError)] if isinstance(failures, dict) else []
     return found[0] if found else None
