@@ -82,3 +82,17 @@ def test_torch_engine_with_fp16_is_a_config_error_at_load():
     with pytest.raises(ConfigError, match="pretrain.*precision=fp16 is only supported with engine=deepspeed"):
         load_job(None, ["pretrain.engine=torch", "pretrain.precision=fp16"])
     assert load_job(None, ["pretrain.precision=fp16"]).pretrain.engine == "deepspeed"  # on a GPU, later
+
+
+def test_ray_train_v1_is_refused_before_any_folder_is_made(tmp_path, monkeypatch):
+    """With ``RAY_TRAIN_V2_ENABLED=0`` Ray Train V1 keeps checkpoints a level deeper than the run
+    folder lrl reads: resume would miss them, and the leftover cleanup could remove them."""
+    import lrl.train.pretrain as pretrain
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    monkeypatch.setenv("RAY_TRAIN_V2_ENABLED", "0")
+    with pytest.raises(ConfigError, match="RAY_TRAIN_V2_ENABLED=0 selects Ray Train V1"):
+        pretrain.run_pretrain(StageContext(load_job(str(_job(tmp_path, {"engine": "torch"})))))
+    assert not list((tmp_path / "runs").glob(".pretrain-*.ray"))

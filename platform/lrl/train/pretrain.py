@@ -270,6 +270,11 @@ def run_pretrain(ctx: StageContext) -> str:
     out, tok_dir, table = stage_output(ctx)
     if out.done:
         return out.path
+    if os.environ.get("RAY_TRAIN_V2_ENABLED", "").strip() in ("0", "false", "False"):
+        # Resume, the leftover check and the worker errors read Ray Train V2's run folder and
+        # errors; V1 keeps checkpoints a level deeper, where they would be missed (and removed).
+        raise ConfigError("RAY_TRAIN_V2_ENABLED=0 selects Ray Train V1, which lrl's pretraining does not "
+                          "support (its checkpoints and errors are V2's); unset it")
     cfg, p = ctx.cfg, _with_ds_config(ctx.cfg.pretrain, ctx.cfg.data.root)
     if p.engine == "deepspeed":
         from lrl.train.pretrain_engine import deepspeed_config
