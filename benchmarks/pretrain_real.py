@@ -7,6 +7,10 @@ the target mixture p ∝ n^alpha next to the realised one (tokens per language i
 tokens/s and MFU. GPU: ``--gpu`` (bf16, one GPU; see benchmarks/gpu_pretrain.sh).
 
     python benchmarks/pretrain_real.py --minutes 25 [--langs ug wo] [--alpha 0.3] [--engine deepspeed]
+
+``--steps N`` stops at a step count instead (two runs to compare then see the same batches
+whatever the machine's load); ``--aux-conllu ud/ug/train.conllu`` adds MicroBERT's auxiliary XPOS
+tagging of the first language (every ``--aux-every``-th step).
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ def main() -> None:
     ap.add_argument("--preset", default="micro")
     ap.add_argument("--max-lines", type=int, default=None, help="lines per language (None: all)")
     ap.add_argument("--gpu", action="store_true", help="one GPU, bf16 (overrides --precision)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="stop after this many steps instead of --minutes (comparable across machine load)")
+    ap.add_argument("--aux-conllu", nargs="*", default=[],
+                    help="CoNLL-U files (under the data root) for the auxiliary XPOS task, e.g. ud/ug/train.conllu")
+    ap.add_argument("--aux-every", type=int, default=4, help="every k-th step is an auxiliary tagging step")
     ap.add_argument("--out", default="/tmp/lrl-pretrain-real")
     args = ap.parse_args()
     import yaml
@@ -77,16 +86,18 @@ def main() -> None:
     job = {"name": "pretrain-real", "seed": 0, "data": {"text": text}, "output": {"root": args.out},
            "tokenizer": {"vocab_size": 8000, "max_lines_per_lang": 50000},
            "model": {"preset": args.preset, "max_length": args.seq_len},
-           "pretrain": {"engine": args.engine, "steps": 10**6, "batch_size": args.batch // args.workers,
+           "pretrain": {"engine": args.engine, "steps": args.steps or 10**6, "batch_size": args.batch // args.workers,
                         "seq_len": args.seq_len, "alpha": args.alpha, "lr": 1e-3,
                         "precision": "bf16" if args.gpu else args.precision, "num_workers": args.workers,
                         "cpus_per_worker": 0.5 if args.workers > 1 else 1,
                         "threads_per_worker": max(1, 2 // args.workers), "use_gpu": args.gpu,
-                        "time_limit_s": args.minutes * 60, "report_every": 200, "checkpoint_every": 2000,
+                        "time_limit_s": None if args.steps else args.minutes * 60, "report_every": 200, "checkpoint_every": 2000,
                         "eval_every": 1000, "heldout_max_seqs": 128,
                         # the untrained baseline below loads the initial model from the run folder
                         "keep_checkpoints": True,
-                        "schedule": {"type": "constant", "warmup_ratio": 0.0}}}
+                        "schedule": {"type": "constant", "warmup_ratio": 0.0},
+                        **({"aux": {"conllu": [str(DATA / c) for c in args.aux_conllu], "lang": args.langs[0],
+                                    "column": "xpos", "every": args.aux_every}} if args.aux_conllu else {})}}
     # constant LR: with a time budget the number of steps is unknown, so no decay to zero.
     (Path(args.out) / "job.yaml").write_text(yaml.safe_dump(job, allow_unicode=True))
     cfg = load_job(Path(args.out) / "job.yaml")
