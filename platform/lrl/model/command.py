@@ -82,6 +82,11 @@ SPLIT_VERSION = 2
 #: ``extend._hamza_pieces``). Only extend outputs carry it: trained tokenizers keep their hash.
 EXTEND_VERSION = 3
 
+#: Bumped when the same text gives trained or extended tokenizers another alphabet, so that
+#: finished tokenizer outputs of either mode rebuild (1: punctuation of the text's scripts that the
+#: text lacks, ``lrl.model.alphabet``).
+ALPHABET_VERSION = 1
+
 
 def _split(texts: dict[str, list[str]], eval_lines: int
            ) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
@@ -110,7 +115,7 @@ def stage_output(ctx: StageContext) -> StageOutput:
     t = ctx.cfg.tokenizer
     fingerprints = {"source": kind, "inputs": inputs, "base": _base_fingerprint(t.base),
                     "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None,
-                    "split": SPLIT_VERSION}
+                    "split": SPLIT_VERSION, "alphabet": ALPHABET_VERSION}
     if t.mode == "extend":
         fingerprints["extend"] = EXTEND_VERSION
     return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"), fingerprints)

@@ -1,0 +1,88 @@
+"""Trained and extended tokenizers know the punctuation of their text's scripts even where the
+training text never writes it (``lrl.model.alphabet``): mono/am.txt has no Ethiopic comma ``፣``,
+FLORES Amharic has 686, each one an unknown piece before."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrl.model.config import TokenizerConfig
+from lrl.model.tokenizer import train_tokenizer
+
+ETHIOPIC = "፠፡።፣፤፥፦፧፨"
+
+
+def _lines(path, n: int) -> list[str]:
+    return [ln for ln in path.read_text(encoding="utf-8").splitlines()[:n] if ln.strip()]
+
+
+@pytest.fixture(scope="module")
+def texts(data_root) -> dict[str, list[str]]:
+    am, yo = _lines(data_root / "mono" / "am.txt", 400), _lines(data_root / "mono" / "yo.txt", 400)
+    assert not any(c in line for line in am for c in "፣፤”")  # what the test is about
+    return {"am": am, "yo": yo}
+
+
+@pytest.fixture(scope="module")
+def flores_am(data_root) -> list[str]:
+    lines = _lines(data_root / "parallel" / "flores200_devtest" / "amh_Ethi.devtest", 60)
+    assert sum(line.count("፣") for line in lines) >= 20
+    return lines
+
+
+def _unknown_marks(tok, lines: list[str]) -> int:
+    """Unknown pieces that stand for an Ethiopic punctuation mark."""
+    out = 0
+    for line in lines:
+        enc = tok(line, return_offsets_mapping=True)
+        out += sum(i == tok.unk_token_id and line[a:b].strip() in ETHIOPIC
+                   for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "unigram"])
+def test_trained_tokenizer_knows_ethiopic_punctuation_its_text_lacks(kind, texts, flores_am):
+    tok = train_tokenizer(texts, TokenizerConfig(type=kind, vocab_size=1500, min_frequency=2))
+    vocab = tok.get_vocab()
+    assert all(c in vocab for c in ETHIOPIC + "”“")
+    assert _unknown_marks(tok, flores_am) == 0  # was one per ፣ and ፤
+    # Only the scripts of the text: no Arabic or Devanagari marks for am + yo.
+    assert "،" not in vocab and "।" not in vocab
+
+
+def test_extended_tokenizer_adds_the_missing_marks(texts, flores_am):
+    from lrl.model.extend import extend_tokenizer
+
+    base = train_tokenizer({"yo": texts["yo"]}, TokenizerConfig(vocab_size=600, min_frequency=2))
+    ext, added = extend_tokenizer(base, {"am": texts["am"]},
+                                  TokenizerConfig(mode="extend", base="x", vocab_size=800, min_frequency=2))
+    assert "፣" in added and "፤" in added
+    assert _unknown_marks(ext, flores_am) == 0
+
+
+def test_the_alphabet_is_the_same_on_every_training(texts):
+    cfg = TokenizerConfig(vocab_size=1500, min_frequency=2)
+    assert train_tokenizer(texts, cfg).get_vocab() == train_tokenizer(texts, cfg).get_vocab()
+
+
+@pytest.mark.parametrize("mode", ["train", "extend"])
+def test_finished_tokenizers_of_the_old_alphabet_rebuild(mode, tmp_path, monkeypatch):
+    from lrl.job import load_job
+    from lrl.model import command
+    from lrl.pipeline.stage import StageContext
+
+    (tmp_path / "am.txt").write_text("ሆነ።\n", encoding="utf-8")
+    args = [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}", "data.text=[{path: am.txt, lang: am}]",
+            f"tokenizer.mode={mode}", f"tokenizer.base={tmp_path}"]
+    now = command.stage_output(StageContext(load_job(None, args))).hash
+    monkeypatch.setattr(command, "ALPHABET_VERSION", command.ALPHABET_VERSION - 1)
+    assert command.stage_output(StageContext(load_job(None, args))).hash != now
+
+
+def test_a_small_vocabulary_is_not_filled_with_punctuation():
+    from lrl.model.alphabet import COMMON, MAX_SHARE
+
+    text = {"yo": ["ọkọ̀ ẹ̀kọ́ ní ilé"] * 5}
+    tok = train_tokenizer(text, TokenizerConfig(vocab_size=100, min_frequency=1))
+    assert sum(c in tok.get_vocab() for c in COMMON) == int(100 * MAX_SHARE)
+    assert "“" in tok.get_vocab() and "”" in tok.get_vocab()  # the most wanted come first
