@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from lrl.data.bio import BioCheck, BioError, BioPolicy, TagProblem, check_tags, reason_kind
 from lrl.data.files import InputError
+from lrl.data.nfc import Composer, UnicodeForm
 from lrl.data.schema import NER_SCHEMA, ner_table, reject_table
 from lrl.data.token_tags import TagScheme, token_span_tags
 
@@ -30,6 +31,8 @@ class ReadResult:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     repaired: int = 0
     """Sentences kept with tags changed by the ``repair`` policy (I- without B- made B-)."""
+    nfc_changed: int = 0
+    """Tokens of the kept sentences that reading composed to NFC (``data.unicode``)."""
 
 
 @dataclass
@@ -84,8 +87,9 @@ class Collector:
     """Accumulates accepted sentences and rejects while a reader walks one file."""
 
     def __init__(self, path: str, lang: str, split: str, policy: BioPolicy, labels: Iterable[str] | None,
-                 shard: Shard | None = None, scheme: TagScheme = "iob2"):
+                 shard: Shard | None = None, scheme: TagScheme = "iob2", unicode: UnicodeForm = "nfc"):
         self.path, self.lang, self.split, self.policy = path, lang, split, policy
+        self.compose = Composer(unicode)  # kept tokens in NFC (lrl.data.nfc), rejects' raw as given
         self.scheme = scheme  # tokens: each tag X read as the one-token span B-X (lrl.data.token_tags)
         self.shard = shard
         self.base = f"{lang}:{split}:"  # made ids: base, then the shard's name and ":", then n
@@ -163,7 +167,7 @@ class Collector:
             self.id_lines[rid] = line
         self.repaired += checked.tags != list(tags)
         self.rows.append(
-            {"id": rid, "lang": self.lang, "tokens": tokens, "tags": checked.tags,
+            {"id": rid, "lang": self.lang, "tokens": self.compose.tokens(tokens), "tags": checked.tags,
              "source": f"{self.path}#{self.split}", "op": "orig", "parent_id": None, "seed": None}
         )
         self.kept += 1
@@ -210,7 +214,7 @@ class Collector:
         if self.shard is not None:  # the source's later files check their ids against this one's
             self.shard.ids.made[self.shard.name] = (self.path, self.made)
             self.shard.ids.given.update((rid, (self.path, line)) for rid, line in self.id_lines.items())
-        return ReadResult(table, reject_table(self.rejects), self.path, reasons, self.repaired)
+        return ReadResult(table, reject_table(self.rejects), self.path, reasons, self.repaired, self.compose.changed)
 
 
 __all__ = ["ReadResult", "Collector", "Shard", "SourceIds", "CHUNK_ROWS", "NER_SCHEMA"]

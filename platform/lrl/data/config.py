@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_serializer, model_validator
 
 from lrl.config import StrictModel
+from lrl.data.nfc import UnicodeForm
 from lrl.data.tag_ids import check_names
 
 LANG_RE = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?$")
@@ -68,6 +69,13 @@ class NerSource(StrictModel):
 
     _v_lang = field_validator("lang")(classmethod(lambda cls, v: check_lang(v)))
     _v_names = field_validator("tag_names")(classmethod(lambda cls, v: check_names(v)))
+    _unicode: UnicodeForm = PrivateAttr("nfc")  # data.unicode, set by DataConfig (``unicode_form``)
+
+    @property
+    def unicode_form(self) -> UnicodeForm:
+        """``data.unicode`` of the job this source is part of: the readers take a source, not the
+        data section."""
+        return self._unicode
 
     @model_validator(mode="after")
     def _check_tokens(self) -> NerSource:
@@ -123,6 +131,12 @@ class TextSource(StrictModel):
     """Read at most this many lines (for quick runs); None reads all."""
 
     _v_lang = field_validator("lang")(classmethod(lambda cls, v: check_lang(v)))
+    _unicode: UnicodeForm = PrivateAttr("nfc")  # data.unicode, as for NerSource
+
+    @property
+    def unicode_form(self) -> UnicodeForm:
+        """``data.unicode`` of the job this source is part of."""
+        return self._unicode
 
 
 class DataConfig(StrictModel):
@@ -140,6 +154,26 @@ class DataConfig(StrictModel):
     bio_policy: Literal["error", "repair", "quarantine"] = "quarantine"
     """What to do with a sentence whose tags are not valid IOB2: stop with an error naming file and
     line, repair I- without B- (others quarantined), or quarantine it with its reason."""
+    unicode: UnicodeForm = "nfc"
+    """The Unicode form the tokens of ``data.ner`` and the lines of ``data.text`` are read in.
+    ``nfc``: composed (canonical composition). The same word written decomposed (Yoruba ``e`` +
+    combining dot below + combining acute: 5% of FLORES Yoruba words) and composed (``ẹ́``, as in
+    WikiANN) renders alike but is another string to every comparison: synonyms, mention
+    replacement, dedup and near dedup. NFC never changes how text renders (unlike NFKC, which the
+    tokenizers apply); the generate manifest counts the tokens and lines it changed (``unicode``).
+    ``none``: as the file's bytes give them. ``augment.lexicons`` are read in NFC either way, and
+    a token is looked up in them in NFC too."""
+
+    @model_validator(mode="after")
+    def _source_forms(self) -> DataConfig:
+        # Each source carries the form, as the readers take a source (read_ner, read_text_lines).
+        # A source that has another is replaced by a copy: the one given may be another job's.
+        for sources in (self.ner, self.text):
+            for i, src in enumerate(sources):
+                if src.unicode_form != self.unicode:
+                    sources[i] = src.model_copy()
+                    sources[i]._unicode = self.unicode
+        return self
 
 
 class OutputConfig(StrictModel):

@@ -2,14 +2,14 @@
 
 Row-level problems go to a rejects table with file, line and reason (or raise, under the
 ``error`` policy); file-level problems (missing, not UTF-8, empty, every sentence rejected) always
-raise ``InputError``.
+raise ``InputError``. Kept tokens are read in NFC unless ``unicode="none"`` (``data.unicode``,
+``lrl.data.nfc``); the text readers are in ``lrl.data.text_readers``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -19,7 +19,7 @@ from lrl.data import files as _files
 from lrl.data.bio import BioPolicy, is_valid_tag
 from lrl.data.collect import CHUNK_ROWS, ReadResult, Shard
 from lrl.data.collect import Collector as _Collector
-from lrl.data.config import NerSource, TextSource
+from lrl.data.config import NerSource
 from lrl.data.files import (
     InputError,
     iter_lines,
@@ -28,25 +28,26 @@ from lrl.data.files import (
     resolve,
     saved_dataset,
     source_files,
-    split_lines,
     uncompressed_name,
 )
-from lrl.data.schema import NER_SCHEMA, PARALLEL_SCHEMA, TEXT_SCHEMA
+from lrl.data.nfc import UnicodeForm
+from lrl.data.schema import NER_SCHEMA
 from lrl.data.sources import check_split_names, read_files
 from lrl.data.tag_ids import named_tags
+from lrl.data.text_readers import read_parallel, read_text_lines, text_files
 from lrl.data.token_tags import TagScheme, read_conllu_tags
 
 
 def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                labels: Iterable[str] | None = None, shard: Shard | None = None,
-               scheme: TagScheme = "iob2") -> ReadResult:
+               scheme: TagScheme = "iob2", unicode: UnicodeForm = "nfc") -> ReadResult:
     """CoNLL/TSV: one token per line, tab- or space-separated columns, the last column the tag;
     blank lines end sentences; ``-DOCSTART-`` and ``#`` comment lines are skipped (a ``#`` line
     that opens a sentence and ends in a valid tag is a token)."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
-    col = _Collector(path, lang, split, policy, labels, shard, scheme)
+    col = _Collector(path, lang, split, policy, labels, shard, scheme, unicode)
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []  # each token's line: a tag problem names its own line
@@ -123,13 +124,14 @@ def _token_line(line: str, parts: list[str], width: int, scheme: TagScheme = "io
 
 def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                labels: Iterable[str] | None = None, shard: Shard | None = None,
-               scheme: TagScheme = "iob2", tag_names: list[str] | None = None) -> ReadResult:
+               scheme: TagScheme = "iob2", tag_names: list[str] | None = None,
+               unicode: UnicodeForm = "nfc") -> ReadResult:
     """JSON lines with ``tokens`` and ``tags`` (or ``ner_tags``) lists; optional ``id`` and ``lang``.
     Integer tags are ids, named through ``tag_names`` (``lrl.data.tag_ids``)."""
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: empty file (no sentences)")
-    col = _Collector(path, lang, split, policy, labels, shard, scheme)
+    col = _Collector(path, lang, split, policy, labels, shard, scheme, unicode)
     for lineno, line in enumerate(iter_lines(text), start=1):
         if not line.strip():
             continue
@@ -169,7 +171,8 @@ def _str(value: object) -> str | None:
 
 def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                      labels: Iterable[str] | None = None, shard: Shard | None = None,
-                     scheme: TagScheme = "iob2", tag_names: list[str] | None = None) -> ReadResult:
+                     scheme: TagScheme = "iob2", tag_names: list[str] | None = None,
+                     unicode: UnicodeForm = "nfc") -> ReadResult:
     """Parquet file or folder with list columns ``tokens`` and ``tags`` (or ``ner_tags``, as in
     JSONL); other schema columns optional. Integer tags (a Hugging Face Parquet export) are mapped
     to names through the ClassLabel that ``datasets`` records in the file's metadata, else through
@@ -179,7 +182,7 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
     if tag_col not in table.column_names:
         raise InputError(f"{path}: Parquet lacks column(s) ['tags'] (or 'ner_tags')")
     names = _column_types(path, table, tag_col, tag_names)
-    col = _Collector(path, lang, split, policy, labels, shard, scheme)
+    col = _Collector(path, lang, split, policy, labels, shard, scheme, unicode)
     # Batch by batch: the whole table as Python dicts took ~10x its Arrow size.
     rows = (row for batch in table.to_batches(max_chunksize=CHUNK_ROWS) for row in batch.to_pylist())
     for i, row in enumerate(rows):
@@ -233,7 +236,8 @@ def _class_label_names(table: pa.Table, column: str) -> list[str] | None:
 
 def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
             labels: Iterable[str] | None = None, hf_config: str | None = None,
-            scheme: TagScheme = "iob2", tag_names: list[str] | None = None) -> ReadResult:
+            scheme: TagScheme = "iob2", tag_names: list[str] | None = None,
+            unicode: UnicodeForm = "nfc") -> ReadResult:
     """A Hugging Face dataset: a folder from ``save_to_disk`` or a hub id with a config.
 
     Integer ``ner_tags`` are mapped to names through the dataset's ClassLabel feature, else
@@ -258,7 +262,7 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
         raise InputError(f"{path}: the dataset's ClassLabel names {list(names)} differ from the source's "
                          f"tag_names {tag_names}")
     names = names or tag_names
-    col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels, scheme=scheme)
+    col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels, scheme=scheme, unicode=unicode)
     for i, row in enumerate(ds):
         # ClassLabel -1 means "no label" in datasets; as an index it named the last class.
         tags, why = named_tags(row[tag_col], names, scheme)
@@ -285,7 +289,8 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
         # as one table, as they always were; any other folder is read file by file below.
         fmt = "hf" if saved else "parquet"
     if fmt == "hf":
-        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config, src.scheme, src.tag_names)
+        return read_hf(path, src.lang, src.split, policy, labels, src.hf_config, src.scheme, src.tag_names,
+                       src.unicode_form)
     many = None if fmt == "parquet" and files is not None else source_files(path)
     if many is None:
         return _read_file(path, fmt, src, policy, labels)
@@ -310,73 +315,11 @@ def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: I
         raise InputError(f"{path}: tag_names applies to JSONL, Parquet and Hugging Face input (integer tag "
                          "ids); a CoNLL file's tags are text")
     if fmt == "conllu":
-        return read_conllu_tags(path, src.lang, src.split, policy, labels, shard, src.column)
+        return read_conllu_tags(path, src.lang, src.split, policy, labels, shard, src.column, src.unicode_form)
     if fmt == "conll":
-        return read_conll(path, src.lang, src.split, policy, labels, shard, src.scheme)
+        return read_conll(path, src.lang, src.split, policy, labels, shard, src.scheme, src.unicode_form)
     reader = {"jsonl": read_jsonl, "parquet": read_parquet_ner}[fmt]
-    return reader(path, src.lang, src.split, policy, labels, shard, src.scheme, src.tag_names)
-
-
-
-def text_id_name(path: str) -> str:
-    """The file-name part of text row ids (``lang:name:line``): ids stay unique across several
-    files of a language as long as their names differ."""
-    return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def text_files(path: str) -> list[tuple[str, str]]:
-    """The files of a text source and the name each gives its row ids: the file name for one
-    file, for a pattern or a folder each file's path relative to it (``lrl.data.sources``)."""
-    return source_files(path) or [(path, text_id_name(path))]
-
-
-#: A document header: ``# doc`` alone or followed by whitespace and a title. A bare prefix test
-#: also took "# doctors say ..." for a header and dropped the line without a trace.
-_DOC = re.compile(r"# doc(\s|$)")
-
-
-def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
-    """Plain text, one sentence or paragraph per line; ``# doc <title>`` lines start a document
-    and are not themselves rows. Blank lines are skipped (they carry no text). A pattern or a
-    folder is read file by file, in sorted order, ``max_lines`` counting over all of them."""
-    rows: list[dict] = []
-    chunks: list[pa.Table] = []  # rows made Arrow a chunk at a time, as in ``Collector``
-    kept = 0
-    for path, name in text_files(resolve(src.path, root)):
-        if src.max_lines is not None and kept >= src.max_lines:
-            break
-        text = read_text(path)
-        doc = None
-        start = kept
-        for lineno, line in enumerate(iter_lines(text), start=1):
-            line = line.strip()
-            if not line:
-                continue
-            if _DOC.match(line):
-                doc = line[5:].strip().removeprefix("\ufeff") or f"doc@{lineno}"  # "# doc \ufeffTitle": 2 in ug.txt
-                continue
-            rows.append({"id": f"{src.lang}:{name}:{lineno}", "lang": src.lang, "text": line, "doc": doc,
-                         "source": path, "op": "orig", "parent_id": None, "seed": None})
-            kept += 1
-            if len(rows) >= CHUNK_ROWS:
-                chunks.append(pa.Table.from_pylist(rows, schema=TEXT_SCHEMA))
-                rows = []
-            if src.max_lines is not None and kept >= src.max_lines:
-                break
-        if kept == start:
-            raise InputError(f"{path}: empty file (no text lines)")
-    return pa.concat_tables([*chunks, pa.Table.from_pylist(rows, schema=TEXT_SCHEMA)])
-
-
-def read_parallel(src_path: str, tgt_path: str, src_lang: str, tgt_lang: str) -> pa.Table:
-    """Two line-aligned files; a differing line count is an error naming both files."""
-    src = split_lines(read_text(src_path))
-    tgt = split_lines(read_text(tgt_path))
-    if len(src) != len(tgt):
-        raise InputError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: not line-aligned")
-    rows = [{"id": f"{src_lang}-{tgt_lang}:{i + 1}", "src_lang": src_lang, "tgt_lang": tgt_lang,
-             "src": s, "tgt": t, "source": f"{src_path}|{tgt_path}"} for i, (s, t) in enumerate(zip(src, tgt))]
-    return pa.Table.from_pylist(rows, schema=PARALLEL_SCHEMA)
+    return reader(path, src.lang, src.split, policy, labels, shard, src.scheme, src.tag_names, src.unicode_form)
 
 
 def infer_labels(tables: Iterable[pa.Table]) -> list[str]:

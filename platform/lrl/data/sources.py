@@ -46,7 +46,7 @@ def read_files(path: str, files: list[tuple[str, str]],
     rejects = [r.rejects for r in results if r.rejects.num_rows]
     return ReadResult(pa.concat_tables([r.table for r in results]),
                       pa.concat_tables(rejects) if rejects else REJECT_SCHEMA.empty_table(),
-                      path, dict(reasons), sum(r.repaired for r in results))
+                      path, dict(reasons), sum(r.repaired for r in results), sum(r.nfc_changed for r in results))
 
 
 __all__ = ["read_files", "check_split_names", "SPLIT_NAMES"]

@@ -30,6 +30,7 @@ from lrl.data.bio import BioPolicy, TagProblem
 
 if TYPE_CHECKING:  # collect.py imports token_span_tags from here
     from lrl.data.collect import ReadResult, Shard
+    from lrl.data.nfc import UnicodeForm
 
 TagScheme = Literal["iob2", "tokens"]
 
@@ -67,7 +68,7 @@ def token_span_tags(tags: Sequence[str]) -> list[str] | TagProblem:
 
 def read_conllu_tags(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
                      labels: Iterable[str] | None = None, shard: Shard | None = None,
-                     column: Literal["upos", "xpos"] = "upos") -> ReadResult:
+                     column: Literal["upos", "xpos"] = "upos", unicode: UnicodeForm = "nfc") -> ReadResult:
     """A CoNLL-U file's syntactic words with their ``column`` tags as ``scheme: tokens`` rows.
 
     A malformed line raises ``InputError`` with file and line (``read_conllu``: a treebank is
@@ -81,7 +82,7 @@ def read_conllu_tags(path: str, lang: str, split: str = "train", policy: BioPoli
 
     sents = read_conllu(path)
     check_tagged(sents, column, path)
-    col = Collector(path, lang, split, policy, labels, shard, scheme="tokens")
+    col = Collector(path, lang, split, policy, labels, shard, scheme="tokens", unicode=unicode)
     for sent in sents:
         tags = sent.tags(column)
         raw = f"# sent_id = {sent.sent_id}\n" + "\n".join(f"{w}\t{t}" for w, t in zip(sent.words, tags))

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from lrl.data.files import filesystem, resolve
+from lrl.data.nfc import changed_in
 from lrl.generate.write import DATA, REJECTS, TEXT, count_values
 from lrl.job import JobConfig
 
@@ -40,9 +41,10 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
     for src, res in zip(inputs.sources, inputs.ner):
         ner_inputs.append({"path": res.source, "lang": src.lang, "split": src.split, "format": src.format,
                            "rows": res.table.num_rows, "rejects": res.rejects.num_rows,
-                           "reject_reasons": res.reject_reasons, "repaired": res.repaired})
+                           "reject_reasons": res.reject_reasons, "repaired": res.repaired,
+                           "nfc_changed": res.nfc_changed})
     text_inputs = [{"path": t.column("source")[0].as_py() if t.num_rows else src.path, "lang": src.lang,
-                    "rows": t.num_rows} for src, t in zip(cfg.data.text, inputs.texts)]
+                    "rows": t.num_rows, "nfc_changed": changed_in(t)} for src, t in zip(cfg.data.text, inputs.texts)]
     per_op = count_values(f"{folder}/{DATA}", ["op"])
     per_lang = count_values(f"{folder}/{DATA}", ["lang"])
     per_reason = count_values(f"{folder}/{REJECTS}", ["reason"], kind_of_reason=True)
@@ -88,6 +90,7 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
                    "held_out": [f"{resolve(s.path, cfg.data.root)}#{s.split}" for s in cfg.data.ner
                                 if s not in inputs.sources]},
         "input_rows": sum(i["rows"] for i in ner_inputs),
+        "unicode": unicode_counts(cfg.data.unicode, ner_inputs, text_inputs),
         "labels": inputs.labels,
         "steps": [s.name for s in steps],
         "output_rows": sum(per_op.values()),
@@ -104,6 +107,27 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         **notes,
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def unicode_counts(form: str, ner_inputs: list[dict], text_inputs: list[dict]) -> dict[str, Any]:
+    """``data.unicode`` and what it changed: tokens of the kept input sentences and text lines
+    that reading composed to NFC (per input under ``inputs``)."""
+    return {"form": form, "tokens_changed": sum(i["nfc_changed"] for i in ner_inputs),
+            "text_lines_changed": sum(i["nfc_changed"] for i in text_inputs)}
+
+
+def unicode_line(manifest: Mapping[str, Any]) -> str | None:
+    """The line ``lrl generate`` prints when reading changed any token or line to NFC, None
+    otherwise: decomposed input is worth knowing of (other files of the language may be NFC)."""
+    u = manifest.get("unicode") or {}
+    tokens, lines = u.get("tokens_changed", 0), u.get("text_lines_changed", 0)
+    if not tokens and not lines:
+        return None
+    def per(kind: str) -> str:  # per input: which files of the language were decomposed
+        return ", ".join(f"{i['lang']} {i['nfc_changed']}" for i in manifest["inputs"][kind] if i.get("nfc_changed"))
+
+    return (f"  unicode: read in NFC (data.unicode: nfc), changed {tokens} tokens ({per('ner') or 'none'}) and "
+            f"{lines} text lines ({per('text') or 'none'}); data.unicode=none keeps them as given")
 
 
 def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int], data: str | None = None,

@@ -26,7 +26,7 @@ from lrl.data.output import StageOutput
 from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_files
 from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
-from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest
+from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest, unicode_line
 from lrl.generate.write import (
     ATTEMPT,
     DATA,
@@ -85,9 +85,9 @@ def training_sources(cfg: JobConfig) -> list:
 #: 10 = insert and label-wise replacement draw no word fragments, ``'s`` -> ``s``; 11 = near dedup
 #: leaves a row's own family alone, language ID judges O tokens and spares a row whose parent it
 #: misjudges the same way; 12 = lid spares only a child misjudged as the same language, near dedup
-#: joins a row to every cluster of its bucket it is near), so that a finished output of older code
-#: is not reused.
-ROWS_VERSION = 12
+#: joins a row to every cluster of its bucket it is near; 13 = tokens and text lines read in NFC,
+#: ``data.unicode``), so that a finished output of older code is not reused.
+ROWS_VERSION = 13
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:
@@ -346,6 +346,10 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     if types:
         lines.append("  warning: rare types below oversample.min_sentences_per_type: " + ", ".join(
             f"{lang} {t} {m['reached']} of {m['target']}" for lang, per in types.items() for t, m in per.items()))
+    # Tokens or lines that were not in NFC (data.unicode): said, as other files may be NFC.
+    unicode = unicode_line(manifest)
+    if unicode:
+        lines.append(unicode)
     return "\n".join(lines)
 
 

@@ -118,6 +118,8 @@ def stage_output(ctx: StageContext) -> StageOutput:
                     "split": SPLIT_VERSION, "alphabet": ALPHABET_VERSION}
     if t.mode == "extend":
         fingerprints["extend"] = EXTEND_VERSION
+    if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
+        fingerprints["unicode"] = ctx.cfg.data.unicode
     return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"), fingerprints)
 
 

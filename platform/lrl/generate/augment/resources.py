@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,12 @@ class AugmentResources:
         table = self.synonyms.get(lang)
         if not table:
             return ()
+        found = table.get(word) or table.get(word.lower())
+        if found or word.isascii() or unicodedata.is_normalized("NFC", word):
+            return found or ()
+        # A decomposed token read under data.unicode: none still finds the lexicon's entry (read
+        # in NFC, ``read_lexicon``) and the neighbours of NFC text.
+        word = unicodedata.normalize("NFC", word)
         return table.get(word) or table.get(word.lower()) or ()
 
     def is_original(self, lang: str, tokens: list[str], tags: list[str]) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lrl.data.files import InputError, read_text, split_lines
+from lrl.data.nfc import Composer
 from lrl.generate.config import NeighbourConfig
 
 
@@ -70,10 +71,14 @@ _TABLE_VERSION = 3
 def read_lexicon(path: str) -> Synonyms:
     """TSV ``word<TAB>syn1,syn2,...``; ``#`` lines and blank lines are skipped.
 
-    A malformed line raises ``InputError`` naming the file and line.
+    A malformed line raises ``InputError`` naming the file and line. Read in NFC, whatever
+    ``data.unicode`` says (``AugmentResources.synonyms_of`` looks a token up in NFC too): a word
+    written decomposed (Yoruba ``e`` + combining marks) matched no token of NFC data, and its
+    entry was unused without a word; the two forms of a word are one entry.
     """
     table: dict[str, list[str]] = {}
-    for lineno, line in enumerate(split_lines(read_text(path)), start=1):
+    compose = Composer("nfc")
+    for lineno, line in enumerate((compose.text(x) for x in split_lines(read_text(path))), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.rstrip("\r\n").split("\t")
