@@ -115,6 +115,10 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     # The reading policy decides which rows are scored (quarantined ones are not), so it shapes
     # the output as much as the files do.
     shaping = {**cfg.evaluate.model_dump(mode="json"), "bio_policy": cfg.data.bio_policy, "labels": cfg.data.labels}
+    # So does the form the tokens are read in (data.unicode): they are scored (a tokenizer without
+    # NFKC reads NFC and NFD apart) and written back next to the predictions. Always named, so
+    # that folders written before NFC reading (tokens as given) are not reused either.
+    shaping["unicode"] = cfg.data.unicode
     # How the tags were read shapes the scores too (upos or xpos of one treebank file); named
     # only for token-level sources, so that the folders of IOB2 runs keep their names.
     tokens = [[s.path, s.split, s.scheme, s.column] for s in cfg.data.ner if s.scheme != "iob2"]

@@ -264,16 +264,18 @@ def _check_folder(path: str | None, field: str, what: str, needs: tuple[str, ...
 def run_pretrain(ctx: StageContext) -> str:
     """Pretrain and commit the stage folder; returns it (a finished folder is reused as is)."""
     from lrl.runtime import init_ray
-    from lrl.train.pretrain_resources import worker_config_error
+    from lrl.train.pretrain_resources import ray_train_v1_value, worker_config_error
     from lrl.train.pretrain_resume import has_checkpoint
 
     out, tok_dir, table = stage_output(ctx)
     if out.done:
         return out.path
-    if os.environ.get("RAY_TRAIN_V2_ENABLED", "").strip() in ("0", "false", "False"):
+    v1 = ray_train_v1_value()
+    if v1 is not None:
         # Resume, the leftover check and the worker errors read Ray Train V2's run folder and
         # errors; V1 keeps checkpoints a level deeper, where they would be missed (and removed).
-        raise ConfigError("RAY_TRAIN_V2_ENABLED=0 selects Ray Train V1, which lrl's pretraining does not "
+        shown = v1 if v1 and v1 == v1.strip() else repr(v1)
+        raise ConfigError(f"RAY_TRAIN_V2_ENABLED={shown} selects Ray Train V1, which lrl's pretraining does not "
                           "support (its checkpoints and errors are V2's); unset it")
     cfg, p = ctx.cfg, _with_ds_config(ctx.cfg.pretrain, ctx.cfg.data.root)
     if p.engine == "deepspeed":

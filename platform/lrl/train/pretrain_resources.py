@@ -5,6 +5,7 @@ running for all but the last two."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 from lrl.capacity import autoscaler_fit, autoscaler_max, largest_node_type, workers_that_fit
@@ -118,6 +119,15 @@ def fit_or_stop(trainer):
     return result
 
 
+def ray_train_v1_value() -> str | None:
+    """The value of ``RAY_TRAIN_V2_ENABLED`` when it selects Ray Train V1, else None. Ray takes V2
+    only for ``1`` or ``true`` (any case, not stripped: ``ray_constants.env_bool``), V1 for any
+    other value: testing for ``0``/``false``/``False`` let ``FALSE``, ``no``, an empty value or
+    `` 1`` through to V1."""
+    value = os.environ.get("RAY_TRAIN_V2_ENABLED")
+    return None if value is None or value.lower() in ("1", "true") else value
+
+
 def worker_config_error(exc: BaseException) -> ConfigError | None:
     """The ``ConfigError`` a Ray Train worker raised, when ``exc`` (``fit``'s error at the driver, a
     ``ray.train.WorkerGroupError``) holds one; else None. Settings checked only where they are used
@@ -128,4 +138,5 @@ def worker_config_error(exc: BaseException) -> ConfigError | None:
     return found[0] if found else None
 
 
-__all__ = ["choose_device", "autoscaler_gpus", "check_resources", "fit_or_stop", "worker_config_error"]
+__all__ = ["choose_device", "autoscaler_gpus", "check_resources", "fit_or_stop", "ray_train_v1_value",
+           "worker_config_error"]
