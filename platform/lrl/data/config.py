@@ -158,9 +158,9 @@ class DataConfig(StrictModel):
     """The Unicode form the tokens of ``data.ner`` and the lines of ``data.text`` are read in.
     ``nfc``: composed (canonical composition). The same word written decomposed (Yoruba ``e`` +
     combining dot below + combining acute: 5% of FLORES Yoruba words) and composed (``ẹ́``, as in
-    WikiANN) renders alike but is another string to every comparison: synonyms, mention
-    replacement, dedup and near dedup. NFC never changes how text renders (unlike NFKC, which the
-    tokenizers apply); the generate manifest counts the tokens and lines it changed (``unicode``).
+    WikiANN) renders alike but is another string to synonyms, mention replacement and lexicons.
+    NFC does not change how text renders (unlike NFKC, which the tokenizers apply); the generate
+    manifest counts the tokens and lines it changed (``unicode``).
     ``none``: as the file's bytes give them. ``augment.lexicons`` are read in NFC either way, and
     a token is looked up in them in NFC too."""
 

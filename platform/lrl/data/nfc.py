@@ -2,13 +2,14 @@
 
 The same word comes in two byte forms that render alike: composed (``ẹ́``, as WikiANN yo writes
 it) or decomposed (``e`` + combining dot below + combining acute: 5% of FLORES Yoruba words).
-Every string comparison of the data layer and of generation took them for different words: the
-corpus-neighbour synonyms (with the yo train set in NFD, none of its 1,503 NFD words matched the
-neighbour table and synonym rows fell from 24 to 18), the mention inventory, exact and near
-dedup, a user's lexicon. The tokenizers NFKC-normalize, so models never saw the difference; the
-rows did. NFC only composes canonically equivalent sequences, so it never changes how text
-renders (NFKC also rewrites ``ﬁ`` as ``fi`` and ``²`` as ``2``): the rows keep the user's
-characters. ``data.unicode: none`` keeps the bytes as given.
+String comparisons of generation took them for different words: the corpus-neighbour synonyms
+(with the yo train set in NFD, none of its 1,503 NFD words matched the neighbour table and
+synonym rows fell from 24 to 18), the mention inventory, a user's lexicon (dedup already
+compared NFC keys). The tokenizers NFKC-normalize, so models never saw the difference; the rows
+did. NFC maps only canonically equivalent text, so it does not change how text renders (it
+composes marks with their letters and replaces a few singletons such as the Ohm sign by Omega;
+NFKC also rewrites ``ﬁ`` as ``fi`` and ``²`` as ``2``): the rows keep the user's characters.
+``data.unicode: none`` keeps the bytes as given.
 """
 
 from __future__ import annotations
