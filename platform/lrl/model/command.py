@@ -82,6 +82,10 @@ SPLIT_VERSION = 2
 #: ``extend._hamza_pieces``). Only extend outputs carry it: trained tokenizers keep their hash.
 EXTEND_VERSION = 3
 
+#: Bumped when Unigram tokenizers number their pieces otherwise (1: a fixed order instead of the
+#: trainer's, which differed between runs); WordPiece hashes do not carry it.
+UNIGRAM_ORDER = 1
+
 #: Bumped when the same text gives trained or extended tokenizers another alphabet, so that
 #: finished tokenizer outputs of either mode rebuild (1: punctuation of the text's scripts that the
 #: text lacks, ``lrl.model.alphabet``).
@@ -118,6 +122,8 @@ def stage_output(ctx: StageContext) -> StageOutput:
                     "split": SPLIT_VERSION, "alphabet": ALPHABET_VERSION}
     if t.mode == "extend":
         fingerprints["extend"] = EXTEND_VERSION
+    if t.type == "unigram":  # pieces in a fixed id order (tokenizer._stable_unigram), trained again
+        fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
         fingerprints["unicode"] = ctx.cfg.data.unicode
     return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"), fingerprints)
