@@ -227,3 +227,5 @@ def test_a_preset_longer_than_its_positions_is_a_finetune_config_error():
     with pytest.raises(ConfigError, match=f"finetune.*a preset: encoder has at most {MAX_POSITIONS} positions"):
         load_job(None, ["finetune.model=preset:micro", f"finetune.max_length={MAX_POSITIONS + 1}"])
     assert load_job(None, [f"finetune.max_length={MAX_POSITIONS + 1}"]).finetune.max_length == MAX_POSITIONS + 1
+    with pytest.raises(ConfigError, match=f"tune.model_path=preset:micro builds a preset: encoder of at most {MAX_POSITIONS}"):
+        load_job(None, ["tune.model_path=preset:micro", f"finetune.max_length={MAX_POSITIONS + 1}"])

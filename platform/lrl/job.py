@@ -16,7 +16,7 @@ from lrl.evaluate.config import EvaluateConfig
 from lrl.evaluate.report_config import ReportConfig
 from lrl.generate.config import AugmentConfig, OversampleConfig
 from lrl.generate.mt_config import FilterConfig, TranslateConfig
-from lrl.model.config import ModelConfig, TokenizerConfig
+from lrl.model.config import MAX_POSITIONS, ModelConfig, TokenizerConfig
 from lrl.pipeline.config import PipelineConfig
 from lrl.runtime import RayConfig
 from lrl.train.finetune_config import FinetuneConfig
@@ -87,6 +87,11 @@ def load_job(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (
             check_langs(cfg)
         except ConfigError as exc:
             raise ConfigError(f"{origin}: invalid configuration\n  {exc}") from None
+    if (cfg.tune.model_path or "").startswith("preset:") and cfg.finetune.max_length > MAX_POSITIONS:
+        # finetune's own check sees finetune.model only; tune builds its preset with the same positions.
+        raise ConfigError(f"{origin}: invalid configuration\n  finetune.max_length={cfg.finetune.max_length}: "
+                          f"tune.model_path={cfg.tune.model_path} builds a preset: encoder of at most "
+                          f"{MAX_POSITIONS} positions")
     return cfg
 
 
