@@ -69,12 +69,12 @@ def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[
 
 def _continuation_pieces(tok, texts: list[str]) -> list[str]:
     """``##c`` for every character found inside a word (after normalization and pre-tokenization),
-    sorted: exactly the pieces the WordPiece trainer would add for them."""
-    chars: set[str] = set()
-    for text in texts:
-        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
-            chars.update(word[1:])
-    return [f"##{c}" for c in sorted(chars)]
+    sorted: exactly the pieces the WordPiece trainer would add for them (the tokenizer stage's
+    character pass, ``lrl.model.tokenizer._chars``)."""
+    from lrl.model.tokenizer import _chars
+
+    _, inner = _chars(tok, {"all": texts})
+    return [f"##{c}" for c in sorted(inner)]
 
 
 def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]], langs: Sequence[str] = (),
