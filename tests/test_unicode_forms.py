@@ -62,3 +62,30 @@ def test_model_card_pipeline_normalizes_the_text_to_nfc(data_root, yo_words):
     use = render(CardInfo(name="yo-ner", languages=["yo"], scores=[])).split("## How to use")[1]
     normalize = use.index('text = unicodedata.normalize("NFC", text)')
     assert "import unicodedata" in use and normalize < use.index("spans = ner(text)")
+
+
+def test_pretrain_hash_names_the_form_its_text_was_read_in(tmp_path):
+    """With ``pretrain.tokenizer_path`` (a tokenizer that need not NFKC, such as MiniLM's) the
+    stage read ``data.text`` in ``data.unicode``'s form but hashed only the files: a run read with
+    ``none`` reused the folder trained on NFC text (other ids for every decomposed word)."""
+    import yaml
+    from pretrain_jobs import _job
+
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import stage_output
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_text("{}", encoding="utf-8")  # only fingerprinted here
+    job = _job(tmp_path, {"tokenizer_path": str(tok)})
+    spec = yaml.safe_load(job.read_text(encoding="utf-8"))
+
+    def hash_with(**data) -> str:
+        f = tmp_path / "j.yaml"
+        f.write_text(yaml.safe_dump({**spec, "data": {**spec["data"], **data}}, allow_unicode=True), encoding="utf-8")
+        return stage_output(StageContext(load_job(str(f), [])))[0].hash
+
+    default = hash_with()
+    assert hash_with(unicode="nfc") == default  # finished runs of the default keep their folder
+    assert hash_with(unicode="none") != default

@@ -45,7 +45,11 @@ def load_text(cfg: JobConfig, generate_dir: str | None = None) -> tuple[pa.Table
         raise InputError("pretraining needs text: set data.text or run the generate stage with text output")
     tables = [read_text_lines(src, cfg.data.root).select(["text", "lang", "doc"]) for src in cfg.data.text]
     prints = [[fingerprint(resolve(s.path, cfg.data.root)), s.lang, s.max_lines] for s in cfg.data.text]
-    return pa.concat_tables(tables), {"data.text": prints}
+    # The files' prints do not show the form they were read in: with a tokenizer that does not
+    # NFKC (``pretrain.tokenizer_path``, e.g. MiniLM's), ``data.unicode: none`` trains on other ids
+    # than the default. Named only when not the default, so that finished runs keep their hash.
+    form = {} if cfg.data.unicode == "nfc" else {"unicode": cfg.data.unicode}
+    return pa.concat_tables(tables), {"data.text": prints, **form}
 
 
 def resolve_paths(paths: list[str], root: str | None) -> list[str]:
