@@ -89,3 +89,21 @@ def test_pretrain_hash_names_the_form_its_text_was_read_in(tmp_path):
     default = hash_with()
     assert hash_with(unicode="nfc") == default  # finished runs of the default keep their folder
     assert hash_with(unicode="none") != default
+
+
+def test_evaluate_data_reads_parquet_tokens_composed_as_conll(tmp_path):
+    """``lrl evaluate --data``: a CoNLL file's tokens were composed to NFC, a Parquet file's kept
+    as given, so the same decomposed Yoruba sentence reached the tagger as other pieces (and was
+    written back otherwise) depending on the file's format."""
+    import pyarrow.parquet as pq
+
+    from lrl.data.schema import ner_table
+    from lrl.evaluate.predict import read_labelled
+
+    words = _nfd(["Ọbáfẹ́mi", "Awólọ́wọ̀", "jẹ́"])
+    (tmp_path / "d.conll").write_text(f"{words[0]}\tB-PER\n{words[1]}\tI-PER\n{words[2]}\tO\n", encoding="utf-8")
+    pq.write_table(ner_table([{"id": "a", "lang": "yo", "tokens": words, "tags": ["B-PER", "I-PER", "O"]}]),
+                   tmp_path / "d.parquet")
+    conll = read_labelled(str(tmp_path / "d.conll"), "yo")[0].column("tokens").to_pylist()
+    parquet = read_labelled(str(tmp_path / "d.parquet"), None)[0].column("tokens").to_pylist()
+    assert parquet == conll == [[unicodedata.normalize("NFC", w) for w in words]]

@@ -233,6 +233,8 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     # folders of runs made before --device existed. The same for how the tags were read.
     read_as = {**({"scheme": scheme} if scheme != "iob2" else {}), **({"column": column} if column != "upos" else {})}
     shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {}), **read_as}
+    if Path(data).is_dir() or data.endswith(".parquet"):
+        shaping["unicode"] = "nfc"  # Parquet tokens are read composed now; earlier folders kept them as given
     out = StageOutput(out_root, STAGE, shaping,
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
     if out.done:

@@ -118,6 +118,7 @@ def _read_parquet_rows(path: Path, lang: str | None, scheme: str = "iob2") -> tu
     import pyarrow.dataset as pads
 
     from lrl.data.files import InputError
+    from lrl.data.nfc import Composer
     from lrl.data.schema import ner_table
 
     try:
@@ -128,7 +129,11 @@ def _read_parquet_rows(path: Path, lang: str | None, scheme: str = "iob2") -> tu
     if missing:
         raise InputError(f"{path}: Parquet lacks column(s) {sorted(missing)}")
     rows, bad, first = [], 0, ""
+    # Composed as every other reader composes (``lrl.data.nfc``): the same Yoruba file scored as
+    # CoNLL and as Parquet reached the model as other pieces and was written back otherwise.
+    compose = Composer("nfc")
     for i, row in enumerate(table.to_pylist()):
+        row["tokens"] = compose.tokens(row["tokens"] or [])
         row_lang = lang or row.get("lang")
         if not row_lang:
             raise InputError(f"{path}: row {i + 1} has no lang; pass --lang")
