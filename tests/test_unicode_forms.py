@@ -107,3 +107,15 @@ def test_evaluate_data_reads_parquet_tokens_composed_as_conll(tmp_path):
     conll = read_labelled(str(tmp_path / "d.conll"), "yo")[0].column("tokens").to_pylist()
     parquet = read_labelled(str(tmp_path / "d.parquet"), None)[0].column("tokens").to_pylist()
     assert parquet == conll == [[unicodedata.normalize("NFC", w) for w in words]]
+
+
+def test_preset_tokenizer_knows_punctuation_its_rows_never_write(data_root):
+    """A ``preset:`` tokenizer knew only the characters of its NER rows: WikiANN yo train never
+    writes a curly quote, so any later ``“Ọba”`` was one unknown word. It now gets the tokenizer
+    stage's punctuation alphabet (``lrl.model.alphabet``)."""
+    from lrl.train.finetune_scratch import build_scratch_tokenizer
+
+    tok = build_scratch_tokenizer(_yo_sentences(data_root, "train", 100), ["yo"], 2000)
+    assert "”" not in " ".join(w for s in _yo_sentences(data_root, "train", 100) for w in s)
+    pieces = tok.tokenize("“Ọba” sọ pé: «bẹ́ẹ̀ ni»!")
+    assert tok.unk_token not in pieces and "“" in pieces and "«" in pieces

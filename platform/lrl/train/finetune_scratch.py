@@ -22,59 +22,41 @@ if TYPE_CHECKING:
 #: languages in the config, positions for ``finetune.max_length``), the one ``train_tagger`` builds
 #: for a preset; a plain 2000-piece BertConfig with at least 256 positions made ``lrl tune`` search
 #: on another model than the one a ``preset:`` name gave elsewhere. 4: NFKC in the normalizer
-#: (text in NFD reads as in NFC).
-ENCODER_VERSION = 4
+#: (text in NFD reads as in NFC). 5: the punctuation of the text's scripts that the rows never
+#: write is in the vocabulary (trained by the tokenizer stage's ``train_backend``).
+ENCODER_VERSION = 5
 
 
 def build_scratch_tokenizer(sentences: Iterable[Sequence[str]], langs: Sequence[str] = (), vocab_size: int = 2000):
-    """A BERT-style fast WordPiece tokenizer (``[CLS] x [SEP]``) trained on token lists."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A BERT-style fast WordPiece tokenizer (``[CLS] x [SEP]``) trained on token lists.
+
+    Trained as the tokenizer stage trains (``lrl.model.tokenizer.train_backend``): the same ids on
+    every run, and the punctuation of the text's scripts that the sentences never write is in the
+    vocabulary (``lrl.model.alphabet``: a WikiANN sentence without ``”`` made any later ``”`` an
+    unknown word)."""
+    from tokenizers import normalizers, processors
     from transformers import PreTrainedTokenizerFast
+
+    from lrl.model.tokenizer import new_backend, train_backend
 
     tags = [f"[{lang}]" for lang in langs]
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *tags]
-    texts = [" ".join(s) for s in sentences]
-
-    def fresh(vocab: dict[str, int] | None = None) -> Tokenizer:
-        tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-        # No lowercasing or accent stripping: both damage Uyghur letters and NER cues (case).
-        # NFKC first, as the tokenizer stage's default (``tokenizer.nfkc``): without it Yoruba in
-        # NFD (tone marks and dots below apart from their letters; 5% of FLORES yo words) were
-        # other characters than the NFC training rows', mostly [UNK]: 115 of 489 WikiANN yo dev
-        # words in NFD, 5 in NFC, and a preset:tiny tagger's dev span F1 fell from 25.5 to 2.1.
-        tok.normalizer = normalizers.Sequence([normalizers.NFKC(),
-                                               normalizers.BertNormalizer(lowercase=False, strip_accents=False)])
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        # Pieces joined back into words: without it ``decode`` and the token-classification
-        # pipeline's ``word`` field showed "ئەز ##ەر ##بەي ##جان" (the tokenizer stage sets it too).
-        tok.decoder = decoders.WordPiece(prefix="##")
-        return tok
-
-    learner = fresh()
-    # The trainer gives each ``##c`` piece its id in hash-map order, and ids break ties between
-    # equally frequent merges, so the same sentences gave another vocabulary on every run
-    # (huggingface/tokenizers#1794) and a seeded preset run was not reproducible. Listing every
-    # ``##c`` up front fixes their ids; they are special only while training (rebuilt below).
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=1,
-                                        special_tokens=specials + _continuation_pieces(learner, texts))
-    learner.train_from_iterator(texts, trainer=trainer)
-    tok = fresh(learner.get_vocab(with_added_tokens=False))
-    tok.add_special_tokens(specials)
+    # No lowercasing or accent stripping: both damage Uyghur letters and NER cues (case).
+    # NFKC first, as the tokenizer stage's default (``tokenizer.nfkc``): without it Yoruba in
+    # NFD (tone marks and dots below apart from their letters; 5% of FLORES yo words) were
+    # other characters than the NFC training rows', mostly [UNK]: 115 of 489 WikiANN yo dev
+    # words in NFD, 5 in NFC, and a preset:tiny tagger's dev span F1 fell from 25.5 to 2.1.
+    normalizer = normalizers.Sequence([normalizers.NFKC(),
+                                       normalizers.BertNormalizer(lowercase=False, strip_accents=False)])
+    # The WordPiece decoder joins pieces back into words: without it ``decode`` and the
+    # token-classification pipeline's ``word`` field showed "ئەز ##ەر ##بەي ##جان".
+    learner, trainer = new_backend("wordpiece", vocab_size, 1, specials, normalizer=normalizer)
+    tok = train_backend(learner, trainer, {"all": [" ".join(s) for s in sentences]})
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", additional_special_tokens=tags)
-
-
-def _continuation_pieces(tok, texts: list[str]) -> list[str]:
-    """``##c`` for every character found inside a word (after normalization and pre-tokenization),
-    sorted: exactly the pieces the WordPiece trainer would add for them (the tokenizer stage's
-    character pass, ``lrl.model.tokenizer._chars``)."""
-    from lrl.model.tokenizer import _chars
-
-    _, inner = _chars(tok, {"all": texts})
-    return [f"##{c}" for c in sorted(inner)]
 
 
 def build_scratch_encoder(out_dir: str | Path, sentences: Iterable[Sequence[str]], langs: Sequence[str] = (),
