@@ -271,24 +271,38 @@ def _appended_range(scores: list[float], step: float = 1e-4) -> tuple[float, flo
     return ladder[0], top
 
 
+#: Whitespace as the tokenizers' pre-tokenizers split on it (Rust's ``char::is_whitespace``,
+#: Unicode White_Space); Python's ``str.split`` also splits at the separators U+001C-U+001F.
+_WORD_GAP = re.compile(r"[^\S\x1c-\x1f]+")
+_SEPARATORS = frozenset("\x1c\x1d\x1e\x1f")
+
+
 def _chars(tok, texts_by_lang: dict[str, list[str]], inner_too: bool = True) -> tuple[Counter[str], set[str]]:
     """Counts of the characters of the text as ``tok`` normalizes it, and (``inner_too``) the set
-    of those its pre-tokenizer leaves inside a word (after its first character). Only counting,
-    the lines are normalized 1000 at a time, joined by newlines (3.9 s against 10 s line by line
-    on 50,000 lines of mono/ug.txt); pre-tokenizing, by the line (longer texts were slower)."""
+    of those its pre-tokenizer leaves inside a word (after its first character).
+
+    The lines are normalized 1000 at a time, joined by newlines (3.9 s against 10 s line by line
+    on 50,000 lines of mono/ug.txt). Only the distinct whitespace-separated words are
+    pre-tokenized, 1000 to a call: pre-tokenizers split at whitespace first, so a word's pieces
+    do not depend on its neighbours, and 50,000 ug lines hold 315k distinct words among ~1M:
+    the pass takes 0.73x the time of pre-tokenizing every line (3 interleaved runs, same sets)."""
     seen: Counter[str] = Counter()
-    inner: set[str] = set()
+    words: set[str] = set()
     lines = list(_iter_all(texts_by_lang))
-    step = 1 if inner_too else 1000
-    for start in range(0, len(lines), step):
-        text = "\n".join(lines[start:start + step])
+    for start in range(0, len(lines), 1000):
+        text = "\n".join(lines[start:start + 1000])
         text = tok.normalizer.normalize_str(text) if tok.normalizer is not None else text
         seen.update(text)
-        if inner_too:
-            words = [w for w, _ in tok.pre_tokenizer.pre_tokenize_str(text)] if tok.pre_tokenizer is not None \
-                else text.split()
-            for word in words:
-                inner.update(word[1:])
+        if inner_too:  # the regex only where needed: it takes twice as long
+            words.update(_WORD_GAP.split(text) if _SEPARATORS.intersection(text) else text.split())
+    inner: set[str] = set()
+    distinct = sorted(words - {""})
+    for start in range(0, len(distinct), 1000):
+        text = " ".join(distinct[start:start + 1000])
+        pieces = [w for w, _ in tok.pre_tokenizer.pre_tokenize_str(text)] if tok.pre_tokenizer is not None \
+            else text.split()
+        for word in pieces:
+            inner.update(word[1:])
     return seen, inner
 
 
