@@ -126,7 +126,9 @@ def stage_output(ctx: StageContext) -> StageOutput:
         fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
         fingerprints["unicode"] = ctx.cfg.data.unicode
-    return StageOutput(ctx.cfg.output.root, STAGE, t.model_dump(mode="json"), fingerprints)
+    # keep_accents in the hash only when on: the outputs made before the option keep their names
+    shaping = t.model_dump(mode="json", exclude=None if t.keep_accents else {"keep_accents"})
+    return StageOutput(ctx.cfg.output.root, STAGE, shaping, fingerprints)
 
 
 def _base_fingerprint(base: str | None) -> object:

@@ -37,6 +37,17 @@ class TokenizerConfig(StrictModel):
     """``extend``: add at most this many learned pieces (the most frequent first); None adds all
     missing. Pieces for Arabic hamza letters the base tokenizer could not read (up to 22) come on
     top, where the text has such letters (``lrl.model.extend._hamza_pieces``)."""
+    keep_accents: bool = False
+    """``extend`` only: where the base's normalizer strips accents (BERT uncased, e.g. MiniLM), keep
+    the combining marks that the new text writes often (at least 1% of its marks: Yoruba's tone
+    marks and dots below), in the learned pieces and in the saved tokenizer, on their letters in
+    NFC. Rarer marks are still stripped, so "über" keeps the base's pieces ("café" gets new ones:
+    the acute is a Yoruba mark). Off, MiniLM extended to Yoruba changes 86% of held-out mono/yo
+    words and reads "ọkọ", "oko" and "ọ̀kọ̀" as one word: 2,701 of FLORES yo's 6,986 word types
+    share their pieces with another, 9 with the option (pieces per word 1.26 -> 1.45). New rows
+    start from the base's pieces of the stripped string ("ọkọ" from those of "oko"). Pieces for
+    the kept marks and their letters come on top of ``max_new_tokens``. An error for a base that
+    strips no accents (``lrl.model.accents``)."""
     lowercase: bool = False
     """Lowercase text in the normalizer of a trained tokenizer (off: it merges distinct letters of
     some scripts and hurts case-sensitive tasks such as NER)."""
@@ -57,6 +68,9 @@ class TokenizerConfig(StrictModel):
     def _need_base(self) -> TokenizerConfig:
         if self.mode == "extend" and not self.base:
             raise ValueError("tokenizer.mode=extend needs tokenizer.base (a Hugging Face tokenizer folder)")
+        if self.keep_accents and self.mode != "extend":
+            raise ValueError("tokenizer.keep_accents applies to tokenizer.mode=extend (a base that strips accents); "
+                             "a trained tokenizer keeps accents unless tokenizer.strip_accents=true")
         return self
 
 

@@ -7,7 +7,9 @@ into the WordPiece (or Unigram) model itself lets the base's own algorithm combi
 pieces inside any word. The new language's pieces are learned by a small tokenizer of the same
 kind that uses the base's normalizer and pre-tokenizer, so they are in the form the base will
 look for (e.g. lowercased and accent-stripped for an uncased BERT; only the hamza and madda of
-Arabic-script letters such as ئ are kept when the new text has them, ``_keep_hamza``). With
+Arabic-script letters such as ئ are kept when the new text has them, ``_keep_hamza``; with
+``tokenizer.keep_accents``, the combining marks the new text writes often, such as Yoruba's tone
+marks, ``lrl.model.accents``). With
 ``tokenizer.nfkc`` NFKC runs first, in front of the base's own normalizer (saved in the new
 tokenizer, so fine-tuning and inference apply it too): Arabic presentation forms, part of
 mono/ug.txt, otherwise became 466 of the 6705 pieces added to MiniLM from 50,000 lines (346
@@ -35,6 +37,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lrl.config import ConfigError
+from lrl.model.accents import keep_accents, mark_pieces
 from lrl.model.tokenizer import lang_tag, new_backend, plain_backend, train_backend
 
 if TYPE_CHECKING:
@@ -94,6 +97,9 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
         raise ConfigError(f"tokenizer.type={cfg.type} but the base tokenizer is {kind}; set tokenizer.type={kind}")
     if cfg.nfkc:
         tree["normalizer"] = _nfkc_first(tree.get("normalizer"))
+    marks: list[str] = []
+    if cfg.keep_accents:  # before _keep_hamza, which then finds no stripping left to change
+        tree["normalizer"], marks = keep_accents(tree.get("normalizer"), texts_by_lang, cfg.nfkc)
     kept_hamza = False
     if _has_hamza_letters(texts_by_lang):
         before = tree.get("normalizer")
@@ -115,6 +121,9 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
         fresh = fresh[: cfg.max_new_tokens]
     if kept_hamza:
         fresh += _hamza_pieces(kind, tree["model"], old, {p for p, _ in fresh}, [s for _, s in learned])
+    if marks:
+        fresh += mark_pieces(kind, tree["model"].get("continuing_subword_prefix") or "##", marks, old,
+                             {p for p, _ in fresh}, [s for _, s in learned])
     model = tree["model"]
     if kind == "wordpiece":
         for i, (piece, _) in enumerate(fresh):

