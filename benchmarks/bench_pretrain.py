@@ -21,8 +21,10 @@ equally often.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -160,6 +162,7 @@ def main() -> None:
         time_limit_s=args.seconds, report_every=10**6, checkpoint_every=10**6, heldout_max_seqs=8,
         deepspeed={"zero_stage": args.zero}, schedule={"type": "constant", "warmup_ratio": 0.0})
     work = Path(tempfile.mkdtemp(prefix="bench-pretrain-"))
+    atexit.register(shutil.rmtree, work, True)  # models and Ray folders: not left in /tmp
     table, tok_dir, model_dir = prepare(work, args.lines, args.preset, args.seq_len)
     rounds = []
     for r in range(args.rounds):

@@ -30,9 +30,11 @@ reported.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -155,6 +157,7 @@ def main() -> None:
                          threads_per_worker=a.cores, time_limit_s=a.seconds,
                          schedule={"type": "constant", "warmup_ratio": 0.0})
     work = Path(tempfile.mkdtemp(prefix="bench-train-worker-"))
+    atexit.register(shutil.rmtree, work, True)  # models and Ray folders: not left in /tmp
     table, tok, model = bench_pretrain.prepare(work, a.lines, "micro", 128)
     args = {"cfg": cfg, "table": table, "tok": tok, "model": model, "seconds": a.seconds, "threads": a.cores}
     ratios: dict[str, list[float]] = {s: [] for s in sides if s != "plain"}

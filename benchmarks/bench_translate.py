@@ -25,7 +25,9 @@ priority (``--ray-niceness 0``; Ray's default is nice 15, see --help).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -64,6 +66,7 @@ def main() -> int:
     ug = (flores / "uig_Arab.devtest").read_text(encoding="utf-8").splitlines()
     texts = [en[i % len(en)] for i in range(args.rows)]
     tmp = tempfile.mkdtemp(prefix="bench-mt-")
+    atexit.register(shutil.rmtree, tmp, True)  # models and Ray folders: not left in /tmp
     path = build_tiny_marian(Path(tmp) / "m", en + ug, d_model=args.d_model, layers=args.layers,
                              vocab_size=2000, ffn=4 * args.d_model)
     print(f"model {path}: d_model {args.d_model}, layers {args.layers}; rows {len(texts)}; "

@@ -64,7 +64,7 @@ def main() -> int:
               f"tune.space.lr_grid_points={args.lrs}", f"tune.space.batch_size=[{args.batch_sizes}]",
               "tune.space.warmup_ratio=[0.1]", "tune.grace_period=1", "tune.reduction_factor=2",
               "tune.cpus_per_trial=1", "tune.save_best=false"]
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     runs = {}
     order = ["asha", "fifo"] if args.asha_first else ["fifo", "asha"]
     for sched in order:
