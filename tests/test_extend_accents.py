@@ -151,3 +151,47 @@ def test_a_unigram_base_that_strips_accents(yo):
     tok, _ = extend_tokenizer(base, {"yo": yo[:300]}, _cfg(type="unigram", keep_accents=True))
     assert len({tuple(tok(w, add_special_tokens=False)["input_ids"]) for w in WORDS}) == 3
     assert tok("the cat")["input_ids"] == base("the cat")["input_ids"]
+
+
+def test_capitals_the_text_never_wrote_read_as_their_small_letters(kept, yo):
+    """The letters were composed before the base lowercased: "Ḿ" (never in the Yoruba lines, which
+    have "ḿ") stayed "m" and a bare acute, unlike "ḿbọ̀". Uppercase pieces, which an uncased
+    normalizer never writes, are not added."""
+    tok, added = kept
+    text = unicodedata.normalize("NFC", "\n".join(yo))
+    assert "Ḿ" not in text and "ḿ" in text
+    assert tok.tokenize("Ḿbọ̀ ḾBỌ̀") == tok.tokenize("ḿbọ̀ ḿbọ̀")
+    assert "##\u0301" not in tok.tokenize("Ḿbọ̀")
+    assert not [p for p in added if any(c.isupper() for c in p)]
+
+
+def test_hamza_letters_are_kept_with_keep_accents_as_without(minilm, data_root):
+    """Uyghur text: keep_accents replaces the stripping step that ``_keep_hamza`` would have
+    changed, so it keeps the hamza letters itself. It kept only the marks above 1% (the hamza of
+    ئ), so a rare إ or آ was read as ا and أ as ا with a bare hamza."""
+    lines = [x for x in (data_root / "mono" / "ug.txt").read_text(encoding="utf-8").splitlines()[:800]
+             if x.strip() and not x.startswith("# doc")]
+    on, added = extend_tokenizer(minilm[1], {"ug": lines}, _cfg(keep_accents=True))
+    off, _ = extend_tokenizer(minilm[1], {"ug": lines}, _cfg())
+    for word in ("إفريقيا", "أحمد", "آمېرىكا", "ئۇيغۇر"):
+        assert on.tokenize(word)[0][0] == word[0], (word, on.tokenize(word))
+        assert on.tokenize(word)[0][0] == off.tokenize(word)[0][0]
+    assert "##\u0654" not in on.tokenize("أحمد") and {"إ", "##إ", "آ"} <= set(added)
+
+
+def test_a_base_that_lowercases_after_stripping_composes_capitals_too(yo):
+    """ALBERT's order (NFKD, StripAccents, then Lowercase): a capital the text never wrote ("Ḿ")
+    is composed as well, so it lowercases to the composed small letter, not "m" and a bare mark."""
+    from tokenizers import normalizers
+
+    from lrl.model.tokenizer import plain_backend, wrap
+
+    base = train_tokenizer({"en": ["the cat sat on the mat", "a dog ran in the park"] * 30},
+                           TokenizerConfig(type="unigram", vocab_size=60, min_frequency=1))
+    backend = plain_backend(base)
+    backend.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase()])
+    lines = [*yo[:300], "ó ḿbọ̀ wá"]
+    assert "Ḿ" not in unicodedata.normalize("NFC", "\n".join(lines))
+    tok, added = extend_tokenizer(wrap(backend, ["en"]), {"yo": lines}, _cfg(type="unigram", keep_accents=True))
+    assert tok.tokenize("Ḿbọ̀") == tok.tokenize("ḿbọ̀") and "\u0301" not in "".join(tok.tokenize("Ḿbọ̀"))
+    assert not [p for p in added if any(c.isupper() for c in p)]

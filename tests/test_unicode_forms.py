@@ -119,3 +119,21 @@ def test_preset_tokenizer_knows_punctuation_its_rows_never_write(data_root):
     assert "”" not in " ".join(w for s in _yo_sentences(data_root, "train", 100) for w in s)
     pieces = tok.tokenize("“Ọba” sọ pé: «bẹ́ẹ̀ ni»!")
     assert tok.unk_token not in pieces and "“" in pieces and "«" in pieces
+
+
+def test_evaluate_data_parquet_row_with_a_null_token_is_rejected_not_a_crash(tmp_path):
+    """Composing the Parquet tokens to NFC met a null token (``None.isascii``) and the command
+    died with an AttributeError; the row is now rejected and counted, as a null tag is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lrl.data.files import InputError
+    from lrl.evaluate.predict import read_labelled
+
+    rows = {"tokens": [["Ọba", None], _nfd(["jẹ́"])], "tags": [["B-PER", "O"], ["O"]], "lang": ["yo", "yo"]}
+    pq.write_table(pa.table(rows), tmp_path / "d.parquet")
+    table, rejected = read_labelled(str(tmp_path / "d.parquet"), None)
+    assert rejected == 1 and table.column("tokens").to_pylist() == [[unicodedata.normalize("NFC", "jẹ́")]]
+    pq.write_table(pa.table({k: v[:1] for k, v in rows.items()}), tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match="a token is null"):
+        read_labelled(str(tmp_path / "bad.parquet"), None)

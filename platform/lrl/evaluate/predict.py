@@ -133,7 +133,6 @@ def _read_parquet_rows(path: Path, lang: str | None, scheme: str = "iob2") -> tu
     # CoNLL and as Parquet reached the model as other pieces and was written back otherwise.
     compose = Composer("nfc")
     for i, row in enumerate(table.to_pylist()):
-        row["tokens"] = compose.tokens(row["tokens"] or [])
         row_lang = lang or row.get("lang")
         if not row_lang:
             raise InputError(f"{path}: row {i + 1} has no lang; pass --lang")
@@ -142,6 +141,7 @@ def _read_parquet_rows(path: Path, lang: str | None, scheme: str = "iob2") -> tu
             bad += 1
             first = first or f"row {i + 1}: {reason}"
             continue
+        row["tokens"] = compose.tokens(row["tokens"])  # checked: strings only
         rows.append({**row, "tags": tags, "lang": str(row_lang), "id": str(row.get("id") or f"{row_lang}:eval:{i}")})
     if not rows and bad:
         raise InputError(f"{path}: no usable row: all {bad} were rejected (first: {first})")
@@ -158,6 +158,8 @@ def _row_tags(row: dict, scheme: str) -> tuple[list[str], str]:
         return [], f"{len(tokens)} tokens but {len(tags)} tags"
     if not all(isinstance(t, str) for t in tags):
         return [], "a tag is null or not a string"
+    if not all(isinstance(t, str) for t in tokens):  # a null token crashed the NFC composition
+        return [], "a token is null or not a string"
     if scheme == "tokens":
         spans, reason = token_spans(tags)
         return spans or [], reason or ""

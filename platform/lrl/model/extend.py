@@ -98,14 +98,19 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
     if cfg.nfkc:
         tree["normalizer"] = _nfkc_first(tree.get("normalizer"))
     marks: list[str] = []
-    if cfg.keep_accents:  # before _keep_hamza, which then finds no stripping left to change
-        tree["normalizer"], marks = keep_accents(tree.get("normalizer"), texts_by_lang, cfg.nfkc)
+    hamza = _has_hamza_letters(texts_by_lang)
+    if cfg.keep_accents:  # before _keep_hamza, which then finds no stripping left to change: so
+        # the hamza letters are kept here as it keeps them (a rare إ was stripped to ا otherwise)
+        tree["normalizer"], marks = keep_accents(tree.get("normalizer"), texts_by_lang, cfg.nfkc,
+                                                 _HAMZA_LETTERS if hamza else "")
     kept_hamza = False
-    if _has_hamza_letters(texts_by_lang):
+    if hamza:
         before = tree.get("normalizer")
         tree["normalizer"] = _keep_hamza(before)
         kept_hamza = tree["normalizer"] != before
     backend = Tokenizer.from_str(json.dumps(tree))
+    # Pieces only for what the normalizer writes: an uncased base never writes "Ọ", only "ọ".
+    marks = [c for c in marks if backend.normalizer.normalize_str(c) == c]
     unk = str(base_tok.unk_token or "[UNK]")
     # The learner sees text exactly as the new tokenizer will: same normalizer and pre-tokenizer.
     learner, trainer = new_backend(kind, cfg.vocab_size, cfg.min_frequency, [unk],
