@@ -45,7 +45,7 @@ def test_the_same_text_gives_the_same_ids_in_another_process(data_root):
 def test_a_unigram_tokenizer_gets_the_same_ids_in_another_process(data_root):
     """Unigram's trainer numbers pieces by scores that differ in their last bits between runs, and
     the characters it appends in hash-map order: four trainings on am + yo text gave the same
-    pieces under 86-119 different ids. ``_stable_unigram`` orders them."""
+    pieces under 86-119 different ids. ``lrl.model.unigram_order.stable_unigram`` orders them."""
     first, second = _vocab(data_root, "1", "unigram"), _vocab(data_root, "3", "unigram")
     assert len(first) > 500 and any(t.startswith("\u2581") for t, _ in first)  # a real Unigram vocabulary
     assert first == second

@@ -122,7 +122,7 @@ def stage_output(ctx: StageContext) -> StageOutput:
                     "split": SPLIT_VERSION, "alphabet": ALPHABET_VERSION}
     if t.mode == "extend":
         fingerprints["extend"] = EXTEND_VERSION
-    if t.type == "unigram":  # pieces in a fixed id order (tokenizer._stable_unigram), trained again
+    if t.type == "unigram":  # pieces in a fixed id order (lrl.model.unigram_order), trained again
         fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
         fingerprints["unicode"] = ctx.cfg.data.unicode

@@ -214,7 +214,9 @@ def train_backend(tok, trainer, texts_by_lang: dict[str, Iterable[str]]):
     if not wordpiece:
         trainer.initial_alphabet = extra
         tok.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
-        return _stable_unigram(tok, [getattr(t, "content", t) for t in trainer.special_tokens])
+        from lrl.model.unigram_order import stable_unigram
+
+        return stable_unigram(tok, [getattr(t, "content", t) for t in trainer.special_tokens])
     special = [getattr(t, "content", t) for t in trainer.special_tokens]
     prefix = tok.model.continuing_subword_prefix
     inner |= {c for c in extra if not split_alone(tok.pre_tokenizer, c)}
@@ -226,49 +228,6 @@ def train_backend(tok, trainer, texts_by_lang: dict[str, Iterable[str]]):
     out.normalizer, out.pre_tokenizer, out.decoder = tok.normalizer, tok.pre_tokenizer, tok.decoder
     out.add_special_tokens(special)
     return out
-
-
-def _stable_unigram(tok, special: list[str]):
-    """``tok`` (a trained Unigram) rebuilt with its pieces in a fixed order: the special tokens
-    first, as trained, then by score (rounded) and text. The trainer's scores differ in their last
-    bits between runs (even on one thread), and ids follow the scores: four trainings on the same
-    am + yo text gave the same pieces under 86-119 different ids. Ids only: Unigram segments by
-    the scores, which are kept."""
-    from tokenizers import Tokenizer, models
-
-    model = json.loads(tok.to_str())["model"]
-    vocab = [(piece, score) for piece, score in model["vocab"]]
-    head = [v for v in vocab[:len(special)] if v[0] in special]
-    rest = vocab[len(head):]
-    # The characters the trainer appends at the bottom get scores 1e-4 apart in hash-map order:
-    # sorted by text, they take the same scores in order.
-    lo, hi = _appended_range([sc for pc, sc in rest if len(pc) == 1])
-    appended = [len(pc) == 1 and lo <= round(sc, 7) <= hi for pc, sc in rest]
-    tail = [v for v, a in zip(rest, appended) if a]
-    body = sorted((v for v, a in zip(rest, appended) if not a), key=lambda v: (-round(v[1], 5), v[0]))
-    # Their scores differ in the last bits between runs too (many share the lowest): rounded.
-    scores = sorted((round(sc, 7) for _, sc in tail), reverse=True)
-    ordered = head + body + list(zip(sorted(pc for pc, _ in tail), scores))
-    unk = model.get("unk_id")
-    unk_id = None if unk is None else [p for p, _ in ordered].index(vocab[unk][0])
-    out = Tokenizer(models.Unigram(ordered, unk_id, model.get("byte_fallback", False)))
-    out.normalizer, out.pre_tokenizer, out.decoder = tok.normalizer, tok.pre_tokenizer, tok.decoder
-    out.add_special_tokens(special)
-    return out
-
-
-def _appended_range(scores: list[float], step: float = 1e-4) -> tuple[float, float]:
-    """The lowest and highest score (rounded to 7 places) of the run of single characters the
-    Unigram trainer appends: from the lowest score up, while each next one is ``step`` above."""
-    if not scores:
-        return float("inf"), float("-inf")
-    ladder = sorted({round(sc, 7) for sc in scores})  # rounded: they differ in the last bits
-    top = ladder[0]
-    for sc in ladder[1:]:
-        if abs(sc - top - step) > step / 100:
-            break
-        top = sc
-    return ladder[0], top
 
 
 #: Whitespace as the tokenizers' pre-tokenizers split on it (Rust's ``char::is_whitespace``,
@@ -285,7 +244,9 @@ def _chars(tok, texts_by_lang: dict[str, list[str]], inner_too: bool = True) -> 
     on 50,000 lines of mono/ug.txt). Only the distinct whitespace-separated words are
     pre-tokenized, 1000 to a call: pre-tokenizers split at whitespace first, so a word's pieces
     do not depend on its neighbours, and 50,000 ug lines hold 315k distinct words among ~1M:
-    the pass takes 0.73x the time of pre-tokenizing every line (3 interleaved runs, same sets)."""
+    the pass takes 0.73x the time of pre-tokenizing every line (3 interleaved runs, same sets).
+    Only for pre-tokenizers that split at whitespace first (``_whitespace_first``): any other
+    gets every line."""
     seen: Counter[str] = Counter()
     words: set[str] = set()
     lines = list(_iter_all(texts_by_lang))
@@ -296,14 +257,28 @@ def _chars(tok, texts_by_lang: dict[str, list[str]], inner_too: bool = True) -> 
         if inner_too:  # the regex only where needed: it takes twice as long
             words.update(_WORD_GAP.split(text) if _SEPARATORS.intersection(text) else text.split())
     inner: set[str] = set()
-    distinct = sorted(words - {""})
-    for start in range(0, len(distinct), 1000):
-        text = " ".join(distinct[start:start + 1000])
+    # Other pre-tokenizers (Metaspace, ByteLevel, Digits alone...) see whitespace as part of a
+    # piece or split across it: they get every line as it is.
+    by_word = tok.pre_tokenizer is None or _whitespace_first(json.loads(tok.pre_tokenizer.__getstate__()))
+    units = sorted(words - {""}) if by_word else lines
+    for start in range(0, len(units), 1000 if by_word else 1):
+        text = " ".join(units[start:start + 1000]) if by_word else units[start]
+        if not by_word and tok.normalizer is not None:
+            text = tok.normalizer.normalize_str(text)
         pieces = [w for w, _ in tok.pre_tokenizer.pre_tokenize_str(text)] if tok.pre_tokenizer is not None \
             else text.split()
         for word in pieces:
             inner.update(word[1:])
     return seen, inner
+
+
+def _whitespace_first(pre: dict) -> bool:
+    """Whether a pre-tokenizer (its JSON) first splits at whitespace, which no piece keeps: then a
+    word's pieces do not depend on the words around it."""
+    if pre.get("type") == "Sequence":
+        steps = pre.get("pretokenizers") or []
+        return bool(steps) and _whitespace_first(steps[0])
+    return pre.get("type") in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
 
 
 def tokenizer_stats(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> dict[str, float]:
