@@ -77,6 +77,16 @@ def test_bench_tokenizer(run, data_root, tmp_path):
     assert all(v > 0 for v in res["encode_speed_vs_minilm"].values())
 
 
+def test_bench_keep_accents(run, data_root, tmp_path):
+    out = tmp_path / "accents.json"
+    run("bench_keep_accents.py", "--data-root", str(data_root), "--json", str(out))
+    res = json.loads(out.read_text())
+    assert len(res) == 9  # three text sets, three tokenizers
+    for text_set in ("wikiann", "flores", "mono held-out"):
+        plain, kept = res[f"{text_set}/extended"], res[f"{text_set}/extended+keep_accents"]
+        assert kept["types_sharing"] < plain["types_sharing"] and kept["changed"] < plain["changed"]
+
+
 def test_bench_finetune_step(run, data_root):
     res = run("bench_finetune_step.py", "--data", str(data_root), "--model", "preset:micro", "--precision", "bf16",
               "--steps", "4", "--rounds", "1", "--batch", "2")
