@@ -24,7 +24,9 @@ that known characters still contribute. ``[UNK]`` itself counts only when nothin
 MiniLM lacks seven Uyghur letters (ە ۇ ې ۈ ڭ ۆ ۋ), so 1,944 of the 3,515 pieces learned from
 5,000 mono/ug lines had ``[UNK]`` among their old pieces, and each of those rows was pulled
 towards the one row that means "anything unknown" (111 are nothing but unknown characters and
-start as ``[UNK]``'s row).
+start as ``[UNK]``'s row). For a script the base never saw (Ge'ez: 3,946 of 3,947 new rows for
+Amharic) nearly every row starts there. Noise to tell them apart measured no gain, and the mean
+of all old rows (transformers' rule) a far worse start (docs/benchmarks.md, C1, session 26).
 """
 
 from __future__ import annotations
