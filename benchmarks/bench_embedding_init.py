@@ -57,6 +57,16 @@ def masked(tok, texts: list[str], seq: int, gen, rate: float = 0.15):
     return ids.masked_fill(pick, tok.mask_token_id), enc["attention_mask"], labels
 
 
+def held_batches(tok, texts: list[str], seq: int, n: int = 160, batch: int = 16) -> list:
+    """The first ``n`` held-out lines in batches, masked by one seed-0 generator of their own: the
+    same masks for every seed and variant, and other masks in each batch (a generator seeded
+    again per batch masked the same cells in all of them)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    return [masked(tok, texts[i:i + batch], seq, gen) for i in range(0, n, batch)]
+
+
 def orphan_ids(base, tok) -> list[int]:
     """New ids whose old pieces are all ``[UNK]`` (``resize_and_init_embeddings`` gives them
     exactly ``[UNK]``'s row)."""
@@ -160,7 +170,7 @@ def main() -> None:
     tok, added = extend_tokenizer(base, {args.lang: train},
                                   TokenizerConfig(mode="extend", base=ckpt, vocab_size=args.vocab))
     orphans = orphan_ids(base, tok)
-    held = [masked(tok, held_text[i:i + 16], args.seq, torch.Generator().manual_seed(0)) for i in range(0, 160, 16)]
+    held = held_batches(tok, held_text, args.seq)
     print(f"MiniLM {len(base)} -> {len(tok)} tokens (+{len(added)}, {len(orphans)} with no known old piece); "
           f"{args.steps} steps of batch {args.batch} x {args.seq}, lr {args.lr}, noise {args.noise}; "
           f"held-out: 160 FLORES {args.lang} lines, 15% masked")

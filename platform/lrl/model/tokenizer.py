@@ -260,7 +260,8 @@ def _chars(tok, texts_by_lang: dict[str, list[str]], inner_too: bool = True) -> 
     # Other pre-tokenizers (Metaspace, ByteLevel, Digits alone...) see whitespace as part of a
     # piece or split across it: they get every line as it is.
     by_word = tok.pre_tokenizer is None or _whitespace_first(json.loads(tok.pre_tokenizer.__getstate__()))
-    units = sorted(words - {""}) if by_word else lines
+    # Nothing to pre-tokenize when only the counts are wanted (Unigram: Metaspace is not by word).
+    units = (sorted(words - {""}) if by_word else lines) if inner_too else []
     for start in range(0, len(units), 1000 if by_word else 1):
         text = " ".join(units[start:start + 1000]) if by_word else units[start]
         if not by_word and tok.normalizer is not None:
@@ -277,7 +278,9 @@ def _whitespace_first(pre: dict) -> bool:
     word's pieces do not depend on the words around it."""
     if pre.get("type") == "Sequence":
         steps = pre.get("pretokenizers") or []
-        return bool(steps) and _whitespace_first(steps[0])
+        # Metaspace's "first" marks only the piece at offset 0 of the text: it depends on position.
+        return bool(steps) and _whitespace_first(steps[0]) and not any(
+            s.get("type") == "Metaspace" and s.get("prepend_scheme") == "first" for s in steps[1:])
     return pre.get("type") in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
 
 
