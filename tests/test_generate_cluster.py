@@ -6,7 +6,10 @@ local Ray again afterwards so that later tests using ``ray_session`` still find 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -40,14 +43,16 @@ def node_recorder(folder: Path, pause_s: float):
     folder.mkdir(parents=True, exist_ok=True)
 
     def record(batch):
+        import os
         import uuid
 
         import ray
 
         node = ray.get_runtime_context().get_node_id()
         key = uuid.uuid4().hex
-        # In flight from here until the .json exists.
-        (folder / f"{key}.start").write_text(json.dumps({"node": node, "ids": batch["id"].to_pylist()}))
+        # In flight from here until the .json exists; the pid lets the test kill it mid-batch.
+        (folder / f"{key}.start").write_text(json.dumps({"node": node, "ids": batch["id"].to_pylist(),
+                                                         "pid": os.getpid()}))
         time.sleep(pause_s)
         (folder / f"{key}.json").write_text(json.dumps({"node": node, "ids": batch["id"].to_pylist()}))
         return batch
@@ -61,8 +66,8 @@ def node_recorder(folder: Path, pause_s: float):
     return Recorder()
 
 
-def orphans(folder: Path, node: str) -> list[str]:
-    """Row ids of batches that started on ``node`` and never finished there."""
+def _in_flight(folder: Path, node: str) -> list[dict]:
+    """Start records of batches that started on ``node`` and never finished there."""
     out = []
     for p in folder.glob("*.start"):
         try:
@@ -70,8 +75,13 @@ def orphans(folder: Path, node: str) -> list[str]:
         except ValueError:  # being written right now
             continue
         if rec["node"] == node and not p.with_suffix(".json").exists():
-            out += rec["ids"]
+            out.append(rec)
     return out
+
+
+def orphans(folder: Path, node: str) -> list[str]:
+    """Row ids of batches that started on ``node`` and never finished there."""
+    return [i for rec in _in_flight(folder, node) for i in rec["ids"]]
 
 
 def job(data_root: Path, out: Path):
@@ -128,7 +138,13 @@ def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, 
     while time.time() < deadline and not (list(out.glob(".generate-*/data/*/*.parquet")) and in_flight_on_victim()):
         time.sleep(0.02)
     assert list(out.glob(".generate-*/data/*/*.parquet")), "the job wrote nothing in time"
-    c.remove_node(workers[0])
+    # The node dies with its processes: the worker inside a batch is killed first. Removing the
+    # node alone stops its raylet, and the worker could finish its batch before noticing (CI once
+    # saw the removal hit nothing in flight).
+    for rec in _in_flight(tmp_path / "nodes2", workers[0].node_id):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rec["pid"], signal.SIGKILL)
+    c.remove_node(workers[0], allow_graceful=False)
     c.add_node(num_cpus=1)  # the cluster heals, as an autoscaler would; retries may land anywhere
     thread.join(timeout=240)
     assert not thread.is_alive(), "job did not finish after losing a node"
