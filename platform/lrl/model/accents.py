@@ -25,7 +25,8 @@ from lrl.config import ConfigError
 KEEP_SHARE = 0.01
 
 
-def _marks(text: str) -> str:
+def combining_marks(text: str) -> str:
+    """The combining marks (category Mn) of ``text`` decomposed: "ọ̀" -> dot below, grave."""
     return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) == "Mn")
 
 
@@ -44,17 +45,17 @@ def kept_marks(texts_by_lang: dict[str, Iterable[str]], nfkc: bool, always: str 
             chars.update(unicodedata.normalize("NFC", line))
     counts: Counter[str] = Counter()
     for ch, n in chars.items():
-        for m in _marks(unicodedata.normalize("NFKC", ch) if nfkc else ch):
+        for m in combining_marks(unicodedata.normalize("NFKC", ch) if nfkc else ch):
             counts[m] += n
     total = sum(counts.values())
-    keep = "".join(sorted({m for m, n in counts.items() if n >= KEEP_SHARE * total} | set(_marks(always))))
+    keep = "".join(sorted({m for m, n in counts.items() if n >= KEEP_SHARE * total} | set(combining_marks(always))))
     letters = set(always)
     for ch in chars:
         for form in {ch, unicodedata.normalize("NFKC", ch) if nfkc else ch}:
             bare = "".join(c for c in unicodedata.normalize("NFD", form)
                            if unicodedata.category(c) != "Mn" or c in keep)
             for out in {unicodedata.normalize("NFC", x) for x in (bare, bare.lower(), bare.upper())}:
-                letters.update(c for c in out if len(unicodedata.normalize("NFD", c)) > 1 and _marks(c))
+                letters.update(c for c in out if len(unicodedata.normalize("NFD", c)) > 1 and combining_marks(c))
     return keep, sorted(letters)
 
 

@@ -19,6 +19,7 @@ from lrl.cli import add_job_arguments, load_job_args, reused_line
 from lrl.data.files import InputError, filesystem, fingerprint, resolve
 from lrl.data.output import StageOutput, input_print, local_path
 from lrl.job import JobConfig
+from lrl.model.accents import combining_marks
 from lrl.pipeline.stage import StageContext
 
 STAGE = "tokenizer"
@@ -208,20 +209,13 @@ def summary(path: str, stats: dict) -> str:
         if norm.get("words_changed_beyond_case", 0) > 0.01:
             lines.append(f"    the normalizer changes {norm['words_changed_beyond_case']:.1%} of {lang} words beyond "
                          f"case (removes {' '.join(norm['chars_removed'])}; {norm['forms_merged']} word forms merged)")
-            if any(_has_mark(c) for c in norm["chars_removed"]):
+            if any(combining_marks(c) for c in norm["chars_removed"]):  # accented letters
                 lines.append("    tokenizer.keep_accents=true keeps the accents the text writes often (tone marks, "
                              "dots below) when extending a base that strips them")
         if norm.get("words_not_nfkc", 0) > 0.01:
             lines.append(f"    {norm['words_not_nfkc']:.1%} of {lang} words stay in compatibility forms (not NFKC), "
                          "apart from the same words in ordinary letters")
     return "\n".join(lines)
-
-
-def _has_mark(ch: str) -> bool:
-    """Whether ``ch`` carries a combining mark (an accented letter such as Yoruba's ọ or é)."""
-    import unicodedata
-
-    return any(unicodedata.category(c) == "Mn" for c in unicodedata.normalize("NFD", ch))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
