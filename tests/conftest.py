@@ -32,8 +32,20 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray for the whole session (a per-test init costs 3-5 s)."""
+def s3_store():
+    """A local S3 server (moto) for object-store output roots; ``s3_store.bucket()`` makes a new
+    bucket. Started before Ray so that Ray's workers inherit its endpoint (``ray_session``)."""
+    from s3_store import S3Store
+
+    store = S3Store()
+    yield store
+    store.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_session(s3_store):
+    """One local Ray for the whole session (a per-test init costs 3-5 s). After ``s3_store``:
+    workers take the environment Ray started with."""
     import ray
 
     if not ray.is_initialized():

@@ -226,56 +226,6 @@ def test_generate_with_back_translation_and_filters(ray_session, data_root, tmp_
     assert m["rejects_per_reason"]["duplicate"] > 0 and m["rejects_total"] == rejects.num_rows
 
 
-class _ObjectStore:
-    """An fsspec in-memory filesystem that, like Arrow's S3 and GCS filesystems, cannot move a
-    directory (a prefix of objects): only single objects."""
-
-    @staticmethod
-    def filesystem(path: str):
-        import fsspec
-        import pyarrow.fs as pafs
-
-        class Handler(pafs.FSSpecHandler):
-            def move(self, src, dest):
-                if self.get_file_info([src])[0].type == pafs.FileType.Directory:
-                    raise OSError(f"When copying key '{src}': The specified key does not exist")
-                super().move(src, dest)
-
-        return pafs.PyFileSystem(Handler(fsspec.filesystem("memory"))), "/" + path.split("://", 1)[1]
-
-
-def test_stage_output_commits_on_an_object_store(monkeypatch):
-    """README: ``output.root=s3://BUCKET/runs``. The tmp-folder rename cannot work there (Arrow's S3
-    refuses to move a prefix), so every stage failed at its very end; there the manifest, written
-    last, marks completion, and a folder without one is never taken as finished."""
-    import pyarrow.fs as pafs
-
-    from lrl.data import output
-
-    monkeypatch.setattr(output, "filesystem", _ObjectStore.filesystem)
-    store, _ = _ObjectStore.filesystem("s3://bucket")
-    store.delete_dir_contents("/bucket", missing_dir_ok=True)  # the memory filesystem is per process
-    out = output.StageOutput("s3://bucket/runs", "generate", {"x": 1})
-    fs, tmp = _ObjectStore.filesystem(out.tmp)
-    with fs.open_output_stream(f"{tmp}/data/part-1.parquet") as f:
-        f.write(b"rows")
-    assert not out.done  # written but not committed: not finished
-    path = out.commit({"rows": 1})
-    assert path == out.path and out.done and out.manifest()["rows"] == 1
-    fs, final = _ObjectStore.filesystem(path)
-    assert fs.get_file_info(f"{final}/data/part-1.parquet").type == pafs.FileType.File
-    # A killed run's leftovers (no manifest) are cleared before the next run writes.
-    again = output.StageOutput("s3://bucket/runs", "generate", {"x": 2})
-    fs, tmp = _ObjectStore.filesystem(again.tmp)
-    with fs.open_output_stream(f"{tmp}/data/stale.parquet") as f:
-        f.write(b"old")
-    retry = output.StageOutput("s3://bucket/runs", "generate", {"x": 2})
-    _, tmp = _ObjectStore.filesystem(retry.tmp)
-    assert fs.get_file_info(f"{tmp}/data/stale.parquet").type == pafs.FileType.NotFound
-    retry.abort()
-    assert not retry.done
-
-
 def test_a_second_run_of_the_same_config_keeps_the_first_finished_output(tmp_path):
     """Two runs of one config (a retried job while the first still runs): the later commit deleted
     the finished folder that the first run's next stages were already reading."""

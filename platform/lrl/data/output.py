@@ -88,6 +88,7 @@ class StageOutput:
         self.root = root.rstrip("/") if is_uri(root) else os.path.abspath(root)
         self.path = f"{self.root}/{stage}-{self.hash}"
         self._tmp: str | None = None
+        self._lease = None  # held while an in-place (object store) folder is written
         self._t0 = time.time()
 
     @property
@@ -114,6 +115,7 @@ class StageOutput:
         cleared of an unfinished run's leftovers); partial results live only here."""
         if self._tmp is None:
             if self.in_place:
+                self._take_lease()
                 fs, inner = filesystem(self.path)
                 if fs.get_file_info(inner).type != pafs.FileType.NotFound:
                     fs.delete_dir(inner)  # no manifest (else done): a killed run's partial files
@@ -127,6 +129,24 @@ class StageOutput:
                     f.write(json.dumps(_owner()).encode())
                 clear_leftovers(self.root, f"{self.stage}-{self.hash}", keep=self._tmp)
         return self._tmp
+
+    def _take_lease(self) -> None:
+        """In-place folders are cleared and rewritten by whoever writes them: the lease
+        ``.<stage>-<hash>.lock`` beside the folder keeps a second run of the same stage out (of
+        this job, or of another job whose stage hashes the same) until this one commits."""
+        from lrl.data.lease import Lease
+
+        self._lease = Lease(f"{self.root}/.{self.stage}-{self.hash}.lock",
+                            f"{self.stage} stage, pid {os.getpid()}", RootBusy)
+        self._lease.acquire()
+        if self.done:  # the holder it waited for committed in the meantime: keep its folder
+            self._release()
+            raise RootBusy(f"{self.path} was finished by another run while this one waited; run again to use it")
+
+    def _release(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def commit(self, manifest: dict[str, Any]) -> str:
         """Write ``manifest.json`` (adding versions and wall time) and move tmp to the final path."""
@@ -143,10 +163,15 @@ class StageOutput:
         if self._tmp != self.path:  # bookkeeping of the unfinished folder, not part of the output
             with contextlib.suppress(FileNotFoundError):
                 fs.delete_file(f"{tmp_inner}/{OWNER}")
+        if self._lease is not None and self._lease.lost:
+            self.abort()
+            raise RootBusy(f"{self.path}: another run took over this stage's lease while it ran (it stalled for "
+                           "over a minute), so its folder is not marked finished; run again")
         with fs.open_output_stream(f"{tmp_inner}/{MANIFEST}") as f:
             f.write(json.dumps(full, indent=2, ensure_ascii=False, default=str).encode())
         if self._tmp == self.path:  # written in place (object store): the manifest was the commit
             self._tmp = None
+            self._release()
             return self.path
         _, final_inner = filesystem(self.path)
         if fs.get_file_info(final_inner).type != pafs.FileType.NotFound and not self.done:
@@ -175,6 +200,7 @@ class StageOutput:
             else:
                 shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        self._release()
 
 
 def _machine() -> dict[str, Any]:
@@ -258,7 +284,11 @@ class RootBusy(InputError):
 
 def lock_file(root: str, job: str) -> Path:
     """The lock file of ``job`` on a local output ``root``: hidden, never a stage folder."""
-    return local_path(root.rstrip("/")) / f".lrl-{re.sub(r'[^A-Za-z0-9_.-]', '_', job)}.lock"
+    return local_path(root.rstrip("/")) / f".lrl-{_job_name(job)}.lock"
+
+
+def _job_name(job: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", job)
 
 
 @contextlib.contextmanager
@@ -272,11 +302,22 @@ def root_lock(root: str, job: str, command: str = "lrl run") -> Iterator[None]:
     (the recipes all write to ``runs``; a cluster's jobs to one volume) name other stage folders
     and go on side by side. The kernel drops the lock with its process (kill -9 too), so it never
     needs removing. A root that cannot be locked (some NFS mounts: ENOLCK; a lock file of another
-    user) runs unlocked with a warning; object stores have no lock."""
+    user) runs unlocked with a warning. On object stores a lease object stands in for the lock
+    (``lrl.data.lease``): a run killed there leaves it, and the next run waits until it expires."""
     import fcntl
 
     if is_uri(root) and not root.startswith("file://"):
-        yield
+        from lrl.data.lease import Lease
+
+        lease = Lease(f"{root.rstrip('/')}/.lrl-{_job_name(job)}.lock",
+                      f"{command} of job {job!r}, pid {os.getpid()}",
+                      lambda why: RootBusy(f"job {job!r} is already running on the output root {root}: {why}; wait "
+                                           "for it to finish (or stop it), or give this run another output.root"))
+        lease.acquire()
+        try:
+            yield
+        finally:
+            lease.release()
         return
     path = lock_file(root, job)
     path.parent.mkdir(parents=True, exist_ok=True)

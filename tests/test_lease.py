@@ -1,0 +1,129 @@
+"""Object-store output roots against a local S3 server (``s3_store``): stage folders written in
+place and committed by their manifest, and the lease that keeps two runs out of one folder."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow.fs as pafs
+import pytest
+
+from lrl.data import lease as lease_mod
+from lrl.data.output import RootBusy, StageOutput, root_lock
+
+FAST = {"ttl": 1.5, "renew": 0.2, "settle": 0.05}
+
+
+@pytest.fixture
+def fast_leases(monkeypatch):
+    """Leases that renew every 0.2 s and expire after 1.5 s (60 s in use)."""
+    monkeypatch.setattr(lease_mod, "TTL_S", FAST["ttl"])
+    monkeypatch.setattr(lease_mod, "RENEW_S", FAST["renew"])
+    monkeypatch.setattr(lease_mod, "SETTLE_S", FAST["settle"])
+
+
+def _lease(uri: str) -> lease_mod.Lease:
+    return lease_mod.Lease(uri, "test", RootBusy, **FAST)
+
+
+def _exists(uri: str) -> bool:
+    fs, inner = pafs.FileSystem.from_uri(uri)
+    return fs.get_file_info(inner).type != pafs.FileType.NotFound
+
+
+def _write(uri: str, data: bytes = b"rows") -> None:
+    fs, inner = pafs.FileSystem.from_uri(uri)
+    with fs.open_output_stream(inner) as f:
+        f.write(data)
+
+
+def test_a_stage_commits_in_place_and_a_killed_runs_leftovers_are_cleared(s3_store, fast_leases):
+    """Arrow's S3 cannot rename a prefix, so stages write their final folder in place and the
+    manifest, written last, marks it finished; a folder without one is never taken as finished."""
+    root = s3_store.bucket() + "/runs"
+    out = StageOutput(root, "generate", {"x": 1})
+    assert out.in_place and out.tmp == out.path
+    _write(f"{out.tmp}/data/part-1.parquet")
+    assert not out.done  # written, not committed
+    assert out.commit({"rows": 1}) == out.path and out.done and out.manifest()["rows"] == 1
+    assert _exists(f"{out.path}/data/part-1.parquet")
+    assert not _exists(f"{root}/.generate-{out.hash}.lock")  # the lease is given back
+
+    killed = StageOutput(root, "generate", {"x": 2})
+    _write(f"{killed.tmp}/data/stale.parquet")
+    killed._lease._stop.set()  # killed: nothing renews or removes its lease
+    killed._lease._thread.join()
+    retry = StageOutput(root, "generate", {"x": 2})
+    t0 = time.monotonic()
+    assert not _exists(f"{retry.tmp}/data/stale.parquet")
+    assert time.monotonic() - t0 >= FAST["ttl"] * 0.9  # it waited the killed run's lease out
+    retry.abort()
+    assert not retry.done and not _exists(f"{root}/.generate-{retry.hash}.lock")
+
+
+def test_a_second_run_of_a_stage_stops_while_the_first_writes_its_folder(s3_store, fast_leases):
+    """Before the lease, the second run deleted the first's in-place folder while it was written."""
+    root = s3_store.bucket() + "/runs"
+    first, second = (StageOutput(root, "generate", {"x": 1}) for _ in range(2))
+    _write(f"{first.tmp}/data/a.parquet")
+    with pytest.raises(RootBusy, match="which is running"):
+        second.tmp  # noqa: B018 (the property takes the lease)
+    assert _exists(f"{first.path}/data/a.parquet")  # untouched
+    first.commit({"run": "first"})
+    assert second.done and second.manifest()["run"] == "first"
+
+
+def test_the_loser_of_a_simultaneous_start_stops(s3_store):
+    """Both read no lease and wrote one; the store keeps the later record, and the run whose
+    record is gone stops instead of both writing the folder."""
+    uri = s3_store.bucket() + "/runs/.x.lock"
+    a, b = _lease(uri), _lease(uri)
+    write = a._write
+
+    def both_write():
+        write()
+        b._write()  # b read no lease too, and wrote just after a
+
+    a._write = both_write
+    with pytest.raises(RootBusy, match="taken at the same moment"):
+        a.acquire()
+    b.acquire()  # its own record is there: it goes on
+    b.release()
+    assert not _exists(uri)
+
+
+def test_a_run_whose_lease_was_taken_over_does_not_mark_its_folder_finished(s3_store, fast_leases):
+    root = s3_store.bucket() + "/runs"
+    out = StageOutput(root, "generate", {"x": 1})
+    _write(f"{out.tmp}/data/a.parquet")
+    intruder = _lease(f"{root}/.generate-{out.hash}.lock")
+    intruder._write()  # took over while this run stalled
+    deadline = time.monotonic() + 5
+    while not out._lease.lost and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert out._lease.lost
+    with pytest.raises(RootBusy, match="took over this stage's lease"):
+        out.commit({"rows": 1})
+    assert not out.done
+
+
+def test_root_lock_keeps_a_second_run_of_a_job_off_an_s3_root(s3_store, fast_leases):
+    root = s3_store.bucket() + "/runs"
+    with root_lock(root, "demo"):
+        with pytest.raises(RootBusy, match="job 'demo' is already running"):
+            with root_lock(root, "demo", "lrl pretrain"):
+                pass
+        with root_lock(root, "other"):  # another job on the same root goes on
+            pass
+    assert not _exists(f"{root}/.lrl-demo.lock")
+    done = threading.Event()
+
+    def again():
+        with root_lock(root, "demo"):
+            done.set()
+
+    t = threading.Thread(target=again)
+    t.start()
+    t.join(10)
+    assert done.is_set()  # given back: the next run takes it at once
