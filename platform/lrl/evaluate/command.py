@@ -23,8 +23,10 @@ import pyarrow as pa
 
 from lrl.cli import add_job_arguments, load_job_args
 from lrl.config import ConfigError
-from lrl.data.files import InputError, fingerprint
+from lrl.data.files import InputError, filesystem, fingerprint
+from lrl.data.finished import read_json
 from lrl.data.output import StageOutput
+from lrl.data.remote import is_file, is_remote, local_folder, local_output
 from lrl.pipeline.stage import StageContext
 
 STAGE = "evaluate"
@@ -51,10 +53,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def model_folders(path: str) -> dict[str, str]:
     """``{name: folder}``: the folder itself when it is a model, else each ``models/<name>/`` in it."""
+    if is_remote(path):  # a stage output on an object store (Path saw no file in it)
+        return _remote_model_folders(path)
     p = Path(path)
     if (p / "config.json").is_file():
         return {p.name: str(p)}
     found = {d.name: str(d) for d in sorted((p / "models").glob("*")) if (d / "config.json").is_file()}
+    if not found:
+        raise InputError(f"{path}: neither a model folder (config.json) nor a stage output with models/<name>/")
+    return found
+
+
+def _remote_model_folders(path: str) -> dict[str, str]:
+    import pyarrow.fs as pafs
+
+    base = path.rstrip("/")
+    if is_file(f"{base}/config.json"):
+        return {base.rsplit("/", 1)[-1]: base}
+    fs, inner = filesystem(f"{base}/models")
+    subs = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    found = {i.base_name: f"{base}/models/{i.base_name}" for i in sorted(subs, key=lambda i: i.base_name)
+             if i.type == pafs.FileType.Directory and is_file(f"{base}/models/{i.base_name}/config.json")}
     if not found:
         raise InputError(f"{path}: neither a model folder (config.json) nor a stage output with models/<name>/")
     return found
@@ -70,7 +89,7 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
     from lrl.evaluate.predict import predict_tags, write_predictions
     from lrl.train.finetune_model import Tagger
 
-    tagger = Tagger.load(model_dir).to(device)
+    tagger = Tagger.load(local_folder(model_dir)).to(device)  # one on an object store: copied here
     sents, langs = table.column("tokens").to_pylist(), table.column("lang").to_pylist()
     pred, stats = predict_tags(tagger, sents, langs, batch_size, device)
     files = write_predictions(table, pred, out_dir, name)
@@ -130,20 +149,20 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     _check_device(cfg.evaluate.device)
     try:
         metrics: dict = {"models": {}, "rejected_rows": rejects}
-        for name, folder in models.items():
-            metrics["models"][name] = {}
-            for split, table in splits.items():
-                part = _rows_for(table, name, job_langs)
-                if part.num_rows == 0:
-                    continue
-                metrics["models"][name][split] = evaluate_model(
-                    folder, part, f"{out.tmp}/predictions/{name}", split, cfg.evaluate.batch_size, cfg.evaluate.device,
-                    files_root=out.tmp)
-        seeds = Path(source) / "results.json"
-        if seeds.is_file():  # the finetune stage's per-seed dev scores (mean ± sd)
-            res = json.loads(seeds.read_text())
-            metrics["seeds_dev"] = {g: e["summary"] for g, e in res.get("groups", {}).items()}
-        _write_metrics(out.tmp, metrics)
+        with local_output(out.tmp) as local:  # predictions are written as local files
+            for name, folder in models.items():
+                metrics["models"][name] = {}
+                for split, table in splits.items():
+                    part = _rows_for(table, name, job_langs)
+                    if part.num_rows == 0:
+                        continue
+                    metrics["models"][name][split] = evaluate_model(
+                        folder, part, f"{local}/predictions/{name}", split, cfg.evaluate.batch_size,
+                        cfg.evaluate.device, files_root=local)
+            seeds = f"{source.rstrip('/')}/results.json"
+            if is_file(seeds):  # the finetune stage's per-seed dev scores (mean ± sd)
+                metrics["seeds_dev"] = {g: e["summary"] for g, e in read_json(seeds).get("groups", {}).items()}
+            _write_metrics(local, metrics)
         path = out.commit({"models": sorted(models), "splits": sorted(splits), "source": source,
                            "f1": {n: {s: v["f1"] for s, v in d.items()} for n, d in metrics["models"].items()}})
     except BaseException:
@@ -191,8 +210,8 @@ def _resolved(src, root: str | None) -> str:
 
 
 def _model_print(folder: str) -> str:
-    p = Path(folder) / "model.safetensors"
-    return fingerprint(str(p)) if p.is_file() else folder
+    p = f"{folder.rstrip('/')}/model.safetensors"
+    return fingerprint(p) if is_file(p) else folder
 
 
 def _rows_for(table: pa.Table, model_name: str, langs: set[str] | None = None) -> pa.Table:
@@ -223,7 +242,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     # A per-language stage folder (models/ug, models/sw): each model scores only its language's
     # rows, and one whose language the data lacks is left out, as in the stage. Handed ug data,
     # the sw model was scored on it (its name was no language of the data, so it got every row).
-    per_lang = set(models) if len(models) > 1 and not (Path(model) / "config.json").is_file() else None
+    per_lang = set(models) if len(models) > 1 and not is_file(f"{model.rstrip('/')}/config.json") else None
     models = {n: m for n, m in models.items() if _rows_for(table, n, per_lang).num_rows}
     if not models:
         raise InputError(f"{data}: no model of {model} is for the language(s) of these rows "
@@ -242,11 +261,12 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     _check_device(device, "--device")
     try:
         metrics: dict = {"models": {}, "data": data, "rejected_rows": rejects}
-        for name, folder in models.items():
-            metrics["models"][name] = {"data": evaluate_model(folder, _rows_for(table, name, per_lang),
-                                                              f"{out.tmp}/predictions/{name}", "data", batch_size,
-                                                              device, files_root=out.tmp)}
-        _write_metrics(out.tmp, metrics)
+        with local_output(out.tmp) as local:  # --out on an object store: written here, then uploaded
+            for name, folder in models.items():
+                metrics["models"][name] = {"data": evaluate_model(folder, _rows_for(table, name, per_lang),
+                                                                  f"{local}/predictions/{name}", "data", batch_size,
+                                                                  device, files_root=local)}
+            _write_metrics(local, metrics)
         return out.commit({"models": sorted(models), "data": data,
                            "f1": {n: d["data"]["f1"] for n, d in metrics["models"].items()}})
     except BaseException:
@@ -281,7 +301,7 @@ def print_scores(path: str) -> None:
     """The evaluate output's span F1, precision and recall per model and split."""
     from lrl.evaluate.metrics import gap_note
 
-    metrics = json.loads((Path(path) / "metrics.json").read_text())
+    metrics = read_json(f"{path}/metrics.json")
     print(f"evaluate: {path}")
     if metrics.get("rejected_rows"):  # only metrics.json counted them: the scores looked like the whole file's
         print(f"  {metrics['rejected_rows']} row(s) of the data rejected when read (bad tags or lengths), not scored")

@@ -7,13 +7,16 @@ split) and what it should not be used for, so a score never travels without its 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import yaml
+
+from lrl.data.files import filesystem, is_uri
+from lrl.data.finished import read_json
 
 LIMITS = (
     "Trained on a small amount of data in a low-resource language; expect errors on text unlike the "
@@ -138,9 +141,9 @@ def _is_hub_id(name: str) -> bool:
 
 def _init(base_model: str) -> dict | None:
     """``lrl_init`` of a local encoder's config.json (``lrl.model.build``: the checkpoint its
-    pretraining started from), else None."""
+    pretraining started from), else None. On an object store too."""
     try:
-        init = json.loads((Path(base_model) / "config.json").read_text(encoding="utf-8")).get("lrl_init")
+        init = read_json(f"{base_model}/config.json").get("lrl_init")
     except (OSError, ValueError):
         return None
     return init if isinstance(init, dict) and init.get("checkpoint") else None
@@ -370,18 +373,20 @@ def _pipeline_use(tags: dict[str, str], max_length: int, task: str = "ner") -> l
     return out
 
 
-def write_model_card(folder: str | Path, info: CardInfo) -> Path:
-    """Write ``README.md`` into ``folder`` (which must exist) and return its path."""
-    path = Path(folder) / "README.md"
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: model folder does not exist")
-    meta = path.parent / "lrl_tagger.json"
-    if not info.tagger and meta.is_file():
-        info = replace(info, tagger=json.loads(meta.read_text(encoding="utf-8")))
+def write_model_card(folder: str | Path, info: CardInfo) -> Path | str:
+    """Write ``README.md`` into ``folder`` (which must exist; on an object store too, where the
+    stages wrote no card) and return its path."""
+    base = str(folder).rstrip("/")
+    fs, inner = filesystem(base)
+    if fs.get_file_info(inner).type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"{base}: model folder does not exist")
+    if not info.tagger and fs.get_file_info(f"{inner}/lrl_tagger.json").type == pafs.FileType.File:
+        info = replace(info, tagger=read_json(f"{base}/lrl_tagger.json"))
     if not info.labels and info.tagger.get("labels"):  # the tune stage's cards named no labels
         info = replace(info, labels=list(info.tagger["labels"]))
-    path.write_text(render(info), encoding="utf-8")
-    return path
+    with fs.open_output_stream(f"{inner}/README.md") as f:
+        f.write(render(info).encode("utf-8"))
+    return f"{base}/README.md" if is_uri(base) else Path(inner) / "README.md"
 
 
 def read_front_matter(text: str) -> dict[str, Any]:

@@ -365,13 +365,14 @@ def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
 def run_report(ctx) -> str:
     """Write ``report.html`` for the configured (or upstream) stage folders; returns the folder."""
     from lrl.config import ConfigError
-    from lrl.data.output import StageOutput, local_path
+    from lrl.data.files import filesystem
+    from lrl.data.output import StageOutput
+    from lrl.data.remote import is_dir
 
     cfg = ctx.cfg
     # A folder the user named must exist: a typo would otherwise become a quiet "not run".
-    missing = [f"report.{s}={getattr(cfg.report, s)}" for s in STAGES
-               if getattr(cfg.report, s) and "://" not in getattr(cfg.report, s)
-               and not Path(getattr(cfg.report, s)).is_dir()]
+    missing = [f"report.{s}={getattr(cfg.report, s)}" for s in STAGES  # on an object store too
+               if getattr(cfg.report, s) and not is_dir(getattr(cfg.report, s))]
     if missing:
         raise ConfigError(f"stage output folder(s) not found: {', '.join(missing)}")
     folders = {s: getattr(cfg.report, s) or ctx.upstream.get(s) for s in STAGES}
@@ -383,8 +384,9 @@ def run_report(ctx) -> str:
         return out.path
     try:
         text = build_html(cfg.report, folders, cfg.name)
-        tmp = local_path(out.tmp)
-        (tmp / "report.html").write_text(text, encoding="utf-8")
+        fs, tmp = filesystem(out.tmp)  # on an object store too
+        with fs.open_output_stream(f"{tmp}/report.html") as f:
+            f.write(text.encode("utf-8"))
         return out.commit({"file": "report.html", "bytes": len(text.encode()),
                            "sections_not_run": text.count('class="na"'),
                            "inputs": {k: v for k, v in folders.items()}})

@@ -9,23 +9,25 @@ truncated ``metrics.json`` showed "evaluate: not run", never naming the file.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
+
+from lrl.data.finished import read_json
+from lrl.data.remote import is_dir, is_file
 
 #: The file each stage's report section reads first, and what it must hold.
 MAIN_FILE = {"finetune": "results.json", "evaluate": "metrics.json", "tune": "trials.json",
              "pretrain": "metrics.json", "generate": "manifest.json"}
 
 
-def _load(path: Path) -> tuple[Any, str | None]:
-    """(parsed JSON, None), or (None, why it cannot be read)."""
-    if not path.is_file():
-        return None, f"no {path.name}"
+def _load(path: str) -> tuple[Any, str | None]:
+    """(parsed JSON, None), or (None, why it cannot be read); local or on an object store."""
+    name = path.rsplit("/", 1)[-1]
+    if not is_file(path):
+        return None, f"no {name}"
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"{path.name} cannot be read ({type(exc).__name__}: {exc})"
+        return read_json(path), None
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+        return None, f"{name} cannot be read ({type(exc).__name__}: {exc})"
 
 
 def _shape_problem(stage: str, data: Any) -> str | None:
@@ -43,13 +45,11 @@ def _shape_problem(stage: str, data: Any) -> str | None:
 
 def folder_problem(stage: str, folder: str) -> str | None:
     """Why ``folder`` holds no usable ``stage`` output (missing, unreadable or partial main
-    file), or None. Object-store folders are not checked here (the loaders read local files)."""
-    if "://" in folder:
-        return None
-    base = Path(folder)
-    data, why = _load(base / MAIN_FILE[stage])
+    file), or None; on object stores too (an s3 folder was never checked: a typo gave "not run")."""
+    base = folder.rstrip("/")
+    data, why = _load(f"{base}/{MAIN_FILE[stage]}")
     if why and stage == "pretrain":  # the HF model folder inside may hold it instead
-        data, why = _load(base / "model" / MAIN_FILE[stage]) if (base / "model").is_dir() else (data, why)
+        data, why = _load(f"{base}/model/{MAIN_FILE[stage]}") if is_dir(f"{base}/model") else (data, why)
     return why or _shape_problem(stage, data)
 
 

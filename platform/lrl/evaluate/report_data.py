@@ -8,21 +8,19 @@ tune ``best.json``/``trials.json``, pretrain ``metrics.json``, generate ``manife
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 
 def _json(folder: str | None, name: str) -> Any:
+    """The JSON file ``name`` of ``folder`` (local or on an object store), or None."""
     if not folder:
         return None
-    p = Path(folder) / name
-    if not p.is_file():
-        return None
+    from lrl.data.finished import read_json
+
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        return read_json(f"{folder.rstrip('/')}/{name}")
+    except (OSError, ValueError):  # missing, unreadable, not JSON
         return None
 
 
@@ -135,18 +133,29 @@ def confusion_from_pairs(gold: list[list[str]], pred: list[list[str]]) -> tuple[
 
 def confusions(folder: str | None, max_rows: int) -> dict[str, tuple[list[str], list[list[int]]]] | None:
     """``{"<model> [<split>]": (labels, matrix)}`` from the evaluate stage's prediction files."""
-    if not folder or not (Path(folder) / "predictions").is_dir():
+    if not folder:
         return None
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    from lrl.data.files import filesystem
+
+    fs, inner = filesystem(f"{folder.rstrip('/')}/predictions")  # on an object store too
+    try:
+        found = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+    except OSError:  # no predictions folder
+        return None
+    names = sorted(rel for i in found if i.type == pafs.FileType.File
+                   and (rel := i.path.removeprefix(inner.rstrip("/") + "/")).count("/") == 1 and rel.endswith(".parquet"))
     out = {}
-    for f in sorted((Path(folder) / "predictions").glob("*/*.parquet")):
+    for rel in names:  # predictions/<model>/<split>.parquet
         try:
-            t = pq.read_table(f, columns=["tags", "pred"])
+            t = pq.read_table(f"{inner.rstrip('/')}/{rel}", columns=["tags", "pred"], filesystem=fs)
         except Exception:  # a malformed file is reported as missing, not fatal
             continue
         t = t.slice(0, max_rows)
-        out[f"{f.parent.name} [{f.stem}]"] = confusion_from_pairs(t.column("tags").to_pylist(),
+        model, split = rel[:-len(".parquet")].split("/")
+        out[f"{model} [{split}]"] = confusion_from_pairs(t.column("tags").to_pylist(),
                                                                    t.column("pred").to_pylist())
     return out or None
 

@@ -14,12 +14,15 @@ import json
 import os
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from lrl.cli import add_job_arguments, load_job_args, reused_line
 from lrl.data.files import InputError, filesystem, fingerprint, resolve
-from lrl.data.output import StageOutput, input_print, local_path
+from lrl.data.finished import read_json
+from lrl.data.output import StageOutput, input_print
+from lrl.data.remote import local_output
 from lrl.job import JobConfig
-from lrl.model.accents import combining_marks
+from lrl.model.accents import combining_marks, marks_report, report_lines
 from lrl.pipeline.stage import StageContext
 
 STAGE = "tokenizer"
@@ -127,8 +130,10 @@ def stage_output(ctx: StageContext) -> StageOutput:
         fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
         fingerprints["unicode"] = ctx.cfg.data.unicode
-    # keep_accents in the hash only when on: the outputs made before the option keep their names
-    shaping = t.model_dump(mode="json", exclude=None if t.keep_accents else {"keep_accents"})
+    # keep_accents and keep_letters in the hash only when set: the outputs made before the options
+    # keep their names
+    unset = {k for k in ("keep_accents", "keep_letters") if not getattr(t, k)}
+    shaping = t.model_dump(mode="json", exclude=unset or None)
     return StageOutput(ctx.cfg.output.root, STAGE, shaping, fingerprints)
 
 
@@ -183,14 +188,18 @@ def run_tokenizer(ctx: StageContext) -> str:
                                 "normalizer": normalizer_effect(tok, lines)}
         if lang in note:
             stats["langs"][lang]["note"] = note[lang]
+    if t.keep_accents:  # which marks were kept and stripped: a rare native letter (Igbo ṅ) shows
+        stats["accents"] = marks_report(train, t.nfkc, tok.backend_tokenizer.normalizer.normalize_str)
     try:
-        folder = local_path(out.tmp)
-        save_tokenizer(tok, folder)  # transformers 4 reads it too
-        (folder / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False))
-        if added:
-            (folder / "added_tokens.txt").write_text("\n".join(added) + "\n", encoding="utf-8")
+        with local_output(out.tmp) as local:  # the tokenizers library writes local files only
+            folder = Path(local)
+            save_tokenizer(tok, folder)  # transformers 4 reads it too
+            (folder / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False))
+            if added:
+                (folder / "added_tokens.txt").write_text("\n".join(added) + "\n", encoding="utf-8")
         return out.commit({"mode": t.mode, "type": t.type, "base": t.base, "source": kind,
                            "langs": sorted(texts), "vocab_size": len(tok), "added": len(added),
+                           **({"accents": stats["accents"]} if "accents" in stats else {}),
                            "stats": {k: {"before": v["before"]["unk_rate"], "after": v["after"]["unk_rate"]}
                                      for k, v in stats["langs"].items()}})
     except BaseException:
@@ -209,12 +218,15 @@ def summary(path: str, stats: dict) -> str:
         if norm.get("words_changed_beyond_case", 0) > 0.01:
             lines.append(f"    the normalizer changes {norm['words_changed_beyond_case']:.1%} of {lang} words beyond "
                          f"case (removes {' '.join(norm['chars_removed'])}; {norm['forms_merged']} word forms merged)")
-            if any(combining_marks(c) for c in norm["chars_removed"]):  # accented letters
+            # accented letters, where keep_accents is off (on, the accents lines below say more)
+            if any(combining_marks(c) for c in norm["chars_removed"]) and not stats.get("accents"):
                 lines.append("    tokenizer.keep_accents=true keeps the accents the text writes often (tone marks, "
                              "dots below) when extending a base that strips them")
         if norm.get("words_not_nfkc", 0) > 0.01:
             lines.append(f"    {norm['words_not_nfkc']:.1%} of {lang} words stay in compatibility forms (not NFKC), "
                          "apart from the same words in ordinary letters")
+    if stats.get("accents"):
+        lines += report_lines(stats["accents"])
     return "\n".join(lines)
 
 
@@ -226,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_job_args(args)
     started = time.time()
     path = run_tokenizer(StageContext(cfg))
-    stats = json.loads((local_path(path) / "stats.json").read_text(encoding="utf-8"))
+    stats = read_json(f"{path}/stats.json")
     print(summary(path, stats))
     if reused := reused_line(path, started):
         print(reused)

@@ -102,9 +102,10 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
     marks: list[str] = []
     hamza = _has_hamza_letters(texts_by_lang)
     if cfg.keep_accents:  # before _keep_hamza, which then finds no stripping left to change: so
-        # the hamza letters are kept here as it keeps them (a rare إ was stripped to ا otherwise)
-        tree["normalizer"], marks = keep_accents(tree.get("normalizer"), texts_by_lang, cfg.nfkc,
-                                                 _HAMZA_LETTERS if hamza else "")
+        # the hamza letters are kept here as it keeps them (a rare إ was stripped to ا otherwise),
+        # and so are the letters the user listed (tokenizer.keep_letters: Igbo ṅ is 0.13% of its marks)
+        always = (_HAMZA_LETTERS if hamza else "") + "".join(cfg.keep_letters)
+        tree["normalizer"], marks = keep_accents(tree.get("normalizer"), texts_by_lang, cfg.nfkc, always)
     kept_hamza = False
     if hamza:
         before = tree.get("normalizer")

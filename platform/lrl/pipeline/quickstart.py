@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from lrl.config import dump
+from lrl.data.files import is_uri
 
 DEFAULT_OUTPUT = "runs/quickstart"
 NOTE = ("quickstart scores mean nothing (a tiny sample, a micro model, a few steps); "
@@ -33,11 +34,19 @@ def load(overrides: list[str] | tuple[str, ...] = (), output: str = DEFAULT_OUTP
     path = packaged_job("quickstart")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the packaged quickstart config is missing (broken install?)")
-    return load_job(path, [f"output.root={Path(output).absolute()}", *overrides])
+    # A URI as given: Path("s3://b/x").absolute() was a local folder "s3:/b/x" in the working directory.
+    root = output if is_uri(output) else Path(output).absolute()
+    return load_job(path, [f"output.root={root}", *overrides])
 
 
-def report_file(report_dir: str) -> Path | None:
-    """The HTML file inside the report stage's folder (``report.html`` or the first ``*.html``)."""
+def report_file(report_dir: str) -> Path | str | None:
+    """The HTML file inside the report stage's folder (``report.html`` or the first ``*.html``); on
+    an object store its URI (the report stage writes ``report.html``)."""
+    from lrl.data.remote import is_file, is_remote
+
+    if is_remote(report_dir):
+        html = f"{report_dir.rstrip('/')}/report.html"
+        return html if is_file(html) else None
     folder = Path(report_dir)
     if (folder / "report.html").is_file():
         return folder / "report.html"
@@ -63,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if report is None:
         print("[lrl quickstart] no HTML report was produced (is 'report' in pipeline.stages?)")
         return 1
-    print(f"[lrl quickstart] report: {report}\n  open it in a browser: {report.resolve().as_uri()}")
+    where = f"open it in a browser: {report.resolve().as_uri()}" if isinstance(report, Path) else \
+        "on the object store: copy it here to open it in a browser"
+    print(f"[lrl quickstart] report: {report}\n  {where}")
     print(f"[lrl quickstart] {NOTE}")
     return 0

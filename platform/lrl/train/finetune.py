@@ -117,8 +117,6 @@ def _write_files(folder: str, files: dict[str, bytes]) -> None:
 def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: list[dict], summary: dict,
           model_path: str, best: dict, dev: pa.Table, labels: list[str]) -> None:
     """README.md for a saved model (best effort: a card problem must not lose the trained model)."""
-    if "://" in folder:
-        return
     from lrl.evaluate.model_card import (
         TASKS,
         CardInfo,

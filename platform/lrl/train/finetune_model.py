@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from lrl.data.remote import local_folder
 from lrl.model.crf import CRF
 from lrl.model.tokenizer import save_tokenizer
 from lrl.train.align import IGNORE, Chunk
@@ -31,8 +32,10 @@ def quiet_transformers() -> None:
 
 
 def resolve_model_path(path: str, work_dir: str | None = None) -> str:
-    """An HF folder as is; ``preset:<name>`` is built (random init) by the model package."""
+    """An HF folder as is (one on an object store copied to this machine: Ray tasks call this on
+    any node); ``preset:<name>`` is built (random init) by the model package."""
     if not path.startswith("preset:"):
+        path = local_folder(path)
         if not Path(path).is_dir():
             raise ValueError(f"{path}: model folder not found (hub downloads are off; pass a local folder)")
         return path

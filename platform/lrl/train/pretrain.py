@@ -19,16 +19,20 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from lrl.config import ConfigError
-from lrl.data.files import InputError, fingerprint, resolve
-from lrl.data.output import StageOutput, input_print, local_path
+from lrl.data.files import InputError, filesystem, fingerprint, resolve
+from lrl.data.finished import read_json
+from lrl.data.output import StageOutput, ensure_dir, input_print
+from lrl.data.remote import absolute, is_remote, local_folder, local_output, remove_folder, upload_folder
 from lrl.data.sampling import resample, split_heldout
 from lrl.job import JobConfig
 from lrl.model.extend import INIT_VERSION
@@ -92,8 +96,8 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     from lrl.train.pretrain_progress import quiet_data_console
 
     t0 = time.time()
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    mconf = AutoConfig.from_pretrained(model_dir)
+    tok = AutoTokenizer.from_pretrained(local_folder(tokenizer_dir))  # on an object store: a local copy
+    mconf = AutoConfig.from_pretrained(local_folder(model_dir))
     limit = getattr(mconf, "max_position_embeddings", None)
     if limit is not None and cfg.seq_len > limit:
         raise ConfigError(f"pretrain.seq_len={cfg.seq_len} exceeds the model's {limit} positions (model.max_length)")
@@ -139,15 +143,15 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     held = pack_local(heldout, tokenizer_dir, cfg.seq_len, langs, cfg.heldout_max_seqs) if heldout.num_rows else {}
     # The MLM head runs only at predicted positions (pretrain_aux.mlm_head), a masking-rate share.
     flops = model_flops_per_token(mconf, seq_len=cfg.seq_len, lm_head_tokens=cfg.masking.rate)
-    marker = os.path.join(run_dir, f"{run_name}.fail_once") if cfg.fail_at_step else None
+    marker = f"{absolute(run_dir)}/{run_name}.fail_once" if cfg.fail_at_step else None
     loop_config = {
         "cfg": cfg.model_dump(mode="json"), "seed": seed, "langs": langs, "use_gpu": gpu,
-        "tokenizer_dir": os.path.abspath(tokenizer_dir), "model_dir": os.path.abspath(model_dir),
+        "tokenizer_dir": absolute(tokenizer_dir), "model_dir": absolute(model_dir),
         "heldout": held, "aux": aux_arrays(cfg, list(aux_paths), tok), "device_reason": why,
         "flops_per_token": flops, "fail_marker": marker,
         # Ray Train's folder of this run's checkpoints: the loop resumes from the newest complete
         # one there, also one Ray had not registered when the run stopped (pretrain_resume)
-        "checkpoint_dir": os.path.join(os.path.abspath(run_dir), run_name),
+        "checkpoint_dir": f"{absolute(run_dir)}/{run_name}",
         "lang_embedding": bool(getattr(mconf, "lrl_lang_embedding", False)),
     }
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if gpu else {})}
@@ -157,7 +161,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=run_name, storage_path=os.path.abspath(run_dir),
+            name=run_name, storage_path=absolute(run_dir),  # an object store's URI as is
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
     )
@@ -286,13 +290,14 @@ def run_pretrain(ctx: StageContext) -> str:
         # known only once Ray runs (fit checks fp16 again then): until then auto may be a GPU.
         deepspeed_config(p, p.num_workers, p.use_gpu is not False)
     run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
-    os.makedirs(run_dir, exist_ok=True)
+    ensure_dir(run_dir)  # on an object store too (os.makedirs made a local folder named "s3:")
     try:
         model_dir = p.model_path or _init_model(cfg, tok_dir, sorted(set(table.column("lang").to_pylist())),
-                                                os.path.join(run_dir, "init"))
+                                                f"{run_dir}/init")
         init_ray(cfg.ray)  # also sets Ray Train's health-check interval (lrl.runtime.quiet_env)
-        res = fit(p, cfg.seed, table, tok_dir, model_dir, str(local_path(out.tmp)), run_dir,
-                  resolve_paths(p.aux.conllu, cfg.data.root), run_name=STAGE)
+        with local_output(out.tmp) as local:  # the model is copied out of Ray's checkpoint locally
+            res = fit(p, cfg.seed, table, tok_dir, model_dir, local, run_dir,
+                      resolve_paths(p.aux.conllu, cfg.data.root), run_name=STAGE)
         m = res.metrics
         path = out.commit({
             # the built initial model lives in the run folder, removed below unless kept
@@ -315,7 +320,7 @@ def run_pretrain(ctx: StageContext) -> str:
     except BaseException as exc:
         out.abort()
         error = exc if isinstance(exc, ConfigError) else worker_config_error(exc)
-        if error is not None and not has_checkpoint(os.path.join(run_dir, STAGE)):
+        if error is not None and not has_checkpoint(f"{run_dir}/{STAGE}"):
             # A config error before any checkpoint, found in the driver (fp16 on CPU, workers that
             # cannot be placed, a language without a tag) or in Ray Train's workers (settings
             # checked where they are used): the folder holds only the seeded initial model, which a rerun builds again,
@@ -338,8 +343,7 @@ def _started_from(model_dir: str) -> dict | None:
     a model built from scratch. The manifest named only the run-local initial folder, removed after
     the run, so a MiniLM transfer read like any other run."""
     try:
-        with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
-            return json.load(f).get("lrl_init")
+        return read_json(f"{model_dir}/config.json").get("lrl_init")
     except (OSError, ValueError):
         return None
 
@@ -348,8 +352,9 @@ def _remove_run_dir(run_dir: str) -> None:
     """Remove a run folder: a committed run's checkpoints (``pretrain.keep_checkpoints``), or the
     initial model of a run a config error stopped before its first checkpoint. A folder that
     cannot be removed is only a warning: the stage's output is committed, or the error is the news."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    if os.path.exists(run_dir):
+    try:
+        remove_folder(run_dir)
+    except OSError:
         log.warning("could not remove the checkpoint folder %s", run_dir)
 
 
@@ -366,7 +371,8 @@ def _with_ds_config(p: PretrainConfig, root: str | None) -> PretrainConfig:
 
 def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> str:
     """Build ``cfg.model`` for the tokenizer (seeded) and save it once as the run's start point."""
-    if os.path.isfile(os.path.join(path, "config.json")):
+    fs, inner = filesystem(path)
+    if fs.get_file_info(f"{inner}/config.json").type == pafs.FileType.File:
         return path  # a resumed run must start from the same initial weights
     import torch
     from transformers import AutoTokenizer
@@ -375,10 +381,16 @@ def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> st
     from lrl.train.pretrain_progress import no_transformers_bars
 
     torch.manual_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(tok_dir)
+    tok = AutoTokenizer.from_pretrained(local_folder(tok_dir))
+    # save_pretrained writes local files: on an object store built here, then uploaded (config last)
+    local = tempfile.mkdtemp(prefix="lrl-init-") if is_remote(path) else path + ".tmp"
     with no_transformers_bars():  # "Writing model shards" bar
-        build_mlm_model(cfg.model, tok, langs).save_pretrained(path + ".tmp", safe_serialization=True)
-    os.replace(path + ".tmp", path)
+        build_mlm_model(cfg.model, tok, langs).save_pretrained(local, safe_serialization=True)
+    if is_remote(path):
+        upload_folder(local, path, last=("config.json",))
+        shutil.rmtree(local)
+    else:
+        os.replace(local, path)
     return path
 
 

@@ -7,7 +7,6 @@ The tokenizer comes from ``pretrain.tokenizer_path``, else the tokenizer stage (
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from lrl.cli import add_job_arguments, load_job_args, reused_line
@@ -19,14 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_job_args(args)
+    from lrl.data.finished import read_json
     from lrl.data.output import MANIFEST
     from lrl.pipeline.stage import StageContext
     from lrl.train.pretrain import run_pretrain
 
     started = time.time()
     path = run_pretrain(StageContext(cfg))
-    with open(f"{path}/{MANIFEST}", encoding="utf-8") as f:
-        m = json.load(f)
+    m = read_json(f"{path}/{MANIFEST}")  # on an object store too
     loss = m.get("loss")  # None when the last report's window held only auxiliary-task steps
     steps = f"{m.get('steps')}"
     if m.get("stopped_early"):  # e.g. "steps 37 of 2000 (stopped by time_limit_s)"

@@ -58,10 +58,13 @@ def resolve_paths(paths: list[str], root: str | None) -> list[str]:
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(path: str):
-    """One tokenizer per process and folder (Ray reuses worker processes across tasks)."""
+    """One tokenizer per process and folder (Ray reuses worker processes across tasks); a folder
+    on an object store is copied to this machine first (``lrl.data.remote.local_folder``)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    from lrl.data.remote import local_folder
+
+    return AutoTokenizer.from_pretrained(local_folder(path))
 
 
 def tag_id(tokenizer, lang: str) -> int:

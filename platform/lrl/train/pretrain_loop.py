@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from lrl.data.files import filesystem
+from lrl.data.remote import is_file, local_folder
 from lrl.model.tokenizer import save_tokenizer
 from lrl.train.attention import set_attention
 from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head
@@ -130,8 +132,9 @@ def train_loop(config: dict[str, Any]) -> None:
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(config["tokenizer_dir"])
-    model = AutoModelForMaskedLM.from_pretrained(config["model_dir"])
+    # under an output.root on an object store, a copy on this worker's machine
+    tok = AutoTokenizer.from_pretrained(local_folder(config["tokenizer_dir"]))
+    model = AutoModelForMaskedLM.from_pretrained(local_folder(config["model_dir"]))
     set_attention(model, cfg.attention, cfg.precision, device)
     aux = config.get("aux")
     n_tags = len(aux["labels_list"]) if aux else 0
@@ -210,8 +213,9 @@ def train_loop(config: dict[str, Any]) -> None:
     while state["step"] < cfg.steps and not stop_now():
         step = state["step"] + 1
         if cfg.fail_at_step == step and rank == 0 and config.get("fail_marker"):
-            if not os.path.exists(config["fail_marker"]):
-                open(config["fail_marker"], "w").close()
+            if not is_file(config["fail_marker"]):  # in the run folder, on an object store too
+                fs, inner = filesystem(config["fail_marker"])
+                fs.open_output_stream(inner).close()
                 raise InjectedFailure(f"injected failure before step {step}")
         aux_step = aux is not None and step % cfg.aux.every == 0
         # Dropout draws from torch's global generator, which each attempt seeded once at start-up:

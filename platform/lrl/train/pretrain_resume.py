@@ -117,9 +117,18 @@ def report_if_finished(ckpt, rank: int, without_history) -> bool:
 
 def has_checkpoint(folder: str) -> bool:
     """Whether Ray Train's run folder ``folder`` holds a checkpoint folder (complete or not):
-    something a rerun could resume from, or a failure's state worth keeping."""
-    return os.path.isdir(folder) and any(n.startswith("checkpoint_") and os.path.isdir(os.path.join(folder, n))
-                                         for n in os.listdir(folder))
+    something a rerun could resume from, or a failure's state worth keeping. On an object store
+    too: there ``os.path`` saw no folder, and a config error removed the checkpoints."""
+    import pyarrow.fs as pafs
+
+    from lrl.data.files import filesystem
+
+    fs, inner = filesystem(folder)
+    try:
+        found = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    except OSError:  # not a folder
+        return False
+    return any(i.base_name.startswith("checkpoint_") and i.type == pafs.FileType.Directory for i in found)
 
 
 __all__ = ["MARKER", "mark_complete", "resume_checkpoint", "report_if_finished", "has_checkpoint"]

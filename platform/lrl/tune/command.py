@@ -6,11 +6,11 @@ Embedded local Ray by default; joins a cluster when ``RAY_ADDRESS`` (or ``ray.ad
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 from lrl.cli import add_job_arguments, load_job_args, reused_line
+from lrl.data.finished import read_json
+from lrl.data.remote import is_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     path = run_tune(StageContext(cfg))
     print(f"tune: {path}")
-    best = Path(path) / "best.json"
-    if best.is_file():
-        for row in json.loads(best.read_text()):
+    best = f"{path}/best.json"
+    if is_file(best):  # on an object store too (Path saw no file there and printed no table)
+        for row in read_json(best):
             errored = f", {row['errored']} FAILED (see trials.json)" if row.get("errored") else ""
             # every searched hyperparameter: only lr and batch were printed, and a search over
             # epochs, warmup and frozen layers (jobs/wikiann_ug.yaml) hid the rest of its answer

@@ -9,7 +9,6 @@ always come from the ``data.ner`` sources with split=dev (generated rows never s
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import sys
 import tempfile
@@ -17,10 +16,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from lrl.config import ConfigError
 from lrl.data.config import HELDOUT
+from lrl.data.files import filesystem
+from lrl.data.finished import read_json
 from lrl.data.readers import read_ner
+from lrl.data.remote import is_remote, upload_folder
 from lrl.data.schema import NER_SCHEMA, table_scheme, with_scheme
 from lrl.pipeline.stage import StageContext
 
@@ -28,8 +31,6 @@ from lrl.pipeline.stage import StageContext
 def _read_generated(path: str) -> pa.Table:
     """The ``data/`` Parquet folder of a generate output (hive-partitioned by lang)."""
     import pyarrow.dataset as pads
-
-    from lrl.data.files import filesystem
 
     fs, inner = filesystem(path.rstrip("/") + "/data")
     ds = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
@@ -159,10 +160,16 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
     if model.startswith("preset:"):
         # Positions for finetune.max_length pieces, as train_tagger builds a preset for itself.
         return _scratch(cfg.output.root, model, splits, cfg.seed, cfg.finetune.max_length)
-    path = Path(model)
-    for sub in (path, path / "model", path / "hf"):  # a pretrain output keeps its HF folder inside
-        if (sub / "config.json").is_file():
-            return str(sub.resolve())  # absolute: Ray workers and Tune trials run in other folders
+    if is_remote(model):  # on an object store: each Ray task copies it (finetune_model.resolve_model_path)
+        for sub in (model.rstrip("/"), f"{model.rstrip('/')}/model", f"{model.rstrip('/')}/hf"):
+            fs, inner = filesystem(f"{sub}/config.json")
+            if fs.get_file_info(inner).type == pafs.FileType.File:
+                return sub
+    else:
+        path = Path(model)
+        for sub in (path, path / "model", path / "hf"):  # a pretrain output keeps its HF folder inside
+            if (sub / "config.json").is_file():
+                return str(sub.resolve())  # absolute: Ray workers and Tune trials run in other folders
     raise ConfigError(f"{model}: not a Hugging Face model folder (no config.json)")
 
 
@@ -171,8 +178,10 @@ def check_encoder(model_path: str, max_length: int, freeze: list[int], freeze_se
     its layers, or ``finetune.max_length`` beyond its positions, would otherwise fail inside every
     Ray task or Tune trial, behind a long remote traceback (and a search saved the best of the
     trials that survived). ``Tagger.from_encoder`` checks the loaded model the same way."""
-    conf = Path(model_path) / "config.json"
-    c = json.loads(conf.read_text()) if conf.is_file() else {}
+    try:
+        c = read_json(f"{model_path}/config.json")  # on an object store too
+    except (OSError, ValueError):
+        c = {}
     layers = c.get("num_hidden_layers")
     deep = [k for k in freeze if isinstance(layers, int) and k > layers]
     if deep:
@@ -205,6 +214,15 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
     # pieces into words; 3: lrl.model.build's preset config), so older caches rebuild.
     parts = (preset, seed, fingerprint(splits), positions, ("encoder", finetune_scratch.ENCODER_VERSION))
     key = hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+    if is_remote(root):  # built here, uploaded with config.json last (what says it is whole)
+        out_uri = f"{root.rstrip('/')}/encoders/{preset[7:]}-{key}"
+        fs, inner = filesystem(f"{out_uri}/config.json")
+        if fs.get_file_info(inner).type != pafs.FileType.File:
+            with tempfile.TemporaryDirectory(prefix="lrl-encoder-") as tmp:
+                finetune_scratch.build_preset_on_rows(Path(tmp), preset, [train for train, _ in splits.values()],
+                                                      seed, positions)
+                upload_folder(tmp, out_uri, last=("config.json",))
+        return out_uri
     out = (Path(root) / "encoders" / f"{preset[7:]}-{key}").resolve()
     if not (out / "config.json").is_file():
         # Built beside its final name and renamed when complete: a run killed halfway must not leave

@@ -165,8 +165,7 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
                     config={"finetune": ft.model_dump(mode="json"), "searched": params, "seeds": seeds,
                             "best_seed": best_seed},
                     data=counts, license=cfg.report.license, task=task, datasets=card_datasets(cfg, [lang]))
-    if "://" not in folder:
-        write_model_card(folder, info)
+    write_model_card(folder, info)  # on an object store too
     row = {"retrain_dev_f1": f1["mean"], "retrain_dev_f1_sd": f1["sd"], "retrain_seeds": len(seeds),
            "best_seed": best_seed, "model_dir": f"models/{lang}"}
     group = {"summary": summary, "per_type": per_type, "best_seed": best_seed, "runs": runs,
