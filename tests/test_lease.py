@@ -12,12 +12,12 @@ import pytest
 from lrl.data import lease as lease_mod
 from lrl.data.output import RootBusy, StageOutput, root_lock
 
-FAST = {"ttl": 1.5, "renew": 0.2, "settle": 0.05}
+FAST = {"ttl": 3.0, "renew": 0.2, "settle": 0.05}
 
 
 @pytest.fixture
 def fast_leases(monkeypatch):
-    """Leases that renew every 0.2 s and expire after 1.5 s (60 s in use)."""
+    """Leases that renew every 0.2 s and expire after 3 s (10 s and 60 s in use)."""
     monkeypatch.setattr(lease_mod, "TTL_S", FAST["ttl"])
     monkeypatch.setattr(lease_mod, "RENEW_S", FAST["renew"])
     monkeypatch.setattr(lease_mod, "SETTLE_S", FAST["settle"])
@@ -93,19 +93,83 @@ def test_the_loser_of_a_simultaneous_start_stops(s3_store):
     assert not _exists(uri)
 
 
-def test_a_run_whose_lease_was_taken_over_does_not_mark_its_folder_finished(s3_store, fast_leases):
+def _take_over(root: str, out: StageOutput) -> StageOutput:
+    """Another run that took ``out``'s lease over: it clears the folder and writes its own."""
+    other = StageOutput(root, out.stage, {"x": 1})
+    other._lease = _lease(f"{root}/.{out.stage}-{out.hash}.lock")
+    other._lease._write()
+    fs, inner = pafs.FileSystem.from_uri(out.path)
+    fs.delete_dir(inner)
+    fs.create_dir(inner)
+    _write(f"{out.path}/.lrl-writer.json", f'{{"lease": "{other._lease.id}"}}'.encode())
+    _write(f"{out.path}/data/theirs.parquet")
+    other._tmp = out.path
+    return other
+
+
+def test_a_run_whose_lease_was_taken_over_leaves_the_folder_to_the_taker(s3_store, fast_leases):
+    """The run that lost its lease (it stalled past the ttl) aborted by deleting the folder the
+    taker was writing, which the taker then marked finished with files missing."""
     root = s3_store.bucket() + "/runs"
     out = StageOutput(root, "generate", {"x": 1})
-    _write(f"{out.tmp}/data/a.parquet")
-    intruder = _lease(f"{root}/.generate-{out.hash}.lock")
-    intruder._write()  # took over while this run stalled
+    _write(f"{out.tmp}/data/mine.parquet")
+    other = _take_over(root, out)
     deadline = time.monotonic() + 5
     while not out._lease.lost and time.monotonic() < deadline:
         time.sleep(0.05)
     assert out._lease.lost
     with pytest.raises(RootBusy, match="took over this stage's lease"):
         out.commit({"rows": 1})
-    assert not out.done
+    assert not out.done and _exists(f"{out.path}/data/theirs.parquet")
+    out.abort()  # nothing of the taker's is removed either
+    assert _exists(f"{out.path}/data/theirs.parquet")
+    assert other.commit({"run": "other"}) == out.path and out.manifest()["run"] == "other"
+
+
+def test_a_late_renewal_over_a_takers_lease_still_does_not_commit(s3_store, fast_leases):
+    """A renewal that hung in the store's retries past the ttl lands after the taker's record and
+    overwrites it: the lease names this run again, but the taker cleared its writer mark."""
+    root = s3_store.bucket() + "/runs"
+    out = StageOutput(root, "generate", {"x": 1})
+    _write(f"{out.tmp}/data/mine.parquet")
+    _take_over(root, out)
+    out._lease._write()  # the late renewal
+    assert out._lease.held()
+    with pytest.raises(RootBusy, match="took over this stage's lease"):
+        out.commit({"rows": 1})
+    assert not out.done and _exists(f"{out.path}/data/theirs.parquet")
+
+
+class _FlakyStore:
+    """The store of a lease whose next ``reads`` reads fail (a timeout, a 503)."""
+
+    def __init__(self, fs, reads: int):
+        self._fs, self.reads = fs, reads
+
+    def open_input_stream(self, path):
+        if self.reads > 0:
+            self.reads -= 1
+            raise OSError("When reading information for key 'x': AWS Error NETWORK_CONNECTION")
+        return self._fs.open_input_stream(path)
+
+    def __getattr__(self, name):
+        return getattr(self._fs, name)
+
+
+def test_a_failed_read_of_the_lease_does_not_lose_it(s3_store, fast_leases):
+    """One failed GET made the renewals take the lease for another run's, and the run's commit
+    then refused (and removed) a long run's output."""
+    root = s3_store.bucket() + "/runs"
+    out = StageOutput(root, "generate", {"x": 1})
+    _write(f"{out.tmp}/data/mine.parquet")
+    flaky = _FlakyStore(out._lease._fs, reads=2)
+    out._lease._fs = flaky
+    deadline = time.monotonic() + 5
+    while flaky.reads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(3 * FAST["renew"])  # renewals after the failed ones
+    assert not flaky.reads and not out._lease.lost
+    assert out.commit({"rows": 1}) == out.path and out.done
 
 
 def test_root_lock_keeps_a_second_run_of_a_job_off_an_s3_root(s3_store, fast_leases):

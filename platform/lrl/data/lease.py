@@ -13,11 +13,15 @@ in-place stage folder while the first was writing it. A lease stands in for the 
   the store keeps one record, and the other run stops. Object stores read back what was last
   written (S3 and GCS are strongly consistent), so this only fails when a process stalls for
   more than ``settle`` between reading and writing the lease.
-- holding it: a daemon thread renews it every ``renew`` seconds. When it finds another holder's
-  record (this run stalled past ``ttl`` and was taken over) it stops and marks the lease
-  ``lost``: ``StageOutput.commit`` then refuses to mark a folder finished that the other run may
-  have rewritten.
+- holding it: a daemon thread renews it every ``renew`` seconds; a failed read or write is
+  retried at the next renewal. When it finds another holder's record (this run stalled past
+  ``ttl`` and was taken over) it stops and marks the lease ``lost``. ``held()`` asks the store
+  itself; ``StageOutput`` also leaves a writer mark in the folder, which a takeover clears, so a
+  run whose late renewal overwrote the taker's record still finds out before it commits.
 - giving it back: the object is removed when it is still this holder's.
+
+The store's clock is trusted only for a lease older than twice ``ttl`` (taken over at once);
+otherwise the waiting run watches it for ``ttl`` seconds on its own clock.
 """
 
 from __future__ import annotations
@@ -64,14 +68,28 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def _read(self) -> dict | None:
+        """The lease's record, None when there is none; an ``OSError`` of the store (a timeout, a
+        503) is raised, not taken for another holder: one failed read had lost a long run's lease."""
         try:
             with self._fs.open_input_stream(self._path) as f:
-                record = json.loads(f.read().decode("utf-8"))
+                data = f.read()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):  # being written, or not ours: judged by its renewals
-            return {"id": "unreadable"}
-        return record if isinstance(record, dict) else {"id": "unreadable"}
+        try:
+            record = json.loads(data.decode("utf-8"))
+        except ValueError:  # not a lease of ours: judged by whether it changes
+            return {"id": "unreadable", "bytes": data[:200].hex()}
+        return record if isinstance(record, dict) else {"id": "unreadable", "bytes": data[:200].hex()}
+
+    def _read_retrying(self, tries: int = 3) -> dict | None:
+        for i in range(tries):
+            try:
+                return self._read()
+            except OSError:
+                if i == tries - 1:
+                    raise
+                time.sleep(self.settle + 0.5 * i)
+        return None  # not reached
 
     def _write(self) -> None:
         self._count += 1
@@ -92,12 +110,12 @@ class Lease:
 
     def acquire(self) -> None:
         """Take the lease (waiting out a killed run's) or raise ``busy``."""
-        seen = self._read()
+        seen = self._read_retrying()
         if seen is not None and seen.get("id") != self.id:
             self._wait_out(seen)
         self._write()
         time.sleep(self.settle)
-        now = self._read()
+        now = self._read_retrying()
         if now is None or now.get("id") != self.id:
             raise self._busy(f"{self.uri} was taken at the same moment by {_who(now)}")
         self._thread = threading.Thread(target=self._keep, name="lrl-lease", daemon=True)
@@ -105,7 +123,9 @@ class Lease:
 
     def _wait_out(self, seen: dict) -> None:
         age = self._age()
-        if age is not None and age > self.ttl:
+        # Clocks differ between machines, and the store's times are whole seconds: only a lease
+        # far past its time is judged by them
+        if age is not None and age > 2 * self.ttl:
             print(f"warning: taking over the lease {self.uri} of {_who(seen)}, last renewed {age:.0f} s ago "
                   "(its run was killed)", file=sys.stderr)
             return
@@ -114,7 +134,10 @@ class Lease:
         deadline = time.monotonic() + self.ttl
         while time.monotonic() < deadline:
             time.sleep(min(self.renew, max(deadline - time.monotonic(), 0.0)) / 2 or 0.01)
-            now = self._read()
+            try:
+                now = self._read()
+            except OSError:  # a failed look says nothing about the holder: look again
+                continue
             if now is None:  # given back: the run ended
                 return
             if now != seen:
@@ -126,20 +149,32 @@ class Lease:
         while not self._stop.wait(self.renew):
             try:
                 now = self._read()
-                if now is None or now.get("id") != self.id:
+                if now is not None and now.get("id") != self.id:
                     self.lost = True
                     log.error("lost the lease %s to %s: this run will not mark its output finished",
                               self.uri, _who(now))
                     return
+                if now is None:  # removed by hand, or by a taker that has finished: the writer mark decides
+                    log.warning("the lease %s was removed while this run held it; writing it again", self.uri)
                 self._write()
             except OSError as exc:  # a store hiccup: the next renewal tries again, well within ttl
                 log.warning("could not renew the lease %s: %s", self.uri, exc)
+
+    def held(self) -> bool:
+        """Whether the store still names this holder (read now, not the renewals' last look)."""
+        if self.lost:
+            return False
+        try:
+            now = self._read_retrying()
+        except OSError:
+            return False  # cannot be told: not safe to commit on
+        return now is not None and now.get("id") == self.id
 
     def release(self) -> None:
         """Stop renewing and remove the lease if it is still this holder's (best effort)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=self.renew + 30)  # a store call hung past its retries: go on
             self._thread = None
         try:
             now = self._read()

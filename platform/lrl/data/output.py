@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 #: Inside a local temporary folder: who writes it (removed before the commit).
 OWNER = ".lrl-owner.json"
+#: Inside a folder written in place (object stores): the lease of the run writing it. A run that
+#: took the lease over cleared the folder, this mark with it (removed before the commit).
+WRITER = ".lrl-writer.json"
 #: The name ``StageOutput`` gives a local temporary folder: ``.<stage>-<hash>.tmp-<8 hex>``.
 _TMP_NAME = re.compile(r"\.(?P<key>[a-z_]+-[0-9a-f]{12})\.tmp-[0-9a-f]{8}")
 #: A stage's output folder: ``<stage>-<12 hex>`` (``StageOutput.path``).
@@ -124,6 +127,9 @@ class StageOutput:
                 self._tmp = f"{self.root}/.{self.stage}-{self.hash}.tmp-{uuid.uuid4().hex[:8]}"
             fs, inner = filesystem(self._tmp)
             fs.create_dir(inner, recursive=True)
+            if self._lease is not None:
+                with fs.open_output_stream(f"{inner}/{WRITER}") as f:
+                    f.write(json.dumps({"lease": self._lease.id}).encode())
             if self._tmp != self.path:
                 with fs.open_output_stream(f"{inner}/{OWNER}") as f:
                     f.write(json.dumps(_owner()).encode())
@@ -142,6 +148,19 @@ class StageOutput:
         if self.done:  # the holder it waited for committed in the meantime: keep its folder
             self._release()
             raise RootBusy(f"{self.path} was finished by another run while this one waited; run again to use it")
+
+    def _writing_here(self) -> bool:
+        """Whether this run still holds the in-place folder: the store names its lease, and the
+        folder its writer mark (a late renewal of a stalled run could overwrite a taker's lease,
+        but not bring back the mark the taker cleared). Unsure counts as no."""
+        if self._lease is None or not self._lease.held():
+            return False
+        fs, inner = filesystem(self.path)
+        try:
+            with fs.open_input_stream(f"{inner}/{WRITER}") as f:
+                return json.loads(f.read().decode()).get("lease") == self._lease.id
+        except (OSError, ValueError):
+            return False
 
     def _release(self) -> None:
         if self._lease is not None:
@@ -163,10 +182,13 @@ class StageOutput:
         if self._tmp != self.path:  # bookkeeping of the unfinished folder, not part of the output
             with contextlib.suppress(FileNotFoundError):
                 fs.delete_file(f"{tmp_inner}/{OWNER}")
-        if self._lease is not None and self._lease.lost:
-            self.abort()
-            raise RootBusy(f"{self.path}: another run took over this stage's lease while it ran (it stalled for "
-                           "over a minute), so its folder is not marked finished; run again")
+        if self._tmp == self.path:
+            if not self._writing_here():  # taken over: the folder is the other run's now
+                self._tmp = None
+                self._release()
+                raise RootBusy(f"{self.path}: another run took over this stage's lease while this one stalled, "
+                               "so its folder is not marked finished (it is the other run's now); run again")
+            fs.delete_file(f"{tmp_inner}/{WRITER}")
         with fs.open_output_stream(f"{tmp_inner}/{MANIFEST}") as f:
             f.write(json.dumps(full, indent=2, ensure_ascii=False, default=str).encode())
         if self._tmp == self.path:  # written in place (object store): the manifest was the commit
@@ -194,7 +216,11 @@ class StageOutput:
     def abort(self) -> None:
         """Remove the temporary folder (best effort; leftovers never look finished anyway)."""
         if self._tmp is not None:
-            if is_uri(self._tmp):
+            if self._tmp == self.path:  # in place: only while it is still this run's folder
+                if self._writing_here():
+                    fs, inner = filesystem(self._tmp)
+                    fs.delete_dir(inner)
+            elif is_uri(self._tmp):
                 fs, inner = filesystem(self._tmp)
                 fs.delete_dir(inner)
             else:
