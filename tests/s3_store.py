@@ -9,11 +9,16 @@ set here (Ray's workers, started after it) reaches the same buckets.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 
 #: What points pyarrow (and boto3) at the local server; set before Ray starts so its workers
-#: inherit it. Dummy credentials: moto accepts any.
-ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+#: inherit it. Dummy credentials: moto accepts any. ``LRL_REMOTE_CACHE``: the local copies of this
+#: session's s3 folders (``lrl.data.remote.local_folder``, in this process and in Ray's workers)
+#: go in a folder of its own, removed with the server, not among other runs' copies.
+ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+            "LRL_REMOTE_CACHE")
 
 
 def _patch_complete_multipart() -> None:
@@ -48,7 +53,8 @@ class S3Store:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                    "LRL_REMOTE_CACHE": tempfile.mkdtemp(prefix="lrl-remote-test-")}
         self._saved = {k: os.environ.get(k) for k in ENV_KEYS}
         os.environ.update(self.env)
 
@@ -62,6 +68,7 @@ class S3Store:
 
     def stop(self) -> None:
         self._server.stop()
+        shutil.rmtree(self.env["LRL_REMOTE_CACHE"], ignore_errors=True)
         for k, v in self._saved.items():
             if v is None:
                 os.environ.pop(k, None)

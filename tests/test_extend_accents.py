@@ -263,6 +263,32 @@ def test_keep_letters_are_checked_at_load(item, why):
     assert load_job(None, [*args, "tokenizer.keep_letters=[ṅ]"]).tokenizer.keep_letters == ["ṅ"]
 
 
+def test_a_letter_without_a_precomposed_form_is_pointed_to_one_with_its_mark():
+    """m̀ (Yoruba, Igbo) has no one-character form: the advice was "for a letter with two marks,
+    list a letter with each", which m̀ (one mark) cannot follow; any letter with the grave keeps it."""
+    with pytest.raises(ValueError, match="'m\u0300' is 2 characters after NFC \\(no precomposed letter\\): "
+                                         "list any letter that carries the same mark instead \\('à' for the grave"):
+        _cfg(keep_accents=True, keep_letters=["m\u0300"])
+    with pytest.raises(ValueError, match="the same marks instead \\('ọ' for the dot below, 'ò' for the grave"):
+        _cfg(keep_accents=True, keep_letters=["ọ\u0300"])
+    with pytest.raises(ValueError, match="'ab' is 2 characters after NFC, not one letter"):
+        _cfg(keep_accents=True, keep_letters=["ab"])
+
+
+def test_keep_letters_order_and_repeats_do_not_change_the_stage_hash(tmp_path):
+    """The letters are a set of marks to keep: listed in another order or twice, the same folder."""
+    from lrl.job import load_job
+    from lrl.model import command
+    from lrl.pipeline.stage import StageContext
+
+    (tmp_path / "ig.txt").write_text(f"{BEE} {MEAT}\n", encoding="utf-8")
+    args = [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}", "data.text=[{path: ig.txt, lang: ig}]",
+            "tokenizer.mode=extend", "tokenizer.base=x", "tokenizer.keep_accents=true"]
+    cfgs = [load_job(None, [*args, f"tokenizer.keep_letters={x}"]) for x in ("[ṅ, ọ]", "[ọ, ṅ]", "[ṅ, ọ, ṅ]")]
+    assert {tuple(c.tokenizer.keep_letters) for c in cfgs} == {("ṅ", "ọ")}
+    assert len({command.stage_output(StageContext(c)).hash for c in cfgs}) == 1
+
+
 def test_stage_hash_names_keep_letters_only_when_set(tmp_path, monkeypatch):
     """Unset, the tokenizer stage hashes the fields it hashed before the option (the default and
     keep_accents outputs keep their folders); set, the letters are in the hash."""

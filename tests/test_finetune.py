@@ -4,6 +4,7 @@ stage and the config checks."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -186,7 +187,7 @@ def test_model_card_tells_plain_transformers_users_the_language_tag(ug, encoder,
     res = train_tagger(_cfg(max_steps=2, eval_every=2), encoder, train, dev, seed=0, out_dir=str(tmp_path / "m"))
     meta = json.loads((tmp_path / "m/lrl_tagger.json").read_text())
     assert meta["lang_tags"] == {"ug": "[ug]"}
-    card = write_model_card(res.model_dir, CardInfo(name="x", languages=["ug"], scores=[])).read_text()
+    card = Path(write_model_card(res.model_dir, CardInfo(name="x", languages=["ug"], scores=[]))).read_text()
     assert '"[ug]"' in card.split("## How to use")[1]
     tok = AutoTokenizer.from_pretrained(res.model_dir)
     # Sentences that fit one chunk (max_length 64), so lrl does not split them either.

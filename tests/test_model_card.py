@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lrl.evaluate.model_card import CardInfo, Score, read_front_matter, render, write_model_card
@@ -17,7 +19,8 @@ def _info() -> CardInfo:
 
 def test_card_front_matter_as_the_hub_expects(tmp_path):
     path = write_model_card(tmp_path, _info())
-    text = path.read_text()
+    assert path == str(tmp_path / "README.md")  # a str, as on an object store
+    text = Path(path).read_text()
     fm = read_front_matter(text)
     assert fm["language"] == ["ug"] and fm["license"] == "cc-by-sa-4.0"
     assert fm["pipeline_tag"] == "token-classification" and "ner" in fm["tags"]
@@ -60,7 +63,7 @@ def test_card_how_to_use_names_language_tags_and_crf(tmp_path):
     import json
 
     (tmp_path / "lrl_tagger.json").write_text(json.dumps({"head": "crf", "lang_tags": {"ug": "[ug]", "wo": "[wo]"}}))
-    text = write_model_card(tmp_path, _info()).read_text()
+    text = Path(write_model_card(tmp_path, _info())).read_text()
     use = text.split("## How to use")[1]
     assert '"[ug]"' in use and '"[wo]"' in use and "CRF" in use
     assert "[ug]" not in render(_info()).split("## How to use")[1]  # no tags recorded: none mentioned
@@ -129,14 +132,14 @@ def test_card_states_the_saved_checkpoints_own_dev_score(tmp_path):
     import json
 
     (tmp_path / "lrl_tagger.json").write_text(json.dumps({"dev_f1": 0.7073, "seed": 1, "labels": ["O"]}))
-    text = write_model_card(tmp_path, _info()).read_text()
+    text = Path(write_model_card(tmp_path, _info())).read_text()
     metrics = read_front_matter(text)["model-index"][0]["results"][0]["metrics"]
     assert [m["value"] for m in metrics] == [pytest.approx(81.23), pytest.approx(70.73)]
     assert "this checkpoint: seed 1" in metrics[1]["name"]
     assert "the run of seed 1, kept as the best on dev of the 3 runs: its own dev F1 is 70.7" in text
     one = _info()
     one.scores = [Score("ug", "overall", 0.7073, 0.0, 1)]
-    single = write_model_card(tmp_path, one).read_text()  # one seed: the mean is the model's own
+    single = Path(write_model_card(tmp_path, one)).read_text()  # one seed: the mean is the model's own
     assert "this checkpoint" not in single and "kept as the best" not in single
 
 
@@ -147,9 +150,9 @@ def test_card_lists_the_labels_of_the_folder_when_not_given(tmp_path):
     from dataclasses import replace
 
     (tmp_path / "lrl_tagger.json").write_text(json.dumps({"labels": ["O", "B-LOC", "I-LOC"]}))
-    text = write_model_card(tmp_path, replace(_info(), labels=[])).read_text()
+    text = Path(write_model_card(tmp_path, replace(_info(), labels=[]))).read_text()
     assert "Labels: O, B-LOC, I-LOC" in text
-    assert "Labels: O, B-PER, I-PER" in write_model_card(tmp_path, _info()).read_text()  # given ones win
+    assert "Labels: O, B-PER, I-PER" in Path(write_model_card(tmp_path, _info())).read_text()  # given ones win
 
 
 def test_card_of_a_preset_encoder_says_it_was_not_pretrained():

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -15,19 +13,6 @@ from test_generate import _slice
 
 from lrl.config import ConfigError
 from lrl.job import load_job
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_copies_left():
-    """The local copies of this module's s3 folders (``lrl.data.remote.local_folder``, in this
-    process and in Ray's workers) go with it: a new bucket each test, so new copies each run."""
-    from lrl.data.remote import CACHE_ENV
-
-    cache = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "lrl-remote")
-    before = set(cache.iterdir()) if cache.is_dir() else set()
-    yield
-    for p in (set(cache.iterdir()) if cache.is_dir() else set()) - before:
-        shutil.rmtree(p, ignore_errors=True)
 
 
 def _listing(uri: str) -> dict[str, int]:

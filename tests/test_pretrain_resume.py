@@ -208,6 +208,34 @@ def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_resume_checkpoint_reads_the_markers_on_an_object_store(s3_store, capsys):
+    """Under an s3:// output.root Ray Train keeps the checkpoints there: the markers were written
+    and read on local paths only, so a rerun resumed only from Ray's registered checkpoint."""
+    import pyarrow.fs as pafs
+    from ray.train import Checkpoint
+
+    from lrl.train.pretrain_resume import has_checkpoint, mark_complete, resume_checkpoint
+
+    run = s3_store.bucket() + "/runs/.pretrain-0123456789ab.ray/pretrain"
+    fs, inner = pafs.FileSystem.from_uri(run)
+    names = ["checkpoint_2026-01-01_00-00-01.000000", "checkpoint_2026-01-01_00-00-02.000000",
+             "checkpoint_2026-01-01_00-00-03.000000"]
+    for n in names:
+        with fs.open_output_stream(f"{inner}/{n}/state.pt") as f:
+            f.write(b"state")
+    older, newer, cut = (Checkpoint(f"{inner}/{n}", filesystem=fs) for n in names)
+    assert has_checkpoint(run) and resume_checkpoint(older, run) is older  # nothing marked: Ray's
+    mark_complete(older, 2)
+    mark_complete(newer, 4)
+    assert fs.get_file_info(f"{inner}/{names[1]}/lrl_complete.json").type == pafs.FileType.File
+    chosen = resume_checkpoint(older, run)
+    assert chosen.path == newer.path and isinstance(chosen.filesystem, pafs.S3FileSystem)
+    assert "pretrain: resuming from checkpoint_2026-01-01_00-00-02.000000 (step 4), newer than" in capsys.readouterr().err
+    assert resume_checkpoint(None, run).path == newer.path
+    assert resume_checkpoint(cut, run) is cut  # Ray's registered one is newer still
+    assert resume_checkpoint(older, run + "-missing") is older
+
+
 @pytest.mark.slow
 def test_two_workers_resumed_run_counts_each_workers_stream(tmp_path, ray_session):
     """2 workers, rank 0 fails before step 5 and both resume from the step-3 checkpoint: the

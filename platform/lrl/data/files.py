@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs as pafs
 
@@ -187,6 +189,13 @@ def read_text(path: str) -> str:
     if "\ufeff" in text:  # inside a line it is a (deprecated) zero-width no-break space: kept
         text = text.removeprefix("\ufeff").replace("\n\ufeff", "\n").replace("\r\ufeff", "\r")
     return text
+
+
+def read_json(path: str) -> Any:
+    """The JSON document in the file ``path`` (any filesystem)."""
+    fs, inner = filesystem(path)
+    with fs.open_input_stream(inner) as f:
+        return json.loads(f.read().decode("utf-8"))
 
 
 def split_lines(text: str) -> list[str]:

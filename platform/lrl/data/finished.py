@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from lrl.config import config_hash
-from lrl.data.files import filesystem
+from lrl.data.files import filesystem, read_json
 from lrl.data.output import MANIFEST
 
 DONE = "done.json"
@@ -35,12 +35,6 @@ def part_key(stage: str, settings: dict[str, Any], part: str, data_print: Any, m
     """What names one part: the stage's settings that shape it (without the list of parts), the
     part's name, its train/dev content and the encoder."""
     return config_hash(stage, {**settings, "lang": part}, {"data": data_print, "model": model_print})
-
-
-def read_json(path: str) -> Any:
-    fs, inner = filesystem(path)
-    with fs.open_input_stream(inner) as f:
-        return json.loads(f.read().decode("utf-8"))
 
 
 def copy_folder(src: str, dst: str) -> None:

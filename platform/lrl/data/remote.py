@@ -10,9 +10,11 @@ remote folder (per machine, so Ray tasks and Train workers on any node call it t
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -22,7 +24,7 @@ import pyarrow.fs as pafs
 
 from lrl.data.files import InputError, filesystem, is_uri
 
-#: Where ``local_folder`` keeps its copies (default: ``<tmp>/lrl-remote``).
+#: Where ``local_folder`` keeps its copies (default: ``<tmp>/lrl-remote-<uid>``, ``cache_dir``).
 CACHE_ENV = "LRL_REMOTE_CACHE"
 #: A copy unused this long is removed when another folder is fetched (every stage output a node
 #: reads is copied there: models of hundreds of MB each, for good otherwise).
@@ -35,7 +37,8 @@ def is_remote(path: str) -> bool:
 
 
 def absolute(path: str) -> str:
-    """An absolute local path (Ray's workers do not run in the driver's folder); a URI as is."""
+    """An absolute local path (Ray's workers and later runs reading a state file do not run in the
+    driver's folder, where a relative path named another folder); a URI as is."""
     return path if is_uri(path) else os.path.abspath(path)
 
 
@@ -65,8 +68,10 @@ def local_folder(path: str) -> str:
 
     The copy is keyed by the URI and the folder's listing (names, sizes, times), so a folder
     written again under the same name (a stage output removed and rebuilt) is fetched again, and
-    an unchanged one only once per machine. It is filled under a temporary name and renamed, so
-    concurrent callers (the workers of one node) never read a half-fetched folder."""
+    an unchanged one only once per machine: concurrent callers of one machine (the Ray Train
+    workers or Tune trials of a node) take a lock beside the copy, and while the first fetches
+    the others wait, then reuse its copy. It is filled under a temporary name and renamed, so a
+    fetch cut short (a killed process) is never taken for a copy."""
     if not is_remote(path):
         return path.removeprefix("file://")
     files = _listing(path)
@@ -74,26 +79,53 @@ def local_folder(path: str) -> str:
         raise InputError(f"{path}: no such folder, or it holds no files")
     key = hashlib.sha256("\0".join([path.rstrip("/"), *sorted(f"{i.path}\0{i.size}\0{i.mtime_ns}"
                                                                 for i in files)]).encode()).hexdigest()[:16]
-    cache = os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(), "lrl-remote")
+    cache = cache_dir()
     dest = os.path.join(cache, f"{path.rstrip('/').rsplit('/', 1)[-1]}-{key}")
-    if os.path.isdir(dest):
+    with open(dest + ".lock", "a") as lock:
+        # Without it N workers of one node each downloaded the whole folder (a model: N times
+        # hundreds of MB) and all but one copy were thrown away.
+        fcntl.flock(lock, fcntl.LOCK_EX)
         with contextlib.suppress(OSError):
-            os.utime(dest)  # used: kept by _prune
-        return dest
-    _prune(cache)
-    tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
-    os.makedirs(tmp)
-    try:
-        fs, inner = filesystem(path)
-        pafs.copy_files(inner, tmp, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+            os.utime(dest + ".lock")  # in use: not pruned while held
+        if os.path.isdir(dest):
+            with contextlib.suppress(OSError):
+                os.utime(dest)  # used: kept by _prune
+            return dest
+        _prune(cache)
+        tmp = f"{dest}.tmp-{uuid.uuid4().hex[:8]}"
+        os.makedirs(tmp)
         try:
-            os.rename(tmp, dest)
-        except OSError:  # another process of this machine fetched it first: same files
-            if not os.path.isdir(dest):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            fs, inner = filesystem(path)
+            pafs.copy_files(inner, tmp, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+            try:
+                os.rename(tmp, dest)
+            except OSError:  # fetched meanwhile under a lock file pruned and made again: same files
+                if not os.path.isdir(dest):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def cache_dir() -> str:
+    """The folder of ``local_folder``'s copies: ``LRL_REMOTE_CACHE``, else ``<tmp>/lrl-remote-<uid>``.
+
+    Per user, created private (0700): a shared folder was created 0755 by its first user (the
+    others' fetches failed with PermissionError), and its predictable names let another local
+    user plant a folder there that was then loaded as a model. One not owned by this user, or
+    open to others, is refused."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        os.makedirs(env, exist_ok=True)
+        return env
+    path = os.path.join(tempfile.gettempdir(), f"lrl-remote-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise InputError(f"{path}: not a private folder of this user (owner uid {st.st_uid}, mode "
+                         f"{stat.S_IMODE(st.st_mode):o}); remove it or set {CACHE_ENV} to another folder")
+    return path
 
 
 def _prune(cache: str) -> None:
@@ -103,17 +135,20 @@ def _prune(cache: str) -> None:
         path = os.path.join(cache, name)
         with contextlib.suppress(OSError):
             if now - os.stat(path).st_mtime > KEEP_S:
-                shutil.rmtree(path)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)  # a lock file: recreated by the next fetch of its folder
 
 
 def upload_folder(local: str, dest: str, last: tuple[str, ...] = ()) -> None:
     """Copy the files of the local folder ``local`` into ``dest`` (any filesystem); the files
-    named in ``last`` (relative names) go after all others, so that their presence says the rest
-    is there (an upload cut short leaves them out)."""
+    named in ``last`` (file names, in any subfolder: a model folder inside a stage's) go after
+    all others, so that their presence says the rest is there (an upload cut short leaves them out)."""
     fs, inner = filesystem(dest)
     fs.create_dir(inner, recursive=True)
     names = sorted(os.path.relpath(os.path.join(d, f), local) for d, _, files in os.walk(local) for f in files)
-    for rel in sorted(names, key=lambda n: n in last):
+    for rel in sorted(names, key=lambda n: os.path.basename(n) in last):
         target = f"{inner.rstrip('/')}/{rel}"
         if "/" in rel:
             fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
@@ -121,10 +156,17 @@ def upload_folder(local: str, dest: str, last: tuple[str, ...] = ()) -> None:
                         destination_filesystem=fs)
 
 
+#: Uploaded after every other file by ``local_output``: readers take a folder holding them for a
+#: finished model or tokenizer (``tune.splits.resolve_model``, evaluate's model finder,
+#: ``finetune.model=s3://...``), and in name order they went up before the weights.
+LAST_FILES = ("config.json", "tokenizer_config.json")
+
+
 @contextlib.contextmanager
-def local_output(path: str) -> Iterator[str]:
+def local_output(path: str, last: tuple[str, ...] = LAST_FILES) -> Iterator[str]:
     """A local folder to write ``path``'s files into: ``path`` itself when local (created), else a
-    temporary folder uploaded to ``path`` when the block ends without an error."""
+    temporary folder uploaded to ``path`` when the block ends without an error, the files named
+    in ``last`` after the others (``upload_folder``)."""
     if not is_remote(path):
         local = path.removeprefix("file://")
         os.makedirs(local, exist_ok=True)
@@ -132,19 +174,24 @@ def local_output(path: str) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="lrl-upload-") as tmp:
         yield tmp
-        upload_folder(tmp, path)
+        upload_folder(tmp, path, last=last)
 
 
 def remove_folder(path: str) -> None:
-    """Remove the folder ``path`` (any filesystem) if it exists; OSError when it cannot."""
+    """Remove the folder ``path`` (any filesystem) if it exists; OSError when it is still there.
+
+    A local folder is removed file by file past the ones that cannot be (an NFS ``.nfsXXXX``
+    file of an open one): stopping at the first left most of a multi-GB folder behind."""
     if not is_remote(path):
-        if os.path.exists(path.removeprefix("file://")):
-            shutil.rmtree(path.removeprefix("file://"))
+        local = path.removeprefix("file://")
+        shutil.rmtree(local, ignore_errors=True)
+        if os.path.exists(local):
+            raise OSError(f"{local}: could not be removed completely")
         return
     fs, inner = filesystem(path)
     if fs.get_file_info(inner).type != pafs.FileType.NotFound:
         fs.delete_dir(inner)
 
 
-__all__ = ["absolute", "is_dir", "is_file", "is_remote", "local_folder", "upload_folder", "local_output", "remove_folder", "CACHE_ENV",
-           "KEEP_S"]
+__all__ = ["absolute", "cache_dir", "is_dir", "is_file", "is_remote", "local_folder", "upload_folder", "local_output",
+           "remove_folder", "CACHE_ENV", "KEEP_S", "LAST_FILES"]

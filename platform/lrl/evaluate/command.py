@@ -23,8 +23,7 @@ import pyarrow as pa
 
 from lrl.cli import add_job_arguments, load_job_args
 from lrl.config import ConfigError
-from lrl.data.files import InputError, filesystem, fingerprint
-from lrl.data.finished import read_json
+from lrl.data.files import InputError, filesystem, fingerprint, read_json
 from lrl.data.output import StageOutput
 from lrl.data.remote import is_file, is_remote, local_folder, local_output
 from lrl.pipeline.stage import StageContext

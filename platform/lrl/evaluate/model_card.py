@@ -7,16 +7,16 @@ split) and what it should not be used for, so a score never travels without its 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
 import yaml
 
-from lrl.data.files import filesystem, is_uri
-from lrl.data.finished import read_json
+from lrl.data.files import filesystem, is_uri, read_json
+from lrl.data.remote import is_dir, is_file
 
 LIMITS = (
     "Trained on a small amount of data in a low-resource language; expect errors on text unlike the "
@@ -373,20 +373,20 @@ def _pipeline_use(tags: dict[str, str], max_length: int, task: str = "ner") -> l
     return out
 
 
-def write_model_card(folder: str | Path, info: CardInfo) -> Path | str:
+def write_model_card(folder: str | Path, info: CardInfo) -> str:
     """Write ``README.md`` into ``folder`` (which must exist; on an object store too, where the
-    stages wrote no card) and return its path."""
+    stages wrote no card) and return its path (a string: a URI on an object store)."""
     base = str(folder).rstrip("/")
     fs, inner = filesystem(base)
-    if fs.get_file_info(inner).type != pafs.FileType.Directory:
+    if not is_dir(base):
         raise FileNotFoundError(f"{base}: model folder does not exist")
-    if not info.tagger and fs.get_file_info(f"{inner}/lrl_tagger.json").type == pafs.FileType.File:
+    if not info.tagger and is_file(f"{base}/lrl_tagger.json"):
         info = replace(info, tagger=read_json(f"{base}/lrl_tagger.json"))
     if not info.labels and info.tagger.get("labels"):  # the tune stage's cards named no labels
         info = replace(info, labels=list(info.tagger["labels"]))
     with fs.open_output_stream(f"{inner}/README.md") as f:
         f.write(render(info).encode("utf-8"))
-    return f"{base}/README.md" if is_uri(base) else Path(inner) / "README.md"
+    return f"{base}/README.md" if is_uri(base) else os.path.join(inner, "README.md")
 
 
 def read_front_matter(text: str) -> dict[str, Any]:

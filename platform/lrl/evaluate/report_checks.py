@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lrl.data.finished import read_json
+from lrl.data.files import read_json
 from lrl.data.remote import is_dir, is_file
 
 #: The file each stage's report section reads first, and what it must hold.

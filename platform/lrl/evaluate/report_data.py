@@ -16,7 +16,7 @@ def _json(folder: str | None, name: str) -> Any:
     """The JSON file ``name`` of ``folder`` (local or on an object store), or None."""
     if not folder:
         return None
-    from lrl.data.finished import read_json
+    from lrl.data.files import read_json
 
     try:
         return read_json(f"{folder.rstrip('/')}/{name}")

@@ -58,6 +58,22 @@ def model_langs(config) -> list[str]:
     return list(getattr(config, "lrl_langs", None) or [])
 
 
+def read_model_config(folder: str):
+    """The Hugging Face config of the model folder ``folder`` (any filesystem), from its
+    ``config.json`` alone: ``AutoConfig.from_pretrained`` needs a local folder, and the driver
+    copied a whole remote model (maybe GBs) only to read it. Built as ``from_pretrained`` builds
+    it (the ``model_type``'s class, ``from_dict``), with lrl's attributes (``lrl_langs``, ...)."""
+    from transformers import CONFIG_MAPPING
+
+    from lrl.data.files import InputError, read_json
+
+    try:
+        d = read_json(f"{folder.rstrip('/')}/config.json")
+    except FileNotFoundError as exc:  # as local_folder said it for a remote one
+        raise InputError(f"{folder}: not a Hugging Face model folder (no config.json)") from exc
+    return CONFIG_MAPPING[d["model_type"]].from_dict(d, name_or_path=folder)
+
+
 def preset_config(cfg: ModelConfig, vocab_size: int, pad_token_id: int, langs: Iterable[str]):
     """The ``BertConfig`` of ``cfg.preset`` for a tokenizer of ``vocab_size`` tokens."""
     from transformers import BertConfig

@@ -30,6 +30,7 @@ import pyarrow.fs as pafs
 from lrl.config import config_hash
 from lrl.data.files import filesystem, is_uri
 from lrl.data.output import MANIFEST, root_lock
+from lrl.data.remote import absolute  # paths in the state file: read from other working directories
 from lrl.job import JobConfig
 from lrl.pipeline.settings_drift import changed_settings, flat_config, stale_warning
 from lrl.pipeline.stage import StageContext
@@ -100,12 +101,6 @@ def save_state(path: str, state: dict[str, Any]) -> None:
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_bytes(blob)
     os.replace(tmp, target)
-
-
-def absolute(path: str) -> str:
-    """A local path made absolute (URIs unchanged): the state file is read from other working
-    directories (a later run, a cluster job), where a relative path named another folder."""
-    return path if is_uri(path) else os.path.abspath(path)
 
 
 def is_finished(path: str) -> bool:

@@ -26,11 +26,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 
 from lrl.config import ConfigError
-from lrl.data.files import InputError, filesystem, fingerprint, resolve
-from lrl.data.finished import read_json
+from lrl.data.files import InputError, fingerprint, read_json, resolve
 from lrl.data.output import StageOutput, ensure_dir, input_print
 from lrl.data.remote import absolute, is_remote, local_folder, local_output, remove_folder, upload_folder
 from lrl.data.sampling import resample, split_heldout
@@ -89,15 +87,15 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     the same ``run_dir``/``run_name`` after a crash continues from the last checkpoint."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from lrl.model.build import model_flops_per_token, model_langs
+    from lrl.model.build import model_flops_per_token, model_langs, read_model_config
     from lrl.train.pretrain_loop import train_loop
     from lrl.train.pretrain_progress import quiet_data_console
 
     t0 = time.time()
     tok = AutoTokenizer.from_pretrained(local_folder(tokenizer_dir))  # on an object store: a local copy
-    mconf = AutoConfig.from_pretrained(local_folder(model_dir))
+    mconf = read_model_config(model_dir)  # not the weights: the workers load them
     limit = getattr(mconf, "max_position_embeddings", None)
     if limit is not None and cfg.seq_len > limit:
         raise ConfigError(f"pretrain.seq_len={cfg.seq_len} exceeds the model's {limit} positions (model.max_length)")
@@ -349,9 +347,8 @@ def _started_from(model_dir: str) -> dict | None:
 
 
 def _remove_run_dir(run_dir: str) -> None:
-    """Remove a run folder: a committed run's checkpoints (``pretrain.keep_checkpoints``), or the
-    initial model of a run a config error stopped before its first checkpoint. A folder that
-    cannot be removed is only a warning: the stage's output is committed, or the error is the news."""
+    """Remove a run folder (a committed run's checkpoints, or the initial model of a run a config
+    error stopped early); one not removed is a warning: the output is committed, or the error is news."""
     try:
         remove_folder(run_dir)
     except OSError:
@@ -371,8 +368,9 @@ def _with_ds_config(p: PretrainConfig, root: str | None) -> PretrainConfig:
 
 def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> str:
     """Build ``cfg.model`` for the tokenizer (seeded) and save it once as the run's start point."""
-    fs, inner = filesystem(path)
-    if fs.get_file_info(f"{inner}/config.json").type == pafs.FileType.File:
+    from lrl.data.remote import is_file
+
+    if is_file(f"{path}/config.json"):
         return path  # a resumed run must start from the same initial weights
     import torch
     from transformers import AutoTokenizer
@@ -383,14 +381,19 @@ def _init_model(cfg: JobConfig, tok_dir: str, langs: list[str], path: str) -> st
     torch.manual_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(local_folder(tok_dir))
     # save_pretrained writes local files: on an object store built here, then uploaded (config last)
-    local = tempfile.mkdtemp(prefix="lrl-init-") if is_remote(path) else path + ".tmp"
-    with no_transformers_bars():  # "Writing model shards" bar
-        build_mlm_model(cfg.model, tok, langs).save_pretrained(local, safe_serialization=True)
-    if is_remote(path):
-        upload_folder(local, path, last=("config.json",))
-        shutil.rmtree(local)
-    else:
-        os.replace(local, path)
+    remote = is_remote(path)
+    local = tempfile.mkdtemp(prefix="lrl-init-") if remote else path + ".tmp"
+    try:
+        with no_transformers_bars():  # "Writing model shards" bar
+            build_mlm_model(cfg.model, tok, langs).save_pretrained(local, safe_serialization=True)
+        if remote:
+            remove_folder(path)  # what an upload cut short left (no config.json): not mixed in
+            upload_folder(local, path, last=("config.json",))
+        else:
+            os.replace(local, path)
+    finally:
+        if remote:
+            shutil.rmtree(local, ignore_errors=True)
     return path
 
 

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_job_args(args)
-    from lrl.data.finished import read_json
+    from lrl.data.files import read_json
     from lrl.data.output import MANIFEST
     from lrl.pipeline.stage import StageContext
     from lrl.train.pretrain import run_pretrain

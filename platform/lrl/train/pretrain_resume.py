@@ -15,7 +15,8 @@ then trained again, though ``fit_or_stop`` had said the checkpoints were kept
 
 So the loop marks each checkpoint complete itself (``mark_complete``: once every rank's
 ``ray.train.report`` has returned, i.e. uploaded its part), and each attempt starts from the
-newest of the marked checkpoints and Ray's registered one (``resume_checkpoint``). A folder
+newest of the marked checkpoints and Ray's registered one (``resume_checkpoint``), on local
+storage and on object stores (``output.root`` on s3://: Ray Train's ``storage_path``) alike. A folder
 without the marker (an upload cut short, one Ray was deleting) is never picked over Ray's. A
 resumed-from checkpoint that Ray never registered is never deleted by Ray's ``num_to_keep``: it
 stays in the run folder (removed with it once the stage is committed).
@@ -30,28 +31,57 @@ import sys
 import tempfile
 from typing import Any
 
+import pyarrow.fs as pafs
+
+from lrl.data.files import filesystem
+
 #: Written into a checkpoint folder last, by rank 0, after every rank's upload returned.
 MARKER = "lrl_complete.json"
 
 
 def mark_complete(checkpoint, step: int, final: bool = False) -> None:
     """Mark a persisted checkpoint (``ray.train.get_checkpoint()`` right after its report) as
-    complete. Written to a temporary name and renamed: a half-written marker is no marker. Only
-    local storage (``pretrain.fit`` gives Ray Train a local, possibly shared, folder)."""
+    complete, on local storage or an object store (``checkpoint.filesystem``). A half-written
+    marker is no marker: locally it is written to a temporary name and renamed; an object store
+    makes an object visible only once it is whole."""
     path = getattr(checkpoint, "path", None)
-    if not path or not os.path.isdir(path):
+    fs = getattr(checkpoint, "filesystem", None)
+    if not path:
         return
-    tmp = os.path.join(path, MARKER + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"step": int(step), "final": final}, f)
-    os.replace(tmp, os.path.join(path, MARKER))
+    if fs is None or isinstance(fs, pafs.LocalFileSystem):
+        if not os.path.isdir(path):
+            return
+        tmp = os.path.join(path, MARKER + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"step": int(step), "final": final}, f)
+        os.replace(tmp, os.path.join(path, MARKER))
+        return
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return
+    with fs.open_output_stream(f"{str(path).rstrip('/')}/{MARKER}") as f:
+        f.write(json.dumps({"step": int(step), "final": final}).encode("utf-8"))
+
+
+def _marked(folder: str | None) -> tuple[pafs.FileSystem | None, str, list[str]]:
+    """The filesystem and path of the run folder ``folder`` (local or a URI), and the names of
+    its checkpoint folders that hold the ``MARKER``."""
+    if not folder:
+        return None, "", []
+    fs, inner = filesystem(folder)
+    try:
+        found = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    except OSError:  # not a folder
+        return fs, inner, []
+    names = [i.base_name for i in found if i.base_name.startswith("checkpoint_") and i.type == pafs.FileType.Directory]
+    return fs, inner, [n for n in names if fs.get_file_info(f"{inner}/{n}/{MARKER}").type == pafs.FileType.File]
 
 
 def resume_checkpoint(registered, folder: str | None, rank: int = 0):
     """The checkpoint to start from: the newest complete one in ``folder`` (the run's Ray Train
-    experiment folder) or ``registered`` (Ray's ``get_checkpoint()``), whichever is newer; None
-    when there is neither. Rank 0 says which, and at which step: a rerun that resumed from Ray's
-    checkpoint went straight to "step 120/400" with nothing but Ray's own snapshot message.
+    experiment folder, local or on an object store) or ``registered`` (Ray's ``get_checkpoint()``),
+    whichever is newer; None when there is neither. Rank 0 says which, and at which step: a rerun
+    that resumed from Ray's checkpoint went straight to "step 120/400" with nothing but Ray's own
+    snapshot message.
 
     Ray names checkpoint folders ``checkpoint_<date and time, microseconds>`` from rank 0's clock
     when it reports, so within one run folder the names sort in the order the checkpoints were
@@ -60,29 +90,28 @@ def resume_checkpoint(registered, folder: str | None, rank: int = 0):
     import ray.train
 
     chosen, why = registered, ""
-    marked = [n for n in os.listdir(folder) if n.startswith("checkpoint_")
-              and os.path.isfile(os.path.join(folder, n, MARKER))] if folder and os.path.isdir(folder) else []
+    fs, inner, marked = _marked(folder)
     newest = max(marked) if marked else None
     if newest is not None and (registered is None or os.path.basename(str(registered.path).rstrip("/")) < newest):
-        chosen = ray.train.Checkpoint.from_directory(os.path.join(folder, newest))
+        chosen = ray.train.Checkpoint(f"{inner.rstrip('/')}/{newest}", filesystem=fs)
         why = (f", newer than Ray Train's last registered checkpoint "
                f"({'none' if registered is None else os.path.basename(str(registered.path))}): the run stopped "
                "before Ray recorded it")
     if chosen is not None and rank == 0:
-        path = str(chosen.path).rstrip("/")
-        mark = _marker(path)
+        mark = _marker(chosen)
         if not mark.get("final"):  # a finished run's final model is reported again, not resumed
-            print(f"pretrain: resuming from {os.path.basename(path)} (step {mark.get('step', '?')}){why}",
-                  file=sys.stderr, flush=True)
+            print(f"pretrain: resuming from {os.path.basename(str(chosen.path).rstrip('/'))} "
+                  f"(step {mark.get('step', '?')}){why}", file=sys.stderr, flush=True)
     return chosen
 
 
-def _marker(path: str) -> dict[str, Any]:
-    """A checkpoint folder's ``MARKER`` ({"step", "final"}), or {} when it has none (a checkpoint
-    of older code, or one Ray registered whose marker is elsewhere)."""
+def _marker(checkpoint) -> dict[str, Any]:
+    """A checkpoint's ``MARKER`` ({"step", "final"}), or {} when it has none (a checkpoint of
+    older code, or one Ray registered whose marker is elsewhere)."""
+    fs = getattr(checkpoint, "filesystem", None) or pafs.LocalFileSystem()
     try:
-        with open(os.path.join(path, MARKER), encoding="utf-8") as f:
-            return json.load(f)
+        with fs.open_input_stream(f"{str(checkpoint.path).rstrip('/')}/{MARKER}") as f:
+            return json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError):
         return {}
 
@@ -116,13 +145,9 @@ def report_if_finished(ckpt, rank: int, without_history) -> bool:
 
 
 def has_checkpoint(folder: str) -> bool:
-    """Whether Ray Train's run folder ``folder`` holds a checkpoint folder (complete or not):
-    something a rerun could resume from, or a failure's state worth keeping. On an object store
-    too: there ``os.path`` saw no folder, and a config error removed the checkpoints."""
-    import pyarrow.fs as pafs
-
-    from lrl.data.files import filesystem
-
+    """Whether Ray Train's run folder ``folder`` (local or on an object store) holds a checkpoint
+    folder, complete or not: something a rerun could resume from (Ray's registered checkpoint or
+    a marked one, ``resume_checkpoint``), or a failure's state worth keeping."""
     fs, inner = filesystem(folder)
     try:
         found = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))

@@ -9,7 +9,7 @@ import argparse
 import time
 
 from lrl.cli import add_job_arguments, load_job_args, reused_line
-from lrl.data.finished import read_json
+from lrl.data.files import read_json
 from lrl.data.remote import is_file
 
 

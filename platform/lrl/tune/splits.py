@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 
 from lrl.config import ConfigError
 from lrl.data.config import HELDOUT
-from lrl.data.files import filesystem
-from lrl.data.finished import read_json
+from lrl.data.files import filesystem, read_json
 from lrl.data.readers import read_ner
-from lrl.data.remote import is_remote, upload_folder
+from lrl.data.remote import is_file, is_remote, upload_folder
 from lrl.data.schema import NER_SCHEMA, table_scheme, with_scheme
 from lrl.pipeline.stage import StageContext
 
@@ -162,8 +160,7 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
         return _scratch(cfg.output.root, model, splits, cfg.seed, cfg.finetune.max_length)
     if is_remote(model):  # on an object store: each Ray task copies it (finetune_model.resolve_model_path)
         for sub in (model.rstrip("/"), f"{model.rstrip('/')}/model", f"{model.rstrip('/')}/hf"):
-            fs, inner = filesystem(f"{sub}/config.json")
-            if fs.get_file_info(inner).type == pafs.FileType.File:
+            if is_file(f"{sub}/config.json"):
                 return sub
     else:
         path = Path(model)
@@ -216,8 +213,7 @@ def _scratch(root: str, preset: str, splits: dict[str, tuple[pa.Table, pa.Table]
     key = hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
     if is_remote(root):  # built here, uploaded with config.json last (what says it is whole)
         out_uri = f"{root.rstrip('/')}/encoders/{preset[7:]}-{key}"
-        fs, inner = filesystem(f"{out_uri}/config.json")
-        if fs.get_file_info(inner).type != pafs.FileType.File:
+        if not is_file(f"{out_uri}/config.json"):
             with tempfile.TemporaryDirectory(prefix="lrl-encoder-") as tmp:
                 finetune_scratch.build_preset_on_rows(Path(tmp), preset, [train for train, _ in splits.values()],
                                                       seed, positions)
