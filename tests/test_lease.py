@@ -10,7 +10,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from lrl.data import lease as lease_mod
-from lrl.data.output import RootBusy, StageOutput, root_lock
+from lrl.data.output import RootBusy, StageOutput
+from lrl.data.root_lock import root_lock
 
 FAST = {"ttl": 3.0, "renew": 0.2, "settle": 0.05}
 
@@ -126,18 +127,47 @@ def test_a_run_whose_lease_was_taken_over_leaves_the_folder_to_the_taker(s3_stor
     assert other.commit({"run": "other"}) == out.path and out.manifest()["run"] == "other"
 
 
-def test_a_late_renewal_over_a_takers_lease_still_does_not_commit(s3_store, fast_leases):
+def _stall(out: StageOutput) -> None:
+    """``out``'s run stops renewing (a paused VM, Ctrl-Z): its renewal thread ends."""
+    out._lease._stop.set()
+    out._lease._thread.join()
+
+
+def test_after_a_late_renewal_the_taker_commits_and_the_stalled_run_does_not(s3_store, fast_leases):
     """A renewal that hung in the store's retries past the ttl lands after the taker's record and
-    overwrites it: the lease names this run again, but the taker cleared its writer mark."""
+    overwrites it. The stalled run must not commit (the taker cleared its folder), and the taker
+    must go on: it had found another id in the lease, given up, and neither run committed."""
     root = s3_store.bucket() + "/runs"
     out = StageOutput(root, "generate", {"x": 1})
     _write(f"{out.tmp}/data/mine.parquet")
-    _take_over(root, out)
-    out._lease._write()  # the late renewal
-    assert out._lease.held()
+    _stall(out)
+    taker = StageOutput(root, "generate", {"x": 1})
+    _write(f"{taker.tmp}/data/theirs.parquet")  # waited the stalled lease out, cleared the folder
+    assert not _exists(f"{out.path}/data/mine.parquet")
+    out._lease._write()  # the late renewal: the lease names the stalled run again
+    time.sleep(4 * FAST["renew"])  # the taker's renewals see it
+    assert not taker._lease.lost
     with pytest.raises(RootBusy, match="took over this stage's lease"):
         out.commit({"rows": 1})
-    assert not out.done and _exists(f"{out.path}/data/theirs.parquet")
+    assert taker.commit({"run": "taker"}) == taker.path and taker.manifest()["run"] == "taker"
+    assert _exists(f"{taker.path}/data/theirs.parquet")
+
+
+def test_a_waiter_whose_reads_fail_does_not_take_over_a_live_lease(s3_store, fast_leases):
+    """Failed reads were skipped while waiting, and at the end of the ttl the waiter took over a
+    lease that was renewed all along, deleting its holder's folder."""
+    root = s3_store.bucket() + "/runs"
+    holder = StageOutput(root, "generate", {"x": 1})
+    _write(f"{holder.tmp}/data/a.parquet")
+    waiter = _lease(f"{root}/.generate-{holder.hash}.lock")
+    waiter._fs = _FlakyStore(waiter._fs, reads=1000)
+    waiter._fs.reads = 0  # the first look (a live lease) succeeds, the rest fail
+    seen = waiter._read()
+    waiter._fs.reads = 1000
+    with pytest.raises(RootBusy, match="cannot be read"):
+        waiter._wait_out(seen)
+    assert _exists(f"{holder.path}/data/a.parquet") and not holder._lease.lost
+    holder.abort()
 
 
 class _FlakyStore:

@@ -165,7 +165,7 @@ def test_an_output_root_that_cannot_be_locked_runs_unlocked_with_a_warning(tmp_p
     import errno
     import fcntl
 
-    from lrl.data.output import root_lock
+    from lrl.data.root_lock import root_lock
 
     def refuse(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")

@@ -190,7 +190,7 @@ def test_run_warns_at_its_start_when_a_fine_tuning_task_can_never_be_placed(tmp_
 
 _HOLDS_THE_ROOT = """
 import sys, time
-from lrl.data.output import root_lock
+from lrl.data.root_lock import root_lock
 with root_lock(sys.argv[1], sys.argv[2], "lrl run (first)"):
     print("locked", flush=True)
     time.sleep(600)

@@ -280,7 +280,7 @@ def test_tune_card_counts_the_trained_rows_as_such(ray_session, tmp_path, data_r
 
 _HOLDS = """
 import sys, time
-from lrl.data.output import root_lock
+from lrl.data.root_lock import root_lock
 with root_lock(sys.argv[1], sys.argv[2], "lrl tune"):
     print("locked", flush=True)
     time.sleep(600)

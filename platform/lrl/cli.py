@@ -47,7 +47,7 @@ def add_job_arguments(parser: argparse.ArgumentParser, config_required: bool = T
 
 #: Stage commands that keep hidden folders on the output root between runs (pretraining's
 #: ``.pretrain-<hash>.ray``, the finished parts of finetune and tune): they hold its lock as
-#: ``lrl run`` does (``lrl.data.output.root_lock``). Two ``lrl pretrain`` on one root raced on
+#: ``lrl run`` does (``lrl.data.root_lock.root_lock``). Two ``lrl pretrain`` on one root raced on
 #: the same initial model folder and one crashed with a 30-line traceback.
 LOCKING = {"pretrain", "finetune", "tune"}
 #: The running command's exit stack (``_main``): what it holds until it returns.
@@ -70,7 +70,7 @@ def load_job_args(args: argparse.Namespace):
             print(stage_plan(cfg, stage), end="")
         raise SystemExit(0)
     if stage in LOCKING and _held:
-        from lrl.data.output import root_lock
+        from lrl.data.root_lock import root_lock
 
         _held[-1].enter_context(root_lock(cfg.output.root, cfg.name, f"lrl {stage}"))
     return cfg

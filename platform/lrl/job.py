@@ -29,7 +29,7 @@ class JobConfig(StrictModel):
 
     name: str = "job"
     """Name of the job (used in reports and model cards). One run of a job at a time uses a local
-    ``output.root``: a second one stops at once (``lrl.data.output.root_lock``)."""
+    ``output.root``: a second one stops at once (``lrl.data.root_lock.root_lock``)."""
     seed: int = 0
     """Base random seed of generation (augmentation, oversampling, translation steps), of
     pretraining and of a ``preset:`` encoder, and of tune's search. Fine-tuning runs once per seed

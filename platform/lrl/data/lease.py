@@ -1,7 +1,7 @@
 """A lock on an object store (s3://, gs://): one small JSON object that names its holder and that
 the holder renews while it runs.
 
-Local output roots are kept apart by ``flock`` (``lrl.data.output.root_lock``), which the kernel
+Local output roots are kept apart by ``flock`` (``lrl.data.root_lock.root_lock``), which the kernel
 drops with its process. Object stores have no such lock and, through pyarrow, no conditional
 write, so two runs of one job on one ``s3://`` root both ran: the second cleared the first's
 in-place stage folder while the first was writing it. A lease stands in for the lock:
@@ -15,9 +15,10 @@ in-place stage folder while the first was writing it. A lease stands in for the 
   more than ``settle`` between reading and writing the lease.
 - holding it: a daemon thread renews it every ``renew`` seconds; a failed read or write is
   retried at the next renewal. When it finds another holder's record (this run stalled past
-  ``ttl`` and was taken over) it stops and marks the lease ``lost``. ``held()`` asks the store
-  itself; ``StageOutput`` also leaves a writer mark in the folder, which a takeover clears, so a
-  run whose late renewal overwrote the taker's record still finds out before it commits.
+  ``ttl`` and was taken over) it stops and marks the lease ``lost``. ``StageOutput`` also leaves
+  a writer mark in the folder, which a takeover clears, and that mark decides (``still_mine``):
+  a stalled run whose late renewal overwrote its taker's record gives up at its next renewal or
+  its commit, and the taker writes its record again.
 - giving it back: the object is removed when it is still this holder's.
 
 The store's clock is trusted only for a lease older than twice ``ttl`` (taken over at once);
@@ -51,11 +52,15 @@ SETTLE_S = 1.0
 
 class Lease:
     """The lease object ``uri``; ``busy(message)`` returns the exception raised when another run
-    holds it (``acquire``)."""
+    holds it (``acquire``). ``still_mine``, when given, decides at each renewal whether what the
+    lease guards is still this holder's (a stage folder's writer mark), over the record's id."""
 
     def __init__(self, uri: str, holder: str, busy: Callable[[str], Exception], *,
-                 ttl: float | None = None, renew: float | None = None, settle: float | None = None):
+                 ttl: float | None = None, renew: float | None = None, settle: float | None = None,
+                 still_mine: Callable[[], bool | None] | None = None):
         self.uri, self.holder, self._busy = uri, holder, busy
+        # Whether what the lease guards is still this holder's (True / False / None: cannot tell)
+        self._still_mine = still_mine
         # Read at construction, not import: tests shorten them on the module.
         self.ttl = TTL_S if ttl is None else ttl
         self.renew = RENEW_S if renew is None else renew
@@ -131,17 +136,23 @@ class Lease:
             return
         print(f"waiting for the lease {self.uri} of {_who(seen)}: it is taken over if not renewed within "
               f"{self.ttl:.0f} s", file=sys.stderr)
-        deadline = time.monotonic() + self.ttl
-        while time.monotonic() < deadline:
-            time.sleep(min(self.renew, max(deadline - time.monotonic(), 0.0)) / 2 or 0.01)
+        # Taken over only when reads that succeeded saw it unchanged for a whole ttl: a waiter whose
+        # own reads failed (throttled) took over a live lease and deleted its holder's folder.
+        start = last_ok = time.monotonic()
+        while last_ok - start < self.ttl:
+            time.sleep(self.renew / 2)
             try:
                 now = self._read()
-            except OSError:  # a failed look says nothing about the holder: look again
+            except OSError as exc:  # a failed look says nothing about the holder: look again
+                if time.monotonic() - last_ok > 2 * self.ttl:
+                    raise self._busy(f"{self.uri} cannot be read to tell whether {_who(seen)} still runs: "
+                                     f"{exc}") from exc
                 continue
             if now is None:  # given back: the run ended
                 return
             if now != seen:
                 raise self._busy(f"{self.uri} is held by {_who(now)}, which is running")
+            last_ok = time.monotonic()
         print(f"warning: taking over the lease {self.uri} of {_who(seen)}: not renewed for {self.ttl:.0f} s",
               file=sys.stderr)
 
@@ -149,26 +160,20 @@ class Lease:
         while not self._stop.wait(self.renew):
             try:
                 now = self._read()
-                if now is not None and now.get("id") != self.id:
+                # A stage folder's writer mark says whose the folder is: a stalled run's late
+                # renewal could overwrite its taker's record, and then both runs gave up
+                mine = self._still_mine() if self._still_mine is not None else None
+                if mine is False or (now is not None and now.get("id") != self.id and mine is not True):
                     self.lost = True
                     log.error("lost the lease %s to %s: this run will not mark its output finished",
                               self.uri, _who(now))
                     return
-                if now is None:  # removed by hand, or by a taker that has finished: the writer mark decides
-                    log.warning("the lease %s was removed while this run held it; writing it again", self.uri)
+                if now is None or now.get("id") != self.id:
+                    log.warning("the lease %s was removed or overwritten (%s) while this run held it; writing "
+                                "it again", self.uri, _who(now))
                 self._write()
             except OSError as exc:  # a store hiccup: the next renewal tries again, well within ttl
                 log.warning("could not renew the lease %s: %s", self.uri, exc)
-
-    def held(self) -> bool:
-        """Whether the store still names this holder (read now, not the renewals' last look)."""
-        if self.lost:
-            return False
-        try:
-            now = self._read_retrying()
-        except OSError:
-            return False  # cannot be told: not safe to commit on
-        return now is not None and now.get("id") == self.id
 
     def release(self) -> None:
         """Stop renewing and remove the lease if it is still this holder's (best effort)."""

@@ -21,7 +21,6 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -143,24 +142,40 @@ class StageOutput:
         from lrl.data.lease import Lease
 
         self._lease = Lease(f"{self.root}/.{self.stage}-{self.hash}.lock",
-                            f"{self.stage} stage, pid {os.getpid()}", RootBusy)
+                            f"{self.stage} stage, pid {os.getpid()}", RootBusy, still_mine=self._mark_is_mine)
         self._lease.acquire()
         if self.done:  # the holder it waited for committed in the meantime: keep its folder
             self._release()
             raise RootBusy(f"{self.path} was finished by another run while this one waited; run again to use it")
 
-    def _writing_here(self) -> bool:
-        """Whether this run still holds the in-place folder: the store names its lease, and the
-        folder its writer mark (a late renewal of a stalled run could overwrite a taker's lease,
-        but not bring back the mark the taker cleared). Unsure counts as no."""
-        if self._lease is None or not self._lease.held():
+    def _mark_is_mine(self) -> bool | None:
+        """Whether the in-place folder's writer mark names this run's lease: False when it is gone
+        or names another (a taker cleared the folder), None when it cannot be read now."""
+        if self._lease is None:
             return False
         fs, inner = filesystem(self.path)
         try:
             with fs.open_input_stream(f"{inner}/{WRITER}") as f:
-                return json.loads(f.read().decode()).get("lease") == self._lease.id
-        except (OSError, ValueError):
+                mark = json.loads(f.read().decode())
+        except FileNotFoundError:
             return False
+        except (OSError, ValueError):
+            return None
+        return isinstance(mark, dict) and mark.get("lease") == self._lease.id
+
+    def _writing_here(self) -> bool:
+        """Whether this run still holds its in-place folder: the folder's writer mark names its
+        lease (a late renewal of a stalled run could overwrite a taker's lease record, but not
+        bring back the mark the taker cleared). A mark that cannot be read is read again; one
+        that stays unreadable is an ``OSError``, not a takeover."""
+        if self._lease is None or self._lease.lost:
+            return False
+        for i in range(3):
+            mine = self._mark_is_mine()
+            if mine is not None:
+                return mine
+            time.sleep(1.0 + i)
+        raise OSError(f"{self.path}/{WRITER}: cannot be read to tell whether this run still writes the folder")
 
     def _release(self) -> None:
         if self._lease is not None:
@@ -215,18 +230,22 @@ class StageOutput:
 
     def abort(self) -> None:
         """Remove the temporary folder (best effort; leftovers never look finished anyway)."""
-        if self._tmp is not None:
-            if self._tmp == self.path:  # in place: only while it is still this run's folder
-                if self._writing_here():
+        try:
+            if self._tmp is not None:
+                if self._tmp == self.path:  # in place: only while it is still this run's folder
+                    if self._writing_here():
+                        fs, inner = filesystem(self._tmp)
+                        fs.delete_dir(inner)
+                elif is_uri(self._tmp):
                     fs, inner = filesystem(self._tmp)
                     fs.delete_dir(inner)
-            elif is_uri(self._tmp):
-                fs, inner = filesystem(self._tmp)
-                fs.delete_dir(inner)
-            else:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+                else:
+                    shutil.rmtree(self._tmp, ignore_errors=True)
+        except OSError as exc:  # best effort: the stage's own error is the news, and a folder
+            log.warning("could not remove %s: %s (it has no manifest: never taken as finished)", self._tmp, exc)
+        finally:
             self._tmp = None
-        self._release()
+            self._release()  # else its lease was renewed, and the stage was busy, for the process's life
 
 
 def _machine() -> dict[str, Any]:
@@ -308,70 +327,6 @@ class RootBusy(InputError):
     says so in one line (an ``InputError``, exit status 2)."""
 
 
-def lock_file(root: str, job: str) -> Path:
-    """The lock file of ``job`` on a local output ``root``: hidden, never a stage folder."""
-    return local_path(root.rstrip("/")) / f".lrl-{_job_name(job)}.lock"
-
-
-def _job_name(job: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", job)
-
-
-@contextlib.contextmanager
-def root_lock(root: str, job: str, command: str = "lrl run") -> Iterator[None]:
-    """Hold ``job``'s lock on a local output ``root`` while ``command`` runs it; ``RootBusy`` at
-    once when another process holds it.
-
-    Two runs of one job on one root share its hidden folders (pretraining's
-    ``.pretrain-<hash>.ray``, the finished parts of finetune and tune): the second crashed with a
-    30-line traceback in pretraining, or could only race the first. Other jobs on the same root
-    (the recipes all write to ``runs``; a cluster's jobs to one volume) name other stage folders
-    and go on side by side. The kernel drops the lock with its process (kill -9 too), so it never
-    needs removing. A root that cannot be locked (some NFS mounts: ENOLCK; a lock file of another
-    user) runs unlocked with a warning. On object stores a lease object stands in for the lock
-    (``lrl.data.lease``): a run killed there leaves it, and the next run waits until it expires."""
-    import fcntl
-
-    if is_uri(root) and not root.startswith("file://"):
-        from lrl.data.lease import Lease
-
-        lease = Lease(f"{root.rstrip('/')}/.lrl-{_job_name(job)}.lock",
-                      f"{command} of job {job!r}, pid {os.getpid()}",
-                      lambda why: RootBusy(f"job {job!r} is already running on the output root {root}: {why}; wait "
-                                           "for it to finish (or stop it), or give this run another output.root"))
-        lease.acquire()
-        try:
-            yield
-        finally:
-            lease.release()
-        return
-    path = lock_file(root, job)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = None
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
-        os.close(fd)
-        raise RootBusy(f"job {job!r} is already running on the output root {path.parent} ({holder}); wait for "
-                       "it to finish (or stop it), or give this run another output.root") from None
-    except OSError as exc:
-        log.warning("could not lock the output root %s (%s): runs of job %r on it are not kept apart",
-                    path.parent, exc, job)
-        if fd is not None:
-            os.close(fd)
-        yield
-        return
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (f"{command}, pid {os.getpid()} on {socket.gethostname()}, started "
-                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}").encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def local_path(path: str) -> Path:
     """A local path as ``Path`` (stages that need local files, e.g. tokenizers, use this)."""
     if is_uri(path) and not path.startswith("file://"):
@@ -384,5 +339,5 @@ def ensure_dir(path: str) -> None:
     fs.create_dir(inner, recursive=True)
 
 
-__all__ = ["StageOutput", "input_print", "MANIFEST", "OWNER", "RootBusy", "lock_file", "root_lock", "package_versions",
+__all__ = ["StageOutput", "input_print", "MANIFEST", "OWNER", "RootBusy", "package_versions",
            "clear_leftovers", "owner_alive", "local_path", "ensure_dir"]

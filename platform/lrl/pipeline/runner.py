@@ -29,8 +29,9 @@ import pyarrow.fs as pafs
 
 from lrl.config import config_hash
 from lrl.data.files import filesystem, is_uri
-from lrl.data.output import MANIFEST, root_lock
+from lrl.data.output import MANIFEST
 from lrl.data.remote import absolute  # paths in the state file: read from other working directories
+from lrl.data.root_lock import root_lock
 from lrl.job import JobConfig
 from lrl.pipeline.settings_drift import changed_settings, flat_config, stale_warning
 from lrl.pipeline.stage import StageContext
