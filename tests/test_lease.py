@@ -221,3 +221,23 @@ def test_root_lock_keeps_a_second_run_of_a_job_off_an_s3_root(s3_store, fast_lea
     t.start()
     t.join(10)
     assert done.is_set()  # given back: the next run takes it at once
+
+
+def test_a_second_pretrain_run_stops_before_it_touches_the_run_folder(s3_store, fast_leases, tmp_path, monkeypatch):
+    """The run folder and its initial model were made before the stage's lease was taken: a second
+    run of the same hash could remove the initial model the first was still uploading."""
+    from pretrain_jobs import _job
+
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import run_pretrain, stage_output
+
+    root = s3_store.bucket() + "/runs"
+    monkeypatch.chdir(tmp_path)
+    ctx = StageContext(load_job(_job(tmp_path, {"steps": 2}), [f"output.root={root}"]))
+    first, _, _ = stage_output(ctx)
+    _write(f"{first.tmp}/placeholder")  # the first run holds the stage's lease
+    with pytest.raises(RootBusy, match="which is running"):
+        run_pretrain(ctx)
+    assert not _exists(f"{root}/.pretrain-{first.hash}.ray")
+    first.abort()

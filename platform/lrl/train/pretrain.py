@@ -288,8 +288,9 @@ def run_pretrain(ctx: StageContext) -> str:
         # known only once Ray runs (fit checks fp16 again then): until then auto may be a GPU.
         deepspeed_config(p, p.num_workers, p.use_gpu is not False)
     run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
-    ensure_dir(run_dir)  # on an object store too (os.makedirs made a local folder named "s3:")
-    try:
+    try:  # the stage's lease on an object store first: a second run stops before the run folder
+        out.tmp  # noqa: B018
+        ensure_dir(run_dir)  # on an object store too (os.makedirs made a local folder named "s3:")
         model_dir = p.model_path or _init_model(cfg, tok_dir, sorted(set(table.column("lang").to_pylist())),
                                                 f"{run_dir}/init")
         init_ray(cfg.ray)  # also sets Ray Train's health-check interval (lrl.runtime.quiet_env)
@@ -319,13 +320,12 @@ def run_pretrain(ctx: StageContext) -> str:
         out.abort()
         error = exc if isinstance(exc, ConfigError) else worker_config_error(exc)
         if error is not None and not has_checkpoint(f"{run_dir}/{STAGE}"):
-            # A config error before any checkpoint, found in the driver (fp16 on CPU, workers that
-            # cannot be placed, a language without a tag) or in Ray Train's workers (settings
-            # checked where they are used): the folder holds only the seeded initial model, which a rerun builds again,
-            # under a hash the corrected config no longer has. Kept, each such error left a hidden
-            # folder behind for good (6 MB for micro, 97 MB for MiniLM). After any other failure
-            # or stop it stays (a rerun of the same config, the same hash, resumes from it or
-            # reuses its initial model), and so do checkpoints that do not fit the config.
+            # A config error before any checkpoint (found in the driver: fp16 on CPU, workers that
+            # cannot be placed, a language without a tag; or in Ray Train's workers, where settings
+            # are checked where used): the folder holds only the seeded initial model, under a hash
+            # the corrected config no longer has. Kept, each such error left a hidden folder behind
+            # for good (6 MB micro, 97 MB MiniLM). After any other failure or stop it stays (a rerun of
+            # the same hash resumes or reuses its initial model), as do checkpoints not fitting the config.
             _remove_run_dir(run_dir)
         if error is not None and error is not exc:  # its message (exit 2), not Ray Train's traceback
             raise error from exc
