@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -207,3 +208,137 @@ def test_the_minilm_config_is_read_as_auto_config_reads_it():
 
     path = str(gt.get_model_path())
     assert read_model_config(path).to_dict() == AutoConfig.from_pretrained(path).to_dict()
+
+
+def test_a_cache_without_locks_fetches_unlocked_with_one_warning(s3_store, tmp_path, monkeypatch, caplog):
+    """On a cache folder where flock fails (NFS, Lustre: ENOLCK) every remote read failed."""
+    monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(remote, "_UNLOCKED", set())
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(remote.fcntl, "flock", no_locks)
+    uris = [s3_store.bucket() + f"/runs/tokenizer-{n}" for n in ("a", "b")]
+    for uri in uris:
+        _write(uri, {"a.json": uri})
+    for uri in uris:
+        assert Path(remote.local_folder(uri), "a.json").read_text() == uri
+    assert caplog.text.count("cannot lock files in") == 1
+
+
+def test_a_waiter_says_so_and_a_killed_fetch_is_cleared_at_once(s3_store, tmp_path, monkeypatch, capsys):
+    """A worker waiting for another's fetch stalled silently, and a killed fetch's ``.tmp-``
+    folder (a model's size) stayed until pruned a week later."""
+    import fcntl
+
+    monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "cache"))
+    uri = s3_store.bucket() + "/runs/pretrain-0123456789ab"
+    _write(uri, {"config.json": "{}"})
+    dest = remote.local_folder(uri)
+    with open(dest + ".lock", "a") as held:  # another process's fetch
+        fcntl.flock(held, fcntl.LOCK_EX)
+        Path(dest + ".tmp-dead0001", "sub").mkdir(parents=True)  # a killed fetch's (only holders make them)
+        got: list[str] = []
+        waiter = threading.Thread(target=lambda: got.append(remote.local_folder(uri)))
+        waiter.start()
+        time.sleep(0.5)
+        assert not got
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join()
+    assert got == [dest] and not Path(dest + ".tmp-dead0001").exists()
+    assert capsys.readouterr().err.count(f"waiting for another process's fetch of {uri}") == 1
+
+
+def _changing(monkeypatch, uri: str, changes: list[dict[str, str]]) -> list[str]:
+    """``copy_files`` that applies the next of ``changes`` to ``uri`` just before copying (another
+    node rewriting the folder mid-fetch; ``None`` values delete); the copies' sources."""
+    real, fetches = pafs.copy_files, []
+
+    def copy(src, dst, **kw):
+        fetches.append(src)
+        if changes:
+            fs, inner = pafs.FileSystem.from_uri(uri)
+            for name, text in changes.pop(0).items():
+                if text is None:
+                    fs.delete_file(f"{inner}/{name}")
+                else:
+                    _write(uri, {name: text})
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(pafs, "copy_files", copy)
+    return fetches
+
+
+def test_a_folder_changed_during_the_fetch_is_fetched_again(s3_store, tmp_path, monkeypatch):
+    """A folder rewritten or partly deleted while copied was cached under its old listing's key:
+    a stale or incomplete model, taken for the old one by every later read of this machine."""
+    monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "cache"))
+    uri = s3_store.bucket() + "/runs/pretrain-0123456789ab"
+    _write(uri, {"config.json": "{}", "model.safetensors": "old", "vocab.txt": "v"})
+    fetches = _changing(monkeypatch, uri, [{"model.safetensors": "newer", "vocab.txt": None}])
+    got = remote.local_folder(uri)
+    assert len(fetches) == 2 and sorted(p.name for p in Path(got).iterdir()) == ["config.json", "model.safetensors"]
+    assert Path(got, "model.safetensors").read_text() == "newer"
+    assert remote.local_folder(uri) == got and len(fetches) == 2  # cached under the new listing's key
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")) == [Path(got).name]
+
+
+def test_a_folder_changing_on_every_fetch_is_an_input_error(s3_store, tmp_path, monkeypatch):
+    monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "cache"))
+    uri = s3_store.bucket() + "/runs/pretrain-0123456789ab"
+    _write(uri, {"config.json": "{}", "model.safetensors": "w"})
+    _changing(monkeypatch, uri, [{"model.safetensors": "ww"}, {"model.safetensors": "www"}])
+    with pytest.raises(remote.InputError, match=re.escape(f"{uri}: the folder changed while it was copied")):
+        remote.local_folder(uri)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o700])
+def test_a_cache_folder_of_this_user_only_others_can_read_is_made_private(s3_store, tmp_path, monkeypatch, mode):
+    """``<tmp>/lrl-remote-<uid>`` made by hand or in a container image (0755) was refused."""
+    monkeypatch.delenv(remote.CACHE_ENV, raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cache = tmp_path / f"lrl-remote-{os.getuid()}"
+    cache.mkdir()
+    os.chmod(cache, mode)
+    uri = s3_store.bucket() + "/runs/tokenizer-0123456789ab"
+    _write(uri, {"a.json": "1"})
+    assert Path(remote.local_folder(uri)).parent == cache and stat.S_IMODE(cache.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("kind", ["symlink", "file", 0o775, 0o757])
+def test_a_cache_folder_others_could_plant_in_is_refused(tmp_path, monkeypatch, kind):
+    monkeypatch.delenv(remote.CACHE_ENV, raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cache = tmp_path / f"lrl-remote-{os.getuid()}"
+    if kind == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        cache.symlink_to(tmp_path / "elsewhere")
+    elif kind == "file":
+        cache.write_text("")
+    else:
+        cache.mkdir()
+        os.chmod(cache, kind)
+    with pytest.raises(remote.InputError, match="not a private folder of this user"):
+        remote.cache_dir()
+    if not isinstance(kind, str):
+        assert stat.S_IMODE(cache.stat().st_mode) == kind  # left as it was
+
+
+@pytest.mark.parametrize(("config", "why"), [({"hidden_size": 4}, "names no model_type"),
+                                             ({"model_type": "my-custom-lm"}, "model_type 'my-custom-lm'")])
+def test_a_config_of_no_known_model_type_is_an_input_error(s3_store, tmp_path, config, why):
+    """Without ``model_type``, or with a custom (remote-code) one, a bare KeyError named neither
+    the folder nor the reason."""
+    import json
+
+    from lrl.model.build import read_model_config
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    uri = s3_store.bucket() + "/custom"
+    remote.upload_folder(str(tmp_path / "m"), uri)
+    for folder in (str(tmp_path / "m"), uri):
+        with pytest.raises(remote.InputError, match=f"{re.escape(folder)}: .*{re.escape(why)}"):
+            read_model_config(folder)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
+import logging
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import time
 import uuid
@@ -29,6 +32,10 @@ CACHE_ENV = "LRL_REMOTE_CACHE"
 #: A copy unused this long is removed when another folder is fetched (every stage output a node
 #: reads is copied there: models of hundreds of MB each, for good otherwise).
 KEEP_S = 7 * 86400
+
+log = logging.getLogger(__name__)
+#: Cache folders whose lock files could not be locked, warned about once per process.
+_UNLOCKED: set[str] = set()
 
 
 def is_remote(path: str) -> bool:
@@ -71,22 +78,34 @@ def local_folder(path: str) -> str:
     an unchanged one only once per machine: concurrent callers of one machine (the Ray Train
     workers or Tune trials of a node) take a lock beside the copy, and while the first fetches
     the others wait, then reuse its copy. It is filled under a temporary name and renamed, so a
-    fetch cut short (a killed process) is never taken for a copy."""
+    fetch cut short (a killed process) is never taken for a copy. A copy whose names and sizes
+    differ from the listing (the folder rewritten or partly deleted meanwhile by another node)
+    is thrown away and fetched again with a new listing; twice so: InputError."""
     if not is_remote(path):
         return path.removeprefix("file://")
-    files = _listing(path)
-    if not files:
-        raise InputError(f"{path}: no such folder, or it holds no files")
+    for _ in range(2):
+        files = _listing(path)
+        if not files:
+            raise InputError(f"{path}: no such folder, or it holds no files")
+        dest = _fetch(path, files)
+        if dest is not None:
+            return dest
+    raise InputError(f"{path}: the folder changed while it was copied, twice; is another run writing it?")
+
+
+def _fetch(path: str, files: list[pafs.FileInfo]) -> str | None:
+    """The copy of ``path`` keyed by its listing ``files``: fetched under the lock unless there
+    already; None (nothing kept) when what was copied is not what ``files`` lists."""
     key = hashlib.sha256("\0".join([path.rstrip("/"), *sorted(f"{i.path}\0{i.size}\0{i.mtime_ns}"
                                                                 for i in files)]).encode()).hexdigest()[:16]
     cache = cache_dir()
     dest = os.path.join(cache, f"{path.rstrip('/').rsplit('/', 1)[-1]}-{key}")
-    with open(dest + ".lock", "a") as lock:
-        # Without it N workers of one node each downloaded the whole folder (a model: N times
-        # hundreds of MB) and all but one copy were thrown away.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        with contextlib.suppress(OSError):
-            os.utime(dest + ".lock")  # in use: not pruned while held
+    with _fetch_lock(dest, path, cache) as locked:
+        if locked:
+            # Only lock holders make them, so one there now is a killed fetch's: without this it
+            # stayed (a model's size) until pruned a week later.
+            for stale in glob.glob(glob.escape(dest) + ".tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         if os.path.isdir(dest):
             with contextlib.suppress(OSError):
                 os.utime(dest)  # used: kept by _prune
@@ -97,9 +116,11 @@ def local_folder(path: str) -> str:
         try:
             fs, inner = filesystem(path)
             pafs.copy_files(inner, tmp, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+            if _sizes(tmp) != {i.path[len(inner.rstrip("/")) + 1:]: i.size for i in files}:
+                return None  # changed meanwhile: the copy would be cached under the old listing's key
             try:
                 os.rename(tmp, dest)
-            except OSError:  # fetched meanwhile under a lock file pruned and made again: same files
+            except OSError:  # fetched meanwhile (unlocked, or under a lock file pruned and made again)
                 if not os.path.isdir(dest):
                     raise
         finally:
@@ -107,13 +128,47 @@ def local_folder(path: str) -> str:
     return dest
 
 
+def _sizes(folder: str) -> dict[str, int]:
+    """Relative name (``/``-separated) -> size of every file under the local ``folder``."""
+    return {os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/"): os.path.getsize(os.path.join(d, f))
+            for d, _, names in os.walk(folder) for f in names}
+
+
+@contextlib.contextmanager
+def _fetch_lock(dest: str, path: str, cache: str) -> Iterator[bool]:
+    """Hold the lock of the copy ``dest`` of ``path``; yields whether it is held.
+
+    Without it N workers of one node each downloaded the whole folder (a model: N times hundreds
+    of MB) and all but one copy were thrown away. A cache on a filesystem without locks (some
+    NFS and Lustre mounts: ENOLCK) failed every remote read; it now fetches unlocked (concurrent
+    callers may each download; the copies are the same files) after one warning per process."""
+    with open(dest + ".lock", "a") as lock:
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # say why this worker stalls (a model's download: minutes)
+                print(f"waiting for another process's fetch of {path}", file=sys.stderr, flush=True)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as exc:
+            if cache not in _UNLOCKED:
+                _UNLOCKED.add(cache)
+                log.warning("cannot lock files in %s (%s): remote folders are fetched unlocked, maybe once per "
+                            "worker; set %s to a local folder", cache, exc, CACHE_ENV)
+            yield False
+            return
+        with contextlib.suppress(OSError):
+            os.utime(dest + ".lock")  # in use: not pruned while held
+        yield True
+
+
 def cache_dir() -> str:
     """The folder of ``local_folder``'s copies: ``LRL_REMOTE_CACHE``, else ``<tmp>/lrl-remote-<uid>``.
 
     Per user, created private (0700): a shared folder was created 0755 by its first user (the
     others' fetches failed with PermissionError), and its predictable names let another local
-    user plant a folder there that was then loaded as a model. One not owned by this user, or
-    open to others, is refused."""
+    user plant a folder there that was then loaded as a model. One of this user that only others
+    can read (made by hand or in a container image: 0755) is made 0700; one of another user, a
+    symlink, not a folder, or writable by others is refused."""
     env = os.environ.get(CACHE_ENV)
     if env:
         os.makedirs(env, exist_ok=True)
@@ -122,9 +177,11 @@ def cache_dir() -> str:
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
     st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
         raise InputError(f"{path}: not a private folder of this user (owner uid {st.st_uid}, mode "
                          f"{stat.S_IMODE(st.st_mode):o}); remove it or set {CACHE_ENV} to another folder")
+    if st.st_mode & 0o077:  # nobody else could write into it: nothing planted, only readable
+        os.chmod(path, 0o700)
     return path
 
 

@@ -62,7 +62,12 @@ def read_model_config(folder: str):
     """The Hugging Face config of the model folder ``folder`` (any filesystem), from its
     ``config.json`` alone: ``AutoConfig.from_pretrained`` needs a local folder, and the driver
     copied a whole remote model (maybe GBs) only to read it. Built as ``from_pretrained`` builds
-    it (the ``model_type``'s class, ``from_dict``), with lrl's attributes (``lrl_langs``, ...)."""
+    it (the ``model_type``'s class, ``from_dict``), with lrl's attributes (``lrl_langs``, ...).
+
+    InputError for a config without a ``model_type`` or with one transformers does not know (a
+    custom, remote-code model), where a bare KeyError named neither folder nor reason. Not a
+    fallback to ``AutoConfig``: without ``trust_remote_code`` it refuses such a config as well,
+    after copying the whole folder, and pretraining's workers load the model without it too."""
     from transformers import CONFIG_MAPPING
 
     from lrl.data.files import InputError, read_json
@@ -71,7 +76,14 @@ def read_model_config(folder: str):
         d = read_json(f"{folder.rstrip('/')}/config.json")
     except FileNotFoundError as exc:  # as local_folder said it for a remote one
         raise InputError(f"{folder}: not a Hugging Face model folder (no config.json)") from exc
-    return CONFIG_MAPPING[d["model_type"]].from_dict(d, name_or_path=folder)
+    kind = d.get("model_type") if isinstance(d, dict) else None
+    if not kind or not isinstance(kind, str):
+        raise InputError(f"{folder}: its config.json names no model_type; lrl reads Hugging Face model folders "
+                         "saved by transformers (a BERT-like masked LM)")
+    if kind not in CONFIG_MAPPING:
+        raise InputError(f"{folder}: model_type {kind!r} of its config.json is not one transformers knows (a "
+                         "custom or remote-code model?); pretraining loads models without remote code")
+    return CONFIG_MAPPING[kind].from_dict(d, name_or_path=folder)
 
 
 def preset_config(cfg: ModelConfig, vocab_size: int, pad_token_id: int, langs: Iterable[str]):
