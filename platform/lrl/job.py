@@ -28,8 +28,9 @@ class JobConfig(StrictModel):
     """A whole lrl job. Every section has defaults; a file only states what differs."""
 
     name: str = "job"
-    """Name of the job (used in reports and model cards). One run of a job at a time uses a local
-    ``output.root``: a second one stops at once (``lrl.data.root_lock.root_lock``)."""
+    """Name of the job (used in reports and model cards). One run of a job at a time uses an
+    ``output.root`` (local, or an object store through a lease object): a second one stops at once
+    (``lrl.data.root_lock.root_lock``)."""
     seed: int = 0
     """Base random seed of generation (augmentation, oversampling, translation steps), of
     pretraining and of a ``preset:`` encoder, and of tune's search. Fine-tuning runs once per seed
