@@ -105,9 +105,9 @@ def test_new_rows_start_from_the_stripped_forms_old_pieces(minilm, kept):
         assert not torch.allclose(w[tok.convert_tokens_to_ids(piece)], old[base.unk_token_id]), piece
 
 
-def test_stage_hash_names_the_option_only_when_on(tmp_path, monkeypatch):
-    """Off, the tokenizer stage hashes the same config as before the option (finished outputs
-    keep their folders); on, the option is in the hash."""
+def _hashed_configs(tmp_path, monkeypatch, lang: str, text: str):
+    """The configs the tokenizer stage hashes (appended to the returned list as it builds its
+    output), and ``stage_output(overrides)`` for an extend job on one line of ``lang`` text."""
     from lrl.job import load_job
     from lrl.model import command
     from lrl.pipeline.stage import StageContext
@@ -120,11 +120,17 @@ def test_stage_hash_names_the_option_only_when_on(tmp_path, monkeypatch):
         return real(root, stage, config, inputs)
 
     monkeypatch.setattr(command, "StageOutput", spy)
-    (tmp_path / "yo.txt").write_text("ọkọ oko\n", encoding="utf-8")
-    args = [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}", "data.text=[{path: yo.txt, lang: yo}]",
-            "tokenizer.mode=extend", "tokenizer.base=x"]
-    off = command.stage_output(StageContext(load_job(None, args)))
-    on = command.stage_output(StageContext(load_job(None, [*args, "tokenizer.keep_accents=true"])))
+    (tmp_path / f"{lang}.txt").write_text(text + "\n", encoding="utf-8")
+    args = [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}",
+            f"data.text=[{{path: {lang}.txt, lang: {lang}}}]", "tokenizer.mode=extend", "tokenizer.base=x"]
+    return seen, lambda extra: command.stage_output(StageContext(load_job(None, [*args, *extra])))
+
+
+def test_stage_hash_names_the_option_only_when_on(tmp_path, monkeypatch):
+    """Off, the tokenizer stage hashes the same config as before the option (finished outputs
+    keep their folders); on, the option is in the hash."""
+    seen, stage_output = _hashed_configs(tmp_path, monkeypatch, "yo", "ọkọ oko")
+    off, on = stage_output([]), stage_output(["tokenizer.keep_accents=true"])
     assert "keep_accents" not in seen[0] and seen[1]["keep_accents"] is True
     assert off.hash != on.hash
 
@@ -292,22 +298,8 @@ def test_keep_letters_order_and_repeats_do_not_change_the_stage_hash(tmp_path):
 def test_stage_hash_names_keep_letters_only_when_set(tmp_path, monkeypatch):
     """Unset, the tokenizer stage hashes the fields it hashed before the option (the default and
     keep_accents outputs keep their folders); set, the letters are in the hash."""
-    from lrl.job import load_job
-    from lrl.model import command
-    from lrl.pipeline.stage import StageContext
-
-    seen: list[dict] = []
-    real = command.StageOutput
-
-    def spy(root, stage, config, inputs=None):
-        seen.append(config)
-        return real(root, stage, config, inputs)
-
-    monkeypatch.setattr(command, "StageOutput", spy)
-    (tmp_path / "ig.txt").write_text(f"{BEE} {MEAT}\n", encoding="utf-8")
-    args = [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}", "data.text=[{path: ig.txt, lang: ig}]",
-            "tokenizer.mode=extend", "tokenizer.base=x"]
-    hashes = [command.stage_output(StageContext(load_job(None, [*args, *extra]))).hash
+    seen, stage_output = _hashed_configs(tmp_path, monkeypatch, "ig", f"{BEE} {MEAT}")
+    hashes = [stage_output(extra).hash
               for extra in ([], ["tokenizer.keep_letters=[]"], ["tokenizer.keep_accents=true"],
                             ["tokenizer.keep_accents=true", "tokenizer.keep_letters=[ṅ]"])]
     before = set(TokenizerConfig.model_fields) - {"keep_accents", "keep_letters"}

@@ -127,7 +127,10 @@ class Lease:
         self._thread.start()
 
     def _wait_out(self, seen: dict) -> None:
-        age = self._age()
+        try:
+            age = self._age()
+        except OSError:  # no time to judge by: watched like a recent lease
+            age = None
         # Clocks differ between machines, and the store's times are whole seconds: only a lease
         # far past its time is judged by them
         if age is not None and age > 2 * self.ttl:
