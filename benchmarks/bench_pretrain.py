@@ -67,7 +67,7 @@ def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from lrl.data.sampling import resample, split_heldout
+    from lrl.data.sampling import heldout_split, resample
     from lrl.train.attention import set_attention
     from lrl.train.pretrain_aux import build_module
     from lrl.train.pretrain_data import pack_local
@@ -77,7 +77,7 @@ def plain_loop(cfg, table, tok_dir: str, model_dir: str, seconds: float, threads
 
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
-    train, _ = split_heldout(table, cfg.heldout_fraction, 0)
+    train, _ = heldout_split(table, cfg.heldout_fraction)
     stream, _ = resample(train, cfg.alpha, 0)
     packed = pack_local(stream, tok_dir, cfg.seq_len, ["ug", "wo"])
     ids = torch.cat([torch.as_tensor(v["input_ids"]) for v in packed.values()])

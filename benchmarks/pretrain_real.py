@@ -33,7 +33,7 @@ def untrained_ppl(out: str) -> dict[str, float]:
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from lrl.data.sampling import split_heldout
+    from lrl.data.sampling import heldout_split
     from lrl.job import load_job
     from lrl.train.pretrain_aux import build_module
     from lrl.train.pretrain_data import load_text, pack_local
@@ -44,7 +44,7 @@ def untrained_ppl(out: str) -> dict[str, float]:
     cfg = load_job(Path(out).parent / "job.yaml")
     p = cfg.pretrain
     table, _ = load_text(cfg)
-    _, held = split_heldout(table, p.heldout_fraction, cfg.seed)
+    _, held = heldout_split(table, p.heldout_fraction)
     langs = man["languages"]
     packed = pack_local(held, man["tokenizer"], p.seq_len, langs, p.heldout_max_seqs)
     tok = AutoTokenizer.from_pretrained(man["tokenizer"])

@@ -147,4 +147,16 @@ def split_heldout(table: pa.Table, fraction: float, seed: int,
     return table.filter(pc.invert(pa.array(mask))), table.filter(pa.array(keep))
 
 
-__all__ = ["temperature_probs", "target_counts", "resample", "split_heldout", "Mixture"]
+#: The seed of every job's held-out slice (``heldout_split``).
+HELDOUT_SEED = 0
+
+
+def heldout_split(table: pa.Table, fraction: float) -> tuple[pa.Table, pa.Table]:
+    """``split_heldout`` with the same slice whatever the job's seed. Runs of several seeds are
+    then scored on the same text, and the tokenizer stage, which leaves this slice out of its training as well
+    (``lrl.model.text_split``), is not trained again for each pretraining seed."""
+    return split_heldout(table, fraction, HELDOUT_SEED)
+
+
+__all__ = ["temperature_probs", "target_counts", "resample", "split_heldout", "heldout_split", "HELDOUT_SEED",
+           "Mixture"]

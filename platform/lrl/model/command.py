@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import time
-from collections import defaultdict
 from pathlib import Path
 
 from lrl.cli import add_job_arguments, load_job_args, reused_line
@@ -21,47 +20,11 @@ from lrl.data.files import InputError, filesystem, fingerprint, resolve
 from lrl.data.finished import read_json
 from lrl.data.output import StageOutput, input_print
 from lrl.data.remote import local_output
-from lrl.job import JobConfig
 from lrl.model.accents import combining_marks, marks_report, report_lines
+from lrl.model.text_split import tokenizer_text
 from lrl.pipeline.stage import StageContext
 
 STAGE = "tokenizer"
-
-
-def _generate_text(path: str, limit: int | None) -> dict[str, list[str]]:
-    """Text rows of a finished generate output (``text/lang=<lang>/*.parquet``), per language."""
-    import pyarrow as pa
-    import pyarrow.dataset as pads
-
-    fs, inner = filesystem(f"{path.rstrip('/')}/text")
-    if fs.get_file_info(inner).type.name == "NotFound":
-        return {}
-    part = pads.partitioning(pa.schema([("lang", pa.string())]), flavor="hive")
-    ds = pads.dataset(inner, filesystem=fs, format="parquet", partitioning=part)
-    out: dict[str, list[str]] = defaultdict(list)
-    for batch in ds.to_batches(columns=["lang", "text"]):
-        for lang, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-            if text and (limit is None or len(out[lang]) < limit):
-                out[lang].append(text)
-    return {k: out[k] for k in sorted(out)}
-
-
-def _config_text(cfg: JobConfig, limit: int | None) -> dict[str, list[str]]:
-    from lrl.data.readers import read_text_lines
-
-    out: dict[str, list[str]] = defaultdict(list)
-    for src in cfg.data.text:
-        room = None if limit is None else limit - len(out[src.lang])
-        if room is not None and room <= 0:
-            continue
-        lines = read_text_lines(src, cfg.data.root).column("text").to_pylist()
-        out[src.lang].extend(lines[:room] if room is not None else lines)
-    return dict(out)
-
-
-def _limit(cfg: JobConfig) -> int | None:
-    t = cfg.tokenizer
-    return None if t.max_lines_per_lang is None else t.max_lines_per_lang + t.eval_lines
 
 
 def _source(ctx: StageContext) -> tuple[str, object]:
@@ -77,8 +40,9 @@ def _source(ctx: StageContext) -> tuple[str, object]:
 
 
 #: Bumped when the train / held-out split changes, so that outputs made by the old split rebuild
-#: (the split shapes both the tokenizer and its statistics).
-SPLIT_VERSION = 2
+#: (the split shapes both the tokenizer and its statistics). 3: pretraining's held-out slice is
+#: left out of training (``lrl.model.text_split``), so the hash names ``pretrain.heldout_fraction``.
+SPLIT_VERSION = 3
 
 #: Bumped when ``extend`` makes other tokens from the same inputs, so that finished extended
 #: tokenizers rebuild (2: hamza letters kept by ``extend._keep_hamza``, pieces' rows initialised
@@ -96,34 +60,13 @@ UNIGRAM_ORDER = 1
 ALPHABET_VERSION = 1
 
 
-def _split(texts: dict[str, list[str]], eval_lines: int
-           ) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
-    """Hold out the last lines of each language (at most a fifth of them) for the statistics.
-
-    A held-out line that also occurs among the training lines is training text: corpora repeat
-    lines (boilerplate, stubs, re-crawled pages), and scoring such a line would flatter the new
-    tokenizer, which learned its pieces from it. Such lines go to training instead. Where nothing
-    is left to hold out (fewer than 5 lines, ``eval_lines=0``, or every tail line repeated), the
-    statistics are taken on the training lines and the third mapping says so per language."""
-    train, held, note = {}, {}, {}
-    for lang, lines in texts.items():
-        n = min(eval_lines, len(lines) // 5)
-        head, tail = (lines[:-n], lines[-n:]) if n else (list(lines), [])
-        seen = set(head)
-        train[lang] = head + [line for line in tail if line in seen]
-        held[lang] = [line for line in tail if line not in seen]
-        if not held[lang]:
-            held[lang] = train[lang]
-            note[lang] = "no held-out lines: statistics on the training lines"
-    return train, held, note
-
-
 def stage_output(ctx: StageContext) -> StageOutput:
     kind, inputs = _source(ctx)
     t = ctx.cfg.tokenizer
     fingerprints = {"source": kind, "inputs": inputs, "base": _base_fingerprint(t.base),
                     "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None,
-                    "split": SPLIT_VERSION, "alphabet": ALPHABET_VERSION}
+                    "split": SPLIT_VERSION, "heldout": ctx.cfg.pretrain.heldout_fraction,
+                    "alphabet": ALPHABET_VERSION}
     if t.mode == "extend":
         fingerprints["extend"] = EXTEND_VERSION
     if t.type == "unigram":  # pieces in a fixed id order (lrl.model.unigram_order), trained again
@@ -162,11 +105,10 @@ def run_tokenizer(ctx: StageContext) -> str:
         return out.path
     t = ctx.cfg.tokenizer
     kind, _ = _source(ctx)
-    texts = _generate_text(ctx.upstream["generate"], _limit(ctx.cfg)) if kind == "generate" \
-        else _config_text(ctx.cfg, _limit(ctx.cfg))
-    if not texts:
+    text = tokenizer_text(ctx.cfg, ctx.upstream["generate"] if kind == "generate" else None)
+    if not any(text.train.values()):
         raise InputError(f"the tokenizer stage found no text lines in {kind}")
-    train, held, note = _split(texts, t.eval_lines)
+    train, held, note = text.train, text.held, text.note
     try:
         base = load_tokenizer(t.base) if t.base else None
     except OSError as exc:  # a missing folder reads as an invalid hub id in transformers' words
@@ -183,6 +125,8 @@ def run_tokenizer(ctx: StageContext) -> str:
     for lang, lines in held.items():
         before = tokenizer_stats(base, lines) if base is not None else char_stats(lines)
         stats["langs"][lang] = {"eval_lines": len(lines), "train_lines": len(train[lang]),
+                                # pretraining's held-out rows, none trained on (lrl.model.text_split)
+                                "pretrain_heldout_lines": text.pretrain_heldout.get(lang, 0),
                                 "before": before, "after": tokenizer_stats(tok, lines),
                                 # what the normalizer erases (an extended base keeps its own)
                                 "normalizer": normalizer_effect(tok, lines)}
@@ -198,7 +142,7 @@ def run_tokenizer(ctx: StageContext) -> str:
             if added:
                 (folder / "added_tokens.txt").write_text("\n".join(added) + "\n", encoding="utf-8")
         return out.commit({"mode": t.mode, "type": t.type, "base": t.base, "source": kind,
-                           "langs": sorted(texts), "vocab_size": len(tok), "added": len(added),
+                           "langs": sorted(train), "vocab_size": len(tok), "added": len(added),
                            **({"accents": stats["accents"]} if "accents" in stats else {}),
                            "stats": {k: {"before": v["before"]["unk_rate"], "after": v["after"]["unk_rate"]}
                                      for k, v in stats["langs"].items()}})

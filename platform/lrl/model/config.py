@@ -29,11 +29,14 @@ class TokenizerConfig(StrictModel):
     min_frequency: int = Field(default=2, ge=1)
     """Minimum count of a word (WordPiece) or pair for a piece to be learned."""
     max_lines_per_lang: int | None = Field(default=50000, gt=0)
-    """Read at most this many lines per language for training (speed); None uses all."""
+    """Train on at most this many lines per language (the first read; speed); None uses all."""
     eval_lines: int = Field(default=500, ge=0)
-    """Lines per language held out from training (the last ones read) and used for the statistics.
-    A held-out line that also occurs among the training lines is trained on instead of scored
-    (5-10% of the last 500 lines of mono/ug.txt and mono/wo.txt)."""
+    """Lines per language scored for the statistics: the first of pretraining's held-out rows
+    (``pretrain.heldout_fraction``), which the tokenizer does not train on either, so that
+    pretraining's held-out perplexity is on text that neither saw. Where pretraining holds out
+    nothing of a language (fraction 0, one document), the last lines read are held out instead (at
+    most a fifth); such a line that also occurs among the training lines is trained on instead of
+    scored (5-10% of the last 500 lines of mono/ug.txt and mono/wo.txt)."""
     max_new_tokens: int | None = Field(default=None, gt=0)
     """``extend``: add at most this many learned pieces (the most frequent first); None adds all
     missing. Pieces for Arabic hamza letters the base tokenizer could not read (up to 22) come on

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from lrl.config import ConfigError
 from lrl.data.files import InputError, fingerprint, read_json, resolve
 from lrl.data.output import StageOutput, ensure_dir, input_print
 from lrl.data.remote import absolute, is_remote, local_folder, local_output, remove_folder, upload_folder
-from lrl.data.sampling import resample, split_heldout
+from lrl.data.sampling import HELDOUT_SEED, heldout_split, resample
 from lrl.job import JobConfig
 from lrl.model.extend import INIT_VERSION
 from lrl.pipeline.stage import StageContext
@@ -127,7 +128,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
         from lrl.train.pretrain_engine import deepspeed_config
 
         deepspeed_config(cfg, cfg.num_workers, gpu)  # fp16 on CPU: now that the device is known
-    train, heldout = split_heldout(table, cfg.heldout_fraction, seed)
+    train, heldout = heldout_split(table, cfg.heldout_fraction)
     stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
     log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
     ds = packed_dataset(stream, tokenizer_dir, cfg.seq_len, langs, driver_rows=cfg.driver_pack_rows)
@@ -214,10 +215,7 @@ def phases(t0: float, t_fit: float, marks: dict[str, float], t_end: float) -> di
 
 
 def _counts(table: pa.Table) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for lang in table.column("lang").to_pylist():
-        out[lang] = out.get(lang, 0) + 1
-    return out
+    return dict(Counter(table.column("lang").to_pylist()))
 
 
 def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
@@ -248,6 +246,8 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
         config["stream_version"] = 2
     if cfg.model.checkpoint and not p.model_path:  # an extended checkpoint's new rows leave [UNK] out
         config["init_version"] = INIT_VERSION
+    if p.heldout_fraction and cfg.seed != HELDOUT_SEED:  # its held-out slice was the seed's until 2
+        config["heldout_version"] = 2
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
 
 

@@ -113,7 +113,8 @@ class PretrainConfig(StrictModel):
     The two paths cut the stream into different blocks, and the loop's local shuffle buffer fills
     block by block, so the trained weights differ between them (hence part of the output's hash)."""
     heldout_fraction: float = Field(default=0.05, ge=0.0, lt=0.5)
-    """Fraction of each language's rows held out (whole documents where ``# doc`` marks them)."""
+    """Fraction of each language's rows held out (whole documents where ``# doc`` marks them), the
+    same rows whatever the seed. The tokenizer stage does not train on them either."""
     heldout_max_seqs: int = Field(default=64, gt=0)
     """At most this many packed held-out sequences per language are evaluated."""
     num_workers: int = Field(default=1, gt=0)

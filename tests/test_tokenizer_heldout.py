@@ -1,0 +1,101 @@
+"""The tokenizer stage does not train on pretraining's held-out slice (``lrl.model.text_split``).
+
+It used to hold out the last lines read instead, and so learned pieces from the documents that
+pretraining then scored as unseen text."""
+
+import json
+
+import pyarrow as pa
+
+from lrl.data.sampling import heldout_split
+from lrl.model.text_split import ON_TRAINING, tail_split, tokenizer_text
+
+WORDS = ["bir", "ikki", "uch", "tort", "besh", "alti", "yetti", "sekkiz", "toqquz", "on"]
+MARK = "zorqulvatim"  # a word only the held-out documents write
+
+
+def _corpus(tmp_path, held_docs: set[str] = frozenset()):
+    lines = []
+    for d in range(40):
+        lines.append(f"# doc d{d:02d}")
+        for i in range(5):
+            words = [WORDS[(d + i + k) % len(WORDS)] for k in range(6)]
+            if f"d{d:02d}" in held_docs:
+                words += [MARK] * 4
+            lines.append(" ".join(words) + f" {d} {i}")
+    (tmp_path / "ug.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _cfg(tmp_path, *overrides):
+    from lrl.job import load_job
+
+    return load_job(None, [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}",
+                           "data.text=[{path: ug.txt, lang: ug}]", "tokenizer.vocab_size=200",
+                           "tokenizer.min_frequency=1", "tokenizer.eval_lines=7", *overrides])
+
+
+def _held_docs(cfg) -> set[str]:
+    from lrl.train.pretrain_data import load_text
+
+    table, _ = load_text(cfg)
+    _, held = heldout_split(table, cfg.pretrain.heldout_fraction)
+    return set(held.column("doc").to_pylist())
+
+
+def test_the_tokenizer_never_learns_from_pretrainings_held_out_documents(tmp_path):
+    from transformers import AutoTokenizer
+
+    from lrl.model.command import run_tokenizer
+    from lrl.pipeline.stage import StageContext
+
+    _corpus(tmp_path)
+    cfg = _cfg(tmp_path, "seed=5", "pretrain.heldout_fraction=0.1")
+    docs = _held_docs(cfg)
+    # the slice is spread over the file, not its tail, and does not depend on the job's seed
+    assert len(docs) == 4 and docs != {"d36", "d37", "d38", "d39"}
+    assert _held_docs(_cfg(tmp_path, "pretrain.heldout_fraction=0.1")) == docs
+    _corpus(tmp_path, docs)  # the same documents, now the only ones to write MARK
+    assert _held_docs(cfg) == docs
+    path = run_tokenizer(StageContext(cfg))
+    tok = AutoTokenizer.from_pretrained(path)
+    assert MARK not in tok.get_vocab() and tok.tokenize(MARK) != [MARK]  # its letters unseen: [UNK]
+    stats = json.loads((tmp_path / "runs" / path.rsplit("/", 1)[1] / "stats.json").read_text())["langs"]["ug"]
+    # scored on the first held-out lines: each writes MARK
+    assert stats["eval_lines"] == 7 and stats["pretrain_heldout_lines"] == 20 and stats["train_lines"] == 180
+    assert "note" not in stats
+    # the held-out fraction shapes the tokenizer, so it names the output folder
+    assert run_tokenizer(StageContext(_cfg(tmp_path, "seed=5", "pretrain.heldout_fraction=0.2"))) != path
+
+
+def test_lines_of_the_split(tmp_path):
+    """Training lines capped by max_lines_per_lang; the statistics on the held-out slice; without a
+    slice, the last lines read (as many as eval_lines); eval_lines=0 scores training lines."""
+    _corpus(tmp_path)
+    text = tokenizer_text(_cfg(tmp_path, "pretrain.heldout_fraction=0.1", "tokenizer.max_lines_per_lang=50"), None)
+    assert len(text.train["ug"]) == 50 and len(text.held["ug"]) == 7 and not text.note
+    assert not set(text.held["ug"]) & set(text.train["ug"])
+    text = tokenizer_text(_cfg(tmp_path, "pretrain.heldout_fraction=0", "tokenizer.max_lines_per_lang=50"), None)
+    assert text.pretrain_heldout == {} and len(text.held["ug"]) == 7 and len(text.train["ug"]) == 50
+    assert text.held["ug"][-1].endswith(" 11 1")  # the tail of the first 57 lines read
+    text = tokenizer_text(_cfg(tmp_path, "pretrain.heldout_fraction=0.1", "tokenizer.eval_lines=0"), None)
+    assert text.held["ug"] == text.train["ug"] and len(text.train["ug"]) == 180 and text.note["ug"] == ON_TRAINING
+
+
+def test_tail_lines_never_repeat_training_lines():
+    """A held-out line that also occurs in training is training text: scored, it would flatter the
+    tokenizer that learned from it. It goes to training; nothing is lost."""
+    lines = [f"line {i}" for i in range(16)] + ["stub", "line 3", "fresh a", "stub"]
+    train, held, note = tail_split({"ug": lines}, eval_lines=4)
+    assert held["ug"] == ["stub", "fresh a", "stub"] and "line 3" in train["ug"]
+    assert not set(held["ug"]) & set(train["ug"])
+    assert sorted(train["ug"] + held["ug"]) == sorted(lines) and not note
+    # nothing left to hold out: the statistics are on training lines, and say so
+    train, held, note = tail_split({"wo": ["a", "b", "a"]}, eval_lines=4)
+    assert held["wo"] == train["wo"] == ["a", "b", "a"] and "training lines" in note["wo"]
+    train, held, note = tail_split({"wo": ["x"] * 10}, eval_lines=2)
+    assert held["wo"] == train["wo"] and len(train["wo"]) == 10 and note["wo"]
+
+
+def test_heldout_split_ignores_rows_without_text():
+    table = pa.table({"text": ["a b", "", "c d"], "lang": ["ug"] * 3, "doc": [None] * 3})
+    assert heldout_split(table, 0)[0].num_rows == 3
