@@ -1,5 +1,6 @@
 """The generate stage on a simulated multi-node Ray cluster (head + 2 worker nodes): rows are
-produced on both worker nodes, and removing a node mid-job loses and duplicates no row.
+produced on both worker nodes, removing a node mid-job loses and duplicates no row, and the nodes
+write an object-store output root (a local S3 server) themselves.
 
 Slow and cluster-marked. The session Ray is shut down first; this module's fixture starts a plain
 local Ray again afterwards so that later tests using ``ray_session`` still find one running."""
@@ -20,7 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(s3_store):
+    """Started after ``s3_store``: its nodes inherit the local S3 server's endpoint."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -165,6 +167,39 @@ def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, 
     assert set(lost) <= redone and set(lost) <= set(got)
     print(f"lost-node run: {len(recorded) - len(set(recorded))} row ids processed more than once (retries), "
           f"nodes {sorted({r['node'][:8] for r in records})}")
+
+
+def test_worker_nodes_write_an_object_store_root(s3_store, cluster, data_root, tmp_path):
+    """``output.root`` on an object store: the worker nodes write the Parquet parts there
+    themselves (no disk is shared), only the manifest marks the folder finished, and a second run
+    reuses it."""
+    import pyarrow.fs as pafs
+    import ray
+
+    from lrl.generate.stage import run_generate, stage_output
+    from lrl.pipeline.stage import StageContext
+
+    c, _ = cluster
+    if not ray.is_initialized():
+        ray.init(address=c.address, log_to_driver=False)
+    root = s3_store.bucket() + "/runs"
+    cfg = job(data_root, root)
+    path = run_generate(StageContext(cfg), extra_steps=[node_recorder(tmp_path / "nodes", 0.2)], quiet=True)
+    assert path == f"{root}/generate-{stage_output(cfg).hash}"
+    workers = {n.node_id for n in c.list_all_nodes()} - {c.head_node.node_id}
+    used = {json.loads(p.read_text())["node"] for p in (tmp_path / "nodes").glob("*.json")}
+    assert len(used) == 2 and used <= workers, (used, workers)
+    fs, inner = pafs.FileSystem.from_uri(path)
+    with fs.open_input_stream(f"{inner}/manifest.json") as f:
+        manifest = json.loads(f.read())
+    ids = output_ids(path)
+    assert len(ids) == len(set(ids)) == manifest["output_rows"] > 2561
+    parts = fs.get_file_info(pafs.FileSelector(f"{inner}/data", recursive=True))
+    assert sum(i.path.endswith(".parquet") for i in parts) >= 2
+    # no local folder stands in for the store, and a rerun does no work
+    assert not any(Path(".").glob("s3:*")) and not any(tmp_path.glob("s3:*"))
+    assert run_generate(StageContext(cfg), extra_steps=[node_recorder(tmp_path / "again", 0.0)], quiet=True) == path
+    assert not (tmp_path / "again").exists() or not any((tmp_path / "again").glob("*.json"))
 
 
 def test_generate_joins_the_cluster_named_by_ray_address(cluster, data_root, tmp_path, monkeypatch):
