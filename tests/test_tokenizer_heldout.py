@@ -96,6 +96,45 @@ def test_tail_lines_never_repeat_training_lines():
     assert held["wo"] == train["wo"] and len(train["wo"]) == 10 and note["wo"]
 
 
-def test_heldout_split_ignores_rows_without_text():
-    table = pa.table({"text": ["a b", "", "c d"], "lang": ["ug"] * 3, "doc": [None] * 3})
-    assert heldout_split(table, 0)[0].num_rows == 3
+def test_the_slice_does_not_depend_on_the_form_titles_are_read_in():
+    """``data.unicode: none`` reads titles as written; the tokenizer's output does not depend on
+    that setting (it NFKCs), so both forms must hold out the same documents."""
+    import unicodedata
+
+    titles = [f"Ile\u0301 {i}" for i in range(40)]  # decomposed é
+    table = pa.table({"text": [f"line {i}" for i in range(40)], "lang": ["yo"] * 40, "doc": titles})
+    composed = table.set_column(2, "doc", pa.array([unicodedata.normalize("NFC", t) for t in titles]))
+    assert heldout_split(table, 0.1)[1]["text"] == heldout_split(composed, 0.1)[1]["text"]
+
+
+def test_run_from_pretrain_names_a_changed_heldout_fraction():
+    """``lrl run --from pretrain`` reuses the recorded tokenizer: a changed held-out fraction shaped
+    it, so the stale-settings warning names it."""
+    from lrl.job import load_job
+    from lrl.pipeline.settings_drift import changed_settings, flat_config
+
+    base = ["data.text=[{path: mono/wo.txt, lang: wo}]", "pipeline.stages=[tokenizer, pretrain]"]
+    state = {"stages": {"tokenizer": {"config": "c0"}}, "configs": {"c0": flat_config(load_job(None, base))}}
+    now = load_job(None, [*base, "pretrain.heldout_fraction=0.2"])
+    assert changed_settings(state, now, ["tokenizer"]) == {"pretrain.heldout_fraction": (0.05, 0.2)}
+
+
+def test_generate_text_loses_the_same_rows_as_pretraining(tmp_path):
+    """Upstream generate text (rows without a doc keyed by their row index, two files of one
+    language): the tokenizer trains on pretraining's training rows, in their order, and no other."""
+    import pyarrow.compute as pc
+
+    from lrl.data.schema import TEXT_SCHEMA
+    from lrl.generate.write import write_text
+    from lrl.train.pretrain_data import load_text
+
+    rows = [{"id": f"{lang}:{i}", "lang": lang, "text": f"{lang} line {i}", "doc": None if i % 2 else f"d{i // 10}",
+             "source": "x", "op": "orig", "parent_id": None, "seed": None} for lang in ("ug", "wo") for i in range(200)]
+    table = pa.Table.from_pylist(rows, schema=TEXT_SCHEMA)
+    write_text([table.slice(0, 250), table.slice(250)], str(tmp_path / "gen"))
+    cfg = _cfg(tmp_path, "pretrain.heldout_fraction=0.1", "tokenizer.max_lines_per_lang=null")
+    rest, held = heldout_split(load_text(cfg, str(tmp_path / "gen"))[0], 0.1)
+    text = tokenizer_text(cfg, str(tmp_path / "gen"))
+    for lang in ("ug", "wo"):
+        assert text.train[lang] == [t for t, x in zip(rest["text"].to_pylist(), rest["lang"].to_pylist()) if x == lang]
+        assert text.pretrain_heldout[lang] == held.filter(pc.equal(held["lang"], lang)).num_rows >= 20

@@ -15,6 +15,7 @@ stream is therefore the shortest that holds every row of every language at least
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +130,10 @@ def split_heldout(table: pa.Table, fraction: float, seed: int,
     held: list[int] = []
     for lang, by_doc in groups.items():
         n = sum(len(v) for v in by_doc.values())
-        ordered = sorted(by_doc, key=lambda d: hashlib.sha256(f"{seed}:{lang}:{d}".encode()).hexdigest())
+        # By the title's NFC form: titles are read in data.unicode's form, and the tokenizer,
+        # whose output does not depend on that form, must leave out the same documents
+        ordered = sorted(by_doc, key=lambda d: hashlib.sha256(
+            f"{seed}:{lang}:{unicodedata.normalize('NFC', d)}".encode()).hexdigest())
         taken = 0
         for d in ordered[:-1]:  # the last document always stays in training
             if taken >= fraction * n:

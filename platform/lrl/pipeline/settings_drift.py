@@ -28,8 +28,10 @@ UNSHAPING = {"ray", "output", "pipeline", "name"}
 #: Settings of one stage's section that shape the outputs of other stages too: finetune trains
 #: once per evaluation seed, and tune retrains its best configuration once per seed (their output
 #: hashes hold them), so ``--from evaluate evaluate.seeds=...`` reuses models of the old seeds;
-#: their model cards carry ``report.license``.
-ALSO_READ: dict[str, set[str]] = {"evaluate.seeds": {"finetune", "tune"}, "report.license": {"finetune", "tune"}}
+#: their model cards carry ``report.license``; the tokenizer leaves pretraining's held-out slice out
+#: of its training (``lrl.model.text_split``).
+ALSO_READ: dict[str, set[str]] = {"evaluate.seeds": {"finetune", "tune"}, "report.license": {"finetune", "tune"},
+                                  "pretrain.heldout_fraction": {"tokenizer"}}
 
 
 def flat_config(cfg: JobConfig) -> dict[str, Any]:

@@ -246,8 +246,8 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
         config["stream_version"] = 2
     if cfg.model.checkpoint and not p.model_path:  # an extended checkpoint's new rows leave [UNK] out
         config["init_version"] = INIT_VERSION
-    if p.heldout_fraction and cfg.seed != HELDOUT_SEED:  # its held-out slice was the seed's until 2
-        config["heldout_version"] = 2
+    if p.heldout_fraction and (cfg.seed != HELDOUT_SEED or cfg.data.unicode != "nfc"):  # other slices until 2:
+        config["heldout_version"] = 2  # the seed's, and chosen by titles in data.unicode's form
     return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
 
 
