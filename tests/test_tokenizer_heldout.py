@@ -63,6 +63,9 @@ def test_the_tokenizer_never_learns_from_pretrainings_held_out_documents(tmp_pat
     # scored on the first held-out lines: each writes MARK
     assert stats["eval_lines"] == 7 and stats["pretrain_heldout_lines"] == 20 and stats["train_lines"] == 180
     assert "note" not in stats
+    from lrl.model.command import summary
+
+    assert "scored on 7 ug lines that pretraining holds out" in summary(path, {"before": "x", "langs": {"ug": stats}})
     # the held-out fraction shapes the tokenizer, so it names the output folder
     assert run_tokenizer(StageContext(_cfg(tmp_path, "seed=5", "pretrain.heldout_fraction=0.2"))) != path
 

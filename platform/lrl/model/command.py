@@ -153,6 +153,10 @@ def run_tokenizer(ctx: StageContext) -> str:
 
 def summary(path: str, stats: dict) -> str:
     lines = [f"tokenizer: {path}", f"  before = {stats['before']}"]
+    held = {k: v["eval_lines"] for k, v in stats["langs"].items() if v.get("pretrain_heldout_lines") and not v.get("note")}
+    if held:  # which text the numbers are on: the rows pretraining scores its perplexity on
+        lines.append(f"  scored on {', '.join(f'{n} {k}' for k, n in held.items())} lines that pretraining holds out "
+                     "(pretrain.heldout_fraction); neither trains on them")
     for lang, s in stats["langs"].items():
         b, a = s["before"], s["after"]
         lines.append(f"  {lang}: unk {b['unk_rate']:.2%} -> {a['unk_rate']:.2%}, pieces/word "
