@@ -17,6 +17,7 @@ import yaml
 
 from lrl.data.files import filesystem, is_uri, read_json
 from lrl.data.remote import is_dir, is_file
+from lrl.evaluate.model_card_use import how_to_use
 
 LIMITS = (
     "Trained on a small amount of data in a low-resource language; expect errors on text unlike the "
@@ -263,7 +264,7 @@ def render(info: CardInfo) -> str:
             yaml.safe_dump(info.config, sort_keys=False, allow_unicode=True).rstrip() or "{}", "```", "",
             "## Intended use", "", info.intended_use or task["use"], "", "## Limitations", "",
             info.limits or (LIMITS if info.task == "ner" else TAGGER_LIMITS), "",
-            "## How to use", "", *_how_to_use(info.tagger, info.task)]
+            "## How to use", "", *how_to_use(info.tagger, info.task)]
     if info.license == "other":
         # "WikiANN states none" told the user of a UD POS tagger about data it never saw.
         why = " (WikiANN states none)" if info.task == "ner" else ""
@@ -293,84 +294,6 @@ def _checkpoint(info: CardInfo) -> tuple[float, Any, int] | None:
     if not isinstance(f1, (int, float)) or seed is None or not overall or overall[0].n < 2:
         return None
     return float(f1), seed, overall[0].n
-
-
-def _how_to_use(tagger: dict[str, Any], task: str = "ner") -> list[str]:
-    """Loading code, plus what lrl adds around the model at training and scoring time. Without the
-    language tag a tagged model lost half its F1 through plain transformers (WikiANN ug dev: 17.6
-    instead of lrl's 35.2), so the card must say it."""
-    tags: dict[str, str] = tagger.get("lang_tags") or {}
-    types: dict[str, int] = tagger.get("lang_type_ids") or {}
-    out = ["```python", "from transformers import AutoModelForTokenClassification, AutoTokenizer",
-           "tok = AutoTokenizer.from_pretrained(PATH)",
-           "model = AutoModelForTokenClassification.from_pretrained(PATH)  # safetensors"]
-    if tags:
-        lang, tag = sorted(tags.items())[0]
-        out.append(f'words = ["{tag}", *words]  # {lang}: the language tag comes first, as in training')
-    max_length = int(tagger.get("max_length") or 128)
-    out.append('enc = tok(words, is_split_into_words=True, return_tensors="pt")')
-    out += ["# one label per word: the prediction at the first piece of each word (enc.word_ids())",
-            # lrl cuts such a sentence at word boundaries, each chunk with [CLS], the tag and [SEP];
-            # fed whole, the model sees positions it never trained on, or fails past its position table.
-            f"# more than {max_length} pieces: split the words into runs that fit and encode each run as above", "```", ""]
-    out += _pipeline_use(tags, max_length, task)
-    if tags:
-        listed = ", ".join(f'"{t}" ({lang})' for lang, t in sorted(tags.items()))
-        out += [f"The model was trained with a language tag token right after `[CLS]`: {listed}. Put it before "
-                "the words (and skip its prediction); without it the scores above are not reached.", ""]
-    if types:
-        listed = ", ".join(f"{lang}: {i}" for lang, i in sorted(types.items()))
-        out += [f"The encoder has language embeddings: pass `token_type_ids` filled with the language's id ({listed}).",
-                ""]
-    if tagger.get("head") == "crf":
-        out += ["The model was trained with a CRF head (`crf.safetensors`, which transformers does not load): an "
-                "argmax over the logits ignores its transitions. `lrl.train.finetune_model.Tagger.load(PATH)` with "
-                "`lrl.evaluate.predict.predict_tags` decodes with Viterbi, as the scores above were.", ""]
-    return out
-
-
-def _pipeline_use(tags: dict[str, str], max_length: int, task: str = "ner") -> list[str]:
-    """The ``pipeline`` call that matches training. Only each word's first piece carries a label in
-    training, so the default-looking ``aggregation_strategy="simple"`` also votes with pieces the
-    head never learned: on WikiANN ug dev a tiny model scored 52.5 span F1 through it, 66.1 with
-    ``"first"`` (lrl: 70.1). ``stride`` makes the pipeline chunk texts longer than the model's
-    ``max_length`` pieces instead of cutting them off."""
-    stride = max(1, max_length // 4)
-    # A token tagger's "entities" are its words, each with its tag as entity_group (B-X starts a
-    # new group, so neighbouring words of one tag stay apart): "entity spans" misdescribed them.
-    name, what = ("ner", "entity spans") if task == "ner" else ("tagger", "one item per word, its tag as `entity_group`")
-    out = [f"Or with a pipeline (text in, {what} with character offsets out):", "", "```python",
-           "import unicodedata", "from transformers import pipeline", "",
-           f'{name} = pipeline("token-classification", model=PATH, aggregation_strategy="first", stride={stride})',
-           'text = unicodedata.normalize("NFC", text)  # composed accents: see below']
-    if tags:
-        lang, tag = sorted(tags.items())[0]
-        out += [f'prefix = "{tag} "  # {lang}', "spans = [dict(e, start=e[\"start\"] - len(prefix), end=e[\"end\"] - len(prefix))",
-                f"         for e in {name}(prefix + text) if e[\"start\"] >= len(prefix)]  # the tag gets a label too: drop it"]
-    else:
-        out.append(f"spans = {name}(text)")
-    out += ["```", "", 'Use `aggregation_strategy="first"`: the model learned a label only on the first piece of each '
-            'word, and `"simple"` also takes the other pieces\' untrained predictions (on WikiANN Uyghur dev this '
-            "cost about 14 points of span F1). `stride` splits long texts into overlapping windows instead of "
-            "truncating them.", ""]
-    out += ["Normalize the text to NFC first: the pipeline tells a word's first piece from the others by comparing "
-            "each piece's length with its span of the text, and the tokenizer composes decomposed accents, so in "
-            "text written in NFD (tone marks apart from their letters, as in 5% of the words of FLORES Yoruba) "
-            "words were glued to the word before them (a WikiANN Yoruba tagger: span F1 21.1 through the pipeline on "
-            "NFC text, 3.2 on the same text in NFD). The offsets then index the NFC text.", ""]
-    # Measured with a tiny model on WikiANN ug dev (200 sentences, 12 over max_length pieces):
-    # the pipeline's words agreed with lrl's on every short sentence (1390 of 1390, once a lone
-    # I-X is read as an entity) and on 555 of 566 words of the long ones; span F1 63.2 vs 68.2.
-    differs = ("The pipeline's entities can differ from the scores above: it makes an entity of an "
-               "`I-X` that follows no `X`, which strict IOB2 scoring does not count (on WikiANN Uyghur dev this "
-               "alone cost a tiny model 4.6 points of span F1)") if task == "ner" else (
-        "The pipeline's words can differ from the scored ones: it splits the text with the tokenizer's own "
-        "rules (punctuation apart), not as the training data was tokenized (for the scores above pass the "
-        "data's words, as in the first example)")
-    out += [differs
-            + (", and the windows after the first of a long text lack the language tag. For the scores above "
-               "split long texts into sentences yourself and prefix each." if tags else "."), ""]
-    return out
 
 
 def write_model_card(folder: str | Path, info: CardInfo) -> str:

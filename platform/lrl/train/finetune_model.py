@@ -131,6 +131,8 @@ class Tagger:
         """Write the HF folder, the tokenizer, the CRF (if any) and ``lrl_tagger.json``."""
         from safetensors.torch import save_file
 
+        from lrl.train.tagger_inputs import add_inputs_to_tokenizer, one_language_inputs
+
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(p))
@@ -145,8 +147,12 @@ class Tagger:
         if self.crf is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.crf.state_dict().items()},
                       str(p / CRF_FILE))
+        # one language: its tokenizer adds the tag and type id itself, for plain transformers users
+        inputs = one_language_inputs(extra or {})
+        baked = inputs is not None and add_inputs_to_tokenizer(p, *inputs)
         meta = {"head": "crf" if self.crf is not None else "linear", "max_length": self.max_length,
-                "lang_tag": self.lang_tag, "labels": self.labels, **(extra or {})}
+                "lang_tag": self.lang_tag, "labels": self.labels, **(extra or {}),
+                **({"inputs_in_tokenizer": True} if baked else {})}
         (p / META).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
 
     def to(self, device: torch.device) -> Tagger:
