@@ -174,7 +174,8 @@ def test_preset_model_path_builds_a_fresh_encoder(ug):
 
 def test_model_card_tells_plain_transformers_users_the_language_tag(ug, encoder, tmp_path):
     """The model is trained with ``[ug]`` after [CLS]; plain transformers code that follows the card
-    (the tag as a first word) predicts what lrl predicts, and the card says so."""
+    (the folder's tokenizer puts the tag in itself: one language) predicts what lrl predicts, and
+    the card says so."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -188,23 +189,23 @@ def test_model_card_tells_plain_transformers_users_the_language_tag(ug, encoder,
     meta = json.loads((tmp_path / "m/lrl_tagger.json").read_text())
     assert meta["lang_tags"] == {"ug": "[ug]"}
     card = Path(write_model_card(res.model_dir, CardInfo(name="x", languages=["ug"], scores=[]))).read_text()
-    assert '"[ug]"' in card.split("## How to use")[1]
+    assert "the language tag [ug] after [CLS]" in card.split("## How to use")[1]
     tok = AutoTokenizer.from_pretrained(res.model_dir)
     # Sentences that fit one chunk (max_length 64), so lrl does not split them either.
-    sents = [s for s in dev.column("tokens").to_pylist() if len(tok(["[ug]", *s], is_split_into_words=True)
-                                                                  ["input_ids"]) <= 64][:8]
+    sents = [s for s in dev.column("tokens").to_pylist() if len(tok(s, is_split_into_words=True)["input_ids"]) <= 64][:8]
     assert len(sents) == 8
     lrl_pred, _ = predict_tags(Tagger.load(res.model_dir), sents, ["ug"] * len(sents))
     model = AutoModelForTokenClassification.from_pretrained(res.model_dir).eval()
     for words, expected in zip(sents, lrl_pred):
-        enc = tok(["[ug]", *words], is_split_into_words=True, return_tensors="pt")
+        enc = tok(words, is_split_into_words=True, return_tensors="pt")
+        assert tok.convert_ids_to_tokens(enc["input_ids"][0])[:2] == ["[CLS]", "[ug]"]
         with torch.no_grad():
             ids = model(**enc).logits.argmax(-1)[0].tolist()
         first = {}
         for pos, w in enumerate(enc.word_ids()):
             if w is not None and w not in first:
                 first[w] = pos
-        assert [model.config.id2label[ids[first[w + 1]]] for w in range(len(words))] == expected
+        assert [model.config.id2label[ids[first[w]]] for w in range(len(words))] == expected
 
 
 def test_finetune_errors_name_finetune_settings(data_root, tmp_path):

@@ -142,7 +142,7 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     tokens = [[s.path, s.split, s.scheme, s.column] for s in cfg.data.ner if s.scheme != "iob2"]
     if tokens:
         shaping["token_sources"] = tokens
-    out = StageOutput(cfg.output.root, STAGE, shaping, inputs)
+    out = StageOutput(cfg.output.root, STAGE, {**shaping, **_decoding(models)}, inputs)
     if out.done:
         return out.path
     _check_device(cfg.evaluate.device)
@@ -213,6 +213,16 @@ def _model_print(folder: str) -> str:
     return fingerprint(p) if is_file(p) else folder
 
 
+#: Bumped when a CRF head decodes otherwise, so that evaluations of CRF models are made again
+#: (2: one Viterbi pass over a long sentence's chunks, ``CRF.decode_rows``). Linear heads keep theirs.
+CRF_DECODING = 2
+
+
+def _decoding(models: dict[str, str]) -> dict[str, int]:
+    return {"crf_decoding": CRF_DECODING} if any(is_file(f"{m.rstrip('/')}/crf.safetensors")
+                                                 for m in models.values()) else {}
+
+
 def _rows_for(table: pa.Table, model_name: str, langs: set[str] | None = None) -> pa.Table:
     """A per-language model (named by its language) sees only its language's rows; others all.
 
@@ -253,7 +263,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {}), **read_as}
     if Path(data).is_dir() or data.endswith(".parquet"):
         shaping["unicode"] = "nfc"  # Parquet tokens are read composed now; earlier folders kept them as given
-    out = StageOutput(out_root, STAGE, shaping,
+    out = StageOutput(out_root, STAGE, {**shaping, **_decoding(models)},
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
     if out.done:
         return out.path

@@ -1,19 +1,22 @@
 """Predict one tag per original token with a ``Tagger``, and write predictions.
 
-Chunks are sorted by length before batching (less padding), and predictions are mapped back to
-the words through ``align.merge_predictions``, which fails loudly if any word is missed.
+Chunks are sorted by length before batching (less padding). The linear head's predictions are
+mapped back to the words through ``align.merge_predictions``, which fails loudly if any word is
+missed. A CRF decodes sentences, not chunks: the word emissions of a long sentence's chunks are
+put together and decoded by one Viterbi pass (``CRF.decode_rows``), so that its transitions hold
+across chunk boundaries and a decoded sentence is valid IOB2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from lrl.train.align import AlignStats, encode, merge_predictions
+from lrl.train.align import AlignStats, Chunk, encode, merge_predictions
 from lrl.train.finetune_model import Tagger, collate
 
 
@@ -24,19 +27,52 @@ def predict_tags(tagger: Tagger, sentences: Sequence[Sequence[str]], langs: Sequ
     chunks, stats = encode(tagger.tokenizer, sentences, None, tagger.max_length, langs, tagger.lang_tag)
     for m in tagger.modules():
         m.eval()
-    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].input_ids))
-    preds: list[list[int]] = [[] for _ in chunks]
-    pad = tagger.tokenizer.pad_token_id or 0
+    lengths = [len(s) for s in sentences]
+    outs: list = [None] * len(chunks)  # per chunk: its word predictions (linear), emissions (CRF)
     dev = torch.device(device)
+    with torch.no_grad():
+        for idx, batch in _batches(tagger, chunks, batch_size, dev):
+            with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                if tagger.crf is None:
+                    got = tagger.predict_batch(batch)
+                else:  # kept (on the device) until the sentence's other chunks are in too
+                    em = tagger.word_emissions(batch).float()
+                    got = [em[j, : len(chunks[i].first)] for j, i in enumerate(idx)]
+            for i, out in zip(idx, got):
+                outs[i] = out
+        if tagger.crf is None:
+            words = merge_predictions(chunks, outs, lengths)
+        else:
+            words = tagger.crf.decode_rows(sentence_emissions(chunks, outs, lengths), batch_size)
+    return [[tagger.labels[i] for i in row] for row in words], stats
+
+
+def _batches(tagger: Tagger, chunks: list[Chunk], batch_size: int,
+             dev: torch.device) -> Iterator[tuple[list[int], dict]]:
+    """(chunk indices, collated batch) in order of length: less padding."""
+    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].input_ids))
+    pad = tagger.tokenizer.pad_token_id or 0
     for start in range(0, len(order), batch_size):
         idx = order[start: start + batch_size]
-        batch = collate([chunks[i] for i in idx], pad, dev, tagger.lang_types)
-        with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = tagger.predict_batch(batch)
-        for i, p in zip(idx, out):
-            preds[i] = p
-    words = merge_predictions(chunks, preds, [len(s) for s in sentences])
-    return [[tagger.labels[i] for i in row] for row in words], stats
+        yield idx, collate([chunks[i] for i in idx], pad, dev, tagger.lang_types)
+
+
+def sentence_emissions(chunks: Sequence[Chunk], chunk_em: Sequence[torch.Tensor],
+                       lengths: Sequence[int]) -> list[torch.Tensor]:
+    """Word emissions ``[n_words, L]`` of each sentence, from those of its chunks (``chunk_em[c]``
+    for ``chunks[c].first``). As ``merge_predictions``: each word exactly once, else it raises."""
+    parts: list[list[torch.Tensor]] = [[] for _ in lengths]
+    words: list[list[int]] = [[] for _ in lengths]
+    for chunk, em in zip(chunks, chunk_em):
+        if em.shape[0] != len(chunk.first):
+            raise AssertionError(f"chunk of sentence {chunk.sentence}: {em.shape[0]} emissions "
+                                 f"for {len(chunk.first)} words")
+        parts[chunk.sentence].append(em)
+        words[chunk.sentence].extend(w for _, w in chunk.first)
+    for i, (row, n) in enumerate(zip(words, lengths)):
+        if row != list(range(n)):  # encode gives a sentence's chunks in order, its words in order
+            raise AssertionError(f"sentence {i}: chunks cover words {row[:8]}... of {n}, not each once in order")
+    return [torch.cat(p) if p else torch.zeros(0, 0) for p in parts]
 
 
 def predictions_table(table: pa.Table, pred: list[list[str]]) -> pa.Table:

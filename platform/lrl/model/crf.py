@@ -12,10 +12,14 @@ decoder can give. A chunk that continues a long sentence (cut at word boundaries
 ``lrl.train.align``) may start inside an entity: ``open_start`` marks such rows, which may start
 with any label. Closed there too, the gold ``I-X`` start lay outside the likelihood's partition
 and the NLL had no floor (WikiANN ug in 12-piece chunks: 3.7, -6.9, -22.9 at steps 10, 20, 30),
-and the decoder split every entity cut by a chunk boundary in two.
+and the decoder split every entity cut by a chunk boundary in two. Prediction does not decode
+chunks: ``decode_rows`` takes each sentence's word emissions from all its chunks as one row, so
+the transitions hold across chunk boundaries and only a sentence's first word is a start.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -128,4 +132,23 @@ class CRF(nn.Module):
                 tag = back_host[t - 1][i][tag]
                 path.append(tag)
             out.append(path[::-1])
+        return out
+
+    @torch.no_grad()
+    def decode_rows(self, rows: Sequence[torch.Tensor], batch_size: int = 64) -> list[list[int]]:
+        """Best label sequence of each row of emissions (``[n_i, L]``, one whole sentence each:
+        its first word under the closed start), batched by length so that padding stays small.
+
+        Chunks of a long sentence decoded one by one could join into no valid sequence: a chunk
+        continuing a sentence starts open, so it began with ``I-X`` after a chunk that ended in
+        ``O`` (WikiANN ug dev, 163 pieces in 128-piece chunks). An empty row gets an empty path."""
+        out: list[list[int]] = [[] for _ in rows]
+        order = sorted((i for i, r in enumerate(rows) if r.shape[0]), key=lambda i: rows[i].shape[0])
+        for s in range(0, len(order), batch_size):
+            idx = order[s: s + batch_size]
+            em = nn.utils.rnn.pad_sequence([rows[i] for i in idx], batch_first=True)
+            lengths = torch.tensor([rows[i].shape[0] for i in idx], device=em.device)
+            mask = torch.arange(em.shape[1], device=em.device).unsqueeze(0) < lengths.unsqueeze(1)
+            for i, path in zip(idx, self.decode(em, mask)):
+                out[i] = path
         return out
