@@ -182,7 +182,10 @@ class Tagger:
 
     @torch.no_grad()
     def predict_batch(self, batch: dict) -> list[list[int]]:
-        """Label ids per word of each chunk in the batch (argmax, or Viterbi with a CRF)."""
+        """Label ids per word of each chunk in the batch (argmax, or Viterbi with a CRF). With a CRF,
+        each chunk is decoded alone: the chunks of a long sentence may then join into invalid IOB2
+        (``I-X`` after ``O`` at a boundary), so sentences go through ``lrl.evaluate.predict.predict_tags``,
+        which decodes them whole."""
         em = self.word_emissions(batch)
         mask = batch["word_mask"]
         if self.crf is not None:
