@@ -122,3 +122,52 @@ def test_tokenizers_without_cls_and_sep_are_left_alone(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>"}))
     assert add_inputs_to_tokenizer(tmp_path, "[ug]", 0) is False
     assert (tmp_path / "tokenizer.json").read_text() == "{}"
+
+
+def test_a_tokenizer_class_that_builds_its_own_template_is_left_alone(tmp_path):
+    """transformers 5's ``BertTokenizer`` (the class a transformers 4 BERT or MiniLM folder names,
+    with cls/sep in its config) builds BERT's post-processor on load: a baked tag and type id were
+    dropped, yet the folder was said to add them (``inputs_in_tokenizer``, a card without the tag)."""
+    from transformers import AutoTokenizer, BertTokenizer
+
+    from lrl.train.tagger_inputs import add_inputs_to_tokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ug]", "bu", "bir"]
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(str(tmp_path))
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "cls_token": "[CLS]", "sep_token": "[SEP]"}))
+    before = {f: (tmp_path / f).read_bytes() for f in ("tokenizer.json", "tokenizer_config.json")}
+    assert add_inputs_to_tokenizer(tmp_path, "[ug]", 1) is False
+    assert {f: (tmp_path / f).read_bytes() for f in before} == before
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    assert tok.convert_ids_to_tokens(tok(["bu"], is_split_into_words=True)["input_ids"]) == ["[CLS]", "bu", "[SEP]"]
+
+
+def test_the_card_says_later_windows_lack_the_type_id(encoder, tmp_path):
+    """The tokenizer gives the template's type ids to the first window of a long text only
+    (huggingface/tokenizers#1908): the pipeline's later windows feed the words as type 0. The card of
+    a one-language model whose type id is not 0 says so; where it is 0 nothing is lost."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from lrl.evaluate.model_card import CardInfo, render
+    from lrl.train.tagger_inputs import add_inputs_to_tokenizer
+
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(f"{encoder}/{f}", tmp_path / f)
+    assert add_inputs_to_tokenizer(tmp_path, "[wo]", 1)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    enc = tok(" ".join(WO), truncation=True, max_length=16, stride=4, return_overflowing_tokens=True)
+    assert len(enc["input_ids"]) > 1 and all(tok.convert_ids_to_tokens(ids)[:2] == ["[CLS]", "[wo]"]
+                                             for ids in enc["input_ids"])
+    assert set(enc["token_type_ids"][0]) == {1} and 0 in enc["token_type_ids"][1]  # as the card says
+
+    def card(type_id: int) -> str:
+        tagger = {"head": "linear", "lang_tags": {"wo": "[wo]"}, "lang_type_ids": {"wo": type_id},
+                  "inputs_in_tokenizer": True, "max_length": 64}
+        return render(CardInfo(name="t", languages=["wo"], scores=[], labels=["O", "B-PER", "I-PER"],
+                               license="other", tagger=tagger))
+
+    assert "the words get token type id 0, not the language's 1" in card(1) and "tokenizers#1908" in card(1)
+    assert "tokenizers#1908" not in card(0)

@@ -36,7 +36,9 @@ def how_to_use(tagger: dict[str, Any], task: str = "ner") -> list[str]:
             # lrl cuts such a sentence at word boundaries, each chunk with [CLS], the tag and [SEP];
             # fed whole, the model sees positions it never trained on, or fails past its position table.
             f"# more than {max_length} pieces: split the words into runs that fit and encode each run as above", "```", ""]
-    out += _pipeline_use({} if built_in else tags, max_length, task)
+    # built in: the words of a long text's later windows get type id 0 (tokenizers#1908), wrong for any other id
+    late = max(types.values(), default=0) if built_in else 0
+    out += _pipeline_use({} if built_in else tags, max_length, task, late)
     if tags and not built_in:
         listed = ", ".join(f'"{t}" ({lang})' for lang, t in sorted(tags.items()))
         out += [f"The model was trained with a language tag token right after `[CLS]`: {listed}. Put it before "
@@ -72,13 +74,15 @@ def _crf_use(langs: list[str]) -> list[str]:
             ""]
 
 
-def _pipeline_use(tags: dict[str, str], max_length: int, task: str = "ner") -> list[str]:
+def _pipeline_use(tags: dict[str, str], max_length: int, task: str = "ner", late_type: int = 0) -> list[str]:
     """The ``pipeline`` call that matches training. Only each word's first piece carries a label in
     training, so the default-looking ``aggregation_strategy="simple"`` also votes with pieces the
     head never learned: on WikiANN ug dev a tiny model scored 52.5 span F1 through it, 66.1 with
     ``"first"`` (lrl: 70.1). ``stride`` makes the pipeline chunk texts longer than the model's
     ``max_length`` pieces instead of cutting them off. ``tags``: the tags the user must put in
-    (none where the tokenizer adds its own)."""
+    (none where the tokenizer adds its own). ``late_type``: the token type id the tokenizer puts
+    in, which the words of the windows after the first do not get (tokenizers applies a template's
+    type ids to the first window only, huggingface/tokenizers#1908): 0 where that changes nothing."""
     stride = max(1, max_length // 4)
     # A token tagger's "entities" are its words, each with its tag as entity_group (B-X starts a
     # new group, so neighbouring words of one tag stay apart): "entity spans" misdescribed them.
@@ -111,9 +115,16 @@ def _pipeline_use(tags: dict[str, str], max_length: int, task: str = "ner") -> l
         "The pipeline's words can differ from the scored ones: it splits the text with the tokenizer's own "
         "rules (punctuation apart), not as the training data was tokenized (for the scores above pass the "
         "data's words, as in the first example)")
-    out += [differs
-            + (", and the windows after the first of a long text lack the language tag. For the scores above "
-               "split long texts into sentences yourself and prefix each." if tags else "."), ""]
+    if tags:
+        differs += (", and the windows after the first of a long text lack the language tag. For the scores above "
+                    "split long texts into sentences yourself and prefix each.")
+    elif late_type:
+        differs += (f", and in the windows after the first of a long text the words get token type id 0, not the "
+                    f"language's {late_type} (tokenizers gives the template's type ids to the first window only: "
+                    "huggingface/tokenizers#1908). For the scores above split long texts into sentences yourself.")
+    else:
+        differs += "."
+    out += [differs, ""]
     return out
 
 

@@ -131,7 +131,11 @@ class Tagger:
         """Write the HF folder, the tokenizer, the CRF (if any) and ``lrl_tagger.json``."""
         from safetensors.torch import save_file
 
-        from lrl.train.tagger_inputs import add_inputs_to_tokenizer, one_language_inputs
+        from lrl.train.tagger_inputs import (
+            add_inputs_to_tokenizer,
+            one_language_inputs,
+            remove_inputs_from_tokenizer,
+        )
 
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
@@ -150,6 +154,8 @@ class Tagger:
         # one language: its tokenizer adds the tag and type id itself, for plain transformers users
         inputs = one_language_inputs(extra or {})
         baked = inputs is not None and add_inputs_to_tokenizer(p, *inputs)
+        if not baked:  # tuned from a one-language folder: its tokenizer must not keep that language's tag
+            remove_inputs_from_tokenizer(p)
         meta = {"head": "crf" if self.crf is not None else "linear", "max_length": self.max_length,
                 "lang_tag": self.lang_tag, "labels": self.labels, **(extra or {}),
                 **({"inputs_in_tokenizer": True} if baked else {})}

@@ -141,7 +141,7 @@ def _input_conventions(tagger: Tagger, langs: set[str]) -> dict:
     """What lrl adds to every input besides the words: the language tag token per language and the
     language's token type id. Saved with the model so that its card can tell plain transformers
     users (who otherwise feed untagged inputs the model never saw)."""
-    out: dict = {}
+    out: dict = {"langs": sorted(langs)}  # with those without a tag token: a one-language tokenizer needs all
     if tagger.lang_tag:
         tags = {lang: lang_tag_ids(tagger.tokenizer, lang) for lang in sorted(langs)}
         out["lang_tags"] = {lang: tagger.tokenizer.convert_ids_to_tokens(ids[0]) for lang, ids in tags.items() if ids}
