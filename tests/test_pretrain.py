@@ -32,14 +32,12 @@ def test_pretrain_pulse_cli_with_aux_task(tmp_path, ray_session, data_root, caps
     assert f"checkpoints kept in {run_dir}" in out
     m = _check_output(path)
     assert m["step"] == 6 and m["aux_loss"] is not None and m["attempt_start_steps"] == [0]
-    # the tokenizer left out the rows pretraining held out (seed 1: the slice is the same whatever the seed)
-    tok_langs = json.loads(next((tmp_path / "runs").glob("tokenizer-*/stats.json")).read_text())["langs"]
-    assert {k: v["pretrain_heldout_lines"] for k, v in tok_langs.items()} == m["heldout_rows"] and all(m["heldout_rows"].values())
+    tok = json.loads(next((tmp_path / "runs").glob("tokenizer-*/stats.json")).read_text())["langs"]  # not trained on
+    assert {k: v["pretrain_heldout_lines"] for k, v in tok.items()} == m["heldout_rows"] and all(m["heldout_rows"].values())
     # where it trained and why, measured by the worker (test_pretrain_loop: the cluster's choice)
     why = "auto: no GPUs in the Ray cluster or its autoscaler's node types"
     assert m["device"] == "cpu" and m["device_reason"] == why and m["peak_flops"] > 1e8
-    assert f"1 worker(s) on CPU ({why})" in err
-    assert f"  trained on cpu: {why}" in out  # the summary names the device that trained
+    assert f"1 worker(s) on CPU ({why})" in err and f"  trained on cpu: {why}" in out  # the summary names it too
     head = json.loads((Path(path) / "aux_head" / "labels.json").read_text())
     assert head["column"] == "xpos" and "N" in head["labels"]
     from safetensors.torch import load_file

@@ -22,6 +22,19 @@ import json
 from pathlib import Path
 
 
+def _bert_style(p: Path) -> tuple[Path, Path, dict, str, str] | None:
+    """(tokenizer_config.json, tokenizer.json, the config, cls token, sep token) of a tokenizer
+    folder with ``[CLS]``/``[SEP]``-style specials; None for anything else."""
+    config_file, tok_file = p / "tokenizer_config.json", p / "tokenizer.json"
+    if not tok_file.is_file() or not config_file.is_file():
+        return None
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    cls, sep = config.get("cls_token"), config.get("sep_token")
+    if not isinstance(cls, str) or not isinstance(sep, str):  # not a BERT-style template
+        return None
+    return config_file, tok_file, config, cls, sep
+
+
 def one_language_inputs(conventions: dict) -> tuple[str | None, int | None] | None:
     """(tag token, type id) when ``conventions`` (``lang_tags``/``lang_type_ids`` of one tagger)
     name exactly one language, else None."""
@@ -45,13 +58,10 @@ def add_inputs_to_tokenizer(folder: str | Path, tag: str | None, type_id: int | 
     from tokenizers.processors import TemplateProcessing
 
     p = Path(folder)
-    config_file, tok_file = p / "tokenizer_config.json", p / "tokenizer.json"
-    if not tok_file.is_file() or not config_file.is_file():
+    found = _bert_style(p)
+    if found is None:
         return False
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    cls, sep = config.get("cls_token"), config.get("sep_token")
-    if not isinstance(cls, str) or not isinstance(sep, str):  # not a BERT-style template
-        return False
+    config_file, tok_file, config, cls, sep = found
     backend = Tokenizer.from_file(str(tok_file))
     names = [x for x in (cls, tag, sep) if x]
     ids = {x: backend.token_to_id(x) for x in names}
@@ -82,14 +92,12 @@ def remove_inputs_from_tokenizer(folder: str | Path) -> bool:
     from tokenizers import Tokenizer
     from tokenizers.processors import TemplateProcessing
 
-    p = Path(folder)
-    config_file, tok_file = p / "tokenizer_config.json", p / "tokenizer.json"
-    if not tok_file.is_file() or not config_file.is_file():
+    found = _bert_style(Path(folder))
+    if found is None:
         return False
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    cls, sep = config.get("cls_token"), config.get("sep_token")
+    config_file, tok_file, config, cls, sep = found
     post = json.loads(tok_file.read_text(encoding="utf-8")).get("post_processor") or {}
-    if post.get("type") != "TemplateProcessing" or not isinstance(cls, str) or not isinstance(sep, str):
+    if post.get("type") != "TemplateProcessing":
         return False
     single = post.get("single") or []
     specials = {x["SpecialToken"]["id"] for x in single if "SpecialToken" in x}
