@@ -281,6 +281,28 @@ def test_real_stages_skip_and_resume_after_a_crash(tmp_path, ray_session):
     assert max(t.seconds for t in res.timings if t.stage != "pretrain") < 5, res.table()
 
 
+def test_dry_run_names_the_folders_a_run_would_reuse(tmp_path):
+    """After generate and tokenizer ran, a dry run said "run" for the tokenizer and pretraining; the
+    run reused the tokenizer at once. It now names the tokenizer's finished folder and the folder
+    pretraining would write (named by the tokenizer's), reading inputs only."""
+    from lrl.pipeline import quickstart
+    from lrl.pipeline.runner import plan
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import stage_output
+
+    cfg = quickstart.load(["augment.ops=[swap]", "oversample.enabled=false", "tokenizer.vocab_size=500",
+                           "pipeline.stages=[generate,tokenizer,pretrain]"], str(tmp_path / "runs"))
+    assert "tokenizer  run\n" in plan(cfg) or "tokenizer  run  (last" in plan(cfg)  # nothing known yet
+    fake = FakeStages()
+    res = run_pipeline(cfg, registry={"pretrain": fake.make("pretrain")}, log=lambda s: None)
+    text = plan(cfg)
+    tok = res.outputs["tokenizer"]
+    assert f"tokenizer  run  -> {tok} (finished: reused at once)" in text
+    want = stage_output(StageContext(cfg, {"generate": res.outputs["generate"], "tokenizer": tok}))[0].path
+    assert f"pretrain   run  -> {want} (not written yet)" in text
+    assert not Path(want).exists() and fake.work == {"pretrain": 1}  # the plan ran nothing
+
+
 def test_a_relative_output_root_records_absolute_paths(tmp_path, monkeypatch):
     """``output.root=runs`` recorded ``runs/<stage>-<hash>`` in the state: from another working
     directory (a later run, a cluster job) --from/--only looked there and found nothing."""

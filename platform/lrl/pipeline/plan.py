@@ -11,7 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from lrl.data.files import resolve
+from lrl.config import ConfigError
+from lrl.data.files import InputError, resolve
 from lrl.data.output import StageOutput
 from lrl.job import JobConfig
 from lrl.pipeline.runner import is_finished, output_line
@@ -49,6 +50,38 @@ def _tokenizer_output(cfg: JobConfig) -> StageOutput:
 #: they run: pretrain may train a tokenizer first, finetune and tune may build an encoder.
 NAMED_BY_CONFIG: dict[str, Callable[[JobConfig], StageOutput]] = {
     "generate": _generate_output, "tokenizer": _tokenizer_output}
+
+
+def predicted_output(cfg: JobConfig, stage: str, known: dict[str, str], stages: list[str]) -> StageOutput | None:
+    """The folder ``stage`` would write or reuse under ``lrl run`` once every stage before it in
+    ``stages`` is in ``known`` (finished outputs), where reading input fingerprints names it; else
+    None. generate and tokenizer are named so, and pretraining once its tokenizer is known (without
+    one it trains one first). A dry run said "run" for every stage after the first, also for a
+    pretraining that the run then reused at once. For the first stage this reads every input file,
+    so a missing or unreadable one is the same error here as when the run starts; for a later stage
+    such an error leaves it unnamed (the run says it when the stage starts)."""
+    if not all(s in known for s in stages[: stages.index(stage)]):
+        return None
+    try:
+        return _named_output(StageContext(cfg, dict(known)), stage)
+    except (InputError, ConfigError, OSError):
+        if stage == stages[0]:
+            raise
+        return None
+
+
+def _named_output(ctx: StageContext, stage: str) -> StageOutput | None:
+    if stage == "generate":
+        return _generate_output(ctx.cfg)
+    if stage == "tokenizer":
+        from lrl.model.command import stage_output
+
+        return stage_output(ctx)
+    if stage == "pretrain" and (ctx.cfg.pretrain.tokenizer_path or "tokenizer" in ctx.upstream):
+        from lrl.train.pretrain import stage_output as pretrain_output
+
+        return pretrain_output(ctx)[0]
+    return None
 
 
 def config_value(cfg: JobConfig, key: str) -> Any:
@@ -97,7 +130,6 @@ def _checks(cfg: JobConfig, stage: str) -> list[str]:
     workers fit on the embedded Ray, and whether generate's translation actors can run. The stage
     commands ran them only when not a dry run (the languages) or once Ray ran (the workers, the
     actors), so a dry run said nothing of them."""
-    from lrl.config import ConfigError
     from lrl.pipeline.preflight import (
         PreflightError,
         check_languages,
@@ -122,7 +154,6 @@ def check_translate_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
     cluster (``ray.address``, ``RAY_ADDRESS``) is not joined: only the settings are checked."""
     if "generate" not in todo or not cfg.translate.enabled:
         return []
-    from lrl.config import ConfigError
     from lrl.generate.translate.ops import check_pool
     from lrl.pipeline.preflight import embedded_resources
 

@@ -229,14 +229,20 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
     upstream = recorded_upstream(state, stages, todo[0], cfg.output.root) if todo[0] != stages[0] else {}
     lines = ["# lrl run --dry-run: nothing was run", f"# state file: {absolute(spath)} ({exists})",
              output_line(cfg), *(f"# {line}" for line in _preflight(cfg, todo) + _workers_check(cfg, todo))]
+    from lrl.pipeline.plan import predicted_output  # it imports this module
+
+    known = dict(upstream)  # and the stages this plan finds finished: what their successors read
     for name in stages:
         if name in upstream:
             lines.append(f"#   {name:<10} reuse  {upstream[name]}")
         elif name in todo:
             rec = state["stages"].get(name)
             last = f"  (last recorded: {rec['path']})" if rec else ""
-            if name == todo[0] and name == stages[0]:
-                last = _first_output(cfg, name) or last
+            out = predicted_output(cfg, name, known, stages)
+            if out is not None:
+                done = is_finished(out.path)
+                known.update({name: out.path} if done else {})
+                last = f"  -> {out.path} ({'finished: reused at once' if done else 'not written yet'})"
             lines.append(f"#   {name:<10} run{last}")
     warning = stale_warning(list(upstream), changed_settings(state, cfg, list(upstream)))
     if warning:
@@ -274,18 +280,6 @@ def _workers_check(cfg: JobConfig, todo: list[str]) -> list[str]:
     from lrl.pipeline.preflight import check_pretrain_resources, check_task_resources
 
     return check_pretrain_resources(cfg, todo) + check_task_resources(cfg, todo) + check_translate_resources(cfg, todo)
-
-
-def _first_output(cfg: JobConfig, name: str) -> str | None:
-    """`` -> <folder> (finished: ...|not written yet)`` for the pipeline's first stage when its
-    folder is named by reading its inputs (generate, tokenizer): that reads every input file, so a
-    missing or unreadable one is the same ``InputError`` here as when the run starts."""
-    from lrl.pipeline.plan import NAMED_BY_CONFIG
-
-    if name not in NAMED_BY_CONFIG:
-        return None
-    out = NAMED_BY_CONFIG[name](cfg)
-    return f"  -> {out.path} ({'finished: reused at once' if is_finished(out.path) else 'not written yet'})"
 
 
 def output_line(cfg: JobConfig, stage: str | None = None) -> str:
