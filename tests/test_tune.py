@@ -348,3 +348,31 @@ def test_a_preset_is_one_encoder_in_tune_and_in_finetune(tmp_path, data_root):
     assert tuned.lang_types == trained.lang_types  # what collate turns into token_type_ids
     ours, theirs = tuned.model.state_dict(), trained.model.state_dict()
     assert all(ours[k].equal(theirs[k]) for k in ours if k.startswith("bert."))  # the same initial weights
+
+
+def test_a_trial_stopped_at_its_last_evaluation_ran_in_full(ray_session, tmp_path):
+    """ASHA ends a trial at tune.max_t evaluations; when that is the trial's last evaluation (its
+    run's last step), the closing marker never arrives, and the trial was shown as stopped early or
+    cut although it trained in full (found by a user's audit: the best trial of a search)."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from lrl.tune.search import search_language
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        hist = [{"step": i, "epoch": i / 4, "train_loss": 1.0 / i, "dev_f1": cfg.lr * i, "lr": cfg.lr, "time_s": 0.0}
+                for i in range(1, 5)]
+        for h in hist:
+            if report:
+                report({**h, "total_steps": 4})
+        return SimpleNamespace(dev_f1=hist[-1]["dev_f1"], per_type={}, per_lang={}, history=hist, model_dir=None)
+
+    job = _job(tmp_path, None, "tune.search=grid", "tune.space.lr_min=1e-3", "tune.space.lr_max=1e-3",
+               "tune.space.lr_grid_points=1", "tune.space.warmup_ratio=[0.0]", "tune.space.batch_size=[8]",
+               "tune.max_concurrent=1", "tune.grace_period=1", "tune.max_t=4")
+    empty = pa.table({"x": [1]})
+    res = search_language("ug", empty, empty, job.tune, job.finetune, "unused", 0, train_fn=stand_in)
+    (trial,) = res.trials
+    assert trial["evaluations"] == 4
+    assert trial["finished"] and not trial["stopped_early"] and not trial["cut_at_max_t"]

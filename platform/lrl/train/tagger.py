@@ -252,8 +252,8 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
                           for m in tagger.modules()]
         else:
             bad_evals += 1
-        if report is not None:
-            report(dict(entry))
+        if report is not None:  # with the run's length: a trial stopped at its last evaluation ran in full
+            report({**entry, "total_steps": total})
         if cfg.patience is not None and bad_evals >= cfg.patience and step != total:
             stopped_early = True
             break

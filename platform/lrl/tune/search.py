@@ -211,6 +211,15 @@ def _last_attempt(df):
     return df.loc[starts[-1]:] if len(starts) else df
 
 
+def _ran_in_full(df) -> bool:
+    """The trial's last evaluation was at its run's last step: ASHA may stop a trial at the rung of
+    its final evaluation, before its closing marker, and such a trial counted as stopped early."""
+    if df is None or df.empty or "step" not in df or "total_steps" not in df:
+        return False  # a stand-in train_fn that reports no steps
+    last = df.iloc[-1]
+    return bool(last["step"] >= last["total_steps"])
+
+
 def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int, kept: bool = False) -> list[dict[str, Any]]:
     """A row per trial; ``kept``: the trial folders stay (``tune.storage_path``), and each row
     says where its trial's folder (Ray's result.json, params.json) is."""
@@ -231,7 +240,8 @@ def _trial_rows(lang: str, results, base: FinetuneConfig, max_t: int, kept: bool
                **effective_params(finetune_with(base, trial_params(r.config or {}))),
                METRIC: max(scores) if scores else None, "last_dev_f1": scores[-1] if scores else None,
                "evaluations": len(scores), "time_s": round(max(own) if own else wall, 3), "wall_s": round(wall, 3),
-               "finished": bool(last.get("finished")), "error": repr(r.error)[:300] if r.error else None}
+               "finished": bool(last.get("finished")) or _ran_in_full(df),
+               "error": repr(r.error)[:300] if r.error else None}
         row["stopped_early"] = not row["finished"] and row["error"] is None and len(scores) < max_t
         # ASHA ends every trial at max_t evaluations: one that had more to run is neither finished
         # nor stopped early, and its dev F1 is of a shorter training than its config asks for.
