@@ -81,3 +81,57 @@ def test_aug_ratio_holds_in_each_language_of_a_joint_mix(data_root):
         assert gen == {"ug": round(60 * ratio), "am": round(60 * ratio)}, (ratio, gen)
     assert mix(table, 5.0, 0).equals(table)  # nothing to leave out: the rows as they were
     assert set(mix(table, 0.0, 0).column("op").to_pylist()) == {"orig"} and mix(table, 0.0, 0).num_rows == 120
+
+
+def test_repeated_dev_counts_what_each_seed_trains_on(data_root, capsys):
+    """WikiANN wo repeats 36 of its 120 dev sentences in train; a 50-shot run trains on a few of
+    them, and the warning and manifest named all 36 (a user's audit): count each seed's rows."""
+    from lrl.data.readers import read_conll
+    from lrl.job import load_job
+    from lrl.train.finetune_data import dev_in_train, few_shot
+    from lrl.tune.splits import repeated_dev
+
+    train = read_conll(str(data_root / "wikiann/wo/train"), "wo", "train").table
+    dev = read_conll(str(data_root / "wikiann/wo/dev"), "wo", "dev").table
+    full = dev_in_train(train, dev)
+    assert full == 36
+    ft = load_job(None, ["finetune.few_shot=50"]).finetune
+    repeated, by_seed = repeated_dev({"wo": (train, dev)}, "finetune", ft, [1, 0, 1])
+    assert set(by_seed["wo"]) == {0, 1}
+    assert by_seed["wo"] == {s: dev_in_train(few_shot(train, 50, s), dev) for s in (0, 1)}
+    assert 0 < repeated["wo"] == max(by_seed["wo"].values()) < full
+    err = capsys.readouterr().err
+    assert "dev sentences are also among the rows the runs train on" in err and "36 in the full training set" in err
+    # Without few_shot or aug_ratio every seed trains on the full set: counted once, as before.
+    assert repeated_dev({"wo": (train, dev)}, "finetune", load_job(None).finetune, [0, 1]) == ({"wo": 36}, {})
+    assert "36 of 120 dev sentences are also training sentences" in capsys.readouterr().err
+
+
+def test_dev_types_no_training_sentence_has_are_warned(data_root, capsys):
+    """A dev file with a type the training set never has (a user's audit: 5 ORG spans relabelled
+    MISC) trained a model with labels nothing teaches, and its dev F1 counted them as misses
+    without a word from fine-tuning."""
+    import pyarrow as pa
+
+    from lrl.data.readers import read_conll
+    from lrl.tune.splits import dev_only_types
+
+    train = read_conll(str(data_root / "wikiann/wo/train"), "wo", "train").table
+    dev = read_conll(str(data_root / "wikiann/wo/dev"), "wo", "dev").table
+    assert dev_only_types({"wo": (train, dev)}, "finetune", False) == {}
+    assert capsys.readouterr().err == ""
+    with_org = [i for i, row in enumerate(dev.column("tags").to_pylist()) if "B-ORG" in row][:5]
+    tags = [[t.replace("ORG", "MISC") for t in row] if i in with_org else row
+            for i, row in enumerate(dev.column("tags").to_pylist())]
+    misc = sum(t == "B-MISC" for row in tags for t in row)
+    assert misc > 0
+    bad = dev.set_column(dev.schema.get_field_index("tags"), "tags", pa.array(tags, dev.schema.field("tags").type))
+    assert dev_only_types({"wo": (train, bad)}, "tune", False) == {"wo": {"MISC": misc}}
+    assert f"warning: tune wo: MISC ({misc} dev span" in capsys.readouterr().err
+    # Joint: a type another language's training set has is taught to the one model.
+    other = train.set_column(train.schema.get_field_index("tags"), "tags", pa.array(
+        [[t.replace("ORG", "MISC") for t in row] for row in train.column("tags").to_pylist()],
+        train.schema.field("tags").type))
+    assert dev_only_types({"wo": (train, bad), "yo": (other, dev)}, "finetune", True) == {}
+    alone = dev_only_types({"wo": (train, bad), "yo": (other, dev)}, "finetune", False)
+    assert alone["wo"] == {"MISC": misc} and set(alone["yo"]) == {"ORG"}  # per language: its own rows only

@@ -12,6 +12,7 @@ import hashlib
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -91,20 +92,64 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None, stage
             for lang in wanted}
 
 
-def repeated_dev(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str) -> dict[str, int]:
+def repeated_dev(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str, ft=None,
+                 seeds: Sequence[int] = ()) -> tuple[dict[str, int], dict[str, dict[int, int]]]:
     """Per language, the dev sentences that are also training sentences (``dev_in_train``), each
     language with some said in a warning: WikiANN repeats sentences across its splits (ug 51 of
-    200 dev sentences, wo 36 of 120, ig 30 of 100), and part of such a dev F1 measures memory."""
-    from lrl.train.finetune_data import dev_in_train
+    200 dev sentences, wo 36 of 120, ig 30 of 100), and part of such a dev F1 measures memory.
 
-    repeated = {lang: dev_in_train(train, dev) for lang, (train, dev) in splits.items()}
-    for lang, n in repeated.items():
-        if n:
-            # Generated rows count too: on the quickstart's template sample, swaps made 2-3 dev sentences.
-            print(f"warning: {stage} {lang}: {n} of {splits[lang][1].num_rows} dev sentences are also training "
-                  "sentences (the same tokens, as read or as generated): part of its dev F1 measures memory, not "
-                  "generalisation", file=sys.stderr)
-    return repeated
+    Under ``ft.few_shot`` or ``ft.aug_ratio`` (a ``FinetuneConfig``) each seed trains on its own
+    part of the rows, so the count is of that part, per seed of ``seeds``: a 50-shot wo run trained
+    on 5-8 of the 36 (an audit found the warning naming all 36). Returns (the most any seed's
+    training set holds, or the full set's count; {lang: {seed: count}} when the parts differ)."""
+    from lrl.train.finetune_data import dev_in_train, prepare_train
+
+    shaped = ft is not None and (ft.few_shot is not None or ft.aug_ratio is not None) and bool(seeds)
+    repeated, by_seed = {}, {}
+    for lang, (train, dev) in splits.items():
+        full = dev_in_train(train, dev)
+        if shaped and full:
+            by_seed[lang] = {s: dev_in_train(prepare_train(train, ft.few_shot, ft.aug_ratio, s), dev)
+                             for s in sorted(set(seeds))}
+        repeated[lang] = max(by_seed[lang].values()) if lang in by_seed else full
+        if not repeated[lang]:
+            continue
+        counts = sorted(set(by_seed.get(lang, {}).values()))
+        n = (f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]} (by seed)") if counts else f"{full}"
+        what = (f"among the rows the runs train on (few_shot / aug_ratio choose them per seed; {full} in the "
+                "full training set)") if counts else "training sentences"
+        # Generated rows count too: on the quickstart's template sample, swaps made 2-3 dev sentences.
+        print(f"warning: {stage} {lang}: {n} of {dev.num_rows} dev sentences are also {what} (the same tokens, "
+              "as read or as generated): part of its dev F1 measures memory, not generalisation", file=sys.stderr)
+    return repeated, by_seed
+
+
+def dev_only_types(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str, joint: bool) -> dict[str, dict[str, int]]:
+    """Per language, the entity types (with their dev spans) that its dev set has and no sentence
+    its model trains on has, each said in a warning: the model gets labels nothing teaches, and
+    those spans count as misses in its dev F1 (``lrl evaluate`` says so; fine-tuning said nothing).
+    A joint model trains on every language's rows, so there a type counts as taught when any
+    language's training set has it."""
+    def types(table: pa.Table) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for tags in table.column("tags").to_pylist():
+            for tag in tags:
+                if tag.startswith("B-"):  # one per span (BIO is checked when read)
+                    found[tag[2:]] = found.get(tag[2:], 0) + 1
+        return found
+
+    taught = {lang: set(types(train)) for lang, (train, _) in splits.items()}
+    everywhere = set().union(*taught.values()) if taught else set()
+    missing = {}
+    for lang, (_, dev) in splits.items():
+        untaught = {t: n for t, n in sorted(types(dev).items()) if t not in (everywhere if joint else taught[lang])}
+        if untaught:
+            missing[lang] = untaught
+            spans = ", ".join(f"{t} ({n} dev span{'s' * (n != 1)})" for t, n in untaught.items())
+            print(f"warning: {stage} {lang}: {spans} never occur in the sentences its model trains on: the model "
+                  "cannot learn them, and they count as misses in its dev F1 (relabel them in the dev file, or "
+                  "add training sentences that have them)", file=sys.stderr)
+    return missing
 
 
 def warn_left_out(cfg, stage: str) -> None:
