@@ -128,6 +128,9 @@ def test_the_cluster_run_of_lrl_submit_does_not_repeat_its_warnings(tmp_path, mo
     ("finetun.epochs=1", "finetun: unknown key (did you mean 'finetune'?)"),
     ("data.ner=[{path: a.conll, lang: yo, formt: conll}]", "data.ner.0.formt: unknown key (did you mean 'format'?)"),
     ("pretrain.aux.colum=xpos", "pretrain.aux.colum: unknown key (did you mean 'column'?)"),
+    # 'mode' is closer, but takes only per_language or joint: the key whose field takes the value
+    ("finetune.modle=preset:micro", "finetune.modle: unknown key (did you mean 'model'?)"),
+    ("finetune.mdoe=joint", "finetune.mdoe: unknown key (did you mean 'mode' or 'model'?)"),
 ])
 def test_a_misspelt_key_names_the_key_it_meant(override, hint):
     """``pretrain.step=10`` said only "unknown key": the user had to search docs/config.md for

@@ -162,22 +162,46 @@ def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "conf
             if err["type"] == "extra_forbidden":
                 # The key a typo meant (``pretrain.step`` -> ``steps``): the bare "unknown key"
                 # left the user to search docs/config.md for the spelling.
-                near = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, err["loc"][:-1]), n=1)
-                reason = "unknown key" + (f" (did you mean {near[0]!r}?)" if near else "")
+                near = _meant(model, err["loc"], got)
+                reason = "unknown key" + (f" (did you mean {' or '.join(map(repr, near))}?)" if near else "")
             lines_out.append(f"  {where}: {reason}{shown}")
         raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines_out)) from None
+
+
+def _meant(model: type[BaseModel], loc: tuple[Any, ...], value: Any) -> list[str]:
+    """The keys a misspelt ``loc[-1]`` may have meant: the close ones whose field takes ``value``
+    (``finetune.modle=preset:micro`` named ``mode``, whose choices are per_language and joint,
+    before ``model``), else the closest; at most two."""
+    from pydantic import TypeAdapter, ValidationError
+
+    section = _section_at(model, loc[:-1])
+    near = difflib.get_close_matches(str(loc[-1]), list(section.model_fields) if section else [], n=3)
+    fits = []
+    for key in near:
+        try:
+            TypeAdapter(section.model_fields[key].annotation).validate_python(value)
+            fits.append(key)
+        except (ValidationError, TypeError, ValueError):
+            pass  # a value this field refuses: not what the user meant (or a section: see below)
+    return (fits or near[:1])[:2]
 
 
 def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The field names of the config section at ``loc`` (list indices skipped); [] when ``loc``
     does not lead to a section."""
+    node = _section_at(model, loc)
+    return list(node.model_fields) if node else []
+
+
+def _section_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config section class at ``loc`` (list indices skipped), or None."""
     node: type[BaseModel] | None = model
     for part in loc:
         if isinstance(part, int):
             continue  # an element of a list of sections: the section itself
         field = node.model_fields.get(str(part)) if node else None
         node = _section_type(field.annotation) if field else None
-    return list(node.model_fields) if node else []
+    return node
 
 
 def _section_type(ann: Any) -> type[BaseModel] | None:
