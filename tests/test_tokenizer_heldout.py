@@ -141,3 +141,20 @@ def test_generate_text_loses_the_same_rows_as_pretraining(tmp_path):
     for lang in ("ug", "wo"):
         assert text.train[lang] == [t for t, x in zip(rest["text"].to_pylist(), rest["lang"].to_pylist()) if x == lang]
         assert text.pretrain_heldout[lang] == held.filter(pc.equal(held["lang"], lang)).num_rows >= 20
+
+
+def test_the_summary_says_how_many_words_were_unknown_before_extension():
+    """An extended MiniLM's line read "pieces/word 2.93 -> 2.99", a loss at first sight, where 62% of
+    the words had been [UNK] (one piece each) before: the line now says both (a user's audit)."""
+    from lrl.model.command import summary
+
+    def side(unk, words, ppw):
+        return {"unk_rate": unk, "unk_word_rate": words, "pieces_per_word": ppw, "pieces": 1, "words": 1}
+
+    stats = {"before": "minilm", "langs": {"ug": {"before": side(0.2129, 0.616, 2.93),
+                                                   "after": side(0.0007, 0.0015, 2.99)},
+                                            "wo": {"before": side(0.0, 0.0, 3.99), "after": side(0.0003, 0.0002, 1.8)}}}
+    lines = summary("runs/tokenizer-x", stats).splitlines()
+    assert "  ug: unk 21.29% -> 0.07% (words with one: 61.60% -> 0.15%), pieces/word 2.93 -> 2.99 " \
+           "(an [UNK] counts as one piece)" in lines
+    assert "  wo: unk 0.00% -> 0.03% (words with one: 0.00% -> 0.02%), pieces/word 3.99 -> 1.80" in lines

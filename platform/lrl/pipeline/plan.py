@@ -114,14 +114,35 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
         elif upstream:
             lines.append(f"#   {key}: unset (under lrl run: the {' or '.join(upstream)} stage's output)")
     lines += [f"# {line}" for line in _checks(cfg, stage)]
-    if stage in NAMED_BY_CONFIG:
-        out = NAMED_BY_CONFIG[stage](cfg)
+    out = NAMED_BY_CONFIG[stage](cfg) if stage in NAMED_BY_CONFIG else None
+    if stage == "pretrain":
+        out = _standalone_pretrain(cfg, lines)
+    if out is not None:
         state = ("finished: reused at once, nothing recomputed" if is_finished(out.path)
                  else "not written yet: the stage would write it")
         lines.append(f"# output: {out.path} ({state})")
     else:
         lines.append(output_line(cfg, stage))
     return "\n".join(lines) + "\n"
+
+
+def _standalone_pretrain(cfg: JobConfig, lines: list[str]) -> StageOutput | None:
+    """``lrl pretrain``'s folder when its tokenizer is known (``pretrain.tokenizer_path``, or the
+    tokenizer stage's folder for this config, finished), else None; a line in ``lines`` says which
+    tokenizer it uses. Its dry run said the tokenizer came from ``lrl run``'s tokenizer stage, and
+    named no folder, while the command trained that tokenizer itself first."""
+    from lrl.train.pretrain import stage_output
+
+    upstream: dict[str, str] = {}
+    if not cfg.pretrain.tokenizer_path:
+        tok = _tokenizer_output(cfg)
+        done = is_finished(tok.path)
+        lines.append(f"# tokenizer: {tok.path} (the tokenizer stage's folder for this config, tokenizer.*: "
+                     + ("finished, reused)" if done else "not written yet: lrl pretrain trains it first)"))
+        if not done:
+            return None
+        upstream["tokenizer"] = tok.path
+    return stage_output(StageContext(cfg, upstream=upstream))[0]
 
 
 def _checks(cfg: JobConfig, stage: str) -> list[str]:
