@@ -109,6 +109,9 @@ def run_tokenizer(ctx: StageContext) -> str:
     if not any(text.train.values()):
         raise InputError(f"the tokenizer stage found no text lines in {kind}")
     train, held, note = text.train, text.held, text.note
+    if t.base and not os.path.exists(t.base) and (os.path.isabs(t.base) or t.base.startswith(".")):
+        # transformers reads a missing path as a hub id ("Repo id must use alphanumeric chars ...")
+        raise InputError(f"tokenizer.base={t.base}: no such folder")
     try:
         base = load_tokenizer(t.base) if t.base else None
     except OSError as exc:  # a missing folder reads as an invalid hub id in transformers' words
