@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import functools
 import random
-import re
 import unicodedata
 
 from lrl.generate.augment.op import AugmentOp, Edit
 from lrl.generate.augment.resources import script_of
-
-# Leading/trailing punctuation kept around a replaced word (WikiANN tokens carry "،" or ",").
-_SPLIT = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
+from lrl.generate.augment.words import split_punct
 
 
 def _count(alpha: float, n: int) -> int:
@@ -29,23 +26,6 @@ def _count(alpha: float, n: int) -> int:
 
 def _o_positions(tags: list[str]) -> list[int]:
     return [i for i, t in enumerate(tags) if t == "O"]
-
-
-@functools.lru_cache(maxsize=1 << 16)  # every op asks for every O token: once per distinct string
-def split_punct(token: str) -> tuple[str, str, str]:
-    """(leading punctuation, word, trailing punctuation) of a token.
-
-    Combining marks after the word stay with it: ``\\W`` matches them, and in Yoruba (``jẹ́``,
-    ``ilẹ̀``: tone marks with no precomposed form, even in NFC) or pointed Arabic the word lost
-    its last tone mark, was looked up as another word, and the mark was stuck onto the synonym
-    (``tí`` + U+0301 gave a double accent)."""
-    lead, core, trail = _SPLIT.match(token).groups()  # type: ignore[union-attr]
-    if core:
-        n = 0
-        while n < len(trail) and unicodedata.category(trail[n]).startswith("M"):
-            n += 1
-        core, trail = core + trail[:n], trail[n:]
-    return lead, core, trail
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -116,7 +96,8 @@ def synonym_for(op: AugmentOp, token: str, lang: str, rng: random.Random) -> lis
 
 class InsertOp(AugmentOp):
     """Insert words (a synonym of an O word of the sentence, else an O word seen in training
-    written in the sentence's script; bare words, without their punctuation) at positions that do
+    written in the sentence's script, never an entity word of the language: ``names``; bare
+    words, without their punctuation) at positions that do
     not split an entity (never right before an I- tag), never after the sentence's final
     punctuation, and never just inside a standalone bracket or quote token (``( word`` or
     ``word )``; an ASCII quote may open or close, so no word goes on either side of it)."""

@@ -63,7 +63,8 @@ class MentionOp(AugmentOp):
 
 class LabelwiseOp(AugmentOp):
     """Replace each token with probability p (one at least) by a word seen with the same tag,
-    written in the same script (numbers by numbers). Only the word changes: the token's own
+    written in the same script (numbers by numbers; an O token never by an entity word of the
+    language, ``names``: the O pool leaves them out). Only the word changes: the token's own
     punctuation stays (``ئافېنا،`` -> ``مالاۋى،``, ``''Cry`` -> ``''Pinda``) and pool tokens give
     their word alone, so a clause-ending comma, a closing ``»`` or a wiki quote is neither lost
     nor brought mid-sentence. Replacing whole tokens did both: on WikiANN train 11% of ug and 20%

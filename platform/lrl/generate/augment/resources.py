@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from lrl.data.bio import spans
 from lrl.data.files import resolve
+from lrl.generate.augment.names import EntityWords, drop_entity_words, entity_words
 from lrl.generate.augment.seeds import row_key
 from lrl.generate.augment.synonyms import Synonyms, _script, cached_neighbours, read_lexicon
 from lrl.generate.config import AugmentConfig
@@ -33,9 +34,11 @@ class AugmentResources:
     entities: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
     """lang -> entity type -> distinct mentions (token tuples)."""
     tokens: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-    """lang -> tag (``O``, ``B-PER``...) -> distinct tokens seen with that tag."""
+    """lang -> tag (``O``, ``B-PER``...) -> distinct tokens seen with that tag; the ``O`` pool
+    leaves out entity words (``names``), which insert and label-wise replacement would add as O."""
     synonyms: dict[str, Synonyms] = field(default_factory=dict)
-    """lang -> word -> synonyms (lexicon entries first, then corpus neighbours)."""
+    """lang -> word -> synonyms (lexicon entries first, then corpus neighbours; entity words
+    neither have nor are neighbours)."""
     originals: dict[str, frozenset[int]] = field(default_factory=dict)
     """lang -> ``row_key`` of every input row: a generated row equal to one of them is not new."""
     _by_script: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -125,8 +128,11 @@ def _top(counter: Counter, limit: int) -> tuple:
     return tuple(k for k, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
 
 
-def inventories(train: pa.Table, limit: int) -> tuple[dict, dict]:
-    """Entity mentions by (lang, type) and tokens by (lang, tag) from labelled rows."""
+def inventories(train: pa.Table, limit: int, names: dict[str, EntityWords] | None = None) -> tuple[dict, dict]:
+    """Entity mentions by (lang, type) and tokens by (lang, tag) from labelled rows. The ``O``
+    tokens leave out the language's entity words (``names``; by default those of ``train``),
+    before the ``limit`` cut: insert and label-wise replacement put a pool word in tagged O."""
+    names = entity_words(train) if names is None else names
     ents: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     toks: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     cols = train.select(["lang", "tokens", "tags"]).to_pydict()
@@ -135,14 +141,19 @@ def inventories(train: pa.Table, limit: int) -> tuple[dict, dict]:
             toks[lang][tag][tok] += 1
         for start, end, etype in spans(tags):
             ents[lang][etype][tuple(tokens[start:end])] += 1
+    for lang, by in toks.items():
+        if "O" in by and lang in names:
+            by["O"] = Counter({tok: n for tok, n in by["O"].items() if tok not in names[lang]})
     entities = {lang: {t: _top(c, limit) for t, c in sorted(by.items())} for lang, by in sorted(ents.items())}
     tokens = {lang: {t: _top(c, limit) for t, c in sorted(by.items())} for lang, by in sorted(toks.items())}
     return entities, tokens
 
 
 def synonym_tables(cfg: AugmentConfig, langs: list[str], texts: pa.Table | None, root: str | None,
-                   seed: int = 0) -> dict[str, Synonyms]:
-    """Lexicon entries per language, completed by corpus neighbours where text is given."""
+                   seed: int = 0, names: dict[str, EntityWords] | None = None) -> dict[str, Synonyms]:
+    """Lexicon entries per language, completed by corpus neighbours where text is given.
+    Neighbours leave out the language's entity words (``names``; None: no filter): synonym and
+    insert put them in tagged O. A lexicon is the user's word and is used as written."""
     out: dict[str, Synonyms] = {}
     by_lang: dict[str, list[str]] = defaultdict(list)
     if texts is not None and cfg.neighbours.enabled:
@@ -154,7 +165,8 @@ def synonym_tables(cfg: AugmentConfig, langs: list[str], texts: pa.Table | None,
     for lang in langs:
         table: dict[str, tuple[str, ...]] = {}
         if by_lang.get(lang):
-            table.update(cached_neighbours(lang, by_lang[lang], cfg.neighbours, seed))
+            neighbours = cached_neighbours(lang, by_lang[lang], cfg.neighbours, seed)
+            table.update(drop_entity_words(neighbours, names[lang]) if names and lang in names else neighbours)
         if lang in cfg.lexicons:
             table.update(read_lexicon(resolve(cfg.lexicons[lang], root)))  # the user's word wins
         if table:
@@ -163,13 +175,17 @@ def synonym_tables(cfg: AugmentConfig, langs: list[str], texts: pa.Table | None,
 
 
 def build_resources(cfg: AugmentConfig, train: pa.Table, texts: pa.Table | None = None,
-                    root: str | None = None) -> AugmentResources:
-    """Everything ``cfg.ops`` needs, from the training table (and text for neighbours)."""
-    entities, tokens = inventories(train, cfg.max_inventory)
+                    root: str | None = None, names_from: pa.Table | None = None) -> AugmentResources:
+    """Everything ``cfg.ops`` needs, from the training table (and text for neighbours).
+    ``names_from``: the rows whose tags say which words are names (default ``train``); the
+    generate stage leaves out a token tagger's rows (``data.ner[].scheme: tokens``, UD POS), which
+    tag every word ``B-X``: counted, they made most words of their language entity words."""
+    names = entity_words(train if names_from is None else names_from)  # once, for the O pool and neighbours
+    entities, tokens = inventories(train, cfg.max_inventory, names)
     synonyms: dict[str, Synonyms] = {}
     if _SYNONYM_OPS & set(cfg.ops):
         langs = sorted(set(train.column("lang").to_pylist()))
-        synonyms = synonym_tables(cfg, langs, texts, root)
+        synonyms = synonym_tables(cfg, langs, texts, root, names=names)
     return AugmentResources(entities=entities, tokens=tokens, synonyms=synonyms, originals=original_keys(train))
 
 

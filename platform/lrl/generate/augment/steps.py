@@ -46,7 +46,7 @@ class AugmentStep:
 
 
 def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None,
-                  count: bool = False) -> list[AugmentStep]:
+                  count: bool = False, names_from: pa.Table | None = None) -> list[AugmentStep]:
     """Steps for ``cfg.augment`` (none when no ops are configured); ``count``: see ``AugmentStep``.
 
     ``train`` (NER_SCHEMA rows) gives the entity and token inventories; ``texts`` (TEXT_SCHEMA
@@ -55,7 +55,7 @@ def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None
     aug = cfg.augment
     if not aug.ops:
         return []
-    resources = build_resources(aug, train, texts, cfg.data.root)
+    resources = build_resources(aug, train, texts, cfg.data.root, names_from)  # names_from: build_resources
     if "synonym" in aug.ops and not resources.synonyms:
         # A ConfigError (config against data): the CLI prints it as one line, not a traceback.
         raise ConfigError("augment.ops has 'synonym' but no language has synonyms: give augment.lexicons "

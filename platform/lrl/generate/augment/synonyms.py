@@ -117,7 +117,9 @@ def proper_nouns(sentences: list[list[str]]) -> frozenset[str]:
     word: names. Neighbours of common words include names of the same class (``pénc`` -> ``fredrick``
     in Wolof, ``rògbòdìyàn`` -> ``martin`` in Yoruba, a number -> ``hernández``), and synonym or
     insert put them, lower-cased, into O positions: a name tagged O teaches a tagger that names
-    are not entities. Scripts without case (Arabic, Ethiopic) have no such signal: none is a name.
+    are not entities. Scripts without case (Arabic, Ethiopic) have no such signal: none is a name
+    here; the words the labelled rows tag as entities are left out later, once the training table
+    is known (``names.EntityWords``, ``resources.synonym_tables``): they cover every script.
     A word after a full stop is counted like any other (paragraph lines hold several sentences):
     common words start a sentence far less often than they occur inside one."""
     upper: Counter[str] = Counter()
