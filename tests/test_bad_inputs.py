@@ -74,6 +74,11 @@ CASES = [
     Case("jsonl without tags", "k.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n{"tokens": ["a"]}\n',
          {"error": ("raise", r"k\.jsonl:2: tokens or tags missing"),
           "repair": ("reject", "tokens or tags missing", 2), "quarantine": ("reject", "tokens or tags missing", 2)}),
+    # A string of tokens was "tokens or tags missing"; an id past tag_names was "invalid BIO".
+    Case("jsonl tokens as a string", "k2.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n'
+         b'{"tokens": "Ali went", "tags": ["B-PER", "O"]}\n',
+         {"error": ("raise", r"k2\.jsonl:2: not a list: 'tokens' is a string \(\"Ali went\"\)"),
+          "repair": ("reject", "not a list", 2), "quarantine": ("reject", "not a list", 2)}),
     Case("missing file", "absent.conll", None, _all(("raise", r"absent\.conll: file not found"))),
     # A byte-order mark (files saved by Windows editors) must not end up in the first token, turn
     # a -DOCSTART- line into a sentence, or make the first JSON line invalid.
@@ -203,3 +208,30 @@ def test_a_missing_relative_input_names_data_root(tmp_path, capsys):
     assert main(["run", str(job), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'nope'}: file not found" in err and "data.root" not in err
+
+
+@pytest.mark.parametrize("command", [["generate"], ["run", "--dry-run"], ["generate", "--dry-run"]])
+def test_a_missing_held_out_source_is_an_error_at_once(tmp_path, capsys, command):
+    """A misspelt dev path (``wikiann/wo/devv``) was recorded under the manifest's ``held_out`` and
+    passed ``lrl run --dry-run``; the stages that read it came much later. It now fails as a missing
+    training input does, naming the path and how data.root was applied."""
+    from lrl.cli import main
+
+    data = tmp_path / "data"
+    (data / "wo").mkdir(parents=True)
+    (data / "wo" / "train").write_text("Ali\tB-PER\nwent\tO\n\n", encoding="utf-8")
+    (data / "wo" / "dev").write_text("Ali\tB-PER\n\n", encoding="utf-8")
+    job = tmp_path / "job.yaml"
+    job.write_text(f"data:\n  root: {data}\n  ner:\n    - {{path: wo/train, lang: wo, format: conll}}\n"
+                   f"    - {{path: wo/devv, lang: wo, split: dev}}\noutput:\n  root: {tmp_path / 'out'}\n"
+                   "pipeline:\n  stages: [generate]\n", encoding="utf-8")
+    verb, *opts = command
+    assert main([verb, str(job), *opts]) == 2
+    err = capsys.readouterr().err
+    assert f"{data / 'wo' / 'devv'}: dev file not found" in err
+    assert f"the relative path wo/devv was resolved against data.root={data}" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("manifest.json"))
+    pattern = job.read_text().replace("wo/devv", "'wo/dev*.conll'")
+    job.write_text(pattern, encoding="utf-8")
+    assert main([verb, str(job), *opts]) == 2
+    assert f"{data / 'wo' / 'dev*.conll'}: no file matches this pattern" in capsys.readouterr().err

@@ -159,3 +159,21 @@ def test_a_preset_without_a_known_name_is_a_config_error_naming_the_field(overri
     assert parse_override("finetune.model=preset:")[1] == "preset:"
     assert parse_override("a.b={x: 1}")[1] == {"x": 1} and parse_override("a.b=x: 1")[1] == {"x": 1}
     assert load_job(None, ["finetune.model=preset:tiny", "tune.model_path=/some/folder"]).finetune.model == "preset:tiny"
+
+
+def test_a_list_element_override_takes_an_index_in_brackets():
+    """``data.ner[0].lang=yo`` (how ``--help`` writes list fields: ``data.ner[].lang``) was refused as
+    "data.ner[0] ...: unknown key (did you mean 'ner'?)"; only ``data.ner.0.lang`` worked."""
+    two = "data.ner=[{path: a.conll, lang: ug}, {path: b.conll, lang: ug, split: dev}]"
+    assert parse_override("data.ner[1].lang=yo") == (["data", "ner", "1", "lang"], "yo")
+    bracket = load_job(None, [two, "data.ner[1].lang=yo"])
+    assert bracket == load_job(None, [two, "data.ner.1.lang=yo"])
+    assert [s.lang for s in bracket.data.ner] == ["ug", "yo"]
+    assert load_job(None, [two, "data.ner[-1].lang=yo"]).data.ner[1].lang == "yo"
+    with pytest.raises(ConfigError, match=r"override data\.ner\.2\.lang: data\.ner has 2 element\(s\) "
+                                          r"\(indices 0-1\), no \[2\]"):
+        load_job(None, [two, "data.ner[2].lang=yo"])
+    with pytest.raises(ConfigError, match=r"name a list element by its index, e\.g\. data\.ner\[0\]\.lang=yo"):
+        load_job(None, [two, "data.ner[].lang=yo"])
+    with pytest.raises(ConfigError, match=r"data\.ner is a list; name an element by its index"):
+        load_job(None, [two, "data.ner.first.lang=yo"])

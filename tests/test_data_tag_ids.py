@@ -54,10 +54,13 @@ def test_jsonl_integer_tags_are_named_through_tag_names(tmp_path):
                              {"tokens": ["u"], "tags": [7]}, {"tokens": ["bu"], "tags": ["NOUN"]}])
     res = read_ner(NerSource(path=path, lang="ug", scheme="tokens", tag_names=UPOS_NAMES), None)
     assert res.table.column("tags").to_pylist() == [["B-NOUN", "B-VERB", "B-PUNCT"], ["B-NOUN"]]
-    assert _reasons(res) == [(2, "tag id: tag 0 is 7, which is no index of the 3 tag names")]
-    ner = _jsonl(tmp_path, [{"tokens": ["Ali", "keldi"], "ner_tags": [1, 0]}], "ner.jsonl")
+    assert _reasons(res) == [(2, "tag id: tag 0 is 7, which is no index of the 3 tag names (ids 0-2)")]
+    ner = _jsonl(tmp_path, [{"tokens": ["Ali", "keldi"], "ner_tags": [1, 0]},
+                            {"tokens": ["Ali", "went"], "tags": [1, 9]}], "ner.jsonl")
     res = read_ner(NerSource(path=ner, lang="ug", tag_names=["O", "B-PER", "I-PER"]), None)
     assert res.table.column("tags").to_pylist() == [["B-PER", "O"]]
+    # under iob2 too (it was "invalid BIO: tag 1 '9' is not O, B-X or I-X")
+    assert _reasons(res) == [(2, "tag id: tag 1 is 9, which is no index of the 3 tag names (ids 0-2)")]
 
 
 def test_parquet_and_hf_ids_out_of_range_are_no_tags_under_scheme_tokens(tmp_path):

@@ -51,8 +51,13 @@ def test_generate_end_to_end_and_rerun_does_nothing(ray_session, data_root, tmp_
     cfg = _job(data_root, tmp_path)
     path = run_generate(StageContext(cfg))
     assert Path(path).name == f"generate-{stage_output(cfg).hash}"
-    assert "generate: " + path in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "generate: " + path in out
     m = json.loads((Path(path) / "manifest.json").read_text())
+    # Input rows are every sentence read: the 2 the reader rejected were left out of them (and
+    # counted in the rejects), so the summary's counts did not add up.
+    assert m["input_read"] == 2 * SLICE + 3 and m["input_rejected"] == 2
+    assert f"input rows {2 * SLICE + 3}, output rows {m['output_rows']}, rejects 2 (2 on reading)," in out
 
     data = read_rows(path)
     assert set(data.column("lang").to_pylist()) == {"ug", "wo"}

@@ -156,7 +156,8 @@ def test_hugging_face_parquet_export_with_class_label_ids(tmp_path):
     ds.to_parquet(str(tmp_path / "hf.parquet"))
     res = read_ner(NerSource(path="hf.parquet", lang="yo"), str(tmp_path))
     assert res.table.column("tags").to_pylist() == [["B-PER", "O"]]
-    assert _reasons(res) == [(2, "invalid BIO")]  # ClassLabel -1 ("no label") is not a tag
+    assert _reasons(res) == [(2, "tag id")]  # ClassLabel -1 ("no label") is not a tag
+    assert res.rejects.column("reason")[0].as_py().endswith("(ids 0-2) (-1: a ClassLabel's 'no label')")
 
 
 def test_jsonl_tokens_that_are_not_strings_are_quarantined(tmp_path):
@@ -190,3 +191,14 @@ def test_a_bad_tag_in_conll_names_its_own_line(tmp_path):
     assert reject["line"] == 5 and reject["reason"].endswith("unknown label 'FOO' (line 7)")
     with pytest.raises(BioError, match=rf"^{re.escape(str(path))}:7: unknown label: tag 2 'B-FOO'"):
         read_conll(str(path), "ug", labels=["PER"], policy="error")
+
+
+def test_a_hugging_face_source_without_a_config_is_named_by_its_path(tmp_path):
+    """Errors and the manifest named a ``format: hf`` source without ``hf_config`` ``sw_hf[]``."""
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"tokens": [["Ali", "went"], ["x"]], "tags": [["B-PER", "O"], ["I-XX"]]})
+    ds.save_to_disk(str(tmp_path / "sw_hf"))
+    res = read_ner(NerSource(path="sw_hf", lang="sw", format="hf"), str(tmp_path))
+    assert res.source == str(tmp_path / "sw_hf")
+    with pytest.raises(InputError, match=r"sw_hf:2: invalid BIO"):
+        read_ner(NerSource(path="sw_hf", lang="sw", format="hf"), str(tmp_path), policy="error")

@@ -40,7 +40,8 @@ def add_job_arguments(parser: argparse.ArgumentParser, config_required: bool = T
     # default=[]: without it argparse named the optional overrides as missing too ("the following
     # arguments are required: config, overrides") when CONFIG was left out.
     parser.add_argument("overrides", nargs="*", default=[],
-                        help="dotted overrides section.key=value, e.g. augment.ops=[swap,mention]")
+                        help="dotted overrides section.key=value, e.g. augment.ops=[swap,mention]; "
+                             "a list element by its index: data.ner[0].lang=yo")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the resolved config and the plan (inputs, output folder) and exit")
 
@@ -50,6 +51,10 @@ def add_job_arguments(parser: argparse.ArgumentParser, config_required: bool = T
 #: ``lrl run`` does (``lrl.data.root_lock.root_lock``). Two ``lrl pretrain`` on one root raced on
 #: the same initial model folder and one crashed with a 30-line traceback.
 LOCKING = {"pretrain", "finetune", "tune"}
+#: Stage commands that start or join Ray: a cluster address they are given is checked for a
+#: listener as the command starts (``lrl.ray_join.check_reachable``). `lrl run` checks it in its
+#: preflight (``check_shared_output`` joins the cluster before any stage).
+RAY_COMMANDS = {"generate", "pretrain", "finetune", "tune"}
 #: The running command's exit stack (``_main``): what it holds until it returns.
 _held: list[contextlib.ExitStack] = []
 
@@ -69,6 +74,13 @@ def load_job_args(args: argparse.Namespace):
         if stage in INPUTS:
             print(stage_plan(cfg, stage), end="")
         raise SystemExit(0)
+    if stage in RAY_COMMANDS:
+        from lrl.ray_join import check_reachable
+
+        # Before the stage reads its inputs (~20 s for the WikiANN ug job), not at its ray.init.
+        address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            check_reachable(address, "ray.address" if cfg.ray.address else "RAY_ADDRESS")
     if stage in LOCKING and _held:
         from lrl.data.root_lock import root_lock
 
@@ -112,12 +124,15 @@ def config_epilog(name: str) -> str:
 
     if name in OWN_SECTIONS:
         sections = (OWN_SECTIONS[name] | SHARED_SECTIONS | {"name", "ray", "output"}
-                    | {key.split(".")[0] for key, readers in ALSO_READ.items() if name in readers})
+                    | {key.split(".")[0] for key, readers in ALSO_READ.items() if name in readers}
+                    # without pretrain.tokenizer_path, `lrl pretrain` trains the tokenizer first
+                    | ({"tokenizer"} if name == "pretrain" else set()))
     else:
         sections = {"pipeline"} if name in ("run", "submit") else set()
     fields = fields_text(sections)
-    head = ("config fields of this command (set in the YAML or as dotted overrides section.key=value):\n"
-            + fields + "\n\n") if fields else "config: set fields in the YAML or as dotted overrides section.key=value.\n"
+    head = ("config fields of this command (set in the YAML or as dotted overrides section.key=value; "
+            "a list element's field by its index, data.ner[0].lang=yo):\n" + fields + "\n\n"
+            ) if fields else "config: set fields in the YAML or as dotted overrides section.key=value.\n"
     return head + "every config field, of every stage: `lrl config` (the same as docs/config.md)"
 
 

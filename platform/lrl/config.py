@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Iterator
@@ -43,7 +44,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=3e-5")
     key, raw = text.split("=", 1)
-    path = [p for p in key.strip().split(".") if p]
+    key = _bracket_indices(key.strip())
+    path = [p for p in key.split(".") if p]
     if not path:
         raise ConfigError(f"override {text!r}: empty key")
     try:
@@ -57,13 +59,24 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, value
 
 
+def _bracket_indices(key: str) -> str:
+    """``data.ner[0].lang`` as ``data.ner.0.lang``: the reference (``lrl config``) names list
+    fields ``data.ner[].lang``, and the indexed spelling was refused as an unknown key ``ner[0]``."""
+    key = re.sub(r"\[\s*(-?\d+)\s*\]", r".\1", key)
+    if "[" in key or "]" in key:
+        raise ConfigError(f"override {key}: name a list element by its index, e.g. "
+                          "data.ner[0].lang=yo (or data.ner.0.lang=yo); a whole list is set as "
+                          "data.ner=[{path: a.conll, lang: yo}]")
+    return key
+
+
 def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
     """Set ``value`` at ``path`` in a nested dict/list tree, creating dicts on the way."""
     node: Any = tree
     for i, part in enumerate(path[:-1]):
         where = ".".join(path[: i + 1])
         if isinstance(node, list):
-            node = node[_index(part, node, where)]
+            node = node[_index(path, i, node)]
             continue
         if not isinstance(node, dict):
             raise ConfigError(f"override {'.'.join(path)}: {where} is not a section")
@@ -72,16 +85,23 @@ def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
         node = node[part]
     last = path[-1]
     if isinstance(node, list):
-        node[_index(last, node, ".".join(path))] = value
+        node[_index(path, len(path) - 1, node)] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
         raise ConfigError(f"override {'.'.join(path)}: parent is not a section")
 
 
-def _index(part: str, node: list, where: str) -> int:
-    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
-        raise ConfigError(f"override {where}: {part!r} is not an index of a list of {len(node)}")
+def _index(path: list[str], i: int, node: list) -> int:
+    """``path[i]`` as an index of the list ``node`` (at ``path[:i]``)."""
+    part, name, key = path[i], ".".join(path[:i]), ".".join(path)
+    if not part.lstrip("-").isdigit():
+        raise ConfigError(f"override {key}: {name} is a list; name an element by its index "
+                          f"({name}[0] or {name}.0), not {part!r}")
+    if not -len(node) <= int(part) < len(node):
+        have = f"indices 0-{len(node) - 1}" if node else "it is empty"
+        raise ConfigError(f"override {key}: {name} has {len(node)} element(s) ({have}), no [{part}]; "
+                          f"set the whole list to add one ({name}=[...])")
     return int(part)
 
 

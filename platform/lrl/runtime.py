@@ -22,8 +22,9 @@ class RayConfig(StrictModel):
     """How the job reaches Ray."""
 
     address: str | None = None
-    """Cluster to join (``ray://host:10001`` or ``auto``); None uses ``RAY_ADDRESS`` when set and
-    otherwise starts an embedded local Ray."""
+    """Cluster to join (``HOST:6379``, ``ray://host:10001`` or ``auto``); None uses ``RAY_ADDRESS``
+    when set and otherwise starts an embedded local Ray. An address where nothing answers, or a
+    cluster that rejects this machine's token, is an error within seconds (``lrl.ray_join``)."""
     num_cpus: int | None = Field(default=None, gt=0)
     """CPUs of the embedded local Ray (ignored when joining a cluster); None takes all."""
     object_store_memory_mb: int | None = Field(default=None, gt=0)
@@ -304,6 +305,9 @@ def init_ray(cfg: RayConfig | None = None):
     # SIGTERM into Ctrl-C's unwinding (stages remove their temporary folders) and exit status 143.
     keep_sigterm = sigterm_is_handled()
     if address:
+        from lrl.ray_join import check_join
+
+        check_join(address, "ray.address" if cfg.address else "RAY_ADDRESS")
         with _sigterm_kept(keep_sigterm):
             ray.init(address=address, log_to_driver=True)
     else:

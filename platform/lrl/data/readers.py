@@ -144,8 +144,14 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
             col.reject(lineno, f"not a JSON object: got {type(obj).__name__}", line)
             continue
         toks, tags = obj.get("tokens"), obj.get("tags", obj.get("ner_tags"))
-        if not isinstance(toks, list) or not isinstance(tags, list):
+        if toks is None or tags is None:
             col.reject(lineno, "tokens or tags missing: need lists 'tokens' and 'tags' (or 'ner_tags')", line)
+            continue
+        tag_key = "tags" if "tags" in obj else "ner_tags"
+        wrong = next((k for k, v in (("tokens", toks), (tag_key, tags)) if not isinstance(v, list)), None)
+        if wrong is not None:  # a string was "tokens or tags missing", though the field was there
+            col.reject(lineno, f"not a list: '{wrong}' is {_json_type(obj[wrong])} ({json.dumps(obj[wrong])[:40]}); "
+                       "need a list with one entry per token", line)
             continue
         if obj.get("lang", lang) != lang:
             col.reject(lineno, f"lang mismatch: {obj.get('lang')!r} differs from the source's {lang!r}", line)
@@ -161,6 +167,10 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
             continue
         col.sentence(lineno, [_str(t) for t in toks], named, line, obj.get("id"))
     return col.result()
+
+
+def _json_type(value: object) -> str:
+    return {str: "a string", bool: "a boolean", dict: "an object"}.get(type(value), "a number")
 
 
 def _str(value: object) -> str | None:
@@ -262,7 +272,8 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
         raise InputError(f"{path}: the dataset's ClassLabel names {list(names)} differ from the source's "
                          f"tag_names {tag_names}")
     names = names or tag_names
-    col = _Collector(f"{path}[{hf_config or ''}]", lang, split, policy, labels, scheme=scheme, unicode=unicode)
+    name = f"{path}[{hf_config}]" if hf_config else path  # "sw_hf[]" named no config
+    col = _Collector(name, lang, split, policy, labels, scheme=scheme, unicode=unicode)
     for i, row in enumerate(ds):
         # ClassLabel -1 means "no label" in datasets; as an index it named the last class.
         tags, why = named_tags(row[tag_col], names, scheme)

@@ -23,9 +23,9 @@ def named_tags(tags: Sequence[object], names: Sequence[str] | None,
     sentence with an id that cannot be named. Strings and nulls pass unchanged (the collector
     checks them).
 
-    With ``names``, an id outside them under ``iob2`` stays as its text, which the IOB2 check
-    rejects as before (ClassLabel -1, "no label", read as ``-1``); under ``tokens`` any text is a
-    tag, so there it is a reject of its own."""
+    With ``names``, an id outside them is a reject of its own under either scheme (ClassLabel -1
+    is "no label"): kept as its text, the IOB2 check rejected id 9 of 3 names as "invalid BIO: tag
+    1 '9' is not O, B-X or I-X", which did not say the id was out of range."""
     out: list[str | None] = []
     for i, tag in enumerate(tags):
         if tag is None or isinstance(tag, str):
@@ -33,10 +33,10 @@ def named_tags(tags: Sequence[object], names: Sequence[str] | None,
         elif isinstance(tag, int) and not isinstance(tag, bool) and names is not None:
             if 0 <= tag < len(names):
                 out.append(names[tag])
-            elif scheme == "iob2":
-                out.append(str(tag))
             else:
-                return None, f"{KIND}: tag {i} is {tag}, which is no index of the {len(names)} tag names"
+                none = " (-1: a ClassLabel's 'no label')" if tag == -1 else ""
+                return None, (f"{KIND}: tag {i} is {tag}, which is no index of the {len(names)} tag names "
+                              f"(ids 0-{len(names) - 1}){none}")
         elif isinstance(tag, float) and names is not None:  # tag_names given: ids must be whole numbers
             return None, f"{KIND}: tag {i} is the number {tag}, not an integer id of the {len(names)} tag names"
         elif isinstance(tag, (int, float)) and not isinstance(tag, bool):

@@ -89,7 +89,11 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         "inputs": {"ner": ner_inputs, "text": text_inputs,
                    "held_out": [f"{resolve(s.path, cfg.data.root)}#{s.split}" for s in cfg.data.ner
                                 if s not in inputs.sources]},
+        # input_rows: the sentences kept on reading (the rows the steps start from), as before;
+        # input_read counts every sentence read, input_rejected those the readers rejected.
         "input_rows": sum(i["rows"] for i in ner_inputs),
+        "input_read": sum(i["rows"] + i["rejects"] for i in ner_inputs),
+        "input_rejected": sum(i["rejects"] for i in ner_inputs),
         "unicode": unicode_counts(cfg.data.unicode, ner_inputs, text_inputs),
         "labels": inputs.labels,
         "steps": [s.name for s in steps],
@@ -114,6 +118,16 @@ def unicode_counts(form: str, ner_inputs: list[dict], text_inputs: list[dict]) -
     that reading composed to NFC (per input under ``inputs``)."""
     return {"form": form, "tokens_changed": sum(i["nfc_changed"] for i in ner_inputs),
             "text_lines_changed": sum(i["nfc_changed"] for i in text_inputs)}
+
+
+def totals_line(manifest: Mapping[str, Any]) -> str:
+    """The summary's counts. Input rows are every sentence read: "input rows 20 ... rejects 1" of a
+    21-sentence file left the reader's reject out of the input and in the rejects. A manifest
+    written before ``input_read`` existed shows its ``input_rows`` (the sentences kept)."""
+    read, at_read = manifest.get("input_read", manifest["input_rows"]), manifest.get("input_rejected")
+    rejects = f"rejects {manifest['rejects_total']}" + (f" ({at_read} on reading)" if at_read else "")
+    return (f"  input rows {read}, output rows {manifest['output_rows']}, {rejects}, "
+            f"text rows {manifest['text_rows']}, {manifest.get('wall_time_s', '?')} s")
 
 
 def unicode_line(manifest: Mapping[str, Any]) -> str | None:

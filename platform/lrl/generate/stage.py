@@ -26,7 +26,7 @@ from lrl.data.output import StageOutput
 from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_files
 from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
-from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest, unicode_line
+from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest, totals_line, unicode_line
 from lrl.generate.write import (
     ATTEMPT,
     DATA,
@@ -86,8 +86,10 @@ def training_sources(cfg: JobConfig) -> list:
 #: leaves a row's own family alone, language ID judges O tokens and spares a row whose parent it
 #: misjudges the same way; 12 = lid spares only a child misjudged as the same language, near dedup
 #: joins a row to every cluster of its bucket it is near; 13 = tokens and text lines read in NFC,
-#: ``data.unicode``), so that a finished output of older code is not reused.
-ROWS_VERSION = 13
+#: ``data.unicode``); 14 = insert, synonym and label-wise replacement of O tokens never add a word
+#: the training rows tag as an entity at least as often as O (``augment.names``), so that a
+#: finished output of older code is not reused.
+ROWS_VERSION = 14
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:
@@ -97,7 +99,29 @@ def stage_output(cfg: JobConfig) -> StageOutput:
     # Ray workers run in their own working directories: hand them absolute paths only. (On a
     # multi-node cluster a local root must be a shared filesystem; or use s3:// / gs://.)
     root = root if "://" in root else os.path.abspath(root)
-    return StageOutput(root, STAGE, shaping, input_fingerprints(cfg))
+    inputs = input_fingerprints(cfg)  # a missing training input is named first
+    check_held_out(cfg)
+    return StageOutput(root, STAGE, shaping, inputs)
+
+
+def check_held_out(cfg: JobConfig) -> None:
+    """An ``InputError`` for a missing dev/test source, worded as for a training input (``not_found``).
+    The stage does not read them (later stages do, from the manifest's ``held_out``): a misspelt one
+    passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub id (``format: hf``) is left alone."""
+    from lrl.data.files import filesystem, glob_files, is_glob, not_found
+
+    for src in cfg.data.ner:
+        if src.split not in HELDOUT:
+            continue
+        path = resolve(src.path, cfg.data.root)
+        if src.format == "hf" and not saved_dataset(path):
+            continue
+        if is_glob(path):
+            glob_files(path)  # raises not_found when nothing matches
+            continue
+        fs, inner = filesystem(path)
+        if fs.get_file_info(inner).type.name == "NotFound":
+            raise not_found(path, f"{src.split} file not found")
 
 
 def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
@@ -154,6 +178,13 @@ def read_inputs(cfg: JobConfig) -> Inputs:
     return Inputs(sources, results, texts, labels)
 
 
+def bio_rows(inputs: Inputs) -> pa.Table:
+    """The rows of the entity-tagged sources: what tells names from other words. A token tagger's
+    rows (``data.ner[].scheme: tokens``, UD POS) tag every word ``B-X``."""
+    tables = [r.table for src, r in zip(inputs.sources, inputs.ner) if src.scheme != "tokens"]
+    return pa.concat_tables(tables) if tables else inputs.ner[0].table.slice(0, 0)
+
+
 def row_langs(cfg: JobConfig) -> set[str]:
     """The languages rows of the stage can have: its inputs' and those translation writes."""
     langs = {s.lang for s in training_sources(cfg)} | {t.lang for t in cfg.data.text}
@@ -172,8 +203,9 @@ def check_filters(cfg: JobConfig) -> None:
         check_lid(sorted(row_langs(cfg)), f.lid_langs, f.lid_candidates)
 
 
-def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
-    """The configured chain: translate -> oversample -> augment -> filters."""
+def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table, names_from: pa.Table | None = None) -> list[Step]:
+    """The configured chain: translate -> oversample -> augment -> filters. ``names_from``: the
+    NER rows of ``train`` (``augment.resources.build_resources``)."""
     from lrl.generate import augment, filters, oversample, translate
 
     steps: list[Step] = []
@@ -181,7 +213,8 @@ def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table) -> list[Step]:
         steps += translate.steps(cfg)
     if cfg.oversample.enabled:
         steps += oversample.oversample_steps(cfg, train)
-    steps += augment.augment_steps(cfg, train, texts, count=True)  # counts: manifest augment_attempts
+    steps += augment.augment_steps(cfg, train, texts, count=True,  # counts: manifest augment_attempts
+                                   names_from=names_from)
     steps += filters.steps(cfg)
     return steps
 
@@ -245,7 +278,7 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
     try:
         train = pa.concat_tables([r.table for r in inputs.ner])
         texts = pa.concat_tables(inputs.texts) if inputs.texts else TEXT_SCHEMA.empty_table()
-        steps = build_steps(cfg, train, texts) + list(extra_steps)
+        steps = build_steps(cfg, train, texts, bio_rows(inputs)) + list(extra_steps)
         text_steps = build_text_steps(cfg)
         _write_reader_rejects(inputs, out.tmp)
         repairs: Counter[str] = Counter()
@@ -324,10 +357,7 @@ def _write_reader_rejects(inputs: Inputs, tmp: str) -> None:
 
 def summary(path: str, manifest: dict[str, Any]) -> str:
     """A few human lines: where the output is and what it holds."""
-    lines = [f"generate: {path}",
-             f"  input rows {manifest['input_rows']}, output rows {manifest['output_rows']}, "
-             f"rejects {manifest['rejects_total']}, text rows {manifest['text_rows']}, "
-             f"{manifest.get('wall_time_s', '?')} s"]
+    lines = [f"generate: {path}", totals_line(manifest)]
     for key in ("rows_per_op", "rows_per_lang", "rejects_per_reason"):
         if manifest.get(key):
             lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in manifest[key].items()))

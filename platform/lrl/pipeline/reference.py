@@ -18,8 +18,9 @@ HEADER = """# Config reference
 
 Generated from the typed config by `python -m lrl.pipeline.reference docs/config.md`; do not edit by
 hand (`tests/test_jobs.py` fails when it is stale). Every field can be set in a job YAML file or on the
-command line as a dotted override (`pretrain.steps=200`); `lrl config` prints the same reference and
-`--dry-run` prints a job's resolved config.
+command line as a dotted override (`pretrain.steps=200`); a field of a list element, written `[]`
+below, takes the element's index (`data.ner[0].lang=yo`, the same as `data.ner.0.lang=yo`). `lrl config`
+prints the same reference and `--dry-run` prints a job's resolved config.
 """
 
 
