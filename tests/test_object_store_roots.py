@@ -95,7 +95,8 @@ def test_pretrain_trains_from_and_into_an_s3_root(ray_session, s3_store, tmp_pat
     monkeypatch.chdir(tmp_path)
     path = run_pretrain(StageContext(load_job(job, [f"output.root={root}"])))
     assert path.startswith(root + "/pretrain-")
-    assert {"model.safetensors", "config.json", "tokenizer.json", "metrics.json", "manifest.json"} <= _files(path)
+    assert {"model.safetensors", "config.json", "tokenizer.json", "metrics.json", "manifest.json",
+            "README.md"} <= _files(path)  # the model card too (lrl.evaluate.pretrain_card)
     AutoModelForMaskedLM.from_pretrained(local_folder(path))
     fs, inner = pafs.FileSystem.from_uri(f"{path}/manifest.json")
     with fs.open_input_stream(inner) as f:

@@ -269,7 +269,7 @@ def test_user_ds_config_zero_stage_must_agree_and_overrides_are_reported(tmp_pat
                                 "optimizer": {"type": "AdamW", "params": {"lr": 0.01}}}))
     cfg = PretrainConfig(clip_norm=1.0, deepspeed={"config_file": str(user), "client_optimizer": False})
     with caplog.at_level(logging.WARNING, logger="lrl.train.pretrain_engine"):
-        ds = deepspeed_config(cfg, 1, False)
+        ds = deepspeed_config(cfg, 1, False, warn=True)  # as the driver's check before Ray calls it
     assert ds["gradient_clipping"] == 5.0 and ds["optimizer"]["params"] == {"lr": 0.01, "weight_decay": 0.01}
     assert ds["zero_optimization"] == {"stage": 2, "overlap_comm": False}
     assert "gradient_clipping: 1.0 -> 5.0" in caplog.text and "optimizer.params.lr: 0.0005 -> 0.01" in caplog.text

@@ -193,8 +193,9 @@ def tokenizer_first(ctx: StageContext) -> str:
     pointed at ``lrl run``'s tokenizer stage."""
     started = time.time()
     path = run_tokenizer(ctx)
-    print("pretrain: pretrain.tokenizer_path is unset: using the tokenizer stage's folder for this config "
-          "(tokenizer.* settings)", flush=True)
+    # Not "pretrain: ...": that line is the stage's folder (the last lines of lrl pretrain).
+    print("pretrain.tokenizer_path is unset, so the tokenizer stage's folder for this config is used "
+          "(tokenizer.* settings):", flush=True)
     print(summary(path, read_json(f"{path}/stats.json")))
     if reused := reused_line(path, started):
         print(reused)

@@ -6,8 +6,8 @@ holding the HF model (loadable with ``AutoModelForMaskedLM``/``AutoTokenizer``),
 (loss, per-language held-out perplexity, tokens/s, MFU and input share over all attempts of a
 resumed run, realised mixture next to the target, the sequences an epoch trained on next to the
 packed stream's, the device that trained and why (``choose_device``), and ``phases_s``: the
-seconds spent outside the training loop, per phase),
-and ``aux_head/`` when the auxiliary tagging task was on. Checkpoints go to
+seconds spent outside the training loop, per phase), a model card (``README.md``: how to pass the
+language tag) and ``aux_head/`` when the auxiliary tagging task was on. Checkpoints go to
 ``<output.root>/.pretrain-<hash>.ray/`` so a crashed or stopped run resumes from the last one;
 once the stage folder is committed that folder is removed (``pretrain.keep_checkpoints`` keeps it).
 """
@@ -38,6 +38,7 @@ from lrl.model.extend import INIT_VERSION
 from lrl.pipeline.stage import StageContext
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, tag_id
+from lrl.train.pretrain_preflight import hash_view, preflight, say, stream_notes
 from lrl.train.pretrain_resources import autoscaler_gpus, check_resources, choose_device, fit_or_stop
 from lrl.train.pretrain_stream import pad_for_workers
 
@@ -130,6 +131,8 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
         deepspeed_config(cfg, cfg.num_workers, gpu)  # fp16 on CPU: now that the device is known
     train, heldout = heldout_split(table, cfg.heldout_fraction)
     stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
+    for note in stream_notes(train, heldout, mixture, cfg.heldout_fraction):
+        say(note)
     log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
     ds = packed_dataset(stream, tokenizer_dir, cfg.seq_len, langs, driver_rows=cfg.driver_pack_rows)
     # Ray Train re-executes the dataset every epoch in its split coordinator, which drew Ray Data's
@@ -228,9 +231,9 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     _check_folder(p.model_path, "pretrain.model_path", "Hugging Face model", ("config.json",))
     tok_dir = p.tokenizer_path or ctx.upstream.get("tokenizer")
     if tok_dir is None:
-        from lrl.model.command import run_tokenizer
+        from lrl.model.command import tokenizer_first
 
-        tok_dir = run_tokenizer(ctx)  # a finished tokenizer folder is reused, not retrained
+        tok_dir = tokenizer_first(ctx)  # a finished tokenizer folder is reused, not retrained
     table, text_print = load_text(cfg, ctx.upstream.get("generate"))
     aux = resolve_paths(p.aux.conllu, cfg.data.root)
     inputs = {"tokenizer": input_print(tok_dir), "text": text_print,
@@ -239,8 +242,8 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     ds_file = _with_ds_config(p, cfg.data.root).deepspeed.config_file
     if ds_file:  # only when set, so that the hashes of runs without one stay as they were
         inputs["ds_config"] = fingerprint(ds_file)  # an edited file must not reuse a finished run
-    config = {"pretrain": p.model_dump(mode="json", exclude=RUN_CONTROL), "model": cfg.model.model_dump(mode="json"),
-              "seed": cfg.seed}
+    config = {"pretrain": hash_view(p).model_dump(mode="json", exclude=RUN_CONTROL),  # torch: DeepSpeed defaults
+              "model": cfg.model.model_dump(mode="json"), "seed": cfg.seed}
     # Only the streams that changed (every row at least once): several languages at alpha < 1.
     if p.alpha != 1 and p.sample_rows is None and len(pc.unique(table.column("lang"))) > 1:
         config["stream_version"] = 2
@@ -265,6 +268,7 @@ def _check_folder(path: str | None, field: str, what: str, needs: tuple[str, ...
 
 def run_pretrain(ctx: StageContext) -> str:
     """Pretrain and commit the stage folder; returns it (a finished folder is reused as is)."""
+    from lrl.evaluate.pretrain_card import write_pretrain_card
     from lrl.runtime import init_ray
     from lrl.train.pretrain_resources import ray_train_v1_value, worker_config_error
     from lrl.train.pretrain_resume import has_checkpoint
@@ -280,13 +284,7 @@ def run_pretrain(ctx: StageContext) -> str:
         raise ConfigError(f"RAY_TRAIN_V2_ENABLED={shown} selects Ray Train V1, which lrl's pretraining does not "
                           "support (its checkpoints and errors are V2's); unset it")
     cfg, p = ctx.cfg, _with_ds_config(ctx.cfg.pretrain, ctx.cfg.data.root)
-    if p.engine == "deepspeed":
-        from lrl.train.pretrain_engine import deepspeed_config
-
-        # A bad ds_config (unreadable, contradicting pretrain's settings) stops the stage here,
-        # not a minute later inside every Ray Train worker and again in each retry. The device is
-        # known only once Ray runs (fit checks fp16 again then): until then auto may be a GPU.
-        deepspeed_config(p, p.num_workers, p.use_gpu is not False)
+    preflight(p, sorted(set(table.column("lang").to_pylist())), tok_dir)  # before Ray: errors, warnings once
     run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
     try:  # the stage's lease on an object store first: a second run stops before the run folder
         out.tmp  # noqa: B018
@@ -297,6 +295,7 @@ def run_pretrain(ctx: StageContext) -> str:
         with local_output(out.tmp) as local:  # the model is copied out of Ray's checkpoint locally
             res = fit(p, cfg.seed, table, tok_dir, model_dir, local, run_dir,
                       resolve_paths(p.aux.conllu, cfg.data.root), run_name=STAGE)
+            write_pretrain_card(local, cfg, "generate" in ctx.upstream)  # the tags, the type ids, the scores
         m = res.metrics
         path = out.commit({
             # the built initial model lives in the run folder, removed below unless kept
@@ -347,8 +346,7 @@ def _started_from(model_dir: str) -> dict | None:
 
 
 def _remove_run_dir(run_dir: str) -> None:
-    """Remove a run folder (a committed run's checkpoints, or the initial model of a run a config
-    error stopped early); one not removed is a warning: the output is committed, or the error is news."""
+    """Remove a run folder (checkpoints, or a config error's initial model); failing to is only a warning."""
     try:
         remove_folder(run_dir)
     except OSError:
@@ -356,9 +354,8 @@ def _remove_run_dir(run_dir: str) -> None:
 
 
 def _with_ds_config(p: PretrainConfig, root: str | None) -> PretrainConfig:
-    """``p`` with ``deepspeed.config_file`` resolved against ``data.root`` like the other inputs:
-    the file is read by the Ray Train workers, which do not run in the driver's folder, so a
-    path relative to it was not found there."""
+    """``p`` with ``deepspeed.config_file`` resolved against ``data.root`` like the other inputs: the
+    Ray Train workers read it, and they do not run in the driver's folder (a relative path failed)."""
     path = p.deepspeed.config_file
     if not path:
         return p

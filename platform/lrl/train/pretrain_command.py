@@ -50,11 +50,21 @@ def run(args: argparse.Namespace) -> int:
     stream = m.get("stream_mixture") or {}
     for lang, t in sorted((m.get("target_mixture") or {}).items()):
         share = stream.get(lang, {}).get("token_share", float("nan"))
-        print(f"  {lang}: held-out perplexity {m.get('ppl', {}).get(lang, float('nan')):.2f}  rows {t['rows']}  "
+        ppl = (m.get("ppl") or {}).get(lang)
+        print(f"  {lang}: held-out perplexity {_ppl(ppl, cfg.pretrain.heldout_fraction)}  rows {t['rows']}  "
               f"target p {t['target_p']:.3f}  sampled rows p {t['realised_p']:.3f}  stream token share {share:.3f}")
     if reused := reused_line(path, started):
         print(reused)
     return 0
+
+
+def _ppl(ppl: float | None, fraction: float) -> str:
+    """A language's held-out perplexity, or why it has none (it showed "nan" without a reason)."""
+    if ppl is not None:
+        return f"{ppl:.2f}"
+    from lrl.train.pretrain_preflight import no_heldout_reason
+
+    return f"- (no held-out rows: {no_heldout_reason(fraction)})"
 
 
 def _aux_split(m: dict) -> str | None:

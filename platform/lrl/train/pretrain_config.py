@@ -52,8 +52,13 @@ class DeepSpeedSection(StrictModel):
     """ZeRO stage (0 off, 1 optimizer state, 2 + gradients, 3 + parameters partitioned)."""
     config_file: str | None = None
     """A full user ds_config JSON (resolved against data.root when relative); merged over the
-    generated one (its keys win, and the ones it changes are logged as a warning), then checked
-    against the batch, precision and ``zero_stage`` settings here (a mismatch is an error)."""
+    generated one (its keys win, and the ones it changes are logged as a warning, once per run),
+    then checked against the batch, precision and ``zero_stage`` settings here (a mismatch is an
+    error). A top-level key the installed DeepSpeed does not read (which it would ignore, e.g. a
+    typo) is an error naming the nearest key it knows, and what DeepSpeed's own config check refuses
+    (an unknown key inside a section) is an error before Ray starts. An ``optimizer`` section replaces
+    ``pretrain.lr``, ``weight_decay`` and, with ``client_optimizer``, torch's AdamW (said in the
+    warning); the schedule stays ``pretrain.schedule``, and a ``scheduler`` section is an error."""
     client_optimizer: bool = True
     """Pass ``torch.optim.AdamW`` to ``deepspeed.initialize`` instead of DeepSpeed's own Adam,
     whose fused/CPU kernel compiles for 30-40 s on first use on CPU."""
@@ -94,14 +99,16 @@ class PretrainConfig(StrictModel):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     """Learning-rate schedule (warmup + decay, one_cycle, ...)."""
     deepspeed: DeepSpeedSection = Field(default_factory=DeepSpeedSection)
-    """DeepSpeed settings."""
+    """DeepSpeed settings; with ``engine: torch`` they do nothing (a changed one is warned about, and
+    the output's hash leaves them out)."""
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     """Masked-LM corruption."""
     aux: AuxTaskConfig = Field(default_factory=AuxTaskConfig)
     """Optional auxiliary tagging task."""
     alpha: float = Field(default=0.3, gt=0.0, le=1.0)
     """Sampling temperature exponent: p(lang) is proportional to n_lang**alpha (0.3 XLM-R, 0.7
-    mBERT, 1.0 keeps the natural mixture)."""
+    mBERT, 1.0 keeps the natural mixture). A small language's share is reached by repeating its
+    rows; a stream that repeats a language's rows more than 10 times per epoch is warned about."""
     sample_rows: int | None = Field(default=None, gt=0)
     """Rows in the resampled training stream; None: the fewest in which every training row of every
     language appears at least once at its alpha share (the training rows themselves at alpha 1).

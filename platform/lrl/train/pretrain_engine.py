@@ -16,14 +16,18 @@ from typing import Any
 
 from lrl.config import ConfigError
 from lrl.train.pretrain_config import PretrainConfig
+from lrl.train.pretrain_ds_file import check_keys, optimizer_replaces
 from lrl.train.schedules import build_scheduler
 
 log = logging.getLogger(__name__)
 
 
-def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict[str, Any]:
+def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool, warn: bool = False) -> dict[str, Any]:
     """The ds_config for ``cfg``: generated from the config, with a user JSON merged over it and
-    checked against the batch settings (a mismatch is an error naming the file and key)."""
+    checked against the batch settings (a mismatch is an error naming the file and key; so is a
+    top-level key DeepSpeed does not read). ``warn``: log what the file overrides; the driver's
+    check before Ray starts does, the later calls (driver, every worker) do not, so the warning
+    is said once per run, not three times."""
     if cfg.precision == "fp16" and not on_gpu:
         raise ConfigError("pretrain.precision=fp16: DeepSpeed refuses fp16 on CPU; use bf16 or fp32")
     ds: dict[str, Any] = {
@@ -51,6 +55,7 @@ def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict
             raise ConfigError(f"{path}: a DeepSpeed config must be a JSON object")
         if "scheduler" in user:
             raise ConfigError(f"{path}: 'scheduler' is set; the LR schedule comes from pretrain.schedule")
+        check_keys(user, path)
         generated = ds
         ds = _merge(ds, user)
         # The loop gathers ZeRO-3's partitioned parameters to save the model only when
@@ -78,7 +83,10 @@ def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool) -> dict
                 raise ConfigError(f"{path}: {mode}.enabled={enabled} but pretrain.precision={cfg.precision}; "
                                   "set the precision in one place")
         changed = _overridden(generated, ds)
-        if changed:  # the file's keys win, as documented; said, so that a forgotten one is noticed
+        replaced = optimizer_replaces(cfg, user, ds)
+        if replaced:
+            changed.append(replaced)
+        if changed and warn:  # the file's keys win, as documented; said, so that a forgotten one is noticed
             log.warning("%s overrides pretrain's DeepSpeed settings: %s", path, "; ".join(changed))
     return ds
 
