@@ -226,6 +226,29 @@ def test_a_second_run_on_the_same_output_root_stops_at_once_with_a_clear_error(t
     assert set(result.outputs) == set(STAGES)
 
 
+def test_a_second_lrl_generate_of_a_job_stops_at_once(tmp_path, capsys):
+    """Two ``lrl generate`` of one job on one root, 2 s apart, each computed the whole folder (a
+    user's audit: 49 s twice); the second now exits at once naming the run that holds the job."""
+    import subprocess
+    import sys
+
+    from lrl.cli import main
+    from lrl.job import packaged_job
+
+    root = str(tmp_path / "runs")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_ROOT, root, "quickstart"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["generate", str(packaged_job("quickstart")), f"output.root={root}"]) != 0
+        err = capsys.readouterr().err
+        assert "job 'quickstart' is already running on the output root" in err and f"pid {holder.pid}" in err
+        assert not list((tmp_path / "runs").glob("generate-*"))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_pretrain_sequences_longer_than_the_presets_positions_stop_before_the_first_stage(tmp_path):
     """``pretrain.seq_len`` above ``model.max_length`` stopped pretraining once Ray ran, after
     generate and tokenizer; a checkpoint's positions are its own, so only presets are checked."""

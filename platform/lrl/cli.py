@@ -47,10 +47,12 @@ def add_job_arguments(parser: argparse.ArgumentParser, config_required: bool = T
 
 
 #: Stage commands that keep hidden folders on the output root between runs (pretraining's
-#: ``.pretrain-<hash>.ray``, the finished parts of finetune and tune): they hold its lock as
-#: ``lrl run`` does (``lrl.data.root_lock.root_lock``). Two ``lrl pretrain`` on one root raced on
-#: the same initial model folder and one crashed with a 30-line traceback.
-LOCKING = {"pretrain", "finetune", "tune"}
+#: ``.pretrain-<hash>.ray``, the finished parts of finetune and tune), or whose second run of the
+#: same job could only compute the same folder again (generate: two runs 2 s apart each read,
+#: augmented and wrote all 25,641 rows, and the second then printed the first's summary): they
+#: hold its lock as ``lrl run`` does (``lrl.data.root_lock.root_lock``). Two ``lrl pretrain`` on
+#: one root raced on the same initial model folder and one crashed with a 30-line traceback.
+LOCKING = {"generate", "pretrain", "finetune", "tune"}
 #: Stage commands that start or join Ray: a cluster address they are given is checked for a
 #: listener as the command starts (``lrl.ray_join.check_reachable``). `lrl run` checks it in its
 #: preflight (``check_shared_output`` joins the cluster before any stage).
