@@ -192,7 +192,7 @@ def test_cli_generate_prints_path_and_summary(ray_session, data_root, tmp_path, 
     assert main(["generate", str(job), "augment.copies=2"]) == 0
     out = capsys.readouterr().out
     assert "generate: " + str(tmp_path / "out" / "generate-") in out and "rows_per_op: orig=20" in out
-    folder = next((tmp_path / "out").iterdir())
+    (folder,) = (tmp_path / "out").glob("generate-*")  # beside the job's lock file (.lrl-job.lock)
     assert pq.read_table(folder / "data").num_rows == json.loads((folder / "manifest.json").read_text())["output_rows"]
     assert main(["generate", str(job), "augment.copies=2"]) == 0
     assert "(reused: finished " in capsys.readouterr().out
