@@ -139,3 +139,15 @@ def test_a_pos_source_of_the_language_does_not_make_its_words_names(data_root, t
     assert pool == ner_only
     assert len(everything) < 0.9 * len(ner_only)  # the POS rows took 561 of 3,599 words out of the pool
     assert {"بىر", "بىلەن"} <= pool and not {"بىر", "بىلەن"} & everything  # "one", "with": words, not names
+
+    # Replay rebuilds the resources the stage drew from: its rows come back from (op, parent, seed).
+    # build_resources(cfg.augment, train, texts, root), the rebuild tests/test_generate_replay.py used,
+    # counted the UD rows as names here, and most insert / label-wise rows came out different.
+    from lrl.generate.augment import replay
+    from lrl.generate.replay import stage_resources
+
+    again = stage_resources(cfg, inputs)
+    assert again.fingerprint() == step.resources.fingerprint()
+    for row in inputs.ner[0].table.slice(0, 30).to_pylist():
+        for name in ("insert", "labelwise"):
+            assert replay(row, name, 7, cfg.augment, again) == replay(row, name, 7, cfg.augment, step.resources)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pyarrow as pa
 from test_generate import _job, _slice
 
 from lrl.job import load_job
@@ -17,8 +16,9 @@ def test_every_written_row_is_regenerated_from_its_op_parent_and_seed(ray_sessio
     ``op``, its ``parent_id`` (looked up in the same output) and its ``seed`` alone, with the
     resources rebuilt from the job's config and inputs."""
     from lrl.data.schema import NER_SCHEMA
-    from lrl.generate.augment import build_resources, replay, row_seed
-    from lrl.generate.stage import read_inputs, run_generate
+    from lrl.generate.augment import replay, row_seed
+    from lrl.generate.replay import stage_resources
+    from lrl.generate.stage import run_generate
     from lrl.generate.write import read_rows
     from lrl.pipeline.stage import StageContext
 
@@ -33,10 +33,7 @@ def test_every_written_row_is_regenerated_from_its_op_parent_and_seed(ray_sessio
     rejected = [r for r in read_rows(path, "rejects").to_pylist() if r["tokens"] is not None]
     assert rejected, "no generated row was rejected: the filter path is not covered"
     by_id = {r["id"]: r for r in data + rejected}
-    inputs = read_inputs(cfg)
-    train = pa.concat_tables([r.table for r in inputs.ner])
-    texts = pa.concat_tables(inputs.texts)
-    resources = build_resources(cfg.augment, train, texts, cfg.data.root)
+    resources = stage_resources(cfg)  # as the stage built them (names from NER rows only)
     made = Counter()
     for r in data + rejected:
         if r["op"] == "orig":

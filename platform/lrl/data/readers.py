@@ -201,7 +201,7 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
             col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
             continue
         tags, why = named_tags(list(row[tag_col] or []), names, scheme)
-        if tags is None:  # an id out of range under scheme: tokens (under iob2: an invalid tag)
+        if tags is None:  # an id out of range of the tag names (either scheme), or a bad id
             col.reject(i + 1, why or "", raw, row.get("id"))
             continue
         col.sentence(i + 1, list(row["tokens"] or []), tags, raw, row.get("id"))

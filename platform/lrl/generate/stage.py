@@ -106,8 +106,8 @@ def stage_output(cfg: JobConfig) -> StageOutput:
 
 def check_held_out(cfg: JobConfig) -> None:
     """An ``InputError`` for a missing dev/test source, worded as for a training input (``not_found``).
-    The stage does not read them (later stages do, from the manifest's ``held_out``): a misspelt one
-    passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub id (``format: hf``) is left alone."""
+    The stage does not read them (finetune, tune and evaluate do, from ``data.ner``; the manifest only
+    lists them, ``held_out``): a misspelt one passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub id (``format: hf``) is left alone."""
     from lrl.data.files import filesystem, glob_files, is_glob, not_found
 
     for src in cfg.data.ner:

@@ -5,7 +5,8 @@ Public entry points:
 - ``AugmentBatch(cfg, resources, seed)`` / ``augment_batch(batch, cfg, resources, seed)``: the
   same work on one pyarrow batch (originals + generated rows), for plain loops and Pools;
 - one class per op (``OP_CLASSES``), each callable on a batch (generated rows only);
-- ``build_resources`` and ``replay`` (regenerate a row from its parent, op and seed).
+- ``build_resources`` and ``replay`` (regenerate a row from its parent, op and seed; the
+  resources a generate stage drew from: ``lrl.generate.replay.stage_resources``).
 """
 
 from lrl.generate.augment.batch import OP_CLASSES, AugmentBatch, augment_batch, make_op, replay
