@@ -54,7 +54,7 @@ def stage_folders(tmp_path: Path) -> dict[str, str]:
     gen = tmp_path / "generate"
     gen.mkdir()
     (gen / "manifest.json").write_text(json.dumps({
-        "input_rows": 100, "output_rows": 180, "rows_per_op": {"orig": 100, "swap": 80},
+        "input_rows": 100, "input_read": 102, "output_rows": 180, "rows_per_op": {"orig": 100, "swap": 80},
         "rows_per_lang": {"ug": 180}, "rejects_total": 3, "rejects_per_reason": {"lid": 3}, "steps": ["swap"],
         "augment_attempts": {"swap": {"ug": {"attempts": 100, "generated": 83, "written": 80, "rejected": 3,
                                              "not_applicable": 15, "unchanged": 2}}},
@@ -92,6 +92,8 @@ def test_report_is_self_contained_and_shows_scores(tmp_path, stage_folders):
     assert re.search(r"<td>wo</td><td>71\.0</td><td>1\.0</td><td>3</td>", text)
     assert "PER" in text and "LOC" in text and "swap" in text
     assert "pretrain: not run" in text
+    # Sentences read, the reader's rejects among them (as "rejected" counts them): the totals add up
+    assert "Input rows: 102; output rows: 180; rejected: 3;" in text
     # the augment attempts: totals first, then each no-row reason
     assert re.search(r"<th>attempts</th><th>generated</th><th>written</th><th>rejected</th>"
                      r"<th>not_applicable</th><th>unchanged</th>", text)

@@ -243,7 +243,8 @@ def _pretrain_section(pt: dict | None) -> str:
 def _generate_section(gen: dict | None) -> str:
     if gen is None:
         return not_run("generate")
-    out = [f"<p>Input rows: {esc(gen.get('input_rows'))}; output rows: {esc(gen.get('output_rows'))}; "
+    # Sentences read, rejects included (as rejected counts them); older manifests: those kept
+    out = [f"<p>Input rows: {esc(gen.get('input_read', gen.get('input_rows')))}; output rows: {esc(gen.get('output_rows'))}; "
            f"rejected: {esc(gen.get('rejects_total'))}; steps: {esc(', '.join(gen.get('steps') or []))}.</p>"]
     for key, title in (("rows_per_op", "rows per operation"), ("rows_per_lang", "rows per language"),
                        ("rejects_per_reason", "rejects per reason")):
