@@ -81,9 +81,11 @@ def test_an_address_where_nothing_listens_fails_at_once(monkeypatch, form):
     monkeypatch.setattr(ray, "init", lambda *a, **kw: pytest.fail("ray.init called"))
     address = form.format(f"127.0.0.1:{_free_port()}")
     started = time.monotonic()
-    with pytest.raises(ConfigError, match=f"ray.address={address}: no Ray cluster answers there"):
+    with pytest.raises(ConfigError, match=f"ray.address={address}: no Ray cluster answers there") as err:
         init_ray(RayConfig(address=address))
     assert time.monotonic() - started < 6
+    # the port to check: Ray Client's for ray://, the cluster's own otherwise
+    assert ("--ray-client-server-port" in str(err.value)) == address.startswith("ray://")
 
 
 def test_auto_and_listening_addresses_reach_ray_init(monkeypatch):

@@ -37,10 +37,11 @@ def check_reachable(address: str, where: str, timeout: float = CONNECT_TIMEOUT_S
     except OSError as exc:
         reason = (f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError)
                   else (exc.strerror or str(exc)).lower())
+        start = ("a Ray Client server listens on the head's --ray-client-server-port (10001 by default)"
+                 if address.startswith("ray://") else "start the cluster (`ray start --head --port=PORT`)")
         raise ConfigError(
-            f"{where}={address}: no Ray cluster answers there ({reason}). "
-            "Start the cluster (`ray start --head --port=PORT`) or fix the address; unset it to run on "
-            "an embedded local Ray") from None
+            f"{where}={address}: no Ray cluster answers there ({reason}). Check that {start}, or fix the "
+            "address; unset it to run on an embedded local Ray") from None
 
 
 def _token_available() -> bool:
