@@ -90,3 +90,33 @@ def test_an_unstated_license_is_said_in_words(tmp_path):
     card = render_pretrain_card(str(folder), "other", [], {"rate": 0.15})
     assert read_front_matter(card)["license_name"] == "unspecified"
     assert "Not stated" in card
+
+
+def test_text_through_the_generate_stage_is_said_as_it_went(ray_session, tmp_path):
+    """Under ``lrl run`` every source read "(through the generate stage: filtered and deduplicated)",
+    also where the stage had no text step and passed the text on as read (the default)."""
+    from lrl.evaluate.pretrain_card import through_generate, write_pretrain_card
+    from lrl.generate.stage import run_generate
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    conll = tmp_path / "ug.conll"
+    conll.write_text("Ali\tB-PER\nkeldi\tO\n\nQeshqer\tB-LOC\nchong\tO\n\n", encoding="utf-8")
+    text = tmp_path / "ug.txt"
+    text.write_text("\n".join(UG[:4]) + "\n", encoding="utf-8")
+
+    def generated(*extra: str) -> str:
+        cfg = load_job(None, [f"data.ner=[{{path: {conll}, lang: ug}}]", f"data.text=[{{path: {text}, lang: ug}}]",
+                              f"output.root={tmp_path / 'runs'}", *extra])
+        return run_generate(StageContext(cfg), quiet=True)
+
+    as_read = generated()
+    assert through_generate(as_read) == "through the generate stage, as read"
+    assert through_generate(generated("filter.ops=[dedup]", "filter.dedup_scope=all")) == \
+        "through the generate stage: dedup"
+    assert through_generate(None) == ""
+    folder, _, _ = _folder(tmp_path, lang_embedding=False)
+    cfg = load_job(None, [f"data.text=[{{path: {text}, lang: ug}}]"])
+    write_pretrain_card(str(folder), cfg, as_read)
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert f"- `{text}` (ug; through the generate stage, as read)" in card and "filtered" not in card

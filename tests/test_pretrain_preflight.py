@@ -34,7 +34,8 @@ def test_a_ds_config_key_deepspeed_would_ignore_is_an_error_naming_the_nearest(t
     assert "ds.json" in said and "'gradient_clippin' (did you mean 'gradient_clipping'?)" in said, said
     assert "'zero_optimisation' (did you mean 'zero_optimization'?)" in said and "which would ignore them" in said, said
     # keys DeepSpeed reads pass, also ones pretrain does not generate
-    ok = _ds(tmp_path, {"gradient_clipping": 0.5, "communication_data_type": "fp32", "tensorboard": {"enabled": False}})
+    ok = _ds(tmp_path, {"gradient_clipping": 0.5, "communication_data_type": "fp32", "tensorboard": {"enabled": False},
+                        "_comment": "keys starting with _ are notes"})
     assert deepspeed_config(ok, 1, False)["gradient_clipping"] == 0.5
 
 
@@ -167,3 +168,32 @@ def test_a_language_without_heldout_rows_and_one_repeated_far_are_said(tmp_path,
     line = next(x for x in out.splitlines() if x.strip().startswith("wo: held-out perplexity"))
     assert "held-out perplexity - (no held-out rows: too few rows to hold out a document" in line, out
     assert "nan" not in line
+
+
+def test_a_value_deepspeeds_own_check_refuses_is_a_config_error_before_ray(tmp_path):
+    """DeepSpeed's config class also refuses with ValueError or an assertion (``gradient_allreduce_op``
+    "sum" under ZeRO 3): the driver's check let it out as a bare traceback."""
+    from lrl.train.pretrain_preflight import preflight
+
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"gradient_allreduce_op": "sum"}))
+    cfg = PretrainConfig(deepspeed={"config_file": str(user), "zero_stage": 3})
+    with pytest.raises(ConfigError, match=r"ds.json: DeepSpeed refuses it: .*'sum' is not supported with ZeRO stage 3"):
+        preflight(cfg, ["ug"], str(tmp_path))
+
+
+def test_rows_repeated_by_a_long_sample_rows_stream_name_sample_rows():
+    """One language at alpha 1 with ``pretrain.sample_rows`` far above its rows was told "temperature
+    sampling repeats" its rows, to raise alpha (already 1) or leave the only language out."""
+    import pyarrow as pa
+
+    from lrl.data.sampling import resample
+    from lrl.train.pretrain_preflight import stream_notes
+
+    table = pa.table({"text": [f"line {i}" for i in range(60)], "lang": ["ug"] * 60})
+    _, mixture = resample(table, 1.0, 1, 1000)
+    (note,) = stream_notes(table, table, mixture, 0.1, sample_rows=1000, alpha=1.0)
+    assert "pretrain.sample_rows=1000 rows repeats the rows of ug (60 rows, each ~17 times" in note, note
+    assert "lower pretrain.sample_rows" in note and "alpha" not in note and "temperature" not in note, note
+    _, natural = resample(table, 1.0, 1, None)
+    assert stream_notes(table, table, natural, 0.1, sample_rows=None, alpha=1.0) == []

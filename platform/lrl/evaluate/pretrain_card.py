@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any
 
+import pyarrow.fs as pafs
 import yaml
 
 from lrl.evaluate.model_card import _init, _is_hub_id, _origin
@@ -98,7 +99,8 @@ def render_pretrain_card(
     aux: str | None = None,
 ) -> str:
     """The README.md text of the pretrained folder ``folder`` (config.json and metrics.json read
-    from it). ``sources``: ``{"path", "lang"}`` per text source; ``masking``: rate, whole_word."""
+    from it). ``sources``: ``{"path", "lang"}`` per text source, and ``via`` (``through_generate``)
+    when the generate stage passed it on; ``masking``: rate, whole_word."""
     conf, m = _read(folder, "config.json"), _read(folder, "metrics.json")
     langs = list(conf.get("lrl_langs") or m.get("languages") or [])
     init = _init(folder)
@@ -137,7 +139,7 @@ def render_pretrain_card(
                     f"{_num(t.get('target_p'), '.3f')} | {_num(t.get('realised_p'), '.3f')} | "
                     f"{_num(s.get('token_share'), '.3f')} | {ppl} |")
     body.append("")
-    body += [f"- `{src['path']}` ({src['lang']})" for src in sources]
+    body += [f"- `{src['path']}` ({src['lang']}" + (f"; {src['via']}" if src.get("via") else "") + ")" for src in sources]
     body += ["", f"Masked LM: {100 * masking.get('rate', 0):g}% of pieces"
              + (", whole words" if masking.get("whole_word") else "")
              + (f"; with {aux}" if aux else "") + f". {m.get('engine')} on {m.get('num_workers')} worker(s), "
@@ -149,12 +151,35 @@ def render_pretrain_card(
     return "---\n" + yaml.safe_dump(fm, sort_keys=False, allow_unicode=True) + "---\n\n" + "\n".join(body)
 
 
-def write_pretrain_card(folder: str, cfg, via_generate: bool = False) -> str:
+def through_generate(generate_dir: str | None) -> str:
+    """How the generate stage's folder ``generate_dir`` passed ``data.text`` on, for the card's list
+    of sources; "" when pretraining read the files (no such stage, or no ``text/`` in its folder).
+    Its text steps, as its manifest names them: every such source read "filtered and deduplicated",
+    where without back-translation or a filter that rejects rows as read (the defaults) the text
+    goes through as read."""
+    from lrl.data.files import filesystem, read_json
+
+    if not generate_dir:
+        return ""
+    fs, inner = filesystem(f"{generate_dir.rstrip('/')}/text")
+    if fs.get_file_info(inner).type == pafs.FileType.NotFound:
+        return ""  # pretraining read data.text itself (lrl.train.pretrain_data.load_text)
+    try:
+        steps = read_json(f"{generate_dir.rstrip('/')}/manifest.json").get("text_steps")
+    except (OSError, ValueError):
+        steps = None
+    if not isinstance(steps, list):
+        return "through the generate stage"
+    return f"through the generate stage: {', '.join(steps)}" if steps else "through the generate stage, as read"
+
+
+def write_pretrain_card(folder: str, cfg, generate_dir: str | None = None) -> str:
     """Write ``folder``/README.md for the job ``cfg`` (a ``JobConfig``); returns its path.
-    ``via_generate``: the text was the generate stage's output of ``data.text`` (filtered, deduplicated)."""
+    ``generate_dir``: the generate stage's folder under ``lrl run`` (its ``text/`` is ``data.text``
+    as that stage passed it on, ``through_generate``)."""
     p = cfg.pretrain
-    via = " (through the generate stage: filtered and deduplicated)" if via_generate else ""
-    sources = [{"path": f"{src.path}{via}", "lang": src.lang} for src in cfg.data.text]
+    via = through_generate(generate_dir)
+    sources = [{"path": src.path, "lang": src.lang, **({"via": via} if via else {})} for src in cfg.data.text]
     aux = f"an auxiliary {p.aux.column.upper()} tagging task" if p.aux.conllu else None
     text = render_pretrain_card(folder, cfg.report.license, sources,
                                 {"rate": p.masking.rate, "whole_word": p.masking.whole_word}, aux)
@@ -164,4 +189,4 @@ def write_pretrain_card(folder: str, cfg, via_generate: bool = False) -> str:
     return path
 
 
-__all__ = ["how_to_use", "render_pretrain_card", "write_pretrain_card"]
+__all__ = ["how_to_use", "render_pretrain_card", "through_generate", "write_pretrain_card"]

@@ -192,10 +192,10 @@ def tokenizer_first(ctx: StageContext) -> str:
     with its summary. A standalone ``lrl pretrain`` trained it without a word, while its dry run
     pointed at ``lrl run``'s tokenizer stage."""
     started = time.time()
-    path = run_tokenizer(ctx)
-    # Not "pretrain: ...": that line is the stage's folder (the last lines of lrl pretrain).
+    # Before it trains (minutes on a large corpus). Not "pretrain: ...": that line is the stage's folder.
     print("pretrain.tokenizer_path is unset, so the tokenizer stage's folder for this config is used "
           "(tokenizer.* settings):", flush=True)
+    path = run_tokenizer(ctx)
     print(summary(path, read_json(f"{path}/stats.json")))
     if reused := reused_line(path, started):
         print(reused)

@@ -131,7 +131,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
         deepspeed_config(cfg, cfg.num_workers, gpu)  # fp16 on CPU: now that the device is known
     train, heldout = heldout_split(table, cfg.heldout_fraction)
     stream, mixture = resample(train, cfg.alpha, seed, cfg.sample_rows)
-    for note in stream_notes(train, heldout, mixture, cfg.heldout_fraction):
+    for note in stream_notes(train, heldout, mixture, cfg.heldout_fraction, cfg.sample_rows, cfg.alpha):
         say(note)
     log.info("pretrain mixture (rows per language, target share vs sampled): %s", mixture.as_dict())
     ds = packed_dataset(stream, tokenizer_dir, cfg.seq_len, langs, driver_rows=cfg.driver_pack_rows)
@@ -295,7 +295,7 @@ def run_pretrain(ctx: StageContext) -> str:
         with local_output(out.tmp) as local:  # the model is copied out of Ray's checkpoint locally
             res = fit(p, cfg.seed, table, tok_dir, model_dir, local, run_dir,
                       resolve_paths(p.aux.conllu, cfg.data.root), run_name=STAGE)
-            write_pretrain_card(local, cfg, "generate" in ctx.upstream)  # the tags, the type ids, the scores
+            write_pretrain_card(local, cfg, ctx.upstream.get("generate"))  # the tags, the type ids, the scores
         m = res.metrics
         path = out.commit({
             # the built initial model lives in the run folder, removed below unless kept

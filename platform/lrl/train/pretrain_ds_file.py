@@ -86,7 +86,7 @@ def check_keys(user: dict[str, Any], path: str) -> None:
     known = deepspeed_keys()
     if known is None:
         return
-    unknown = [k for k in user if k not in known]
+    unknown = [k for k in user if k not in known and not str(k).startswith("_")]  # "_comment": a note, meant to be ignored
     if not unknown:
         return
     said = []
@@ -104,8 +104,8 @@ def check_with_deepspeed(ds: dict[str, Any], path: str) -> None:
     """Run the merged config ``ds`` through the installed DeepSpeed's config class in the driver, so
     that what it refuses (an unknown key inside a section, a wrong type, a removed block) stops the
     run before Ray starts: a typo in ``zero_optimization`` was a pydantic traceback from every
-    Ray Train worker and retry, 78 s in. Schema errors only: checks that depend on the device or
-    the worker group (the batch product over the workers) stay with DeepSpeed in the workers.
+    Ray Train worker and retry, 78 s in. Its config class's checks only: those that depend on the
+    device or the worker group (the batch product over the workers) stay with DeepSpeed in the workers.
 
     Driver only: in a worker torch.distributed runs and DeepSpeed counts its world size, which the
     batch size set here for a world of one would not match."""
@@ -122,7 +122,9 @@ def check_with_deepspeed(ds: dict[str, Any], path: str) -> None:
     except ValidationError as exc:
         said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{path}: DeepSpeed refuses it ({exc.title}): {said}") from exc
-    except DeepSpeedConfigError as exc:
+    except (DeepSpeedConfigError, ValueError, AssertionError) as exc:
+        # Its own checks raise ValueError or assert (gradient_allreduce_op "sum" under ZeRO 3): a
+        # traceback from the driver where a ConfigError says the file and the reason.
         raise ConfigError(f"{path}: DeepSpeed refuses it: {exc}") from exc
 
 

@@ -88,10 +88,12 @@ def hash_view(p: PretrainConfig) -> PretrainConfig:
     return p.model_copy(update={**paths, "deepspeed": ds})
 
 
-def stream_notes(train: pa.Table, heldout: pa.Table, mixture: Mixture, heldout_fraction: float) -> list[str]:
+def stream_notes(train: pa.Table, heldout: pa.Table, mixture: Mixture, heldout_fraction: float,
+                 sample_rows: int | None = None, alpha: float = 0.3) -> list[str]:
     """Warnings about the held-out slice and the resampled stream: a language without held-out rows
     (its perplexity was shown as nan without a reason) and one whose rows the stream repeats more
-    than ``MAX_REPEAT`` times."""
+    than ``MAX_REPEAT`` times. With ``pretrain.sample_rows`` set the stream's length repeats rows
+    too: one language at alpha 1 was told to raise alpha or be left out."""
     notes = []
     held = set(heldout.column("lang").to_pylist()) if heldout.num_rows else set()
     missing = sorted(set(mixture.rows) - held)
@@ -103,9 +105,15 @@ def stream_notes(train: pa.Table, heldout: pa.Table, mixture: Mixture, heldout_f
         total = max(1, sum(mixture.sampled.values()))
         said = ", ".join(f"{k} ({mixture.rows[k]} rows, each ~{f:.0f} times, {mixture.sampled[k] / total:.0%} of "
                          "the stream's rows)" for k, f in sorted(repeated.items()))
-        notes.append(f"warning: temperature sampling repeats the rows of {said} more than {MAX_REPEAT} times per "
-                     "epoch: add text in that language, raise pretrain.alpha (1 keeps the natural mixture) "
-                     "or leave the language out")
+        if sample_rows is None:
+            notes.append(f"warning: temperature sampling repeats the rows of {said} more than {MAX_REPEAT} times per "
+                         "epoch: add text in that language, raise pretrain.alpha (1 keeps the natural mixture) "
+                         "or leave the language out")
+        else:
+            notes.append(f"warning: the stream of pretrain.sample_rows={sample_rows} rows repeats the rows of {said} "
+                         f"more than {MAX_REPEAT} times per epoch: lower pretrain.sample_rows (unset: every row at "
+                         "least once) or add text in that language"
+                         + (", or raise pretrain.alpha" if alpha < 1 and len(mixture.rows) > 1 else ""))
     return notes
 
 

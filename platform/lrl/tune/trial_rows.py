@@ -49,7 +49,7 @@ def trial_rows(lang: str, results, base: FinetuneConfig, max_t: int, kept: bool 
                **effective_params(finetune_with(base, trial_params(r.config or {}))),
                METRIC: max(scores) if scores else None, "last_dev_f1": scores[-1] if scores else None,
                "evaluations": len(scores), "time_s": round(max(own) if own else wall, 3), "wall_s": round(wall, 3),
-               "finished": bool(last.get("finished")) or _ran_in_full(df),
+               "finished": bool(last.get("finished")) or (r.error is None and _ran_in_full(df)),
                "error": repr(r.error)[:300] if r.error else None}
         row["stopped_early"] = not row["finished"] and row["error"] is None and len(scores) < max_t
         # ASHA ends every trial at max_t evaluations: one that had more to run is neither finished
