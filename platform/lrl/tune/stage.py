@@ -221,8 +221,9 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
         return out.path
     for line in said:
         print(line, file=sys.stderr)
-    # The trials train with the job's seed, the retrained best model with each of evaluate.seeds.
-    repeated, repeated_by_seed = repeated_dev(splits, "tune", cfg.finetune, [cfg.seed, *cfg.evaluate.seeds])
+    # The trials train with the job's seed, the retrained best model (save_best) with each of evaluate.seeds.
+    seeds = [cfg.seed, *(cfg.evaluate.seeds if cfg.tune.save_best else [])]
+    repeated, repeated_by_seed = repeated_dev(splits, "tune", cfg.finetune, seeds)
     untaught = dev_only_types(splits, "tune", False)  # one search, one model per language
     # Per language, what its search depends on: the same without the language lists, and with the
     # data and encoder by content only (``inputs``), not by the settings that name them.
