@@ -134,6 +134,9 @@ def test_identity_translation_round_trips_any_sentence(pairs, style):
     for s, e, t in spans_from_tags(tags):
         expected[s:e] = ["B-" + t] + ["I-" + t] * (e - s - 1)
     res = run(style, FakeMTConfig(mode="identity"), tokens, tags)
+    if res.reject and style == "square":  # one text with two types: order alone would decide
+        assert res.reject.startswith("projection_ambiguous:")
+        return
     assert res.reject is None and res.tokens == tokens and res.tags == expected
 
 
@@ -360,3 +363,22 @@ def test_punctuation_beyond_the_source_entitys_own_is_left_out(style):
     assert res.tags == ["B-ORG"] + ["I-ORG"] * 8 + ["O", "O", "O"]  # the quote is two tokens
     res = Projector(ms, PATTERN)(f"{ms.open(0)} « Paris » . {ms.close(0)}", [Entity(0, "LOC", "« Paris »")])
     assert res.tags == ["B-LOC", "I-LOC", "I-LOC", "O"]
+
+
+SAME = "Tanzania ni mwanachama wa baraza la Tanzania leo".split()
+SAME_TAGS = ["B-LOC", "O", "O", "O", "O", "O", "B-ORG", "O"]
+
+
+@pytest.mark.parametrize("reorder", [False, True])
+def test_square_markers_reject_one_text_with_two_types(reorder):
+    """Square spans of "Tanzania" LOC and "Tanzania" ORG differ only by order: a reordering
+    translation swapped their types (the projection filter saw the same multiset of types)."""
+    res = run("square", FakeMTConfig(mode="identity", reorder=reorder), SAME, SAME_TAGS)
+    assert res.reject is not None and res.reject.startswith("projection_ambiguous:")
+    assert "LOC 'Tanzania'" in res.reject and "ORG 'Tanzania'" in res.reject and "numbered" in res.reject
+    # Numbered markers keep each mention's type; same text and same type is no ambiguity.
+    res = run("numbered", FakeMTConfig(mode="identity", reorder=reorder), SAME, SAME_TAGS)
+    expected = list(reversed(SAME_TAGS)) if reorder else SAME_TAGS
+    assert res.reject is None and res.tags == expected
+    res = run("square", FakeMTConfig(mode="identity", reorder=reorder), SAME, ["B-LOC", *["O"] * 5, "B-LOC", "O"])
+    assert res.reject is None and res.tags.count("B-LOC") == 2

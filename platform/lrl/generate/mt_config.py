@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lrl.config import StrictModel
+from lrl.config import StrictModel, config_warning
 from lrl.data.config import check_lang
 from lrl.generate.config import warn_if_disabled
 
@@ -44,7 +44,9 @@ class MTModelConfig(StrictModel):
     model: str | None = None
     """Hub id or local folder of the model (required for ``hf``); weights load from safetensors.
     A relative folder is looked up against data.root, then the folder ``lrl`` runs in, and made
-    absolute on the driver (Ray actors run elsewhere); a path found in neither is a hub id."""
+    absolute on the driver (Ray actors run elsewhere); a path found in neither is a hub id, checked
+    on the driver before Ray starts (in the local cache with ``HF_HUB_OFFLINE``): one that is not
+    there stops the run with where the folder was looked for."""
     family: Literal["auto", "marian", "nllb", "m2m100", "plain"] = "auto"
     """How language codes are passed: Marian (none or a ``>>xx<<`` prefix), NLLB (``src_lang`` +
     forced BOS ``uig_Arab``), M2M100 (``src_lang`` + ``get_lang_id``); ``auto`` reads the model type."""
@@ -97,7 +99,11 @@ class ProjectionConfig(StrictModel):
 
     markers: Literal["square", "numbered"] = "square"
     """``square`` wraps each entity in ``[ ... ]`` (types follow order and fuzzy matching);
-    ``numbered`` uses ``<e0> ... </e0>`` so each span names its entity even when reordered."""
+    ``numbered`` uses ``<e0> ... </e0>`` so each span names its entity even when reordered.
+    Square spans are told apart only by their text and order, so a row with two mentions of one
+    text (or one translation) but different types (``Tanzania`` LOC ... ``Tanzania`` ORG) is
+    rejected with ``square``, reason ``projection_ambiguous`` naming both: a translation that
+    reordered them swapped their types unseen. ``numbered`` projects such rows."""
     token_pattern: str = r"\w+(?:[-'’]\w+)*|[^\w\s]"
     """Regex that splits the translated text into tokens (default: words and punctuation)."""
     split_at_markers: bool = True
@@ -186,7 +192,9 @@ class TranslateConfig(StrictModel):
     """Machine translation for data generation."""
 
     enabled: bool = False
-    """Run translate-train / back-translation in the generate stage."""
+    """Run translate-train / back-translation in the generate stage. Its summary warns, with the
+    top reject reasons, when a translation step kept under half the rows it translated
+    (``MIN_KEPT`` of ``lrl.generate.translate.checks``); enabled with nothing to run warns too."""
     train: TranslateTrainConfig | None = None
     """Translate-train with label projection; None skips it."""
     backtranslate: BackTranslateConfig | None = None
@@ -197,6 +205,17 @@ class TranslateConfig(StrictModel):
     @model_validator(mode="after")
     def _unused(self) -> TranslateConfig:
         warn_if_disabled("translate", self)
+        # Enabled with nothing to run translated nothing, without a word (as enabled=false with
+        # train set does warn).
+        bt = self.backtranslate
+        idle_bt = bt is not None and not bt.labelled and not bt.text
+        if self.enabled and self.train is None and (bt is None or idle_bt):
+            config_warning("warning: translate.enabled is true but " + (
+                "translate.backtranslate has labelled=false and text=false" if idle_bt else
+                "neither translate.train nor translate.backtranslate is set") + ": nothing is translated")
+        elif self.enabled and idle_bt:
+            config_warning("warning: translate.backtranslate has labelled=false and text=false: it back-translates "
+                           "nothing (set one of them true, or remove the section)")
         return self
 
 
@@ -208,7 +227,11 @@ class FilterConfig(StrictModel):
 
     ops: list[FilterName] = []
     """Filters to apply in this order: ``lid`` (language ID), ``length_ratio`` (translation vs
-    source), ``dedup`` (exact), ``near_dedup`` (MinHash), ``projection`` (entity count and types)."""
+    source), ``dedup`` (exact), ``near_dedup`` (MinHash), ``projection`` (entity count and types). Translation
+    rejects a row whose projection lost an entity by itself (``projection: entity lost ...``), so its
+    rows keep their source's entity types by construction: ``projection`` only re-checks the labels
+    as written against ``src_ents`` (a guard against a later step changing them; it rejected no
+    translated row in our runs)."""
     scope: Literal["generated", "all"] = "generated"
     """Rows that ``lid`` and ``length_ratio`` check: only generated rows (op other than orig and
     oversample, whose rows are verbatim copies of orig rows) or all."""

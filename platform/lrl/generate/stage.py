@@ -87,9 +87,10 @@ def training_sources(cfg: JobConfig) -> list:
 #: misjudges the same way; 12 = lid spares only a child misjudged as the same language, near dedup
 #: joins a row to every cluster of its bucket it is near; 13 = tokens and text lines read in NFC,
 #: ``data.unicode``); 14 = insert, synonym and label-wise replacement of O tokens never add a word
-#: the training rows tag as an entity at least as often as O (``augment.names``), so that a
+#: the training rows tag as an entity at least as often as O (``augment.names``); 15 = square
+#: projection markers reject a row whose same-text mentions differ in type, so that a
 #: finished output of older code is not reused.
-ROWS_VERSION = 14
+ROWS_VERSION = 15
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:
@@ -203,6 +204,13 @@ def check_filters(cfg: JobConfig) -> None:
         check_lid(sorted(row_langs(cfg)), f.lid_langs, f.lid_candidates)
 
 
+def check_translation(cfg: JobConfig) -> None:
+    """Translation models and language codes, on the driver before Ray (``translate.preflight``)."""
+    from lrl.generate.translate.preflight import check_models
+
+    check_models(cfg)
+
+
 def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table, names_from: pa.Table | None = None) -> list[Step]:
     """The configured chain: translate -> oversample -> augment -> filters. ``names_from``: the
     NER rows of ``train`` (``augment.resources.build_resources``)."""
@@ -243,24 +251,10 @@ def warn_augmented_copies(cfg: JobConfig) -> None:
 
 
 def warn_unfiltered_translation(cfg: JobConfig) -> None:
-    """Warn when machine translation runs without the filters made for it: ``filter.ops`` is empty
-    by default, so a model that drops half a sentence, or repeats itself short of ``max_length``,
-    gave rows that were kept (``length_ratio``), and a translate-train row whose projection lost
-    or retyped an entity type was kept too (``projection``). A warning: the user may know their
-    model, and the filters reject rows."""
-    from lrl.config import config_warning
+    """Translation without its filters (``lrl.generate.translate.checks``)."""
+    from lrl.generate.translate.checks import warn_unfiltered_translation as warn
 
-    t = cfg.translate
-    if not t.enabled or not (t.train or t.backtranslate):
-        return
-    wanted = ["length_ratio"] + (["projection"] if t.train else [])
-    missing = [op for op in wanted if op not in cfg.filter.ops]
-    kept = {"length_ratio": "translations cut short or padded out are kept (length_ratio)",
-            "projection": "translated rows whose projection lost or retyped an entity are kept (projection)"}
-    if missing:
-        ops = ", ".join([*cfg.filter.ops, *missing])
-        config_warning(f"warning: translate runs without filter.ops {missing}: {'; '.join(kept[m] for m in missing)}; "
-                       f"add them: filter: {{ops: [{ops}]}}")
+    warn(cfg)
 
 
 def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: bool = False) -> str:
@@ -274,6 +268,7 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
     if out.done:
         return out.path
     check_filters(cfg)
+    check_translation(cfg)
     inputs = read_inputs(cfg)
     try:
         train = pa.concat_tables([r.table for r in inputs.ner])
@@ -376,6 +371,9 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     if types:
         lines.append("  warning: rare types below oversample.min_sentences_per_type: " + ", ".join(
             f"{lang} {t} {m['reached']} of {m['target']}" for lang, per in types.items() for t, m in per.items()))
+    from lrl.generate.translate.checks import translation_warnings  # a translation step that kept few rows
+
+    lines += translation_warnings(path, manifest)
     # Tokens or lines that were not in NFC (data.unicode): said, as other files may be NFC.
     unicode = unicode_line(manifest)
     if unicode:

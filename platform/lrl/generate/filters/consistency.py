@@ -14,7 +14,13 @@ from lrl.generate.translate.markers import spans_from_tags
 
 class ProjectionFilter(RowFilter):
     """Reject labelled rows whose entity types (as a multiset; order may change across languages)
-    differ from their source's."""
+    differ from their source's.
+
+    A guard more than a filter: the translate steps already reject a row whose projection lost
+    an entity, and give every entity they place its own type, so a translated row leaves them with
+    its source's types. Rows a later step changed (augmentation keeps ``src_ents``) or a projection
+    fault are what this still catches. It cannot see two mentions' types swapped (same multiset):
+    square markers reject such rows themselves (``projection_ambiguous``)."""
 
     name = "projection"
 

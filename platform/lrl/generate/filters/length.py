@@ -30,11 +30,13 @@ class LengthRatioFilter(RowFilter):
             if not check or src is None:
                 out.append(None)
                 continue
-            ratio = _length(text) / max(1, _length(src))
+            n, m = _length(text), _length(src)
+            ratio = n / max(1, m)
+            # The lengths and 3 digits: "0.33 < 0.33" (21/64 rounded) read as a reject in error.
             if ratio < self.min_ratio:
-                out.append(f"length_ratio: {ratio:.2f} < {self.min_ratio}")
+                out.append(f"length_ratio: {n}/{m} characters = {ratio:.3f} < {self.min_ratio}")
             elif ratio > self.max_ratio:
-                out.append(f"length_ratio: {ratio:.2f} > {self.max_ratio}")
+                out.append(f"length_ratio: {n}/{m} characters = {ratio:.3f} > {self.max_ratio}")
             else:
                 out.append(None)
         return out

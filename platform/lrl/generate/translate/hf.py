@@ -97,20 +97,10 @@ class HFTranslator:
             self.gen_kwargs["forced_bos_token_id"] = self._code_id(self.tgt, tgt_lang, "target")
 
     def _code_id(self, code: str | None, lang: str, which: str) -> int:
-        """The vocabulary id of a language code, or a ValueError naming it. A source code was not
-        checked: NLLB's tokenizer then put ``<unk>`` where the language token goes (``so`` for
-        Somali, whose code is ``som_Latn``) and translated every row as if from no language."""
-        try:
-            if self.family == "m2m100":
-                got = self.tokenizer.get_lang_id(code)
-            else:
-                got = self.tokenizer.convert_tokens_to_ids(code)
-        except (KeyError, TypeError):
-            got = None
-        if got is None or got == self.tokenizer.unk_token_id:
-            setting = "src_code" if which == "source" else "tgt_code"
-            raise ValueError(f"{self.cfg.model}: {which} language code {code!r} (for {lang!r}) is not in its "
-                             f"vocabulary; set {setting} to the model's code (NLLB: like 'som_Latn', M2M100: like 'so')")
+        """The vocabulary id of a language code, or a ValueError naming it (``code_id``)."""
+        got = code_id(self.tokenizer, self.family, code)
+        if got is None:
+            raise ValueError(code_problem(self.cfg.model, code, lang, which))
         return got
 
     def translate(self, texts: list[str], src: str | None = None) -> list[str | Refused | None]:
@@ -159,6 +149,23 @@ class HFTranslator:
             eos = self.tokenizer.eos_token_id
         eos = torch.tensor(eos if isinstance(eos, list) else [eos], device=gen.device)
         return (~torch.isin(gen[:, 1:-1], eos).any(dim=1)).tolist()
+
+
+def code_id(tokenizer: Any, family: str, code: str | None) -> int | None:
+    """The vocabulary id of a language code, None when the tokenizer lacks it. A source code was
+    not checked: NLLB's tokenizer then put ``<unk>`` where the language token goes (``so`` for
+    Somali, whose code is ``som_Latn``) and translated every row as if from no language."""
+    try:
+        got = tokenizer.get_lang_id(code) if family == "m2m100" else tokenizer.convert_tokens_to_ids(code)
+    except (KeyError, TypeError):
+        got = None
+    return None if got is None or got == tokenizer.unk_token_id else got
+
+
+def code_problem(model: str | None, code: str | None, lang: str, which: str) -> str:
+    setting = "src_code" if which == "source" else "tgt_code"
+    return (f"{model}: {which} language code {code!r} (for {lang!r}) is not in its vocabulary; set {setting} "
+            "to the model's code (NLLB: like 'som_Latn', M2M100: like 'so')")
 
 
 def over_positions(cfg: MTModelConfig, conf: dict) -> str | None:

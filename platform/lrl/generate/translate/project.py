@@ -20,6 +20,7 @@ from lrl.generate.translate.words import (
     WORD,
     greedy,
     in_word,
+    indistinct,
     join_marks,
     similarity,
     trim_punct,
@@ -56,6 +57,8 @@ class Projector:
         text, markers = self.style.find(output, source)
         if not text.strip():
             return Projection(reject="projection: empty translation")
+        if not self.style.numbered and (why := indistinct(entities, translated)):
+            return Projection(reject=why)
         res = Projection()
         found: dict[int, tuple[int, int]] = {}
         pairs, dangling = self._pair(markers, entities, res)

@@ -8,6 +8,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from difflib import SequenceMatcher
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lrl.generate.translate.markers import Entity
 
 WORD = re.compile(r"\S+")
 
@@ -91,3 +95,24 @@ def greedy(sims: list[list[float]]) -> dict[int, int]:
             used_k.add(k)
             used_j.add(j)
     return out
+
+
+def indistinct(entities: list[Entity], translated: list[str] | None) -> str | None:
+    """The reject reason of a row that square markers cannot project: two mentions of different
+    types with the same text (case and spaces aside), or the same translation. Their spans can
+    only be told apart by order, and a translation that reorders them ("Tanzania" LOC ... ORG
+    put the other way round) swapped their types, unnoticed by the ``projection`` filter (the
+    multiset of types is unchanged). No order is provably kept, so such rows are rejected;
+    numbered markers name each mention's entity."""
+    seen: dict[str, Entity] = {}
+    for ent in entities:
+        keys = {"".join(ent.text.casefold().split())}
+        if translated and ent.index < len(translated) and translated[ent.index].strip():
+            keys.add("t:" + "".join(translated[ent.index].casefold().split()))
+        for key in keys:
+            other = seen.setdefault(key, ent)
+            if other.type != ent.type:
+                return (f"projection_ambiguous: square markers cannot tell {other.type} "
+                        f"'{other.text}' from {ent.type} '{ent.text}' (same text, the translation may "
+                        "reorder them); use translate.projection.markers: numbered")
+    return None
