@@ -45,7 +45,9 @@ def test_fine_tune_and_evaluate_on_wikiann_ug_slice(ug, encoder, tmp_path):
     res = train_tagger(_cfg(precision="bf16"), encoder, train, dev, seed=0, out_dir=str(tmp_path / "m"),
                        report=seen.append)
     assert 0.0 <= res.dev_f1 <= 1.0
-    assert [h["step"] for h in res.history] == [3, 6] and seen == res.history
+    assert [h["step"] for h in res.history] == [3, 6]
+    # each report is its history entry with the run's length (a trial stopped at its last one ran in full)
+    assert seen == [{**h, "total_steps": 6} for h in res.history]
     assert set(res.history[0]) == {"step", "epoch", "train_loss", "dev_f1", "lr", "time_s"}
     assert set(res.per_lang) == {"ug"} and set(res.per_type) <= {"LOC", "ORG", "PER"}
     tagger = Tagger.load(res.model_dir)
@@ -374,10 +376,11 @@ def test_each_evaluation_of_a_stage_run_is_printed_as_it_happens(ug, encoder, ca
 
     entry = {"step": 60, "epoch": 2.0, "train_loss": 0.41234, "dev_f1": 0.6123, "lr": 1e-4, "time_s": 12.4}
     assert progress_line("ug", 1, entry) == "finetune ug seed 1: step 60 (epoch 2.00)  loss 0.4123  dev F1 61.2  [12 s]"
+    assert progress_line("ug", 1, {**entry, "total_steps": 90}).startswith("finetune ug seed 1: step 60/90 (epoch 2.00)")
     train, dev = ug
     row, _ = _train_task(_cfg(max_steps=2, eval_every=1, save_model=False), encoder, train, dev, 0,
                          label_list([train, dev]), "ug")
     out = capsys.readouterr().out
     assert [line.split(" (")[0] for line in out.splitlines() if line.startswith("finetune ug")] == [
-        "finetune ug seed 0: step 1", "finetune ug seed 0: step 2"]
+        "finetune ug seed 0: step 1/2", "finetune ug seed 0: step 2/2"]
     assert len(row["history"]) == 2

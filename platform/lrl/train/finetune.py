@@ -39,7 +39,8 @@ STAGE = "finetune"
 def progress_line(group: str, seed: int, entry: dict[str, Any]) -> str:
     """One evaluation of a fine-tuning run, as the stage prints it while the run goes on (the
     stage said nothing until every run had finished: minutes for a real encoder)."""
-    return (f"finetune {group} seed {seed}: step {entry['step']} (epoch {entry['epoch']:.2f})  "
+    of = f"/{entry['total_steps']}" if entry.get("total_steps") else ""  # how far the run is
+    return (f"finetune {group} seed {seed}: step {entry['step']}{of} (epoch {entry['epoch']:.2f})  "
             f"loss {entry['train_loss']:.4f}  dev F1 {100 * entry['dev_f1']:.1f}  [{entry['time_s']:.0f} s]")
 
 
