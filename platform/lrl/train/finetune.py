@@ -186,14 +186,7 @@ def run_finetune(ctx: StageContext) -> str:
     from lrl.train.finetune_data import TRAIN_SET_VERSION
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
-    from lrl.tune.splits import (
-        check_encoder,
-        dev_only_types,
-        fingerprint,
-        language_splits,
-        repeated_dev,
-        resolve_model,
-    )
+    from lrl.tune.splits import check_encoder, dev_checks, fingerprint, language_splits, resolve_model
 
     cfg = ctx.cfg
     ft = cfg.finetune
@@ -219,8 +212,7 @@ def run_finetune(ctx: StageContext) -> str:
         return out.path
     for line in said:
         print(line, file=sys.stderr)
-    repeated, repeated_by_seed = repeated_dev(splits, STAGE, ft, cfg.evaluate.seeds)
-    untaught = dev_only_types(splits, STAGE, ft.mode != "per_language")
+    dev_said = dev_checks(splits, STAGE, ft, cfg.evaluate.seeds, ft.mode != "per_language")
     todo = groups(splits, ft.mode)
     group_labels = _group_labels(splits, cfg.data.labels, ft.mode != "per_language")
     # results.json "labels": one list, or {group: labels} when the groups' lists differ (module docstring)
@@ -287,9 +279,7 @@ def run_finetune(ctx: StageContext) -> str:
         path = out.commit({"languages": sorted(splits), "mode": ft.mode, "model": model_path,
                            "seeds": cfg.evaluate.seeds, "select_by": ft.select_by, "dev_f1": dev_f1,
                            "models": {g: e.get("model_dir") for g, e in results["groups"].items()},
-                           "kept_from_earlier_run": kept, "group_keys": keys, "dev_sentences_in_train": repeated,
-                           **({"dev_sentences_in_train_by_seed": repeated_by_seed} if repeated_by_seed else {}),
-                           **({"dev_types_not_in_train": untaught} if untaught else {})})
+                           "kept_from_earlier_run": kept, "group_keys": keys, **dev_said})
     except BaseException:
         out.abort()  # the finished groups stay in ``finished`` for the rerun
         raise

@@ -152,6 +152,16 @@ def dev_only_types(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str, joi
     return missing
 
 
+def dev_checks(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str, ft, seeds: Sequence[int],
+               joint: bool) -> dict[str, object]:
+    """``repeated_dev`` and ``dev_only_types`` (their warnings said), as the finetune and tune
+    manifests record them: the per-seed counts and the untaught types only when there are some."""
+    repeated, by_seed = repeated_dev(splits, stage, ft, seeds)
+    untaught = dev_only_types(splits, stage, joint)
+    return {"dev_sentences_in_train": repeated, **({"dev_sentences_in_train_by_seed": by_seed} if by_seed else {}),
+            **({"dev_types_not_in_train": untaught} if untaught else {})}
+
+
 def warn_left_out(cfg, stage: str) -> None:
     """``lrl finetune`` and ``lrl tune`` run alone: warn, as ``lrl run`` does before its first stage
     (``lrl.pipeline.preflight.check_languages``), when ``data.ner`` has training sentences of a

@@ -62,14 +62,7 @@ from lrl.tune.search import (
     idle_scheduler,
     search_language,
 )
-from lrl.tune.splits import (
-    check_encoder,
-    dev_only_types,
-    fingerprint,
-    language_splits,
-    repeated_dev,
-    resolve_model,
-)
+from lrl.tune.splits import check_encoder, dev_checks, fingerprint, language_splits, resolve_model
 
 #: Tune fields left out of the output's hash: where Ray Tune keeps its trial folders changes no
 #: result (tests/test_tune.py, test_storage_path_does_not_change_the_output).
@@ -223,8 +216,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
         print(line, file=sys.stderr)
     # The trials train with the job's seed, the retrained best model (save_best) with each of evaluate.seeds.
     seeds = [cfg.seed, *(cfg.evaluate.seeds if cfg.tune.save_best else [])]
-    repeated, repeated_by_seed = repeated_dev(splits, "tune", cfg.finetune, seeds)
-    untaught = dev_only_types(splits, "tune", False)  # one search, one model per language
+    dev_said = dev_checks(splits, "tune", cfg.finetune, seeds, False)  # one search, one model per language
     # Per language, what its search depends on: the same without the language lists, and with the
     # data and encoder by content only (``inputs``), not by the settings that name them.
     settings = {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL | {"languages", "model_path"}),
@@ -303,9 +295,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                            "errored": sum(t["error"] is not None for t in trial_rows),
                            "trials_per_language": grid_size(cfg.tune, cfg.finetune), "scheduler": cfg.tune.scheduler,
                            "search": cfg.tune.search, "best": {r["lang"]: r[METRIC] for r in best_rows},
-                           "kept_from_earlier_run": kept, "language_keys": keys, "dev_sentences_in_train": repeated,
-                           **({"dev_sentences_in_train_by_seed": repeated_by_seed} if repeated_by_seed else {}),
-                           **({"dev_types_not_in_train": untaught} if untaught else {})})
+                           "kept_from_earlier_run": kept, "language_keys": keys, **dev_said})
     except BaseException:
         out.abort()  # the finished languages stay in ``finished`` for the rerun
         raise
