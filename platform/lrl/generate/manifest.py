@@ -57,8 +57,8 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         notes["oversample"] = oversample_on_disk(notes["oversample"], lang_op, f"{folder}/{DATA}",
                                                  cfg.oversample.min_sentences_per_type)
     rejects_origin = reject_origins(f"{folder}/{REJECTS}")
-    balance = row_balance(ner_inputs, text_inputs, lang_op,
-                          count_values(f"{folder}/{TEXT}", ["lang", "op"]), rejects_origin)
+    text_lang_op = count_values(f"{folder}/{TEXT}", ["lang", "op"])
+    balance = row_balance(ner_inputs, text_inputs, lang_op, text_lang_op, rejects_origin)
     t = cfg.translate
     if t.enabled and t.train is not None and not t.train.keep_source:
         # Translate-train without its sources writes only the translations: the source rows are
@@ -107,10 +107,21 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         "rejects_per_lang_origin": rejects_origin,
         "balance": balance,
         "text_rows": text_rows,
+        # Text rows (text/) split as the labelled ones are: per op (orig, backtranslate) and lang/op.
+        "text_rows_per_op": per_op_of(text_lang_op),
+        "text_rows_per_lang_op": text_lang_op,
         "files": files,
         **notes,
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def per_op_of(lang_op: Mapping[str, int]) -> dict[str, int]:
+    """``{op: rows}`` summed over the languages of ``{"<lang>/<op>": rows}``."""
+    out: Counter[str] = Counter()
+    for key, n in lang_op.items():
+        out[key.rsplit("/", 1)[1]] += n
+    return dict(sorted(out.items()))
 
 
 def unicode_counts(form: str, ner_inputs: list[dict], text_inputs: list[dict]) -> dict[str, Any]:

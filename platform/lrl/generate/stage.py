@@ -302,6 +302,7 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str,
     """Build the Ray Dataset, chain the steps, write every batch from its task; returns the files
     written, the projection repairs and the augment attempt counts (``PartWriter``; a retried
     task's result replaces the lost one's, so nothing is counted twice)."""
+    from lrl.generate.translate.progress import translation_progress
     from lrl.runtime import init_ray, plan_cpus
 
     init_ray(cfg.ray)
@@ -310,18 +311,20 @@ def _generate(cfg: JobConfig, train: pa.Table, steps: Sequence[Step], tmp: str,
     weigh = getattr(steps[0], "row_weights", None) if steps else None
     blocks = plan_blocks(train, plan_cpus(cfg.ray), weigh(train) if weigh else None)
     ds = from_tables(blocks)  # metadata computed here, not in remote tasks (lrl.data.blocks)
-    for s in steps:
-        ds = s.apply(ds)
-    ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)
     files, repairs, attempts = 0, Counter(), Counter()
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        for kind_, key, n in zip(*(batch.column(c).to_pylist() for c in ("kind", "path", "rows"))):
-            if kind_ == REPAIR:
-                repairs[key] += n
-            elif kind_ == ATTEMPT:
-                attempts[key] += n
-            else:
-                files += 1
+    # Translation's progress lines (rows, rows/s, ETA; lrl.generate.translate.progress says how).
+    with translation_progress(steps, train, "text rows" if kind == TEXT else "labelled rows"):
+        for s in steps:
+            ds = s.apply(ds)
+        ds = ds.map_batches(PartWriter(tmp, kind), batch_format="pyarrow", batch_size=None)
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            for kind_, key, n in zip(*(batch.column(c).to_pylist() for c in ("kind", "path", "rows"))):
+                if kind_ == REPAIR:
+                    repairs[key] += n
+                elif kind_ == ATTEMPT:
+                    attempts[key] += n
+                else:
+                    files += 1
     return files, repairs, attempts
 
 
@@ -353,7 +356,7 @@ def _write_reader_rejects(inputs: Inputs, tmp: str) -> None:
 def summary(path: str, manifest: dict[str, Any]) -> str:
     """A few human lines: where the output is and what it holds."""
     lines = [f"generate: {path}", totals_line(manifest)]
-    for key in ("rows_per_op", "rows_per_lang", "rejects_per_reason"):
+    for key in ("rows_per_op", "rows_per_lang", "text_rows_per_op", "rejects_per_reason"):
         if manifest.get(key):
             lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in manifest[key].items()))
     attempts = manifest.get("augment_attempts") or {}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lrl.data.schema import REJECT
 from lrl.generate.mt_config import MTModelConfig, ProjectionConfig
@@ -50,6 +51,24 @@ def mark_batch(table: pa.Table, langs: list[str], markers: str, only_read: bool 
     table = table.append_column(ENTS, pa.array(ents, _STR_LIST))
     table = table.append_column(WHY, pa.nulls(table.num_rows, pa.string()))
     return table.append_column(SRC, pa.array(ents, _STR_LIST))
+
+
+def selected_rows(table: pa.Table, langs: list[str], only_read: bool = False) -> int:
+    """How many rows of ``table`` ``mark_batch`` would mark to translate (the progress total)."""
+    keep = pc.is_in(table.column("lang"), pa.array(langs, pa.string()))
+    if REJECT in table.column_names:
+        reject = table.column(REJECT)
+        keep = pc.and_(keep, pc.or_(pc.is_null(reject), pc.equal(reject, "")))
+    if only_read and "op" in table.column_names:
+        op = table.column("op")
+        keep = pc.and_(keep, pc.or_(pc.is_null(op), pc.equal(op, "orig")))
+    return int(pc.sum(pc.fill_null(keep, False).cast(pa.int64())).as_py() or 0)
+
+
+def _count(table: pa.Table, tally: Any) -> None:
+    """Hand the rows of ``table`` this hop translated (or refused) to ``tally`` (``progress.Tally``)."""
+    if tally is not None:
+        tally.add(int(pc.sum(table.column(DO).cast(pa.int64())).as_py() or 0))
 
 
 def translate_table(table: pa.Table, translator: Any, by_lang: bool = False) -> pa.Table:
@@ -102,12 +121,13 @@ Post = tuple[Callable[..., pa.Table], dict[str, Any]] | None
 
 
 def translate_batch(table: pa.Table, cfg: MTModelConfig, src: str, tgt: str, seed: int,
-                    post: Post = None, by_lang: bool = False, pre: Post = None) -> pa.Table:
+                    post: Post = None, by_lang: bool = False, pre: Post = None, tally: Any = None) -> pa.Table:
     """Task version of a hop, for translators that load nothing (the fake backend)."""
     from lrl.generate.translate.hf import make_translator
 
     table = pre[0](table, **pre[1]) if pre else table
     out = translate_table(table, make_translator(cfg, src, tgt, seed), by_lang)
+    _count(table, tally)
     return post[0](out, **post[1]) if post else out
 
 
@@ -119,35 +139,39 @@ class TranslateActor:
     operator waits for CPUs that the actors hold (measured: on 2 CPUs with 2 actors a separate
     projection operator only ran after the pool had finished). ``pre`` (marking) runs before
     translating, for the same reason: a separate marking task needs a whole CPU, and with less
-    than one left beside the pool (``ray.num_cpus=1``, one actor of 0.5) the step hung forever."""
+    than one left beside the pool (``ray.num_cpus=1``, one actor of 0.5) the step hung forever.
+    ``tally`` (``progress.Tally``) counts each batch's rows for the driver's progress lines."""
 
     def __init__(self, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None,
-                 by_lang: bool = False, pre: Post = None) -> None:
+                 by_lang: bool = False, pre: Post = None, tally: Any = None) -> None:
         from lrl.generate.translate.hf import make_translator
 
         self.translator = make_translator(cfg, src, tgt, seed)
         self.pre, self.post = pre, post
-        self.by_lang = by_lang
+        self.by_lang, self.tally = by_lang, tally
 
     def __call__(self, table: pa.Table) -> pa.Table:
         table = self.pre[0](table, **self.pre[1]) if self.pre else table
         out = translate_table(table, self.translator, self.by_lang)
+        _count(table, self.tally)
         return self.post[0](out, **self.post[1]) if self.post else out
 
 
 def hop(ds, cfg: MTModelConfig, src: str, tgt: str, seed: int, post: Post = None, setting: str = "model",
-        by_lang: bool = False, pre: Post = None):
+        by_lang: bool = False, pre: Post = None, tally: Any = None):
     """One translation direction over a Ray Dataset with work columns (lazy); ``pre`` runs on
     each batch before and ``post`` on each translated batch, in the same worker (one operator).
     ``setting`` names ``cfg`` in error messages; ``by_lang`` translates each row from its own
-    ``lang`` (``src`` is then only the default)."""
+    ``lang`` (``src`` is then only the default); ``tally`` counts the rows of each batch
+    (``progress.Tally``)."""
     import ray
 
     from lrl.generate.translate.hf import check_model
 
     check_model(cfg, setting)
     rows = cfg.batch_size * 4  # several generate calls per batch: sorting by length pads less
-    kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed, "post": post, "by_lang": by_lang, "pre": pre}
+    kwargs = {"cfg": cfg, "src": src, "tgt": tgt, "seed": seed, "post": post, "by_lang": by_lang, "pre": pre,
+              "tally": tally}
     if cfg.backend == "fake":
         return ds.map_batches(translate_batch, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=rows)
     _check_gpus(cfg, setting)

@@ -7,10 +7,12 @@ Each step maps a Ray Dataset of schema rows to one with the new rows added (``op
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from lrl.generate.mt_config import BackTranslateConfig, ProjectionConfig, TranslateTrainConfig
-from lrl.generate.translate.ops import hop, mark_batch, project_batch
+from lrl.generate.translate.ops import hop, mark_batch, project_batch, selected_rows
 
 if TYPE_CHECKING:
     import ray.data
@@ -20,9 +22,15 @@ class TranslateTrain:
     """Translate labelled rows of the source languages into the target, labels by markers."""
 
     name = "translate"
+    #: Counts the translated rows for the progress lines (``progress.translation_progress`` sets it).
+    tally: Any = None
 
     def __init__(self, cfg: TranslateTrainConfig, proj: ProjectionConfig, seed: int = 0) -> None:
         self.cfg, self.proj, self.seed = cfg, proj, seed
+
+    def progress_total(self, table: pa.Table) -> int:
+        """The rows of the stage's input ``table`` this step translates."""
+        return selected_rows(table, list(self.cfg.sources))
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         c = self.cfg
@@ -30,7 +38,7 @@ class TranslateTrain:
         post = (project_batch, {"proj": self.proj, "lang": c.target, "op": "translate", "seed": self.seed,
                                 "keep_source": c.keep_source})
         return hop(ds, c.model, c.sources[0], c.target, self.seed, post, "translate.train.model",
-                   by_lang=len(c.sources) > 1, pre=pre)
+                   by_lang=len(c.sources) > 1, pre=pre, tally=self.tally)
 
 
 class BackTranslate:
@@ -38,9 +46,15 @@ class BackTranslate:
     through the same markers, text rows (``text`` column) are translated as they are."""
 
     name = "backtranslate"
+    #: Counts the rows back from the pivot for the progress lines (``progress.translation_progress``).
+    tally: Any = None
 
     def __init__(self, cfg: BackTranslateConfig, proj: ProjectionConfig, seed: int = 0) -> None:
         self.cfg, self.proj, self.seed = cfg, proj, seed
+
+    def progress_total(self, table: pa.Table) -> int:
+        """The rows of the stage's input ``table`` this step paraphrases (read rows of its language)."""
+        return selected_rows(table, [self.cfg.lang], only_read=True)
 
     def apply(self, ds: ray.data.Dataset) -> ray.data.Dataset:
         c = self.cfg
@@ -50,4 +64,5 @@ class BackTranslate:
         ds = hop(ds, c.to_pivot, c.lang, c.pivot, self.seed, setting="translate.backtranslate.to_pivot", pre=pre)
         post = (project_batch, {"proj": self.proj, "lang": c.lang, "op": "backtranslate", "seed": self.seed,
                                 "keep_source": True})
-        return hop(ds, c.from_pivot, c.pivot, c.lang, self.seed, post, "translate.backtranslate.from_pivot")
+        return hop(ds, c.from_pivot, c.pivot, c.lang, self.seed, post, "translate.backtranslate.from_pivot",
+                   tally=self.tally)
