@@ -370,3 +370,19 @@ def test_report_says_why_the_evaluated_model_beats_the_seed_mean(tmp_path, stage
         g["summary"]["f1"]["n"] = 1
     res.write_text(json.dumps(one))
     assert "the seed kept as the best on dev" not in build_html(load_job(None).report, stage_folders)
+
+
+def test_generate_section_shows_text_rows_per_op_only_when_the_manifest_has_them(tmp_path):
+    """The manifest splits unlabelled text rows per op (orig, backtranslate); the report showed
+    only the labelled rows' split. A job without text keeps no empty table."""
+    from lrl.evaluate.report_data import generate_summary
+    from lrl.evaluate.report_generate import generate_section
+
+    man = {"input_rows": 10, "output_rows": 12, "rows_per_op": {"orig": 10, "swap": 2}, "rows_per_lang": {"ug": 12},
+           "rejects_total": 0, "rejects_per_reason": {}, "steps": ["augment"]}
+    (tmp_path / "manifest.json").write_text(json.dumps({**man, "text_rows_per_op": {"backtranslate": 25, "orig": 30}}))
+    text = generate_section(generate_summary(str(tmp_path)))
+    assert "text rows per operation" in text
+    assert re.search(r"<td>backtranslate</td><td>25</td>", text) and re.search(r"<td>orig</td><td>30</td>", text)
+    (tmp_path / "manifest.json").write_text(json.dumps(man))
+    assert "text rows" not in generate_section(generate_summary(str(tmp_path)))

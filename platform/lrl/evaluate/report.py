@@ -8,45 +8,23 @@ usable) shows "not run", and a section that fails to draw shows its error, never
 
 from __future__ import annotations
 
-import html
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from lrl.evaluate import plots
 from lrl.evaluate import report_data as rd
 from lrl.evaluate.report_checks import check_inputs, seed_gaps
 from lrl.evaluate.report_config import ReportConfig
+from lrl.evaluate.report_generate import generate_section
+from lrl.evaluate.report_html import esc, img, not_run, pct, table
 
 STAGES = ("generate", "pretrain", "finetune", "tune", "evaluate")
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.na{color:#888;font-style:italic}
 img{max-width:100%;display:block;margin:.5em 0}h2{border-bottom:2px solid #4c72b0;padding-bottom:2px}"""
-
-
-def esc(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def pct(x: Any) -> str:
-    return "—" if x is None else f"{100 * float(x):.1f}"
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def img(uri: str, alt: str) -> str:
-    return f'<img src="{uri}" alt="{esc(alt)}">'
-
-
-def not_run(what: str) -> str:
-    return f'<p class="na">{esc(what)}: not run (no output found).</p>'
 
 
 #: The report's words for a score and a label class, per task (``finetune_scores()["task"]``): a
@@ -240,48 +218,6 @@ def _pretrain_section(pt: dict | None) -> str:
     return "\n".join(out)
 
 
-def _generate_section(gen: dict | None) -> str:
-    if gen is None:
-        return not_run("generate")
-    # Sentences read, rejects included (as rejected counts them); older manifests: those kept
-    out = [f"<p>Input rows: {esc(gen.get('input_read', gen.get('input_rows')))}; output rows: {esc(gen.get('output_rows'))}; "
-           f"rejected: {esc(gen.get('rejects_total'))}; steps: {esc(', '.join(gen.get('steps') or []))}.</p>"]
-    for key, title in (("rows_per_op", "rows per operation"), ("rows_per_lang", "rows per language"),
-                       ("rejects_per_reason", "rejects per reason")):
-        d = gen.get(key) or {}
-        out += [f"<h3>{esc(title)}</h3>", table([key.split("_per_")[-1], "rows"], sorted(d.items()))
-                if d else '<p class="na">none</p>']
-    attempts = gen.get("augment_attempts") or {}
-    if attempts:  # why `augment.copies` attempts per sentence gave fewer rows
-        from lrl.generate.manifest import ATTEMPT_TOTALS  # totals first, then the no-row reasons
-
-        keys = {k for langs in attempts.values() for c in langs.values() for k in c}
-        counts = [k for k in ATTEMPT_TOTALS if k in keys] + sorted(keys - set(ATTEMPT_TOTALS))
-        rows = [[op, lang, *(c.get(k, 0) for k in counts)] for op, langs in attempts.items() for lang, c in langs.items()]
-        out += ["<h3>augmentation attempts (per op and language; the rest made no row, by reason)</h3>",
-                table(["op", "lang", *counts], rows)]
-    return "\n".join(out + _oversample_tables(gen.get("oversample")))
-
-
-def _oversample_tables(ov: dict | None) -> list[str]:
-    """Sentences per language before oversampling, the target and what was written, and the rare
-    types ``max_factor`` held below their minimum: a missed target changes what the data is."""
-    if not ov:
-        return []
-    before, written, targets = ov.get("rows_before") or {}, ov.get("rows_written") or {}, ov.get("targets") or {}
-    missed = ov.get("missed_targets") or {}
-    rows = [[lang, before.get(lang, ""), targets.get(lang, "—"), written.get(lang, ov.get("rows_after", {}).get(lang, "")),
-             "missed" if lang in missed else ""] for lang in sorted(set(before) | set(targets))]
-    out = ["<h3>oversampling (sentences per language)</h3>",
-           table(["lang", "before", "target", "written", ""], rows)]
-    types = [[lang, t, m.get("target"), m.get("reached")] for lang, per in (ov.get("missed_rare_types") or {}).items()
-             for t, m in per.items()]
-    if types:
-        out += ["<h3>rare types below oversample.min_sentences_per_type (held by max_factor)</h3>",
-                table(["lang", "type", "minimum", "reached"], types)]
-    return out
-
-
 def _safe(name: str, fn: Callable[[], str]) -> str:
     """One section; a drawing error is shown in its place instead of losing the whole report."""
     try:
@@ -304,7 +240,7 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
         (f"{kind.capitalize()} confusions", lambda: _confusion_section(
             rd.confusions(folders.get("evaluate"), cfg.max_prediction_rows), kind)),
         ("Pretraining", lambda: _pretrain_section(rd.pretrain_metrics(folders.get("pretrain")))),
-        ("Generated data", lambda: _generate_section(rd.generate_summary(folders.get("generate")))),
+        ("Generated data", lambda: generate_section(rd.generate_summary(folders.get("generate")))),
     ]
     src = table(["stage", "output folder"], [[s, folders.get(s) or "not run"] for s in STAGES])
     body = "\n".join(f"<h2>{esc(t)}</h2>\n{_safe(t, f)}" for t, f in sections)

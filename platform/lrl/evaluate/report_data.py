@@ -208,4 +208,4 @@ def generate_summary(folder: str | None) -> dict[str, Any] | None:
     if not isinstance(man, dict) or "rows_per_op" not in man:
         return None
     return {k: man.get(k) for k in ("input_rows", "input_read", "output_rows", "rows_per_op", "rows_per_lang",
-                                    "rejects_total", "rejects_per_reason", "steps", "augment_attempts", "oversample")}
+                                    "text_rows_per_op", "rejects_total", "rejects_per_reason", "steps", "augment_attempts", "oversample")}
