@@ -265,3 +265,25 @@ def test_pretrain_sequences_longer_than_the_presets_positions_stop_before_the_fi
     assert check_pretrain_positions(_cfg(tmp_path, "pretrain.seq_len=256", "model.checkpoint=/some/model"),
                                     ["pretrain"]) == []
     assert check_pretrain_positions(cfg, ["finetune"]) == []
+
+
+def test_a_missing_tokenizer_base_folder_is_caught_before_the_first_stage(tmp_path, monkeypatch):
+    """``tokenizer.base=models/x`` (no such folder) stopped the tokenizer stage only after generate
+    had run, on a hub error; its dry run said nothing. The stages that read it: the tokenizer
+    stage, or pretraining that trains its tokenizer itself."""
+    fake = FakeStages()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    base = ("tokenizer.mode=extend", "tokenizer.base=models/x")
+    for stages in ("[generate,tokenizer,pretrain]", "[generate,pretrain]"):
+        cfg = _cfg(tmp_path, *base, f"pipeline.stages={stages}")
+        with pytest.raises(PipelineError, match=rf"^tokenizer\.base=models/x: no such folder \({tmp_path}/models/x "
+                                                "not found; a relative tokenizer.base is read from the working"):
+            run_pipeline(cfg, registry=fake.registry(), log=lambda s: None)
+        with pytest.raises(PipelineError, match=r"^tokenizer\.base=models/x: no such folder"):
+            plan(cfg)
+    assert fake.calls == {}, "a stage ran before the config error was found"
+    # read by no stage to run: pretrain.tokenizer_path instead of a tokenizer stage
+    run_pipeline(_cfg(tmp_path, *base, "pipeline.stages=[generate,pretrain]", f"pretrain.tokenizer_path={tmp_path}"),
+                 registry=fake.registry(), log=lambda s: None)
+    assert fake.work == {"generate": 1, "pretrain": 1}

@@ -216,6 +216,34 @@ def test_lrl_tokenizer_command_names_a_bad_base_without_a_traceback(tmp_path, ca
     assert "tokenizer.type=unigram but the base tokenizer is wordpiece" in capsys.readouterr().err
 
 
+def test_a_missing_relative_base_is_a_path_error_not_a_hub_one(tmp_path, monkeypatch, capsys):
+    """``tokenizer.base=models/x`` (no such folder) was taken for a hub id: a minute of retries, then
+    "couldn't connect to 'https://huggingface.co'", no folder named. A value no hub id can be is a
+    one-line error naming the folder as resolved, from ``lrl tokenizer`` and ``lrl pretrain`` and
+    their dry runs; a bare ``a/b`` may be a hub id, and its hub error says no such folder exists."""
+    from lrl.cli import main
+    from lrl.data.local_or_hub import looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()  # models/x: a folder of models/, not the hub's org "models"
+    assert not any(map(looks_like_path, ("bert-base-multilingual-cased", "org/name", "xlm-roberta-base")))
+    assert all(map(looks_like_path, ("models/x", "~/x", "../x", "/x", "a/b/c", "a b", "a--b/c")))
+    (tmp_path / "ug.txt").write_text("\n".join(UG) + "\n", encoding="utf-8")
+    (tmp_path / "job.yaml").write_text("data:\n  text:\n    - {path: ug.txt, lang: ug}\n"
+                                       f"output:\n  root: {tmp_path / 'runs'}\n", encoding="utf-8")
+    for base, resolved in (("models/x", "models/x"), ("./y", "y"), ("lib/models/x", "lib/models/x")):
+        for command, dry in (("tokenizer", []), ("tokenizer", ["--dry-run"]), ("pretrain", ["--dry-run"])):
+            assert main([command, "job.yaml", "tokenizer.mode=extend", f"tokenizer.base={base}", *dry]) == 2
+            err = capsys.readouterr().err
+            assert err == (f"lrl {command}: error: tokenizer.base={base}: no such folder ({tmp_path}/{resolved} not "
+                           f"found; a relative tokenizer.base is read from the working folder {tmp_path})\n"), err
+    assert main(["tokenizer", "job.yaml", "tokenizer.mode=extend", "tokenizer.base=org/name"]) == 2  # offline
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrl tokenizer: error: tokenizer.base=org/name: no local folder {tmp_path}/org/name (a "
+                          f"relative tokenizer.base is read from the working folder {tmp_path}), and as a Hugging "
+                          "Face hub id it cannot be loaded") and err.count("\n") == 1, err
+
+
 def test_unigram_mask_token_takes_the_space_before_it(tmp_path):
     """With Metaspace the space before ``[MASK]`` became a bare ``▁`` piece, so fill-mask asked
     for a piece after a word marker (training masks ``▁word`` pieces whole). Like XLM-R's

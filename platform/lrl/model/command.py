@@ -18,6 +18,7 @@ from pathlib import Path
 from lrl.cli import add_job_arguments, load_job_args, reused_line
 from lrl.data.files import InputError, filesystem, fingerprint, resolve
 from lrl.data.finished import read_json
+from lrl.data.local_or_hub import missing_folder, no_local_folder
 from lrl.data.output import StageOutput, input_print
 from lrl.data.remote import local_output
 from lrl.model.accents import combining_marks, marks_report, report_lines
@@ -61,8 +62,9 @@ ALPHABET_VERSION = 1
 
 
 def stage_output(ctx: StageContext) -> StageOutput:
-    kind, inputs = _source(ctx)
     t = ctx.cfg.tokenizer
+    check_base(t.base)  # before the text is read; dry runs and lrl pretrain name it as well
+    kind, inputs = _source(ctx)
     fingerprints = {"source": kind, "inputs": inputs, "base": _base_fingerprint(t.base),
                     "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if kind == "data.text" else None,
                     "split": SPLIT_VERSION, "heldout": ctx.cfg.pretrain.heldout_fraction,
@@ -78,6 +80,14 @@ def stage_output(ctx: StageContext) -> StageOutput:
     unset = {k for k in ("keep_accents", "keep_letters") if not getattr(t, k)}
     shaping = t.model_dump(mode="json", exclude=unset or None)
     return StageOutput(ctx.cfg.output.root, STAGE, shaping, fingerprints)
+
+
+def check_base(base: str | None) -> None:
+    """An ``InputError`` for a ``tokenizer.base`` that looks like a local path and is no folder
+    (``lrl.data.local_or_hub``): transformers took ``models/x`` for a hub id and failed after a
+    minute of retries with "couldn't connect to 'https://huggingface.co'", naming no folder."""
+    if (problem := missing_folder("tokenizer.base", base)) is not None:
+        raise InputError(problem)
 
 
 def _base_fingerprint(base: str | None) -> object:
@@ -109,14 +119,17 @@ def run_tokenizer(ctx: StageContext) -> str:
     if not any(text.train.values()):
         raise InputError(f"the tokenizer stage found no text lines in {kind}")
     train, held, note = text.train, text.held, text.note
-    if t.base and not os.path.exists(t.base) and (os.path.isabs(t.base) or t.base.startswith(".")):
-        # transformers reads a missing path as a hub id ("Repo id must use alphanumeric chars ...")
-        raise InputError(f"tokenizer.base={t.base}: no such folder")
-    try:
+    try:  # a base that looks like a path and is no folder: stage_output said so (check_base)
         base = load_tokenizer(t.base) if t.base else None
-    except OSError as exc:  # a missing folder reads as an invalid hub id in transformers' words
-        raise InputError(f"tokenizer.base={t.base}: cannot load a tokenizer (not a tokenizer folder "
-                         f"or a hub id reachable offline): {exc}") from exc
+    except OSError as exc:  # transformers' hub wording, for a value taken for a hub id
+        assert t.base is not None
+        said = " ".join(str(exc).split())  # one line: transformers' own spans several
+        if os.path.isdir(os.path.expanduser(t.base)):
+            raise InputError(f"tokenizer.base={t.base}: cannot load a tokenizer (not a tokenizer folder): "
+                             f"{said}") from exc
+        raise InputError(f"tokenizer.base={t.base}: {no_local_folder('tokenizer.base', t.base)}, and as a "
+                         f"Hugging Face hub id it cannot be loaded (not on the hub, or not reachable offline): "
+                         f"{said}") from exc
     added: list[str] = []
     if t.mode == "extend":
         assert base is not None

@@ -22,7 +22,10 @@ class TokenizerConfig(StrictModel):
     the base's model, which is checked)."""
     base: str | None = None
     """Hugging Face tokenizer folder or hub id. Required for ``extend``; in ``train`` mode, when set,
-    it is the "before" baseline of ``stats.json`` (else a character-level baseline)."""
+    it is the "before" baseline of ``stats.json`` (else a character-level baseline). A relative
+    folder is read from the working folder; a value no hub id can be (starting with ``/``, ``./``,
+    ``../`` or ``~``, with two ``/``, or ``a/b`` where ``a`` is a local folder) that is no folder is
+    an error before any stage runs; ``name`` and ``org/name`` otherwise go to the hub."""
     vocab_size: int = Field(default=8000, gt=10)
     """``train``: size of the whole vocabulary. ``extend``: size of the tokenizer learned on the new
     text; its pieces that the base lacks are added."""

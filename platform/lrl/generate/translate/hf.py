@@ -215,7 +215,9 @@ def check_model(cfg: MTModelConfig, setting: str) -> None:
     if cfg.backend != "hf" or not cfg.model:
         return
     path = os.path.expanduser(cfg.model)
-    looks_local = os.path.isabs(path) or path.startswith(".") or path.count("/") > 1
+    from lrl.data.local_or_hub import looks_like_path
+
+    looks_local = looks_like_path(path)  # as the driver's preflight tells a path from a hub id
     if not os.path.exists(path):
         if looks_local:
             raise ConfigError(f"{setting}.model: {cfg.model!r} does not exist")

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from lrl.data.files import is_uri, resolve
+from lrl.data.local_or_hub import looks_like_path
 from lrl.generate.mt_config import MTModelConfig
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def model_where(model: str, root: str | None) -> str | None:
     places = [f"{resolve(path, root)} (under data.root={root}: the job file's folder unless set)"] if root else []
     places.append(f"{os.path.abspath(path)} (under the working folder)")
     looked = "not found at " + " nor at ".join(places)
-    if path.startswith(".") or path.count("/") > 1:  # no hub id looks like this
+    if looks_like_path(path, [root] if root and not is_uri(root) else []):  # no hub id looks like this
         return f"does not exist: {looked}"
     problem = hub_problem(path)
     return None if problem is None else f"is neither a folder ({looked}) nor a model on the Hugging Face hub ({problem})"
