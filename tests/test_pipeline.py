@@ -292,7 +292,9 @@ def test_dry_run_names_the_folders_a_run_would_reuse(tmp_path):
 
     cfg = quickstart.load(["augment.ops=[swap]", "oversample.enabled=false", "tokenizer.vocab_size=500",
                            "pipeline.stages=[generate,tokenizer,pretrain]"], str(tmp_path / "runs"))
-    assert "tokenizer  run\n" in plan(cfg) or "tokenizer  run  (last" in plan(cfg)  # nothing known yet
+    before = plan(cfg)  # nothing known yet: the folders after generate's wait on the stage before them
+    assert "tokenizer  run  (folder named once generate has run)\n" in before
+    assert "pretrain   run  (folder named once tokenizer has run)\n" in before
     fake = FakeStages()
     res = run_pipeline(cfg, registry={"pretrain": fake.make("pretrain")}, log=lambda s: None)
     text = plan(cfg)
@@ -301,6 +303,22 @@ def test_dry_run_names_the_folders_a_run_would_reuse(tmp_path):
     want = stage_output(StageContext(cfg, {"generate": res.outputs["generate"], "tokenizer": tok}))[0].path
     assert f"pretrain   run  -> {want} (not written yet)" in text
     assert not Path(want).exists() and fake.work == {"pretrain": 1}  # the plan ran nothing
+
+
+def test_dry_run_says_why_a_stage_has_no_folder_yet(tmp_path):
+    """``lrl run --dry-run`` listed the stages after the first as a bare "run": their folders are
+    named by upstream outputs. The line names the stage it waits on, or says it is named as it runs."""
+    run_pipeline(_cfg(tmp_path), registry=FakeStages().registry(), log=lambda s: None)
+    text = plan(_cfg(tmp_path))  # the fake generate's folder is not the real one: still to run
+    rec = load_state(state_path(_cfg(tmp_path)))["stages"]
+    assert f"tokenizer  run  (folder named once generate has run; last recorded: {rec['tokenizer']['path']})" in text
+    assert "finetune   run  (folder named once pretrain has run; last recorded" in text
+    text = plan(_cfg(tmp_path), start="finetune")  # generate .. pretrain reused: known
+    assert "finetune   run  (folder named when the stage runs; last recorded" in text
+    assert "evaluate   run  (folder named once finetune has run; last recorded" in text
+    text = plan(_cfg(tmp_path), start="tokenizer")  # the fake generate's folder has no text, data.text none
+    assert "tokenizer  run  (folder named when the stage runs; its inputs cannot be read here: the tokenizer " \
+           "stage needs text" in text
 
 
 def test_a_relative_output_root_records_absolute_paths(tmp_path, monkeypatch):

@@ -24,6 +24,15 @@ def _main(argv: list[str]) -> int:
         return int(exc.code or 0)
 
 
+@pytest.fixture(autouse=True)
+def on_the_hub(monkeypatch):
+    """The hub ids here (``org/sw-ug``) are taken to be on the hub: offline, the driver's model
+    check (``lrl.generate.translate.preflight``), which dry runs make as the run does, stops on them."""
+    from lrl.generate.translate import preflight
+
+    monkeypatch.setattr(preflight, "hub_problem", lambda model_id: None)
+
+
 @pytest.fixture
 def no_ray(monkeypatch):
     """A dry run must not start Ray: starting it fails the test."""

@@ -121,3 +121,26 @@ def test_a_language_code_the_model_lacks_fails_on_the_driver(tmp_path):
                                           r"is not in its vocabulary; set tgt_code"):
         check_translation(_cfg(tmp_path, f"translate.train.model.model={model}", "translate.train.model.max_length=8",
                                "translate.train.target=wo"))
+
+
+def test_dry_runs_check_the_translation_models_as_the_run_does(tmp_path, monkeypatch):
+    """``lrl generate JOB --dry-run`` and ``lrl run JOB --dry-run`` said nothing of a misspelt model
+    folder: the driver-side checks ran only when the stage did. Dry runs make them now (a model's
+    config and tokenizer, never its weights), unless the folder is finished (the run reuses it)."""
+    from lrl.config import ConfigError
+    from lrl.generate.stage import stage_output
+    from lrl.pipeline.plan import stage_plan
+    from lrl.pipeline.runner import plan
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sw.conll").write_text(ROWS, encoding="utf-8")
+    cfg = _cfg(tmp_path, "translate.train.model.model=./models/opus-mt-sw-ug", "pipeline.stages=[generate,tokenizer]")
+    for dry_run in (lambda: stage_plan(cfg, "generate"), lambda: plan(cfg)):
+        with pytest.raises(ConfigError, match=r"^translate\.train\.model\.model: '\./models/opus-mt-sw-ug' does not "
+                                              rf"exist: not found at {tmp_path}/models/opus-mt-sw-ug"):
+            dry_run()
+    done = Path(stage_output(cfg).path)
+    done.mkdir(parents=True)
+    (done / "manifest.json").write_text("{}")
+    assert f"# output: {done} (finished: reused at once" in stage_plan(cfg, "generate")
+    assert f"generate   run  -> {done} (finished: reused at once)" in plan(cfg)

@@ -52,22 +52,42 @@ NAMED_BY_CONFIG: dict[str, Callable[[JobConfig], StageOutput]] = {
     "generate": _generate_output, "tokenizer": _tokenizer_output}
 
 
-def predicted_output(cfg: JobConfig, stage: str, known: dict[str, str], stages: list[str]) -> StageOutput | None:
-    """The folder ``stage`` would write or reuse under ``lrl run`` once every stage before it in
-    ``stages`` is in ``known`` (finished outputs), where reading input fingerprints names it; else
-    None. generate and tokenizer are named so, and pretraining once its tokenizer is known (without
-    one it trains one first). A dry run said "run" for every stage after the first, also for a
-    pretraining that the run then reused at once. For the first stage this reads every input file,
-    so a missing or unreadable one is the same error here as when the run starts; for a later stage
-    such an error leaves it unnamed (the run says it when the stage starts)."""
-    if not all(s in known for s in stages[: stages.index(stage)]):
-        return None
+def planned_output(cfg: JobConfig, stage: str, known: dict[str, str],
+                   stages: list[str]) -> tuple[StageOutput | None, str]:
+    """(The folder ``stage`` would write or reuse under ``lrl run``, or None; why it is None, as
+    the dry run's line says it). A folder is named once every stage before it in ``stages`` is in
+    ``known`` (finished outputs), where reading input fingerprints names it: generate and
+    tokenizer, and pretraining once its tokenizer is known (without one it trains one first). A
+    dry run said "run" for every stage after the first, also for a pretraining that the run then
+    reused at once; and a bare "run" for the others, not saying that their folders wait on an
+    upstream stage. For the first stage this reads every input file, so a missing or unreadable one
+    is the same error here as when the run starts, and a generate stage to run makes the checks it
+    makes before any work (``pre_work_checks``); for a later stage such an error leaves it unnamed
+    (the run says it when the stage starts)."""
+    waits = [s for s in stages[: stages.index(stage)] if s not in known]
+    if waits:  # the last of them: once it has run, every stage before this one has
+        return None, f"folder named once {waits[-1]} has run"
     try:
-        return _named_output(StageContext(cfg, dict(known)), stage)
-    except (InputError, ConfigError, OSError):
+        out = _named_output(StageContext(cfg, dict(known)), stage)
+        if out is not None and not is_finished(out.path):
+            pre_work_checks(cfg, stage)
+    except (InputError, ConfigError, OSError) as exc:
         if stage == stages[0]:
             raise
-        return None
+        return None, f"folder named when the stage runs; its inputs cannot be read here: {exc}"
+    return out, "" if out is not None else "folder named when the stage runs"
+
+
+def pre_work_checks(cfg: JobConfig, stage: str) -> None:
+    """The checks a stage whose folder is not finished makes on the driver before any work, that
+    its dry run makes too: generate's filter settings and translation models and language codes
+    (``lrl.generate.translate.preflight``: a model's config and tokenizer, never its weights). A
+    dry run of a job with a misspelt model folder said nothing; the run stopped on it."""
+    if stage == "generate":
+        from lrl.generate.stage import check_filters, check_translation
+
+        check_filters(cfg)
+        check_translation(cfg)
 
 
 def _named_output(ctx: StageContext, stage: str) -> StageOutput | None:
@@ -117,6 +137,8 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
     out = NAMED_BY_CONFIG[stage](cfg) if stage in NAMED_BY_CONFIG else None
     if stage == "pretrain":
         out = _standalone_pretrain(cfg, lines)
+    if out is not None and not is_finished(out.path):
+        pre_work_checks(cfg, stage)  # a finished folder is reused without them
     if out is not None:
         state = ("finished: reused at once, nothing recomputed" if is_finished(out.path)
                  else "not written yet: the stage would write it")
@@ -208,4 +230,5 @@ def check_translate_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
     return lines
 
 
-__all__ = ["INPUTS", "NAMED_BY_CONFIG", "check_translate_resources", "config_value", "stage_plan"]
+__all__ = ["INPUTS", "NAMED_BY_CONFIG", "check_translate_resources", "config_value", "planned_output", "pre_work_checks",
+           "stage_plan"]

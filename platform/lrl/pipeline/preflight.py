@@ -72,6 +72,53 @@ def check_pretrain_positions(cfg: JobConfig, todo: list[str]) -> list[str]:
                          "raise model.max_length")
 
 
+def check_tokenizer_base(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """A ``PreflightError`` for a ``tokenizer.base`` that looks like a local path and is no folder
+    (``lrl.data.local_or_hub.missing_folder``), when a stage to run reads it: the tokenizer stage,
+    or pretraining that trains its tokenizer itself (no tokenizer stage, no
+    ``pretrain.tokenizer_path``). The tokenizer stage said it only after generate had run, and a
+    dry run not at all (its folder is named once generate has run)."""
+    from lrl.data.local_or_hub import missing_folder
+
+    reads = "tokenizer" in todo or ("pretrain" in todo and "tokenizer" not in cfg.pipeline.stages
+                                    and not cfg.pretrain.tokenizer_path)
+    if reads and (problem := missing_folder("tokenizer.base", cfg.tokenizer.base)) is not None:
+        raise PreflightError(problem)
+    return []
+
+
+def check_encoder(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """Which encoder finetune or tune would train, against ``pipeline.stages``.
+
+    A ``PreflightError`` when none is set (``finetune.model``, for tune also ``tune.model_path``)
+    and no pretrain stage gives one: the transfer job run as ``[tokenizer,finetune,...]`` stopped at
+    finetune only after the tokenizer stage ran, and its dry run said nothing. Warning lines when an
+    earlier stage's output would be read by no stage: a set encoder is fine-tuned in place of the
+    pretrain stage's output, and without a pretrain stage the tokenizer stage's output (finetune
+    reads the encoder's own tokenizer: MiniLM without the extension's pieces read 46% of WikiANN ug
+    words as [UNK], and the warning then said to extend the tokenizer, as the job had)."""
+    stage = next((s for s in ("finetune", "tune") if s in todo), None)
+    if stage is None:
+        return []
+    stages = list(cfg.pipeline.stages)
+    settings = "tune.model_path or finetune.model" if stage == "tune" else "finetune.model"
+    model = (cfg.tune.model_path if stage == "tune" else None) or cfg.finetune.model
+    if model is None:
+        if "pretrain" in stages:
+            return []
+        raise PreflightError(f"{stage} needs an encoder and pipeline.stages has no pretrain stage to give it one: "
+                             f"set {settings} (a pretrain-<hash> output folder, a Hugging Face model folder, or "
+                             "preset:micro to train one from scratch), or add pretrain to pipeline.stages")
+    if "pretrain" in stages:
+        return [f"warning: {stage} trains {settings}={model}, not the pretrain stage's output, which no stage "
+                f"reads; leave {settings} unset to fine-tune the pretrained encoder"]
+    if "tokenizer" in stages:
+        return [f"warning: the tokenizer stage's output is read by no stage (only pretrain reads it, and "
+                f"pipeline.stages has none): {stage} uses the tokenizer of {settings}={model}; add pretrain to "
+                "pipeline.stages to train an encoder with the new tokenizer"]
+    return []
+
+
 def _train_languages(cfg: JobConfig) -> set[str]:
     """Languages with training sentences: ``data.ner`` train sources, and the target languages the
     generate stage translates into (their rows are training rows too)."""
@@ -214,4 +261,5 @@ def check_shared_output(cfg: JobConfig) -> None:
 
 
 __all__ = ["PreflightError", "check_languages", "check_pretrain_positions", "check_pretrain_resources", "check_shared_output", "check_task_resources",
+           "check_tokenizer_base",
            "embedded_resources", "unshared_nodes"]

@@ -229,7 +229,7 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
     upstream = recorded_upstream(state, stages, todo[0], cfg.output.root) if todo[0] != stages[0] else {}
     lines = ["# lrl run --dry-run: nothing was run", f"# state file: {absolute(spath)} ({exists})",
              output_line(cfg), *(f"# {line}" for line in _preflight(cfg, todo) + _workers_check(cfg, todo))]
-    from lrl.pipeline.plan import predicted_output  # it imports this module
+    from lrl.pipeline.plan import planned_output  # it imports this module
 
     known = dict(upstream)  # and the stages this plan finds finished: what their successors read
     for name in stages:
@@ -237,8 +237,8 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
             lines.append(f"#   {name:<10} reuse  {upstream[name]}")
         elif name in todo:
             rec = state["stages"].get(name)
-            last = f"  (last recorded: {rec['path']})" if rec else ""
-            out = predicted_output(cfg, name, known, stages)
+            out, why = planned_output(cfg, name, known, stages)  # why: what its unnamed folder waits on
+            last = f"  ({why}" + (f"; last recorded: {rec['path']})" if rec else ")")
             if out is not None:
                 done = is_finished(out.path)
                 known.update({name: out.path} if done else {})
@@ -253,10 +253,17 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
 def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
     """Warnings about the config for the stages to run; a ``PipelineError`` (before any stage
     ran) for what would stop one of them later."""
-    from lrl.pipeline.preflight import PreflightError, check_languages, check_pretrain_positions
+    from lrl.pipeline.preflight import (
+        PreflightError,
+        check_encoder,
+        check_languages,
+        check_pretrain_positions,
+        check_tokenizer_base,
+    )
 
     try:
-        return check_pretrain_positions(cfg, todo) + check_languages(cfg, todo)
+        return (check_tokenizer_base(cfg, todo) + check_pretrain_positions(cfg, todo) + check_languages(cfg, todo)
+                + check_encoder(cfg, todo))
     except PreflightError as exc:
         raise PipelineError(str(exc)) from None
 
