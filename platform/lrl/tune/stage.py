@@ -204,7 +204,9 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                   cfg.tune.space.freeze_layers if searched else [cfg.finetune.freeze_layers],
                   "tune.space.freeze_layers" if searched else "finetune.freeze_layers")
     inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
-    common = {"seed": cfg.seed, "seeds": cfg.evaluate.seeds,
+    # evaluate.seeds only when the best configuration is retrained with them (save_best): without
+    # it a changed list searched every language again for the same trials.
+    common = {"seed": cfg.seed, **({"seeds": cfg.evaluate.seeds} if cfg.tune.save_best else {}),
               "license": cfg.report.license,  # on the cards
               "train_set_version": TRAIN_SET_VERSION, **head_version(cfg.finetune.head)}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
