@@ -128,7 +128,8 @@ def test_a_language_finetune_would_leave_out_is_named_before_the_first_stage(tmp
     warned = [line for line in lines if "warning" in line]
     assert len(warned) == 1 and "['uig']" in warned[0] and "['sw', 'ug']" in warned[0], lines
     # --dry-run says it too (a pipeline that does not read the files to name its first folder)
-    assert "['uig']" in plan(_cfg(tmp_path, _ner("uig:train", "ug:dev"), "pipeline.stages=[finetune,report]"))
+    assert "['uig']" in plan(_cfg(tmp_path, _ner("uig:train", "ug:dev"), "pipeline.stages=[finetune,report]",
+                                "finetune.model=preset:micro"))
     lines.clear()
     run_pipeline(_cfg(tmp_path, _ner("ug:train", "ug:dev")), registry=FakeStages().registry(), log=lines.append)
     assert not [line for line in lines if "warning" in line], lines
@@ -151,7 +152,7 @@ def test_dry_run_says_pretrain_workers_can_never_be_placed_on_the_embedded_ray(t
     gpu = plan(_cfg(tmp_path, "ray.num_cpus=2", "pretrain.use_gpu=true"))
     assert "can never be placed" in gpu and "set pretrain.use_gpu=false" in gpu, gpu
     # no pretrain stage to run: nothing to check
-    assert "# pretrain:" not in plan(_cfg(tmp_path, *big, "pipeline.stages=[finetune,report]"))
+    assert "# pretrain:" not in plan(_cfg(tmp_path, *big, "pipeline.stages=[finetune,report]", "finetune.model=preset:micro"))
     monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
     joined = plan(_cfg(tmp_path, *big))
     assert "workers not checked against the Ray cluster at http://127.0.0.1:8265" in joined
