@@ -335,3 +335,40 @@ def test_the_stage_says_which_marks_it_kept_and_stripped(minilm, ig, tmp_path, c
     assert "tokenizer.keep_accents=true keeps" not in text  # already on
     assert "dot above" in [r["mark"] for r in listed["kept"]] and "dot above" not in str(listed["stripped"])
     assert [ln for ln in listed_text.splitlines() if "dot above" in ln][0].startswith("  accents kept: dot below")
+    assert listed["keep_letters"] == [{"letter": "ṅ", "code_points": "U+1E45 = n + U+0307 dot above",
+                                       "count": dot_above["count"], "langs": {"ig": dot_above["count"]}}]
+    assert listed["warnings"] == [] and "warning" not in listed_text and "keep_letters" not in str(plain.keys())
+
+
+def test_keep_letters_the_text_never_writes_are_warned_of_with_their_code_points(minilm, yo, tmp_path, capsys):
+    """On Yoruba text ṅ was kept without a word (the marks lines name only the text's marks), and a
+    letter typed with the wrong mark (ȯ, dot above, for ọ, dot below) got no feedback: each entry's
+    count is in ``stats.json`` and the summary, and one that never occurs is a warning, printed by
+    the stage (``lrl run`` prints no summary) and in the summary, with the code points and the
+    marked letters of the same base that the text writes."""
+    from lrl.job import load_job
+    from lrl.model.command import run_tokenizer, summary
+    from lrl.pipeline.stage import StageContext
+
+    (tmp_path / "yo.txt").write_text("\n".join(yo[:300]) + "\n", encoding="utf-8")
+    cfg = load_job(None, [f"data.root={tmp_path}", f"output.root={tmp_path / 'runs'}",
+                          "data.text=[{path: yo.txt, lang: yo}]", "tokenizer.mode=extend",
+                          f"tokenizer.base={minilm[0]}", "tokenizer.vocab_size=500", "tokenizer.keep_accents=true",
+                          "tokenizer.keep_letters=[ṅ, ȯ, ẹ]"])
+    path = run_tokenizer(StageContext(cfg))
+    printed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("warning: ")]
+    stats = json.loads((tmp_path / "runs" / path.rsplit("/", 1)[-1] / "stats.json").read_text(encoding="utf-8"))
+    rows = {r["letter"]: r for r in stats["accents"]["keep_letters"]}
+    assert rows["ṅ"]["count"] == rows["ȯ"]["count"] == 0 and rows["ẹ"]["count"] > 100
+    assert rows["ẹ"]["langs"] == {"yo": rows["ẹ"]["count"]}
+    assert rows["ȯ"]["code_points"] == "U+022F = o + U+0307 dot above"
+    warnings = stats["accents"]["warnings"]
+    assert printed == [f"warning: {w}" for w in warnings] and len(warnings) == 2
+    wrong = next(w for w in warnings if w.startswith("tokenizer.keep_letters: ȯ (U+022F = o + U+0307 dot above) "
+                                                      "occurs 0 times in the training text (yo)"))
+    assert "the text writes ọ (U+1ECD = o + U+0323 dot below)" in wrong
+    assert not any("ẹ" in w.split(":")[1] for w in warnings)
+    text = summary(path, stats)
+    assert "tokenizer.keep_letters in the training text: ȯ 0 (U+022F = o + U+0307 dot above), ṅ 0" in text
+    assert [ln.strip() for ln in text.splitlines() if "warning" in ln] == printed
+    assert run_tokenizer(StageContext(cfg)) == path and not capsys.readouterr().out  # reused: said once

@@ -72,12 +72,15 @@ def _marks(chars: Counter[str], nfkc: bool) -> dict[str, Counter[str]]:
 
 
 def marks_report(texts_by_lang: dict[str, Iterable[str]], nfkc: bool, normalize: Callable[[str], str],
-                 top: int = 5) -> dict[str, list[dict]]:
+                 top: int = 5, keep_letters: Iterable[str] = ()) -> dict[str, list]:
     """Which combining marks of the text the extended tokenizer's ``normalize`` keeps, and the
     ``top`` most frequent it strips, with their counts and the letters (lowercased) that carry them
     most: for ``stats.json`` and ``lrl tokenizer``. A native but rare letter falls under the 1%
     rule unseen otherwise (Igbo ṅ, 0.13% of mono/ig's marks: stripped to n); ``tokenizer.keep_letters``
-    keeps it. Kept or stripped as the normalizer actually treats the mark's commonest letter."""
+    keeps it. Kept or stripped as the normalizer actually treats the mark's commonest letter.
+    With ``keep_letters``, also how often each occurs and a warning per one that never does
+    (``letters_report``): on Yoruba text ṅ was kept without a word, the marks lines naming only
+    marks the text writes."""
     kept: list[dict] = []
     stripped: list[dict] = []
     for m, by in sorted(_marks(_chars(texts_by_lang), nfkc).items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
@@ -85,15 +88,70 @@ def marks_report(texts_by_lang: dict[str, Iterable[str]], nfkc: bool, normalize:
         for ch, n in by.items():
             letters[ch.lower() if len(ch.lower()) == 1 else ch] += n
         first = letters.most_common(1)[0][0]
-        row = {"mark": unicodedata.name(m, f"U+{ord(m):04X}").lower().removeprefix("combining "),
+        row = {"mark": _mark_name(m),
                "count": sum(by.values()),
                "letters": {(f"\u25cc{c}" if c == m else c): n for c, n in letters.most_common(3)}}
         (kept if m in unicodedata.normalize("NFD", normalize(first)) else stripped).append(row)
-    return {"kept": kept, "stripped": stripped[:top]}
+    out: dict[str, list] = {"kept": kept, "stripped": stripped[:top]}
+    if keep_letters := list(keep_letters):
+        out["keep_letters"], out["warnings"] = letters_report(texts_by_lang, nfkc, keep_letters)
+    return out
 
 
-def report_lines(report: dict[str, list[dict]]) -> list[str]:
-    """``marks_report`` for the ``lrl tokenizer`` summary: "dot above 112 (ṅ)" per mark."""
+def spell(letter: str) -> str:
+    """A letter with its code points, mark by mark: "ṅ (U+1E45 = n + U+0307 dot above)". A dot
+    above typed for a dot below looks alike in most fonts; the code points tell them apart."""
+    return f"{letter} ({_code_points(letter)})"
+
+
+def _code_points(letter: str) -> str:
+    base, *marks = unicodedata.normalize("NFD", letter)
+    return f"U+{ord(letter):04X} = " + " + ".join([base, *(f"U+{ord(m):04X} {_mark_name(m)}" for m in marks)])
+
+
+def _mark_name(m: str) -> str:
+    return unicodedata.name(m, f"U+{ord(m):04X}").lower().removeprefix("combining ")
+
+
+def letters_report(texts_by_lang: dict[str, Iterable[str]], nfkc: bool, letters: Iterable[str],
+                   top: int = 3) -> tuple[list[dict], list[str]]:
+    """How often each ``tokenizer.keep_letters`` entry occurs in the training text (NFC, either case,
+    read as NFKC with ``nfkc``), per language, and a warning for each that never occurs, naming it
+    with its code points and the marked forms of its base letter that the text does write (a dot
+    above typed for a dot below was taken without a word: the letter meant kept its mark only
+    where the 1% rule kept it)."""
+    by_lang = {lang: _chars({lang: lines}) for lang, lines in texts_by_lang.items()}
+    rows: list[dict] = []
+    warnings: list[str] = []
+    for letter in letters:
+        counts = {lang: sum(n for ch, n in chars.items() if _read(ch, nfkc).lower() == letter.lower())
+                  for lang, chars in by_lang.items()}
+        rows.append({"letter": letter, "code_points": _code_points(letter),
+                     "count": sum(counts.values()), "langs": counts})
+        if sum(counts.values()):
+            continue
+        bare = unicodedata.normalize("NFD", letter)[0].lower()
+        alike: Counter[str] = Counter()
+        for chars in by_lang.values():
+            for ch, n in chars.items():
+                low = _read(ch, nfkc).lower()
+                nfd = unicodedata.normalize("NFD", low)
+                if len(low) == 1 and nfd[0] == bare and combining_marks(low):
+                    alike[low] += n
+        seen = ("; the text writes " + ", ".join(f"{spell(c)} {n:,} time{'s' if n != 1 else ''}" for c, n in alike.most_common(top))
+                if alike else f"; the text writes no {bare} with a mark")
+        warnings.append(f"tokenizer.keep_letters: {spell(letter)} occurs 0 times in the training text "
+                        f"({', '.join(sorted(counts))}): check that it is the letter meant{seen}")
+    return rows, warnings
+
+
+def _read(ch: str, nfkc: bool) -> str:
+    return unicodedata.normalize("NFKC", ch) if nfkc else ch
+
+
+def report_lines(report: dict[str, list]) -> list[str]:
+    """``marks_report`` for the ``lrl tokenizer`` summary: "dot above 112 (ṅ)" per mark, the count
+    of each ``tokenizer.keep_letters`` entry and the warnings (an entry the text never writes)."""
     def say(rows: list[dict]) -> str:
         return ", ".join(f"{r['mark']} {r['count']:,} ({' '.join(r['letters'])})" for r in rows) or "none"
 
@@ -101,7 +159,10 @@ def report_lines(report: dict[str, list[dict]]) -> list[str]:
     if report["stripped"]:
         lines.append(f"  accents stripped (most frequent): {say(report['stripped'])}; list a letter in "
                      "tokenizer.keep_letters to keep its mark")
-    return lines
+    if report.get("keep_letters"):
+        lines.append("  tokenizer.keep_letters in the training text: " + ", ".join(
+            f"{r['letter']} {r['count']:,} ({r['code_points']})" for r in report["keep_letters"]))
+    return lines + [f"  warning: {w}" for w in report.get("warnings", [])]
 
 
 def keep_accents(normalizer: dict | None, texts_by_lang: dict[str, Iterable[str]], nfkc: bool,

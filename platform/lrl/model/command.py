@@ -99,8 +99,9 @@ def _base_fingerprint(base: str | None) -> object:
     return {n: fingerprint(os.path.join(base, n)) for n in names if os.path.isfile(os.path.join(base, n))}
 
 
-def run_tokenizer(ctx: StageContext) -> str:
-    """Train or extend a tokenizer; returns the finished stage folder (reused when already done)."""
+def run_tokenizer(ctx: StageContext, warn: bool = True) -> str:
+    """Train or extend a tokenizer; returns the finished stage folder (reused when already done).
+    ``warn``: print the warnings of ``stats.json`` as it is written (off where ``summary`` follows)."""
     from lrl.model.extend import extend_tokenizer, load_tokenizer
     from lrl.model.tokenizer import (
         char_stats,
@@ -148,8 +149,13 @@ def run_tokenizer(ctx: StageContext) -> str:
                                 "normalizer": normalizer_effect(tok, lines)}
         if lang in note:
             stats["langs"][lang]["note"] = note[lang]
-    if t.keep_accents:  # which marks were kept and stripped: a rare native letter (Igbo ṅ) shows
-        stats["accents"] = marks_report(train, t.nfkc, tok.backend_tokenizer.normalizer.normalize_str)
+    if t.keep_accents:  # which marks were kept and stripped: a rare native letter (Igbo ṅ) shows;
+        # how often each keep_letters entry occurs, and a warning for one the text never writes
+        stats["accents"] = marks_report(train, t.nfkc, tok.backend_tokenizer.normalizer.normalize_str,
+                                        keep_letters=t.keep_letters)
+        if warn:  # lrl run prints no summary; lrl tokenizer's has them
+            for line in stats["accents"].get("warnings", []):
+                print(f"warning: {line}", flush=True)
     try:
         with local_output(out.tmp) as local:  # the tokenizers library writes local files only
             folder = Path(local)
@@ -208,7 +214,7 @@ def tokenizer_first(ctx: StageContext) -> str:
     # Before it trains (minutes on a large corpus). Not "pretrain: ...": that line is the stage's folder.
     print("pretrain.tokenizer_path is unset, so the tokenizer stage's folder for this config is used "
           "(tokenizer.* settings):", flush=True)
-    path = run_tokenizer(ctx)
+    path = run_tokenizer(ctx, warn=False)
     print(summary(path, read_json(f"{path}/stats.json")))
     if reused := reused_line(path, started):
         print(reused)
@@ -222,7 +228,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_job_args(args)
     started = time.time()
-    path = run_tokenizer(StageContext(cfg))
+    path = run_tokenizer(StageContext(cfg), warn=False)
     stats = read_json(f"{path}/stats.json")
     print(summary(path, stats))
     if reused := reused_line(path, started):
