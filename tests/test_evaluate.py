@@ -254,7 +254,8 @@ def test_evaluate_stage_config_mistakes_are_one_line_errors(finetuned, job, caps
     # first", and after `lrl pretrain` it said the same), with the setting it reads
     assert main(["finetune", str(job / "job.yaml"), "finetune.model=null"]) == 2
     err = capsys.readouterr().err
-    assert "finetune needs an encoder: set finetune.model (" in err and "tune.model_path" not in err, err
+    assert "finetune needs an encoder: lrl finetune runs" in err and "set finetune.model to" in err, err
+    assert "tune.model_path" not in err, err
     assert main(["evaluate", str(job / "job.yaml"), f"evaluate.model={ft_path}", "evaluate.splits=[test]"]) == 2
     assert "evaluate.splits" in capsys.readouterr().err
 

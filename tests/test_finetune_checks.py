@@ -229,3 +229,30 @@ def test_a_preset_longer_than_its_positions_is_a_finetune_config_error():
     assert load_job(None, [f"finetune.max_length={MAX_POSITIONS + 1}"]).finetune.max_length == MAX_POSITIONS + 1
     with pytest.raises(ConfigError, match=f"tune.model_path=preset:micro builds a preset: encoder of at most {MAX_POSITIONS}"):
         load_job(None, ["tune.model_path=preset:micro", f"finetune.max_length={MAX_POSITIONS + 1}"])
+
+
+@pytest.mark.parametrize(("command", "settings"), [("finetune", "finetune.model"),
+                                                   ("tune", "tune.model_path (or finetune.model)")])
+def test_a_standalone_stage_without_an_encoder_names_the_settings_that_give_it_one(command, settings, tmp_path,
+                                                                                   capsys, monkeypatch):
+    """Only ``lrl finetune`` / ``lrl tune`` reach this error (``lrl run`` stops earlier on it,
+    ``lrl.pipeline.preflight.check_encoder``), yet it advised ``lrl run JOB --only finetune``, which
+    stops on the missing pretrain output or needs no setting. It names the setting and its three
+    kinds of value, and for a pipeline, pretrain in ``pipeline.stages``; Ray never starts."""
+    from lrl.cli import main
+    from lrl.train import finetune
+    from lrl.tune import stage
+
+    for module in (finetune, stage):
+        monkeypatch.setattr(module, "init_ray", lambda *_: pytest.fail("Ray started"), raising=False)
+    (tmp_path / "ug.conll").write_text("Qeshqer\tB-LOC\nshehiri\tO\n\nAhmet\tB-PER\n", encoding="utf-8")
+    ner = "data.ner=[{path: ug.conll, lang: ug, split: train}, {path: ug.conll, lang: ug, split: dev}]"
+    (tmp_path / "job.yaml").write_text("name: standalone\n", encoding="utf-8")
+    assert main([command, str(tmp_path / "job.yaml"), f"data.root={tmp_path}", ner,
+                 f"output.root={tmp_path / 'runs'}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"lrl {command}: error: {command} needs an encoder: lrl {command} runs the {command} "
+                          "stage alone and reads no pretrain stage's output; "
+                          f"set {settings} to a pretrain-<hash> output folder"), err
+    assert "a Hugging Face model folder, or preset:micro to train one from scratch" in err
+    assert f"with pretrain before {command} in pipeline.stages" in err and "--only" not in err

@@ -206,10 +206,17 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
     if model is None:
         # Run alone, a stage reads no earlier run's outputs: "run pretrain first" sent users to
         # `lrl pretrain`, after which `lrl finetune` still stopped here (and finetune was named tune).
-        settings = "tune.model_path or finetune.model" if stage == "tune" else "finetune.model"
-        raise ConfigError(f"{stage} needs an encoder: set {settings} (a pretrain-<hash> output folder, a Hugging "
-                          "Face model folder, or preset:micro to train one from scratch), or run the stage in "
-                          f"its pipeline (lrl run JOB --only {stage}), which takes the pretrain stage's output")
+        # Only `lrl tune` / `lrl finetune` get here: `lrl run` checks pipeline.stages before its first
+        # stage (lrl.pipeline.preflight.check_encoder), so "lrl run JOB --only finetune" was no advice
+        # (without a recorded pretrain output it stops on that, with one it needs no setting).
+        settings = "tune.model_path (or finetune.model)" if stage == "tune" else "finetune.model"
+        key = "tune.model_path" if stage == "tune" else "finetune.model"
+        raise ConfigError(f"{stage} needs an encoder: lrl {stage} runs the {stage} stage alone and reads no pretrain "
+                          f"stage's output; set {settings} to a pretrain-<hash> output folder (as lrl pretrain "
+                          "or lrl run writes under output.root), a Hugging Face model folder, or preset:micro to "
+                          f"train one from scratch (lrl {stage} JOB {key}=runs/pretrain-<hash>); or run the job "
+                          f"as a pipeline (lrl run JOB) with pretrain before {stage} in pipeline.stages, which "
+                          "fine-tunes the pretrain stage's output")
     if model.startswith("preset:"):
         # Positions for finetune.max_length pieces, as train_tagger builds a preset for itself.
         return _scratch(cfg.output.root, model, splits, cfg.seed, cfg.finetune.max_length)
