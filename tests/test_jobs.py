@@ -18,7 +18,7 @@ COMMITTED = JOBS + [p for p in [packaged_job("quickstart")] if p.is_file()]
 
 
 def test_the_recipes_exist():
-    assert {p.name for p in JOBS} >= {"wikiann_ug.yaml", "multilingual.yaml"}
+    assert {p.name for p in JOBS} >= {"wikiann_ug.yaml", "multilingual.yaml", "minilm_ug.yaml", "minilm_yo.yaml"}
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
@@ -59,6 +59,30 @@ def test_recipes_are_what_the_issue_asks_for():
     assert 0 < multi.pretrain.alpha < 1 and set(multi.tune.languages) == langs
     for cfg in (ug, multi):
         assert not cfg.model.trust_remote_code
+
+
+@pytest.mark.parametrize("path", JOBS, ids=lambda p: p.name)
+def test_recipe_dry_runs(path, data_root, tmp_path):
+    """``lrl run JOB --dry-run`` on each recipe (offline: a hub id stands for itself) plans every stage."""
+    from lrl.pipeline.runner import plan
+
+    cfg = load_job(path, [f"data.root={data_root}", f"output.root={tmp_path}"])
+    out = plan(cfg)
+    assert all(re.search(rf"^#   {s} +run", out, re.M) for s in cfg.pipeline.stages), out
+
+
+def test_the_yoruba_transfer_recipe():
+    """The README's Yoruba advice took six data.* overrides on jobs/minilm_ug.yaml, and the report
+    was still titled "WikiANN Uyghur": jobs/minilm_yo.yaml is that job for Yoruba, accents kept."""
+    yo, ug = (load_job(REPO / "jobs" / f"minilm_{x}.yaml") for x in ("yo", "ug"))
+    assert {s.lang for s in [*yo.data.ner, *yo.data.text]} == {"yo"}
+    assert {s.split for s in yo.data.ner} == {"train", "dev", "test"} and yo.evaluate.splits == ["dev", "test"]
+    assert yo.tokenizer.mode == "extend" and yo.tokenizer.keep_accents and not ug.tokenizer.keep_accents
+    assert yo.tokenizer.base == yo.model.checkpoint == ug.model.checkpoint
+    assert "Yoruba" in yo.report.title and "Uyghur" not in yo.report.title and yo.name == "minilm-yo"
+    assert yo.pipeline.stages == ug.pipeline.stages
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "`lrl run jobs/minilm_yo.yaml data.root=../shared/data`" in readme
 
 
 def test_config_reference_is_up_to_date():
