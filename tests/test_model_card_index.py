@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lrl.evaluate.model_card import CardInfo, Score, card_datasets, read_front_matter, render
 from lrl.job import load_job
 
@@ -44,6 +46,7 @@ def test_the_model_index_names_the_hub_dataset_and_parses_as_the_hub_reads_it():
 def test_card_datasets_takes_hub_ids_of_the_dev_sources_only(tmp_path):
     saved = tmp_path / "yo_saved"
     saved.mkdir()
+    (saved / "state.json").write_text("{}")  # what save_to_disk writes: a folder the reader loads
     cfg = load_job(None, [f"data.root={tmp_path}", "data.ner=["
                           "{path: wikiann/ug/dev, lang: ug, format: conll, split: dev},"
                           "{path: unimelb-nlp/wikiann, lang: sw, format: hf, hf_config: sw, split: dev},"
@@ -51,6 +54,31 @@ def test_card_datasets_takes_hub_ids_of_the_dev_sources_only(tmp_path):
                           "{path: yo_saved, lang: yo, format: hf, split: dev}]"])
     assert card_datasets(cfg, ["ug", "sw", "yo"]) == {"sw": {"type": "unimelb-nlp/wikiann", "config": "sw"}}
     assert card_datasets(cfg, ["ug"]) == {}
+
+
+def test_card_datasets_calls_a_path_a_hub_id_exactly_when_the_reader_does(tmp_path, monkeypatch):
+    """The card had its own rule (an existing folder under data.root, or a name the hub regex
+    took): ``wikiann`` with a data.root that holds a wikiann folder of CoNLL files, which
+    ``read_ner`` loads from the hub, was left out; ``corpora/ug_hf`` with a local ``corpora/``,
+    which the reader refuses as a missing folder, was named a hub dataset. Both now follow
+    ``lrl.data.local_or_hub``."""
+    from lrl.data.config import NerSource
+    from lrl.data.files import InputError
+    from lrl.data.readers import read_ner
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "root" / "wikiann" / "ug").mkdir(parents=True)  # CoNLL files, not a save_to_disk folder
+    (tmp_path / "root" / "corpora").mkdir()
+    cfg = load_job(None, [f"data.root={tmp_path / 'root'}", "data.ner=["
+                          "{path: wikiann, lang: ug, format: hf, hf_config: ug, split: dev},"
+                          "{path: corpora/ug_hf, lang: yo, format: hf, split: dev},"
+                          "{path: a--b, lang: wo, format: hf, split: dev}]"])
+    assert card_datasets(cfg, ["ug", "yo", "wo"]) == {"ug": {"type": "wikiann", "config": "ug"}}
+    for src in cfg.data.ner[1:]:  # what the reader says of the two the card leaves out
+        with pytest.raises(InputError, match="no such folder; format: hf reads such a folder or a Hugging Face hub id"):
+            read_ner(src, cfg.data.root)
+    with pytest.raises(InputError, match="wikiann: cannot load Hugging Face dataset"):  # offline: the hub was asked
+        read_ner(NerSource(path="wikiann", lang="ug", format="hf", hf_config="ug"), cfg.data.root)
 
 
 def test_a_joint_checkpoints_own_score_is_not_put_under_one_language():

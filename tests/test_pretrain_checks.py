@@ -96,3 +96,28 @@ def test_a_config_error_removes_the_run_folder_only_before_ray_train(tmp_path, m
     runs = tmp_path / "runs"
     assert len(list(runs.glob(".pretrain-*.ray"))) == (1 if trained else 0)
     assert not list(runs.glob("pretrain-*"))  # nothing that looks finished
+
+
+def test_a_missing_checkpoint_folder_is_one_line_naming_it_not_a_hub_error(tmp_path, capsys, monkeypatch):
+    """``model.checkpoint=models/x`` (no such folder; ``models/`` is local) went to transformers as
+    a hub id: a traceback ending in "couldn't connect to 'https://huggingface.co'" (after a minute
+    of retries without a network), and the run folder was left behind. A hub id that cannot be
+    loaded is one line too, saying that no local folder of that name exists either."""
+    import lrl.runtime
+    from lrl.cli import main
+
+    monkeypatch.setattr(lrl.runtime, "init_ray", lambda *_: pytest.fail("Ray started"))
+    job = _job(tmp_path, {"engine": "torch"})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    assert main(["pretrain", str(job), "model.checkpoint=models/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"lrl pretrain: error: model.checkpoint=models/x: no such folder ({tmp_path}/models/x not "
+                        f"found; a relative model.checkpoint is read from the working folder {tmp_path})\n"), err
+    assert main(["pretrain", str(job), "model.checkpoint=org/name"]) == 2  # offline (conftest): not in the cache
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(
+        f"lrl pretrain: error: model.checkpoint=org/name: no local folder {tmp_path}/org/name (a relative "
+        f"model.checkpoint is read from the working folder {tmp_path}), and as a Hugging Face hub id it cannot be "
+        "loaded") and "Traceback" not in err, err
+    assert not list((tmp_path / "runs").glob(".pretrain-*")), "a run folder was left behind"

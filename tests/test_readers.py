@@ -117,6 +117,28 @@ def test_hf_hub_id_offline_is_a_clear_error(tmp_path, monkeypatch):
         read_ner(NerSource(path="wikiann", lang="ug", format="hf", hf_config="ug"), str(tmp_path))
 
 
+def test_an_hf_path_no_hub_id_can_be_is_a_folder_error_not_a_hub_one(tmp_path, monkeypatch):
+    """``format: hf`` with ``corpora/ug_hf`` (``corpora/`` under data.root) or ``./ug_hf`` that is no
+    save_to_disk folder went to ``load_dataset`` as a hub id: "Couldn't reach 'corpora/ug_hf' on
+    the Hub" (after retries, with a network), naming no folder. It is an error naming the folder
+    and data.root, for a dev source from the generate stage before its work (``check_held_out``),
+    not from finetune after pretraining. A hub id (``org/name``) is still left to ``load_dataset``."""
+    from lrl.generate.stage import check_held_out
+    from lrl.job import load_job
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpora" / "plain").mkdir(parents=True)  # a folder, but not one save_to_disk wrote
+    for path, name, what in (("corpora/ug_hf", "corpora/ug_hf", "no such folder"), ("./ug_hf", "ug_hf", "no such folder"),
+                             ("corpora/plain", "corpora/plain", "not a folder written by datasets.save_to_disk")):
+        with pytest.raises(InputError, match=rf"^{tmp_path}/{name}: {what}.*; format: hf reads such a folder or a "
+                                             rf"Hugging Face hub id, which {path} cannot be \(the relative path"):
+            read_ner(NerSource(path=path, lang="ug", format="hf"), str(tmp_path))
+    dev = "data.ner=[{path: corpora/ug_hf, lang: ug, format: hf, split: dev}]"
+    with pytest.raises(InputError, match=rf"^{tmp_path}/corpora/ug_hf: no such folder"):
+        check_held_out(load_job(None, [f"data.root={tmp_path}", dev]))
+    check_held_out(load_job(None, [f"data.root={tmp_path}", dev.replace("corpora/ug_hf", "org/name")]))
+
+
 def test_reader_takes_pyarrow_uris(data_root):
     uri = "file://" + str(data_root / "wikiann" / "wo" / "dev")
     assert read_conll(uri, "wo").table.num_rows == len(sentences_in(data_root / "wikiann" / "wo" / "dev"))

@@ -31,7 +31,8 @@ class NerSource(StrictModel):
     or JSONL files (names starting with . or _ skipped), read file by file in sorted order, each
     file's made ids ``lang:split:<file>:n`` (``<file>`` relative to the folder or the pattern's
     leading folder); for format=hf a hub id (``wikiann``) or a folder written by
-    ``datasets.save_to_disk``."""
+    ``datasets.save_to_disk``: a path no hub id can be (as for ``tokenizer.base``, ``a`` of ``a/b``
+    looked for under data.root too) that is no such folder is an error."""
     lang: str
     """Language of the sentences (ISO 639, e.g. ``ug``)."""
     format: Literal["auto", "conll", "jsonl", "parquet", "hf", "conllu"] = "auto"

@@ -1,5 +1,7 @@
 """Settings that take a local folder or a Hugging Face hub id (``tokenizer.base``,
-``translate.*.model``): which of the two a value that names no local folder is meant as.
+``model.checkpoint``, ``translate.*.model``, ``data.ner`` sources of ``format: hf``): which of the
+two a value that names no local folder is meant as; and settings that take a local folder only
+(``finetune.model``, ``tune.model_path``, ``evaluate.model``, ``pretrain.model_path``/``tokenizer_path``).
 
 transformers takes anything that is not a folder for a hub id: a misspelt ``models/x`` then
 failed with hub wording ("Repo id must use alphanumeric chars", or 57 s of retries and "couldn't
@@ -40,12 +42,37 @@ def missing_folder(setting: str, value: str | None) -> str | None:
     that it was not found. None for a folder, a hub id, an object-store URI or no value."""
     if not value or "://" in value or not looks_like_path(value):
         return None
-    path = os.path.expanduser(value)
+    return _no_folder(setting, value)
+
+
+def missing_local_folder(setting: str, value: str | None) -> str | None:
+    """``missing_folder`` for a setting that takes a local folder only (no hub download): any
+    value that is no folder, with a word when it reads like a hub id. Read as written, as its
+    loaders read it (``~`` is not expanded). None for a folder, an object-store URI or no value
+    (a caller leaves out its own other forms, ``preset:<name>``)."""
+    if not value or "://" in value:
+        return None
+    more = "" if looks_like_path(value) else f"; {setting} takes a local folder: hub ids are not downloaded"
+    if value.startswith("~"):
+        more = "; ~ is not expanded here: write the folder's full path"
+    return _no_folder(setting, value, more, expand=False)
+
+
+def _no_folder(setting: str, value: str, more: str = "", expand: bool = True) -> str | None:
+    path = os.path.expanduser(value) if expand else value
     if os.path.isdir(path):
         return None
     what = "is a file, not a folder" if os.path.exists(path) else "not found"
     where = "" if os.path.isabs(path) else f"; a relative {setting} is read from the working folder {os.getcwd()}"
-    return f"{setting}={value}: no such folder ({os.path.abspath(path)} {what}{where})"
+    return f"{setting}={value}: no such folder ({os.path.abspath(path)} {what}{where}{more})"
+
+
+def hub_id(value: str, roots: Iterable[str | None] = ()) -> bool:
+    """Whether a loader of a local folder or a hub id reads ``value`` as a hub id: no URI, no
+    folder (in the working folder, where transformers and ``datasets`` look), and a value a hub
+    id can be (``looks_like_path`` with ``roots``; such a value that is no folder is an error,
+    ``missing_folder``). Model cards name a value as a hub id by this rule."""
+    return "://" not in value and not os.path.isdir(os.path.expanduser(value)) and not looks_like_path(value, roots)
 
 
 def no_local_folder(setting: str, value: str) -> str:
@@ -56,4 +83,4 @@ def no_local_folder(setting: str, value: str) -> str:
     return f"no local folder {os.path.abspath(os.path.expanduser(value))}{where}"
 
 
-__all__ = ["looks_like_path", "missing_folder", "no_local_folder"]
+__all__ = ["hub_id", "looks_like_path", "missing_folder", "missing_local_folder", "no_local_folder"]

@@ -294,7 +294,10 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
     files = _files.folder_files(path) if fmt in ("auto", "hf", "parquet") else None
     saved = files is not None and fmt != "parquet" and saved_dataset(path, files)
     if fmt == "hf" and not saved:  # a hub id such as ``wikiann``, as written (with data.root=
-        path = src.path  # ../shared/data, ``wikiann`` is also the folder of the CoNLL files)
+        # ../shared/data, ``wikiann`` is also the folder of the CoNLL files); a path no hub id can
+        # be is an error naming its folder (load_dataset said "Couldn't reach ... on the Hub")
+        check_hf_path(src, path, root)
+        path = src.path
     if fmt == "auto" and files is not None and (saved or any(f.endswith(".parquet") for f in files)):
         # A save_to_disk dataset (it holds state.json or dataset_dict.json) or Parquet files: read
         # as one table, as they always were; any other folder is read file by file below.
@@ -307,6 +310,23 @@ def read_ner(src: NerSource, root: str | None, policy: BioPolicy = "quarantine",
         return _read_file(path, fmt, src, policy, labels)
     check_split_names(path, many, src.split)
     return read_files(path, many, lambda file, shard: _read_file(file, fmt, src, policy, labels, shard))
+
+
+def check_hf_path(src: NerSource, path: str, root: str | None) -> None:
+    """An ``InputError`` for a ``format: hf`` source whose path (``path``: resolved against
+    ``root``) is no folder written by ``datasets.save_to_disk`` and that no hub id can be
+    (``lrl.data.local_or_hub.looks_like_path``): ``load_dataset`` took ``corpora/ug_hf`` for a hub
+    id ("Couldn't reach 'corpora/ug_hf' on the Hub", after retries with a network), naming no
+    folder. A hub id is left to ``load_dataset``; the generate stage checks held-out sources so."""
+    from lrl.data.local_or_hub import looks_like_path
+
+    local_root = [] if root is None or _files.is_uri(root) else [root]
+    if "://" in src.path or not looks_like_path(src.path, local_root) or saved_dataset(path):
+        return
+    what = "not a folder written by datasets.save_to_disk (it holds no state.json or dataset_dict.json)" \
+        if _files.folder_files(path) is not None else "no such folder"
+    raise _files.not_found(path, f"{what}; format: hf reads such a folder or a Hugging Face hub id, which "
+                                 f"{src.path} cannot be")
 
 
 def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: Iterable[str] | None,
@@ -342,5 +362,5 @@ def infer_labels(tables: Iterable[pa.Table]) -> list[str]:
     return sorted(found)
 
 
-__all__ = ["ReadResult", "read_conll", "read_jsonl", "read_parquet_ner", "read_hf", "read_ner",
+__all__ = ["ReadResult", "check_hf_path", "read_conll", "read_jsonl", "read_parquet_ner", "read_hf", "read_ner",
            "read_text_lines", "text_files", "read_parallel", "infer_labels", "NER_SCHEMA"]

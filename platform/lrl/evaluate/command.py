@@ -107,8 +107,10 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     Prints the scores when it computed them (``lrl run`` said only "evaluate: done"), unless
     ``quiet`` (``lrl evaluate`` prints them itself, also for a reused folder)."""
     from lrl.data.readers import read_ner
+    from lrl.pipeline.preflight import check_stage_folders
 
     cfg = ctx.cfg
+    check_stage_folders(cfg, "evaluate")  # evaluate.model=x: "no such folder", not "neither a model folder nor ..."
     source = cfg.evaluate.model or ctx.upstream.get("finetune") or ctx.upstream.get("tune")
     if not source:
         raise ConfigError("evaluate needs models: set evaluate.model (a finetune-<hash> or tune-<hash> output "

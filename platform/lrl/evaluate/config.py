@@ -15,7 +15,9 @@ class EvaluateConfig(StrictModel):
     the tune stage retrains its best configuration once per seed (the best seed's model is saved)."""
     model: str | None = None
     """Model(s) to evaluate: a tagger folder (HF token-classification), or a finetune/tune output
-    folder (every ``models/<name>/`` in it); None uses the pipeline's finetune (or tune) output."""
+    folder (every ``models/<name>/`` in it); None uses the pipeline's finetune (or tune) output.
+    A relative folder is read from the working folder; one that is no folder is an error before
+    any stage runs."""
     splits: list[str] = ["dev", "test"]
     """``data.ner`` splits to evaluate on (those absent from the config are skipped)."""
     batch_size: int = Field(default=64, gt=0)

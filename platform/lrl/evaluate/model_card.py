@@ -8,7 +8,6 @@ split) and what it should not be used for, so a score never travels without its 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -68,13 +67,16 @@ def card_datasets(cfg, langs) -> dict[str, dict[str, str]]:
     """``{lang: {"type": hub id, "config": name}}`` for the languages of ``langs`` whose dev data
     (the split a card scores) is a Hugging Face Hub dataset (``format: hf`` with a hub id, not a
     ``save_to_disk`` folder); local files have no dataset id and are left out (``CardInfo.datasets``)."""
-    from lrl.data.files import resolve
+    from lrl.data.files import resolve, saved_dataset
 
     out: dict[str, dict[str, str]] = {}
     for src in cfg.data.ner:
         if src.lang not in set(langs) or src.split != "dev" or src.format != "hf" or "://" in src.path:
             continue
-        if Path(resolve(src.path, cfg.data.root)).exists() or not _is_hub_id(src.path):
+        # As lrl.data.readers.read_ner decides: a save_to_disk folder under data.root, else a hub id
+        # as written (with data.root=../shared/data, ``wikiann`` is also a folder of CoNLL files).
+        root = cfg.data.root
+        if saved_dataset(resolve(src.path, root)) or not _is_hub_id(src.path, [] if is_uri(root or "") else [root]):
             continue
         out[src.lang] = {"type": src.path, **({"config": src.hf_config} if src.hf_config else {})}
     return out
@@ -134,10 +136,16 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def _is_hub_id(name: str) -> bool:
-    """``org/name`` or ``name`` that is not a local path (local folders are not hub ids)."""
-    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)) and not name.startswith((".", "preset")) \
-        and not Path(name).exists()
+def _is_hub_id(name: str, roots: list[str | None] | None = None) -> bool:
+    """Whether the loader took ``name`` for a hub id, by the rule of ``lrl.data.local_or_hub``
+    that the loaders follow (``model.checkpoint``, ``data.ner`` of ``format: hf``): no local folder
+    and a value a hub id can be. The cards had their own rule: a regex that called ``models/x``
+    (with a local ``models/``) and ``a--b`` hub ids, which the loaders refuse as missing folders,
+    and ``card_datasets`` left out ``wikiann`` read from the hub when data.root held a ``wikiann``
+    folder of CoNLL files."""
+    from lrl.data.local_or_hub import hub_id
+
+    return hub_id(name, roots or [])
 
 
 def _init(base_model: str) -> dict | None:

@@ -110,12 +110,14 @@ def check_held_out(cfg: JobConfig) -> None:
     The stage does not read them (finetune, tune and evaluate do, from ``data.ner``; the manifest only
     lists them, ``held_out``): a misspelt one passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub id (``format: hf``) is left alone."""
     from lrl.data.files import filesystem, glob_files, is_glob, not_found
+    from lrl.data.readers import check_hf_path
 
     for src in cfg.data.ner:
         if src.split not in HELDOUT:
             continue
         path = resolve(src.path, cfg.data.root)
         if src.format == "hf" and not saved_dataset(path):
+            check_hf_path(src, path, cfg.data.root)  # a path no hub id can be: an error naming the folder
             continue
         if is_glob(path):
             glob_files(path)  # raises not_found when nothing matches

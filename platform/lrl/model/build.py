@@ -117,14 +117,27 @@ def build_mlm_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, langs:
 def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
     from transformers import AutoModelForMaskedLM
 
-    ckpt = cfg.checkpoint
-    assert ckpt is not None
+    from lrl.data.local_or_hub import missing_folder, no_local_folder
+
+    assert cfg.checkpoint is not None
+    if (problem := missing_folder("model.checkpoint", cfg.checkpoint)) is not None:
+        # transformers took models/x for a hub id: "Repo id must use alphanumeric chars", or a
+        # minute of retries and "couldn't connect to 'https://huggingface.co'", in a traceback
+        raise ConfigError(problem)
+    ckpt = os.path.expanduser(cfg.checkpoint)  # ~/x: a folder to missing_folder, so to the loader too
     if os.path.isdir(ckpt) and not any(os.path.exists(os.path.join(ckpt, f)) for f in
                                        ("model.safetensors", "model.safetensors.index.json")):
         raise ConfigError(f"model.checkpoint={ckpt}: no model.safetensors in the folder (only safetensors are loaded)")
-    model, info = AutoModelForMaskedLM.from_pretrained(
-        ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, output_loading_info=True,
-        hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, output_loading_info=True,
+            hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+    except OSError as exc:  # transformers' hub wording, over several lines: one line naming the folder
+        said = " ".join(str(exc).split())
+        if os.path.isdir(ckpt):
+            raise ConfigError(f"model.checkpoint={ckpt}: cannot load a checkpoint: {said}") from exc
+        raise ConfigError(f"model.checkpoint={ckpt}: {no_local_folder('model.checkpoint', ckpt)}, and as a Hugging "
+                          f"Face hub id it cannot be loaded (not on the hub, or not reachable offline): {said}") from exc
     fresh_head = _check_loaded(model, ckpt, info.get("missing_keys") or ())
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:

@@ -63,7 +63,9 @@ class TokenizerConfig(StrictModel):
     is stripped to n ("aṅụ", bee, reads as "anụ", meat), while Wolof writes the foreign ò 262
     times in 2.9M characters. List ``["ṅ"]`` to keep it. The letter's mark is then kept on every
     letter, as the marks kept by share are. ``lrl tokenizer`` and ``stats.json`` (``accents``) say
-    which marks were kept and which stripped, with their counts and letters."""
+    which marks were kept and which stripped, with their counts and letters, and how often each
+    listed letter occurs in the training text; one that never occurs is a warning naming its code
+    points and the marked forms of its letter that the text writes (ȯ, dot above, typed for ọ)."""
     lowercase: bool = False
     """Lowercase text in the normalizer of a trained tokenizer (off: it merges distinct letters of
     some scripts and hurts case-sensitive tasks such as NER)."""
@@ -140,7 +142,10 @@ class ModelConfig(StrictModel):
     ``checkpoint`` is set. ``finetune.model=preset:<name>`` takes the same names and sizes."""
     checkpoint: str | None = None
     """Local folder or hub id of a Hugging Face masked-LM (or encoder) checkpoint to start from;
-    loaded from safetensors only. None builds ``preset`` from scratch."""
+    loaded from safetensors only. None builds ``preset`` from scratch. A relative folder is read
+    from the working folder; a value no hub id can be (as for ``tokenizer.base``) that is no folder
+    is an error before any stage runs, unless a finished pretrain output started from it may be
+    reused (then a warning, and the stage checks it when it starts)."""
     trust_remote_code: bool = False
     """Allow a checkpoint's own Python code to run (off unless you trust its source)."""
     max_length: int = Field(default=128, ge=8, le=MAX_POSITIONS)

@@ -168,21 +168,23 @@ def _standalone_pretrain(cfg: JobConfig, lines: list[str]) -> StageOutput | None
 
 
 def _checks(cfg: JobConfig, stage: str) -> list[str]:
-    """The checks ``lrl run --dry-run`` makes for this stage: languages finetune or tune would stop
-    on (an error, as the stage stops on them at once) or leave out, whether pretraining's
-    workers fit on the embedded Ray, and whether generate's translation actors can run. The stage
-    commands ran them only when not a dry run (the languages) or once Ray ran (the workers, the
-    actors), so a dry run said nothing of them."""
+    """The checks ``lrl run --dry-run`` makes for this stage: model settings naming no folder and
+    languages finetune or tune would stop on (errors, as the stage stops on them at once) or leave
+    out, whether pretraining's workers fit on the embedded Ray, and whether generate's translation
+    actors can run. The stage commands ran them only when not a dry run (the languages) or once
+    Ray ran (the workers, the actors), so a dry run said nothing of them."""
     from lrl.pipeline.preflight import (
         PreflightError,
         check_languages,
+        check_model_folders,
         check_pretrain_positions,
         check_pretrain_resources,
         check_task_resources,
     )
 
     try:
-        return (check_pretrain_positions(cfg, [stage]) + check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
+        return (check_model_folders(cfg, [stage]) + check_pretrain_positions(cfg, [stage])
+                + check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
                 + check_task_resources(cfg, [stage]) + check_translate_resources(cfg, [stage]))
     except PreflightError as exc:
         raise ConfigError(str(exc)) from None

@@ -5,6 +5,7 @@ language has no dev data), or make it leave a language out without a word."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -85,6 +86,98 @@ def check_tokenizer_base(cfg: JobConfig, todo: list[str]) -> list[str]:
     if reads and (problem := missing_folder("tokenizer.base", cfg.tokenizer.base)) is not None:
         raise PreflightError(problem)
     return []
+
+
+def check_folders(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """``lrl run``'s checks of the settings naming a local folder (or a hub id) that the stages to
+    run read: ``check_tokenizer_base`` and ``check_model_folders``."""
+    return check_tokenizer_base(cfg, todo) + check_model_folders(cfg, todo)
+
+
+def check_model_folders(cfg: JobConfig, todo: list[str]) -> list[str]:
+    """A ``PreflightError`` for a model setting of a stage to run that names no folder, worded by
+    ``lrl.data.local_or_hub``: the local folders ``pretrain.tokenizer_path``/``model_path``,
+    ``finetune.model``, ``tune.model_path`` and ``evaluate.model`` (their stages name their output
+    by the folder's content, so they stop on a missing one even where a finished output would be
+    reused), and ``model.checkpoint`` (a folder or a hub id) when it looks like a local path and
+    pretraining would load it. Each stopped its stage only once the stages before it had run (hours
+    of pretraining before finetune), ``model.checkpoint=models/x`` with transformers' hub error.
+
+    A finished pretrain folder is reused without its checkpoint: when one under ``output.root``
+    may have started from it, a warning instead (the stage checks it when it starts)."""
+    from lrl.data.local_or_hub import missing_folder
+
+    for stage in todo:
+        if (problem := local_folder_problem(cfg, stage)) is not None:
+            raise PreflightError(problem)
+    ckpt = cfg.model.checkpoint
+    if "pretrain" not in todo or cfg.pretrain.model_path or (problem := missing_folder("model.checkpoint", ckpt)) is None:
+        return []
+    assert ckpt is not None
+    finished = _started_from(cfg.output.root, ckpt)
+    if finished == 0:
+        raise PreflightError(problem)
+    where = f"{finished} under output.root" if finished is not None else "output.root could not be listed"
+    return [f"warning: {problem}; a finished pretrain output started from it is reused without it ({where}), "
+            "otherwise pretrain stops on it when it starts"]
+
+
+def local_folder_problem(cfg: JobConfig, stage: str) -> str | None:
+    """The one-line error (``missing_local_folder``) for the first setting of ``stage`` that takes
+    a local folder only and names none: ``pretrain.tokenizer_path``, ``pretrain.model_path``; the
+    encoder of finetune (``finetune.model``) or tune (``tune.model_path``, else ``finetune.model``)
+    unless a ``preset:``; ``evaluate.model``. None when every one is a folder, a URI or unset."""
+    from lrl.data.local_or_hub import missing_local_folder
+
+    settings: list[tuple[str, str | None]] = []
+    if stage == "pretrain":
+        settings = [("pretrain.tokenizer_path", cfg.pretrain.tokenizer_path),
+                    ("pretrain.model_path", cfg.pretrain.model_path)]
+    elif stage in ("finetune", "tune"):
+        own = stage == "tune" and cfg.tune.model_path
+        model = cfg.tune.model_path if own else cfg.finetune.model
+        if not (model or "").startswith("preset:"):
+            settings = [("tune.model_path" if own else "finetune.model", model)]
+    elif stage == "evaluate":
+        settings = [("evaluate.model", cfg.evaluate.model)]
+    return next((p for setting, value in settings if (p := missing_local_folder(setting, value)) is not None), None)
+
+
+def check_stage_folders(cfg: JobConfig, stage: str) -> None:
+    """``local_folder_problem`` as an ``InputError``, for a stage to raise before it reads its data."""
+    from lrl.data.files import InputError
+
+    if (problem := local_folder_problem(cfg, stage)) is not None:
+        raise InputError(problem)
+
+
+def _started_from(root: str, checkpoint: str) -> int | None:
+    """How many finished pretrain folders under ``root`` may have started from ``checkpoint``: their
+    manifest's ``started_from`` names it, or they predate that record. None when ``root`` cannot be
+    listed (an object store out of reach)."""
+    import pyarrow.fs as pafs
+
+    from lrl.data.files import filesystem, read_json
+
+    names = {checkpoint, os.path.expanduser(checkpoint)}
+    try:
+        fs, inner = filesystem(root)
+        found = fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+        count = 0
+        for info in found:
+            if info.type != pafs.FileType.Directory or not re.fullmatch(r"pretrain-[0-9a-f]{12}", info.base_name):
+                continue
+            try:
+                manifest = read_json(f"{root.rstrip('/')}/{info.base_name}/manifest.json")
+            except FileNotFoundError:  # not finished
+                continue
+            except ValueError:  # unreadable: it may be one
+                manifest = {}
+            start = manifest.get("started_from", {"checkpoint": checkpoint}) or {}
+            count += start.get("checkpoint") in names
+        return count
+    except OSError:
+        return None
 
 
 def check_encoder(cfg: JobConfig, todo: list[str]) -> list[str]:
@@ -261,5 +354,5 @@ def check_shared_output(cfg: JobConfig) -> None:
 
 
 __all__ = ["PreflightError", "check_languages", "check_pretrain_positions", "check_pretrain_resources", "check_shared_output", "check_task_resources",
-           "check_tokenizer_base",
+           "check_folders", "check_model_folders", "check_stage_folders", "check_tokenizer_base", "local_folder_problem",
            "embedded_resources", "unshared_nodes"]

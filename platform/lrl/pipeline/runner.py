@@ -256,13 +256,13 @@ def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
     from lrl.pipeline.preflight import (
         PreflightError,
         check_encoder,
+        check_folders,
         check_languages,
         check_pretrain_positions,
-        check_tokenizer_base,
     )
 
     try:
-        return (check_tokenizer_base(cfg, todo) + check_pretrain_positions(cfg, todo) + check_languages(cfg, todo)
+        return (check_folders(cfg, todo) + check_pretrain_positions(cfg, todo) + check_languages(cfg, todo)
                 + check_encoder(cfg, todo))
     except PreflightError as exc:
         raise PipelineError(str(exc)) from None

@@ -183,6 +183,7 @@ def run_finetune(ctx: StageContext) -> str:
     folder. A group trained before with the same key is taken from there (``finetune_reuse``)."""
     from lrl.evaluate.model_card import card_task
     from lrl.model.crf import head_version
+    from lrl.pipeline.preflight import check_stage_folders
     from lrl.train.finetune_data import TRAIN_SET_VERSION
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
@@ -191,6 +192,7 @@ def run_finetune(ctx: StageContext) -> str:
     cfg = ctx.cfg
     ft = cfg.finetune
     check_gpu_request(ft)
+    check_stage_folders(cfg, STAGE)  # finetune.model=models/x: before the data is read, not "no config.json" after
     said: list[str] = []  # printed only when the stage trains
     splits = language_splits(ctx, ft.languages, STAGE, said)
     model_path = resolve_model(ctx, splits, STAGE)

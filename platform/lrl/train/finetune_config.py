@@ -22,7 +22,8 @@ class FinetuneConfig(StrictModel):
     model: str | None = None
     """Encoder to fine-tune: a Hugging Face folder (safetensors), ``preset:<name>`` for a
     from-scratch model of a ``model.preset`` size (``tiny``, ``micro``, ``small``, ``base``), or
-    None to use the pretrain stage's output."""
+    None to use the pretrain stage's output. A relative folder is read from the working folder;
+    hub ids are not downloaded. One that is no folder is an error before any stage runs."""
     data: str | None = None
     """Generated dataset folder (the generate stage's output) to train on; None uses the generate
     stage's output when the pipeline has one, else the ``data.ner`` sources with split=train."""

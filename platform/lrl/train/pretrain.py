@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from lrl.config import ConfigError
 from lrl.data.files import InputError, fingerprint, read_json, resolve
+from lrl.data.local_or_hub import missing_local_folder
 from lrl.data.output import StageOutput, ensure_dir, input_print
 from lrl.data.remote import absolute, is_remote, local_folder, local_output, remove_folder, upload_folder
 from lrl.data.sampling import HELDOUT_SEED, heldout_split, resample
@@ -260,8 +261,8 @@ def _check_folder(path: str | None, field: str, what: str, needs: tuple[str, ...
     (the text's folder as tokenizer) ended in transformers' traceback about slow tokenizers."""
     if not path or "://" in path:
         return
-    if not os.path.isdir(path):
-        raise InputError(f"{field}={path}: no such folder (a {what} folder is expected)")
+    if (problem := missing_local_folder(field, path)) is not None:  # the folder as resolved
+        raise InputError(f"{problem}; a {what} folder is expected")
     if not any(os.path.isfile(os.path.join(path, n)) for n in needs):
         raise InputError(f"{field}={path}: not a {what} folder (it holds none of {', '.join(needs)})")
 

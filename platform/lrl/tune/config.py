@@ -128,8 +128,8 @@ class TuneConfig(StrictModel):
     max_concurrent: int | None = Field(default=None, ge=1)
     """Most trials running at once; None lets the cluster's CPUs / cpus_per_trial decide."""
     model_path: str | None = None
-    """Encoder folder to fine-tune; None uses the pretrain stage's output or the finetune
-    section's model."""
+    """Encoder folder to fine-tune (read as ``finetune.model`` is); None uses the pretrain stage's
+    output or the finetune section's model."""
     save_best: bool = True
     """Retrain the best configuration of each language once and save it as a Hugging Face folder
     with a model card (see ``lrl.tune.search`` for why it retrains rather than copies)."""

@@ -193,9 +193,11 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     from lrl.model.crf import head_version
 
     cfg = ctx.cfg
+    from lrl.pipeline.preflight import check_stage_folders
     from lrl.train.finetune import check_gpu_request
 
     check_gpu_request(cfg.finetune, cfg.tune.gpus_per_trial, "tune.gpus_per_trial")  # before every trial fails on it
+    check_stage_folders(cfg, "tune")  # a missing encoder folder: before the data is read
     said: list[str] = []  # printed only when the stage searches
     splits = language_splits(ctx, cfg.tune.languages, said=said)
     model_path = resolve_model(ctx, splits)
