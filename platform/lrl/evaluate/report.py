@@ -197,10 +197,21 @@ def _confusion_section(conf: dict | None, kind: str = "entity type") -> str:
     merged = "B-/I- merged, O included" if kind == "entity type" else "O is a word predicted no tag"
     out = [f"<p>Token level: gold {kind} (rows) against predicted {kind} (columns), {merged}; colours are "
            "row-normalised.</p>"]
-    for name, (labels, matrix) in list(conf.items())[:8]:
+    items = list(conf.items())
+    for name, (labels, matrix) in items[:MAX_CONFUSIONS]:
+        out.append(f"<h3>{esc(name)}</h3>")  # the image's title alone named the table's model and split
         out.append(img(plots.confusion(labels, matrix, name), f"confusion {name}"))
         out.append(table(["gold \\ pred", *labels], [[g, *row] for g, row in zip(labels, matrix)]))
+    if len(items) > MAX_CONFUSIONS:
+        # Seven languages with dev and test sources make 14: the last six went without a word.
+        rest = [name for name, _ in items[MAX_CONFUSIONS:]]
+        out.append(f'<p class="na">{len(rest)} more not drawn (at most {MAX_CONFUSIONS}): {esc(", ".join(rest))}; '
+                   "their predictions are in the evaluate folder.</p>")
     return "\n".join(out)
+
+
+#: Confusion matrices drawn at most (one per model and split).
+MAX_CONFUSIONS = 8
 
 
 def _pretrain_section(pt: dict | None) -> str:
@@ -214,6 +225,18 @@ def _pretrain_section(pt: dict | None) -> str:
         out.append(img(plots.curves(pt["perplexity"], "step", ["perplexity"], "held-out"), "held-out perplexity"))
     if not ys and not pt.get("perplexity"):
         out.append('<p class="na">No per-step curve recorded; final figures only.</p>')
+    if pt.get("mixture"):
+        # What alpha sampling did per language: the final table holds numbers only, so these
+        # dicts of metrics.json (the headline of a multilingual job) were left out of the report.
+        alpha = pt["final"].get("alpha")
+        out.append(f"<h3>Language mixture</h3><p>Languages sampled with p ∝ n^{esc(alpha)} over their training "
+                   "rows (target p); realised p is their share of the stream's rows, token share that of "
+                   "the tokens training saw.</p>")
+        rows = [[m["lang"], m["train_rows"], m["heldout_rows"], m["sampled_rows"],
+                 *(("—" if m[k] is None else f"{m[k]:.3f}") for k in ("target_p", "realised_p", "token_share"))]
+                for m in pt["mixture"]]
+        out.append(table(["language", "training rows", "held-out rows", "stream rows", "target p", "realised p",
+                          "token share"], rows))
     out.append(table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in sorted(pt["final"].items())]))
     return "\n".join(out)
 

@@ -173,8 +173,8 @@ def pretrain_metrics(folder: str | None) -> dict[str, Any] | None:
 
     ``history`` rows: step, loss, aux_loss, lr, tokens_per_s (the points pretraining's ``history``
     holds, ``pretrain_metrics.history_entry``); ``perplexity``: per language, the steps that were
-    evaluated on held-out text and their perplexity. Looks in the folder and in ``model/`` (where
-    the HF folder may sit)."""
+    evaluated on held-out text and their perplexity; ``mixture``: per language, what alpha sampling
+    did (``_mixture``). Looks in the folder and in ``model/`` (where the HF folder may sit)."""
     met = _json(folder, "metrics.json") or _json(f"{folder}/model" if folder else None, "metrics.json")
     if not isinstance(met, dict):
         return None
@@ -190,7 +190,25 @@ def pretrain_metrics(folder: str | None) -> dict[str, Any] | None:
             if name and _number(value) is not None:
                 ppl.setdefault(name, []).append({"step": h["step"], "perplexity": _number(value)})
     final = {k: v for k, v in met.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"history": rows, "perplexity": ppl, "final": final}
+    return {"history": rows, "perplexity": ppl, "final": final, "mixture": _mixture(met)}
+
+
+def _mixture(met: dict) -> list[dict]:
+    """Per language: training and held-out rows, target and realised share of the alpha-sampled
+    stream (``target_mixture``), and the token share training saw (``stream_mixture``), as the
+    pretrained model's card shows them; [] when metrics.json records no mixture."""
+    target = met.get("target_mixture") if isinstance(met.get("target_mixture"), dict) else {}
+    stream = met.get("stream_mixture") if isinstance(met.get("stream_mixture"), dict) else {}
+    train = met.get("train_rows") if isinstance(met.get("train_rows"), dict) else {}
+    held = met.get("heldout_rows") if isinstance(met.get("heldout_rows"), dict) else {}
+    out = []
+    for lang in sorted({*target, *stream, *train}):
+        t = target.get(lang) if isinstance(target.get(lang), dict) else {}
+        s = stream.get(lang) if isinstance(stream.get(lang), dict) else {}
+        out.append({"lang": lang, "train_rows": train.get(lang, t.get("rows")), "heldout_rows": held.get(lang),
+                    "target_p": _number(t.get("target_p")), "sampled_rows": t.get("sampled_rows"),
+                    "realised_p": _number(t.get("realised_p")), "token_share": _number(s.get("token_share"))})
+    return out
 
 
 def _number(value: Any) -> float | None:

@@ -106,9 +106,12 @@ class PretrainConfig(StrictModel):
     aux: AuxTaskConfig = Field(default_factory=AuxTaskConfig)
     """Optional auxiliary tagging task."""
     alpha: float = Field(default=0.3, gt=0.0, le=1.0)
-    """Sampling temperature exponent: p(lang) is proportional to n_lang**alpha (0.3 XLM-R, 0.7
-    mBERT, 1.0 keeps the natural mixture). A small language's share is reached by repeating its
-    rows; a stream that repeats a language's rows more than 10 times per epoch is warned about."""
+    """Sampling temperature exponent: p(lang) is proportional to n_lang**alpha, n_lang being the
+    language's training rows (text lines, not tokens; 0.3 XLM-R, 0.7 mBERT, 1.0 keeps the natural
+    mixture). A language of short lines gets a smaller share of the tokens than of the rows
+    (``stream_mixture`` in metrics.json: mono/am's 14 words a line against wo's 58). A small
+    language's share is reached by repeating its rows; a stream that repeats a language's rows
+    more than 10 times per epoch is warned about."""
     sample_rows: int | None = Field(default=None, gt=0)
     """Rows in the resampled training stream; None: the fewest in which every training row of every
     language appears at least once at its alpha share (the training rows themselves at alpha 1).
