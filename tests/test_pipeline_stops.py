@@ -126,13 +126,47 @@ def test_a_language_finetune_would_leave_out_is_named_before_the_first_stage(tmp
     cfg = _cfg(tmp_path, _ner("uig:train", "ug:dev", "sw:train", "sw:dev"))
     run_pipeline(cfg, registry=FakeStages().registry(), log=lines.append)
     warned = [line for line in lines if "warning" in line]
-    assert len(warned) == 1 and "['uig']" in warned[0] and "['sw', 'ug']" in warned[0], lines
+    assert len(warned) == 2 and "['uig']" in warned[0] and "['sw', 'ug']" in warned[0], lines
+    assert "dev sentences but no training sentences for ['ug']" in warned[1], lines  # the other half of it
     # --dry-run says it too (a pipeline that does not read the files to name its first folder)
     assert "['uig']" in plan(_cfg(tmp_path, _ner("uig:train", "ug:dev"), "pipeline.stages=[finetune,report]",
                                 "finetune.model=preset:micro"))
     lines.clear()
     run_pipeline(_cfg(tmp_path, _ner("ug:train", "ug:dev")), registry=FakeStages().registry(), log=lines.append)
     assert not [line for line in lines if "warning" in line], lines
+
+
+def test_a_language_with_dev_sentences_but_no_training_ones_is_named(tmp_path, capsys, monkeypatch):
+    """``data.ner`` with ug and wo train+dev and only ``{lang: yo, split: dev}`` for yo: the run,
+    its dry run and ``lrl finetune`` said nothing, and tune, evaluate and the report covered ug and
+    wo alone (no model is trained for yo): "yo" appeared nowhere in the log."""
+    import lrl.train.finetune
+    from lrl.cli import main
+
+    ner = _ner("ug:train", "ug:dev", "wo:train", "wo:dev", "yo:dev")
+    tune_stages = "pipeline.stages=[generate,tokenizer,pretrain,tune,evaluate,report]"
+    lines: list[str] = []
+    run_pipeline(_cfg(tmp_path, ner, tune_stages), registry=FakeStages().registry(), log=lines.append)
+    warned = [line for line in lines if "warning" in line]
+    assert len(warned) == 1 and "dev sentences but no training sentences for ['yo']: tune trains no model" in \
+        warned[0] and "Add a split: train source" in warned[0] and "['ug', 'wo']" in warned[0], lines
+    # the dry run (a pipeline that does not read the files to name its first folder)
+    unread = ["pipeline.stages=[finetune,evaluate,report]", "finetune.model=preset:micro"]
+    assert "for ['yo']: tune trains" in plan(_cfg(tmp_path, ner, *unread, "pipeline.stages=[tune,report]"))
+    # a test source alone too; a translate-train target has training rows (generate writes them)
+    said = plan(_cfg(tmp_path, _ner("ug:train", "ug:dev", "sw:test"), *unread))
+    assert "test sentences but no training sentences for ['sw']: finetune trains" in said
+    translated = "translate={enabled: true, train: {sources: [ug], target: sw, model: {backend: fake}}}"
+    assert "no training" not in plan(_cfg(tmp_path, _ner("ug:train", "ug:dev", "sw:dev"), *unread, translated))
+    # a joint model is scored on every language's rows (zero-shot), and languages asked for are chosen
+    assert "no training" not in plan(_cfg(tmp_path, ner, *unread, "finetune.mode=joint"))
+    assert "no training" not in plan(_cfg(tmp_path, ner, *unread, "finetune.languages=[ug,wo]"))
+    # lrl finetune run alone (its stage keeps the languages with train and dev rows)
+    job = tmp_path / "job.yaml"
+    job.write_text(f"{ner.replace('data.ner=', 'data: {ner: ')}}}\n")
+    monkeypatch.setattr(lrl.train.finetune, "run_finetune", lambda ctx: str(tmp_path))
+    assert main(["finetune", str(job)]) == 0
+    assert "no training sentences for ['yo']: finetune trains no model for them" in capsys.readouterr().err
 
 
 def test_dry_run_says_pretrain_workers_can_never_be_placed_on_the_embedded_ray(tmp_path, monkeypatch):

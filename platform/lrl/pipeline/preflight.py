@@ -26,7 +26,8 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
     ``split: dev`` (``lrl.tune.splits.language_splits``): a language asked for without one stops
     that stage, and a language with training sentences but no dev ones is left out of training,
     evaluation and the report. Raises ``PreflightError`` for the first, returns warning lines for
-    the second."""
+    the second, and for languages with dev or test sentences but no training ones
+    (``_heldout_only``)."""
     stage = next((s for s in ("finetune", "tune") if s in todo), None)
     if stage is None:
         return []
@@ -53,11 +54,29 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
                                  f"{dev}); add a split: train and a split: dev source for each, or leave them out")
         return []
     no_dev = sorted((train or set()) - set(dev))
-    if not no_dev:
+    lines = [f"warning: data.ner has training sentences but no split: dev source for {no_dev}: {stage} "
+             f"trains, evaluates and reports only the languages with dev sentences ({dev}). Add a dev "
+             "source for each (or check the lang codes of data.ner match)."] if no_dev else []
+    return lines + _heldout_only(cfg, stage, train)
+
+
+def _heldout_only(cfg: JobConfig, stage: str, train: set[str] | None) -> list[str]:
+    """A warning naming the languages with dev or test sentences but no training ones (``data.ner``
+    train sources, translate-train targets): no model is trained for them, so evaluate scores no
+    per-language model on their rows and the report leaves them out. ``data.ner`` with
+    ``lang: yo, split: dev`` beside ug and wo train+dev ran through without a word of yo. None
+    for a joint finetune (evaluate scores the joint model on every language's rows: zero-shot) or
+    when the training rows come from a ``finetune.data`` folder (their languages are unknown)."""
+    if train is None or (stage == "finetune" and cfg.finetune.mode == "joint"):
         return []
-    return [f"warning: data.ner has training sentences but no split: dev source for {no_dev}: {stage} "
-            f"trains, evaluates and reports only the languages with dev sentences ({dev}). Add a dev "
-            "source for each (or check the lang codes of data.ner match)."]
+    only = sorted({s.lang for s in cfg.data.ner if s.split in HELDOUT} - train)
+    if not only:
+        return []
+    splits = sorted({s.split for s in cfg.data.ner if s.lang in only and s.split in HELDOUT})
+    return [f"warning: data.ner has {'/'.join(splits)} sentences but no training sentences for {only}: {stage} "
+            f"trains no model for them, so their {'/'.join(splits)} data is not used (evaluate and the report "
+            f"leave them out). Add a split: train source for each (languages with training sentences: "
+            f"{sorted(train)}), or check the lang codes of data.ner match."]
 
 
 def check_pretrain_positions(cfg: JobConfig, todo: list[str]) -> list[str]:
