@@ -328,3 +328,29 @@ def test_evaluate_names_labels_the_model_and_the_data_do_not_share(finetuned, jo
     folder = next(tmp_path.glob("evaluate-*"))
     gaps = json.loads((folder / "metrics.json").read_text())["models"]["ug"]["data"]["label_gaps"]
     assert set(gaps["unknown_to_model"]) == {"DATE"} and {"ORG", "PER"} <= set(gaps["absent_from_data"])
+
+
+def test_evaluate_names_the_rows_no_per_language_model_scores(tmp_path, monkeypatch, capsys):
+    """``data.ner`` with only ``{lang: yo, split: dev}`` for yo beside ug and wo train+dev: no yo
+    model is trained, and ``lrl evaluate`` left the yo rows out of metrics.json without a word.
+    (The models are folders with a config.json; scoring them is faked.)"""
+    from lrl.cli import main
+    from lrl.evaluate import command
+
+    ft = tmp_path / "finetune-x"
+    for lang in ("ug", "wo"):
+        (ft / "models" / lang).mkdir(parents=True)
+        (ft / "models" / lang / "config.json").write_text("{}", encoding="utf-8")
+    for lang in ("ug", "wo", "yo"):
+        (tmp_path / f"{lang}.conll").write_text("Qeshqer\tB-LOC\nshehiri\tO\n\nbir\tO\n", encoding="utf-8")
+    ner = ", ".join(f"{{path: {tmp_path}/{lang}.conll, lang: {lang}, split: dev}}" for lang in ("ug", "wo", "yo"))
+    (tmp_path / "job.yaml").write_text(f"data: {{ner: [{ner}]}}\noutput: {{root: {tmp_path / 'runs'}}}\n"
+                                       f"evaluate: {{model: {ft}, splits: [dev]}}\n", encoding="utf-8")
+    scored: list[str] = []
+    monkeypatch.setattr(command, "evaluate_model", lambda folder, table, *a, **k: scored.append(Path(folder).name)
+                        or {"f1": 0.5, "precision": 0.5, "recall": 0.5, "sentences": table.num_rows})
+    assert main(["evaluate", str(tmp_path / "job.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert scored == ["ug", "wo"]
+    assert f"warning: evaluate: no model of {ft} is for yo dev (2 sentences): the per-language models (ug, wo)" \
+        in err, err

@@ -123,3 +123,20 @@ def test_a_stage_command_names_a_missing_model_folder_before_it_reads_its_data(t
     for dry in ([], ["--dry-run"]) if command != "pretrain" else (["--dry-run"],):
         assert main(args + dry) == 2
         assert capsys.readouterr().err == said
+
+
+def test_evaluate_model_option_names_a_missing_folder_before_it_reads_the_data(tmp_path, monkeypatch, capsys):
+    """``lrl evaluate --model models/x`` said "models/x: neither a model folder (config.json) nor a
+    stage output with models/<name>/", where ``evaluate.model=models/x`` names the folder as
+    resolved. The data is missing too: the folder is named first."""
+    from lrl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "file").write_text("{}", encoding="utf-8")
+    assert main(["evaluate", "--model", "models/x", "--data", "missing.conll"]) == 2
+    assert capsys.readouterr().err == (f"lrl evaluate: error: --model=models/x: no such folder ({tmp_path}/models/x "
+                                       f"not found; a relative --model is read from the working folder {tmp_path})\n")
+    assert main(["evaluate", "--model", str(tmp_path / "file"), "--data", "missing.conll"]) == 2
+    assert capsys.readouterr().err == f"lrl evaluate: error: --model={tmp_path}/file: no such folder " \
+                                      f"({tmp_path}/file is a file, not a folder)\n"

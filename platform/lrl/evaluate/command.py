@@ -130,6 +130,13 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     if not tables:
         raise ConfigError(f"no data.ner source has a split in evaluate.splits={cfg.evaluate.splits}")
     splits = {k: pa.concat_tables(v) for k, v in tables.items()}
+    if unscored := _unscored(splits, models, job_langs):
+        from lrl.config import config_warning
+
+        config_warning(f"warning: evaluate: no model of {source} is for {', '.join(unscored)}: the per-language "
+                       f"models ({', '.join(sorted(models))}) score their own language's rows only, so these rows "
+                       "are left out of metrics.json and the report; fine-tune a model for each (a split: train "
+                       "source in data.ner)")
     inputs = {"models": {n: _model_print(m) for n, m in models.items()},
               "data": {k: [fingerprint(_resolved(s, cfg.data.root)) for s in cfg.data.ner if s.split == k] for k in splits}}
     # The reading policy decides which rows are scored (quarantined ones are not), so it shapes
@@ -225,6 +232,19 @@ def _decoding(models: dict[str, str]) -> dict[str, int]:
                                                  for m in models.values()) else {}
 
 
+def _unscored(splits: dict[str, pa.Table], models: dict[str, str], job_langs: set[str]) -> list[str]:
+    """``"<lang> <split> (<n> sentences)"`` for each language whose rows no model scores
+    (``_rows_for``): per-language models (every one named after a language of the job) and a
+    language without one, e.g. ``lang: yo, split: dev`` beside ug and wo train+dev sources."""
+    if not all(name in job_langs for name in models):
+        return []  # a joint or single model scores every row
+    out = []
+    for split, table in splits.items():
+        langs = table.column("lang").to_pylist()
+        out += [f"{lang} {split} ({langs.count(lang)} sentences)" for lang in sorted(set(langs) - set(models))]
+    return out
+
+
 def _rows_for(table: pa.Table, model_name: str, langs: set[str] | None = None) -> pa.Table:
     """A per-language model (named by its language) sees only its language's rows; others all.
 
@@ -297,6 +317,11 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None:
         if not args.model or not args.data:
             raise InputError("give CONFIG, or both --model and --data")
+        from lrl.data.local_or_hub import missing_local_folder
+
+        # As evaluate.model: "--model=x: no such folder (<path> not found ...)", not "neither a model folder ..."
+        if (problem := missing_local_folder("--model", args.model)) is not None:
+            raise InputError(problem)
         path = evaluate_files(args.model, args.data, args.lang, args.out, args.batch_size, cli_device(args.device),
                               args.scheme, args.column)
     else:
