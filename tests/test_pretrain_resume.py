@@ -174,9 +174,12 @@ def test_ctrl_c_before_ray_registers_the_last_checkpoint_resumes_from_it(tmp_pat
     assert m["attempt_start_steps"] == [0, 4] and m["step"] == 6
 
 
-def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path, capsys):
+def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path, capsys, monkeypatch):
     """``resume_checkpoint``: the newest marked folder when it is newer than Ray's registered
     checkpoint, Ray's otherwise; folders without the marker never count."""
+    import logging
+    import sys
+
     from ray.train import Checkpoint
 
     from lrl.train.pretrain_resume import mark_complete, resume_checkpoint
@@ -203,6 +206,23 @@ def test_resume_checkpoint_takes_the_newest_complete_one(tmp_path, capsys):
     resume_checkpoint(older, str(tmp_path))
     assert f"pretrain: resuming from {names[1]} (step 4), newer than Ray Train's" in capsys.readouterr().err
     resume_checkpoint(older, str(tmp_path), rank=1)
+    # Once in a Ray Train worker, whose print() logs the line (the worker's root logger writes to
+    # its stderr) and, its stderr being wrapped, prints it too: every resume said it twice.
+    from ray.train.v2._internal.logging.patch_print import redirected_print
+
+    monkeypatch.setattr("builtins.print", redirected_print)
+    root, console = logging.getLogger(), logging.StreamHandler(sys.stderr)
+    level = root.level
+    root.addHandler(console)
+    root.setLevel(logging.INFO)  # as Ray Train sets it in its workers
+    try:
+        resume_checkpoint(older, str(tmp_path))
+    finally:
+        root.removeHandler(console)
+        root.setLevel(level)
+        monkeypatch.undo()
+    said = capsys.readouterr().err
+    assert said.count("pretrain: resuming from") == 1 and "newer than Ray Train's" in said, said
     mark_complete(cut, 6, final=True)
     resume_checkpoint(cut, str(tmp_path))
     assert capsys.readouterr().err == ""

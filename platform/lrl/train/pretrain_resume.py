@@ -100,8 +100,11 @@ def resume_checkpoint(registered, folder: str | None, rank: int = 0):
     if chosen is not None and rank == 0:
         mark = _marker(chosen)
         if not mark.get("final"):  # a finished run's final model is reported again, not resumed
-            print(f"pretrain: resuming from {os.path.basename(str(chosen.path).rstrip('/'))} "
-                  f"(step {mark.get('step', '?')}){why}", file=sys.stderr, flush=True)
+            # Not print(): Ray Train's workers replace it with one that logs the line and, as Ray
+            # wraps the worker's stderr, prints it too: the line came twice (ProgressLine.show).
+            sys.stderr.write(f"pretrain: resuming from {os.path.basename(str(chosen.path).rstrip('/'))} "
+                             f"(step {mark.get('step', '?')}){why}\n")
+            sys.stderr.flush()
     return chosen
 
 
