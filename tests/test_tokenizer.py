@@ -216,6 +216,27 @@ def test_lrl_tokenizer_command_names_a_bad_base_without_a_traceback(tmp_path, ca
     assert "tokenizer.type=unigram but the base tokenizer is wordpiece" in capsys.readouterr().err
 
 
+def test_a_base_under_home_is_loaded_and_hashed_as_its_folder(tmp_path, monkeypatch, capsys):
+    """``tokenizer.base=~/base``: the checks expand ``~`` (a folder, so no error before the stage),
+    but the stage handed "~/base" to transformers, which took it for a hub id: "cannot load a
+    tokenizer (not a tokenizer folder): Repo id must use alphanumeric chars", of a tokenizer folder.
+    Loaded and hashed as the folder it names (an edited base must not reuse the old output)."""
+    from lrl.cli import main
+    from lrl.model.command import _base_fingerprint
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    base = train_tokenizer({"wo": WO}, TokenizerConfig(vocab_size=100, min_frequency=1))
+    base.save_pretrained(tmp_path / "base")
+    (tmp_path / "ug.txt").write_text("\n".join(UG) + "\n", encoding="utf-8")
+    (tmp_path / "job.yaml").write_text("data:\n  text:\n    - {path: ug.txt, lang: ug}\n"
+                                       f"output:\n  root: {tmp_path / 'runs'}\n", encoding="utf-8")
+    assert main(["tokenizer", str(tmp_path / "job.yaml"), "tokenizer.mode=extend", "tokenizer.base=~/base",
+                 "tokenizer.vocab_size=150", "tokenizer.min_frequency=1", "tokenizer.eval_lines=20"]) == 0, \
+        capsys.readouterr().err
+    assert "before = ~/base" in capsys.readouterr().out
+    assert _base_fingerprint("~/base") == _base_fingerprint(str(tmp_path / "base")) != "~/base"
+
+
 def test_a_missing_relative_base_is_a_path_error_not_a_hub_one(tmp_path, monkeypatch, capsys):
     """``tokenizer.base=models/x`` (no such folder) was taken for a hub id: a minute of retries, then
     "couldn't connect to 'https://huggingface.co'", no folder named. A value no hub id can be is a

@@ -91,9 +91,11 @@ def check_base(base: str | None) -> None:
 
 
 def _base_fingerprint(base: str | None) -> object:
-    """Hashes of a local base tokenizer's files (not its weights); a hub id stands for itself."""
-    if not base or not os.path.isdir(base):
+    """Hashes of a local base tokenizer's files (not its weights); a hub id stands for itself.
+    ``~/x`` is the folder it names, as ``check_base`` and the loader (``run_tokenizer``) read it."""
+    if not base or not os.path.isdir(os.path.expanduser(base)):
         return base
+    base = os.path.expanduser(base)
     names = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
              "sentencepiece.bpe.model", "spiece.model")
     return {n: fingerprint(os.path.join(base, n)) for n in names if os.path.isfile(os.path.join(base, n))}
@@ -121,7 +123,9 @@ def run_tokenizer(ctx: StageContext, warn: bool = True) -> str:
         raise InputError(f"the tokenizer stage found no text lines in {kind}")
     train, held, note = text.train, text.held, text.note
     try:  # a base that looks like a path and is no folder: stage_output said so (check_base)
-        base = load_tokenizer(t.base) if t.base else None
+        # ~/x: a folder to check_base (missing_folder expands it), so to the loader too; transformers
+        # took "~/x" for a hub id ("Repo id must use alphanumeric chars"), said "not a tokenizer folder"
+        base = load_tokenizer(os.path.expanduser(t.base)) if t.base else None
     except OSError as exc:  # transformers' hub wording, for a value taken for a hub id
         assert t.base is not None
         said = " ".join(str(exc).split())  # one line: transformers' own spans several
