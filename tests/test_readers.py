@@ -139,6 +139,19 @@ def test_an_hf_path_no_hub_id_can_be_is_a_folder_error_not_a_hub_one(tmp_path, m
     check_held_out(load_job(None, [f"data.root={tmp_path}", dev.replace("corpora/ug_hf", "org/name")]))
 
 
+
+def test_a_training_hf_path_no_hub_id_can_be_is_named_by_the_dry_run(tmp_path, monkeypatch):
+    """The held-out sources were checked when the generate stage named its folder (its dry run
+    too), the training ones only once it read them: ``lrl run --dry-run`` passed ``./ug_hf``."""
+    from lrl.generate.stage import stage_output
+    from lrl.job import load_job
+
+    monkeypatch.chdir(tmp_path)
+    train = "data.ner=[{path: ./ug_hf, lang: ug, format: hf, split: train}]"
+    with pytest.raises(InputError, match=rf"^{tmp_path}/ug_hf: no such folder.*format: hf reads such a folder"):
+        stage_output(load_job(None, [f"data.root={tmp_path}", train, f"output.root={tmp_path / 'runs'}"]))
+    stage_output(load_job(None, [f"data.root={tmp_path}", train.replace("./ug_hf", "org/name")]))  # a hub id
+
 def test_reader_takes_pyarrow_uris(data_root):
     uri = "file://" + str(data_root / "wikiann" / "wo" / "dev")
     assert read_conll(uri, "wo").table.num_rows == len(sentences_in(data_root / "wikiann" / "wo" / "dev"))

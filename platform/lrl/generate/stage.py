@@ -23,7 +23,7 @@ from lrl.data.blocks import from_tables
 from lrl.data.config import HELDOUT
 from lrl.data.files import InputError, fingerprint, resolve, saved_dataset
 from lrl.data.output import StageOutput
-from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_files
+from lrl.data.readers import ReadResult, check_hf_path, infer_labels, read_ner, read_text_lines, text_files
 from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
 from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest, totals_line, unicode_line
@@ -110,7 +110,6 @@ def check_held_out(cfg: JobConfig) -> None:
     The stage does not read them (finetune, tune and evaluate do, from ``data.ner``; the manifest only
     lists them, ``held_out``): a misspelt one passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub id (``format: hf``) is left alone."""
     from lrl.data.files import filesystem, glob_files, is_glob, not_found
-    from lrl.data.readers import check_hf_path
 
     for src in cfg.data.ner:
         if src.split not in HELDOUT:
@@ -135,6 +134,7 @@ def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
         # As the reader decides: with data.root=../shared/data the hub id ``wikiann`` is also the
         # folder of the CoNLL files, and under an s3:// root a hub id is no file to hash.
         if src.format == "hf" and not saved_dataset(path):
+            check_hf_path(src, path, cfg.data.root)  # ./x, no folder: named here, so by dry runs too
             out[f"ner:{src.path}"] = f"hf:{src.path}:{src.hf_config}:{src.split}"
         else:
             out[f"ner:{path}#{src.split}"] = fingerprint(path)
