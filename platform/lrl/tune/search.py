@@ -186,6 +186,9 @@ def trial_fn(config: dict[str, Any], *, train: pa.Table, dev: pa.Table, base: Fi
     import torch
     from ray import tune
 
+    from lrl.tune.trial_exit import quiet_stopped_trial_exit
+
+    quiet_stopped_trial_exit()  # Tune's stop of this trial's process printed a SystemExit traceback
     torch.set_num_threads(threads)
     fn = train_fn or _default_train_fn()
     last: list[float] = []
