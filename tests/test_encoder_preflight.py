@@ -40,7 +40,12 @@ def test_a_stage_output_that_no_stage_reads_is_warned_about(tmp_path):
     said = [x for x in lines if "tokenizer stage's output is read by no stage" in x]
     assert said and f"finetune uses the tokenizer of finetune.model={enc}" in said[0], lines
     out = plan(_cfg(tmp_path, text, "pipeline.stages=[tokenizer,pretrain,finetune]", f"finetune.model={enc}"))
-    assert f"warning: finetune trains finetune.model={enc}, not the pretrain stage's output" in out
+    assert (f"warning: finetune trains finetune.model={enc}, not the pretrain stage's output, which no later stage "
+            "trains from; leave finetune.model unset") in out, out
+    # a report stage reads it (its Pretraining section): "which no stage reads" was false there
+    out = plan(_cfg(tmp_path, text, "pipeline.stages=[tokenizer,pretrain,finetune,report]", f"finetune.model={enc}"))
+    assert ("not the pretrain stage's output, which no later stage trains from (only the report reads it, for its "
+            "Pretraining section); leave finetune.model unset") in out, out
     # nothing to say: the pretrain stage's output is fine-tuned, or no earlier stage is left unread
     for extra in (["pipeline.stages=[tokenizer,pretrain,finetune]"], ["pipeline.stages=[finetune]", f"finetune.model={enc}"]):
         out = plan(_cfg(tmp_path, text, *extra))

@@ -77,6 +77,13 @@ def _ner(*sources: str) -> str:
     return f"data.ner=[{items}]"
 
 
+def _touch(folder, *sources: str) -> None:
+    """Empty files for ``_ner``'s paths in ``folder`` (the working directory): a pipeline without a
+    generate stage checks that the sources finetune, tune and evaluate read exist (``preflight_inputs``)."""
+    for s in sources:
+        (folder / f"{s.replace(':', '_')}.conll").touch()
+
+
 def test_a_language_without_dev_sentences_is_caught_before_the_first_stage(tmp_path):
     """``tune.languages=[wo]`` on a job whose data.ner has no wo dev source stopped tune with
     "no train and dev rows" only after generate, tokenizer and pretrain had run (hours on a
@@ -119,9 +126,11 @@ def test_a_job_without_labelled_data_stops_before_pretraining_not_after(tmp_path
     assert fake.work == {"generate": 1, "tokenizer": 1, "pretrain": 1}
 
 
-def test_a_language_finetune_would_leave_out_is_named_before_the_first_stage(tmp_path):
+def test_a_language_finetune_would_leave_out_is_named_before_the_first_stage(tmp_path, monkeypatch):
     """A train source whose language has no dev source (``lang: uig`` beside ``lang: ug``) was left
     out of finetune, evaluate and the report without a word, and the run ended with exit 0."""
+    monkeypatch.chdir(tmp_path)
+    _touch(tmp_path, "uig:train", "ug:dev")
     lines: list[str] = []
     cfg = _cfg(tmp_path, _ner("uig:train", "ug:dev", "sw:train", "sw:dev"))
     run_pipeline(cfg, registry=FakeStages().registry(), log=lines.append)
@@ -143,6 +152,8 @@ def test_a_language_with_dev_sentences_but_no_training_ones_is_named(tmp_path, c
     import lrl.train.finetune
     from lrl.cli import main
 
+    monkeypatch.chdir(tmp_path)
+    _touch(tmp_path, "ug:train", "ug:dev", "wo:train", "wo:dev", "yo:dev", "sw:test", "sw:dev")
     ner = _ner("ug:train", "ug:dev", "wo:train", "wo:dev", "yo:dev")
     tune_stages = "pipeline.stages=[generate,tokenizer,pretrain,tune,evaluate,report]"
     lines: list[str] = []

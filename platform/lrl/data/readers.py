@@ -329,6 +329,23 @@ def check_hf_path(src: NerSource, path: str, root: str | None) -> None:
                                  f"{src.path} cannot be")
 
 
+def check_source(src: NerSource, root: str | None, what: str = "file not found") -> None:
+    """An ``InputError`` (``files.not_found``) when the ``data.ner`` source ``src`` names nothing,
+    its path resolved against ``root`` as ``read_ner`` does: a ``format: hf`` path that is no
+    ``save_to_disk`` folder and no hub id can be (``check_hf_path``), a pattern no file matches,
+    a path that is no file or folder (``what``). Existence and matching only, nothing is read; a
+    hub id is left to ``load_dataset``. ``OSError`` when the store cannot be reached."""
+    path = resolve(src.path, root)
+    if src.format == "hf" and not saved_dataset(path):
+        check_hf_path(src, path, root)
+    elif _files.is_glob(path):
+        _files.glob_files(path)  # raises not_found when nothing matches
+    else:
+        fs, inner = _files.filesystem(path)
+        if fs.get_file_info(inner).type.name == "NotFound":
+            raise _files.not_found(path, what)
+
+
 def _read_file(path: str, fmt: str, src: NerSource, policy: BioPolicy, labels: Iterable[str] | None,
                shard: Shard | None = None) -> ReadResult:
     """One CoNLL, CoNLL-U, JSONL or Parquet input (a file, or a Parquet folder): ``auto`` picks by
@@ -362,5 +379,5 @@ def infer_labels(tables: Iterable[pa.Table]) -> list[str]:
     return sorted(found)
 
 
-__all__ = ["ReadResult", "check_hf_path", "read_conll", "read_jsonl", "read_parquet_ner", "read_hf", "read_ner",
+__all__ = ["ReadResult", "check_hf_path", "check_source", "read_conll", "read_jsonl", "read_parquet_ner", "read_hf", "read_ner",
            "read_text_lines", "text_files", "read_parallel", "infer_labels", "NER_SCHEMA"]

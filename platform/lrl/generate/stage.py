@@ -108,22 +108,13 @@ def stage_output(cfg: JobConfig) -> StageOutput:
 def check_held_out(cfg: JobConfig) -> None:
     """An ``InputError`` for a missing dev/test source, worded as for a training input (``not_found``).
     The stage does not read them (finetune, tune and evaluate do, from ``data.ner``; the manifest only
-    lists them, ``held_out``): a misspelt one passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub id (``format: hf``) is left alone."""
-    from lrl.data.files import filesystem, glob_files, is_glob, not_found
+    lists them, ``held_out``): a misspelt one passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub
+    id (``format: hf``) is left alone (``lrl.data.readers.check_source``)."""
+    from lrl.data.readers import check_source
 
     for src in cfg.data.ner:
-        if src.split not in HELDOUT:
-            continue
-        path = resolve(src.path, cfg.data.root)
-        if src.format == "hf" and not saved_dataset(path):
-            check_hf_path(src, path, cfg.data.root)  # a path no hub id can be: an error naming the folder
-            continue
-        if is_glob(path):
-            glob_files(path)  # raises not_found when nothing matches
-            continue
-        fs, inner = filesystem(path)
-        if fs.get_file_info(inner).type.name == "NotFound":
-            raise not_found(path, f"{src.split} file not found")
+        if src.split in HELDOUT:
+            check_source(src, cfg.data.root, f"{src.split} file not found")
 
 
 def input_fingerprints(cfg: JobConfig) -> dict[str, str]:

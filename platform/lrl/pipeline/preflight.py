@@ -205,10 +205,11 @@ def check_encoder(cfg: JobConfig, todo: list[str]) -> list[str]:
     A ``PreflightError`` when none is set (``finetune.model``, for tune also ``tune.model_path``)
     and no pretrain stage gives one: the transfer job run as ``[tokenizer,finetune,...]`` stopped at
     finetune only after the tokenizer stage ran, and its dry run said nothing. Warning lines when an
-    earlier stage's output would be read by no stage: a set encoder is fine-tuned in place of the
-    pretrain stage's output, and without a pretrain stage the tokenizer stage's output (finetune
-    reads the encoder's own tokenizer: MiniLM without the extension's pieces read 46% of WikiANN ug
-    words as [UNK], and the warning then said to extend the tokenizer, as the job had)."""
+    earlier stage's output would go unused: a set encoder is fine-tuned in place of the pretrain
+    stage's output (only a report stage reads that: the warning said "which no stage reads" there
+    too), and without a pretrain stage the tokenizer stage's output (finetune reads the encoder's
+    own tokenizer: MiniLM without the extension's pieces read 46% of WikiANN ug words as [UNK],
+    and the warning then said to extend the tokenizer, as the job had)."""
     stage = next((s for s in ("finetune", "tune") if s in todo), None)
     if stage is None:
         return []
@@ -222,8 +223,9 @@ def check_encoder(cfg: JobConfig, todo: list[str]) -> list[str]:
                              f"set {settings} (a pretrain-<hash> output folder, a Hugging Face model folder, or "
                              "preset:micro to train one from scratch), or add pretrain to pipeline.stages")
     if "pretrain" in stages:
-        return [f"warning: {stage} trains {settings}={model}, not the pretrain stage's output, which no stage "
-                f"reads; leave {settings} unset to fine-tune the pretrained encoder"]
+        only = " (only the report reads it, for its Pretraining section)" if "report" in stages else ""
+        return [f"warning: {stage} trains {settings}={model}, not the pretrain stage's output, which no later stage "
+                f"trains from{only}; leave {settings} unset to fine-tune the pretrained encoder"]
     if "tokenizer" in stages:
         return [f"warning: the tokenizer stage's output is read by no stage (only pretrain reads it, and "
                 f"pipeline.stages has none): {stage} uses the tokenizer of {settings}={model}; add pretrain to "

@@ -260,10 +260,11 @@ def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
         check_languages,
         check_pretrain_positions,
     )
+    from lrl.pipeline.preflight_inputs import check_sources
 
     try:
         return (check_folders(cfg, todo) + check_pretrain_positions(cfg, todo) + check_languages(cfg, todo)
-                + check_encoder(cfg, todo))
+                + check_encoder(cfg, todo) + check_sources(cfg, todo))
     except PreflightError as exc:
         raise PipelineError(str(exc)) from None
 
