@@ -101,3 +101,28 @@ def test_sources_on_an_object_store_are_checked_too(tmp_path, s3_store, monkeypa
     out = plan(_cfg(tmp_path, missing, *settings))
     assert f"# data.ner[2] (lang ug, split test), read by evaluate: not checked, {bucket}/ner/ug-test.conll: " \
            "connection refused" in out, out
+
+
+def test_a_format_hf_source_on_a_store_out_of_reach_is_not_called_missing(tmp_path, monkeypatch):
+    """Under an s3:// data.root that cannot be reached from here, a ``format: hf`` source
+    (``./ug_hf``, a ``save_to_disk`` folder in the bucket) stopped the dry run with "no such
+    folder", where a CoNLL source beside it was a "not checked" plan line: the listing that failed
+    was read as an empty answer. A store that answers still names the missing folder."""
+    import lrl.data.files
+
+    real = lrl.data.files.filesystem
+
+    def out_of_reach(path):
+        if path.startswith("s3://"):
+            raise OSError("connection refused")
+        return real(path)
+
+    monkeypatch.setattr(lrl.data.files, "filesystem", out_of_reach)
+    ner, text = _sources(tmp_path, "{path: ./ug_hf, lang: ug, split: dev, format: hf}")
+    text = text.replace("ner/ug.txt", str(tmp_path / "ner/ug.txt"))
+    out = plan(_cfg(tmp_path, ner, text, NO_GENERATE, "data.root=s3://bucket"))
+    assert "# data.ner[2] (lang ug, split dev), read by finetune and evaluate: not checked, " \
+           "s3://bucket/./ug_hf: connection refused" in out, out
+    assert "not checked, s3://bucket/ner/ug-train.conll: connection refused" in out, out  # as any source there
+    with pytest.raises(PipelineError, match=rf"data.ner\[2\] .*file://{tmp_path}/./ug_hf: no such folder"):
+        plan(_cfg(tmp_path, ner, text, NO_GENERATE, f"data.root=file://{tmp_path}"))

@@ -337,7 +337,13 @@ def check_source(src: NerSource, root: str | None, what: str = "file not found")
     hub id is left to ``load_dataset``. ``OSError`` when the store cannot be reached."""
     path = resolve(src.path, root)
     if src.format == "hf" and not saved_dataset(path):
-        check_hf_path(src, path, root)
+        try:
+            check_hf_path(src, path, root)
+        except InputError:  # "no such folder": a failed listing read as an empty one, unless the store answers
+            if _files.is_uri(path):
+                fs, inner = _files.filesystem(path)
+                fs.get_file_info(inner)  # OSError when the store cannot be reached
+            raise
     elif _files.is_glob(path):
         _files.glob_files(path)  # raises not_found when nothing matches
     else:
