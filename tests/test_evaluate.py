@@ -354,3 +354,28 @@ def test_evaluate_names_the_rows_no_per_language_model_scores(tmp_path, monkeypa
     assert scored == ["ug", "wo"]
     assert f"warning: evaluate: no model of {ft} is for yo dev (2 sentences): the per-language models (ug, wo)" \
         in err, err
+
+
+def test_evaluate_says_nothing_of_languages_left_out_by_choice(tmp_path, monkeypatch, capsys):
+    """``tune.languages=[ug]`` on a job with ug and wo train+dev (the multilingual job tuned for one
+    language): evaluate warned "no model ... is for wo dev ...; fine-tune a model for each (a
+    split: train source in data.ner)", which wo has; the run's own check says nothing there. A
+    language the setting chose and the models lack is still named."""
+    from lrl.evaluate import command
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+
+    tune = tmp_path / "tune-x"
+    (tune / "models" / "ug").mkdir(parents=True)
+    (tune / "models" / "ug" / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "s.conll").write_text("Qeshqer\tB-LOC\nshehiri\tO\n", encoding="utf-8")
+    ner = ", ".join(f"{{path: {tmp_path}/s.conll, lang: {lang}, split: {split}}}"
+                    for lang in ("ug", "wo") for split in ("train", "dev"))
+    monkeypatch.setattr(command, "evaluate_model", lambda folder, table, *a, **k: {
+        "f1": 0.5, "precision": 0.5, "recall": 0.5, "sentences": table.num_rows})
+    for chosen, said in (("tune.languages=[ug]", False), ("finetune.languages=[ug]", False),
+                         ("tune.languages=[ug,wo]", True), ("tune.languages=[]", True)):
+        cfg = load_job(None, [f"data.ner=[{ner}]", f"output.root={tmp_path / 'runs'}", chosen])
+        command.run_evaluate(StageContext(cfg, {"tune": str(tune)}), quiet=True)
+        err = capsys.readouterr().err
+        assert ("warning: evaluate: no model of" in err and "is for wo dev (1 sentences)" in err) is said, (chosen, err)

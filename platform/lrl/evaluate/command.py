@@ -130,7 +130,7 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     if not tables:
         raise ConfigError(f"no data.ner source has a split in evaluate.splits={cfg.evaluate.splits}")
     splits = {k: pa.concat_tables(v) for k, v in tables.items()}
-    if unscored := _unscored(splits, models, job_langs):
+    if unscored := _unscored(splits, models, job_langs, _chosen(cfg, ctx)):
         from lrl.config import config_warning
 
         config_warning(f"warning: evaluate: no model of {source} is for {', '.join(unscored)}: the per-language "
@@ -232,16 +232,29 @@ def _decoding(models: dict[str, str]) -> dict[str, int]:
                                                  for m in models.values()) else {}
 
 
-def _unscored(splits: dict[str, pa.Table], models: dict[str, str], job_langs: set[str]) -> list[str]:
+def _chosen(cfg, ctx: StageContext) -> set[str]:
+    """The languages the models' stage was told to train (``finetune.languages``, for tune
+    ``tune.languages`` or else that; both when ``evaluate.model`` names the models); empty: all."""
+    if cfg.evaluate.model is None:
+        tune = ctx.upstream.get("finetune") is None
+        return set((cfg.tune.languages if tune else None) or cfg.finetune.languages or [])
+    return set(cfg.tune.languages or []) | set(cfg.finetune.languages or [])
+
+
+def _unscored(splits: dict[str, pa.Table], models: dict[str, str], job_langs: set[str],
+              chosen: set[str] | None = None) -> list[str]:
     """``"<lang> <split> (<n> sentences)"`` for each language whose rows no model scores
     (``_rows_for``): per-language models (every one named after a language of the job) and a
-    language without one, e.g. ``lang: yo, split: dev`` beside ug and wo train+dev sources."""
+    language without one, e.g. ``lang: yo, split: dev`` beside ug and wo train+dev sources. Not
+    a language left out of ``chosen`` (``_chosen``: ``tune.languages=[ug]`` beside wo train+dev
+    named wo, and said to add the train source it has)."""
     if not all(name in job_langs for name in models):
         return []  # a joint or single model scores every row
     out = []
     for split, table in splits.items():
         langs = table.column("lang").to_pylist()
-        out += [f"{lang} {split} ({langs.count(lang)} sentences)" for lang in sorted(set(langs) - set(models))]
+        out += [f"{lang} {split} ({langs.count(lang)} sentences)" for lang in sorted(set(langs) - set(models))
+                if not chosen or lang in chosen]
     return out
 
 
