@@ -133,6 +133,8 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
             lines.append(f"#   {key}: {_show(value, root)}")
         elif upstream:
             lines.append(f"#   {key}: unset (under lrl run: the {' or '.join(upstream)} stage's output)")
+    if (missing := _missing_model(cfg, stage)) is not None:
+        lines.append(f"# {missing}")
     lines += [f"# {line}" for line in _checks(cfg, stage)]
     out = NAMED_BY_CONFIG[stage](cfg) if stage in NAMED_BY_CONFIG else None
     if stage == "pretrain":
@@ -146,6 +148,24 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
     else:
         lines.append(output_line(cfg, stage))
     return "\n".join(lines) + "\n"
+
+
+def _missing_model(cfg: JobConfig, stage: str) -> str | None:
+    """A warning when ``lrl finetune|tune|evaluate`` alone has no model to read: the command gets no
+    upstream output and stops on it (``lrl.tune.splits.resolve_model``, ``run_evaluate``), while its
+    dry run said only "unset (under lrl run: ...)" and exited 0."""
+    if stage in ("finetune", "tune"):
+        unset = not ((cfg.tune.model_path if stage == "tune" else None) or cfg.finetune.model)
+        key, what = ("tune.model_path or finetune.model" if stage == "tune" else "finetune.model",
+                     "a pretrain-<hash> output folder, a Hugging Face model folder, or preset:micro")
+    elif stage == "evaluate":
+        unset, key, what = not cfg.evaluate.model, "evaluate.model", "a finetune-<hash> or tune-<hash> output folder"
+    else:
+        return None
+    if not unset:
+        return None
+    return (f"warning: lrl {stage} runs the stage alone and reads no earlier run's output: it would stop "
+            f"because {key} is unset; set it ({what}), or run the job with lrl run")
 
 
 def _standalone_pretrain(cfg: JobConfig, lines: list[str]) -> StageOutput | None:
