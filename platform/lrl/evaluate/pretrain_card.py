@@ -24,7 +24,7 @@ LIMITS = (
     "that text's domain (often Wikipedia or news), spelling and script. Held-out perplexity is "
     "measured on documents of the same corpus that training left out, and is not comparable between "
     "models with different tokenizers. A masked LM is a starting point for fine-tuning (e.g. `lrl "
-    "finetune finetune.model=THIS_FOLDER`), not a text generator."
+    "finetune JOB.yaml finetune.model=THIS_FOLDER`), not a text generator."
 )
 
 
