@@ -96,6 +96,15 @@ def load_job(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (
     return cfg
 
 
+def encoder_setting(cfg: JobConfig, stage: str) -> tuple[str, str | None]:
+    """(The setting that names the encoder ``stage`` fine-tunes, its value): ``tune.model_path`` for
+    the tune stage when set, else ``finetune.model`` (None: the pretrain stage's output). One place
+    for the choice that the stages, ``lrl run``'s preflight and the dry runs each made."""
+    if stage == "tune" and cfg.tune.model_path:
+        return "tune.model_path", cfg.tune.model_path
+    return "finetune.model", cfg.finetune.model
+
+
 def packaged_job(name: str) -> Path:
     """Path of a job file that ships inside the package (``lrl/resources/<name>.yaml``)."""
     return Path(__file__).parent / "resources" / f"{name}.yaml"

@@ -14,7 +14,7 @@ from typing import Any
 from lrl.config import ConfigError
 from lrl.data.files import InputError, resolve
 from lrl.data.output import StageOutput
-from lrl.job import JobConfig
+from lrl.job import JobConfig, encoder_setting
 from lrl.pipeline.runner import is_finished, output_line
 from lrl.pipeline.stage import StageContext
 
@@ -155,7 +155,7 @@ def _missing_model(cfg: JobConfig, stage: str) -> str | None:
     upstream output and stops on it (``lrl.tune.splits.resolve_model``, ``run_evaluate``), while its
     dry run said only "unset (under lrl run: ...)" and exited 0."""
     if stage in ("finetune", "tune"):
-        unset = not ((cfg.tune.model_path if stage == "tune" else None) or cfg.finetune.model)
+        unset = not encoder_setting(cfg, stage)[1]
         key, what = ("tune.model_path or finetune.model" if stage == "tune" else "finetune.model",
                      "a pretrain-<hash> output folder, a Hugging Face model folder, or preset:micro")
     elif stage == "evaluate":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lrl.data.config import HELDOUT
 from lrl.data.files import is_uri
-from lrl.job import JobConfig
+from lrl.job import JobConfig, encoder_setting
 from lrl.runtime import RayConfig
 
 
@@ -153,10 +153,9 @@ def local_folder_problem(cfg: JobConfig, stage: str) -> str | None:
         settings = [("pretrain.tokenizer_path", cfg.pretrain.tokenizer_path),
                     ("pretrain.model_path", cfg.pretrain.model_path)]
     elif stage in ("finetune", "tune"):
-        own = stage == "tune" and cfg.tune.model_path
-        model = cfg.tune.model_path if own else cfg.finetune.model
+        key, model = encoder_setting(cfg, stage)
         if not (model or "").startswith("preset:"):
-            settings = [("tune.model_path" if own else "finetune.model", model)]
+            settings = [(key, model)]
     elif stage == "evaluate":
         settings = [("evaluate.model", cfg.evaluate.model)]
     return next((p for setting, value in settings if (p := missing_local_folder(setting, value)) is not None), None)
@@ -215,7 +214,7 @@ def check_encoder(cfg: JobConfig, todo: list[str]) -> list[str]:
         return []
     stages = list(cfg.pipeline.stages)
     settings = "tune.model_path or finetune.model" if stage == "tune" else "finetune.model"
-    model = (cfg.tune.model_path if stage == "tune" else None) or cfg.finetune.model
+    model = encoder_setting(cfg, stage)[1]
     if model is None:
         if "pretrain" in stages:
             return []

@@ -24,6 +24,7 @@ from lrl.data.files import filesystem, read_json
 from lrl.data.readers import read_ner
 from lrl.data.remote import is_file, is_remote, upload_folder
 from lrl.data.schema import NER_SCHEMA, table_scheme, with_scheme
+from lrl.job import encoder_setting
 from lrl.pipeline.stage import StageContext
 
 
@@ -202,7 +203,7 @@ def resolve_model(ctx: StageContext, splits: dict[str, tuple[pa.Table, pa.Table]
     the pretrain stage's output; ``preset:<name>`` builds a from-scratch encoder on the training
     tokens (cached by content)."""
     cfg = ctx.cfg
-    model = (cfg.tune.model_path if stage == "tune" else None) or cfg.finetune.model or ctx.upstream.get("pretrain")
+    model = encoder_setting(cfg, stage)[1] or ctx.upstream.get("pretrain")
     if model is None:
         # Run alone, a stage reads no earlier run's outputs: "run pretrain first" sent users to
         # `lrl pretrain`, after which `lrl finetune` still stopped here (and finetune was named tune).
