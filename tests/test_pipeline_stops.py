@@ -164,11 +164,17 @@ def test_a_language_with_dev_sentences_but_no_training_ones_is_named(tmp_path, c
     # the dry run (a pipeline that does not read the files to name its first folder)
     unread = ["pipeline.stages=[finetune,evaluate,report]", "finetune.model=preset:micro"]
     assert "for ['yo']: tune trains" in plan(_cfg(tmp_path, ner, *unread, "pipeline.stages=[tune,report]"))
-    # a test source alone too; a translate-train target has training rows (generate writes them)
+    # a test source alone too; a translate-train target has training rows when generate writes
+    # them, and none in a pipeline without generate (finetune then reads data.ner alone)
     said = plan(_cfg(tmp_path, _ner("ug:train", "ug:dev", "sw:test"), *unread))
     assert "test sentences but no training sentences for ['sw']: finetune trains" in said
     translated = "translate={enabled: true, train: {sources: [ug], target: sw, model: {backend: fake}}}"
-    assert "no training" not in plan(_cfg(tmp_path, _ner("ug:train", "ug:dev", "sw:dev"), *unread, translated))
+    sw_dev = _ner("ug:train", "ug:dev", "sw:dev")
+    assert "no training sentences for ['sw']" in plan(_cfg(tmp_path, sw_dev, *unread, translated))
+    lines.clear()
+    run_pipeline(_cfg(tmp_path, sw_dev, translated, "pipeline.stages=[generate,finetune,evaluate]", unread[1]),
+                 registry=FakeStages().registry(), log=lines.append)
+    assert not [line for line in lines if "no training" in line], lines
     # a joint model is scored on every language's rows (zero-shot), and languages asked for are chosen
     assert "no training" not in plan(_cfg(tmp_path, ner, *unread, "finetune.mode=joint"))
     assert "no training" not in plan(_cfg(tmp_path, ner, *unread, "finetune.languages=[ug,wo]"))

@@ -19,7 +19,7 @@ class PreflightError(ValueError):
     """A config the run would certainly fail on, found before any stage ran."""
 
 
-def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
+def check_languages(cfg: JobConfig, todo: list[str], generated: bool = False) -> list[str]:
     """Check the languages finetune or tune would train against the ``data.ner`` splits.
 
     Both select models on dev sentences, which come only from ``data.ner`` sources with
@@ -27,7 +27,8 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
     that stage, and a language with training sentences but no dev ones is left out of training,
     evaluation and the report. Raises ``PreflightError`` for the first, returns warning lines for
     the second, and for languages with dev or test sentences but no training ones
-    (``_heldout_only``)."""
+    (``_heldout_only``). ``generated``: the stage reads the generate stage's rows (``lrl run`` with
+    generate in ``pipeline.stages``), so translation targets have training rows."""
     stage = next((s for s in ("finetune", "tune") if s in todo), None)
     if stage is None:
         return []
@@ -40,7 +41,7 @@ def check_languages(cfg: JobConfig, todo: list[str]) -> list[str]:
         stop = f", or stop the pipeline before it: pipeline.stages=[{','.join(before)}]" if before else ""
         raise PreflightError(f"{stage} selects models on dev sentences, and {lacking}; add one per language "
                              "(e.g. {path: ..., lang: ug, split: dev})" + stop)
-    train = None if cfg.finetune.data else _train_languages(cfg)  # None: from that folder, unknown here
+    train = None if cfg.finetune.data else _train_languages(cfg, generated)  # None: from that folder, unknown here
     asked, setting = cfg.finetune.languages, "finetune.languages"
     if stage == "tune" and cfg.tune.languages:
         asked, setting = cfg.tune.languages, "tune.languages"
@@ -232,11 +233,13 @@ def check_encoder(cfg: JobConfig, todo: list[str]) -> list[str]:
     return []
 
 
-def _train_languages(cfg: JobConfig) -> set[str]:
-    """Languages with training sentences: ``data.ner`` train sources, and the target languages the
-    generate stage translates into (their rows are training rows too)."""
+def _train_languages(cfg: JobConfig, generated: bool) -> set[str]:
+    """Languages with training sentences: ``data.ner`` train sources, and, when the stage reads the
+    generate stage's rows (``generated``), the target languages it translates into (their rows are
+    training rows too). Without a generate stage the stage reads ``data.ner`` alone, so a
+    translate-train target with only a dev source is a language with no training sentences."""
     langs = {s.lang for s in cfg.data.ner if s.split not in HELDOUT}
-    if cfg.translate.enabled:
+    if generated and cfg.translate.enabled:
         if cfg.translate.train is not None:
             langs.add(cfg.translate.train.target)
         if cfg.translate.backtranslate is not None:

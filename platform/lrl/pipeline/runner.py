@@ -263,7 +263,8 @@ def _preflight(cfg: JobConfig, todo: list[str]) -> list[str]:
     from lrl.pipeline.preflight_inputs import check_sources
 
     try:
-        return (check_folders(cfg, todo) + check_pretrain_positions(cfg, todo) + check_languages(cfg, todo)
+        return (check_folders(cfg, todo) + check_pretrain_positions(cfg, todo)
+                + check_languages(cfg, todo, generated="generate" in cfg.pipeline.stages)
                 + check_encoder(cfg, todo) + check_sources(cfg, todo))
     except PreflightError as exc:
         raise PipelineError(str(exc)) from None
