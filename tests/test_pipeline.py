@@ -105,8 +105,10 @@ def test_from_warns_about_changed_settings_the_reused_outputs_lack(tmp_path):
     lines.clear()
     run_pipeline(_cfg(tmp_path, "finetune.epochs=3"), only="finetune", registry=fake.registry(), log=lines.append)
     assert not [line for line in lines if "warning" in line], lines
-    # the dry run says the same before anything runs
+    # the dry run says the same before anything runs; a whole float as the user wrote it
     assert "pretrain.steps" in plan(_cfg(tmp_path, "pretrain.steps=7"), start="evaluate")
+    said = plan(_cfg(tmp_path, "finetune.epochs=2"), start="evaluate")
+    assert "finetune.epochs (recorded 3, now 2)" in said, said
     # a stage run on reused outputs is recorded with the settings they carry: going on with the
     # old pretrain.steps (what the reused pretrain output has) warns of nothing
     lines.clear()

@@ -95,6 +95,10 @@ def _run_control_keys() -> set[str]:
 
 
 def _short(value: Any, width: int = 60) -> str:
+    # A float field given a whole number (finetune.epochs=2) is 2.0 in the state file; the user
+    # wrote 2, and "recorded 3.0, now 2.0" read as if something had turned it into a fraction.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= width else text[: width - 3] + "..."
 
