@@ -84,6 +84,11 @@ def test_from_finds_the_recorded_outputs_in_a_moved_runs_folder(tmp_path):
     assert [t.stage for t in frm.timings] == ["finetune", "evaluate", "report"]
     assert frm.outputs["pretrain"] == first.outputs["pretrain"].replace(str(tmp_path / "a"), str(tmp_path / "b"))
     assert fake.work["pretrain"] == 1
+    # a copy on the same machine uses its own folders, not the original's (still there)
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    copy = run_pipeline(_cfg(tmp_path / "c"), start="evaluate", registry=fake.registry(), log=lambda s: None)
+    for stage in ("pretrain", "finetune"):  # finetune's folder was recorded in b, where it still is
+        assert copy.outputs[stage] == frm.outputs[stage].replace(str(tmp_path / "b"), str(tmp_path / "c")), stage
 
 
 

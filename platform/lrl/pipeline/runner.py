@@ -192,15 +192,16 @@ class RunResult:
 def recorded_upstream(state: dict[str, Any], stages: list[str], before: str, root: str) -> dict[str, str]:
     """Finished outputs recorded for the stages before ``before`` (what --from/--only reuse).
 
-    A recorded folder no longer where it was is taken from ``root`` (the output root) by its
-    name: a runs folder moved or copied elsewhere carries its state file and stage folders."""
+    A recorded folder is taken from ``root`` (the output root) by its name when a finished one of
+    that name is there: a runs folder moved or copied elsewhere carries its state file and stage
+    folders, and a copy on the same machine used the original's folders (absolute paths)."""
     upstream: dict[str, str] = {}
     for name in stages[: stages.index(before)]:
         rec = state["stages"].get(name)
         path = rec["path"] if rec else None
-        if path and not is_finished(path):
-            moved = f"{absolute(root).rstrip('/')}/{path.rstrip('/').rsplit('/', 1)[-1]}"
-            path = moved if is_finished(moved) else path
+        if path:
+            here = f"{absolute(root).rstrip('/')}/{path.rstrip('/').rsplit('/', 1)[-1]}"
+            path = here if is_finished(here) else path
         if not path or not is_finished(path):
             raise PipelineError(
                 f"--from/--only {before}: no finished output of '{name}' is recorded in the pipeline state; "
