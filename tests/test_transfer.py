@@ -30,13 +30,26 @@ def _encoder_only(path, base, layers: int = 2):
 
 
 def test_encoder_only_checkpoint_gets_a_fresh_tied_head_and_says_so(en_ug_tokenizers, tmp_path, caplog):
+    import logging
+
     import torch
 
     base, ext = en_ug_tokenizers
     enc = _encoder_only(tmp_path / "ckpt", base)
-    model = build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=64), ext, ["ug"])
+    said: list[str] = []  # what transformers logs (its own handler, which caplog does not see)
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        model = build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=64), ext, ["ug"])
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
     err = caplog.text
     assert "has no masked-LM head" in err and "decoder tied to the word embeddings" in err
+    assert "2 tensors of the checkpoint are not used by a masked LM (pooler.dense.bias, pooler.dense.weight)" in err
+    # transformers' own report (a key table, and "This checkpoint seem corrupted" for the absent
+    # decoder bias) is not printed beside lrl's lines: it read as a broken download
+    assert not [m for m in said if "LOAD REPORT" in m or "corrupted" in m], said
     # The encoder is the checkpoint's; the head is BERT's fresh one, its decoder the (grown) embeddings.
     assert torch.equal(model.bert.encoder.layer[1].output.dense.weight, enc.encoder.layer[1].output.dense.weight)
     head = model.cls.predictions

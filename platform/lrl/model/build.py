@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
 from lrl.config import ConfigError
@@ -129,16 +130,17 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
                                        ("model.safetensors", "model.safetensors.index.json")):
         raise ConfigError(f"model.checkpoint={ckpt}: no model.safetensors in the folder (only safetensors are loaded)")
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(
-            ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, output_loading_info=True,
-            hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+        with _no_load_report():
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, output_loading_info=True,
+                hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
     except OSError as exc:  # transformers' hub wording, over several lines: one line naming the folder
         said = " ".join(str(exc).split())
         if os.path.isdir(ckpt):
             raise ConfigError(f"model.checkpoint={ckpt}: cannot load a checkpoint: {said}") from exc
         raise ConfigError(f"model.checkpoint={ckpt}: {no_local_folder('model.checkpoint', ckpt)}, and as a Hugging "
                           f"Face hub id it cannot be loaded (not on the hub, or not reachable offline): {said}") from exc
-    fresh_head = _check_loaded(model, ckpt, info.get("missing_keys") or ())
+    fresh_head = _check_loaded(model, ckpt, info.get("missing_keys") or (), info.get("unexpected_keys") or ())
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:
         raise ConfigError(f"model.max_length={cfg.max_length} exceeds the checkpoint's {limit} positions")
@@ -176,7 +178,23 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
     return model
 
 
-def _check_loaded(model, ckpt: str, missing: Iterable[str]) -> bool:
+@contextmanager
+def _no_load_report():
+    """transformers' warnings while a checkpoint loads, held back: its load report (a table of
+    MISSING and UNEXPECTED keys) and, for an encoder-only save, "This checkpoint seem corrupted"
+    about the absent decoder bias. ``_check_loaded`` says in one line what they mean here (a fresh
+    head, unused tensors) and refuses what is wrong (missing encoder weights); errors still raise."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _check_loaded(model, ckpt: str, missing: Iterable[str], unexpected: Iterable[str] = ()) -> bool:
     """Refuse a checkpoint whose encoder weights are missing; say what a missing MLM head becomes.
 
     A sentence-transformers folder (all-MiniLM-L6-v2) or any ``BertModel`` save holds the encoder
@@ -203,6 +221,10 @@ def _check_loaded(model, ckpt: str, missing: Iterable[str]) -> bool:
                f"{len(head)} head tensors start fresh (transform random, output bias 0"
                f"{', decoder tied to the word embeddings' if tied else ', decoder random'})")
         log.warning("%s", msg)  # on stderr from ``lrl run`` (printing it as well showed it twice)
+    unused = sorted(unexpected)
+    if unused:  # e.g. a BertModel's pooler: a masked LM has none; other heads' tensors likewise
+        log.warning("model.checkpoint=%s: %d tensors of the checkpoint are not used by a masked LM (%s)",
+                    ckpt, len(unused), ", ".join(unused[:4]) + (", ..." if len(unused) > 4 else ""))
     return bool(head)
 
 
