@@ -3,6 +3,7 @@ quarantine row carrying its reason (and nothing dropped silently)."""
 
 from __future__ import annotations
 
+import gzip
 import re
 from dataclasses import dataclass
 
@@ -109,6 +110,27 @@ CASES = [
          b'{"id": "a", "tokens": ["Kano"], "tags": ["B-LOC"]}\n',
          {"error": ("raise", r"s\.jsonl:2: duplicate id: 'a' also on line 1"),
           "repair": ("reject", "duplicate id", 2), "quarantine": ("reject", "duplicate id", 2)}),
+    # A float token became its float's text (1.50 "1.5", 1e5 "100000.0"), kept.
+    Case("jsonl float token", "u.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n'
+         b'{"tokens": ["Kano", 1.50], "tags": ["B-LOC", "O"]}\n',
+         {"error": ("raise", r"u\.jsonl:2: not a string: token 1 is 1\.5"),
+          "repair": ("reject", "not a string", 2), "quarantine": ("reject", "not a string", 2)}),
+    # A token with a line break or a tab was kept: the predictions .conll written from it broke.
+    Case("jsonl token with a line break", "u2.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n'
+         b'{"tokens": ["Kano", "is\\nbig"], "tags": ["B-LOC", "O"]}\n',
+         {"error": ("raise", r"u2\.jsonl:2: tab or line break in a token: token 1 is 'is\\nbig'"),
+          "repair": ("reject", "tab or line break in a token", 2),
+          "quarantine": ("reject", "tab or line break in a token", 2)}),
+    # -DOCSTART- without the blank line after it joined two documents' sentences into one.
+    Case("-DOCSTART- inside a sentence", "v.conll", (GOOD + "Kano\tB-LOC\n-DOCSTART- -X- -X- O\nis\tO\n").encode(),
+         _all(("ok", ["O"]))),
+    # Not UTF-8 text: the error says what the file is, not only "byte 0x8b at offset 1".
+    Case("gzip without .gz", "w.conll", gzip.compress(GOOD.encode()),
+         _all(("raise", r"w\.conll:1: not UTF-8 \(byte 0x8b at offset 1\): the file is gzip-compressed; name it \.gz"))),
+    Case("UTF-16 with a mark", "x.conll", GOOD.encode("utf-16"), _all(("raise", r"x\.conll:1: not UTF-8 .*: the file is UTF-16"))),
+    # UTF-16 without a mark is valid UTF-8 ("K\x00a\x00n\x00o"): its lines were read as rows.
+    Case("UTF-16 without a mark", "y.conll", GOOD.encode() + "Kano\tB-LOC\n".encode("utf-16-le"),
+         _all(("raise", r"y\.conll:4: NUL character"))),
     # Nothing usable (wrong format, BIOES tags): an error, not a finished output with no rows.
     Case("every sentence rejected", "t.conll", b"Ali\tS-PER\n\nKano\tS-LOC\n",
          {"error": ("raise", r"t\.conll:1: invalid BIO"),

@@ -69,3 +69,16 @@ def test_tag_set_of_a_column_without_any_tag_is_an_error(tmp_path):
     assert tag_set(sents, "upos") == ["NOUN"]
     with pytest.raises(InputError, match=r"column xpos is '_' \(no tag\) on every word of the 1 sentences.*\(upos\)"):
         tag_set(sents, "xpos")
+
+
+def test_ranges_or_empty_nodes_without_their_words_are_an_error(tmp_path):
+    """A sentence of only a range or an empty node vanished without a word, and a range past the
+    sentence's last word (a sentence cut short) passed."""
+    def row(wid, form):
+        return "\t".join([wid, form] + ["_"] * 8)
+    only = "# sent_id = a\n" + row("1.1", "e") + "\n\n# sent_id = b\n" + row("1", "y") + "\n\n"
+    with pytest.raises(InputError, match=r"x\.conllu:2: sentence without word lines"):
+        read_conllu(_write(tmp_path, only))
+    cut = "# sent_id = a\n" + row("1", "x") + "\n" + row("2-3", "du") + "\n" + row("2", "d") + "\n\n"
+    with pytest.raises(InputError, match=r"x\.conllu:3: the multi-word token range ends at word 3, but the sentence has 2"):
+        read_conllu(_write(tmp_path, cut))

@@ -190,6 +190,21 @@ def test_parallel_reader_on_flores(data_root, tmp_path):
         read_parallel(str(eng), str(short), "en", "ug")
 
 
+def test_parallel_files_empty_or_blank_on_one_side_are_an_error(tmp_path):
+    """Two empty files gave an empty table, and a line blank on one side a pair with an empty side."""
+    en, ug = tmp_path / "en.txt", tmp_path / "ug.txt"
+    en.write_text("", encoding="utf-8")
+    ug.write_text("", encoding="utf-8")
+    with pytest.raises(InputError, match=r"en\.txt: empty file \(no lines\), and so is .*ug\.txt"):
+        read_parallel(str(en), str(ug), "en", "ug")
+    en.write_text("one\ntwo\nthree\nfour\n", encoding="utf-8")
+    ug.write_text("bir\n\nuch\n \n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"ug\.txt:2: blank line, but line 2 of .*en\.txt is not: .*\(2 such line"):
+        read_parallel(str(en), str(ug), "en", "ug")
+    en.write_text("one\n\nthree\n\n", encoding="utf-8")  # blank on both sides: aligned, kept as before
+    assert read_parallel(str(en), str(ug), "en", "ug").num_rows == 4
+
+
 def test_hf_reader_rejects_class_label_minus_one(tmp_path):
     """-1 is the datasets library's "no label" ClassLabel value: it must not index the last name."""
     import datasets

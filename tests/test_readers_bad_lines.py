@@ -202,3 +202,46 @@ def test_a_hugging_face_source_without_a_config_is_named_by_its_path(tmp_path):
     assert res.source == str(tmp_path / "sw_hf")
     with pytest.raises(InputError, match=r"sw_hf:2: invalid BIO"):
         read_ner(NerSource(path="sw_hf", lang="sw", format="hf"), str(tmp_path), policy="error")
+
+
+@pytest.mark.parametrize("data,message", [
+    # A string column of tokens was read character by character: "Ali" became A, l, i, kept.
+    ({"tokens": ["Ali"], "ner_tags": [["B-PER", "O", "O"]]}, r"column 'tokens' is string, not a list"),
+    # A string tag column and integer tokens crashed with an AttributeError.
+    ({"tokens": [["Ali"]], "ner_tags": ["B-PER"]}, r"column 'ner_tags' is string, not a list"),
+    ({"tokens": [[1]], "ner_tags": [["B-PER"]]}, r"column 'tokens' is list<.*int64>, not a list of strings"),
+], ids=["string tokens", "string tags", "integer tokens"])
+def test_hugging_face_columns_of_the_wrong_type_are_a_clear_error(tmp_path, data, message):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict(data).save_to_disk(str(tmp_path / "hf"))
+    with pytest.raises(InputError, match=rf"hf: {message}"):
+        read_ner(NerSource(path="hf", lang="yo", format="hf"), str(tmp_path))
+
+
+def test_hugging_face_null_rows_and_other_langs_are_rejects(tmp_path):
+    """A null tokens or tags list crashed with "'NoneType' object is not iterable"; a row of another
+    lang was kept under the source's (JSONL and Parquet reject it)."""
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"tokens": [["Ali"], None, ["x"], ["y"]], "tags": [["B-PER"], ["O"], None, ["O"]],
+                                "lang": ["yo", "yo", "yo", "wo"]}).save_to_disk(str(tmp_path / "hf"))
+    res = read_ner(NerSource(path="hf", lang="yo", format="hf"), str(tmp_path))
+    assert res.table.column("tokens").to_pylist() == [["Ali"]]
+    assert _reasons(res) == [(2, "empty sentence"), (3, "length mismatch"), (4, "lang mismatch")]
+
+
+def test_a_parquet_folder_reject_names_its_file_and_row(tmp_path):
+    """A folder of Parquet files is read as one table: its rejects named the folder and the row's
+    index in that table (here 4), which no file has."""
+    (tmp_path / "pq").mkdir()
+    pq.write_table(pa.table({"tokens": [["Ali"], ["x"]], "tags": [["B-PER"], ["O"]]}), tmp_path / "pq" / "a.parquet")
+    pq.write_table(pa.table({"tokens": [["y"], ["z"]], "tags": [["O"], ["I-LOC"]]}), tmp_path / "pq" / "b.parquet")
+    res = read_ner(NerSource(path="pq", lang="yo"), str(tmp_path))
+    [reject] = res.rejects.to_pylist()
+    assert (reject["source"], reject["line"]) == (str(tmp_path / "pq" / "b.parquet"), 2)
+    assert res.table.column("id").to_pylist() == ["yo:train:0", "yo:train:1", "yo:train:2"]  # ids as before
+    with pytest.raises(InputError, match=rf"^{re.escape(str(tmp_path / 'pq' / 'b.parquet'))}:2: invalid BIO"):
+        read_ner(NerSource(path="pq", lang="yo"), str(tmp_path), "error")
+    pq.write_table(pa.table({"tokens": [["y"]], "tags": [["I-X"]]}), tmp_path / "pq" / "a.parquet")
+    pq.write_table(pa.table({"tokens": [["y"], ["z"]], "tags": [["I-Y"], ["I-Z"]]}), tmp_path / "pq" / "b.parquet")
+    with pytest.raises(InputError, match=r"pq: no usable sentence: all 3 were rejected \(first: line 1 of .*a\.parquet"):
+        read_ner(NerSource(path="pq", lang="yo"), str(tmp_path))

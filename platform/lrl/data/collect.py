@@ -144,6 +144,14 @@ class Collector:
         if blank is not None:
             problem = TagProblem(blank, f"token {blank} is {tokens[blank]!r}", "empty token")
             return self._token_reject(line, problem, raw, rid, token_lines)
+        # A tab or line break inside a token (JSONL, Parquet, Hugging Face) was kept: the token-per-
+        # line files written from the rows (evaluate's predictions .conll) got a column or a line
+        # too many, which no CoNLL reader reads back as that token.
+        joined = " ".join(tokens)  # one scan per sentence, not three per token: CoNLL's never hold them
+        if "\t" in joined or "\n" in joined or "\r" in joined:
+            cut = next(i for i, t in enumerate(tokens) if "\t" in t or "\n" in t or "\r" in t)
+            problem = TagProblem(cut, f"token {cut} is {tokens[cut]!r}", "tab or line break in a token")
+            return self._token_reject(line, problem, raw, rid, token_lines)
         seen = self._seen(rid, made)
         if seen is not None:
             return self.reject(line, f"duplicate id: {rid!r} also on {seen}", raw, rid)
@@ -203,8 +211,9 @@ class Collector:
             # Every sentence rejected is a file-level problem (wrong format, BIOES/BILOU tags, wrong
             # lang): stop here rather than write a finished output with no rows of this input.
             first = self.rejects[0]
+            of = "" if first["source"] == self.path else f" of {first['source']}"  # a Parquet folder's file
             raise InputError(f"{self.path}: no usable sentence: all {len(self.rejects)} were rejected "
-                             f"(first: line {first['line']}: {first['reason']})")
+                             f"(first: line {first['line']}{of}: {first['reason']})")
         reasons: dict[str, int] = {}
         for r in self.rejects:
             key = reason_kind(r["reason"])

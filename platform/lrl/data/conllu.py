@@ -48,12 +48,20 @@ def read_conllu(path: str) -> list[ConlluSentence]:
     sent_id: str | None = None
     lines = split_lines(text)
     at: list[int] = []  # each word's line
+    skipped = 0  # line of the sentence's first range or empty node, 0 if none
+    need = (0, 0)  # the last word a range of the sentence covers, and that range's line
     for lineno, line in enumerate(lines + [""], start=1):
         if not line.strip():
+            if words and need[0] > len(words):  # a range past the last word: the sentence was cut short
+                raise InputError(f"{path}:{need[1]}: the multi-word token range ends at word {need[0]}, but the "
+                                 f"sentence has {len(words)} words")
             if words:
                 name = sent_id or f"{path}#{len(out) + 1}"
                 out.append(ConlluSentence(name, words, upos, xpos, at[0], tuple(at)))
-            words, upos, xpos, at, sent_id = [], [], [], [], None
+            elif skipped:  # ranges or empty nodes without a word line: the sentence vanished unsaid
+                raise InputError(f"{path}:{skipped}: sentence without word lines (only multi-word token ranges or "
+                                 "empty nodes): the words they stand for are missing")
+            words, upos, xpos, at, sent_id, skipped, need = [], [], [], [], None, 0, (0, 0)
             continue
         if line.startswith("#"):
             if line.startswith("# sent_id"):
@@ -64,6 +72,9 @@ def read_conllu(path: str) -> list[ConlluSentence]:
             raise InputError(f"{path}:{lineno}: expected 10 tab-separated columns, got {len(cols)}")
         wid = cols[0]
         if _RANGE_OR_EMPTY.fullmatch(wid):
+            skipped = skipped or lineno
+            if "-" in wid and int(wid.split("-")[1]) > need[0]:
+                need = (int(wid.split("-")[1]), lineno)
             continue  # multi-word token range or empty node: the word lines carry the tags
         if not wid.isdigit():
             raise InputError(f"{path}:{lineno}: word id {wid!r} is not a number")

@@ -169,6 +169,18 @@ def read_bytes(path: str) -> bytes:
         raise InputError(f"{path}: cannot read: {exc}") from exc
 
 
+#: The first bytes of files that are often given as text but are not UTF-8, and what the error
+#: adds: "not UTF-8 (byte 0x8b at offset 1)" did not say that the file was gzip-compressed
+#: without a .gz name, nor "byte 0xff at offset 0" that it was UTF-16 (Windows' "Unicode").
+_SIGNATURES = ((b"\x1f\x8b", ": the file is gzip-compressed; name it .gz"),
+               (b"BZh", ": the file may be bzip2-compressed; name it .bz2"),
+               (b"\x28\xb5\x2f\xfd", ": the file is zstd-compressed; name it .zst"),
+               (b"\xff\xfe", ": the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8"),
+               (b"\xfe\xff", ": the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8"),
+               (b"PK\x03\x04", ": the file is a zip archive; unzip it"),
+               (b"PAR1", ": the file is Parquet; name it .parquet or set format: parquet"))
+
+
 def read_text(path: str) -> str:
     """Read a UTF-8 file; undecodable bytes raise an error naming the line and byte.
 
@@ -183,9 +195,15 @@ def read_text(path: str) -> str:
         head = data[: exc.start]
         # Lines as split_lines counts them: \n, \r\n or a lone \r (old Mac files) end a line.
         line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+        what = next((w for sig, w in _SIGNATURES if data.startswith(sig)), "")
         raise InputError(
-            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}){what}"
         ) from None
+    if "\x00" in text:  # valid UTF-8, yet no text: UTF-16 without a mark read as "A\x00l\x00i" rows
+        head = text[: text.index("\x00")]
+        line = head.count("\n") + head.count("\r") - head.count("\r\n") + 1
+        raise InputError(f"{path}:{line}: NUL character: not UTF-8 text (UTF-16 without a byte-order mark, or "
+                         "binary data); save the file as UTF-8")
     if "\ufeff" in text:  # inside a line it is a (deprecated) zero-width no-break space: kept
         text = text.removeprefix("\ufeff").replace("\n\ufeff", "\n").replace("\r\ufeff", "\r")
     return text
@@ -301,3 +319,22 @@ def read_parquet_checked(path: str, required: set[str], what: str = "Parquet"):
     if missing:
         raise InputError(f"{path}: {what} lacks column(s) {sorted(missing)}")
     return table
+
+
+def parquet_file_rows(path: str, rows: int) -> list[tuple[str, int]] | None:
+    """For a Parquet folder that ``read_parquet_checked`` read as one table of ``rows`` rows: each
+    file and its row count, in the table's order (that of ``ParquetDataset``'s fragments, which
+    ``read_table`` reads); None for one file, or when the counts do not add up. A reject of a
+    folder's row named the folder and the row's index in the whole table, not its file and row."""
+    import pyarrow.parquet as pq
+
+    if folder_files(path) is None:
+        return None
+    fs, inner = filesystem(path)
+    try:
+        parts = [(f.path, f.count_rows()) for f in pq.ParquetDataset(inner, filesystem=fs).fragments]
+    except (OSError, ValueError):
+        return None
+    base = inner.rstrip("/") + "/"
+    named = [(f"{path.rstrip('/')}/{p.removeprefix(base)}", n) for p, n in parts]
+    return named if sum(n for _, n in named) == rows else None

@@ -23,6 +23,7 @@ from lrl.data.config import NerSource
 from lrl.data.files import (
     InputError,
     iter_lines,
+    parquet_file_rows,
     read_parquet_checked,
     read_text,
     resolve,
@@ -59,7 +60,9 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     width = _usual_width(iter_lines(text))
     for lineno, line in enumerate(itertools.chain(iter_lines(text), [""]), start=1):
         stripped = line.strip()
-        if not stripped:
+        # -DOCSTART- ends a sentence as a blank line does: skipped inside one, it joined the
+        # sentences of two documents when the file lacked the blank line after it.
+        if not stripped or stripped.startswith("-DOCSTART-"):
             if raw:
                 if bad:
                     col.reject(start, bad, "\n".join(raw))
@@ -68,8 +71,7 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
             tokens, tags, lines, raw, bad = [], [], [], [], None
             continue
         parts = _columns(line)
-        if stripped.startswith("-DOCSTART-") or (stripped.startswith("#") and not raw
-                                                 and not _token_line(line, parts, width, scheme)):
+        if stripped.startswith("#") and not raw and not _token_line(line, parts, width, scheme):
             continue
         if not raw:
             start = lineno
@@ -157,8 +159,10 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
             col.reject(lineno, f"lang mismatch: {obj.get('lang')!r} differs from the source's {lang!r}", line)
             continue
         odd = next(((what, i, v) for what, values in (("token", toks), ("tag", tags))
-                    for i, v in enumerate(values) if isinstance(v, (list, dict, bool))), None)
-        if odd is not None:  # str() made ["New", "York"] the token "['New', 'York']" and true "True"
+                    for i, v in enumerate(values) if isinstance(v, (list, dict, bool))
+                    or (what == "token" and isinstance(v, float))), None)
+        if odd is not None:  # str() made ["New", "York"] the token "['New', 'York']", true "True", and
+            # a number token its float's text: 1.50 "1.5", 1e5 "100000.0", NaN "nan" (a float tag is a tag id)
             col.reject(lineno, f"not a string: {odd[0]} {odd[1]} is {json.dumps(odd[2])[:80]}", line)
             continue
         named, why = named_tags(tags, tag_names, scheme)
@@ -195,16 +199,19 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
     col = _Collector(path, lang, split, policy, labels, shard, scheme, unicode)
     # Batch by batch: the whole table as Python dicts took ~10x its Arrow size.
     rows = (row for batch in table.to_batches(max_chunksize=CHUNK_ROWS) for row in batch.to_pylist())
-    for i, row in enumerate(rows):
+    parts = parquet_file_rows(path, table.num_rows)  # a folder's row is named by its own file and row
+    where = ((f, n + 1) for f, count in parts for n in range(count)) if parts else ((path, n) for n in itertools.count(1))
+    for row, (col.path, line) in zip(rows, where):
         raw = json.dumps(row, ensure_ascii=False, default=str)[:500]
         if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL: never relabel a row
-            col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
+            col.reject(line, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
             continue
         tags, why = named_tags(list(row[tag_col] or []), names, scheme)
         if tags is None:  # an id out of range of the tag names (either scheme), or a bad id
-            col.reject(i + 1, why or "", raw, row.get("id"))
+            col.reject(line, why or "", raw, row.get("id"))
             continue
-        col.sentence(i + 1, list(row["tokens"] or []), tags, raw, row.get("id"))
+        col.sentence(line, list(row["tokens"] or []), tags, raw, row.get("id"))
+    col.path = path
     return col.result()
 
 
@@ -266,22 +273,26 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
     tag_col = "ner_tags" if "ner_tags" in ds.column_names else "tags"
     if "tokens" not in ds.column_names or tag_col not in ds.column_names:
         raise InputError(f"{path}: dataset lacks tokens/ner_tags columns (has {ds.column_names})")
-    feature = ds.features[tag_col].feature
-    names = getattr(feature, "names", None)
+    names = getattr(getattr(ds.features[tag_col], "feature", None), "names", None)
     if names is not None and tag_names is not None and list(names) != list(tag_names):  # as for Parquet
         raise InputError(f"{path}: the dataset's ClassLabel names {list(names)} differ from the source's "
                          f"tag_names {tag_names}")
-    names = names or tag_names
+    # The column types, as for Parquet: a string column of tokens was read character by character
+    # (kept when the tags matched), a string tag column or integer tokens crashed with a traceback.
+    names = _column_types(path, ds.data, tag_col, list(names) if names is not None else tag_names)
     name = f"{path}[{hf_config}]" if hf_config else path  # "sw_hf[]" named no config
     col = _Collector(name, lang, split, policy, labels, scheme=scheme, unicode=unicode)
     for i, row in enumerate(ds):
         # ClassLabel -1 means "no label" in datasets; as an index it named the last class.
-        tags, why = named_tags(row[tag_col], names, scheme)
         raw = json.dumps(row, ensure_ascii=False)[:500]
+        if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL and Parquet: was kept, relabelled
+            col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
+            continue
+        tags, why = named_tags(row[tag_col] or [], names, scheme)  # a null list: a reject, not a TypeError
         if tags is None:
             col.reject(i + 1, why or "", raw)
             continue
-        col.sentence(i + 1, list(row["tokens"]), tags, raw)
+        col.sentence(i + 1, list(row["tokens"] or []), tags, raw)
     return col.result()
 
 

@@ -69,13 +69,23 @@ def read_text_lines(src: TextSource, root: str | None) -> pa.Table:
 
 def read_parallel(src_path: str, tgt_path: str, src_lang: str, tgt_lang: str,
                   unicode: UnicodeForm = "nfc") -> pa.Table:
-    """Two line-aligned files; a differing line count is an error naming both files. Lines are
-    read in ``unicode``'s form; the metadata counts those changed on either side."""
+    """Two line-aligned files; a differing line count, two empty files or a line blank on one
+    side only is an error naming the files (and the line). Lines are read in ``unicode``'s form;
+    the metadata counts those changed on either side."""
     compose = Composer(unicode)
     src = [compose.text(line) for line in split_lines(read_text(src_path))]
     tgt = [compose.text(line) for line in split_lines(read_text(tgt_path))]
     if len(src) != len(tgt):
         raise InputError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: not line-aligned")
+    if not src:  # two empty files made an empty table without a word, where every other reader raises
+        raise InputError(f"{src_path}: empty file (no lines), and so is {tgt_path}")
+    # A line blank on one side only (an untranslated sentence) became a pair with an empty side.
+    lone = [i for i, (s, t) in enumerate(zip(src, tgt)) if bool(s.strip()) != bool(t.strip())]
+    if lone:
+        i = lone[0]
+        blank, other = (src_path, tgt_path) if not src[i].strip() else (tgt_path, src_path)
+        raise InputError(f"{blank}:{i + 1}: blank line, but line {i + 1} of {other} is not: a pair with one side "
+                         f"missing ({len(lone)} such line(s)); remove the pair from both files or fill it in")
     rows = [{"id": f"{src_lang}-{tgt_lang}:{i + 1}", "src_lang": src_lang, "tgt_lang": tgt_lang,
              "src": s, "tgt": t, "source": f"{src_path}|{tgt_path}"} for i, (s, t) in enumerate(zip(src, tgt))]
     return with_changed(pa.Table.from_pylist(rows, schema=PARALLEL_SCHEMA), compose.changed)
