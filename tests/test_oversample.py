@@ -336,3 +336,19 @@ def test_a_rare_type_minimum_out_of_reach_is_warned_and_recorded(train, capsys):
     assert entry["missed_rare_types"]["ug"] == {"PER": {"target": 500, "reached": 3 * per}}
     assert entry["rare_type_sentences"]["ug"]["PER"] == 3 * per
     assert f"ug PER {3 * per} of 500" in capsys.readouterr().err
+
+
+def test_a_listed_rare_type_a_language_lacks_is_recorded_missed(capsys):
+    """rare_types=[ORG] with min 10: yo's 2 ORG sentences are copied up to 10, but am has no ORG
+    sentence to copy; the plan left am out of rare_type_sentences and missed_rare_types, silently."""
+    spec = [("am", ["PER"])] * 5 + [("am", [])] * 5 + [("yo", ["ORG"])] * 2 + [("yo", [])] * 5
+    table = ner_table([{"id": f"r{i}", "lang": lang, "tokens": ["w"], "tags": [f"B-{t}" for t in types] or ["O"]}
+                       for i, (lang, types) in enumerate(spec)])
+    cfg = load_job(None, ["oversample.enabled=true", "oversample.min_sentences_per_type=10",
+                          "oversample.rare_types=[ORG]"])
+    (step,) = oversample_steps(cfg, table)
+    entry = step.manifest()["oversample"]
+    assert entry["rare_type_sentences"] == {"am": {"ORG": 0}, "yo": {"ORG": 10}}
+    assert entry["missed_rare_types"] == {"am": {"ORG": {"target": 10, "reached": 0}}}
+    assert "am ORG 0 of 10 (no sentence has it)" in capsys.readouterr().err
+    assert Counter(_stream(table, step.plan).column("lang").to_pylist()) == {"am": 10, "yo": 15}  # rows unchanged

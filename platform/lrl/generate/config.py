@@ -212,7 +212,9 @@ class OversampleConfig(StrictModel):
     min_sentences_per_type: int | None = Field(default=None, ge=1)
     """Entity types (per language) found in fewer sentences are repeated up to this many."""
     rare_types: list[str] | None = None
-    """Entity types considered by ``min_sentences_per_type``; None considers all."""
+    """Entity types considered by ``min_sentences_per_type``; None considers all. A listed type that
+    no sentence of a language has cannot be copied: the generate stage warns and lists it under
+    ``oversample.missed_rare_types`` (reached 0)."""
     max_factor: float | None = Field(default=None, ge=1)
     """Cap on the copies of one sentence (e.g. 50; the original counts as one); None: no cap. A
     cap can leave a language below its target, or a rare type below ``min_sentences_per_type``:

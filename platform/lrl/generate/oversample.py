@@ -100,9 +100,10 @@ class OversamplePlan:
 
     @property
     def missed_types(self) -> dict[str, dict[str, dict[str, int]]]:
-        """Rare types the plan leaves below ``min_sentences_per_type`` (only ``max_factor`` can
-        cause it: 3 ug PER sentences with min 50 and cap 12 reach 36): ``{lang: {type:
-        {"target": min, "reached": sentences emitted}}}``."""
+        """Rare types the plan leaves below ``min_sentences_per_type`` (``max_factor`` can cause
+        it: 3 ug PER sentences with min 50 and cap 12 reach 36; or a listed ``rare_types`` entry
+        that no sentence of the language has, reached 0): ``{lang: {type: {"target": min,
+        "reached": sentences emitted}}}``."""
         if self.min_per_type is None:
             return {}
         out = {lang: {t: {"target": self.min_per_type, "reached": n} for t, n in sorted(per.items())
@@ -210,6 +211,14 @@ def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> O
     for (lang, present), n in totals.items():
         for t in present:
             types_after[lang][t] += n
+    if cfg.min_sentences_per_type is not None and cfg.rare_types is not None:
+        # A listed type that no sentence of a language has cannot be copied up to the minimum. It
+        # stayed out of the plan, so with rare_types=[ORG] a language without ORG sentences kept 0
+        # and neither the warning nor missed_rare_types said so: recorded at 0 (missed_types).
+        for lang in sorted(before):
+            found = set().union(*(types for row_lang, types in typed if row_lang == lang))
+            for t in sorted(set(cfg.rare_types) - found):
+                types_after[lang] = dict(sorted({**types_after.get(lang, {}), t: 0}.items()))
     return OversamplePlan(seed, rare, groups, dict(before), dict(after), targets, types_after,
                           cfg.min_sentences_per_type)
 
@@ -311,8 +320,8 @@ def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleS
         print(f"warning: oversample targets missed (max_factor={ov.max_factor}): {short} sentences",
               file=sys.stderr)
     if plan.missed_types:
-        short = ", ".join(f"{lang} {t} {m['reached']} of {m['target']}" for lang, per in plan.missed_types.items()
-                          for t, m in per.items())
+        short = ", ".join(f"{lang} {t} {m['reached']} of {m['target']}" + (" (no sentence has it)" if not m["reached"] else "")
+                          for lang, per in plan.missed_types.items() for t, m in per.items())
         print(f"warning: oversample.min_sentences_per_type missed (max_factor={ov.max_factor}): {short} sentences",
               file=sys.stderr)
     if plan.trivial and not (plan.missed or plan.missed_types):
