@@ -246,19 +246,22 @@ def test_a_second_run_of_the_same_config_keeps_the_first_finished_output(tmp_pat
 
 
 def test_run_control_settings_change_neither_rows_nor_folder(ray_session, data_root, tmp_path):
-    """``augment.batch_size``/``compute``/``num_actors`` (``RUN_CONTROL``) schedule the work: run
-    both ways, the rows are the same, so the folder name leaves them out and a changed value
-    reuses the finished output."""
+    """``augment.batch_size``/``compute``/``num_actors`` and ``oversample.batch_size``/``chunk_rows``
+    (``RUN_CONTROL``) schedule the work: run both ways, the rows are the same, so the folder name
+    leaves them out and a changed value reuses the finished output (a changed oversample slice
+    size regenerated every row)."""
     from lrl.generate.stage import RUN_CONTROL, run_generate, stage_output
     from lrl.generate.write import read_rows
     from lrl.pipeline.stage import StageContext
 
-    assert RUN_CONTROL == {"augment": {"batch_size", "compute", "num_actors"}}
+    assert RUN_CONTROL == {"augment": {"batch_size", "compute", "num_actors"}, "oversample": {"batch_size", "chunk_rows"}}
     ops = "augment.ops=[insert, swap, delete, mention, labelwise, shuffle]"
-    a = _job(data_root, tmp_path, ops, "augment.copies=2")
+    over = ("oversample.enabled=true", "oversample.target_per_lang=60", "oversample.min_sentences_per_type=12")
+    a = _job(data_root, tmp_path, ops, "augment.copies=2", *over)
     # Another root: the same hash there is a folder of its own, so b really runs.
     b = _job(data_root, tmp_path, ops, "augment.copies=2", "augment.batch_size=7", "augment.compute=actors",
-             "augment.num_actors=1", f"output.root={tmp_path / 'runs_b'}")
+             "augment.num_actors=1", *over, "oversample.batch_size=5", "oversample.chunk_rows=3",
+             f"output.root={tmp_path / 'runs_b'}")
     assert stage_output(a).hash == stage_output(b).hash
     assert stage_output(_job(data_root, tmp_path, ops, "augment.copies=3")).hash != stage_output(a).hash
     pa_, pb = run_generate(StageContext(a), quiet=True), run_generate(StageContext(b), quiet=True)
@@ -270,10 +273,11 @@ def test_run_control_settings_change_neither_rows_nor_folder(ray_session, data_r
     for kind in ("data", "rejects", "text"):
         ra = rows(pa_, kind)
         assert ra == rows(pb, kind), kind
-    assert {r["op"] for r in rows(pa_, "data")} >= {"orig", "insert", "swap", "delete", "mention", "labelwise", "shuffle"}
+    assert {r["op"] for r in rows(pa_, "data")} >= {"orig", "oversample", "insert", "swap", "delete", "mention",
+                                                     "labelwise", "shuffle"}
     # A changed setting finds the finished folder: nothing regenerated.
     before = _files(pa_)
-    c = _job(data_root, tmp_path, ops, "augment.copies=2", "augment.batch_size=3")
+    c = _job(data_root, tmp_path, ops, "augment.copies=2", "augment.batch_size=3", *over, "oversample.chunk_rows=9")
     assert run_generate(StageContext(c), quiet=True) == pa_ and _files(pa_) == before
 
 

@@ -50,7 +50,8 @@ SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
 #: same rows. Every augmented row's id and seed derive from (parent, op, copy), never from the
 #: slice, task or actor that made it; tests/test_generate.py
 #: (test_run_control_settings_change_neither_rows_nor_folder) runs both ways and compares the rows.
-RUN_CONTROL: dict[str, set[str]] = {"augment": {"batch_size", "compute", "num_actors"}}
+RUN_CONTROL: dict[str, set[str]] = {"augment": {"batch_size", "compute", "num_actors"},
+                                     "oversample": {"batch_size", "chunk_rows"}}
 #: Input blocks: BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand sentences that
 #: oversampling multiplies) spreads over every CPU and the last tasks end close together; more
 #: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: each task
