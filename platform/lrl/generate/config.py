@@ -223,9 +223,11 @@ class OversampleConfig(StrictModel):
     seed: int | None = None
     """Seed for choosing which rows get the fractional extra copy; None uses the job seed."""
     batch_size: int = Field(default=256, ge=1)
-    """Input rows per call: each task works through its block in slices of this many rows."""
+    """Input rows per call: each task works through its block in slices of this many rows. Not
+    part of the output's hash: the rows are the same."""
     chunk_rows: int = Field(default=65536, ge=1)
-    """Output rows per yielded chunk, bounding memory when a sentence gets many copies."""
+    """Output rows per yielded chunk, bounding memory when a sentence gets many copies. Not part
+    of the output's hash: the rows are the same."""
 
     @field_validator("target_per_lang")
     @classmethod
