@@ -245,3 +245,18 @@ def test_a_parquet_folder_reject_names_its_file_and_row(tmp_path):
     pq.write_table(pa.table({"tokens": [["y"], ["z"]], "tags": [["I-Y"], ["I-Z"]]}), tmp_path / "pq" / "b.parquet")
     with pytest.raises(InputError, match=r"pq: no usable sentence: all 3 were rejected \(first: line 1 of .*a\.parquet"):
         read_ner(NerSource(path="pq", lang="yo"), str(tmp_path))
+
+
+def test_a_parquet_folder_duplicate_id_names_the_file_it_was_taken_in(tmp_path):
+    """A Parquet folder's reject names its own file and row: an id taken in another file said
+    "b.parquet:2: duplicate id: 'a' also on line 1", b.parquet's own line 1 (which holds "c")."""
+    (tmp_path / "pq").mkdir()
+    pq.write_table(pa.table({"id": ["a", None], "tokens": [["Ali"], ["x"]], "tags": [["B-PER"], ["O"]]}),
+                   tmp_path / "pq" / "a.parquet")
+    pq.write_table(pa.table({"id": ["c", "a", "yo:train:1", "c"], "tokens": [["y"], ["z"], ["w"], ["v"]],
+                             "tags": [["O"], ["O"], ["O"], ["O"]]}), tmp_path / "pq" / "b.parquet")
+    res = read_ner(NerSource(path="pq", lang="yo"), str(tmp_path))
+    a = str(tmp_path / "pq" / "a.parquet")
+    assert [(r["line"], r["reason"]) for r in res.rejects.to_pylist()] == [
+        (2, f"duplicate id: 'a' also on line 1 of {a}"), (3, f"duplicate id: 'yo:train:1' also on line 2 of {a}"),
+        (4, "duplicate id: 'c' also on line 1")]  # in its own file: as before

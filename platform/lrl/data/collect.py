@@ -105,6 +105,11 @@ class Collector:
         # ~130 B more than these 8.
         self.id_lines: dict[str, int] = {}
         self.made = array("Q")  # made[n]: line of the accepted sentence with made id lang:split:n, or 0
+        # A Parquet folder is read as one table, ``path`` set to each row's own file: where an id
+        # was taken names that file ("also on line 1" read as the same file's line 1).
+        self.home = path
+        self.id_files: dict[str, str] = {}  # given id -> its file, when not ``home``
+        self.made_files: list[tuple[int, str]] = []  # (first made n, its file), when not ``home``
         self.repaired = 0  # kept sentences whose tags the repair policy changed
 
     def next_id(self) -> str:
@@ -171,8 +176,12 @@ class Collector:
         if made:
             self.made.extend([0] * (n + 1 - len(self.made)))
             self.made[n] = line
+            if self.path != self.home and (not self.made_files or self.made_files[-1][1] != self.path):
+                self.made_files.append((n, self.path))
         else:
             self.id_lines[rid] = line
+            if self.path != self.home:
+                self.id_files[rid] = self.path
         self.repaired += checked.tags != list(tags)
         self.rows.append(
             {"id": rid, "lang": self.lang, "tokens": self.compose.tokens(tokens), "tags": checked.tags,
@@ -199,12 +208,16 @@ class Collector:
         """Where the accepted sentence with id ``rid`` is ("line N", or "line N of FILE" in an
         earlier file of the source), None if there is none."""
         if rid in self.id_lines:
-            return f"line {self.id_lines[rid]}"
+            return f"line {self.id_lines[rid]}{self._of(self.id_files.get(rid))}"
         # Made ids never repeat one another; a given one taken first is in id_lines.
         line = 0 if made or not rid.startswith(self.prefix) else _made_line(rid[len(self.prefix):], self.made)
         if line:
-            return f"line {line}"
+            n = int(rid[len(self.prefix):])
+            return f"line {line}{self._of(next((f for at, f in reversed(self.made_files) if at <= n), None))}"
         return self.shard.ids.seen(rid, self.base) if self.shard is not None else None
+
+    def _of(self, file: str | None) -> str:
+        return "" if file is None or file == self.path else f" of {file}"
 
     def result(self) -> ReadResult:
         if self.rejects and not self.kept:
