@@ -120,3 +120,15 @@ def test_extending_an_uncased_base_keeps_the_hamza_of_new_language_letters(uncas
     en, _ = extend_tokenizer(uncased, {"en": ["zebra quokka"] * 5}, TokenizerConfig(mode="extend", base="x",
                                                                                   vocab_size=40, min_frequency=1))
     assert en.backend_tokenizer.normalizer.normalize_str("ئۇ") == "يۇ"
+
+
+def test_a_corrupt_checkpoint_file_is_one_line_naming_the_folder(en_ug_tokenizers, tmp_path):
+    """A truncated model.safetensors raised safetensors' own error (not an OSError) as a traceback."""
+    from lrl.config import ConfigError
+
+    base, ext = en_ug_tokenizers
+    _encoder_only(tmp_path / "ckpt", base)
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ConfigError, match=r"model.checkpoint=.*ckpt: cannot read its model.safetensors \(truncated"):
+        build_mlm_model(ModelConfig(checkpoint=str(tmp_path / "ckpt"), max_length=64), ext, ["ug"])

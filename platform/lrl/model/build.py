@@ -116,6 +116,7 @@ def build_mlm_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, langs:
 
 
 def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
+    from safetensors import SafetensorError
     from transformers import AutoModelForMaskedLM
 
     from lrl.data.local_or_hub import missing_folder, no_local_folder
@@ -140,6 +141,9 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
             raise ConfigError(f"model.checkpoint={ckpt}: cannot load a checkpoint: {said}") from exc
         raise ConfigError(f"model.checkpoint={ckpt}: {no_local_folder('model.checkpoint', ckpt)}, and as a Hugging "
                           f"Face hub id it cannot be loaded (not on the hub, or not reachable offline): {said}") from exc
+    except SafetensorError as exc:  # not an OSError: a truncated or corrupt file was a raw traceback
+        raise ConfigError(f"model.checkpoint={ckpt}: cannot read its model.safetensors (truncated or corrupt "
+                          f"file?): {exc}") from exc
     fresh_head = _check_loaded(model, ckpt, info.get("missing_keys") or (), info.get("unexpected_keys") or ())
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:
