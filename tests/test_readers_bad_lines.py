@@ -260,3 +260,14 @@ def test_a_parquet_folder_duplicate_id_names_the_file_it_was_taken_in(tmp_path):
     assert [(r["line"], r["reason"]) for r in res.rejects.to_pylist()] == [
         (2, f"duplicate id: 'a' also on line 1 of {a}"), (3, f"duplicate id: 'yo:train:1' also on line 2 of {a}"),
         (4, "duplicate id: 'c' also on line 1")]  # in its own file: as before
+
+
+def test_a_stray_nul_in_utf8_text_is_named_as_such_not_as_utf16(tmp_path):
+    """One NUL in a UTF-8 corpus was called UTF-16 or binary data, and told to save it as UTF-8."""
+    f = tmp_path / "mono.txt"
+    f.write_text("bir\nikki\x00\nüch\n" * 20, encoding="utf-8")
+    with pytest.raises(InputError, match=r"mono\.txt:2: NUL character: 20 NUL character\(s\) in the file; remove them"):
+        read_text(str(f))
+    f.write_bytes("bir\nikki\n".encode("utf-16-le"))
+    with pytest.raises(InputError, match=r"mono\.txt:1: NUL character: not UTF-8 text \(UTF-16 without"):
+        read_text(str(f))

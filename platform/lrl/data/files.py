@@ -202,8 +202,12 @@ def read_text(path: str) -> str:
     if "\x00" in text:  # valid UTF-8, yet no text: UTF-16 without a mark read as "A\x00l\x00i" rows
         head = text[: text.index("\x00")]
         line = head.count("\n") + head.count("\r") - head.count("\r\n") + 1
-        raise InputError(f"{path}:{line}: NUL character: not UTF-8 text (UTF-16 without a byte-order mark, or "
-                         "binary data); save the file as UTF-8")
+        nuls = text.count("\x00")
+        # UTF-16 puts a NUL beside every ASCII letter; a stray one or two in a UTF-8 corpus is not
+        # that file, and "save the file as UTF-8" would not help its owner.
+        why = ("not UTF-8 text (UTF-16 without a byte-order mark, or binary data); save the file as UTF-8"
+               if nuls * 10 >= len(text) else f"{nuls} NUL character(s) in the file; remove them")
+        raise InputError(f"{path}:{line}: NUL character: {why}")
     if "\ufeff" in text:  # inside a line it is a (deprecated) zero-width no-break space: kept
         text = text.removeprefix("\ufeff").replace("\n\ufeff", "\n").replace("\r\ufeff", "\r")
     return text
