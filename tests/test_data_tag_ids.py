@@ -86,9 +86,10 @@ def test_parquet_and_hf_ids_out_of_range_are_no_tags_under_scheme_tokens(tmp_pat
     with pytest.raises(InputError, match=r"saved: the dataset's ClassLabel names .* differ from the source's"):
         read_ner(NerSource(path=str(tmp_path / "saved"), lang="ug", format="hf", scheme="tokens",
                            tag_names=["A", "B"]), None)  # the ClassLabel silently won for format hf
-    # a dataset of plain integer tags (no ClassLabel): "3" was the tag B-3
+    # a dataset of plain integer tags (no ClassLabel): "3" was the tag B-3; then every row a reject
+    # ("tag id: tag 0 is the number 3"); now the column's type is the error, as for Parquet above
     datasets.Dataset.from_dict({"tokens": [["u"], ["men"]], "tags": [[3], [0]]}).save_to_disk(str(tmp_path / "ints"))
-    with pytest.raises(InputError, match=r"first: line 1: tag id: tag 0 is the number 3"):
+    with pytest.raises(InputError, match=r"ints: column 'tags' holds integer tag ids .*tag_names"):
         read_ner(NerSource(path=str(tmp_path / "ints"), lang="ug", format="hf", scheme="tokens"), None)
     res = read_ner(NerSource(path=str(tmp_path / "ints"), lang="ug", format="hf", scheme="tokens",
                              tag_names=["NOUN", "VERB", "PUNCT", "PRON"]), None)
