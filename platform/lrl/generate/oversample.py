@@ -215,9 +215,11 @@ def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> O
         # A listed type that no sentence of a language has cannot be copied up to the minimum. It
         # stayed out of the plan, so with rare_types=[ORG] a language without ORG sentences kept 0
         # and neither the warning nor missed_rare_types said so: recorded at 0 (missed_types).
+        found: dict[str, set[str]] = defaultdict(set)
+        for row_lang, types in typed:  # one pass over the rows, not one per language
+            found[row_lang] |= types
         for lang in sorted(before):
-            found = set().union(*(types for row_lang, types in typed if row_lang == lang))
-            for t in sorted(set(cfg.rare_types) - found):
+            for t in sorted(set(cfg.rare_types) - found[lang]):
                 types_after[lang] = dict(sorted({**types_after.get(lang, {}), t: 0}.items()))
     return OversamplePlan(seed, rare, groups, dict(before), dict(after), targets, types_after,
                           cfg.min_sentences_per_type)
