@@ -4,6 +4,7 @@ quarantine row carrying its reason (and nothing dropped silently)."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from dataclasses import dataclass
 
@@ -121,6 +122,33 @@ CASES = [
          {"error": ("raise", r"u2\.jsonl:2: tab or line break in a token: token 1 is 'is\\nbig'"),
           "repair": ("reject", "tab or line break in a token", 2),
           "quarantine": ("reject", "tab or line break in a token", 2)}),
+    # The other line breaks of str.splitlines (U+2028, \f ...) too, in every reader: a CoNLL line is
+    # split at "\n" only, and a space-separated one no longer at them ("column count", or silently
+    # the token "Da" in a 3-column file); all broke the .conll files evaluate writes.
+    Case("jsonl token with a line separator", "u3.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n'
+         + '{"tokens": ["Kano", "Da\u2028kar"], "tags": ["B-LOC", "B-LOC"]}\n'.encode(),
+         {"error": ("raise", r"u3\.jsonl:2: tab or line break in a token: token 1 is 'Da\\u2028kar'"),
+          "repair": ("reject", "tab or line break in a token", 2),
+          "quarantine": ("reject", "tab or line break in a token", 2)}),
+    Case("conll token with a form feed", "u4.conll", (GOOD + "Da\x0ckar\tB-LOC\n").encode(),
+         {"error": ("raise", r"u4\.conll:4: tab or line break in a token: token 0 is 'Da\\x0ckar'"),
+          "repair": ("reject", "tab or line break in a token", 4),
+          "quarantine": ("reject", "tab or line break in a token", 4)}),
+    Case("space-separated conll token with a line separator", "u5.conll",
+         "Ali B-PER\nwent O\n\nDa\u2028kar B-LOC\n".encode(),
+         {"error": ("raise", r"u5\.conll:4: tab or line break in a token: token 0 is 'Da\\u2028kar'"),
+          "repair": ("reject", "tab or line break in a token", 4),
+          "quarantine": ("reject", "tab or line break in a token", 4)}),
+    # A null list cell was read as []: "empty sentence" or "length mismatch", which named no null.
+    Case("null tokens list", "n1.parquet", _parquet(tokens=[["Ali"], None], tags=[["B-PER"], ["B-LOC"]]),
+         {"error": ("raise", r"n1\.parquet:2: null list: 'tokens' is null; need a list"),
+          "repair": ("reject", "null list", 2), "quarantine": ("reject", "null list", 2)}),
+    Case("null ner_tags list", "n2.parquet", _parquet(tokens=[["Ali"], ["Kano"]], ner_tags=[["B-PER"], None]),
+         {"error": ("raise", r"n2\.parquet:2: null list: 'ner_tags' is null"),
+          "repair": ("reject", "null list", 2), "quarantine": ("reject", "null list", 2)}),
+    Case("jsonl null tags", "n3.jsonl", b'{"tokens": ["Ali"], "tags": ["B-PER"]}\n{"tokens": ["Kano"], "tags": null}\n',
+         {"error": ("raise", r"n3\.jsonl:2: null list: 'tags' is null"),  # was "tokens or tags missing"
+          "repair": ("reject", "null list", 2), "quarantine": ("reject", "null list", 2)}),
     # -DOCSTART- without the blank line after it joined two documents' sentences into one.
     Case("-DOCSTART- inside a sentence", "v.conll", (GOOD + "Kano\tB-LOC\n-DOCSTART- -X- -X- O\nis\tO\n").encode(),
          _all(("ok", ["O"]))),
@@ -166,6 +194,19 @@ def test_bad_input(tmp_path, case, policy):
     assert row["line"] == line and row["source"] == str(tmp_path / case.filename)
     assert row["raw"]  # the offending text is kept for inspection
     assert res.reject_reasons == {kind: 1}
+
+
+def test_every_line_break_of_splitlines_in_a_token_is_a_reject(tmp_path):
+    """Each character str.splitlines() breaks at (and \\x1f, which str.split() cuts at) in a JSONL
+    or a tab-separated CoNLL token: a reject on its own line, as a tab or \\n already was."""
+    breaks = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"
+    rows = [{"tokens": ["Ali"], "tags": ["B-PER"]}] + [{"tokens": [f"Da{c}kar"], "tags": ["B-LOC"]} for c in breaks]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "a.conll").write_text(GOOD + "".join(f"Da{c}kar\tB-LOC\n\n" for c in breaks), encoding="utf-8")
+    for name, lines in (("a.jsonl", list(range(2, 11))), ("a.conll", list(range(4, 21, 2)))):
+        res = read_ner(NerSource(path=name, lang="yo"), str(tmp_path))
+        assert res.table.num_rows == 1 and res.rejects.column("line").to_pylist() == lines, name
+        assert res.reject_reasons == {"tab or line break in a token": len(breaks)}, name
 
 
 CONFIG_CASES = [

@@ -96,6 +96,32 @@ def test_parquet_and_hf_ids_out_of_range_are_no_tags_under_scheme_tokens(tmp_pat
     assert res.table.column("tags").to_pylist() == [["B-PRON"], ["B-NOUN"]]
 
 
+def test_a_dataset_without_tag_names_is_named_by_its_features(tmp_path, monkeypatch):
+    """The saved dataset's ClassLabel names were compared with the copy ``datasets`` keeps in the
+    Arrow table's metadata, and a difference was "differ from the source's tag_names" though the
+    source gave none. ``datasets`` rewrites that copy from the features whenever it builds a
+    Dataset, so a stale one is made by hand here; the features name the ids. Tag names that the
+    source does give are still checked against the features, in the dataset's words."""
+    datasets = pytest.importorskip("datasets")
+    feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                               "tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER"]))})
+    datasets.Dataset.from_dict({"tokens": [["Ali"]], "tags": [[1]]}, features=feats).save_to_disk(str(tmp_path / "d"))
+    load = datasets.load_from_disk
+
+    def renamed(path):  # features renamed after the Dataset was built: its table keeps the old names
+        ds = load(path)
+        ds.info.features = datasets.Features({"tokens": feats["tokens"],
+                                              "tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-LOC"]))})
+        return ds
+
+    monkeypatch.setattr(datasets, "load_from_disk", renamed)
+    src = NerSource(path=str(tmp_path / "d"), lang="ug", format="hf")
+    assert read_ner(src, None).table.column("tags").to_pylist() == [["B-LOC"]]
+    with pytest.raises(InputError, match=r"d: the dataset's ClassLabel names \['O', 'B-LOC'\] differ from the "
+                                         r"source's tag_names \['O', 'B-PER'\]"):
+        read_ner(src.model_copy(update={"tag_names": ["O", "B-PER"]}), None)
+
+
 def test_tag_names_config_checks_and_dump(tmp_path):
     with pytest.raises(ValueError, match=r"tag_names: \['NOUN'\] listed more than once"):
         NerSource(path="a.jsonl", lang="ug", tag_names=["NOUN", "VERB", "NOUN"])

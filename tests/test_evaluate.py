@@ -149,6 +149,11 @@ def test_read_labelled_takes_lang_from_flag_or_column(tmp_path):
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     table, bad = read_labelled(str(tmp_path / "d.jsonl"), None)
     assert sorted(table.column("id").to_pylist()) == ["a", "b"] and bad == 1
+    # A U+2028 inside a JSON string cut the line where the langs were gathered: a JSONDecodeError.
+    split = {"id": "s", "lang": "ug", "tokens": ["Da\u2028kar"], "tags": ["B-LOC"]}
+    (tmp_path / "s.jsonl").write_text(json.dumps(split, ensure_ascii=False) + "\n" + json.dumps(rows[0]), encoding="utf-8")
+    table, bad = read_labelled(str(tmp_path / "s.jsonl"), None)
+    assert table.column("id").to_pylist() == ["a"] and bad == 1  # the token with U+2028: a reject
     (tmp_path / "d.conll").write_text("x\tB-PER\n", encoding="utf-8")
     with pytest.raises(InputError, match="--lang"):
         read_labelled(str(tmp_path / "d.conll"), None)

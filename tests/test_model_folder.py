@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -31,3 +32,34 @@ def test_saved_tokenizer_config_loads_in_transformers_4_and_5(tmp_path):
     assert tag_langs(tok) == ["ug", "wo"] and lang_tag_ids(tok, "ug") == [tok.convert_tokens_to_ids("[ug]")]
     tagger = Tagger.load(str(tmp_path / "model"))
     assert tagger.labels == ["O", "B-LOC", "I-LOC"] and tagger.max_length == 32
+
+
+def test_a_truncated_weights_file_is_a_config_error_naming_the_folder(tmp_path):
+    """A truncated or corrupt model.safetensors (or crf.safetensors) raised safetensors' own
+    SafetensorError, not an OSError, as a raw traceback from finetune and evaluate."""
+    import shutil
+
+    from lrl.config import ConfigError
+    from lrl.train.finetune_model import CRF_FILE, Tagger
+    from lrl.train.finetune_scratch import build_scratch_encoder
+
+    sents = [["Kashgar", "is", "far", "."], ["Aziz", "went", "home", "."]] * 10
+    enc = build_scratch_encoder(tmp_path / "enc", sents, ["ug"], vocab_size=80, hidden=16, layers=1)
+    Tagger.from_encoder(enc, ["O", "B-LOC", "I-LOC"], "crf", max_length=16).save(str(tmp_path / "model"))
+    shutil.copytree(tmp_path / "model", tmp_path / "model_crf")
+
+    def cut(path, keep: int) -> None:
+        path.write_bytes(path.read_bytes()[:keep])
+
+    at = re.escape(str(tmp_path))
+    cut(tmp_path / "enc" / "model.safetensors", 100)  # inside the header
+    with pytest.raises(ConfigError, match=rf"encoder folder {at}/enc: cannot read its model\.safetensors "
+                                          r"\(truncated or corrupt file\?\)"):
+        Tagger.from_encoder(enc, ["O", "B-LOC", "I-LOC"], max_length=16)
+    weights = tmp_path / "model" / "model.safetensors"
+    cut(weights, weights.stat().st_size - 50)  # the header whole, the tensors short
+    with pytest.raises(ConfigError, match=rf"model folder {at}/model: cannot read its model\.safetensors"):
+        Tagger.load(str(tmp_path / "model"))
+    cut(tmp_path / "model_crf" / CRF_FILE, 20)
+    with pytest.raises(ConfigError, match=rf"model folder {at}/model_crf: cannot read its crf\.safetensors"):
+        Tagger.load(str(tmp_path / "model_crf"))

@@ -219,14 +219,20 @@ def test_hugging_face_columns_of_the_wrong_type_are_a_clear_error(tmp_path, data
 
 
 def test_hugging_face_null_rows_and_other_langs_are_rejects(tmp_path):
-    """A null tokens or tags list crashed with "'NoneType' object is not iterable"; a row of another
-    lang was kept under the source's (JSONL and Parquet reject it)."""
+    """A null tokens or tags list crashed with "'NoneType' object is not iterable", then was read as
+    an empty list: rejected as an "empty sentence" or a "length mismatch", which named no null. A
+    row of another lang was kept under the source's (JSONL and Parquet reject it)."""
     datasets = pytest.importorskip("datasets")
     datasets.Dataset.from_dict({"tokens": [["Ali"], None, ["x"], ["y"]], "tags": [["B-PER"], ["O"], None, ["O"]],
                                 "lang": ["yo", "yo", "yo", "wo"]}).save_to_disk(str(tmp_path / "hf"))
     res = read_ner(NerSource(path="hf", lang="yo", format="hf"), str(tmp_path))
     assert res.table.column("tokens").to_pylist() == [["Ali"]]
-    assert _reasons(res) == [(2, "empty sentence"), (3, "length mismatch"), (4, "lang mismatch")]
+    assert _reasons(res) == [(2, "null list"), (3, "null list"), (4, "lang mismatch")]
+    assert [(r["source"], r["reason"]) for r in res.rejects.to_pylist()[:2]] == [
+        (str(tmp_path / "hf"), "null list: 'tokens' is null; need a list with one entry per token"),
+        (str(tmp_path / "hf"), "null list: 'tags' is null; need a list with one entry per token")]
+    with pytest.raises(InputError, match=rf"^{re.escape(str(tmp_path / 'hf'))}:2: null list: 'tokens' is null"):
+        read_ner(NerSource(path="hf", lang="yo", format="hf"), str(tmp_path), "error")
 
 
 def test_a_parquet_folder_reject_names_its_file_and_row(tmp_path):

@@ -3,6 +3,7 @@ built a chunk at a time, and rejects with file, line and reason (``ReadResult``)
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from lrl.data.token_tags import TagScheme, token_span_tags
 #: until the end, a 179 MB CoNLL file (2M sentences) took 6.7 GB of driver memory (peak RSS) for a 435 MB
 #: table; a chunk at a time, 1.1 GB: the text, the table and one chunk of dicts.
 CHUNK_ROWS = 8192
+
+#: What no token may hold: a tab, or a line break to ``str.splitlines`` (or the unit separator \x1f).
+_BREAK = re.compile(r"[\t\n\r\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
 
 
 @dataclass
@@ -124,6 +128,16 @@ class Collector:
         self.rejects.append({"source": self.path, "line": line, "id": self.next_id() if rid is None else rid,
                              "reason": reason, "raw": raw})
 
+    def null_list(self, line: int, cells: dict[str, object], raw: str, rid: object = None) -> bool:
+        """Reject (under ``error`` raise) a row whose token or tag list (``cells``: column -> cell)
+        is null, JSON null or a Parquet/Arrow null cell, naming the column; True when it did. Read
+        as an empty list, such a row was an "empty sentence" or a "length mismatch"."""
+        null = next((name for name, cell in cells.items() if cell is None), None)
+        if null is not None:
+            self.reject(line, f"null list: {null!r} is null; need a list with one entry per token", raw,
+                        None if rid is None else str(rid))
+        return null is not None
+
     def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None,
                  token_lines: Sequence[int] | None = None) -> None:
         """Check and keep one sentence that starts on ``line``; ``token_lines`` (CoNLL, CoNLL-U: a
@@ -151,10 +165,11 @@ class Collector:
             return self._token_reject(line, problem, raw, rid, token_lines)
         # A tab or line break inside a token (JSONL, Parquet, Hugging Face) was kept: the token-per-
         # line files written from the rows (evaluate's predictions .conll) got a column or a line
-        # too many, which no CoNLL reader reads back as that token.
-        joined = " ".join(tokens)  # one scan per sentence, not three per token: CoNLL's never hold them
-        if "\t" in joined or "\n" in joined or "\r" in joined:
-            cut = next(i for i, t in enumerate(tokens) if "\t" in t or "\n" in t or "\r" in t)
+        # too many, which no CoNLL reader reads back as that token. Line breaks are also those that
+        # str.splitlines() breaks at (U+2028, U+0085, \v, \f, \x1c-\x1e) and \x1f, which split() cuts at.
+        joined = " ".join(tokens)  # printable (no tab, no break): one C scan per sentence, no regex
+        if not joined.isprintable() and _BREAK.search(joined):
+            cut = next(i for i, t in enumerate(tokens) if _BREAK.search(t))
             problem = TagProblem(cut, f"token {cut} is {tokens[cut]!r}", "tab or line break in a token")
             return self._token_reject(line, problem, raw, rid, token_lines)
         seen = self._seen(rid, made)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -34,7 +35,7 @@ from lrl.data.files import (
 from lrl.data.nfc import UnicodeForm
 from lrl.data.schema import NER_SCHEMA
 from lrl.data.sources import check_split_names, read_files
-from lrl.data.tag_ids import named_tags
+from lrl.data.tag_ids import column_types, named_tags
 from lrl.data.text_readers import read_parallel, read_text_lines, text_files
 from lrl.data.token_tags import TagScheme, read_conllu_tags
 
@@ -96,13 +97,20 @@ def read_conll(path: str, lang: str, split: str = "train", policy: BioPolicy = "
     return col.result()
 
 
+#: What separates the columns of a space-separated line: whitespace but the line breaks of
+#: ``str.splitlines`` (U+2028, U+0085, \v, \f, \x1c-\x1e) and \x1f. Split there, "Da\u2028kar B-LOC"
+#: was 3 columns, in a 3-column file the token "Da"; kept, the collector rejects the token.
+_SPACES = re.compile(r"[^\S\x0b\x0c\x1c-\x1f\x85\u2028\u2029]+")
+
+
 def _columns(line: str) -> list[str]:
     """The columns of a CoNLL line: tab-separated when it has a tab (each column stripped, so an
-    empty or blank first column is an empty token, not a missing tag), else space-separated."""
+    empty or blank first column is an empty token, not a missing tag), else space-separated
+    (``_SPACES``)."""
     body = line.rstrip()
     if "\t" in body:
         return [p.strip() for p in body.split("\t")]
-    return body.split()
+    return body.split() if body.isprintable() else [p for p in _SPACES.split(body) if p]
 
 
 def _usual_width(lines: Iterable[str]) -> int:
@@ -145,11 +153,13 @@ def read_jsonl(path: str, lang: str, split: str = "train", policy: BioPolicy = "
         if not isinstance(obj, dict):
             col.reject(lineno, f"not a JSON object: got {type(obj).__name__}", line)
             continue
-        toks, tags = obj.get("tokens"), obj.get("tags", obj.get("ner_tags"))
-        if toks is None or tags is None:
+        tag_key = "tags" if "tags" in obj else "ner_tags"
+        if "tokens" not in obj or tag_key not in obj:
             col.reject(lineno, "tokens or tags missing: need lists 'tokens' and 'tags' (or 'ner_tags')", line)
             continue
-        tag_key = "tags" if "tags" in obj else "ner_tags"
+        toks, tags = obj["tokens"], obj[tag_key]
+        if col.null_list(lineno, {"tokens": toks, tag_key: tags}, line):  # was "tokens or tags missing"
+            continue
         wrong = next((k for k, v in (("tokens", toks), (tag_key, tags)) if not isinstance(v, list)), None)
         if wrong is not None:  # a string was "tokens or tags missing", though the field was there
             col.reject(lineno, f"not a list: '{wrong}' is {_json_type(obj[wrong])} ({json.dumps(obj[wrong])[:40]}); "
@@ -195,7 +205,7 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
     tag_col = "tags" if "tags" in table.column_names else "ner_tags"
     if tag_col not in table.column_names:
         raise InputError(f"{path}: Parquet lacks column(s) ['tags'] (or 'ner_tags')")
-    names = _column_types(path, table, tag_col, tag_names)
+    names = column_types(path, table, tag_col, tag_names)
     col = _Collector(path, lang, split, policy, labels, shard, scheme, unicode)
     # Batch by batch: the whole table as Python dicts took ~10x its Arrow size.
     rows = (row for batch in table.to_batches(max_chunksize=CHUNK_ROWS) for row in batch.to_pylist())
@@ -206,49 +216,15 @@ def read_parquet_ner(path: str, lang: str, split: str = "train", policy: BioPoli
         if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL: never relabel a row
             col.reject(line, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
             continue
-        tags, why = named_tags(list(row[tag_col] or []), names, scheme)
+        if col.null_list(line, {"tokens": row["tokens"], tag_col: row[tag_col]}, raw, row.get("id")):
+            continue
+        tags, why = named_tags(list(row[tag_col]), names, scheme)
         if tags is None:  # an id out of range of the tag names (either scheme), or a bad id
             col.reject(line, why or "", raw, row.get("id"))
             continue
-        col.sentence(line, list(row["tokens"] or []), tags, raw, row.get("id"))
+        col.sentence(line, list(row["tokens"]), tags, raw, row.get("id"))
     col.path = path
     return col.result()
-
-
-def _column_types(path: str, table: pa.Table, tag_col: str, tag_names: list[str] | None = None) -> list[str] | None:
-    """Check that ``tokens`` and the tag column hold a list of strings per sentence; returns the
-    tag names when the tags are ClassLabel ids. A string column was read character by character
-    ("Kano" became the tokens K, a, n, o, kept when the tags matched) and integer tags crashed
-    the BIO check with a TypeError."""
-    for name in ("tokens", tag_col):
-        typ = table.schema.field(name).type
-        if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
-            raise InputError(f"{path}: column {name!r} is {typ}, not a list (one value per token) per sentence")
-        inner = typ.value_type
-        if pa.types.is_string(inner) or pa.types.is_large_string(inner) or pa.types.is_null(inner):
-            continue  # null: only empty lists or nulls, which the collector rejects row by row
-        if name == tag_col and pa.types.is_integer(inner):
-            names = _class_label_names(table, tag_col)
-            if names is not None and tag_names is not None and names != tag_names:
-                raise InputError(f"{path}: the file's ClassLabel names {names} differ from the source's "
-                                 f"tag_names {tag_names}")
-            if names is not None or tag_names is not None:
-                return names or tag_names
-            raise InputError(f"{path}: column {name!r} holds integer tag ids but the file records no ClassLabel "
-                             "names (Hugging Face 'huggingface' metadata); write the tag names instead, or "
-                             "give the source tag_names (the names in id order)")
-        raise InputError(f"{path}: column {name!r} is {typ}, not a list of strings")
-    return None
-
-
-def _class_label_names(table: pa.Table, column: str) -> list[str] | None:
-    """The ClassLabel names ``datasets`` stores for ``column`` in the Parquet schema metadata."""
-    meta = (table.schema.metadata or {}).get(b"huggingface")
-    try:
-        names = json.loads(meta)["info"]["features"][column]["feature"]["names"]
-    except (TypeError, KeyError, ValueError):
-        return None
-    return [str(n) for n in names] if isinstance(names, list) else None
 
 
 def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "quarantine",
@@ -274,12 +250,9 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
     if "tokens" not in ds.column_names or tag_col not in ds.column_names:
         raise InputError(f"{path}: dataset lacks tokens/ner_tags columns (has {ds.column_names})")
     names = getattr(getattr(ds.features[tag_col], "feature", None), "names", None)
-    if names is not None and tag_names is not None and list(names) != list(tag_names):  # as for Parquet
-        raise InputError(f"{path}: the dataset's ClassLabel names {list(names)} differ from the source's "
-                         f"tag_names {tag_names}")
     # The column types, as for Parquet: a string column of tokens was read character by character
     # (kept when the tags matched), a string tag column or integer tokens crashed with a traceback.
-    names = _column_types(path, ds.data, tag_col, list(names) if names is not None else tag_names)
+    names = column_types(path, ds.data, tag_col, tag_names, list(names) if names is not None else None)
     name = f"{path}[{hf_config}]" if hf_config else path  # "sw_hf[]" named no config
     col = _Collector(name, lang, split, policy, labels, scheme=scheme, unicode=unicode)
     for i, row in enumerate(ds):
@@ -288,11 +261,13 @@ def read_hf(path: str, lang: str, split: str = "train", policy: BioPolicy = "qua
         if row.get("lang") is not None and row["lang"] != lang:  # as in JSONL and Parquet: was kept, relabelled
             col.reject(i + 1, f"lang mismatch: {row['lang']!r} differs from the source's {lang!r}", raw)
             continue
-        tags, why = named_tags(row[tag_col] or [], names, scheme)  # a null list: a reject, not a TypeError
+        if col.null_list(i + 1, {"tokens": row["tokens"], tag_col: row[tag_col]}, raw):
+            continue  # read as [], "empty sentence" or "length mismatch"; as a list, a TypeError
+        tags, why = named_tags(row[tag_col], names, scheme)
         if tags is None:
             col.reject(i + 1, why or "", raw)
             continue
-        col.sentence(i + 1, list(row["tokens"] or []), tags, raw)
+        col.sentence(i + 1, list(row["tokens"]), tags, raw)
     return col.result()
 
 

@@ -9,8 +9,12 @@ was quarantined as "invalid BIO", which did not say what was wrong either).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
+import pyarrow as pa
+
+from lrl.data.files import InputError
 from lrl.data.token_tags import TagScheme
 
 #: The reject kind (text before the first colon, as manifests count reasons).
@@ -63,4 +67,48 @@ def check_names(names: list[str] | None) -> list[str] | None:
     return names
 
 
-__all__ = ["KIND", "named_tags", "check_names"]
+def column_types(path: str, table: pa.Table, tag_col: str, tag_names: list[str] | None = None,
+                 features: list[str] | None = None) -> list[str] | None:
+    """Check that ``tokens`` and the tag column hold a list of strings per sentence; returns the
+    tag names when the tags are ClassLabel ids: ``features`` (a Hugging Face dataset's ClassLabel
+    names), else the ClassLabel names the file records (Parquet metadata), else the source's
+    ``tag_names``. A string column was read character by character ("Kano" became the tokens K,
+    a, n, o, kept when the tags matched) and integer tags crashed the BIO check with a TypeError.
+
+    ClassLabel names that differ from ``tag_names`` are an error. For a dataset the names are its
+    features' only: it was also compared with the Arrow table's metadata (a copy ``datasets``
+    makes of the features), under the message "differ from the source's tag_names" with no
+    tag_names given."""
+    for name in ("tokens", tag_col):
+        typ = table.schema.field(name).type
+        if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+            raise InputError(f"{path}: column {name!r} is {typ}, not a list (one value per token) per sentence")
+        inner = typ.value_type
+        if pa.types.is_string(inner) or pa.types.is_large_string(inner) or pa.types.is_null(inner):
+            continue  # null: only empty lists or nulls, which the collector rejects row by row
+        if name == tag_col and pa.types.is_integer(inner):
+            whose, names = ("dataset's", features) if features is not None else \
+                ("file's", class_label_names(table, tag_col))
+            if names is not None and tag_names is not None and names != tag_names:
+                raise InputError(f"{path}: the {whose} ClassLabel names {names} differ from the source's "
+                                 f"tag_names {tag_names}")
+            if names is not None or tag_names is not None:
+                return names or tag_names
+            raise InputError(f"{path}: column {name!r} holds integer tag ids but the file records no ClassLabel "
+                             "names (Hugging Face 'huggingface' metadata); write the tag names instead, or "
+                             "give the source tag_names (the names in id order)")
+        raise InputError(f"{path}: column {name!r} is {typ}, not a list of strings")
+    return None
+
+
+def class_label_names(table: pa.Table, column: str) -> list[str] | None:
+    """The ClassLabel names ``datasets`` stores for ``column`` in the Parquet schema metadata."""
+    meta = (table.schema.metadata or {}).get(b"huggingface")
+    try:
+        names = json.loads(meta)["info"]["features"][column]["feature"]["names"]
+    except (TypeError, KeyError, ValueError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+__all__ = ["KIND", "named_tags", "check_names", "column_types", "class_label_names"]

@@ -111,7 +111,7 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
     """
     import json
 
-    from lrl.data.files import InputError, read_text, uncompressed_name
+    from lrl.data.files import InputError, iter_lines, read_text, uncompressed_name
     from lrl.data.readers import read_conll, read_jsonl
 
     p = Path(path)
@@ -124,8 +124,9 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
         generated = (p / "data").is_dir()
         return _read_parquet_rows(p / "data" if generated else p, lang, "iob2" if generated else scheme)
     if path.endswith((".jsonl", ".json")):
+        # Lines end at \n only, as read_jsonl reads them: splitlines() cut one at a U+2028 in a token.
         langs = [lang] if lang is not None else sorted(
-            {json.loads(x).get("lang") or "" for x in read_text(path).splitlines() if x.strip()})
+            {json.loads(x).get("lang") or "" for x in iter_lines(read_text(path)) if x.strip()})
         if "" in langs:
             raise InputError(f"{path}: rows without a lang; pass --lang")
         results = [read_jsonl(path, x, "eval", scheme=scheme) for x in langs]

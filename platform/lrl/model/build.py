@@ -116,7 +116,6 @@ def build_mlm_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, langs:
 
 
 def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
-    from safetensors import SafetensorError
     from transformers import AutoModelForMaskedLM
 
     from lrl.data.local_or_hub import missing_folder, no_local_folder
@@ -131,7 +130,7 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
                                        ("model.safetensors", "model.safetensors.index.json")):
         raise ConfigError(f"model.checkpoint={ckpt}: no model.safetensors in the folder (only safetensors are loaded)")
     try:
-        with _no_load_report():
+        with readable_weights(f"model.checkpoint={ckpt}"), _no_load_report():
             model, info = AutoModelForMaskedLM.from_pretrained(
                 ckpt, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, output_loading_info=True,
                 hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
@@ -141,9 +140,6 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
             raise ConfigError(f"model.checkpoint={ckpt}: cannot load a checkpoint: {said}") from exc
         raise ConfigError(f"model.checkpoint={ckpt}: {no_local_folder('model.checkpoint', ckpt)}, and as a Hugging "
                           f"Face hub id it cannot be loaded (not on the hub, or not reachable offline): {said}") from exc
-    except SafetensorError as exc:  # not an OSError: a truncated or corrupt file was a raw traceback
-        raise ConfigError(f"model.checkpoint={ckpt}: cannot read its model.safetensors (truncated or corrupt "
-                          f"file?): {exc}") from exc
     fresh_head = _check_loaded(model, ckpt, info.get("missing_keys") or (), info.get("unexpected_keys") or ())
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:
@@ -180,6 +176,19 @@ def _from_checkpoint(cfg: ModelConfig, tokenizer, langs: list[str]):
         init["from"] = model.config.lrl_init
     model.config.lrl_init = init
     return model
+
+
+@contextmanager
+def readable_weights(what: str, file: str = "model.safetensors"):
+    """safetensors' ``SafetensorError`` (a truncated or corrupt weights file) while loading, as a
+    ``ConfigError`` naming the folder (``what``, e.g. ``model.checkpoint=DIR``) and ``file``: it
+    is no ``OSError``, so it was a raw traceback. Used by every loader of weights folders."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as exc:
+        raise ConfigError(f"{what}: cannot read its {file} (truncated or corrupt file?): {exc}") from exc
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from lrl.data.remote import local_folder
+from lrl.model.build import readable_weights
 from lrl.model.crf import CRF
 from lrl.model.tokenizer import save_tokenizer
 from lrl.train.align import IGNORE, Chunk
@@ -80,7 +81,8 @@ class Tagger:
     @classmethod
     def from_encoder(cls, path: str, labels: list[str], head: str = "linear", dropout: float | None = None,
                      max_length: int = 128, lang_tag: bool = True) -> Tagger:
-        """A new tagger on top of an encoder folder (MLM or other heads are dropped)."""
+        """A new tagger on top of an encoder folder (MLM or other heads are dropped). A truncated or
+        corrupt ``model.safetensors`` is a ``ConfigError`` naming the folder."""
         from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
         quiet_transformers()
@@ -94,8 +96,9 @@ class Tagger:
                         "dropout", "attention_dropout"):
                 if hasattr(conf, key):
                     setattr(conf, key, dropout)
-        model = AutoModelForTokenClassification.from_pretrained(
-            path, config=conf, use_safetensors=True, trust_remote_code=False)
+        with readable_weights(f"encoder folder {path}"):  # truncated or corrupt: one line, not a traceback
+            model = AutoModelForTokenClassification.from_pretrained(
+                path, config=conf, use_safetensors=True, trust_remote_code=False)
         limit = position_limit(model)
         if limit is not None and max_length > limit:
             # Chunks of max_length pieces would index past the position table: a shape error on
@@ -107,7 +110,8 @@ class Tagger:
 
     @classmethod
     def load(cls, path: str) -> Tagger:
-        """A saved tagger folder (from ``save``), or any HF token-classification folder."""
+        """A saved tagger folder (from ``save``), or any HF token-classification folder; a truncated
+        or corrupt weights file is a ``ConfigError`` naming the folder, as in ``from_encoder``."""
         from safetensors.torch import load_file
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -115,14 +119,17 @@ class Tagger:
         p = Path(path)
         if not p.is_dir():
             raise ValueError(f"{path}: model folder not found")
-        model = AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+        with readable_weights(f"model folder {path}"):
+            model = AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True,
+                                                                    trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         meta = json.loads((p / META).read_text()) if (p / META).is_file() else {}
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         crf = None
         if (p / CRF_FILE).is_file():
             crf = CRF(len(labels), labels)
-            crf.load_state_dict(load_file(str(p / CRF_FILE)))
+            with readable_weights(f"model folder {path}", CRF_FILE):
+                crf.load_state_dict(load_file(str(p / CRF_FILE)))
         # A plain HF folder has no lrl_tagger.json: chunk to what its positions allow.
         max_length = int(meta.get("max_length", position_limit(model) or 512))
         return cls(model, tok, labels, crf, max_length, bool(meta.get("lang_tag", True)))
