@@ -75,9 +75,15 @@ def test_rare_types_missed_after_the_filters_are_recorded_and_said(ray_session, 
     on_disk = Counter(r["lang"] for r in kept if r["op"] in ("orig", "oversample") and "B-ORG" in r["tags"])
     assert 0 < on_disk["wo"] < minimum
     assert entry["rare_type_sentences_written"] == {"wo": {"ORG": on_disk["wo"]}}
-    assert entry["missed_rare_types"] == {"wo": {"ORG": {"target": minimum, "reached": on_disk["wo"]}}}
+    # With the filter that rejected them: the ORG sentences (orig and copies) dedup rejected.
+    rejected = sum(1 for r in read_rows(path, "rejects").to_pylist()
+                   if r["op"] in ("orig", "oversample") and "B-ORG" in r["tags"] and r["reason"].startswith("duplicate:"))
+    assert rejected == minimum - on_disk["wo"]
+    assert entry["missed_rare_types"] == {"wo": {"ORG": {"target": minimum, "reached": on_disk["wo"],
+                                                         "rejected": {"duplicate": rejected}}}}
     out = capsys.readouterr().out
-    assert f"rare types below oversample.min_sentences_per_type: wo ORG {on_disk['wo']} of {minimum}" in out
+    assert (f"rare types below oversample.min_sentences_per_type: wo ORG {on_disk['wo']} of {minimum} "
+            f"(rejected: duplicate {rejected})") in out
 
 
 def test_text_filters_that_cannot_reject_a_read_line_do_not_run():

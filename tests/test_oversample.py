@@ -186,7 +186,8 @@ def test_targets_missed_because_of_max_factor_are_recorded(train, capsys):
     assert step.manifest() == {"oversample": {"rows_before": {"ug": 10}, "rows_after": {"ug": 50},
                                               "targets": {"ug": 1000},
                                               "missed_targets": {"ug": {"target": 1000, "reached": 50}},
-                                              "rare_type_sentences": {}, "missed_rare_types": {}}}
+                                              "rare_type_sentences": {}, "missed_rare_types": {},
+                                              "token_scheme_rows": {}}}
     # A cap that allows no copy at all makes a plan with nothing to do: the miss is still recorded.
     job = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang=1000", "oversample.max_factor=1"])
     (step,) = oversample_steps(job, small)

@@ -33,8 +33,9 @@ def generate_section(gen: dict | None) -> str:
 
 
 def _oversample_tables(ov: dict | None) -> list[str]:
-    """Sentences per language before oversampling, the target and what was written, and the rare
-    types ``max_factor`` held below their minimum: a missed target changes what the data is."""
+    """Sentences per language before oversampling, the target and what was written, and the entity
+    types below their minimum on disk (held there by ``max_factor``, or taken there by the filters,
+    with their reject kinds): a missed target changes what the data is."""
     if not ov:
         return []
     before, written, targets = ov.get("rows_before") or {}, ov.get("rows_written") or {}, ov.get("targets") or {}
@@ -43,11 +44,13 @@ def _oversample_tables(ov: dict | None) -> list[str]:
              "missed" if lang in missed else ""] for lang in sorted(set(before) | set(targets))]
     out = ["<h3>oversampling (sentences per language)</h3>",
            table(["lang", "before", "target", "written", ""], rows)]
-    types = [[lang, t, m.get("target"), m.get("reached")] for lang, per in (ov.get("missed_rare_types") or {}).items()
-             for t, m in per.items()]
+    # Held below by max_factor (nothing rejected), or taken below by the filters (their reject kinds)
+    types = [[lang, t, m.get("target"), m.get("reached"),
+              ", ".join(f"{kind} {n}" for kind, n in (m.get("rejected") or {}).items()) or "—"]
+             for lang, per in (ov.get("missed_rare_types") or {}).items() for t, m in per.items()]
     if types:
-        out += ["<h3>rare types below oversample.min_sentences_per_type (held by max_factor)</h3>",
-                table(["lang", "type", "minimum", "reached"], types)]
+        out += ["<h3>entity types below oversample.min_sentences_per_type on disk</h3>",
+                table(["lang", "type", "minimum", "written", "sentences rejected (by the filters)"], types)]
     return out
 
 

@@ -208,9 +208,13 @@ class OversampleConfig(StrictModel):
     target_per_lang: int | dict[str, int] | None = None
     """Sentences each language is brought up to: one number for all, per language
     (``{wo: 5000}``), or None for no language target. Counts and copies the sentences read from
-    ``data.ner``; rows that translate-train makes in a language come on top of its target."""
+    ``data.ner``; rows that translate-train makes in a language come on top of its target.
+    Oversampling is for entity tags: rows read under ``data.ner[].scheme: tokens`` (POS) pass as
+    they are and count toward no target (a job with only such rows is an error)."""
     min_sentences_per_type: int | None = Field(default=None, ge=1)
-    """Entity types (per language) found in fewer sentences are repeated up to this many."""
+    """Entity types (per language) found in fewer sentences are repeated up to this many. A type
+    the filters leave below it on disk (one read in more sentences too) is warned of and listed
+    under ``oversample.missed_rare_types`` with the reject kinds that took its sentences."""
     rare_types: list[str] | None = None
     """Entity types considered by ``min_sentences_per_type``; None considers all. A listed type that
     no sentence of a language has cannot be copied: the generate stage warns and lists it under

@@ -29,6 +29,13 @@ class Inputs:
     texts: list[pa.Table]
     labels: list[str]
 
+    def token_sources(self) -> frozenset[tuple[str, str]]:
+        """``(lang, source)`` of the rows read under ``data.ner[].scheme: tokens`` (POS), one per
+        file read (``source`` is ``<file>#<split>``): what tells them from the NER rows of the same
+        language, which oversampling counts and copies (``lrl.generate.oversample``)."""
+        return frozenset((src.lang, s) for src, res in zip(self.sources, self.ner) if src.scheme == "tokens"
+                         for s in pc.unique(res.table.column("source")).to_pylist())
+
 
 def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder: str, files: int,
                    text_rows: int, attempts: Mapping[str, int] | None = None) -> dict[str, Any]:
@@ -54,8 +61,9 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
             notes.update(s.manifest())
     lang_op = count_values(f"{folder}/{DATA}", ["lang", "op"])
     if "oversample" in notes:
-        notes["oversample"] = oversample_on_disk(notes["oversample"], lang_op, f"{folder}/{DATA}",
-                                                 cfg.oversample.min_sentences_per_type)
+        ov = cfg.oversample
+        notes["oversample"] = oversample_on_disk(notes["oversample"], lang_op, folder, ov.min_sentences_per_type,
+                                                 ov.rare_types, inputs.token_sources())
     rejects_origin = reject_origins(f"{folder}/{REJECTS}")
     text_lang_op = count_values(f"{folder}/{TEXT}", ["lang", "op"])
     balance = row_balance(ner_inputs, text_inputs, lang_op, text_lang_op, rejects_origin)
@@ -155,18 +163,41 @@ def unicode_line(manifest: Mapping[str, Any]) -> str | None:
             f"{lines} text lines ({per('text') or 'none'}); data.unicode=none keeps them as given")
 
 
-def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int], data: str | None = None,
-                       min_per_type: int | None = None) -> dict[str, Any]:
+def missed_types_line(manifest: Mapping[str, Any]) -> str | None:
+    """The summary's warning for the entity types below ``oversample.min_sentences_per_type`` on
+    disk (``missed_rare_types``), each with the reject kinds that took its sentences (the filters:
+    ``wo ORG 5 of 40 (rejected: duplicate 7)``); None when there are none."""
+    types = (manifest.get("oversample") or {}).get("missed_rare_types") or {}
+    if not types:
+        return None
+
+    def one(lang: str, t: str, m: Mapping[str, Any]) -> str:
+        why = ", ".join(f"{kind} {n}" for kind, n in (m.get("rejected") or {}).items())
+        return f"{lang} {t} {m['reached']} of {m['target']}" + (f" (rejected: {why})" if why else "")
+
+    return "  warning: rare types below oversample.min_sentences_per_type: " + ", ".join(
+        one(lang, t, m) for lang, per in types.items() for t, m in per.items())
+
+
+def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int], folder: str | None = None,
+                       min_per_type: int | None = None, rare_types: Sequence[str] | None = None,
+                       skip: frozenset[tuple[str, str]] = frozenset()) -> dict[str, Any]:
     """The oversampling plan's manifest entry completed by what was written: ``rows_written``
     (orig and oversample rows on disk per language) and, in ``missed_targets``, every language
-    below its target on disk; with ``data`` (the ``data/`` folder) and ``min_per_type``, the same
-    for the rare types (``rare_type_sentences_written``, ``missed_rare_types``).
+    below its target on disk; with ``folder`` (the stage's, holding ``data/`` and ``rejects/``)
+    and ``min_per_type``, the same for the entity types (``rare_type_sentences_written``,
+    ``missed_rare_types``): every type ``min_per_type`` considers (``rare_types``, None: all) of
+    each language's NER rows (the ``(lang, source)`` of ``skip`` are POS rows) found in fewer
+    sentences on disk, with ``rejected``: its sentences the filters rejected, per reject kind.
 
     The plan counts the sentences read, before the filters: with ``filter.ops=[dedup,near_dedup]``
     on the multilingual recipe, 16 of am's 100 train sentences and their copies were rejected, 840
     rows were written, and the manifest still said ``rows_after: 1000`` with no missed target.
     Rare types likewise: with ``dedup_scope: all`` on WikiANN sw (min 500 PER and ORG sentences),
-    443 ORG sentences were written and the manifest said 501, no type missed, no warning."""
+    443 ORG sentences were written and the manifest said 501, no type missed, no warning. Only the
+    rare types (those the plan copied) were then counted on disk, so a type read in at least
+    ``min_per_type`` sentences that the filters took below it went unsaid (and with no type to
+    copy there was no oversampling step, so no count at all): now every considered type is."""
     written: Counter[str] = Counter()
     for key, n in lang_op.items():
         lang, op = key.rsplit("/", 1)
@@ -179,43 +210,62 @@ def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int], data: str 
             missed[lang] = {"target": target, "reached": reached}
     out = {**note, "rows_written": {lang: written[lang] for lang in sorted(note.get("rows_after", written))},
            "missed_targets": dict(sorted(missed.items()))}
-    rare = note.get("rare_type_sentences") or {}
-    if data is None or min_per_type is None or not rare:
+    if folder is None or min_per_type is None:
         return out
-    on_disk = type_sentences(data, {lang: set(per) for lang, per in rare.items()})
+    rare = note.get("rare_type_sentences") or {}
+    considered = set(rare_types) if rare_types is not None else None
+    on_disk = type_sentences(f"{folder}/{DATA}", considered, skip)
+    rejected = type_sentences(f"{folder}/{REJECTS}", considered, skip, by_reason=True)
+    why: dict[tuple[str, str], dict[str, int]] = {}
+    for (lang, t, kind), n in sorted(rejected.items()):
+        why.setdefault((lang, t), {})[kind] = n
     types = {lang: dict(per) for lang, per in note.get("missed_rare_types", {}).items()}
-    for lang, per in rare.items():
-        for t, planned in per.items():
-            reached = min(planned, on_disk[lang][t])
-            if reached < min_per_type:
-                types.setdefault(lang, {})[t] = {"target": min_per_type, "reached": reached}
-    out["rare_type_sentences_written"] = {lang: {t: on_disk[lang][t] for t in sorted(per)}
-                                          for lang, per in sorted(rare.items())}
+    for lang, t in sorted(set(on_disk) | set(why) | {(lang, t) for lang, per in rare.items() for t in per}):
+        planned = rare.get(lang, {}).get(t)  # None: not rare, read in min_per_type sentences or more
+        reached = on_disk[(lang, t)] if planned is None else min(planned, on_disk[(lang, t)])
+        if reached < min_per_type:
+            types.setdefault(lang, {})[t] = {"target": min_per_type, "reached": reached,
+                                             **({"rejected": why[(lang, t)]} if (lang, t) in why else {})}
+    if rare:
+        out["rare_type_sentences_written"] = {lang: {t: on_disk[(lang, t)] for t in sorted(per)}
+                                              for lang, per in sorted(rare.items())}
     out["missed_rare_types"] = {lang: dict(sorted(per.items())) for lang, per in sorted(types.items())}
     return out
 
 
-def type_sentences(data: str, rare: Mapping[str, set[str]]) -> dict[str, Counter]:
-    """Per language, the orig and oversample rows on disk (``data``: the ``data/`` folder) that
-    hold each of its ``rare`` entity types (as ``B-<type>``), read column by column."""
-    counts: dict[str, Counter] = {lang: Counter() for lang in rare}
-    fs, inner = filesystem(data)
+def type_sentences(folder: str, types: set[str] | None = None, skip: frozenset[tuple[str, str]] = frozenset(),
+                   by_reason: bool = False) -> Counter[tuple[str, ...]]:
+    """The orig and oversample rows of ``folder`` (``data/``, or ``rejects/`` with ``by_reason``)
+    holding each entity type (as ``B-<type>``) per ``(lang, type)``, or ``(lang, type, reject
+    kind)``; ``types`` None counts every type; rows whose ``(lang, source)`` is in ``skip`` (read
+    under ``scheme: tokens``) are left out. Read column by column."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    fs, inner = filesystem(folder)
     if fs.get_file_info(inner).type.name == "NotFound":
         return counts
     ds = pads.dataset(inner, filesystem=fs, format="parquet",
                       partitioning=pads.partitioning(pa.schema([("lang", pa.string())]), flavor="hive"))
-    for b in ds.to_batches(columns=["lang", "tags"], filter=pc.field("op").isin(["orig", "oversample"])):
+    skipped = pa.array(sorted(f"{lang}\x1f{source}" for lang, source in skip), pa.string())
+    columns = ["lang", "tags", "source", *(["reason"] if by_reason else [])]
+    for b in ds.to_batches(columns=columns, filter=pc.field("op").isin(["orig", "oversample"])):
+        if skip and b.num_rows:
+            pair = pc.binary_join_element_wise(b.column("lang"), pc.fill_null(b.column("source"), ""), "\x1f")
+            b = b.filter(pc.invert(pc.is_in(pair, value_set=skipped)))
         tags = b.column("tags")
         flat, row = pc.list_flatten(tags), pc.list_parent_indices(tags)
         begins = pc.starts_with(flat, "B-")
+        rows = pc.filter(row, begins)
+        parts = [rows.cast(pa.string()), pc.take(b.column("lang"), rows)]
+        if by_reason:  # the reject kind, as ``rejects_per_reason`` counts it
+            kind = pc.list_element(pc.split_pattern(pc.take(b.column("reason"), rows), ":", max_splits=1), 0)
+            parts.append(pc.utf8_trim_whitespace(kind))
         # One key per (row, type): a sentence with two PER mentions counts once for PER.
-        keys = pc.binary_join_element_wise(pc.filter(row, begins).cast(pa.string()),
-                                           pc.take(b.column("lang"), pc.filter(row, begins)),
-                                           pc.utf8_slice_codeunits(pc.filter(flat, begins), 2), "/")
-        for key in pc.unique(keys).to_pylist():
-            _, lang, etype = key.split("/", 2)
-            if etype in rare.get(lang, ()):
-                counts[lang][etype] += 1
+        parts.append(pc.utf8_slice_codeunits(pc.filter(flat, begins), 2))
+        for key in pc.unique(pc.binary_join_element_wise(*parts, "\x1f")).to_pylist():
+            _, lang, *rest = key.split("\x1f")
+            etype = rest[-1]
+            if types is None or etype in types:
+                counts[(lang, etype, *rest[:-1])] += 1
     return counts
 
 

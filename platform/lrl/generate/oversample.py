@@ -7,6 +7,9 @@ a group gets ``q`` copies or ``q + 1``. Which rows get the extra one is decided 
 the row id against a per-group threshold, so totals are exact when the streamed rows are the
 counted ones, and the plan stays a few numbers per group however many rows are emitted. A worker
 then emits copies batch by batch, in chunks of at most ``chunk_rows``: nothing is materialised.
+
+Oversampling is an NER operation: rows read under ``data.ner[].scheme: tokens`` (UD POS, each tag X
+read as the span ``B-X``) pass once, and neither count toward a target nor give entity types.
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ if TYPE_CHECKING:
 OP = "oversample"
 _SCALE = float(1 << 63)
 GroupKey = tuple[str, tuple[str, ...]]
+#: ``(lang, source)`` of the rows read under ``scheme: tokens`` (``manifest.Inputs.token_sources``):
+#: a language can have a POS source beside its NER one, so the language alone cannot tell them.
+TokenSources = frozenset[tuple[str, str]]
+
+
+def token_rows(table: pa.Table, tokens: TokenSources) -> list[bool]:
+    """Which rows of ``table`` were read under ``scheme: tokens`` (``lang``/``source`` in ``tokens``)."""
+    if not tokens:
+        return [False] * table.num_rows
+    cols = table.select(["lang", "source"]).to_pydict()
+    return [key in tokens for key in zip(cols["lang"], cols["source"])]
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,11 @@ class OversamplePlan:
     """lang -> rare type -> sentences with that type the plan emits (originals included)."""
     min_per_type: int | None = None
     """The requested ``min_sentences_per_type``."""
+    tokens: TokenSources = frozenset()
+    """Rows that pass once, uncounted (``scheme: tokens``: POS rows tag every word ``B-X``; counted,
+    they filled a language's target and their rare tags were taken for rare entity types)."""
+    token_rows: dict[str, int] = field(default_factory=dict)
+    """Rows per language read under ``scheme: tokens`` (passed as they are)."""
 
     def key(self, lang: str, tags: list[str]) -> GroupKey:
         rare = self.rare.get(lang, ())
@@ -82,8 +101,8 @@ class OversamplePlan:
         langs = table.column("lang").to_pylist()
         tags = table.column("tags").to_pylist() if self.rare else [[]] * table.num_rows
         out = np.empty(table.num_rows, dtype=np.float64)
-        for i, (lang, row_tags) in enumerate(zip(langs, tags)):
-            q, threshold = self.group(lang, row_tags)
+        for i, (lang, row_tags, skip) in enumerate(zip(langs, tags, token_rows(table, self.tokens))):
+            q, threshold = (1, 0.0) if skip else self.group(lang, row_tags)
             out[i] = q + min(max(threshold, 0.0), 1.0)  # the extra copy's probability
         return out
 
@@ -165,18 +184,26 @@ def _largest_remainder(base: dict[GroupKey, int], total: int, cap: dict[GroupKey
     return out
 
 
-def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> OversamplePlan:
+def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0,
+                    tokens: TokenSources = frozenset()) -> OversamplePlan:
     """Plan copies from the rows to be oversampled (columns ``lang``, ``tags``; ``id`` for exact
-    totals; rows with a ``reject`` reason are not counted)."""
+    totals; ``source`` with ``tokens``; rows with a ``reject`` reason or read under ``scheme:
+    tokens``, whose (lang, source) is in ``tokens``, are not counted)."""
     cols = counts.select([c for c in ("id", "lang", "tags", REJECT) if c in counts.column_names]).to_pydict()
     rejected = cols.get(REJECT) or [None] * counts.num_rows
-    keep = [i for i in range(counts.num_rows) if rejected[i] is None]
+    pos = token_rows(counts, tokens)
+    keep = [i for i in range(counts.num_rows) if rejected[i] is None and not pos[i]]
     typed = [(cols["lang"][i], {t[2:] for t in cols["tags"][i] if t.startswith("B-")}) for i in keep]
+    token_count = Counter(lang for lang, skip in zip(cols["lang"], pos) if skip)
     if isinstance(cfg.target_per_lang, dict):
         missing = sorted(set(cfg.target_per_lang) - {lang for lang, _ in typed})
         if missing:
             # A ConfigError (config against data): the CLI prints it as one line, not a traceback.
-            raise ConfigError(f"oversample.target_per_lang names {missing} but the data has no rows of them")
+            only = [lang for lang in missing if token_count[lang]]
+            why = (f" to oversample: {only} only have rows read under scheme: tokens (one label per token, "
+                   "e.g. POS), which oversampling passes as they are") if only else ""
+            raise ConfigError(f"oversample.target_per_lang names {missing} but the data has no rows of "
+                              f"them{why}")
     factors = _rare_types(cfg, typed)
     rare = {lang: tuple(sorted(f)) for lang, f in factors.items()}
     members: dict[GroupKey, list[int]] = defaultdict(list)
@@ -222,7 +249,7 @@ def plan_oversample(cfg: OversampleConfig, counts: pa.Table, seed: int = 0) -> O
             for t in sorted(set(cfg.rare_types) - found[lang]):
                 types_after[lang] = dict(sorted({**types_after.get(lang, {}), t: 0}.items()))
     return OversamplePlan(seed, rare, groups, dict(before), dict(after), targets, types_after,
-                          cfg.min_sentences_per_type)
+                          cfg.min_sentences_per_type, frozenset(tokens), dict(sorted(token_count.items())))
 
 
 def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65536) -> Iterator[pa.Table]:
@@ -234,11 +261,12 @@ def oversample_batch(batch: pa.Table, plan: OversamplePlan, chunk_rows: int = 65
     rejected = cols.get(REJECT) or [None] * n
     # The plan counted the rows read from data.ner (op=orig). Rows made upstream (translate-train,
     # back-translation) were not counted: copying them by their language's factor multiplied them
-    # far past the target, so they pass once.
+    # far past the target, so they pass once; so do the POS rows (scheme: tokens) read beside them.
     ops = cols.get("op") or ["orig"] * n
+    pos = token_rows(batch, plan.tokens)
     # One digest per input row: it picks the rows that get the extra copy and seeds the copies.
     base = np.fromiter((stable_hash(plan.seed, OP, i) for i in ids), dtype=np.uint64, count=n)
-    k = np.fromiter((1 if rejected[i] is not None or ops[i] not in ("orig", None)
+    k = np.fromiter((1 if rejected[i] is not None or ops[i] not in ("orig", None) or pos[i]
                      else plan.copies(ids[i], cols["lang"][i], cols["tags"][i], int(base[i]))
                      for i in range(n)), dtype=np.int64, count=n)
     index = np.repeat(np.arange(n), k)
@@ -281,40 +309,54 @@ class OversampleStep:
     def manifest(self) -> dict[str, dict]:
         """What the generate stage's manifest records about the plan: rows per language before and
         after, the requested targets and those ``max_factor`` kept out of reach (language targets
-        and rare-type minimums)."""
+        and rare-type minimums); rows read under ``scheme: tokens``, passed as they are."""
         p = self.plan
         return {"oversample": {"rows_before": dict(sorted(p.before.items())),
                                "rows_after": dict(sorted(p.after.items())),
                                "targets": dict(p.targets), "missed_targets": p.missed,
-                               "rare_type_sentences": p.types_after, "missed_rare_types": p.missed_types}}
+                               "rare_type_sentences": p.types_after, "missed_rare_types": p.missed_types,
+                               "token_scheme_rows": dict(p.token_rows)}}
 
     def row_weights(self, table: pa.Table) -> np.ndarray:
         """Output rows per input row, for ``plan_blocks`` (see ``OversamplePlan.expected_rows``)."""
         return self.plan.expected_rows(table)
 
 
-def _check_rare_types(ov: OversampleConfig, table: pa.Table) -> None:
+def _check_rare_types(ov: OversampleConfig, table: pa.Table, pos: list[bool]) -> None:
     """``rare_types`` that no sentence of the data has are an error: a misspelt ``per`` (or a
-    ``MISC`` that WikiANN lacks) made an empty plan, no copies and not a word about it."""
+    ``MISC`` that WikiANN lacks) made an empty plan, no copies and not a word about it. The tags
+    of rows read under ``scheme: tokens`` (``pos``) are no entity types."""
     if not ov.rare_types or ov.min_sentences_per_type is None:
         return
-    found = {t[2:] for tags in table.column("tags").to_pylist() for t in tags if t != "O"}
+    tags = table.column("tags").to_pylist()
+    found = {t[2:] for row, skip in zip(tags, pos) if not skip for t in row if t != "O"}
     unknown = sorted(set(ov.rare_types) - found)
     if unknown:
         raise ConfigError(f"oversample.rare_types {unknown}: no sentence of the data has this entity type "
                           f"(the data has {sorted(found)})")
 
 
-def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleStep]:
+def oversample_steps(cfg: JobConfig, counts_table: pa.Table,
+                     tokens: TokenSources = frozenset()) -> list[OversampleStep]:
     """Steps for ``cfg.oversample`` given the rows that will stream through them (or at least
-    their ``id``, ``lang`` and ``tags`` columns). None when disabled or nothing needs copies and
-    no target is missed; a target (language or rare type) missed because of ``max_factor`` is
-    printed as a warning."""
+    their ``id``, ``lang`` and ``tags`` columns; ``source`` with ``tokens``, the rows read under
+    ``scheme: tokens``, which pass once). None when disabled or nothing needs copies, no target is
+    missed and no ``min_sentences_per_type`` is set; a target (language or rare type) missed
+    because of ``max_factor`` is printed as a warning. A ConfigError when every row is a ``scheme: tokens`` row: nothing can be oversampled."""
     ov = cfg.oversample
     if not ov.enabled:
         return []
-    _check_rare_types(ov, counts_table)
-    plan = plan_oversample(ov, counts_table, cfg.seed if ov.seed is None else ov.seed)
+    pos = token_rows(counts_table, tokens)
+    if pos and all(pos):
+        # An error, as for the other settings the data contradicts (rare_types, target_per_lang):
+        # the job asks for copies a POS-only job cannot have; a warning would let the stage finish
+        # an output with none of the targets it set.
+        raise ConfigError("oversample.enabled but every data.ner training source has scheme: tokens (one "
+                          "label per token, e.g. UD POS): oversampling copies entity-tagged (scheme: iob2) "
+                          "sentences up to oversample.target_per_lang / min_sentences_per_type, so it has "
+                          "nothing to do here; set oversample.enabled=false")
+    _check_rare_types(ov, counts_table, pos)
+    plan = plan_oversample(ov, counts_table, cfg.seed if ov.seed is None else ov.seed, tokens)
     if plan.missed:
         # A missed target changes what the data is (am stays at 800 sentences, not 1000): say so
         # now, and keep the step (even with nothing to copy) so the manifest records it.
@@ -326,6 +368,8 @@ def oversample_steps(cfg: JobConfig, counts_table: pa.Table) -> list[OversampleS
                           for lang, per in plan.missed_types.items() for t, m in per.items())
         print(f"warning: oversample.min_sentences_per_type missed (max_factor={ov.max_factor}): {short} sentences",
               file=sys.stderr)
-    if plan.trivial and not (plan.missed or plan.missed_types):
+    # Kept with a minimum even when nothing needs copies: the manifest then counts the types on disk,
+    # which filters can take below it (oversample_on_disk), as they can a type that was copied.
+    if plan.trivial and not (plan.missed or plan.missed_types) and ov.min_sentences_per_type is None:
         return []
     return [OversampleStep(plan, ov.batch_size, ov.chunk_rows)]

@@ -97,6 +97,8 @@ ROWS_VERSION = 15
 def stage_output(cfg: JobConfig) -> StageOutput:
     """The output folder this config and these inputs map to (fingerprints read the inputs)."""
     shaping = {**cfg.model_dump(mode="json", include=SHAPING, exclude=RUN_CONTROL), "rows_version": ROWS_VERSION}
+    if cfg.oversample.enabled and any(s.scheme == "tokens" for s in training_sources(cfg)):
+        shaping["oversample_pos_version"] = 2  # POS rows now pass once (other rows); other jobs keep their hash
     root = cfg.output.root
     # Ray workers run in their own working directories: hand them absolute paths only. (On a
     # multi-node cluster a local root must be a shared filesystem; or use s3:// / gs://.)
@@ -205,16 +207,18 @@ def check_translation(cfg: JobConfig) -> None:
     check_models(cfg)
 
 
-def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table, names_from: pa.Table | None = None) -> list[Step]:
+def build_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table, names_from: pa.Table | None = None,
+                tokens: frozenset = frozenset()) -> list[Step]:
     """The configured chain: translate -> oversample -> augment -> filters. ``names_from``: the
-    NER rows of ``train`` (``augment.resources.build_resources``)."""
+    NER rows of ``train`` (``augment.resources.build_resources``); ``tokens``: (lang, source) of
+    its ``scheme: tokens`` rows (``Inputs.token_sources``), which oversampling passes once."""
     from lrl.generate import augment, filters, oversample, translate
 
     steps: list[Step] = []
     if cfg.translate.enabled:
         steps += translate.steps(cfg)
     if cfg.oversample.enabled:
-        steps += oversample.oversample_steps(cfg, train)
+        steps += oversample.oversample_steps(cfg, train, tokens)
     steps += augment.augment_steps(cfg, train, texts, count=True,  # counts: manifest augment_attempts
                                    names_from=names_from)
     steps += filters.steps(cfg)
@@ -267,7 +271,7 @@ def run_generate(ctx: StageContext, *, extra_steps: Sequence[Step] = (), quiet: 
     try:
         train = pa.concat_tables([r.table for r in inputs.ner])
         texts = pa.concat_tables(inputs.texts) if inputs.texts else TEXT_SCHEMA.empty_table()
-        steps = build_steps(cfg, train, texts, bio_rows(inputs)) + list(extra_steps)
+        steps = build_steps(cfg, train, texts, bio_rows(inputs), inputs.token_sources()) + list(extra_steps)
         text_steps = build_text_steps(cfg)
         _write_reader_rejects(inputs, out.tmp)
         repairs: Counter[str] = Counter()
@@ -364,10 +368,9 @@ def summary(path: str, manifest: dict[str, Any]) -> str:
     if missed:
         lines.append("  warning: oversampling targets missed: " + ", ".join(
             f"{lang} {m['reached']} of {m['target']}" for lang, m in missed.items()))
-    types = (manifest.get("oversample") or {}).get("missed_rare_types") or {}
-    if types:
-        lines.append("  warning: rare types below oversample.min_sentences_per_type: " + ", ".join(
-            f"{lang} {t} {m['reached']} of {m['target']}" for lang, per in types.items() for t, m in per.items()))
+    from lrl.generate.manifest import missed_types_line  # types below the minimum, with their filters
+
+    lines += [types] if (types := missed_types_line(manifest)) else []
     from lrl.generate.translate.checks import translation_warnings  # a translation step that kept few rows
 
     lines += translation_warnings(path, manifest)
