@@ -47,14 +47,24 @@ def _num(x: Any, fmt: str) -> str:
     return "n/a" if not isinstance(x, (int, float)) or x != x else format(x, fmt)  # x != x: NaN
 
 
-def how_to_use(langs: list[str], lang_embedding: bool, mask: str) -> str:
+UNTRAINED_LIMITS = (
+    "Not trained on the language by lrl (`pretrain.steps: 0`): its new pieces' embeddings and the "
+    "language tags are initialised, not learned, so its masked-token predictions are poor (see the "
+    "held-out perplexity). It is a starting point for fine-tuning (e.g. `lrl finetune JOB.yaml "
+    "finetune.model=THIS_FOLDER`), not a text generator."
+)
+
+
+def how_to_use(langs: list[str], lang_embedding: bool, mask: str, trained: bool = True) -> str:
     """The card's "How to use": the language tag first; with language embeddings, the language's
     index in ``token_type_ids`` (which the fill-mask pipeline cannot pass)."""
     first = langs[0]
+    tags = ", ".join(f"`[{x}]`" for x in langs)
     text = [
         "## How to use\n",
-        "Each training sequence was `[CLS]`, the language's tag token "
-        f"({', '.join(f'`[{x}]`' for x in langs)}), then the text: put the tag first.\n",
+        f"Each training sequence was `[CLS]`, the language's tag token ({tags}), then the text: put the tag first.\n"
+        if trained else f"lrl's fine-tuning reads `[CLS]`, the language's tag token ({tags}), then the text: "
+        "put the tag first.\n",
     ]
     if not lang_embedding:
         text += [
@@ -118,16 +128,21 @@ def render_pretrain_card(
     steps = m.get("step")
     planned = m.get("steps_planned")
     tokens = (m.get("trained_tokens") or {}).get("mlm")
+    trained = m.get("trained") is not False  # False: pretrain.steps 0 (lrl.train.pretrain_init_only)
+    what = (f"pretrained by lrl for {steps} steps" + (f" of {planned} planned" if planned and planned != steps else "")
+            + (f", {tokens:,} tokens" if isinstance(tokens, int) else "") if trained else
+            "as lrl built it, not trained by lrl (`pretrain.steps: 0`): "
+            + ("the starting checkpoint with its embeddings grown for the tokenizer's new pieces" if init
+               else "freshly initialised weights, a baseline only"))
     body = [f"# lrl-{'-'.join(langs)}-mlm\n",
-            f"A masked language model ({size}) for {', '.join(langs)}, pretrained by "
-            f"lrl for {steps} steps"
-            + (f" of {planned} planned" if planned and planned != steps else "")
-            + (f", {tokens:,} tokens" if isinstance(tokens, int) else "") + "."
+            f"A masked language model ({size}) for {', '.join(langs)}, {what}."
             + (" " + _origin(folder).replace("That model", "It") if init else "") + "\n",
-            how_to_use(langs, bool(conf.get("lrl_lang_embedding")), _mask_token(folder)),
+            how_to_use(langs, bool(conf.get("lrl_lang_embedding")), _mask_token(folder), trained),
             "## Training data and held-out perplexity\n",
             f"Languages were sampled with p ∝ n^{m.get('alpha')} over their training rows (the target), "
-            "and the packed stream's token share is what training saw.\n",
+            "and the packed stream's token share is what training saw.\n" if trained else
+            "Nothing was trained: the held-out perplexity is that of the model as built (fp32), on "
+            "the documents a training run of this job would hold out.\n",
             "| language | training rows | held-out rows | target p | realised p | stream token share | held-out perplexity |",
             "|---|---|---|---|---|---|---|"]
     target, stream = m.get("target_mixture") or {}, m.get("stream_mixture") or {}
@@ -142,9 +157,9 @@ def render_pretrain_card(
     body += [f"- `{src['path']}` ({src['lang']}" + (f"; {src['via']}" if src.get("via") else "") + ")" for src in sources]
     body += ["", f"Masked LM: {100 * masking.get('rate', 0):g}% of pieces"
              + (", whole words" if masking.get("whole_word") else "")
-             + (f"; with {aux}" if aux else "") + f". {m.get('engine')} on {m.get('num_workers')} worker(s), "
-             f"{m.get('precision')}, {m.get('device')}.\n",
-             "## Limitations\n", LIMITS + "\n", "## License\n",
+             + (f"; with {aux}" if aux else "") + (f". {m.get('engine')} on {m.get('num_workers')} worker(s), "
+             f"{m.get('precision')}, {m.get('device')}.\n" if trained else " (the held-out evaluation's masks).\n"),
+             "## Limitations\n", (LIMITS if trained else UNTRAINED_LIMITS) + "\n", "## License\n",
              (f"`{license}`." if license != "other" else "Not stated: check the licenses of the training text.")
              + (f" The starting checkpoint's license: `{init['license']}`." if init and init.get("license") else "")
              + "\n"]
@@ -189,4 +204,4 @@ def write_pretrain_card(folder: str, cfg, generate_dir: str | None = None) -> st
     return path
 
 
-__all__ = ["how_to_use", "render_pretrain_card", "through_generate", "write_pretrain_card"]
+__all__ = ["UNTRAINED_LIMITS", "how_to_use", "render_pretrain_card", "through_generate", "write_pretrain_card"]

@@ -218,12 +218,15 @@ def _pretrain_section(pt: dict | None) -> str:
     if pt is None:
         return not_run("pretrain")
     out = []
+    if pt.get("trained") is False:
+        out.append("<p>Not trained (<code>pretrain.steps: 0</code>): the folder holds the starting model as "
+                   "built, for fine-tuning; the held-out perplexity below is that model's.</p>")
     ys = [y for y in ("loss", "aux_loss", "lr", "tokens_per_s") if any(h.get(y) is not None for h in pt["history"])]
     if ys:
         out.append(img(plots.curves({"pretrain": pt["history"]}, "step", ys, "pretraining"), "pretraining curves"))
     if pt.get("perplexity"):  # one line per language, on one axis
         out.append(img(plots.curves(pt["perplexity"], "step", ["perplexity"], "held-out"), "held-out perplexity"))
-    if not ys and not pt.get("perplexity"):
+    if not ys and not pt.get("perplexity") and pt.get("trained") is not False:
         out.append('<p class="na">No per-step curve recorded; final figures only.</p>')
     if pt.get("mixture"):
         # What alpha sampling did per language: the final table holds numbers only, so these

@@ -190,6 +190,8 @@ def pretrain_metrics(folder: str | None) -> dict[str, Any] | None:
             if name and _number(value) is not None:
                 ppl.setdefault(name, []).append({"step": h["step"], "perplexity": _number(value)})
     final = {k: v for k, v in met.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if met.get("trained") is False:  # pretrain.steps 0: the starting model as built, no mixture sampled
+        return {"history": [], "perplexity": {}, "final": final, "mixture": [], "trained": False}
     return {"history": rows, "perplexity": ppl, "final": final, "mixture": _mixture(met)}
 
 

@@ -39,6 +39,7 @@ from lrl.model.extend import INIT_VERSION
 from lrl.pipeline.stage import StageContext
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, tag_id
+from lrl.train.pretrain_init_only import run_initial
 from lrl.train.pretrain_preflight import hash_view, preflight, say, stream_notes
 from lrl.train.pretrain_resources import autoscaler_gpus, check_resources, choose_device, fit_or_stop
 from lrl.train.pretrain_stream import pad_for_workers
@@ -185,8 +186,7 @@ def fit(cfg: PretrainConfig, seed: int, table: pa.Table, tokenizer_dir: str, mod
     metrics.update({
         "phases_s": phases(t0, t_fit, metrics.pop("marks", {}), t_end),
         "target_mixture": mixture.as_dict(), "alpha": cfg.alpha, "languages": langs,
-        "heldout_rows": {k: int(v) for k, v in _counts(heldout).items()},
-        "train_rows": {k: int(v) for k, v in _counts(train).items()},
+        "heldout_rows": _counts(heldout), "train_rows": _counts(train),
         "packed_sequences": packed, "split_padding_sequences": padding,
         # What an epoch trained on (all workers), against the stream: 0 unless sequences were
         # dropped (None when no epoch finished).
@@ -219,7 +219,7 @@ def phases(t0: float, t_fit: float, marks: dict[str, float], t_end: float) -> di
 
 
 def _counts(table: pa.Table) -> dict[str, int]:
-    return dict(Counter(table.column("lang").to_pylist()))
+    return {k: int(v) for k, v in Counter(table.column("lang").to_pylist()).items()}
 
 
 def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
@@ -285,6 +285,8 @@ def run_pretrain(ctx: StageContext) -> str:
         raise ConfigError(f"RAY_TRAIN_V2_ENABLED={shown} selects Ray Train V1, which lrl's pretraining does not "
                           "support (its checkpoints and errors are V2's); unset it")
     cfg, p = ctx.cfg, _with_ds_config(ctx.cfg.pretrain, ctx.cfg.data.root)
+    if p.steps == 0:  # the starting model as built, no Ray Train (pretrain_init_only)
+        return run_initial(ctx, out, tok_dir, table)
     preflight(p, sorted(set(table.column("lang").to_pylist())), tok_dir)  # before Ray: errors, warnings once
     run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
     try:  # the stage's lease on an object store first: a second run stops before the run folder

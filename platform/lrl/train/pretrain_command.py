@@ -26,6 +26,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     path = run_pretrain(StageContext(cfg))
     m = read_json(f"{path}/{MANIFEST}")  # on an object store too
+    if m.get("trained") is False:  # pretrain.steps 0 (pretrain_init_only)
+        print(f"pretrain: {path}\n  steps 0: the starting model as built, not trained (pretrain.steps=0)")
+        for lang in m.get("languages") or []:
+            ppl = (m.get("ppl") or {}).get(lang)
+            print(f"  {lang}: held-out perplexity {_ppl(ppl, cfg.pretrain.heldout_fraction)}  "
+                  f"rows {(m.get('train_rows') or {}).get(lang)}")
+        if reused := reused_line(path, started):
+            print(reused)
+        return 0
     loss = m.get("loss")  # None when the last report's window held only auxiliary-task steps
     steps = f"{m.get('steps')}"
     if m.get("stopped_early"):  # e.g. "steps 37 of 2000 (stopped by time_limit_s)"

@@ -73,8 +73,12 @@ class PretrainConfig(StrictModel):
     """Tokenizer folder; None uses the tokenizer stage's output (running it when needed)."""
     model_path: str | None = None
     """Start from this HF MLM folder instead of building ``model`` fresh."""
-    steps: int = Field(default=100, gt=0)
-    """Optimizer steps."""
+    steps: int = Field(default=100, ge=0)
+    """Optimizer steps. 0 trains nothing: the stage's folder holds the starting model as built
+    (``model.checkpoint`` with its embeddings grown for an extended tokenizer, or a fresh
+    ``model``) and its held-out perplexity, for fine-tuning an extended checkpoint without
+    masked-LM training (on WikiANN yo that beat 927 steps of it: jobs/minilm_yo.yaml). The other
+    training settings then do nothing; ``model_path`` and ``aux`` are errors with it."""
     batch_size: int = Field(default=16, gt=0)
     """Sequences per micro batch per worker."""
     seq_len: int = Field(default=128, ge=8)
@@ -169,6 +173,12 @@ class PretrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> PretrainConfig:
+        if self.steps == 0 and self.model_path:
+            raise ValueError("steps=0 writes the model built from `model` (nothing is trained) and model_path is a "
+                             "finished model: fine-tune model_path directly (finetune.model) instead")
+        if self.steps == 0 and (self.aux.conllu or self.fail_at_step):
+            raise ValueError(f"steps=0 trains nothing, so {'aux.conllu' if self.aux.conllu else 'fail_at_step'} "
+                             "has nothing to do: set steps > 0 or remove it")
         if self.engine == "torch" and self.deepspeed.config_file:
             raise ValueError("deepspeed.config_file is set but engine is 'torch'")
         if self.engine == "torch" and self.precision == "fp16":
