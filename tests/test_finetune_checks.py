@@ -256,3 +256,26 @@ def test_a_standalone_stage_without_an_encoder_names_the_settings_that_give_it_o
                           f"set {settings} to a pretrain-<hash> output folder"), err
     assert "a Hugging Face model folder, or preset:micro to train one from scratch" in err
     assert f"with pretrain before {command} in pipeline.stages" in err and "--only" not in err
+
+
+
+def test_a_config_error_in_a_fine_tuning_task_is_its_one_line(ray_session):
+    """A truncated encoder model.safetensors is a ConfigError inside the task (``readable_weights``);
+    ``ray.get`` raised it as Ray's ``RayTaskError(ConfigError)``, a ConfigError whose message is the
+    task's whole traceback (``ray::_train_task() (pid=..)``, its frames), which ``lrl run`` printed as
+    its one error line. The stage takes its tasks' results through ``task_result``."""
+    from lrl.config import ConfigError
+    from lrl.data.files import InputError
+    from lrl.train.finetune import task_result
+
+    @ray_session.remote(num_cpus=0)
+    def task(error: Exception) -> None:
+        raise error
+
+    message = "encoder folder /m: cannot read its model.safetensors (truncated or corrupt file?): header too small"
+    for error in (ConfigError(message), InputError("/d.conll:3: empty token")):
+        with pytest.raises(type(error)) as got:
+            task_result(task.remote(error))
+        assert type(got.value) is type(error) and str(got.value) == str(error)
+    with pytest.raises(ray_session.exceptions.RayTaskError, match="KeyError"):  # any other error: as Ray raised it
+        task_result(task.remote(KeyError("x")))

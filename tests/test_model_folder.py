@@ -63,3 +63,21 @@ def test_a_truncated_weights_file_is_a_config_error_naming_the_folder(tmp_path):
     cut(tmp_path / "model_crf" / CRF_FILE, 20)
     with pytest.raises(ConfigError, match=rf"model folder {at}/model_crf: cannot read its crf\.safetensors"):
         Tagger.load(str(tmp_path / "model_crf"))
+
+
+def test_pretraining_workers_name_a_truncated_model_folder(tmp_path):
+    """pretrain's Ray Train workers load the model to train (pretrain.model_path or the stage's
+    initial model): a truncated model.safetensors was safetensors' SafetensorError in Ray Train's
+    error, not a ConfigError, which the driver shows in one line (``worker_config_error``)."""
+    from lrl.config import ConfigError
+    from lrl.train.finetune_scratch import build_scratch_encoder
+    from lrl.train.pretrain_loop import load_mlm
+
+    sents = [["Kashgar", "is", "far", "."], ["Aziz", "went", "home", "."]] * 10
+    enc = build_scratch_encoder(tmp_path / "enc", sents, ["ug"], vocab_size=80, hidden=16, layers=1)
+    assert load_mlm(enc).config.hidden_size == 16
+    weights = tmp_path / "enc" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-50])
+    with pytest.raises(ConfigError, match=rf"^pretrain model folder {re.escape(str(tmp_path))}/enc: cannot read "
+                                          r"its model\.safetensors \(truncated or corrupt file\?\)"):
+        load_mlm(enc)

@@ -379,3 +379,22 @@ def test_back_translations_equal_to_their_source_or_missing_an_entity_are_reject
     got = {r["parent_id"]: r for r in out if r["op"] == "backtranslate"}
     assert got["t0"][REJECT] == "duplicate: of t0 (back-translation equals its source)"
     assert got["t1"][REJECT] is None and got["t1"]["text"] == "Dakar dafa rafet"
+
+
+def test_a_truncated_weights_file_is_one_line_naming_the_model(tiny_marian, tmp_path):
+    """A truncated model.safetensors was safetensors' error in the actor pool, an ActorDiedError."""
+    import re
+    import shutil
+
+    from lrl.config import ConfigError
+    from lrl.generate.mt_config import MTModelConfig
+    from lrl.generate.translate import hf
+
+    shutil.copytree(tiny_marian, tmp_path / "cut")
+    weights = tmp_path / "cut" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-50])  # the header whole, the tensors short
+    cfg, at = MTModelConfig(model=str(tmp_path / "cut"), max_length=16), re.escape(str(tmp_path / "cut"))
+    with pytest.raises(ConfigError, match=rf"train\.model\.model: '{at}': cannot read its model\.safetensors \(trunc"):
+        hf.check_model(cfg, "translate.train.model")
+    with pytest.raises(ConfigError, match=rf"^translation model {at}: cannot read its model\.safetensors"):
+        hf.HFTranslator(cfg, "en", "ug")  # a hub model's cached copy, which the driver does not read

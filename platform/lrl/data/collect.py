@@ -87,6 +87,45 @@ def _token_line(index: int, token_lines: Sequence[int] | None) -> int | None:
     return token_lines[index]
 
 
+def null_list_reason(cells: dict[str, object]) -> str | None:
+    """Why a row whose token or tag list (``cells``: column -> cell) is null (JSON null, a Parquet
+    or Arrow null cell) cannot be read, naming the column; None when no cell is null. Read as an
+    empty list, such a row was an "empty sentence" or a "length mismatch"."""
+    null = next((name for name, cell in cells.items() if cell is None), None)
+    return None if null is None else f"null list: {null!r} is null; need a list with one entry per token"
+
+
+def sentence_problem(tokens: Sequence[str], tags: Sequence[str]) -> str | TagProblem | None:
+    """What makes a sentence unusable whatever its tags mean: a reason of the whole sentence (no
+    tokens, lengths differ), or the token or tag at fault (null, blank, a tab or line break); None
+    when there is none. The checks of ``Collector.sentence``, also used by ``lrl evaluate``'s own
+    Parquet reader (``lrl.evaluate.predict``), which gives the same reasons."""
+    if not tokens:
+        return "empty sentence: no tokens"
+    if len(tokens) != len(tags):
+        return f"length mismatch: {len(tokens)} tokens but {len(tags)} tags"
+    # JSON null / Parquet and Arrow nulls: a None token would be written as a null list item and
+    # a None tag crashed the BIO check; neither can be repaired without inventing a value.
+    for what, values in (("token", tokens), ("tag", tags)):
+        if None in values:
+            i = values.index(None)
+            return TagProblem(i, f"{what} {i} is null", "null value")
+    # An empty or blank token has no characters to tokenize: its tag (B-PER on "") vanished in
+    # subword alignment, and a text built from the tokens had doubled spaces.
+    blank = next((i for i, t in enumerate(tokens) if not t.strip()), None)
+    if blank is not None:
+        return TagProblem(blank, f"token {blank} is {tokens[blank]!r}", "empty token")
+    # A tab or line break inside a token (JSONL, Parquet, Hugging Face) was kept: the token-per-
+    # line files written from the rows (evaluate's predictions .conll) got a column or a line
+    # too many, which no CoNLL reader reads back as that token. Line breaks are also those that
+    # str.splitlines() breaks at (U+2028, U+0085, \v, \f, \x1c-\x1e) and \x1f, which split() cuts at.
+    joined = " ".join(tokens)  # printable (no tab, no break): one C scan per sentence, no regex
+    if not joined.isprintable() and _BREAK.search(joined):
+        cut = next(i for i, t in enumerate(tokens) if _BREAK.search(t))
+        return TagProblem(cut, f"token {cut} is {tokens[cut]!r}", "tab or line break in a token")
+    return None
+
+
 class Collector:
     """Accumulates accepted sentences and rejects while a reader walks one file."""
 
@@ -132,11 +171,10 @@ class Collector:
         """Reject (under ``error`` raise) a row whose token or tag list (``cells``: column -> cell)
         is null, JSON null or a Parquet/Arrow null cell, naming the column; True when it did. Read
         as an empty list, such a row was an "empty sentence" or a "length mismatch"."""
-        null = next((name for name, cell in cells.items() if cell is None), None)
-        if null is not None:
-            self.reject(line, f"null list: {null!r} is null; need a list with one entry per token", raw,
-                        None if rid is None else str(rid))
-        return null is not None
+        reason = null_list_reason(cells)
+        if reason is not None:
+            self.reject(line, reason, raw, None if rid is None else str(rid))
+        return reason is not None
 
     def sentence(self, line: int, tokens: list[str], tags: list[str], raw: str, rid: str | None = None,
                  token_lines: Sequence[int] | None = None) -> None:
@@ -146,31 +184,10 @@ class Collector:
         made = rid is None
         n = self.kept + len(self.rejects)
         rid = str(rid) if rid is not None else self.next_id()
-        if not tokens:
-            return self.reject(line, "empty sentence: no tokens", raw, rid)
-        if len(tokens) != len(tags):
-            return self.reject(line, f"length mismatch: {len(tokens)} tokens but {len(tags)} tags", raw, rid)
-        # JSON null / Parquet and Arrow nulls: a None token would be written as a null list item and
-        # a None tag crashed the BIO check; neither can be repaired without inventing a value.
-        for what, values in (("token", tokens), ("tag", tags)):
-            if None in values:
-                i = values.index(None)
-                return self._token_reject(line, TagProblem(i, f"{what} {i} is null", "null value"), raw, rid,
-                                          token_lines)
-        # An empty or blank token has no characters to tokenize: its tag (B-PER on "") vanished in
-        # subword alignment, and a text built from the tokens had doubled spaces.
-        blank = next((i for i, t in enumerate(tokens) if not t.strip()), None)
-        if blank is not None:
-            problem = TagProblem(blank, f"token {blank} is {tokens[blank]!r}", "empty token")
-            return self._token_reject(line, problem, raw, rid, token_lines)
-        # A tab or line break inside a token (JSONL, Parquet, Hugging Face) was kept: the token-per-
-        # line files written from the rows (evaluate's predictions .conll) got a column or a line
-        # too many, which no CoNLL reader reads back as that token. Line breaks are also those that
-        # str.splitlines() breaks at (U+2028, U+0085, \v, \f, \x1c-\x1e) and \x1f, which split() cuts at.
-        joined = " ".join(tokens)  # printable (no tab, no break): one C scan per sentence, no regex
-        if not joined.isprintable() and _BREAK.search(joined):
-            cut = next(i for i, t in enumerate(tokens) if _BREAK.search(t))
-            problem = TagProblem(cut, f"token {cut} is {tokens[cut]!r}", "tab or line break in a token")
+        problem = sentence_problem(tokens, tags)
+        if isinstance(problem, str):
+            return self.reject(line, problem, raw, rid)
+        if problem is not None:
             return self._token_reject(line, problem, raw, rid, token_lines)
         seen = self._seen(rid, made)
         if seen is not None:
@@ -254,4 +271,5 @@ class Collector:
         return ReadResult(table, reject_table(self.rejects), self.path, reasons, self.repaired, self.compose.changed)
 
 
-__all__ = ["ReadResult", "Collector", "Shard", "SourceIds", "CHUNK_ROWS", "NER_SCHEMA"]
+__all__ = ["ReadResult", "Collector", "Shard", "SourceIds", "CHUNK_ROWS", "NER_SCHEMA", "null_list_reason",
+           "sentence_problem"]

@@ -109,9 +109,7 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
     one-token spans, as a POS model was trained (``lrl.data.token_tags``); a .conllu file is
     always read so, with its ``column``.
     """
-    import json
-
-    from lrl.data.files import InputError, iter_lines, read_text, uncompressed_name
+    from lrl.data.files import InputError, uncompressed_name
     from lrl.data.readers import read_conll, read_jsonl
 
     p = Path(path)
@@ -124,16 +122,15 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
         generated = (p / "data").is_dir()
         return _read_parquet_rows(p / "data" if generated else p, lang, "iob2" if generated else scheme)
     if path.endswith((".jsonl", ".json")):
-        # Lines end at \n only, as read_jsonl reads them: splitlines() cut one at a U+2028 in a token.
-        langs = [lang] if lang is not None else sorted(
-            {json.loads(x).get("lang") or "" for x in iter_lines(read_text(path)) if x.strip()})
-        if "" in langs:
-            raise InputError(f"{path}: rows without a lang; pass --lang")
+        langs = [lang] if lang is not None else _jsonl_langs(path)
         results = [read_jsonl(path, x, "eval", scheme=scheme) for x in langs]
-        # Rows of the other languages show up as rejects of each per-language read: not errors.
-        bad = sum(1 for r in results for reason in r.rejects.column("reason").to_pylist()
-                  if not reason.startswith("lang "))
-        return pa.concat_tables([r.table for r in results]), bad
+        # Rows of the other languages show up as rejects of each per-language read: not errors. A
+        # line rejected before its lang is looked at (not JSON, no tags) is a reject of every read:
+        # counted once.
+        bad = {line for r in results for line, reason in zip(r.rejects.column("line").to_pylist(),
+                                                             r.rejects.column("reason").to_pylist())
+               if not reason.startswith("lang ")}
+        return pa.concat_tables([r.table for r in results]), len(bad)
     if lang is None:
         raise InputError(f"{path}: a CoNLL file has no language column; pass --lang")
     if uncompressed_name(path).endswith(".conllu"):
@@ -143,6 +140,33 @@ def read_labelled(path: str, lang: str | None, scheme: str = "iob2", column: str
     else:
         res = read_conll(path, lang, "eval", scheme=scheme)
     return res.table, res.rejects.num_rows
+
+
+def _jsonl_langs(path: str) -> list[str]:
+    """The languages of a JSONL file's rows (``lrl evaluate`` without ``--lang``). A line that is
+    not a JSON object is left to ``read_jsonl``, which rejects it with its reason, as with
+    ``--lang`` (gathering the langs, such a line stopped the command with a raw JSONDecodeError or
+    AttributeError). A row without a lang, or with one that is not a string, is an error naming its line."""
+    import json
+
+    from lrl.data.files import InputError, iter_lines, read_text
+
+    langs: set[str] = set()
+    # Lines end at \n only, as read_jsonl reads them: splitlines() cut one at a U+2028 in a token.
+    for n, line in enumerate(iter_lines(read_text(path)), start=1):
+        try:
+            obj = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        got = obj.get("lang")
+        if not got or not isinstance(got, str):
+            why = "has no lang" if got in (None, "") else f"has lang {json.dumps(got)}, not a language code"
+            raise InputError(f"{path}:{n}: the row {why}; pass --lang")
+        langs.add(got)
+    # No lang at all: every line is rejected (or the file is empty), which read_jsonl says with the first reason.
+    return sorted(langs) or ["und"]
 
 
 def _read_parquet_rows(path: Path, lang: str | None, scheme: str = "iob2") -> tuple[pa.Table, int]:
@@ -186,19 +210,26 @@ def _read_parquet_rows(path: Path, lang: str | None, scheme: str = "iob2") -> tu
 
 
 def _row_tags(row: dict, scheme: str) -> tuple[list[str], str]:
-    """A Parquet row's tags as IOB2 under ``scheme``, and "" or why the row cannot be scored."""
+    """A Parquet row's tags as IOB2 under ``scheme``, and "" or why the row cannot be scored, in the
+    main readers' words (``lrl.data.collect``): a null list read as "0 tokens but N tags", and a
+    tab or line break in a token was kept, and broke the predictions .conll (``write_predictions``)."""
     from lrl.data.bio import bio_problems
+    from lrl.data.collect import null_list_reason, sentence_problem
     from lrl.data.token_tags import token_spans
 
-    tokens, tags = row["tokens"] or [], row["tags"] or []
-    if not tokens or len(tokens) != len(tags):
-        return [], f"{len(tokens)} tokens but {len(tags)} tags"
-    if not all(isinstance(t, str) for t in tags):
-        return [], "a tag is null or not a string"
-    if not all(isinstance(t, str) for t in tokens):  # a null token crashed the NFC composition
-        return [], "a token is null or not a string"
+    tokens, tags = row["tokens"], row["tags"]
+    null = null_list_reason({"tokens": tokens, "tags": tags})
+    if null is not None:
+        return [], null
+    odd = next(((what, i, v) for what, values in (("token", tokens), ("tag", tags)) for i, v in enumerate(values)
+                if v is not None and not isinstance(v, str)), None)
+    if odd is not None:  # a column of numbers (a null is sentence_problem's "null value")
+        return [], f"not a string: {odd[0]} {odd[1]} is {odd[2]!r}"
+    problem = sentence_problem(tokens, tags)
+    if problem is not None:
+        return [], problem if isinstance(problem, str) else problem.reason
     if scheme == "tokens":
         spans, reason = token_spans(tags)
         return spans or [], reason or ""
     problems = bio_problems(tags)
-    return list(tags), f"invalid BIO: {problems[0]}" if problems else ""
+    return list(tags), problems[0].reason if problems else ""

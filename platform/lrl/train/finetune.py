@@ -67,6 +67,24 @@ def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.T
     return {"seed": seed, **row}, files
 
 
+def task_result(ref) -> Any:
+    """``ray.get(ref)``, with a ``ConfigError`` or ``InputError`` the task raised (an encoder's
+    truncated model.safetensors: ``readable_weights``) raised as itself. Ray's
+    ``RayTaskError(ConfigError)`` is one too, but its message is the task's whole traceback, which
+    ``lrl run`` printed as its one-line error."""
+    import ray
+
+    from lrl.config import ConfigError
+    from lrl.data.files import InputError
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, (ConfigError, InputError)):
+            raise exc.cause from exc
+        raise
+
+
 def groups(splits: dict[str, tuple[pa.Table, pa.Table]], mode: str) -> dict[str, tuple[pa.Table, pa.Table]]:
     """Per-language groups as given, or one ``joint`` group with every language's rows."""
     if mode == "per_language":
@@ -262,7 +280,7 @@ def run_finetune(ctx: StageContext) -> str:
                 relay.print_new()
             for ref in ready:
                 group, seed = waiting.pop(ref)
-                done[(group, seed)] = ray.get(ref)
+                done[(group, seed)] = task_result(ref)
                 if all((group, s) in done for s in cfg.evaluate.seeds):  # the group is complete
                     entries[group] = _finish_group(ctx, out, finished, group, langs[group], todo[group][1],
                                                    [done[(group, s)] for s in cfg.evaluate.seeds],
@@ -365,4 +383,5 @@ def _print_summary(path: str, dev_f1: dict[str, dict], seeds: int) -> None:
             print(f"    {lang}: dev F1 {100 * one['mean']:.1f} {spread(one)}")
 
 
-__all__ = ["run_finetune", "groups", "best_seed", "check_gpu_request", "check_task_fits", "unk_warning", "STAGE"]
+__all__ = ["run_finetune", "groups", "best_seed", "check_gpu_request", "check_task_fits", "task_result", "unk_warning",
+           "STAGE"]

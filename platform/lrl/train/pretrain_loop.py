@@ -23,6 +23,7 @@ import numpy as np
 
 from lrl.data.files import filesystem
 from lrl.data.remote import is_file, local_folder
+from lrl.model.build import readable_weights
 from lrl.model.tokenizer import save_tokenizer
 from lrl.train.attention import set_attention
 from lrl.train.pretrain_aux import as_tensor_batch, build_module, save_aux_head
@@ -58,6 +59,14 @@ def _dist_sum(values: list[float], device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def load_mlm(model_dir: str):
+    """The model to train; a truncated or corrupt model.safetensors is a ``ConfigError`` naming the
+    folder (``readable_weights``), which the driver shows in one line (``worker_config_error``)."""
+    from transformers import AutoModelForMaskedLM
+    with readable_weights(f"pretrain model folder {model_dir}"):  # under an object store: a local copy
+        return AutoModelForMaskedLM.from_pretrained(local_folder(model_dir))
 
 
 def window_mean(values: list[float]) -> float | None:
@@ -126,7 +135,7 @@ def train_loop(config: dict[str, Any]) -> None:
                                   ctx.get_local_world_size())], device)[0]
     # A resumed attempt's epoch and position are only known once the engine has loaded them.
     started = FirstBatch(ray.train.get_dataset_shard, cfg, seed, rank) if ckpt is None else None
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from lrl.train.pretrain_engine import build_engine
 
@@ -134,7 +143,7 @@ def train_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(seed)
     # under an output.root on an object store, a copy on this worker's machine
     tok = AutoTokenizer.from_pretrained(local_folder(config["tokenizer_dir"]))
-    model = AutoModelForMaskedLM.from_pretrained(local_folder(config["model_dir"]))
+    model = load_mlm(config["model_dir"])
     set_attention(model, cfg.attention, cfg.precision, device)
     aux = config.get("aux")
     n_tags = len(aux["labels_list"]) if aux else 0

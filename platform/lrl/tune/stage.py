@@ -122,7 +122,9 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     seeds = cfg.evaluate.seeds
     refs = {s: task.remote(ft, model_path, train, dev, s, max(1, int(cfg.tune.cpus_per_trial)), train_fn)
             for s in seeds}
-    results = dict(zip(seeds, ray.get([refs[s][0] for s in seeds])))
+    from lrl.train.finetune import task_result  # a task's ConfigError as its one line, not Ray's traceback
+
+    results = {s: task_result(refs[s][0]) for s in seeds}
     best_seed = max(seeds, key=lambda s: results[s].dev_f1)
     folder = f"{out.tmp}/models/{lang}"
     fs, inner = filesystem(folder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from lrl.generate.mt_config import MTModelConfig
+from lrl.model.build import readable_weights
 
 # Each refusal is a reject kind of its own (the text before the colon, which the manifest's
 # rejects_per_reason counts): under one "translation" kind a user could not tell inputs too long
@@ -78,9 +79,10 @@ class HFTranslator:
         if self.device == "cpu" and dtype == torch.float16:
             raise ValueError("dtype float16 needs a GPU; use bfloat16 or float32 on CPU")
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(
-            cfg.model, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, dtype=dtype
-        ).to(self.device).eval()
+        with readable_weights(f"translation model {cfg.model}"):  # truncated or corrupt: one line
+            self.model = AutoModelForSeq2SeqLM.from_pretrained(
+                cfg.model, use_safetensors=True, trust_remote_code=cfg.trust_remote_code, dtype=dtype
+            ).to(self.device).eval()
         if (why := over_positions(cfg, self.model.config.to_dict())) is not None:
             raise ValueError(f"translate: {why}")
         self.family = detect_family(self.model, self.tokenizer) if cfg.family == "auto" else cfg.family
@@ -235,9 +237,15 @@ def check_model(cfg: MTModelConfig, setting: str) -> None:
     if not cfg.trust_remote_code and mtype not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
         raise ConfigError(f"{setting}.model: {cfg.model!r} is a {mtype!r} model, not a seq2seq translation "
                          "model (Marian, NLLB, M2M100, ...)")
-    if not any(name.endswith(".safetensors") for name in os.listdir(path)):
+    weights = sorted(name for name in os.listdir(path) if name.endswith(".safetensors"))
+    if not weights:
         raise ConfigError(f"{setting}.model: {cfg.model!r} has no .safetensors weights (lrl loads no pickled "
                          "weights; convert them with save_pretrained(..., safe_serialization=True))")
+    from safetensors import safe_open
+
+    for name in weights:  # their headers only: a truncated file showed as an ActorDiedError from the pool
+        with readable_weights(f"{setting}.model: {cfg.model!r}", name), safe_open(os.path.join(path, name), "numpy"):
+            pass
 
 
 def make_translator(cfg: MTModelConfig, src_lang: str, tgt_lang: str, seed: int = 0):
