@@ -225,16 +225,21 @@ def test_finetune_errors_name_finetune_settings(data_root, tmp_path):
     cfg = load_job(None, [f"output.root={tmp_path}"])
     with pytest.raises(ConfigError, match="^finetune needs training data"):
         run_finetune(StageContext(cfg))
-    # Freezing more layers than the encoder has: one clear line before any Ray task starts.
-    cfg = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", "finetune.model=preset:tiny",
-                          "finetune.freeze_layers=5"])
-    with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5: \[5\] deeper than the encoder .* has 2 layers"):
-        run_finetune(StageContext(cfg))
-    # A max_length beyond a given encoder's positions: the same, before Ray starts.
+    # Freezing more layers than the encoder has: one clear line before any Ray task starts; for a
+    # preset (its depth known) at load, before the stage or any stage before it (pretrain) runs.
+    with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5: finetune\.model=preset:tiny has 2 layers"):
+        load_job(None, ["finetune.model=preset:tiny", "finetune.freeze_layers=5"])
+    with pytest.raises(ConfigError, match=r"freeze_layers=4: the pretrain stage's encoder \(model.preset=micro\) has 3"):
+        load_job(None, ["pipeline.stages=[pretrain,finetune]", "finetune.freeze_layers=4"])
     enc = tmp_path / "enc"
     enc.mkdir()
     (enc / "config.json").write_text('{"model_type": "xlm-roberta", "max_position_embeddings": 514, '
                                      '"pad_token_id": 1, "num_hidden_layers": 2}')
+    cfg = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", f"finetune.model={enc}",
+                          "finetune.freeze_layers=5"])
+    with pytest.raises(ConfigError, match=r"finetune\.freeze_layers=5: \[5\] deeper than the encoder .* has 2 layers"):
+        run_finetune(StageContext(cfg))
+    # A max_length beyond a given encoder's positions: the same, before Ray starts.
     cfg = load_job(None, [f"data.root={data_root}", ner, f"output.root={tmp_path}", f"finetune.model={enc}",
                           "finetune.max_length=600"])
     with pytest.raises(ConfigError, match=r"finetune\.max_length=600 but the encoder .* has positions for 512 pieces"):

@@ -19,7 +19,7 @@ from lrl.generate.mt_config import FilterConfig, TranslateConfig
 from lrl.model.config import MAX_POSITIONS, ModelConfig, TokenizerConfig
 from lrl.pipeline.config import PipelineConfig
 from lrl.runtime import RayConfig
-from lrl.train.finetune_config import FinetuneConfig
+from lrl.train.finetune_config import FinetuneConfig, check_freeze_depth
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.tune.config import TuneConfig
 
@@ -93,6 +93,8 @@ def load_job(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (
         raise ConfigError(f"{origin}: invalid configuration\n  finetune.max_length={cfg.finetune.max_length}: "
                           f"tune.model_path={cfg.tune.model_path} builds a preset: encoder of at most "
                           f"{MAX_POSITIONS} positions")
+    if (problem := check_freeze_depth(cfg)) is not None:
+        raise ConfigError(f"{origin}: invalid configuration\n  {problem}")
     return cfg
 
 

@@ -146,7 +146,8 @@ def local_folder_problem(cfg: JobConfig, stage: str) -> str | None:
     """The one-line error (``missing_local_folder``) for the first setting of ``stage`` that takes
     a local folder only and names none: ``pretrain.tokenizer_path``, ``pretrain.model_path``; the
     encoder of finetune (``finetune.model``) or tune (``tune.model_path``, else ``finetune.model``)
-    unless a ``preset:``; ``evaluate.model``. None when every one is a folder, a URI or unset."""
+    unless a ``preset:``, and their ``finetune.data``; ``evaluate.model``. None when every one is a
+    folder, a URI or unset."""
     from lrl.data.local_or_hub import missing_local_folder
 
     settings: list[tuple[str, str | None]] = []
@@ -157,6 +158,7 @@ def local_folder_problem(cfg: JobConfig, stage: str) -> str | None:
         key, model = encoder_setting(cfg, stage)
         if not (model or "").startswith("preset:"):
             settings = [(key, model)]
+        settings.append(("finetune.data", cfg.finetune.data))  # a missing one was a pyarrow traceback
     elif stage == "evaluate":
         settings = [("evaluate.model", cfg.evaluate.model)]
     return next((p for setting, value in settings if (p := missing_local_folder(setting, value)) is not None), None)

@@ -57,11 +57,16 @@ def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.T
 
     torch.set_num_threads(cfg.threads or max(1, int(cfg.num_cpus)))
     cfg = in_ray_task(cfg)  # device auto: the GPU this task reserved (finetune.num_gpus), else CPU
+    say = progress.send if progress else print
     with tempfile.TemporaryDirectory(prefix="lrl-ft-") as tmp:
         out = tmp if cfg.save_model else None
         res = train_tagger(cfg, model_path, train, dev, seed=seed, out_dir=out, labels=labels,
-                           report=lambda entry: (progress.send if progress else print)(progress_line(group, seed, entry)))
+                           report=lambda entry: say(progress_line(group, seed, entry)))
         files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+    if res.info["stopped_early"]:  # else its last line, "step 25/93", read as a run that went on or died
+        say(f"finetune {group} seed {seed}: stopped early at step {res.info['steps']}/{res.info['total_steps']} "
+            f"({cfg.patience} evaluation{'s' * (cfg.patience != 1)} without a better dev F1); keeps step "
+            f"{res.info['best_step']}")
     row = dataclasses.asdict(res)
     row.pop("model_dir")
     return {"seed": seed, **row}, files

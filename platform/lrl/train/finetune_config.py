@@ -2,7 +2,8 @@
 
 Everything the seed's recipes varied is a typed field here: freezing, layer-wise LR decay,
 precision, LR schedule, few-shot, early stopping, CRF head, balanced multilingual sampling and
-the original : augmented mix. Checks that need no data (fp16 on CPU, freeze depth) run at load.
+the original : augmented mix. Checks that need no data run at load: fp16 on CPU, and the freeze
+depth of a preset encoder (``check_freeze_depth``); a folder's depth is checked when the stage starts.
 """
 
 from __future__ import annotations
@@ -149,6 +150,30 @@ def check_model(value: str | None) -> str | None:
         what = f"no model preset {name!r}" if name else "no preset name after 'preset:'"
         raise ValueError(f"{what}; choose " + ", ".join(f"preset:{p}" for p in PRESETS) + ", or a model folder")
     return value
+
+
+def check_freeze_depth(cfg) -> str | None:
+    """The error line (a ``JobConfig`` ``cfg``) when ``finetune.freeze_layers`` exceeds the layers
+    of a preset encoder known at load: ``finetune.model=preset:<name>``, or, unset, the preset the
+    pretrain stage builds when ``pipeline.stages`` has it and finetune (and tune searches no other
+    ``tune.model_path``). The stage found it only once it ran: after building the preset's
+    tokenizer, or under ``lrl run`` after pretraining (hours)."""
+    from lrl.model.build import PRESETS
+
+    ft = cfg.finetune
+    if ft.model is not None:
+        name, what = ft.model.removeprefix("preset:"), f"finetune.model={ft.model}"
+        if not ft.model.startswith("preset:"):
+            return None
+    elif ({"pretrain", "finetune"} <= set(cfg.pipeline.stages) and not cfg.tune.model_path
+          and not cfg.model.checkpoint and not cfg.pretrain.model_path):
+        name, what = cfg.model.preset, f"the pretrain stage's encoder (model.preset={cfg.model.preset})"
+    else:
+        return None
+    layers = PRESETS[name][1]
+    if ft.freeze_layers <= layers:
+        return None
+    return f"finetune.freeze_layers={ft.freeze_layers}: {what} has {layers} layers (choose at most {layers})"
 
 
 def _cuda_available() -> bool:

@@ -91,9 +91,9 @@ class Tagger:
         conf = AutoConfig.from_pretrained(
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={lab: i for i, lab in enumerate(labels)}, trust_remote_code=False)
-        if dropout is not None:
+        if dropout is not None:  # mlp_ and embedding_dropout: ModernBERT's hidden dropout
             for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
-                        "dropout", "attention_dropout"):
+                        "dropout", "attention_dropout", "mlp_dropout", "embedding_dropout"):
                 if hasattr(conf, key):
                     setattr(conf, key, dropout)
         with readable_weights(f"encoder folder {path}"):  # truncated or corrupt: one line, not a traceback

@@ -28,11 +28,17 @@ from lrl.job import encoder_setting
 from lrl.pipeline.stage import StageContext
 
 
-def _read_generated(path: str) -> pa.Table:
-    """The ``data/`` Parquet folder of a generate output (hive-partitioned by lang)."""
+def _read_generated(path: str, setting: str = "finetune.data") -> pa.Table:
+    """The ``data/`` Parquet folder of a generate output (hive-partitioned by lang); a folder
+    without one (another stage's output, the runs folder) is a ``ConfigError`` naming ``setting``,
+    not pyarrow's ``FileNotFoundError: .../data`` traceback."""
     import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
 
     fs, inner = filesystem(path.rstrip("/") + "/data")
+    if fs.get_file_info(inner).type != pafs.FileType.Directory:
+        raise ConfigError(f"{setting}={path}: no generate output there (it has no data/ folder of generated rows); "
+                          "name a generate-<hash> folder written by lrl generate or lrl run")
     ds = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
     table = ds.to_table()
     cols = {}
@@ -73,7 +79,7 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None, stage
         else:
             print(line, file=sys.stderr)
     if gen:
-        parts["train"] = [_read_generated(gen)]
+        parts["train"] = [_read_generated(gen, "finetune.data" if cfg.finetune.data else "the generate stage's output")]
     if not parts["train"] or not parts["dev"]:
         raise ConfigError(f"{stage} needs training data (data.ner with split: train, or a generate output) "
                           "and dev data (data.ner with split: dev)")
