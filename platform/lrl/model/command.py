@@ -22,7 +22,7 @@ from lrl.data.local_or_hub import missing_folder, no_local_folder
 from lrl.data.output import StageOutput, input_print
 from lrl.data.remote import local_output
 from lrl.model.accents import combining_marks, marks_report, report_lines
-from lrl.model.text_split import tokenizer_text
+from lrl.model.text_split import tail_cap_changed, tokenizer_text
 from lrl.pipeline.stage import StageContext
 
 STAGE = "tokenizer"
@@ -51,6 +51,10 @@ SPLIT_VERSION = 3
 #: ``extend._hamza_pieces``). Only extend outputs carry it: trained tokenizers keep their hash.
 EXTEND_VERSION = 3
 
+#: Bumped when ``tokenizer.max_new_tokens`` keeps other pieces (1: characters first, the most
+#: frequent first, ``lrl.model.piece_rank``); only extend outputs with the option set carry it.
+NEW_TOKENS_ORDER = 1
+
 #: Bumped when Unigram tokenizers number their pieces otherwise (1: a fixed order instead of the
 #: trainer's, which differed between runs); WordPiece hashes do not carry it.
 UNIGRAM_ORDER = 1
@@ -71,6 +75,10 @@ def stage_output(ctx: StageContext) -> StageOutput:
                     "alphabet": ALPHABET_VERSION}
     if t.mode == "extend":
         fingerprints["extend"] = EXTEND_VERSION
+        if t.max_new_tokens is not None:  # characters first, the most frequent first (lrl.model.piece_rank)
+            fingerprints["new_tokens_order"] = NEW_TOKENS_ORDER
+    if tail_cap_changed(t.max_lines_per_lang, t.eval_lines):  # the tail split trained on more lines than
+        fingerprints["tail_cap"] = 1  # max_lines_per_lang (lrl.model.text_split.tail_split); others keep their hash
     if t.type == "unigram":  # pieces in a fixed id order (lrl.model.unigram_order), trained again
         fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
@@ -153,6 +161,14 @@ def run_tokenizer(ctx: StageContext, warn: bool = True) -> str:
                                 "normalizer": normalizer_effect(tok, lines)}
         if lang in note:
             stats["langs"][lang]["note"] = note[lang]
+    if t.mode == "train":  # fewer entries than asked, or none longer than a character (lrl.model.vocab_size)
+        from lrl.model.vocab_size import vocab_report
+
+        stats["vocabulary"] = vocab_report(tok, t.vocab_size, t.min_frequency, t.type,
+                                           sum(len(v) for v in train.values()))
+        if warn:
+            for line in stats["vocabulary"]["warnings"]:
+                print(f"warning: {line}", flush=True)
     if t.keep_accents:  # which marks were kept and stripped: a rare native letter (Igbo ṅ) shows;
         # how often each keep_letters entry occurs, and a warning for one the text never writes
         stats["accents"] = marks_report(train, t.nfkc, tok.backend_tokenizer.normalizer.normalize_str,
@@ -206,6 +222,7 @@ def summary(path: str, stats: dict) -> str:
                          "apart from the same words in ordinary letters")
     if stats.get("accents"):
         lines += report_lines(stats["accents"])
+    lines += [f"  warning: {w}" for w in (stats.get("vocabulary") or {}).get("warnings", [])]
     return "\n".join(lines)
 
 

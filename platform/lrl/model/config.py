@@ -26,13 +26,22 @@ class TokenizerConfig(StrictModel):
     folder is read from the working folder; a value no hub id can be (starting with ``/``, ``./``,
     ``../`` or ``~``, with two ``/``, or ``a/b`` where ``a`` is a local folder) that is no folder is
     an error before any stage runs; ``name`` and ``org/name`` otherwise go to the hub."""
-    vocab_size: int = Field(default=8000, gt=10)
+    vocab_size: int = Field(default=8000, gt=10, le=1_000_000)
     """``train``: size of the whole vocabulary. ``extend``: size of the tokenizer learned on the new
-    text; its pieces that the base lacks are added."""
+    text; its pieces that the base lacks are added. Every character of the text is a piece before
+    any longer one: a Unigram ``vocab_size`` below the text's characters is an error saying how
+    many there are; a WordPiece one gives a character-level tokenizer of more entries than asked,
+    which ``stats.json`` (``vocabulary``) and the summary warn of, as of a vocabulary that the text
+    leaves smaller than asked (``lrl.model.vocab_size``). At most 1,000,000 (the trainers allocate
+    for the size asked: 5e9 aborted the process)."""
     min_frequency: int = Field(default=2, ge=1)
-    """Minimum count of a word (WordPiece) or pair for a piece to be learned."""
+    """WordPiece only: how often a pair of adjacent pieces must occur in the training text for their
+    merge to be learned (too high, nothing longer than a character is: a warning). The Unigram
+    trainer has no such threshold and ignores it."""
     max_lines_per_lang: int | None = Field(default=50000, gt=0)
-    """Train on at most this many lines per language (the first read; speed); None uses all."""
+    """Train on at most this many lines per language (the first read; speed); None uses all. Where
+    the statistics' lines are the last read (``eval_lines``), the tail lines that repeat a training
+    line are trained on too."""
     eval_lines: int = Field(default=500, ge=0)
     """Lines per language scored for the statistics: the first of pretraining's held-out rows
     (``pretrain.heldout_fraction``), which the tokenizer does not train on either, so that
@@ -41,9 +50,12 @@ class TokenizerConfig(StrictModel):
     most a fifth); such a line that also occurs among the training lines is trained on instead of
     scored (5-10% of the last 500 lines of mono/ug.txt and mono/wo.txt)."""
     max_new_tokens: int | None = Field(default=None, gt=0)
-    """``extend``: add at most this many learned pieces (the most frequent first); None adds all
-    missing. Pieces for Arabic hamza letters the base tokenizer could not read (up to 22) come on
-    top, where the text has such letters (``lrl.model.extend._hamza_pieces``)."""
+    """``extend``: add at most this many learned pieces; None adds all missing. Single characters
+    come first (a WordPiece word with a character that no piece holds is one [UNK]), the most frequent
+    in the training text first and the punctuation it lacks (``lrl.model.alphabet``) after them, then
+    longer pieces in the learner's order, the most frequent first (``lrl.model.piece_rank``).
+    Pieces for Arabic hamza letters the base tokenizer could not read (up to 22) come on top, where
+    the text has such letters (``lrl.model.extend._hamza_pieces``)."""
     keep_accents: bool = False
     """``extend`` only: where the base's normalizer strips accents (BERT uncased, e.g. MiniLM), keep
     the combining marks that the new text writes often (at least 1% of its marks: Yoruba's tone

@@ -125,8 +125,11 @@ def extend_tokenizer(base: str | PreTrainedTokenizerFast, texts_by_lang: dict[st
     next_id = max(old.values()) + 1
     learned = _json_vocab(json.loads(learner.to_str())["model"])
     fresh = [(p, s) for p, s in learned if p not in old and p != unk]
-    if cfg.max_new_tokens is not None:
-        fresh = fresh[: cfg.max_new_tokens]
+    if cfg.max_new_tokens is not None and len(fresh) > cfg.max_new_tokens:  # the most frequent
+        from lrl.model.piece_rank import by_frequency
+
+        prefix = tree["model"].get("continuing_subword_prefix") or "##" if kind == "wordpiece" else None
+        fresh = by_frequency(fresh, learner, texts_by_lang, prefix)[: cfg.max_new_tokens]
     if kept_hamza:
         fresh += _hamza_pieces(kind, tree["model"], old, {p for p, _ in fresh}, [s for _, s in learned])
     if marks:

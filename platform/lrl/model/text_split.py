@@ -58,10 +58,17 @@ def tokenizer_text(cfg: JobConfig, generate_dir: str | None) -> TokenizerText:
             if not scored:
                 out.note[lang] = ON_TRAINING
         else:  # nothing held out by pretraining: the last lines read, as many as eval_lines
-            tail = tail_split({lang: lines if cap is None else lines[:cap + t.eval_lines]}, t.eval_lines)
+            tail = tail_split({lang: lines if cap is None else lines[:cap + t.eval_lines]}, t.eval_lines, cap)
             out.train[lang], out.held[lang] = tail[0][lang], tail[1][lang]
             out.note.update(tail[2])
     return out
+
+
+def tail_cap_changed(cap: int | None, eval_lines: int) -> bool:
+    """Whether ``tail_split`` trains such a config on fewer lines than before it applied ``cap``
+    (it trained on up to 4/5 of ``cap + eval_lines`` lines): ``eval_lines`` above a fifth of those.
+    The tokenizer stage's hash names only these configs, so that no other output rebuilds."""
+    return cap is not None and eval_lines > (cap + eval_lines) // 5
 
 
 def _by_lang(table) -> dict[str, list[str]]:
@@ -73,19 +80,24 @@ def _by_lang(table) -> dict[str, list[str]]:
     return dict(out)
 
 
-def tail_split(texts: dict[str, list[str]], eval_lines: int
+def tail_split(texts: dict[str, list[str]], eval_lines: int, cap: int | None = None
                ) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
-    """Hold out the last lines of each language (at most a fifth of them) for the statistics.
+    """Hold out the last lines of each language (at most a fifth of them) for the statistics, and
+    train on the first ``cap`` of the others at most (``tokenizer.max_lines_per_lang``).
 
     A held-out line that also occurs among the training lines is training text: corpora repeat
     lines (boilerplate, stubs, re-crawled pages), and scoring such a line would flatter the new
-    tokenizer, which learned its pieces from it. Such lines go to training instead. Where nothing
-    is left to hold out (fewer than 5 lines, ``eval_lines=0``, or every tail line repeated), the
-    statistics are taken on the training lines and the third mapping says so per language."""
+    tokenizer, which learned its pieces from it. Such lines go to training instead (beyond ``cap``:
+    repeats of its lines). Where nothing is left to hold out (fewer than 5 lines, ``eval_lines=0``,
+    or every tail line repeated), the statistics are taken on the training lines and the third
+    mapping says so per language."""
     train, held, note = {}, {}, {}
     for lang, lines in texts.items():
         n = min(eval_lines, len(lines) // 5)
         head, tail = (lines[:-n], lines[-n:]) if n else (list(lines), [])
+        # Reading cap + eval_lines lines and holding out a fifth trained on up to 4/5 (cap + eval_lines)
+        # lines where eval_lines > cap / 4 (1,200 of 1,500 at max_lines_per_lang=1000, eval_lines=500).
+        head = head if cap is None else head[:cap]
         seen = set(head)
         train[lang] = head + [line for line in tail if line in seen]
         held[lang] = [line for line in tail if line not in seen]
@@ -95,4 +107,4 @@ def tail_split(texts: dict[str, list[str]], eval_lines: int
     return train, held, note
 
 
-__all__ = ["TokenizerText", "tokenizer_text", "tail_split", "ON_TRAINING"]
+__all__ = ["TokenizerText", "tokenizer_text", "tail_split", "tail_cap_changed", "ON_TRAINING"]

@@ -211,9 +211,16 @@ def train_backend(tok, trainer, texts_by_lang: dict[str, Iterable[str]]):
     # Punctuation of the text's scripts that the text itself lacks (``lrl.model.alphabet``).
     extra = missing_punctuation(seen, tok.normalizer.normalize_str if tok.normalizer is not None else None,
                                 trainer.vocab_size)
-    if not wordpiece:
-        trainer.initial_alphabet = extra
-        tok.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+    if not wordpiece:  # every character is a piece: a vocab_size below them is an error naming it
+        from lrl.model.vocab_size import too_small, unigram_alphabet
+
+        trainer.initial_alphabet, chars = unigram_alphabet(seen, extra, trainer.vocab_size, tok.pre_tokenizer)
+        try:
+            tok.train_from_iterator(_iter_all(texts_by_lang), trainer=trainer)
+        except Exception as exc:
+            if "not large enough to contain all chars" in str(exc):
+                raise too_small(trainer.vocab_size, chars) from None
+            raise
         from lrl.model.unigram_order import stable_unigram
 
         return stable_unigram(tok, [getattr(t, "content", t) for t in trainer.special_tokens])
