@@ -1,5 +1,5 @@
 """Training-set shaping on real WikiANN slices: few-shot selection (entity types, generated rows of
-the chosen sentences) and the original : augmented mix per language."""
+the chosen sentences) and the original : augmented mix per language; the languages chosen."""
 
 from __future__ import annotations
 
@@ -135,3 +135,21 @@ def test_dev_types_no_training_sentence_has_are_warned(data_root, capsys):
     assert dev_only_types({"wo": (train, bad), "yo": (other, dev)}, "finetune", True) == {}
     alone = dev_only_types({"wo": (train, bad), "yo": (other, dev)}, "finetune", False)
     assert alone["wo"] == {"MISC": misc} and set(alone["yo"]) == {"ORG"}  # per language: its own rows only
+
+
+def test_an_empty_or_repeated_languages_list_is_refused_at_load():
+    """``finetune.languages: []`` fine-tuned every language, as null does, and ``[wo, wo]`` trained
+    wo once, as ``[wo]`` did: each in an output folder of its own (the list is hashed), said nowhere.
+    ``tune.languages`` refuses a repeat too; its ``[]`` stays null's documented other spelling."""
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+
+    with pytest.raises(ConfigError, match=r"finetune\.languages: .*empty list selects no language; use null"):
+        load_job(None, ["finetune.languages=[]"])
+    with pytest.raises(ConfigError, match=r"finetune\.languages: .*language 'wo' is listed more than once"):
+        load_job(None, ["finetune.languages=[wo,ug,wo]"])
+    with pytest.raises(ConfigError, match=r"tune\.languages: .*language 'ug' is listed more than once"):
+        load_job(None, ["tune.languages=[ug,wo,ug]"])
+    cfg = load_job(None, ["finetune.languages=[wo,ug]", "tune.languages=[ug]"])
+    assert cfg.finetune.languages == ["wo", "ug"] and cfg.tune.languages == ["ug"]  # kept as written
+    assert load_job(None, ["finetune.languages=null"]).finetune.languages is None

@@ -89,3 +89,76 @@ def test_a_triangular_cycle_longer_than_the_run_is_warned(caplog):
         build_scheduler(opt, ScheduleConfig(type="triangular"), 12)
         build_scheduler(opt, ScheduleConfig(type="triangular"), 1)  # a 1-step run: nothing to climb
     assert caplog.text == ""
+
+
+def _warnings(caplog, cfg, total):
+    """What ``build_scheduler`` logs for ``cfg`` over ``total`` steps, and its learning rates."""
+    import logging
+
+    import torch
+
+    from lrl.train.schedules import build_scheduler
+
+    caplog.clear()
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with caplog.at_level(logging.WARNING, logger="lrl.train.schedules"):
+        sched = build_scheduler(opt, cfg, total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return caplog.text, lrs
+
+
+def test_a_one_cycle_run_too_short_to_reach_its_peak_is_warned(caplog):
+    """one_cycle over 2 steps trained at 0.04x then 0.0001x lr, over 3 it peaked at 0.81x, and
+    nothing said so (triangular warned); the rates themselves stay as they were."""
+    cfg = ScheduleConfig(type="one_cycle")
+    said, lrs = _warnings(caplog, cfg, 2)
+    assert "schedule one_cycle: no step of the run's 2 falls on the peak (pct_start=0.3): the learning rate " \
+           "peaks at 0.04x lr; run more steps\n" in said
+    assert lrs == pytest.approx([0.04, 1e-4])
+    said, lrs = _warnings(caplog, cfg, 3)
+    assert "peaks at 0.81x lr; run more steps (or set pct_start to k/2)" in said
+    assert lrs == pytest.approx([0.04, 0.8118, 1e-4], abs=1e-4)
+    for total in (1, 4, 7, 20, 100):  # peaks at 0.99x or more (a 1-step run has nothing to climb)
+        assert _warnings(caplog, cfg, total)[0] == ""
+    assert _warnings(caplog, ScheduleConfig(type="one_cycle", pct_start=0.5), 3)[0] == ""  # step 1 is the peak
+
+
+def test_a_warmup_that_rounds_to_no_warmup_is_warned(caplog):
+    """``int(warmup_ratio * steps)`` warmup steps: 0.06 of 10 steps is none, and a 1-step warmup
+    trains at (0 + 1) / 1 = the full lr. Warned, not rounded up: that would change the rates of
+    every existing run, which stay as they were."""
+    said, lrs = _warnings(caplog, ScheduleConfig(type="linear"), 10)
+    assert ("schedule linear: warmup_ratio=0.06 of 10 steps is 0 warmup steps: the run starts at the full lr "
+            "(no warmup); a warmup needs warmup_ratio >= 2/10 (or set it to 0)") in said
+    assert lrs == pytest.approx([1 - s / 10 for s in range(10)])
+    said, lrs = _warnings(caplog, ScheduleConfig(type="cosine"), 20)
+    assert "schedule cosine: warmup_ratio=0.06 of 20 steps is 1 warmup step: the run starts at the full lr" in said
+    assert lrs[0] == lrs[1] == 1.0
+    said, lrs = _warnings(caplog, ScheduleConfig(type="constant"), 34)  # 2 steps: 0.5x, then 1x
+    assert said == "" and lrs[:3] == [0.5, 1.0, 1.0]
+    assert _warnings(caplog, ScheduleConfig(type="linear", warmup_ratio=0.0), 10)[0] == ""
+    assert _warnings(caplog, ScheduleConfig(type="linear"), 1)[0] == ""
+
+
+@pytest.mark.parametrize("section", ["finetune", "pretrain"])
+@pytest.mark.parametrize("kind", ["one_cycle", "triangular"])
+def test_a_warmup_set_to_the_default_is_refused_where_it_does_nothing(section, kind):
+    """The check compared warmup_ratio with its default value: ``warmup_ratio: 0.06`` written with
+    one_cycle or triangular (which ignore it) passed. In a job what was set counts; 0 says what
+    happens and is accepted, and a config rebuilt from its dump (every field set: the pretraining
+    workers validate ``model_dump()`` again) still loads."""
+    from lrl.config import ConfigError
+    from lrl.job import load_job
+
+    with pytest.raises(ConfigError, match=rf"{section}\.schedule.*: .*{kind} has its own rise .* leave warmup_ratio "
+                                          r"unset or 0 \(got 0\.06\)"):
+        load_job(None, [f"{section}.schedule={{type: {kind}, warmup_ratio: 0.06}}"])
+    for given in ([], [f"{section}.schedule.warmup_ratio=0"]):
+        cfg = getattr(load_job(None, [f"{section}.schedule.type={kind}", *given]), section)
+        again = type(cfg).model_validate(cfg.model_dump(mode="json"))
+        assert again.schedule.type == kind and again.schedule == cfg.schedule
+    assert load_job(None, [f"{section}.schedule.warmup_ratio=0.06"])  # linear reads it

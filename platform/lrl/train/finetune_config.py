@@ -31,7 +31,8 @@ class FinetuneConfig(StrictModel):
     mode: Literal["per_language", "joint"] = "per_language"
     """``per_language``: one model per language; ``joint``: one multilingual model for all."""
     languages: list[str] | None = None
-    """Languages to fine-tune (ISO 639); None takes every language found in the training data."""
+    """Languages to fine-tune (ISO 639), each once; None takes every language found in the
+    training data (an empty list is an error: use None)."""
     epochs: float = Field(default=3.0, gt=0)
     """Passes over the training data (fractions allowed); ignored when ``max_steps`` is set."""
     max_steps: int | None = Field(default=None, gt=0)
@@ -115,7 +116,12 @@ class FinetuneConfig(StrictModel):
     @field_validator("languages")
     @classmethod
     def _langs(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else [check_lang(x) for x in v]
+        if v is None:
+            return None
+        if not v:  # it fine-tuned every language, as None, in a folder of its own (another hash)
+            raise ValueError("an empty list selects no language; use null (leave it unset) for every language "
+                             "in the training data")
+        return unique_langs(v)
 
     _v_model = field_validator("model")(classmethod(lambda cls, v: check_model(v)))
 
@@ -135,6 +141,16 @@ class FinetuneConfig(StrictModel):
             raise ValueError(f"max_length={self.max_length}: a preset: encoder has at most {MAX_POSITIONS} "
                              "positions")
         return self
+
+
+def unique_langs(langs: list[str]) -> list[str]:
+    """``langs``, each an ISO 639 code (``check_lang``) listed once: ``[wo, wo]`` trained wo once,
+    as ``[wo]`` did, in a folder of its own (the list is part of the output's hash)."""
+    out = [check_lang(x) for x in langs]
+    seen = [x for i, x in enumerate(out) if x in out[:i]]
+    if seen:
+        raise ValueError(f"language {seen[0]!r} is listed more than once; list each language once")
+    return out
 
 
 def check_model(value: str | None) -> str | None:

@@ -10,11 +10,16 @@ import logging
 import math
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from lrl.config import StrictModel
+from lrl.config import USER_CONFIG, StrictModel
 
 ScheduleName = Literal["constant", "linear", "cosine", "one_cycle", "triangular"]
+#: Schedules with their own rise (and the setting that shapes it): ``schedule_factor`` reads no
+#: warmup for them.
+OWN_RISE = {"one_cycle": "pct_start", "triangular": "cycle_steps"}
+#: ``build_scheduler`` warns when no step of the run trains at this fraction of the base LR or more.
+PEAK_WARN = 0.99
 
 
 class ScheduleConfig(StrictModel):
@@ -25,7 +30,10 @@ class ScheduleConfig(StrictModel):
     peak over ``pct_start`` of the run, then cosine down to ``final_div``); ``triangular``
     (cyclical: between base/``cycle_div`` and base, ``cycle_steps`` per full cycle)."""
     warmup_ratio: float = Field(default=0.06, ge=0.0, lt=1.0)
-    """Fraction of steps with linear warmup from 0 (linear, cosine, constant)."""
+    """Fraction of the steps with linear warmup (linear, cosine, constant): ``int(ratio * steps)``
+    warmup steps w, step i of them at (i + 1) / w x the base LR, so fewer than 2 is no warmup (a
+    warning says so: 0.06 of a 10-step run is 0 steps). one_cycle and triangular have their own
+    rise: setting it with them is an error, except 0."""
     pct_start: float = Field(default=0.3, gt=0.0, lt=1.0)
     """one_cycle: fraction of the run spent rising to the peak."""
     div_factor: float = Field(default=25.0, ge=1.0)
@@ -40,13 +48,18 @@ class ScheduleConfig(StrictModel):
     """linear/cosine: the multiplier never falls below this."""
 
     @model_validator(mode="after")
-    def _check(self) -> ScheduleConfig:
+    def _check(self, info: ValidationInfo) -> ScheduleConfig:
         # Both have their own rise, and ``schedule_factor`` reads no warmup for them: a triangular
-        # schedule with warmup_ratio 0.2 trained without any warmup and said nothing.
-        own_rise = {"one_cycle": "pct_start", "triangular": "cycle_steps"}
-        if self.type in own_rise and self.warmup_ratio not in (0.0, 0.06):
-            raise ValueError(f"{self.type} has its own rise ({own_rise[self.type]}) and no warmup; "
-                             f"leave warmup_ratio unset (got {self.warmup_ratio})")
+        # schedule with warmup_ratio 0.2 trained without any warmup and said nothing. In a user's
+        # job (``USER_CONFIG``) a warmup_ratio set to the default (0.06) is refused too: compared
+        # with the default value, it passed. A config rebuilt from its own dump (the pretraining
+        # workers', every field set) cannot tell a set 0.06 from the default, and is let through.
+        if self.type in OWN_RISE and self.warmup_ratio != 0.0:
+            user = bool((info.context or {}).get(USER_CONFIG))
+            default = type(self).model_fields["warmup_ratio"].default
+            if self.warmup_ratio != default or (user and "warmup_ratio" in self.model_fields_set):
+                raise ValueError(f"{self.type} has its own rise ({OWN_RISE[self.type]}) and no warmup; "
+                                 f"leave warmup_ratio unset or 0 (got {self.warmup_ratio})")
         return self
 
 
@@ -84,16 +97,40 @@ def schedule_factor(cfg: ScheduleConfig, step: int, total: int) -> float:
 
 def build_scheduler(optimizer, cfg: ScheduleConfig, total_steps: int):
     """A ``torch.optim.lr_scheduler.LambdaLR`` following ``cfg`` over ``total_steps``; warns when
-    the run ends before the schedule reaches the base LR (a triangular ``cycle_steps`` longer than
-    twice the run: 12 steps of a 100-step cycle peaked at 0.30x ``lr``, and nothing said so)."""
+    no step of the run reaches the base LR (``PEAK_WARN``), for any schedule: a triangular
+    ``cycle_steps`` longer than twice the run (12 steps of a 100-step cycle peaked at 0.30x ``lr``),
+    a one_cycle run of 2 steps (0.04x, then 0.0001x) or 3 (0.81x); and when a warmup_ratio > 0
+    gives fewer than 2 warmup steps (no warmup). The learning rates stay as they are."""
     import torch
 
-    if cfg.type == "triangular" and cfg.cycle_steps:  # unset: a quarter of the run, which fits
-        peak = max(schedule_factor(cfg, s, total_steps) for s in range(max(total_steps, 1)))
-        if peak < 0.999:
-            logging.getLogger(__name__).warning(
-                "schedule triangular: cycle_steps=%s rises for %d steps but the run has %d: the learning rate "
-                "peaks at %.2fx lr; lower cycle_steps (None: a quarter of the run)",
-                cfg.cycle_steps, cfg.cycle_steps // 2, total_steps, peak)
-
+    for line in schedule_warnings(cfg, total_steps):
+        logging.getLogger(__name__).warning(line)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule_factor(cfg, s, total_steps))
+
+
+def schedule_warnings(cfg: ScheduleConfig, total_steps: int) -> list[str]:
+    """What ``build_scheduler`` warns about ``cfg`` over ``total_steps`` (nothing for a 1-step run:
+    nothing to climb)."""
+    out = []
+    steps = range(max(total_steps, 1))
+    # Stops at the first step that reaches it (step warmup-1 of linear): a long run costs little.
+    if total_steps > 1 and not any(schedule_factor(cfg, s, total_steps) >= PEAK_WARN for s in steps):
+        peak = max(schedule_factor(cfg, s, total_steps) for s in steps)
+        if cfg.type == "triangular" and cfg.cycle_steps:
+            out.append(f"schedule triangular: cycle_steps={cfg.cycle_steps} rises for {cfg.cycle_steps // 2} steps "
+                       f"but the run has {total_steps}: the learning rate peaks at {peak:.2f}x lr; lower "
+                       "cycle_steps (None: a quarter of the run)")
+        elif cfg.type == "one_cycle":  # step k trains at k / (steps - 1) of the curve
+            out.append(f"schedule one_cycle: no step of the run's {total_steps} falls on the peak (pct_start="
+                       f"{cfg.pct_start:g}): the learning rate peaks at {peak:.2f}x lr; run more steps"
+                       + (f" (or set pct_start to k/{total_steps - 1})" if total_steps > 2 else ""))
+        else:  # none known: linear, cosine and constant reach 1.0 (step warmup-1), triangular's default too
+            out.append(f"schedule {cfg.type}: the learning rate peaks at {peak:.2f}x lr over {total_steps} steps")
+    warm = int(cfg.warmup_ratio * total_steps)
+    if cfg.type not in OWN_RISE and cfg.warmup_ratio > 0 and total_steps > 1 and warm < 2:
+        # int() rounds down, and a 1-step warmup trains at (0 + 1) / 1 = the full lr. Not rounded
+        # up here: that would change the learning rates of every run whose configs exist.
+        out.append(f"schedule {cfg.type}: warmup_ratio={cfg.warmup_ratio:g} of {total_steps} steps is {warm} warmup "
+                   f"step{'s' * (warm != 1)}: the run starts at the full lr (no warmup); a warmup needs warmup_ratio "
+                   f">= 2/{total_steps} (or set it to 0)")
+    return out

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lrl.config import StrictModel
-from lrl.train.finetune_config import check_model
+from lrl.train.finetune_config import check_model, unique_langs
 from lrl.train.schedules import ScheduleName
 
 
@@ -101,9 +101,10 @@ class TuneConfig(StrictModel):
     """Per-language hyperparameter search with Ray Tune (function trainables, ASHA by default)."""
 
     languages: list[str] | None = None
-    """Languages to search, one independent search (and ASHA scheduler) each. None (or an empty
-    list) falls back to ``finetune.languages``, and when that is unset too, to every language that
-    has both train and dev rows. A listed language without both is an error before any trial."""
+    """Languages to search, each once, one independent search (and ASHA scheduler) each. None (or
+    an empty list) falls back to ``finetune.languages``, and when that is unset too, to every
+    language that has both train and dev rows. A listed language without both is an error before
+    any trial."""
     space: SearchSpace = Field(default_factory=SearchSpace)
     """The search space."""
     search: Literal["random", "grid"] = "random"
@@ -154,7 +155,5 @@ class TuneConfig(StrictModel):
     @field_validator("languages")
     @classmethod
     def _langs(cls, v: list[str] | None) -> list[str] | None:
-        from lrl.data.config import check_lang
-
         # [] means the same as None (see above): one spelling, so both find the same output folder.
-        return [check_lang(x) for x in v] if v else None
+        return unique_langs(v) if v else None
