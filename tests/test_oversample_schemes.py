@@ -174,3 +174,19 @@ def test_only_jobs_oversampling_pos_rows_get_a_new_output_hash(tmp_path, monkeyp
     assert config(f"{wo}, {ug}", "oversample.enabled=true")["oversample_pos_version"] == 2
     assert "oversample_pos_version" not in config(f"{wo}, {ug}")  # no oversampling: the same rows
     assert "oversample_pos_version" not in config(wo, "oversample.enabled=true")  # no POS rows
+
+
+def test_pos_rows_on_disk_fill_no_language_target(tmp_path):
+    """The plan left POS rows out of a target, but the rows on disk were counted per language: yo
+    with 15 NER rows written of a target of 20 and 6 POS rows reached "21", no target missed."""
+    from lrl.generate.manifest import oversample_on_disk
+
+    data = [{"id": f"n{i}", "lang": "yo", "tokens": ["w"], "tags": ["B-PER"], "source": NER, "op": "orig"}
+            for i in range(15)]
+    data += [{"id": f"p{i}", "lang": "yo", "tokens": ["w"], "tags": ["B-NOUN"], "source": UD, "op": "orig"}
+             for i in range(6)]
+    _write(tmp_path, data, [])
+    note = {"rows_before": {"yo": 20}, "rows_after": {"yo": 20}, "targets": {"yo": 20}, "missed_targets": {},
+            "rare_type_sentences": {}, "missed_rare_types": {}}
+    out = oversample_on_disk(note, {"yo/orig": 21}, str(tmp_path), None, None, frozenset({("yo", UD)}))
+    assert out["rows_written"] == {"yo": 15} and out["missed_targets"] == {"yo": {"target": 20, "reached": 15}}

@@ -132,3 +132,15 @@ def test_steps_0_with_a_setting_that_needs_training_is_an_error(extra, words):
     with pytest.raises(ValidationError, match=words):
         PretrainConfig(steps=0, **extra)
     PretrainConfig(steps=1, **extra)  # fine with training
+
+
+def test_steps_0_plans_no_workers():
+    """The plan (``lrl run --dry-run``, and a run's first lines) warned that pretraining's workers
+    "can never be placed" and the stage "would stop with an error", though steps 0 starts none."""
+    from lrl.job import load_job
+    from lrl.pipeline.preflight import check_pretrain_resources
+
+    big = ["ray.num_cpus=2", "pretrain.num_workers=3"]
+    assert "can never be placed" in check_pretrain_resources(load_job(None, big), ["pretrain"])[0]
+    assert check_pretrain_resources(load_job(None, [*big, "pretrain.steps=0"]), ["pretrain"]) == [
+        "pretrain: steps 0: no workers start (the starting model is written as built)"]

@@ -184,11 +184,11 @@ def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int], folder: st
                        skip: frozenset[tuple[str, str]] = frozenset()) -> dict[str, Any]:
     """The oversampling plan's manifest entry completed by what was written: ``rows_written``
     (orig and oversample rows on disk per language) and, in ``missed_targets``, every language
-    below its target on disk; with ``folder`` (the stage's, holding ``data/`` and ``rejects/``)
-    and ``min_per_type``, the same for the entity types (``rare_type_sentences_written``,
-    ``missed_rare_types``): every type ``min_per_type`` considers (``rare_types``, None: all) of
-    each language's NER rows (the ``(lang, source)`` of ``skip`` are POS rows) found in fewer
-    sentences on disk, with ``rejected``: its sentences the filters rejected, per reject kind.
+    below its target on disk (the rows of ``skip``'s ``(lang, source)``, POS rows, left out); with
+    ``folder`` (the stage's, holding ``data/`` and ``rejects/``) and ``min_per_type``, the same
+    for the entity types (``rare_type_sentences_written``, ``missed_rare_types``): every type
+    ``min_per_type`` considers (``rare_types``, None: all) of each language's NER rows found in
+    fewer sentences on disk, with ``rejected``: its sentences the filters rejected, per reject kind.
 
     The plan counts the sentences read, before the filters: with ``filter.ops=[dedup,near_dedup]``
     on the multilingual recipe, 16 of am's 100 train sentences and their copies were rejected, 840
@@ -203,6 +203,12 @@ def oversample_on_disk(note: dict[str, Any], lang_op: dict[str, int], folder: st
         lang, op = key.rsplit("/", 1)
         if op in ("orig", "oversample"):
             written[lang] += n
+    if skip and folder is not None:  # POS rows count toward no target: with them a missed one was not said
+        for key, n in count_values(f"{folder}/{DATA}", ["lang", "source", "op"]).items():
+            lang, rest = key.split("/", 1)
+            source, op = rest.rsplit("/", 1)  # a source is a path: "/" in it
+            if (lang, source) in skip and op in ("orig", "oversample"):
+                written[lang] -= n
     missed = dict(note.get("missed_targets", {}))
     for lang, target in note.get("targets", {}).items():
         reached = min(written[lang], missed.get(lang, {}).get("reached", target))

@@ -258,10 +258,13 @@ def check_pretrain_resources(cfg: JobConfig, todo: list[str]) -> list[str]:
     ``ray.num_cpus`` setting, else the CPUs and GPUs Ray's own detection finds on this machine), so
     the same verdict is given here, as a warning: a finished pretrain output of the same config
     would be reused without the check. A cluster (``ray.address``, ``RAY_ADDRESS``) is not asked:
-    a line says so, and the stage checks it when it starts."""
+    a line says so, and the stage checks it when it starts. ``pretrain.steps: 0`` starts no worker
+    (``lrl.train.pretrain_init_only``): nothing to place."""
     if "pretrain" not in todo:
         return []
     p = cfg.pretrain
+    if p.steps == 0:  # "can never be placed ... would stop with an error" was said of workers that never start
+        return ["pretrain: steps 0: no workers start (the starting model is written as built)"]
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
         return [f"pretrain: workers not checked against the Ray cluster at {address} (a dry run does not "
