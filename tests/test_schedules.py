@@ -146,19 +146,20 @@ def test_a_warmup_that_rounds_to_no_warmup_is_warned(caplog):
 
 @pytest.mark.parametrize("section", ["finetune", "pretrain"])
 @pytest.mark.parametrize("kind", ["one_cycle", "triangular"])
-def test_a_warmup_set_to_the_default_is_refused_where_it_does_nothing(section, kind):
-    """The check compared warmup_ratio with its default value: ``warmup_ratio: 0.06`` written with
-    one_cycle or triangular (which ignore it) passed. In a job what was set counts; 0 says what
-    happens and is accepted, and a config rebuilt from its dump (every field set: the pretraining
-    workers validate ``model_dump()`` again) still loads."""
-    from lrl.config import ConfigError
+def test_a_printed_own_rise_job_loads_again_and_a_real_warmup_is_refused(section, kind, tmp_path):
+    """``lrl run --dry-run`` prints every field, warmup_ratio 0.06 included: refusing an explicit
+    0.06 with one_cycle or triangular (which ignore it) made such a printed job unloadable. A
+    warmup_ratio other than 0 and the default is still an error there."""
+    import yaml
+
+    from lrl.config import ConfigError, dump
     from lrl.job import load_job
 
     with pytest.raises(ConfigError, match=rf"{section}\.schedule.*: .*{kind} has its own rise .* leave warmup_ratio "
-                                          r"unset or 0 \(got 0\.06\)"):
-        load_job(None, [f"{section}.schedule={{type: {kind}, warmup_ratio: 0.06}}"])
-    for given in ([], [f"{section}.schedule.warmup_ratio=0"]):
-        cfg = getattr(load_job(None, [f"{section}.schedule.type={kind}", *given]), section)
-        again = type(cfg).model_validate(cfg.model_dump(mode="json"))
-        assert again.schedule.type == kind and again.schedule == cfg.schedule
-    assert load_job(None, [f"{section}.schedule.warmup_ratio=0.06"])  # linear reads it
+                                          r"unset or 0 \(got 0\.2\)"):
+        load_job(None, [f"{section}.schedule={{type: {kind}, warmup_ratio: 0.2}}"])
+    cfg = load_job(None, [f"{section}.schedule.type={kind}"])
+    printed = tmp_path / "job.yaml"
+    printed.write_text(dump(cfg), encoding="utf-8")
+    assert yaml.safe_load(printed.read_text())[section]["schedule"]["warmup_ratio"] == 0.06
+    assert getattr(load_job(str(printed)), section) == getattr(cfg, section)  # the same settings, the same hash

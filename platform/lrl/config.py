@@ -27,13 +27,6 @@ class ConfigError(ValueError):
     """A config file or override that cannot be loaded; the message names the key path."""
 
 
-#: Key of the validation context ``validate`` gives (a user's job file and overrides): a check
-#: that reads what the user set (``model_fields_set``) applies there only, as a config rebuilt
-#: from its own dump (``model_validate(cfg.model_dump())``: every field set) cannot tell a value
-#: set to its default from the default.
-USER_CONFIG = "lrl_user_config"
-
-
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys and wrong types are errors, no mutation."""
 
@@ -176,7 +169,7 @@ def validate(model: type[StrictModel], tree: dict[str, Any], origin: str = "conf
     where it was set: the file's line (``lines``, from ``yaml_lines``) or an override."""
     overridden = [tuple(parse_override(o)[0]) for o in overrides]
     try:
-        return model.model_validate(tree, context={USER_CONFIG: True})
+        return model.model_validate(tree)
     except ValidationError as exc:
         lines_out = []
         for err in exc.errors():

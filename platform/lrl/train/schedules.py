@@ -10,9 +10,9 @@ import logging
 import math
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
-from lrl.config import USER_CONFIG, StrictModel
+from lrl.config import StrictModel
 
 ScheduleName = Literal["constant", "linear", "cosine", "one_cycle", "triangular"]
 #: Schedules with their own rise (and the setting that shapes it): ``schedule_factor`` reads no
@@ -33,7 +33,7 @@ class ScheduleConfig(StrictModel):
     """Fraction of the steps with linear warmup (linear, cosine, constant): ``int(ratio * steps)``
     warmup steps w, step i of them at (i + 1) / w x the base LR, so fewer than 2 is no warmup (a
     warning says so: 0.06 of a 10-step run is 0 steps). one_cycle and triangular have their own
-    rise: setting it with them is an error, except 0."""
+    rise: setting it with them is an error, except 0 (and the default, which a printed config holds)."""
     pct_start: float = Field(default=0.3, gt=0.0, lt=1.0)
     """one_cycle: fraction of the run spent rising to the peak."""
     div_factor: float = Field(default=25.0, ge=1.0)
@@ -48,18 +48,14 @@ class ScheduleConfig(StrictModel):
     """linear/cosine: the multiplier never falls below this."""
 
     @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> ScheduleConfig:
+    def _check(self) -> ScheduleConfig:
         # Both have their own rise, and ``schedule_factor`` reads no warmup for them: a triangular
-        # schedule with warmup_ratio 0.2 trained without any warmup and said nothing. In a user's
-        # job (``USER_CONFIG``) a warmup_ratio set to the default (0.06) is refused too: compared
-        # with the default value, it passed. A config rebuilt from its own dump (the pretraining
-        # workers', every field set) cannot tell a set 0.06 from the default, and is let through.
-        if self.type in OWN_RISE and self.warmup_ratio != 0.0:
-            user = bool((info.context or {}).get(USER_CONFIG))
-            default = type(self).model_fields["warmup_ratio"].default
-            if self.warmup_ratio != default or (user and "warmup_ratio" in self.model_fields_set):
-                raise ValueError(f"{self.type} has its own rise ({OWN_RISE[self.type]}) and no warmup; "
-                                 f"leave warmup_ratio unset or 0 (got {self.warmup_ratio})")
+        # schedule with warmup_ratio 0.2 trained without any warmup and said nothing. The default
+        # (0.06) passes even when written out: ``--dry-run`` prints every field, and its output
+        # must load again as the same job (a refused 0.06 made a printed one_cycle job unloadable).
+        if self.type in OWN_RISE and self.warmup_ratio not in (0.0, type(self).model_fields["warmup_ratio"].default):
+            raise ValueError(f"{self.type} has its own rise ({OWN_RISE[self.type]}) and no warmup; "
+                             f"leave warmup_ratio unset or 0 (got {self.warmup_ratio})")
         return self
 
 
