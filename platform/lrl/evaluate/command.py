@@ -26,6 +26,7 @@ from lrl.config import ConfigError
 from lrl.data.files import InputError, filesystem, fingerprint, read_json
 from lrl.data.output import StageOutput
 from lrl.data.remote import is_file, is_remote, local_folder, local_output
+from lrl.model.special_text import folder_specials, typed_specials
 from lrl.pipeline.stage import StageContext
 
 STAGE = "evaluate"
@@ -151,6 +152,7 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     tokens = [[s.path, s.split, s.scheme, s.column] for s in cfg.data.ner if s.scheme != "iob2"]
     if tokens:
         shaping["token_sources"] = tokens
+    shaping |= _typed_specials(models, splits.values())  # a word "[SEP]": only then
     out = StageOutput(cfg.output.root, STAGE, {**shaping, **_decoding(models)}, inputs)
     if out.done:
         return out.path
@@ -269,6 +271,14 @@ def _rows_for(table: pa.Table, model_name: str, langs: set[str] | None = None) -
     return table.filter(pc.equal(table.column("lang"), model_name)) if model_name in langs else table
 
 
+def _typed_specials(models: dict[str, str], tables) -> dict[str, int]:
+    """The ``typed_specials`` key when a word of the data spells a special token of a model's
+    tokenizer (``[SEP]``), which prediction reads as its characters since (``lrl.train.align``),
+    else nothing: the folders of other evaluations keep their names."""
+    specials = set().union(*(folder_specials(m) for m in models.values()))
+    return typed_specials(specials, [t.column("tokens") for t in tables])
+
+
 def _write_metrics(folder: str, metrics: dict) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False, default=str))
@@ -298,6 +308,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {}), **read_as}
     if Path(data).is_dir() or data.endswith(".parquet"):
         shaping["unicode"] = "nfc"  # Parquet tokens are read composed now; earlier folders kept them as given
+    shaping |= _typed_specials(models, [table])
     out = StageOutput(out_root, STAGE, {**shaping, **_decoding(models)},
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
     if out.done:

@@ -294,8 +294,11 @@ def _whitespace_first(pre: dict) -> bool:
 def tokenizer_stats(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> dict[str, float]:
     """Unknown-token rate (unknown pieces / pieces), share of words that contain an unknown piece,
     and pieces per word, where words are whitespace-separated (the same denominator for every
-    tokenizer, whatever its pre-tokenizer). Special tokens are not counted."""
+    tokenizer, whatever its pre-tokenizer). Special tokens are not counted, and a special token's
+    string in the text (a literal "[MASK]") counts as the pieces of its characters, as
+    pretraining reads it (``lrl.model.special_text``), not as one known piece."""
     backend = plain_backend(tokenizer)
+    backend.encode_special_tokens = True  # a copy: the tokenizer itself is unchanged
     unk_id = backend.token_to_id(str(getattr(tokenizer, "unk_token", "[UNK]") or "[UNK]"))
     pieces = unks = words = unk_words = 0
     batch: list[str] = []

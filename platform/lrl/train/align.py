@@ -11,6 +11,9 @@ exactly one prediction:
 - a single token longer than a whole chunk keeps only its first pieces (its label sits on the
   first one anyway), and is counted.
 
+A word that spells a special token (``[SEP]``, ``[MASK]``, a tag such as ``[ug]``) is read as its
+characters (``split_special_tokens``): the chunk's own ``[CLS]``, tag and ``[SEP]`` come by id.
+
 Needs a fast tokenizer (``word_ids()``).
 """
 
@@ -84,7 +87,10 @@ def encode(tokenizer, sentences: Sequence[Sequence[str]], label_ids: Sequence[Se
     stats = AlignStats(sentences=len(sentences))
     if not sentences:
         return [], stats
-    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    # A word "[SEP]" or "[MASK]" gets its characters' pieces, not the special id (split_special_tokens):
+    # the head, tag and tail below are the only special tokens of a chunk.
+    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False,
+                    split_special_tokens=True)
     unk = tokenizer.unk_token_id
     head = [t for t in (tokenizer.cls_token_id,) if t is not None] or \
         [t for t in (tokenizer.bos_token_id,) if t is not None]

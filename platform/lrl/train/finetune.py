@@ -206,6 +206,7 @@ def run_finetune(ctx: StageContext) -> str:
     folder. A group trained before with the same key is taken from there (``finetune_reuse``)."""
     from lrl.evaluate.model_card import card_task
     from lrl.model.crf import head_version
+    from lrl.model.special_text import folder_specials
     from lrl.pipeline.preflight import check_stage_folders
     from lrl.train.finetune_data import TRAIN_SET_VERSION
     from lrl.train.finetune_reuse import FinishedGroups, group_key
@@ -220,7 +221,7 @@ def run_finetune(ctx: StageContext) -> str:
     splits = language_splits(ctx, ft.languages, STAGE, said)
     model_path = resolve_model(ctx, splits, STAGE)
     check_encoder(model_path, ft.max_length, [ft.freeze_layers], "finetune.freeze_layers")
-    inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
+    inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": input_print(model_path)}
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).
     common = {"seeds": cfg.evaluate.seeds, "license": cfg.report.license, "train_set_version": TRAIN_SET_VERSION,

@@ -38,7 +38,7 @@ from lrl.job import JobConfig
 from lrl.model.extend import INIT_VERSION
 from lrl.pipeline.stage import StageContext
 from lrl.train.pretrain_config import PretrainConfig
-from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, tag_id
+from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, specials_key, tag_id
 from lrl.train.pretrain_init_only import run_initial
 from lrl.train.pretrain_preflight import hash_view, preflight, say, stream_notes
 from lrl.train.pretrain_resources import autoscaler_gpus, check_resources, choose_device, fit_or_stop
@@ -244,7 +244,7 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
     if ds_file:  # only when set, so that the hashes of runs without one stay as they were
         inputs["ds_config"] = fingerprint(ds_file)  # an edited file must not reuse a finished run
     config = {"pretrain": hash_view(p).model_dump(mode="json", exclude=RUN_CONTROL),  # torch: DeepSpeed defaults
-              "model": cfg.model.model_dump(mode="json"), "seed": cfg.seed}
+              "model": cfg.model.model_dump(mode="json"), "seed": cfg.seed, **specials_key(tok_dir, table, aux)}
     # Only the streams that changed (every row at least once): several languages at alpha < 1.
     if p.alpha != 1 and p.sample_rows is None and len(pc.unique(table.column("lang"))) > 1:
         config["stream_version"] = 2

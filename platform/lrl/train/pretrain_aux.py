@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lrl.data.conllu import ConlluSentence
+from lrl.model.special_text import SPLIT
 from lrl.train.pretrain_mlm import IGNORE
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ def tagging_arrays(sentences: list[ConlluSentence], column: str, labels: list[st
     index = {t: i for i, t in enumerate(labels)}
     ids = np.full((len(sentences), seq_len), tokenizer.pad_token_id, dtype=np.int32)
     lab = np.full((len(sentences), seq_len), IGNORE, dtype=np.int64)
-    enc = tokenizer([s.words for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    # A word "[MASK]" or "[ug]" is its characters (lrl.model.special_text): the specials come by id.
+    enc = tokenizer([s.words for s in sentences], is_split_into_words=True, add_special_tokens=False, **SPLIT)
     for row, sent in enumerate(sentences):
         pieces = enc["input_ids"][row][: seq_len - 3]
         words = enc.word_ids(row)[: len(pieces)]

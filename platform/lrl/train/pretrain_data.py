@@ -19,6 +19,7 @@ from lrl.data.blocks import from_tables
 from lrl.data.files import InputError, filesystem, fingerprint, read_parquet_checked, resolve
 from lrl.data.output import input_print
 from lrl.data.readers import read_text_lines
+from lrl.model.special_text import SPLIT, folder_specials, typed_specials
 
 if TYPE_CHECKING:
     import ray.data
@@ -50,6 +51,13 @@ def load_text(cfg: JobConfig, generate_dir: str | None = None) -> tuple[pa.Table
     # than the default. Named only when not the default, so that finished runs keep their hash.
     form = {} if cfg.data.unicode == "nfc" else {"unicode": cfg.data.unicode}
     return pa.concat_tables(tables), {"data.text": prints, **form}
+
+
+def specials_key(tokenizer_dir: str, table: pa.Table, aux: list[str]) -> dict[str, int]:
+    """The pretrain hash's ``typed_specials`` key when the text (or a CoNLL-U file of the auxiliary
+    task) holds a special token's string of the tokenizer, which packing reads as its characters
+    since (``lrl.model.special_text``), else nothing: other outputs keep their names."""
+    return typed_specials(folder_specials(tokenizer_dir), [table.column("text")], aux)
 
 
 def resolve_paths(paths: list[str], root: str | None) -> list[str]:
@@ -94,7 +102,9 @@ def pack_batch(batch: dict[str, Any], tokenizer_dir: str, seq_len: int, langs: l
         if lang not in langs:
             raise InputError(f"text of language {lang!r} but the model knows only {langs}")
         rows = [t for t, x in zip(texts, lang_col) if x == lang]
-        enc = tok(rows, add_special_tokens=False, verbose=False)  # long rows are cut below
+        # A "[MASK]", "[PAD]" or "[ug]" typed in a line is its characters (lrl.model.special_text);
+        # [CLS], the tag and [SEP] are added by id below, where long rows are cut.
+        enc = tok(rows, add_special_tokens=False, verbose=False, **SPLIT)
         pieces: list[int] = []
         starts: list[int] = []
         for i, ids in enumerate(enc["input_ids"]):
@@ -190,4 +200,5 @@ def pack_local(table: pa.Table, tokenizer_dir: str, seq_len: int, langs: list[st
     return out
 
 
-__all__ = ["load_text", "pack_batch", "packed_dataset", "pack_in_batches", "pack_local", "tag_id", "resolve_paths"]
+__all__ = ["load_text", "pack_batch", "packed_dataset", "pack_in_batches", "pack_local", "tag_id", "resolve_paths",
+           "specials_key"]

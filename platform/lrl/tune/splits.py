@@ -12,7 +12,7 @@ import hashlib
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,6 +25,7 @@ from lrl.data.readers import read_ner
 from lrl.data.remote import is_file, is_remote, upload_folder
 from lrl.data.schema import NER_SCHEMA, table_scheme, with_scheme
 from lrl.job import encoder_setting
+from lrl.model.special_text import TYPED_SPECIALS, holds_specials
 from lrl.pipeline.stage import StageContext
 
 
@@ -187,9 +188,10 @@ def warn_left_out(cfg, stage: str) -> None:
         config_warning(line)
 
 
-def fingerprint(splits: dict[str, tuple[pa.Table, pa.Table]]) -> dict[str, str]:
+def fingerprint(splits: dict[str, tuple[pa.Table, pa.Table]], specials: Collection[str] = ()) -> dict[str, str]:
     """A content hash per language (ids, tokens, tags of train and dev), so that changed data
-    means a new output folder."""
+    means a new output folder. ``specials``: the special tokens' strings of the encoder's tokenizer
+    (``lrl.model.special_text.folder_specials``)."""
     out = {}
     for lang, tables in splits.items():
         h = hashlib.sha256()
@@ -200,6 +202,10 @@ def fingerprint(splits: dict[str, tuple[pa.Table, pa.Table]]) -> dict[str, str]:
             # The same rows give a token tagger other labels than a NER model (no O, no I-X): its
             # outputs made with the BIO labels are not reused. IOB2 data hashes as before.
             h.update(b"scheme:tokens")
+        if specials and any(holds_specials(t.column("tokens"), specials) for t in tables):
+            # A word "[SEP]" is read as its characters now (lrl.train.align), no longer as the
+            # special token: its language's outputs are made again. Other languages hash as before.
+            h.update(b"typed_specials:%d" % TYPED_SPECIALS)
         out[lang] = h.hexdigest()[:16]
     return out
 

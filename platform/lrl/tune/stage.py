@@ -44,6 +44,7 @@ from lrl.evaluate.model_card import (
     card_task,
     write_model_card,
 )
+from lrl.model.special_text import folder_specials
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig
@@ -207,7 +208,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     check_encoder(model_path, cfg.finetune.max_length,
                   cfg.tune.space.freeze_layers if searched else [cfg.finetune.freeze_layers],
                   "tune.space.freeze_layers" if searched else "finetune.freeze_layers")
-    inputs = {"data": fingerprint(splits), "model": input_print(model_path)}
+    inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": input_print(model_path)}
     # evaluate.seeds only when the best configuration is retrained with them (save_best): without
     # it a changed list searched every language again for the same trials.
     common = {"seed": cfg.seed, **({"seeds": cfg.evaluate.seeds} if cfg.tune.save_best else {}),

@@ -121,7 +121,12 @@ class HFTranslator:
                 self._checked.add(code)
             self.tokenizer.src_lang = code
         prefix = f"{self.cfg.prefix} " if self.cfg.prefix else ""
-        sizes = [len(ids) for ids in self.tokenizer([prefix + t for t in texts])["input_ids"]]
+        # A special token's string typed in a sentence (an NLLB language code, "</s>") is not read
+        # as that token; the codes and "</s>" the tokenizer adds itself come by id, and Marian's
+        # ">>xx<<" prefix is read by its own _tokenize. (A Unigram vocabulary holding "</s>" as a
+        # piece, as the tiny Marian's does, still reads it so: lrl.model.special_text.)
+        split = {"split_special_tokens": True}
+        sizes = [len(ids) for ids in self.tokenizer([prefix + t for t in texts], **split)["input_ids"]]
         fits = [i for i in range(len(texts)) if sizes[i] <= self.cfg.max_length]
         order = sorted(fits, key=lambda i: len(texts[i]))
         out: list[str | Refused | None] = [None] * len(texts)
@@ -129,7 +134,7 @@ class HFTranslator:
         for k in range(0, len(order), bs):
             idx = order[k : k + bs]
             enc = self.tokenizer([prefix + texts[i] for i in idx], return_tensors="pt", padding=True,
-                                 truncation=True, max_length=self.cfg.max_length).to(self.device)
+                                 truncation=True, max_length=self.cfg.max_length, **split).to(self.device)
             with torch.inference_mode():
                 gen = self.model.generate(**enc, **self.gen_kwargs)
             for i, s, cut in zip(idx, self.tokenizer.batch_decode(gen, skip_special_tokens=True), self.cut(gen)):
