@@ -190,3 +190,17 @@ def test_pos_rows_on_disk_fill_no_language_target(tmp_path):
             "rare_type_sentences": {}, "missed_rare_types": {}}
     out = oversample_on_disk(note, {"yo/orig": 21}, str(tmp_path), None, None, frozenset({("yo", UD)}))
     assert out["rows_written"] == {"yo": 15} and out["missed_targets"] == {"yo": {"target": 20, "reached": 15}}
+
+
+def test_a_target_met_as_read_keeps_a_step_that_copies_nothing():
+    """A language target the data already meets made no step, so no manifest entry: filters that
+    then took the language below its target went unsaid. The step is kept, copies nothing, and
+    leaves the blocks as they are cut without it."""
+    table = _mixed()
+    cfg = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang=10"])  # yo has 10 NER rows
+    (step,) = oversample_steps(cfg, table, TOKENS)
+    assert step.plan.trivial and step.row_weights(table) is None
+    assert step.manifest()["oversample"]["targets"] == {"yo": 10}
+    assert oversample_steps(load_job(None, ["oversample.enabled=true"]), table, TOKENS) == []  # nothing asked
+    copying = load_job(None, ["oversample.enabled=true", "oversample.target_per_lang=20"])
+    assert list(oversample_steps(copying, table, TOKENS)[0].row_weights(table)[:10]) == [2.0] * 10

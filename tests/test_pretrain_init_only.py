@@ -144,3 +144,21 @@ def test_steps_0_plans_no_workers():
     assert "can never be placed" in check_pretrain_resources(load_job(None, big), ["pretrain"])[0]
     assert check_pretrain_resources(load_job(None, [*big, "pretrain.steps=0"]), ["pretrain"]) == [
         "pretrain: steps 0: no workers start (the starting model is written as built)"]
+
+
+def test_steps_0_from_a_preset_is_a_random_baseline_and_needs_no_ray_train(tmp_path, monkeypatch):
+    """Built from a preset (no checkpoint) every weight is random, which the card says (it said
+    only the new pieces and tags were untrained); and Ray Train's version does not matter to a
+    run that starts none (RAY_TRAIN_V2_ENABLED=0 was refused before the steps-0 path)."""
+    from pretrain_jobs import _job
+
+    from lrl.evaluate.pretrain_card import RANDOM_LIMITS
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import run_pretrain
+
+    monkeypatch.setenv("RAY_TRAIN_V2_ENABLED", "0")
+    folder = Path(run_pretrain(StageContext(load_job(str(_job(tmp_path, {"steps": 0}))))))
+    card = (folder / "README.md").read_text()
+    assert RANDOM_LIMITS in card and "freshly initialised weights, a baseline only" in card
+    assert "new pieces' embeddings" not in card

@@ -53,6 +53,12 @@ UNTRAINED_LIMITS = (
     "held-out perplexity). It is a starting point for fine-tuning (e.g. `lrl finetune JOB.yaml "
     "finetune.model=THIS_FOLDER`), not a text generator."
 )
+#: The same for a model built from a preset (no checkpoint): every weight is random.
+RANDOM_LIMITS = (
+    "Not trained at all (`pretrain.steps: 0` without `model.checkpoint`): every weight is random, as "
+    "initialised. It is a from-scratch baseline for fine-tuning, not a language model: its "
+    "masked-token predictions are noise (see the held-out perplexity)."
+)
 
 
 def how_to_use(langs: list[str], lang_embedding: bool, mask: str, trained: bool = True) -> str:
@@ -159,7 +165,7 @@ def render_pretrain_card(
              + (", whole words" if masking.get("whole_word") else "")
              + (f"; with {aux}" if aux else "") + (f". {m.get('engine')} on {m.get('num_workers')} worker(s), "
              f"{m.get('precision')}, {m.get('device')}.\n" if trained else " (the held-out evaluation's masks).\n"),
-             "## Limitations\n", (LIMITS if trained else UNTRAINED_LIMITS) + "\n", "## License\n",
+             "## Limitations\n", (LIMITS if trained else UNTRAINED_LIMITS if init else RANDOM_LIMITS) + "\n", "## License\n",
              (f"`{license}`." if license != "other" else "Not stated: check the licenses of the training text.")
              + (f" The starting checkpoint's license: `{init['license']}`." if init and init.get("license") else "")
              + "\n"]
@@ -204,4 +210,4 @@ def write_pretrain_card(folder: str, cfg, generate_dir: str | None = None) -> st
     return path
 
 
-__all__ = ["UNTRAINED_LIMITS", "how_to_use", "render_pretrain_card", "through_generate", "write_pretrain_card"]
+__all__ = ["RANDOM_LIMITS", "UNTRAINED_LIMITS", "how_to_use", "render_pretrain_card", "through_generate", "write_pretrain_card"]

@@ -317,9 +317,11 @@ class OversampleStep:
                                "rare_type_sentences": p.types_after, "missed_rare_types": p.missed_types,
                                "token_scheme_rows": dict(p.token_rows)}}
 
-    def row_weights(self, table: pa.Table) -> np.ndarray:
-        """Output rows per input row, for ``plan_blocks`` (see ``OversamplePlan.expected_rows``)."""
-        return self.plan.expected_rows(table)
+    def row_weights(self, table: pa.Table) -> np.ndarray | None:
+        """Output rows per input row, for ``plan_blocks`` (see ``OversamplePlan.expected_rows``);
+        None when the plan copies nothing: blocks are cut as without the step (weights of 1 cut
+        1,001 rows as 126 + 7 x 125, the plain cut 7 x 126 + 119: other files, the same rows)."""
+        return None if self.plan.trivial else self.plan.expected_rows(table)
 
 
 def _check_rare_types(ov: OversampleConfig, table: pa.Table, pos: list[bool]) -> None:
@@ -340,9 +342,10 @@ def oversample_steps(cfg: JobConfig, counts_table: pa.Table,
                      tokens: TokenSources = frozenset()) -> list[OversampleStep]:
     """Steps for ``cfg.oversample`` given the rows that will stream through them (or at least
     their ``id``, ``lang`` and ``tags`` columns; ``source`` with ``tokens``, the rows read under
-    ``scheme: tokens``, which pass once). None when disabled or nothing needs copies, no target is
-    missed and no ``min_sentences_per_type`` is set; a target (language or rare type) missed
-    because of ``max_factor`` is printed as a warning. A ConfigError when every row is a ``scheme: tokens`` row: nothing can be oversampled."""
+    ``scheme: tokens``, which pass once). None when disabled, or when nothing needs copies, no
+    target is missed and neither ``target_per_lang`` nor ``min_sentences_per_type`` is set; a
+    target (language or rare type) missed because of ``max_factor`` is printed as a warning. A
+    ConfigError when every row is a ``scheme: tokens`` row: nothing can be oversampled."""
     ov = cfg.oversample
     if not ov.enabled:
         return []
@@ -368,8 +371,10 @@ def oversample_steps(cfg: JobConfig, counts_table: pa.Table,
                           for lang, per in plan.missed_types.items() for t, m in per.items())
         print(f"warning: oversample.min_sentences_per_type missed (max_factor={ov.max_factor}): {short} sentences",
               file=sys.stderr)
-    # Kept with a minimum even when nothing needs copies: the manifest then counts the types on disk,
-    # which filters can take below it (oversample_on_disk), as they can a type that was copied.
-    if plan.trivial and not (plan.missed or plan.missed_types) and ov.min_sentences_per_type is None:
+    # Kept with a target or a minimum even when nothing needs copies: the manifest then counts the
+    # languages and types on disk, which filters can take below them (oversample_on_disk), as they
+    # can those that were copied (30 sentences read for a target of 30, 19 left by dedup: unsaid).
+    if plan.trivial and not (plan.missed or plan.missed_types) and ov.min_sentences_per_type is None \
+            and ov.target_per_lang is None:
         return []
     return [OversampleStep(plan, ov.batch_size, ov.chunk_rows)]

@@ -277,6 +277,8 @@ def run_pretrain(ctx: StageContext) -> str:
     out, tok_dir, table = stage_output(ctx)
     if out.done:
         return out.path
+    if ctx.cfg.pretrain.steps == 0:  # the starting model as built, no Ray (Train) at all (pretrain_init_only)
+        return run_initial(ctx, out, tok_dir, table)
     v1 = ray_train_v1_value()
     if v1 is not None:
         # Resume, the leftover check and the worker errors read Ray Train V2's run folder and
@@ -285,8 +287,6 @@ def run_pretrain(ctx: StageContext) -> str:
         raise ConfigError(f"RAY_TRAIN_V2_ENABLED={shown} selects Ray Train V1, which lrl's pretraining does not "
                           "support (its checkpoints and errors are V2's); unset it")
     cfg, p = ctx.cfg, _with_ds_config(ctx.cfg.pretrain, ctx.cfg.data.root)
-    if p.steps == 0:  # the starting model as built, no Ray Train (pretrain_init_only)
-        return run_initial(ctx, out, tok_dir, table)
     preflight(p, sorted(set(table.column("lang").to_pylist())), tok_dir)  # before Ray: errors, warnings once
     run_dir = f"{out.root}/.{STAGE}-{out.hash}.ray"  # stable: a re-run after a crash resumes here
     try:  # the stage's lease on an object store first: a second run stops before the run folder
