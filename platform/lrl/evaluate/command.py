@@ -64,6 +64,15 @@ def model_folders(path: str) -> dict[str, str]:
     return found
 
 
+def _check_weights(folder: str) -> None:
+    """An InputError for a model folder without ``model.safetensors`` (nor its sharded index):
+    ``Tagger.load`` ended such a folder in a transformers OSError traceback."""
+    base = folder.rstrip("/")
+    if not any(is_file(f"{base}/{w}") for w in ("model.safetensors", "model.safetensors.index.json")):
+        raise InputError(f"{folder}: a model folder without weights (no model.safetensors): an unfinished "
+                         "copy or upload? lrl and transformers' save_pretrained write it there")
+
+
 def _remote_model_folders(path: str) -> dict[str, str]:
     import pyarrow.fs as pafs
 
@@ -85,21 +94,24 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
 
     With ``files_root`` the prediction files are named relative to it: a stage writes into its
     temporary folder and renames it, so absolute paths would point at a folder that is gone."""
-    from lrl.evaluate.metrics import conlleval_note, label_gaps, scores_by_lang
+    from lrl.evaluate import metrics as mt
     from lrl.evaluate.predict import predict_tags, write_predictions
     from lrl.train.finetune_model import Tagger
 
-    tagger = Tagger.load(local_folder(model_dir)).to(device)  # one on an object store: copied here
+    _check_weights(model_dir)
+    tagger = Tagger.load(folder := local_folder(model_dir)).to(device)  # one on an object store: copied here
+    mt.check_iob2_labels(tagger.labels, model_dir)
     sents, langs = table.column("tokens").to_pylist(), table.column("lang").to_pylist()
     pred, stats = predict_tags(tagger, sents, langs, batch_size, device)
     files = write_predictions(table, pred, out_dir, name)
     if files_root is not None:
         files = {k: os.path.relpath(v, files_root) for k, v in files.items()}
     gold = table.column("tags").to_pylist()
-    scores = scores_by_lang(gold, pred, langs)
-    gaps = label_gaps(tagger.labels, scores)
+    scores = mt.scores_by_lang(gold, pred, langs)
+    gaps = mt.label_gaps(tagger.labels, scores)
     return {**scores, "sentences": table.num_rows, "align": stats.as_dict(), "files": files,
-            **({"label_gaps": gaps} if any(gaps.values()) else {}), **conlleval_note(gold, pred)}
+            **({"label_gaps": gaps} if any(gaps.values()) else {}), **mt.conlleval_note(gold, pred),
+            **({"untrained_langs": other} if (other := mt.untrained_langs(folder, langs)) else {})}
 
 
 def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
@@ -359,7 +371,9 @@ def run(args: argparse.Namespace) -> int:
 
 def print_scores(path: str) -> None:
     """The evaluate output's span F1, precision and recall per model and split."""
-    from lrl.evaluate.metrics import gap_note
+    from lrl.evaluate.metrics import gap_note, untrained_note
+    from lrl.evaluate.report_data import macro_f1
+    from lrl.evaluate.report_html import pct
 
     metrics = read_json(f"{path}/metrics.json")
     print(f"evaluate: {path}")
@@ -370,9 +384,11 @@ def print_scores(path: str) -> None:
     for name, by_split in metrics["models"].items():
         for split, s in by_split.items():
             print(f"  {name} [{split}]: F1 {100 * s['f1']:.1f}  P {100 * s['precision']:.1f}  "
-                  f"R {100 * s['recall']:.1f}  ({s['sentences']} sentences)")
+                  f"R {100 * s['recall']:.1f}  macro F1 {pct(macro_f1(s))}  ({s['sentences']} sentences)")
             if s.get("label_gaps"):
                 print(f"    note: {gap_note(s['label_gaps'])}")
+            if s.get("untrained_langs"):
+                print(f"    note: {untrained_note(s['untrained_langs'])}")
             if s.get("stray_inside_tags"):  # strict F1 ignores them; published (conlleval) figures do not
                 print(f"    note: {s['stray_inside_tags']} predicted I- tag(s) continue no span (invalid IOB2): "
                       f"strict F1 ignores them; conlleval-style F1 {100 * s['f1_conlleval']:.1f}")

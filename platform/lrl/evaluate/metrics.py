@@ -21,8 +21,9 @@ _FIELDS = ("precision", "recall", "f1")
 def span_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
     """Micro precision/recall/F1 over entity spans plus the same per entity type.
 
-    Returns ``{"precision", "recall", "f1", "support", "per_type": {type: {...}}}``; support is
-    the number of gold spans. Sentences must pair up with equal lengths.
+    Returns ``{"precision", "recall", "f1", "support", "macro_f1", "per_type": {type: {...}}}``;
+    support is the number of gold spans, ``macro_f1`` seqeval's unweighted mean of the per-type F1s
+    (every type of the gold or predicted spans). Sentences must pair up with equal lengths.
     """
     from seqeval.metrics import classification_report
     from seqeval.scheme import IOB2
@@ -34,16 +35,16 @@ def span_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) ->
             raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
     gold_l, pred_l = [list(g) for g in gold], [list(p) for p in pred]
     if not any(t != "O" for s in gold_l + pred_l for t in s):
-        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "per_type": {}}
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "macro_f1": 0.0, "per_type": {}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # seqeval warns on types with no gold spans
         rep = classification_report(gold_l, pred_l, mode="strict", scheme=IOB2, output_dict=True,
                                     zero_division=0)
-    micro = rep.pop("micro avg")
-    for key in ("macro avg", "weighted avg"):
-        rep.pop(key, None)
+    micro, macro = rep.pop("micro avg"), rep.pop("macro avg")
+    rep.pop("weighted avg", None)
     per_type = {t: _clean(v) for t, v in sorted(rep.items())}
-    return {**_clean(micro), "per_type": per_type}
+    # The micro F1 alone hid a rare type's collapse behind a frequent one's (WikiANN: LOC outnumbers ORG).
+    return {**_clean(micro), "macro_f1": float(macro["f1-score"]), "per_type": per_type}
 
 
 def _clean(d: dict) -> dict:
@@ -167,3 +168,43 @@ def type_summary(runs: Sequence[dict]) -> dict[str, dict]:
 def format_mean_sd(stat: dict, scale: float = 100.0) -> str:
     """``81.2 ± 1.3`` (scaled to percent by default)."""
     return f"{stat['mean'] * scale:.1f} ± {stat['sd'] * scale:.1f}"
+
+
+def untrained_langs(model_dir: str, langs: Sequence[str]) -> dict:
+    """``{"model": [trained languages], "rows": {lang: sentences}}`` for the rows in a language the
+    model in ``model_dir`` was not trained on (``langs`` in its ``lrl_tagger.json``), else ``{}``
+    (also for a folder without that file). Cross-lingual scores are legitimate, but ``lrl
+    evaluate`` scored a ug model on wo data (or on ug data read with ``--lang wo``, so without the
+    ``[ug]`` tag) and printed F1 0.0 with no word that the languages differ."""
+    import json
+    from collections import Counter
+    from pathlib import Path
+
+    meta = Path(model_dir) / "lrl_tagger.json"
+    try:
+        trained = json.loads(meta.read_text(encoding="utf-8")).get("langs") if meta.is_file() else None
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(trained, list) or not trained:
+        return {}
+    other = Counter(x for x in langs if x not in set(trained))
+    return {"model": sorted(map(str, trained)), "rows": dict(sorted(other.items()))} if other else {}
+
+
+def untrained_note(gap: dict) -> str:
+    """One line for ``untrained_langs``'s result (the CLI and the report)."""
+    rows = ", ".join(f"{lang} ({n} sentences)" for lang, n in gap["rows"].items())
+    return (f"rows of {rows} are in a language the model was not trained on ({', '.join(gap['model'])}): "
+            "a cross-lingual score; check --lang / the data's lang column if that is not meant")
+
+
+def check_iob2_labels(labels: Sequence[str], folder: str) -> None:
+    """An ``InputError`` when a model's labels are not IOB2 tags (``O``, ``B-X``, ``I-X``), which
+    span scoring needs: a pretrained encoder (``LABEL_0``, ``LABEL_1``) or a BIOES model was
+    predicted in full and then ended in seqeval's "Invalid token is found" traceback."""
+    bad = [t for t in labels if t != "O" and not (len(t) > 2 and t[:2] in ("B-", "I-"))]
+    if bad:
+        from lrl.data.files import InputError
+
+        raise InputError(f"{folder}: labels {', '.join(map(str, bad[:4]))}{' ...' if len(bad) > 4 else ''} are not "
+                         "IOB2 tags (O, B-X, I-X): not a tagger lrl can score (an encoder not yet fine-tuned?)")

@@ -61,10 +61,10 @@ def _scores_section(ft: dict | None, ev: list[dict] | None) -> str:
                                       f"dev F1 per {kind}", f"{metric} (%)"), f"F1 per {kind}")]
     if ev is not None:
         types = sorted({t for r in ev for t in r["per_type"]})
-        rows = [[r["model"], r["split"], pct(r["f1"]), pct(r["precision"]), pct(r["recall"]), r["sentences"],
-                 *[pct(r["per_type"].get(t)) for t in types]] for r in ev]
-        out += [f"<h3>Evaluate stage (one model per row, {metric} / P / R)</h3>",
-                table(["model", "split", "F1", "P", "R", "sentences", *[f"F1 {t}" for t in types]], rows),
+        rows = [[r["model"], r["split"], pct(r["f1"]), pct(r["precision"]), pct(r["recall"]), pct(r.get("macro_f1")),
+                 r["sentences"], *[pct(r["per_type"].get(t)) for t in types]] for r in ev]
+        out += [f"<h3>Evaluate stage (one model per row, {metric} / P / R: micro, over all spans)</h3>",
+                table(["model", "split", "F1", "P", "R", "macro F1", "sentences", *[f"F1 {t}" for t in types]], rows),
                 _kept_seed_note(ft), _eval_languages(ev), _label_gaps(ev)]
     elif ft is not None:
         out.append(not_run("evaluate"))
@@ -77,8 +77,10 @@ def _kept_seed_note(ft: dict | None) -> str:
     side by side with nothing to say why)."""
     if ft is None or not any((r.get("n") or 0) > 1 for r in ft["lang"]):
         return ""
+    # Which seed that is (results.json best_seed): the page said "the seed kept as the best" and never named it.
+    kept = "; ".join(f"{g}: seed {s}" for g, s in sorted((ft.get("best_seed") or {}).items()))
     return ('<p>The evaluate stage scores the saved model of each group: the seed kept as the best '
-            "on dev, so its dev F1 can exceed the mean over seeds above.</p>")
+            f"on dev{f' ({esc(kept)})' if kept else ''}, so its dev F1 can exceed the mean over seeds above.</p>")
 
 
 def _references(cfg: ReportConfig, ft: dict | None) -> str:
@@ -135,10 +137,13 @@ def _eval_languages(ev: list[dict]) -> str:
 def _label_gaps(ev: list[dict]) -> str:
     """Entity types a model and its data do not share (``metrics.label_gaps``): the F1 above
     counts them, as misses or false positives."""
-    from lrl.evaluate.metrics import gap_note
+    from lrl.evaluate.metrics import gap_note, untrained_note
 
     notes = [f"{r['model']} [{r['split']}]: {gap_note(r['label_gaps'])}" for r in ev if r.get("label_gaps")]
-    return f"<p>Labels not shared by model and data: {esc('; '.join(notes))}.</p>" if notes else ""
+    langs = [f"{r['model']} [{r['split']}]: {untrained_note(r['untrained_langs'])}" for r in ev
+             if r.get("untrained_langs")]  # a ug model scored on wo rows: F1 near 0, and no word why
+    return ((f"<p>Labels not shared by model and data: {esc('; '.join(notes))}.</p>" if notes else "")
+            + (f"<p>Languages the model was not trained on: {esc('; '.join(langs))}.</p>" if langs else ""))
 
 
 def _curves_section(ft: dict | None) -> str:
@@ -178,7 +183,8 @@ def _tune_section(tr: dict | None) -> str:
     keys = [k for k in ("lang", "dev_f1", "lr", "batch_size", "epochs", "warmup_ratio", "freeze_layers", "dropout",
                         "schedule", "trials", "stopped_early", "errored", "dev_entities", "close_trials", "retrain_dev_f1")
             if any(k in b for b in tr["best"])]
-    rows = [[pct(b.get(k)) if "f1" in k else b.get(k) for k in keys] for b in tr["best"]]
+    # A key some rows lack (a language whose trials all failed) printed "None" in its cells.
+    rows = [[pct(b.get(k)) if "f1" in k else "—" if b.get(k) is None else b.get(k) for k in keys] for b in tr["best"]]
     trials = [t for t in tr["trials"] if t.get("dev_f1") is not None]
     out = ["<h3>Best configuration per language</h3>", table(keys, rows) if rows else not_run("best table"),
            f"<p>{len(tr['trials'])} trials, {sum(bool(t.get('stopped_early')) for t in tr['trials'])} "
@@ -289,7 +295,7 @@ TOKENS_NOTE = (" over one-token spans (each tag X read as B-X): token F1, which 
 #: Other stages name a version bumped by hand (``ROWS_VERSION``); a report takes about a second, so
 #: any edit of these files draws it again, and no change can forget the bump.
 CODE = ("lrl.evaluate.report", "lrl.evaluate.report_data", "lrl.evaluate.report_checks", "lrl.evaluate.plots",
-        "lrl.evaluate.metrics", "lrl.generate.manifest")
+        "lrl.evaluate.metrics", "lrl.evaluate.report_generate", "lrl.evaluate.report_html", "lrl.generate.manifest")
 
 
 def code_print() -> str:

@@ -41,12 +41,13 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
     ``select_by`` is the dev figure that kept each model (``finetune.select_by``); ``task`` is
     ``ner`` or ``tokens`` (a token tagger, ``data.ner[].scheme: tokens``); ``heads`` the saved
     models' heads per group; ``seeds`` the seeds the stage was to run, ``run_seeds`` per group those
-    it has runs of, ``summary_n`` per group the n of its mean (``report_checks.seed_gaps``). A
+    it has runs of, ``summary_n`` per group the n of its mean (``report_checks.seed_gaps``),
+    ``best_seed`` per group the seed of the saved model (``results.json`` ``best_seed``). A
     joint group's type rows are followed by its per-language ones (group ``joint <lang>``)."""
     res = _json(folder, "results.json")
     if not isinstance(res, dict) or not res.get("groups"):
         return None
-    langs, types, curves, run_seeds, summary_n = [], [], {}, {}, {}
+    langs, types, curves, run_seeds, summary_n, best_seed = [], [], {}, {}, {}, {}
     for group, entry in res["groups"].items():
         summary = entry.get("summary") or {}
         m, sd, n = _stat(summary.get("f1"))
@@ -62,12 +63,14 @@ def finetune_scores(folder: str | None) -> dict[str, list[dict]] | None:
             for lang, st in (summary.get("per_lang") or {}).items():
                 types += _type_rows(f"{group} {lang}", st.get("per_type") or {})
         run_seeds[group] = [run.get("seed") for run in entry.get("runs") or []]
+        if entry.get("best_seed") is not None:
+            best_seed[group] = entry["best_seed"]
         for run in entry.get("runs") or []:
             if run.get("history"):
                 curves[f"{group} seed {run.get('seed')}"] = run["history"]
     return {"lang": langs, "type": types, "curves": curves, "select_by": res.get("select_by", "pooled"),
             "task": res.get("task", "ner"), "heads": _heads(folder, res["groups"]),
-            "seeds": res.get("seeds") or [], "run_seeds": run_seeds, "summary_n": summary_n}
+            "seeds": res.get("seeds") or [], "run_seeds": run_seeds, "summary_n": summary_n, "best_seed": best_seed}
 
 
 def _type_rows(group: str, per_type: dict) -> list[dict]:
@@ -94,21 +97,32 @@ def evaluate_scores(folder: str | None) -> list[dict] | None:
     """One row per (model, split): F1, precision, recall, sentences, per-type F1, and ``per_lang``
     ({lang: {"f1", "precision", "recall", "support", "per_type"}}, the languages that split had rows
     of; ``per_type`` {type: F1}) and
-    ``label_gaps`` (entity types the model and the data do not share, or None)."""
+    ``label_gaps`` (entity types the model and the data do not share, or None) and ``untrained_langs``
+    (rows in languages the model was not trained on, ``metrics.untrained_langs``, or None)."""
     met = _json(folder, "metrics.json")
     if not isinstance(met, dict) or not met.get("models"):
         return None
     rows = []
     for model, splits in met["models"].items():
         for split, s in (splits or {}).items():
-            rows.append({"model": model, "split": split, "f1": s.get("f1"), "precision": s.get("precision"),
+            rows.append({"model": model, "split": split, "f1": s.get("f1"), "macro_f1": macro_f1(s),
+                         "precision": s.get("precision"),
                          "recall": s.get("recall"), "sentences": s.get("sentences"),
                          "per_type": {t: v.get("f1") for t, v in (s.get("per_type") or {}).items()},
                          "per_lang": {lang: {**{k: v.get(k) for k in ("f1", "precision", "recall", "support")},
                                              "per_type": {t: x.get("f1") for t, x in (v.get("per_type") or {}).items()}}
                                       for lang, v in (s.get("per_lang") or {}).items()},
-                         "label_gaps": s.get("label_gaps")})
+                         "label_gaps": s.get("label_gaps"), "untrained_langs": s.get("untrained_langs")})
     return rows or None
+
+
+def macro_f1(s: dict) -> float | None:
+    """``macro_f1``, or for an evaluate output written before it was kept the same figure from its
+    ``per_type`` rows (seqeval's macro average is their unweighted mean); None when there are none."""
+    if isinstance(s.get("macro_f1"), (int, float)):
+        return s["macro_f1"]
+    f1s = [v.get("f1") for v in (s.get("per_type") or {}).values() if isinstance(v, dict)]
+    return sum(f1s) / len(f1s) if f1s and all(isinstance(f, (int, float)) for f in f1s) else None
 
 
 def entity_type(tag: str) -> str:

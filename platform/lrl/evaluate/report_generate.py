@@ -43,7 +43,7 @@ def _oversample_tables(ov: dict | None) -> list[str]:
     rows = [[lang, before.get(lang, ""), targets.get(lang, "—"), written.get(lang, ov.get("rows_after", {}).get(lang, "")),
              "missed" if lang in missed else ""] for lang in sorted(set(before) | set(targets))]
     out = ["<h3>oversampling (sentences per language)</h3>",
-           table(["lang", "before", "target", "written", ""], rows)]
+           table(["lang", "before", "target", "written", "target missed"], rows)]  # a blank header named nothing
     # Held below by max_factor (nothing rejected), or taken below by the filters (their reject kinds)
     types = [[lang, t, m.get("target"), m.get("reached"),
               ", ".join(f"{kind} {n}" for kind, n in (m.get("rejected") or {}).items()) or "—"]
