@@ -63,7 +63,7 @@ def _train_task(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.T
         res = train_tagger(cfg, model_path, train, dev, seed=seed, out_dir=out, labels=labels,
                            report=lambda entry: say(progress_line(group, seed, entry)))
         files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
-    if res.info["stopped_early"]:  # else its last line, "step 25/93", read as a run that went on or died
+    if res.info.get("stopped_early"):  # else its last line, "step 25/93", read as a run that went on or died
         say(f"finetune {group} seed {seed}: stopped early at step {res.info['steps']}/{res.info['total_steps']} "
             f"({cfg.patience} evaluation{'s' * (cfg.patience != 1)} without a better dev F1); keeps step "
             f"{res.info['best_step']}")
