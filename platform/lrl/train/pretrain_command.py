@@ -26,15 +26,20 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     path = run_pretrain(StageContext(cfg))
     m = read_json(f"{path}/{MANIFEST}")  # on an object store too
+    fraction = cfg.pretrain.heldout_fraction
     if m.get("trained") is False:  # pretrain.steps 0 (pretrain_init_only)
         print(f"pretrain: {path}\n  steps 0: the starting model as built, not trained (pretrain.steps=0)")
         for lang in m.get("languages") or []:
-            ppl = (m.get("ppl") or {}).get(lang)
-            print(f"  {lang}: held-out perplexity {_ppl(ppl, cfg.pretrain.heldout_fraction)}  "
-                  f"rows {(m.get('train_rows') or {}).get(lang)}")
-        if reused := reused_line(path, started):
-            print(reused)
-        return 0
+            print(_lang_line(m, lang, fraction, (m.get("train_rows") or {}).get(lang)))
+    else:
+        _print_trained(m, path, fraction)
+    if reused := reused_line(path, started):
+        print(reused)
+    return 0
+
+
+def _print_trained(m: dict, path: str, fraction: float) -> None:
+    """A trained folder's lines: steps, loss, speed, device, phases and the mixture per language."""
     loss = m.get("loss")  # None when the last report's window held only auxiliary-task steps
     steps = f"{m.get('steps')}"
     if m.get("stopped_early"):  # e.g. "steps 37 of 2000 (stopped by time_limit_s)"
@@ -59,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
     stream = m.get("stream_mixture") or {}
     for lang, t in sorted((m.get("target_mixture") or {}).items()):
         share = stream.get(lang, {}).get("token_share", float("nan"))
-        ppl = (m.get("ppl") or {}).get(lang)
-        print(f"  {lang}: held-out perplexity {_ppl(ppl, cfg.pretrain.heldout_fraction)}  rows {t['rows']}  "
-              f"target p {t['target_p']:.3f}  sampled rows p {t['realised_p']:.3f}  stream token share {share:.3f}")
-    if reused := reused_line(path, started):
-        print(reused)
-    return 0
+        print(f"{_lang_line(m, lang, fraction, t['rows'])}  target p {t['target_p']:.3f}  "
+              f"sampled rows p {t['realised_p']:.3f}  stream token share {share:.3f}")
+
+
+def _lang_line(m: dict, lang: str, fraction: float, rows) -> str:
+    """A language's held-out perplexity (or why it has none) and its training rows."""
+    return f"  {lang}: held-out perplexity {_ppl((m.get('ppl') or {}).get(lang), fraction)}  rows {rows}"
 
 
 def _ppl(ppl: float | None, fraction: float) -> str:
