@@ -172,3 +172,58 @@ def test_the_report_takes_the_macro_f1_of_an_older_evaluate_output_from_its_type
         "f1": 0.8, "precision": 1.0, "recall": 2 / 3, "sentences": 2,
         "per_type": {"LOC": {"f1": 0.0}, "PER": {"f1": 1.0}, "ORG": {"f1": 0.25}}}}}}))
     assert evaluate_scores(str(tmp_path))[0]["macro_f1"] == pytest.approx(1.25 / 3)
+
+
+def test_an_evaluate_output_of_the_code_before_the_notes_is_made_again(tagger_folder, tmp_path, monkeypatch, capsys):
+    """Outputs written before ``untrained_langs`` was recorded were reused as they were: a ug model on
+    wo rows printed F1 0.0 with no note. Only such evaluations get a new name; others keep theirs."""
+    from lrl.evaluate import command
+
+    model, data = str(tagger_folder / "model"), str(tagger_folder / "data.conll")
+    with monkeypatch.context() as m:  # named as the code before the key named it
+        m.setattr(command, "untrained_key", lambda *a: {}, raising=False)
+        old = Path(command.evaluate_files(model, data, "wo", str(tmp_path)))
+        kept = Path(command.evaluate_files(model, data, "ug", str(tmp_path)))
+    metrics = json.loads((old / "metrics.json").read_text())
+    del metrics["models"]["model"]["data"]["untrained_langs"]  # as that code wrote it
+    (old / "metrics.json").write_text(json.dumps(metrics))
+    new = Path(command.evaluate_files(model, data, "wo", str(tmp_path)))
+    assert new != old
+    assert json.loads((new / "metrics.json").read_text())["models"]["model"]["data"]["untrained_langs"]["rows"] == {"wo": 2}
+    capsys.readouterr()
+    command.print_scores(str(new))
+    assert "note: rows of wo (2 sentences) are in a language the model was not trained on" in capsys.readouterr().out
+    # Rows of the language it was trained on: the same folder as before, not evaluated again.
+    assert Path(command.evaluate_files(model, data, "ug", str(tmp_path))) == kept
+
+
+def test_untrained_key_reads_the_models_languages(tagger_folder, tmp_path):
+    from lrl.evaluate.notes import untrained_key
+
+    model = str(tagger_folder / "model")
+    assert untrained_key({"m": model}, {"m": ["ug", "ug"]}) == {}
+    assert untrained_key({"m": model}, {"m": ["ug", "wo"]}) == {"untrained_notes": 1}
+    assert untrained_key({"m": str(tmp_path)}, {"m": ["wo"]}) == {}  # no lrl_tagger.json: nothing known
+
+
+def _align_metrics(folder: Path, words: int, unk: int) -> None:
+    scores = {"f1": 0.5, "precision": 0.5, "recall": 0.5, "sentences": 5,
+              "align": {"sentences": 5, "words": words, "unk_words": unk}}
+    (folder / "metrics.json").write_text(json.dumps({"models": {"ug": {"dev": scores}}}))
+
+
+def test_evaluate_warns_when_the_tokenizer_knows_few_of_the_evaluated_words(tmp_path, capsys):
+    """Fine-tuning warned of a tokenizer that reads many words as [UNK]; evaluating the same model
+    on such data said nothing. Above fine-tuning's threshold a line per model, on stderr."""
+    from lrl.evaluate.command import print_scores
+    from lrl.train.finetune import UNK_WARN
+
+    _align_metrics(tmp_path, 1000, int(1000 * UNK_WARN) + 300)
+    print_scores(str(tmp_path))
+    err = capsys.readouterr().err
+    assert ("warning: evaluate ug: the model's tokenizer reads 40% of the evaluated words (400 of 1000, dev) "
+            "as its unknown token alone") in err
+    assert "tokenizer.mode=extend" in err and "training words" not in err
+    _align_metrics(tmp_path, 1000, int(1000 * UNK_WARN))  # at the threshold: no warning
+    print_scores(str(tmp_path))
+    assert "warning" not in capsys.readouterr().err

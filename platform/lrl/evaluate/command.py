@@ -26,6 +26,7 @@ from lrl.config import ConfigError
 from lrl.data.files import InputError, filesystem, fingerprint, read_json
 from lrl.data.output import StageOutput
 from lrl.data.remote import is_file, is_remote, local_folder, local_output
+from lrl.evaluate.notes import print_scores, untrained_key
 from lrl.model.special_text import folder_specials, typed_specials
 from lrl.pipeline.stage import StageContext
 
@@ -165,6 +166,8 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     if tokens:
         shaping["token_sources"] = tokens
     shaping |= _typed_specials(models, splits.values())  # a word "[SEP]": only then
+    shaping |= untrained_key(models, {n: {x for t in splits.values()
+                                          for x in _rows_for(t, n, job_langs).column("lang").to_pylist()} for n in models})
     out = StageOutput(cfg.output.root, STAGE, {**shaping, **_decoding(models)}, inputs)
     if out.done:
         return out.path
@@ -321,6 +324,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     if Path(data).is_dir() or data.endswith(".parquet"):
         shaping["unicode"] = "nfc"  # Parquet tokens are read composed now; earlier folders kept them as given
     shaping |= _typed_specials(models, [table])
+    shaping |= untrained_key(models, {n: _rows_for(table, n, per_lang).column("lang").to_pylist() for n in models})
     out = StageOutput(out_root, STAGE, {**shaping, **_decoding(models)},
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
     if out.done:
@@ -367,31 +371,6 @@ def run(args: argparse.Namespace) -> int:
         path = run_evaluate(StageContext(cfg, {}), quiet=True)
     print_scores(path)
     return 0
-
-
-def print_scores(path: str) -> None:
-    """The evaluate output's span F1, precision and recall per model and split."""
-    from lrl.evaluate.metrics import gap_note, untrained_note
-    from lrl.evaluate.report_data import macro_f1
-    from lrl.evaluate.report_html import pct
-
-    metrics = read_json(f"{path}/metrics.json")
-    print(f"evaluate: {path}")
-    if metrics.get("rejected_rows"):  # only metrics.json counted them: the scores looked like the whole file's
-        print(f"  {metrics['rejected_rows']} row(s) of the data rejected when read (bad tags or lengths), not scored")
-    if not any(metrics["models"].values()):
-        print("  no model had rows to score in evaluate.splits (a per-language model is scored on its language's rows)")
-    for name, by_split in metrics["models"].items():
-        for split, s in by_split.items():
-            print(f"  {name} [{split}]: F1 {100 * s['f1']:.1f}  P {100 * s['precision']:.1f}  "
-                  f"R {100 * s['recall']:.1f}  macro F1 {pct(macro_f1(s))}  ({s['sentences']} sentences)")
-            if s.get("label_gaps"):
-                print(f"    note: {gap_note(s['label_gaps'])}")
-            if s.get("untrained_langs"):
-                print(f"    note: {untrained_note(s['untrained_langs'])}")
-            if s.get("stray_inside_tags"):  # strict F1 ignores them; published (conlleval) figures do not
-                print(f"    note: {s['stray_inside_tags']} predicted I- tag(s) continue no span (invalid IOB2): "
-                      f"strict F1 ignores them; conlleval-style F1 {100 * s['f1_conlleval']:.1f}")
 
 
 __all__ = ["add_arguments", "run", "run_evaluate", "print_scores", "evaluate_model", "evaluate_files", "model_folders"]

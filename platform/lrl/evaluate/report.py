@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lrl.evaluate import plots
 from lrl.evaluate import report_data as rd
-from lrl.evaluate.report_checks import check_inputs, seed_gaps
+from lrl.evaluate.report_checks import check_inputs, seed_gaps, unnamed_note
 from lrl.evaluate.report_config import ReportConfig
 from lrl.evaluate.report_generate import generate_section
 from lrl.evaluate.report_html import esc, img, not_run, pct, table
@@ -259,8 +259,15 @@ def _safe(name: str, fn: Callable[[], str]) -> str:
                f"<!-- {esc(traceback.format_exc())} -->"
 
 
-def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str = "job") -> str:
-    """The whole report as one HTML string."""
+#: The stages each section of ``build_html`` draws from, in its order: a report without a job
+#: file leaves out the sections none of whose stages was named (``report_checks.unnamed_note``).
+SECTION_STAGES = (("finetune", "tune", "evaluate"), ("finetune", "tune"), ("tune",), ("evaluate",), ("pretrain",),
+                  ("generate",))
+
+
+def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str | None = "job") -> str:
+    """The whole report as one HTML string; ``job_name`` None: made without a job file, of the
+    folders named on the command line only (the sections of other stages are left out, and said)."""
     # Scores over seeds: the finetune stage's runs, or else tune's retrained best (same results.json).
     ft = rd.finetune_scores(folders.get("finetune") or folders.get("tune"))
     ev = rd.evaluate_scores(folders.get("evaluate"))
@@ -274,11 +281,16 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
         ("Pretraining", lambda: _pretrain_section(rd.pretrain_metrics(folders.get("pretrain")))),
         ("Generated data", lambda: generate_section(rd.generate_summary(folders.get("generate")))),
     ]
-    src = table(["stage", "output folder"], [[s, folders.get(s) or "not run"] for s in STAGES])
+    if job_name is None:  # "Pretraining: not run" was a claim about stages it knew nothing of
+        sections = [sec for sec, needs in zip(sections, SECTION_STAGES) if any(folders.get(s) for s in needs)]
+    absent = "not given" if job_name is None else "not run"
+    src = table(["stage", "output folder"], [[s, folders.get(s) or absent] for s in STAGES])
+    src += unnamed_note(folders) if job_name is None else ""
     body = "\n".join(f"<h2>{esc(t)}</h2>\n{_safe(t, f)}" for t, f in sections)
+    job = f"Job <b>{esc(job_name)}</b>" if job_name is not None else "No job file: the folders named on the command line"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(cfg.title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{esc(cfg.title)}</h1>"
-            f"<p>Job <b>{esc(job_name)}</b>, built {esc(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}. Scores are "
+            f"<p>{job}, built {esc(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}. Scores are "
             "seqeval span F1 (strict IOB2) in percent" + (TOKENS_NOTE if ft is not None and ft.get("task") == "tokens"
                                                            else "") +
             "; the dev split was also used for model selection, so dev scores are optimistic.</p>"
@@ -331,8 +343,9 @@ def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
     return out
 
 
-def run_report(ctx) -> str:
-    """Write ``report.html`` for the configured (or upstream) stage folders; returns the folder."""
+def run_report(ctx, job_file: bool = True) -> str:
+    """Write ``report.html`` for the configured (or upstream) stage folders; returns the folder.
+    ``job_file`` False: ``lrl report --evaluate DIR`` without a job (``build_html``'s ``job_name`` None)."""
     from lrl.config import ConfigError
     from lrl.data.files import filesystem
     from lrl.data.output import StageOutput
@@ -347,12 +360,13 @@ def run_report(ctx) -> str:
     folders = {s: getattr(cfg.report, s) or ctx.upstream.get(s) for s in STAGES}
     check_inputs({s: getattr(cfg.report, s) for s in STAGES}, folders, cfg.output.root)
     # The job's name is printed on the page: a renamed job must not reuse a report with the old one.
-    shaping = {**cfg.report.model_dump(mode="json"), "job_name": cfg.name, "code": code_print()}
+    shaping = {**cfg.report.model_dump(mode="json"), "job_name": cfg.name, "code": code_print(),
+               **({} if job_file else {"job_file": False})}  # named only then: a job's reports keep their names
     out = StageOutput(cfg.output.root, "report", shaping, _inputs(folders))
     if out.done:
         return out.path
     try:
-        text = build_html(cfg.report, folders, cfg.name)
+        text = build_html(cfg.report, folders, cfg.name if job_file else None)
         fs, tmp = filesystem(out.tmp)  # on an object store too
         with fs.open_output_stream(f"{tmp}/report.html") as f:
             f.write(text.encode("utf-8"))

@@ -86,3 +86,23 @@ def seed_gaps(ft: dict | None) -> list[str]:
         if n is not None and seeds and n != len(seeds):
             out.append(f"{group}: its mean says n={n} but {len(seeds)} run(s) are recorded")
     return out
+
+
+def unnamed_note(folders: dict[str, str | None]) -> str:
+    """The line a report made without a job file puts under its inputs: which stages it leaves out
+    (none was named, and without a job there is no pipeline to find them in) and how to add them,
+    naming the folder the evaluated models came from when the evaluate manifest records it."""
+    from html import escape
+
+    left = [s for s in ("finetune", "tune", "evaluate", "pretrain", "generate") if not folders.get(s)]
+    if not left:
+        return ""
+    flags = ", ".join(f"--{s} DIR" for s in left)
+    text = (f"Made without a job file: the sections of {', '.join(left)} are left out, as no folder was named "
+            f"for them; add one with {flags}.")
+    ev = folders.get("evaluate")
+    source = _load(f"{ev.rstrip('/')}/manifest.json")[0] if ev and not (folders.get("finetune") or folders.get("tune")) else None
+    if isinstance(source, dict) and isinstance(source.get("source"), str):
+        # The evaluate stage records where its models came from: the seeds' scores and curves are there.
+        text += f" The evaluated models came from {source['source']} (--finetune or --tune with it adds their seeds and curves)."
+    return f"<p>{escape(text)}</p>"

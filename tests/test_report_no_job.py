@@ -1,0 +1,72 @@
+"""``lrl report --evaluate DIR`` without a job file: an evaluate output holds what its sections
+show, so the report is drawn from it alone, saying which stages it leaves out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture()
+def evaluate_folder(tmp_path: Path) -> Path:
+    """An evaluate output as the stage writes it: metrics.json, predictions and its manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ev = tmp_path / "runs" / "evaluate-abc"
+    (ev / "predictions" / "ug").mkdir(parents=True)
+    (ev / "metrics.json").write_text(json.dumps({"models": {"ug": {"dev": {
+        "f1": 0.83, "precision": 0.8, "recall": 0.86, "sentences": 2,
+        "per_type": {"PER": {"f1": 0.9}, "LOC": {"f1": 0.5}}}}}}))
+    pq.write_table(pa.table({"tags": [["B-PER", "I-PER", "O"], ["B-LOC", "O"]],
+                             "pred": [["B-PER", "O", "O"], ["B-PER", "O"]]}), ev / "predictions" / "ug" / "dev.parquet")
+    (ev / "manifest.json").write_text(json.dumps({"stage": "evaluate", "hash": "abc", "finished_at": "x",
+                                                  "source": "/runs/finetune-123"}))
+    return ev
+
+
+def test_report_of_an_evaluate_folder_needs_no_job_file(tmp_path, evaluate_folder, capsys, monkeypatch):
+    from lrl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--evaluate", str(evaluate_folder), "report.title=ug eval"]) == 0
+    html_path = Path(capsys.readouterr().out.split("report: ")[1].strip())
+    assert html_path.parent.parent == tmp_path / "runs"  # output.root's default, as with a job file
+    text = html_path.read_text(encoding="utf-8")
+    assert "<title>ug eval</title>" in text and "<td>ug</td><td>dev</td><td>83.0</td>" in text
+    assert "F1 PER" in text and "<h3>ug [dev]</h3>" in text  # scores per type, and the confusions
+    # The stages it was not given are left out and named, not claimed "not run".
+    assert "not run" not in text and "Pretraining" not in text and "Hyperparameter search" not in text
+    assert "No job file" in text and "Job <b>job</b>" not in text
+    assert "the sections of finetune, tune, pretrain, generate are left out" in text
+    assert "--finetune DIR" in text and "came from /runs/finetune-123" in text
+
+
+def test_report_without_a_job_writes_where_out_says(tmp_path, evaluate_folder, capsys):
+    from lrl.cli import main
+
+    assert main(["report", "--evaluate", str(evaluate_folder), "--out", str(tmp_path / "reports")]) == 0
+    assert list((tmp_path / "reports").glob("report-*/report.html"))
+
+
+def test_report_with_neither_job_nor_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    from lrl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["report"]) == 2
+    err = capsys.readouterr().err
+    assert "give a job file" in err and "--evaluate DIR" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_job_files_report_is_unchanged(tmp_path, evaluate_folder, capsys):
+    """With a job file the page still names the job and says "not run" for the stages it lacks."""
+    from lrl.cli import main
+
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"name: myjob\noutput:\n  root: {tmp_path / 'out'}\n")
+    assert main(["report", str(cfg), "--evaluate", str(evaluate_folder)]) == 0
+    text = next((tmp_path / "out").glob("report-*/report.html")).read_text(encoding="utf-8")
+    assert "Job <b>myjob</b>" in text and "pretrain: not run" in text and "left out" not in text
