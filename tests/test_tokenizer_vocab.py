@@ -146,3 +146,28 @@ def test_max_new_tokens_keeps_the_characters_the_text_writes_most(data_root):
     counts = [where[p] for p in first]
     assert counts == sorted(counts, reverse=True) and counts[0] > 500
     assert {"##ۇ", "##ە", "ئ"} <= set(first[:4])
+
+
+def test_max_new_tokens_counts_no_letters_of_the_learners_unknown_piece():
+    """A word longer than WordPiece's max_input_chars_per_word (100: a long URL) is the learner's
+    [UNK]; its letters were counted as used, so ``##K`` (written 3 times) outranked ``##a`` (18 times)."""
+    from lrl.model.piece_rank import by_frequency
+    from lrl.model.tokenizer import new_backend, train_backend
+
+    text = {"yo": ["baa baa baa bK " + " ".join(["b" * 150] * 10)] * 3}
+    learner, trainer = new_backend("wordpiece", 100, 1, ["[UNK]"])
+    learner = train_backend(learner, trainer, text)
+    assert learner.encode("b" * 150).tokens == ["[UNK]"]  # what the test is about
+    pieces = [("##K", 0.0), ("##U", 0.0), ("##a", 0.0)]
+    assert [p for p, _ in by_frequency(pieces, learner, text, "##")] == ["##a", "##K", "##U"]
+
+
+def test_only_extend_outputs_ranking_pieces_of_text_with_long_words_get_a_new_hash(tmp_path, monkeypatch):
+    """The [UNK] fix above changes only WordPiece extensions with max_new_tokens whose text has a
+    word over 100 characters: every other finished output keeps its folder."""
+    extend = ["tokenizer.mode=extend", f"tokenizer.base={tmp_path}", "tokenizer.max_new_tokens=5"]
+    assert "long_words" not in _fingerprints(tmp_path, monkeypatch, *extend)
+    monkeypatch.setitem(globals(), "LINES", [*LINES, "see " + "x" * 101])
+    assert _fingerprints(tmp_path, monkeypatch, *extend)["long_words"] == 1
+    assert "long_words" not in _fingerprints(tmp_path, monkeypatch, *extend[:2])  # no max_new_tokens
+    assert "long_words" not in _fingerprints(tmp_path, monkeypatch, "tokenizer.max_new_tokens=5")  # train

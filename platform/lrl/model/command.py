@@ -55,6 +55,10 @@ EXTEND_VERSION = 3
 #: frequent first, ``lrl.model.piece_rank``); only extend outputs with the option set carry it.
 NEW_TOKENS_ORDER = 1
 
+#: Named by extend outputs with ``max_new_tokens`` whose text has a word over WordPiece's 100
+#: characters (1: the learner's [UNK] no longer counts as the letters "[", "U", "N", "K", "]").
+LONG_WORDS = 1
+
 #: Bumped when Unigram tokenizers number their pieces otherwise (1: a fixed order instead of the
 #: trainer's, which differed between runs); WordPiece hashes do not carry it.
 UNIGRAM_ORDER = 1
@@ -79,6 +83,7 @@ def stage_output(ctx: StageContext) -> StageOutput:
             fingerprints["new_tokens_order"] = NEW_TOKENS_ORDER
     if tail_cap_changed(t.max_lines_per_lang, t.eval_lines):  # the tail split trained on more lines than
         fingerprints["tail_cap"] = 1  # max_lines_per_lang (lrl.model.text_split.tail_split); others keep their hash
+    fingerprints |= _text_keys(ctx, kind)
     if t.type == "unigram":  # pieces in a fixed id order (lrl.model.unigram_order), trained again
         fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
@@ -88,6 +93,27 @@ def stage_output(ctx: StageContext) -> StageOutput:
     unset = {k for k in ("keep_accents", "keep_letters") if not getattr(t, k)}
     shaping = t.model_dump(mode="json", exclude=unset or None)
     return StageOutput(ctx.cfg.output.root, STAGE, shaping, fingerprints)
+
+
+def _text_keys(ctx: StageContext, kind: str) -> dict[str, int]:
+    """Keys for what the text (training and held-out lines alike, a superset) holds, so that only
+    the outputs it changes get new names: ``format_chars`` for an invisible format character or a
+    joiner, which trained tokenizers now remove or add to their alphabet and the statistics read
+    otherwise (``lrl.model.invisible``); ``long_words`` for a run of more than 100 non-space
+    characters where ``max_new_tokens`` ranks WordPiece pieces (a word the learner reads as [UNK],
+    whose letters ``lrl.model.piece_rank`` counted as used)."""
+    import pyarrow.compute as pc
+
+    from lrl.model.invisible import format_key
+    from lrl.train.pretrain_data import load_text
+
+    t = ctx.cfg.tokenizer
+    text = load_text(ctx.cfg, ctx.upstream["generate"] if kind == "generate" else None)[0].column("text")
+    keys = format_key(text)
+    if t.mode == "extend" and t.type == "wordpiece" and t.max_new_tokens is not None and len(text) \
+            and pc.any(pc.match_substring_regex(text, r"\S{101}")).as_py():
+        keys["long_words"] = LONG_WORDS
+    return keys
 
 
 def check_base(base: str | None) -> None:

@@ -23,10 +23,14 @@ def by_frequency(pieces: list[tuple[str, float]], learner, texts_by_lang: dict[s
                  prefix: str | None) -> list[tuple[str, float]]:
     """``pieces`` (learned by ``learner``, in its order) with the single characters first, by how
     often the training text writes each where the piece stands (WordPiece: ``c`` at the start of
-    a word, ``##c`` inside one; a word with a character no piece holds is one [UNK]), ties and
-    longer pieces in their order. ``prefix``: WordPiece's ``##``, None for Unigram."""
+    a word, ``##c`` inside one; a word with a character no piece holds is one [UNK], which counts
+    for no character), ties and longer pieces in their order. ``prefix``: WordPiece's ``##``, None for Unigram."""
     lines = [line for lines in texts_by_lang.values() for line in lines if line and not line.isspace()]
     ids = Counter(chain.from_iterable(e.ids for e in learner.encode_batch(lines, add_special_tokens=False)))
+    # The learner's [UNK] (a WordPiece word over max_input_chars_per_word, 100: a long URL) writes
+    # no letter: spelled out, each one counted "[", "##U", "##N", "##K" and "##]" as used.
+    for i in learner.get_added_tokens_decoder():
+        ids.pop(i, None)
     chars: Counter[str] = Counter()
     for i, n in ids.items():  # each character of each piece the learner's segmentation used
         piece = learner.id_to_token(i) or ""

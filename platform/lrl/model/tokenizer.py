@@ -1,7 +1,8 @@
 """Train a WordPiece or Unigram tokenizer with one atomic tag token per language, and measure
 tokenizers (unknown-token rate, pieces per word).
 
-Normalization is NFKC (``tokenizer.nfkc``) plus collapsing whitespace runs to one space by
+Normalization is NFKC (``tokenizer.nfkc``), removing invisible format characters (zero width space,
+bidi marks, soft hyphen: ``lrl.model.invisible``) and collapsing whitespace runs to one space by
 default, so ``decode(encode(x))`` gives back NFKC(x) with single spaces (Unigram; WordPiece
 decoding, like BERT's, also puts spaces around punctuation). Lowercasing and accent stripping
 (BERT-uncased style) decompose Arabic-script letters such as U+0626 (yeh + hamza above) and remove
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from lrl.data.config import check_lang
 from lrl.model.alphabet import missing_punctuation, split_alone
+from lrl.model.invisible import PATTERN, missing_joiners, strip_invisible
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -105,7 +107,9 @@ def _normalizer(lowercase: bool, strip_accents: bool, nfkc: bool = True):
     # Metaspace (Unigram) made every extra space a bare "▁" piece, and masakhane's sw.txt has 120
     # lines padded with ~9000 spaces each: 805 of 984 packed sequences of 400 Swahili lines were
     # only "▁" (pieces per word 7.2 instead of 2.2).
-    steps = [normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    # Invisible format characters go first (``lrl.model.invisible``): one the alphabet lacks made
+    # its whole WordPiece word [UNK], and "a \u200b b" is then one space like "a  b".
+    steps = [normalizers.Replace(Regex(PATTERN), ""), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
     if nfkc:  # Arabic presentation forms (part of mono/ug.txt) -> the ordinary letters
         steps.insert(0, normalizers.NFKC())
     if strip_accents:
@@ -209,8 +213,10 @@ def train_backend(tok, trainer, texts_by_lang: dict[str, Iterable[str]]):
     wordpiece = type(tok.model).__name__ == "WordPiece"
     seen, inner = _chars(tok, texts_by_lang, inner_too=wordpiece)
     # Punctuation of the text's scripts that the text itself lacks (``lrl.model.alphabet``).
-    extra = missing_punctuation(seen, tok.normalizer.normalize_str if tok.normalizer is not None else None,
-                                trainer.vocab_size)
+    normalize = tok.normalizer.normalize_str if tok.normalizer is not None else None
+    extra = missing_punctuation(seen, normalize, trainer.vocab_size)
+    # ZWNJ / ZWJ, first, where the text writes format characters and a script they shape (lrl.model.invisible)
+    extra = missing_joiners(seen, _iter_all(texts_by_lang), normalize) + extra
     if not wordpiece:  # every character is a piece: a vocab_size below them is an error naming it
         from lrl.model.vocab_size import too_small, unigram_alphabet
 
@@ -326,7 +332,8 @@ def tokenizer_stats(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> 
 
 def normalizer_effect(tokenizer, texts: Iterable[str], top: int = 5) -> dict:
     """What the tokenizer's normalizer does to whitespace-separated words, up to NFKC (compatibility
-    forms such as Arabic presentation forms count as the letters they stand for): the share of words
+    forms such as Arabic presentation forms count as the letters they stand for, and the invisible
+    format characters that lrl's and BERT's normalizers remove, ``lrl.model.invisible``, as nothing): the share of words
     it changes, the share it changes beyond lowercasing, how many distinct word forms it merges with
     another that differs beyond case, the characters it removes most, and the share of words it
     leaves in a compatibility form (not NFKC: such words get pieces of their own).
@@ -340,8 +347,8 @@ def normalizer_effect(tokenizer, texts: Iterable[str], top: int = 5) -> dict:
     import unicodedata
     from collections import Counter
 
-    def nfkc(x: str) -> str:
-        return unicodedata.normalize("NFKC", x)
+    def nfkc(x: str) -> str:  # invisible format characters count as nothing, as NFKC forms do
+        return strip_invisible(unicodedata.normalize("NFKC", x))
 
     norm = plain_backend(tokenizer).normalizer
     words = changed = beyond = not_nfkc = 0
@@ -352,7 +359,7 @@ def normalizer_effect(tokenizer, texts: Iterable[str], top: int = 5) -> dict:
             raw = norm.normalize_str(word) if norm is not None else word
             base, out = nfkc(word), nfkc(raw)
             words += 1
-            not_nfkc += raw != out
+            not_nfkc += raw != unicodedata.normalize("NFKC", raw)  # kept invisible characters are no compatibility form
             forms.setdefault(out, set()).add(base.lower())
             if out != base:
                 changed += 1
