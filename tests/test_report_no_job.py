@@ -61,12 +61,14 @@ def test_report_with_neither_job_nor_folder_is_one_line(tmp_path, capsys, monkey
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_job_files_report_is_unchanged(tmp_path, evaluate_folder, capsys):
-    """With a job file the page still names the job and says "not run" for the stages it lacks."""
+def test_a_job_files_report_run_alone_leaves_out_the_stages_not_named(tmp_path, evaluate_folder, capsys):
+    """With a job file the page names the job; run alone it searched no folder, so the stages it
+    was not given are left out and said, not claimed "not run"."""
     from lrl.cli import main
 
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"name: myjob\noutput:\n  root: {tmp_path / 'out'}\n")
     assert main(["report", str(cfg), "--evaluate", str(evaluate_folder)]) == 0
     text = next((tmp_path / "out").glob("report-*/report.html")).read_text(encoding="utf-8")
-    assert "Job <b>myjob</b>" in text and "pretrain: not run" in text and "left out" not in text
+    assert "Job <b>myjob</b>" in text and "not run" not in text and "Pretraining" not in text
+    assert "Made of the named folders only: the sections of finetune, tune, pretrain, generate are left out" in text

@@ -265,9 +265,12 @@ SECTION_STAGES = (("finetune", "tune", "evaluate"), ("finetune", "tune"), ("tune
                   ("generate",))
 
 
-def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str | None = "job") -> str:
-    """The whole report as one HTML string; ``job_name`` None: made without a job file, of the
-    folders named on the command line only (the sections of other stages are left out, and said)."""
+def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str | None = "job",
+               named_only: bool = False) -> str:
+    """The whole report as one HTML string. ``named_only`` (``lrl report`` run alone, which does
+    not search ``output.root``): of the folders named only, the sections of other stages left out
+    and said; ``job_name`` None: made without a job file (implies ``named_only``)."""
+    named_only = named_only or job_name is None
     # Scores over seeds: the finetune stage's runs, or else tune's retrained best (same results.json).
     ft = rd.finetune_scores(folders.get("finetune") or folders.get("tune"))
     ev = rd.evaluate_scores(folders.get("evaluate"))
@@ -281,11 +284,11 @@ def build_html(cfg: ReportConfig, folders: dict[str, str | None], job_name: str 
         ("Pretraining", lambda: _pretrain_section(rd.pretrain_metrics(folders.get("pretrain")))),
         ("Generated data", lambda: generate_section(rd.generate_summary(folders.get("generate")))),
     ]
-    if job_name is None:  # "Pretraining: not run" was a claim about stages it knew nothing of
+    if named_only:  # "Pretraining: not run" was a claim about stages it knew nothing of
         sections = [sec for sec, needs in zip(sections, SECTION_STAGES) if any(folders.get(s) for s in needs)]
-    absent = "not given" if job_name is None else "not run"
+    absent = "not given" if named_only else "not run"
     src = table(["stage", "output folder"], [[s, folders.get(s) or absent] for s in STAGES])
-    src += unnamed_note(folders) if job_name is None else ""
+    src += unnamed_note(folders, job_file=job_name is not None) if named_only else ""
     body = "\n".join(f"<h2>{esc(t)}</h2>\n{_safe(t, f)}" for t, f in sections)
     job = f"Job <b>{esc(job_name)}</b>" if job_name is not None else "No job file: the folders named on the command line"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(cfg.title)}</title>"
@@ -343,9 +346,10 @@ def _inputs(folders: dict[str, str | None]) -> dict[str, str | None]:
     return out
 
 
-def run_report(ctx, job_file: bool = True) -> str:
+def run_report(ctx, job_file: bool = True, named_only: bool = False) -> str:
     """Write ``report.html`` for the configured (or upstream) stage folders; returns the folder.
-    ``job_file`` False: ``lrl report --evaluate DIR`` without a job (``build_html``'s ``job_name`` None)."""
+    ``named_only``: ``lrl report`` run alone, of the folders it was given (``build_html``);
+    ``job_file`` False: without a job (``build_html``'s ``job_name`` None)."""
     from lrl.config import ConfigError
     from lrl.data.files import filesystem
     from lrl.data.output import StageOutput
@@ -361,12 +365,13 @@ def run_report(ctx, job_file: bool = True) -> str:
     check_inputs({s: getattr(cfg.report, s) for s in STAGES}, folders, cfg.output.root)
     # The job's name is printed on the page: a renamed job must not reuse a report with the old one.
     shaping = {**cfg.report.model_dump(mode="json"), "job_name": cfg.name, "code": code_print(),
-               **({} if job_file else {"job_file": False})}  # named only then: a job's reports keep their names
+               **({} if job_file else {"job_file": False}),  # named only then: a job's reports keep their names
+               **({"named_only": True} if named_only and job_file else {})}  # other sections than lrl run's
     out = StageOutput(cfg.output.root, "report", shaping, _inputs(folders))
     if out.done:
         return out.path
     try:
-        text = build_html(cfg.report, folders, cfg.name if job_file else None)
+        text = build_html(cfg.report, folders, cfg.name if job_file else None, named_only)
         fs, tmp = filesystem(out.tmp)  # on an object store too
         with fs.open_output_stream(f"{tmp}/report.html") as f:
             f.write(text.encode("utf-8"))

@@ -88,17 +88,18 @@ def seed_gaps(ft: dict | None) -> list[str]:
     return out
 
 
-def unnamed_note(folders: dict[str, str | None]) -> str:
-    """The line a report made without a job file puts under its inputs: which stages it leaves out
-    (none was named, and without a job there is no pipeline to find them in) and how to add them,
-    naming the folder the evaluated models came from when the evaluate manifest records it."""
+def unnamed_note(folders: dict[str, str | None], job_file: bool = False) -> str:
+    """The line a report run alone (``lrl report``, which does not search ``output.root``) puts
+    under its inputs: which stages it leaves out (none was named) and how to add them, naming the
+    folder the evaluated models came from when the evaluate manifest records it."""
     from html import escape
 
     left = [s for s in ("finetune", "tune", "evaluate", "pretrain", "generate") if not folders.get(s)]
     if not left:
         return ""
     flags = ", ".join(f"--{s} DIR" for s in left)
-    text = (f"Made without a job file: the sections of {', '.join(left)} are left out, as no folder was named "
+    made = "Made of the named folders only" if job_file else "Made without a job file"
+    text = (f"{made}: the sections of {', '.join(left)} are left out, as no folder was named "
             f"for them; add one with {flags}.")
     ev = folders.get("evaluate")
     source = _load(f"{ev.rstrip('/')}/manifest.json")[0] if ev and not (folders.get("finetune") or folders.get("tune")) else None

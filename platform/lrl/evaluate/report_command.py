@@ -1,9 +1,9 @@
 """``lrl report [CONFIG] [overrides] [--evaluate DIR ...]``: write the run's self-contained HTML report.
 
 Stage folders come from ``report.<stage>`` in the config (or the flags below, which set them);
-a stage without a folder appears as "not run". Without CONFIG the report is made of the folders
-named by the flags alone (an evaluate output holds its scores and predictions): the sections of
-the stages not named are left out, and the page says which and how to add them.
+the report is made of those folders alone (it does not search ``output.root``): the sections of
+the stages not named are left out, and the page says which and how to add them. CONFIG is
+optional (an evaluate output holds its scores and predictions).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from lrl.evaluate.report import run_report
     from lrl.pipeline.stage import StageContext
 
-    path = run_report(StageContext(cfg), job_file=args.config is not None)
+    # Run alone, the report knows only the folders it was given (it does not search output.root):
+    # the sections of other stages are left out and said, not claimed "not run".
+    path = run_report(StageContext(cfg), job_file=args.config is not None, named_only=True)
     print(f"report: {path}/report.html")
     return 0
