@@ -31,6 +31,7 @@ from lrl.evaluate.metrics import aggregate, type_summary
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig, in_ray_task
+from lrl.train.finetune_names import card_settings, run_view, shaping
 from lrl.train.progress_relay import LineSender
 
 STAGE = "finetune"
@@ -173,7 +174,7 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     task = card_task(ctx.cfg, langs)
     info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores,
                     base_model=card_base(ctx.cfg.finetune.model, model_path),
-                    config={"finetune": ctx.cfg.finetune.model_dump(mode="json"), "seeds": ctx.cfg.evaluate.seeds},
+                    config={"finetune": card_settings(ctx.cfg.finetune), "seeds": ctx.cfg.evaluate.seeds},
                     data=data, labels=labels, license=ctx.cfg.report.license, task=task,
                     datasets=card_datasets(ctx.cfg, langs))
     write_model_card(folder, info)
@@ -209,6 +210,7 @@ def run_finetune(ctx: StageContext) -> str:
     from lrl.model.special_text import folder_specials
     from lrl.pipeline.preflight import check_stage_folders
     from lrl.train.finetune_data import TRAIN_SET_VERSION
+    from lrl.train.finetune_dropout import dropout_version, encoder_config
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
     from lrl.tune.splits import check_encoder, dev_checks, fingerprint, language_splits, resolve_model
@@ -224,13 +226,15 @@ def run_finetune(ctx: StageContext) -> str:
     inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": input_print(model_path)}
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).
+    # finetune.dropout on an encoder with a dropout key that earlier code left alone: it trains
+    # otherwise now (``finetune_dropout``); every other job keeps its name.
     common = {"seeds": cfg.evaluate.seeds, "license": cfg.report.license, "train_set_version": TRAIN_SET_VERSION,
-              **head_version(ft.head)}
-    shaping = _shaping(ft)
+              **head_version(ft.head), **dropout_version(encoder_config(model_path), ft.dropout)}
+    named = shaping(ft)  # run control, and per language sampling_alpha and select_by, left out
     # A per-language job of mixed schemes trains each scheme with its own labels (``_group_labels``):
     # its outputs of older code (one BIO list for every language) are not reused. Others hash as before.
     per_scheme = {"labels_per_scheme": 1} if ft.mode == "per_language" and mixed_schemes(splits) else {}
-    out = StageOutput(cfg.output.root, STAGE, {"finetune": shaping.model_dump(mode="json"), **common,
+    out = StageOutput(cfg.output.root, STAGE, {"finetune": named.model_dump(mode="json"), **common,
                                                "labels": cfg.data.labels, **per_scheme}, inputs)
     if out.done:  # a re-run does no work, but still says where the output is
         man = out.manifest()
@@ -239,13 +243,14 @@ def run_finetune(ctx: StageContext) -> str:
     for line in said:
         print(line, file=sys.stderr)
     dev_said = dev_checks(splits, STAGE, ft, cfg.evaluate.seeds, ft.mode != "per_language")
+    ft = run_view(ft)  # per language select_by as its default: the same figure (``finetune_names``)
     todo = groups(splits, ft.mode)
     group_labels = _group_labels(splits, cfg.data.labels, ft.mode != "per_language")
     # results.json "labels": one list, or {group: labels} when the groups' lists differ (module docstring)
     labels = group_labels[next(iter(todo))] if len({tuple(v) for v in group_labels.values()}) == 1 else group_labels
     langs = {g: sorted(set(dev.column("lang").to_pylist())) for g, (_, dev) in todo.items()}
     # Per group, what its runs depend on: the same without the language list, by content only.
-    settings = {"finetune": shaping.model_dump(mode="json", exclude={"languages", "data", "model"}), **common}
+    settings = {"finetune": named.model_dump(mode="json", exclude={"languages", "data", "model"}), **common}
     keys = {g: group_key({**settings, "labels": group_labels[g], "task": card_task(cfg, langs[g])}, g,
                          inputs["data"][g] if ft.mode == "per_language" else inputs["data"], inputs["model"])
             for g in todo}
@@ -358,15 +363,6 @@ def unk_warning(group: str, align: dict[str, Any], stage: str = STAGE) -> str | 
     return (f"warning: {stage} {group}: the encoder's tokenizer reads {unk / words:.0%} of the training words "
             f"({unk} of {words}) as its unknown token alone, so the model sees nothing of them: extend the "
             "tokenizer with the language's text (tokenizer.mode=extend) and continue pretraining")
-
-
-def _shaping(ft: FinetuneConfig) -> FinetuneConfig:
-    """``ft`` as the output's name sees it: ``sampling_alpha`` weighs the languages of one joint
-    model, so per language it is left at its default (a changed value retrained every language
-    for nothing)."""
-    if ft.mode == "joint":
-        return ft
-    return ft.model_copy(update={"sampling_alpha": FinetuneConfig.model_fields["sampling_alpha"].default})
 
 
 def _dev_f1(summary: dict[str, Any], joint: bool) -> dict[str, Any]:

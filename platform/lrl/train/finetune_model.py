@@ -19,6 +19,7 @@ from lrl.model.build import readable_weights
 from lrl.model.crf import CRF
 from lrl.model.tokenizer import save_tokenizer
 from lrl.train.align import IGNORE, Chunk
+from lrl.train.finetune_dropout import apply_dropout
 
 META = "lrl_tagger.json"
 CRF_FILE = "crf.safetensors"
@@ -91,11 +92,7 @@ class Tagger:
         conf = AutoConfig.from_pretrained(
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={lab: i for i, lab in enumerate(labels)}, trust_remote_code=False)
-        if dropout is not None:  # mlp_ and embedding_dropout: ModernBERT's hidden dropout
-            for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
-                        "dropout", "attention_dropout", "mlp_dropout", "embedding_dropout"):
-                if hasattr(conf, key):
-                    setattr(conf, key, dropout)
+        apply_dropout(conf, dropout, path)  # every family's keys (``finetune_dropout``)
         with readable_weights(f"encoder folder {path}"):  # truncated or corrupt: one line, not a traceback
             model = AutoModelForTokenClassification.from_pretrained(
                 path, config=conf, use_safetensors=True, trust_remote_code=False)

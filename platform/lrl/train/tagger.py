@@ -193,7 +193,10 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     eval_every = cfg.eval_every or steps_per_epoch
     sched = build_scheduler(opt, cfg.schedule, total)
-    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+    # On the training device: a CUDA scaler on any other device is disabled (with a warning only),
+    # and fp16 then stepped on unscaled gradients. Recent torch has a CPU GradScaler (tests run the
+    # fp16 loop on CPU with it; users get fp16 on GPUs only, ``_autocast_dtype``).
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
     gen = torch.Generator().manual_seed(seed)
     weights = None
     if cfg.sampling_alpha != 1.0 and len(set(langs)) > 1:

@@ -1,0 +1,122 @@
+"""The finetune stage's output name and group keys: a default config keeps the names it had (users'
+folders), and settings that change nothing in the output (run control; ``select_by`` with one dev
+language) neither rename the folder nor train again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+#: The names of a default per-language job (finetune.model set, the ``_cfg`` overrides below) as
+#: the code named them before run control was left out: pinned so existing folders keep theirs.
+DEFAULT_STAGE_HASH = "ab3756080dc5"
+DEFAULT_GROUP_HASH = "3b41c1f0e801"
+#: The same with ``finetune.dropout=0.2`` (a BERT encoder: the dropout keys it has were set before).
+DROPOUT_HASHES = ("6350a35bc9cc", "f5992710dc8d")
+
+
+class _Stop(Exception):
+    """Raised where the stage would start Ray: the names are known by then."""
+
+
+@pytest.fixture(scope="module")
+def job(data_root, tmp_path_factory):
+    """20 train / 10 dev sentences of WikiANN ug and wo, and a tiny saved encoder."""
+    from lrl.data.readers import read_conll
+    from lrl.train.finetune_scratch import build_scratch_encoder
+
+    tmp = tmp_path_factory.mktemp("fthash")
+    sents = []
+    for lang in ("ug", "wo"):
+        for split, n in (("train", 20), ("dev", 10)):
+            rows = read_conll(str(data_root / f"wikiann/{lang}/{split}"), lang, split).table.slice(0, n).to_pylist()
+            text = "\n\n".join("\n".join(f"{t}\t{g}" for t, g in zip(r["tokens"], r["tags"])) for r in rows)
+            (tmp / f"{lang}_{split}.conll").write_text(text + "\n", encoding="utf-8")
+            sents += [t for r in rows for t in r["tokens"]] if split == "train" else []
+    build_scratch_encoder(tmp / "enc", [sents], ["ug", "wo"], vocab_size=300, hidden=32, layers=2)
+    return tmp
+
+
+def _cfg(job: Path, root: Path, langs: tuple[str, ...], *extra: str):
+    from lrl.job import load_job
+
+    ner = ", ".join(f"{{path: {job}/{lang}_{split}.conll, lang: {lang}, split: {split}}}"
+                    for lang in langs for split in ("train", "dev"))
+    return load_job(None, [f"data.ner=[{ner}]", f"output.root={root}", f"finetune.model={job / 'enc'}",
+                           "finetune.max_steps=2", "finetune.eval_every=1", "finetune.batch_size=8",
+                           "finetune.max_length=64", "evaluate.seeds=[0]", *extra])
+
+
+def _names(cfg, monkeypatch) -> tuple[str, str]:
+    """(stage hash without the inputs and the encoder's path, the groups' settings hash) of ``cfg``,
+    taken from the stage as it runs, stopped before Ray starts."""
+    import lrl.train.finetune as ft
+    import lrl.train.finetune_reuse as reuse
+    from lrl.config import config_hash
+    from lrl.pipeline.stage import StageContext
+
+    seen: dict = {}
+
+    class Capture(ft.StageOutput):
+        def __init__(self, root, stage, config, inputs=None):
+            seen["stage"] = json.loads(json.dumps(config))
+            super().__init__(root, stage, config, inputs)
+
+    def key(settings, group, data_print, model_print):
+        seen.setdefault("groups", {})[group] = settings
+        return "k"
+
+    def stop(*a, **k):
+        raise _Stop
+
+    monkeypatch.setattr(ft, "StageOutput", Capture)
+    monkeypatch.setattr(reuse, "group_key", key)
+    monkeypatch.setattr(reuse, "FinishedGroups", stop)
+    with pytest.raises(_Stop):
+        ft.run_finetune(StageContext(cfg))
+    seen["stage"]["finetune"]["model"] = "ENC"  # a temporary folder: another path each session
+    return config_hash("finetune", seen["stage"]), config_hash("group", seen["groups"])
+
+
+def test_a_default_config_keeps_its_names(job, tmp_path, monkeypatch):
+    assert _names(_cfg(job, tmp_path, ("ug",)), monkeypatch) == (DEFAULT_STAGE_HASH, DEFAULT_GROUP_HASH)
+
+
+def test_dropout_on_a_bert_encoder_keeps_its_names(job, tmp_path, monkeypatch):
+    """The longer table of dropout keys (``finetune_dropout``) changes nothing for an encoder whose
+    keys were all set before: its output keeps its name."""
+    assert _names(_cfg(job, tmp_path, ("ug",), "finetune.dropout=0.2"), monkeypatch) == DROPOUT_HASHES
+
+
+@pytest.mark.parametrize("extra", [("finetune.threads=3",), ("finetune.num_cpus=2",),
+                                   ("finetune.select_by=language_mean",)])
+def test_settings_that_change_no_output_keep_the_names(job, tmp_path, monkeypatch, extra):
+    """Threads and reserved CPUs change no weight (``threads`` also follows ``num_cpus``); with one
+    dev language ``select_by``'s two figures are one. Each named another folder and trained again."""
+    assert _names(_cfg(job, tmp_path, ("ug",), *extra), monkeypatch) == (DEFAULT_STAGE_HASH, DEFAULT_GROUP_HASH)
+
+
+def test_select_by_still_names_joint_outputs(job, tmp_path, monkeypatch):
+    joint = [_names(_cfg(job, tmp_path, ("ug", "wo"), "finetune.mode=joint", *a), monkeypatch)[0]
+             for a in ((), ("finetune.select_by=language_mean",))]
+    assert joint[0] != joint[1]
+
+
+def test_a_changed_run_control_or_select_by_trains_nothing(job, ray_session, tmp_path, capsys):
+    """Per language, threads, num_cpus and select_by: the first folder, trained once; nothing in
+    it names them (the card listed threads and num_cpus, results.json the select_by set)."""
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.finetune import run_finetune
+
+    first = Path(run_finetune(StageContext(_cfg(job, tmp_path, ("ug",)))))
+    capsys.readouterr()
+    again = Path(run_finetune(StageContext(_cfg(job, tmp_path, ("ug",), "finetune.threads=1", "finetune.num_cpus=2",
+                                                "finetune.select_by=language_mean"))))
+    assert again == first and " seed " not in capsys.readouterr().out  # nothing trained
+    card = (first / "models/ug/README.md").read_text()
+    assert "sampling_alpha" in card and "num_cpus" not in card and "threads" not in card
+    assert json.loads((first / "results.json").read_text())["select_by"] == "pooled"
