@@ -176,14 +176,18 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     return row, group
 
 
-#: Finetune settings a search never reads: it trains one language at a time, so the joint mode and
-#: the sampling across languages do nothing to it. Left at their defaults in its output's name
-#: (a changed value searched every language again for the same trials).
-UNUSED_BY_SEARCH = ("mode", "sampling_alpha")
+#: Finetune settings a search never reads: it trains one language at a time, so the joint mode,
+#: the sampling across languages and ``select_by`` (one dev language: its two figures are one,
+#: ``tagger.selection_score``) do nothing to it, and its trials take their threads and CPUs from
+#: ``tune.cpus_per_trial``, not ``finetune.threads``/``num_cpus``. Left at their defaults in its
+#: output's name (a changed value searched every language again for the same trials), and in what
+#: the trials and retrained runs get, so that the folder's records (runs' ``select_by``, cards) are
+#: the same for any value of them.
+UNUSED_BY_SEARCH = ("mode", "sampling_alpha", "select_by", "threads", "num_cpus")
 
 
 def _shaping(ft: FinetuneConfig) -> FinetuneConfig:
-    """``ft`` as the tune output's name sees it (``UNUSED_BY_SEARCH`` at their defaults)."""
+    """``ft`` as the tune output's name and its runs see it (``UNUSED_BY_SEARCH`` at their defaults)."""
     return ft.model_copy(update={f: FinetuneConfig.model_fields[f].default for f in UNUSED_BY_SEARCH})
 
 
@@ -193,7 +197,10 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     ``train_fn`` replaces ``train_tagger`` (tests and benchmarks use stand-ins); a finished
     folder for the same config and inputs is returned without work.
     """
+    import dataclasses
+
     from lrl.model.crf import head_version
+    from lrl.train.finetune_dropout import dropout_version, encoder_config
 
     cfg = ctx.cfg
     from lrl.pipeline.preflight import check_stage_folders
@@ -211,9 +218,13 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": input_print(model_path)}
     # evaluate.seeds only when the best configuration is retrained with them (save_best): without
     # it a changed list searched every language again for the same trials.
+    # finetune.dropout or a searched tune.space.dropout on an encoder with a dropout key that
+    # earlier code left alone trains otherwise now (``lrl.train.finetune_dropout``); others keep their name.
+    dropout = max(cfg.tune.space.dropout) if cfg.tune.space.dropout else cfg.finetune.dropout
     common = {"seed": cfg.seed, **({"seeds": cfg.evaluate.seeds} if cfg.tune.save_best else {}),
               "license": cfg.report.license,  # on the cards
-              "train_set_version": TRAIN_SET_VERSION, **head_version(cfg.finetune.head)}
+              "train_set_version": TRAIN_SET_VERSION, **head_version(cfg.finetune.head),
+              **dropout_version(encoder_config(model_path), dropout)}
     out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
                                                 "finetune": _shaping(cfg.finetune).model_dump(mode="json"), **common},
                       inputs)
@@ -221,6 +232,9 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
         return out.path
     for line in said:
         print(line, file=sys.stderr)
+    # The runs get finetune as the name sees it (UNUSED_BY_SEARCH: nothing they read changes).
+    cfg = cfg.model_copy(update={"finetune": _shaping(cfg.finetune)})
+    ctx = dataclasses.replace(ctx, cfg=cfg)
     # The trials train with the job's seed, the retrained best model (save_best) with each of evaluate.seeds.
     seeds = [cfg.seed, *(cfg.evaluate.seeds if cfg.tune.save_best else [])]
     dev_said = dev_checks(splits, "tune", cfg.finetune, seeds, False)  # one search, one model per language
