@@ -158,9 +158,13 @@ start() {
   our_pids > "$DIR/pids"
   echo "Ray cluster up: head + $n worker(s), $(wc -w < "$DIR/pids") processes (ids in $DIR/pids)"
   echo "  export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=${RAY_AUTH_TOKEN_PATH:-<your token file>}"
-  # Every node is this machine: local absolute paths are paths every node sees.
+  # Every node is this machine: local absolute paths are paths every node sees. First the packaged
+  # quickstart (about 2 min on 2 CPUs; its sample travels with the upload), then a recipe, which
+  # on a laptop's CPUs runs for hours: the one line printed before sent users straight to it.
+  echo "  lrl submit platform/lrl/resources/quickstart.yaml output.root=$DIR/runs/quickstart" \
+       "--address http://127.0.0.1:$DASH    # from the repository root; ~2 min"
   echo "  lrl submit jobs/wikiann_ug.yaml data.root=$(cd "$(dirname "$0")/../.." && pwd)/shared/data" \
-       "output.root=$DIR/runs --address http://127.0.0.1:$DASH"
+       "output.root=$DIR/runs --address http://127.0.0.1:$DASH    # a real recipe: hours on CPUs"
   echo "  $0 stop"
 }
 

@@ -200,6 +200,23 @@ def test_local_cluster_script_is_valid_bash_and_scoped():
     assert usage.returncode == 2 and "start N" in usage.stderr
 
 
+def test_local_cluster_first_suggests_a_job_that_ends_in_minutes(tmp_path):
+    """`start` prints the `lrl submit` to try. It was only jobs/wikiann_ug.yaml, 20,000 pretraining
+    steps and a 12-trial search: hours on a laptop's CPUs, for a user checking that submission works.
+    The first suggestion is now a job of a few steps whose data travels with the upload."""
+    from lrl.job import load_job
+
+    text = (CLUSTER / "local_cluster.sh").read_text()
+    shown = text.split("Ray cluster up", 1)[1]
+    m = re.search(r'lrl submit (\S+\.yaml)', shown)
+    assert m, "start prints no `lrl submit` command"
+    job = REPO / m.group(1)
+    assert job.is_file(), f"{m.group(1)}: not a file under the repository root"
+    cfg = load_job(job, [f"output.root={tmp_path}"])
+    assert "tune" not in cfg.pipeline.stages and cfg.pretrain.steps <= 200, (m.group(1), cfg.pretrain.steps)
+    assert job.resolve().is_relative_to(REPO) and Path(cfg.data.root).resolve().is_relative_to(REPO)
+
+
 def test_local_cluster_refuses_a_taken_port_before_starting_anything(tmp_path):
     """A taken port made Ray's node abort while `ray start` waited 30 s and then said only "timed
     out during startup" (CI, 2026-12-01); the script now names the port and starts nothing."""

@@ -101,3 +101,24 @@ def test_ctrl_c_stops_following_not_the_job(tmp_path, monkeypatch, capsys):
 
 
 # --- the real thing ----------------------------------------------------------------------------
+
+
+class InterruptedUpload(FakeClient):
+    def submit_job(self, **kw):
+        raise KeyboardInterrupt  # Ctrl-C while a large working directory uploads
+
+
+def test_ctrl_c_during_the_upload_says_where_to_look(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the upload ran reached the CLI's handler for stage runs: "unfinished output
+    removed, finished stages kept", nothing about the cluster, where the job may already exist."""
+    import ray.job_submission
+
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", InterruptedUpload)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    job = tmp_path / "job.yaml"
+    job.write_text(f"name: fake\noutput:\n  root: /shared/runs\npipeline:\n  submit:\n    working_dir: {tmp_path}\n")
+    assert submit.run(_args(job, address="http://127.0.0.1:1")) == 130
+    err = capsys.readouterr().err
+    assert "stopped before http://127.0.0.1:1 confirmed the job" in err
+    assert "ray job list --address http://127.0.0.1:1 shows it" in err
+    assert "stages" not in err

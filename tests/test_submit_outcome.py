@@ -217,3 +217,67 @@ def test_the_upload_shows_rays_warnings_not_its_info_lines(tmp_path, monkeypatch
     assert LogCheckingClient.seen == (False, True)
     assert {n: logging.getLogger(n).level for n in submit.UPLOAD_LOGGERS} == before  # put back after
     assert f"uploading {tmp_path} and the lrl package to http://127.0.0.1:1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_where_nothing_listens_fails_at_once(tmp_path, monkeypatch, scheme):
+    """``--address 127.0.0.1:PORT`` (no http://) or ``ray://127.0.0.1:PORT`` with no cluster there:
+    Ray took them for a GCS or Ray Client address and printed retry warnings for 40 s (measured: 42 s
+    and 38 s) before its error. It now fails at once, with one line, before any client is made."""
+    import socket
+    import time
+
+    import ray.job_submission
+
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
+    FakeClient.last = None
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"{scheme}127.0.0.1:{s.getsockname()[1]}"
+    began = time.monotonic()
+    with pytest.raises(ConfigError, match=rf"^--address {closed}: nothing listens there \(.+\);.*http://") as err:
+        submit.run(_args(_job(tmp_path), address=closed))
+    assert "\n" not in str(err.value)
+    assert time.monotonic() - began < 10 and FakeClient.last is None
+
+
+class GitCheckoutClient(FakeClient):
+    """Runs Ray's own working-directory step, as the real client does before its upload."""
+
+    def submit_job(self, **kw):
+        from ray._private.runtime_env.working_dir import upload_working_dir_if_needed
+
+        upload_working_dir_if_needed(dict(kw["runtime_env"]), include_gitignore=True,
+                                     upload_fn=lambda *a, **k: None)
+        return super().submit_job(**kw)
+
+
+def test_rays_advice_to_upload_dot_git_is_not_shown(tmp_path, monkeypatch):
+    """Every submission from a git checkout printed Ray 2.60's WARNING "Directory '.git' is now
+    ignored by default ... set RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES=''": lrl excludes .git
+    itself, and the advice would only add the history to the upload. Other warnings still show."""
+    import logging
+
+    import ray.job_submission
+    import ray.util.debug
+
+    (tmp_path / ".git").mkdir()
+    for key in [k for k in ray.util.debug._logged if ".git" in k]:  # Ray warns once per process
+        ray.util.debug._logged.discard(key)
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    log = logging.getLogger("ray._private.runtime_env.working_dir")
+    handler = Keep()
+    log.addHandler(handler)
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", GitCheckoutClient)
+    try:
+        assert submit.run(_args(_job(tmp_path), address="http://127.0.0.1:1")) == 0
+        log.warning("a warning of Ray's own about the upload")
+    finally:
+        log.removeHandler(handler)
+    assert not [m for m in seen if ".git" in m], seen
+    assert seen == ["a warning of Ray's own about the upload"]

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shlex
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,9 @@ import lrl
 from lrl.config import SHOWN_ENV, ConfigError, shown_warnings
 from lrl.job import JobConfig
 from lrl.pipeline.config import ORDER
+from lrl.pipeline.submit_follow import auth_headers, exit_status, follow, follow_up, ray_job
+from lrl.pipeline.submit_follow import auth_token as auth_token  # re-exported: defined here before the split
 from lrl.signals import SIGINT_EXIT, SIGTERM_EXIT, sigterm_received
-
-TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,23 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pip requirement to install for the job (repeatable; sets pipeline.submit.pip)")
     parser.add_argument("--image-uri", help="container image to run the job in (sets pipeline.submit.image_uri)")
     parser.add_argument("--dry-run", action="store_true", help="print the entrypoint and runtime_env, submit nothing")
-
-
-def auth_token() -> str | None:
-    """The cluster token from the environment or the token file; None when there is none."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return os.environ["RAY_AUTH_TOKEN"].strip()
-    candidates = [os.environ.get("RAY_AUTH_TOKEN_PATH"), str(Path.home() / ".ray" / "auth_token")]
-    for path in filter(None, candidates):
-        p = Path(path).expanduser()
-        if p.is_file():
-            return p.read_text(encoding="utf-8").strip() or None
-    return None
-
-
-def auth_headers() -> dict[str, str]:
-    token = auth_token()
-    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def job_address(cli_address: str | None, cfg: JobConfig) -> str:
@@ -93,6 +77,26 @@ def dashboard_url(address: str, timeout_s: float = 2.0) -> str:
     except Exception:  # no HTTP there (a GCS port, nothing listening): leave it to Ray
         return address
     return f"http://{address}"
+
+
+def check_listening(address: str, where: str = "--address ", timeout_s: float = 5.0) -> None:
+    """A one-line ``ConfigError`` when nothing accepts a TCP connection at a scheme-less
+    ``host:port`` (one that answers HTTP became ``http://`` in ``dashboard_url``) or a
+    ``ray://host:port``. Ray takes the first for a GCS address and the second for a Ray Client
+    server and, with nothing there, printed retry warnings for 40 s before failing; an ``http://``
+    address fails at once by itself."""
+    from lrl.ray_join import host_port
+
+    target = host_port(address)  # None for http(s):// and auto
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=timeout_s).close()
+    except OSError as exc:
+        reason = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ConfigError(f"{where}{address}: nothing listens there ({reason.lower()}); give the cluster's "
+                          "job server (dashboard) URL, e.g. --address http://127.0.0.1:8265, and check "
+                          "that the cluster is up and its port forwarded") from None
 
 
 def entrypoint(config: str, working_dir: str, overrides: list[str], start: str | None, only: str | None) -> str:
@@ -141,74 +145,6 @@ def runtime_env(cfg: JobConfig) -> dict[str, Any]:
     return env
 
 
-def ray_job(verb: str, job_id: str, address: str | None = None) -> str:
-    """A ``ray job VERB`` command line to print for later, as it must be typed to work.
-
-    Ray's CLI sends the cluster token only under ``RAY_AUTH_MODE=token`` (lrl sends it itself, so
-    ``lrl submit`` worked without it): with a token found and that variable unset, as after the
-    KubeRay or ``ray up`` steps, the printed commands failed with "Authentication required"."""
-    prefix = "RAY_AUTH_MODE=token " if auth_token() and os.environ.get("RAY_AUTH_MODE") != "token" else ""
-    where = f" --address {shlex.quote(address)}" if address else ""
-    return f"{prefix}ray job {verb} {job_id}{where}"
-
-
-def follow_up(address: str, job_id: str) -> str:
-    return (f"  {ray_job('status', job_id, address)}\n"
-            f"  {ray_job('logs', job_id, address)} --follow\n"
-            f"  {ray_job('stop', job_id, address)}")
-
-
-async def _tail(client: Any, job_id: str) -> None:
-    async for chunk in client.tail_job_logs(job_id):
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
-
-
-async def follow(client: Any, job_id: str, poll_s: float = 2.0, drain_s: float = 15.0,
-                 max_poll_failures: int = 10, address: str | None = None) -> str:
-    """Stream the job's logs until the job ends and return its final status.
-
-    The status is polled beside the log stream, not after it: the stream is a websocket through the
-    dashboard and can stall or break while the job runs on; the client must still see the end. Once
-    the job is over the stream gets ``drain_s`` to deliver what is left (the logs stay on the
-    cluster: ``ray job logs``). A status poll that fails (the dashboard restarting, a network blip)
-    is retried; ``max_poll_failures`` failures in a row end the wait with the last error."""
-    tail = asyncio.create_task(_tail(client, job_id))
-    warned, failures, logs = False, 0, ray_job("logs", job_id, address)
-    while True:
-        if tail.done():  # the stream can end a moment before the status settles
-            await asyncio.sleep(min(poll_s, 0.5))
-        else:
-            await asyncio.wait({tail}, timeout=poll_s)
-        if tail.done() and tail.exception() is not None and not warned:
-            print(f"\n[lrl submit] the log stream broke ({tail.exception()!r}); waiting for the job's status "
-                  f"(full logs: {logs})", file=sys.stderr, flush=True)
-            warned = True
-        try:
-            status = str((await asyncio.to_thread(client.get_job_status, job_id)).value)
-        except Exception as exc:  # the job runs on without us: keep asking, for a while
-            failures += 1
-            if failures >= max_poll_failures:
-                tail.cancel()
-                raise
-            print(f"\n[lrl submit] could not read the job's status ({exc!r}); retrying", file=sys.stderr, flush=True)
-            continue
-        failures = 0
-        if status in TERMINAL:
-            break
-    try:  # a stalled or broken stream: the status is what counts
-        await asyncio.wait_for(asyncio.shield(tail), drain_s)
-    except asyncio.TimeoutError:
-        tail.cancel()
-        print(f"\n[lrl submit] the log stream did not finish within {drain_s:.0f} s of the job's end; "
-              f"full logs: {logs}", file=sys.stderr, flush=True)
-    except Exception as exc:
-        if not warned:
-            print(f"\n[lrl submit] the log stream broke ({exc!r}); full logs: {logs}",
-                  file=sys.stderr, flush=True)
-    return status
-
-
 def check_shared_outputs(cfg: JobConfig) -> None:
     """A ``ConfigError`` (before anything is uploaded) for a relative ``output.root`` or
     ``pipeline.state``. On the cluster a relative path lands in the job's temporary copy of the
@@ -233,6 +169,20 @@ def masked(renv: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
 #: The loggers of Ray 2.60's upload: the packaging helpers (their module loggers, under this
 #: parent) and the Jobs client's own ("Uploading package gcs://...").
 UPLOAD_LOGGERS = ("ray._private.runtime_env", "ray.dashboard.modules.dashboard_sdk")
+
+
+class DefaultExcludeNotice(logging.Filter):
+    """Drops Ray 2.60's "Directory '.git' is now ignored by default ... set
+    RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES=''" warning, printed at every submission from a git
+    checkout: lrl excludes ``.git`` itself (``pipeline.submit.excludes``), and following the advice
+    would only add a repository's history to an upload capped at 100 MiB."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is now ignored by default when packaging" not in str(record.msg)
+
+
+#: Where Ray 2.60 logs that warning (``upload_working_dir_if_needed``'s module logger).
+WORKING_DIR_LOGGER = "ray._private.runtime_env.working_dir"
 
 
 def outputs_line(cfg: JobConfig) -> str:
@@ -262,6 +212,8 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
         print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {masked(renv, cfg)}\n{outputs_line(cfg)}")
         return 0
     address = dashboard_url(address)
+    # (the environment's address is taken only as an http:// URL: job_address)
+    check_listening(address, "--address " if args.address else "pipeline.submit.address=")
     try:
         client = JobSubmissionClient(address, headers=auth_headers())
     except Exception as exc:  # connection refused, 401: say what to check
@@ -275,10 +227,17 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     quieted = {name: logging.getLogger(name).level for name in UPLOAD_LOGGERS}
     for name in UPLOAD_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    notice = DefaultExcludeNotice()
+    logging.getLogger(WORKING_DIR_LOGGER).addFilter(notice)
     try:
         job_id = client.submit_job(entrypoint=ep, runtime_env=renv,
                                    entrypoint_num_cpus=cfg.pipeline.submit.entrypoint_num_cpus,
                                    metadata={"lrl_job": cfg.name})
+    except KeyboardInterrupt:  # during a long upload; the CLI's "finished stages kept" did not apply
+        # The request may have reached the job server before the cut: only the cluster knows.
+        print(f"\nstopped before {address} confirmed the job; if it was created it runs on: "
+              f"{ray_job('list', '', address)} shows it", file=sys.stderr, flush=True)
+        return SIGTERM_EXIT if sigterm_received() else SIGINT_EXIT
     except Exception as exc:  # a working directory over Ray's size cap, a refused upload: was a traceback
         hint = ""
         if "413" in str(exc) or "size" in str(exc).lower():
@@ -290,6 +249,7 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
                           f"{renv['working_dir']} (pipeline.submit.working_dir, less .gitignore and "
                           f"pipeline.submit.excludes) and the lrl package{hint}") from None
     finally:
+        logging.getLogger(WORKING_DIR_LOGGER).removeFilter(notice)
         for name, level in quieted.items():
             logging.getLogger(name).setLevel(level)
     print(f"submitted {job_id} to {address}\n{outputs_line(cfg)}\nfollow it with:\n{follow_up(address, job_id)}",
@@ -304,39 +264,6 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
         return SIGTERM_EXIT if sigterm_received() else SIGINT_EXIT  # the status a shell shows for each
     print(f"\njob {job_id}: {status}")
     return exit_status(client, job_id, status, address)
-
-
-#: Lines of the cluster's reason for a failed job shown (a failed pip install ends with pip's
-#: own error after ~40 lines of Ray's traceback).
-REASON_LINES = 12
-
-
-def exit_status(client: Any, job_id: str, status: str, address: str | None = None) -> int:
-    """0 for a job that succeeded; otherwise the exit status of the cluster's ``lrl run`` (2 for a
-    config or input error, as on a laptop), or 1 when the cluster does not say (stopped before it
-    ran, the runtime_env failed). For a job that did not succeed it prints why, as the cluster says:
-    a job whose runtime_env failed (a pip requirement that does not install, an image that does not
-    pull) never started ``lrl run``, so no log line came back and the user saw a bare "FAILED"."""
-    if status == "SUCCEEDED":
-        return 0
-    try:
-        info = client.get_job_info(job_id)
-    except Exception:  # the status is known; the code and the reason are details
-        info = None
-    code = getattr(info, "driver_exit_code", None)
-    message = str(getattr(info, "message", "") or "").rstrip()
-    if "ENTRYPOINT" in str(getattr(info, "error_type", "") or ""):
-        # its log (the error included) came back above; Ray's message only repeats its tail
-        print(f"the cluster's `lrl run` exited with status {code}; its log is above "
-              f"(again: {ray_job('logs', job_id, address)})", file=sys.stderr, flush=True)
-    elif message:
-        lines = message.splitlines()
-        shown = lines[-REASON_LINES:] if len(lines) > REASON_LINES else lines
-        more = f"\n  (last {REASON_LINES} of {len(lines)} lines: {ray_job('status', job_id, address)} shows it all)" \
-            if len(lines) > REASON_LINES else ""
-        print(f"why, as the cluster says ({getattr(info, 'error_type', None) or status}):\n  "
-              + "\n  ".join(shown) + more, file=sys.stderr, flush=True)
-    return code if isinstance(code, int) and 0 < code < 256 else 1
 
 
 def run(args: argparse.Namespace) -> int:
