@@ -382,3 +382,14 @@ def test_evaluation_seeds_shape_the_reused_finetune_output(tmp_path):
     run_pipeline(_cfg(tmp_path, "evaluate.seeds=[0,1,2]", "evaluate.batch_size=7", "report.title=x"),
                  only="finetune", registry=fake.registry(), log=lines.append)
     assert not [line for line in lines if "warning" in line], lines
+
+
+def test_finetune_run_control_is_no_drift_of_a_reused_finetune_output():
+    """``finetune.threads``/``num_cpus`` change nothing a finetune output holds (its name leaves
+    them out), so ``--from evaluate`` with another value is not warned of; lr still is."""
+    from lrl.job import load_job
+    from lrl.pipeline.settings_drift import changed_settings, flat_config
+
+    state = {"stages": {"finetune": {"config": "c0"}}, "configs": {"c0": flat_config(load_job(None, []))}}
+    now = load_job(None, ["finetune.threads=1", "finetune.num_cpus=2", "finetune.lr=0.001"])
+    assert set(changed_settings(state, now, ["finetune"])) == {"finetune.lr"}

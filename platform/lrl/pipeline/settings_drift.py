@@ -84,12 +84,14 @@ def _run_control_keys() -> set[str]:
     keys: set[str] = set()
     try:
         from lrl.generate.stage import RUN_CONTROL as GENERATE
+        from lrl.train.finetune_names import RUN_CONTROL as FINETUNE
         from lrl.train.pretrain import RUN_CONTROL as PRETRAIN
         from lrl.tune.stage import RUN_CONTROL as TUNE
     except ImportError:  # a broken optional stage: warn about more rather than fail
         return keys
     keys.update(f"pretrain.{k}" for k in PRETRAIN)
     keys.update(f"tune.{k}" for k in TUNE)
+    keys.update(f"finetune.{k}" for k in FINETUNE)  # threads, num_cpus: how fast a run trains
     keys.update(f"{section}.{k}" for section, names in GENERATE.items() for k in names)
     return keys
 
