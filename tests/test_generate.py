@@ -87,7 +87,9 @@ def test_generate_end_to_end_and_rerun_does_nothing(ray_session, data_root, tmp_
     assert m["text_rows"] == 300 and m["labels"] == ["LOC", "ORG", "PER"]
     assert m["config"]["augment"]["ops"] == ["swap", "mention"]
     # The dev source is held out: not augmented, not in data/ (it scores models later).
-    assert m["inputs"]["held_out"] == [str(data_root / "wikiann" / "wo" / "dev") + "#dev"]
+    # As configured, relative to data.root, which the manifest names (no absolute path: the
+    # folder is the same under another root, lrl.generate.sources).
+    assert m["inputs"]["held_out"] == ["wikiann/wo/dev#dev"] and m["data_root"] == str(data_root)
     assert not any(":dev:" in i for i in ids) and len(m["inputs"]["ner"]) == 3
     assert m["versions"]["ray"] and m["wall_time_s"] > 0
     rejects = read_rows(path, "rejects")

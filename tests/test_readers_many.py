@@ -218,7 +218,8 @@ def test_generate_on_a_folder_source(ray_session, data_root, tmp_path):
     assert len(ids) == len(set(ids)) and m["input_rows"] == 30
     assert {i for i, op in zip(ids, data.column("op").to_pylist()) if op == "orig"} == {
         f"ug:train:ug-{f}.conll:{n}" for f in range(3) for n in range(10)}
-    assert m["inputs"]["ner"][0]["path"] == str(tmp_path / "ug")
+    assert m["inputs"]["ner"][0]["path"] == "ug" and m["data_root"] == str(tmp_path)  # relative to data.root
+    assert {s.split("#")[0] for s in data.column("source").to_pylist()} == {f"ug/ug-{f}.conll" for f in range(3)}
     text_ids = read_rows(path, "text").column("id").to_pylist()
     assert {i.split(":")[1] for i in text_ids} == {"ug-0.txt", "ug-1.txt"}
 

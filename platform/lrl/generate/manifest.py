@@ -5,6 +5,7 @@ inputs per language: every sentence or text line read is written or rejected, ne
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from lrl.data.files import filesystem, resolve
+from lrl.data.files import filesystem, is_uri
 from lrl.data.nfc import changed_in
 from lrl.generate.write import DATA, REJECTS, TEXT, count_values
 from lrl.job import JobConfig
@@ -94,9 +95,10 @@ def build_manifest(cfg: JobConfig, inputs: Inputs, steps: Sequence[Any], folder:
         "layout": {DATA: "data/lang=<lang>/*.parquet (NER_SCHEMA without lang)",
                    REJECTS: "rejects/lang=<lang>/*.parquet (rejected rows with their reason)",
                    TEXT: "text/lang=<lang>/*.parquet (TEXT_SCHEMA without lang)"},
+        # Paths as configured, relative to data_root (the folder's name does not say where that was).
+        "data_root": _root(cfg.data.root),
         "inputs": {"ner": ner_inputs, "text": text_inputs,
-                   "held_out": [f"{resolve(s.path, cfg.data.root)}#{s.split}" for s in cfg.data.ner
-                                if s not in inputs.sources]},
+                   "held_out": [f"{s.path}#{s.split}" for s in cfg.data.ner if s not in inputs.sources]},
         # input_rows: the sentences kept on reading (the rows the steps start from), as before;
         # input_read counts every sentence read, input_rejected those the readers rejected.
         "input_rows": sum(i["rows"] for i in ner_inputs),
@@ -130,6 +132,11 @@ def per_op_of(lang_op: Mapping[str, int]) -> dict[str, int]:
     for key, n in lang_op.items():
         out[key.rsplit("/", 1)[1]] += n
     return dict(sorted(out.items()))
+
+
+def _root(root: str | None) -> str | None:
+    """``data.root`` as the stage read it: absolute when local (the config may hold it relative)."""
+    return root if root is None or is_uri(root) else os.path.abspath(root)
 
 
 def unicode_counts(form: str, ner_inputs: list[dict], text_inputs: list[dict]) -> dict[str, Any]:

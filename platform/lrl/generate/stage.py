@@ -14,6 +14,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,20 @@ import pyarrow as pa
 
 from lrl.data.blocks import from_tables
 from lrl.data.config import HELDOUT
-from lrl.data.files import InputError, fingerprint, resolve, saved_dataset
+from lrl.data.files import InputError, resolve
 from lrl.data.output import StageOutput
-from lrl.data.readers import ReadResult, check_hf_path, infer_labels, read_ner, read_text_lines, text_files
+from lrl.data.readers import ReadResult, infer_labels, read_ner, read_text_lines, text_files
 from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
 from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest, totals_line, unicode_line
+from lrl.generate.sources import (
+    check_held_out,
+    input_fingerprints,
+    relative,
+    relative_column,
+    root_prefix,
+    training_sources,
+)
 from lrl.generate.write import (
     ATTEMPT,
     DATA,
@@ -52,6 +61,10 @@ SHAPING = {"seed", "data", "augment", "translate", "filter", "oversample"}
 #: (test_run_control_settings_change_neither_rows_nor_folder) runs both ways and compares the rows.
 RUN_CONTROL: dict[str, set[str]] = {"augment": {"batch_size", "compute", "num_actors"},
                                      "oversample": {"batch_size", "chunk_rows"}}
+#: Where the inputs lie, left out of the hash: they are named by their configured paths and
+#: contents (``lrl.generate.sources``), so that the same data under another root (a copied runs
+#: folder, a job submitted to a Ray cluster) reuses the output.
+LOCATION: dict[str, set[str]] = {"data": {"root"}}
 #: Input blocks: BLOCKS_PER_CPU per CPU, so that even a small input (a few thousand sentences that
 #: oversampling multiplies) spreads over every CPU and the last tasks end close together; more
 #: only when a block would exceed MAX_BLOCK_ROWS rows (task memory). Not smaller: each task
@@ -63,11 +76,6 @@ RUN_CONTROL: dict[str, set[str]] = {"augment": {"batch_size", "compute", "num_ac
 #: blocks (``lrl.generate.base.map_slices``), so these blocks are exactly the tasks.
 BLOCKS_PER_CPU = 4
 MAX_BLOCK_ROWS = 100_000
-
-
-def training_sources(cfg: JobConfig) -> list:
-    """The ``data.ner`` sources the stage generates from (every split but the held-out ones)."""
-    return [s for s in cfg.data.ner if s.split not in HELDOUT]
 
 
 #: Part of the output hash, bumped when the same config and inputs give other rows (a fixed bug:
@@ -89,14 +97,17 @@ def training_sources(cfg: JobConfig) -> list:
 #: joins a row to every cluster of its bucket it is near; 13 = tokens and text lines read in NFC,
 #: ``data.unicode``); 14 = insert, synonym and label-wise replacement of O tokens never add a word
 #: the training rows tag as an entity at least as often as O (``augment.names``); 15 = square
-#: projection markers reject a row whose same-text mentions differ in type, so that a
+#: projection markers reject a row whose same-text mentions differ in type; 16 = rows' and
+#: rejects' ``source`` relative to ``data.root`` as configured, no longer absolute
+#: (``lrl.generate.sources``; the folder name no longer hashes where data.root lies), so that a
 #: finished output of older code is not reused.
-ROWS_VERSION = 15
+ROWS_VERSION = 16
 
 
 def stage_output(cfg: JobConfig) -> StageOutput:
     """The output folder this config and these inputs map to (fingerprints read the inputs)."""
-    shaping = {**cfg.model_dump(mode="json", include=SHAPING, exclude=RUN_CONTROL), "rows_version": ROWS_VERSION}
+    shaping = {**cfg.model_dump(mode="json", include=SHAPING, exclude={**RUN_CONTROL, **LOCATION}),
+               "rows_version": ROWS_VERSION}
     if cfg.oversample.enabled and any(s.scheme == "tokens" for s in training_sources(cfg)):
         shaping["oversample_pos_version"] = 2  # POS rows now pass once (other rows); other jobs keep their hash
     root = cfg.output.root
@@ -106,41 +117,6 @@ def stage_output(cfg: JobConfig) -> StageOutput:
     inputs = input_fingerprints(cfg)  # a missing training input is named first
     check_held_out(cfg)
     return StageOutput(root, STAGE, shaping, inputs)
-
-
-def check_held_out(cfg: JobConfig) -> None:
-    """An ``InputError`` for a missing dev/test source, worded as for a training input (``not_found``).
-    The stage does not read them (finetune, tune and evaluate do, from ``data.ner``; the manifest only
-    lists them, ``held_out``): a misspelt one passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub
-    id (``format: hf``) is left alone (``lrl.data.readers.check_source``)."""
-    from lrl.data.readers import check_source
-
-    for src in cfg.data.ner:
-        if src.split in HELDOUT:
-            check_source(src, cfg.data.root, f"{src.split} file not found")
-
-
-def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
-    """Content fingerprint of every input; a hub dataset id is addressed by id/config/split."""
-    out: dict[str, str] = {}
-    for src in training_sources(cfg):
-        path = resolve(src.path, cfg.data.root)
-        # As the reader decides: with data.root=../shared/data the hub id ``wikiann`` is also the
-        # folder of the CoNLL files, and under an s3:// root a hub id is no file to hash.
-        if src.format == "hf" and not saved_dataset(path):
-            check_hf_path(src, path, cfg.data.root)  # ./x, no folder: named here, so by dry runs too
-            out[f"ner:{src.path}"] = f"hf:{src.path}:{src.hf_config}:{src.split}"
-        else:
-            out[f"ner:{path}#{src.split}"] = fingerprint(path)
-    for tsrc in cfg.data.text:
-        path = resolve(tsrc.path, cfg.data.root)
-        out[f"text:{path}"] = fingerprint(path)
-    # Lexicons shape the synonym/insert rows like any input: an edited lexicon must not be
-    # answered with the output of the old one.
-    for lang, lex in sorted(cfg.augment.lexicons.items()):
-        path = resolve(lex, cfg.data.root)
-        out[f"lexicon:{lang}:{path}"] = fingerprint(path)
-    return out
 
 
 def read_inputs(cfg: JobConfig) -> Inputs:
@@ -170,9 +146,18 @@ def read_inputs(cfg: JobConfig) -> Inputs:
                 raise InputError(f"{path}: text row id '{tsrc.lang}:{key[1]}:1' also comes from {text_seen[key]} "
                                  "(ids are lang:file name:line); text files of one language need distinct file names")
             text_seen[key] = path
-    texts = [read_text_lines(t, cfg.data.root) for t in cfg.data.text]
+    texts = [relative_column(read_text_lines(t, cfg.data.root), root_prefix(t.path, cfg.data.root))
+             for t in cfg.data.text]
     labels = list(cfg.data.labels) if cfg.data.labels is not None else infer_labels(r.table for r in results)
-    return Inputs(sources, results, texts, labels)
+    return Inputs(sources, [_relative_result(r, root_prefix(s.path, cfg.data.root)) for s, r in zip(sources, results)],
+                  texts, labels)
+
+
+def _relative_result(res: ReadResult, prefix: str | None) -> ReadResult:
+    """``res`` with its rows', rejects' and own ``source`` relative to ``data.root``: what the
+    output holds names no absolute location (``lrl.generate.sources``)."""
+    return replace(res, table=relative_column(res.table, prefix), rejects=relative_column(res.rejects, prefix),
+                   source=relative(res.source, prefix))
 
 
 def bio_rows(inputs: Inputs) -> pa.Table:
@@ -390,5 +375,5 @@ def _reasons(langs: dict[str, dict[str, int]]) -> str:
     return f" ({', '.join(f'{k} {n}' for k, n in total.items())})" if total else ""
 
 
-__all__ = ["run_generate", "stage_output", "RUN_CONTROL", "read_inputs", "build_steps", "build_text_steps", "summary",
-           "training_sources", "plan_blocks", "HELDOUT"]
+__all__ = ["run_generate", "stage_output", "RUN_CONTROL", "LOCATION", "input_fingerprints", "check_held_out", "read_inputs",
+           "build_steps", "build_text_steps", "summary", "training_sources", "plan_blocks", "HELDOUT"]

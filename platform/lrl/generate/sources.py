@@ -1,0 +1,90 @@
+"""What names the generate stage's inputs, in its folder's hash and in the rows it writes.
+
+Both name a relative input by its path as configured (relative to ``data.root``), never by where
+``data.root`` lies: with absolute paths, the same job and data under another root (a runs folder
+copied to another machine, or ``lrl submit`` to a Ray cluster, which unpacks the working dir, and
+a sample or data kept in it, under ``.../_ray_pkg_<content hash>/``) got a new folder name and so
+ran every stage again. The root used is recorded in ``manifest.json`` (``data_root``) instead.
+Error messages keep absolute paths: they are for a person looking for the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lrl.data.config import HELDOUT
+from lrl.data.files import fingerprint, is_uri, resolve, saved_dataset
+from lrl.job import JobConfig
+
+
+def training_sources(cfg: JobConfig) -> list:
+    """The ``data.ner`` sources the stage generates from (every split but the held-out ones)."""
+    return [s for s in cfg.data.ner if s.split not in HELDOUT]
+
+
+def check_held_out(cfg: JobConfig) -> None:
+    """An ``InputError`` for a missing dev/test source, worded as for a training input (``not_found``).
+    The stage does not read them (finetune, tune and evaluate do, from ``data.ner``; the manifest only
+    lists them, ``held_out``): a misspelt one passed ``lrl run --dry-run`` unnoticed. Not hashed; a hub
+    id (``format: hf``) is left alone (``lrl.data.readers.check_source``)."""
+    from lrl.data.readers import check_source
+
+    for src in cfg.data.ner:
+        if src.split in HELDOUT:
+            check_source(src, cfg.data.root, f"{src.split} file not found")
+
+
+def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
+    """Content fingerprint of every input, keyed by its path as configured (relative to
+    ``data.root``, which is not hashed); a hub dataset id is addressed by id/config/split."""
+    from lrl.data.readers import check_hf_path
+
+    out: dict[str, str] = {}
+    for src in training_sources(cfg):
+        path = resolve(src.path, cfg.data.root)
+        # As the reader decides: with data.root=../shared/data the hub id ``wikiann`` is also the
+        # folder of the CoNLL files, and under an s3:// root a hub id is no file to hash.
+        if src.format == "hf" and not saved_dataset(path):
+            check_hf_path(src, path, cfg.data.root)  # ./x, no folder: named here, so by dry runs too
+            out[f"ner:{src.path}"] = f"hf:{src.path}:{src.hf_config}:{src.split}"
+        else:
+            out[f"ner:{src.path}#{src.split}"] = fingerprint(path)
+    for tsrc in cfg.data.text:
+        out[f"text:{tsrc.path}"] = fingerprint(resolve(tsrc.path, cfg.data.root))
+    # Lexicons shape the synonym/insert rows like any input: an edited lexicon must not be
+    # answered with the output of the old one.
+    for lang, lex in sorted(cfg.augment.lexicons.items()):
+        out[f"lexicon:{lang}:{lex}"] = fingerprint(resolve(lex, cfg.data.root))
+    return out
+
+
+def root_prefix(path: str, root: str | None) -> str | None:
+    """What ``resolve`` put before the configured ``path`` (``data.root`` and a slash, as joined),
+    None when it joined nothing (an absolute path, a URI, no root)."""
+    if root is None or is_uri(path) or os.path.isabs(path):
+        return None
+    prefix = root.rstrip("/") if is_uri(root) else str(Path(root))
+    return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def relative(path: str, prefix: str | None) -> str:
+    """``path`` without ``prefix`` (``root_prefix``): the path relative to ``data.root``."""
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
+
+
+def relative_column(table: pa.Table, prefix: str | None, column: str = "source") -> pa.Table:
+    """``table`` with each ``column`` value relative to ``data.root`` (``relative``); the schema's
+    metadata (reading counts, the tag scheme) kept. Mapped per distinct value: a source has few."""
+    if prefix is None or column not in table.column_names or not table.num_rows:
+        return table
+    enc = table.column(column).combine_chunks().dictionary_encode()
+    names = pa.array([relative(v, prefix) for v in enc.dictionary.to_pylist()], pa.string())
+    values = pc.take(names, enc.indices)
+    return table.set_column(table.schema.get_field_index(column), table.schema.field(column), values)
+
+
+__all__ = ["training_sources", "check_held_out", "input_fingerprints", "root_prefix", "relative", "relative_column"]

@@ -1,0 +1,129 @@
+"""Stage folders name what the data is, not where ``data.root`` lies: the same job and files
+under another root (a copied runs folder, a job submitted to a Ray cluster, which unpacks the
+working dir under ``_ray_pkg_<hash>/``) reuse every finished stage; what generate writes names
+its inputs relative to ``data.root`` (``lrl.generate.sources``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+
+from lrl.data.text_readers import read_text_lines
+from lrl.generate import stage
+from lrl.generate.sources import relative, root_prefix
+from lrl.job import load_job, packaged_job
+
+
+def _sample(dest: Path) -> Path:
+    """The packaged quickstart job and its sample copied into ``dest``; returns the job file."""
+    src = packaged_job("quickstart")
+    shutil.copytree(src.parent / "sample", dest / "sample")
+    shutil.copy(src, dest / "quickstart.yaml")
+    return dest / "quickstart.yaml"
+
+
+def _generate_name(job: Path, out: Path) -> str:
+    return Path(stage.stage_output(load_job(job, [f"output.root={out}"])).path).name
+
+
+def test_generate_folder_is_the_same_under_another_data_root(tmp_path):
+    a, b = _sample(tmp_path / "a"), _sample(tmp_path / "elsewhere" / "b")
+    assert _generate_name(a, tmp_path / "out") == _generate_name(b, tmp_path / "out")
+    # An explicit data.root, as `lrl run JOB data.root=X` gives it, names the same folder too.
+    cfg = load_job(a, [f"output.root={tmp_path / 'out'}", f"data.root={b.parent}"])
+    assert Path(stage.stage_output(cfg).path).name == _generate_name(a, tmp_path / "out")
+
+
+def test_generate_folder_changes_with_an_input_s_content(tmp_path):
+    a, b = _sample(tmp_path / "a"), _sample(tmp_path / "b")
+    lexicon = b.parent / "sample" / "lexicon" / "ug.tsv"
+    lexicon.write_text(lexicon.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert _generate_name(a, tmp_path / "out") != _generate_name(b, tmp_path / "out")
+    conll = b.parent / "sample" / "ner" / "sw" / "train.conll"
+    shutil.copy(a.parent / "sample" / "lexicon" / "ug.tsv", lexicon)  # back as in a
+    assert _generate_name(a, tmp_path / "out") == _generate_name(b, tmp_path / "out")
+    conll.write_text(conll.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # other bytes, same rows
+    assert _generate_name(a, tmp_path / "out") != _generate_name(b, tmp_path / "out")
+
+
+def test_inputs_are_keyed_by_their_configured_paths(tmp_path):
+    cfg = load_job(_sample(tmp_path / "a"), [f"output.root={tmp_path / 'out'}"])
+    keys = stage.input_fingerprints(cfg)
+    assert "ner:sample/ner/ug/train.conll#train" in keys and "text:sample/text/ug.txt" in keys
+    assert "lexicon:ug:sample/lexicon/ug.tsv" in keys
+    assert not any(str(tmp_path) in k for k in keys)
+
+
+def test_read_rows_name_their_source_relative_to_data_root(tmp_path):
+    job = _sample(tmp_path / "a")
+    bad = job.parent / "sample" / "ner" / "ug" / "train.conll"
+    bad.write_text(bad.read_text(encoding="utf-8") + "\nX\tB-NOPE\n", encoding="utf-8")  # one reader reject
+    inputs = stage.read_inputs(load_job(job, [f"output.root={tmp_path / 'out'}"]))
+    sources = {s for r in inputs.ner for s in r.table.column("source").to_pylist()}
+    assert sources == {"sample/ner/ug/train.conll#train", "sample/ner/sw/train.conll#train"}
+    assert [r.source for r in inputs.ner] == ["sample/ner/ug/train.conll", "sample/ner/sw/train.conll"]
+    assert set(inputs.ner[0].rejects.column("source").to_pylist()) == {"sample/ner/ug/train.conll"}
+    assert {s for t in inputs.texts for s in t.column("source").to_pylist()} == \
+        {"sample/text/ug.txt", "sample/text/sw.txt"}
+    as_read = [read_text_lines(s, str(job.parent)) for s in load_job(job).data.text]
+    assert [t.schema.metadata for t in inputs.texts] == [t.schema.metadata for t in as_read]  # counts kept
+
+
+def test_relative_paths_leave_absolute_ones_and_uris_alone():
+    assert relative("/d/x/y.conll", root_prefix("x/y.conll", "/d")) == "x/y.conll"
+    assert relative("/d/x/f/1.conll", root_prefix("x/f", "/d/")) == "x/f/1.conll"
+    assert root_prefix("/abs/y.conll", "/d") is None and root_prefix("x", None) is None
+    assert relative("s3://b/r/x/y", root_prefix("x/y", "s3://b/r/")) == "x/y"
+    assert relative("/other/x", root_prefix("x", "/d")) == "/other/x"
+
+
+def test_stages_reading_data_text_name_the_same_folder_under_another_root(tmp_path):
+    """The tokenizer (and pretraining's text print) from ``data.text``, without generate: named by
+    the files' contents and configured paths, so these names did not change with generate's."""
+    from lrl.model.command import stage_output as tokenizer_output
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain_data import load_text
+
+    names, prints = [], []
+    for where in ("a", "x/b"):
+        cfg = load_job(_sample(tmp_path / where), [f"output.root={tmp_path / 'out'}"])
+        names.append(Path(tokenizer_output(StageContext(cfg)).path).name)
+        prints.append(load_text(cfg)[1])
+    assert names[0] == names[1] and prints[0] == prints[1]
+
+
+@pytest.mark.slow
+def test_pipeline_under_another_data_root_reuses_every_stage(tmp_path):
+    """The quickstart job and sample in two folders, one output root: the second run reuses every
+    stage (the same folder names, nothing computed), and generate's rows name no absolute path."""
+    out = tmp_path / "runs"
+    a, b = _sample(tmp_path / "a"), _sample(tmp_path / "moved" / "b")
+    light = ["ray.num_cpus=2", "augment.ops=[swap,mention]", "pretrain.steps=10", "pretrain.report_every=10",
+             "pretrain.checkpoint_every=10", "finetune.epochs=1", f"output.root={out}"]
+
+    def run(job: Path) -> subprocess.CompletedProcess:
+        res = subprocess.run([sys.executable, "-m", "lrl.cli", "run", str(job), *light],
+                             capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+        return res
+
+    run(a)
+    before = sorted(p.name for p in out.iterdir())
+    stages = load_job(a).pipeline.stages
+    second = run(b)
+    assert sorted(p.name for p in out.iterdir()) == before
+    reused = [line for line in second.stdout.splitlines() if ": reused (finished" in line]
+    assert len(reused) == len(stages), second.stdout[-3000:]
+    gen = next(out.glob("generate-*"))
+    manifest = json.loads((gen / "manifest.json").read_text())
+    assert manifest["data_root"] == str(a.parent)
+    for part in ("data", "rejects", "text"):
+        if (gen / part).is_dir():
+            names = pads.dataset(gen / part, format="parquet").to_table(columns=["source"]).column("source")
+            assert not [s for s in names.to_pylist() if s and str(tmp_path) in s], part
