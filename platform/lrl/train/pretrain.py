@@ -37,6 +37,7 @@ from lrl.data.sampling import HELDOUT_SEED, heldout_split, resample
 from lrl.job import JobConfig
 from lrl.model.extend import INIT_VERSION
 from lrl.pipeline.stage import StageContext
+from lrl.train.pretrain_checkpoint import checkpoint_output, with_print
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, specials_key, tag_id
 from lrl.train.pretrain_init_only import run_initial
@@ -50,8 +51,8 @@ STAGE = "pretrain"
 #: changing them after a crash resumes from the checkpoints in ``.pretrain-<hash>.ray`` instead of
 #: restarting at step 0. Reports, checkpoints and held-out evaluations draw no training randomness
 #: (masks come from per-step generators, evaluation from its own; it runs without dropout), and
-#: max_failures only matters after a failure: tests/test_pretrain.py
-#: (test_run_control_settings_keep_the_weights_and_folder) trains with two values of each and
+#: max_failures only matters after a failure: tests/test_pretrain_resume.py
+#: (test_run_control_settings_and_a_resume_keep_the_weights_and_folder) trains with two values of each and
 #: compares the weights. They change only how often the curves in metrics are sampled.
 #: Kept in the hash because they can change the weights: ``time_limit_s`` (stops early),
 #: ``threads_per_worker`` (float sums), ``fail_at_step`` (a resumed attempt), and
@@ -237,8 +238,7 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
         tok_dir = tokenizer_first(ctx)  # a finished tokenizer folder is reused, not retrained
     table, text_print = load_text(cfg, ctx.upstream.get("generate"))
     aux = resolve_paths(p.aux.conllu, cfg.data.root)
-    inputs = {"tokenizer": input_print(tok_dir), "text": text_print,
-              "aux": [fingerprint(a) for a in aux],
+    inputs = {"tokenizer": input_print(tok_dir), "text": text_print, "aux": [fingerprint(a) for a in aux],
               "model_path": fingerprint(p.model_path) if p.model_path else None}
     ds_file = _with_ds_config(p, cfg.data.root).deepspeed.config_file
     if ds_file:  # only when set, so that the hashes of runs without one stay as they were
@@ -252,7 +252,7 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
         config["init_version"] = INIT_VERSION
     if p.heldout_fraction and (cfg.seed != HELDOUT_SEED or cfg.data.unicode != "nfc"):  # other slices until 2:
         config["heldout_version"] = 2  # the seed's, and chosen by titles in data.unicode's form
-    return StageOutput(cfg.output.root, STAGE, config, inputs), tok_dir, table
+    return checkpoint_output(cfg, config, inputs, StageOutput), tok_dir, table  # model.checkpoint's content
 
 
 def _check_folder(path: str | None, field: str, what: str, needs: tuple[str, ...]) -> None:
@@ -303,7 +303,7 @@ def run_pretrain(ctx: StageContext) -> str:
         path = out.commit({
             # the built initial model lives in the run folder, removed below unless kept
             "tokenizer": tok_dir, "model_init": p.model_path or (model_dir if p.keep_checkpoints else None),
-            "started_from": _started_from(model_dir),
+            "started_from": with_print(_started_from(model_dir), cfg),
             "languages": m["languages"],
             "steps": m["step"], "steps_planned": m.get("steps_planned"), "stopped_early": m.get("stopped_early"),
             "loss": m["loss"], "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")},

@@ -27,6 +27,7 @@ from lrl.data.remote import local_folder, local_output
 from lrl.data.sampling import heldout_split
 from lrl.job import JobConfig
 from lrl.pipeline.stage import StageContext
+from lrl.train.pretrain_checkpoint import with_print
 
 
 def run_initial(ctx: StageContext, out: StageOutput, tok_dir: str, table: pa.Table) -> str:
@@ -41,7 +42,7 @@ def run_initial(ctx: StageContext, out: StageOutput, tok_dir: str, table: pa.Tab
             with open(os.path.join(local, "config.json"), encoding="utf-8") as f:
                 started = json.load(f).get("lrl_init")  # None for a model built from scratch
         return out.commit({
-            "tokenizer": tok_dir, "model_init": None, "started_from": started, "trained": False,
+            "tokenizer": tok_dir, "model_init": None, "started_from": with_print(started, ctx.cfg), "trained": False,
             "languages": m["languages"], "steps": 0, "steps_planned": 0, "stopped_early": None, "loss": None,
             "ppl": {k[4:]: v for k, v in m.items() if k.startswith("ppl_")}, "eval_precision": "fp32",
             "tokens_per_s": None, "mfu": None, "device": "cpu", "heldout_rows": m["heldout_rows"],
