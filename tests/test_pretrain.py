@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from pretrain_jobs import WO, _bf16_share, _check_output, _job
 
 
@@ -318,62 +317,6 @@ def test_model_path_with_a_bigger_tokenizer_is_a_clear_error(tmp_path, ray_sessi
     assert main(["pretrain", str(job)]) == 2
     err = capsys.readouterr().err
     assert "tokens but the model at" in err and "model.checkpoint" in err and "Traceback" not in err
-
-
-def test_run_control_settings_keep_the_weights_and_folder(tmp_path, ray_session, capsys):
-    """``RUN_CONTROL`` fields steer the run, not the model: trained with two values of each, the
-    final weights are equal, so the folder name (and the resumable run folder) leaves them out."""
-    import torch
-    from safetensors.torch import load_file
-
-    from lrl.cli import main
-    from lrl.job import load_job
-    from lrl.pipeline.stage import StageContext
-    from lrl.train.pretrain import RUN_CONTROL, stage_output
-
-    assert RUN_CONTROL == {"report_every", "eval_every", "checkpoint_every", "max_failures", "keep_checkpoints"}
-    job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32"})
-    assert main(["tokenizer", str(job)]) == 0
-    assert "(reused: finished" not in capsys.readouterr().out
-    assert main(["tokenizer", str(job)]) == 0
-    assert "  (reused: finished " in capsys.readouterr().out
-    tok = next(p for p in (tmp_path / "runs").iterdir() if p.name.startswith("tokenizer-"))
-    base = yaml.safe_load(job.read_text(encoding="utf-8"))
-    base["pretrain"]["tokenizer_path"] = str(tok)
-    # a reports and evaluates every step or two and checkpoints mid-run; b does none of it.
-    settings = {"a": {"report_every": 1, "eval_every": 2, "checkpoint_every": 2, "max_failures": 0,
-                      "keep_checkpoints": True},
-                "b": {"report_every": 5, "eval_every": 0, "checkpoint_every": 100, "max_failures": 3,
-                      "keep_checkpoints": False}}
-    assert set(settings["a"]) == RUN_CONTROL
-    weights, hashes, curves = {}, set(), {}
-    for name, values in settings.items():
-        # Each its own output root: the same hash there is a folder (and a run folder) of its own.
-        cfg = {**base, "output": {"root": str(tmp_path / f"runs_{name}")},
-               "pretrain": {**base["pretrain"], **values}}
-        f = tmp_path / f"{name}.yaml"
-        f.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-        hashes.add(stage_output(StageContext(load_job(str(f), [])))[0].hash)
-        assert main(["pretrain", str(f)]) == 0
-        out = next(p for p in (tmp_path / f"runs_{name}").iterdir() if p.name.startswith("pretrain-"))
-        weights[name] = load_file(str(out / "model.safetensors"))
-        curves[name] = json.loads((out / "metrics.json").read_text())["history"]
-    assert len(hashes) == 1
-    # the curve: a point per report, held-out perplexity where it was evaluated (every 2nd step
-    # and at the end), the same final point either way
-    a_curve, b_curve = curves["a"], curves["b"]
-    assert [h["step"] for h in a_curve] == [1, 2, 3, 4, 5, 6] and [h["step"] for h in b_curve] == [5, 6]
-    assert [h["step"] for h in a_curve if "ppl_ug" in h] == [2, 4, 6] and "ppl_wo" in a_curve[1]
-    assert all(h["loss"] > 0 and h["lr"] > 0 and h["tokens_per_s"] > 0 for h in a_curve + b_curve)
-    assert a_curve[-1]["ppl_ug"] == b_curve[-1]["ppl_ug"] and a_curve[-1]["loss"] == b_curve[-1]["loss"]
-    a, b = weights["a"], weights["b"]
-    assert set(a) == set(b) and a
-    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
-    # A field that does shape the model still makes a new folder.
-    other = {**base, "pretrain": {**base["pretrain"], "lr": 1e-3}}
-    f = tmp_path / "other.yaml"
-    f.write_text(yaml.safe_dump(other, allow_unicode=True), encoding="utf-8")
-    assert stage_output(StageContext(load_job(str(f), [])))[0].hash not in hashes
 
 
 def test_reported_lr_is_the_rate_the_last_step_used(tmp_path):

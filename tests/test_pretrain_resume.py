@@ -1,48 +1,95 @@
 """Pretraining runs that stop and go on: a resumed run ends with the uninterrupted run's weights
-(dropout included), each worker's stream counts survive a multi-worker resume, a time limit is
-reported as an early stop, and a DeepSpeed bf16 run saves its fp32 master weights."""
+(dropout included) and run-control settings change neither the weights nor the folder, each
+worker's stream counts survive a multi-worker resume, a time limit is reported as an early stop,
+and a DeepSpeed bf16 run saves its fp32 master weights."""
 
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 from pretrain_jobs import _bf16_share, _check_output, _job
 
 
-def test_resumed_run_with_dropout_ends_with_the_uninterrupted_runs_weights(tmp_path, ray_session, capsys):
-    """A run that fails before step 5 and resumes from its step-3 checkpoint must end with the
-    weights of a run that never failed, bit for bit. Dropout (the model's default 0.1) draws from
-    torch's global generator, which each attempt seeded once at start-up: the resumed attempt
-    drew other dropout masks than the uninterrupted run at steps 4-6."""
+def test_run_control_settings_and_a_resume_keep_the_weights_and_folder(tmp_path, ray_session, capsys):
+    """One set of runs (each costs a Ray Train start) for two checks of the same model config.
+
+    ``RUN_CONTROL`` fields steer the run, not the model: trained with two values of each (a, b),
+    the final weights are equal, so the folder name (and the resumable run folder) leaves them out.
+
+    A run that fails before step 4 and resumes from its step-2 checkpoint must end with the
+    weights of a run that never failed (a: the same report/eval/checkpoint steps), bit for bit.
+    Dropout (the model's default 0.1) draws from torch's global generator, which each attempt
+    seeded once at start-up: the resumed attempt drew other dropout masks than the uninterrupted
+    run at steps 3-6."""
     import torch
     from safetensors.torch import load_file
 
     from lrl.cli import main
+    from lrl.job import load_job
+    from lrl.pipeline.stage import StageContext
+    from lrl.train.pretrain import RUN_CONTROL, stage_output
 
-    weights, metrics = {}, {}
-    for name, extra in (("straight", {}), ("resumed", {"fail_at_step": 5})):
-        root = tmp_path / name
-        root.mkdir()
-        job = _job(root, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32", **extra})
-        assert main(["pretrain", str(job)]) == 0
-        out = next(p for p in (root / "runs").iterdir() if p.name.startswith("pretrain-"))
+    assert RUN_CONTROL == {"report_every", "eval_every", "checkpoint_every", "max_failures", "keep_checkpoints"}
+    job = _job(tmp_path, {"engine": "torch", "cpus_per_worker": 1, "precision": "fp32"})
+    assert main(["tokenizer", str(job)]) == 0
+    assert "(reused: finished" not in capsys.readouterr().out
+    assert main(["tokenizer", str(job)]) == 0
+    assert "  (reused: finished " in capsys.readouterr().out
+    tok = next(p for p in (tmp_path / "runs").iterdir() if p.name.startswith("tokenizer-"))
+    base = yaml.safe_load(job.read_text(encoding="utf-8"))
+    base["pretrain"]["tokenizer_path"] = str(tok)
+    # a reports and evaluates every step or two and checkpoints mid-run; b does none of it; the
+    # resumed run steps as a does (so its curve must be a's) but fails once after its step-2
+    # checkpoint and its step-3 report (a report the failed attempt made that must not survive).
+    a = {"report_every": 1, "eval_every": 2, "checkpoint_every": 2, "max_failures": 0, "keep_checkpoints": True}
+    settings = {"a": a,
+                "b": {"report_every": 5, "eval_every": 0, "checkpoint_every": 100, "max_failures": 3,
+                      "keep_checkpoints": False},
+                "resumed": {**a, "max_failures": 1, "keep_checkpoints": False, "fail_at_step": 4}}
+    assert set(settings["a"]) == RUN_CONTROL
+    weights, hashes, metrics = {}, set(), {}
+    for name, values in settings.items():
+        # Each its own output root: the same hash there is a folder (and a run folder) of its own.
+        cfg = {**base, "output": {"root": str(tmp_path / f"runs_{name}")},
+               "pretrain": {**base["pretrain"], **values}}
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        if name != "resumed":
+            hashes.add(stage_output(StageContext(load_job(str(f), [])))[0].hash)
+        assert main(["pretrain", str(f)]) == 0
+        out = next(p for p in (tmp_path / f"runs_{name}").iterdir() if p.name.startswith("pretrain-"))
         weights[name] = load_file(str(out / "model.safetensors"))
         metrics[name] = json.loads((out / "metrics.json").read_text())
-    assert metrics["resumed"]["attempt_start_steps"] == [0, 3] and metrics["straight"]["attempt_start_steps"] == [0]
-    assert "steps 6 in 2 attempts (resumed at step 3)" in capsys.readouterr().out  # speeds: the whole run's
-    assert metrics["resumed"]["stream_mixture"] == metrics["straight"]["stream_mixture"]  # same batches
-    a, b = weights["straight"], weights["resumed"]
-    assert set(a) == set(b) and a
-    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
-    assert metrics["resumed"]["loss"] == metrics["straight"]["loss"]
-    # the curve survives the resume: the failed attempt's points up to its checkpoint (steps 2, 3)
-    # come from the checkpoint, then the resumed attempt's; the same points as the straight run's
-    curve = {name: m["history"] for name, m in metrics.items()}
-    assert [h["step"] for h in curve["resumed"]] == [2, 3, 4, 6] == [h["step"] for h in curve["straight"]]
+    assert len(hashes) == 1
+    # the curve: a point per report, held-out perplexity where it was evaluated (every 2nd step
+    # and at the end), the same final point either way
+    a_curve, b_curve = metrics["a"]["history"], metrics["b"]["history"]
+    assert [h["step"] for h in a_curve] == [1, 2, 3, 4, 5, 6] and [h["step"] for h in b_curve] == [5, 6]
+    assert [h["step"] for h in a_curve if "ppl_ug" in h] == [2, 4, 6] and "ppl_wo" in a_curve[1]
+    assert all(h["loss"] > 0 and h["lr"] > 0 and h["tokens_per_s"] > 0 for h in a_curve + b_curve)
+    assert a_curve[-1]["ppl_ug"] == b_curve[-1]["ppl_ug"] and a_curve[-1]["loss"] == b_curve[-1]["loss"]
+    a_w = weights["a"]
+    assert set(a_w) == set(weights["b"]) == set(weights["resumed"]) and a_w
+    for other in ("b", "resumed"):
+        b_w = weights[other]
+        assert all(torch.equal(a_w[k], b_w[k]) for k in a_w), (other, [k for k in a_w if not torch.equal(a_w[k], b_w[k])])
+    # the resume: from the step-2 checkpoint, with the uninterrupted run's batches, loss and curve
+    resumed = metrics["resumed"]
+    assert resumed["attempt_start_steps"] == [0, 2] and metrics["a"]["attempt_start_steps"] == [0]
+    assert "steps 6 in 2 attempts (resumed at step 2)" in capsys.readouterr().out  # speeds: the whole run's
+    assert resumed["stream_mixture"] == metrics["a"]["stream_mixture"]  # same batches
+    assert resumed["loss"] == metrics["a"]["loss"]
+    # the curve survives the resume: the failed attempt's points up to its checkpoint (steps 1, 2,
+    # with the step-2 perplexity) come from the checkpoint, then the resumed attempt's (its step 3
+    # once, not the failed attempt's too); the same points as the uninterrupted run's
     same = ("step", "loss", "aux_loss", "lr", "ppl_ug", "ppl_wo")
-    assert [{k: h.get(k) for k in same} for h in curve["resumed"]] == [
-        {k: h.get(k) for k in same} for h in curve["straight"]]
-    assert "ppl_ug" in curve["resumed"][-1] and all("ppl_ug" not in h for h in curve["resumed"][:-1])
+    assert [{k: h.get(k) for k in same} for h in resumed["history"]] == [{k: h.get(k) for k in same} for h in a_curve]
+    # A field that does shape the model still makes a new folder.
+    other = {**base, "pretrain": {**base["pretrain"], "lr": 1e-3}}
+    f = tmp_path / "other.yaml"
+    f.write_text(yaml.safe_dump(other, allow_unicode=True), encoding="utf-8")
+    assert stage_output(StageContext(load_job(str(f), [])))[0].hash not in hashes
 
 
 def test_time_limit_stop_is_reported_as_early(tmp_path, ray_session, capsys):
