@@ -36,7 +36,9 @@ def cluster(s3_store):
     yield c, workers
     ray.shutdown()
     c.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # for later tests
+    # For later tests, as conftest starts it: a new local instance, never a `ray start` cluster
+    # that another run left on this machine (ray.init() would join it and refuse num_cpus).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 
 
 def node_recorder(folder: Path, pause_s: float):
