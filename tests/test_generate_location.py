@@ -127,3 +127,20 @@ def test_pipeline_under_another_data_root_reuses_every_stage(tmp_path):
         if (gen / part).is_dir():
             names = pads.dataset(gen / part, format="parquet").to_table(columns=["source"]).column("source")
             assert not [s for s in names.to_pylist() if s and str(tmp_path) in s], part
+
+
+def test_a_relative_translate_model_under_data_root_is_named_by_its_content(tmp_path):
+    """``translate.train.model: mt`` is looked up under ``data.root`` first: with the root out of
+    the hash, another root's other model named the same folder (its rows translated by the first)."""
+    mt = ["translate.enabled=true", "translate.train.sources=[sw]", "translate.train.target=ug",
+          "translate.train.model.model=mt", f"output.root={tmp_path / 'out'}"]
+    jobs = [_sample(tmp_path / "a"), _sample(tmp_path / "b")]
+    for job, weights in zip(jobs, (b"one", b"two")):
+        (job.parent / "mt").mkdir()
+        (job.parent / "mt" / "model.safetensors").write_bytes(weights)
+    names = [Path(stage.stage_output(load_job(j, mt)).path).name for j in jobs]
+    assert names[0] != names[1]
+    (jobs[1].parent / "mt" / "model.safetensors").write_bytes(b"one")  # the same model: the same name
+    assert Path(stage.stage_output(load_job(jobs[1], mt)).path).name == names[0]
+    # Without translation (the key is added only for such a model) the two roots share a name.
+    assert _generate_name(jobs[0], tmp_path / "out") == _generate_name(jobs[1], tmp_path / "out")

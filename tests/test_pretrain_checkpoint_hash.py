@@ -116,3 +116,35 @@ def test_lrl_pretrain_reuses_its_output_once_the_checkpoint_folder_is_deleted(tm
     for f in jobs:  # deleted: found by the recorded print; copied: the same content
         assert main(["pretrain", str(f)]) == 0
         assert [folder] == list((tmp_path / "runs").glob("pretrain-*")), f
+
+
+
+def test_after_an_edit_in_place_and_a_delete_the_latest_output_is_reused(tmp_path, monkeypatch):
+    """A folder pretrained from, rewritten in place, pretrained from again, then deleted: the
+    output of what it last held is found (the latest finished), not the older weights' one."""
+    from lrl.job import load_job
+    from lrl.train.pretrain_checkpoint import checkpoint_print, with_print
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = _checkpoint(tmp_path / "models" / "base")
+    first = checkpoint_print("models/base")
+
+    def rewrite(byte: int) -> str:
+        (ckpt / "model.safetensors").write_bytes(bytes([byte]) * 4096)
+        return checkpoint_print("models/base")
+
+    # The second weights print above the first: in the order of the prints the older output came first.
+    second = next(b for b in range(1, 256) if rewrite(b) > first)
+    model = {"checkpoint": "models/base"}
+    outs = []
+    for byte, when in ((0, "2026-01-01T00:00:00+0000"), (second, "2026-06-01T00:00:00+0000")):
+        rewrite(byte)
+        out = _stage(tmp_path, model)
+        out.tmp  # noqa: B018
+        out.commit({"started_from": with_print({"checkpoint": "models/base"}, load_job(str(tmp_path / "job.yaml")))})
+        manifest = Path(out.path) / "manifest.json"  # finished at a known time (within one second, a tie)
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "finished_at": when}))
+        outs.append(out)
+    assert outs[0].path != outs[1].path
+    shutil.rmtree(ckpt)
+    assert _stage(tmp_path, model).path == outs[1].path

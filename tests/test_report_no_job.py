@@ -72,3 +72,18 @@ def test_a_job_files_report_run_alone_leaves_out_the_stages_not_named(tmp_path, 
     text = next((tmp_path / "out").glob("report-*/report.html")).read_text(encoding="utf-8")
     assert "Job <b>myjob</b>" in text and "not run" not in text and "Pretraining" not in text
     assert "Made of the named folders only: the sections of finetune, tune, pretrain, generate are left out" in text
+
+
+def test_a_missing_job_file_with_an_equals_sign_is_said_missing(tmp_path, capsys, monkeypatch):
+    """A job path holding ``=`` that names no file is still a job file: "config file not found",
+    not an override's "unknown key"; a first ``key=value`` is still an override."""
+    from lrl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ev").mkdir()
+    for job in ("jobs/run=2.yaml", "run=2.yml"):
+        assert main(["report", job, "--evaluate", "ev"]) != 0
+        err = capsys.readouterr().err
+        assert "config file not found" in err and "unknown key" not in err, err
+    assert main(["report", "nokey=1", "--evaluate", "ev"]) != 0
+    assert "unknown key" in capsys.readouterr().err

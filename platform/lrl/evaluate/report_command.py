@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config_or_override(args: argparse.Namespace) -> None:
     """An override given first without CONFIG (``lrl report --evaluate DIR title=x``) fills the
-    optional CONFIG slot: it is an override when it holds ``=`` and names no file."""
-    if args.config is not None and "=" in args.config and not Path(args.config).is_file():
+    optional CONFIG slot: it is an override when it holds ``=``, names no file and reads as no
+    job file's path (``jobs/a=b.yaml`` missing: "config file not found", not "unknown key jobs/a")."""
+    key = (args.config or "").partition("=")[0]
+    # A key is dotted and has no "/" (report.title=x.yaml stays an override).
+    looks_like_file = "/" in key or "." not in key and (args.config or "").endswith((".yaml", ".yml"))
+    if args.config is not None and "=" in args.config and not Path(args.config).is_file() and not looks_like_file:
         args.overrides = [args.config, *args.overrides]
         args.config = None
 

@@ -59,6 +59,26 @@ def input_fingerprints(cfg: JobConfig) -> dict[str, str]:
     # answered with the output of the old one.
     for lang, lex in sorted(cfg.augment.lexicons.items()):
         out[f"lexicon:{lang}:{lex}"] = fingerprint(resolve(lex, cfg.data.root))
+    return out | _translate_models(cfg)
+
+
+def _translate_models(cfg: JobConfig) -> dict[str, str]:
+    """Content fingerprint of each relative ``translate`` model folder found under ``data.root``
+    (``lrl.generate.translate.local_model``): with ``data.root`` out of the hash, its path as
+    configured named another root's other model alike. Only such jobs get the key; a hub id, an
+    absolute folder or one found in the working folder is named by its configured string, as before."""
+    t = cfg.translate
+    if not t.enabled or cfg.data.root is None:
+        return {}
+    models = [("train", t.train.model if t.train else None)]
+    if t.backtranslate is not None:
+        models += [("to_pivot", t.backtranslate.to_pivot), ("from_pivot", t.backtranslate.from_pivot)]
+    out: dict[str, str] = {}
+    for name, m in models:
+        path = m.model if m is not None else None
+        if path and not is_uri(path) and not os.path.isabs(os.path.expanduser(path)) \
+                and os.path.isdir(found := resolve(path, cfg.data.root)):
+            out[f"translate:{name}:{path}"] = fingerprint(found)
     return out
 
 

@@ -77,27 +77,31 @@ def with_print(started: dict | None, cfg: JobConfig) -> dict | None:
 
 def _recorded_prints(root: str, checkpoint: str) -> list[str]:
     """The prints recorded by the finished pretrain folders under ``root`` that started from
-    ``checkpoint`` (as written or as the loader resolved it); none when ``root`` cannot be listed."""
+    ``checkpoint`` (as written or as the loader resolved it), the latest finished first: a folder
+    edited in place between runs left outputs of each version, and the last one made is what it
+    held when deleted (sorted by print, the older weights' output could be reused); none when
+    ``root`` cannot be listed."""
     import pyarrow.fs as pafs
 
     from lrl.data.files import filesystem, read_json
 
     names = {checkpoint, os.path.expanduser(checkpoint)}
-    prints: list[str] = []
+    found: list[tuple[str, str]] = []  # (finished_at, print)
     try:
         fs, inner = filesystem(root)
         for info in fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True)):
             if info.type != pafs.FileType.Directory or not re.fullmatch(r"pretrain-[0-9a-f]{12}", info.base_name):
                 continue
             try:
-                start: Any = read_json(f"{root.rstrip('/')}/{info.base_name}/manifest.json").get("started_from")
-            except (OSError, ValueError):  # not finished, or unreadable
+                manifest: Any = read_json(f"{root.rstrip('/')}/{info.base_name}/manifest.json")
+                start = manifest.get("started_from")
+            except (OSError, ValueError, AttributeError):  # not finished, unreadable, or no object
                 continue
             if isinstance(start, dict) and start.get("checkpoint") in names and isinstance(start.get("print"), str):
-                prints.append(start["print"])
+                found.append((str(manifest.get("finished_at") or ""), start["print"]))
     except OSError:
         return []
-    return sorted(set(prints))
+    return list(dict.fromkeys(p for _, p in sorted(found, reverse=True)))
 
 
 __all__ = ["checkpoint_output", "checkpoint_print", "with_print"]
