@@ -177,3 +177,17 @@ def test_a_list_element_override_takes_an_index_in_brackets():
         load_job(None, [two, "data.ner[].lang=yo"])
     with pytest.raises(ConfigError, match=r"data\.ner is a list; name an element by its index"):
         load_job(None, [two, "data.ner.first.lang=yo"])
+
+
+def test_a_leading_tilde_is_the_home_folder_in_roots_and_input_paths(monkeypatch, tmp_path):
+    """The shell leaves ``output.root=~/runs`` as typed and YAML never expands it: a literal ``~``
+    folder was made in the working folder, and ``~/data`` inputs were not found."""
+    from lrl.data.files import resolve
+    from lrl.job import load_job
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_job(None, ["data.root=~/d", "output.root=~/r", "pipeline.state=~/s.json", "tune.storage_path=~/t"])
+    assert (cfg.data.root, cfg.output.root) == (str(tmp_path / "d"), str(tmp_path / "r"))
+    assert (cfg.pipeline.state, cfg.tune.storage_path) == (str(tmp_path / "s.json"), str(tmp_path / "t"))
+    assert resolve("~/x.conll", "/elsewhere") == str(tmp_path / "x.conll")
+    assert resolve("a/~b", "/data") == "/data/a/~b" and load_job(None, ["output.root=s3://b/~x"]).output.root == "s3://b/~x"

@@ -39,6 +39,14 @@ class StrictModel(BaseModel):
     )
 
 
+def home(value: str | None) -> str | None:
+    """A local path with a leading ``~`` expanded to the home folder; None and URIs as given. The
+    shell leaves ``output.root=~/runs`` alone (``~`` is expanded only at a word's start or after
+    the ``=`` of a variable assignment), and YAML values never: a literal ``~`` folder was made in
+    the working folder, and inputs under ``~/data`` were "not found"."""
+    return os.path.expanduser(value) if value and value.startswith("~") else value
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into a key path and a YAML-parsed value (``[x,y]`` is a list)."""
     if "=" not in text:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_serializer, model_validator
 
-from lrl.config import StrictModel
+from lrl.config import StrictModel, home
 from lrl.data.nfc import UnicodeForm
 from lrl.data.tag_ids import check_names
 
@@ -144,8 +144,8 @@ class DataConfig(StrictModel):
     """Inputs of a job and how strictly they are checked."""
 
     root: str | None = None
-    """Folder that relative input paths resolve against (e.g. ``../shared/data``); None means the
-    folder of the config file."""
+    """Folder that relative input paths resolve against (e.g. ``../shared/data``; a leading ``~``
+    is the home folder); None means the folder of the config file."""
     ner: list[NerSource] = []
     """Labelled token-level inputs (NER or other tagging)."""
     text: list[TextSource] = []
@@ -165,6 +165,8 @@ class DataConfig(StrictModel):
     ``none``: as the file's bytes give them. ``augment.lexicons`` are read in NFC either way, and
     a token is looked up in them in NFC too."""
 
+    _v_root = field_validator("root")(classmethod(lambda cls, v: home(v)))
+
     @model_validator(mode="after")
     def _source_forms(self) -> DataConfig:
         # Each source carries the form, as the readers take a source (read_ner, read_text_lines).
@@ -181,4 +183,7 @@ class OutputConfig(StrictModel):
     """Where stage outputs go: ``<root>/<stage>-<hash of config and inputs>/``."""
 
     root: str = "runs"
-    """Folder or URI under which every stage writes its output folder."""
+    """Folder or URI under which every stage writes its output folder (a leading ``~`` is the
+    home folder)."""
+
+    _v_root = field_validator("root")(classmethod(lambda cls, v: home(v)))

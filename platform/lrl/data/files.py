@@ -31,6 +31,8 @@ _RESOLVED: dict[str, tuple[str, str]] = {}
 def resolve(path: str, root: str | None) -> str:
     """Resolve a relative input path against ``root`` (``data.root``); absolute paths and URIs
     pass through."""
+    if path.startswith("~"):  # the home folder, as the shell would read it at a word's start
+        path = os.path.expanduser(path)
     if is_uri(path) or os.path.isabs(path) or root is None:
         return path
     joined = root.rstrip("/") + "/" + path if is_uri(root) else str(Path(root) / path)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lrl.config import StrictModel
+from lrl.config import StrictModel, home
 
 StageName = Literal["generate", "tokenizer", "pretrain", "finetune", "tune", "evaluate", "report"]
 
@@ -58,6 +58,8 @@ class PipelineConfig(StrictModel):
     state: str | None = None
     """File recording each stage's output folder and timings (what ``--from``/``--only`` reuse);
     None writes ``<output.root>/pipeline-<hash of name and stages>.json``."""
+
+    _v_state = field_validator("state")(classmethod(lambda cls, v: home(v)))
     submit: SubmitConfig = Field(default_factory=SubmitConfig)
     """Cluster submission (``lrl submit``)."""
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lrl.config import StrictModel
+from lrl.config import StrictModel, home
 from lrl.train.finetune_config import check_model, unique_langs
 from lrl.train.schedules import ScheduleName
 
@@ -140,6 +140,8 @@ class TuneConfig(StrictModel):
     trial's folder is ``trial_dir`` in trials.json); None uses a temporary local folder that is
     removed after the search. Not part of the output's hash:
     the results are the same wherever the trial folders live."""
+
+    _v_storage = field_validator("storage_path")(classmethod(lambda cls, v: home(v)))
 
     @model_validator(mode="after")
     def _rungs(self) -> TuneConfig:
