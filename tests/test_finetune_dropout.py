@@ -75,14 +75,18 @@ def test_no_dropout_setting_keeps_the_checkpoints():
 
 
 def test_a_config_without_a_known_key_is_named_in_one_line(capsys):
-    """Set but reaching nothing: one warning line, not a setting ignored without a word."""
+    """Set but reaching nothing: one warning line from the stage's driver (``unreached``), not a
+    setting ignored without a word, and not one line per Ray task (``apply_dropout`` is silent)."""
     from transformers import PretrainedConfig
 
-    from lrl.train.finetune_dropout import apply_dropout
+    from lrl.train.finetune_dropout import apply_dropout, unreached
 
-    assert apply_dropout(PretrainedConfig(), 0.2, "/models/odd") == []
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("warning: finetune.dropout=0.2: the encoder /models/odd")
+    assert apply_dropout(PretrainedConfig(), 0.2, "/models/odd") == [] and not capsys.readouterr().err
+    line = unreached({"model_type": "not-a-model"}, 0.2, "/models/odd")
+    assert "\n" not in line and line.startswith("warning: finetune.dropout=0.2: the encoder /models/odd (not-a-model)")
+    assert unreached({"model_type": "t5"}, 0.2, "x") is None  # dropout_rate from the type's defaults
+    assert unreached({"model_type": "not-a-model"}, None, "x") is None and unreached({}, 0.2, "x") is None
+    assert unreached({"model_type": "x"}, 0.3, "e", "tune.space.dropout").startswith("warning: tune.space.dropout=0.3")
 
 
 @pytest.mark.parametrize(("config", "renamed"), [

@@ -210,7 +210,7 @@ def run_finetune(ctx: StageContext) -> str:
     from lrl.model.special_text import folder_specials
     from lrl.pipeline.preflight import check_stage_folders
     from lrl.train.finetune_data import TRAIN_SET_VERSION
-    from lrl.train.finetune_dropout import dropout_version, encoder_config
+    from lrl.train.finetune_dropout import dropout_version, encoder_config, unreached
     from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
     from lrl.tune.splits import check_encoder, dev_checks, fingerprint, language_splits, resolve_model
@@ -240,8 +240,9 @@ def run_finetune(ctx: StageContext) -> str:
         man = out.manifest()
         _print_summary(out.path, man.get("dev_f1", {}), len(man.get("seeds", [])))
         return out.path
-    for line in said:
-        print(line, file=sys.stderr)
+    for line in [*said, unreached(encoder_config(model_path), ft.dropout, model_path)]:
+        if line:
+            print(line, file=sys.stderr)
     dev_said = dev_checks(splits, STAGE, ft, cfg.evaluate.seeds, ft.mode != "per_language")
     ft = run_view(ft)  # per language select_by as its default: the same figure (``finetune_names``)
     todo = groups(splits, ft.mode)

@@ -11,7 +11,6 @@ output's name changes (``dropout_version``); every other job keeps its name.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 #: Dropout probabilities of the encoder and its token-classification head, by config attribute.
@@ -41,18 +40,24 @@ DROPOUT_KEYS_VERSION = 2
 
 def apply_dropout(conf: Any, dropout: float | None, where: str) -> list[str]:
     """Set every known dropout key ``conf`` (an HF config) has to ``dropout``; returns the keys
-    set. None keeps the checkpoint's. A config with no known key gets a warning line naming
-    ``where`` (the encoder) and its model type, rather than a setting ignored without a word."""
+    set. None keeps the checkpoint's. Silent: this runs in every Ray task (once per seed and
+    language); the stage's driver says once when no key is reached (``unreached``)."""
     if dropout is None:
         return []
     keys = [k for k in DROPOUT_KEYS if hasattr(conf, k)]
     for key in keys:
         setattr(conf, key, dropout)
-    if not keys:
-        kind = getattr(conf, "model_type", None) or type(conf).__name__
-        print(f"warning: finetune.dropout={dropout:g}: the encoder {where} ({kind}) has no dropout setting "
-              "lrl knows; it keeps its own dropout", file=sys.stderr)
     return keys
+
+
+def unreached(config: dict[str, Any], dropout: float | None, where: str, setting: str = "finetune.dropout") -> str | None:
+    """The warning line for a dropout set on an encoder whose ``config.json`` (``config``) has
+    none of ``DROPOUT_KEYS``: the setting would otherwise be ignored without a word. None when
+    unset, reached, or the folder has no config to tell (a hub id)."""
+    if dropout is None or not config or config_keys(config) & set(DROPOUT_KEYS):
+        return None
+    return (f"warning: {setting}={dropout:g}: the encoder {where} ({config.get('model_type') or 'no model_type'}) "
+            "has no dropout setting lrl knows; it keeps its own dropout")
 
 
 def config_keys(config: dict[str, Any]) -> set[str]:
@@ -88,4 +93,4 @@ def dropout_version(config: dict[str, Any], dropout: float | None) -> dict[str, 
     return {"dropout_keys": DROPOUT_KEYS_VERSION}
 
 
-__all__ = ["DROPOUT_KEYS", "EARLIER_KEYS", "apply_dropout", "config_keys", "dropout_version", "encoder_config"]
+__all__ = ["DROPOUT_KEYS", "EARLIER_KEYS", "apply_dropout", "unreached", "config_keys", "dropout_version", "encoder_config"]

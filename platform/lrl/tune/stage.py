@@ -200,7 +200,7 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     import dataclasses
 
     from lrl.model.crf import head_version
-    from lrl.train.finetune_dropout import dropout_version, encoder_config
+    from lrl.train.finetune_dropout import dropout_version, encoder_config, unreached
 
     cfg = ctx.cfg
     from lrl.pipeline.preflight import check_stage_folders
@@ -230,8 +230,10 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
                       inputs)
     if out.done:
         return out.path
-    for line in said:
-        print(line, file=sys.stderr)
+    setting = "tune.space.dropout" if cfg.tune.space.dropout else "finetune.dropout"
+    for line in [*said, unreached(encoder_config(model_path), dropout, model_path, setting)]:
+        if line:
+            print(line, file=sys.stderr)
     # The runs get finetune as the name sees it (UNUSED_BY_SEARCH: nothing they read changes).
     cfg = cfg.model_copy(update={"finetune": _shaping(cfg.finetune)})
     ctx = dataclasses.replace(ctx, cfg=cfg)
