@@ -145,6 +145,85 @@ def runtime_env(cfg: JobConfig) -> dict[str, Any]:
     return env
 
 
+#: Above this the submission line names the upload's size. (Ray 2.60's job server takes a zipped
+#: package of at most 100 MiB, DASHBOARD_CLIENT_MAX_SIZE, under the GCS cap of 512 MiB: ``upload_cap``.)
+NOTE_SIZE = 20 * 1024**2  # above this the submission line names the size: a slow upload, say why
+
+
+def upload_cap() -> int:
+    """The smaller of Ray's two caps on an uploaded package (read from Ray, which may change them)."""
+    from ray._private.ray_constants import DASHBOARD_CLIENT_MAX_SIZE
+    from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE
+
+    return min(DASHBOARD_CLIENT_MAX_SIZE, GCS_STORAGE_MAX_SIZE)
+
+
+def upload_sizes(working_dir: str, excludes: list[str], cap: int) -> dict[str, int]:
+    """Bytes per top-level entry of what Ray packs from ``working_dir`` (its default excludes,
+    ``excludes``, .gitignore/.rayignore files, with Ray's own matchers), stopping once over ``cap``.
+    Ray found an oversized folder (a home directory) only after zipping all of it, and named no
+    culprit. Symlinked folders are not entered: one pointing out of the tree (to / or a dataset)
+    made the walk endless; uncompressed sizes, so an upper bound of the zip's."""
+    from ray._private import ray_constants as rc
+    from ray._private.runtime_env import packaging as pk
+
+    root = Path(working_dir).absolute()
+    include_gitignore = os.environ.get(rc.RAY_RUNTIME_ENV_IGNORE_GITIGNORE, "0") != "1"
+    quiet = logging.getLogger(f"{__name__}.walk")  # Ray logs each ignore file it reads at INFO
+    quiet.setLevel(logging.WARNING)
+    matchers = [pk._get_excludes(root, rc.get_runtime_env_default_excludes() + list(excludes))]
+    sizes: dict[str, int] = {}
+
+    def walk(path: Path) -> bool:  # as Ray's _dir_travel; False once over the cap
+        added = pk.get_excludes_from_ignore_files(path, include_gitignore=include_gitignore, logger=quiet)
+        matchers.extend(added)
+        try:
+            if any(m(path) for m in matchers):
+                return True
+            if path.is_dir() and not path.is_symlink():
+                return all(walk(sub) for sub in path.iterdir())
+            if path.is_file():
+                top = path.relative_to(root).parts[0]
+                sizes[top] = sizes.get(top, 0) + path.stat().st_size
+            return sum(sizes.values()) <= cap
+        finally:
+            del matchers[len(matchers) - len(added):]
+
+    walk(root)
+    return sizes
+
+
+def mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB"
+
+
+#: Ray's cap applies to the zip, and sizes are counted before compression: up to this many times
+#: the cap the upload is only warned of (text zips 3-4x smaller, weights hardly at all), above it
+#: refused before packing (no mix of files zips 10x smaller; a home directory is far above it).
+REFUSE_FACTOR = 10
+
+
+def check_upload_size(cfg: JobConfig) -> int:
+    """The upload's size in bytes before compression (at least ``REFUSE_FACTOR`` times the cap
+    when the walk stopped there). Over the cap: a warning naming the largest entries (Ray refuses
+    the zip if it stays over); over ``REFUSE_FACTOR`` times it: a one-line ``ConfigError``."""
+    sub, cap = cfg.pipeline.submit, upload_cap()
+    wd = str(Path(sub.working_dir).resolve())
+    sizes = upload_sizes(wd, list(sub.excludes), REFUSE_FACTOR * cap)
+    total = sum(sizes.values())
+    if total > cap:
+        top = sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
+        names = ", ".join(f"{name} ({mib(n)})" for name, n in top)
+        what = f"pipeline.submit.working_dir={wd}: {mib(total)} to upload before compression (largest: {names})"
+        advice = ("list them in pipeline.submit.excludes or a .gitignore, keep data on storage every node "
+                  "sees, or point pipeline.submit.working_dir at a smaller folder")
+        if total > REFUSE_FACTOR * cap:
+            raise ConfigError(f"{what}, far over Ray's {mib(cap)} cap on the zipped upload; {advice}")
+        print(f"warning: {what}: Ray refuses the zip if it stays over {mib(cap)}; {advice}",
+              file=sys.stderr, flush=True)
+    return total
+
+
 def check_shared_outputs(cfg: JobConfig) -> None:
     """A ``ConfigError`` (before anything is uploaded) for a relative ``output.root`` or
     ``pipeline.state``. On the cluster a relative path lands in the job's temporary copy of the
@@ -208,8 +287,10 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
               "pass a path every node sees (data.root=/data or s3://...)", file=sys.stderr)
     ep = entrypoint(args.config, cfg.pipeline.submit.working_dir, list(args.overrides), args.start, args.only)
     renv = runtime_env(cfg)
+    size = check_upload_size(cfg)
     if args.dry_run:
-        print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {masked(renv, cfg)}\n{outputs_line(cfg)}")
+        print(f"address: {address}\nentrypoint: {ep}\nruntime_env: {masked(renv, cfg)}\n"
+              f"upload: {mib(size)} (working_dir, uncompressed)\n{outputs_line(cfg)}")
         return 0
     address = dashboard_url(address)
     # (the environment's address is taken only as an http:// URL: job_address)
@@ -223,7 +304,8 @@ def submit(cfg: JobConfig, args: argparse.Namespace) -> int:
     # Ray's client logs a dozen INFO lines per upload ("Ignoring upload to cluster for these files:
     # [.gitignore]" once per .gitignore per package, "Creating a file package"): the first screen of
     # every submission. Its warnings (a large file, a package near the size cap) still show.
-    print(f"uploading {renv['working_dir']} and the lrl package to {address}", flush=True)
+    note = f" ({mib(size)}: list big files in pipeline.submit.excludes)" if size > NOTE_SIZE else ""
+    print(f"uploading {renv['working_dir']}{note} and the lrl package to {address}", flush=True)
     quieted = {name: logging.getLogger(name).level for name in UPLOAD_LOGGERS}
     for name in UPLOAD_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
