@@ -73,5 +73,5 @@ def test_dry_run_prints_the_upload_size(tmp_path, capsys):
     assert submit.run(_args(job, dry_run=True)) == 0
     assert "upload: 3.0 MiB (working_dir, uncompressed)" in capsys.readouterr().out
     _sparse(wd / "data" / "y.bin", 1200 * 1024**2)
-    with pytest.raises(ConfigError, match=r"data \(1203\.0 MiB\)"):
+    with pytest.raises(ConfigError, match=r"data \(120[03]\.0 MiB\)"):  # the walk may stop before x.bin
         submit.run(_args(job, dry_run=True))
