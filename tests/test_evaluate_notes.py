@@ -227,3 +227,45 @@ def test_evaluate_warns_when_the_tokenizer_knows_few_of_the_evaluated_words(tmp_
     _align_metrics(tmp_path, 1000, int(1000 * UNK_WARN))  # at the threshold: no warning
     print_scores(str(tmp_path))
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_joint_model_warns_of_the_one_language_its_tokenizer_cannot_read(tmp_path, monkeypatch, capsys):
+    """A joint model on ug and am rows: its tokenizer (of Latin text) reads every Ge'ez word as
+    [UNK], but summed with the many ug words that stayed under the threshold and nothing was said."""
+    from lrl.evaluate.command import evaluate_files, print_scores
+    from lrl.train.finetune import UNK_WARN
+    from lrl.train.finetune_scratch import build_scratch_encoder
+
+    ug = [["bir", "ikki", "salam", "dunya", "kitab"]] * 4  # 20 words the tokenizer knows
+    build_scratch_encoder(tmp_path / "model", ug, ["ug", "am"], vocab_size=80, hidden=16, layers=1)
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    labels = ["O", "B-LOC", "I-LOC"]
+    cfg |= {"id2label": dict(enumerate(labels)), "label2id": {x: i for i, x in enumerate(labels)}}
+    (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "model" / "lrl_tagger.json").write_text(json.dumps({"head": "linear", "langs": ["ug", "am"]}))
+    rows = [{"lang": "ug", "tokens": t, "tags": ["O"] * len(t)} for t in ug]
+    rows.append({"lang": "am", "tokens": ["ሰላም", "ዓለም"], "tags": ["O", "O"]})  # Ge'ez: no piece of it known
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path = evaluate_files(str(tmp_path / "model"), str(data), None, str(tmp_path / "runs"))
+    split = json.loads((Path(path) / "metrics.json").read_text())["models"]["model"]["data"]
+    assert split["align"]["unk_words"] / split["align"]["words"] <= UNK_WARN  # the sum hides it
+    per = {lang: (a["words"], a["unk_words"]) for lang, a in split["align_per_lang"].items()}
+    assert per == {"am": (2, 2), "ug": (20, 0)}
+    capsys.readouterr()
+    print_scores(path)
+    err = capsys.readouterr().err
+    assert ("warning: evaluate model: the model's tokenizer reads 100% of the evaluated am words (2 of 2, data) "
+            "as its unknown token alone") in err
+    assert "ug words" not in err and err.count("warning") == 1
+    from lrl.evaluate import command
+
+    monkeypatch.setattr(command, "align_key", lambda *a: {})  # as named before align_per_lang: not reused
+    assert command.evaluate_files(str(tmp_path / "model"), str(data), None, str(tmp_path / "runs")) != path
+
+
+def test_align_key_names_only_rows_of_several_languages():
+    from lrl.evaluate.notes import align_key
+
+    assert align_key([["ug", "ug"], ["am"]]) == {}
+    assert align_key([["ug", "am"]]) == {"align_per_lang": 1}

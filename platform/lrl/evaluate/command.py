@@ -26,7 +26,7 @@ from lrl.config import ConfigError
 from lrl.data.files import InputError, filesystem, fingerprint, read_json
 from lrl.data.output import StageOutput
 from lrl.data.remote import is_file, is_remote, local_folder, local_output
-from lrl.evaluate.notes import print_scores, untrained_key
+from lrl.evaluate.notes import align_key, print_scores, untrained_key
 from lrl.model.special_text import folder_specials, typed_specials
 from lrl.pipeline.stage import StageContext
 
@@ -96,7 +96,7 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
     With ``files_root`` the prediction files are named relative to it: a stage writes into its
     temporary folder and renames it, so absolute paths would point at a folder that is gone."""
     from lrl.evaluate import metrics as mt
-    from lrl.evaluate.predict import predict_tags, write_predictions
+    from lrl.evaluate.predict import align_per_lang, predict_tags, write_predictions
     from lrl.train.finetune_model import Tagger
 
     _check_weights(model_dir)
@@ -110,7 +110,9 @@ def evaluate_model(model_dir: str, table: pa.Table, out_dir: str, name: str, bat
     gold = table.column("tags").to_pylist()
     scores = mt.scores_by_lang(gold, pred, langs)
     gaps = mt.label_gaps(tagger.labels, scores)
+    per_lang = align_per_lang(tagger, sents, langs)  # only for rows of several languages (align_key)
     return {**scores, "sentences": table.num_rows, "align": stats.as_dict(), "files": files,
+            **({"align_per_lang": per_lang} if per_lang else {}),
             **({"label_gaps": gaps} if any(gaps.values()) else {}), **mt.conlleval_note(gold, pred),
             **({"untrained_langs": other} if (other := mt.untrained_langs(folder, langs)) else {})}
 
@@ -168,6 +170,7 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     shaping |= _typed_specials(models, splits.values())  # a word "[SEP]": only then
     shaping |= untrained_key(models, {n: {x for t in splits.values()
                                           for x in _rows_for(t, n, job_langs).column("lang").to_pylist()} for n in models})
+    shaping |= align_key(_rows_for(t, n, job_langs).column("lang").to_pylist() for n in models for t in splits.values())
     out = StageOutput(cfg.output.root, STAGE, {**shaping, **_decoding(models)}, inputs)
     if out.done:
         return out.path
@@ -325,6 +328,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
         shaping["unicode"] = "nfc"  # Parquet tokens are read composed now; earlier folders kept them as given
     shaping |= _typed_specials(models, [table])
     shaping |= untrained_key(models, {n: _rows_for(table, n, per_lang).column("lang").to_pylist() for n in models})
+    shaping |= align_key(_rows_for(table, n, per_lang).column("lang").to_pylist() for n in models)
     out = StageOutput(out_root, STAGE, {**shaping, **_decoding(models)},
                       {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
     if out.done:

@@ -2,8 +2,9 @@
 
 ``print_scores`` prints an evaluate folder's F1 with its notes (labels the model and the data do
 not share, rows of a language the model was not trained on, stray ``I-`` tags) and a warning per
-model whose tokenizer reads many of the evaluated words as its unknown token alone. The warning is
-worked out from ``metrics.json``'s ``align`` counts, so a reused folder says it too.
+model (per language, for rows of several) whose tokenizer reads many of the evaluated words as its
+unknown token alone. The warning is worked out from ``metrics.json``'s ``align`` (and
+``align_per_lang``) counts, so a reused folder says it too.
 """
 
 from __future__ import annotations
@@ -45,23 +46,71 @@ def untrained_key(models: Mapping[str, str], rows: Mapping[str, Iterable[str]]) 
     return {}
 
 
+#: Bumped when the alignment counts an evaluate output records change (1: ``align_per_lang``,
+#: the counts of each language of a split's rows). Only an evaluation in which a model scores
+#: rows of several languages in one split records them (``align_key``): the folders of every
+#: other evaluation hold the same files as before and keep their names.
+ALIGN_PER_LANG = 1
+
+
+def align_key(row_langs: Iterable[Iterable[str]]) -> dict[str, int]:
+    """``{"align_per_lang": ALIGN_PER_LANG}`` when one of ``row_langs`` (the languages of the rows
+    one model scores in one split) holds more than one language, else nothing. Outputs written
+    before hid an unreadable language's [UNK] words in the counts summed over languages."""
+    return {"align_per_lang": ALIGN_PER_LANG} if any(len(set(x)) > 1 for x in row_langs) else {}
+
+
+def _split_langs(split: Mapping[str, Any]) -> dict[str, dict] | None:
+    """The alignment counts of a split per language: its ``align_per_lang``, or its ``align`` when
+    its rows are of one language (``per_lang`` scores); None when unknown (an older output)."""
+    if isinstance(split.get("align_per_lang"), dict):
+        return split["align_per_lang"]
+    langs = list(split.get("per_lang") or {})
+    return {langs[0]: split.get("align") or {}} if len(langs) == 1 else None
+
+
+def _lang_counts(by_split: Mapping[str, Any]) -> dict[str, tuple[int, int]] | None:
+    """(words, unk_words) per language over a model's splits, None unless every split says."""
+    out: dict[str, tuple[int, int]] = {}
+    for s in by_split.values():
+        per = _split_langs(s) if isinstance(s, dict) else None
+        if per is None:
+            return None
+        for lang, a in per.items():
+            w, u = out.get(lang, (0, 0))
+            out[lang] = (w + (a.get("words") or 0), u + (a.get("unk_words") or 0))
+    return out
+
+
+def _unk_line(name: str, unk: int, words: int, splits: str, lang: str | None) -> str:
+    of = f"evaluated {lang} words" if lang else "evaluated words"
+    return (f"warning: evaluate {name}: the model's tokenizer reads {unk / words:.0%} of the {of} ({unk} of {words}, "
+            f"{splits}) as its unknown token alone, so the model sees nothing of them and its F1 "
+            f"{f'on {lang} ' if lang else ''}says as much about the tokenizer: extend the tokenizer with the "
+            "language's text (tokenizer.mode=extend), continue pretraining, then fine-tune again")
+
+
 def unk_lines(metrics: Mapping[str, Any]) -> list[str]:
     """One warning per model whose tokenizer read more than ``UNK_WARN`` (fine-tuning's threshold)
     of the evaluated words, over all its splits, as its unknown token alone: its F1 is then the
-    tokenizer's doing as much as the model's, and nothing in the output said so."""
+    tokenizer's doing as much as the model's, and nothing in the output said so. A model scored on
+    several languages gets one per language above it, named: summed, a language the tokenizer
+    cannot read was hidden by the others. An older output without per-language counts gets the
+    summed warning."""
     from lrl.train.finetune import UNK_WARN
 
     out = []
     for name, by_split in (metrics.get("models") or {}).items():
+        splits = ", ".join(by_split)
+        per_lang = _lang_counts(by_split)
+        if per_lang is not None and len(per_lang) > 1:
+            out += [_unk_line(name, u, w, splits, lang) for lang, (w, u) in per_lang.items() if w and u / w > UNK_WARN]
+            continue
         aligns = [s.get("align") or {} for s in by_split.values() if isinstance(s, dict)]
         words = sum(a.get("words") or 0 for a in aligns)
         unk = sum(a.get("unk_words") or 0 for a in aligns)
         if words and unk / words > UNK_WARN:
-            splits = ", ".join(by_split)
-            out.append(f"warning: evaluate {name}: the model's tokenizer reads {unk / words:.0%} of the evaluated "
-                       f"words ({unk} of {words}, {splits}) as its unknown token alone, so the model sees nothing "
-                       "of them and its F1 says as much about the tokenizer: extend the tokenizer with the "
-                       "language's text (tokenizer.mode=extend), continue pretraining, then fine-tune again")
+            out.append(_unk_line(name, unk, words, splits, None))
     return out
 
 
@@ -94,4 +143,5 @@ def print_scores(path: str) -> None:
         print(line, file=sys.stderr)
 
 
-__all__ = ["print_scores", "trained_langs", "untrained_key", "unk_lines", "UNTRAINED_NOTES"]
+__all__ = ["align_key", "print_scores", "trained_langs", "untrained_key", "unk_lines", "ALIGN_PER_LANG",
+           "UNTRAINED_NOTES"]

@@ -47,6 +47,23 @@ def predict_tags(tagger: Tagger, sentences: Sequence[Sequence[str]], langs: Sequ
     return [[tagger.labels[i] for i in row] for row in words], stats
 
 
+def align_per_lang(tagger: Tagger, sentences: Sequence[Sequence[str]],
+                   langs: Sequence[str | None]) -> dict[str, dict]:
+    """The alignment counts (``AlignStats.as_dict``) of each language's rows, when the rows hold
+    more than one language, else nothing. A joint model's counts summed over its languages hide a
+    language its tokenizer cannot read (Ge'ez words beside Latin ones): each group is encoded as
+    ``predict_tags`` encodes it (a row's pieces depend on the row and its language only), so the
+    groups add up to the summed counts."""
+    groups: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        groups.setdefault(str(lang), []).append(i)
+    if len(groups) < 2:
+        return {}
+    return {lang: encode(tagger.tokenizer, [sentences[i] for i in idx], None, tagger.max_length,
+                         [langs[i] for i in idx], tagger.lang_tag)[1].as_dict()
+            for lang, idx in sorted(groups.items())}
+
+
 def _batches(tagger: Tagger, chunks: list[Chunk], batch_size: int,
              dev: torch.device) -> Iterator[tuple[list[int], dict]]:
     """(chunk indices, collated batch) in order of length: less padding."""
