@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from finetune_jobs import job_cfg, write_job
 
 pytest.importorskip("transformers")
 
@@ -26,29 +27,10 @@ class _Stop(Exception):
 @pytest.fixture(scope="module")
 def job(data_root, tmp_path_factory):
     """20 train / 10 dev sentences of WikiANN ug and wo, and a tiny saved encoder."""
-    from lrl.data.readers import read_conll
-    from lrl.train.finetune_scratch import build_scratch_encoder
-
-    tmp = tmp_path_factory.mktemp("fthash")
-    sents = []
-    for lang in ("ug", "wo"):
-        for split, n in (("train", 20), ("dev", 10)):
-            rows = read_conll(str(data_root / f"wikiann/{lang}/{split}"), lang, split).table.slice(0, n).to_pylist()
-            text = "\n\n".join("\n".join(f"{t}\t{g}" for t, g in zip(r["tokens"], r["tags"])) for r in rows)
-            (tmp / f"{lang}_{split}.conll").write_text(text + "\n", encoding="utf-8")
-            sents += [t for r in rows for t in r["tokens"]] if split == "train" else []
-    build_scratch_encoder(tmp / "enc", [sents], ["ug", "wo"], vocab_size=300, hidden=32, layers=2)
-    return tmp
+    return write_job(tmp_path_factory.mktemp("fthash"), data_root, 20, 10)
 
 
-def _cfg(job: Path, root: Path, langs: tuple[str, ...], *extra: str):
-    from lrl.job import load_job
-
-    ner = ", ".join(f"{{path: {job}/{lang}_{split}.conll, lang: {lang}, split: {split}}}"
-                    for lang in langs for split in ("train", "dev"))
-    return load_job(None, [f"data.ner=[{ner}]", f"output.root={root}", f"finetune.model={job / 'enc'}",
-                           "finetune.max_steps=2", "finetune.eval_every=1", "finetune.batch_size=8",
-                           "finetune.max_length=64", "evaluate.seeds=[0]", *extra])
+_cfg = job_cfg
 
 
 def _names(cfg, monkeypatch) -> tuple[str, str]:

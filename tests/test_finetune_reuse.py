@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from finetune_jobs import job_cfg, write_job
 
 pytest.importorskip("transformers")
 
@@ -15,32 +16,10 @@ pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def job(data_root, tmp_path_factory):
     """40 train / 15 dev sentences of WikiANN ug and wo, tiny model, 2 steps, one seed."""
-    from lrl.data.readers import read_conll
-
-    tmp = tmp_path_factory.mktemp("reuse")
-    for lang in ("ug", "wo"):
-        for split, n in (("train", 40), ("dev", 15)):
-            rows = read_conll(str(data_root / f"wikiann/{lang}/{split}"), lang, split).table.slice(0, n).to_pylist()
-            text = "\n\n".join("\n".join(f"{t}\t{g}" for t, g in zip(r["tokens"], r["tags"])) for r in rows)
-            (tmp / f"{lang}_{split}.conll").write_text(text + "\n", encoding="utf-8")
-    # A saved encoder: a ``preset:`` one is built from every language's sentences, so adding a
-    # language is another encoder (and rightly trains every language again).
-    from lrl.train.finetune_scratch import build_scratch_encoder
-
-    sents = [line.split("\t")[0] for lang in ("ug", "wo")
-             for line in (tmp / f"{lang}_train.conll").read_text(encoding="utf-8").splitlines() if line]
-    build_scratch_encoder(tmp / "enc", [sents], ["ug", "wo"], vocab_size=300, hidden=32, layers=2)
-    return tmp
+    return write_job(tmp_path_factory.mktemp("reuse"), data_root, 40, 15)
 
 
-def _cfg(job: Path, root: Path, langs: tuple[str, ...], *extra: str):
-    from lrl.job import load_job
-
-    ner = ", ".join(f"{{path: {job}/{lang}_{split}.conll, lang: {lang}, split: {split}}}"
-                    for lang in langs for split in ("train", "dev"))
-    return load_job(None, [f"data.ner=[{ner}]", f"output.root={root}", f"finetune.model={job / 'enc'}",
-                           "finetune.max_steps=2", "finetune.eval_every=1", "finetune.batch_size=8",
-                           "finetune.max_length=64", "evaluate.seeds=[0]", *extra])
+_cfg = job_cfg
 
 
 def _run(cfg):

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from report_folders import write_evaluate
 
 from lrl.job import load_job
 
@@ -25,9 +26,6 @@ def _runs(f1s: list[float], types: dict[str, list[float]]) -> list[dict]:
 @pytest.fixture()
 def stage_folders(tmp_path: Path) -> dict[str, str]:
     """Folders shaped like the finetune, evaluate, tune and generate outputs (no pretrain)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from lrl.evaluate.metrics import aggregate
 
     ft = tmp_path / "finetune"
@@ -38,12 +36,7 @@ def stage_folders(tmp_path: Path) -> dict[str, str]:
         groups[lang] = {"summary": aggregate([r["scores"] for r in runs]), "runs": runs, "best_seed": 2}
     (ft / "results.json").write_text(json.dumps({"mode": "per_language", "groups": groups}))
     ev = tmp_path / "evaluate"
-    (ev / "predictions" / "ug").mkdir(parents=True)
-    (ev / "metrics.json").write_text(json.dumps({"models": {"ug": {"dev": {
-        "f1": 0.83, "precision": 0.8, "recall": 0.86, "sentences": 2,
-        "per_type": {"PER": {"f1": 0.9}, "LOC": {"f1": 0.5}}}}}}))
-    pq.write_table(pa.table({"tags": [["B-PER", "I-PER", "O"], ["B-LOC", "O"]],
-                             "pred": [["B-PER", "O", "O"], ["B-PER", "O"]]}), ev / "predictions" / "ug" / "dev.parquet")
+    write_evaluate(ev)
     tu = tmp_path / "tune"
     tu.mkdir()
     trials = [{"lang": "ug", "trial_id": f"t{i}", "lr": lr, "dev_f1": f, "time_s": 3.0 + i, "stopped_early": i == 2}

@@ -7,21 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from report_folders import write_evaluate
 
 
 @pytest.fixture()
 def evaluate_folder(tmp_path: Path) -> Path:
     """An evaluate output as the stage writes it: metrics.json, predictions and its manifest."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     ev = tmp_path / "runs" / "evaluate-abc"
-    (ev / "predictions" / "ug").mkdir(parents=True)
-    (ev / "metrics.json").write_text(json.dumps({"models": {"ug": {"dev": {
-        "f1": 0.83, "precision": 0.8, "recall": 0.86, "sentences": 2,
-        "per_type": {"PER": {"f1": 0.9}, "LOC": {"f1": 0.5}}}}}}))
-    pq.write_table(pa.table({"tags": [["B-PER", "I-PER", "O"], ["B-LOC", "O"]],
-                             "pred": [["B-PER", "O", "O"], ["B-PER", "O"]]}), ev / "predictions" / "ug" / "dev.parquet")
+    write_evaluate(ev)
     (ev / "manifest.json").write_text(json.dumps({"stage": "evaluate", "hash": "abc", "finished_at": "x",
                                                   "source": "/runs/finetune-123"}))
     return ev
