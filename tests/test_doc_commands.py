@@ -72,6 +72,11 @@ def test_command_parses_and_its_job_loads(where, argv):
         load(args.overrides)
         return
     config = getattr(args, "config", None)
+    if config is None and name == "report":  # `lrl report --evaluate DIR`: no job file needed
+        assert any(getattr(args, s, None) for s in ("finetune", "evaluate", "tune", "pretrain", "generate")), (
+            f"{where}: `lrl {' '.join(argv)}` names neither a job file nor a stage folder")
+        load_job(None, args.overrides)
+        return
     assert config and (REPO / config).is_file(), f"{where}: job file {config} does not exist"
     load_job(REPO / config, args.overrides)  # every override names a real key with a valid value
     if name in ("run", "submit") and config.startswith("jobs/"):
