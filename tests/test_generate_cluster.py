@@ -79,8 +79,36 @@ def _in_flight(folder: Path, node: str) -> list[dict]:
         except ValueError:  # being written right now
             continue
         if rec["node"] == node and not p.with_suffix(".json").exists():
-            out.append(rec)
+            out.append({**rec, "key": p.stem})
     return out
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in {"Z", "X"}
+
+
+def kill_in_flight(folder: Path, node: str) -> bool:
+    """SIGKILL the workers inside a batch on ``node``; True if one died before finishing its batch.
+
+    A batch seen in flight can finish in the moment between the look and the kill (the driver's
+    executor thread holds the GIL often; CI saw the removal hit nothing in flight twice), so a kill
+    counts only if the batch's ``.json`` is still missing once the process is surely dead."""
+    recs = _in_flight(folder, node)
+    for rec in recs:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rec["pid"], signal.SIGKILL)
+    if not recs:
+        return False
+    # Once dead (gone, or a zombie its raylet has not reaped) a process writes nothing more. Not
+    # a fixed sleep: the node must go before Ray retries the task on that same node.
+    deadline = time.time() + 2
+    while time.time() < deadline and not all(_dead(rec["pid"]) for rec in recs):
+        time.sleep(0.005)
+    return any(not (folder / f"{rec['key']}.json").exists() for rec in recs)
 
 
 def orphans(folder: Path, node: str) -> list[str]:
@@ -133,21 +161,18 @@ def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, 
 
     thread = threading.Thread(target=run)
     thread.start()
-    def in_flight_on_victim() -> bool:
-        folder = tmp_path / "nodes2"
-        return bool(orphans(folder, workers[0].node_id)) if folder.exists() else False
-
-    # Remove the node once the job has written files and while that node is inside a batch.
+    # Remove the node once the job has written files, right after killing a worker of that node
+    # inside a batch. The node dies with its processes: removing the node alone stops its raylet,
+    # and the worker could finish its batch before noticing (CI once saw the removal hit nothing).
+    folder = tmp_path / "nodes2"
     deadline = time.time() + 180
-    while time.time() < deadline and not (list(out.glob(".generate-*/data/*/*.parquet")) and in_flight_on_victim()):
+    hit = False
+    while time.time() < deadline and thread.is_alive() and not hit:
+        if folder.exists() and list(out.glob(".generate-*/data/*/*.parquet")):
+            hit = kill_in_flight(folder, workers[0].node_id)
         time.sleep(0.02)
     assert list(out.glob(".generate-*/data/*/*.parquet")), "the job wrote nothing in time"
-    # The node dies with its processes: the worker inside a batch is killed first. Removing the
-    # node alone stops its raylet, and the worker could finish its batch before noticing (CI once
-    # saw the removal hit nothing in flight).
-    for rec in _in_flight(tmp_path / "nodes2", workers[0].node_id):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(rec["pid"], signal.SIGKILL)
+    assert hit, "no batch on the node to remove was caught in flight"
     c.remove_node(workers[0], allow_graceful=False)
     c.add_node(num_cpus=1)  # the cluster heals, as an autoscaler would; retries may land anywhere
     thread.join(timeout=240)
