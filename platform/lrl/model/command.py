@@ -19,7 +19,7 @@ from lrl.cli import add_job_arguments, load_job_args, reused_line
 from lrl.data.files import InputError, filesystem, fingerprint, resolve
 from lrl.data.finished import read_json
 from lrl.data.local_or_hub import missing_folder, no_local_folder
-from lrl.data.output import StageOutput, input_print
+from lrl.data.output import MANIFEST, StageOutput, input_print
 from lrl.data.remote import local_output
 from lrl.model.accents import combining_marks, marks_report, report_lines
 from lrl.model.text_split import tail_cap_changed, tokenizer_text
@@ -69,7 +69,9 @@ UNIGRAM_ORDER = 1
 ALPHABET_VERSION = 1
 
 
-def stage_output(ctx: StageContext) -> StageOutput:
+def stage_output(ctx: StageContext, remember: bool = False) -> StageOutput:
+    """The stage's folder for ``ctx``. ``remember``: keep what the text holds in the cache under
+    the output root (``lrl.model.text_keys_cache``); off where nothing is written (dry runs, plans)."""
     t = ctx.cfg.tokenizer
     check_base(t.base)  # before the text is read; dry runs and lrl pretrain name it as well
     kind, inputs = _source(ctx)
@@ -83,7 +85,7 @@ def stage_output(ctx: StageContext) -> StageOutput:
             fingerprints["new_tokens_order"] = NEW_TOKENS_ORDER
     if tail_cap_changed(t.max_lines_per_lang, t.eval_lines):  # the tail split trained on more lines than
         fingerprints["tail_cap"] = 1  # max_lines_per_lang (lrl.model.text_split.tail_split); others keep their hash
-    fingerprints |= _text_keys(ctx, kind)
+    fingerprints |= _text_keys(ctx, kind, inputs, remember)
     if t.type == "unigram":  # pieces in a fixed id order (lrl.model.unigram_order), trained again
         fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
@@ -91,29 +93,62 @@ def stage_output(ctx: StageContext) -> StageOutput:
     # keep_accents and keep_letters in the hash only when set: the outputs made before the options
     # keep their names
     unset = {k for k in ("keep_accents", "keep_letters") if not getattr(t, k)}
+    if _local_base(t.base):  # its files' content ("base" above) names it, not where it lies: a base
+        unset.add("base")  # moved or copied renamed the output; hub ids and no base keep their hash
     shaping = t.model_dump(mode="json", exclude=unset or None)
     return StageOutput(ctx.cfg.output.root, STAGE, shaping, fingerprints)
 
 
-def _text_keys(ctx: StageContext, kind: str) -> dict[str, int]:
+def _text_keys(ctx: StageContext, kind: str, inputs: object, remember: bool = False) -> dict[str, int]:
     """Keys for what the text (training and held-out lines alike, a superset) holds, so that only
     the outputs it changes get new names: ``format_chars`` for an invisible format character or a
     joiner, which trained tokenizers now remove or add to their alphabet and the statistics read
     otherwise (``lrl.model.invisible``); ``long_words`` for a run of more than 100 non-space
     characters where ``max_new_tokens`` ranks WordPiece pieces (a word the learner reads as [UNK],
-    whose letters ``lrl.model.piece_rank`` counted as used)."""
+    whose letters ``lrl.model.piece_rank`` counted as used). Reading the text for them is a full
+    download from an object store, so the result is cached by what decides it
+    (``lrl.model.text_keys_cache``): ``inputs``, the text's fingerprints or generate's print."""
+    from lrl.model import invisible
+    from lrl.model.text_keys_cache import cached_keys
+
+    t = ctx.cfg.tokenizer
+    gen = ctx.upstream["generate"] if kind == "generate" else None
+    long_words = t.mode == "extend" and t.type == "wordpiece" and t.max_new_tokens is not None
+    if gen is not None:  # its print is its folder's name (a moved root keeps it); its manifest
+        where: object = _manifest_print(gen)  # tells one build from another
+    else:  # a remote object's fingerprint is its size and mtime: its path names it too
+        where = [resolve(s.path, ctx.cfg.data.root) for s in ctx.cfg.data.text]
+    parts = {"source": kind, "inputs": inputs, "where": where, "unicode": ctx.cfg.data.unicode,
+             "text": [s.model_dump(mode="json") for s in ctx.cfg.data.text] if gen is None else None,
+             # the keys' values and what they look for, read now (tests bump them)
+             "format": [invisible.FORMAT_CHARS, invisible.INVISIBLE, invisible.JOINERS],
+             "long_words": [LONG_WORDS, LONG_WORD] if long_words else None}
+    return cached_keys(ctx.cfg.output.root, parts, lambda: _scan_text(ctx, gen, long_words), remember)
+
+
+#: A word over WordPiece's max_input_chars_per_word (100), which its learner reads as [UNK].
+LONG_WORD = r"\S{101}"
+
+
+def _scan_text(ctx: StageContext, gen: str | None, long_words: bool) -> dict[str, int]:
     import pyarrow.compute as pc
 
     from lrl.model.invisible import format_key
     from lrl.train.pretrain_data import load_text
 
-    t = ctx.cfg.tokenizer
-    text = load_text(ctx.cfg, ctx.upstream["generate"] if kind == "generate" else None)[0].column("text")
+    text = load_text(ctx.cfg, gen)[0].column("text")
     keys = format_key(text)
-    if t.mode == "extend" and t.type == "wordpiece" and t.max_new_tokens is not None and len(text) \
-            and pc.any(pc.match_substring_regex(text, r"\S{101}")).as_py():
+    if long_words and len(text) and pc.any(pc.match_substring_regex(text, LONG_WORD)).as_py():
         keys["long_words"] = LONG_WORDS
     return keys
+
+
+def _manifest_print(folder: str) -> str | None:
+    """The fingerprint of a stage folder's manifest (one small file), None when it has none."""
+    try:
+        return fingerprint(f"{folder.rstrip('/')}/{MANIFEST}")
+    except InputError:
+        return None
 
 
 def check_base(base: str | None) -> None:
@@ -124,15 +159,26 @@ def check_base(base: str | None) -> None:
         raise InputError(problem)
 
 
+def _local_base(base: str | None) -> bool:
+    """``tokenizer.base`` names a local folder (``~/x`` the one it names), not a hub id."""
+    return bool(base) and os.path.isdir(os.path.expanduser(base))  # type: ignore[arg-type]
+
+
+#: What ``AutoTokenizer`` reads from a base folder (not the weights, nor the model's config): a
+#: local base is named by these files' content alone (``stage_output``), so all of them count.
+BASE_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+              "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "vocab.json", "merges.txt",
+              "added_tokens.json")
+
+
 def _base_fingerprint(base: str | None) -> object:
     """Hashes of a local base tokenizer's files (not its weights); a hub id stands for itself.
     ``~/x`` is the folder it names, as ``check_base`` and the loader (``run_tokenizer``) read it."""
-    if not base or not os.path.isdir(os.path.expanduser(base)):
+    if not _local_base(base):
         return base
+    assert base is not None
     base = os.path.expanduser(base)
-    names = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-             "sentencepiece.bpe.model", "spiece.model")
-    return {n: fingerprint(os.path.join(base, n)) for n in names if os.path.isfile(os.path.join(base, n))}
+    return {n: fingerprint(os.path.join(base, n)) for n in BASE_FILES if os.path.isfile(os.path.join(base, n))}
 
 
 def run_tokenizer(ctx: StageContext, warn: bool = True) -> str:
@@ -147,7 +193,7 @@ def run_tokenizer(ctx: StageContext, warn: bool = True) -> str:
         train_tokenizer,
     )
 
-    out = stage_output(ctx)
+    out = stage_output(ctx, remember=True)
     if out.done:
         return out.path
     t = ctx.cfg.tokenizer
