@@ -22,6 +22,13 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject addopts): a process per core, at most 4. Each starts its own local
+    Ray (``ray_session``, num_cpus=2, as on the 2-core CI machine): more of them would add memory
+    and start-up more than they overlap waiting."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The shared real data (../shared/data beside the repo, or $LRL_DATA_ROOT)."""
