@@ -23,8 +23,8 @@ import pyarrow as pa
 
 from lrl.cli import add_job_arguments, load_job_args
 from lrl.config import ConfigError
-from lrl.data.files import InputError, filesystem, fingerprint, read_json
-from lrl.data.output import StageOutput
+from lrl.data.files import InputError, filesystem, fingerprint, read_json, uncompressed_name
+from lrl.data.output import StageOutput, input_print
 from lrl.data.remote import is_file, is_remote, local_folder, local_output
 from lrl.evaluate.notes import align_key, print_scores, untrained_key
 from lrl.model.special_text import folder_specials, typed_specials
@@ -323,14 +323,18 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     # output as evaluate.device does in the stage's; on the CPU it is left out, keeping the
     # folders of runs made before --device existed. The same for how the tags were read.
     read_as = {**({"scheme": scheme} if scheme != "iob2" else {}), **({"column": column} if column != "upos" else {})}
-    shaping = {"model": model, "data": data, "lang": lang, **({"device": device} if device != "cpu" else {}), **read_as}
+    # The models and the data by content, not where they lie (a moved or copied folder was evaluated
+    # again): each model by ``input_print`` under its name (which chooses its rows, ``_rows_for``),
+    # the data by its format (how it is read) and fingerprint.
+    shaping = {"data_form": _data_form(data), "per_lang": sorted(per_lang) if per_lang else None, "lang": lang,
+               **({"device": device} if device != "cpu" else {}), **read_as}
     if Path(data).is_dir() or data.endswith(".parquet"):
         shaping["unicode"] = "nfc"  # Parquet tokens are read composed now; earlier folders kept them as given
     shaping |= _typed_specials(models, [table])
     shaping |= untrained_key(models, {n: _rows_for(table, n, per_lang).column("lang").to_pylist() for n in models})
     shaping |= align_key(_rows_for(table, n, per_lang).column("lang").to_pylist() for n in models)
     out = StageOutput(out_root, STAGE, {**shaping, **_decoding(models)},
-                      {"models": {n: _model_print(m) for n, m in models.items()}, "data": _data_print(data)})
+                      {"models": {n: input_print(m) for n, m in models.items()}, "data": fingerprint(data)})
     if out.done:
         return out.path
     _check_device(device, "--device")
@@ -349,12 +353,13 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
         raise
 
 
-def _data_print(data: str) -> str:
-    p = Path(data)
-    if p.is_file():
-        return fingerprint(data)
-    return ";".join(f"{f.relative_to(p)}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
-                    for f in sorted(p.rglob("*")) if f.is_file())
+def _data_form(data: str) -> str:
+    """How ``read_labelled`` reads ``data``: a folder, else the file's format and compression
+    extensions (``.conllu.gz``), which choose the reader, not its name or location."""
+    if Path(data).is_dir():
+        return "folder"
+    plain = uncompressed_name(data)
+    return Path(plain).suffix + data[len(plain):]
 
 
 def run(args: argparse.Namespace) -> int:

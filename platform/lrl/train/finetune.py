@@ -31,7 +31,7 @@ from lrl.evaluate.metrics import aggregate, type_summary
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig, in_ray_task
-from lrl.train.finetune_names import card_settings, run_view, shaping
+from lrl.train.finetune_names import by_content, card_settings, run_view, shaping
 from lrl.train.progress_relay import LineSender
 
 STAGE = "finetune"
@@ -234,7 +234,8 @@ def run_finetune(ctx: StageContext) -> str:
     # A per-language job of mixed schemes trains each scheme with its own labels (``_group_labels``):
     # its outputs of older code (one BIO list for every language) are not reused. Others hash as before.
     per_scheme = {"labels_per_scheme": 1} if ft.mode == "per_language" and mixed_schemes(splits) else {}
-    out = StageOutput(cfg.output.root, STAGE, {"finetune": named.model_dump(mode="json"), **common,
+    # finetune.model/data, when set, by content only (``inputs``): a moved folder is the same output.
+    out = StageOutput(cfg.output.root, STAGE, {"finetune": by_content(named.model_dump(mode="json")), **common,
                                                "labels": cfg.data.labels, **per_scheme}, inputs)
     if out.done:  # a re-run does no work, but still says where the output is
         man = out.manifest()

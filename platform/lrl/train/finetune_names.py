@@ -11,6 +11,8 @@ a default config keeps the name it always had (``tests/test_finetune_hash.py`` p
   default name (``run_view``): the same figure, and a folder that is the same for either value.
 - ``RUN_CONTROL`` (``threads``, ``num_cpus``): how many CPUs train a run, not what it learns.
   The model card left them out (``card_settings``), the only place the folder recorded them.
+- where ``model`` and ``data`` lie, when set (``by_content``): the stage's inputs name the encoder
+  and the rows by content, so a moved or copied folder trained again for the same output.
 """
 
 from __future__ import annotations
@@ -40,6 +42,24 @@ def shaping(ft: FinetuneConfig) -> FinetuneConfig:
     return _defaults(ft, unused)
 
 
+#: What stands for a set ``model`` folder or ``data`` folder in an output's name: the stage's
+#: inputs already name both by content (``input_print``, the rows' fingerprints).
+BY_CONTENT = "<by content>"
+
+
+def located(model: str | None) -> str | None:
+    """An encoder setting (``finetune.model``, ``tune.model_path``) as an output's name sees it:
+    ``BY_CONTENT`` for a folder; None and a ``preset:<name>`` (no location: the encoder it builds
+    is named by its rows) as they are, so those jobs keep their names."""
+    return model if model is None or model.startswith("preset:") else BY_CONTENT
+
+
+def by_content(dump: dict[str, Any]) -> dict[str, Any]:
+    """A ``finetune`` dump for an output's name: ``model`` and ``data`` left to the inputs when
+    set (``located``); unset, as they were."""
+    return {**dump, "model": located(dump["model"]), "data": None if dump["data"] is None else BY_CONTENT}
+
+
 def run_view(ft: FinetuneConfig) -> FinetuneConfig:
     """``ft`` as the runs get it: per language ``select_by`` at its default (the same figure, and
     the same records in the folder for either value); run control as set (the tasks use it)."""
@@ -52,4 +72,4 @@ def card_settings(ft: FinetuneConfig) -> dict[str, Any]:
     return shaping(ft).model_dump(mode="json", exclude=set(RUN_CONTROL))
 
 
-__all__ = ["PER_LANGUAGE_UNUSED", "RUN_CONTROL", "card_settings", "run_view", "shaping"]
+__all__ = ["BY_CONTENT", "PER_LANGUAGE_UNUSED", "RUN_CONTROL", "by_content", "card_settings", "located", "run_view", "shaping"]

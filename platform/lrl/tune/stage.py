@@ -49,6 +49,7 @@ from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig
 from lrl.train.finetune_data import TRAIN_SET_VERSION
+from lrl.train.finetune_names import by_content, located
 from lrl.tune.resume import FinishedLanguages, language_key
 from lrl.tune.search import (
     METRIC,
@@ -225,9 +226,11 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
               "license": cfg.report.license,  # on the cards
               "train_set_version": TRAIN_SET_VERSION, **head_version(cfg.finetune.head),
               **dropout_version(encoder_config(model_path), dropout)}
-    out = StageOutput(cfg.output.root, "tune", {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL),
-                                                "finetune": _shaping(cfg.finetune).model_dump(mode="json"), **common},
-                      inputs)
+    # tune.model_path, finetune.model and finetune.data, when set, by content only (``inputs``):
+    # a moved or copied folder is the same output. Unset, they name it as before.
+    tune = {**cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL), "model_path": located(cfg.tune.model_path)}
+    out = StageOutput(cfg.output.root, "tune", {"tune": tune, "finetune": by_content(_shaping(cfg.finetune).model_dump(
+        mode="json")), **common}, inputs)
     if out.done:
         return out.path
     setting = "tune.space.dropout" if cfg.tune.space.dropout else "finetune.dropout"
