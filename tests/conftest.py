@@ -56,6 +56,11 @@ def ray_session(s3_store):
     import ray
 
     if not ray.is_initialized():
+        from lrl.ray_token import ensure_token_file
+
+        # The test processes (pytest -n) start their Rays at once: on a machine without
+        # ~/.ray/auth_token each Ray wrote its own there (lrl.ray_token).
+        ensure_token_file()
         # address="local": always our own Ray, even when a `ray start` cluster of another user
         # runs on this machine (ray.init() would join it and then refuse num_cpus).
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_tmpdir import machine_address_file, own_ray_tmpdir
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -28,14 +29,19 @@ def cluster(s3_store):
 
     if ray.is_initialized():
         ray.shutdown()
-    # The head has no CPUs: every task runs on one of the two worker nodes.
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    workers = [c.add_node(num_cpus=1) for _ in range(2)]
-    c.wait_for_nodes()
-    ray.init(address=c.address, log_to_driver=False)
-    yield c, workers
-    ray.shutdown()
-    c.shutdown()
+    machine_file = machine_address_file()
+    # Its own Ray temp dir: not the machine's ray_current_cluster, which the Rays of other test
+    # processes (pytest -n) read (tests/ray_tmpdir.py); nodes added later go there too.
+    with own_ray_tmpdir():
+        # The head has no CPUs: every task runs on one of the two worker nodes.
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+        workers = [c.add_node(num_cpus=1) for _ in range(2)]
+        c.wait_for_nodes()
+        ray.init(address=c.address, log_to_driver=False)
+        c.machine_address_file = machine_file
+        yield c, workers
+        ray.shutdown()
+        c.shutdown()
     # For later tests, as conftest starts it: a new local instance, never a `ray start` cluster
     # that another run left on this machine (ray.init() would join it and refuse num_cpus).
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -130,6 +136,13 @@ def output_ids(path: str) -> list[str]:
     from lrl.generate.write import read_rows
 
     return read_rows(path, columns=["id"]).column("id").to_pylist()
+
+
+def test_the_cluster_leaves_the_machines_ray_address_file_alone(cluster):
+    """The Rays of other test processes read that file: it must not name this cluster."""
+    c, _ = cluster
+    path = Path(c.machine_address_file)
+    assert not path.is_file() or c.address not in path.read_text()
 
 
 def test_rows_are_produced_on_both_nodes_and_a_lost_node_loses_nothing(cluster, data_root, tmp_path):

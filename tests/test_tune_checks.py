@@ -235,6 +235,9 @@ def test_lrl_tune_prints_every_searched_hyperparameter_and_the_dev_resolution(tm
     jobs/wikiann_ug.yaml runs) hid most of its answer, and nothing said how small the dev set was."""
     from lrl.cli import main
 
+    # output.root is the default "runs" of the working folder: this test's own, not the checkout's
+    # (where the job's lock, .lrl-job.lock, would meet a concurrent `lrl` or test there: RootBusy)
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "tune-x"
     out.mkdir()
     row = {"lang": "am", "lr": 1.2076e-4, "batch_size": 8, "epochs": 20.0, "warmup_ratio": 0.1, "freeze_layers": 1,
@@ -247,6 +250,7 @@ def test_lrl_tune_prints_every_searched_hyperparameter_and_the_dev_resolution(tm
                    "split: dev}]\ntune:\n  space: {batch_size: [8, 16], epochs: [10.0, 20.0], "
                    "warmup_ratio: [0.0, 0.1], freeze_layers: [0, 1]}\n")
     assert main(["tune", str(job)]) == 0
+    assert (tmp_path / "runs" / ".lrl-job.lock").is_file()
     printed = capsys.readouterr().out
     assert ("  am: dev F1 6.5 (lr 0.000121, batch_size 8, epochs 20.0, warmup_ratio 0.1, freeze_layers 1; "
             "4 trials, 1 stopped early)") in printed

@@ -272,6 +272,9 @@ def _token_auth_quietly() -> None:
     this process's environment and Ray's cached config read again (the variable alone failed to
     start Ray). A mode the user set is left alone; if Ray moves this private function, Ray's own
     default, warning included, stays."""
+    from lrl.ray_token import ensure_token_file
+
+    ensure_token_file()  # before Ray's own in-place write, which concurrent starts raced on
     if os.environ.get("RAY_AUTH_MODE") is not None:
         return
     try:

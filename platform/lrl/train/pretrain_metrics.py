@@ -12,9 +12,11 @@ MFU = achieved model FLOP/s / peak.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 
@@ -81,13 +83,24 @@ def measure_matmul_peak(dtype: str = "bf16", threads: int | None = None, device:
             if mid.isdigit() and int(mid) < threads:
                 best = max(best, float(v))
     if use_cache:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            known[key] = best
-            cache.write_text(json.dumps(known, indent=1))
-        except OSError:
-            pass  # a cache we cannot write only costs a longer measurement next time
+        known[key] = best
+        _write_atomically(cache, json.dumps(known, indent=1))
     return best
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a file of this process beside it, renamed over it: every training
+    worker on a node (and every concurrent run, e.g. test processes) shares the cache, and a file
+    written in place was read half-written (then taken as empty) or left with another writer's
+    longer tail (invalid JSON). The last whole file wins; a peak lost that way is re-measured."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:  # a cache we cannot write only costs a longer measurement next time
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def worker_peak(dtype: str, device: str, threads: int, local_rank: int, local_world: int,
