@@ -172,3 +172,92 @@ def test_evaluate_model_and_data_are_named_by_content_not_by_path(tmp_path, monk
     assert name(moved_model, moved_data / "part-0.conll") != first
     _other_weights(moved_model)
     assert name(moved_model, data / "part-0.conll") != first
+
+
+def _same_second(monkeypatch) -> None:
+    """S3 keeps mtimes to the second: folders of equal sizes (encoders of one architecture) that
+    one ``aws s3 sync`` uploads in the same second have the same fingerprint. Made so here."""
+    import pyarrow.fs as pafs
+
+    import lrl.data.output
+    import lrl.data.sited_print
+    from lrl.data import files
+
+    real = files.fingerprint
+
+    def sizes_only(path: str) -> str:
+        if not files.is_uri(path):
+            return real(path)
+        fs, inner = files.filesystem(path)
+        if fs.get_file_info(inner).type == pafs.FileType.File:
+            return f"{fs.get_file_info(inner).size}-0"
+        found = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+        return ";".join(sorted(f"{i.path.removeprefix(inner)}:{i.size}" for i in found if i.type == pafs.FileType.File))
+
+    for module in (lrl.data.output, lrl.data.sited_print):
+        monkeypatch.setattr(module, "fingerprint", sizes_only)
+
+
+def _flip_a_weight(folder: Path) -> None:
+    """Another model in a file of the same size: the last byte of the last weight changed."""
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (folder / "model.safetensors").write_bytes(bytes(data))
+
+
+def _upload(folder: Path, uri: str) -> str:
+    from lrl.data.remote import upload_folder
+
+    upload_folder(str(folder), uri)
+    return uri
+
+
+def test_remote_encoders_of_equal_sizes_keep_their_paths_in_the_name(job, tmp_path, monkeypatch, s3_store):
+    """An s3:// encoder outside a stage output is printed by its files' sizes and mtimes: two
+    encoders of one architecture uploaded in the same second shared the finetune output once their
+    paths left the name (the second trained nothing and answered with the first's models)."""
+    _same_second(monkeypatch)
+    bucket = s3_store.bucket()
+    a = _upload(job / "enc", f"{bucket}/a/enc")
+    other = _copy(job / "enc", tmp_path / "other")
+    _flip_a_weight(other)  # another model, files of the same sizes
+    b = _upload(other, f"{bucket}/b/enc")
+    names = [_finetune(job_cfg(job, tmp_path / "runs", ("ug",), f"finetune.model={m}"), monkeypatch) for m in (a, b)]
+    assert names[0] != names[1]
+    assert _tune(job_cfg(job, tmp_path / "runs", ("ug",), f"tune.model_path={a}"), monkeypatch) != \
+        _tune(job_cfg(job, tmp_path / "runs", ("ug",), f"tune.model_path={b}"), monkeypatch)
+
+
+def test_evaluate_keeps_the_path_of_remote_models_and_data(tmp_path, monkeypatch, s3_store):
+    """``lrl evaluate --model s3://...``: the same for two taggers of equal sizes, and for data
+    files of equal size, uploaded in the same second (the evaluation of the second reused the first's)."""
+    from lrl.data.sited_print import data_print
+    from lrl.evaluate import command
+
+    _same_second(monkeypatch)
+    bucket = s3_store.bucket()
+    model = _tagger(tmp_path / "a" / "model")
+    data = tmp_path / "dev.conll"
+    data.write_text("Dakar\tB-LOC\nmooy\tO\n\nsalam\tO\n", encoding="utf-8")
+    a = _upload(model, f"{bucket}/a/model")
+    _flip_a_weight(model)
+    b = _upload(model, f"{bucket}/b/model")
+
+    def name(m: str) -> str:
+        return _name(command, lambda: command.evaluate_files(m, str(data), "ug", str(tmp_path / "runs")), monkeypatch)
+
+    assert name(a) != name(b)
+    other = tmp_path / "test.conll"
+    other.write_text("Dakar\tB-PER\nmooy\tO\n\nsalam\tO\n", encoding="utf-8")  # the same size
+    x, y = _upload_file(data, f"{bucket}/dev.conll"), _upload_file(other, f"{bucket}/test.conll")
+    assert data_print(x) != data_print(y)
+    assert data_print(str(data)) == data_print(str(shutil.copy(data, tmp_path / "moved.conll")))  # local: content
+
+
+def _upload_file(path: Path, uri: str) -> str:
+    from lrl.data.files import filesystem
+
+    fs, inner = filesystem(uri)
+    with fs.open_output_stream(inner) as f:
+        f.write(path.read_bytes())
+    return uri

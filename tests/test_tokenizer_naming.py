@@ -135,3 +135,31 @@ def test_a_local_base_is_named_by_its_content_not_its_path(tmp_path):
     assert name(a) != name(b)
     # hub ids stand for themselves, as before
     assert name("org/one") != name("org/two")
+
+
+def test_a_local_base_counts_every_file_its_tokenizer_class_reads(tmp_path):
+    """A fixed list of file names left out DeBERTa-v3's ``spm.model``: local copies of
+    ``microsoft/deberta-v3-base`` and ``mdeberta-v3-base`` (the same tokenizer_config.json) named
+    one output, the base's path no longer telling them apart. ``config.json``'s ``model_type``
+    chooses the tokenizer's class: it counts, its other fields and the weights do not."""
+    from lrl.model import command
+
+    (tmp_path / "yo.txt").write_text("\n".join(LINES) + "\n", encoding="utf-8")
+
+    def deberta(path, vocab: bytes, model_type="deberta-v2", labels=2):
+        path.mkdir(parents=True)
+        (path / "spm.model").write_bytes(vocab)
+        (path / "tokenizer_config.json").write_text('{"do_lower_case": false, "vocab_type": "spm"}')
+        (path / "config.json").write_text(f'{{"model_type": "{model_type}", "num_labels": {labels}}}')
+        (path / "pytorch_model.bin").write_bytes(vocab * 4)  # weights: not the tokenizer
+        return path
+
+    def name(base):
+        return command.stage_output(_ctx(tmp_path, None, "tokenizer.mode=extend", "tokenizer.type=unigram",
+                                         f"tokenizer.base={base}")).hash
+
+    en = deberta(tmp_path / "deberta-v3-base", b"english pieces")
+    multi = deberta(tmp_path / "mdeberta-v3-base", b"multilingual pieces")
+    assert name(en) != name(multi)
+    assert name(deberta(tmp_path / "labels", b"english pieces", labels=9)) == name(en)
+    assert name(deberta(tmp_path / "bert", b"english pieces", model_type="bert")) != name(en)

@@ -24,8 +24,9 @@ import pyarrow as pa
 from lrl.cli import add_job_arguments, load_job_args
 from lrl.config import ConfigError
 from lrl.data.files import InputError, filesystem, fingerprint, read_json, uncompressed_name
-from lrl.data.output import StageOutput, input_print
+from lrl.data.output import StageOutput
 from lrl.data.remote import is_file, is_remote, local_folder, local_output
+from lrl.data.sited_print import data_print, sited_print
 from lrl.evaluate.notes import align_key, print_scores, untrained_key
 from lrl.model.special_text import folder_specials, typed_specials
 from lrl.pipeline.stage import StageContext
@@ -324,7 +325,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     # folders of runs made before --device existed. The same for how the tags were read.
     read_as = {**({"scheme": scheme} if scheme != "iob2" else {}), **({"column": column} if column != "upos" else {})}
     # The models and the data by content, not where they lie (a moved or copied folder was evaluated
-    # again): each model by ``input_print`` under its name (which chooses its rows, ``_rows_for``),
+    # again): each model by ``sited_print`` under its name (which chooses its rows, ``_rows_for``),
     # the data by its format (how it is read) and fingerprint.
     shaping = {"data_form": _data_form(data), "per_lang": sorted(per_lang) if per_lang else None, "lang": lang,
                **({"device": device} if device != "cpu" else {}), **read_as}
@@ -334,7 +335,7 @@ def evaluate_files(model: str, data: str, lang: str | None, out_root: str, batch
     shaping |= untrained_key(models, {n: _rows_for(table, n, per_lang).column("lang").to_pylist() for n in models})
     shaping |= align_key(_rows_for(table, n, per_lang).column("lang").to_pylist() for n in models)
     out = StageOutput(out_root, STAGE, {**shaping, **_decoding(models)},
-                      {"models": {n: input_print(m) for n, m in models.items()}, "data": fingerprint(data)})
+                      {"models": {n: sited_print(m) for n, m in models.items()}, "data": data_print(data)})
     if out.done:
         return out.path
     _check_device(device, "--device")

@@ -164,21 +164,38 @@ def _local_base(base: str | None) -> bool:
     return bool(base) and os.path.isdir(os.path.expanduser(base))  # type: ignore[arg-type]
 
 
-#: What ``AutoTokenizer`` reads from a base folder (not the weights, nor the model's config): a
-#: local base is named by these files' content alone (``stage_output``), so all of them count.
-BASE_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-              "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "vocab.json", "merges.txt",
-              "added_tokens.json")
+#: A base folder's files that are a model's, not its tokenizer's: its weights and training state
+#: (by their endings) and the records of a model or a run. Every other top-level file counts, as
+#: ``AutoTokenizer`` reads whatever its class names (DeBERTa-v3's ``spm.model``, Marian's
+#: ``source.spm``): a fixed list left such a vocabulary out, and since the base's path no longer
+#: names the output, mDeBERTa-v3 and DeBERTa-v3 bases (the same tokenizer_config.json) shared one.
+WEIGHT_ENDINGS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".gguf",
+                  ".npy", ".npz", ".index.json")
+NOT_TOKENIZER = frozenset({"config.json", "generation_config.json", "trainer_state.json", "README.md"})
 
 
 def _base_fingerprint(base: str | None) -> object:
     """Hashes of a local base tokenizer's files (not its weights); a hub id stands for itself.
-    ``~/x`` is the folder it names, as ``check_base`` and the loader (``run_tokenizer``) read it."""
+    ``~/x`` is the folder it names, as ``check_base`` and the loader (``run_tokenizer``) read it.
+    Of ``config.json`` only ``model_type`` and ``tokenizer_class``, which choose the tokenizer's
+    class (transformers reads them beside tokenizer_config.json's)."""
     if not _local_base(base):
         return base
     assert base is not None
     base = os.path.expanduser(base)
-    return {n: fingerprint(os.path.join(base, n)) for n in BASE_FILES if os.path.isfile(os.path.join(base, n))}
+    out: dict[str, object] = {}
+    for n in sorted(os.listdir(base)):
+        path = os.path.join(base, n)
+        if os.path.isfile(path) and not n.startswith(".") and n not in NOT_TOKENIZER \
+                and not n.endswith(WEIGHT_ENDINGS):
+            out[n] = fingerprint(path)
+    try:
+        config = read_json(os.path.join(base, "config.json"))
+    except (OSError, ValueError):
+        config = None
+    if isinstance(config, dict) and (chose := {k: config[k] for k in ("model_type", "tokenizer_class") if k in config}):
+        out["config.json"] = chose
+    return out
 
 
 def run_tokenizer(ctx: StageContext, warn: bool = True) -> str:

@@ -26,7 +26,8 @@ from typing import Any
 import pyarrow as pa
 
 from lrl.data.files import filesystem
-from lrl.data.output import StageOutput, input_print
+from lrl.data.output import StageOutput
+from lrl.data.sited_print import sited_print
 from lrl.evaluate.metrics import aggregate, type_summary
 from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
@@ -223,7 +224,8 @@ def run_finetune(ctx: StageContext) -> str:
     splits = language_splits(ctx, ft.languages, STAGE, said)
     model_path = resolve_model(ctx, splits, STAGE)
     check_encoder(model_path, ft.max_length, [ft.freeze_layers], "finetune.freeze_layers")
-    inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": input_print(model_path)}
+    # the encoder by content; a remote one by its path too, its print being only sizes and mtimes (``sited_print``)
+    inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": sited_print(model_path)}
     # report.license: the model cards written here carry it (a changed license must not be
     # answered with cards of the old one).
     # finetune.dropout on an encoder with a dropout key that earlier code left alone: it trains

@@ -34,7 +34,8 @@ import pyarrow as pa
 
 from lrl.config import config_warning
 from lrl.data.files import filesystem
-from lrl.data.output import StageOutput, input_print
+from lrl.data.output import StageOutput
+from lrl.data.sited_print import sited_print
 from lrl.evaluate.model_card import (
     TASKS,
     CardInfo,
@@ -216,7 +217,8 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     check_encoder(model_path, cfg.finetune.max_length,
                   cfg.tune.space.freeze_layers if searched else [cfg.finetune.freeze_layers],
                   "tune.space.freeze_layers" if searched else "finetune.freeze_layers")
-    inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": input_print(model_path)}
+    # the encoder by content; a remote one by its path too, its print being only sizes and mtimes (``sited_print``)
+    inputs = {"data": fingerprint(splits, folder_specials(model_path)), "model": sited_print(model_path)}
     # evaluate.seeds only when the best configuration is retrained with them (save_best): without
     # it a changed list searched every language again for the same trials.
     # finetune.dropout or a searched tune.space.dropout on an encoder with a dropout key that
