@@ -1,18 +1,13 @@
 """Stage folders name what the data is, not where ``data.root`` lies: the same job and files
 under another root (a copied runs folder, a job submitted to a Ray cluster, which unpacks the
 working dir under ``_ray_pkg_<hash>/``) reuse every finished stage; what generate writes names
-its inputs relative to ``data.root`` (``lrl.generate.sources``)."""
+its inputs relative to ``data.root`` (``lrl.generate.sources``). The whole pipeline under a
+moved root is run by the slow quickstart test (test_quickstart), after the quickstart's own run."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-
-import pyarrow.dataset as pads
-import pytest
 
 from lrl.data.text_readers import read_text_lines
 from lrl.generate import stage
@@ -96,37 +91,6 @@ def test_stages_reading_data_text_name_the_same_folder_under_another_root(tmp_pa
         names.append(Path(tokenizer_output(StageContext(cfg)).path).name)
         prints.append(load_text(cfg)[1])
     assert names[0] == names[1] and prints[0] == prints[1]
-
-
-@pytest.mark.slow
-def test_pipeline_under_another_data_root_reuses_every_stage(tmp_path):
-    """The quickstart job and sample in two folders, one output root: the second run reuses every
-    stage (the same folder names, nothing computed), and generate's rows name no absolute path."""
-    out = tmp_path / "runs"
-    a, b = _sample(tmp_path / "a"), _sample(tmp_path / "moved" / "b")
-    light = ["ray.num_cpus=2", "augment.ops=[swap,mention]", "pretrain.steps=10", "pretrain.report_every=10",
-             "pretrain.checkpoint_every=10", "finetune.epochs=1", f"output.root={out}"]
-
-    def run(job: Path) -> subprocess.CompletedProcess:
-        res = subprocess.run([sys.executable, "-m", "lrl.cli", "run", str(job), *light],
-                             capture_output=True, text=True, timeout=900)
-        assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-        return res
-
-    run(a)
-    before = sorted(p.name for p in out.iterdir())
-    stages = load_job(a).pipeline.stages
-    second = run(b)
-    assert sorted(p.name for p in out.iterdir()) == before
-    reused = [line for line in second.stdout.splitlines() if ": reused (finished" in line]
-    assert len(reused) == len(stages), second.stdout[-3000:]
-    gen = next(out.glob("generate-*"))
-    manifest = json.loads((gen / "manifest.json").read_text())
-    assert manifest["data_root"] == str(a.parent)
-    for part in ("data", "rejects", "text"):
-        if (gen / part).is_dir():
-            names = pads.dataset(gen / part, format="parquet").to_table(columns=["source"]).column("source")
-            assert not [s for s in names.to_pylist() if s and str(tmp_path) in s], part
 
 
 def test_a_relative_translate_model_under_data_root_is_named_by_its_content(tmp_path):

@@ -1,5 +1,6 @@
 """``lrl quickstart``: the packaged job resolves offline, and (slow) the whole pipeline runs on the
-packaged sample, ends with an HTML report, and a second run does no stage work."""
+packaged sample, ends with an HTML report, and a second run (of the same command, and of the same
+job and sample copied under another folder) does no stage work."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.dataset as pads
 import pytest
 
 from lrl.job import packaged_job
@@ -45,9 +47,9 @@ def test_quickstart_pulse_end_to_end(tmp_path):
     """The README's main command, in a fresh process as a user runs it, on 2 CPUs (lighter
     settings: benchmarks/bench_quickstart.py times the exact command)."""
     out = tmp_path / "qs"
-    cmd = [sys.executable, "-m", "lrl.cli", "quickstart", "ray.num_cpus=2", "augment.ops=[swap,mention]",
-           "pretrain.steps=10", "pretrain.report_every=10", "pretrain.checkpoint_every=10", "finetune.epochs=1",
-           "--output", str(out)]
+    light = ["ray.num_cpus=2", "augment.ops=[swap,mention]", "pretrain.steps=10", "pretrain.report_every=10",
+             "pretrain.checkpoint_every=10", "finetune.epochs=1"]
+    cmd = [sys.executable, "-m", "lrl.cli", "quickstart", *light, "--output", str(out)]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     first = time.perf_counter() - t0
@@ -76,3 +78,29 @@ def test_quickstart_pulse_end_to_end(tmp_path):
     assert all(t < 10 for t in times.values()), f"a finished stage did work on the re-run: {times}"
     assert second < first, f"re-run took {second:.0f} s, first run {first:.0f} s"
     print(f"quickstart: first run {first:.0f} s, re-run {second:.0f} s")
+    _moved_sample_reuses_every_stage(tmp_path, out, light, before, stages)
+
+
+def _moved_sample_reuses_every_stage(tmp_path: Path, out: Path, light: list[str], before: list[str],
+                                     stages: list[str]) -> None:
+    """Stage folders name what the data is, not where ``data.root`` lies (test_generate_location):
+    the same job and sample copied elsewhere (a copied runs folder, a job unpacked on a Ray cluster
+    under ``_ray_pkg_<hash>/``) reuse every stage the quickstart finished, in the same folders; and
+    what generate wrote names no absolute path. (Here, not a pipeline run of its own: one full run
+    of every stage is the cost of this test.)"""
+    from test_generate_location import _sample
+
+    moved = _sample(tmp_path / "moved" / "b")
+    res = subprocess.run([sys.executable, "-m", "lrl.cli", "run", str(moved), *light, f"output.root={out}"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert sorted(p.name for p in out.iterdir()) == before
+    reused = [line for line in res.stdout.splitlines() if ": reused (finished" in line]
+    assert len(reused) == len(stages), res.stdout[-3000:]
+    gen = next(out.glob("generate-*"))
+    packaged = packaged_job("quickstart").parent
+    assert json.loads((gen / "manifest.json").read_text())["data_root"] == str(packaged)
+    for part in ("data", "rejects", "text"):
+        if (gen / part).is_dir():
+            names = pads.dataset(gen / part, format="parquet").to_table(columns=["source"]).column("source")
+            assert not [s for s in names.to_pylist() if s and (str(packaged) in s or str(tmp_path) in s)], part
