@@ -1,6 +1,6 @@
 """Pretraining runs that stop and go on: a resumed run ends with the uninterrupted run's weights
-(dropout included) and run-control settings change neither the weights nor the folder, each
-worker's stream counts survive a multi-worker resume, a time limit is reported as an early stop,
+(dropout included) and run-control settings change neither the weights nor the folder, a 2-worker
+DeepSpeed ZeRO-2 bf16 run resumes from its checkpoint's step with each worker's stream counts, a time limit is reported as an early stop,
 and a DeepSpeed bf16 run saves its fp32 master weights."""
 
 import json
@@ -304,12 +304,14 @@ def test_resume_checkpoint_reads_the_markers_on_an_object_store(s3_store, capsys
 
 
 @pytest.mark.slow
-def test_two_workers_resumed_run_counts_each_workers_stream(tmp_path, ray_session):
-    """2 workers, rank 0 fails before step 5 and both resume from the step-3 checkpoint: the
-    weights and the per-language stream counts must be the uninterrupted run's. A checkpoint's
-    client state is rank 0's and every rank loads it, so rank 1 took over rank 0's per-language
-    counts and ``stream_mixture`` differed (same total, other languages) though the weights did not.
-    Batches of 16: each shard ends its epoch with a partial batch, the resumed attempt's first."""
+def test_deepspeed_zero2_bf16_two_workers_resume_to_the_straight_runs_weights_and_counts(tmp_path, ray_session):
+    """2 workers x 0.5 CPU, DeepSpeed ZeRO-2 bf16; rank 0 fails once before step 5: the retry must
+    start at the step-3 checkpoint, not at step 0, finish all 6 steps, and end with the weights
+    (the fp32 master weights, gathered from 2 ranks) and per-language stream counts of the run that
+    never failed. A checkpoint's client state is rank 0's and every rank loads it, so rank 1 took
+    over rank 0's per-language counts and ``stream_mixture`` differed (same total, other languages)
+    though the weights did not. Batches of 16: each shard ends its epoch with a partial batch, the
+    resumed attempt's first. (One pair of runs for both checks: each 2-worker run costs ~50 s.)"""
     import torch
     from safetensors.torch import load_file
 
@@ -319,13 +321,15 @@ def test_two_workers_resumed_run_counts_each_workers_stream(tmp_path, ray_sessio
     for name, extra in (("straight", {}), ("resumed", {"fail_at_step": 5})):
         root = tmp_path / name
         root.mkdir()
-        job = _job(root, {"engine": "torch", "num_workers": 2, "cpus_per_worker": 0.5, "precision": "fp32",
-                          "batch_size": 16, **extra})
+        job = _job(root, {"engine": "deepspeed", "num_workers": 2, "cpus_per_worker": 0.5, "precision": "bf16",
+                          "deepspeed": {"zero_stage": 2}, "batch_size": 16, **extra})
         assert main(["pretrain", str(job)]) == 0
         out = next(p for p in (root / "runs").iterdir() if p.name.startswith("pretrain-"))
+        metrics[name] = _check_output(str(out))
+        assert _bf16_share(out / "model.safetensors") < 0.5  # the fp32 master weights, not the bf16 module's
         weights[name] = load_file(str(out / "model.safetensors"))
-        metrics[name] = json.loads((out / "metrics.json").read_text())
-    assert metrics["resumed"]["attempt_start_steps"] == [0, 3]
+    assert metrics["resumed"]["attempt_start_steps"] == [0, 3] and metrics["straight"]["attempt_start_steps"] == [0]
+    assert all(m["step"] == 6 and m["engine"] == "deepspeed" and m["num_workers"] == 2 for m in metrics.values())
     mix = metrics["straight"]["stream_mixture"]
     m = metrics["resumed"]
     shard = (m["packed_sequences"] + m["split_padding_sequences"]) // 2  # equal shards, nothing dropped
