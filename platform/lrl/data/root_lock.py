@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lrl.data.files import is_uri
+from lrl.data.files import InputError, is_uri
 from lrl.data.output import RootBusy, local_path
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,11 @@ def root_lock(root: str, job: str, command: str = "lrl run") -> Iterator[None]:
             lease.release()
         return
     path = lock_file(root, job)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, or a read-only place: a traceback named neither
+        raise InputError(f"output.root={root}: cannot make the folder {path.parent} ({exc.strerror or exc}); "
+                         "set output.root to a folder (made when missing)") from None
     fd = None
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

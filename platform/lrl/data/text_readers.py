@@ -75,6 +75,9 @@ def read_parallel(src_path: str, tgt_path: str, src_lang: str, tgt_lang: str,
     compose = Composer(unicode)
     src = [compose.text(line) for line in split_lines(read_text(src_path))]
     tgt = [compose.text(line) for line in split_lines(read_text(tgt_path))]
+    # Blank lines an editor left after the last line of one file are no pair: counted, they made
+    # two aligned files "not line-aligned" without a word of the blank lines.
+    src, tgt = _blank_tail_cut(src, len(tgt)), _blank_tail_cut(tgt, len(src))
     if len(src) != len(tgt):
         raise InputError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: not line-aligned")
     if not src:  # two empty files made an empty table without a word, where every other reader raises
@@ -89,6 +92,11 @@ def read_parallel(src_path: str, tgt_path: str, src_lang: str, tgt_lang: str,
     rows = [{"id": f"{src_lang}-{tgt_lang}:{i + 1}", "src_lang": src_lang, "tgt_lang": tgt_lang,
              "src": s, "tgt": t, "source": f"{src_path}|{tgt_path}"} for i, (s, t) in enumerate(zip(src, tgt))]
     return with_changed(pa.Table.from_pylist(rows, schema=PARALLEL_SCHEMA), compose.changed)
+
+
+def _blank_tail_cut(lines: list[str], n: int) -> list[str]:
+    """``lines`` cut to ``n`` when every line past the n-th is blank, else as they are."""
+    return lines[:n] if len(lines) > n and not any(line.strip() for line in lines[n:]) else lines
 
 
 __all__ = ["text_id_name", "text_files", "read_text_lines", "read_parallel"]

@@ -11,19 +11,49 @@ Error messages keep absolute paths: they are for a person looking for the file.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lrl.data.config import HELDOUT
-from lrl.data.files import fingerprint, is_uri, resolve, saved_dataset
+from lrl.data.files import InputError, fingerprint, is_uri, resolve, saved_dataset
 from lrl.job import JobConfig
 
 
 def training_sources(cfg: JobConfig) -> list:
     """The ``data.ner`` sources the stage generates from (every split but the held-out ones)."""
     return [s for s in cfg.data.ner if s.split not in HELDOUT]
+
+
+#: The last part of a generated row's id: ``|op|copy`` (``augment.seeds.child_id``, oversampling)
+#: or ``>op:lang`` (translation, ``translate.ops``).
+_CHILD_SUFFIX = re.compile(r"(?:\|(?P<op>\w+)\|\d+|>(?P<hop>\w+):[^|>]+)$")
+
+
+def check_generated_ids(cfg: JobConfig, ids: dict[str, str]) -> None:
+    """An ``InputError`` when an input row id (``ids``: id -> its source) is one the stage would give
+    a row it makes from another input row: rows of an earlier generate output fed in again keep
+    their ids (``s2``, ``s2|delete|0``), and deleting from ``s2`` wrote a second ``s2|delete|0``
+    (two rows of one id: parent_id lookups, dedup and replay took them for one). Only the ops this
+    config runs are peeled off, so re-reading such rows for other ops (or filters alone) still works."""
+    ops = set(cfg.augment.ops) | ({"oversample"} if cfg.oversample.enabled else set())
+    if cfg.translate.enabled:
+        ops |= {"translate", "backtranslate"}
+    if not ops:
+        return
+    for rid, source in ids.items():
+        if "|" not in rid and ">" not in rid:  # read ids (``lang:split:n``): no regex per row
+            continue
+        prefix = rid
+        while (m := _CHILD_SUFFIX.search(prefix)) and (m["op"] or m["hop"]) in ops:
+            prefix = prefix[: m.start()]
+            if prefix in ids:
+                raise InputError(f"{source}: row id {rid!r} is the id generate gives a row it makes from row "
+                                 f"{prefix!r} ({ids[prefix]}): the output would hold two rows of that id; give "
+                                 "the input rows other ids (rows of an earlier generate output: leave out its "
+                                 "generated rows, op other than orig)")
 
 
 def check_held_out(cfg: JobConfig) -> None:

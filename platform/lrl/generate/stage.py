@@ -29,6 +29,7 @@ from lrl.data.schema import TEXT_SCHEMA
 from lrl.generate.base import Step
 from lrl.generate.manifest import ATTEMPT_TOTALS, Inputs, build_manifest, totals_line, unicode_line
 from lrl.generate.sources import (
+    check_generated_ids,
     check_held_out,
     input_fingerprints,
     relative,
@@ -135,6 +136,7 @@ def read_inputs(cfg: JobConfig) -> Inputs:
                 raise InputError(f"{res.source}: row id {rid!r} also occurs in {seen[rid]}; give sources "
                                  "of the same language distinct 'split' names or distinct ids")
             seen[rid] = res.source
+    check_generated_ids(cfg, seen)
     # Text ids name the file, not its folder: two files of one language with the same name (or one
     # file listed twice) gave rows the same ids, and steps that mark rows by id (dedup) then
     # rejected unique rows. Checked per file, before reading: the ids follow from lang and name.

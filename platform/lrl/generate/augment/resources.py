@@ -185,8 +185,20 @@ def build_resources(cfg: AugmentConfig, train: pa.Table, texts: pa.Table | None 
     synonyms: dict[str, Synonyms] = {}
     if _SYNONYM_OPS & set(cfg.ops):
         langs = sorted(set(train.column("lang").to_pylist()))
+        _check_lexicon_langs(cfg, langs)
         synonyms = synonym_tables(cfg, langs, texts, root, names=names)
     return AugmentResources(entities=entities, tokens=tokens, synonyms=synonyms, originals=original_keys(train))
+
+
+def _check_lexicon_langs(cfg: AugmentConfig, langs: list[str]) -> None:
+    """A lexicon is read only for the languages of the rows (``wol`` beside ``lang: wo``): one for
+    another language was ignored without a word, as ``oversample.target_per_lang`` naming it is not."""
+    missing = sorted(set(cfg.lexicons) - set(langs))
+    if missing:
+        from lrl.config import ConfigError  # config against data: the CLI prints one line
+
+        raise ConfigError(f"augment.lexicons names {missing} but no training row (data.ner, held-out splits "
+                          f"aside) has that language (the rows' languages: {langs})")
 
 
 def original_keys(train: pa.Table) -> dict[str, frozenset[int]]:
