@@ -22,12 +22,15 @@ from lrl.signals import SIGTERM_EXIT
 
 
 def _start_generate(wikiann_slice, tmp_path: Path, stderr) -> tuple[subprocess.Popen, list[str], Path]:
-    """``lrl generate`` in its own process (and process group) on a job that takes long: 200 ug
-    sentences oversampled to 400k rows, on its own embedded Ray. Returns the process, the
-    overrides and the output root."""
+    """``lrl generate`` in its own process (and process group) on a job that takes a while: 200 ug
+    sentences oversampled to 40k rows, on its own embedded Ray with one CPU, so its 4 blocks of 10k
+    rows (``lrl.generate.stage.plan_blocks``) run one after another and the first block's files
+    appear seconds before the job could end. (400k rows made blocks of 100k: ~30 s before the
+    first file, of every test that waits for one.) Returns the process, the overrides and the
+    output root."""
     ug = wikiann_slice("ug", 200)
     runs = tmp_path / "runs"
-    args = [f"data.ner=[{{path: {ug}, lang: ug}}]", "oversample.enabled=true", "oversample.target_per_lang=400000",
+    args = [f"data.ner=[{{path: {ug}, lang: ug}}]", "oversample.enabled=true", "oversample.target_per_lang=40000",
             "augment.ops=[swap]", "augment.neighbours.enabled=false", f"output.root={runs}", "ray.num_cpus=1"]
     env = {**os.environ, "RAY_ADDRESS": ""}  # its own embedded Ray, not the test session's
     job = tmp_path / "job.yaml"
@@ -106,7 +109,7 @@ def test_killed_job_leaves_nothing_that_looks_finished(ray_session, wikiann_slic
         proc.wait()
     assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == []
     assert not list(runs.rglob("manifest.json"))
-    small = load_job(None, [a.replace("400000", "300") for a in args])
+    small = load_job(None, [a.replace("40000", "300") for a in args])
     path = run_generate(StageContext(small), quiet=True)
     assert (Path(path) / "manifest.json").is_file()
     assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [Path(path).name]
