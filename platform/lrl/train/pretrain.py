@@ -41,7 +41,7 @@ from lrl.train.pretrain_checkpoint import checkpoint_output, with_print
 from lrl.train.pretrain_config import PretrainConfig
 from lrl.train.pretrain_data import load_text, pack_local, packed_dataset, resolve_paths, specials_key, tag_id
 from lrl.train.pretrain_init_only import run_initial
-from lrl.train.pretrain_preflight import hash_view, preflight, say, stream_notes
+from lrl.train.pretrain_preflight import ds_file_inputs, hash_view, preflight, say, stream_notes
 from lrl.train.pretrain_resources import autoscaler_gpus, check_resources, choose_device, fit_or_stop
 from lrl.train.pretrain_stream import pad_for_workers
 
@@ -242,7 +242,7 @@ def stage_output(ctx: StageContext) -> tuple[StageOutput, str, pa.Table]:
               "model_path": fingerprint(p.model_path) if p.model_path else None}
     ds_file = _with_ds_config(p, cfg.data.root).deepspeed.config_file
     if ds_file:  # only when set, so that the hashes of runs without one stay as they were
-        inputs["ds_config"] = fingerprint(ds_file)  # an edited file must not reuse a finished run
+        inputs.update(ds_file_inputs(ds_file))  # an edited file must not reuse a finished run
     config = {"pretrain": hash_view(p).model_dump(mode="json", exclude=RUN_CONTROL),  # torch: DeepSpeed defaults
               "model": cfg.model.model_dump(mode="json"), "seed": cfg.seed, **specials_key(tok_dir, table, aux)}
     # Only the streams that changed (every row at least once): several languages at alpha < 1.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import logging
 from typing import Any
 
@@ -128,6 +129,45 @@ def check_with_deepspeed(ds: dict[str, Any], path: str) -> None:
         raise ConfigError(f"{path}: DeepSpeed refuses it: {exc}") from exc
 
 
+#: DeepSpeed's old name of the ``bf16`` section, read only where ``bf16`` is absent
+#: (``deepspeed.runtime.precision_config.get_bfloat16_config``).
+BF16_ALIAS = "bfloat16"
+
+
+def normal_sections(user: dict[str, Any], generated: dict[str, Any], path: str) -> dict[str, Any]:
+    """The file's sections as they are merged: ``bfloat16`` under its current name ``bf16``, and
+    a section that the generated config writes as an object refused unless it is one.
+
+    The generated config always has ``bf16``, so DeepSpeed never read a file's ``bfloat16``:
+    ``{"bfloat16": {"enabled": false}}`` trained in bf16 without a word (its other keys dropped
+    too), past the check that a file's precision is pretrain.precision. ``"bf16": true``,
+    ``"fp16": null`` or ``"zero_optimization": 1`` ended in a Python traceback (``'bool' object has
+    no attribute 'get'``)."""
+    alias = BF16_ALIAS in user
+    if alias:
+        if "bf16" in user:
+            raise ConfigError(f"{path}: both 'bf16' and its old name {BF16_ALIAS!r} are set, and DeepSpeed reads "
+                              "only 'bf16'; keep one")
+        user = {("bf16" if k == BF16_ALIAS else k): v for k, v in user.items()}
+    for key, value in user.items():
+        if isinstance(generated.get(key), dict) and not isinstance(value, dict):
+            shown = BF16_ALIAS if key == "bf16" and alias else key  # as the file writes it
+            raise ConfigError(f"{path}: {shown} must be a JSON object such as {json.dumps(generated[key])}, "
+                              f"got {json.dumps(value)}")
+    return user
+
+
+def uses_bf16_alias(path: str) -> bool:
+    """Whether the ds_config at ``path`` names its bf16 section ``bfloat16``: such a file trained
+    without it before ``normal_sections``, so its runs hash apart (``lrl.train.pretrain``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            user = json.load(f)
+    except (OSError, ValueError):
+        return False  # deepspeed_config says what is wrong with it
+    return isinstance(user, dict) and BF16_ALIAS in user
+
+
 def optimizer_replaces(cfg: PretrainConfig, user: dict[str, Any], merged: dict[str, Any]) -> str | None:
     """What the file's ``optimizer`` section replaces of pretrain's settings, or None without one.
 
@@ -153,4 +193,5 @@ def optimizer_replaces(cfg: PretrainConfig, user: dict[str, Any], merged: dict[s
             + "; pretrain.schedule still shapes the rate (warmup and decay of the file's lr)")
 
 
-__all__ = ["deepspeed_keys", "check_keys", "check_with_deepspeed", "optimizer_replaces", "MESH_KEYS"]
+__all__ = ["deepspeed_keys", "check_keys", "check_with_deepspeed", "optimizer_replaces", "MESH_KEYS", "BF16_ALIAS",
+           "normal_sections", "uses_bf16_alias"]

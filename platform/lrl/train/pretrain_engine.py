@@ -16,7 +16,7 @@ from typing import Any
 
 from lrl.config import ConfigError
 from lrl.train.pretrain_config import PretrainConfig
-from lrl.train.pretrain_ds_file import check_keys, optimizer_replaces
+from lrl.train.pretrain_ds_file import check_keys, normal_sections, optimizer_replaces
 from lrl.train.schedules import build_scheduler
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def deepspeed_config(cfg: PretrainConfig, world_size: int, on_gpu: bool, warn: b
         if "scheduler" in user:
             raise ConfigError(f"{path}: 'scheduler' is set; the LR schedule comes from pretrain.schedule")
         check_keys(user, path)
+        user = normal_sections(user, ds, path)
         generated = ds
         ds = _merge(ds, user)
         # The loop gathers ZeRO-3's partitioned parameters to save the model only when

@@ -29,6 +29,8 @@ def preflight(p: PretrainConfig, langs: list[str], tok_dir: str) -> None:
     languages, ``tok_dir`` the tokenizer folder."""
     if p.aux.conllu and p.aux.lang not in langs:
         _check_aux_lang(p.aux.lang, langs, tok_dir)
+    if p.tokenizer_path:  # the tokenizer stage's own folders have a tag for every text language
+        _check_text_tags(langs, tok_dir)
     if p.engine == "torch":
         unused = _unused_deepspeed(p)
         if unused:
@@ -65,6 +67,23 @@ def _check_aux_lang(lang: str, langs: list[str], tok_dir: str) -> None:
                           "pretrain.aux.lang to the CoNLL-U files' language and include text in it")
 
 
+def _check_text_tags(langs: list[str], tok_dir: str) -> None:
+    """Every sequence starts with its language's tag token. A ``pretrain.tokenizer_path`` without
+    one (MiniLM's own folder) stopped the run after Ray had started, with an error that named
+    neither the folder nor the setting and said to train a tokenizer."""
+    from transformers import AutoTokenizer
+
+    from lrl.data.remote import local_folder
+    from lrl.model.tokenizer import lang_tag
+
+    tok = AutoTokenizer.from_pretrained(local_folder(tok_dir))
+    missing = [lang_tag(x) for x in langs if tok.convert_tokens_to_ids(lang_tag(x)) in (None, tok.unk_token_id)]
+    if missing:
+        raise ConfigError(f"pretrain.tokenizer_path={tok_dir}: no language tag token {', '.join(missing)} for the "
+                          "pretraining text: leave it unset (the tokenizer stage adds one tag per language; "
+                          "tokenizer.mode=extend with tokenizer.base keeps a base's vocabulary) or give such a folder")
+
+
 def _unused_deepspeed(p: PretrainConfig) -> list[str]:
     default = DeepSpeedSection()
     return [f"pretrain.deepspeed.{k}={v!r}" for k, v in p.deepspeed.model_dump().items()
@@ -86,6 +105,16 @@ def hash_view(p: PretrainConfig) -> PretrainConfig:
     paths = {"tokenizer_path": None, "model_path": None}
     ds = DeepSpeedSection() if p.engine == "torch" else p.deepspeed.model_copy(update={"config_file": None})
     return p.model_copy(update={**paths, "deepspeed": ds})
+
+
+def ds_file_inputs(path: str) -> dict[str, object]:
+    """The pretrain hash's inputs of a ds_config file: its content, and ``ds_bf16_alias`` when it
+    names its bf16 section ``bfloat16``, which runs before ``normal_sections`` trained without (only
+    then: other outputs keep their names)."""
+    from lrl.data.files import fingerprint
+    from lrl.train.pretrain_ds_file import uses_bf16_alias
+
+    return {"ds_config": fingerprint(path), **({"ds_bf16_alias": 2} if uses_bf16_alias(path) else {})}
 
 
 def stream_notes(train: pa.Table, heldout: pa.Table, mixture: Mixture, heldout_fraction: float,
