@@ -147,7 +147,8 @@ class AugmentConfig(StrictModel):
     """Shuffle within segments."""
     lexicons: dict[str, str] = {}
     """Synonym lexicon per language (``ug: lexicon/ug.tsv``; TSV ``word<TAB>syn1,syn2``), resolved
-    against data.root when relative."""
+    against data.root when relative. Keyed by the ``lang`` of the data.ner rows: with ``insert`` or
+    ``synonym`` in ``ops``, a key no row has (``wol`` beside ``lang: wo``) is an error."""
     neighbours: NeighbourConfig = Field(default_factory=NeighbourConfig)
     """Synonyms from corpus neighbours."""
     max_inventory: int = Field(default=50000, ge=1)
