@@ -38,3 +38,16 @@ def test_an_input_id_that_a_generated_row_would_take_is_an_error(tmp_path):
     # Ops that do not run make no such id: the rows are read as before.
     assert read_inputs(_job(tmp_path, "augment.ops=[swap]")).ner[0].table.num_rows == 2
     assert read_inputs(_job(tmp_path)).ner[0].table.num_rows == 2
+
+
+def test_a_chain_the_stage_cannot_make_is_no_clash(tmp_path):
+    """Each augment op works on the rows entering the step (translate -> oversample -> augment), so
+    no row of ``s2`` gets ``s2|delete|0|swap|0``: such an input id is no clash (it was refused,
+    peeled through both ops to ``s2``). Chains in the steps' order still are."""
+    for rid in ("s2|delete|0|swap|0", "s2|delete|0|oversample|1", "s2|oversample|1|oversample|0"):
+        ROWS[0]["id"] = rid
+        try:
+            assert read_inputs(_job(tmp_path, "augment.ops=[delete, swap]", "oversample.enabled=true",
+                                    "oversample.target_per_lang=6")).ner[0].table.num_rows == 2
+        finally:
+            ROWS[0]["id"] = "s2|delete|0"

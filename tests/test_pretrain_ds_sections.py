@@ -63,3 +63,16 @@ def test_only_a_file_with_the_old_name_hashes_apart(tmp_path):
     old.write_text(json.dumps({"bfloat16": {"enabled": True}}))
     assert set(ds_file_inputs(str(plain))) == {"ds_config"}
     assert ds_file_inputs(str(old))["ds_bf16_alias"] == 2
+
+
+@pytest.mark.parametrize("on, stage", [(True, 1), (False, 0)])
+def test_zero_optimization_as_a_boolean_is_deepspeeds_old_form(tmp_path, on, stage):
+    """``"zero_optimization": true`` (false) is DeepSpeed's deprecated way to say stage 1 (0), which
+    it still reads (``read_zero_config_deprecated``) and which trained before ``normal_sections``:
+    not "must be a JSON object". A stage that is not pretrain's is still refused."""
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    ds = deepspeed_config(_ds(tmp_path, {"zero_optimization": on}, zero_stage=stage, precision="bf16"), 1, False)
+    assert ds["zero_optimization"] is on and DeepSpeedConfig(ds).zero_optimization_stage == stage
+    with pytest.raises(ConfigError, match=r"ds.json: zero_optimization.stage=.* but pretrain.deepspeed.zero_stage=2"):
+        deepspeed_config(_ds(tmp_path, {"zero_optimization": on}, zero_stage=2, precision="bf16"), 1, False)

@@ -38,17 +38,22 @@ def check_generated_ids(cfg: JobConfig, ids: dict[str, str]) -> None:
     their ids (``s2``, ``s2|delete|0``), and deleting from ``s2`` wrote a second ``s2|delete|0``
     (two rows of one id: parent_id lookups, dedup and replay took them for one). Only the ops this
     config runs are peeled off, so re-reading such rows for other ops (or filters alone) still works."""
-    ops = set(cfg.augment.ops) | ({"oversample"} if cfg.oversample.enabled else set())
+    # The steps run translate -> oversample -> augment, each augment op on the rows entering the
+    # step (never on another op's rows): peeled from the end, a suffix may only be of an earlier
+    # step than the one before it (translation hops may repeat). Any other chain (``s2|delete|0|swap|0``)
+    # is no id the stage makes from ``s2``.
+    ops = dict.fromkeys(cfg.augment.ops, 0) | ({"oversample": 1} if cfg.oversample.enabled else {})
     if cfg.translate.enabled:
-        ops |= {"translate", "backtranslate"}
+        ops |= {"translate": 2, "backtranslate": 2}
     if not ops:
         return
     for rid, source in ids.items():
         if "|" not in rid and ">" not in rid:  # read ids (``lang:split:n``): no regex per row
             continue
-        prefix = rid
-        while (m := _CHILD_SUFFIX.search(prefix)) and (m["op"] or m["hop"]) in ops:
-            prefix = prefix[: m.start()]
+        prefix, last = rid, -1
+        while (m := _CHILD_SUFFIX.search(prefix)) and (step := ops.get(m["op"] or m["hop"], -1)) >= 0 \
+                and (step > last or step == last == 2):
+            prefix, last = prefix[: m.start()], step
             if prefix in ids:
                 raise InputError(f"{source}: row id {rid!r} is the id generate gives a row it makes from row "
                                  f"{prefix!r} ({ids[prefix]}): the output would hold two rows of that id; give "

@@ -150,6 +150,8 @@ def normal_sections(user: dict[str, Any], generated: dict[str, Any], path: str) 
                               "only 'bf16'; keep one")
         user = {("bf16" if k == BF16_ALIAS else k): v for k, v in user.items()}
     for key, value in user.items():
+        if key == "zero_optimization" and isinstance(value, bool):  # DeepSpeed's deprecated form: stage 1 / 0
+            continue
         if isinstance(generated.get(key), dict) and not isinstance(value, dict):
             shown = BF16_ALIAS if key == "bf16" and alias else key  # as the file writes it
             raise ConfigError(f"{path}: {shown} must be a JSON object such as {json.dumps(generated[key])}, "

@@ -198,7 +198,8 @@ def _check_lexicon_langs(cfg: AugmentConfig, langs: list[str]) -> None:
         from lrl.config import ConfigError  # config against data: the CLI prints one line
 
         raise ConfigError(f"augment.lexicons names {missing} but no training row (data.ner, held-out splits "
-                          f"aside) has that language (the rows' languages: {langs})")
+                          f"aside) has that language (the rows' languages: {langs}); synonyms are built for "
+                          "those languages only, so rows that translation makes in another language get none")
 
 
 def original_keys(train: pa.Table) -> dict[str, frozenset[int]]:
