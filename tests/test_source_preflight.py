@@ -126,3 +126,24 @@ def test_a_format_hf_source_on_a_store_out_of_reach_is_not_called_missing(tmp_pa
     assert "not checked, s3://bucket/ner/ug-train.conll: connection refused" in out, out  # as any source there
     with pytest.raises(PipelineError, match=rf"data.ner\[2\] .*file://{tmp_path}/./ug_hf: no such folder"):
         plan(_cfg(tmp_path, ner, text, NO_GENERATE, f"data.root=file://{tmp_path}"))
+
+
+def test_evaluate_splits_that_no_source_has_stop_the_run_and_its_dry_run_before_the_first_stage(tmp_path):
+    """``evaluate.splits=[tst]``: the evaluate stage said "no data.ner source has a split in
+    evaluate.splits" only when it ran, after the tokenizer, pretraining and fine-tuning stages; with
+    a generate stage in the pipeline too. A split of several that no source has is skipped, as
+    the setting's default ``[dev, test]`` needs for jobs without a test split."""
+    root = f"data.root={tmp_path}"
+    for stages in (NO_GENERATE, "pipeline.stages=[generate,tokenizer,pretrain,finetune,evaluate,report]"):
+        cfg = _cfg(tmp_path, root, *_sources(tmp_path), stages, "evaluate.splits=[tst]")
+        fake = FakeStages()
+        match = (r"^evaluate.splits=\['tst'\]: no data.ner source has such a split \(theirs: \['dev', 'train'\]\), "
+                 "so the evaluate stage would score nothing")
+        with pytest.raises(PipelineError, match=match):
+            run_pipeline(cfg, registry=fake.registry(), log=lambda s: None)
+        assert fake.calls == {}, "a stage ran before the split was named"
+        with pytest.raises(PipelineError, match=match):
+            plan(cfg)
+    # dev and a test split the data lacks: dev is scored, nothing said; no evaluate stage: not looked at
+    plan(_cfg(tmp_path, root, *_sources(tmp_path), NO_GENERATE, "evaluate.splits=[dev, test]"))
+    plan(_cfg(tmp_path, root, *_sources(tmp_path), "pipeline.stages=[tokenizer]", "evaluate.splits=[tst]"))

@@ -19,7 +19,8 @@ class EvaluateConfig(StrictModel):
     A relative folder is read from the working folder; one that is no folder is an error before
     any stage runs."""
     splits: list[str] = ["dev", "test"]
-    """``data.ner`` splits to evaluate on (those absent from the config are skipped)."""
+    """``data.ner`` splits to evaluate on (those absent from the config are skipped; when none is
+    there, ``lrl run`` and its ``--dry-run`` stop before the first stage)."""
     batch_size: int = Field(default=64, gt=0)
     """Chunks per forward pass when predicting."""
     device: str = "cpu"

@@ -39,7 +39,9 @@ def check_sources(cfg: JobConfig, todo: list[str]) -> list[str]:
     (``source_readers``) and that names nothing: its index, its path as resolved against
     ``data.root``, the reason (``lrl.data.readers.check_source``: existence and matching only,
     nothing is read). Plan lines for sources on a store that cannot be reached from here (the stage
-    says it when it reads them). Nothing when a generate stage is to run: it checks them first."""
+    says it when it reads them). Nothing when a generate stage is to run: it checks them first.
+    Before that, with or without one: ``check_evaluate_splits``."""
+    check_evaluate_splits(cfg, todo)
     if "generate" in todo:
         return []
     from lrl.data.readers import check_source
@@ -64,4 +66,20 @@ def check_sources(cfg: JobConfig, todo: list[str]) -> list[str]:
     return lines
 
 
-__all__ = ["check_sources", "source_readers"]
+def check_evaluate_splits(cfg: JobConfig, todo: list[str]) -> None:
+    """A ``PreflightError`` when an evaluate stage to run would score no split: no ``data.ner``
+    source has a split of ``evaluate.splits`` (a typo, ``[tst]``; the splits of WikiANN ug and wo
+    hold no ``test``). The stage said so only when it ran, after every stage before it (hours of
+    pretraining and fine-tuning), and ``--dry-run`` passed it. A split of several that no source
+    has is skipped, as the setting says (its default ``[dev, test]`` fits jobs with and without a
+    test split)."""
+    if "evaluate" not in todo:
+        return
+    have = sorted({src.split for src in cfg.data.ner})
+    if not set(cfg.evaluate.splits) & set(have):
+        raise PreflightError(f"evaluate.splits={cfg.evaluate.splits}: no data.ner source has such a split (theirs: "
+                             f"{have}), so the evaluate stage would score nothing and stop after the stages "
+                             "before it; name a split the data has")
+
+
+__all__ = ["check_evaluate_splits", "check_sources", "source_readers"]
