@@ -167,7 +167,8 @@ class PretrainConfig(StrictModel):
     still spans ``steps``: a stopped run ends before the schedule's end (at a higher LR). The
     seconds are the whole run's: after a failure the resumed attempt goes on from the training
     time saved in the checkpoint (the failed attempt's time after that checkpoint is not counted;
-    its steps are trained, and counted, again)."""
+    its steps are trained, and counted, again). A run trains at least one step, however short the
+    limit (its first batch can come after a short budget)."""
     fail_at_step: int | None = Field(default=None, gt=0)
     """Testing aid: raise once in rank 0 before this step (a marker file makes the retry pass)."""
 

@@ -211,7 +211,8 @@ def train_loop(config: dict[str, Any]) -> None:
         return out
 
     def stop_now() -> bool:
-        if cfg.time_limit_s is None:
+        # Step 1 always trains: a run of 0 steps (first batch after the budget) saved initial weights.
+        if cfg.time_limit_s is None or state["step"] == 0:
             return False
         # Every rank must take the same decision (collectives), so rank 0's clock decides. The
         # limit is the run's: the earlier attempts' training time counts (it restarted with each
