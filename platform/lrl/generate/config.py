@@ -147,8 +147,12 @@ class AugmentConfig(StrictModel):
     """Shuffle within segments."""
     lexicons: dict[str, str] = {}
     """Synonym lexicon per language (``ug: lexicon/ug.tsv``; TSV ``word<TAB>syn1,syn2``), resolved
-    against data.root when relative. Keyed by the ``lang`` of the data.ner rows: with ``insert`` or
-    ``synonym`` in ``ops``, a key no row has (``wol`` beside ``lang: wo``) is an error."""
+    against data.root when relative. Keyed by the ``lang`` of the data.ner rows, or by
+    ``translate.train.target`` (its translated rows get synonyms even where no input row has that
+    language): with ``insert`` or ``synonym`` in ``ops``, a key naming neither (``wol`` beside
+    ``lang: wo``) is an error. A synonym found under the lower-cased form of a word takes the
+    word's case (Title for Title, all caps for all caps; ``insert`` leaves the synonym of a
+    sentence's first word as found); an entry for the word as written is used as written."""
     neighbours: NeighbourConfig = Field(default_factory=NeighbourConfig)
     """Synonyms from corpus neighbours."""
     max_inventory: int = Field(default=50000, ge=1)

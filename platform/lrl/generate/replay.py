@@ -25,9 +25,10 @@ def stage_resources(cfg: JobConfig, inputs: Inputs | None = None) -> AugmentReso
     ``read_inputs``, read here when None), built as ``stage.run_generate`` builds them."""
     from lrl.data.schema import TEXT_SCHEMA
     from lrl.generate.augment.resources import build_resources
+    from lrl.generate.augment.steps import translated_langs
     from lrl.generate.stage import bio_rows, read_inputs
 
     inputs = read_inputs(cfg) if inputs is None else inputs
     train = pa.concat_tables([r.table for r in inputs.ner])
     texts = pa.concat_tables(inputs.texts) if inputs.texts else TEXT_SCHEMA.empty_table()
-    return build_resources(cfg.augment, train, texts, cfg.data.root, bio_rows(inputs))
+    return build_resources(cfg.augment, train, texts, cfg.data.root, bio_rows(inputs), translated_langs(cfg))

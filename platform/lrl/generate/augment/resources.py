@@ -75,16 +75,22 @@ class AugmentResources:
         return table
 
     def synonyms_of(self, lang: str, word: str) -> tuple[str, ...]:
+        return self.synonym_entry(lang, word)[0]
+
+    def synonym_entry(self, lang: str, word: str) -> tuple[tuple[str, ...], bool]:
+        """(synonyms of ``word``, whether they were found under its lower-cased form only): an
+        entry of the word as written (a lexicon's ``Mji``) is the user's, used as written; one
+        found by folding case is written in lower case (neighbours always are) and takes the
+        word's case where it is used (``eda.synonym_for``)."""
         table = self.synonyms.get(lang)
         if not table:
-            return ()
-        found = table.get(word) or table.get(word.lower())
-        if found or word.isascii() or unicodedata.is_normalized("NFC", word):
-            return found or ()
+            return (), False
+        found = _lookup(table, word)
+        if found[0] or word.isascii() or unicodedata.is_normalized("NFC", word):
+            return found
         # A decomposed token read under data.unicode: none still finds the lexicon's entry (read
         # in NFC, ``read_lexicon``) and the neighbours of NFC text.
-        word = unicodedata.normalize("NFC", word)
-        return table.get(word) or table.get(word.lower()) or ()
+        return _lookup(table, unicodedata.normalize("NFC", word))
 
     def is_original(self, lang: str, tokens: list[str], tags: list[str]) -> bool:
         return row_key(tokens, tags) in self.originals.get(lang, ())
@@ -94,6 +100,14 @@ class AugmentResources:
         originals = {lang: sorted(keys) for lang, keys in self.originals.items()}
         blob = json.dumps([self.entities, self.tokens, self.synonyms, originals], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def _lookup(table: Synonyms, word: str) -> tuple[tuple[str, ...], bool]:
+    found = table.get(word)
+    if found:
+        return found, False
+    lower = word.lower()
+    return (table.get(lower) or (), lower != word)
 
 
 #: The "script" of a word without letters that has a digit (``1995``, ``3,5``): numbers are
@@ -175,31 +189,36 @@ def synonym_tables(cfg: AugmentConfig, langs: list[str], texts: pa.Table | None,
 
 
 def build_resources(cfg: AugmentConfig, train: pa.Table, texts: pa.Table | None = None,
-                    root: str | None = None, names_from: pa.Table | None = None) -> AugmentResources:
+                    root: str | None = None, names_from: pa.Table | None = None,
+                    translated: Sequence[str] = ()) -> AugmentResources:
     """Everything ``cfg.ops`` needs, from the training table (and text for neighbours).
     ``names_from``: the rows whose tags say which words are names (default ``train``); the
     generate stage leaves out a token tagger's rows (``data.ner[].scheme: tokens``, UD POS), which
-    tag every word ``B-X``: counted, they made most words of their language entity words."""
+    tag every word ``B-X``: counted, they made most words of their language entity words.
+    ``translated``: languages that translation writes rows in before augment runs
+    (``steps.translated_langs``); they get synonyms too, though ``train`` has none of their rows."""
     names = entity_words(train if names_from is None else names_from)  # once, for the O pool and neighbours
     entities, tokens = inventories(train, cfg.max_inventory, names)
     synonyms: dict[str, Synonyms] = {}
     if _SYNONYM_OPS & set(cfg.ops):
-        langs = sorted(set(train.column("lang").to_pylist()))
-        _check_lexicon_langs(cfg, langs)
-        synonyms = synonym_tables(cfg, langs, texts, root, names=names)
+        rows = sorted(set(train.column("lang").to_pylist()))
+        _check_lexicon_langs(cfg, rows, sorted(set(translated) - set(rows)))
+        synonyms = synonym_tables(cfg, sorted(set(rows) | set(translated)), texts, root, names=names)
     return AugmentResources(entities=entities, tokens=tokens, synonyms=synonyms, originals=original_keys(train))
 
 
-def _check_lexicon_langs(cfg: AugmentConfig, langs: list[str]) -> None:
-    """A lexicon is read only for the languages of the rows (``wol`` beside ``lang: wo``): one for
-    another language was ignored without a word, as ``oversample.target_per_lang`` naming it is not."""
-    missing = sorted(set(cfg.lexicons) - set(langs))
+def _check_lexicon_langs(cfg: AugmentConfig, rows: list[str], translated: list[str]) -> None:
+    """A lexicon is read only for the languages of the rows and the one translate-train writes
+    (``wol`` beside ``lang: wo``): one for another language was ignored without a word, as
+    ``oversample.target_per_lang`` naming it is not."""
+    missing = sorted(set(cfg.lexicons) - set(rows) - set(translated))
     if missing:
         from lrl.config import ConfigError  # config against data: the CLI prints one line
 
+        made = f", and {translated} that translate.train writes" if translated else ""
         raise ConfigError(f"augment.lexicons names {missing} but no training row (data.ner, held-out splits "
-                          f"aside) has that language (the rows' languages: {langs}); synonyms are built for "
-                          "those languages only, so rows that translation makes in another language get none")
+                          f"aside) has that language (the rows' languages: {rows}{made}); synonyms are built "
+                          "for those languages only")
 
 
 def original_keys(train: pa.Table) -> dict[str, frozenset[int]]:

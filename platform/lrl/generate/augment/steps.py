@@ -55,14 +55,25 @@ def augment_steps(cfg: JobConfig, train: pa.Table, texts: pa.Table | None = None
     aug = cfg.augment
     if not aug.ops:
         return []
-    resources = build_resources(aug, train, texts, cfg.data.root, names_from)  # names_from: build_resources
+    translated = translated_langs(cfg)
+    resources = build_resources(aug, train, texts, cfg.data.root, names_from, translated)  # see build_resources
     if "synonym" in aug.ops and not resources.synonyms:
         # A ConfigError (config against data): the CLI prints it as one line, not a traceback.
         raise ConfigError("augment.ops has 'synonym' but no language has synonyms: give augment.lexicons "
                           "or data.text (with augment.neighbours.enabled)")
     if "synonym" in aug.ops:
-        _warn_without_synonyms(sorted(set(train.column("lang").to_pylist()) - set(resources.synonyms)))
+        langs = set(train.column("lang").to_pylist()) | set(translated)
+        _warn_without_synonyms(sorted(langs - set(resources.synonyms)))
     return [AugmentStep(aug, resources, job_seed(aug, cfg.seed), count=count)]
+
+
+def translated_langs(cfg: JobConfig) -> list[str]:
+    """The language translate-train writes labelled rows in, which augment sees after it
+    (``stage.build_steps``): its synonyms are built even when no input row has that language (the
+    zero-shot case: sw and yo rows translated into ug). Back-translation is left out: it only
+    paraphrases rows of a language the inputs have. ``replay.stage_resources`` builds the same."""
+    t = cfg.translate
+    return [t.train.target] if t.enabled and t.train is not None else []
 
 
 def _warn_without_synonyms(langs: list[str]) -> None:
