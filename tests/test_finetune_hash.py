@@ -19,6 +19,10 @@ DEFAULT_GROUP_HASH = "3b41c1f0e801"
 #: The same with ``finetune.dropout=0.2`` (a BERT encoder: the dropout keys it has were set before).
 DROPOUT_HASHES = ("6350a35bc9cc", "f5992710dc8d")
 
+#: ``finetune.few_shot=5``, per language (ug) and joint (ug, wo): as named before a mapping was allowed.
+FEW_SHOT_HASHES = ("88b70fb5162d", "b25631790dfb")
+FEW_SHOT_JOINT_HASHES = ("0798f46f19f0", "881f4e6704ba")
+
 
 class _Stop(Exception):
     """Raised where the stage would start Ray: the names are known by then."""
@@ -102,3 +106,18 @@ def test_a_changed_run_control_or_select_by_trains_nothing(job, ray_session, tmp
     card = (first / "models/ug/README.md").read_text()
     assert "sampling_alpha" in card and "num_cpus" not in card and "threads" not in card
     assert json.loads((first / "results.json").read_text())["select_by"] == "pooled"
+
+
+def test_an_int_few_shot_keeps_its_names_and_a_mapping_names_its_own(job, tmp_path, monkeypatch):
+    """``few_shot`` may be a mapping language -> k: an int (and unset) keep the folders they had; a
+    mapping is another job, named the same whatever order its languages are written in."""
+    ug = ("ug",)
+    assert _names(_cfg(job, tmp_path, ug, "finetune.few_shot=5"), monkeypatch) == FEW_SHOT_HASHES
+    joint = ("ug", "wo")
+    assert _names(_cfg(job, tmp_path, joint, "finetune.few_shot=5", "finetune.mode=joint"),
+                  monkeypatch) == FEW_SHOT_JOINT_HASHES
+    mapped = _names(_cfg(job, tmp_path, joint, "finetune.few_shot={wo: 3, ug: 5}", "finetune.mode=joint"), monkeypatch)
+    assert mapped == _names(_cfg(job, tmp_path, joint, "finetune.few_shot={ug: 5, wo: 3}", "finetune.mode=joint"),
+                            monkeypatch)
+    assert mapped[0] not in (FEW_SHOT_JOINT_HASHES[0], _names(_cfg(job, tmp_path, joint, "finetune.mode=joint"),
+                                                              monkeypatch)[0])

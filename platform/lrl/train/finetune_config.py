@@ -8,9 +8,15 @@ depth of a preset encoder (``check_freeze_depth``); a folder's depth is checked 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from lrl.config import StrictModel
 from lrl.data.config import check_lang
@@ -77,10 +83,13 @@ class FinetuneConfig(StrictModel):
     labels only valid BIO sequences are scored and decoded: no ``I-X`` after ``O``)."""
     lang_tag: bool = True
     """Prepend the language tag token (``[ug]``) when the tokenizer has it, as in pretraining."""
-    few_shot: int | None = Field(default=None, gt=0)
+    few_shot: int | dict[str, int] | None = None
     """Train on only k original sentences per language (chosen with the run's seed: a sentence with
     each entity type first when k allows, the rest at random) and the rows generated from them;
-    None uses all."""
+    None uses all. A mapping language -> k limits only the languages it names, and the others train
+    on all their rows: ``{ug: 10}`` in joint mode is the cross-lingual setting (every sentence of the
+    other languages, 10 of ug); per language, each model takes its language's k, or all. A key must
+    be a language the job fine-tunes (``languages``, else those with train and dev rows)."""
     aug_ratio: float | None = Field(default=None, ge=0)
     """Augmented rows (op != "orig") per original row of the same language in the training mix;
     None keeps every augmented row, 0 uses originals only."""
@@ -125,6 +134,16 @@ class FinetuneConfig(StrictModel):
 
     _v_model = field_validator("model")(classmethod(lambda cls, v: check_model(v)))
 
+    @field_validator("few_shot", mode="wrap")
+    @classmethod
+    def _few_shot(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> int | dict[str, int] | None:
+        try:
+            out = handler(v)
+        except ValidationError:  # one line, not one per member of the union
+            raise ValueError("expected k > 0 (original sentences per language), a mapping language -> k "
+                             "such as {ug: 10}, or null") from None
+        return check_few_shot(out)
+
     @model_validator(mode="after")
     def _check(self) -> FinetuneConfig:
         if self.precision == "fp16":
@@ -140,6 +159,8 @@ class FinetuneConfig(StrictModel):
             # stage, after its data was read, the error named model.max_length, unset by the user.
             raise ValueError(f"max_length={self.max_length}: a preset: encoder has at most {MAX_POSITIONS} "
                              "positions")
+        if self.languages is not None and (problem := few_shot_outside(self.few_shot, self.languages)):
+            raise ValueError(problem + " (finetune.languages)")
         return self
 
 
@@ -151,6 +172,31 @@ def unique_langs(langs: list[str]) -> list[str]:
     if seen:
         raise ValueError(f"language {seen[0]!r} is listed more than once; list each language once")
     return out
+
+
+def check_few_shot(value: int | dict[str, int] | None) -> int | dict[str, int] | None:
+    """``finetune.few_shot`` after its type: k > 0, or a non-empty mapping of ISO 639 codes to k > 0
+    (sorted by language: the same mapping written in another order is the same job)."""
+    if value is None or isinstance(value, int):
+        if value is not None and value <= 0:
+            raise ValueError("k must be greater than 0 (null uses every sentence)")
+        return value
+    if not value:  # as an empty finetune.languages: say what the user means instead
+        raise ValueError("an empty mapping limits no language; use null (leave it unset) for every sentence")
+    for lang, k in value.items():
+        check_lang(lang)
+        if k <= 0:
+            raise ValueError(f"{lang}: k must be greater than 0 (leave the language out to use all its sentences)")
+    return dict(sorted(value.items()))
+
+
+def few_shot_outside(value: int | dict[str, int] | None, langs: list[str]) -> str | None:
+    """The error line when a ``few_shot`` mapping names a language outside ``langs`` (those the
+    job fine-tunes): a typo (``{uq: 10}``) otherwise trained every language on all its sentences."""
+    extra = sorted(set(value) - set(langs)) if isinstance(value, dict) else []
+    if not extra:
+        return None
+    return f"finetune.few_shot names {', '.join(extra)}, not among the languages fine-tuned {sorted(langs)}"
 
 
 def check_model(value: str | None) -> str | None:

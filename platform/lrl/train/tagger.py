@@ -137,6 +137,19 @@ def _ids_by_lang(table: pa.Table) -> dict[str, list[str]]:
     return {lang: sorted(ids) for lang, ids in sorted(out.items())}
 
 
+def _few_shot_record(k: int | dict[str, int] | None, orig: pa.Table) -> dict:
+    """``few_shot_ids`` of a run's info: per language the originals few-shot chose. A mapping
+    (``{ug: 10}``) cut only the languages it names: listing the others' every sentence (thousands of
+    WikiANN sw ids) would read as a choice. A run with none of them (a per-language model of an
+    unnamed language) trained on all, as without few-shot, and has none."""
+    if k is None:
+        return {}
+    ids = _ids_by_lang(orig)
+    if isinstance(k, dict):
+        ids = {lang: v for lang, v in ids.items() if lang in k}
+    return {"few_shot_ids": ids} if ids else {}
+
+
 def _input_conventions(tagger: Tagger, langs: set[str]) -> dict:
     """What lrl adds to every input besides the words: the language tag token per language and the
     language's token type id. Saved with the model so that its card can tell plain transformers
@@ -272,7 +285,7 @@ def train_tagger(cfg: FinetuneConfig, model_path: str, train: pa.Table, dev: pa.
             "train_orig_rows_per_lang": _counts(orig.column("lang").to_pylist()),
             # Which k sentences few_shot chose (the seed's choice), and what the steps drew: with
             # few steps a joint run can leave a small language out of every batch.
-            **({"few_shot_ids": _ids_by_lang(orig)} if cfg.few_shot is not None else {}),
+            **_few_shot_record(cfg.few_shot, orig),
             "train_chunks": len(chunks), "drawn_chunks_per_lang": drawn,
             "frozen_params": frozen, "device": device.type, "precision": cfg.precision, "attention": kernel,
             "align": stats.as_dict(), "seed": seed}

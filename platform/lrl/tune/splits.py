@@ -27,6 +27,7 @@ from lrl.data.schema import NER_SCHEMA, table_scheme, with_scheme
 from lrl.job import encoder_setting
 from lrl.model.special_text import TYPED_SPECIALS, holds_specials
 from lrl.pipeline.stage import StageContext
+from lrl.train.finetune_config import few_shot_outside
 
 
 def _read_generated(path: str, setting: str = "finetune.data") -> pa.Table:
@@ -91,6 +92,10 @@ def language_splits(ctx: StageContext, languages: list[str] | None = None, stage
     if missing:
         field = f"{stage}.languages" if languages else "finetune.languages"
         raise ConfigError(f"{field} {missing}: no train and dev rows for them (have {have})")
+    # Against the languages finetune trains (tune may search fewer of them); a set finetune.languages
+    # was checked at load.
+    if problem := few_shot_outside(cfg.finetune.few_shot, cfg.finetune.languages or have):
+        raise ConfigError(f"{problem} (those with train and dev rows)")
     # Marked by the scheme of the language's sources (generated rows come without one), so that
     # fine-tuning gives a POS language the labels B-X per tag only (``label_list``).
     scheme = {lang: "tokens" if all(s.scheme == "tokens" for s in cfg.data.ner if s.lang == lang) else "iob2"
@@ -106,17 +111,21 @@ def repeated_dev(splits: dict[str, tuple[pa.Table, pa.Table]], stage: str, ft=No
     language with some said in a warning: WikiANN repeats sentences across its splits (ug 51 of
     200 dev sentences, wo 36 of 120, ig 30 of 100), and part of such a dev F1 measures memory.
 
-    Under ``ft.few_shot`` or ``ft.aug_ratio`` (a ``FinetuneConfig``) each seed trains on its own
-    part of the rows, so the count is of that part, per seed of ``seeds``: a 50-shot wo run trained
-    on 5-8 of the 36 (an audit found the warning naming all 36). Returns (the most any seed's
-    training set holds, or the full set's count; {lang: {seed: count}} when the parts differ)."""
+    Under ``ft.few_shot`` (a mapping: in the languages it names) or ``ft.aug_ratio`` (a
+    ``FinetuneConfig``) each seed trains on its own part of the rows, so the count is of that part,
+    per seed of ``seeds``: a 50-shot wo run trained on 5-8 of the 36 (an audit found the warning
+    naming all 36). Returns (the most any seed's training set holds, or the full set's count;
+    {lang: {seed: count}} when the parts differ)."""
     from lrl.train.finetune_data import dev_in_train, prepare_train
 
-    shaped = ft is not None and (ft.few_shot is not None or ft.aug_ratio is not None) and bool(seeds)
+    def shaped(lang: str) -> bool:  # a few_shot mapping cuts only the languages it names
+        cut = ft.few_shot is not None and (not isinstance(ft.few_shot, dict) or lang in ft.few_shot)
+        return (cut or ft.aug_ratio is not None) and bool(seeds)
+
     repeated, by_seed = {}, {}
     for lang, (train, dev) in splits.items():
         full = dev_in_train(train, dev)
-        if shaped and full:
+        if ft is not None and shaped(lang) and full:
             by_seed[lang] = {s: dev_in_train(prepare_train(train, ft.few_shot, ft.aug_ratio, s), dev)
                              for s in sorted(set(seeds))}
         repeated[lang] = max(by_seed[lang].values()) if lang in by_seed else full
