@@ -118,8 +118,10 @@ def test_stage_dry_runs_show_what_lrl_run_checks_first(tmp_path, monkeypatch, ca
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     job, root = packaged_job("quickstart"), tmp_path / "runs"
-    ner = ("data.ner=[{path: a.conll, lang: uig, split: train}, {path: b.conll, lang: ug, split: train}, "
-           "{path: c.conll, lang: ug, split: dev}]")
+    for name in ("a", "b", "c"):  # files that exist: the dry runs name a missing source the command reads
+        (tmp_path / f"{name}.conll").write_text("Qeshqer\tB-LOC\n", encoding="utf-8")
+    ner = (f"data.ner=[{{path: {tmp_path}/a.conll, lang: uig, split: train}}, {{path: {tmp_path}/b.conll, lang: ug, "
+           f"split: train}}, {{path: {tmp_path}/c.conll, lang: ug, split: dev}}]")
     for stage in ("tune", "finetune"):
         assert _main([stage, str(job), f"output.root={root}", ner, "--dry-run"]) == 0
         out = capsys.readouterr().out

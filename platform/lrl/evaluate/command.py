@@ -124,10 +124,15 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
     Prints the scores when it computed them (``lrl run`` said only "evaluate: done"), unless
     ``quiet`` (``lrl evaluate`` prints them itself, also for a reused folder)."""
     from lrl.data.readers import read_ner
-    from lrl.pipeline.preflight import check_stage_folders
+    from lrl.pipeline.preflight import PreflightError, check_stage_folders
+    from lrl.pipeline.preflight_inputs import check_evaluate_splits
 
     cfg = ctx.cfg
     check_stage_folders(cfg, "evaluate")  # evaluate.model=x: "no such folder", not "neither a model folder nor ..."
+    try:  # the error of lrl run's preflight and of the dry runs, before models are looked for
+        check_evaluate_splits(cfg, [STAGE], alone=True)
+    except PreflightError as exc:
+        raise ConfigError(str(exc)) from None
     source = cfg.evaluate.model or ctx.upstream.get("finetune") or ctx.upstream.get("tune")
     if not source:
         raise ConfigError("evaluate needs models: set evaluate.model (a finetune-<hash> or tune-<hash> output "
@@ -144,8 +149,6 @@ def run_evaluate(ctx: StageContext, quiet: bool = False) -> str:
             res = read_ner(src, cfg.data.root, cfg.data.bio_policy, cfg.data.labels)
             tables.setdefault(src.split, []).append(res.table)
             rejects += res.rejects.num_rows
-    if not tables:
-        raise ConfigError(f"no data.ner source has a split in evaluate.splits={cfg.evaluate.splits}")
     splits = {k: pa.concat_tables(v) for k, v in tables.items()}
     if unscored := _unscored(splits, models, job_langs, _chosen(cfg, ctx)):
         from lrl.config import config_warning

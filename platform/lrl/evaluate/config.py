@@ -20,7 +20,8 @@ class EvaluateConfig(StrictModel):
     any stage runs."""
     splits: list[str] = ["dev", "test"]
     """``data.ner`` splits to evaluate on (those absent from the config are skipped; when none is
-    there, ``lrl run`` and its ``--dry-run`` stop before the first stage)."""
+    there, ``lrl run`` and ``lrl evaluate`` stop before the first stage or model, as their
+    ``--dry-run`` do)."""
     batch_size: int = Field(default=64, gt=0)
     """Chunks per forward pass when predicting."""
     device: str = "cpu"

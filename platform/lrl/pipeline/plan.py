@@ -192,7 +192,10 @@ def _checks(cfg: JobConfig, stage: str) -> list[str]:
     languages finetune or tune would stop on (errors, as the stage stops on them at once) or leave
     out, whether pretraining's workers fit on the embedded Ray, and whether generate's translation
     actors can run. The stage commands ran them only when not a dry run (the languages) or once
-    Ray ran (the workers, the actors), so a dry run said nothing of them."""
+    Ray ran (the workers, the actors), so a dry run said nothing of them. Also the ``data.ner``
+    sources finetune, tune and evaluate read and ``evaluate.splits`` (``check_sources``, as the
+    command reads them: ``alone``): ``lrl evaluate --dry-run evaluate.splits=[tst]`` or a missing
+    dev file passed, and the command stopped on it."""
     from lrl.pipeline.preflight import (
         PreflightError,
         check_languages,
@@ -201,11 +204,13 @@ def _checks(cfg: JobConfig, stage: str) -> list[str]:
         check_pretrain_resources,
         check_task_resources,
     )
+    from lrl.pipeline.preflight_inputs import check_sources
 
     try:
         return (check_model_folders(cfg, [stage]) + check_pretrain_positions(cfg, [stage])
                 + check_languages(cfg, [stage]) + check_pretrain_resources(cfg, [stage])
-                + check_task_resources(cfg, [stage]) + check_translate_resources(cfg, [stage]))
+                + check_task_resources(cfg, [stage]) + check_translate_resources(cfg, [stage])
+                + check_sources(cfg, [stage], alone=True))
     except PreflightError as exc:
         raise ConfigError(str(exc)) from None
 

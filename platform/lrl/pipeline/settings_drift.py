@@ -25,6 +25,13 @@ OWN_SECTIONS: dict[str, set[str]] = {
 SHARED_SECTIONS = {"data", "model", "seed"}
 #: ``ray``, ``output``, ``pipeline`` and ``name`` shape no stage's content (left out of the state).
 UNSHAPING = {"ray", "output", "pipeline", "name"}
+#: Settings that say only where inputs lie: kept in the state (what a run used) but no drift. The
+#: stages name their outputs by each input's path relative to ``data.root`` and its content, never
+#: by where the root lies (``lrl.generate.sources``), so the same data moved or copied under a new
+#: root (a runs folder taken to another machine, ``lrl submit``'s unpacked working dir, a job file
+#: moved while ``data.root`` defaults to its folder) is what the reused outputs were built from.
+#: A changed relative path (``data.ner[0].path``) is still drift: it is part of ``data.ner``.
+LOCATION_ONLY = {"data.root"}
 #: Settings of one stage's section that shape the outputs of other stages too: finetune trains
 #: once per evaluation seed, and tune retrains its best configuration once per seed (their output
 #: hashes hold them), so ``--from evaluate evaluate.seeds=...`` reuses models of the old seeds;
@@ -70,7 +77,8 @@ def changed_settings(state: dict[str, Any], cfg: JobConfig, reused: list[str]) -
         if recorded is None:  # a state file written before configs were recorded
             continue
         for key in sorted(set(now) | set(recorded)):
-            if key in found or now.get(key) == recorded.get(key) or not shapes(key, reused[: i + 1]):
+            if (key in found or key in LOCATION_ONLY or now.get(key) == recorded.get(key)
+                    or not shapes(key, reused[: i + 1])):
                 continue
             found[key] = (recorded.get(key), now.get(key))
     if found:  # only then: the stage modules that define run control import torch and Ray
@@ -117,5 +125,5 @@ def stale_warning(reused: list[str], changed: dict[str, tuple[Any, Any]]) -> str
             "Run without --from/--only to rebuild what they shape.")
 
 
-__all__ = ["OWN_SECTIONS", "SHARED_SECTIONS", "UNSHAPING", "ALSO_READ", "shapes", "flat_config", "changed_settings",
-           "stale_warning"]
+__all__ = ["OWN_SECTIONS", "SHARED_SECTIONS", "UNSHAPING", "LOCATION_ONLY", "ALSO_READ", "shapes", "flat_config",
+           "changed_settings", "stale_warning"]
