@@ -111,9 +111,11 @@ def stage_output(cfg: JobConfig) -> StageOutput:
                "rows_version": ROWS_VERSION}
     if cfg.oversample.enabled and any(s.scheme == "tokens" for s in training_sources(cfg)):
         shaping["oversample_pos_version"] = 2  # POS rows now pass once (other rows); other jobs keep their hash
-    if {"synonym", "insert"} & set(cfg.augment.ops):
+    aug = cfg.augment
+    if {"synonym", "insert"} & set(aug.ops) and (aug.lexicons or (aug.neighbours.enabled and cfg.data.text)):
         # 2: synonyms take the case of the word they stand for; translate-train's target gets synonyms
-        # without input rows of its own (augment.steps.translated_langs). Other jobs keep their hash.
+        # without input rows of its own (augment.steps.translated_langs). Other jobs (insert with
+        # no synonym source among them: the same rows) keep their hash.
         shaping["synonym_version"] = 2
     root = cfg.output.root
     # Ray workers run in their own working directories: hand them absolute paths only. (On a

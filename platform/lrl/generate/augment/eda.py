@@ -130,6 +130,7 @@ class InsertOp(AugmentOp):
     def edit(self, tokens: list[str], tags: list[str], lang: str, rng: random.Random) -> Edit:
         pool = self.res.tagged_in(lang, "O", script_of(tokens))
         shut: list[tuple[bool, bool]] | None = None
+        first = _first_word(tokens)  # the sentence's own first word, followed as words go in before it
         for _ in range(_count(self.params.alpha, len(tokens))):
             words = None
             o_pos = _o_positions(tags)
@@ -140,7 +141,7 @@ class InsertOp(AugmentOp):
                 # words are (the old first word keeps its capital): a rare slot, left simple.
                 at_word = rng.choice(o_pos)
                 words = synonym_for(self, split_punct(tokens[at_word])[1], lang, rng,
-                                    cased=at_word != _first_word(tokens))
+                                    cased=at_word != first)
             if words is None:
                 word = _pool_word(pool, rng)
                 if word is None:
@@ -154,6 +155,8 @@ class InsertOp(AugmentOp):
                 break
             at = rng.choice(slots)
             tokens[at:at] = words
+            if first is not None and at <= first:  # review: recomputed, an inserted word became first
+                first += len(words)
             tags[at:at] = ["O"] * len(words)
             shut[at:at] = [(False, False)] * len(words)  # bare O words close no slot
         return tokens, tags
