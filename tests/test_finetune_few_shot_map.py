@@ -78,6 +78,40 @@ def test_a_mapping_keeps_every_row_of_the_languages_it_leaves_out(data_root):
     assert prepare_train(wo, {"ug": 4}, None, 0).equals(wo)  # a per-language wo model: all, in order
 
 
+def test_translations_follow_their_source_sentence_jointly_and_stay_in_a_per_language_table():
+    """Review: {ug: 2} kept the wo translations of every ug sentence (the 18 left out leaked their
+    entities), and a per-language ug table dropped the ug translations of wo sentences (their
+    parents are in the wo table), though wo is not cut."""
+    from collections import Counter
+
+    import pyarrow.compute as pc
+
+    from lrl.data.schema import ner_table
+    from lrl.train.finetune_data import few_shot
+
+    rows = []
+    for lang in ("ug", "wo"):
+        rows += [{"id": f"{lang}{i}", "lang": lang, "tokens": ["a"], "tags": ["B-PER"], "op": "orig"} for i in range(20)]
+    for i in range(20):
+        there = {"lang": "wo", "tokens": ["a"], "tags": ["B-PER"], "op": "translate", "parent_id": f"ug{i}"}
+        back = {"lang": "ug", "tokens": ["a"], "tags": ["B-PER"], "op": "translate", "parent_id": f"wo{i}"}
+        rows += [{**there, "id": f"ug{i}>translate:wo"}, {**back, "id": f"wo{i}>translate:ug"},
+                 {**back, "id": f"wo{i}>translate:ug|swap|0", "op": "swap", "parent_id": f"wo{i}>translate:ug"}]
+    table = ner_table(rows)
+
+    def kept(t):
+        return Counter((r["lang"], r["op"]) for r in t.to_pylist())
+
+    joint = few_shot(table, {"ug": 2}, seed=0)
+    assert kept(joint) == {("ug", "orig"): 2, ("wo", "translate"): 2, ("wo", "orig"): 20,
+                           ("ug", "translate"): 20, ("ug", "swap"): 20}
+    chosen = {r["id"] for r in joint.to_pylist() if r["lang"] == "ug" and r["op"] == "orig"}
+    assert {r["parent_id"] for r in joint.to_pylist() if r["lang"] == "wo" and r["op"] == "translate"} == chosen
+    ug = few_shot(table.filter(pc.equal(table.column("lang"), "ug")), {"ug": 2}, seed=0)
+    assert kept(ug) == {("ug", "orig"): 2, ("ug", "translate"): 20, ("ug", "swap"): 20}
+    assert kept(few_shot(table.filter(pc.equal(table.column("lang"), "ug")), 2, seed=0)) == {("ug", "orig"): 2}
+
+
 @pytest.mark.parametrize(("overrides", "reason"), [
     (["finetune.few_shot={uq1: 5}"], r"finetune\.few_shot: .*language 'uq1' is not an ISO 639 code"),
     (["finetune.few_shot={ug: 0}"], r"finetune\.few_shot: .*ug: k must be greater than 0"),

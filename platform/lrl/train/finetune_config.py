@@ -88,8 +88,10 @@ class FinetuneConfig(StrictModel):
     each entity type first when k allows, the rest at random) and the rows generated from them;
     None uses all. A mapping language -> k limits only the languages it names, and the others train
     on all their rows: ``{ug: 10}`` in joint mode is the cross-lingual setting (every sentence of the
-    other languages, 10 of ug); per language, each model takes its language's k, or all. A key must
-    be a language the job fine-tunes (``languages``, else those with train and dev rows)."""
+    other languages, 10 of ug; rows generated from the ug sentences left out are left out too, their
+    translations included); per language, each model's rows are cut by its own language's k only
+    (translations into it from other languages kept), or not at all. A key must be a language the
+    job fine-tunes (``languages``, else those with train and dev rows)."""
     aug_ratio: float | None = Field(default=None, ge=0)
     """Augmented rows (op != "orig") per original row of the same language in the training mix;
     None keeps every augmented row, 0 uses originals only."""

@@ -51,8 +51,11 @@ TRAIN_SET_VERSION = 2
 def few_shot(table: pa.Table, k: int | Mapping[str, int], seed: int) -> pa.Table:
     """k original sentences per language (all when fewer), plus the generated rows derived from them.
     With a mapping language -> k (``finetune.few_shot: {ug: 10}``) only the languages it names are
-    cut: every row of another language is kept, as without few-shot, and so are the generated rows
-    derived from its sentences.
+    cut: every sentence of another language is kept, as without few-shot, and so are the rows
+    generated from it (its translations into ug too); rows generated from an unchosen ug sentence
+    are left out in every language (its translations into wo too). Per language (a table of one
+    language) only that language's k cuts: a translation into it of another language's sentence
+    (not in the table) is kept, and a model of an unnamed language trains on all its rows.
 
     Every entity type of a language is kept when k allows (see ``_pick``): a plain random draw of
     10 WikiANN Uyghur sentences left out a type for 37 of 50 seeds (PER is in 99 of 1603
@@ -80,9 +83,37 @@ def few_shot(table: pa.Table, k: int | Mapping[str, int], seed: int) -> pa.Table
     keep = pc.and_(mask, pc.is_in(table.column("id"), pa.array(sorted(chosen), pa.string())))
     if "parent_id" in table.column_names:
         keep = pc.or_(keep, pa.array(_descends(table, mask, chosen)))
-    if ks is not None:  # every row of the languages not named, generated ones without a parent too
-        keep = pc.or_(keep, pc.invert(pc.is_in(table.column("lang"), pa.array(sorted(ks), pa.string()))))
+    if ks is not None:
+        keep = pc.or_(keep, pa.array(_from_outside(table, mask, ks)))
     return table.filter(keep)
+
+
+def _from_outside(table: pa.Table, mask: pa.Array, named: Mapping[str, int]) -> list[bool]:
+    """Per row, under a ``few_shot`` mapping: a generated row whose ``parent_id`` chain leaves the
+    table (or that has no parent) and that either entered it by translation (per language, the
+    translations into ug of wo sentences: no choice of this table concerns them) or is of a
+    language the mapping does not name. A first version kept every row of an unnamed language,
+    translations of the named language's unchosen sentences among them, and per language dropped
+    every translation from another language (``_descends`` finds no chosen root for them)."""
+    ids = table.column("id").to_pylist()
+    parents = (table.column("parent_id").to_pylist() if "parent_id" in table.column_names
+               else [None] * len(ids))
+    ops = table.column("op").to_pylist() if "op" in table.column_names else [None] * len(ids)
+    at = {i: n for n, i in enumerate(ids)}
+    out = []
+    origs = mask.to_pylist()
+    for n, (orig, lang) in enumerate(zip(origs, table.column("lang").to_pylist())):
+        if orig:
+            out.append(False)
+            continue
+        seen, j = set(), n
+        while parents[j] in at and parents[j] not in seen:  # up the chain, to an original or outside
+            seen.add(parents[j])
+            j = at[parents[j]]
+        # Reaching an original of the table is ``_descends``'s case; a cycle reaches none.
+        outside = not origs[j] and parents[j] not in at
+        out.append(outside and (ops[j] == "translate" or lang not in named))
+    return out
 
 
 def _pick(tags_by_id: dict[str, list[str]], k: int, rng: random.Random) -> list[str]:
