@@ -212,7 +212,7 @@ def run_finetune(ctx: StageContext) -> str:
     from lrl.pipeline.preflight import check_stage_folders
     from lrl.train.finetune_data import TRAIN_SET_VERSION
     from lrl.train.finetune_dropout import dropout_version, encoder_config, unreached
-    from lrl.train.finetune_reuse import FinishedGroups, group_key
+    from lrl.train.finetune_reuse import FinishedGroups, group_key, own_few_shot
     from lrl.train.progress_relay import ProgressRelay
     from lrl.tune.splits import check_encoder, dev_checks, fingerprint, language_splits, resolve_model
 
@@ -253,9 +253,11 @@ def run_finetune(ctx: StageContext) -> str:
     # results.json "labels": one list, or {group: labels} when the groups' lists differ (module docstring)
     labels = group_labels[next(iter(todo))] if len({tuple(v) for v in group_labels.values()}) == 1 else group_labels
     langs = {g: sorted(set(dev.column("lang").to_pylist())) for g, (_, dev) in todo.items()}
-    # Per group, what its runs depend on: the same without the language list, by content only.
+    # Per group, what its runs depend on: the same without the language list, by content only;
+    # per language, only the group's own few_shot k (``own_few_shot``).
     settings = {"finetune": named.model_dump(mode="json", exclude={"languages", "data", "model"}), **common}
-    keys = {g: group_key({**settings, "labels": group_labels[g], "task": card_task(cfg, langs[g])}, g,
+    own = {g: own_few_shot(settings, g) if ft.mode == "per_language" else settings for g in todo}
+    keys = {g: group_key({**own[g], "labels": group_labels[g], "task": card_task(cfg, langs[g])}, g,
                          inputs["data"][g] if ft.mode == "per_language" else inputs["data"], inputs["model"])
             for g in todo}
     finished = FinishedGroups(out.root, keys)

@@ -51,6 +51,7 @@ from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig
 from lrl.train.finetune_data import TRAIN_SET_VERSION
 from lrl.train.finetune_names import by_content, located
+from lrl.train.finetune_reuse import own_few_shot
 from lrl.tune.resume import FinishedLanguages, language_key
 from lrl.tune.search import (
     METRIC,
@@ -250,7 +251,10 @@ def run_tune(ctx: StageContext, train_fn: TrainFn | None = None) -> str:
     settings = {"tune": cfg.tune.model_dump(mode="json", exclude=RUN_CONTROL | {"languages", "model_path"}),
                 "finetune": _shaping(cfg.finetune).model_dump(mode="json", exclude={"languages", "data", "model"}),
                 **common}
-    keys = {lang: language_key(settings, lang, inputs["data"][lang], inputs["model"]) for lang in splits}
+    # Each language's key with only its own few_shot k (``own_few_shot``): a language a mapping
+    # leaves out is searched as with few_shot unset, and is taken from such a search.
+    keys = {lang: language_key(own_few_shot(settings, lang), lang, inputs["data"][lang], inputs["model"])
+            for lang in splits}
     init_ray(cfg.ray)
     warning = check_trial_resources(cfg.tune)  # before a search that would wait for ever
     if warning:
