@@ -5,9 +5,10 @@ by a hash of its config and of the upstream folders it reads, and returns at onc
 is finished. The runner therefore always calls each selected stage (so a changed input file is
 never mistaken for a finished stage) and records what each returned in a state file, which is
 what ``--from`` and ``--only`` read to find the outputs of stages they do not run. The state also
-keeps the settings each output was built under, so that ``--from``/``--only`` say which changed
-settings the reused outputs do not have. A crash in a stage leaves every earlier folder finished
-and recorded; the next run passes through them quickly.
+keeps the settings and input prints each output was built under, so that ``--from``/``--only`` say
+which changed settings and inputs the reused outputs do not have (``lrl.pipeline.input_drift``).
+A crash in a stage leaves every earlier folder finished and recorded; the next run passes through
+them quickly.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from lrl.data.output import MANIFEST
 from lrl.data.remote import absolute  # paths in the state file: read from other working directories
 from lrl.data.root_lock import root_lock
 from lrl.job import JobConfig
-from lrl.pipeline.settings_drift import changed_settings, flat_config, stale_warning
+from lrl.pipeline.input_drift import Prints, drift
+from lrl.pipeline.settings_drift import flat_config
 from lrl.pipeline.stage import StageContext
 from lrl.signals import begin_stop
 
@@ -134,9 +136,10 @@ def select(stages: list[str], start: str | None = None, only: str | None = None)
 
 
 def record(state: dict[str, Any], name: str, path: str, seconds: float, cfg: JobConfig,
-           not_applied: dict[str, tuple[Any, Any]]) -> None:
+           not_applied: dict[str, tuple[Any, Any]], inputs: dict[str, Any] | None = None) -> None:
     """Record a finished stage with the settings its output was built under: this config, except
-    the changed settings that reused upstream outputs carry in their recorded form."""
+    the changed settings that reused upstream outputs carry in their recorded form; and with the
+    content prints of the data files it read (``lrl.pipeline.input_drift``)."""
     flat = flat_config(cfg)
     for key, (old, _) in not_applied.items():
         if old is None:
@@ -147,7 +150,8 @@ def record(state: dict[str, Any], name: str, path: str, seconds: float, cfg: Job
     configs = state.setdefault("configs", {})
     configs[key] = flat
     state["stages"][name] = {"path": path, "seconds": round(seconds, 3),
-                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": key}
+                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": key,
+                             **({"inputs": inputs} if inputs is not None else {})}
     used = {rec.get("config") for rec in state["stages"].values()}
     for old_key in [k for k in configs if k not in used]:  # keep only configs a stage still refers to
         del configs[old_key]
@@ -245,9 +249,7 @@ def plan(cfg: JobConfig, start: str | None = None, only: str | None = None) -> s
                 known.update({name: out.path} if done else {})
                 last = f"  -> {out.path} ({'finished: reused at once' if done else 'not written yet'})"
             lines.append(f"#   {name:<10} run{last}")
-    warning = stale_warning(list(upstream), changed_settings(state, cfg, list(upstream)))
-    if warning:
-        lines.append(f"# {warning}")
+    lines += [f"# {warning}" for warning in drift(state, cfg, list(upstream), Prints(state))[1]]
     return "\n".join(lines) + "\n"
 
 
@@ -353,13 +355,14 @@ def _run_stages(cfg: JobConfig, todo: list[str], registry: Mapping[str, str | St
         log(f"[lrl run] {line}")
     for name, path in upstream.items():
         log(f"[lrl run] {name}: reusing recorded output {path}")
-    not_applied = changed_settings(state, cfg, list(upstream))
-    warning = stale_warning(list(upstream), not_applied)
-    if warning:
+    prints = Prints(state)  # content prints of the inputs, kept in the state by their files' stamps
+    not_applied, warnings = drift(state, cfg, list(upstream), prints)
+    for warning in warnings:
         log(f"[lrl run] {warning}")
     result = RunResult(outputs=dict(upstream), state_file=spath)
     for name in todo:
         fn = resolve_stage(registry[name])
+        inputs = prints.stage(cfg, name)  # before it runs: what it names its output by, not an edit since
         log(f"[lrl run] {name}: starting")
         s0, wall0 = time.perf_counter(), time.time()
         sigint = signal.getsignal(signal.SIGINT)
@@ -384,7 +387,7 @@ def _run_stages(cfg: JobConfig, todo: list[str], registry: Mapping[str, str | St
         upstream[name] = path
         result.outputs[name] = path
         result.timings.append(StageTiming(name, path, seconds))
-        record(state, name, path, seconds, cfg, not_applied)
+        record(state, name, path, seconds, cfg, not_applied, inputs)
         save_state(spath, state)
         # A rerun's stages return at once with the folder an earlier run finished: "done in 0.02 s"
         # read as if the stage had run, on the cluster too, where the user cannot look.

@@ -1,0 +1,99 @@
+"""``lrl run --from/--only`` after the inputs' content changed under the same settings: a ``data.root``
+pointed at another dataset of the same layout (v1 -> v2), or an input edited in place, reused outputs
+built from the old data without a word, since a changed ``data.root`` alone is no settings drift
+(``lrl.pipeline.settings_drift.LOCATION_ONLY``). The state now keeps each stage's input prints
+(``lrl.pipeline.input_drift``) and the runner compares them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from pipeline_fakes import STAGES, FakeStages
+
+from lrl.job import load_job
+from lrl.pipeline.input_drift import Prints, changed_inputs
+from lrl.pipeline.runner import load_state, plan, run_pipeline, save_state, state_path
+
+ROWS = "Qeshqer\tB-LOC\nshehiri\tO\n"
+
+
+def _data(root, train: str = ROWS) -> None:
+    (root / "ner").mkdir(parents=True)
+    (root / "ner" / "ug-train.conll").write_text(train, encoding="utf-8")
+    (root / "ner" / "ug-dev.conll").write_text(ROWS, encoding="utf-8")
+
+
+def _cfg(tmp_path, root):
+    return load_job(None, [f"output.root={tmp_path / 'runs'}", f"pipeline.stages={STAGES}".replace("'", ""),
+                           f"data.root={root}", "data.ner=[{path: ner/ug-train.conll, lang: ug, split: train}, "
+                           "{path: ner/ug-dev.conll, lang: ug, split: dev}]"])
+
+
+def _warnings(lines: list[str]) -> list[str]:
+    return [line for line in lines if "warning" in line]
+
+
+def _first_run(tmp_path, root) -> FakeStages:
+    fake = FakeStages()
+    run_pipeline(_cfg(tmp_path, root), registry=fake.registry(), log=lambda s: None)
+    return fake
+
+
+def test_the_same_data_under_a_new_root_is_no_drift(tmp_path):
+    old = tmp_path / "a"
+    _data(old)
+    fake = _first_run(tmp_path, old)
+    shutil.copytree(old, tmp_path / "b", copy_function=shutil.copy)  # new mtimes: read, found the same
+    shutil.move(str(old), str(tmp_path / "c"))
+    for new in (tmp_path / "b", tmp_path / "c"):
+        lines: list[str] = []
+        run_pipeline(_cfg(tmp_path, new), start="finetune", registry=fake.registry(), log=lines.append)
+        assert not _warnings(lines), lines
+        assert "built from other contents" not in plan(_cfg(tmp_path, new), start="evaluate")
+
+
+def test_an_input_edited_in_place_is_drift_named_by_its_relative_path(tmp_path):
+    root = tmp_path / "a"
+    _data(root)
+    fake = _first_run(tmp_path, root)
+    (root / "ner" / "ug-train.conll").write_text("Qeshqer\tB-LOC\n", encoding="utf-8")
+    lines: list[str] = []
+    run_pipeline(_cfg(tmp_path, root), only="finetune", registry=fake.registry(), log=lines.append)
+    warned = _warnings(lines)
+    assert len(warned) == 1 and "data.ner ner/ug-train.conll (train)" in warned[0], lines
+    assert "generate, tokenizer, pretrain" in warned[0] and "ug-dev" not in warned[0], warned
+    said = plan(_cfg(tmp_path, root), start="evaluate")
+    assert "built from other contents" in said and "ner/ug-train.conll" in said, said
+
+
+def test_another_dataset_of_the_same_layout_is_drift(tmp_path):
+    _data(tmp_path / "v1")
+    _data(tmp_path / "v2", train="Qeshqer\tB-PER\nshehiri\tO\n")  # same size, other tags
+    fake = _first_run(tmp_path, tmp_path / "v1")
+    lines: list[str] = []
+    run_pipeline(_cfg(tmp_path, tmp_path / "v2"), start="evaluate", registry=fake.registry(), log=lines.append)
+    warned = _warnings(lines)
+    assert len(warned) == 1 and "ner/ug-train.conll (train)" in warned[0], lines
+    # The dev file: finetune's own input, the same in both; read here, as evaluate reads it.
+    assert "ug-dev" not in warned[0] and "finetune" in warned[0], warned
+
+
+def test_unchanged_inputs_are_not_read_again_and_old_states_say_nothing(tmp_path):
+    root = tmp_path / "a"
+    _data(root)
+    fake = _first_run(tmp_path, root)
+    cfg = _cfg(tmp_path, root)
+    state = load_state(state_path(cfg))
+    prints = Prints(state)
+    assert changed_inputs(state, cfg, STAGES[:4], prints) == {} and prints.hashed == 0
+    assert prints.stage(cfg, "generate") == state["stages"]["generate"]["inputs"] and prints.hashed == 0
+    # A state written before input prints were recorded: no check, as for unrecorded configs.
+    for rec in state["stages"].values():
+        rec.pop("inputs")
+    save_state(state_path(cfg), state)
+    (root / "ner" / "ug-train.conll").write_text("Qeshqer\tO\n", encoding="utf-8")
+    lines: list[str] = []
+    run_pipeline(cfg, start="evaluate", registry=fake.registry(), log=lines.append)
+    assert not _warnings(lines), lines
+    assert "inputs" in json.loads(open(state_path(cfg)).read())["stages"]["evaluate"]
