@@ -69,9 +69,10 @@ UNIGRAM_ORDER = 1
 ALPHABET_VERSION = 1
 
 
-def stage_output(ctx: StageContext, remember: bool = False) -> StageOutput:
+def stage_output(ctx: StageContext, remember: bool = False, read: dict | None = None) -> StageOutput:
     """The stage's folder for ``ctx``. ``remember``: keep what the text holds in the cache under
-    the output root (``lrl.model.text_keys_cache``); off where nothing is written (dry runs, plans)."""
+    the output root (``lrl.model.text_keys_cache``); off where nothing is written (dry runs, plans).
+    ``read``: where the text's table goes when naming read it (``_scan_text``), for training."""
     t = ctx.cfg.tokenizer
     check_base(t.base)  # before the text is read; dry runs and lrl pretrain name it as well
     kind, inputs = _source(ctx)
@@ -85,7 +86,7 @@ def stage_output(ctx: StageContext, remember: bool = False) -> StageOutput:
             fingerprints["new_tokens_order"] = NEW_TOKENS_ORDER
     if tail_cap_changed(t.max_lines_per_lang, t.eval_lines):  # the tail split trained on more lines than
         fingerprints["tail_cap"] = 1  # max_lines_per_lang (lrl.model.text_split.tail_split); others keep their hash
-    fingerprints |= _text_keys(ctx, kind, inputs, remember)
+    fingerprints |= _text_keys(ctx, kind, inputs, remember, read)
     if t.type == "unigram":  # pieces in a fixed id order (lrl.model.unigram_order), trained again
         fingerprints["unigram_order"] = UNIGRAM_ORDER
     if not t.nfkc:  # then data.unicode decides what the tokenizer sees (with NFKC, NFC changes nothing)
@@ -99,7 +100,8 @@ def stage_output(ctx: StageContext, remember: bool = False) -> StageOutput:
     return StageOutput(ctx.cfg.output.root, STAGE, shaping, fingerprints)
 
 
-def _text_keys(ctx: StageContext, kind: str, inputs: object, remember: bool = False) -> dict[str, int]:
+def _text_keys(ctx: StageContext, kind: str, inputs: object, remember: bool = False,
+               read: dict | None = None) -> dict[str, int]:
     """Keys for what the text (training and held-out lines alike, a superset) holds, so that only
     the outputs it changes get new names: ``format_chars`` for an invisible format character or a
     joiner, which trained tokenizers now remove or add to their alphabet and the statistics read
@@ -123,20 +125,23 @@ def _text_keys(ctx: StageContext, kind: str, inputs: object, remember: bool = Fa
              # the keys' values and what they look for, read now (tests bump them)
              "format": [invisible.FORMAT_CHARS, invisible.INVISIBLE, invisible.JOINERS],
              "long_words": [LONG_WORDS, LONG_WORD] if long_words else None}
-    return cached_keys(ctx.cfg.output.root, parts, lambda: _scan_text(ctx, gen, long_words), remember)
+    return cached_keys(ctx.cfg.output.root, parts, lambda: _scan_text(ctx, gen, long_words, read), remember)
 
 
 #: A word over WordPiece's max_input_chars_per_word (100), which its learner reads as [UNK].
 LONG_WORD = r"\S{101}"
 
 
-def _scan_text(ctx: StageContext, gen: str | None, long_words: bool) -> dict[str, int]:
+def _scan_text(ctx: StageContext, gen: str | None, long_words: bool, read: dict | None = None) -> dict[str, int]:
     import pyarrow.compute as pc
 
     from lrl.model.invisible import format_key
     from lrl.train.pretrain_data import load_text
 
-    text = load_text(ctx.cfg, gen)[0].column("text")
+    table = load_text(ctx.cfg, gen)[0]
+    if read is not None:  # a first run trains on these rows: read (downloaded) once, not again
+        read["table"] = table
+    text = table.column("text")
     keys = format_key(text)
     if long_words and len(text) and pc.any(pc.match_substring_regex(text, LONG_WORD)).as_py():
         keys["long_words"] = LONG_WORDS
@@ -210,12 +215,13 @@ def run_tokenizer(ctx: StageContext, warn: bool = True) -> str:
         train_tokenizer,
     )
 
-    out = stage_output(ctx, remember=True)
+    read: dict = {}  # the text's table where naming read it (no cached keys): a first run
+    out = stage_output(ctx, remember=True, read=read)
     if out.done:
         return out.path
     t = ctx.cfg.tokenizer
     kind, _ = _source(ctx)
-    text = tokenizer_text(ctx.cfg, ctx.upstream["generate"] if kind == "generate" else None)
+    text = tokenizer_text(ctx.cfg, ctx.upstream["generate"] if kind == "generate" else None, read.pop("table", None))
     if not any(text.train.values()):
         raise InputError(f"the tokenizer stage found no text lines in {kind}")
     train, held, note = text.train, text.held, text.note

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lrl.job import JobConfig
 
 #: The note of a language whose statistics are on its training lines.
@@ -36,12 +38,15 @@ class TokenizerText:
     """Rows per language of pretraining's held-out slice, none of which is trained on."""
 
 
-def tokenizer_text(cfg: JobConfig, generate_dir: str | None) -> TokenizerText:
-    """The text of ``cfg`` (the generate stage's when it wrote text) split for the tokenizer."""
+def tokenizer_text(cfg: JobConfig, generate_dir: str | None, table: pa.Table | None = None) -> TokenizerText:
+    """The text of ``cfg`` (the generate stage's when it wrote text) split for the tokenizer.
+    ``table``: ``load_text(cfg, generate_dir)``'s rows where the caller has read them already
+    (naming the stage's folder does on a first run), so that they are not read twice."""
     from lrl.data.sampling import heldout_split
     from lrl.train.pretrain_data import load_text
 
-    table, _ = load_text(cfg, generate_dir)
+    if table is None:
+        table, _ = load_text(cfg, generate_dir)
     rest, held = heldout_split(table, cfg.pretrain.heldout_fraction)
     train_lines = _by_lang(rest)
     held_lines = _by_lang(held)
