@@ -112,6 +112,32 @@ def test_translations_follow_their_source_sentence_jointly_and_stay_in_a_per_lan
     assert kept(few_shot(table.filter(pc.equal(table.column("lang"), "ug")), 2, seed=0)) == {("ug", "orig"): 2}
 
 
+def test_rows_of_a_named_languages_sentence_stay_out_when_a_filter_took_their_parent():
+    """Review: a generate filter that rejects a ug original (lid, dedup) or its translation keeps
+    their children; with the parent gone from the table, {ug: 1} took them for another language's
+    and kept them, where few_shot: 1 leaves them out. Their ``source`` (the original's file) says
+    whose they are. Chains are walked once (a 20,000-row chain took 62 s)."""
+    import time
+
+    from lrl.data.schema import ner_table
+    from lrl.train.finetune_data import few_shot
+
+    def row(i, lang, op="orig", parent=None, source=None):
+        return {"id": i, "lang": lang, "tokens": ["a"], "tags": ["B-PER"], "op": op, "parent_id": parent,
+                "source": source or f"{lang}.conll"}
+
+    rows = [row(f"ug{i}", "ug") for i in range(4)] + [row("wo0", "wo")]
+    rows += [row("ug4>translate:wo", "wo", "translate", "ug4", "ug.conll"),  # ug4 rejected by a filter
+             row("ug3>translate:wo|swap|0", "wo", "swap", "ug3>translate:wo", "ug.conll"),  # its parent rejected
+             row("en0>translate:wo", "wo", "translate", "en0", "en.conll")]  # a language not fine-tuned
+    picked = {r["id"] for r in few_shot(ner_table(rows), {"ug": 1}, seed=0).to_pylist()}
+    assert picked - {"ug0", "ug1", "ug2", "ug3"} == {"wo0", "en0>translate:wo"}
+    chain = [row("wo0", "wo")] + [row(f"c{i}", "wo", "swap", f"c{i - 1}" if i else "wo0") for i in range(20000)]
+    t0 = time.perf_counter()
+    assert few_shot(ner_table(chain + [row("ug0", "ug")]), {"ug": 1}, seed=0).num_rows == 20002
+    assert time.perf_counter() - t0 < 5
+
+
 @pytest.mark.parametrize(("overrides", "reason"), [
     (["finetune.few_shot={uq1: 5}"], r"finetune\.few_shot: .*language 'uq1' is not an ISO 639 code"),
     (["finetune.few_shot={ug: 0}"], r"finetune\.few_shot: .*ug: k must be greater than 0"),

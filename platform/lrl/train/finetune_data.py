@@ -90,29 +90,45 @@ def few_shot(table: pa.Table, k: int | Mapping[str, int], seed: int) -> pa.Table
 
 def _from_outside(table: pa.Table, mask: pa.Array, named: Mapping[str, int]) -> list[bool]:
     """Per row, under a ``few_shot`` mapping: a generated row whose ``parent_id`` chain leaves the
-    table (or that has no parent) and that either entered it by translation (per language, the
-    translations into ug of wo sentences: no choice of this table concerns them) or is of a
+    table (or that has no parent), does not come from a source file of a named language's rows
+    (its ``source`` is its original's), and either entered the table by translation (per language,
+    the translations into ug of wo sentences: no choice of this table concerns them) or is of a
     language the mapping does not name. A first version kept every row of an unnamed language,
     translations of the named language's unchosen sentences among them, and per language dropped
-    every translation from another language (``_descends`` finds no chosen root for them)."""
+    every translation from another language (``_descends`` finds no chosen root for them); a
+    review found the translation of a ug sentence that a generate filter rejected (its parent
+    gone from the table) kept under ``{ug: 1}``, where ``few_shot: 1`` leaves it out."""
     ids = table.column("id").to_pylist()
-    parents = (table.column("parent_id").to_pylist() if "parent_id" in table.column_names
-               else [None] * len(ids))
-    ops = table.column("op").to_pylist() if "op" in table.column_names else [None] * len(ids)
+    n_rows = len(ids)
+    parents = table.column("parent_id").to_pylist() if "parent_id" in table.column_names else [None] * n_rows
+    ops = table.column("op").to_pylist() if "op" in table.column_names else [None] * n_rows
+    sources = table.column("source").to_pylist() if "source" in table.column_names else [None] * n_rows
+    langs, origs = table.column("lang").to_pylist(), mask.to_pylist()
     at = {i: n for n, i in enumerate(ids)}
+    named_sources = {s for s, o, lang in zip(sources, origs, langs) if o and lang in named and s is not None}
+    # Per row, the row of its chain whose parent is not in the table (None: the chain reaches an
+    # original of the table, or loops). Filled along each walk, so a chain is walked once.
+    entry: dict[int, int | None] = {}
     out = []
-    origs = mask.to_pylist()
-    for n, (orig, lang) in enumerate(zip(origs, table.column("lang").to_pylist())):
-        if orig:
+    for n in range(n_rows):
+        if origs[n]:
             out.append(False)
             continue
-        seen, j = set(), n
-        while parents[j] in at and parents[j] not in seen:  # up the chain, to an original or outside
-            seen.add(parents[j])
+        path, j = [], n
+        while j not in entry:
+            path.append(j)
+            if origs[j] or parents[j] not in at:
+                entry[j] = None if origs[j] else j
+                break
             j = at[parents[j]]
-        # Reaching an original of the table is ``_descends``'s case; a cycle reaches none.
-        outside = not origs[j] and parents[j] not in at
-        out.append(outside and (ops[j] == "translate" or lang not in named))
+            if j in path:  # a cycle reaches no original
+                entry[j] = None
+                break
+        for i in path:
+            entry[i] = entry[j]
+        top = entry[n]
+        out.append(top is not None and sources[n] not in named_sources
+                   and (ops[top] == "translate" or langs[n] not in named))
     return out
 
 
