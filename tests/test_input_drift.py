@@ -97,3 +97,30 @@ def test_unchanged_inputs_are_not_read_again_and_old_states_say_nothing(tmp_path
     run_pipeline(cfg, start="evaluate", registry=fake.registry(), log=lines.append)
     assert not _warnings(lines), lines
     assert "inputs" in json.loads(open(state_path(cfg)).read())["stages"]["evaluate"]
+
+
+def test_inputs_that_name_pretrain_and_generate_outputs_are_recorded_and_file_urls_stamped(tmp_path):
+    """Review: pretrain's ``aux.conllu`` and a relative DeepSpeed config file, and a translate model
+    folder under ``data.root``, are hashed into their stages' names, but were not recorded: an
+    edit in place (or another root of the same layout) was reused by --from without a word. A
+    ``file://`` input was read in full on every run (no stamp)."""
+    from lrl.pipeline.input_drift import stage_inputs
+
+    root = tmp_path / "data"
+    _data(root)
+    (root / "ud.conllu").write_text("1\tQeshqer\t_\tPROPN\tN\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
+    (root / "ds.json").write_text("{}", encoding="utf-8")
+    (root / "mt" / "sw-ug").mkdir(parents=True)
+    (root / "mt" / "sw-ug" / "config.json").write_text("{}", encoding="utf-8")
+    cfg = load_job(None, [f"data.root={root}", "data.ner=[{path: ner/ug-train.conll, lang: sw}]",
+                          "pretrain.aux.conllu=[ud.conllu]", "pretrain.deepspeed.config_file=ds.json",
+                          "translate.enabled=true", "translate.train={sources: [sw], target: ug, model: {model: mt/sw-ug}}"])
+    assert stage_inputs(cfg, "pretrain") == {
+        "pretrain.aux.conllu ud.conllu": str(root / "ud.conllu"),
+        "pretrain.deepspeed.config_file ds.json": str(root / "ds.json")}
+    assert stage_inputs(cfg, "generate")["translate.train mt/sw-ug"] == str(root / "mt" / "sw-ug")
+    prints = Prints({})
+    url = f"file://{root / 'ner' / 'ug-train.conll'}"
+    first = prints.of(url)
+    assert first["stamp"] and Prints({"stages": {"x": {"inputs": {"k": first}}}}).of(url) == first
+    assert prints.hashed == 1

@@ -102,6 +102,12 @@ def _translate_models(cfg: JobConfig) -> dict[str, str]:
     (``lrl.generate.translate.local_model``): with ``data.root`` out of the hash, its path as
     configured named another root's other model alike. Only such jobs get the key; a hub id, an
     absolute folder or one found in the working folder is named by its configured string, as before."""
+    return {key: fingerprint(found) for key, found in translate_model_folders(cfg).items()}
+
+
+def translate_model_folders(cfg: JobConfig) -> dict[str, str]:
+    """``{"translate:<role>:<path as configured>": folder}`` of the folders ``_translate_models``
+    hashes (also recorded for ``lrl run --from``'s input drift, ``lrl.pipeline.input_drift``)."""
     t = cfg.translate
     if not t.enabled or cfg.data.root is None:
         return {}
@@ -113,7 +119,7 @@ def _translate_models(cfg: JobConfig) -> dict[str, str]:
         path = m.model if m is not None else None
         if path and not is_uri(path) and not os.path.isabs(os.path.expanduser(path)) \
                 and os.path.isdir(found := resolve(path, cfg.data.root)):
-            out[f"translate:{name}:{path}"] = fingerprint(found)
+            out[f"translate:{name}:{path}"] = found
     return out
 
 

@@ -37,8 +37,11 @@ def stage_inputs(cfg: JobConfig, stage: str) -> dict[str, str]:
     (``lrl.generate.sources.input_fingerprints``); tokenizer and pretrain ``data.text`` (the
     tokenizer reads generate's text when generate runs, whose record covers it); finetune and tune
     their dev sources, and their training sources unless generated rows replace them; evaluate the
-    sources of ``evaluate.splits``. Hub datasets (``format: hf``) are named by id, not content;
-    translate models and other model folders are left out (large, and named by their settings)."""
+    sources of ``evaluate.splits``; pretrain also its ``aux.conllu`` files and a relative
+    DeepSpeed config file, generate the translate model folders found under ``data.root``
+    (``lrl.generate.sources._translate_models``: both hash them into their names). Hub datasets
+    (``format: hf``) are named by id, not content; other model folders (``model.checkpoint``,
+    ``tokenizer.base``, absolute or hub translate models) by their settings, and are left out."""
     generated = "generate" in cfg.pipeline.stages or bool(cfg.finetune.data)
     ner = {
         "generate": lambda s: s.split not in HELDOUT,
@@ -57,12 +60,34 @@ def stage_inputs(cfg: JobConfig, stage: str) -> dict[str, str]:
     if stage == "generate":
         out.update({f"augment.lexicons.{lang} {lex}": resolve(lex, cfg.data.root)
                     for lang, lex in sorted(cfg.augment.lexicons.items())})
+        out.update(_translate_folders(cfg))
+    if stage == "pretrain":  # a review found an edited aux.conllu reused without a word
+        p = cfg.pretrain
+        out.update({f"pretrain.aux.conllu {c}": resolve(c, cfg.data.root) for c in p.aux.conllu})
+        ds = p.deepspeed.config_file
+        if ds and not is_uri(ds) and not os.path.isabs(os.path.expanduser(ds)):
+            out[f"pretrain.deepspeed.config_file {ds}"] = resolve(ds, cfg.data.root)
+    return out
+
+
+def _translate_folders(cfg: JobConfig) -> dict[str, str]:
+    """The translate model folders the generate stage names its output by content (those found
+    under ``data.root`` by a relative path: ``lrl.generate.sources.translate_model_folders``)."""
+    from lrl.generate.sources import translate_model_folders
+
+    out = {}
+    for key, folder in translate_model_folders(cfg).items():
+        _, role, path = key.split(":", 2)
+        out[f"translate.{role} {path}"] = folder
     return out
 
 
 def _stamp(path: str) -> str | None:
     """What says a local file, folder or pattern is unchanged without reading it; None for
-    remote objects, whose fingerprint is already their size and mtime (nothing is read)."""
+    remote objects, whose fingerprint is already their size and mtime (nothing is read). A
+    ``file://`` path is a local one (``fingerprint`` reads it in full, so it needs a stamp)."""
+    if path.startswith("file://"):
+        path = path[len("file://"):]
     if is_uri(path):
         return None
     if is_glob(path):
