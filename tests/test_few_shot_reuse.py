@@ -50,7 +50,13 @@ def test_a_language_the_mapping_leaves_out_is_kept_from_a_run_without_few_shot(j
     assert man2["group_keys"]["ug"] != man1["group_keys"]["ug"]
     groups = json.loads((second / "results.json").read_text())["groups"]
     assert groups["wo"] == json.loads((first / "results.json").read_text())["groups"]["wo"]
-    assert groups["ug"]["runs"][0]["info"]["train_orig_rows_per_lang"] == {"ug": 3}
+    # ``mode: per_language`` with {ug: 3}: the ug model trains on 3 sentences, the wo model on all
+    # 20; the records say so (results.json, the card's configuration).
+    ug, wo = (groups[g]["runs"][0]["info"] for g in ("ug", "wo"))
+    assert ug["train_orig_rows_per_lang"] == {"ug": 3} and len(ug["few_shot_ids"]["ug"]) == 3
+    assert wo["train_orig_rows_per_lang"] == {"wo": 20} and "few_shot_ids" not in wo
+    card = (second / "models/ug/README.md").read_text()
+    assert "  few_shot:\n    ug: 3\n" in card, card
     # Another mapping with the same k for ug: ug is kept; wo, now cut, is trained.
     third = _finetune(job, tmp_path, "finetune.few_shot={ug: 3, wo: 2}")
     assert _trained(capsys.readouterr().out) == {"wo"}

@@ -4,10 +4,8 @@ other languages, k of the target), in joint and per-language runs, and the keys 
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from finetune_jobs import job_cfg, write_job
@@ -179,21 +177,6 @@ def test_a_language_without_data_is_one_line_when_the_stage_starts(stage, job, t
     with pytest.raises(ConfigError, match=r"^finetune\.few_shot names am, not among the languages fine-tuned "
                                           r"\['ug', 'wo'\] \(those with train and dev rows\)$"):
         run(StageContext(cfg))
-
-
-def test_per_language_stage_gives_each_model_its_k_or_all(job, ray_session, tmp_path):
-    """``mode: per_language`` with ``{ug: 3}``: the ug model trains on 3 sentences, the wo model on all
-    20; the records say so (results.json, the cards' data and configuration)."""
-    from lrl.pipeline.stage import StageContext
-    from lrl.train.finetune import run_finetune
-
-    out = Path(run_finetune(StageContext(job_cfg(job, tmp_path, ("ug", "wo"), "finetune.few_shot={ug: 3}"))))
-    groups = json.loads((out / "results.json").read_text())["groups"]
-    ug, wo = (groups[g]["runs"][0]["info"] for g in ("ug", "wo"))
-    assert ug["train_orig_rows_per_lang"] == {"ug": 3} and len(ug["few_shot_ids"]["ug"]) == 3
-    assert wo["train_orig_rows_per_lang"] == {"wo": 20} and "few_shot_ids" not in wo
-    card = (out / "models/ug/README.md").read_text()
-    assert "  few_shot:\n    ug: 3\n" in card, card
 
 
 def test_the_dev_repeat_warning_counts_a_language_the_mapping_leaves_whole_once(data_root, capsys):
