@@ -80,6 +80,7 @@ def test_arabic_script_synonyms_are_as_found():
 
     assert with_case(["مەكتەپ"], "ئۆي") == ["مەكتەپ"]
     assert with_case(["ọkọ̀", "ojú"], "Ilé") == ["Ọkọ̀", "ojú"] and with_case(["a"], "B") == ["A"]
+    assert with_case(["'yan", "mata"], "Mutane") == ["'Yan", "mata"]  # the first letter, not the apostrophe
 
 
 def test_a_lexicon_for_the_translate_train_target_is_used(tmp_path):

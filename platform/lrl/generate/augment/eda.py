@@ -109,7 +109,10 @@ def with_case(words: list[str], like: str) -> list[str]:
         return words
     if like.isupper() and sum(c.isalpha() for c in like) > 1:
         return [w.upper() for w in words]
-    return [words[0][:1].title() + words[0][1:], *words[1:]]
+    # The first letter, not character: Hausa ``'yan`` at a sentence start is ``'Yan``.
+    first = words[0]
+    at = next((i for i, c in enumerate(first) if c.isalpha()), 0)
+    return [first[:at] + first[at:at + 1].title() + first[at + 1:], *words[1:]]
 
 
 def _first_word(tokens: list[str]) -> int | None:
