@@ -124,3 +124,21 @@ def test_inputs_that_name_pretrain_and_generate_outputs_are_recorded_and_file_ur
     first = prints.of(url)
     assert first["stamp"] and Prints({"stages": {"x": {"inputs": {"k": first}}}}).of(url) == first
     assert prints.hashed == 1
+
+
+def test_a_deleted_input_that_only_reused_stages_read_is_named(tmp_path):
+    """User audit: a training file deleted (or a ``data.root`` without it) and ``--from finetune``
+    reused generate's output built from it without a word: the reading stage, which was to "say
+    why", does not run. Inputs the stages to run read are still theirs to stop on (preflight)."""
+    root = tmp_path / "a"
+    _data(root)
+    fake = _first_run(tmp_path, root)
+    (root / "ner" / "ug-train.conll").unlink()
+    lines: list[str] = []
+    run_pipeline(_cfg(tmp_path, root), start="finetune", registry=fake.registry(), log=lines.append)
+    warned = _warnings(lines)
+    assert len(warned) == 1 and "cannot be read now" in warned[0], lines
+    assert "data.ner ner/ug-train.conll (train)" in warned[0] and "ug-dev" not in warned[0], warned
+    assert "generate, tokenizer, pretrain were" in warned[0], warned
+    said = plan(_cfg(tmp_path, root), start="evaluate")
+    assert "cannot be read now" in said and "generate, tokenizer, pretrain, finetune were" in said, said

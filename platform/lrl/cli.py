@@ -70,11 +70,14 @@ def load_job_args(args: argparse.Namespace):
     cfg = load_job(args.config, args.overrides)
     stage = getattr(args, "command", None)
     if getattr(args, "dry_run", False):
-        print(dump(cfg), end="")
         from lrl.pipeline.plan import INPUTS, stage_plan
 
-        if stage in INPUTS:
-            print(stage_plan(cfg, stage), end="")
+        # The plan first, as lrl run --dry-run does: a dry run that stops on its checks
+        # (evaluate.splits=[tst], a missing dev file) printed the whole resolved config before
+        # its one-line error, as if it had passed.
+        steps = stage_plan(cfg, stage) if stage in INPUTS else ""
+        print(dump(cfg), end="")
+        print(steps, end="")
         raise SystemExit(0)
     if stage in RAY_COMMANDS:
         from lrl.ray_join import check_reachable

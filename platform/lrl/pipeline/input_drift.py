@@ -139,11 +139,14 @@ class Prints:
         return {k: v for k, v in found.items() if v is not None}
 
 
-def changed_inputs(state: dict[str, Any], cfg: JobConfig, reused: list[str], prints: Prints) -> dict[str, list[str]]:
+def changed_inputs(state: dict[str, Any], cfg: JobConfig, reused: list[str], prints: Prints,
+                   unreadable: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """Inputs (key -> reused stages) whose content differs from what a reused output was recorded
     with. An input the record lacks or the config no longer names is left to the settings check
     (``data.ner`` changed); a state written before inputs were recorded, to no check at all. A
-    record whose print still holds but whose stamp is stale (a moved root) takes the new stamp."""
+    record whose print still holds but whose stamp is stale (a moved root) takes the new stamp.
+    Recorded inputs that cannot be read now (deleted, a wrong ``data.root``) go to ``unreadable``
+    ("key (path)" -> reused stages): when only reused stages read one, nothing else says it."""
     found: dict[str, list[str]] = {}
     for name in reused:
         recorded = state["stages"].get(name, {}).get("inputs")
@@ -156,8 +159,10 @@ def changed_inputs(state: dict[str, Any], cfg: JobConfig, reused: list[str], pri
             if old.get("stamp") is not None and old.get("stamp") == _stamp_or_none(path):
                 continue  # unchanged: not read
             now = prints.of(path)
-            if now is None:
-                continue  # unreadable now: the stage that reads it says why
+            if now is None:  # a stage to run that reads it stops on it; a reused one says nothing
+                if unreadable is not None:
+                    unreadable.setdefault(f"{key} ({path})", []).append(name)
+                continue
             if now["print"] != old["print"]:
                 found.setdefault(key, []).append(name)
             elif now.get("stamp"):
@@ -175,9 +180,11 @@ def _stamp_or_none(path: str) -> str | None:
 def drift(state: dict[str, Any], cfg: JobConfig, reused: list[str],
           prints: Prints) -> tuple[dict[str, tuple[Any, Any]], list[str]]:
     """The changed settings the reused outputs do not have (``settings_drift.changed_settings``),
-    and the warnings about them and about inputs changed since (``changed_inputs``)."""
+    and the warnings about them and about inputs changed since or unreadable now (``changed_inputs``)."""
     not_applied = changed_settings(state, cfg, reused)
-    said = [stale_warning(reused, not_applied), input_warning(reused, changed_inputs(state, cfg, reused, prints))]
+    unreadable: dict[str, list[str]] = {}
+    changed = changed_inputs(state, cfg, reused, prints, unreadable)
+    said = [stale_warning(reused, not_applied), input_warning(reused, changed), unreadable_warning(reused, unreadable)]
     return not_applied, [w for w in said if w]
 
 
@@ -192,4 +199,16 @@ def input_warning(reused: list[str], changed: dict[str, list[str]]) -> str | Non
             "Run without --from/--only to rebuild what they shape.")
 
 
-__all__ = ["Prints", "stage_inputs", "changed_inputs", "drift", "input_warning"]
+def unreadable_warning(reused: list[str], missing: dict[str, list[str]]) -> str | None:
+    """The warning ``--from``/``--only`` give when inputs reused outputs were built from cannot be
+    read now (a deleted file, a ``data.root`` naming the wrong folder): whether they changed is not
+    known, and a run without --from/--only would stop on them."""
+    if not missing:
+        return None
+    first = min(reused.index(s) for stages in missing.values() for s in stages)
+    return (f"warning: the reused outputs of {', '.join(reused[first:])} were built from inputs that cannot be "
+            "read now (deleted, data.root naming another folder, a store out of reach), so whether they changed "
+            f"is not known: {'; '.join(sorted(missing))}")
+
+
+__all__ = ["Prints", "stage_inputs", "changed_inputs", "drift", "input_warning", "unreadable_warning"]

@@ -128,6 +128,12 @@ def stage_plan(cfg: JobConfig, stage: str) -> str:
     lines = [f"# lrl {stage} --dry-run: nothing was run", "# reads:"]
     for key, upstream in INPUTS[stage]:
         value = config_value(cfg, key)
+        if key == "data.ner" and stage in ("finetune", "tune", "evaluate"):
+            # The sources the command reads: evaluate's dry run listed the train files it never opens.
+            from lrl.pipeline.preflight_inputs import source_readers
+
+            read = source_readers(cfg, [stage], alone=True)
+            value = [src for i, src in enumerate(value) if i in read]
         if value not in (None, [], {}):
             root = cfg.data.root if key.startswith(("data.", "augment.lexicons")) else None
             lines.append(f"#   {key}: {_show(value, root)}")
