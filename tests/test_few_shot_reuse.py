@@ -61,6 +61,12 @@ def test_a_language_the_mapping_leaves_out_is_kept_from_a_run_without_few_shot(j
     third = _finetune(job, tmp_path, "finetune.few_shot={ug: 3, wo: 2}")
     assert _trained(capsys.readouterr().out) == {"wo"}
     assert _manifest(third)["kept_from_earlier_run"] == ["ug"]
+    # Each card lists its own language's k only, as its key: the wo card said {ug: 3, wo: 2}, while
+    # the ug card kept from the second run said {ug: 3} (a card is by the run that trained it).
+    wo_card, ug_card = ((third / f"models/{g}/README.md").read_text() for g in ("wo", "ug"))
+    assert "  few_shot:\n    wo: 2\n  aug_ratio" in wo_card, wo_card
+    assert "  few_shot:\n    ug: 3\n  aug_ratio" in ug_card, ug_card
+    assert "few_shot: null" in (first / "models/wo/README.md").read_text()
     # An int k is another key for a named language: its table drops the translations into ug of
     # other languages' sentences that a mapping keeps (``finetune_data.few_shot``).
     _finetune(job, tmp_path, "finetune.few_shot=3")
@@ -121,3 +127,24 @@ def test_tune_keeps_the_search_of_a_language_the_mapping_leaves_out(job, ray_ses
     assert man2["kept_from_earlier_run"] == ["wo"]
     assert man2["language_keys"]["wo"] == man1["language_keys"]["wo"]
     assert man2["language_keys"]["ug"] != man1["language_keys"]["ug"]
+
+
+def test_tune_cards_list_the_language_own_few_shot(job, ray_session, tmp_path):
+    """A retrained best model's card lists its own language's k only, as its search's key: the wo
+    card of a {ug: 3} search said {ug: 3} (wo trains on all its rows), and the same search kept by a
+    run with few_shot unset then showed that card in it."""
+    from lrl.pipeline.stage import StageContext
+    from lrl.tune import stage
+
+    def stand_in(cfg, model_path, train, dev, *, seed, out_dir=None, report=None):
+        if report:
+            report({"step": 1, "dev_f1": cfg.lr})
+        if out_dir:  # a model folder for the card to go in
+            (Path(out_dir) / "config.json").write_text("{}")
+        return SimpleNamespace(dev_f1=cfg.lr, per_type={}, per_lang={}, history=[], model_dir=None)
+
+    opts = ("tune.languages=[ug, wo]", "tune.num_samples=1", "finetune.few_shot={ug: 3}")
+    out = Path(stage.run_tune(StageContext(job_cfg(job, tmp_path, ("ug", "wo"), *opts)), train_fn=stand_in))
+    wo_card, ug_card = ((out / f"models/{g}/README.md").read_text() for g in ("wo", "ug"))
+    assert "  few_shot: null\n" in wo_card, wo_card
+    assert "  few_shot:\n    ug: 3\n" in ug_card, ug_card

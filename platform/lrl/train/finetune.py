@@ -33,6 +33,7 @@ from lrl.pipeline.stage import StageContext
 from lrl.runtime import init_ray
 from lrl.train.finetune_config import FinetuneConfig, in_ray_task
 from lrl.train.finetune_names import by_content, card_settings, run_view, shaping
+from lrl.train.finetune_reuse import own_few_shot
 from lrl.train.progress_relay import LineSender
 
 STAGE = "finetune"
@@ -173,9 +174,12 @@ def _card(ctx: StageContext, folder: str, group: str, langs: list[str], runs: li
     # Named after what the model is, not the job: the folder's hash leaves the job name out (a
     # renamed job reuses the trained models), so a job name here would be the first job's.
     task = card_task(ctx.cfg, langs)
+    config = {"finetune": card_settings(ctx.cfg.finetune), "seeds": ctx.cfg.evaluate.seeds}
     info = CardInfo(name=f"lrl-{group}-{TASKS[task]['suffix']}", languages=langs, scores=scores,
                     base_model=card_base(ctx.cfg.finetune.model, model_path),
-                    config={"finetune": card_settings(ctx.cfg.finetune), "seeds": ctx.cfg.evaluate.seeds},
+                    # Per language only the group's own few_shot, as its key: a reused model's card
+                    # (by the run that trained it) then reads the same in every folder.
+                    config=own_few_shot(config, group) if ctx.cfg.finetune.mode == "per_language" else config,
                     data=data, labels=labels, license=ctx.cfg.report.license, task=task,
                     datasets=card_datasets(ctx.cfg, langs))
     write_model_card(folder, info)
@@ -212,7 +216,7 @@ def run_finetune(ctx: StageContext) -> str:
     from lrl.pipeline.preflight import check_stage_folders
     from lrl.train.finetune_data import TRAIN_SET_VERSION
     from lrl.train.finetune_dropout import dropout_version, encoder_config, unreached
-    from lrl.train.finetune_reuse import FinishedGroups, group_key, own_few_shot
+    from lrl.train.finetune_reuse import FinishedGroups, group_key
     from lrl.train.progress_relay import ProgressRelay
     from lrl.tune.splits import check_encoder, dev_checks, fingerprint, language_splits, resolve_model
 

@@ -168,8 +168,9 @@ def _save_best(ctx: StageContext, out: StageOutput, lang: str, best: dict, model
     task = card_task(cfg, [lang])
     info = CardInfo(name=f"lrl-{lang}-{TASKS[task]['suffix']}", languages=[lang], scores=scores,
                     base_model=card_base(cfg.tune.model_path or cfg.finetune.model, model_path),
-                    config={"finetune": ft.model_dump(mode="json"), "searched": params, "seeds": seeds,
-                            "best_seed": best_seed},
+                    # Only the language's own few_shot, as its search's key (``own_few_shot``).
+                    config=own_few_shot({"finetune": ft.model_dump(mode="json"), "searched": params,
+                                         "seeds": seeds, "best_seed": best_seed}, lang),
                     data=counts, license=cfg.report.license, task=task, datasets=card_datasets(cfg, [lang]))
     write_model_card(folder, info)  # on an object store too
     row = {"retrain_dev_f1": f1["mean"], "retrain_dev_f1_sd": f1["sd"], "retrain_seeds": len(seeds),
