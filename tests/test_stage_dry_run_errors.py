@@ -7,15 +7,9 @@ from __future__ import annotations
 
 import shutil
 
-from lrl import cli
+from test_cli import _main  # a stage command's --dry-run exits from where the config is loaded
+
 from lrl.job import packaged_job
-
-
-def _main(argv: list[str]) -> int:
-    try:
-        return cli.main(argv)
-    except SystemExit as exc:  # a stage command's --dry-run exits from where the config is loaded
-        return int(exc.code or 0)
 
 
 def test_a_stage_dry_run_that_stops_prints_only_its_error(tmp_path, capsys):
