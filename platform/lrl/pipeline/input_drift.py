@@ -42,17 +42,15 @@ def stage_inputs(cfg: JobConfig, stage: str) -> dict[str, str]:
     (``lrl.generate.sources._translate_models``: both hash them into their names). Hub datasets
     (``format: hf``) are named by id, not content; other model folders (``model.checkpoint``,
     ``tokenizer.base``, absolute or hub translate models) by their settings, and are left out."""
-    generated = "generate" in cfg.pipeline.stages or bool(cfg.finetune.data)
-    ner = {
-        "generate": lambda s: s.split not in HELDOUT,
-        "finetune": lambda s: s.split == "dev" or (s.split not in HELDOUT and not generated),
-        "evaluate": lambda s: s.split in cfg.evaluate.splits,
-    }
-    ner["tune"] = ner["finetune"]
+    from lrl.pipeline.preflight_inputs import source_readers  # the sources finetune/tune/evaluate read
+
+    read = ({i for i, src in enumerate(cfg.data.ner) if src.split not in HELDOUT} if stage == "generate"
+            else set(source_readers(cfg, [stage])))
     out: dict[str, str] = {}
-    for src in cfg.data.ner if stage in ner else []:
+    for i in sorted(read):
+        src = cfg.data.ner[i]
         path = resolve(src.path, cfg.data.root)
-        if ner[stage](src) and (src.format != "hf" or saved_dataset(path)):
+        if src.format != "hf" or saved_dataset(path):
             out[f"data.ner {src.path} ({src.split})"] = path
     # The tokenizer reads generate's copy of the text when generate runs (its record covers it).
     if stage in {"generate", "pretrain"} or (stage == "tokenizer" and "generate" not in cfg.pipeline.stages):
